@@ -1,0 +1,82 @@
+#include "cmd/cli.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include "common/util.h"
+
+int cli_verbose = 0;
+int cli_json = 0;
+
+int cli_report(const char *cmd, xffl_status s)
+{
+    if (s == XFFL_OK) return 0;
+    const char *msg = xffl_errmsg();
+    if (msg[0])
+        fprintf(stderr, "xffl %s: %s (%s)\n", cmd, msg, xffl_strerror(s));
+    else
+        fprintf(stderr, "xffl %s: %s\n", cmd, xffl_strerror(s));
+    return xffl_exit_code(s);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "xffl %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'xffl %s --help')\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i)
+{
+    const char *opt = argv[*i];
+    const char *eq = strchr(opt, '=');
+    if (opt[0] == '-' && opt[1] == '-' && eq) return eq + 1; /* --flag=value */
+    if (*i + 1 >= argc) {
+        cli_usage_error(cmd, "option %s needs a value", opt);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int is_flag(const char *arg, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(arg, name, n) == 0 && (arg[n] == 0 || arg[n] == '=');
+}
+
+int cli_store_flag(const char *cmd, int argc, char **argv, int *i, store_options *opt)
+{
+    const char *a = argv[*i];
+    long v;
+    double d;
+    if (is_flag(a, "--jobs")) {
+        const char *val = cli_value(cmd, argc, argv, i);
+        if (!val || xffl_parse_long("--jobs", val, 1, 64, &v)) return val ? cli_report(cmd, XFFL_ERR_USAGE), -1 : -1;
+        opt->jobs = (int)v;
+        return 1;
+    }
+    if (is_flag(a, "--retries")) {
+        const char *val = cli_value(cmd, argc, argv, i);
+        if (!val || xffl_parse_long("--retries", val, 0, 1000, &v)) return val ? cli_report(cmd, XFFL_ERR_USAGE), -1 : -1;
+        opt->retries = (int)v;
+        return 1;
+    }
+    if (is_flag(a, "--retry-deadline")) {
+        const char *val = cli_value(cmd, argc, argv, i);
+        if (!val || xffl_parse_double("--retry-deadline", val, &d) || d < 0)
+            return val ? (cli_usage_error(cmd, "--retry-deadline needs seconds >= 0"), -1) : -1;
+        opt->retry_deadline = d;
+        return 1;
+    }
+    return 0;
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+    return 0;
+}

@@ -1,0 +1,193 @@
+#include "common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+xffl_status xffl_parse_size(const char *text, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    XFFL_RETURN_IF(errno || end == text || text[0] == '-', XFFL_ERR_USAGE, "bad size '%s' (expected e.g. 512M, 1G)", text);
+    uint64_t mult = 1;
+    switch (*end) {
+    case 0: break;
+    case 'k': case 'K': mult = 1ull << 10; end++; break;
+    case 'm': case 'M': mult = 1ull << 20; end++; break;
+    case 'g': case 'G': mult = 1ull << 30; end++; break;
+    case 't': case 'T': mult = 1ull << 40; end++; break;
+    default: return xffl_fail(XFFL_ERR_USAGE, "bad size '%s' (suffix must be K, M, G or T)", text);
+    }
+    if (*end == 'i' || *end == 'B') end++;
+    if (*end == 'B') end++;
+    XFFL_RETURN_IF(*end, XFFL_ERR_USAGE, "bad size '%s'", text);
+    XFFL_RETURN_IF(v > UINT64_MAX / mult, XFFL_ERR_USAGE, "size '%s' too large", text);
+    *out = v * mult;
+    return XFFL_OK;
+}
+
+xffl_status xffl_parse_long(const char *what, const char *text, long min, long max, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text ? text : "", &end, 10);
+    XFFL_RETURN_IF(!text || errno || end == text || *end, XFFL_ERR_USAGE, "%s: '%s' is not an integer", what,
+                   text ? text : "");
+    XFFL_RETURN_IF(v < min || v > max, XFFL_ERR_USAGE, "%s: %ld is out of range [%ld, %ld]", what, v, min, max);
+    *out = v;
+    return XFFL_OK;
+}
+
+xffl_status xffl_parse_double(const char *what, const char *text, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text ? text : "", &end);
+    XFFL_RETURN_IF(!text || errno || end == text || *end, XFFL_ERR_USAGE, "%s: '%s' is not a number", what,
+                   text ? text : "");
+    *out = v;
+    return XFFL_OK;
+}
+
+xffl_status xffl_mkdirs(const char *path)
+{
+    char buf[PATH_MAX];
+    XFFL_RETURN_IF(strlen(path) >= sizeof buf, XFFL_ERR_USAGE, "path too long: %s", path);
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST) return xffl_fail(XFFL_ERR_IO, "mkdir %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST) return xffl_fail(XFFL_ERR_IO, "mkdir %s: %s", buf, strerror(errno));
+    return XFFL_OK;
+}
+
+xffl_status xffl_rmtree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        if (errno == ENOENT) return XFFL_OK;
+        if (errno == ENOTDIR) return unlink(path) ? xffl_fail(XFFL_ERR_IO, "unlink %s: %s", path, strerror(errno)) : XFFL_OK;
+        return xffl_fail(XFFL_ERR_IO, "opendir %s: %s", path, strerror(errno));
+    }
+    struct dirent *e;
+    xffl_status s = XFFL_OK;
+    while (s == XFFL_OK && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *child = NULL;
+        if (asprintf(&child, "%s/%s", path, e->d_name) < 0) { s = xffl_fail(XFFL_ERR_NOMEM, "rmtree %s", path); break; }
+        struct stat st;
+        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
+            s = xffl_rmtree(child);
+        else if (unlink(child) && errno != ENOENT)
+            s = xffl_fail(XFFL_ERR_IO, "unlink %s: %s", child, strerror(errno));
+        free(child);
+    }
+    closedir(d);
+    if (s == XFFL_OK && rmdir(path) && errno != ENOENT) s = xffl_fail(XFFL_ERR_IO, "rmdir %s: %s", path, strerror(errno));
+    return s;
+}
+
+xffl_status xffl_read_file(const char *path, void **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    XFFL_RETURN_IF(!f, errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        if (!buf) { fclose(f); return xffl_fail(XFFL_ERR_NOMEM, "reading %s", path); }
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        cap *= 2;
+        char *nb = realloc(buf, cap + 1);
+        if (!nb) free(buf);
+        buf = nb;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) { free(buf); return xffl_fail(XFFL_ERR_IO, "reading %s", path); }
+    buf[n] = 0;
+    *data = buf;
+    if (len) *len = n;
+    return XFFL_OK;
+}
+
+static xffl_status fsync_dir_of(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = 0;
+    else if (slash) *slash = 0;
+    else strcpy(dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return xffl_fail(XFFL_ERR_IO, "open %s: %s", dir, strerror(errno));
+    fsync(fd);
+    close(fd);
+    return XFFL_OK;
+}
+
+xffl_status xffl_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", path, (int)getpid(), (unsigned long)(uintptr_t)&tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    XFFL_RETURN_IF(fd < 0, XFFL_ERR_IO, "create %s: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return xffl_fail(XFFL_ERR_IO, "write %s: %s", path, strerror(e));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) || close(fd)) {
+        int e = errno;
+        unlink(tmp);
+        return xffl_fail(XFFL_ERR_IO, "fsync %s: %s", path, strerror(e));
+    }
+    if (rename(tmp, path)) {
+        int e = errno;
+        unlink(tmp);
+        return xffl_fail(XFFL_ERR_IO, "rename to %s: %s", path, strerror(e));
+    }
+    return fsync_dir_of(path);
+}
+
+xffl_status xffl_mkdtemp(const char *tag, char **path)
+{
+    const char *base = getenv("TMPDIR");
+    char *tmpl = NULL;
+    if (asprintf(&tmpl, "%s/xffl-%s-XXXXXX", base && *base ? base : "/tmp", tag) < 0)
+        return xffl_fail(XFFL_ERR_NOMEM, "temporary directory name");
+    if (!mkdtemp(tmpl)) {
+        int e = errno;
+        free(tmpl);
+        return xffl_fail(XFFL_ERR_IO, "mkdtemp for %s: %s", tag, strerror(e));
+    }
+    *path = tmpl;
+    return XFFL_OK;
+}
+
+double xffl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

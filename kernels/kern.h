@@ -1,0 +1,66 @@
+/* Training and inference of a LLaMA-2 model on one compute backend.
+ *
+ * The model's parameters, gradients, AdamW state and activations live in slabs laid
+ * out from the parameter table (libckpt/model.h). Parameters cross this interface
+ * only as a host float slab in table order (ckpt_param_table.total floats), which
+ * is exactly what checkpoints and deltas hold.
+ *
+ * Backends: "cpu" (OpenMP + OpenBLAS, kernels/cpu/) and "cuda" (cuBLAS + NCCL,
+ * kernels/cuda/), behind the vtable in kernels/backend.h. */
+#ifndef XFFL_KERN_H
+#define XFFL_KERN_H
+
+#include <stdint.h>
+#include "common/status.h"
+#include "libckpt/model.h"
+
+typedef struct kern_model kern_model; /* opaque */
+
+typedef struct {
+    const char *backend; /* "cpu", "cuda" or NULL/"auto" (cuda when a GPU is visible) */
+    int threads;         /* cpu: OpenMP threads (0 = all cores) */
+    int batch;           /* B: sequences per micro-batch */
+    int seq_len;         /* T: tokens per sequence (<= cfg.max_seq_len) */
+    int device;          /* cuda: device ordinal */
+} kern_options;
+
+typedef struct {
+    float lr;           /* peak learning rate */
+    float min_lr;       /* cosine floor */
+    int warmup_steps;
+    int total_steps;    /* cosine horizon */
+    float beta1, beta2, eps;
+    float weight_decay; /* decoupled; not applied to norm gains */
+    float grad_clip;    /* global L2 norm clip; 0 = off */
+} kern_adamw_config;
+
+void kern_adamw_default(kern_adamw_config *c);
+
+/* Creates a model for cfg on the chosen backend with uninitialised parameters.
+ * Caller owns *out; kern_model_free accepts NULL. */
+xffl_status kern_model_create(const ckpt_model_config *cfg, const kern_options *opt, kern_model **out);
+void kern_model_free(kern_model *m);
+const char *kern_model_backend(const kern_model *m);
+const ckpt_param_table *kern_model_table(const kern_model *m);
+
+/* Copy parameters in / out (host slab, table order, table->total floats). */
+xffl_status kern_set_params(kern_model *m, const float *params);
+xffl_status kern_get_params(kern_model *m, float *params);
+/* Reset AdamW moments and step counter (the inner state, reset each round). */
+xffl_status kern_reset_optimizer(kern_model *m);
+/* Inner optimizer state (m, v slabs + step) in/out, for --keep-inner-state. */
+xffl_status kern_get_optimizer(kern_model *m, float *mom, float *var, int64_t *step);
+xffl_status kern_set_optimizer(kern_model *m, const float *mom, const float *var, int64_t step);
+
+/* inputs, targets: (B,T) token ids. Computes the mean cross-entropy loss.
+ * With targets == NULL only logits are computed (inference). */
+xffl_status kern_forward(kern_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss);
+/* Accumulates gradients of the last forward's loss (zero them with kern_zero_grad). */
+xffl_status kern_backward(kern_model *m);
+xffl_status kern_zero_grad(kern_model *m);
+/* One AdamW step at schedule position step (0-based); reports the pre-clip grad norm. */
+xffl_status kern_adamw_step(kern_model *m, const kern_adamw_config *c, int step, float *grad_norm);
+/* Logits of the last forward at position (b, t): vocab floats copied into out. */
+xffl_status kern_logits(kern_model *m, int b, int t, float *out);
+
+#endif

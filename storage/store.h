@@ -1,0 +1,79 @@
+/* The object store interface: everything the facilities share goes through here.
+ *
+ * A store is opened from a URL: "s3://bucket/prefix", "file:///abs/path" or a plain
+ * path. Keys are relative, '/'-separated ("versions/v000001/INDEX-3f9a0c12d4e1").
+ * Writes are atomic (a reader sees the whole object or none). Retries with backoff
+ * for retryable failures happen inside, bounded by the options; a caller sees
+ * XFFL_ERR_UNREACHABLE (exit 74) naming the endpoint once they are spent. */
+#ifndef XFFL_STORE_H
+#define XFFL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/status.h"
+#include "common/digest.h"
+
+typedef struct store store; /* opaque */
+
+typedef struct {
+    int jobs;               /* parallel transfers for the *_many calls (default 4) */
+    int retries;            /* attempts after the first for retryable failures (default 8) */
+    double retry_deadline;  /* seconds: give up retrying after this long (default 120) */
+    int verbose;            /* log each retry to stderr */
+} store_options;
+
+/* Defaults as documented above. */
+void store_options_default(store_options *o);
+
+/* Opens a store. For s3:// reads XFFL_S3_ENDPOINT, XFFL_S3_HTTPS, AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY; a missing one is a USAGE error naming it, before any request.
+ * opt may be NULL (defaults). Caller owns *out; close with store_close (accepts NULL). */
+xffl_status store_open(const char *url, const store_options *opt, store **out);
+void store_close(store *s);
+/* The URL it was opened with, for messages. Owned by the store. */
+const char *store_url(const store *s);
+
+/* Put bytes under key (atomic; overwrites). */
+xffl_status store_put(store *s, const char *key, const void *data, size_t len);
+/* Put a local file's contents under key, streamed (≤ 4 GiB on s3). */
+xffl_status store_put_file(store *s, const char *key, const char *path);
+/* Get a whole object into a malloc'd buffer (NUL-terminated; caller frees).
+ * NOT_FOUND (not retried) naming the key when absent. */
+xffl_status store_get(store *s, const char *key, void **data, size_t *len);
+/* Get an object into a local file (streamed, written atomically). */
+xffl_status store_get_file(store *s, const char *key, const char *path);
+/* Like store_get / store_get_file but checks the SHA-256 the manifest names
+ * (hex): a mismatch is retried once, then CORRUPT naming the key. */
+xffl_status store_get_verified(store *s, const char *key, const char *sha256_hex, void **data, size_t *len);
+xffl_status store_get_file_verified(store *s, const char *key, const char *sha256_hex, const char *path);
+/* Size of an object; NOT_FOUND when absent. mtime may be NULL (seconds since epoch). */
+xffl_status store_head(store *s, const char *key, uint64_t *size, int64_t *mtime);
+/* Delete; absent keys are not an error. */
+xffl_status store_delete(store *s, const char *key);
+
+typedef struct {
+    char *key;      /* relative to the store root */
+    uint64_t size;
+    int64_t mtime;  /* seconds since epoch */
+} store_entry;
+
+typedef struct {
+    store_entry *items;
+    size_t count;
+} store_listing;
+
+/* Every key starting with prefix (no delimiter: nested keys included), sorted
+ * bytewise, all pages fetched. Caller frees with store_listing_free (accepts NULL). */
+xffl_status store_list(store *s, const char *prefix, store_listing *out);
+void store_listing_free(store_listing *l);
+
+/* Parallel transfers (up to opt.jobs at once). Each item is one object. */
+typedef struct {
+    const char *key;
+    const char *path;        /* local file to read (put) or write (get) */
+    const char *sha256_hex;  /* get: expected digest, or NULL */
+} store_transfer;
+xffl_status store_put_many(store *s, const store_transfer *items, size_t n);
+xffl_status store_get_many(store *s, const store_transfer *items, size_t n);
+
+#endif

@@ -1,0 +1,100 @@
+#include <CUnit/CUnit.h>
+#include <math.h>
+#include <string.h>
+#include "common/digest.h"
+#include "common/status.h"
+#include "common/util.h"
+#include "libckpt/model.h"
+
+static void test_sizes(void)
+{
+    uint64_t v = 0;
+    CU_ASSERT_EQUAL(xffl_parse_size("512M", &v), XFFL_OK);
+    CU_ASSERT_EQUAL(v, 512ull << 20);
+    CU_ASSERT_EQUAL(xffl_parse_size("1G", &v), XFFL_OK);
+    CU_ASSERT_EQUAL(v, 1ull << 30);
+    CU_ASSERT_EQUAL(xffl_parse_size("4096", &v), XFFL_OK);
+    CU_ASSERT_EQUAL(v, 4096);
+    CU_ASSERT_EQUAL(xffl_parse_size("12X", &v), XFFL_ERR_USAGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "12X"));
+    CU_ASSERT_EQUAL(xffl_parse_size("-3", &v), XFFL_ERR_USAGE);
+}
+
+static void test_status_table(void)
+{
+    CU_ASSERT_EQUAL(xffl_exit_code(XFFL_OK), 0);
+    CU_ASSERT_EQUAL(xffl_exit_code(XFFL_ERR_USAGE), 2);
+    CU_ASSERT_EQUAL(xffl_exit_code(XFFL_ERR_CORRUPT), 65);
+    CU_ASSERT_EQUAL(xffl_exit_code(XFFL_ERR_INVALID), 65);
+    CU_ASSERT_EQUAL(xffl_exit_code(XFFL_ERR_UNREACHABLE), 74);
+    CU_ASSERT_EQUAL(xffl_exit_code(XFFL_ERR_NOT_YET), 75);
+    CU_ASSERT_TRUE(xffl_is_retryable(XFFL_ERR_TRANSIENT));
+    CU_ASSERT_FALSE(xffl_is_retryable(XFFL_ERR_AUTH));
+    for (int s = 0; s < XFFL_STATUS_COUNT; s++) CU_ASSERT_PTR_NOT_NULL(xffl_strerror((xffl_status)s));
+    xffl_fail(XFFL_ERR_IO, "writing %s", "a.h5");
+    xffl_wrap(XFFL_ERR_IO, "version %d", 3);
+    CU_ASSERT_STRING_EQUAL(xffl_errmsg(), "version 3: writing a.h5");
+}
+
+static void test_sha256(void)
+{
+    char hex[XFFL_SHA256_HEX];
+    xffl_sha256_hex("abc", 3, hex);
+    CU_ASSERT_STRING_EQUAL(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void test_7b_parameter_count(void)
+{
+    ckpt_model_config cfg;
+    ckpt_param_table *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(ckpt_model_preset("7b", 0, &cfg), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(ckpt_param_table_create(&cfg, &t), XFFL_OK);
+    CU_ASSERT_EQUAL(t->total, 6738415616LL);
+    CU_ASSERT_EQUAL(t->count, 3 + 9 * 32);
+    CU_ASSERT_STRING_EQUAL(t->params[2].name, "layers.0.attention.wq.weight");
+    ckpt_param_table_free(t);
+    CU_ASSERT_EQUAL(ckpt_model_preset("nope", 0, &cfg), XFFL_ERR_USAGE);
+}
+
+static void test_gqa_shapes(void)
+{
+    ckpt_model_config cfg;
+    ckpt_param_table *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(ckpt_model_preset("1b", 0, &cfg), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(ckpt_param_table_create(&cfg, &t), XFFL_OK);
+    int k = ckpt_param_find(t, "layers.0.attention.wk.weight");
+    CU_ASSERT_TRUE_FATAL(k >= 0);
+    CU_ASSERT_EQUAL(t->params[k].shape[0], 256); /* 4 kv heads of 64 */
+    CU_ASSERT_EQUAL(t->params[k].shape[1], 2048);
+    ckpt_param_table_free(t);
+}
+
+static void test_init_deterministic(void)
+{
+    ckpt_model_config cfg;
+    ckpt_param_table *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(ckpt_model_preset("tiny", 0, &cfg), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(ckpt_param_table_create(&cfg, &t), XFFL_OK);
+    float a[64 * 256], b[64 * 256];
+    ckpt_param_init(t, 0, 7, a);
+    ckpt_param_init(t, 0, 7, b);
+    CU_ASSERT_EQUAL(memcmp(a, b, sizeof a), 0);
+    ckpt_param_init(t, 0, 8, b);
+    CU_ASSERT_NOT_EQUAL(memcmp(a, b, sizeof a), 0);
+    double s2 = 0;
+    for (int i = 0; i < 64 * 256; i++) s2 += (double)a[i] * a[i];
+    double std = sqrt(s2 / (64 * 256));
+    CU_ASSERT_DOUBLE_EQUAL(std, 0.02, 0.001);
+    ckpt_param_table_free(t);
+}
+
+void suite_common(void)
+{
+    CU_pSuite s = CU_add_suite("common", NULL, NULL);
+    CU_add_test(s, "size parsing", test_sizes);
+    CU_add_test(s, "status table and messages", test_status_table);
+    CU_add_test(s, "sha256 known answer", test_sha256);
+    CU_add_test(s, "7b has 6,738,415,616 parameters", test_7b_parameter_count);
+    CU_add_test(s, "GQA key/value shapes", test_gqa_shapes);
+    CU_add_test(s, "init is deterministic, std 0.02", test_init_deterministic);
+}
