@@ -91,3 +91,14 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Benchmarks: bench/<name>.c becomes build/bench/<name>; bench/run runs bench/*.sh.
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+all: $(BENCH_BINS)
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libxffl.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libxffl.a $(LDLIBS) $(CUDA_LIBS)
+
+# Extra targets owned by one module each (test-slurm, test-faults, test-s3, ...).
+-include $(sort $(wildcard mk/*.mk))
