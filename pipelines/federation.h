@@ -1,0 +1,84 @@
+/* federation.h5: every setting that changes a round's result, written once by
+ * `xffl init` and read by train, aggregate and reproduce (DESIGN.md: a second
+ * aggregator or `reproduce` needs no flags to get the same bytes).
+ *
+ * Stored as root attributes of a small HDF5 file (format="xffl-federation",
+ * format_version=1); `h5dump -A federation.h5` shows them all. Its SHA-256 goes into
+ * every INDEX as `federation=<sha256>`. */
+#ifndef XFFL_PIPE_FEDERATION_H
+#define XFFL_PIPE_FEDERATION_H
+
+#include <stdint.h>
+#include "common/status.h"
+#include "common/digest.h"
+#include "libckpt/model.h"
+#include "pipelines/algo.h"
+#include "storage/store.h"
+
+#define PIPE_FEDERATION_KEY "federation.h5"
+#define PIPE_FEDERATION_FORMAT "xffl-federation"
+enum { PIPE_MAX_FACILITIES = 64, PIPE_FACILITY_MAX = 32, PIPE_PRESET_MAX = 32 };
+
+typedef enum { PIPE_ENC_FP32, PIPE_ENC_BF16, PIPE_ENC_INT8, PIPE_ENC_INT4 } pipe_encoding;
+/* "fp32", "bf16", "int8", "int4". */
+const char *pipe_encoding_name(pipe_encoding e);
+/* USAGE error naming the text and the choices. */
+xffl_status pipe_encoding_parse(const char *name, pipe_encoding *out);
+
+typedef struct {
+    double lr;           /* peak learning rate (3e-4) */
+    double min_lr;       /* cosine floor (3e-5) */
+    int warmup;          /* linear warm-up steps (10) */
+    double weight_decay; /* AdamW decoupled decay (0.1) */
+    double grad_clip;    /* global grad-norm clip, 0 = none (1.0) */
+    double beta1, beta2; /* (0.9, 0.95) */
+    double eps;          /* (1e-8) */
+} pipe_inner_opt;
+
+typedef struct {
+    char preset[PIPE_PRESET_MAX];     /* "tiny", ..., "7b" */
+    ckpt_model_config model;          /* preset + --vocab */
+    int n_facilities;                 /* ≥ 1 */
+    char facilities[PIPE_MAX_FACILITIES][PIPE_FACILITY_MAX]; /* sorted bytewise, unique, [a-z0-9_-] */
+    pipe_algo_config algo;            /* algorithm and its parameters (pipelines/algo.h) */
+    int nesterov;                     /* diloco outer step: 1 Nesterov (default), 0 heavy-ball */
+    int local_steps;                  /* H (100) */
+    int quorum;                       /* deltas needed per round (default: n_facilities) */
+    uint64_t seed;                    /* init and data order */
+    uint64_t part_size;               /* uncompressed bytes per version part (1 GiB) */
+    int zstd_level;                   /* compression level of every part (CKPT_ZSTD_DEFAULT_LEVEL) */
+    pipe_inner_opt inner;             /* facility optimizer */
+    int batch;                        /* B sequences per step (4) */
+    int seq_len;                      /* T tokens per sequence (min(256, max_seq_len)) */
+    pipe_encoding encoding;           /* delta encoding (fp32) */
+    int keep_inner_state;             /* 1: AdamW state persists across rounds in --state DIR */
+} pipe_federation;
+
+/* Defaults for everything (one facility "local", fedavg, H=100, quorum 1, seed 0) and
+ * the model of preset with vocab (0 = preset default). USAGE naming an unknown preset. */
+xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federation *f);
+/* Sets the algorithm and resets its parameters to that algorithm's defaults. */
+void pipe_federation_set_algo(pipe_federation *f, pipe_algo_kind kind);
+/* Parses "a,b,c" into the sorted facility list; USAGE naming a bad or repeated name. */
+xffl_status pipe_federation_set_facilities(pipe_federation *f, const char *csv);
+/* Index of a facility in the sorted list, or -1. */
+int pipe_federation_facility_index(const pipe_federation *f, const char *name);
+/* Ranges and consistency (quorum ≤ facilities, seq_len ≤ max_seq_len, ...):
+ * INVALID naming the setting. */
+xffl_status pipe_federation_validate(const pipe_federation *f);
+
+/* Writes federation.h5 at a local path (deterministic bytes). */
+xffl_status pipe_federation_write_file(const pipe_federation *f, const char *path);
+/* Reads and validates a local federation.h5; INVALID/CORRUPT naming path and attribute. */
+xffl_status pipe_federation_read_file(const char *path, pipe_federation *f);
+
+/* Publishes federation.h5 to a store, once: EXISTS naming the key if the store
+ * already has one. sha_hex (may be NULL) receives its SHA-256. */
+xffl_status pipe_federation_publish(store *s, const pipe_federation *f, char sha_hex[XFFL_SHA256_HEX]);
+/* Downloads and reads federation.h5 of a store; sha_hex (may be NULL) receives its
+ * SHA-256. If expect_sha is non-NULL it must match (CORRUPT naming the key).
+ * NOT_FOUND naming the store when absent. */
+xffl_status pipe_federation_load(store *s, const char *expect_sha, pipe_federation *f,
+                                 char sha_hex[XFFL_SHA256_HEX]);
+
+#endif
