@@ -32,6 +32,10 @@ xffl_status store_open(const char *url, const store_options *opt, store **out);
 void store_close(store *s);
 /* The URL it was opened with, for messages. Owned by the store. */
 const char *store_url(const store *s);
+/* What an "unreachable" message names: "host:port" for s3, the root directory for file. */
+const char *store_endpoint(const store *s);
+/* "file" or "s3". */
+const char *store_scheme(const store *s);
 
 /* Put bytes under key (atomic; overwrites). */
 xffl_status store_put(store *s, const char *key, const void *data, size_t len);
@@ -66,6 +70,10 @@ typedef struct {
  * bytewise, all pages fetched. Caller frees with store_listing_free (accepts NULL). */
 xffl_status store_list(store *s, const char *prefix, store_listing *out);
 void store_listing_free(store_listing *l);
+/* Leftovers of writers killed mid-write (file://: "<key>.tmp.<pid>.<n>" files, which
+ * store_list never shows; s3 uploads are atomic, so always empty there), for gc.
+ * Remove one with store_delete(s, entry.key). Keys containing ".tmp." cannot be put. */
+xffl_status store_list_partial(store *s, const char *prefix, store_listing *out);
 
 /* Parallel transfers (up to opt.jobs at once). Each item is one object. */
 typedef struct {
