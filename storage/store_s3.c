@@ -1,8 +1,529 @@
-/* s3:// backend (libs3 2.0): being written; until then s3:// URLs are refused. */
+/* s3:// backend on libs3 2.0: path-style URLs, signature V2, one PUT per object (no
+ * multipart, so objects are limited to 4 GiB here). Each function is one attempt: it
+ * classifies the outcome (transient, auth, missing) and store.c decides about retries.
+ *
+ * libs3 reports a body cut short by the server (curl's CURLE_PARTIAL_FILE) as success,
+ * so every GET counts its bytes against Content-Length; every PUT compares the ETag the
+ * server computed (MD5 of what it stored) with the MD5 of what was sent. */
 #include "storage/store_impl.h"
 
-xffl_status store_s3_open(store *s, const char *bucket_and_prefix)
+#include <errno.h>
+#include <fcntl.h>
+#include <libs3.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define S3_MAX_OBJECT (4ull << 30)
+
+typedef struct {
+    char *host;   /* host:port */
+    char *bucket;
+    char *prefix; /* "" or "some/prefix/" */
+    char *access, *secret;
+    S3BucketContext ctx;
+} s3_store;
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static S3Status init_status = S3StatusOK;
+
+static void s3_init(void) { init_status = S3_initialize("xffl", S3_INIT_ALL, NULL); }
+
+/* One request's state, shared by all libs3 callbacks of that request. */
+typedef struct {
+    S3Status status;
+    char detail[300];
+    int have_props;
+    uint64_t content_length;
+    int64_t last_modified;
+    char etag[80];
+    /* get */
+    char *buf;
+    size_t got;
+    int fd;
+    xffl_sha256_ctx *sha;
+    int overflow, io_errno;
+    /* put */
+    const char *src;
+    int in_fd;
+    char *rbuf;
+    size_t rbuf_len, rbuf_pos;
+    uint64_t total, sent;
+    EVP_MD_CTX *md5;
+    int read_errno;
+    /* list */
+    store_listing *listing;
+    size_t list_cap;
+    const char *strip;
+    int truncated;
+    char *last_key;
+    int page_keys;
+    xffl_status list_st;
+} req;
+
+static S3Status on_props(const S3ResponseProperties *p, void *v)
 {
-    (void)bucket_and_prefix;
-    return xffl_fail(XFFL_ERR_UNSUPPORTED, "store %s: the s3:// backend is not in this build yet", s->url);
+    req *r = v;
+    r->have_props = 1;
+    r->content_length = p->contentLength;
+    r->last_modified = p->lastModified;
+    snprintf(r->etag, sizeof r->etag, "%s", p->eTag ? p->eTag : "");
+    return S3StatusOK;
+}
+
+static void on_complete(S3Status status, const S3ErrorDetails *e, void *v)
+{
+    req *r = v;
+    r->status = status;
+    r->detail[0] = 0;
+    if (e && e->message) snprintf(r->detail, sizeof r->detail, ": %s", e->message);
+}
+
+static xffl_status not_found_key(const store *s, const char *key)
+{
+    return xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no such key in %s", key, s->url);
+}
+
+/* The one place where libs3 outcomes become xffl statuses. */
+static xffl_status classify(const store *s, const req *r, const char *op, const char *key)
+{
+    const s3_store *b = s->impl;
+    S3Status st = r->status;
+    const char *name = S3_get_status_name(st);
+    switch (st) {
+    case S3StatusOK:
+        return XFFL_OK;
+    case S3StatusErrorAccessDenied:
+    case S3StatusErrorInvalidAccessKeyId:
+    case S3StatusErrorSignatureDoesNotMatch:
+    case S3StatusHttpErrorForbidden:
+    case S3StatusErrorRequestTimeTooSkewed:
+    case S3StatusErrorAccountProblem:
+    case S3StatusErrorExpiredToken:
+    case S3StatusErrorInvalidToken:
+        return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: %s%s); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                         s->endpoint, op, key, name, r->detail);
+    case S3StatusErrorNoSuchBucket:
+        return xffl_fail(XFFL_ERR_NOT_FOUND, "bucket '%s' does not exist at %s (%s %s)", b->bucket, s->endpoint, op, key);
+    case S3StatusErrorNoSuchKey:
+    case S3StatusHttpErrorNotFound:
+        return not_found_key(s, key);
+    /* connection refused/reset, timeouts (curl's low-speed limit), 5xx, throttling,
+     * and a response cut off mid-XML: all worth another try */
+    case S3StatusInternalError:
+    case S3StatusNameLookupError:
+    case S3StatusFailedToConnect:
+    case S3StatusConnectionFailed:
+    case S3StatusXmlParseFailure:
+    case S3StatusErrorInternalError:
+    case S3StatusErrorSlowDown:
+    case S3StatusErrorRequestTimeout:
+    case S3StatusErrorOperationAborted:
+    case S3StatusErrorIncompleteBody:
+    case S3StatusErrorUnknown:
+    case S3StatusHttpErrorUnknown:
+    case S3StatusErrorBadDigest:
+        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s at %s: %s%s", op, key, s->endpoint, name, r->detail);
+    case S3StatusOutOfMemory:
+        return xffl_fail(XFFL_ERR_NOMEM, "%s %s: %s", op, key, name);
+    case S3StatusInvalidBucketNameTooLong:
+    case S3StatusInvalidBucketNameFirstCharacter:
+    case S3StatusInvalidBucketNameCharacter:
+    case S3StatusInvalidBucketNameCharacterSequence:
+    case S3StatusInvalidBucketNameTooShort:
+    case S3StatusInvalidBucketNameDotQuadNotation:
+    case S3StatusErrorInvalidBucketName:
+        return xffl_fail(XFFL_ERR_USAGE, "bad bucket name '%s' (%s)", b->bucket, name);
+    case S3StatusKeyTooLong:
+    case S3StatusUriTooLong:
+    case S3StatusErrorKeyTooLong:
+        return xffl_fail(XFFL_ERR_USAGE, "%s %s: key too long (%s)", op, key, name);
+    default:
+        return xffl_fail(XFFL_ERR_IO, "%s %s at %s failed: %s%s", op, key, s->endpoint, name, r->detail);
+    }
+}
+
+/* Full object name: the store's prefix + key. */
+static char *full_key(const store *s, const char *key)
+{
+    const s3_store *b = s->impl;
+    char *k = NULL;
+    if (asprintf(&k, "%s%s", b->prefix, key) < 0) return NULL;
+    return k;
+}
+
+/* ---- GET ------------------------------------------------------------------------- */
+
+static S3Status on_get_mem(int n, const char *data, void *v)
+{
+    req *r = v;
+    if (!r->buf) {
+        /* first chunk: size the buffer from Content-Length, +1 for the NUL */
+        if (!r->have_props || r->content_length > SIZE_MAX - 1) return S3StatusAbortedByCallback;
+        r->buf = malloc((size_t)r->content_length + 1);
+        if (!r->buf) return S3StatusOutOfMemory;
+    }
+    if ((uint64_t)r->got + (uint64_t)n > r->content_length) {
+        r->overflow = 1;
+        return S3StatusAbortedByCallback;
+    }
+    memcpy(r->buf + r->got, data, (size_t)n);
+    r->got += (size_t)n;
+    return S3StatusOK;
+}
+
+static S3Status on_get_fd(int n, const char *data, void *v)
+{
+    req *r = v;
+    if (r->have_props && (uint64_t)r->got + (uint64_t)n > r->content_length) {
+        r->overflow = 1;
+        return S3StatusAbortedByCallback;
+    }
+    xffl_sha256_update(r->sha, data, (size_t)n);
+    const char *p = data;
+    size_t left = (size_t)n;
+    while (left) {
+        ssize_t w = write(r->fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            r->io_errno = w < 0 ? errno : ENOSPC;
+            return S3StatusAbortedByCallback;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    r->got += (size_t)n;
+    return S3StatusOK;
+}
+
+static xffl_status get_common(store *s, const char *key, req *r, S3GetObjectDataCallback *cb)
+{
+    s3_store *b = s->impl;
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "get %s", key);
+    S3GetObjectHandler h = {{on_props, on_complete}, cb};
+    r->status = S3StatusInternalError;
+    S3_get_object(&b->ctx, k, NULL, 0, 0, NULL, &h, r);
+    free(k);
+    if (r->io_errno) return xffl_fail(XFFL_ERR_IO, "get %s: writing local file: %s", key, strerror(r->io_errno));
+    if (r->overflow)
+        return xffl_fail(XFFL_ERR_TRANSIENT, "get %s from %s: more bytes than the %llu announced", key, s->endpoint,
+                         (unsigned long long)r->content_length);
+    XFFL_FORWARD(classify(s, r, "get", key));
+    if (!r->have_props || r->got != r->content_length)
+        return xffl_fail(XFFL_ERR_TRANSIENT, "get %s from %s: truncated body (%llu of %llu bytes)", key, s->endpoint,
+                         (unsigned long long)r->got, (unsigned long long)r->content_length);
+    return XFFL_OK;
+}
+
+static xffl_status s3_get_mem(store *s, const char *key, void **data, size_t *len)
+{
+    req r = {0};
+    xffl_status st = get_common(s, key, &r, on_get_mem);
+    if (st == XFFL_OK && !r.buf) {
+        r.buf = malloc(1); /* empty object: no data callback at all */
+        if (!r.buf) st = xffl_fail(XFFL_ERR_NOMEM, "get %s", key);
+    }
+    if (st != XFFL_OK) {
+        free(r.buf);
+        return st;
+    }
+    r.buf[r.got] = 0;
+    *data = r.buf;
+    *len = r.got;
+    return XFFL_OK;
+}
+
+static xffl_status s3_get_fd(store *s, const char *key, int fd, xffl_sha256_ctx *ctx, uint64_t *written)
+{
+    req r = {0};
+    r.fd = fd;
+    r.sha = ctx;
+    xffl_status st = get_common(s, key, &r, on_get_fd);
+    *written = r.got;
+    return st;
+}
+
+/* ---- PUT ------------------------------------------------------------------------- */
+
+static int on_put(int n, char *buf, void *v)
+{
+    req *r = v;
+    uint64_t left = r->total - r->sent;
+    size_t want = (size_t)n < left ? (size_t)n : (size_t)left;
+    if (want == 0) return 0;
+    if (r->src) {
+        memcpy(buf, r->src + r->sent, want);
+    } else {
+        if (r->rbuf_pos == r->rbuf_len) {
+            ssize_t got;
+            do got = read(r->in_fd, r->rbuf, 1 << 20);
+            while (got < 0 && errno == EINTR);
+            if (got <= 0) {
+                r->read_errno = got < 0 ? errno : EIO; /* file shrank under us */
+                return -1;
+            }
+            r->rbuf_len = (size_t)got;
+            r->rbuf_pos = 0;
+        }
+        if (want > r->rbuf_len - r->rbuf_pos) want = r->rbuf_len - r->rbuf_pos;
+        memcpy(buf, r->rbuf + r->rbuf_pos, want);
+        r->rbuf_pos += want;
+    }
+    EVP_DigestUpdate(r->md5, buf, want);
+    r->sent += want;
+    return (int)want;
+}
+
+static xffl_status put_common(store *s, const char *key, req *r)
+{
+    s3_store *b = s->impl;
+    XFFL_RETURN_IF(r->total > S3_MAX_OBJECT, XFFL_ERR_UNSUPPORTED,
+                   "put %s: %.2f GiB is over the 4 GiB s3 object limit (libs3 2.0 has no multipart upload); "
+                   "use a smaller --part-size", key, (double)r->total / (1 << 30));
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "put %s", key);
+    r->md5 = EVP_MD_CTX_new();
+    if (!r->md5 || !EVP_DigestInit_ex(r->md5, EVP_md5(), NULL)) {
+        EVP_MD_CTX_free(r->md5);
+        free(k);
+        return xffl_fail(XFFL_ERR_NOMEM, "put %s: md5", key);
+    }
+    S3PutProperties props = {0};
+    props.contentType = "application/octet-stream";
+    props.expires = -1;
+    props.cannedAcl = S3CannedAclPrivate;
+    S3PutObjectHandler h = {{on_props, on_complete}, on_put};
+    r->status = S3StatusInternalError;
+    S3_put_object(&b->ctx, k, r->total, &props, NULL, &h, r);
+    free(k);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_DigestFinal_ex(r->md5, md, &mdlen);
+    EVP_MD_CTX_free(r->md5);
+    r->md5 = NULL;
+    if (r->read_errno) return xffl_fail(XFFL_ERR_IO, "put %s: reading local file: %s", key, strerror(r->read_errno));
+    XFFL_FORWARD(classify(s, r, "put", key));
+    XFFL_RETURN_IF(r->sent != r->total, XFFL_ERR_TRANSIENT, "put %s to %s: only %llu of %llu bytes sent", key,
+                   s->endpoint, (unsigned long long)r->sent, (unsigned long long)r->total);
+    /* A single-part ETag is the MD5 of the stored bytes: catches bodies altered in flight. */
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    xffl_hex_encode(md, mdlen, hex);
+    const char *e = r->etag[0] == '"' ? r->etag + 1 : r->etag;
+    if (strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
+        return xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: stored object's ETag %.32s is not the MD5 %s of what was sent",
+                         key, s->endpoint, e, hex);
+    return XFFL_OK;
+}
+
+static xffl_status s3_put_mem(store *s, const char *key, const void *data, size_t len)
+{
+    req r = {0};
+    r.src = data ? data : "";
+    r.total = len;
+    return put_common(s, key, &r);
+}
+
+static xffl_status s3_put_file(store *s, const char *key, const char *path, uint64_t size)
+{
+    req r = {0};
+    r.total = size;
+    r.in_fd = open(path, O_RDONLY | O_CLOEXEC);
+    XFFL_RETURN_IF(r.in_fd < 0, errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "put %s: open %s: %s", key, path,
+                   strerror(errno));
+    r.rbuf = malloc(1 << 20);
+    xffl_status st = r.rbuf ? put_common(s, key, &r) : xffl_fail(XFFL_ERR_NOMEM, "put %s", key);
+    free(r.rbuf);
+    close(r.in_fd);
+    return st;
+}
+
+/* ---- HEAD, DELETE ---------------------------------------------------------------- */
+
+static xffl_status s3_head(store *s, const char *key, uint64_t *size, int64_t *mtime)
+{
+    s3_store *b = s->impl;
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "head %s", key);
+    req r = {0};
+    r.status = S3StatusInternalError;
+    S3ResponseHandler h = {on_props, on_complete};
+    S3_head_object(&b->ctx, k, NULL, &h, &r);
+    free(k);
+    XFFL_FORWARD(classify(s, &r, "head", key));
+    *size = r.content_length;
+    *mtime = r.last_modified;
+    return XFFL_OK;
+}
+
+static xffl_status s3_del(store *s, const char *key)
+{
+    s3_store *b = s->impl;
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "delete %s", key);
+    req r = {0};
+    r.status = S3StatusInternalError;
+    S3ResponseHandler h = {on_props, on_complete};
+    S3_delete_object(&b->ctx, k, NULL, &h, &r);
+    free(k);
+    if (r.status == S3StatusErrorNoSuchKey || r.status == S3StatusHttpErrorNotFound) return XFFL_OK;
+    return classify(s, &r, "delete", key);
+}
+
+/* ---- LIST ------------------------------------------------------------------------ */
+
+static S3Status on_list(int truncated, const char *next, int n, const S3ListBucketContent *c, int np,
+                        const char **cp, void *v)
+{
+    (void)np;
+    (void)cp;
+    req *r = v;
+    r->truncated = truncated;
+    size_t plen = strlen(r->strip);
+    for (int i = 0; i < n; i++) {
+        free(r->last_key);
+        r->last_key = strdup(c[i].key);
+        if (!r->last_key) return S3StatusOutOfMemory;
+        r->page_keys++;
+        if (strncmp(c[i].key, r->strip, plen)) continue; /* not ours (cannot happen with a prefix query) */
+        xffl_status st = store_listing_push(r->listing, &r->list_cap, c[i].key + plen, c[i].size, c[i].lastModified);
+        if (st != XFFL_OK) {
+            r->list_st = st;
+            return S3StatusAbortedByCallback;
+        }
+    }
+    if (next && *next) {
+        free(r->last_key);
+        r->last_key = strdup(next);
+        if (!r->last_key) return S3StatusOutOfMemory;
+    }
+    return S3StatusOK;
+}
+
+static xffl_status s3_list(store *s, const char *prefix, int partial, store_listing *out)
+{
+    /* S3 PUTs are all-or-nothing: nothing partial to report. */
+    if (partial) return XFFL_OK;
+    s3_store *b = s->impl;
+    char *full = full_key(s, prefix);
+    XFFL_RETURN_IF(!full, XFFL_ERR_NOMEM, "list %s", prefix);
+    req r = {0};
+    r.listing = out;
+    r.strip = b->prefix;
+    S3ListBucketHandler h = {{on_props, on_complete}, on_list};
+    xffl_status st = XFFL_OK;
+    char *marker = NULL;
+    /* No delimiter: s3rver drops nested keys when one is given; pages of 1000 keys. */
+    for (;;) {
+        r.status = S3StatusInternalError;
+        r.truncated = 0;
+        r.page_keys = 0;
+        S3_list_bucket(&b->ctx, full, marker, NULL, 1000, NULL, &h, &r);
+        if (r.list_st != XFFL_OK) { st = r.list_st; break; }
+        st = classify(s, &r, "list", prefix[0] ? prefix : "(all keys)");
+        if (st != XFFL_OK) break;
+        if (!r.truncated) break;
+        if (r.page_keys == 0 || !r.last_key) {
+            st = xffl_fail(XFFL_ERR_TRANSIENT, "list %s at %s: truncated page without keys", prefix, s->endpoint);
+            break;
+        }
+        free(marker);
+        marker = r.last_key;
+        r.last_key = NULL;
+    }
+    free(marker);
+    free(r.last_key);
+    return st;
+}
+
+static void s3_close(store *s)
+{
+    s3_store *b = s->impl;
+    if (!b) return;
+    free(b->host);
+    free(b->bucket);
+    free(b->prefix);
+    free(b->access);
+    free(b->secret);
+    free(b);
+    s->impl = NULL;
+}
+
+static const store_ops s3_ops = {
+    .scheme = "s3",
+    .put_mem = s3_put_mem,
+    .put_file = s3_put_file,
+    .get_mem = s3_get_mem,
+    .get_fd = s3_get_fd,
+    .head = s3_head,
+    .del = s3_del,
+    .list = s3_list,
+    .close = s3_close,
+};
+
+static xffl_status need_env(const store *s, const char *name, const char *what, const char **out)
+{
+    const char *v = getenv(name);
+    XFFL_RETURN_IF(!v || !*v, XFFL_ERR_USAGE, "store %s: %s is not set (%s)", s->url, name, what);
+    *out = v;
+    return XFFL_OK;
+}
+
+xffl_status store_s3_open(store *s, const char *rest)
+{
+    const char *host = NULL, *access = NULL, *secret = NULL, *https = getenv("XFFL_S3_HTTPS");
+    XFFL_FORWARD(need_env(s, "XFFL_S3_ENDPOINT", "host:port of the S3 service", &host));
+    XFFL_FORWARD(need_env(s, "AWS_ACCESS_KEY_ID", "the S3 access key", &access));
+    XFFL_FORWARD(need_env(s, "AWS_SECRET_ACCESS_KEY", "the S3 secret key", &secret));
+    int use_https = 1;
+    if (https && *https) {
+        XFFL_RETURN_IF(strcmp(https, "0") && strcmp(https, "1"), XFFL_ERR_USAGE,
+                       "store %s: XFFL_S3_HTTPS must be 0 or 1, not '%s'", s->url, https);
+        use_https = https[0] == '1';
+    }
+    const char *slash = strchr(rest, '/');
+    size_t blen = slash ? (size_t)(slash - rest) : strlen(rest);
+    XFFL_RETURN_IF(blen == 0, XFFL_ERR_USAGE, "store %s: no bucket (expected s3://bucket/prefix)", s->url);
+    s3_store *b = calloc(1, sizeof *b);
+    XFFL_RETURN_IF(!b, XFFL_ERR_NOMEM, "opening %s", s->url);
+    s->impl = b; /* from here s3_close frees it on failure */
+    s->ops = &s3_ops;
+    b->bucket = strndup(rest, blen);
+    b->host = strdup(host);
+    b->access = strdup(access);
+    b->secret = strdup(secret);
+    /* prefix without leading/trailing slashes, then one trailing '/' if non-empty */
+    const char *p = slash ? slash : "";
+    while (*p == '/') p++;
+    size_t plen = strlen(p);
+    while (plen && p[plen - 1] == '/') plen--;
+    if (plen == 0) b->prefix = strdup("");
+    else if (asprintf(&b->prefix, "%.*s/", (int)plen, p) < 0) b->prefix = NULL;
+    if (asprintf(&s->endpoint, "%s://%s", use_https ? "https" : "http", host) < 0) s->endpoint = NULL;
+    xffl_status st = XFFL_OK;
+    if (!b->bucket || !b->host || !b->access || !b->secret || !b->prefix || !s->endpoint)
+        st = xffl_fail(XFFL_ERR_NOMEM, "opening %s", s->url);
+    else if (strstr(b->prefix, "//") || strstr(b->prefix, ".."))
+        st = xffl_fail(XFFL_ERR_USAGE, "store %s: bad prefix", s->url);
+    else if (S3_validate_bucket_name(b->bucket, S3UriStylePath) != S3StatusOK)
+        st = xffl_fail(XFFL_ERR_USAGE, "store %s: bad bucket name '%s'", s->url, b->bucket);
+    else if (strlen(host) > S3_MAX_HOSTNAME_SIZE)
+        st = xffl_fail(XFFL_ERR_USAGE, "store %s: XFFL_S3_ENDPOINT too long", s->url);
+    if (st == XFFL_OK) {
+        pthread_once(&init_once, s3_init);
+        if (init_status != S3StatusOK)
+            st = xffl_fail(XFFL_ERR_INTERNAL, "libs3 initialization failed: %s", S3_get_status_name(init_status));
+    }
+    if (st != XFFL_OK) {
+        s3_close(s);
+        s->ops = NULL;
+        return st;
+    }
+    b->ctx = (S3BucketContext){b->host, b->bucket, use_https ? S3ProtocolHTTPS : S3ProtocolHTTP, S3UriStylePath,
+                               b->access, b->secret};
+    return XFFL_OK;
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the S3 test server (npm s3rver 3.7.1) into tests/s3/node_modules (git-ignored)
+# and applies s3rver-libs3-path-style.patch: libs3 2.0 signs path-style bucket requests
+# as "/bucket/", s3rver canonicalizes "/bucket", so bucket list/create would fail with
+# SignatureDoesNotMatch. Idempotent. Exit 0 ready, 3 when it cannot be installed here
+# (no node/npm, no registry): callers print SKIP.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+mod=$here/node_modules/s3rver
+auth=$mod/lib/middleware/authentication.js
+command -v node >/dev/null || { echo "node not found" >&2; exit 3; }
+if ! grep -q '"version": "3.7.1"' "$mod/package.json" 2>/dev/null; then
+  command -v npm >/dev/null || { echo "npm not found" >&2; exit 3; }
+  echo "installing s3rver@3.7.1 into $here/node_modules" >&2
+  npm install --prefix "$here" --no-audit --no-fund --no-save s3rver@3.7.1 >&2 || { echo "npm install s3rver failed" >&2; exit 3; }
+fi
+if ! grep -q 'xffl: libs3 signs' "$auth"; then
+  patch -s -p1 -d "$mod" < "$here/s3rver-libs3-path-style.patch" || { echo "patching $auth failed" >&2; exit 1; }
+fi
+exit 0
