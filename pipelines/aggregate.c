@@ -1,0 +1,395 @@
+#include "pipelines/aggregate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "common/util.h"
+#include "libckpt/delta.h"
+
+void pipe_contrib_clear(pipe_contrib *c)
+{
+    if (!c) return;
+    free(c->delta);
+    memset(c, 0, sizeof *c);
+}
+
+int pipe_index_has_group(const ckpt_manifest *index, const char *group)
+{
+    const char *g = index ? ckpt_manifest_get(index, "groups") : NULL;
+    size_t n = strlen(group);
+    while (g && *g) {
+        while (*g == ',' || *g == ' ') g++;
+        size_t l = strcspn(g, ", ");
+        if (l == n && !strncmp(g, group, n)) return 1;
+        g += l;
+    }
+    return 0;
+}
+
+/* A header that must equal want, else INVALID naming the COMMIT. */
+static xffl_status expect_header(const ckpt_manifest *m, const char *key, const char *name, const char *want,
+                                 const char *what)
+{
+    const char *v;
+    XFFL_FORWARD(ckpt_manifest_require(m, key, name, &v));
+    XFFL_RETURN_IF(strcmp(v, want) != 0, XFFL_ERR_INVALID, "%s: %s is '%s', expected '%s' (%s)", key, name, v, want,
+                   what);
+    return XFFL_OK;
+}
+
+static xffl_status header_double(const ckpt_manifest *m, const char *key, const char *name, double *out)
+{
+    const char *v = ckpt_manifest_get(m, name);
+    *out = 0;
+    if (!v) return XFFL_OK;
+    char *end;
+    *out = strtod(v, &end);
+    XFFL_RETURN_IF(end == v || *end, XFFL_ERR_INVALID, "%s: %s '%s' is not a number", key, name, v);
+    return XFFL_OK;
+}
+
+static int is_data_error(xffl_status st)
+{
+    return st == XFFL_ERR_INVALID || st == XFFL_ERR_CORRUPT || st == XFFL_ERR_NOT_FOUND;
+}
+
+static xffl_status check_commit(const ckpt_manifest *m, const pipe_federation *f, const char *fed_sha, int64_t round,
+                                const pipe_version_ref *base, const char *key, pipe_contrib *c)
+{
+    char buf[64];
+    XFFL_FORWARD(expect_header(m, key, "format", PIPE_COMMIT_FORMAT, "not a COMMIT"));
+    snprintf(buf, sizeof buf, "%lld", (long long)round);
+    XFFL_FORWARD(expect_header(m, key, "round", buf, "wrong round"));
+    const char *fac;
+    XFFL_FORWARD(ckpt_manifest_require(m, key, "facility", &fac));
+    XFFL_RETURN_IF(pipe_federation_facility_index(f, fac) < 0, XFFL_ERR_INVALID,
+                   "%s: facility '%s' is not in the federation", key, fac);
+    /* the folder name must agree with the header: no facility speaks for another */
+    char folder[PIPE_KEY_MAX];
+    pipe_attempt_prefix(round, fac, 1, folder, sizeof folder);
+    size_t fl = strlen(folder) - 3; /* up to and including "<facility>/" */
+    XFFL_RETURN_IF(strncmp(key, folder, fl) != 0, XFFL_ERR_INVALID, "%s: facility '%s' does not match its folder",
+                   key, fac);
+    XFFL_FORWARD(expect_header(m, key, "base_index", base->index_key, "stale base: built on another version"));
+    snprintf(buf, sizeof buf, "%lld", (long long)base->version);
+    XFFL_FORWARD(expect_header(m, key, "base_version", buf, "stale base"));
+    XFFL_FORWARD(expect_header(m, key, "federation", fed_sha, "made for another federation.h5"));
+    XFFL_FORWARD(expect_header(m, key, "encoding", pipe_encoding_name(f->encoding), "encoding differs from federation"));
+    XFFL_FORWARD(ckpt_manifest_require_int(m, key, "tokens", &c->tokens));
+    XFFL_FORWARD(ckpt_manifest_require_int(m, key, "steps", &c->steps));
+    XFFL_RETURN_IF(c->tokens <= 0, XFFL_ERR_INVALID, "%s: tokens %lld must be > 0", key, (long long)c->tokens);
+    XFFL_RETURN_IF(m->n_objects < 1, XFFL_ERR_INVALID, "%s: names no delta part", key);
+    XFFL_FORWARD(header_double(m, key, "loss_first", &c->loss_first));
+    XFFL_FORWARD(header_double(m, key, "loss_last", &c->loss_last));
+    XFFL_FORWARD(header_double(m, key, "loss_mean", &c->loss_mean));
+    XFFL_FORWARD(header_double(m, key, "seconds", &c->seconds));
+    snprintf(c->facility, sizeof c->facility, "%s", fac);
+    snprintf(c->commit_key, sizeof c->commit_key, "%s", key);
+    /* parts must live in the COMMIT's own folder (gc and verify rely on it) */
+    const char *slash = strrchr(key, '/');
+    size_t dl = slash ? (size_t)(slash - key + 1) : 0;
+    for (int i = 0; i < m->n_objects; i++) {
+        XFFL_RETURN_IF(strncmp(m->objects[i].name, key, dl) != 0 || strchr(m->objects[i].name + dl, '/'),
+                       XFFL_ERR_INVALID, "%s: object %s is outside its attempt folder", key, m->objects[i].name);
+        c->bytes += m->objects[i].bytes;
+    }
+    return XFFL_OK;
+}
+
+xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fed_sha, const ckpt_param_table *t,
+                              int64_t round, const pipe_version_ref *base, const char *commit_key, pipe_contrib *c,
+                              int *bad)
+{
+    memset(c, 0, sizeof *c);
+    *bad = 0;
+    ckpt_manifest *m = NULL;
+    xffl_status st = pipe_commit_load(s, commit_key, &m);
+    if (st != XFFL_OK) {
+        *bad = st == XFFL_ERR_INVALID || st == XFFL_ERR_CORRUPT;
+        return st;
+    }
+    char *tmp = NULL;
+    char **paths = NULL;
+    store_transfer *tr = NULL;
+    if ((st = check_commit(m, f, fed_sha, round, base, commit_key, c)) != XFFL_OK) {
+        *bad = 1;
+        goto done;
+    }
+    XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-agg", &tmp), done);
+    paths = calloc((size_t)m->n_objects, sizeof *paths);
+    tr = calloc((size_t)m->n_objects, sizeof *tr);
+    c->delta = malloc((size_t)t->total * sizeof(float));
+    if (!paths || !tr || !c->delta) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "loading %s", commit_key);
+        goto done;
+    }
+    for (int i = 0; i < m->n_objects; i++) {
+        paths[i] = malloc(strlen(tmp) + 32);
+        if (!paths[i]) {
+            st = xffl_fail(XFFL_ERR_NOMEM, "loading %s", commit_key);
+            goto done;
+        }
+        sprintf(paths[i], "%s/part-%03d.h5", tmp, i);
+        tr[i] = (store_transfer){.key = m->objects[i].name, .path = paths[i], .sha256_hex = m->objects[i].sha256};
+    }
+    st = store_get_many(s, tr, (size_t)m->n_objects);
+    if (st != XFFL_OK) {
+        *bad = st == XFFL_ERR_CORRUPT || st == XFFL_ERR_NOT_FOUND;
+        st = xffl_wrap(st, "%s", commit_key);
+        goto done;
+    }
+    pipe_encoding enc = f->encoding;
+    ckpt_delta_meta ex = {.round = round, .base_version = base->version, .base_index = base->index_key,
+                          .facility = c->facility, .codec = (ckpt_codec)enc};
+    st = ckpt_delta_read((const char *const *)paths, m->n_objects, t, m, &ex, NULL, c->delta);
+    if (st != XFFL_OK) {
+        *bad = is_data_error(st);
+        st = xffl_wrap(st, "%s", commit_key);
+    }
+done:
+    if (paths)
+        for (int i = 0; i < m->n_objects; i++) free(paths[i]);
+    free(paths);
+    free(tr);
+    if (tmp) {
+        xffl_rmtree(tmp);
+        free(tmp);
+    }
+    ckpt_manifest_free(m);
+    if (st != XFFL_OK) {
+        float *d = c->delta;
+        c->delta = NULL;
+        free(d);
+    }
+    return st;
+}
+
+typedef struct {
+    const float *const *slabs;
+    const ckpt_param_table *t;
+} slab_src;
+
+static xffl_status from_slabs(void *ctx, int group, int index, float *out)
+{
+    slab_src *s = ctx;
+    const ckpt_param *p = &s->t->params[index];
+    memcpy(out, s->slabs[group] + p->offset, (size_t)p->numel * sizeof(float));
+    return XFFL_OK;
+}
+
+static xffl_status load_index(store *s, const pipe_version_ref *ref, ckpt_manifest **out)
+{
+    void *data = NULL;
+    size_t len = 0;
+    XFFL_FORWARD(store_get_verified(s, ref->index_key, ref->index_sha, &data, &len));
+    xffl_status st = ckpt_manifest_parse(data, len, ref->index_key, out);
+    free(data);
+    return st;
+}
+
+xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
+                                 const ckpt_param_table *t, const pipe_version_ref *base, int n,
+                                 const pipe_contrib *contribs, int threads, pipe_version_result *res,
+                                 pipe_algo_stats *stats)
+{
+    const pipe_algo_config *ac = &f->algo;
+    int ns = pipe_algo_state_count(ac->kind);
+    ckpt_manifest *index = NULL;
+    XFFL_FORWARD(load_index(from, base, &index));
+    int64_t tokens_seen = 0;
+    const char *ts = ckpt_manifest_get(index, "tokens_seen");
+    if (ts) tokens_seen = strtoll(ts, NULL, 10);
+    const char *groups[PIPE_MAX_GROUPS] = {"model"};
+    float *slabs[PIPE_MAX_GROUPS] = {0}, *out = NULL, *state[2] = {0};
+    const float **deltas = NULL;
+    double *tok = NULL;
+    xffl_status st = XFFL_OK;
+    int fetch_groups = 1;
+    for (int g = 0; g < PIPE_MAX_GROUPS; g++) {
+        if (g <= ns) {
+            slabs[g] = calloc((size_t)t->total, sizeof(float));
+            if (!slabs[g]) {
+                st = xffl_fail(XFFL_ERR_NOMEM, "aggregation slabs (%lld floats)", (long long)t->total);
+                goto done;
+            }
+        }
+        if (g >= 1 && g <= ns) {
+            groups[g] = pipe_algo_state_group(ac->kind, g - 1);
+            state[g - 1] = slabs[g];
+        }
+    }
+    /* the base's outer state, if it has the algorithm's (version 0 has none: zeros) */
+    if (ns > 0 && pipe_index_has_group(index, groups[1])) fetch_groups = 1 + ns;
+    XFFL_CHECK_GOTO(st, pipe_version_fetch(from, base, t, fetch_groups, groups, slabs, NULL), done);
+    out = malloc((size_t)t->total * sizeof(float));
+    deltas = calloc((size_t)n, sizeof *deltas);
+    tok = calloc((size_t)n, sizeof *tok);
+    if (!out || !deltas || !tok) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "aggregation output");
+        goto done;
+    }
+    int64_t round_tokens = 0;
+    for (int i = 0; i < n; i++) {
+        deltas[i] = contribs[i].delta;
+        tok[i] = (double)contribs[i].tokens;
+        round_tokens += contribs[i].tokens;
+    }
+    pipe_algo_input in = {.k = n, .deltas = deltas, .tokens = tok, .base = slabs[0], .n = t->total,
+                          .state = state, .round = base->version + 1, .threads = threads};
+    pipe_algo_stats stt;
+    XFFL_CHECK_GOTO(st, pipe_algo_apply(ac, &in, out, &stt), done);
+    if (stats) *stats = stt;
+    free(slabs[0]);
+    slabs[0] = out;
+    out = NULL;
+    const char *facs[PIPE_MAX_FACILITIES], *keys[PIPE_MAX_FACILITIES];
+    for (int i = 0; i < n && i < PIPE_MAX_FACILITIES; i++) {
+        facs[i] = contribs[i].facility;
+        keys[i] = contribs[i].commit_key;
+    }
+    char v_pg[40], v_up[40], v_clip[40];
+    snprintf(v_pg, sizeof v_pg, "%.17g", stt.pg_norm);
+    snprintf(v_up, sizeof v_up, "%.17g", stt.update_norm);
+    snprintf(v_clip, sizeof v_clip, "%.17g", stt.clip_scale);
+    const char *ek[] = {"pseudo_gradient_norm", "update_norm", "clip_scale"};
+    const char *ev[] = {v_pg, v_up, v_clip};
+    pipe_version_spec spec = {
+        .version = base->version + 1, .parent = base->version, .round = base->version + 1,
+        .algorithm = pipe_algo_name(ac->kind), .federation_sha256 = fed_sha,
+        .tokens_seen = tokens_seen + round_tokens, .n_contributors = n, .contributor_facility = facs,
+        .contributor_commit = keys, .n_groups = 1 + ns, .groups = groups, .part_size = f->part_size,
+        .level = f->zstd_level, .threads = threads, .n_extra = 3, .extra_keys = ek, .extra_values = ev};
+    slab_src src = {.slabs = (const float *const *)slabs, .t = t};
+    st = pipe_version_publish(to, t, &spec, from_slabs, &src, res);
+done:
+    for (int g = 0; g < PIPE_MAX_GROUPS; g++) free(slabs[g]);
+    free(out);
+    free(deltas);
+    free(tok);
+    ckpt_manifest_free(index);
+    return st;
+}
+
+static void logf_(const pipe_aggregate_options *o, const char *fmt, const char *a, const char *b)
+{
+    if (o->log) o->log(o->log_ctx, fmt, a, b);
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggregate_result *res)
+{
+    memset(res, 0, sizeof *res);
+    double t0 = xffl_now();
+    pipe_federation f;
+    char fed_sha[XFFL_SHA256_HEX];
+    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, fed_sha));
+    pipe_version_ref base;
+    XFFL_FORWARD(pipe_latest_read(s, &base));
+    int64_t round = base.version + 1;
+    if (o->round >= 0) {
+        if (o->round <= base.version) {
+            res->already = 1;
+            res->version = o->round;
+            return XFFL_OK;
+        }
+        XFFL_RETURN_IF(o->round > round, XFFL_ERR_NOT_YET,
+                       "round %lld needs version %lld first; LATEST is v%06lld", (long long)o->round,
+                       (long long)o->round - 1, (long long)base.version);
+    }
+    int quorum = o->quorum > 0 ? o->quorum : f.quorum;
+    XFFL_RETURN_IF(quorum > f.n_facilities, XFFL_ERR_USAGE, "quorum %d exceeds the %d facilities of the federation",
+                   quorum, f.n_facilities);
+    ckpt_param_table *t = NULL;
+    XFFL_FORWARD(ckpt_param_table_create(&f.model, &t));
+    pipe_contrib got[PIPE_MAX_FACILITIES];
+    memset(got, 0, sizeof got);
+    int have = 0;
+    xffl_status st = XFFL_OK;
+    double poll = o->poll > 0 ? o->poll : 2.0;
+    char roundtxt[32];
+    snprintf(roundtxt, sizeof roundtxt, "%lld", (long long)round);
+    for (;;) {
+        pipe_round_listing l;
+        XFFL_CHECK_GOTO(st, pipe_round_list(s, round, NULL, &l), done);
+        for (int fi = 0; fi < f.n_facilities + 1 && st == XFFL_OK; fi++) {
+            /* every facility folder present, known or not: unknown ones get rejected */
+            for (int i = 0; i < l.count; i++) {
+                pipe_attempt *a = &l.items[i];
+                int known = pipe_federation_facility_index(&f, a->facility);
+                if (fi < f.n_facilities ? known != fi : known >= 0) continue;
+                if (a->state != PIPE_ATTEMPT_PENDING) continue;
+                int slot = known >= 0 ? known : -1;
+                if (slot >= 0 && got[slot].delta) continue; /* already have this facility's */
+                pipe_contrib c;
+                int bad = 0;
+                xffl_status cs = pipe_contrib_load(s, &f, fed_sha, t, round, &base, a->commit_key, &c, &bad);
+                if (cs == XFFL_OK && slot >= 0) {
+                    got[slot] = c;
+                    have++;
+                    logf_(o, "accepted %s (%s)\n", a->facility, a->commit_key);
+                } else if (cs == XFFL_OK || bad) {
+                    char rk[PIPE_KEY_MAX], reason[XFFL_ERRMSG_MAX];
+                    snprintf(reason, sizeof reason, "%s", cs == XFFL_OK ? "facility not in the federation" : xffl_errmsg());
+                    pipe_contrib_clear(&c);
+                    xffl_status rs = pipe_reject(s, a->commit_key, reason, rk);
+                    if (rs != XFFL_OK) {
+                        st = rs;
+                        break;
+                    }
+                    res->n_rejected++;
+                    logf_(o, "rejected %s: %s\n", a->commit_key, reason);
+                } else {
+                    st = cs;
+                    break;
+                }
+            }
+        }
+        pipe_round_listing_free(&l);
+        if (st != XFFL_OK) goto done;
+        if (have >= quorum) break;
+        /* someone else may have published this round meanwhile */
+        pipe_version_ref now;
+        XFFL_CHECK_GOTO(st, pipe_latest_read(s, &now), done);
+        if (now.version >= round) {
+            res->already = 1;
+            res->version = round;
+            goto done;
+        }
+        if (xffl_now() - t0 >= o->deadline) {
+            st = xffl_fail(XFFL_ERR_NOT_YET, "round %lld has %d of %d valid deltas (quorum not reached)",
+                           (long long)round, have, quorum);
+            goto done;
+        }
+        sleep_s(poll);
+    }
+    {
+        pipe_contrib use[PIPE_MAX_FACILITIES];
+        int n = 0;
+        for (int i = 0; i < f.n_facilities; i++)
+            if (got[i].delta) {
+                use[n] = got[i];
+                memcpy(res->used[n], got[i].facility, sizeof res->used[n]);
+                res->tokens += got[i].tokens;
+                n++;
+            }
+        res->n_used = n;
+        logf_(o, "combining %s deltas with %s\n", roundtxt, pipe_algo_name(f.algo.kind));
+        pipe_version_result vr;
+        XFFL_CHECK_GOTO(st, pipe_combine_publish(s, s, &f, fed_sha, t, &base, n, use, o->threads, &vr, &res->stats),
+                        done);
+        res->version = vr.ref.version;
+        res->latest_written = vr.latest_written;
+        res->stored_bytes = vr.stored_bytes;
+    }
+done:
+    for (int i = 0; i < PIPE_MAX_FACILITIES; i++) pipe_contrib_clear(&got[i]);
+    ckpt_param_table_free(t);
+    res->seconds = xffl_now() - t0;
+    return st;
+}

@@ -1,0 +1,79 @@
+/* The aggregation job: wait for a quorum of valid COMMITs for round v+1 built on
+ * version v's exact INDEX, reject bad ones, combine with the federation's algorithm,
+ * publish version v+1 (parts, INDEX, then LATEST, forward only).
+ *
+ * The combine step is shared with `reproduce`, which re-runs it from the stored
+ * deltas into a scratch store and compares. */
+#ifndef XFFL_PIPE_AGGREGATE_H
+#define XFFL_PIPE_AGGREGATE_H
+
+#include <stdint.h>
+#include "common/status.h"
+#include "libckpt/model.h"
+#include "pipelines/algo.h"
+#include "pipelines/federation.h"
+#include "pipelines/round.h"
+#include "pipelines/version.h"
+#include "storage/store.h"
+
+/* One validated, decoded contribution. */
+typedef struct {
+    char facility[64];
+    char commit_key[PIPE_KEY_MAX];
+    int64_t tokens, steps;
+    double loss_first, loss_last, loss_mean, seconds;
+    uint64_t bytes;   /* stored bytes of its parts */
+    float *delta;     /* owned: t->total floats */
+} pipe_contrib;
+void pipe_contrib_clear(pipe_contrib *c); /* frees delta; accepts a zeroed struct */
+
+/* Loads and validates the COMMIT at commit_key for round `round` on base: format,
+ * round, facility in the federation, exact base INDEX key, federation digest,
+ * encoding, every part's digest, shapes, finite values, tensor digests.
+ * A delta that is itself bad returns INVALID or CORRUPT with *bad = 1 and a message
+ * naming the COMMIT (the caller writes REJECTED); store failures return with *bad = 0. */
+xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fed_sha, const ckpt_param_table *t,
+                              int64_t round, const pipe_version_ref *base, const char *commit_key, pipe_contrib *c,
+                              int *bad);
+
+/* Fetches base (model and the algorithm's outer state: zeros when the base holds
+ * none), applies the algorithm to contribs (sorted by facility) and publishes version
+ * base+1 to `to` (the same store normally, a scratch store for reproduce). */
+xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
+                                 const ckpt_param_table *t, const pipe_version_ref *base, int n,
+                                 const pipe_contrib *contribs, int threads, pipe_version_result *res,
+                                 pipe_algo_stats *stats);
+
+typedef struct {
+    int64_t round;   /* -1: LATEST+1 */
+    double deadline; /* seconds to wait for the quorum; 0 = check once */
+    int quorum;      /* 0: the federation's */
+    int threads;     /* 0: OpenMP default (never changes the bytes) */
+    double poll;     /* seconds between checks; 0 = 2 */
+    pipe_log_fn log; /* may be NULL */
+    void *log_ctx;
+} pipe_aggregate_options;
+
+typedef struct {
+    int64_t version;     /* written, or found already there */
+    int already;         /* 1: version `round` existed; nothing was done */
+    int n_used;
+    char used[PIPE_MAX_FACILITIES][64];
+    int n_rejected;
+    int latest_written;  /* 0: LATEST already named this version or a later one */
+    uint64_t stored_bytes;
+    int64_t tokens;      /* this round's */
+    double seconds;
+    pipe_algo_stats stats;
+} pipe_aggregate_result;
+
+/* NOT_YET (exit 75) when the quorum is not there by the deadline or when --round R
+ * names a round whose base version R−1 does not exist yet; nothing is written then
+ * except REJECTED objects for bad deltas. */
+xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggregate_result *res);
+
+/* The outer-state groups of an INDEX's "groups" header that are present (helper for
+ * reproduce and status): 1 if the version holds group g. */
+int pipe_index_has_group(const ckpt_manifest *index, const char *group);
+
+#endif
