@@ -1,0 +1,329 @@
+/* federation.h5: read/write of every round-shaping setting. See federation.h. */
+#include "pipelines/federation.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "libckpt/h5part.h"
+#include "libckpt/zstd_filter.h"
+#include "pipelines/version.h"
+
+static const char *const enc_names[] = {"fp32", "bf16", "int8", "int4"};
+
+const char *pipe_encoding_name(pipe_encoding e)
+{
+    return (unsigned)e < sizeof enc_names / sizeof enc_names[0] ? enc_names[e] : "unknown";
+}
+
+xffl_status pipe_encoding_parse(const char *name, pipe_encoding *out)
+{
+    for (unsigned i = 0; i < sizeof enc_names / sizeof enc_names[0]; i++)
+        if (name && strcmp(name, enc_names[i]) == 0) {
+            *out = (pipe_encoding)i;
+            return XFFL_OK;
+        }
+    return xffl_fail(XFFL_ERR_USAGE, "unknown encoding '%s' (fp32, bf16, int8, int4)", name ? name : "");
+}
+
+void pipe_federation_set_algo(pipe_federation *f, pipe_algo_kind kind)
+{
+    pipe_algo_default(kind, &f->algo);
+    f->nesterov = 1;
+}
+
+xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federation *f)
+{
+    memset(f, 0, sizeof *f);
+    XFFL_RETURN_IF(strlen(preset) >= sizeof f->preset, XFFL_ERR_USAGE, "preset name '%s' too long", preset);
+    XFFL_FORWARD(ckpt_model_preset(preset, vocab, &f->model));
+    strcpy(f->preset, preset);
+    f->n_facilities = 1;
+    strcpy(f->facilities[0], "local");
+    pipe_federation_set_algo(f, PIPE_ALGO_FEDAVG);
+    f->local_steps = 100;
+    f->quorum = 1;
+    f->seed = 0;
+    f->part_size = (uint64_t)1 << 30;
+    f->zstd_level = CKPT_ZSTD_DEFAULT_LEVEL;
+    f->inner = (pipe_inner_opt){.lr = 3e-4, .min_lr = 3e-5, .warmup = 10, .weight_decay = 0.1, .grad_clip = 1.0,
+                                .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8};
+    f->batch = 4;
+    f->seq_len = f->model.max_seq_len < 256 ? f->model.max_seq_len : 256;
+    f->encoding = PIPE_ENC_FP32;
+    f->keep_inner_state = 0;
+    return XFFL_OK;
+}
+
+static int valid_facility(const char *n)
+{
+    if (!*n || strlen(n) >= PIPE_FACILITY_MAX) return 0;
+    for (const char *p = n; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-')) return 0;
+    return 1;
+}
+
+static int cmp_fac(const void *a, const void *b) { return strcmp(a, b); }
+
+xffl_status pipe_federation_set_facilities(pipe_federation *f, const char *csv)
+{
+    char buf[PIPE_MAX_FACILITIES * PIPE_FACILITY_MAX];
+    XFFL_RETURN_IF(strlen(csv) >= sizeof buf, XFFL_ERR_USAGE, "facility list too long");
+    strcpy(buf, csv);
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        XFFL_RETURN_IF(!valid_facility(tok), XFFL_ERR_USAGE,
+                       "facility name '%s' (want 1-%d characters of a-z 0-9 _ -)", tok, PIPE_FACILITY_MAX - 1);
+        XFFL_RETURN_IF(n == PIPE_MAX_FACILITIES, XFFL_ERR_USAGE, "more than %d facilities", PIPE_MAX_FACILITIES);
+        strcpy(f->facilities[n++], tok);
+    }
+    XFFL_RETURN_IF(n == 0, XFFL_ERR_USAGE, "empty facility list '%s'", csv);
+    qsort(f->facilities, (size_t)n, PIPE_FACILITY_MAX, cmp_fac);
+    for (int i = 1; i < n; i++)
+        XFFL_RETURN_IF(strcmp(f->facilities[i], f->facilities[i - 1]) == 0, XFFL_ERR_USAGE, "facility '%s' listed twice",
+                       f->facilities[i]);
+    f->n_facilities = n;
+    return XFFL_OK;
+}
+
+int pipe_federation_facility_index(const pipe_federation *f, const char *name)
+{
+    for (int i = 0; i < f->n_facilities; i++)
+        if (strcmp(f->facilities[i], name) == 0) return i;
+    return -1;
+}
+
+xffl_status pipe_federation_validate(const pipe_federation *f)
+{
+    XFFL_FORWARD(ckpt_model_validate(&f->model));
+    xffl_status s = pipe_algo_validate(&f->algo);
+    if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "federation");
+    XFFL_RETURN_IF(f->n_facilities < 1 || f->n_facilities > PIPE_MAX_FACILITIES, XFFL_ERR_INVALID,
+                   "federation: %d facilities", f->n_facilities);
+    for (int i = 0; i < f->n_facilities; i++) {
+        XFFL_RETURN_IF(!valid_facility(f->facilities[i]), XFFL_ERR_INVALID, "federation: facility name '%s'", f->facilities[i]);
+        XFFL_RETURN_IF(i && strcmp(f->facilities[i - 1], f->facilities[i]) >= 0, XFFL_ERR_INVALID,
+                       "federation: facilities not sorted/unique at '%s'", f->facilities[i]);
+    }
+    XFFL_RETURN_IF(f->quorum < 1 || f->quorum > f->n_facilities, XFFL_ERR_INVALID,
+                   "federation: quorum %d outside 1..%d facilities", f->quorum, f->n_facilities);
+    XFFL_RETURN_IF(f->local_steps < 1, XFFL_ERR_INVALID, "federation: local steps %d must be >= 1", f->local_steps);
+    XFFL_RETURN_IF(f->part_size < ((uint64_t)1 << 20) || f->part_size > ((uint64_t)4 << 30), XFFL_ERR_INVALID,
+                   "federation: part size %llu outside 1M..4G", (unsigned long long)f->part_size);
+    XFFL_RETURN_IF(f->zstd_level < -7 || f->zstd_level > 22 || f->zstd_level == 0, XFFL_ERR_INVALID,
+                   "federation: zstd level %d outside -7..22 (not 0)", f->zstd_level);
+    XFFL_RETURN_IF(f->seed > (uint64_t)INT64_MAX, XFFL_ERR_INVALID, "federation: seed too large");
+    const pipe_inner_opt *o = &f->inner;
+    XFFL_RETURN_IF(!(o->lr > 0), XFFL_ERR_INVALID, "federation: lr %g must be > 0", o->lr);
+    XFFL_RETURN_IF(!(o->min_lr >= 0 && o->min_lr <= o->lr), XFFL_ERR_INVALID, "federation: min lr %g outside [0, lr]", o->min_lr);
+    XFFL_RETURN_IF(o->warmup < 0, XFFL_ERR_INVALID, "federation: warmup %d must be >= 0", o->warmup);
+    XFFL_RETURN_IF(!(o->weight_decay >= 0), XFFL_ERR_INVALID, "federation: weight decay %g must be >= 0", o->weight_decay);
+    XFFL_RETURN_IF(!(o->grad_clip >= 0), XFFL_ERR_INVALID, "federation: grad clip %g must be >= 0", o->grad_clip);
+    XFFL_RETURN_IF(!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1), XFFL_ERR_INVALID,
+                   "federation: inner betas %g, %g outside [0,1)", o->beta1, o->beta2);
+    XFFL_RETURN_IF(!(o->eps > 0), XFFL_ERR_INVALID, "federation: inner eps %g must be > 0", o->eps);
+    XFFL_RETURN_IF(f->batch < 1, XFFL_ERR_INVALID, "federation: batch %d must be >= 1", f->batch);
+    XFFL_RETURN_IF(f->seq_len < 1 || f->seq_len > f->model.max_seq_len, XFFL_ERR_INVALID,
+                   "federation: seq len %d outside 1..%d (max_seq_len)", f->seq_len, f->model.max_seq_len);
+    XFFL_RETURN_IF((unsigned)f->encoding > PIPE_ENC_INT4, XFFL_ERR_INVALID, "federation: encoding %d", (int)f->encoding);
+    return XFFL_OK;
+}
+
+/* Attribute names below are the file format: h5dump -A shows them to people. */
+xffl_status pipe_federation_write_file(const pipe_federation *f, const char *path)
+{
+    XFFL_FORWARD(pipe_federation_validate(f));
+    ckpt_h5_writer *w;
+    XFFL_FORWARD(ckpt_h5_writer_create(path, NULL, &w));
+    char facs[PIPE_MAX_FACILITIES * PIPE_FACILITY_MAX] = "";
+    for (int i = 0; i < f->n_facilities; i++) {
+        if (i) strcat(facs, ",");
+        strcat(facs, f->facilities[i]);
+    }
+    const pipe_algo_config *a = &f->algo;
+    const pipe_inner_opt *o = &f->inner;
+    xffl_status s = XFFL_OK;
+#define W(expr) if (s == XFFL_OK) s = (expr)
+    W(ckpt_h5_attr_str(w, "format", PIPE_FEDERATION_FORMAT));
+    W(ckpt_h5_attr_int(w, "format_version", 1));
+    W(ckpt_h5_attr_str(w, "preset", f->preset));
+    W(pipe_model_attrs_write(w, &f->model));
+    W(ckpt_h5_attr_str(w, "facilities", facs));
+    W(ckpt_h5_attr_str(w, "algorithm", pipe_algo_name(a->kind)));
+    W(ckpt_h5_attr_int(w, "unweighted", a->unweighted));
+    W(ckpt_h5_attr_double(w, "outer_lr", a->outer_lr));
+    W(ckpt_h5_attr_double(w, "outer_momentum", a->momentum));
+    W(ckpt_h5_attr_int(w, "nesterov", f->nesterov));
+    W(ckpt_h5_attr_double(w, "adam_beta1", a->beta1));
+    W(ckpt_h5_attr_double(w, "adam_beta2", a->beta2));
+    W(ckpt_h5_attr_double(w, "adam_eps", a->eps));
+    W(ckpt_h5_attr_double(w, "trim_fraction", a->trim));
+    W(ckpt_h5_attr_double(w, "clip_norm", a->clip_norm));
+    W(ckpt_h5_attr_int(w, "local_steps", f->local_steps));
+    W(ckpt_h5_attr_int(w, "quorum", f->quorum));
+    W(ckpt_h5_attr_int(w, "seed", (int64_t)f->seed));
+    W(ckpt_h5_attr_int(w, "part_size", (int64_t)f->part_size));
+    W(ckpt_h5_attr_int(w, "zstd_level", f->zstd_level));
+    W(ckpt_h5_attr_double(w, "lr", o->lr));
+    W(ckpt_h5_attr_double(w, "min_lr", o->min_lr));
+    W(ckpt_h5_attr_int(w, "warmup", o->warmup));
+    W(ckpt_h5_attr_double(w, "weight_decay", o->weight_decay));
+    W(ckpt_h5_attr_double(w, "grad_clip", o->grad_clip));
+    W(ckpt_h5_attr_double(w, "beta1", o->beta1));
+    W(ckpt_h5_attr_double(w, "beta2", o->beta2));
+    W(ckpt_h5_attr_double(w, "eps", o->eps));
+    W(ckpt_h5_attr_int(w, "batch", f->batch));
+    W(ckpt_h5_attr_int(w, "seq_len", f->seq_len));
+    W(ckpt_h5_attr_str(w, "encoding", pipe_encoding_name(f->encoding)));
+    W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
+#undef W
+    if (s != XFFL_OK) {
+        ckpt_h5_writer_abort(w);
+        return s;
+    }
+    return ckpt_h5_writer_close(w);
+}
+
+static xffl_status get_int(ckpt_h5_reader *r, const char *name, int64_t lo, int64_t hi, int64_t *v)
+{
+    XFFL_FORWARD(ckpt_h5_get_attr_int(r, name, v));
+    XFFL_RETURN_IF(*v < lo || *v > hi, XFFL_ERR_INVALID, "%s: attribute %s = %lld out of range", ckpt_h5_reader_path(r),
+                   name, (long long)*v);
+    return XFFL_OK;
+}
+
+static xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
+{
+    const char *path = ckpt_h5_reader_path(r);
+    char *str = NULL;
+    int64_t v;
+    memset(f, 0, sizeof *f);
+    XFFL_FORWARD(ckpt_h5_get_attr_str(r, "format", &str));
+    int ok = strcmp(str, PIPE_FEDERATION_FORMAT) == 0;
+    free(str);
+    XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: format attribute is not \"%s\"", path, PIPE_FEDERATION_FORMAT);
+    XFFL_FORWARD(get_int(r, "format_version", 1, 1, &v));
+    XFFL_FORWARD(ckpt_h5_get_attr_str(r, "preset", &str));
+    ok = strlen(str) < sizeof f->preset;
+    if (ok) strcpy(f->preset, str);
+    free(str);
+    XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: preset name too long", path);
+    XFFL_FORWARD(pipe_model_attrs_read(r, &f->model));
+    XFFL_FORWARD(ckpt_h5_get_attr_str(r, "facilities", &str));
+    xffl_status s = pipe_federation_set_facilities(f, str);
+    free(str);
+    if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "%s: attribute facilities", path);
+    XFFL_FORWARD(ckpt_h5_get_attr_str(r, "algorithm", &str));
+    pipe_algo_kind kind;
+    s = pipe_algo_parse(str, &kind);
+    free(str);
+    if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "%s: attribute algorithm", path);
+    pipe_federation_set_algo(f, kind);
+    pipe_algo_config *a = &f->algo;
+    pipe_inner_opt *o = &f->inner;
+    XFFL_FORWARD(get_int(r, "unweighted", 0, 1, &v));
+    a->unweighted = (int)v;
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "outer_lr", &a->outer_lr));
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "outer_momentum", &a->momentum));
+    XFFL_FORWARD(get_int(r, "nesterov", 0, 1, &v));
+    f->nesterov = (int)v;
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "adam_beta1", &a->beta1));
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "adam_beta2", &a->beta2));
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "adam_eps", &a->eps));
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "trim_fraction", &a->trim));
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "clip_norm", &a->clip_norm));
+    XFFL_FORWARD(get_int(r, "local_steps", 1, INT32_MAX, &v));
+    f->local_steps = (int)v;
+    XFFL_FORWARD(get_int(r, "quorum", 1, PIPE_MAX_FACILITIES, &v));
+    f->quorum = (int)v;
+    XFFL_FORWARD(get_int(r, "seed", 0, INT64_MAX, &v));
+    f->seed = (uint64_t)v;
+    XFFL_FORWARD(get_int(r, "part_size", 1, INT64_MAX, &v));
+    f->part_size = (uint64_t)v;
+    XFFL_FORWARD(get_int(r, "zstd_level", -7, 22, &v));
+    f->zstd_level = (int)v;
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "lr", &o->lr));
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "min_lr", &o->min_lr));
+    XFFL_FORWARD(get_int(r, "warmup", 0, INT32_MAX, &v));
+    o->warmup = (int)v;
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "weight_decay", &o->weight_decay));
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "grad_clip", &o->grad_clip));
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "beta1", &o->beta1));
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "beta2", &o->beta2));
+    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "eps", &o->eps));
+    XFFL_FORWARD(get_int(r, "batch", 1, INT32_MAX, &v));
+    f->batch = (int)v;
+    XFFL_FORWARD(get_int(r, "seq_len", 1, INT32_MAX, &v));
+    f->seq_len = (int)v;
+    XFFL_FORWARD(ckpt_h5_get_attr_str(r, "encoding", &str));
+    s = pipe_encoding_parse(str, &f->encoding);
+    free(str);
+    if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "%s: attribute encoding", path);
+    XFFL_FORWARD(get_int(r, "keep_inner_state", 0, 1, &v));
+    f->keep_inner_state = (int)v;
+    s = pipe_federation_validate(f);
+    if (s != XFFL_OK) return xffl_wrap(s, "%s", path);
+    return XFFL_OK;
+}
+
+xffl_status pipe_federation_read_file(const char *path, pipe_federation *f)
+{
+    ckpt_h5_reader *r;
+    XFFL_FORWARD(ckpt_h5_reader_open(path, NULL, &r));
+    xffl_status s = read_all(r, f);
+    ckpt_h5_reader_close(r);
+    if (s == XFFL_ERR_NOT_FOUND) s = XFFL_ERR_INVALID; /* a missing attribute is a bad file, not a missing one */
+    return s;
+}
+
+xffl_status pipe_federation_publish(store *s, const pipe_federation *f, char sha_hex[XFFL_SHA256_HEX])
+{
+    uint64_t size;
+    xffl_status st = store_head(s, PIPE_FEDERATION_KEY, &size, NULL);
+    if (st == XFFL_OK)
+        return xffl_fail(XFFL_ERR_EXISTS, "%s already holds %s: this store is a federation already", store_url(s),
+                         PIPE_FEDERATION_KEY);
+    if (st != XFFL_ERR_NOT_FOUND) return st;
+    char *dir;
+    XFFL_FORWARD(xffl_mkdtemp("federation", &dir));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, PIPE_FEDERATION_KEY);
+    char hex[XFFL_SHA256_HEX];
+    st = pipe_federation_write_file(f, path);
+    if (st == XFFL_OK) st = xffl_sha256_file(path, hex, NULL);
+    if (st == XFFL_OK) st = store_put_file(s, PIPE_FEDERATION_KEY, path);
+    xffl_rmtree(dir);
+    free(dir);
+    if (st == XFFL_OK && sha_hex) memcpy(sha_hex, hex, XFFL_SHA256_HEX);
+    return st;
+}
+
+xffl_status pipe_federation_load(store *s, const char *expect_sha, pipe_federation *f, char sha_hex[XFFL_SHA256_HEX])
+{
+    char *dir;
+    XFFL_FORWARD(xffl_mkdtemp("federation", &dir));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, PIPE_FEDERATION_KEY);
+    char hex[XFFL_SHA256_HEX];
+    xffl_status st = expect_sha ? store_get_file_verified(s, PIPE_FEDERATION_KEY, expect_sha, path)
+                                : store_get_file(s, PIPE_FEDERATION_KEY, path);
+    if (st == XFFL_ERR_NOT_FOUND)
+        xffl_fail(st, "%s has no %s (not a federation: run xffl init)", store_url(s), PIPE_FEDERATION_KEY);
+    if (st == XFFL_OK) st = xffl_sha256_file(path, hex, NULL);
+    if (st == XFFL_OK) {
+        st = pipe_federation_read_file(path, f);
+        if (st != XFFL_OK) {
+            char msg[XFFL_ERRMSG_MAX];
+            snprintf(msg, sizeof msg, "%s", xffl_errmsg());
+            const char *tail = strstr(msg, PIPE_FEDERATION_KEY ":");
+            xffl_fail(st, "%s/%s", store_url(s), tail ? tail : msg);
+        }
+    }
+    xffl_rmtree(dir);
+    free(dir);
+    if (st == XFFL_OK && sha_hex) memcpy(sha_hex, hex, XFFL_SHA256_HEX);
+    return st;
+}
