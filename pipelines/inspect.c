@@ -1,0 +1,346 @@
+#include "pipelines/inspect.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "libckpt/manifest.h"
+#include "pipelines/federation.h"
+
+/* Per scan: which chain depth references a key (versions) — kept in a side array
+ * parallel to all.items so gc can keep only the `keep` newest. */
+typedef struct {
+    pipe_store_scan *scan;
+    int *vdepth; /* -1: no kept version references it */
+} scan_ctx;
+
+static long find_key(const store_listing *l, const char *key)
+{
+    size_t lo = 0, hi = l->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(l->items[mid].key, key);
+        if (!c) return (long)mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return -1;
+}
+
+/* Marks an object a manifest names: as a key from the root, or relative to the
+ * manifest's folder. Returns the index or -1. */
+static long mark(pipe_store_scan *sc, const char *manifest_key, const char *name)
+{
+    long i = find_key(&sc->all, name);
+    if (i < 0) {
+        char k[2 * PIPE_KEY_MAX];
+        const char *slash = strrchr(manifest_key, '/');
+        int dl = slash ? (int)(slash - manifest_key + 1) : 0;
+        snprintf(k, sizeof k, "%.*s%s", dl, manifest_key, name);
+        i = find_key(&sc->all, k);
+    }
+    if (i >= 0) sc->referenced[i] = 1;
+    return i;
+}
+
+static xffl_status load_manifest(store *s, const char *key, const char *sha_or_null, ckpt_manifest **out,
+                                 char sha[XFFL_SHA256_HEX])
+{
+    void *data = NULL;
+    size_t len = 0;
+    xffl_status st = sha_or_null ? store_get_verified(s, key, sha_or_null, &data, &len) : store_get(s, key, &data, &len);
+    if (st != XFFL_OK) return st;
+    xffl_sha256_hex(data, len, sha);
+    const char *base = strrchr(key, '/');
+    st = ckpt_content_name_check(base ? base + 1 : key, sha, NULL);
+    if (st == XFFL_OK) st = ckpt_manifest_parse(data, len, key, out);
+    free(data);
+    return st;
+}
+
+static int is_commit(const char *key) { return !strncmp(key, "rounds/", 7) && strstr(key, "/COMMIT-"); }
+static int is_rejected(const char *key) { return !strncmp(key, "rounds/", 7) && strstr(key, "/REJECTED-"); }
+
+static xffl_status scan_run(store *s, pipe_store_scan *sc, int **vdepth_out)
+{
+    memset(sc, 0, sizeof *sc);
+    *vdepth_out = NULL;
+    XFFL_FORWARD(store_list(s, "", &sc->all));
+    xffl_status st = store_list_partial(s, "", &sc->partial);
+    if (st != XFFL_OK) return st;
+    sc->referenced = calloc(sc->all.count + 1, 1);
+    int *vdepth = malloc((sc->all.count + 1) * sizeof *vdepth);
+    XFFL_RETURN_IF(!sc->referenced || !vdepth, XFFL_ERR_NOMEM, "scanning %s", store_url(s));
+    for (size_t i = 0; i < sc->all.count; i++) vdepth[i] = -1;
+    *vdepth_out = vdepth;
+    long li = find_key(&sc->all, PIPE_LATEST_KEY), fi = find_key(&sc->all, "federation.h5");
+    if (li >= 0) sc->referenced[li] = 1;
+    if (fi >= 0) sc->referenced[fi] = 1;
+    /* COMMITs (and their base INDEX keys, for walking the chain) */
+    char **base_of = calloc(sc->all.count + 1, sizeof *base_of);
+    XFFL_RETURN_IF(!base_of, XFFL_ERR_NOMEM, "scanning %s", store_url(s));
+    for (size_t i = 0; i < sc->all.count; i++) {
+        const char *k = sc->all.items[i].key;
+        if (is_rejected(k)) sc->referenced[i] = 1;
+        if (!is_commit(k)) continue;
+        ckpt_manifest *m = NULL;
+        char sha[XFFL_SHA256_HEX];
+        if (load_manifest(s, k, NULL, &m, sha) != XFFL_OK) continue;
+        sc->referenced[i] = 1;
+        for (int o = 0; o < m->n_objects; o++) mark(sc, k, m->objects[o].name);
+        const char *b = ckpt_manifest_get(m, "base_index");
+        if (b) base_of[i] = strdup(b);
+        ckpt_manifest_free(m);
+    }
+    if (li >= 0) {
+        st = pipe_latest_read(s, &sc->latest);
+        if (st != XFFL_OK) goto done;
+        char key[PIPE_KEY_MAX];
+        snprintf(key, sizeof key, "%s", sc->latest.index_key);
+        const char *want_sha = sc->latest.index_sha;
+        int cap = 0;
+        for (int depth = 0;; depth++) {
+            long ii = find_key(&sc->all, key);
+            if (ii < 0) break; /* removed by gc, or never there (verify reports LATEST's) */
+            ckpt_manifest *m = NULL;
+            char sha[XFFL_SHA256_HEX];
+            if (load_manifest(s, key, want_sha, &m, sha) != XFFL_OK) break;
+            sc->referenced[ii] = 1;
+            vdepth[ii] = depth;
+            if (sc->n_kept == cap) {
+                cap = cap ? cap * 2 : 16;
+                pipe_kept_version *nk = realloc(sc->kept, (size_t)cap * sizeof *nk);
+                if (!nk) {
+                    ckpt_manifest_free(m);
+                    st = xffl_fail(XFFL_ERR_NOMEM, "scanning %s", store_url(s));
+                    goto done;
+                }
+                sc->kept = nk;
+            }
+            pipe_kept_version *kv = &sc->kept[sc->n_kept++];
+            int64_t v = -1;
+            ckpt_manifest_require_int(m, key, "version", &v);
+            kv->version = v;
+            snprintf(kv->index_key, sizeof kv->index_key, "%s", key);
+            for (int o = 0; o < m->n_objects; o++) {
+                long oi = mark(sc, key, m->objects[o].name);
+                if (oi >= 0 && vdepth[oi] < 0) vdepth[oi] = depth;
+            }
+            /* parent: the base every contributor trained on */
+            char parent[PIPE_KEY_MAX] = "";
+            for (int c = 0; c < m->n_contributors && !parent[0]; c++) {
+                long ci = find_key(&sc->all, m->contributors[c].key);
+                if (ci >= 0 && base_of[ci]) snprintf(parent, sizeof parent, "%s", base_of[ci]);
+            }
+            ckpt_manifest_free(m);
+            if (!parent[0] || v <= 0) break;
+            snprintf(key, sizeof key, "%s", parent);
+            want_sha = NULL;
+        }
+    }
+done:
+    for (size_t i = 0; i < sc->all.count; i++) free(base_of[i]);
+    free(base_of);
+    return st;
+}
+
+xffl_status pipe_store_scan_run(store *s, pipe_store_scan *scan)
+{
+    int *vd = NULL;
+    xffl_status st = scan_run(s, scan, &vd);
+    free(vd);
+    if (st != XFFL_OK) pipe_store_scan_free(scan);
+    return st;
+}
+
+void pipe_store_scan_free(pipe_store_scan *scan)
+{
+    if (!scan) return;
+    store_listing_free(&scan->all);
+    store_listing_free(&scan->partial);
+    free(scan->referenced);
+    free(scan->kept);
+    memset(scan, 0, sizeof *scan);
+}
+
+/* groups of an INDEX ("groups" header, comma separated; "model" when absent) */
+static int index_groups(const ckpt_manifest *m, char names[PIPE_MAX_GROUPS][32], const char *ptrs[PIPE_MAX_GROUPS])
+{
+    const char *g = ckpt_manifest_get(m, "groups");
+    int n = 0;
+    if (!g || !*g) g = "model";
+    while (*g && n < PIPE_MAX_GROUPS) {
+        while (*g == ',' || *g == ' ') g++;
+        size_t l = strcspn(g, ", ");
+        if (!l) break;
+        snprintf(names[n], 32, "%.*s", (int)l, g);
+        ptrs[n] = names[n];
+        n++;
+        g += l;
+    }
+    return n;
+}
+
+static xffl_status verify_version(store *s, const pipe_kept_version *kv, const pipe_version_ref *latest)
+{
+    pipe_version_ref ref;
+    memset(&ref, 0, sizeof ref);
+    ref.version = kv->version;
+    snprintf(ref.index_key, sizeof ref.index_key, "%s", kv->index_key);
+    ckpt_manifest *m = NULL;
+    const char *want = !strcmp(kv->index_key, latest->index_key) ? latest->index_sha : NULL;
+    XFFL_FORWARD(load_manifest(s, kv->index_key, want, &m, ref.index_sha));
+    ckpt_model_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    /* the model shape comes from the federation, as for every reader */
+    pipe_federation f;
+    xffl_status st = pipe_federation_load(s, NULL, &f, NULL);
+    ckpt_param_table *t = NULL;
+    if (st == XFFL_OK) st = ckpt_param_table_create(&f.model, &t);
+    if (st == XFFL_OK) {
+        char names[PIPE_MAX_GROUPS][32];
+        const char *groups[PIPE_MAX_GROUPS];
+        int n = index_groups(m, names, groups);
+        st = pipe_version_fetch(s, &ref, t, n, groups, NULL, NULL);
+    }
+    ckpt_param_table_free(t);
+    ckpt_manifest_free(m);
+    return st;
+}
+
+xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_verify_report *out)
+{
+    memset(out, 0, sizeof *out);
+    pipe_store_scan sc;
+    int *vd = NULL;
+    xffl_status st = scan_run(s, &sc, &vd);
+    free(vd);
+    if (st != XFFL_OK) {
+        pipe_store_scan_free(&sc);
+        return st;
+    }
+    char first[XFFL_ERRMSG_MAX] = "";
+#define PROBLEM(...)                                                   \
+    do {                                                               \
+        out->n_problems++;                                             \
+        if (!first[0]) snprintf(first, sizeof first, __VA_ARGS__);    \
+        report(ctx, 1, __VA_ARGS__);                                   \
+    } while (0)
+    if (find_key(&sc.all, PIPE_LATEST_KEY) < 0) PROBLEM("no LATEST: not a federation store (run xffl init)");
+    else if (sc.n_kept == 0 || strcmp(sc.kept[0].index_key, sc.latest.index_key) != 0)
+        PROBLEM("LATEST names %s, which is missing or damaged", sc.latest.index_key);
+    for (int k = 0; k < sc.n_kept; k++) {
+        if (verify_version(s, &sc.kept[k], &sc.latest) != XFFL_OK)
+            PROBLEM("version %lld (%s): %s", (long long)sc.kept[k].version, sc.kept[k].index_key, xffl_errmsg());
+        else
+            out->versions_checked++;
+    }
+    for (size_t i = 0; i < sc.all.count; i++) {
+        const char *k = sc.all.items[i].key;
+        if (is_rejected(k)) {
+            char *reason = NULL;
+            if (pipe_rejected_reason(s, k, &reason) != XFFL_OK) PROBLEM("%s: %s", k, xffl_errmsg());
+            free(reason);
+            continue;
+        }
+        if (!is_commit(k)) continue;
+        ckpt_manifest *m = NULL;
+        char sha[XFFL_SHA256_HEX];
+        if (load_manifest(s, k, NULL, &m, sha) != XFFL_OK) {
+            PROBLEM("%s: %s", k, xffl_errmsg());
+            continue;
+        }
+        out->commits_checked++;
+        for (int o = 0; o < m->n_objects; o++) {
+            void *data = NULL;
+            size_t len = 0;
+            if (store_get_verified(s, m->objects[o].name, m->objects[o].sha256, &data, &len) != XFFL_OK)
+                PROBLEM("%s names %s: %s", k, m->objects[o].name, xffl_errmsg());
+            else if (len != m->objects[o].bytes)
+                PROBLEM("%s names %s of %llu bytes, found %zu", k, m->objects[o].name,
+                        (unsigned long long)m->objects[o].bytes, len);
+            else
+                out->objects_checked++;
+            free(data);
+        }
+        ckpt_manifest_free(m);
+    }
+    for (size_t i = 0; i < sc.all.count; i++)
+        if (!sc.referenced[i] && (!strncmp(sc.all.items[i].key, "versions/", 9) ||
+                                  !strncmp(sc.all.items[i].key, "rounds/", 7))) {
+            out->n_orphans++;
+            report(ctx, 0, "orphan %s (%llu bytes)", sc.all.items[i].key, (unsigned long long)sc.all.items[i].size);
+        }
+    for (size_t i = 0; i < sc.partial.count; i++) {
+        out->n_orphans++;
+        report(ctx, 0, "orphan %s (partial write, %llu bytes)", sc.partial.items[i].key,
+               (unsigned long long)sc.partial.items[i].size);
+    }
+#undef PROBLEM
+    pipe_store_scan_free(&sc);
+    if (out->n_problems) return xffl_fail(XFFL_ERR_CORRUPT, "%d problem(s); first: %s", out->n_problems, first);
+    return XFFL_OK;
+}
+
+/* round number of "rounds/r000005/..." or -1 */
+static int64_t key_round(const char *k)
+{
+    long long r;
+    int used = 0;
+    if (sscanf(k, "rounds/r%lld/%n", &r, &used) == 1 && used) return r;
+    return -1;
+}
+
+xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, void *ctx, pipe_gc_report *out)
+{
+    memset(out, 0, sizeof *out);
+    XFFL_RETURN_IF(o->keep < 1, XFFL_ERR_USAGE, "--keep %d must be >= 1", o->keep);
+    pipe_store_scan sc;
+    int *vdepth = NULL;
+    xffl_status st = scan_run(s, &sc, &vdepth);
+    if (st != XFFL_OK) goto done;
+    XFFL_CHECK_GOTO(st, sc.n_kept > 0 ? XFFL_OK : xffl_fail(XFFL_ERR_CORRUPT,
+                                                           "LATEST of %s is missing or damaged: gc removes nothing "
+                                                           "(run verify --all)", store_url(s)), done);
+    int keep = o->keep < sc.n_kept ? o->keep : sc.n_kept;
+    int64_t oldest = sc.kept[keep - 1].version;
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < sc.all.count; i++) {
+        const store_entry *e = &sc.all.items[i];
+        int removable = 0;
+        if (!strncmp(e->key, "versions/", 9))
+            removable = vdepth[i] < 0 || vdepth[i] >= keep;
+        else if (!strncmp(e->key, "rounds/", 7)) {
+            int64_t r = key_round(e->key);
+            /* round r is reproducible only while version r−1 is kept */
+            removable = !sc.referenced[i] || (r >= 0 && r <= oldest);
+        }
+        if (!removable) continue;
+        if ((double)(now - e->mtime) < o->grace) {
+            out->kept_young++;
+            continue;
+        }
+        if (!o->dry_run) XFFL_CHECK_GOTO(st, store_delete(s, e->key), done);
+        out->removed++;
+        out->removed_bytes += e->size;
+        report(ctx, 0, "%s %s (%llu bytes)", o->dry_run ? "would remove" : "removed", e->key,
+               (unsigned long long)e->size);
+    }
+    for (size_t i = 0; i < sc.partial.count; i++) {
+        const store_entry *e = &sc.partial.items[i];
+        if ((double)(now - e->mtime) < o->grace) {
+            out->kept_young++;
+            continue;
+        }
+        if (!o->dry_run) XFFL_CHECK_GOTO(st, store_delete(s, e->key), done);
+        out->removed++;
+        out->removed_bytes += e->size;
+        report(ctx, 0, "%s %s (partial write, %llu bytes)", o->dry_run ? "would remove" : "removed", e->key,
+               (unsigned long long)e->size);
+    }
+done:
+    free(vdepth);
+    pipe_store_scan_free(&sc);
+    return st;
+}
