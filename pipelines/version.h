@@ -117,8 +117,10 @@ void pipe_version_info_clear(pipe_version_info *info); /* frees info->index; acc
  * its object line, each part's structure and attributes against the table (format,
  * model config, shapes), each tensor's digest against its attribute and its INDEX
  * tensor line. slabs[g] (t->total floats, table order) receives group groups[g];
- * a NULL slab (or slabs == NULL) means verify without keeping. Missing groups:
- * NOT_FOUND naming part and group. info may be NULL. CORRUPT/INVALID name key and tensor. */
+ * a NULL slab (or slabs == NULL) means verify without keeping. groups == NULL means
+ * every group the INDEX lists (n_groups ignored; use with slabs == NULL). A group the
+ * version lacks: NOT_FOUND naming INDEX and group. info may be NULL (else the caller
+ * clears it with pipe_version_info_clear). CORRUPT/INVALID name the key and tensor. */
 xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt_param_table *t, int n_groups,
                                const char *const *groups, float *const *slabs, pipe_version_info *info);
 
