@@ -483,9 +483,11 @@ static xffl_status read_str_attr(hid_t obj, const char *what, const char *name, 
     }
     hid_t ft = H5Aget_type(a);
     int vlen = H5Tis_variable_str(ft) > 0;
+    H5T_cset_t cset = H5Tget_cset(ft);
     H5Tclose(ft);
     xffl_status s = XFFL_OK;
     hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(mt, cset); /* HDF5 has no ASCII<->UTF-8 conversion path */
     if (vlen) {
         /* h5py writes variable-length strings; accept them for files it made. */
         H5Tset_size(mt, H5T_VARIABLE);
