@@ -1,0 +1,288 @@
+/* xffl init: create a federation (federation.h5, version 0, LATEST). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cli.h"
+#include "common/util.h"
+#include "libckpt/h5part.h"
+#include "libckpt/model.h"
+#include "libckpt/zstd_filter.h"
+#include "pipelines/federation.h"
+#include "pipelines/version.h"
+
+static void help(void)
+{
+    printf("usage: xffl init --store URL --model PRESET [options]\n"
+           "\n"
+           "Creates a federation in an empty store: federation.h5 (every setting that\n"
+           "changes a round's result; train and aggregate read them from there), version 0\n"
+           "(the initial weights from --seed, split into parts) and LATEST. Refuses a store\n"
+           "that already holds federation.h5. Same flags give byte-identical stores.\n"
+           "\n"
+           "model and federation:\n"
+           "  --store URL             s3://bucket/prefix, file:///path or a plain path\n"
+           "  --model PRESET          %s\n"
+           "  --vocab N               vocabulary size (default: 256 byte-level for tiny/small/base)\n"
+           "  --facilities a,b        facility names (default: local)\n"
+           "  --algo A                fedavg (default), diloco, fedadam, median, trimmed\n"
+           "  --local-steps H         optimizer steps per facility per round (100)\n"
+           "  --quorum K              deltas needed per round (default: all facilities)\n"
+           "  --seed S                initialisation seed (0)\n"
+           "  --part-size N           uncompressed bytes per version part, K/M/G (1G)\n"
+           "  --level L               zstd level of every part (%d)\n"
+           "  --dry-run               print the layout, parameter count and part plan; write nothing\n"
+           "algorithm (defaults depend on --algo):\n"
+           "  --unweighted            plain mean of deltas instead of token-weighted (the XFFL paper)\n"
+           "  --outer-lr X            outer learning rate (diloco 0.7, fedadam 0.01, others 1)\n"
+           "  --outer-momentum X      diloco momentum (0.9)\n"
+           "  --no-nesterov           diloco: heavy-ball instead of Nesterov momentum\n"
+           "  --adam-beta1 X --adam-beta2 X --adam-eps X   fedadam (0.9, 0.99, 1e-8)\n"
+           "  --trim-fraction X       trimmed: fraction cut from each end (0.1)\n"
+           "  --clip-norm X           pseudo-gradient L2 norm bound, 0 = none (0)\n"
+           "facility training:\n"
+           "  --lr X --min-lr X       AdamW peak and cosine-floor learning rates (3e-4, 3e-5)\n"
+           "  --warmup N              warm-up steps (10)\n"
+           "  --weight-decay X        (0.1)\n"
+           "  --grad-clip X           gradient norm clip, 0 = none (1.0)\n"
+           "  --beta1 X --beta2 X     AdamW betas (0.9, 0.95)\n"
+           "  --batch B --seq-len T   sequences per step, tokens per sequence (4, min(256, max_seq_len))\n"
+           "  --encoding E            delta encoding: fp32 (default), bf16, int8, int4\n"
+           "  --keep-inner-state      keep AdamW state across rounds in the facility's --state DIR\n"
+           "store I/O:\n" CLI_STORE_FLAGS_HELP
+           "  --threads N             compression threads (default: all cores)\n"
+           "\n"
+           "Prints the version it wrote on stdout (--json: one object).\n"
+           "exit codes: 0 done, 1 failed (store already a federation, I/O), 2 usage,\n"
+           "74 store unreachable.\n",
+           ckpt_model_preset_names(), CKPT_ZSTD_DEFAULT_LEVEL);
+}
+
+static int flag(const char *arg, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(arg, name, n) == 0 && (arg[n] == 0 || arg[n] == '=');
+}
+
+static void commas(int64_t v, char *out, size_t cap)
+{
+    char digits[32];
+    snprintf(digits, sizeof digits, "%" PRId64, v);
+    size_t n = strlen(digits), o = 0;
+    for (size_t i = 0; i < n && o + 2 < cap; i++) {
+        if (i && (n - i) % 3 == 0) out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = 0;
+}
+
+typedef struct {
+    const ckpt_param_table *t;
+    uint64_t seed;
+} init_src;
+
+static xffl_status init_tensor(void *ctx, int group, int index, float *out)
+{
+    init_src *src = ctx;
+    if (group == 0)
+        ckpt_param_init(src->t, index, src->seed, out);
+    else /* outer optimizer state starts at zero */
+        memset(out, 0, (size_t)src->t->params[index].numel * sizeof *out);
+    return XFFL_OK;
+}
+
+static void print_plan(const pipe_federation *f, const ckpt_param_table *t, int n_groups, const char *const *groups,
+                       const pipe_part_plan *plan)
+{
+    char n[40], ne[40];
+    commas(t->total, n, sizeof n);
+    commas(ckpt_param_count_nonembedding(t), ne, sizeof ne);
+    const ckpt_model_config *c = &f->model;
+    if (cli_json) {
+        printf("{\"model\":\"%s\",\"dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,\"hidden_dim\":%d,"
+               "\"vocab_size\":%d,\"max_seq_len\":%d,\"parameters\":%" PRId64 ",\"tensors\":%d,\"groups\":%d,"
+               "\"part_size\":%" PRIu64 ",\"parts\":[",
+               f->preset, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim, c->vocab_size, c->max_seq_len,
+               t->total, t->count, n_groups, f->part_size);
+        for (int p = 0; p < plan->n_parts; p++)
+            printf("%s{\"part\":%d,\"first\":\"%s\",\"last\":\"%s\",\"tensors\":%d,\"bytes\":%" PRIu64 "}", p ? "," : "",
+                   p, t->params[plan->first[p]].name, t->params[plan->first[p] + plan->count[p] - 1].name,
+                   plan->count[p], plan->raw_bytes[p]);
+        printf("]}\n");
+        return;
+    }
+    printf("model %s: dim %d, %d layers, %d heads (%d kv), hidden %d, vocab %d, max_seq_len %d\n", f->preset, c->dim,
+           c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim, c->vocab_size, c->max_seq_len);
+    printf("parameters: %s (%s without the embedding table), %d tensors\n", n, ne, t->count);
+    printf("groups per part:");
+    for (int g = 0; g < n_groups; g++) printf(" /%s", groups[g]);
+    printf("   (float32, chunked, shuffle + zstd level %d)\n", f->zstd_level);
+    uint64_t total = 0;
+    for (int p = 0; p < plan->n_parts; p++) total += plan->raw_bytes[p];
+    printf("part plan: %d parts of at most %" PRIu64 " bytes (%" PRIu64 " bytes uncompressed in all)\n", plan->n_parts,
+           f->part_size, total);
+    for (int p = 0; p < plan->n_parts; p++)
+        printf("  versions/v000000/part-%03d-<sha>.h5  %12" PRIu64 " bytes  %3d tensors  %s .. %s\n", p,
+               plan->raw_bytes[p], plan->count[p], t->params[plan->first[p]].name,
+               t->params[plan->first[p] + plan->count[p] - 1].name);
+    printf("facilities: ");
+    for (int i = 0; i < f->n_facilities; i++) printf("%s%s", i ? "," : "", f->facilities[i]);
+    printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s\n", pipe_algo_name(f->algo.kind),
+           f->local_steps, f->quorum, f->seed, pipe_encoding_name(f->encoding));
+}
+
+int cmd_init(int argc, char **argv)
+{
+    const char *C = "init";
+    if (cli_wants_help(argc, argv)) {
+        help();
+        return 0;
+    }
+    store_options sopt;
+    store_options_default(&sopt);
+    const char *url = NULL, *preset = NULL, *facilities = NULL, *algo = NULL, *encoding = NULL;
+    long vocab = 0, local_steps = -1, quorum = -1, warmup = -1, batch = -1, seq_len = -1, threads = 0, level = 0;
+    long seed = 0;
+    uint64_t part_size = 0;
+    int dry = 0, unweighted = 0, no_nesterov = 0, keep_inner = 0;
+    /* Doubles left NaN-free: "set" flags say which were given. */
+    struct {
+        const char *name;
+        double v;
+        int set;
+    } dbl[] = {{"--outer-lr", 0, 0},  {"--outer-momentum", 0, 0}, {"--adam-beta1", 0, 0}, {"--adam-beta2", 0, 0}, {"--adam-eps", 0, 0},
+               {"--trim-fraction", 0, 0}, {"--clip-norm", 0, 0}, {"--lr", 0, 0},        {"--min-lr", 0, 0},     {"--weight-decay", 0, 0},
+               {"--grad-clip", 0, 0}, {"--beta1", 0, 0},          {"--beta2", 0, 0}};
+    enum { OUTER_LR, MOMENTUM, ABETA1, ABETA2, AEPS, TRIM, CLIP, LR, MIN_LR, WD, GCLIP, BETA1, BETA2, NDBL };
+    struct {
+        const char *name;
+        long *v;
+        long lo, hi;
+    } ints[] = {{"--vocab", &vocab, 1, 65536},          {"--local-steps", &local_steps, 1, 100000000},
+                {"--quorum", &quorum, 1, PIPE_MAX_FACILITIES}, {"--seed", &seed, 0, INT64_MAX},
+                {"--warmup", &warmup, 0, 100000000},    {"--batch", &batch, 1, 1000000},
+                {"--seq-len", &seq_len, 1, 1000000},    {"--threads", &threads, 1, 1024},
+                {"--level", &level, -7, 22}};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r = cli_store_flag(C, argc, argv, &i, &sopt);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        int done = 0;
+        for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !done; k++)
+            if (flag(a, ints[k].name)) {
+                const char *v = cli_value(C, argc, argv, &i);
+                if (!v) return 2;
+                if (xffl_parse_long(ints[k].name, v, ints[k].lo, ints[k].hi, ints[k].v) != XFFL_OK)
+                    return cli_report(C, XFFL_ERR_USAGE);
+                done = 1;
+            }
+        for (int k = 0; k < NDBL && !done; k++)
+            if (flag(a, dbl[k].name)) {
+                const char *v = cli_value(C, argc, argv, &i);
+                if (!v) return 2;
+                if (xffl_parse_double(dbl[k].name, v, &dbl[k].v) != XFFL_OK) return cli_report(C, XFFL_ERR_USAGE);
+                dbl[k].set = 1;
+                done = 1;
+            }
+        if (done) continue;
+        const char **sv = flag(a, "--store") ? &url : flag(a, "--model") ? &preset : flag(a, "--facilities") ? &facilities
+                          : flag(a, "--algo") ? &algo : flag(a, "--encoding") ? &encoding : NULL;
+        if (sv) {
+            if (!(*sv = cli_value(C, argc, argv, &i))) return 2;
+        } else if (flag(a, "--part-size")) {
+            const char *v = cli_value(C, argc, argv, &i);
+            if (!v) return 2;
+            if (xffl_parse_size(v, &part_size) != XFFL_OK) return cli_report(C, XFFL_ERR_USAGE);
+        } else if (!strcmp(a, "--dry-run")) dry = 1;
+        else if (!strcmp(a, "--unweighted")) unweighted = 1;
+        else if (!strcmp(a, "--no-nesterov")) no_nesterov = 1;
+        else if (!strcmp(a, "--keep-inner-state")) keep_inner = 1;
+        else return cli_usage_error(C, "unknown argument '%s'", a);
+    }
+    if (!preset) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
+    if (!url && !dry) return cli_usage_error(C, "--store URL is required (or --dry-run)");
+    ckpt_h5_set_verbose(cli_verbose);
+
+    pipe_federation f;
+    xffl_status st = pipe_federation_default(preset, (int)vocab, &f);
+    if (st != XFFL_OK) return cli_report(C, st);
+    if (facilities && (st = pipe_federation_set_facilities(&f, facilities)) != XFFL_OK) return cli_report(C, st);
+    if (algo) {
+        pipe_algo_kind kind;
+        if ((st = pipe_algo_parse(algo, &kind)) != XFFL_OK) return cli_report(C, st);
+        pipe_federation_set_algo(&f, kind);
+    }
+    if (encoding && (st = pipe_encoding_parse(encoding, &f.encoding)) != XFFL_OK) return cli_report(C, st);
+    f.quorum = quorum > 0 ? (int)quorum : f.n_facilities;
+    if (local_steps > 0) f.local_steps = (int)local_steps;
+    f.seed = (uint64_t)seed;
+    if (part_size) f.part_size = part_size;
+    if (level) f.zstd_level = (int)level;
+    if (warmup >= 0) f.inner.warmup = (int)warmup;
+    if (batch > 0) f.batch = (int)batch;
+    if (seq_len > 0) f.seq_len = (int)seq_len;
+    f.algo.unweighted = unweighted;
+    f.nesterov = !no_nesterov;
+    f.keep_inner_state = keep_inner;
+    double *targets[NDBL] = {&f.algo.outer_lr, &f.algo.momentum,  &f.algo.beta1,  &f.algo.beta2,      &f.algo.eps,
+                             &f.algo.trim,     &f.algo.clip_norm, &f.inner.lr,    &f.inner.min_lr,    &f.inner.weight_decay,
+                             &f.inner.grad_clip, &f.inner.beta1,  &f.inner.beta2};
+    for (int k = 0; k < NDBL; k++)
+        if (dbl[k].set) *targets[k] = dbl[k].v;
+    if (dbl[LR].set && !dbl[MIN_LR].set && f.inner.min_lr > f.inner.lr) f.inner.min_lr = f.inner.lr / 10;
+    if ((st = pipe_federation_validate(&f)) != XFFL_OK) {
+        fprintf(stderr, "xffl init: %s\n", xffl_errmsg());
+        return 2;
+    }
+
+    ckpt_param_table *t = NULL;
+    pipe_part_plan plan = {0};
+    store *s = NULL;
+    int n_groups = 1 + pipe_algo_state_count(f.algo.kind);
+    const char *groups[PIPE_MAX_GROUPS] = {"model"};
+    for (int g = 1; g < n_groups; g++) groups[g] = pipe_algo_state_group(f.algo.kind, g - 1);
+    XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f.model, &t), out);
+    XFFL_CHECK_GOTO(st, pipe_version_plan(t, n_groups, f.part_size, &plan), out);
+    if (dry) {
+        print_plan(&f, t, n_groups, groups, &plan);
+        goto out;
+    }
+    XFFL_CHECK_GOTO(st, store_open(url, &sopt, &s), out);
+    char fed_sha[XFFL_SHA256_HEX];
+    double t0 = xffl_now();
+    XFFL_CHECK_GOTO(st, pipe_federation_publish(s, &f, fed_sha), out);
+    if (cli_verbose) fprintf(stderr, "xffl init: wrote %s (sha256 %s)\n", PIPE_FEDERATION_KEY, fed_sha);
+    init_src src = {t, f.seed};
+    pipe_version_spec spec = {.version = 0,
+                              .parent = -1,
+                              .round = 0,
+                              .algorithm = pipe_algo_name(f.algo.kind),
+                              .federation_sha256 = fed_sha,
+                              .tokens_seen = 0,
+                              .n_groups = n_groups,
+                              .groups = groups,
+                              .part_size = f.part_size,
+                              .level = f.zstd_level,
+                              .threads = (int)threads};
+    fprintf(stderr, "xffl init: writing version 0 of %s (%d parts) to %s\n", f.preset, plan.n_parts, store_url(s));
+    pipe_version_result res;
+    XFFL_CHECK_GOTO(st, pipe_version_publish(s, t, &spec, init_tensor, &src, &res), out);
+    double dt = xffl_now() - t0;
+    if (cli_json)
+        printf("{\"store\":\"%s\",\"version\":0,\"index\":\"%s\",\"index_sha256\":\"%s\",\"federation_sha256\":\"%s\","
+               "\"parameters\":%" PRId64 ",\"parts\":%d,\"raw_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64
+               ",\"seconds\":%.3f}\n",
+               store_url(s), res.ref.index_key, res.ref.index_sha, fed_sha, t->total, res.n_parts, res.raw_bytes,
+               res.stored_bytes, dt);
+    else
+        printf("%s: v000000 %s  %d parts, %" PRIu64 " bytes stored (%.2fx compression), %.1f s\n", store_url(s),
+               res.ref.index_key, res.n_parts, res.stored_bytes,
+               res.stored_bytes ? (double)res.raw_bytes / (double)res.stored_bytes : 0.0, dt);
+out:
+    pipe_part_plan_free(&plan);
+    ckpt_param_table_free(t);
+    store_close(s);
+    return cli_report(C, st);
+}
