@@ -1,0 +1,100 @@
+#include "pipelines/commit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/util.h"
+#include "libckpt/delta.h"
+
+xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_key, uint64_t *bytes)
+{
+    char prefix[PIPE_KEY_MAX];
+    pipe_attempt_prefix(c->round, c->facility, c->attempt, prefix, sizeof prefix);
+    ckpt_manifest *m = NULL;
+    XFFL_FORWARD(ckpt_manifest_create(&m));
+    char *tmp = NULL;
+    ckpt_delta_file *files = NULL;
+    store_transfer *tr = NULL;
+    int nf = 0;
+    uint64_t total = 0;
+    xffl_status st = XFFL_OK;
+    /* headers first: the manifest keeps them in the order set */
+#define H(expr) XFFL_CHECK_GOTO(st, (expr), done)
+    H(ckpt_manifest_set(m, "format", PIPE_COMMIT_FORMAT));
+    H(ckpt_manifest_set_int(m, "format_version", 1));
+    H(ckpt_manifest_set_int(m, "round", c->round));
+    H(ckpt_manifest_set(m, "facility", c->facility));
+    H(ckpt_manifest_set_int(m, "attempt", c->attempt));
+    H(ckpt_manifest_set_int(m, "base_version", c->base->version));
+    H(ckpt_manifest_set(m, "base_index", c->base->index_key));
+    H(ckpt_manifest_set(m, "federation", c->fed_sha));
+    H(ckpt_manifest_set(m, "encoding", pipe_encoding_name(c->f->encoding)));
+    H(ckpt_manifest_set_int(m, "block", CKPT_CODEC_BLOCK_DEFAULT));
+    H(ckpt_manifest_set_int(m, "tokens", c->tokens));
+    H(ckpt_manifest_set_int(m, "steps", c->steps));
+    H(ckpt_manifest_setf(m, "loss_first", "%.9g", c->loss_first));
+    H(ckpt_manifest_setf(m, "loss_last", "%.9g", c->loss_last));
+    H(ckpt_manifest_setf(m, "loss_mean", "%.9g", c->loss_mean));
+    H(ckpt_manifest_setf(m, "seconds", "%.3f", c->seconds));
+    H(xffl_mkdtemp("xffl-train", &tmp));
+    ckpt_delta_meta meta = {.round = c->round, .base_version = c->base->version, .base_index = c->base->index_key,
+                            .facility = c->facility, .tokens = c->tokens, .steps = c->steps,
+                            .loss_first = c->loss_first, .loss_last = c->loss_last, .loss_mean = c->loss_mean,
+                            .codec = (ckpt_codec)c->f->encoding, .block = CKPT_CODEC_BLOCK_DEFAULT};
+    ckpt_h5_options opt = {.level = c->f->zstd_level, .threads = c->threads};
+    /* the object lines come after the headers: write parts into a side manifest */
+    ckpt_manifest *lines = NULL;
+    H(ckpt_manifest_create(&lines));
+    st = ckpt_delta_write(tmp, c->t, c->delta, &meta, c->residual, c->f->part_size, &opt, prefix, lines, &files, &nf);
+    if (st == XFFL_OK) {
+        for (int i = 0; i < nf; i++) total += files[i].bytes;
+        st = ckpt_manifest_set_int(m, "bytes", (int64_t)total);
+        for (int i = 0; i < c->n_extra && st == XFFL_OK; i++)
+            st = ckpt_manifest_set(m, c->extra_keys[i], c->extra_values[i]);
+        for (int i = 0; i < lines->n_objects && st == XFFL_OK; i++)
+            st = ckpt_manifest_add_object(m, lines->objects[i].name, lines->objects[i].bytes, lines->objects[i].sha256);
+        for (int i = 0; i < lines->n_tensors && st == XFFL_OK; i++) {
+            const ckpt_manifest_tensor *tl = &lines->tensors[i];
+            st = ckpt_manifest_add_tensor(m, tl->name, tl->dtype, tl->ndim, tl->shape, tl->sha256);
+        }
+    }
+    ckpt_manifest_free(lines);
+    if (st != XFFL_OK) goto done;
+    tr = calloc((size_t)nf, sizeof *tr);
+    if (!tr) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "upload list");
+        goto done;
+    }
+    char (*keys)[PIPE_KEY_MAX] = calloc((size_t)nf, PIPE_KEY_MAX);
+    if (!keys) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "upload list");
+        goto done;
+    }
+    for (int i = 0; i < nf; i++) {
+        size_t pl = strlen(prefix), nl = strnlen(files[i].name, sizeof files[i].name);
+        if (pl + nl >= PIPE_KEY_MAX) {
+            free(keys);
+            st = xffl_fail(XFFL_ERR_USAGE, "key %s%s too long", prefix, files[i].name);
+            goto done;
+        }
+        memcpy(keys[i], prefix, pl);
+        memcpy(keys[i] + pl, files[i].name, nl + 1);
+        tr[i] = (store_transfer){.key = keys[i], .path = files[i].path};
+    }
+    st = store_put_many(s, tr, (size_t)nf);
+    free(keys);
+    if (st != XFFL_OK) goto done;
+    /* COMMIT last: the attempt exists for readers only from here on */
+    H(pipe_manifest_put(s, m, prefix, "COMMIT", commit_key));
+    if (bytes) *bytes = total;
+#undef H
+done:
+    free(tr);
+    free(files);
+    if (tmp) {
+        xffl_rmtree(tmp);
+        free(tmp);
+    }
+    ckpt_manifest_free(m);
+    return st;
+}

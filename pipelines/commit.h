@@ -1,0 +1,43 @@
+/* Uploading one facility's delta for a round: parts first (in parallel), the COMMIT
+ * manifest last, so a reader that sees the COMMIT sees every part it names.
+ *
+ * COMMIT headers (format=xffl-commit, format_version=1): round, facility, attempt,
+ * base_version, base_index, federation (sha256 of federation.h5), encoding, block,
+ * tokens, steps, loss_first, loss_last, loss_mean, seconds, bytes, then the caller's
+ * extra headers (cursor, backend, threads, shards, inner_state, ...); then one
+ * `object` line per part (full key) and one `tensor` line per tensor (float32,
+ * table shape, SHA-256 of the decoded delta values). */
+#ifndef XFFL_PIPE_COMMIT_H
+#define XFFL_PIPE_COMMIT_H
+
+#include <stdint.h>
+#include "common/status.h"
+#include "libckpt/model.h"
+#include "pipelines/federation.h"
+#include "pipelines/round.h"
+#include "pipelines/version.h"
+#include "storage/store.h"
+
+typedef struct {
+    const pipe_federation *f;
+    const char *fed_sha;
+    const ckpt_param_table *t;
+    const pipe_version_ref *base;
+    int64_t round;
+    const char *facility;
+    int attempt;
+    const float *delta;  /* θ_local − θ_v, t->total floats */
+    float *residual;     /* error-feedback residual (lossy encodings), updated; may be NULL */
+    int64_t tokens, steps;
+    double loss_first, loss_last, loss_mean, seconds;
+    int n_extra;
+    const char *const *extra_keys;
+    const char *const *extra_values;
+    int threads;         /* compression threads; 0 = default */
+} pipe_commit_spec;
+
+/* Encodes and uploads; commit_key (PIPE_KEY_MAX) receives the COMMIT's key, bytes
+ * (may be NULL) the parts' stored bytes. Local temporary files are removed. */
+xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_key, uint64_t *bytes);
+
+#endif

@@ -1,0 +1,329 @@
+/* Round logic end to end on a file:// store, without training: real COMMITs made by
+ * pipe_commit_delta (the same code `xffl train` uploads with), real aggregation. */
+#include <CUnit/CUnit.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/util.h"
+#include "libckpt/delta.h"
+#include "pipelines/aggregate.h"
+#include "pipelines/commit.h"
+#include "pipelines/inspect.h"
+
+typedef struct {
+    char *dir;
+    store *s;
+    pipe_federation f;
+    char fed_sha[XFFL_SHA256_HEX];
+    ckpt_param_table *t;
+} fixture;
+
+static xffl_status init_tensor(void *ctx, int group, int index, float *out)
+{
+    fixture *fx = ctx;
+    if (group == 0) ckpt_param_init(fx->t, index, fx->f.seed, out);
+    else memset(out, 0, (size_t)fx->t->params[index].numel * sizeof(float));
+    return XFFL_OK;
+}
+
+static int setup(fixture *fx, const char *facilities, pipe_algo_kind algo, int quorum)
+{
+    memset(fx, 0, sizeof *fx);
+    if (xffl_mkdtemp("xffl-round-test", &fx->dir)) return 0;
+    if (store_open(fx->dir, NULL, &fx->s)) return 0;
+    if (pipe_federation_default("tiny", 0, &fx->f)) return 0;
+    if (pipe_federation_set_facilities(&fx->f, facilities)) return 0;
+    pipe_federation_set_algo(&fx->f, algo);
+    fx->f.quorum = quorum;
+    fx->f.part_size = 1 << 20;
+    if (pipe_federation_publish(fx->s, &fx->f, fx->fed_sha)) return 0;
+    if (ckpt_param_table_create(&fx->f.model, &fx->t)) return 0;
+    const char *groups[] = {"model"};
+    pipe_version_spec v0 = {.version = 0, .parent = -1, .round = 0, .algorithm = pipe_algo_name(algo),
+                            .federation_sha256 = fx->fed_sha, .n_groups = 1, .groups = groups,
+                            .part_size = fx->f.part_size, .threads = 1};
+    return pipe_version_publish(fx->s, fx->t, &v0, init_tensor, fx, NULL) == XFFL_OK;
+}
+
+static int setup_or_say(fixture *fx, const char *facilities, pipe_algo_kind algo, int quorum)
+{
+    int ok = setup(fx, facilities, algo, quorum);
+    if (!ok) fprintf(stderr, "round fixture: %s\n", xffl_errmsg());
+    return ok;
+}
+
+static void teardown(fixture *fx)
+{
+    store_close(fx->s);
+    ckpt_param_table_free(fx->t);
+    if (fx->dir) xffl_rmtree(fx->dir);
+    free(fx->dir);
+}
+
+static void fill(float *x, int64_t n, uint64_t seed, float scale)
+{
+    for (int64_t i = 0; i < n; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        x[i] = (float)(((double)(seed >> 11) / 9007199254740992.0 - 0.5) * scale);
+    }
+}
+
+static xffl_status commit(fixture *fx, const pipe_version_ref *base, int64_t round, const char *fac, int attempt,
+                          const float *delta, int64_t tokens, char *key)
+{
+    pipe_commit_spec c = {.f = &fx->f, .fed_sha = fx->fed_sha, .t = fx->t, .base = base, .round = round,
+                          .facility = fac, .attempt = attempt, .delta = delta, .tokens = tokens, .steps = 2,
+                          .loss_first = 5.5, .loss_last = 5.0, .loss_mean = 5.2, .seconds = 1, .threads = 1};
+    return pipe_commit_delta(fx->s, &c, key, NULL);
+}
+
+static void no_log(void *ctx, const char *fmt, ...)
+{
+    (void)ctx, (void)fmt;
+}
+
+static void test_fedavg_round(void)
+{
+    fixture fx;
+    CU_ASSERT_TRUE_FATAL(setup_or_say(&fx, "alpha,beta", PIPE_ALGO_FEDAVG, 2));
+    pipe_version_ref v0;
+    CU_ASSERT_EQUAL_FATAL(pipe_latest_read(fx.s, &v0), XFFL_OK);
+    int64_t n = fx.t->total;
+    float *da = malloc(n * 4), *db = malloc(n * 4), *base = malloc(n * 4), *want = malloc(n * 4),
+          *got = malloc(n * 4);
+    fill(da, n, 1, 1e-2f);
+    fill(db, n, 2, 1e-2f);
+    char ka[PIPE_KEY_MAX], kb[PIPE_KEY_MAX];
+    CU_ASSERT_EQUAL_FATAL(commit(&fx, &v0, 1, "alpha", 1, da, 1000, ka), XFFL_OK);
+    pipe_aggregate_options o = {.round = -1, .deadline = 0, .threads = 1, .log = no_log};
+    pipe_aggregate_result r;
+    /* one of two: quorum not reached, nothing written */
+    CU_ASSERT_EQUAL(pipe_aggregate(fx.s, &o, &r), XFFL_ERR_NOT_YET);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "quorum"));
+    pipe_version_ref now;
+    pipe_latest_read(fx.s, &now);
+    CU_ASSERT_EQUAL(now.version, 0);
+    CU_ASSERT_EQUAL_FATAL(commit(&fx, &v0, 1, "beta", 1, db, 3000, kb), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(pipe_aggregate(fx.s, &o, &r), XFFL_OK);
+    CU_ASSERT_EQUAL(r.version, 1);
+    CU_ASSERT_EQUAL(r.n_used, 2);
+    CU_ASSERT_EQUAL(r.tokens, 4000);
+    CU_ASSERT_STRING_EQUAL(r.used[0], "alpha");
+    pipe_version_ref v1;
+    CU_ASSERT_EQUAL_FATAL(pipe_latest_read(fx.s, &v1), XFFL_OK);
+    CU_ASSERT_EQUAL(v1.version, 1);
+    /* the stored model is exactly base + (1000·da + 3000·db)/4000 */
+    const char *groups[] = {"model"};
+    float *slabs[] = {base};
+    CU_ASSERT_EQUAL(pipe_version_fetch(fx.s, &v0, fx.t, 1, groups, slabs, NULL), XFFL_OK);
+    const float *ds[] = {da, db};
+    double tok[] = {1000, 3000};
+    pipe_algo_input in = {.k = 2, .deltas = ds, .tokens = tok, .base = base, .n = n, .round = 1, .threads = 2};
+    CU_ASSERT_EQUAL(pipe_algo_apply(&fx.f.algo, &in, want, NULL), XFFL_OK);
+    slabs[0] = got;
+    pipe_version_info info;
+    memset(&info, 0, sizeof info);
+    CU_ASSERT_EQUAL(pipe_version_fetch(fx.s, &v1, fx.t, 1, groups, slabs, &info), XFFL_OK);
+    CU_ASSERT_EQUAL(memcmp(want, got, n * 4), 0);
+    CU_ASSERT_EQUAL(info.index->n_contributors, 2);
+    CU_ASSERT_STRING_EQUAL(info.index->contributors[0].key, ka);
+    CU_ASSERT_EQUAL(info.tokens_seen, 4000);
+    pipe_version_info_clear(&info);
+    /* again: already there */
+    o.round = 1;
+    CU_ASSERT_EQUAL(pipe_aggregate(fx.s, &o, &r), XFFL_OK);
+    CU_ASSERT_EQUAL(r.already, 1);
+    /* round 3 before version 2: not yet */
+    o.round = 3;
+    CU_ASSERT_EQUAL(pipe_aggregate(fx.s, &o, &r), XFFL_ERR_NOT_YET);
+    /* listing states: accepted for round 1 */
+    pipe_round_listing l;
+    ckpt_manifest *idx = NULL;
+    void *txt;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(store_get(fx.s, v1.index_key, &txt, &len), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(ckpt_manifest_parse(txt, len, v1.index_key, &idx), XFFL_OK);
+    free(txt);
+    CU_ASSERT_EQUAL(pipe_round_list(fx.s, 1, idx, &l), XFFL_OK);
+    CU_ASSERT_EQUAL(l.count, 2);
+    CU_ASSERT_EQUAL(l.items[0].state, PIPE_ATTEMPT_ACCEPTED);
+    CU_ASSERT_EQUAL(l.items[1].state, PIPE_ATTEMPT_ACCEPTED);
+    pipe_round_listing_free(&l);
+    ckpt_manifest_free(idx);
+    free(da), free(db), free(base), free(want), free(got);
+    teardown(&fx);
+}
+
+static void reporter(void *ctx, int problem, const char *fmt, ...)
+{
+    (void)fmt;
+    int *counts = ctx;
+    counts[problem ? 1 : 0]++;
+}
+
+/* Stale base, unknown facility, NaN values, wrong shapes: each rejected with a reason
+ * naming it; the round completes once good attempts arrive; identical bytes from a
+ * second aggregator with another thread count (diloco, with outer state). */
+static void test_rejections_and_determinism(void)
+{
+    fixture fx;
+    CU_ASSERT_TRUE_FATAL(setup_or_say(&fx, "alpha,beta", PIPE_ALGO_DILOCO, 2));
+    int64_t n = fx.t->total;
+    float *d = malloc(n * 4);
+    pipe_version_ref v0;
+    CU_ASSERT_EQUAL_FATAL(pipe_latest_read(fx.s, &v0), XFFL_OK);
+    char k[PIPE_KEY_MAX];
+    /* stale: built on an INDEX that is not v0's */
+    pipe_version_ref stale = v0;
+    snprintf(stale.index_key, sizeof stale.index_key, "versions/v000000/INDEX-000000000000");
+    fill(d, n, 5, 1e-2f);
+    CU_ASSERT_EQUAL_FATAL(commit(&fx, &stale, 1, "alpha", 1, d, 100, k), XFFL_OK);
+    /* unknown facility: a folder and a COMMIT for "gamma" */
+    CU_ASSERT_EQUAL_FATAL(commit(&fx, &v0, 1, "gamma", 1, d, 100, k), XFFL_OK);
+    /* NaN: a second federation-less table trick is impossible through the encoder,
+     * so beta's a1 is a bigger model (wrong shapes) and its a2 carries a NaN */
+    {
+        fixture other = fx;
+        ckpt_model_config cfg = fx.f.model;
+        cfg.dim *= 2;
+        cfg.hidden_dim *= 2;
+        ckpt_param_table *big = NULL;
+        CU_ASSERT_EQUAL_FATAL(ckpt_param_table_create(&cfg, &big), XFFL_OK);
+        float *bd = calloc(big->total, 4);
+        other.t = big;
+        CU_ASSERT_EQUAL_FATAL(commit(&other, &v0, 1, "beta", 1, bd, 100, k), XFFL_OK);
+        free(bd);
+        ckpt_param_table_free(big);
+    }
+    pipe_aggregate_options o = {.round = -1, .deadline = 0, .threads = 1, .log = no_log};
+    pipe_aggregate_result r;
+    CU_ASSERT_EQUAL(pipe_aggregate(fx.s, &o, &r), XFFL_ERR_NOT_YET);
+    CU_ASSERT_EQUAL(r.n_rejected, 3);
+    pipe_round_listing l;
+    CU_ASSERT_EQUAL_FATAL(pipe_round_list(fx.s, 1, NULL, &l), XFFL_OK);
+    CU_ASSERT_EQUAL(l.count, 3);
+    const char *expect[][2] = {{"alpha", "stale base"}, {"beta", "shape"}, {"gamma", "not in the federation"}};
+    for (int i = 0; i < l.count && i < 3; i++) {
+        CU_ASSERT_STRING_EQUAL(l.items[i].facility, expect[i][0]);
+        CU_ASSERT_EQUAL(l.items[i].state, PIPE_ATTEMPT_REJECTED);
+        char *reason = NULL;
+        CU_ASSERT_EQUAL(pipe_rejected_reason(fx.s, l.items[i].rejected_key, &reason), XFFL_OK);
+        CU_ASSERT_PTR_NOT_NULL(reason && strstr(reason, expect[i][1]));
+        if (reason && !strstr(reason, expect[i][1])) fprintf(stderr, "reason: %s\n", reason);
+        free(reason);
+    }
+    pipe_round_listing_free(&l);
+    /* beta a2 with a NaN, by hand-editing an fp32 delta part: the COMMIT digests match
+     * the NaN bytes, so only the finite-value check can refuse it */
+    {
+        char *tmp = NULL;
+        CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("xffl-nan", &tmp), XFFL_OK);
+        ckpt_manifest *m = NULL;
+        ckpt_manifest_create(&m);
+        ckpt_manifest_set(m, "format", PIPE_COMMIT_FORMAT);
+        ckpt_manifest_set_int(m, "round", 1);
+        ckpt_manifest_set(m, "facility", "beta");
+        ckpt_manifest_set_int(m, "base_version", 0);
+        ckpt_manifest_set(m, "base_index", v0.index_key);
+        ckpt_manifest_set(m, "federation", fx.fed_sha);
+        ckpt_manifest_set(m, "encoding", "fp32");
+        ckpt_manifest_set_int(m, "tokens", 100);
+        ckpt_manifest_set_int(m, "steps", 1);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/p.h5", tmp);
+        ckpt_h5_writer *w = NULL;
+        CU_ASSERT_EQUAL_FATAL(ckpt_h5_writer_create(path, NULL, &w), XFFL_OK);
+        ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT);
+        ckpt_h5_attr_int(w, "round", 1);
+        ckpt_h5_attr_int(w, "base_version", 0);
+        ckpt_h5_attr_str(w, "base_index", v0.index_key);
+        ckpt_h5_attr_str(w, "facility", "beta");
+        ckpt_h5_attr_str(w, "encoding", "fp32");
+        ckpt_h5_attr_int(w, "block", 256);
+        d[fx.t->params[1].offset + 3] = NAN;
+        for (int i = 0; i < fx.t->count; i++) {
+            const ckpt_param *p = &fx.t->params[i];
+            char name[128], hex[XFFL_SHA256_HEX];
+            snprintf(name, sizeof name, "delta/%s", p->name);
+            ckpt_h5_write(w, name, CKPT_DT_F32, p->ndim, p->shape, d + p->offset, hex, NULL);
+            ckpt_manifest_add_tensor(m, p->name, CKPT_DT_F32, p->ndim, p->shape, hex);
+        }
+        d[fx.t->params[1].offset + 3] = 0;
+        CU_ASSERT_EQUAL_FATAL(ckpt_h5_writer_close(w), XFFL_OK);
+        char sha[XFFL_SHA256_HEX];
+        uint64_t size;
+        xffl_sha256_file(path, sha, &size);
+        const char *key = "rounds/r000001/beta/a2/part-000-nan.h5";
+        CU_ASSERT_EQUAL(store_put_file(fx.s, key, path), XFFL_OK);
+        ckpt_manifest_add_object(m, key, size, sha);
+        CU_ASSERT_EQUAL(pipe_manifest_put(fx.s, m, "rounds/r000001/beta/a2/", "COMMIT", k), XFFL_OK);
+        ckpt_manifest_free(m);
+        xffl_rmtree(tmp);
+        free(tmp);
+    }
+    CU_ASSERT_EQUAL(pipe_aggregate(fx.s, &o, &r), XFFL_ERR_NOT_YET);
+    CU_ASSERT_EQUAL(r.n_rejected, 1);
+    CU_ASSERT_EQUAL_FATAL(pipe_round_list(fx.s, 1, NULL, &l), XFFL_OK);
+    const pipe_attempt *b2 = pipe_round_latest_attempt(&l, "beta");
+    CU_ASSERT_TRUE_FATAL(b2 && b2->attempt == 2 && b2->state == PIPE_ATTEMPT_REJECTED);
+    char *reason = NULL;
+    pipe_rejected_reason(fx.s, b2->rejected_key, &reason);
+    CU_ASSERT_PTR_NOT_NULL(reason && strstr(reason, "non-finite"));
+    CU_ASSERT_PTR_NOT_NULL(reason && strstr(reason, fx.t->params[1].name));
+    free(reason);
+    pipe_round_listing_free(&l);
+    /* good attempts arrive: the round completes from alpha a2 and beta a3 */
+    fill(d, n, 6, 1e-2f);
+    CU_ASSERT_EQUAL_FATAL(commit(&fx, &v0, 1, "alpha", 2, d, 100, k), XFFL_OK);
+    fill(d, n, 7, 1e-2f);
+    CU_ASSERT_EQUAL_FATAL(commit(&fx, &v0, 1, "beta", 3, d, 300, k), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(pipe_aggregate(fx.s, &o, &r), XFFL_OK);
+    CU_ASSERT_EQUAL(r.version, 1);
+    CU_ASSERT_EQUAL(r.n_used, 2);
+    pipe_version_ref v1;
+    pipe_latest_read(fx.s, &v1);
+    /* a second aggregator (2 threads) into a scratch store writes the same bytes */
+    {
+        char *d2 = NULL;
+        store *s2 = NULL;
+        CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("xffl-round-2", &d2), XFFL_OK);
+        CU_ASSERT_EQUAL_FATAL(store_open(d2, NULL, &s2), XFFL_OK);
+        CU_ASSERT_EQUAL_FATAL(pipe_round_list(fx.s, 1, NULL, &l), XFFL_OK);
+        pipe_contrib c[2];
+        int nc = 0;
+        for (int i = 0; i < l.count; i++) {
+            if (l.items[i].state != PIPE_ATTEMPT_PENDING) continue;
+            int bad;
+            CU_ASSERT_EQUAL_FATAL(pipe_contrib_load(fx.s, &fx.f, fx.fed_sha, fx.t, 1, &v0, l.items[i].commit_key,
+                                                    &c[nc], &bad), XFFL_OK);
+            nc++;
+        }
+        CU_ASSERT_EQUAL_FATAL(nc, 2);
+        pipe_version_result vr;
+        CU_ASSERT_EQUAL(pipe_combine_publish(fx.s, s2, &fx.f, fx.fed_sha, fx.t, &v0, nc, c, 2, &vr, NULL), XFFL_OK);
+        CU_ASSERT_STRING_EQUAL(vr.ref.index_key, v1.index_key);
+        CU_ASSERT_STRING_EQUAL(vr.ref.index_sha, v1.index_sha);
+        for (int i = 0; i < nc; i++) pipe_contrib_clear(&c[i]);
+        pipe_round_listing_free(&l);
+        store_close(s2);
+        xffl_rmtree(d2);
+        free(d2);
+    }
+    /* verify --all: no problem; the v1 INDEX holds diloco's outer state */
+    int counts[2] = {0, 0};
+    pipe_verify_report vrep;
+    CU_ASSERT_EQUAL(pipe_verify_all(fx.s, reporter, counts, &vrep), XFFL_OK);
+    CU_ASSERT_EQUAL(vrep.n_problems, 0);
+    CU_ASSERT_EQUAL(vrep.versions_checked, 2);
+    CU_ASSERT_EQUAL(vrep.commits_checked, 6); /* alpha a1 a2, beta a1 a2 a3, gamma a1 */
+    free(d);
+    teardown(&fx);
+}
+
+void suite_round(void)
+{
+    CU_pSuite s = CU_add_suite("round", NULL, NULL);
+    CU_add_test(s, "fedavg round: quorum, exact result, already-there, states", test_fedavg_round);
+    CU_add_test(s, "stale/unknown/shape/NaN rejected; round completes; same bytes", test_rejections_and_determinism);
+}
