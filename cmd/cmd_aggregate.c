@@ -1,0 +1,125 @@
+/* xffl aggregate: the aggregation job of one round. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "cmd/cli.h"
+#include "common/util.h"
+#include "pipelines/aggregate.h"
+
+static const char *help =
+    "usage: xffl aggregate --store URL [--round R] [--deadline SECONDS] [--quorum K] [--threads N]\n"
+    "\n"
+    "The aggregation job: waits (polling, at most --deadline seconds) until --quorum\n"
+    "facilities have a valid COMMIT for round v+1 built on version v (LATEST), rejects\n"
+    "bad deltas (stale base, unknown facility, wrong shapes, non-finite values, bad\n"
+    "digests) with a REJECTED object naming the reason, combines the rest with the\n"
+    "federation's algorithm (federation.h5; no algorithm flags here) and writes version\n"
+    "v+1, then LATEST. Bit-deterministic: any aggregator, thread count or CPU writes\n"
+    "the same bytes from the same deltas.\n"
+    "\n"
+    "  --store URL        s3://bucket/prefix, file:///path or a plain path\n"
+    "  --round R          the round this (scheduled) job is for: exit 0 if version R\n"
+    "                     exists already, 75 while its base R-1 does not\n"
+    "  --deadline SECS    how long to wait for the quorum (default 0: check once)\n"
+    "  --quorum K         deltas needed (default: the federation's quorum)\n"
+    "  --threads N        aggregation threads (default: all cores; never changes bytes)\n"
+    "  --poll SECS        seconds between checks while waiting (default 2)\n" CLI_STORE_FLAGS_HELP
+    "\n"
+    "stdout: 'v<version> <facilities used>' (with --json one object).\n"
+    "exit codes: 0 version written (or already there), 1 failed, 2 usage, 65 bad\n"
+    "federation or base version, 74 store unreachable, 75 quorum not reached (nothing\n"
+    "written except REJECTED objects).\n";
+
+static void log_stderr(void *ctx, const char *fmt, ...)
+{
+    (void)ctx;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("xffl aggregate: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+static int is(const char *a, const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(a, name, n) && (a[n] == 0 || a[n] == '=');
+}
+
+int cmd_aggregate(int argc, char **argv)
+{
+    const char *cmd = "aggregate";
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    store_options so;
+    store_options_default(&so);
+    so.verbose = cli_verbose;
+    pipe_aggregate_options o = {.round = -1, .deadline = 0, .log = log_stderr};
+    const char *url = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_store_flag(cmd, argc, argv, &i, &so);
+        if (r < 0) return 2;
+        if (r) continue;
+        const char *a = argv[i], *v;
+        long n;
+        double d;
+        if (is(a, "--store")) {
+            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (is(a, "--round")) {
+            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
+            if (xffl_parse_long("--round", v, 1, 999999, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
+            o.round = n;
+        } else if (is(a, "--quorum")) {
+            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
+            if (xffl_parse_long("--quorum", v, 1, 64, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
+            o.quorum = (int)n;
+        } else if (is(a, "--threads")) {
+            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
+            if (xffl_parse_long("--threads", v, 0, 1024, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
+            o.threads = (int)n;
+        } else if (is(a, "--deadline") || is(a, "--poll")) {
+            int dl = is(a, "--deadline");
+            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
+            if (xffl_parse_double(dl ? "--deadline" : "--poll", v, &d) || d < 0)
+                return cli_usage_error(cmd, "%s needs seconds >= 0", dl ? "--deadline" : "--poll");
+            if (dl)
+                o.deadline = d;
+            else
+                o.poll = d;
+        } else {
+            return cli_usage_error(cmd, "unknown option '%s'", a);
+        }
+    }
+    if (!url) return cli_usage_error(cmd, "--store URL is required");
+    store *s = NULL;
+    xffl_status st = store_open(url, &so, &s);
+    if (st != XFFL_OK) return cli_report(cmd, st);
+    pipe_aggregate_result res;
+    st = pipe_aggregate(s, &o, &res);
+    store_close(s);
+    if (st != XFFL_OK) return cli_report(cmd, st);
+    if (res.already) {
+        fprintf(stderr, "xffl aggregate: version %lld exists already; nothing to do\n", (long long)res.version);
+        if (cli_json) printf("{\"version\": %lld, \"already\": true}\n", (long long)res.version);
+        else printf("v%06lld already\n", (long long)res.version);
+        return 0;
+    }
+    fprintf(stderr, "xffl aggregate: wrote v%06lld from %d deltas (%d rejected), %llu bytes, %.1fs%s\n",
+            (long long)res.version, res.n_used, res.n_rejected, (unsigned long long)res.stored_bytes, res.seconds,
+            res.latest_written ? "" : "; LATEST already named it or a later version");
+    if (cli_json) {
+        printf("{\"version\": %lld, \"already\": false, \"contributors\": [", (long long)res.version);
+        for (int i = 0; i < res.n_used; i++) printf("%s\"%s\"", i ? ", " : "", res.used[i]);
+        printf("], \"rejected\": %d, \"tokens\": %lld, \"stored_bytes\": %llu, \"seconds\": %.3f, "
+               "\"pseudo_gradient_norm\": %.9g, \"update_norm\": %.9g, \"latest_written\": %s}\n",
+               res.n_rejected, (long long)res.tokens, (unsigned long long)res.stored_bytes, res.seconds,
+               res.stats.pg_norm, res.stats.update_norm, res.latest_written ? "true" : "false");
+    } else {
+        printf("v%06lld", (long long)res.version);
+        for (int i = 0; i < res.n_used; i++) printf(" %s", res.used[i]);
+        printf("\n");
+    }
+    return 0;
+}
