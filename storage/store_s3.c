@@ -248,6 +248,22 @@ static xffl_status s3_get_fd(store *s, const char *key, int fd, xffl_sha256_ctx 
     return st;
 }
 
+/* ---- HEAD (also used to check what a PUT stored) -------------------------------- */
+
+static xffl_status head_req(store *s, const char *key, req *r)
+{
+    s3_store *b = s->impl;
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "head %s", key);
+    r->status = S3StatusInternalError;
+    S3ResponseHandler h = {on_props, on_complete};
+    S3_head_object(&b->ctx, k, NULL, &h, r);
+    free(k);
+    XFFL_FORWARD(classify(s, r, "head", key));
+    XFFL_RETURN_IF(!r->have_props, XFFL_ERR_TRANSIENT, "head %s at %s: no response headers", key, s->endpoint);
+    return XFFL_OK;
+}
+
 /* ---- PUT ------------------------------------------------------------------------- */
 
 static int on_put(int n, char *buf, void *v)
@@ -310,10 +326,17 @@ static xffl_status put_common(store *s, const char *key, req *r)
     XFFL_FORWARD(classify(s, r, "put", key));
     XFFL_RETURN_IF(r->sent != r->total, XFFL_ERR_TRANSIENT, "put %s to %s: only %llu of %llu bytes sent", key,
                    s->endpoint, (unsigned long long)r->sent, (unsigned long long)r->total);
-    /* A single-part ETag is the MD5 of the stored bytes: catches bodies altered in flight. */
+    /* libs3 2.0 makes the properties callback of a PUT before the response arrives, so
+     * the PUT's own ETag is never seen: HEAD the object instead. A single-part ETag is
+     * the MD5 of the stored bytes, which catches a body altered on its way up. */
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     xffl_hex_encode(md, mdlen, hex);
-    const char *e = r->etag[0] == '"' ? r->etag + 1 : r->etag;
+    req h2 = {0};
+    XFFL_FORWARD(head_req(s, key, &h2));
+    XFFL_RETURN_IF(h2.content_length != r->total, XFFL_ERR_TRANSIENT,
+                   "put %s to %s: stored object has %llu bytes, sent %llu", key, s->endpoint,
+                   (unsigned long long)h2.content_length, (unsigned long long)r->total);
+    const char *e = h2.etag[0] == '"' ? h2.etag + 1 : h2.etag;
     if (strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
         return xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: stored object's ETag %.32s is not the MD5 %s of what was sent",
                          key, s->endpoint, e, hex);
@@ -346,15 +369,8 @@ static xffl_status s3_put_file(store *s, const char *key, const char *path, uint
 
 static xffl_status s3_head(store *s, const char *key, uint64_t *size, int64_t *mtime)
 {
-    s3_store *b = s->impl;
-    char *k = full_key(s, key);
-    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "head %s", key);
     req r = {0};
-    r.status = S3StatusInternalError;
-    S3ResponseHandler h = {on_props, on_complete};
-    S3_head_object(&b->ctx, k, NULL, &h, &r);
-    free(k);
-    XFFL_FORWARD(classify(s, &r, "head", key));
+    XFFL_FORWARD(head_req(s, key, &r));
     *size = r.content_length;
     *mtime = r.last_modified;
     return XFFL_OK;
@@ -396,11 +412,7 @@ static S3Status on_list(int truncated, const char *next, int n, const S3ListBuck
             return S3StatusAbortedByCallback;
         }
     }
-    if (next && *next) {
-        free(r->last_key);
-        r->last_key = strdup(next);
-        if (!r->last_key) return S3StatusOutOfMemory;
-    }
+    (void)next; /* NextMarker may point past keys a cut body lost: go on from the last key received */
     return S3StatusOK;
 }
 
@@ -417,7 +429,12 @@ static xffl_status s3_list(store *s, const char *prefix, int partial, store_list
     S3ListBucketHandler h = {{on_props, on_complete}, on_list};
     xffl_status st = XFFL_OK;
     char *marker = NULL;
-    /* No delimiter: s3rver drops nested keys when one is given; pages of 1000 keys. */
+    /* No delimiter: s3rver drops nested keys when one is given; pages of 1000 keys.
+     * libs3 accepts a listing whose body was cut short, and IsTruncated comes before
+     * the keys in the XML, so a cut final page silently loses its tail. A page that
+     * says "more" is safe (we go on from the last key we got); the end is trusted only
+     * after two consecutive empty answers after the last key. */
+    int empty_answers = 0;
     for (;;) {
         r.status = S3StatusInternalError;
         r.truncated = 0;
@@ -426,11 +443,15 @@ static xffl_status s3_list(store *s, const char *prefix, int partial, store_list
         if (r.list_st != XFFL_OK) { st = r.list_st; break; }
         st = classify(s, &r, "list", prefix[0] ? prefix : "(all keys)");
         if (st != XFFL_OK) break;
-        if (!r.truncated) break;
-        if (r.page_keys == 0 || !r.last_key) {
-            st = xffl_fail(XFFL_ERR_TRANSIENT, "list %s at %s: truncated page without keys", prefix, s->endpoint);
-            break;
+        if (r.page_keys == 0) {
+            if (r.truncated) {
+                st = xffl_fail(XFFL_ERR_TRANSIENT, "list %s at %s: truncated page without keys", prefix, s->endpoint);
+                break;
+            }
+            if (++empty_answers == 2) break;
+            continue;
         }
+        empty_answers = 0;
         free(marker);
         marker = r.last_key;
         r.last_key = NULL;
