@@ -201,7 +201,7 @@ xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in
             case PIPE_ALGO_DILOCO: {
                 double mi = mu * (double)m[i] + g;
                 m[i] = (float)mi;
-                nb = b - lr * (g + mu * mi);
+                nb = c->heavy_ball ? b - lr * mi : b - lr * (g + mu * mi);
                 break;
             }
             case PIPE_ALGO_FEDADAM: {

@@ -34,6 +34,7 @@ typedef struct {
     double eps;          /* fedadam (1e-8) */
     double trim;         /* trimmed: fraction cut from EACH end (0.1); at least one kept */
     double clip_norm;    /* pseudo-gradient global L2 norm bound; 0 = no clipping */
+    int heavy_ball;      /* diloco: 1 = θ − lr·m (heavy ball); 0 (default) = Nesterov */
 } pipe_algo_config;
 
 /* Defaults for kind (the values noted above). */
