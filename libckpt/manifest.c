@@ -282,6 +282,7 @@ static int split(char *line, char **f, int n)
     char *p = line;
     while (k < n) {
         f[k++] = p;
+        if (k == n) break; /* the last field keeps any further spaces: refused below */
         char *sp = strchr(p, ' ');
         if (!sp) break;
         *sp = 0;
