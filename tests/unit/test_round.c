@@ -10,6 +10,7 @@
 #include "pipelines/aggregate.h"
 #include "pipelines/commit.h"
 #include "pipelines/inspect.h"
+#include "pipelines/reproduce.h"
 
 typedef struct {
     char *dir;
@@ -310,8 +311,17 @@ static void test_rejections_and_determinism(void)
         xffl_rmtree(d2);
         free(d2);
     }
-    /* verify --all: no problem; the v1 INDEX holds diloco's outer state */
+    /* reproduce recomputes v1 from v0 and the accepted deltas: same INDEX bytes */
     int counts[2] = {0, 0};
+    pipe_reproduce_report rr;
+    xffl_status rst = pipe_reproduce_round(fx.s, 1, 2, reporter, counts, &rr);
+    CU_ASSERT_EQUAL(rst, XFFL_OK);
+    if (rst) fprintf(stderr, "reproduce: %s\n", xffl_errmsg());
+    CU_ASSERT_TRUE(rr.index_identical);
+    CU_ASSERT_EQUAL(rr.tensors_differ, 0);
+    CU_ASSERT_EQUAL(rr.tensors_compared, 2 * fx.t->count); /* model + diloco momentum */
+    CU_ASSERT_EQUAL(counts[1], 0);
+    /* verify --all: no problem */
     pipe_verify_report vrep;
     CU_ASSERT_EQUAL(pipe_verify_all(fx.s, reporter, counts, &vrep), XFFL_OK);
     CU_ASSERT_EQUAL(vrep.n_problems, 0);

@@ -1,0 +1,140 @@
+#include "pipelines/reproduce.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/util.h"
+#include "pipelines/aggregate.h"
+
+static xffl_status ref_from_key(store *s, int64_t version, const char *key_in, pipe_version_ref *ref,
+                                ckpt_manifest **idx)
+{
+    char key[PIPE_KEY_MAX]; /* key_in may live inside *ref */
+    snprintf(key, sizeof key, "%s", key_in);
+    void *data = NULL;
+    size_t len = 0;
+    XFFL_FORWARD(store_get(s, key, &data, &len));
+    memset(ref, 0, sizeof *ref);
+    ref->version = version;
+    snprintf(ref->index_key, sizeof ref->index_key, "%s", key);
+    xffl_sha256_hex(data, len, ref->index_sha);
+    const char *base = strrchr(key, '/');
+    xffl_status st = ckpt_content_name_check(base ? base + 1 : key, ref->index_sha, NULL);
+    if (st == XFFL_OK && idx) st = ckpt_manifest_parse(data, len, key, idx);
+    free(data);
+    return st;
+}
+
+xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_ref *ref, ckpt_manifest **index)
+{
+    pipe_store_scan sc;
+    XFFL_FORWARD(pipe_store_scan_run(s, &sc));
+    const char *key = NULL;
+    for (int k = 0; k < sc.n_kept; k++)
+        if (sc.kept[k].version == version) key = sc.kept[k].index_key;
+    xffl_status st;
+    if (key)
+        st = ref_from_key(s, version, key, ref, index);
+    else {
+        st = pipe_version_resolve(s, version, ref);
+        if (st == XFFL_OK) st = ref_from_key(s, version, ref->index_key, ref, index);
+    }
+    pipe_store_scan_free(&sc);
+    return st;
+}
+
+xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_report_fn report, void *ctx,
+                                 pipe_reproduce_report *out)
+{
+    memset(out, 0, sizeof *out);
+    out->round = round;
+    double t0 = xffl_now();
+    XFFL_RETURN_IF(round < 1, XFFL_ERR_USAGE, "--round %lld: version 0 is made by init, not by a round",
+                   (long long)round);
+    pipe_federation f;
+    char fed_sha[XFFL_SHA256_HEX];
+    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, fed_sha));
+    pipe_version_ref vref, base;
+    ckpt_manifest *idx = NULL, *re_idx = NULL;
+    XFFL_FORWARD(pipe_reproduce_find_version(s, round, &vref, &idx));
+    snprintf(out->stored_index, sizeof out->stored_index, "%s", vref.index_key);
+    ckpt_param_table *t = NULL;
+    pipe_contrib c[PIPE_MAX_FACILITIES];
+    memset(c, 0, sizeof c);
+    char *tmp = NULL;
+    store *scratch = NULL;
+    xffl_status st = XFFL_OK;
+    int n = idx->n_contributors;
+    if (n < 1 || n > PIPE_MAX_FACILITIES) {
+        st = xffl_fail(XFFL_ERR_INVALID, "%s names %d contributors", vref.index_key, n);
+        goto done;
+    }
+    XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f.model, &t), done);
+    /* the base every contributor trained on: their COMMITs name its INDEX */
+    {
+        ckpt_manifest *m = NULL;
+        XFFL_CHECK_GOTO(st, pipe_commit_load(s, idx->contributors[0].key, &m), done);
+        const char *bk = ckpt_manifest_get(m, "base_index");
+        if (!bk) {
+            ckpt_manifest_free(m);
+            st = xffl_fail(XFFL_ERR_INVALID, "%s has no base_index", idx->contributors[0].key);
+            goto done;
+        }
+        char key[PIPE_KEY_MAX];
+        snprintf(key, sizeof key, "%s", bk);
+        ckpt_manifest_free(m);
+        XFFL_CHECK_GOTO(st, ref_from_key(s, round - 1, key, &base, NULL), done);
+    }
+    for (int i = 0; i < n; i++) {
+        int bad = 0;
+        st = pipe_contrib_load(s, &f, fed_sha, t, round, &base, idx->contributors[i].key, &c[i], &bad);
+        if (st != XFFL_OK) goto done;
+        out->n_contributors++;
+    }
+    XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-reproduce", &tmp), done);
+    XFFL_CHECK_GOTO(st, store_open(tmp, NULL, &scratch), done);
+    pipe_version_result vr;
+    XFFL_CHECK_GOTO(st, pipe_combine_publish(s, scratch, &f, fed_sha, t, &base, n, c, threads, &vr, NULL), done);
+    snprintf(out->recomputed_index, sizeof out->recomputed_index, "%s", vr.ref.index_key);
+    out->index_identical = !strcmp(vr.ref.index_sha, vref.index_sha);
+    XFFL_CHECK_GOTO(st, ref_from_key(scratch, round, vr.ref.index_key, &vr.ref, &re_idx), done);
+    char first[512] = "";
+    for (int i = 0; i < idx->n_tensors; i++) {
+        const ckpt_manifest_tensor *a = &idx->tensors[i];
+        int j = ckpt_manifest_find_tensor(re_idx, a->name);
+        out->tensors_compared++;
+        if (j < 0 || strcmp(re_idx->tensors[j].sha256, a->sha256) != 0) {
+            out->tensors_differ++;
+            report(ctx, 1, "tensor %s: stored %.12s, recomputed %.12s", a->name, a->sha256,
+                   j < 0 ? "(missing)" : re_idx->tensors[j].sha256);
+            if (!first[0]) snprintf(first, sizeof first, "tensor %s", a->name);
+        }
+    }
+    if (re_idx->n_tensors != idx->n_tensors) {
+        out->tensors_differ++;
+        report(ctx, 1, "stored version has %d tensors, recomputed %d", idx->n_tensors, re_idx->n_tensors);
+        if (!first[0]) snprintf(first, sizeof first, "tensor count");
+    }
+    for (int i = 0; i < idx->n_objects; i++) {
+        out->parts_compared++;
+        if (i >= re_idx->n_objects || strcmp(idx->objects[i].sha256, re_idx->objects[i].sha256) != 0) {
+            out->parts_differ++;
+            report(ctx, 1, "part %s: bytes differ from the recomputed one", idx->objects[i].name);
+        }
+    }
+    if (out->tensors_differ)
+        st = xffl_fail(XFFL_ERR_INVALID, "round %lld does not reproduce: %d of %d tensor digests differ (first: %s)",
+                       (long long)round, out->tensors_differ, out->tensors_compared, first);
+done:
+    for (int i = 0; i < PIPE_MAX_FACILITIES; i++) pipe_contrib_clear(&c[i]);
+    store_close(scratch);
+    if (tmp) {
+        xffl_rmtree(tmp);
+        free(tmp);
+    }
+    ckpt_manifest_free(idx);
+    ckpt_manifest_free(re_idx);
+    ckpt_param_table_free(t);
+    out->seconds = xffl_now() - t0;
+    return st;
+}

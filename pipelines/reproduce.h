@@ -1,0 +1,36 @@
+/* reproduce: recompute version R from version R−1 and the deltas its INDEX names,
+ * in a scratch store, and compare with what is stored: every per-tensor digest
+ * (model and outer state) and every part's bytes. */
+#ifndef XFFL_PIPE_REPRODUCE_H
+#define XFFL_PIPE_REPRODUCE_H
+
+#include <stdint.h>
+#include "common/status.h"
+#include "pipelines/inspect.h"
+#include "storage/store.h"
+
+typedef struct {
+    int64_t round;
+    char stored_index[PIPE_KEY_MAX];
+    char recomputed_index[PIPE_KEY_MAX];
+    int n_contributors;
+    int tensors_compared;
+    int tensors_differ;
+    int parts_compared;
+    int parts_differ;
+    int index_identical; /* whole INDEX bytes equal (implies all the above) */
+    double seconds;
+} pipe_reproduce_report;
+
+/* Recomputes round R (≥ 1) with `threads` aggregation threads. Each differing tensor
+ * or part goes to report (problem = 1). Returns INVALID (exit 65) naming the first
+ * differing tensor when any digest differs; NOT_FOUND when version R, R−1 or a delta
+ * it used is gone (gc). */
+xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_report_fn report, void *ctx,
+                                 pipe_reproduce_report *out);
+
+/* Version R's INDEX on LATEST's chain (or the only one in its folder), parsed, with
+ * its ref (sha from the bytes). Caller frees *index. */
+xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_ref *ref, ckpt_manifest **index);
+
+#endif
