@@ -1,0 +1,66 @@
+/* One facility's job for one round: read LATEST → v, fetch and verify θ_v, run H
+ * AdamW steps on the facility's own shards (kernels/kern.h), delta = θ_local − θ_v,
+ * encode, upload parts, COMMIT last (pipelines/commit.h).
+ *
+ * --state DIR (the facility's, never shared) holds:
+ *   cursor               data cursor after the last committed round
+ *   inner.bin            AdamW state after it (only with keep_inner_state)
+ *   residual.f32         error-feedback residual after it (lossy encodings only)
+ *   r<round>/inner.bin, r<round>/residual.f32
+ *                        the inputs of each round, for reproduce --train
+ * Without a state file the cursor comes from this facility's latest COMMIT in the
+ * store (cursor_end), so a stateless job resumes too. */
+#ifndef XFFL_PIPE_TRAIN_H
+#define XFFL_PIPE_TRAIN_H
+
+#include <stdint.h>
+#include "common/status.h"
+#include "pipelines/inspect.h"
+#include "pipelines/round.h"
+#include "storage/store.h"
+
+typedef struct {
+    const char *facility;
+    const char *data_glob;
+    int64_t round;          /* -1: LATEST+1 */
+    const char *state_dir;  /* may be NULL */
+    int keep_inner_state;   /* 1: force on (also on when the federation says so) */
+    const char *backend;    /* "cpu", "cuda", NULL = auto */
+    int threads;            /* cpu threads, 0 = all */
+    int zstd_threads;       /* compression threads, 0 = default */
+    pipe_log_fn log;        /* progress lines; may be NULL */
+    void *log_ctx;
+} pipe_train_options;
+
+void pipe_train_options_default(pipe_train_options *o);
+
+typedef struct {
+    int skipped;            /* 1: nothing to do (see why) */
+    char why[160];
+    int64_t round;
+    int attempt;
+    char commit_key[PIPE_KEY_MAX];
+    int64_t tokens, steps;
+    double loss_first, loss_last, loss_mean, seconds, train_seconds;
+    uint64_t bytes;
+    char cursor_start[64], cursor_end[64];
+} pipe_train_result;
+
+/* NOT_YET (75) when --round R's base version R−1 does not exist; USAGE naming the
+ * facility when it is not in the federation; skipped = 1 (exit 0) when version R
+ * exists already or this facility has a pending or accepted attempt for the round. */
+xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result *res);
+
+typedef struct {
+    int tensors_compared;
+    int tensors_differ;
+} pipe_train_reproduce_report;
+
+/* reproduce --train: re-runs o->facility's training for round o->round from its
+ * accepted COMMIT's base, cursor and (with keep_inner_state) the inner state kept in
+ * o->state_dir/r<round>/, encodes it, and compares every delta tensor digest with the
+ * COMMIT. INVALID naming the first differing tensor. Uploads nothing. */
+xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_report_fn report, void *ctx,
+                                 pipe_train_reproduce_report *out);
+
+#endif
