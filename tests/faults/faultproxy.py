@@ -161,8 +161,10 @@ def handle(client, args, rng):
             fault = None
             if rng.random() < args.rate:
                 r = rng.random()
-                if r < args.stall_share:
+                if r < args.stall_share and stats["stall"] < args.max_stalls:
                     fault = "stall"
+                elif r < args.stall_share:
+                    fault = rng.choice(args.kinds)
                 elif r < args.stall_share + args.flip_share:
                     fault = "flip"
                 else:
@@ -243,6 +245,7 @@ def main():
     ap.add_argument("--rate", type=float, default=0.25, help="share of requests that get a fault")
     ap.add_argument("--stall-share", type=float, default=0.02, help="share of faults that are stalls")
     ap.add_argument("--stall-seconds", type=float, default=20.0)
+    ap.add_argument("--max-stalls", type=int, default=1000000, help="each costs the client ~15 s (curl low-speed limit)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--flip-share", type=float, default=0.05,
                     help="share of faults that flip a byte (two flips in a row on one object are CORRUPT, by design)")
