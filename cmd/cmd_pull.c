@@ -1,0 +1,144 @@
+/* xffl pull: a local copy of one version (its parts, its INDEX and federation.h5), each
+ * object checked against the digest its manifest names, into a plain directory that
+ * h5dump (with HDF5_PLUGIN_PATH set to the zstd plugin) opens. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd/cli.h"
+#include "common/util.h"
+#include "libckpt/manifest.h"
+#include "pipelines/federation.h"
+#include "pipelines/version.h"
+#include "storage/store.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: xffl pull --store URL [--version V|latest] DIR [store flags]\n"
+            "\n"
+            "Copies version V (default: the one LATEST names) into DIR: every part\n"
+            "(part-NNN-<hash>.h5), the INDEX manifest and federation.h5, each verified\n"
+            "against the SHA-256 its manifest names. The parts are ordinary HDF5 files:\n"
+            "  HDF5_PLUGIN_PATH=<build>/plugins h5dump -H DIR/part-000-*.h5\n"
+            "Prints the version, the number of objects and bytes on stdout.\n"
+            "\n"
+            "  --store URL             s3://bucket/prefix, file:///path or a path\n"
+            "  --version V             a version number or 'latest' (default)\n"
+            "  --json                  result as one JSON object (global flag)\n" CLI_STORE_FLAGS_HELP
+            "\n"
+            "exit codes: 0 pulled, 1 failed (e.g. no such version), 2 usage, 65 an object does\n"
+            "not match its digest, 74 store unreachable\n");
+}
+
+static const char *base_name(const char *key)
+{
+    const char *s = strrchr(key, '/');
+    return s ? s + 1 : key;
+}
+
+/* The INDEX a ref names, checked against LATEST's digest or, for a version found by
+ * listing, against the digest its own content name carries. */
+static xffl_status fetch_index(store *s, const pipe_version_ref *ref, char **text, size_t *len)
+{
+    void *d = NULL;
+    if (ref->index_sha[0]) {
+        XFFL_FORWARD(store_get_verified(s, ref->index_key, ref->index_sha, &d, len));
+    } else {
+        XFFL_FORWARD(store_get(s, ref->index_key, &d, len));
+        char sha[XFFL_SHA256_HEX];
+        xffl_sha256_hex(d, *len, sha);
+        xffl_status st = ckpt_content_name_check(base_name(ref->index_key), sha, NULL);
+        if (st != XFFL_OK) {
+            free(d);
+            return xffl_wrap(st, "%s", ref->index_key);
+        }
+    }
+    *text = d;
+    return XFFL_OK;
+}
+
+int cmd_pull(int argc, char **argv)
+{
+    const char *cmd = "pull", *url = NULL, *dir = NULL, *ver = "latest";
+    store_options opt;
+    store_options_default(&opt);
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int r = cli_store_flag(cmd, argc, argv, &i, &opt);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (!strncmp(argv[i], "--store", 7) && (argv[i][7] == 0 || argv[i][7] == '=')) {
+            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (!strncmp(argv[i], "--version", 9) && (argv[i][9] == 0 || argv[i][9] == '=')) {
+            if (!(ver = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (argv[i][0] == '-')
+            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        else if (!dir)
+            dir = argv[i];
+        else
+            return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    }
+    if (!url) return cli_usage_error(cmd, "--store URL is required");
+    if (!dir) return cli_usage_error(cmd, "the destination DIR is required");
+    long v = -1;
+    if (strcmp(ver, "latest") && xffl_parse_long("--version", ver, 0, 999999, &v) != XFFL_OK)
+        return cli_report(cmd, XFFL_ERR_USAGE);
+    opt.verbose = cli_verbose;
+
+    store *s = NULL;
+    char *index = NULL, (*paths)[4096] = NULL;
+    size_t index_len = 0;
+    ckpt_manifest *m = NULL;
+    store_transfer *tr = NULL;
+    pipe_version_ref ref;
+    uint64_t bytes = 0;
+    xffl_status st = store_open(url, &opt, &s);
+    if (st == XFFL_OK) st = pipe_version_resolve(s, v, &ref);
+    if (st == XFFL_OK) st = fetch_index(s, &ref, &index, &index_len);
+    if (st == XFFL_OK) st = ckpt_manifest_parse(index, index_len, ref.index_key, &m);
+    if (st == XFFL_OK) st = xffl_mkdirs(dir);
+    if (st != XFFL_OK) goto out;
+    int n = m->n_objects;
+    tr = calloc((size_t)n + 1, sizeof *tr);
+    paths = calloc((size_t)n + 1, sizeof *paths);
+    if (!tr || !paths) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "pulling %d objects", n);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/%s", dir, base_name(m->objects[i].name));
+        tr[i] = (store_transfer){m->objects[i].name, paths[i], m->objects[i].sha256};
+        bytes += m->objects[i].bytes;
+    }
+    /* federation.h5 too when the INDEX names its digest: the parts' context, verified */
+    const char *fed = ckpt_manifest_get(m, "federation");
+    char fed_path[4096];
+    if (fed && strlen(fed) == 64) {
+        snprintf(fed_path, sizeof fed_path, "%s/%s", dir, PIPE_FEDERATION_KEY);
+        tr[n++] = (store_transfer){PIPE_FEDERATION_KEY, fed_path, fed};
+    }
+    fprintf(stderr, "xffl pull: v%06lld from %s: %d objects\n", (long long)ref.version, url, n);
+    st = store_get_many(s, tr, (size_t)n);
+    if (st != XFFL_OK) goto out;
+    char ipath[4096];
+    snprintf(ipath, sizeof ipath, "%s/%s", dir, base_name(ref.index_key));
+    st = xffl_write_file_atomic(ipath, index, index_len);
+    if (st != XFFL_OK) goto out;
+    if (cli_json)
+        printf("{\"version\": %lld, \"index\": \"%s\", \"objects\": %d, \"part_bytes\": %llu, \"dir\": \"%s\"}\n",
+               (long long)ref.version, base_name(ref.index_key), n + 1, (unsigned long long)bytes, dir);
+    else
+        printf("v%06lld %s: %d parts (%llu bytes), INDEX%s in %s\n", (long long)ref.version,
+               base_name(ref.index_key), m->n_objects, (unsigned long long)bytes, n > m->n_objects ? ", federation.h5" : "",
+               dir);
+out:
+    free(tr);
+    free(paths);
+    free(index);
+    ckpt_manifest_free(m);
+    store_close(s);
+    return cli_report(cmd, st);
+}
