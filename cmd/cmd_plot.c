@@ -121,7 +121,12 @@ int cmd_plot(int argc, char **argv)
             eval ? "validation" : "train, token-weighted");
     fclose(gf);
     pipe_history_free(&h);
-    if (!points) fprintf(stderr, "xffl plot: no round aggregated yet; the plot is empty\n");
+    if (!points) {
+        remove(dat);
+        remove(gp);
+        fprintf(stderr, "xffl plot: no round aggregated yet: nothing to plot\n");
+        return 1;
+    }
     char cmdline[8600];
     snprintf(cmdline, sizeof cmdline, "gnuplot '%s'", gp);
     int rc = system(cmdline);
