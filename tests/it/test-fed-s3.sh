@@ -2,7 +2,6 @@
 # The federation flow against s3rver (issue 7, point 5): init, concurrent train jobs,
 # two aggregators at once per round (one version, identical bytes), int8 deltas with
 # error feedback, verify --all, reproduce every round (and --train), gc.
-# reproduce every round, gc.
 set -u
 . "$(dirname "$0")/../faults/lib.sh"
 if ! "$X" train --help >/dev/null 2>&1 || ! "$X" data pack --help >/dev/null 2>&1; then
