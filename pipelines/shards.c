@@ -126,43 +126,30 @@ const char *pipe_shards_digests(const pipe_shards *s) { return s->digests; }
 
 xffl_status pipe_shards_next(pipe_shards *s, pipe_cursor *c, int B, int T, int32_t *inputs, int32_t *targets)
 {
-    XFFL_RETURN_IF(c->shard < 0 || c->shard >= s->count || c->pos < 0, XFFL_ERR_INVALID,
-                   "cursor %lld:%d:%lld does not fit %d shards", (long long)c->epoch, c->shard, (long long)c->pos,
-                   s->count);
+    XFFL_RETURN_IF(c->seq < 0, XFFL_ERR_INVALID, "data cursor %lld is negative", (long long)c->seq);
     for (int b = 0; b < B; b++) {
-        int tries = 0;
-        while (c->pos + T + 1 > s->sh[c->shard].n) {
-            c->pos = 0;
-            if (++c->shard == s->count) {
-                c->shard = 0;
-                c->epoch++;
-            }
-            XFFL_RETURN_IF(++tries > s->count, XFFL_ERR_INVALID, "no shard holds %d tokens (sequence length + 1)",
-                           T + 1);
+        int64_t i = c->seq++;
+        const shard *sh = &s->sh[i % s->count];
+        int64_t nseq = sh->n > 0 ? (sh->n - 1) / T : 0;
+        XFFL_RETURN_IF(nseq < 1, XFFL_ERR_INVALID, "shard %s holds %lld tokens, fewer than sequence length + 1 (%d)",
+                       sh->path, (long long)sh->n, T + 1);
+        const uint16_t *t = sh->tok + ((i / s->count) % nseq) * T;
+        for (int k = 0; k < T; k++) {
+            inputs[b * T + k] = t[k];
+            targets[b * T + k] = t[k + 1];
         }
-        const uint16_t *t = s->sh[c->shard].tok + c->pos;
-        for (int i = 0; i < T; i++) {
-            inputs[b * T + i] = t[i];
-            targets[b * T + i] = t[i + 1];
-        }
-        c->pos += T;
     }
     return XFFL_OK;
 }
 
-void pipe_cursor_format(const pipe_cursor *c, char *out, size_t cap)
-{
-    snprintf(out, cap, "%lld:%d:%lld", (long long)c->epoch, c->shard, (long long)c->pos);
-}
+void pipe_cursor_format(const pipe_cursor *c, char *out, size_t cap) { snprintf(out, cap, "%lld", (long long)c->seq); }
 
 xffl_status pipe_cursor_parse(const char *text, pipe_cursor *c)
 {
-    long long e, p;
-    int sh, used = 0;
-    if (sscanf(text, "%lld:%d:%lld%n", &e, &sh, &p, &used) != 3 || text[used] != 0 || e < 0 || sh < 0 || p < 0)
-        return xffl_fail(XFFL_ERR_INVALID, "data cursor '%s' is not <epoch>:<shard>:<token>", text);
-    c->epoch = e;
-    c->shard = sh;
-    c->pos = p;
+    long long v;
+    int used = 0;
+    if (sscanf(text, "%lld%n", &v, &used) != 1 || text[used] != 0 || v < 0)
+        return xffl_fail(XFFL_ERR_INVALID, "data cursor '%s' is not a sequence count", text);
+    c->seq = v;
     return XFFL_OK;
 }

@@ -1,8 +1,11 @@
 /* A facility's token stream for training: llm.c-format shards (256 × int32 header,
  * magic 20240520, version 1, token count; then uint16 tokens) matched by a glob,
- * read in sorted order, sequentially, wrapping around at the end.
+ * in sorted order. Sequence i (T+1 tokens) comes from shard i mod S, at the
+ * ((i / S) mod n_j)-th of that shard's n_j = ⌊(tokens_j − 1)/T⌋ sequences: shards are
+ * interleaved sequence by sequence (a union of corpora is mixed, not concatenated) and
+ * each wraps around on its own.
  *
- * The position is a cursor "<epoch>:<shard>:<token>" that train stores in its COMMIT
+ * The position is a cursor "<sequences consumed>" that train stores in its COMMIT
  * (start and end) and in --state DIR, so the next round resumes where this one
  * stopped and `reproduce --train` replays exactly the same batches. */
 #ifndef XFFL_PIPE_SHARDS_H
@@ -17,9 +20,7 @@
 typedef struct pipe_shards pipe_shards; /* opaque */
 
 typedef struct {
-    int64_t epoch;
-    int shard;
-    int64_t pos; /* token offset inside the shard */
+    int64_t seq; /* sequences consumed so far */
 } pipe_cursor;
 
 /* Opens every file matching glob (sorted bytewise), checks headers and that every
@@ -32,11 +33,11 @@ int64_t pipe_shards_tokens(const pipe_shards *s);
 /* "name:<first 12 hex of its sha256>" per shard, comma separated (owned by s). */
 const char *pipe_shards_digests(const pipe_shards *s);
 
-/* Next B sequences of T (+1 for targets) tokens from *c, advancing it by B·T tokens.
- * A shard shorter than T+1 tokens is skipped; INVALID if none is long enough. */
+/* Next B sequences of T (+1 for targets) tokens from *c, advancing it by B. INVALID
+ * naming the shard if one holds fewer than T+1 tokens. */
 xffl_status pipe_shards_next(pipe_shards *s, pipe_cursor *c, int B, int T, int32_t *inputs, int32_t *targets);
 
-/* "<epoch>:<shard>:<pos>" (out ≥ 64 bytes) and back (INVALID naming the text). */
+/* "<seq>" (out ≥ 32 bytes) and back (INVALID naming the text). */
 void pipe_cursor_format(const pipe_cursor *c, char *out, size_t cap);
 xffl_status pipe_cursor_parse(const char *text, pipe_cursor *c);
 

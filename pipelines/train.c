@@ -289,7 +289,6 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
     XFFL_CHECK_GOTO(st, pipe_shards_open(o->data_glob, f.model.vocab_size, &sh), done);
     pipe_cursor start;
     XFFL_CHECK_GOTO(st, find_cursor(s, o, round, &start), done);
-    if (start.shard >= pipe_shards_count(sh)) start = (pipe_cursor){0};
     const int keep = o->keep_inner_state || f.keep_inner_state;
     const int lossy = f.encoding != PIPE_ENC_FP32;
     char sd[4096] = "", p[4200];
