@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,7 +14,10 @@
 
 #include "libckpt/zstd_filter.h"
 
-#define DEFAULT_CHUNK_BYTES ((size_t)4 << 20)
+/* 1 MiB: large enough that per-chunk overhead vanishes, small enough that the few
+ * chunk buffers in flight stay cheap to fault in, and h5py's default 1 MiB chunk
+ * cache holds one. */
+#define DEFAULT_CHUNK_BYTES ((size_t)1 << 20)
 #define DIGEST_ATTR "sha256"
 
 static int h5_verbose;
@@ -102,6 +106,8 @@ typedef struct {
     int w;
     slot *slots;
     void *pad;       /* one full chunk: the partial last chunk, zero-padded */
+    size_t cap;      /* chunk bytes the buffers hold */
+    int zbuf;
     xffl_status err;
     char msg[XFFL_ERRMSG_MAX];
 } pipeline;
@@ -117,37 +123,69 @@ static void pipe_err(pipeline *p, xffl_status s)
 
 static void pipeline_free(pipeline *p)
 {
-    if (!p->slots) return;
-    for (int i = 0; i < p->nslots; i++) {
-        free(p->slots[i].z);
-        free(p->slots[i].tmp);
-    }
+    if (p->slots)
+        for (int i = 0; i < p->nslots; i++) {
+            free(p->slots[i].z);
+            free(p->slots[i].tmp);
+        }
     free(p->slots);
     free(p->pad);
-    p->slots = NULL;
+    memset(p, 0, sizeof *p);
 }
 
-static xffl_status pipeline_init(pipeline *p, int threads, size_t chunk_bytes, int64_t nchunks, int zbuf)
+/* One spare set of buffers for the process: a writer or reader takes it when it
+ * opens and gives it back when it closes, so a command that opens many part files
+ * faults its buffers in once. */
+static pipeline spare;
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void pipeline_take(pipeline *p)
 {
-    memset(p, 0, sizeof *p);
-    int w = 2 * threads;
-    if (w > nchunks) w = (int)nchunks;
-    if (w < 1) w = 1;
+    pthread_mutex_lock(&spare_lock);
+    *p = spare;
+    memset(&spare, 0, sizeof spare);
+    pthread_mutex_unlock(&spare_lock);
+}
+
+static void pipeline_release(pipeline *p)
+{
+    pthread_mutex_lock(&spare_lock);
+    if (!spare.slots || (p->slots && p->cap > spare.cap)) {
+        pipeline old = spare;
+        spare = *p;
+        *p = old;
+    }
+    pthread_mutex_unlock(&spare_lock);
+    pipeline_free(p);
+}
+
+/* Buffers live as long as the writer/reader: allocating 2 windows of 4 MiB chunks per
+ * dataset made page faults the largest cost. Grown, never shrunk. */
+static xffl_status pipeline_ensure(pipeline *p, int threads, size_t chunk_bytes, int zbuf)
+{
+    p->err = XFFL_OK;
+    p->msg[0] = 0;
+    int w = 2 * threads < 2 ? 2 : 2 * threads;
+    if (p->slots && p->w == w && p->cap >= chunk_bytes && p->zbuf >= zbuf) return XFFL_OK;
+    size_t cap = chunk_bytes > p->cap ? chunk_bytes : p->cap;
+    pipeline_free(p);
     p->w = w;
     p->nslots = 2 * w;
+    p->cap = cap;
+    p->zbuf = zbuf;
     p->slots = calloc((size_t)p->nslots, sizeof *p->slots);
-    p->pad = malloc(chunk_bytes);
+    p->pad = malloc(cap);
     if (!p->slots || !p->pad) goto nomem;
     for (int i = 0; i < p->nslots; i++) {
-        p->slots[i].zcap = zbuf ? ckpt_zstd_bound(chunk_bytes) : 0;
-        p->slots[i].tmp = malloc(chunk_bytes);
+        p->slots[i].zcap = zbuf ? ckpt_zstd_bound(cap) : 0;
+        p->slots[i].tmp = malloc(cap);
         if (zbuf) p->slots[i].z = malloc(p->slots[i].zcap);
         if (!p->slots[i].tmp || (zbuf && !p->slots[i].z)) goto nomem;
     }
     return XFFL_OK;
 nomem:
     pipeline_free(p);
-    return xffl_fail(XFFL_ERR_NOMEM, "chunk buffers (%zu bytes each)", chunk_bytes);
+    return xffl_fail(XFFL_ERR_NOMEM, "chunk buffers (%zu bytes each)", cap);
 }
 
 /* ---- writer ---- */
@@ -157,6 +195,7 @@ struct ckpt_h5_writer {
     char *path;
     int level, threads;
     size_t chunk_bytes;
+    pipeline pl;
 };
 
 static hid_t make_ocpl(hid_t cls)
@@ -177,6 +216,7 @@ xffl_status ckpt_h5_writer_create(const char *path, const ckpt_h5_options *opt, 
     w->level = opt && opt->level ? opt->level : CKPT_ZSTD_DEFAULT_LEVEL;
     w->threads = opt_threads(opt ? opt->threads : 0);
     w->chunk_bytes = opt && opt->chunk_bytes ? opt->chunk_bytes : DEFAULT_CHUNK_BYTES;
+    pipeline_take(&w->pl);
     hid_t fcpl = make_ocpl(H5P_FILE_CREATE);
     w->file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
     H5Pclose(fcpl);
@@ -193,6 +233,7 @@ void ckpt_h5_writer_abort(ckpt_h5_writer *w)
 {
     if (!w) return;
     if (w->file >= 0) H5Fclose(w->file);
+    pipeline_release(&w->pl);
     free(w->path);
     free(w);
 }
@@ -322,8 +363,9 @@ xffl_status ckpt_h5_write(ckpt_h5_writer *w, const char *path, ckpt_dtype dtype,
     if (dcpl >= 0) H5Pclose(dcpl);
     if (ds < 0) return xffl_fail(XFFL_ERR_HDF5, "%s: creating dataset %s", w->path, path);
 
-    pipeline p;
-    xffl_status s = pipeline_init(&p, w->threads, chunk_bytes, nchunks, 1);
+    pipeline *pp = &w->pl;
+    xffl_status s = pipeline_ensure(pp, w->threads, chunk_bytes, 1);
+#define p (*pp)
     if (s != XFFL_OK) {
         H5Dclose(ds);
         return xffl_wrap(s, "%s: dataset %s", w->path, path);
@@ -381,7 +423,7 @@ xffl_status ckpt_h5_write(ckpt_h5_writer *w, const char *path, ckpt_dtype dtype,
     }
     s = p.err;
     if (s != XFFL_OK) xffl_fail(s, "%s: dataset %s: %s", w->path, path, p.msg);
-    pipeline_free(&p);
+#undef p
     uint8_t dg[XFFL_SHA256_LEN];
     char hex[XFFL_SHA256_HEX];
     xffl_sha256_final(sha, dg);
@@ -412,6 +454,7 @@ struct ckpt_h5_reader {
     hid_t file;
     char *path;
     int threads;
+    pipeline pl;
 };
 
 xffl_status ckpt_h5_reader_open(const char *path, const ckpt_h5_options *opt, ckpt_h5_reader **out)
@@ -436,6 +479,16 @@ xffl_status ckpt_h5_reader_open(const char *path, const ckpt_h5_options *opt, ck
     }
     r->file = f;
     r->threads = opt_threads(opt ? opt->threads : 0);
+    pipeline_take(&r->pl);
+    /* Parts are read front to back: ask for the whole file now. Chunk reads through
+     * HDF5 are synchronous, one at a time; without this a cold read crawls at the
+     * default readahead window while the decoding threads wait. */
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+        close(fd);
+    }
     *out = r;
     return XFFL_OK;
 }
@@ -444,6 +497,7 @@ void ckpt_h5_reader_close(ckpt_h5_reader *r)
 {
     if (!r) return;
     H5Fclose(r->file);
+    pipeline_release(&r->pl);
     free(r->path);
     free(r);
 }
@@ -743,8 +797,11 @@ static xffl_status read_fast(ckpt_h5_reader *r, hid_t ds, const char *path, cons
     const int64_t rpc = lay->rpc, rows = info->shape[0];
     const size_t chunk_bytes = (size_t)rpc * row_bytes, total = (size_t)info->raw_bytes;
     const int64_t nchunks = (rows + rpc - 1) / rpc;
-    pipeline p;
-    XFFL_FORWARD(pipeline_init(&p, r->threads, chunk_bytes, nchunks, 0));
+    pipeline *pp = &r->pl;
+    /* compressed buffers sized for the worst case up front: growing them chunk by
+     * chunk costs a page fault per page, which is dear on virtual machines */
+    XFFL_FORWARD(pipeline_ensure(pp, r->threads, chunk_bytes, 1));
+#define p (*pp)
     xffl_sha256_ctx *sha = xffl_sha256_create();
     uint8_t *dst = out;
     const int64_t nwin = (nchunks + p.w - 1) / p.w;
@@ -821,7 +878,7 @@ static xffl_status read_fast(ckpt_h5_reader *r, hid_t ds, const char *path, cons
     }
     xffl_status s = p.err;
     if (s != XFFL_OK) xffl_fail(s, "%s: tensor %s: %s", r->path, path, p.msg);
-    pipeline_free(&p);
+#undef p
     xffl_sha256_final(sha, digest);
     xffl_sha256_free(sha);
     return s;
