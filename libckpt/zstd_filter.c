@@ -110,6 +110,16 @@ xffl_status ckpt_zstd_decompress(const void *src, size_t n, void *dst, size_t wa
     return XFFL_OK;
 }
 
+/* 4x4 byte transpose of four little-endian words: byte j of word k becomes byte k of
+ * word j. Shuffling float32 is this on (4 elements) <-> (4 planes), both ways. */
+static inline void transpose4(uint32_t a, uint32_t b, uint32_t c, uint32_t d, uint32_t out[4])
+{
+    out[0] = (a & 0xffu) | ((b & 0xffu) << 8) | ((c & 0xffu) << 16) | (d << 24);
+    out[1] = ((a >> 8) & 0xffu) | (b & 0xff00u) | ((c & 0xff00u) << 8) | ((d & 0xff00u) << 16);
+    out[2] = ((a >> 16) & 0xffu) | ((b >> 8) & 0xff00u) | (c & 0xff0000u) | ((d & 0xff0000u) << 8);
+    out[3] = (a >> 24) | ((b >> 16) & 0xff00u) | ((c >> 8) & 0xff0000u) | (d & 0xff000000u);
+}
+
 void ckpt_shuffle(const void *src, void *dst, size_t nbytes, size_t elsize)
 {
     const uint8_t *s = src;
@@ -121,7 +131,17 @@ void ckpt_shuffle(const void *src, void *dst, size_t nbytes, size_t elsize)
     }
     if (elsize == 4) {
         uint8_t *d0 = d, *d1 = d + nelem, *d2 = d + 2 * nelem, *d3 = d + 3 * nelem;
-        for (size_t i = 0; i < nelem; i++) {
+        size_t i = 0;
+        for (; i + 4 <= nelem; i += 4) {
+            uint32_t w[4], t[4];
+            memcpy(w, s + 4 * i, 16);
+            transpose4(w[0], w[1], w[2], w[3], t);
+            memcpy(d0 + i, &t[0], 4);
+            memcpy(d1 + i, &t[1], 4);
+            memcpy(d2 + i, &t[2], 4);
+            memcpy(d3 + i, &t[3], 4);
+        }
+        for (; i < nelem; i++) {
             d0[i] = s[4 * i];
             d1[i] = s[4 * i + 1];
             d2[i] = s[4 * i + 2];
@@ -145,7 +165,17 @@ void ckpt_unshuffle(const void *src, void *dst, size_t nbytes, size_t elsize)
     }
     if (elsize == 4) {
         const uint8_t *s0 = s, *s1 = s + nelem, *s2 = s + 2 * nelem, *s3 = s + 3 * nelem;
-        for (size_t i = 0; i < nelem; i++) {
+        size_t i = 0;
+        for (; i + 4 <= nelem; i += 4) {
+            uint32_t a, b, c, e, t[4];
+            memcpy(&a, s0 + i, 4);
+            memcpy(&b, s1 + i, 4);
+            memcpy(&c, s2 + i, 4);
+            memcpy(&e, s3 + i, 4);
+            transpose4(a, b, c, e, t);
+            memcpy(d + 4 * i, t, 16);
+        }
+        for (; i < nelem; i++) {
             d[4 * i] = s0[i];
             d[4 * i + 1] = s1[i];
             d[4 * i + 2] = s2[i];
