@@ -60,6 +60,11 @@ static xffl_status load_shard(const char *path, int vocab, shard *out, char hex[
     if (!out->path) st = xffl_fail(XFFL_ERR_NOMEM, "shard %s", path);
 done:
     free(data);
+    if (st != XFFL_OK) {
+        free(out->tok);
+        free(out->path);
+        memset(out, 0, sizeof *out);
+    }
     return st;
 }
 
