@@ -131,3 +131,16 @@ PY
     fail "altered: rc=$rc: $(cat "$WORK/alter.err")"
   fi
 }
+
+# Objects over 4 GiB are refused before any request (libs3 2.0: no multipart upload).
+check_too_big() {
+  truncate -s 5G "$WORK/huge.bin"
+  "$T" --store s3://xffl/t-huge put huge.bin "$WORK/huge.bin" >/dev/null 2>"$WORK/huge.err"
+  local rc=$?
+  rm -f "$WORK/huge.bin"
+  if [ $rc = 1 ] && grep -q '4 GiB' "$WORK/huge.err"; then
+    pass "5 GiB object refused: $(cat "$WORK/huge.err")"
+  else
+    fail "5 GiB object: rc=$rc: $(cat "$WORK/huge.err")"
+  fi
+}

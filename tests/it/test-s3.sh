@@ -128,6 +128,7 @@ check_wrong_secret
 check_missing_bucket
 check_missing_env
 check_altered
+check_too_big
 
 echo "$fails failed"
 [ $fails = 0 ]
