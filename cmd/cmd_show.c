@@ -83,6 +83,39 @@ static xffl_status collect(ckpt_h5_reader *r, rows *rs)
     return XFFL_OK;
 }
 
+/* Rows in the order people know a model by: group, then the parameter table. */
+static const ckpt_param_table *order_table;
+
+static int rank(const char *name)
+{
+    static const char *const groups[] = {"model/", "outer/m/", "outer/v/", "outer/", "delta/", "scale/"};
+    for (int g = 0; g < 6; g++) {
+        size_t n = strlen(groups[g]);
+        if (strncmp(name, groups[g], n) == 0) {
+            int i = order_table ? ckpt_param_find(order_table, name + n) : -1;
+            return g * 100000 + (i < 0 ? 99999 : i);
+        }
+    }
+    return 6 * 100000;
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+    const row *x = a, *y = b;
+    int rx = rank(x->name), ry = rank(y->name);
+    return rx != ry ? (rx < ry ? -1 : 1) : strcmp(x->name, y->name);
+}
+
+static void sort_rows(rows *rs, const ckpt_model_config *cfg, int have_cfg)
+{
+    ckpt_param_table *t = NULL;
+    if (have_cfg && ckpt_param_table_create(cfg, &t) != XFFL_OK) t = NULL;
+    order_table = t;
+    if (rs->n) qsort(rs->rows, (size_t)rs->n, sizeof *rs->rows, cmp_rows);
+    order_table = NULL;
+    ckpt_param_table_free(t);
+}
+
 static void print_config(const ckpt_model_config *c, int have)
 {
     if (!have) return;
@@ -177,6 +210,7 @@ static xffl_status show_file(const char *path)
         for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) print_int_attr(r, ints[i], &first);
         if (!cli_json) printf("\n");
         print_config(&cfg, have_cfg);
+        sort_rows(&rs, &cfg, have_cfg);
         print_rows(&rs);
     }
     free(rs.rows);
@@ -230,6 +264,7 @@ static xffl_status show_store(const char *url, const store_options *sopt, int64_
             printf("  contributor %s %s\n", idx->contributors[i].facility, idx->contributors[i].key);
     }
     print_config(&cfg, have_cfg);
+    sort_rows(&rs, &cfg, have_cfg);
     print_rows(&rs);
 out:
     if (dir) xffl_rmtree(dir);
