@@ -266,6 +266,64 @@ static void file_urls(void)
     store_listing_free(NULL);
 }
 
+/* No server needed: retries against a port nobody listens on end in UNREACHABLE naming
+ * the endpoint within the deadline; a missing variable is USAGE naming it. */
+static void save_env(const char *name, char **old)
+{
+    const char *v = getenv(name);
+    *old = v ? strdup(v) : NULL;
+}
+
+static void restore_env(const char *name, char *old)
+{
+    if (old) setenv(name, old, 1);
+    else unsetenv(name);
+    free(old);
+}
+
+static void s3_offline(void)
+{
+    const char *names[] = {"XFFL_S3_ENDPOINT", "XFFL_S3_HTTPS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"};
+    char *old[4];
+    for (int i = 0; i < 4; i++) save_env(names[i], &old[i]);
+    /* port 9 (discard) on loopback: nothing listens there in a test environment */
+    setenv("XFFL_S3_ENDPOINT", "127.0.0.1:9", 1);
+    setenv("XFFL_S3_HTTPS", "0", 1);
+    setenv("AWS_ACCESS_KEY_ID", "k", 1);
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    store *s = NULL;
+    CU_ASSERT_EQUAL(store_open("s3://bucket/p", NULL, &s), XFFL_ERR_USAGE);
+    CU_ASSERT(strstr(xffl_errmsg(), "AWS_SECRET_ACCESS_KEY") != NULL);
+    setenv("AWS_SECRET_ACCESS_KEY", "s", 1);
+    setenv("XFFL_S3_HTTPS", "maybe", 1);
+    CU_ASSERT_EQUAL(store_open("s3://bucket/p", NULL, &s), XFFL_ERR_USAGE);
+    setenv("XFFL_S3_HTTPS", "0", 1);
+    CU_ASSERT_EQUAL(store_open("s3:///p", NULL, &s), XFFL_ERR_USAGE);
+    store_options o;
+    store_options_default(&o);
+    o.retries = 50;
+    o.retry_deadline = 1.0;
+    CU_ASSERT_EQUAL_FATAL(store_open("s3://bucket/p", &o, &s), XFFL_OK);
+    CU_ASSERT_STRING_EQUAL(store_scheme(s), "s3");
+    double t0 = xffl_now();
+    void *d = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(store_get(s, "versions/x", &d, &n), XFFL_ERR_UNREACHABLE);
+    double el = xffl_now() - t0;
+    CU_ASSERT(strstr(xffl_errmsg(), "127.0.0.1:9") != NULL);
+    CU_ASSERT(strstr(xffl_errmsg(), "versions/x") != NULL);
+    CU_ASSERT(el < 2.5);
+    /* with retries 0 it is one attempt */
+    store_close(s);
+    o.retries = 0;
+    o.retry_deadline = 100;
+    CU_ASSERT_EQUAL_FATAL(store_open("s3://bucket/p", &o, &s), XFFL_OK);
+    CU_ASSERT_EQUAL(store_put(s, "k", "x", 1), XFFL_ERR_UNREACHABLE);
+    CU_ASSERT(strstr(xffl_errmsg(), "after 1 attempt ") != NULL);
+    store_close(s);
+    for (int i = 0; i < 4; i++) restore_env(names[i], old[i]);
+}
+
 static int cleanup(void)
 {
     if (file_root) xffl_rmtree(file_root);
@@ -288,4 +346,5 @@ void suite_store(void)
     CU_add_test(s, "list by prefix, sorted", s3_listing);
     CU_add_test(s, "list past 1000 keys", s3_many_keys);
     CU_add_test(s, "version of 4 parts via put_many/get_many", s3_version);
+    CU_add_test(s, "no server: unreachable within the deadline; missing variable", s3_offline);
 }
