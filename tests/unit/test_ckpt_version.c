@@ -164,6 +164,37 @@ static void test_roundtrip_multipart(void)
     store_close(s);
 }
 
+static xffl_status failing_src(void *ctx, int group, int index, float *out)
+{
+    const ckpt_param_table *t = ctx;
+    (void)group;
+    if (index == 5) return xffl_fail(XFFL_ERR_BACKEND, "source gave up");
+    memset(out, 0, (size_t)t->params[index].numel * sizeof *out);
+    return XFFL_OK;
+}
+
+/* A source that fails mid-way leaves no INDEX and no LATEST: readers see nothing. */
+static void test_publish_failure(void)
+{
+    store *s = fresh();
+    ckpt_param_table *t = tiny_table();
+    static const char *groups[] = {"model"};
+    char fed[XFFL_SHA256_HEX];
+    xffl_sha256_hex("f", 1, fed);
+    pipe_version_spec sp = {.version = 0, .parent = -1, .algorithm = "fedavg", .federation_sha256 = fed,
+                            .n_groups = 1, .groups = groups, .part_size = 64 << 10};
+    CU_ASSERT_EQUAL(pipe_version_publish(s, t, &sp, failing_src, t, NULL), XFFL_ERR_BACKEND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "source gave up"));
+    pipe_version_ref ref;
+    CU_ASSERT_EQUAL(pipe_latest_read(s, &ref), XFFL_ERR_NOT_FOUND);
+    store_listing l;
+    CU_ASSERT_EQUAL(store_list(s, "versions/v000000/INDEX", &l), XFFL_OK);
+    CU_ASSERT_EQUAL(l.count, 0);
+    store_listing_free(&l);
+    ckpt_param_table_free(t);
+    store_close(s);
+}
+
 static void test_latest_parse(void)
 {
     pipe_version_ref r;
@@ -380,6 +411,7 @@ void suite_ckpt_version(void)
     CU_add_test(s, "part plan: tensor boundaries, size bound, big tensors alone", test_plan);
     CU_add_test(s, "version round trip: >= 3 parts, outer groups, bit-exact; LATEST forward only", test_roundtrip_multipart);
     CU_add_test(s, "LATEST parse", test_latest_parse);
+    CU_add_test(s, "a failing tensor source publishes no INDEX and no LATEST", test_publish_failure);
     CU_add_test(s, "federation.h5 round trip, write once", test_federation);
     CU_add_test(s, "damaged parts: flipped chunk byte, format, missing tensor, shape, digest, truncated, empty, not HDF5, missing", test_damaged_parts);
 }
