@@ -458,6 +458,7 @@ static xffl_status s3_list(store *s, const char *prefix, int partial, store_list
     }
     free(marker);
     free(r.last_key);
+    free(full);
     return st;
 }
 
