@@ -1,0 +1,571 @@
+/* LLaMA-2 forward/backward/AdamW on one CUDA device (contract in model.h).
+ *
+ * Memory: one cudaMalloc slab holds parameters, gradients, AdamW moments, the bf16 weight
+ * copy and every activation of a micro-batch, planned once from the parameter table and
+ * the largest B, T. Layout of the activations kept for the backward, per layer l:
+ *   res[l] (N,D) layer input; xn1 (N,D), rstd1 (N); qh, kh, vh (B,H,T,hd) post-RoPE, K and V
+ *   repeated to H heads; P (B,H,T,T) causal softmax; att (N,D) attention output before wo;
+ *   mid (N,D) = res + att wo^T; xn2 (N,D), rstd2 (N); h1, h3, g (N,Hd) SwiGLU.
+ * res[L] is the final stream; then xnf (N,D), rstdf (N), logits and dlogits (N,V), lse (N).
+ * Attention is three cuBLAS strided-batched GEMMs around a fused causal softmax: simple and
+ * exact, at the price of O(T^2) memory per layer (a flash-style kernel is future work).
+ *
+ * Matmul convention: mm() takes row-major operands; cuBLAS is column-major, so
+ * C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T. */
+#include "kernels/cuda/model.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/ops.h"
+
+typedef struct {
+    float *res, *xn1, *rstd1, *qh, *kh, *vh, *P, *att, *mid, *xn2, *rstd2, *h1, *h3, *g;
+} layer_acts;
+
+typedef struct { /* parameter pointers of one layer into the param slab */
+    int attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3; /* table indices */
+} layer_idx;
+
+struct kcu_model {
+    ckpt_param_table *table;
+    ckpt_model_config cfg;
+    kcu_precision prec;
+    int dev, Bmax, Tmax;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *slab;
+    uint64_t slab_bytes;
+    /* parameter-sized */
+    float *params, *grads, *mom, *var;
+    uint16_t *p16; /* bf16 copy of params (bf16 mode only) */
+    int64_t opt_step;
+    /* activations */
+    layer_acts *L; /* n_layers + 1 entries (only res of the last is used) */
+    float *xnf, *rstdf, *logits, *dlogits, *lse, *losses;
+    int32_t *tok, *tgt;
+    /* backward scratch */
+    float *dres, *dxn, *sA, *sB, *sC, *sD, *dk, *dv, *dgb, *dh1, *dh3, *dP;
+    uint16_t *castA, *castB; /* bf16 staging of activation operands */
+    int64_t cast_elems;
+    double *acc; /* grad-norm accumulator */
+    layer_idx *li;
+    int i_emb, i_norm, i_out;
+    int curB, curT, have_targets, have_forward;
+    float *host_losses;
+};
+
+#define CU(expr, what)                                                                       \
+    do {                                                                                     \
+        cudaError_t e_ = (expr);                                                             \
+        if (e_ != cudaSuccess)                                                               \
+            return xffl_fail(XFFL_ERR_BACKEND, "cuda: %s: %s", (what), cudaGetErrorString(e_)); \
+    } while (0)
+#define OP(expr, what)                                                                          \
+    do {                                                                                        \
+        int e_ = (expr);                                                                        \
+        if (e_ != 0)                                                                            \
+            return xffl_fail(XFFL_ERR_BACKEND, "cuda kernel %s: %s", (what),                   \
+                             cudaGetErrorString((cudaError_t)e_));                              \
+    } while (0)
+
+xffl_status kcu_device_count(int *count)
+{
+    *count = 0;
+    cudaError_t e = cudaGetDeviceCount(count);
+    if (e != cudaSuccess) {
+        *count = 0;
+        return xffl_fail(XFFL_ERR_UNSUPPORTED, "no CUDA device visible (cudaGetDeviceCount: %s)", cudaGetErrorString(e));
+    }
+    XFFL_RETURN_IF(*count <= 0, XFFL_ERR_UNSUPPORTED, "no CUDA device visible (cudaGetDeviceCount: 0)");
+    return XFFL_OK;
+}
+
+xffl_status kcu_device_name(int dev, char *buf, int len)
+{
+    struct cudaDeviceProp p;
+    CU(cudaGetDeviceProperties(&p, dev), "cudaGetDeviceProperties");
+    snprintf(buf, (size_t)len, "%s, sm_%d%d", p.name, p.major, p.minor);
+    return XFFL_OK;
+}
+
+/* Bump allocator: first pass with base NULL counts bytes, second pass hands out pointers. */
+typedef struct {
+    char *base;
+    uint64_t off;
+} bump;
+
+static void *take(bump *b, uint64_t bytes)
+{
+    uint64_t at = (b->off + 255) & ~(uint64_t)255; /* 256-byte alignment for cuBLAS and vector loads */
+    b->off = at + bytes;
+    return b->base ? b->base + at : NULL;
+}
+
+static void plan(kcu_model *m, bump *b)
+{
+    const ckpt_model_config *c = &m->cfg;
+    int64_t P = m->table->total, N = (int64_t)m->Bmax * m->Tmax;
+    int64_t D = c->dim, Hd = c->hidden_dim, V = c->vocab_size, H = c->n_heads;
+    int64_t KVD = (int64_t)c->n_kv_heads * (c->dim / c->n_heads);
+    int64_t att = (int64_t)m->Bmax * H * m->Tmax * m->Tmax;
+    m->params = take(b, P * 4);
+    m->grads = take(b, P * 4);
+    m->mom = take(b, P * 4);
+    m->var = take(b, P * 4);
+    m->p16 = m->prec == KCU_BF16 ? take(b, P * 2) : NULL;
+    for (int l = 0; l <= c->n_layers; l++) {
+        layer_acts *a = &m->L[l];
+        a->res = take(b, N * D * 4);
+        if (l == c->n_layers) break;
+        a->xn1 = take(b, N * D * 4);
+        a->rstd1 = take(b, N * 4);
+        a->qh = take(b, N * D * 4);
+        a->kh = take(b, N * D * 4);
+        a->vh = take(b, N * D * 4);
+        a->P = take(b, att * 4);
+        a->att = take(b, N * D * 4);
+        a->mid = take(b, N * D * 4);
+        a->xn2 = take(b, N * D * 4);
+        a->rstd2 = take(b, N * 4);
+        a->h1 = take(b, N * Hd * 4);
+        a->h3 = take(b, N * Hd * 4);
+        a->g = take(b, N * Hd * 4);
+    }
+    m->xnf = take(b, N * D * 4);
+    m->rstdf = take(b, N * 4);
+    m->logits = take(b, N * V * 4);
+    m->dlogits = take(b, N * V * 4);
+    m->lse = take(b, N * 4);
+    m->losses = take(b, N * 4);
+    m->tok = take(b, N * 4);
+    m->tgt = take(b, N * 4);
+    m->dres = take(b, N * D * 4);
+    m->dxn = take(b, N * D * 4);
+    m->sA = take(b, N * D * 4);
+    m->sB = take(b, N * D * 4);
+    m->sC = take(b, N * D * 4);
+    m->sD = take(b, N * D * 4);
+    m->dk = take(b, N * KVD * 4);
+    m->dv = take(b, N * KVD * 4);
+    m->dgb = take(b, N * Hd * 4);
+    m->dh1 = take(b, N * Hd * 4);
+    m->dh3 = take(b, N * Hd * 4);
+    m->dP = take(b, att * 4);
+    int64_t ce = N * D;
+    if (N * Hd > ce) ce = N * Hd;
+    if (N * V > ce) ce = N * V;
+    if (att > ce) ce = att;
+    m->cast_elems = m->prec == KCU_BF16 ? ce : 0;
+    m->castA = m->prec == KCU_BF16 ? take(b, ce * 2) : NULL;
+    m->castB = m->prec == KCU_BF16 ? take(b, ce * 2) : NULL;
+    m->acc = take(b, sizeof(double));
+}
+
+static xffl_status find_indices(kcu_model *m)
+{
+    const ckpt_param_table *t = m->table;
+    char name[CKPT_NAME_MAX + 32];
+#define FIND(dst, ...)                                                                              \
+    do {                                                                                            \
+        snprintf(name, sizeof name, __VA_ARGS__);                                                   \
+        (dst) = ckpt_param_find(t, name);                                                           \
+        XFFL_RETURN_IF((dst) < 0, XFFL_ERR_INTERNAL, "cuda backend: parameter table lacks %s", name); \
+    } while (0)
+    FIND(m->i_emb, "tok_embeddings.weight");
+    FIND(m->i_norm, "norm.weight");
+    FIND(m->i_out, "output.weight");
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        layer_idx *x = &m->li[l];
+        FIND(x->attn_norm, "layers.%d.attention_norm.weight", l);
+        FIND(x->wq, "layers.%d.attention.wq.weight", l);
+        FIND(x->wk, "layers.%d.attention.wk.weight", l);
+        FIND(x->wv, "layers.%d.attention.wv.weight", l);
+        FIND(x->wo, "layers.%d.attention.wo.weight", l);
+        FIND(x->ffn_norm, "layers.%d.ffn_norm.weight", l);
+        FIND(x->w1, "layers.%d.feed_forward.w1.weight", l);
+        FIND(x->w2, "layers.%d.feed_forward.w2.weight", l);
+        FIND(x->w3, "layers.%d.feed_forward.w3.weight", l);
+    }
+#undef FIND
+    return XFFL_OK;
+}
+
+xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev, kcu_precision prec,
+                             kcu_model **out)
+{
+    *out = NULL;
+    XFFL_FORWARD(ckpt_model_validate(cfg));
+    XFFL_RETURN_IF(B <= 0 || T <= 0 || T > cfg->max_seq_len, XFFL_ERR_USAGE,
+                   "cuda backend: batch %d x seq_len %d invalid (max_seq_len %d)", B, T, cfg->max_seq_len);
+    int count = 0;
+    XFFL_FORWARD(kcu_device_count(&count));
+    XFFL_RETURN_IF(dev < 0 || dev >= count, XFFL_ERR_USAGE, "cuda backend: device %d not visible (%d devices)", dev,
+                   count);
+    kcu_model *m = calloc(1, sizeof *m);
+    XFFL_RETURN_IF(!m, XFFL_ERR_NOMEM, "cuda backend: model struct");
+    m->cfg = *cfg;
+    m->prec = prec;
+    m->dev = dev;
+    m->Bmax = B;
+    m->Tmax = T;
+    xffl_status s = ckpt_param_table_create(cfg, &m->table);
+    if (s != XFFL_OK) goto fail;
+    m->L = calloc((size_t)cfg->n_layers + 1, sizeof *m->L);
+    m->li = calloc((size_t)cfg->n_layers, sizeof *m->li);
+    m->host_losses = malloc((size_t)B * T * sizeof(float));
+    if (!m->L || !m->li || !m->host_losses) {
+        s = xffl_fail(XFFL_ERR_NOMEM, "cuda backend: host bookkeeping");
+        goto fail;
+    }
+    if ((s = find_indices(m)) != XFFL_OK) goto fail;
+    cudaError_t e = cudaSetDevice(dev);
+    if (e != cudaSuccess) {
+        s = xffl_fail(XFFL_ERR_BACKEND, "cuda: cudaSetDevice(%d): %s", dev, cudaGetErrorString(e));
+        goto fail;
+    }
+    bump b = {NULL, 0};
+    plan(m, &b);
+    m->slab_bytes = b.off;
+    e = cudaMalloc(&m->slab, b.off);
+    if (e != cudaSuccess) {
+        m->slab = NULL;
+        s = xffl_fail(XFFL_ERR_NOMEM, "cuda: cudaMalloc of %.2f GiB for %d x %d tokens: %s", b.off / 1073741824.0, B, T,
+                      cudaGetErrorString(e));
+        goto fail;
+    }
+    b.base = m->slab;
+    b.off = 0;
+    plan(m, &b);
+    if ((e = cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        m->stream = NULL;
+        s = xffl_fail(XFFL_ERR_BACKEND, "cuda: cudaStreamCreate: %s", cudaGetErrorString(e));
+        goto fail;
+    }
+    cublasStatus_t bs = cublasCreate(&m->blas);
+    if (bs != CUBLAS_STATUS_SUCCESS) {
+        m->blas = NULL;
+        s = xffl_fail(XFFL_ERR_BACKEND, "cublasCreate: %s", cublasGetStatusString(bs));
+        goto fail;
+    }
+    cublasSetStream(m->blas, m->stream);
+    /* fp32 mode must not silently use TF32 (10-bit mantissa) tensor cores. */
+    cublasSetMathMode(m->blas, prec == KCU_FP32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH);
+    if ((e = cudaMemsetAsync(m->slab, 0, m->slab_bytes, m->stream)) != cudaSuccess ||
+        (e = cudaStreamSynchronize(m->stream)) != cudaSuccess) {
+        s = xffl_fail(XFFL_ERR_BACKEND, "cuda: clearing the slab: %s", cudaGetErrorString(e));
+        goto fail;
+    }
+    *out = m;
+    return XFFL_OK;
+fail:
+    kcu_model_free(m);
+    return s;
+}
+
+void kcu_model_free(kcu_model *m)
+{
+    if (!m) return;
+    if (m->blas) cublasDestroy(m->blas);
+    if (m->stream) cudaStreamDestroy(m->stream);
+    if (m->slab) cudaFree(m->slab);
+    ckpt_param_table_free(m->table);
+    free(m->L);
+    free(m->li);
+    free(m->host_losses);
+    free(m);
+}
+
+const ckpt_param_table *kcu_model_table(const kcu_model *m) { return m->table; }
+uint64_t kcu_model_bytes(const kcu_model *m) { return m->slab_bytes; }
+kcu_precision kcu_model_precision(const kcu_model *m) { return m->prec; }
+float *kcu_grad_slab(kcu_model *m) { return m->grads; }
+void *kcu_model_stream(kcu_model *m) { return m->stream; }
+
+xffl_status kcu_sync(kcu_model *m, const char *what)
+{
+    cudaError_t e = cudaStreamSynchronize(m->stream);
+    if (e == cudaSuccess) e = cudaGetLastError();
+    XFFL_RETURN_IF(e != cudaSuccess, XFFL_ERR_BACKEND, "cuda: %s: %s", what, cudaGetErrorString(e));
+    return XFFL_OK;
+}
+
+static float *P_(kcu_model *m, int idx) { return m->params + m->table->params[idx].offset; }
+static float *G_(kcu_model *m, int idx) { return m->grads + m->table->params[idx].offset; }
+static const uint16_t *P16_(kcu_model *m, int idx)
+{
+    return m->p16 ? m->p16 + m->table->params[idx].offset : NULL;
+}
+
+static xffl_status copy_in(kcu_model *m, float *dst, const float *src, const char *what)
+{
+    CU(cudaMemcpyAsync(dst, src, (size_t)m->table->total * 4, cudaMemcpyHostToDevice, m->stream), what);
+    return kcu_sync(m, what);
+}
+
+static xffl_status copy_out(kcu_model *m, float *dst, const float *src, const char *what)
+{
+    CU(cudaMemcpyAsync(dst, src, (size_t)m->table->total * 4, cudaMemcpyDeviceToHost, m->stream), what);
+    return kcu_sync(m, what);
+}
+
+xffl_status kcu_set_params(kcu_model *m, const float *params)
+{
+    XFFL_FORWARD(copy_in(m, m->params, params, "copying parameters to the device"));
+    if (m->p16) OP(kcu_to_bf16(m->p16, m->params, m->table->total, m->stream), "to_bf16 (parameters)");
+    return kcu_sync(m, "casting parameters to bf16");
+}
+
+xffl_status kcu_get_params(kcu_model *m, float *params) { return copy_out(m, params, m->params, "copying parameters to the host"); }
+xffl_status kcu_get_grads(kcu_model *m, float *grads) { return copy_out(m, grads, m->grads, "copying gradients to the host"); }
+xffl_status kcu_set_grads(kcu_model *m, const float *grads) { return copy_in(m, m->grads, grads, "copying gradients to the device"); }
+
+xffl_status kcu_reset_optimizer(kcu_model *m)
+{
+    CU(cudaMemsetAsync(m->mom, 0, (size_t)m->table->total * 4, m->stream), "clearing AdamW moments");
+    CU(cudaMemsetAsync(m->var, 0, (size_t)m->table->total * 4, m->stream), "clearing AdamW moments");
+    m->opt_step = 0;
+    return kcu_sync(m, "clearing AdamW moments");
+}
+
+xffl_status kcu_get_optimizer(kcu_model *m, float *mom, float *var, int64_t *step)
+{
+    XFFL_FORWARD(copy_out(m, mom, m->mom, "copying AdamW first moments to the host"));
+    XFFL_FORWARD(copy_out(m, var, m->var, "copying AdamW second moments to the host"));
+    *step = m->opt_step;
+    return XFFL_OK;
+}
+
+xffl_status kcu_set_optimizer(kcu_model *m, const float *mom, const float *var, int64_t step)
+{
+    XFFL_RETURN_IF(step < 0, XFFL_ERR_INVALID, "cuda backend: optimizer step %lld is negative", (long long)step);
+    XFFL_FORWARD(copy_in(m, m->mom, mom, "copying AdamW first moments to the device"));
+    XFFL_FORWARD(copy_in(m, m->var, var, "copying AdamW second moments to the device"));
+    m->opt_step = step;
+    return XFFL_OK;
+}
+
+xffl_status kcu_zero_grad(kcu_model *m)
+{
+    CU(cudaMemsetAsync(m->grads, 0, (size_t)m->table->total * 4, m->stream), "clearing gradients");
+    return XFFL_OK;
+}
+
+/* C(M,N) = alpha-free op(A) op(B) + beta C, row-major, optionally batched with strides.
+ * In bf16 mode an operand without a ready bf16 copy (a16/b16 NULL) is cast into staging. */
+static xffl_status mm(kcu_model *m, const char *what, int ta, int tb, int M, int N, int K, const float *A,
+                      const uint16_t *A16, const float *B, const uint16_t *B16, float *C, float beta, int batch,
+                      int64_t sA, int64_t sB, int64_t sC)
+{
+    const float one = 1.0f;
+    cublasOperation_t opA = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opB = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    int lda = ta ? M : K, ldb = tb ? K : N;
+    const void *a = A, *bp = B;
+    cudaDataType_t ty = CUDA_R_32F;
+    cublasComputeType_t ct = CUBLAS_COMPUTE_32F_PEDANTIC;
+    if (m->prec == KCU_BF16) {
+        ty = CUDA_R_16BF;
+        ct = CUBLAS_COMPUTE_32F;
+        int64_t na = batch > 1 ? sA * batch : (int64_t)M * K, nb = batch > 1 ? sB * batch : (int64_t)K * N;
+        if (!A16) {
+            XFFL_RETURN_IF(na > m->cast_elems, XFFL_ERR_INTERNAL, "cuda backend: %s: operand A too big for staging", what);
+            OP(kcu_to_bf16(m->castA, A, na, m->stream), what);
+            A16 = m->castA;
+        }
+        if (!B16) {
+            XFFL_RETURN_IF(nb > m->cast_elems, XFFL_ERR_INTERNAL, "cuda backend: %s: operand B too big for staging", what);
+            OP(kcu_to_bf16(m->castB, B, nb, m->stream), what);
+            B16 = m->castB;
+        }
+        a = A16;
+        bp = B16;
+    }
+    cublasStatus_t st;
+    if (batch <= 1)
+        st = cublasGemmEx(m->blas, opB, opA, N, M, K, &one, bp, ty, ldb, a, ty, lda, &beta, C, CUDA_R_32F, N, ct,
+                          CUBLAS_GEMM_DEFAULT);
+    else
+        st = cublasGemmStridedBatchedEx(m->blas, opB, opA, N, M, K, &one, bp, ty, ldb, sB, a, ty, lda, sA, &beta, C,
+                                        CUDA_R_32F, N, sC, batch, ct, CUBLAS_GEMM_DEFAULT);
+    XFFL_RETURN_IF(st != CUBLAS_STATUS_SUCCESS, XFFL_ERR_BACKEND, "cublas %s (%dx%dx%d, batch %d): %s", what, M, N, K,
+                   batch, cublasGetStatusString(st));
+    return XFFL_OK;
+}
+
+/* y(N,out) = x(N,in) W^T, W(out,in) a parameter. */
+static xffl_status linear(kcu_model *m, const char *what, float *y, const float *x, int idx, int Nt, float beta)
+{
+    const ckpt_param *p = &m->table->params[idx];
+    return mm(m, what, 0, 1, Nt, (int)p->shape[0], (int)p->shape[1], x, NULL, P_(m, idx), P16_(m, idx), y, beta, 1,
+              0, 0, 0);
+}
+
+/* dx(N,in) (+)= dy(N,out) W; dW(out,in) += dy^T x. */
+static xffl_status linear_bwd(kcu_model *m, const char *what, float *dx, float beta_dx, const float *dy,
+                              const float *x, int idx, int Nt)
+{
+    const ckpt_param *p = &m->table->params[idx];
+    int out = (int)p->shape[0], in = (int)p->shape[1];
+    XFFL_FORWARD(mm(m, what, 0, 0, Nt, in, out, dy, NULL, P_(m, idx), P16_(m, idx), dx, beta_dx, 1, 0, 0, 0));
+    return mm(m, what, 1, 0, out, in, Nt, dy, NULL, x, NULL, G_(m, idx), 1.0f, 1, 0, 0, 0);
+}
+
+xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
+{
+    const ckpt_model_config *c = &m->cfg;
+    XFFL_RETURN_IF(B <= 0 || T <= 0 || B > m->Bmax || T > m->Tmax, XFFL_ERR_USAGE,
+                   "cuda backend: forward of %d x %d tokens exceeds the planned %d x %d", B, T, m->Bmax, m->Tmax);
+    int N = B * T, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = D / H, Hd = c->hidden_dim, V = c->vocab_size;
+    for (int i = 0; i < N; i++) {
+        XFFL_RETURN_IF(inputs[i] < 0 || inputs[i] >= V, XFFL_ERR_INVALID, "cuda backend: input token %d at %d outside vocab %d",
+                       inputs[i], i, V);
+        XFFL_RETURN_IF(targets && (targets[i] < 0 || targets[i] >= V), XFFL_ERR_INVALID,
+                       "cuda backend: target token %d at %d outside vocab %d", targets[i], i, V);
+    }
+    cudaStream_t s = m->stream;
+    m->curB = B;
+    m->curT = T;
+    m->have_forward = 0;
+    m->have_targets = targets != NULL;
+    CU(cudaMemcpyAsync(m->tok, inputs, (size_t)N * 4, cudaMemcpyHostToDevice, s), "copying input tokens");
+    if (targets) CU(cudaMemcpyAsync(m->tgt, targets, (size_t)N * 4, cudaMemcpyHostToDevice, s), "copying target tokens");
+    int64_t sQ = (int64_t)T * hd, sP = (int64_t)T * T;
+    float scale = 1.0f / sqrtf((float)hd);
+
+    OP(kcu_embedding_fwd(m->L[0].res, m->tok, P_(m, m->i_emb), N, D, V, s), "embedding_fwd");
+    for (int l = 0; l < c->n_layers; l++) {
+        layer_acts *a = &m->L[l];
+        layer_idx *x = &m->li[l];
+        OP(kcu_rmsnorm_fwd(a->xn1, a->rstd1, a->res, P_(m, x->attn_norm), N, D, c->norm_eps, s), "rmsnorm_fwd");
+        XFFL_FORWARD(linear(m, "wq", m->sB, a->xn1, x->wq, N, 0.0f));
+        XFFL_FORWARD(linear(m, "wk", m->dk, a->xn1, x->wk, N, 0.0f));
+        XFFL_FORWARD(linear(m, "wv", m->dv, a->xn1, x->wv, N, 0.0f));
+        OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 0, s), "rope (q)");
+        OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 0, s), "rope (k)");
+        OP(kcu_to_heads(a->qh, m->sB, B, T, H, H, hd, s), "to_heads (q)");
+        OP(kcu_to_heads(a->kh, m->dk, B, T, H, KV, hd, s), "to_heads (k)");
+        OP(kcu_to_heads(a->vh, m->dv, B, T, H, KV, hd, s), "to_heads (v)");
+        /* scores(T,T) = q(T,hd) k^T per (b,h) */
+        XFFL_FORWARD(mm(m, "attention scores", 0, 1, T, T, hd, a->qh, NULL, a->kh, NULL, a->P, 0.0f, B * H, sQ, sQ, sP));
+        OP(kcu_softmax_causal_fwd(a->P, B * H, T, scale, s), "softmax_causal_fwd");
+        /* o(T,hd) = P(T,T) v(T,hd) */
+        XFFL_FORWARD(mm(m, "attention values", 0, 0, T, hd, T, a->P, NULL, a->vh, NULL, m->sA, 0.0f, B * H, sP, sQ, sQ));
+        OP(kcu_from_heads(a->att, m->sA, B, T, H, H, hd, s), "from_heads (o)");
+        CU(cudaMemcpyAsync(a->mid, a->res, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
+        XFFL_FORWARD(linear(m, "wo", a->mid, a->att, x->wo, N, 1.0f));
+        OP(kcu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, P_(m, x->ffn_norm), N, D, c->norm_eps, s), "rmsnorm_fwd");
+        XFFL_FORWARD(linear(m, "w1", a->h1, a->xn2, x->w1, N, 0.0f));
+        XFFL_FORWARD(linear(m, "w3", a->h3, a->xn2, x->w3, N, 0.0f));
+        OP(kcu_swiglu_fwd(a->g, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_fwd");
+        layer_acts *nx = &m->L[l + 1];
+        CU(cudaMemcpyAsync(nx->res, a->mid, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
+        XFFL_FORWARD(linear(m, "w2", nx->res, a->g, x->w2, N, 1.0f));
+    }
+    OP(kcu_rmsnorm_fwd(m->xnf, m->rstdf, m->L[c->n_layers].res, P_(m, m->i_norm), N, D, c->norm_eps, s), "rmsnorm_fwd (final)");
+    XFFL_FORWARD(linear(m, "output", m->logits, m->xnf, m->i_out, N, 0.0f));
+    if (targets) {
+        OP(kcu_xent_fwd(m->losses, m->lse, m->logits, m->tgt, N, V, s), "xent_fwd");
+        CU(cudaMemcpyAsync(m->host_losses, m->losses, (size_t)N * 4, cudaMemcpyDeviceToHost, s), "copying losses");
+    }
+    XFFL_FORWARD(kcu_sync(m, "forward"));
+    if (targets && loss) {
+        double sum = 0.0; /* fixed order on the host: the mean does not depend on the launch */
+        for (int i = 0; i < N; i++) sum += m->host_losses[i];
+        *loss = (float)(sum / N);
+        XFFL_RETURN_IF(!isfinite(*loss), XFFL_ERR_INVALID, "cuda backend: loss is not finite (%g)", (double)*loss);
+    }
+    m->have_forward = 1;
+    return XFFL_OK;
+}
+
+xffl_status kcu_backward(kcu_model *m)
+{
+    XFFL_RETURN_IF(!m->have_forward || !m->have_targets, XFFL_ERR_USAGE,
+                   "cuda backend: backward needs a forward with targets first");
+    const ckpt_model_config *c = &m->cfg;
+    int B = m->curB, T = m->curT, N = B * T;
+    int D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = D / H, Hd = c->hidden_dim, V = c->vocab_size;
+    int64_t sQ = (int64_t)T * hd, sP = (int64_t)T * T;
+    float scale = 1.0f / sqrtf((float)hd);
+    cudaStream_t s = m->stream;
+
+    CU(cudaMemsetAsync(m->dres, 0, (size_t)N * D * 4, s), "clearing the residual gradient");
+    OP(kcu_xent_bwd(m->dlogits, m->logits, m->lse, m->tgt, N, V, 1.0f / N, s), "xent_bwd");
+    XFFL_FORWARD(linear_bwd(m, "output (backward)", m->dxn, 0.0f, m->dlogits, m->xnf, m->i_out, N));
+    OP(kcu_rmsnorm_bwd(m->dres, G_(m, m->i_norm), m->dxn, m->L[c->n_layers].res, P_(m, m->i_norm), m->rstdf, N, D, s),
+       "rmsnorm_bwd (final)");
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        layer_acts *a = &m->L[l];
+        layer_idx *x = &m->li[l];
+        /* FFN: res[l+1] = mid + (silu(xn2 w1^T) * xn2 w3^T) w2^T; dres holds dL/dres[l+1] */
+        XFFL_FORWARD(linear_bwd(m, "w2 (backward)", m->dgb, 0.0f, m->dres, a->g, x->w2, N));
+        OP(kcu_swiglu_bwd(m->dh1, m->dh3, m->dgb, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_bwd");
+        XFFL_FORWARD(linear_bwd(m, "w1 (backward)", m->dxn, 0.0f, m->dh1, a->xn2, x->w1, N));
+        XFFL_FORWARD(linear_bwd(m, "w3 (backward)", m->dxn, 1.0f, m->dh3, a->xn2, x->w3, N));
+        OP(kcu_rmsnorm_bwd(m->dres, G_(m, x->ffn_norm), m->dxn, a->mid, P_(m, x->ffn_norm), a->rstd2, N, D, s),
+           "rmsnorm_bwd (ffn)");
+        /* attention: mid = res + att wo^T; dres now holds dL/dmid */
+        XFFL_FORWARD(linear_bwd(m, "wo (backward)", m->sA, 0.0f, m->dres, a->att, x->wo, N));
+        OP(kcu_to_heads(m->sB, m->sA, B, T, H, H, hd, s), "to_heads (do)");
+        /* dP(T,T) = do(T,hd) v^T ; dv(T,hd) = P^T do */
+        XFFL_FORWARD(mm(m, "attention dP", 0, 1, T, T, hd, m->sB, NULL, a->vh, NULL, m->dP, 0.0f, B * H, sQ, sQ, sP));
+        XFFL_FORWARD(mm(m, "attention dV", 1, 0, T, hd, T, a->P, NULL, m->sB, NULL, m->sC, 0.0f, B * H, sP, sQ, sQ));
+        OP(kcu_softmax_causal_bwd(m->dP, a->P, B * H, T, scale, s), "softmax_causal_bwd");
+        /* dq(T,hd) = dS k ; dk(T,hd) = dS^T q */
+        XFFL_FORWARD(mm(m, "attention dQ", 0, 0, T, hd, T, m->dP, NULL, a->kh, NULL, m->sD, 0.0f, B * H, sP, sQ, sQ));
+        XFFL_FORWARD(mm(m, "attention dK", 1, 0, T, hd, T, m->dP, NULL, a->qh, NULL, m->sA, 0.0f, B * H, sP, sQ, sQ));
+        OP(kcu_from_heads(m->sB, m->sD, B, T, H, H, hd, s), "from_heads (dq)");
+        OP(kcu_from_heads(m->dk, m->sA, B, T, H, KV, hd, s), "from_heads (dk)");
+        OP(kcu_from_heads(m->dv, m->sC, B, T, H, KV, hd, s), "from_heads (dv)");
+        OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 1, s), "rope backward (q)");
+        OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 1, s), "rope backward (k)");
+        XFFL_FORWARD(linear_bwd(m, "wq (backward)", m->dxn, 0.0f, m->sB, a->xn1, x->wq, N));
+        XFFL_FORWARD(linear_bwd(m, "wk (backward)", m->dxn, 1.0f, m->dk, a->xn1, x->wk, N));
+        XFFL_FORWARD(linear_bwd(m, "wv (backward)", m->dxn, 1.0f, m->dv, a->xn1, x->wv, N));
+        OP(kcu_rmsnorm_bwd(m->dres, G_(m, x->attn_norm), m->dxn, a->res, P_(m, x->attn_norm), a->rstd1, N, D, s),
+           "rmsnorm_bwd (attention)");
+    }
+    OP(kcu_embedding_bwd(G_(m, m->i_emb), m->tok, m->dres, N, D, V, s), "embedding_bwd");
+    return kcu_sync(m, "backward");
+}
+
+xffl_status kcu_logits(kcu_model *m, int b, int t, float *out)
+{
+    XFFL_RETURN_IF(!m->have_forward, XFFL_ERR_USAGE, "cuda backend: logits need a forward first");
+    XFFL_RETURN_IF(b < 0 || b >= m->curB || t < 0 || t >= m->curT, XFFL_ERR_USAGE,
+                   "cuda backend: logits position (%d, %d) outside the last forward's %d x %d", b, t, m->curB, m->curT);
+    int V = m->cfg.vocab_size;
+    CU(cudaMemcpyAsync(out, m->logits + ((int64_t)b * m->curT + t) * V, (size_t)V * 4, cudaMemcpyDeviceToHost,
+                       m->stream),
+       "copying logits");
+    return kcu_sync(m, "copying logits");
+}
+
+xffl_status kcu_adamw_step(kcu_model *m, const kcu_adamw_args *a, float *grad_norm)
+{
+    cudaStream_t s = m->stream;
+    double ss = 0.0;
+    CU(cudaMemsetAsync(m->acc, 0, sizeof(double), s), "clearing the norm accumulator");
+    OP(kcu_sumsq(m->acc, m->grads, m->table->total, s), "sumsq (grad norm)");
+    CU(cudaMemcpyAsync(&ss, m->acc, sizeof ss, cudaMemcpyDeviceToHost, s), "copying the grad norm");
+    XFFL_FORWARD(kcu_sync(m, "grad norm"));
+    float norm = (float)sqrt(ss);
+    if (grad_norm) *grad_norm = norm;
+    XFFL_RETURN_IF(!isfinite(norm), XFFL_ERR_INVALID, "cuda backend: gradient norm is not finite");
+    float gscale = (a->grad_clip > 0 && norm > a->grad_clip) ? a->grad_clip / norm : 1.0f;
+    m->opt_step++;
+    float bc1 = 1.0f - powf(a->beta1, (float)m->opt_step), bc2 = 1.0f - powf(a->beta2, (float)m->opt_step);
+    for (int i = 0; i < m->table->count; i++) {
+        const ckpt_param *p = &m->table->params[i];
+        float wd = p->kind == CKPT_KIND_NORM ? 0.0f : a->weight_decay;
+        OP(kcu_adamw(m->params + p->offset, m->p16 ? m->p16 + p->offset : NULL, m->grads + p->offset,
+                     m->mom + p->offset, m->var + p->offset, p->numel, a->lr, a->beta1, a->beta2, a->eps, wd, bc1, bc2,
+                     gscale, s),
+           p->name);
+    }
+    return kcu_sync(m, "adamw");
+}
