@@ -9,7 +9,7 @@
 #   4 object altered on disk behind the server -> exit 65 naming the key
 #   5 wrong secret -> exit 1 "credentials rejected", no retries
 #   6 missing bucket -> exit 1 naming the bucket; missing variable -> exit 2 naming it
-# Environment: XFFL_BUILD (default build), FAULT_OPS (default 150), FAULT_RATE (0.25).
+# Environment: XFFL_BUILD (default build), FAULT_OPS (default 150), FAULT_RATE (0.3).
 set -u
 . "$(dirname "$0")/lib.sh"
 [ -x "$X" ] && [ -x "$T" ] || { echo "FAIL: build first (make all): $X, $T"; exit 1; }
@@ -52,7 +52,7 @@ rm -f "$big" "$WORK/big.out"
 
 # 3. the fault-injecting proxy
 ops=${FAULT_OPS:-150}
-rate=${FAULT_RATE:-0.25}
+rate=${FAULT_RATE:-0.3}
 if start_proxy --rate "$rate" --stall-share 0.03 --max-stalls 2 --flip-share 0.05 --stall-seconds 20 --seed 7; then
   real=$XFFL_S3_ENDPOINT
   XFFL_S3_ENDPOINT=127.0.0.1:$PROXY_PORT "$T" --verbose --retries 12 --retry-deadline 120 --store s3://xffl/t-proxy \

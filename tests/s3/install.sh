@@ -11,8 +11,10 @@ auth=$mod/lib/middleware/authentication.js
 command -v node >/dev/null || { echo "node not found" >&2; exit 3; }
 if ! grep -q '"version": "3.7.1"' "$mod/package.json" 2>/dev/null; then
   command -v npm >/dev/null || { echo "npm not found" >&2; exit 3; }
-  echo "installing s3rver@3.7.1 into $here/node_modules" >&2
-  npm install --prefix "$here" --no-audit --no-fund --no-save s3rver@3.7.1 >&2 || { echo "npm install s3rver failed" >&2; exit 3; }
+  echo "installing s3rver@3.7.1 into $here/node_modules (package-lock.json pins its dependencies)" >&2
+  npm ci --prefix "$here" --no-audit --no-fund >&2 \
+    || npm install --prefix "$here" --no-audit --no-fund --no-save s3rver@3.7.1 >&2 \
+    || { echo "npm install s3rver failed" >&2; exit 3; }
 fi
 if ! grep -q 'xffl: libs3 signs' "$auth"; then
   patch -s -p1 -d "$mod" < "$here/s3rver-libs3-path-style.patch" || { echo "patching $auth failed" >&2; exit 1; }
