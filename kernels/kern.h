@@ -34,7 +34,11 @@ typedef struct {
     float grad_clip;    /* global L2 norm clip; 0 = off */
 } kern_adamw_config;
 
+/* lr 3e-4, min_lr 3e-5, warmup 10, total 1000, betas 0.9/0.95, eps 1e-8, wd 0.1, clip 1. */
 void kern_adamw_default(kern_adamw_config *c);
+/* Learning rate at 0-based step: linear warm-up from lr/warmup to lr over warmup_steps,
+ * then cosine from lr down to min_lr at total_steps (min_lr after it). */
+float kern_lr_at(const kern_adamw_config *c, int step);
 
 /* Creates a model for cfg on the chosen backend with uninitialised parameters.
  * Caller owns *out; kern_model_free accepts NULL. */
@@ -46,6 +50,10 @@ const ckpt_param_table *kern_model_table(const kern_model *m);
 /* Copy parameters in / out (host slab, table order, table->total floats). */
 xffl_status kern_set_params(kern_model *m, const float *params);
 xffl_status kern_get_params(kern_model *m, float *params);
+/* Gradient slab out (tests, gradient checks). */
+xffl_status kern_get_grads(kern_model *m, float *grads);
+/* Bytes of the backend's slabs: params, grads, AdamW state, activations. */
+uint64_t kern_model_bytes(const kern_model *m);
 /* Reset AdamW moments and step counter (the inner state, reset each round). */
 xffl_status kern_reset_optimizer(kern_model *m);
 /* Inner optimizer state (m, v slabs + step) in/out, for --keep-inner-state. */
@@ -58,7 +66,9 @@ xffl_status kern_forward(kern_model *m, const int32_t *inputs, const int32_t *ta
 /* Accumulates gradients of the last forward's loss (zero them with kern_zero_grad). */
 xffl_status kern_backward(kern_model *m);
 xffl_status kern_zero_grad(kern_model *m);
-/* One AdamW step at schedule position step (0-based); reports the pre-clip grad norm. */
+/* One AdamW step at schedule position step (0-based: lr = kern_lr_at(c, step)); the
+ * bias-correction counter is the optimizer's own (kept in its state). Reports the
+ * pre-clip grad norm (grad_norm may be NULL). */
 xffl_status kern_adamw_step(kern_model *m, const kern_adamw_config *c, int step, float *grad_norm);
 /* Logits of the last forward at position (b, t): vocab floats copied into out. */
 xffl_status kern_logits(kern_model *m, int b, int t, float *out);

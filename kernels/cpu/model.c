@@ -1,0 +1,392 @@
+/* The CPU backend (kernels/backend.h): fp32, OpenMP + OpenBLAS.
+ *
+ * One slab holds params, grads, AdamW m, v (table order) and then the activations of
+ * a Bmax x Tmax micro-batch, planned once. Per layer l (N = Bmax*Tmax, Dqkv = (H+2KV)*hd):
+ *   x[l] (N,D) layer input; xn1 (N,D), rstd1 (N); qkv (N,Dqkv) with q and k after RoPE;
+ *   P (B,H,T,T) causal softmax; att (N,D) before wo; mid (N,D) = x + att wo^T;
+ *   xn2 (N,D), rstd2 (N); h1, h3, g (N,F).
+ * then x[L] (N,D), xnf (N,D), rstdf (N), logits (N,V) (turned into dlogits by backward),
+ * lse, losses (N), and backward scratch: dx, dxn, datt (N,D), dqkv (N,Dqkv), df1, df3 (N,F),
+ * dS (threads,T,T). Allocating it all once is what keeps training free of malloc.
+ *
+ * wq, wk, wv are adjacent in the table ([Dqkv, D] together), so q, k and v come out of one
+ * sgemm, and their gradients go back through one. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/ops.h"
+
+typedef struct {
+    float *x, *xn1, *rstd1, *qkv, *P, *att, *mid, *xn2, *rstd2, *h1, *h3, *g;
+} layer_acts;
+
+typedef struct {
+    int attn_norm, wq, wo, ffn_norm, w1, w2, w3;
+} layer_idx;
+
+typedef struct {
+    ckpt_model_config cfg;
+    const ckpt_param_table *t;
+    int Bmax, Tmax, threads;
+    int D, H, KV, hd, F, V, L, Dqkv;
+    float *slab;
+    uint64_t bytes;
+    float *params, *grads, *mom, *var;
+    int64_t step;
+    layer_acts *la; /* L + 1 (only x of the last) */
+    float *xnf, *rstdf, *logits, *lse, *losses;
+    float *dx, *dxn, *datt, *dqkv, *df1, *df3, *dS;
+    float *rope_cos, *rope_sin;
+    int32_t *tok, *tgt;
+    layer_idx *li;
+    int i_emb, i_norm, i_out;
+    int B, T, have_targets, have_logits;
+} cpu_model;
+
+static int cpu_available(void) { return 1; }
+
+static void set_threads(cpu_model *m)
+{
+    omp_set_num_threads(m->threads);
+    openblas_set_num_threads(m->threads);
+}
+
+static int find(const ckpt_param_table *t, const char *fmt, int l)
+{
+    char name[CKPT_NAME_MAX];
+    snprintf(name, sizeof name, fmt, l);
+    return ckpt_param_find(t, name);
+}
+
+static void cpu_destroy(void *impl)
+{
+    cpu_model *m = impl;
+    if (!m) return;
+    free(m->slab);
+    free(m->la);
+    free(m->li);
+    free(m->tok);
+    free(m->tgt);
+    free(m);
+}
+
+static xffl_status cpu_create(const ckpt_model_config *cfg, const ckpt_param_table *t, const kern_options *opt,
+                              void **impl)
+{
+    *impl = NULL;
+    cpu_model *m = calloc(1, sizeof *m);
+    if (!m) return xffl_fail(XFFL_ERR_NOMEM, "cpu backend");
+    m->cfg = *cfg;
+    m->t = t;
+    m->Bmax = opt->batch;
+    m->Tmax = opt->seq_len;
+    m->threads = opt->threads > 0 ? opt->threads : omp_get_num_procs();
+    m->D = cfg->dim;
+    m->H = cfg->n_heads;
+    m->KV = cfg->n_kv_heads;
+    m->hd = cfg->dim / cfg->n_heads;
+    m->F = cfg->hidden_dim;
+    m->V = cfg->vocab_size;
+    m->L = cfg->n_layers;
+    m->Dqkv = (m->H + 2 * m->KV) * m->hd;
+    xffl_status st = XFFL_OK;
+    m->la = calloc((size_t)m->L + 1, sizeof *m->la);
+    m->li = calloc((size_t)m->L, sizeof *m->li);
+    int64_t N = (int64_t)m->Bmax * m->Tmax;
+    m->tok = malloc((size_t)N * sizeof *m->tok);
+    m->tgt = malloc((size_t)N * sizeof *m->tgt);
+    if (!m->la || !m->li || !m->tok || !m->tgt) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "cpu backend tables");
+        goto fail;
+    }
+    m->i_emb = ckpt_param_find(t, "tok_embeddings.weight");
+    m->i_norm = ckpt_param_find(t, "norm.weight");
+    m->i_out = ckpt_param_find(t, "output.weight");
+    for (int l = 0; l < m->L; l++) {
+        layer_idx *x = &m->li[l];
+        x->attn_norm = find(t, "layers.%d.attention_norm.weight", l);
+        x->wq = find(t, "layers.%d.attention.wq.weight", l);
+        int wk = find(t, "layers.%d.attention.wk.weight", l), wv = find(t, "layers.%d.attention.wv.weight", l);
+        x->wo = find(t, "layers.%d.attention.wo.weight", l);
+        x->ffn_norm = find(t, "layers.%d.ffn_norm.weight", l);
+        x->w1 = find(t, "layers.%d.feed_forward.w1.weight", l);
+        x->w2 = find(t, "layers.%d.feed_forward.w2.weight", l);
+        x->w3 = find(t, "layers.%d.feed_forward.w3.weight", l);
+        if (x->attn_norm < 0 || x->wq < 0 || wk < 0 || wv < 0 || x->wo < 0 || x->ffn_norm < 0 || x->w1 < 0 ||
+            x->w2 < 0 || x->w3 < 0 || t->params[wk].offset != t->params[x->wq].offset + t->params[x->wq].numel ||
+            t->params[wv].offset != t->params[wk].offset + t->params[wk].numel) {
+            st = xffl_fail(XFFL_ERR_INTERNAL, "parameter table: layer %d tensors missing or wq/wk/wv not adjacent", l);
+            goto fail;
+        }
+    }
+    if (m->i_emb < 0 || m->i_norm < 0 || m->i_out < 0) {
+        st = xffl_fail(XFFL_ERR_INTERNAL, "parameter table: embedding, norm or output missing");
+        goto fail;
+    }
+    /* plan: sizes in floats, each region rounded up to 16 floats (64-byte alignment) */
+    int64_t P = t->total, D = m->D, F = m->F, V = m->V, Dq = m->Dqkv;
+    int64_t TT = (int64_t)m->Tmax * m->Tmax;
+#define R16(n) (((n) + 15) / 16 * 16)
+    int64_t per_layer = R16(N * D) * 5 + R16(N) * 2 + R16(N * Dq) + R16((int64_t)m->Bmax * m->H * TT) + R16(N * F) * 3;
+    int64_t tail = R16(N * D) * 2 + R16(N) * 3 + R16(N * V) + R16(N * D) * 3 + R16(N * Dq) + R16(N * F) * 2 +
+                   R16((int64_t)m->threads * TT) + R16((int64_t)m->Tmax * m->hd / 2) * 2;
+    int64_t total = R16(P) * 4 + per_layer * m->L + tail;
+    m->bytes = (uint64_t)total * sizeof(float);
+    m->slab = aligned_alloc(64, (size_t)m->bytes);
+    if (!m->slab) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "cpu backend slab (%.1f MiB)", m->bytes / 1048576.0);
+        goto fail;
+    }
+    float *p = m->slab;
+#define TAKE(n) (p += R16(n), p - R16(n))
+    m->params = TAKE(P);
+    m->grads = TAKE(P);
+    m->mom = TAKE(P);
+    m->var = TAKE(P);
+    for (int l = 0; l <= m->L; l++) {
+        layer_acts *a = &m->la[l];
+        a->x = TAKE(N * D);
+        if (l == m->L) break;
+        a->xn1 = TAKE(N * D);
+        a->rstd1 = TAKE(N);
+        a->qkv = TAKE(N * Dq);
+        a->P = TAKE((int64_t)m->Bmax * m->H * TT);
+        a->att = TAKE(N * D);
+        a->mid = TAKE(N * D);
+        a->xn2 = TAKE(N * D);
+        a->rstd2 = TAKE(N);
+        a->h1 = TAKE(N * F);
+        a->h3 = TAKE(N * F);
+        a->g = TAKE(N * F);
+    }
+    m->xnf = TAKE(N * D);
+    m->rstdf = TAKE(N);
+    m->logits = TAKE(N * V);
+    m->lse = TAKE(N);
+    m->losses = TAKE(N);
+    m->dx = TAKE(N * D);
+    m->dxn = TAKE(N * D);
+    m->datt = TAKE(N * D);
+    m->dqkv = TAKE(N * Dq);
+    m->df1 = TAKE(N * F);
+    m->df3 = TAKE(N * F);
+    m->dS = TAKE((int64_t)m->threads * TT);
+    m->rope_cos = TAKE((int64_t)m->Tmax * m->hd / 2);
+    m->rope_sin = TAKE((int64_t)m->Tmax * m->hd / 2);
+#undef TAKE
+#undef R16
+    /* first touch by the threads that will use the pages, and a defined starting state */
+    set_threads(m);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < total; i++) m->slab[i] = 0;
+    kcpu_rope_table(m->rope_cos, m->rope_sin, m->Tmax, m->hd, cfg->rope_theta);
+    *impl = m;
+    return XFFL_OK;
+fail:
+    cpu_destroy(m);
+    return st;
+}
+
+static xffl_status cpu_set_params(void *impl, const float *p)
+{
+    cpu_model *m = impl;
+    memcpy(m->params, p, (size_t)m->t->total * sizeof *p);
+    return XFFL_OK;
+}
+static xffl_status cpu_get_params(void *impl, float *p)
+{
+    cpu_model *m = impl;
+    memcpy(p, m->params, (size_t)m->t->total * sizeof *p);
+    return XFFL_OK;
+}
+static xffl_status cpu_get_grads(void *impl, float *g)
+{
+    cpu_model *m = impl;
+    memcpy(g, m->grads, (size_t)m->t->total * sizeof *g);
+    return XFFL_OK;
+}
+static xffl_status cpu_reset_optimizer(void *impl)
+{
+    cpu_model *m = impl;
+    memset(m->mom, 0, (size_t)m->t->total * sizeof *m->mom);
+    memset(m->var, 0, (size_t)m->t->total * sizeof *m->var);
+    m->step = 0;
+    return XFFL_OK;
+}
+static xffl_status cpu_get_optimizer(void *impl, float *mom, float *var, int64_t *step)
+{
+    cpu_model *m = impl;
+    if (mom) memcpy(mom, m->mom, (size_t)m->t->total * sizeof *mom);
+    if (var) memcpy(var, m->var, (size_t)m->t->total * sizeof *var);
+    if (step) *step = m->step;
+    return XFFL_OK;
+}
+static xffl_status cpu_set_optimizer(void *impl, const float *mom, const float *var, int64_t step)
+{
+    cpu_model *m = impl;
+    memcpy(m->mom, mom, (size_t)m->t->total * sizeof *mom);
+    memcpy(m->var, var, (size_t)m->t->total * sizeof *var);
+    m->step = step;
+    return XFFL_OK;
+}
+static xffl_status cpu_zero_grad(void *impl)
+{
+    cpu_model *m = impl;
+    set_threads(m);
+    int64_t n = m->t->total;
+    float *g = m->grads;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) g[i] = 0;
+    return XFFL_OK;
+}
+
+static float *W(cpu_model *m, int idx) { return m->params + m->t->params[idx].offset; }
+static float *G(cpu_model *m, int idx) { return m->grads + m->t->params[idx].offset; }
+
+static xffl_status cpu_forward(void *impl, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
+{
+    cpu_model *m = impl;
+    if (B < 1 || T < 1 || B > m->Bmax || T > m->Tmax)
+        return xffl_fail(XFFL_ERR_USAGE, "forward: micro-batch %d x %d outside the planned %d x %d", B, T, m->Bmax,
+                         m->Tmax);
+    int N = B * T, D = m->D, H = m->H, KV = m->KV, hd = m->hd, F = m->F, V = m->V, Dq = m->Dqkv;
+    for (int n = 0; n < N; n++) {
+        if (inputs[n] < 0 || inputs[n] >= V)
+            return xffl_fail(XFFL_ERR_INVALID, "forward: input token %d at (%d,%d) outside vocabulary %d", inputs[n],
+                             n / T, n % T, V);
+        if (targets && (targets[n] < 0 || targets[n] >= V))
+            return xffl_fail(XFFL_ERR_INVALID, "forward: target token %d at (%d,%d) outside vocabulary %d",
+                             targets[n], n / T, n % T, V);
+    }
+    set_threads(m);
+    memcpy(m->tok, inputs, (size_t)N * sizeof *inputs);
+    if (targets) memcpy(m->tgt, targets, (size_t)N * sizeof *targets);
+    m->B = B;
+    m->T = T;
+    float eps = m->cfg.norm_eps;
+    kcpu_embedding_fwd(m->la[0].x, m->tok, W(m, m->i_emb), N, D);
+    for (int l = 0; l < m->L; l++) {
+        layer_acts *a = &m->la[l];
+        const layer_idx *li = &m->li[l];
+        kcpu_rmsnorm_fwd(a->xn1, a->rstd1, a->x, W(m, li->attn_norm), N, D, eps);
+        kcpu_matmul_fwd(a->qkv, Dq, a->xn1, W(m, li->wq), N, D, Dq, 0.0f);
+        kcpu_rope(a->qkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 0);
+        kcpu_rope(a->qkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 0);
+        kcpu_attention_fwd(a->att, D, a->P, a->qkv, Dq, a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd);
+        memcpy(a->mid, a->x, (size_t)N * D * sizeof(float));
+        kcpu_matmul_fwd(a->mid, D, a->att, W(m, li->wo), N, D, D, 1.0f);
+        kcpu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, W(m, li->ffn_norm), N, D, eps);
+        kcpu_matmul_fwd(a->h1, F, a->xn2, W(m, li->w1), N, D, F, 0.0f);
+        kcpu_matmul_fwd(a->h3, F, a->xn2, W(m, li->w3), N, D, F, 0.0f);
+        kcpu_swiglu_fwd(a->g, a->h1, a->h3, (int64_t)N * F);
+        float *next = m->la[l + 1].x;
+        memcpy(next, a->mid, (size_t)N * D * sizeof(float));
+        kcpu_matmul_fwd(next, D, a->g, W(m, li->w2), N, F, D, 1.0f);
+    }
+    kcpu_rmsnorm_fwd(m->xnf, m->rstdf, m->la[m->L].x, W(m, m->i_norm), N, D, eps);
+    kcpu_matmul_fwd(m->logits, V, m->xnf, W(m, m->i_out), N, D, V, 0.0f);
+    m->have_logits = 1;
+    m->have_targets = targets != NULL;
+    if (targets) {
+        double mean = kcpu_xent_fwd(m->losses, m->lse, m->logits, m->tgt, N, V);
+        if (loss) *loss = (float)mean;
+    } else if (loss) {
+        *loss = 0;
+    }
+    return XFFL_OK;
+}
+
+static xffl_status cpu_backward(void *impl)
+{
+    cpu_model *m = impl;
+    if (!m->have_targets || !m->have_logits)
+        return xffl_fail(XFFL_ERR_USAGE, "backward: needs a forward with targets first (once per forward)");
+    set_threads(m);
+    int B = m->B, T = m->T, N = B * T, D = m->D, H = m->H, KV = m->KV, hd = m->hd, F = m->F, V = m->V, Dq = m->Dqkv;
+    float *dlog = m->logits;
+    kcpu_xent_bwd(dlog, m->lse, m->tgt, N, V, 1.0f / (float)N);
+    m->have_logits = 0;
+    kcpu_matmul_bwd(m->dxn, 0.0f, G(m, m->i_out), dlog, m->xnf, W(m, m->i_out), N, D, V);
+    memset(m->dx, 0, (size_t)N * D * sizeof(float));
+    kcpu_rmsnorm_bwd(m->dx, G(m, m->i_norm), m->dxn, m->la[m->L].x, W(m, m->i_norm), m->rstdf, N, D);
+    for (int l = m->L - 1; l >= 0; l--) {
+        layer_acts *a = &m->la[l];
+        const layer_idx *li = &m->li[l];
+        /* x[l+1] = mid + g w2^T */
+        kcpu_matmul_bwd(m->df1, 0.0f, G(m, li->w2), m->dx, a->g, W(m, li->w2), N, F, D);
+        kcpu_swiglu_bwd(m->df1, m->df3, m->df1, a->h1, a->h3, (int64_t)N * F);
+        kcpu_matmul_bwd(m->dxn, 0.0f, G(m, li->w1), m->df1, a->xn2, W(m, li->w1), N, D, F);
+        kcpu_matmul_bwd(m->dxn, 1.0f, G(m, li->w3), m->df3, a->xn2, W(m, li->w3), N, D, F);
+        kcpu_rmsnorm_bwd(m->dx, G(m, li->ffn_norm), m->dxn, a->mid, W(m, li->ffn_norm), a->rstd2, N, D);
+        /* mid = x + att wo^T */
+        kcpu_matmul_bwd(m->datt, 0.0f, G(m, li->wo), m->dx, a->att, W(m, li->wo), N, D, D);
+        kcpu_attention_bwd(m->dqkv, m->dqkv + H * hd, m->dqkv + (H + KV) * hd, m->datt, D, a->P, a->qkv, Dq,
+                           a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd, m->dS);
+        kcpu_rope(m->dqkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 1);
+        kcpu_rope(m->dqkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 1);
+        kcpu_matmul_bwd(m->dxn, 0.0f, G(m, li->wq), m->dqkv, a->xn1, W(m, li->wq), N, D, Dq);
+        kcpu_rmsnorm_bwd(m->dx, G(m, li->attn_norm), m->dxn, a->x, W(m, li->attn_norm), a->rstd1, N, D);
+    }
+    kcpu_embedding_bwd(G(m, m->i_emb), m->tok, m->dx, N, D);
+    m->have_targets = 0;
+    return XFFL_OK;
+}
+
+static xffl_status cpu_adamw(void *impl, const kern_adamw_args *a, float *grad_norm)
+{
+    cpu_model *m = impl;
+    set_threads(m);
+    double norm = sqrt(kcpu_sumsq(m->grads, m->t->total));
+    if (grad_norm) *grad_norm = (float)norm;
+    if (!isfinite(norm)) return xffl_fail(XFFL_ERR_INVALID, "adamw: gradient norm is %g", norm);
+    float gscale = a->grad_clip > 0 && norm > a->grad_clip ? (float)(a->grad_clip / norm) : 1.0f;
+    m->step++;
+    double bc1 = 1.0 - pow(a->beta1, (double)m->step), bc2 = 1.0 - pow(a->beta2, (double)m->step);
+    for (int i = 0; i < m->t->count; i++) {
+        const ckpt_param *p = &m->t->params[i];
+        float wd = p->kind == CKPT_KIND_NORM ? 0.0f : a->weight_decay;
+        kcpu_adamw(m->params + p->offset, m->grads + p->offset, m->mom + p->offset, m->var + p->offset, p->numel,
+                   a->lr, a->beta1, a->beta2, a->eps, wd, bc1, bc2, gscale);
+    }
+    return XFFL_OK;
+}
+
+static xffl_status cpu_logits(void *impl, int b, int t, float *out)
+{
+    cpu_model *m = impl;
+    if (!m->have_logits)
+        return xffl_fail(XFFL_ERR_USAGE, "logits: no forward since the last backward (backward reuses the buffer)");
+    if (b < 0 || b >= m->B || t < 0 || t >= m->T)
+        return xffl_fail(XFFL_ERR_USAGE, "logits: position (%d,%d) outside the last forward's %d x %d", b, t, m->B,
+                         m->T);
+    memcpy(out, m->logits + ((int64_t)b * m->T + t) * m->V, (size_t)m->V * sizeof *out);
+    return XFFL_OK;
+}
+
+static uint64_t cpu_bytes(void *impl) { return ((cpu_model *)impl)->bytes; }
+
+static const kern_backend cpu_backend = {
+    .name = "cpu",
+    .available = cpu_available,
+    .create = cpu_create,
+    .destroy = cpu_destroy,
+    .set_params = cpu_set_params,
+    .get_params = cpu_get_params,
+    .get_grads = cpu_get_grads,
+    .reset_optimizer = cpu_reset_optimizer,
+    .get_optimizer = cpu_get_optimizer,
+    .set_optimizer = cpu_set_optimizer,
+    .forward = cpu_forward,
+    .backward = cpu_backward,
+    .zero_grad = cpu_zero_grad,
+    .adamw = cpu_adamw,
+    .logits = cpu_logits,
+    .bytes = cpu_bytes,
+};
+
+const kern_backend *kern_cpu_backend(void) { return &cpu_backend; }

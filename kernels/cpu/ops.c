@@ -1,0 +1,271 @@
+/* Fast fp32 CPU ops (contract in ops.h). Large matmuls go to OpenBLAS, which threads
+ * them itself; attention runs one single-threaded sgemm per (batch, head) inside an
+ * OpenMP loop (OpenBLAS runs serially inside a parallel region). */
+#include "kernels/cpu/ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+void kcpu_embedding_fwd(float *out, const int32_t *tok, const float *E, int N, int D)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) memcpy(out + (int64_t)n * D, E + (int64_t)tok[n] * D, (size_t)D * sizeof *out);
+}
+
+void kcpu_embedding_bwd(float *dE, const int32_t *tok, const float *dout, int N, int D)
+{
+    /* threads own column ranges: a token repeated in the batch sums its rows in order n */
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int lo = (int)((int64_t)D * id / nt), hi = (int)((int64_t)D * (id + 1) / nt);
+        for (int n = 0; n < N; n++) {
+            float *dst = dE + (int64_t)tok[n] * D;
+            const float *src = dout + (int64_t)n * D;
+            for (int d = lo; d < hi; d++) dst[d] += src[d];
+        }
+    }
+}
+
+void kcpu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *g, int N, int D, float eps)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (int64_t)n * D;
+        float *o = out + (int64_t)n * D;
+        float ss = 0;
+        for (int d = 0; d < D; d++) ss += xr[d] * xr[d];
+        float r = 1.0f / sqrtf(ss / (float)D + eps);
+        rstd[n] = r;
+        for (int d = 0; d < D; d++) o[d] = xr[d] * r * g[d];
+    }
+}
+
+void kcpu_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float *x, const float *g, const float *rstd,
+                      int N, int D)
+{
+    /* y = x r g, r = (mean x^2 + eps)^-1/2:
+     * dx_j = r g_j dy_j - x_j r^3 / D * sum_i dy_i g_i x_i;  dg_j = sum_n dy_nj x_nj r_n */
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *xr = x + (int64_t)n * D, *dy = dout + (int64_t)n * D;
+            float *dxr = dx + (int64_t)n * D;
+            float r = rstd[n], dot = 0;
+            for (int d = 0; d < D; d++) dot += dy[d] * g[d] * xr[d];
+            float c = dot * r * r * r / (float)D;
+            for (int d = 0; d < D; d++) dxr[d] += r * g[d] * dy[d] - xr[d] * c;
+        }
+        /* columns owned by threads, rows summed in order */
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int lo = (int)((int64_t)D * id / nt), hi = (int)((int64_t)D * (id + 1) / nt);
+        for (int n = 0; n < N; n++) {
+            const float *xr = x + (int64_t)n * D, *dy = dout + (int64_t)n * D;
+            float r = rstd[n];
+            for (int d = lo; d < hi; d++) dg[d] += dy[d] * xr[d] * r;
+        }
+    }
+}
+
+void kcpu_matmul_fwd(float *out, int ldo, const float *x, const float *W, int N, int K, int O, float beta)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, K, 1.0f, x, K, W, K, beta, out, ldo);
+}
+
+void kcpu_matmul_bwd(float *dx, float beta_dx, float *dW, const float *dout, const float *x, const float *W, int N,
+                     int K, int O)
+{
+    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, O, 1.0f, dout, O, W, K, beta_dx, dx, K);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, K, N, 1.0f, dout, O, x, K, 1.0f, dW, K);
+}
+
+void kcpu_rope_table(float *cosv, float *sinv, int T, int hd, float theta)
+{
+    int half = hd / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            double freq = pow((double)theta, -2.0 * i / hd);
+            double a = t * freq;
+            cosv[(int64_t)t * half + i] = (float)cos(a);
+            sinv[(int64_t)t * half + i] = (float)sin(a);
+        }
+}
+
+void kcpu_rope(float *x, int ld, int B, int T, int nh, int hd, const float *cosv, const float *sinv, int inverse)
+{
+    int half = hd / 2;
+    float sgn = inverse ? -1.0f : 1.0f;
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int t = bt % T;
+        const float *c = cosv + (int64_t)t * half, *s = sinv + (int64_t)t * half;
+        float *row = x + (int64_t)bt * ld;
+        for (int h = 0; h < nh; h++) {
+            float *p = row + h * hd;
+            for (int i = 0; i < half; i++) {
+                float a = p[2 * i], b = p[2 * i + 1], si = sgn * s[i];
+                p[2 * i] = a * c[i] - b * si;
+                p[2 * i + 1] = a * si + b * c[i];
+            }
+        }
+    }
+}
+
+void kcpu_attention_fwd(float *out, int ldo, float *P, const float *q, int ldq, const float *k, const float *v,
+                        int ldkv, int B, int T, int H, int KV, int hd)
+{
+    float scale = 1.0f / sqrtf((float)hd);
+    int rep = H / KV;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, kvh = h / rep;
+        const float *qb = q + (int64_t)b * T * ldq + h * hd;
+        const float *kb = k + (int64_t)b * T * ldkv + kvh * hd;
+        const float *vb = v + (int64_t)b * T * ldkv + kvh * hd;
+        float *Pb = P + (int64_t)bh * T * T;
+        /* S = scale Q K^T (T,T): the upper triangle is computed and discarded; a blocked
+         * causal variant would save it but T*hd is small next to the projections */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, ldq, kb, ldkv, 0.0f, Pb, T);
+        for (int t = 0; t < T; t++) {
+            float *row = Pb + (int64_t)t * T;
+            float mx = row[0];
+            for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+            float sum = 0;
+            for (int s = 0; s <= t; s++) {
+                row[s] = expf(row[s] - mx);
+                sum += row[s];
+            }
+            float inv = 1.0f / sum;
+            for (int s = 0; s <= t; s++) row[s] *= inv;
+            for (int s = t + 1; s < T; s++) row[s] = 0;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, Pb, T, vb, ldkv, 0.0f,
+                    out + (int64_t)b * T * ldo + h * hd, ldo);
+    }
+}
+
+void kcpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, int ldo, const float *P, const float *q,
+                        int ldq, const float *k, const float *v, int ldkv, int B, int T, int H, int KV, int hd,
+                        float *scratch)
+{
+    float scale = 1.0f / sqrtf((float)hd);
+    int rep = H / KV;
+    /* one (batch, kv head) per iteration: the query heads sharing a kv head add into its
+     * dk, dv in head order, so no two threads touch the same rows */
+#pragma omp parallel for schedule(static)
+    for (int bk = 0; bk < B * KV; bk++) {
+        int b = bk / KV, kvh = bk % KV;
+        float *dS = scratch + (int64_t)omp_get_thread_num() * T * T;
+        const float *kb = k + (int64_t)b * T * ldkv + kvh * hd;
+        const float *vb = v + (int64_t)b * T * ldkv + kvh * hd;
+        float *dkb = dk + (int64_t)b * T * ldkv + kvh * hd;
+        float *dvb = dv + (int64_t)b * T * ldkv + kvh * hd;
+        for (int r = 0; r < rep; r++) {
+            int h = kvh * rep + r;
+            const float *Pb = P + ((int64_t)b * H + h) * T * T;
+            const float *dob = dout + (int64_t)b * T * ldo + h * hd;
+            const float *qb = q + (int64_t)b * T * ldq + h * hd;
+            float beta = r == 0 ? 0.0f : 1.0f;
+            /* dV += P^T dO */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, Pb, T, dob, ldo, beta, dvb, ldkv);
+            /* dP = dO V^T, then dS = scale * P * (dP - rowsum(P dP)) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dob, ldo, vb, ldkv, 0.0f, dS, T);
+            for (int t = 0; t < T; t++) {
+                const float *pr = Pb + (int64_t)t * T;
+                float *dr = dS + (int64_t)t * T;
+                float dot = 0;
+                for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
+                for (int s = 0; s <= t; s++) dr[s] = scale * pr[s] * (dr[s] - dot);
+                for (int s = t + 1; s < T; s++) dr[s] = 0;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, kb, ldkv, 0.0f,
+                        dq + (int64_t)b * T * ldq + h * hd, ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, qb, ldq, beta, dkb, ldkv);
+        }
+    }
+}
+
+void kcpu_swiglu_fwd(float *g, const float *a, const float *b, int64_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) g[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+void kcpu_swiglu_bwd(float *da, float *db, const float *dg, const float *a, const float *b, int64_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float sig = 1.0f / (1.0f + expf(-a[i]));
+        float silu = a[i] * sig, d = dg[i];
+        db[i] = d * silu;
+        da[i] = d * b[i] * (sig * (1.0f + a[i] * (1.0f - sig)));
+    }
+}
+
+double kcpu_xent_fwd(float *loss, float *lse, const float *logits, const int32_t *tgt, int N, int V)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *row = logits + (int64_t)n * V;
+        float mx = row[0];
+        for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+        double sum = 0;
+        for (int j = 0; j < V; j++) sum += expf(row[j] - mx);
+        lse[n] = mx + (float)log(sum);
+        loss[n] = lse[n] - row[tgt[n]];
+    }
+    double total = 0;
+    for (int n = 0; n < N; n++) total += loss[n];
+    return N ? total / N : 0;
+}
+
+void kcpu_xent_bwd(float *logits, const float *lse, const int32_t *tgt, int N, int V, float scale)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *row = logits + (int64_t)n * V;
+        for (int j = 0; j < V; j++) row[j] = scale * expf(row[j] - lse[n]);
+        row[tgt[n]] -= scale;
+    }
+}
+
+enum { SUMSQ_CHUNK = 1 << 16 };
+
+double kcpu_sumsq(const float *x, int64_t n)
+{
+    int64_t chunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+    double total = 0;
+    /* partial sums in chunk order, independent of the thread count */
+    enum { BATCH = 256 };
+    double part[BATCH];
+    for (int64_t c0 = 0; c0 < chunks; c0 += BATCH) {
+        int64_t cn = chunks - c0 < BATCH ? chunks - c0 : BATCH;
+#pragma omp parallel for schedule(static)
+        for (int64_t c = 0; c < cn; c++) {
+            int64_t lo = (c0 + c) * SUMSQ_CHUNK, hi = lo + SUMSQ_CHUNK < n ? lo + SUMSQ_CHUNK : n;
+            double s = 0;
+            for (int64_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
+            part[c] = s;
+        }
+        for (int64_t c = 0; c < cn; c++) total += part[c];
+    }
+    return total;
+}
+
+void kcpu_adamw(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,
+                float eps, float wd, double bc1, double bc2, float gscale)
+{
+    float ib1 = (float)(1.0 / bc1), ib2 = (float)(1.0 / bc2);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * gscale;
+        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= lr * ((mi * ib1) / (sqrtf(vi * ib2) + eps) + wd * p[i]);
+    }
+}

@@ -1,0 +1,113 @@
+/* kern_* front end: picks a backend (kernels/backend.h), owns the parameter table and
+ * applies the learning-rate schedule; everything else is the backend's. */
+#include "kernels/kern.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/backend.h"
+
+struct kern_model {
+    const kern_backend *be;
+    void *impl;
+    ckpt_param_table *table;
+};
+
+void kern_adamw_default(kern_adamw_config *c)
+{
+    *c = (kern_adamw_config){.lr = 3e-4f, .min_lr = 3e-5f, .warmup_steps = 10, .total_steps = 1000,
+                             .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .grad_clip = 1.0f};
+}
+
+float kern_lr_at(const kern_adamw_config *c, int step)
+{
+    if (c->warmup_steps > 0 && step < c->warmup_steps)
+        return c->lr * (float)(step + 1) / (float)c->warmup_steps;
+    int span = c->total_steps - c->warmup_steps;
+    if (span <= 0 || step >= c->total_steps) return step >= c->total_steps && span > 0 ? c->min_lr : c->lr;
+    double frac = (double)(step - c->warmup_steps) / span;
+    double cosine = 0.5 * (1.0 + cos(M_PI * frac));
+    return (float)(c->min_lr + (c->lr - c->min_lr) * cosine);
+}
+
+static const kern_backend *pick(const char *name)
+{
+#ifdef XFFL_WITH_CUDA
+    const kern_backend *cuda = kern_cuda_backend();
+#else
+    const kern_backend *cuda = NULL;
+#endif
+    if (!name || !*name || strcmp(name, "auto") == 0)
+        return cuda && cuda->available() ? cuda : kern_cpu_backend();
+    if (strcmp(name, "cpu") == 0) return kern_cpu_backend();
+    if (strcmp(name, "cuda") == 0) return cuda;
+    return NULL;
+}
+
+xffl_status kern_model_create(const ckpt_model_config *cfg, const kern_options *opt, kern_model **out)
+{
+    *out = NULL;
+    const kern_backend *be = pick(opt->backend);
+    if (!be) {
+        if (opt->backend && strcmp(opt->backend, "cuda") == 0)
+            return xffl_fail(XFFL_ERR_UNSUPPORTED, "backend cuda: this build has no CUDA (make cuda)");
+        return xffl_fail(XFFL_ERR_USAGE, "backend '%s': expected cpu, cuda or auto", opt->backend);
+    }
+    if (!be->available())
+        return xffl_fail(XFFL_ERR_UNSUPPORTED, "backend %s: not available on this machine", be->name);
+    XFFL_FORWARD(ckpt_model_validate(cfg));
+    if (opt->batch < 1 || opt->seq_len < 1 || opt->seq_len > cfg->max_seq_len)
+        return xffl_fail(XFFL_ERR_USAGE, "micro-batch %d x %d: need batch >= 1 and 1 <= seq_len <= %d", opt->batch,
+                         opt->seq_len, cfg->max_seq_len);
+    kern_model *m = calloc(1, sizeof *m);
+    if (!m) return xffl_fail(XFFL_ERR_NOMEM, "kern_model");
+    m->be = be;
+    xffl_status st = ckpt_param_table_create(cfg, &m->table);
+    if (st == XFFL_OK) st = be->create(cfg, m->table, opt, &m->impl);
+    if (st != XFFL_OK) {
+        kern_model_free(m);
+        return st;
+    }
+    *out = m;
+    return XFFL_OK;
+}
+
+void kern_model_free(kern_model *m)
+{
+    if (!m) return;
+    if (m->impl) m->be->destroy(m->impl);
+    ckpt_param_table_free(m->table);
+    free(m);
+}
+
+const char *kern_model_backend(const kern_model *m) { return m->be->name; }
+const ckpt_param_table *kern_model_table(const kern_model *m) { return m->table; }
+uint64_t kern_model_bytes(const kern_model *m) { return m->be->bytes(m->impl); }
+
+xffl_status kern_set_params(kern_model *m, const float *p) { return m->be->set_params(m->impl, p); }
+xffl_status kern_get_params(kern_model *m, float *p) { return m->be->get_params(m->impl, p); }
+xffl_status kern_get_grads(kern_model *m, float *g) { return m->be->get_grads(m->impl, g); }
+xffl_status kern_reset_optimizer(kern_model *m) { return m->be->reset_optimizer(m->impl); }
+xffl_status kern_get_optimizer(kern_model *m, float *mom, float *var, int64_t *step)
+{
+    return m->be->get_optimizer(m->impl, mom, var, step);
+}
+xffl_status kern_set_optimizer(kern_model *m, const float *mom, const float *var, int64_t step)
+{
+    return m->be->set_optimizer(m->impl, mom, var, step);
+}
+xffl_status kern_forward(kern_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
+{
+    return m->be->forward(m->impl, inputs, targets, B, T, loss);
+}
+xffl_status kern_backward(kern_model *m) { return m->be->backward(m->impl); }
+xffl_status kern_zero_grad(kern_model *m) { return m->be->zero_grad(m->impl); }
+xffl_status kern_logits(kern_model *m, int b, int t, float *out) { return m->be->logits(m->impl, b, t, out); }
+
+xffl_status kern_adamw_step(kern_model *m, const kern_adamw_config *c, int step, float *grad_norm)
+{
+    kern_adamw_args a = {.lr = kern_lr_at(c, step), .beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps,
+                         .weight_decay = c->weight_decay, .grad_clip = c->grad_clip};
+    return m->be->adamw(m->impl, &a, grad_norm);
+}
