@@ -206,6 +206,9 @@ def handle(client, args, rng):
             except (OSError, ConnectionError, ValueError, IndexError):
                 rst_close(client)  # server down: the client sees a reset
                 return
+            # a response without a body cannot be cut or flipped: lose it instead
+            if (fault == "truncate" and len(rbody) <= 1) or (fault == "flip" and not rbody):
+                fault = "reset"
             if fault == "reset":
                 count("reset")  # after the server acted
                 rst_close(client)

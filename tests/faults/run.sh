@@ -22,17 +22,23 @@ check_unreachable 6
 big=$WORK/big.bin
 head -c $((256 << 20)) /dev/urandom >"$big"
 sha=$(sha256sum "$big" | cut -c1-64)
-kill_restart_during() { # $1 = label; the transfer runs in the background as $!
-  local pid=$1 label=$2
-  sleep 0.7
-  if ! kill -0 "$pid" 2>/dev/null; then echo "note: $label finished before the kill"; fi
+size_of() { stat -c %s "$@" 2>/dev/null | sort -n | tail -1; }
+kill_restart_during() { # $1 = pid of the transfer, $2 = label, $3 = glob of the file that grows
+  local pid=$1 label=$2 glob=$3 n
+  # kill once the transfer is under way (16 MiB moved), however fast this machine is
+  for _ in $(seq 1 400); do
+    n=$(size_of $glob); [ "${n:-0}" -gt $((16 << 20)) ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.02
+  done
+  kill -0 "$pid" 2>/dev/null || echo "note: $label finished before the kill"
   kill -9 "$S3RVER_PID"; wait "$S3RVER_PID" 2>/dev/null
   sleep 2
   restart_s3 || { fail "$label: s3rver did not restart"; return 1; }
 }
 "$T" --verbose --store s3://xffl/t-big put big.bin "$big" >"$WORK/put.out" 2>"$WORK/put.err" &
 tp=$!
-kill_restart_during $tp "256 MiB PUT"
+kill_restart_during $tp "256 MiB PUT" "$S3RVER_DIR/data/xffl/t-big/big.bin._S3rver_object"
 wait $tp; rc=$?
 if [ $rc = 0 ] && grep -q retry "$WORK/put.err"; then
   pass "s3rver killed and restarted during a 256 MiB PUT: completed after $(grep -c retry "$WORK/put.err") retries $(cat "$WORK/put.out")"
@@ -41,7 +47,7 @@ else
 fi
 "$T" --verbose --store s3://xffl/t-big get big.bin "$WORK/big.out" "$sha" >"$WORK/get.out" 2>"$WORK/get.err" &
 tp=$!
-kill_restart_during $tp "256 MiB GET"
+kill_restart_during $tp "256 MiB GET" "$WORK/big.out.tmp.*"
 wait $tp; rc=$?
 if [ $rc = 0 ] && cmp -s "$big" "$WORK/big.out" && grep -q retry "$WORK/get.err"; then
   pass "s3rver killed and restarted during a 256 MiB GET: completed bit-exact after $(grep -c retry "$WORK/get.err") retries $(cat "$WORK/get.out")"
