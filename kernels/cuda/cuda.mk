@@ -15,6 +15,7 @@
 
 # Rules here come before the Makefile's `all`: keep `all` the default goal.
 _cuda_prev_goal := $(.DEFAULT_GOAL)
+_comma := ,
 
 CUDA_HOME ?= $(firstword $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)) \
                          $(patsubst %/bin/nvcc,%,$(wildcard /usr/local/cuda/bin/nvcc)))
@@ -40,11 +41,11 @@ NVCCFLAGS := -std=c++17 -O3 -I. $(CUDA_GENCODE) -Werror all-warnings \
              -Xcompiler -Wall,-Wextra,-Werror,-fPIC,-ffp-contract=off $(EXTRA_NVCCFLAGS)
 CUDA_INC  := -I$(CUDA_HOME)/include $(if $(NCCL_HOME),-I$(NCCL_HOME)/include,)
 CUDA_LINK := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) \
-             $(if $(NCCL_LIBDIR),-L$(NCCL_LIBDIR) -Wl,-rpath,$(NCCL_LIBDIR),) \
+             $(if $(NCCL_LIBDIR),-L$(NCCL_LIBDIR) -Wl$(_comma)-rpath$(_comma)$(NCCL_LIBDIR),) \
              -lcublas -lcudart -l:libnccl.so.2 -lstdc++ -lm -lpthread
 
 CUDA_ALWAYS_SRCS := kernels/cuda/dist.c kernels/cuda/dist_id.c
-CUDA_C_SRCS      := kernels/cuda/model.c kernels/cuda/backend.c
+CUDA_C_SRCS      := kernels/cuda/model.c kernels/cuda/gemm.c kernels/cuda/backend.c
 CUDA_CU_SRCS     := $(sort $(wildcard kernels/cuda/*.cu))
 
 ifeq ($(XFFL_CUDA_ON),1)
@@ -81,7 +82,7 @@ GPU_DIR      := $(BUILD)/gpu
 GPU_CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -ffp-contract=off -fno-fast-math -fopenmp \
                 -I. -DXFFL_WITH_CUDA $(CUDA_INC) -MMD -MP
 GPU_LIB_SRCS := common/status.c common/util.c libckpt/model.c $(wildcard kernels/cpu/ref.c) \
-                $(CUDA_ALWAYS_SRCS) kernels/cuda/model.c
+                $(CUDA_ALWAYS_SRCS) kernels/cuda/model.c kernels/cuda/gemm.c
 GPU_LIB_OBJS := $(patsubst %.c,$(GPU_DIR)/obj/%.o,$(GPU_LIB_SRCS)) $(patsubst %.cu,$(GPU_DIR)/obj/%.o,$(CUDA_CU_SRCS))
 GPU_TEST_SRCS := $(filter-out tests/gpu/bench_gpu.c,$(sort $(wildcard tests/gpu/*.c)))
 GPU_TEST_OBJS := $(patsubst %.c,$(GPU_DIR)/obj/%.o,$(GPU_TEST_SRCS))

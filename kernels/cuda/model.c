@@ -10,8 +10,7 @@
  * Attention is three cuBLAS strided-batched GEMMs around a fused causal softmax: simple and
  * exact, at the price of O(T^2) memory per layer (a flash-style kernel is future work).
  *
- * Matmul convention: mm() takes row-major operands; cuBLAS is column-major, so
- * C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T. */
+ * Matmuls and attention GEMMs: gemm.c. */
 #include "kernels/cuda/model.h"
 
 #include <cublas_v2.h>
@@ -21,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cuda/gemm.h"
 #include "kernels/cuda/ops.h"
 
 typedef struct {
@@ -38,6 +38,7 @@ struct kcu_model {
     int dev, Bmax, Tmax;
     cudaStream_t stream;
     cublasHandle_t blas;
+    kcu_gemm gemm;
     void *slab;
     uint64_t slab_bytes;
     /* parameter-sized */
@@ -255,6 +256,7 @@ xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev
     cublasSetStream(m->blas, m->stream);
     /* fp32 mode must not silently use TF32 (10-bit mantissa) tensor cores. */
     cublasSetMathMode(m->blas, prec == KCU_FP32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH);
+    m->gemm = (kcu_gemm){m->blas, m->stream, prec, m->castA, m->castB, m->cast_elems};
     if ((e = cudaMemsetAsync(m->slab, 0, m->slab_bytes, m->stream)) != cudaSuccess ||
         (e = cudaStreamSynchronize(m->stream)) != cudaSuccess) {
         s = xffl_fail(XFFL_ERR_BACKEND, "cuda: clearing the slab: %s", cudaGetErrorString(e));
@@ -355,52 +357,11 @@ xffl_status kcu_zero_grad(kcu_model *m)
     return XFFL_OK;
 }
 
-/* C(M,N) = alpha-free op(A) op(B) + beta C, row-major, optionally batched with strides.
- * In bf16 mode an operand without a ready bf16 copy (a16/b16 NULL) is cast into staging. */
-static xffl_status mm(kcu_model *m, const char *what, int ta, int tb, int M, int N, int K, const float *A,
-                      const uint16_t *A16, const float *B, const uint16_t *B16, float *C, float beta, int batch,
-                      int64_t sA, int64_t sB, int64_t sC)
-{
-    const float one = 1.0f;
-    cublasOperation_t opA = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opB = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    int lda = ta ? M : K, ldb = tb ? K : N;
-    const void *a = A, *bp = B;
-    cudaDataType_t ty = CUDA_R_32F;
-    cublasComputeType_t ct = CUBLAS_COMPUTE_32F_PEDANTIC;
-    if (m->prec == KCU_BF16) {
-        ty = CUDA_R_16BF;
-        ct = CUBLAS_COMPUTE_32F;
-        int64_t na = batch > 1 ? sA * batch : (int64_t)M * K, nb = batch > 1 ? sB * batch : (int64_t)K * N;
-        if (!A16) {
-            XFFL_RETURN_IF(na > m->cast_elems, XFFL_ERR_INTERNAL, "cuda backend: %s: operand A too big for staging", what);
-            OP(kcu_to_bf16(m->castA, A, na, m->stream), what);
-            A16 = m->castA;
-        }
-        if (!B16) {
-            XFFL_RETURN_IF(nb > m->cast_elems, XFFL_ERR_INTERNAL, "cuda backend: %s: operand B too big for staging", what);
-            OP(kcu_to_bf16(m->castB, B, nb, m->stream), what);
-            B16 = m->castB;
-        }
-        a = A16;
-        bp = B16;
-    }
-    cublasStatus_t st;
-    if (batch <= 1)
-        st = cublasGemmEx(m->blas, opB, opA, N, M, K, &one, bp, ty, ldb, a, ty, lda, &beta, C, CUDA_R_32F, N, ct,
-                          CUBLAS_GEMM_DEFAULT);
-    else
-        st = cublasGemmStridedBatchedEx(m->blas, opB, opA, N, M, K, &one, bp, ty, ldb, sB, a, ty, lda, sA, &beta, C,
-                                        CUDA_R_32F, N, sC, batch, ct, CUBLAS_GEMM_DEFAULT);
-    XFFL_RETURN_IF(st != CUBLAS_STATUS_SUCCESS, XFFL_ERR_BACKEND, "cublas %s (%dx%dx%d, batch %d): %s", what, M, N, K,
-                   batch, cublasGetStatusString(st));
-    return XFFL_OK;
-}
-
 /* y(N,out) = x(N,in) W^T, W(out,in) a parameter. */
 static xffl_status linear(kcu_model *m, const char *what, float *y, const float *x, int idx, int Nt, float beta)
 {
     const ckpt_param *p = &m->table->params[idx];
-    return mm(m, what, 0, 1, Nt, (int)p->shape[0], (int)p->shape[1], x, NULL, P_(m, idx), P16_(m, idx), y, beta, 1,
+    return kcu_mm(&m->gemm, what, 0, 1, Nt, (int)p->shape[0], (int)p->shape[1], x, NULL, P_(m, idx), P16_(m, idx), y, beta, 1,
               0, 0, 0);
 }
 
@@ -410,8 +371,8 @@ static xffl_status linear_bwd(kcu_model *m, const char *what, float *dx, float b
 {
     const ckpt_param *p = &m->table->params[idx];
     int out = (int)p->shape[0], in = (int)p->shape[1];
-    XFFL_FORWARD(mm(m, what, 0, 0, Nt, in, out, dy, NULL, P_(m, idx), P16_(m, idx), dx, beta_dx, 1, 0, 0, 0));
-    return mm(m, what, 1, 0, out, in, Nt, dy, NULL, x, NULL, G_(m, idx), 1.0f, 1, 0, 0, 0);
+    XFFL_FORWARD(kcu_mm(&m->gemm, what, 0, 0, Nt, in, out, dy, NULL, P_(m, idx), P16_(m, idx), dx, beta_dx, 1, 0, 0, 0));
+    return kcu_mm(&m->gemm, what, 1, 0, out, in, Nt, dy, NULL, x, NULL, G_(m, idx), 1.0f, 1, 0, 0, 0);
 }
 
 xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
@@ -433,8 +394,6 @@ xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targ
     m->have_targets = targets != NULL;
     CU(cudaMemcpyAsync(m->tok, inputs, (size_t)N * 4, cudaMemcpyHostToDevice, s), "copying input tokens");
     if (targets) CU(cudaMemcpyAsync(m->tgt, targets, (size_t)N * 4, cudaMemcpyHostToDevice, s), "copying target tokens");
-    int64_t sQ = (int64_t)T * hd, sP = (int64_t)T * T;
-    float scale = 1.0f / sqrtf((float)hd);
 
     OP(kcu_embedding_fwd(m->L[0].res, m->tok, P_(m, m->i_emb), N, D, V, s), "embedding_fwd");
     for (int l = 0; l < c->n_layers; l++) {
@@ -446,15 +405,8 @@ xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targ
         XFFL_FORWARD(linear(m, "wv", m->dv, a->xn1, x->wv, N, 0.0f));
         OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 0, s), "rope (q)");
         OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 0, s), "rope (k)");
-        OP(kcu_to_heads(a->qh, m->sB, B, T, H, H, hd, s), "to_heads (q)");
-        OP(kcu_to_heads(a->kh, m->dk, B, T, H, KV, hd, s), "to_heads (k)");
-        OP(kcu_to_heads(a->vh, m->dv, B, T, H, KV, hd, s), "to_heads (v)");
-        /* scores(T,T) = q(T,hd) k^T per (b,h) */
-        XFFL_FORWARD(mm(m, "attention scores", 0, 1, T, T, hd, a->qh, NULL, a->kh, NULL, a->P, 0.0f, B * H, sQ, sQ, sP));
-        OP(kcu_softmax_causal_fwd(a->P, B * H, T, scale, s), "softmax_causal_fwd");
-        /* o(T,hd) = P(T,T) v(T,hd) */
-        XFFL_FORWARD(mm(m, "attention values", 0, 0, T, hd, T, a->P, NULL, a->vh, NULL, m->sA, 0.0f, B * H, sP, sQ, sQ));
-        OP(kcu_from_heads(a->att, m->sA, B, T, H, H, hd, s), "from_heads (o)");
+        XFFL_FORWARD(kcu_attention_fwd(&m->gemm, a->att, a->qh, a->kh, a->vh, a->P, m->sA, m->sB, m->dk, m->dv, B,
+                                       T, H, KV, hd));
         CU(cudaMemcpyAsync(a->mid, a->res, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
         XFFL_FORWARD(linear(m, "wo", a->mid, a->att, x->wo, N, 1.0f));
         OP(kcu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, P_(m, x->ffn_norm), N, D, c->norm_eps, s), "rmsnorm_fwd");
@@ -489,8 +441,6 @@ xffl_status kcu_backward(kcu_model *m)
     const ckpt_model_config *c = &m->cfg;
     int B = m->curB, T = m->curT, N = B * T;
     int D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = D / H, Hd = c->hidden_dim, V = c->vocab_size;
-    int64_t sQ = (int64_t)T * hd, sP = (int64_t)T * T;
-    float scale = 1.0f / sqrtf((float)hd);
     cudaStream_t s = m->stream;
 
     CU(cudaMemsetAsync(m->dres, 0, (size_t)N * D * 4, s), "clearing the residual gradient");
@@ -510,17 +460,8 @@ xffl_status kcu_backward(kcu_model *m)
            "rmsnorm_bwd (ffn)");
         /* attention: mid = res + att wo^T; dres now holds dL/dmid */
         XFFL_FORWARD(linear_bwd(m, "wo (backward)", m->sA, 0.0f, m->dres, a->att, x->wo, N));
-        OP(kcu_to_heads(m->sB, m->sA, B, T, H, H, hd, s), "to_heads (do)");
-        /* dP(T,T) = do(T,hd) v^T ; dv(T,hd) = P^T do */
-        XFFL_FORWARD(mm(m, "attention dP", 0, 1, T, T, hd, m->sB, NULL, a->vh, NULL, m->dP, 0.0f, B * H, sQ, sQ, sP));
-        XFFL_FORWARD(mm(m, "attention dV", 1, 0, T, hd, T, a->P, NULL, m->sB, NULL, m->sC, 0.0f, B * H, sP, sQ, sQ));
-        OP(kcu_softmax_causal_bwd(m->dP, a->P, B * H, T, scale, s), "softmax_causal_bwd");
-        /* dq(T,hd) = dS k ; dk(T,hd) = dS^T q */
-        XFFL_FORWARD(mm(m, "attention dQ", 0, 0, T, hd, T, m->dP, NULL, a->kh, NULL, m->sD, 0.0f, B * H, sP, sQ, sQ));
-        XFFL_FORWARD(mm(m, "attention dK", 1, 0, T, hd, T, m->dP, NULL, a->qh, NULL, m->sA, 0.0f, B * H, sP, sQ, sQ));
-        OP(kcu_from_heads(m->sB, m->sD, B, T, H, H, hd, s), "from_heads (dq)");
-        OP(kcu_from_heads(m->dk, m->sA, B, T, H, KV, hd, s), "from_heads (dk)");
-        OP(kcu_from_heads(m->dv, m->sC, B, T, H, KV, hd, s), "from_heads (dv)");
+        XFFL_FORWARD(kcu_attention_bwd(&m->gemm, m->sB, m->dk, m->dv, m->sA, a->qh, a->kh, a->vh, a->P, m->dP, m->sD,
+                                       m->sC, m->dxn, B, T, H, KV, hd));
         OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 1, s), "rope backward (q)");
         OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 1, s), "rope backward (k)");
         XFFL_FORWARD(linear_bwd(m, "wq (backward)", m->dxn, 0.0f, m->sB, a->xn1, x->wq, N));
