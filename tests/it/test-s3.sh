@@ -76,7 +76,7 @@ if "$X" init --store "$src" --model small --part-size 4M --local-steps 2 >"$WORK
   if "$X" train --help >/dev/null 2>&1 && "$X" data --help >/dev/null 2>&1; then
     mkdir -p "$WORK/text"; for i in $(seq 1 200); do echo "the quick brown fox $i jumps over the lazy dog"; done >"$WORK/text/a.txt"
     "$X" data pack "$WORK/text/a.txt" --out "$WORK/data" >/dev/null 2>&1 \
-      && "$X" simulate --store "$src" --facilities local --rounds 1 --data "$WORK/data/*_train_*.bin" >/dev/null 2>"$WORK/sim.err" \
+      && timeout 180 "$X" simulate --store "$src" --facilities local --rounds 1 --data "$WORK/data/*_train_*.bin" >/dev/null 2>"$WORK/sim.err" \
       || echo "note: no second version (simulate failed: $(tail -1 "$WORK/sim.err" 2>/dev/null))"
   fi
   nver=$(ls "$src/versions" | wc -l)

@@ -9,6 +9,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 mod=$here/node_modules/s3rver
 auth=$mod/lib/middleware/authentication.js
 command -v node >/dev/null || { echo "node not found" >&2; exit 3; }
+# several test scripts may start at once: one installs, the others wait for it
+if command -v flock >/dev/null; then
+  exec 9>"${TMPDIR:-/tmp}/xffl-s3rver-install.lock"
+  flock -w 300 9 || { echo "waited 300 s for another s3rver install" >&2; exit 3; }
+fi
 if ! grep -q '"version": "3.7.1"' "$mod/package.json" 2>/dev/null; then
   command -v npm >/dev/null || { echo "npm not found" >&2; exit 3; }
   echo "installing s3rver@3.7.1 into $here/node_modules (package-lock.json pins its dependencies)" >&2
