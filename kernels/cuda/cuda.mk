@@ -96,7 +96,7 @@ $(GPU_DIR)/obj/%.o: %.cu
 
 $(GPU_DIR)/xffl_gpu_tests: $(GPU_TEST_OBJS) $(GPU_LIB_OBJS)
 	$(CC) -fopenmp -o $@ $^ $(CUDA_LINK)
-$(GPU_DIR)/xffl_gpu_bench: $(GPU_DIR)/obj/tests/gpu/bench_gpu.o $(GPU_LIB_OBJS)
+$(GPU_DIR)/xffl_gpu_bench: $(GPU_DIR)/obj/tests/gpu/bench_gpu.o $(GPU_DIR)/obj/tests/gpu/gpu_util.o $(GPU_LIB_OBJS)
 	$(CC) -fopenmp -o $@ $^ $(CUDA_LINK)
 
 .PHONY: cuda cuda-check test-gpu bench-gpu gpu-bins

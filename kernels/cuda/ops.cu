@@ -108,22 +108,30 @@ __global__ void rmsnorm_fwd_k(float *out, float *rstd, const float *x, const flo
 
 // y = x r g with r = (mean x^2 + eps)^-1/2:
 //   dx_i = r g_i dy_i - x_i r^3 / D * sum_j(dy_j g_j x_j),  dg_i = sum_n dy_i x_i r
-// grid (N): dx row n accumulated; dg through atomics (one per row and column).
+// grid (ceil(N / kNormRows)), shared sdg[D]: a block walks kNormRows rows, adding its rows'
+// dg terms in shared memory (each thread owns its columns), then one atomic per column, so
+// N/kNormRows (not N) atomics land on each dg element.
+constexpr int kNormRows = 32;
 __global__ void rmsnorm_bwd_k(float *dx, float *dg, const float *dout, const float *x, const float *g,
-                              const float *rstd, int D)
+                              const float *rstd, int N, int D)
 {
-    int64_t n = blockIdx.x;
-    const float *xr = x + n * D, *dy = dout + n * D;
-    float r = rstd[n];
-    float dot = 0.0f;
-    for (int i = threadIdx.x; i < D; i += blockDim.x) dot += dy[i] * g[i] * xr[i];
-    dot = block_sum(dot);
-    float c = dot * r * r * r / (float)D;
-    float *dxr = dx + n * D;
-    for (int i = threadIdx.x; i < D; i += blockDim.x) {
-        dxr[i] += r * g[i] * dy[i] - xr[i] * c;
-        atomicAdd(&dg[i], dy[i] * xr[i] * r);
+    extern __shared__ float sdg[];
+    for (int i = threadIdx.x; i < D; i += blockDim.x) sdg[i] = 0.0f;
+    int64_t n0 = (int64_t)blockIdx.x * kNormRows;
+    for (int64_t n = n0; n < n0 + kNormRows && n < N; n++) {
+        const float *xr = x + n * D, *dy = dout + n * D;
+        float r = rstd[n];
+        float dot = 0.0f;
+        for (int i = threadIdx.x; i < D; i += blockDim.x) dot += dy[i] * g[i] * xr[i];
+        dot = block_sum(dot);
+        float c = dot * r * r * r / (float)D;
+        float *dxr = dx + n * D;
+        for (int i = threadIdx.x; i < D; i += blockDim.x) {
+            dxr[i] += r * g[i] * dy[i] - xr[i] * c;
+            sdg[i] += dy[i] * xr[i] * r;
+        }
     }
+    for (int i = threadIdx.x; i < D; i += blockDim.x) atomicAdd(&dg[i], sdg[i]);
 }
 
 // ---- RoPE -----------------------------------------------------------------------------
@@ -349,7 +357,8 @@ int kcu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *g, int
 int kcu_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float *x, const float *g, const float *rstd,
                     int N, int D, kcu_stream s)
 {
-    rmsnorm_bwd_k<<<N, row_block(D), 0, S(s)>>>(dx, dg, dout, x, g, rstd, D);
+    int blocks = (N + kNormRows - 1) / kNormRows;
+    rmsnorm_bwd_k<<<blocks, row_block(D), (size_t)D * sizeof(float), S(s)>>>(dx, dg, dout, x, g, rstd, N, D);
     return launched();
 }
 
