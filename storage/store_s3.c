@@ -332,7 +332,11 @@ static xffl_status put_common(store *s, const char *key, req *r)
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     xffl_hex_encode(md, mdlen, hex);
     req h2 = {0};
-    XFFL_FORWARD(head_req(s, key, &h2));
+    xffl_status hs = head_req(s, key, &h2);
+    /* stores with eventual consistency may not show it yet: put it again */
+    XFFL_RETURN_IF(hs == XFFL_ERR_NOT_FOUND, XFFL_ERR_TRANSIENT, "put %s to %s: object not there right after the PUT",
+                   key, s->endpoint);
+    XFFL_FORWARD(hs);
     XFFL_RETURN_IF(h2.content_length != r->total, XFFL_ERR_TRANSIENT,
                    "put %s to %s: stored object has %llu bytes, sent %llu", key, s->endpoint,
                    (unsigned long long)h2.content_length, (unsigned long long)r->total);
