@@ -505,6 +505,9 @@ xffl_status store_s3_open(store *s, const char *rest)
     XFFL_FORWARD(need_env(s, "XFFL_S3_ENDPOINT", "host:port of the S3 service", &host));
     XFFL_FORWARD(need_env(s, "AWS_ACCESS_KEY_ID", "the S3 access key", &access));
     XFFL_FORWARD(need_env(s, "AWS_SECRET_ACCESS_KEY", "the S3 secret key", &secret));
+    XFFL_RETURN_IF(strchr(host, '/') || strchr(host, ' '), XFFL_ERR_USAGE,
+                   "store %s: XFFL_S3_ENDPOINT must be host:port, not '%s' (XFFL_S3_HTTPS picks http or https)", s->url,
+                   host);
     int use_https = 1;
     if (https && *https) {
         XFFL_RETURN_IF(strcmp(https, "0") && strcmp(https, "1"), XFFL_ERR_USAGE,

@@ -299,6 +299,10 @@ static void s3_offline(void)
     CU_ASSERT_EQUAL(store_open("s3://bucket/p", NULL, &s), XFFL_ERR_USAGE);
     setenv("XFFL_S3_HTTPS", "0", 1);
     CU_ASSERT_EQUAL(store_open("s3:///p", NULL, &s), XFFL_ERR_USAGE);
+    setenv("XFFL_S3_ENDPOINT", "http://127.0.0.1:9", 1);
+    CU_ASSERT_EQUAL(store_open("s3://bucket/p", NULL, &s), XFFL_ERR_USAGE);
+    CU_ASSERT(strstr(xffl_errmsg(), "host:port") != NULL);
+    setenv("XFFL_S3_ENDPOINT", "127.0.0.1:9", 1);
     store_options o;
     store_options_default(&o);
     o.retries = 50;
