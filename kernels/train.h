@@ -1,0 +1,57 @@
+/* The training entry the federation job calls, plus evaluation and sampling, on a
+ * kern_model already holding θ (kern_set_params). Data comes through a callback so the
+ * loader (pipelines/shards.h for token shards) stays outside kernels/. */
+#ifndef XFFL_KERN_TRAIN_H
+#define XFFL_KERN_TRAIN_H
+
+#include <stdint.h>
+#include "common/status.h"
+#include "kernels/kern.h"
+
+/* Fills inputs and targets, (B,T) ids each, with the next batch. */
+typedef xffl_status (*kern_batch_fn)(void *ctx, int B, int T, int32_t *inputs, int32_t *targets);
+/* Progress: 1-based step of steps, that step's loss, tokens/s since the start. */
+typedef void (*kern_progress_fn)(void *ctx, int step, int steps, float loss, double tokens_per_s);
+
+typedef struct {
+    int steps;                  /* H */
+    int batch, seq_len;         /* B x T per step (<= the model's planned sizes) */
+    kern_adamw_config adamw;    /* schedule position = step index 0..steps-1 */
+    kern_batch_fn next_batch;
+    void *batch_ctx;
+    kern_progress_fn progress;  /* may be NULL */
+    void *progress_ctx;
+    double progress_seconds;    /* at most this long between reports (0: 2 s); first and last always */
+} kern_train_options;
+
+typedef struct {
+    int64_t tokens;   /* B*T*steps */
+    int steps;
+    double seconds;
+    float loss_first, loss_last, loss_mean;
+    float grad_norm_last;
+} kern_train_result;
+
+/* Runs o->steps AdamW steps; losses (o->steps floats, may be NULL) receives the
+ * per-step loss trace. θ_local stays in m (kern_get_params). The optimizer state is
+ * not reset here (kern_reset_optimizer is the caller's choice). INVALID naming the
+ * step when the loss or gradient norm is not finite. */
+xffl_status kern_train(kern_model *m, const kern_train_options *o, float *losses, kern_train_result *r);
+
+/* Mean loss over n_batches batches from next_batch (B x T each). */
+xffl_status kern_eval(kern_model *m, int B, int T, int n_batches, kern_batch_fn next_batch, void *ctx,
+                      double *mean_loss);
+
+typedef struct {
+    float temperature; /* 0: greedy (argmax, lowest id on ties): deterministic */
+    uint64_t seed;     /* sampling stream for temperature > 0 */
+    int tokens;        /* how many to generate */
+} kern_sample_options;
+
+/* Continues prompt (n_prompt >= 1 ids) by o->tokens ids into out. The context is the
+ * last seq_len ids (the model's planned T); the model must be planned with batch >= 1.
+ * USAGE when the prompt is empty. */
+xffl_status kern_sample(kern_model *m, int seq_len, const int32_t *prompt, int n_prompt, const kern_sample_options *o,
+                        int32_t *out);
+
+#endif
