@@ -125,7 +125,7 @@ xffl_status kern_pack(const char *const *files, int n_files, const kern_pack_opt
     int64_t cap = opt.shard_tokens, all = 0;
     for (int i = 0; i < n_files; i++) {
         FILE *f = fopen(files[i], "rb");
-        if (!f) return xffl_fail(errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "data pack: %s: %s", files[i],
+        if (!f) return xffl_fail(errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "%s: %s", files[i],
                                  strerror(errno));
         fseek(f, 0, SEEK_END);
         all += ftell(f);
