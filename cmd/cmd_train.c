@@ -1,0 +1,128 @@
+/* xffl train: one facility's job for one round. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "cmd/cli.h"
+#include "common/util.h"
+#include "pipelines/train.h"
+
+static const char *help =
+    "usage: xffl train --store URL --facility NAME --data GLOB [--round R] [--state DIR]\n"
+    "                  [--keep-inner-state] [--backend cpu|cuda] [--threads N]\n"
+    "\n"
+    "One facility's batch job: reads LATEST (version v), fetches and verifies it, runs\n"
+    "H local AdamW steps on this facility's token shards (H, batch, sequence length\n"
+    "and optimizer settings come from federation.h5), and uploads the delta\n"
+    "theta_local - theta_v (encoded as the federation says), then its COMMIT, last.\n"
+    "A round this facility already has a pending or accepted attempt for is a no-op;\n"
+    "a rejected attempt makes this run attempt a<N+1>.\n"
+    "\n"
+    "  --store URL          s3://bucket/prefix, file:///path or a plain path\n"
+    "  --facility NAME      this facility (one of the federation's)\n"
+    "  --data GLOB          token shards (llm.c format, from 'xffl data pack')\n"
+    "  --round R            the round a scheduled job is for (default LATEST+1): exit 0\n"
+    "                       if version R exists, 75 if version R-1 does not yet\n"
+    "  --state DIR          this facility's own state: data cursor, inner optimizer\n"
+    "                       state, error-feedback residual (never in the store)\n"
+    "  --keep-inner-state   keep AdamW state across rounds in --state DIR\n"
+    "  --backend B          cpu (default) or cuda\n"
+    "  --threads N          cpu threads (default: all cores)\n" CLI_STORE_FLAGS_HELP
+    "\n"
+    "stdout: 'round R a<N> <COMMIT key> tokens T loss FIRST -> LAST' (--json: object).\n"
+    "exit codes: 0 committed or nothing to do, 1 failed, 2 usage (unknown facility\n"
+    "too), 65 bad data or checkpoint, 74 store unreachable, 75 base version not there.\n";
+
+static void log_stderr(void *ctx, const char *fmt, ...)
+{
+    (void)ctx;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("xffl train: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+static int is(const char *a, const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(a, name, n) && (a[n] == 0 || a[n] == '=');
+}
+
+int cmd_train(int argc, char **argv)
+{
+    const char *cmd = "train";
+    if (cli_wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return 0;
+    }
+    store_options so;
+    store_options_default(&so);
+    so.verbose = cli_verbose;
+    pipe_train_options o;
+    pipe_train_options_default(&o);
+    o.log = log_stderr;
+    const char *url = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_store_flag(cmd, argc, argv, &i, &so);
+        if (r < 0) return 2;
+        if (r) continue;
+        const char *a = argv[i], *v;
+        long n;
+        if (is(a, "--store")) {
+            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (is(a, "--facility")) {
+            if (!(o.facility = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (is(a, "--data")) {
+            if (!(o.data_glob = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (is(a, "--state")) {
+            if (!(o.state_dir = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (is(a, "--backend")) {
+            if (!(o.backend = cli_value(cmd, argc, argv, &i))) return 2;
+            if (strcmp(o.backend, "cpu") && strcmp(o.backend, "cuda") && strcmp(o.backend, "auto"))
+                return cli_usage_error(cmd, "--backend must be cpu, cuda or auto, not '%s'", o.backend);
+        } else if (is(a, "--round")) {
+            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
+            if (xffl_parse_long("--round", v, 1, 999999, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
+            o.round = n;
+        } else if (is(a, "--threads")) {
+            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
+            if (xffl_parse_long("--threads", v, 0, 1024, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
+            o.threads = (int)n;
+        } else if (!strcmp(a, "--keep-inner-state")) {
+            o.keep_inner_state = 1;
+        } else {
+            return cli_usage_error(cmd, "unknown option '%s'", a);
+        }
+    }
+    if (!url) return cli_usage_error(cmd, "--store URL is required");
+    if (!o.facility) return cli_usage_error(cmd, "--facility NAME is required");
+    if (!o.data_glob) return cli_usage_error(cmd, "--data GLOB is required");
+    store *s = NULL;
+    xffl_status st = store_open(url, &so, &s);
+    if (st != XFFL_OK) return cli_report(cmd, st);
+    pipe_train_result r;
+    st = pipe_train(s, &o, &r);
+    store_close(s);
+    if (st != XFFL_OK) return cli_report(cmd, st);
+    if (r.skipped) {
+        fprintf(stderr, "xffl train: nothing to do: %s\n", r.why);
+        if (cli_json)
+            printf("{\"round\": %lld, \"skipped\": true, \"why\": \"%s\"}\n", (long long)r.round, r.why);
+        else
+            printf("round %lld skipped: %s\n", (long long)r.round, r.why);
+        return 0;
+    }
+    fprintf(stderr, "xffl train: committed %s (%llu bytes) in %.1fs\n", r.commit_key, (unsigned long long)r.bytes,
+            r.seconds);
+    if (cli_json)
+        printf("{\"round\": %lld, \"skipped\": false, \"attempt\": %d, \"commit\": \"%s\", \"tokens\": %lld, "
+               "\"steps\": %lld, \"loss_first\": %.6f, \"loss_last\": %.6f, \"loss_mean\": %.6f, \"bytes\": %llu, "
+               "\"train_seconds\": %.3f, \"seconds\": %.3f, \"cursor_start\": \"%s\", \"cursor_end\": \"%s\"}\n",
+               (long long)r.round, r.attempt, r.commit_key, (long long)r.tokens, (long long)r.steps, r.loss_first,
+               r.loss_last, r.loss_mean, (unsigned long long)r.bytes, r.train_seconds, r.seconds, r.cursor_start,
+               r.cursor_end);
+    else
+        printf("round %lld a%d %s tokens %lld loss %.4f -> %.4f\n", (long long)r.round, r.attempt, r.commit_key,
+               (long long)r.tokens, r.loss_first, r.loss_last);
+    return 0;
+}
