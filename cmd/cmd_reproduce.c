@@ -22,7 +22,8 @@ static const char *help =
     "\n"
     "  --store URL       s3://bucket/prefix, file:///path or a plain path\n"
     "  --round R         the round (= version) to recompute, >= 1\n"
-    "  --threads N       aggregation threads (default all; must not change anything)\n"
+    "  --threads N       aggregation threads (default all; must not change anything);\n"
+    "                    with --train also the training threads (default: the COMMIT's)\n"
     "  --train           also re-run a facility's training (needs the options below)\n"
     "  --facility NAME   whose training to re-run\n"
     "  --data GLOB       that facility's token shards\n"
@@ -113,6 +114,7 @@ int cmd_reproduce(int argc, char **argv)
         to.state_dir = state;
         to.backend = backend;
         to.round = round;
+        to.threads = (int)threads;
         st = pipe_train_reproduce(s, &to, err_line, NULL, &trep);
         if (st == XFFL_OK)
             fprintf(stderr, "xffl reproduce: round %ld: %s's training re-run, %d delta tensors match its COMMIT\n",

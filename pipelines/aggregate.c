@@ -381,7 +381,7 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
                 n++;
             }
         res->n_used = n;
-        logf_(o, "combining %s deltas with %s\n", roundtxt, pipe_algo_name(f.algo.kind));
+        logf_(o, "round %s: combining the deltas with %s\n", roundtxt, pipe_algo_name(f.algo.kind));
         pipe_version_result vr;
         XFFL_CHECK_GOTO(st, pipe_combine_publish(s, s, &f, fed_sha, t, &base, n, use, o->threads, &vr, &res->stats),
                         done);

@@ -405,8 +405,11 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
     XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "inner_state", &isha), done);
     XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "shards", &shards), done);
     const char *thr = ckpt_manifest_get(m, "threads"), *be = ckpt_manifest_get(m, "backend");
+    pipe_train_options oo = *o;
+    /* by default, re-run with the thread count the COMMIT records */
+    if (oo.threads == 0 && thr) oo.threads = atoi(thr);
     char othr[16];
-    snprintf(othr, sizeof othr, "%d", o->threads);
+    snprintf(othr, sizeof othr, "%d", oo.threads);
     if (thr && strcmp(thr, othr) != 0)
         report(ctx, 0, "note: %s trained with --threads %s, re-running with %s: bits may differ", ck, thr, othr);
     if (be && o->backend && strcmp(be, o->backend) != 0)
@@ -466,7 +469,6 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
         }
     }
     local_result lr;
-    pipe_train_options oo = *o;
     XFFL_CHECK_GOTO(st, train_local(&f, t, theta, sh, start, &oo, keep, &inner, &lr), done);
     for (int64_t i = 0; i < n; i++) theta[i] -= base_theta[i];
     XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-retrain", &tmp), done);
