@@ -1,0 +1,29 @@
+/* Export to llama2.c's legacy checkpoint (karpathy/llama2.c export.py legacy_export,
+ * read by run.c), so its `run` generates from our models:
+ *   header: 7 x int32 {dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+ *                      vocab_size (negative: the classifier is not shared), max_seq_len}
+ *   float32: tok_embeddings [V,D]; then each of attention_norm [D], wq [D,D],
+ *            wk [KV*hd,D], wv [KV*hd,D], wo [D,D], ffn_norm [D], w1 [F,D], w2 [D,F],
+ *            w3 [F,D] for all layers in turn (all layers' attention_norm, then all
+ *            layers' wq, ...); norm [D]; freq_cis_real, freq_cis_imag [max_seq_len, hd/2]
+ *            (cos, sin of t * 10000^(-2i/hd)); output [V,D] (ours is never tied).
+ * Tokenizer file for the byte-level vocabulary: int32 max_token_length (1), then per
+ * id 0..255: float score (0), int32 length (1), the byte itself.
+ * run.c fixes RoPE theta 10000 and RMSNorm eps 1e-5; other configurations are refused. */
+#ifndef XFFL_KERN_EXPORT_H
+#define XFFL_KERN_EXPORT_H
+
+#include "common/status.h"
+#include "libckpt/model.h"
+
+/* INVALID (saying which setting) when the model is not representable: rope_theta
+ * != 10000 or norm_eps != 1e-5. */
+xffl_status kern_llama2c_check(const ckpt_model_config *cfg);
+
+/* Writes the checkpoint (params: table-order slab) to bin_path atomically. */
+xffl_status kern_export_llama2c(const ckpt_param_table *t, const float *params, const char *bin_path);
+
+/* Writes the byte-level tokenizer file; UNSUPPORTED unless vocab_size == 256. */
+xffl_status kern_export_llama2c_tokenizer(const ckpt_model_config *cfg, const char *tok_path);
+
+#endif
