@@ -81,4 +81,8 @@ const kern_backend *kern_cpu_backend(void);
 const kern_backend *kern_cuda_backend(void); /* kernels/cuda/backend.c */
 #endif
 
+/* The backend's handle of m (the impl from create), for kernels/cuda/dist.c, which
+ * all-reduces the cuda backend's device gradient slab in place. NULL for NULL. */
+void *kern_model_impl(kern_model *m);
+
 #endif

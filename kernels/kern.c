@@ -82,6 +82,7 @@ void kern_model_free(kern_model *m)
 }
 
 const char *kern_model_backend(const kern_model *m) { return m->be->name; }
+void *kern_model_impl(kern_model *m) { return m ? m->impl : NULL; }
 const ckpt_param_table *kern_model_table(const kern_model *m) { return m->table; }
 uint64_t kern_model_bytes(const kern_model *m) { return m->be->bytes(m->impl); }
 

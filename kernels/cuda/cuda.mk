@@ -44,8 +44,8 @@ CUDA_LINK := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) \
              $(if $(NCCL_LIBDIR),-L$(NCCL_LIBDIR) -Wl$(_comma)-rpath$(_comma)$(NCCL_LIBDIR),) \
              -lcublas -lcudart -l:libnccl.so.2 -lstdc++ -lm -lpthread
 
-CUDA_ALWAYS_SRCS := kernels/cuda/dist.c kernels/cuda/dist_id.c
-CUDA_C_SRCS      := kernels/cuda/model.c kernels/cuda/gemm.c kernels/cuda/backend.c
+CUDA_ALWAYS_SRCS := kernels/cuda/dist.c kernels/cuda/dist_id.c kernels/cuda/dist_spawn.c
+CUDA_C_SRCS      := kernels/cuda/model.c kernels/cuda/gemm.c kernels/cuda/backend.c kernels/cuda/dist_grads.c
 CUDA_CU_SRCS     := $(sort $(wildcard kernels/cuda/*.cu))
 
 ifeq ($(XFFL_CUDA_ON),1)

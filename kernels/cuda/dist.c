@@ -164,4 +164,10 @@ xffl_status kern_dist_barrier(kern_dist *d)
     return no_cuda("nccl barrier");
 }
 
+xffl_status kern_dist_allreduce_grads(kern_dist *d, kern_model *m)
+{
+    (void)d, (void)m;
+    return no_cuda("gradient all-reduce");
+}
+
 #endif

@@ -63,4 +63,18 @@ xffl_status kern_dist_allreduce_host(kern_dist *d, float *host_buf, int n, float
 /* Returns when every rank has called it. */
 xffl_status kern_dist_barrier(kern_dist *d);
 
+typedef struct kern_model kern_model; /* kernels/kern.h */
+/* Data-parallel step: the gradient slab of m (a "cuda" backend model) becomes the mean over
+ * ranks, in place on the device. Call after every rank's backward, before kern_adamw_step;
+ * with equal micro-batches per rank the result equals one rank's N-way accumulation.
+ * UNSUPPORTED for other backends. */
+xffl_status kern_dist_allreduce_grads(kern_dist *d, kern_model *m);
+
+/* `xffl train --gpus N` on one node: runs argv (argv[0] a path; /proc/self/exe re-runs the
+ * caller) as N processes with XFFL_RANK=i, XFFL_WORLD=N, XFFL_LOCAL_RANK=i and one fresh
+ * XFFL_DIST_TAG, waits for all, and stops (SIGTERM) the others as soon as one fails, since
+ * they would wait for it in NCCL forever. *exit_code: rank 0's exit status, or the first
+ * failing rank's. BACKEND naming the rank when one failed or was killed. Plain POSIX: no CUDA. */
+xffl_status kern_dist_spawn_local(int n, char *const argv[], int *exit_code);
+
 #endif

@@ -124,6 +124,52 @@ static void test_id_exchange(void)
     free(dir);
 }
 
+static void test_spawn_local(void)
+{
+    char *dir = NULL, out[4096], script[4400];
+    CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("dist-spawn", &dir), XFFL_OK);
+    snprintf(out, sizeof out, "%s/ranks", dir);
+    snprintf(script, sizeof script,
+             "test \"$XFFL_WORLD\" = 3 && test \"$XFFL_LOCAL_RANK\" = \"$XFFL_RANK\" && "
+             "echo \"$XFFL_RANK $XFFL_DIST_TAG\" >> '%s'", out);
+    setenv("XFFL_RANK", "9", 1); /* the caller's own rank variables do not leak into the ranks */
+    char *argv[] = {"/bin/sh", "-c", script, NULL};
+    int code = -1;
+    CU_ASSERT_EQUAL(kern_dist_spawn_local(3, argv, &code), XFFL_OK);
+    CU_ASSERT_EQUAL(code, 0);
+    void *data = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(xffl_read_file(out, &data, &len), XFFL_OK);
+    int seen[3] = {0, 0, 0}, lines = 0;
+    char tag0[256] = "";
+    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+        int r = -1;
+        char tag[256] = "";
+        CU_ASSERT_EQUAL(sscanf(line, "%d %255s", &r, tag), 2);
+        if (r >= 0 && r < 3) seen[r]++;
+        if (!lines++) snprintf(tag0, sizeof tag0, "%s", tag);
+        CU_ASSERT_STRING_EQUAL(tag, tag0); /* one run tag shared by every rank */
+        CU_ASSERT_EQUAL(strncmp(tag, "gpus-", 5), 0);
+    }
+    CU_ASSERT_EQUAL(lines, 3);
+    CU_ASSERT(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+    free(data);
+
+    /* rank 1 fails: the others (which would wait in NCCL) are stopped at once */
+    char *fail[] = {"/bin/sh", "-c", "if [ \"$XFFL_RANK\" = 1 ]; then exit 7; fi; sleep 30", NULL};
+    double t0 = xffl_now();
+    CU_ASSERT_EQUAL(kern_dist_spawn_local(3, fail, &code), XFFL_ERR_BACKEND);
+    CU_ASSERT(xffl_now() - t0 < 10.0);
+    CU_ASSERT_EQUAL(code, 7);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "rank 1 of 3"));
+    char *missing[] = {"/nonexistent/xffl", NULL};
+    CU_ASSERT_NOT_EQUAL(kern_dist_spawn_local(2, missing, &code), XFFL_OK);
+    CU_ASSERT_EQUAL(kern_dist_spawn_local(0, argv, &code), XFFL_ERR_USAGE);
+    unsetenv("XFFL_RANK");
+    xffl_rmtree(dir);
+    free(dir);
+}
+
 static void test_init_without_gpu(void)
 {
     /* CPU-only builds (and CUDA builds on a machine without a device) refuse cleanly,
@@ -151,5 +197,6 @@ void suite_dist(void)
     CU_pSuite s = CU_add_suite("dist", NULL, NULL);
     CU_add_test(s, "rank, world and run tag from XFFL_* / SLURM_*", test_env);
     CU_add_test(s, "NCCL id through the state dir: waiters, stale run, world mismatch, damage", test_id_exchange);
+    CU_add_test(s, "xffl train --gpus N: one process per rank, shared tag, failing rank stops the rest", test_spawn_local);
     CU_add_test(s, "kern_dist_init without CUDA or without a device: UNSUPPORTED", test_init_without_gpu);
 }
