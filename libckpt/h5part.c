@@ -825,13 +825,21 @@ static xffl_status read_fast(ckpt_h5_reader *r, hid_t ds, const char *path, cons
                         xffl_status cs = XFFL_OK;
                         if (sl->zlen == 0) {
                             memset(to, 0, chunk_bytes); /* never written: HDF5 reads fill (zero) */
-                        } else if (sl->mask != 0) {
-                            cs = xffl_fail(XFFL_ERR_CORRUPT, "chunk %lld skipped filters (mask %u)", (long long)c, sl->mask);
-                        } else if (shuffled) {
-                            cs = ckpt_zstd_decompress(sl->z, sl->zlen, sl->tmp, chunk_bytes);
-                            if (cs == XFFL_OK) ckpt_unshuffle(sl->tmp, to, chunk_bytes, el);
                         } else {
-                            cs = ckpt_zstd_decompress(sl->z, sl->zlen, to, chunk_bytes);
+                            /* Bit i of the mask: filter i was skipped for this chunk (an
+                             * optional filter that declined, as h5py adds plugins). */
+                            int unzstd = !(sl->mask & (1u << (shuffled ? 1 : 0)));
+                            int unshuf = shuffled && !(sl->mask & 1u);
+                            const void *plain = sl->z;
+                            if (unzstd) {
+                                cs = ckpt_zstd_decompress(sl->z, sl->zlen, unshuf ? sl->tmp : to, chunk_bytes);
+                                plain = unshuf ? sl->tmp : to;
+                            } else if (sl->zlen != chunk_bytes) {
+                                cs = xffl_fail(XFFL_ERR_CORRUPT, "unfiltered chunk of %zu bytes, expected %zu", sl->zlen,
+                                               chunk_bytes);
+                            }
+                            if (cs == XFFL_OK && unshuf) ckpt_unshuffle(plain, to, chunk_bytes, el);
+                            else if (cs == XFFL_OK && plain != to) memcpy(to, plain, chunk_bytes);
                         }
                         if (cs != XFFL_OK) pipe_err(&p, xffl_wrap(cs, "chunk %lld", (long long)c));
                         else if (partial) memcpy(dst + off, p.pad, total - off);

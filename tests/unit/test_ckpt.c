@@ -210,6 +210,45 @@ static void test_foreign_layout(void)
     }
 }
 
+/* A chunk whose zstd stage was skipped (filter mask bit 1, as HDF5 records when an
+ * optional filter declines) is read as stored, like HDF5's own pipeline does. */
+static void test_skipped_filter_chunk(void)
+{
+    char p[512];
+    tmp_path("mask.h5", p, sizeof p);
+    CU_ASSERT_EQUAL_FATAL(ckpt_zstd_register(), XFFL_OK);
+    enum { R = 8, C = 16 };
+    float f[2 * R * C], g[2 * R * C], h[2 * R * C];
+    fill_floats(f, 2 * R * C, 11);
+    hsize_t dims[2] = {2 * R, C}, chunk[2] = {R, C};
+    hid_t file = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    unsigned level = 1;
+    H5Pset_chunk(dcpl, 2, chunk);
+    H5Pset_shuffle(dcpl);
+    H5Pset_filter(dcpl, CKPT_ZSTD_FILTER_ID, H5Z_FLAG_OPTIONAL, 1, &level);
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t ds = H5Dcreate2(file, "w", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    uint8_t shuf[R * C * 4], z[2 * R * C * 4 + 1024];
+    size_t zl = 0;
+    hsize_t off0[2] = {0, 0}, off1[2] = {R, 0};
+    ckpt_shuffle(f, shuf, sizeof shuf, 4);
+    CU_ASSERT(H5Dwrite_chunk(ds, H5P_DEFAULT, 2u /* zstd skipped */, off0, sizeof shuf, shuf) >= 0);
+    ckpt_shuffle(f + R * C, shuf, sizeof shuf, 4);
+    CU_ASSERT_EQUAL(ckpt_zstd_compress(shuf, sizeof shuf, z, sizeof z, 1, &zl), XFFL_OK);
+    CU_ASSERT(H5Dwrite_chunk(ds, H5P_DEFAULT, 0u, off1, zl, z) >= 0);
+    CU_ASSERT(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, h) >= 0);
+    CU_ASSERT(memcmp(f, h, sizeof f) == 0); /* HDF5's reading of it */
+    H5Dclose(ds), H5Sclose(sp), H5Pclose(dcpl), H5Fclose(file);
+    ckpt_h5_reader *r;
+    CU_ASSERT_EQUAL_FATAL(ckpt_h5_reader_open(p, NULL, &r), XFFL_OK);
+    int64_t shape[2] = {2 * R, C};
+    memset(g, 0, sizeof g);
+    CU_ASSERT_EQUAL(ckpt_h5_read(r, "w", CKPT_DT_F32, 2, shape, g, 1, NULL), XFFL_OK);
+    CU_ASSERT(memcmp(f, g, sizeof f) == 0);
+    ckpt_h5_reader_close(r);
+}
+
 static void test_open_errors(void)
 {
     char p[512];
@@ -318,6 +357,7 @@ void suite_ckpt(void)
     CU_add_test(s, "zstd chunk codec round trip and refusals", test_zstd_codec);
     CU_add_test(s, "part file round trip, all dtypes, thread-count independent bytes", test_part_roundtrip);
     CU_add_test(s, "datasets written through HDF5's filter pipeline read back", test_foreign_layout);
+    CU_add_test(s, "chunks with a skipped filter read as HDF5 reads them", test_skipped_filter_chunk);
     CU_add_test(s, "open: missing, empty, not HDF5", test_open_errors);
     CU_add_test(s, "manifest format/parse, strict errors, content names", test_manifest);
 }
