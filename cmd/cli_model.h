@@ -1,0 +1,21 @@
+/* Loading one version's model from a store for eval, sample and export (cmd/ only):
+ * the model config from federation.h5, the tensors through pipe_version_fetch (every
+ * digest verified). */
+#ifndef XFFL_CLI_MODEL_H
+#define XFFL_CLI_MODEL_H
+
+#include <stdint.h>
+#include "common/status.h"
+#include "libckpt/model.h"
+#include "storage/store.h"
+
+/* version: "latest" or a number. Caller owns *t (ckpt_param_table_free) and *params (free).
+ * USAGE naming --version when it is neither. */
+xffl_status cli_model_load(const char *url, const store_options *so, const char *version, ckpt_param_table **t,
+                           float **params, int64_t *version_out);
+
+
+
+/* 1 when argv[i] is --name or --name=value. */
+int cli_is_flag(const char *arg, const char *name);
+#endif

@@ -1,0 +1,92 @@
+/* xffl export: a version as a llama2.c checkpoint (+ tokenizer) that its `run` reads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cli.h"
+#include "cmd/cli_model.h"
+#include "kernels/export.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: xffl export --store URL --version V --format llama2c OUT.bin [store flags]\n"
+            "\n"
+            "Writes version V as a llama2.c legacy checkpoint (karpathy/llama2.c: 7 x int32 header\n"
+            "with a negative vocab_size since our classifier is untied, then the float32 tensors in\n"
+            "its order, RoPE tables and the classifier) and, for the byte-level vocabulary, its\n"
+            "tokenizer file OUT.tokenizer.bin (one piece per byte). Then:\n"
+            "  ./run OUT.bin -z OUT.tokenizer.bin -i 'Once upon'\n"
+            "llama2.c's encoder prepends token 1 and a space and maps non-ASCII bytes to id+3, so\n"
+            "prompts there must be ASCII. run fixes RoPE theta 10000 and norm eps 1e-5: other\n"
+            "models are refused (exit 65).\n"
+            "\n"
+            "  --store URL             s3://bucket/prefix, file:///path or a path\n"
+            "  --version V             a version number or 'latest'\n"
+            "  --format llama2c        the only format\n" CLI_STORE_FLAGS_HELP
+            "\n"
+            "exit codes: 0 written, 1 failed, 2 usage, 65 invalid or corrupt version, or a model\n"
+            "llama2.c cannot represent, 74 store unreachable\n");
+}
+
+int cmd_export(int argc, char **argv)
+{
+    const char *cmd = "export", *url = NULL, *ver = NULL, *fmt = NULL, *out = NULL;
+    store_options so;
+    store_options_default(&so);
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        int r = cli_store_flag(cmd, argc, argv, &i, &so);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (cli_is_flag(argv[i], "--store")) {
+            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (cli_is_flag(argv[i], "--version")) {
+            if (!(ver = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (cli_is_flag(argv[i], "--format")) {
+            if (!(fmt = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        } else if (!out) {
+            out = argv[i];
+        } else {
+            return cli_usage_error(cmd, "one output file only ('%s' and '%s')", out, argv[i]);
+        }
+    }
+    if (!url) return cli_usage_error(cmd, "--store URL is required");
+    if (!ver) return cli_usage_error(cmd, "--version V is required (a number or 'latest')");
+    if (!fmt || strcmp(fmt, "llama2c") != 0)
+        return cli_usage_error(cmd, "--format llama2c is required (the only format), got '%s'", fmt ? fmt : "");
+    if (!out) return cli_usage_error(cmd, "OUT.bin is required");
+    ckpt_param_table *t = NULL;
+    float *p = NULL;
+    int64_t v = -1;
+    xffl_status st = cli_model_load(url, &so, ver, &t, &p, &v);
+    if (st == XFFL_OK) st = kern_llama2c_check(&t->cfg);
+    if (st == XFFL_OK) st = kern_export_llama2c(t, p, out);
+    char tok[4200] = "";
+    if (st == XFFL_OK && t->cfg.vocab_size == 256) {
+        size_t n = strlen(out);
+        if (n > 4 && strcmp(out + n - 4, ".bin") == 0)
+            snprintf(tok, sizeof tok, "%.*s.tokenizer.bin", (int)(n - 4), out);
+        else
+            snprintf(tok, sizeof tok, "%s.tokenizer.bin", out);
+        st = kern_export_llama2c_tokenizer(&t->cfg, tok);
+    } else if (st == XFFL_OK) {
+        fprintf(stderr, "xffl export: vocabulary %d is not byte-level: no tokenizer file written\n",
+                t->cfg.vocab_size);
+    }
+    if (st == XFFL_OK) {
+        if (cli_json)
+            printf("{\"version\":%lld,\"format\":\"llama2c\",\"out\":\"%s\",\"tokenizer\":\"%s\"}\n", (long long)v, out,
+                   tok);
+        else
+            printf("exported v%06lld to %s%s%s\n", (long long)v, out, tok[0] ? " and " : "", tok);
+    }
+    free(p);
+    ckpt_param_table_free(t);
+    return cli_report(cmd, st);
+}
