@@ -7,7 +7,8 @@ export HDF5_PLUGIN_PATH="$T_ROOT/$XFFL_BUILD/plugins"
 SLURM_DIR_T="$T_ROOT/pipelines/slurm"
 
 pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; }
+T_FAILED=0
+fail() { echo "FAIL: $*"; T_FAILED=1; }
 # check "what" command...: PASS when the command succeeds.
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 note() { echo "  .. $*"; }
