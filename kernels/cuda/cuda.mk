@@ -37,8 +37,12 @@ endif
 
 CUDA_GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
                 -gencode arch=compute_90,code=compute_90
-NVCCFLAGS := -std=c++17 -O3 -I. $(CUDA_GENCODE) -Werror all-warnings \
-             -Xcompiler -Wall,-Wextra,-Werror,-fPIC,-ffp-contract=off $(EXTRA_NVCCFLAGS)
+# Warnings are errors here and in CI; the GPU machines' toolkits and compilers may be other
+# versions with new warnings, so test-gpu/bench-gpu builds there only warn unless XFFL_WERROR=1.
+XFFL_WERROR ?= 1
+NVCC_WERROR := $(if $(filter 1,$(XFFL_WERROR)),-Werror all-warnings -Xcompiler -Werror,)
+NVCCFLAGS := -std=c++17 -O3 -I. $(CUDA_GENCODE) $(NVCC_WERROR) \
+             -Xcompiler -Wall,-Wextra,-fPIC,-ffp-contract=off $(EXTRA_NVCCFLAGS)
 CUDA_INC  := -I$(CUDA_HOME)/include $(if $(NCCL_HOME),-I$(NCCL_HOME)/include,)
 CUDA_LINK := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) \
              $(if $(NCCL_LIBDIR),-L$(NCCL_LIBDIR) -Wl$(_comma)-rpath$(_comma)$(NCCL_LIBDIR),) \
@@ -79,7 +83,7 @@ $(BUILD)/obj/kernels/cuda/%.o: kernels/cuda/%.cu
 # the few sources that need none of them: the CUDA engine, the naive CPU reference ops
 # (kernels/cpu/ref.c), the parameter table and status/util.
 GPU_DIR      := $(BUILD)/gpu
-GPU_CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -ffp-contract=off -fno-fast-math -fopenmp \
+GPU_CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra $(if $(filter 1,$(XFFL_WERROR)),-Werror,) -ffp-contract=off -fno-fast-math -fopenmp \
                 -I. -DXFFL_WITH_CUDA $(CUDA_INC) -MMD -MP
 GPU_LIB_SRCS := common/status.c common/util.c libckpt/model.c $(wildcard kernels/cpu/ref.c) \
                 $(CUDA_ALWAYS_SRCS) kernels/cuda/model.c kernels/cuda/gemm.c
@@ -129,10 +133,12 @@ cuda-check:
 	@$(BUILD)-cuda/gpu/xffl_gpu_tests | tail -1
 	@echo "cuda-check: OK (sm_80 + sm_90 cubins and compute_90 PTX; xffl_tests, xffl_gpu_tests, xffl_gpu_bench linked with cuBLAS, NCCL)"
 
-test-gpu: $(GPU_DIR)/xffl_gpu_tests
+test-gpu:
+	@$(MAKE) --no-print-directory XFFL_WERROR=$(or $(XFFL_WERROR_GPU),0) $(GPU_DIR)/xffl_gpu_tests
 	@$(GPU_DIR)/xffl_gpu_tests $(GPU_TEST)
 
-bench-gpu: $(GPU_DIR)/xffl_gpu_bench
+bench-gpu:
+	@$(MAKE) --no-print-directory XFFL_WERROR=$(or $(XFFL_WERROR_GPU),0) $(GPU_DIR)/xffl_gpu_bench
 	@XFFL_GPU_BENCH=$(GPU_DIR)/xffl_gpu_bench bash tests/gpu/bench-gpu.sh
 
 .DEFAULT_GOAL := $(_cuda_prev_goal)

@@ -117,6 +117,14 @@ xffl_status kern_dist_allreduce_host(kern_dist *d, float *host_buf, int n, float
     return XFFL_OK;
 }
 
+xffl_status kern_dist_broadcast_device(kern_dist *d, float *dev_buf, int64_t n, void *stream)
+{
+    cudaStream_t s = (cudaStream_t)stream;
+    NC(ncclBroadcast(dev_buf, dev_buf, (size_t)n, ncclFloat, 0, d->comm, s), "ncclBroadcast");
+    CU(cudaStreamSynchronize(s), "broadcast");
+    return XFFL_OK;
+}
+
 xffl_status kern_dist_barrier(kern_dist *d)
 {
     float one = 1.0f;
@@ -158,6 +166,12 @@ xffl_status kern_dist_allreduce_host(kern_dist *d, float *host_buf, int n, float
     return no_cuda("nccl all-reduce");
 }
 
+xffl_status kern_dist_broadcast_device(kern_dist *d, float *dev_buf, int64_t n, void *stream)
+{
+    (void)d, (void)dev_buf, (void)n, (void)stream;
+    return no_cuda("nccl broadcast");
+}
+
 xffl_status kern_dist_barrier(kern_dist *d)
 {
     (void)d;
@@ -168,6 +182,12 @@ xffl_status kern_dist_allreduce_grads(kern_dist *d, kern_model *m)
 {
     (void)d, (void)m;
     return no_cuda("gradient all-reduce");
+}
+
+xffl_status kern_dist_broadcast_state(kern_dist *d, kern_model *m)
+{
+    (void)d, (void)m;
+    return no_cuda("parameter broadcast");
 }
 
 #endif

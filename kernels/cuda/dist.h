@@ -60,6 +60,8 @@ int kern_dist_world(const kern_dist *d);
 xffl_status kern_dist_allreduce_device(kern_dist *d, float *dev_buf, int64_t n, float scale, void *stream);
 /* The same for n host floats (losses, token counts; n <= 4096). */
 xffl_status kern_dist_allreduce_host(kern_dist *d, float *host_buf, int n, float scale);
+/* Rank 0's n device floats copied to every rank, in place (ncclBroadcast), then synchronised. */
+xffl_status kern_dist_broadcast_device(kern_dist *d, float *dev_buf, int64_t n, void *stream);
 /* Returns when every rank has called it. */
 xffl_status kern_dist_barrier(kern_dist *d);
 
@@ -69,6 +71,10 @@ typedef struct kern_model kern_model; /* kernels/kern.h */
  * with equal micro-batches per rank the result equals one rank's N-way accumulation.
  * UNSUPPORTED for other backends. */
 xffl_status kern_dist_allreduce_grads(kern_dist *d, kern_model *m);
+/* Rank 0's parameters and AdamW moments (and step count) copied to every rank's model m:
+ * only rank 0 reads the store, so after it kern_set_params (and kern_set_optimizer) the
+ * base version, every rank calls this. UNSUPPORTED for other backends. */
+xffl_status kern_dist_broadcast_state(kern_dist *d, kern_model *m);
 
 /* `xffl train --gpus N` on one node: runs argv (argv[0] a path; /proc/self/exe re-runs the
  * caller) as N processes with XFFL_RANK=i, XFFL_WORLD=N, XFFL_LOCAL_RANK=i and one fresh

@@ -286,6 +286,11 @@ const ckpt_param_table *kcu_model_table(const kcu_model *m) { return m->table; }
 uint64_t kcu_model_bytes(const kcu_model *m) { return m->slab_bytes; }
 kcu_precision kcu_model_precision(const kcu_model *m) { return m->prec; }
 float *kcu_grad_slab(kcu_model *m) { return m->grads; }
+float *kcu_param_slab(kcu_model *m) { return m->params; }
+float *kcu_mom_slab(kcu_model *m) { return m->mom; }
+float *kcu_var_slab(kcu_model *m) { return m->var; }
+int64_t kcu_opt_step(const kcu_model *m) { return m->opt_step; }
+void kcu_set_opt_step(kcu_model *m, int64_t step) { m->opt_step = step; }
 void *kcu_model_stream(kcu_model *m) { return m->stream; }
 
 xffl_status kcu_sync(kcu_model *m, const char *what)
@@ -315,11 +320,16 @@ static xffl_status copy_out(kcu_model *m, float *dst, const float *src, const ch
     return kcu_sync(m, what);
 }
 
+xffl_status kcu_params_changed(kcu_model *m)
+{
+    if (m->p16) OP(kcu_to_bf16(m->p16, m->params, m->table->total, m->stream), "to_bf16 (parameters)");
+    return kcu_sync(m, "casting parameters to bf16");
+}
+
 xffl_status kcu_set_params(kcu_model *m, const float *params)
 {
     XFFL_FORWARD(copy_in(m, m->params, params, "copying parameters to the device"));
-    if (m->p16) OP(kcu_to_bf16(m->p16, m->params, m->table->total, m->stream), "to_bf16 (parameters)");
-    return kcu_sync(m, "casting parameters to bf16");
+    return kcu_params_changed(m);
 }
 
 xffl_status kcu_get_params(kcu_model *m, float *params) { return copy_out(m, params, m->params, "copying parameters to the host"); }

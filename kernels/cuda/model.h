@@ -64,6 +64,15 @@ xffl_status kcu_adamw_step(kcu_model *m, const kcu_adamw_args *a, float *grad_no
 /* For the NCCL all-reduce (kernels/cuda/dist.c): the device gradient slab (total floats)
  * and the model's cudaStream_t. */
 float *kcu_grad_slab(kcu_model *m);
+/* The device parameter and AdamW moment slabs (total floats each), for broadcasts. After
+ * writing the parameter slab directly, call kcu_params_changed to refresh the bf16 copy. */
+float *kcu_param_slab(kcu_model *m);
+float *kcu_mom_slab(kcu_model *m);
+float *kcu_var_slab(kcu_model *m);
+xffl_status kcu_params_changed(kcu_model *m);
+/* The AdamW step counter alone (the moments stay). */
+int64_t kcu_opt_step(const kcu_model *m);
+void kcu_set_opt_step(kcu_model *m, int64_t step);
 void *kcu_model_stream(kcu_model *m);
 /* Waits for the model's stream; BACKEND naming the first asynchronous failure. */
 xffl_status kcu_sync(kcu_model *m, const char *what);

@@ -17,14 +17,19 @@ extern char **environ;
 enum { DP_B = 4, DP_T = 32 };
 
 /* tiny has GQA (4 heads, 2 kv heads), so the group-summed k/v gradients are covered. */
-static xffl_status tiny_model(int B, int dev, kcu_model **m, float **params)
+static xffl_status tiny_model_seed(int B, int dev, uint64_t seed, kcu_model **m, float **params)
 {
     ckpt_model_config cfg;
     XFFL_FORWARD(ckpt_model_preset("tiny", 0, &cfg));
     XFFL_FORWARD(kcu_model_create(&cfg, B, DP_T, dev, KCU_FP32, m));
-    *params = gt_init_params(kcu_model_table(*m), 7);
+    *params = gt_init_params(kcu_model_table(*m), seed);
     XFFL_RETURN_IF(!*params, XFFL_ERR_NOMEM, "params");
     return kcu_set_params(*m, *params);
+}
+
+static xffl_status tiny_model(int B, int dev, kcu_model **m, float **params)
+{
+    return tiny_model_seed(B, dev, 7, m, params);
 }
 
 /* Gradients of the whole DP_B x DP_T batch in one backward. */
@@ -92,6 +97,19 @@ void test_nccl_one_rank(void)
     float x[3] = {1, 2, 3};
     GT_OK(kern_dist_allreduce_host(d, x, 3, 0.5f));
     GT_CHECK(x[0] == 0.5f && x[1] == 1.0f && x[2] == 1.5f, "one-rank all-reduce x 0.5 gave %g %g %g", x[0], x[1], x[2]);
+    /* the state broadcast path on the device: one rank keeps its values */
+    kcu_model *m = NULL;
+    float *p = NULL;
+    GT_OK(tiny_model(1, 0, &m, &p));
+    int64_t total = kcu_model_table(m)->total;
+    float *back = malloc((size_t)total * 4);
+    GT_OK(kern_dist_broadcast_device(d, kcu_param_slab(m), total, kcu_model_stream(m)));
+    GT_OK(kcu_params_changed(m));
+    GT_OK(kcu_get_params(m, back));
+    GT_CHECK(memcmp(back, p, (size_t)total * 4) == 0, "one-rank broadcast changed the parameters");
+    free(back);
+    free(p);
+    kcu_model_free(m);
     GT_OK(kern_dist_barrier(d));
     kern_dist_free(d);
     xffl_rmtree(dir);
@@ -113,7 +131,12 @@ int gpu_dp_rank_main(int argc, char **argv)
     kcu_model *m = NULL;
     float *p = NULL, *full = NULL, *mine = NULL;
     xffl_status s = kern_dist_init(argv[5], &e, r, 60.0, &d);
-    if (s == XFFL_OK) s = tiny_model(per, r, &m, &p);
+    /* every rank starts from other parameters; rank 0's (seed 7) are broadcast, as rank 0 alone
+     * reads the base version from the store */
+    if (s == XFFL_OK) s = tiny_model_seed(per, r, 7 + (uint64_t)r, &m, &p);
+    int64_t np = m ? kcu_model_table(m)->total : 0;
+    if (s == XFFL_OK) s = kern_dist_broadcast_device(d, kcu_param_slab(m), np, kcu_model_stream(m));
+    if (s == XFFL_OK) s = kcu_params_changed(m);
     if (s == XFFL_OK) s = kcu_zero_grad(m);
     if (s == XFFL_OK) s = kcu_forward(m, in + r * per * DP_T, tg + r * per * DP_T, per, DP_T, NULL);
     if (s == XFFL_OK) s = kcu_backward(m);

@@ -73,7 +73,8 @@ enum { TR_STEPS = 50, TR_B = 2, TR_T = 32 };
 static const float TR_LR = 2e-3f, TR_B1 = 0.9f, TR_B2 = 0.95f, TR_EPS = 1e-8f, TR_WD = 0.1f, TR_CLIP = 1.0f;
 
 /* The CPU run: reference model gradients, global-norm clip, reference AdamW per tensor
- * (no decay on norm gains) — the update rule of kernels/backend.h. losses[i]: step i's loss. */
+ * (no decay on norm gains) — the update rule of kernels/backend.h. losses[i]: step i's loss;
+ * losses[TR_STEPS]: loss of the trained model on a batch it never trained on. */
 static void cpu_run(const ckpt_param_table *t, const float *p0, double *losses)
 {
     int64_t P = t->total;
@@ -94,6 +95,8 @@ static void cpu_run(const ckpt_param_table *t, const float *p0, double *losses)
                        TR_EPS, pp->kind == CKPT_KIND_NORM ? 0.0 : TR_WD, step + 1);
         }
     }
+    gt_text_batch(999, TR_B, TR_T, in, tg);
+    losses[TR_STEPS] = kref_model_loss(t, p, in, tg, TR_B, TR_T, NULL, NULL);
     free(p), free(g), free(m), free(v);
 }
 
@@ -113,6 +116,10 @@ static xffl_status gpu_run(const ckpt_model_config *cfg, const float *p0, kcu_pr
         if (s == XFFL_OK) s = kcu_adamw_step(m, &a, &gn);
         losses[step] = loss;
     }
+    float eval = 0;
+    gt_text_batch(999, TR_B, TR_T, in, tg);
+    if (s == XFFL_OK) s = kcu_forward(m, in, tg, TR_B, TR_T, &eval);
+    losses[TR_STEPS] = eval;
     kcu_model_free(m);
     return s;
 }
@@ -124,16 +131,16 @@ void test_train_small_50_steps_vs_cpu(void)
     ckpt_param_table *t = NULL;
     GT_OK(ckpt_param_table_create(&cfg, &t));
     float *p0 = gt_init_params(t, 2024); /* the version every run starts from */
-    double cpu[TR_STEPS], g32[TR_STEPS], g16[TR_STEPS];
+    double cpu[TR_STEPS + 1], g32[TR_STEPS + 1], g16[TR_STEPS + 1];
     cpu_run(t, p0, cpu);
     xffl_status s = gpu_run(&cfg, p0, KCU_FP32, g32);
     GT_CHECK(s == XFFL_OK, "fp32 run: %s", xffl_errmsg());
     if (s == XFFL_OK) s = gpu_run(&cfg, p0, KCU_BF16, g16);
     GT_CHECK(s == XFFL_OK, "bf16 run: %s", xffl_errmsg());
     if (s == XFFL_OK) {
-        int last = TR_STEPS - 1;
+        int last = TR_STEPS; /* the held-out loss after the 50th update */
         double e32 = fabs(g32[last] - cpu[last]) / cpu[last], e16 = fabs(g16[last] - cpu[last]) / cpu[last];
-        printf("\n    small, %d steps of %dx%d: loss %.4f -> cpu %.5f, gpu fp32 %.5f (%.2e), gpu bf16 %.5f (%.2e)\n    ",
+        printf("\n    small, %d steps of %dx%d: loss %.4f -> held-out cpu %.5f, gpu fp32 %.5f (%.2e), gpu bf16 %.5f (%.2e)\n    ",
                TR_STEPS, TR_B, TR_T, cpu[0], cpu[last], g32[last], e32, g16[last], e16);
         GT_CHECK(cpu[last] < 0.8 * cpu[0], "the CPU run did not learn (%.4f -> %.4f): the comparison would be vacuous",
                  cpu[0], cpu[last]);
