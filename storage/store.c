@@ -69,7 +69,6 @@ void store_close(store *s)
 const char *store_url(const store *s) { return s ? s->url : ""; }
 const char *store_endpoint(const store *s) { return s ? s->endpoint : ""; }
 const char *store_scheme(const store *s) { return s && s->ops ? s->ops->scheme : ""; }
-const store_options *store_get_options(const store *s) { return &s->opt; }
 
 /* Keys are relative '/'-separated names; the file backend maps them to paths, so
  * anything that could climb out of the root or alias another key is refused. */
