@@ -8,6 +8,8 @@ cd "$(dirname "$0")/../.."
 B=${XFFL_BUILD:-build}
 X=$PWD/$B/xffl
 export HDF5_PLUGIN_PATH=$PWD/$B/plugins
+# spinning OpenMP threads crawl when the cores are shared with other jobs
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 T=$(mktemp -d)
 trap "rm -rf $T" EXIT
 S=$T/store
