@@ -57,6 +57,7 @@ struct kcu_model {
     layer_idx *li;
     int i_emb, i_norm, i_out;
     int curB, curT, have_targets, have_forward;
+    int debug_sync; /* XFFL_CUDA_DEBUG_SYNC=1 */
     float *host_losses;
 };
 
@@ -66,9 +67,12 @@ struct kcu_model {
         if (e_ != cudaSuccess)                                                               \
             return xffl_fail(XFFL_ERR_BACKEND, "cuda: %s: %s", (what), cudaGetErrorString(e_)); \
     } while (0)
+/* Launch check; with XFFL_CUDA_DEBUG_SYNC=1 also waits for the kernel, so an asynchronous
+ * fault (illegal address, ...) is reported under the op that caused it. */
 #define OP(expr, what)                                                                          \
     do {                                                                                        \
         int e_ = (expr);                                                                        \
+        if (e_ == 0 && m->debug_sync) e_ = (int)cudaStreamSynchronize(m->stream);               \
         if (e_ != 0)                                                                            \
             return xffl_fail(XFFL_ERR_BACKEND, "cuda kernel %s: %s", (what),                   \
                              cudaGetErrorString((cudaError_t)e_));                              \
@@ -211,6 +215,8 @@ xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev
     XFFL_RETURN_IF(!m, XFFL_ERR_NOMEM, "cuda backend: model struct");
     m->cfg = *cfg;
     m->prec = prec;
+    const char *dbg = getenv("XFFL_CUDA_DEBUG_SYNC");
+    m->debug_sync = dbg && *dbg && strcmp(dbg, "0") != 0;
     m->dev = dev;
     m->Bmax = B;
     m->Tmax = T;
