@@ -66,9 +66,9 @@ xffl_status kern_shard_read(const char *path, int vocab, uint16_t **tokens, int6
     memcpy(t, (char *)data + sizeof hdr, (size_t)hdr[2] * 2);
     for (int32_t i = 0; i < hdr[2]; i++)
         if (t[i] >= vocab) {
-            free(t);
             st = xffl_fail(XFFL_ERR_INVALID, "shard %s: token %u at offset %d is outside the vocabulary %d", path,
                            t[i], i, vocab);
+            free(t);
             goto done;
         }
     *tokens = t;
