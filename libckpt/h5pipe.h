@@ -1,0 +1,58 @@
+/* Internal to libckpt's part writer and reader (h5part.c, h5part_read.c, h5pipe.c):
+ * not an interface for other modules, use h5part.h.
+ *
+ * Chunks move through a ckpt_pipeline: two windows of slots, one being encoded or
+ * decoded by OpenMP tasks while the calling thread hands the other to or from HDF5
+ * (the only thread that calls HDF5, which is not thread-safe here). */
+#ifndef XFFL_CKPT_H5PIPE_H
+#define XFFL_CKPT_H5PIPE_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "common/status.h"
+#include "libckpt/h5part.h"
+
+/* 1 MiB: large enough that per-chunk overhead vanishes, small enough that the few
+ * chunk buffers in flight stay cheap to fault in, and h5py's default 1 MiB chunk
+ * cache holds one. */
+#define CKPT_DEFAULT_CHUNK_BYTES ((size_t)1 << 20)
+#define CKPT_DIGEST_ATTR "sha256"
+
+/* Silences HDF5's error stack unless verbose and registers the zstd filter. */
+void ckpt_h5_setup(void);
+/* threads > 0, else the OpenMP default. */
+int ckpt_h5_threads(int threads);
+hid_t ckpt_h5_file_type(ckpt_dtype d); /* little-endian file type */
+hid_t ckpt_h5_mem_type(ckpt_dtype d);  /* native memory type */
+
+typedef struct {
+    void *z;       /* compressed bytes */
+    size_t zcap;
+    size_t zlen;
+    void *tmp;     /* one full chunk, shuffled */
+    uint32_t mask; /* read: filter mask HDF5 reported */
+} ckpt_slot;
+
+typedef struct {
+    int nslots;      /* 2 windows of w slots */
+    int w;
+    ckpt_slot *slots;
+    void *pad;       /* one full chunk: the partial last chunk, zero-padded */
+    size_t cap;      /* chunk bytes the buffers hold */
+    int zbuf;
+    xffl_status err;
+    char msg[XFFL_ERRMSG_MAX];
+} ckpt_pipeline;
+
+/* Records the first failure of any thread (status and message) in p. */
+void ckpt_pipeline_err(ckpt_pipeline *p, xffl_status s);
+void ckpt_pipeline_free(ckpt_pipeline *p);
+/* Takes the process's spare buffers (if any) into p / gives p's back (then frees). */
+void ckpt_pipeline_take(ckpt_pipeline *p);
+void ckpt_pipeline_release(ckpt_pipeline *p);
+/* Makes p hold 2 windows of 2*threads slots of chunk_bytes (and compressed buffers
+ * when zbuf); reuses what it has; clears the recorded error. NOMEM on failure. */
+xffl_status ckpt_pipeline_ensure(ckpt_pipeline *p, int threads, size_t chunk_bytes, int zbuf);
+
+#endif
