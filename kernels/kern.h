@@ -70,7 +70,8 @@ xffl_status kern_zero_grad(kern_model *m);
  * bias-correction counter is the optimizer's own (kept in its state). Reports the
  * pre-clip grad norm (grad_norm may be NULL). */
 xffl_status kern_adamw_step(kern_model *m, const kern_adamw_config *c, int step, float *grad_norm);
-/* Logits of the last forward at position (b, t): vocab floats copied into out. */
+/* Logits of the last forward at position (b, t): vocab floats copied into out. The cpu
+ * backend turns its logits into their gradient during kern_backward: USAGE after it. */
 xffl_status kern_logits(kern_model *m, int b, int t, float *out);
 
 #endif
