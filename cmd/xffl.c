@@ -51,7 +51,7 @@ static cmd_fn lookup(const char *name)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: xffl [--verbose] <command> [options]\n"
+            "usage: xffl [--verbose] [--json] <command> [options]\n"
             "\n"
             "Cross-facility federated training: facilities share only an object store\n"
             "(s3://bucket/prefix, file:///path or a plain path); each step is a batch job.\n"
@@ -72,6 +72,8 @@ int main(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v"))
             cli_verbose = 1;
+        else if (!strcmp(argv[i], "--json"))
+            cli_json = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
