@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 B=${XFFL_BUILD:-build}
 X=$PWD/$B/xffl
 export HDF5_PLUGIN_PATH=$PWD/$B/plugins
+# spinning OpenMP threads crawl when the cores are shared with other jobs
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 STEPS=${XFFL_TEXT_STEPS:-300}
 BATCH=${XFFL_TEXT_BATCH:-8}
 SEQ=${XFFL_TEXT_SEQ:-128}
