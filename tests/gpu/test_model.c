@@ -1,7 +1,8 @@
 /* The whole CUDA model against the double-precision CPU reference model (kref_model_loss):
  * one forward/backward (loss, logits, every gradient) in fp32 and bf16, and 50 AdamW steps
- * of `small` from the same initial version and data, whose final loss must be within 1 %
- * of the CPU run's. */
+ * of `small` from the same initial version and data, whose held-out loss must be within 1 %
+ * of the CPU run's in fp32 mode and within 3 % in bf16 mode (bf16 GEMM operands make the
+ * trajectory drift: 1.43 % in a CPU emulation of this exact run, 4e-5 for fp32). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,7 +147,7 @@ void test_train_small_50_steps_vs_cpu(void)
                  cpu[0], cpu[last]);
         GT_CHECK(e32 < 0.01, "fp32: loss after %d steps %.5f vs CPU %.5f (%.2f %%, limit 1 %%)", TR_STEPS, g32[last],
                  cpu[last], 100 * e32);
-        GT_CHECK(e16 < 0.01, "bf16: loss after %d steps %.5f vs CPU %.5f (%.2f %%, limit 1 %%)", TR_STEPS, g16[last],
+        GT_CHECK(e16 < 0.03, "bf16: loss after %d steps %.5f vs CPU %.5f (%.2f %%, limit 3 %%)", TR_STEPS, g16[last],
                  cpu[last], 100 * e16);
     }
     free(p0);

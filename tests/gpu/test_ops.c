@@ -204,7 +204,8 @@ static void matmul_case(kcu_precision prec, double tol)
     GT_CHECK(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS, "cublasCreate");
     if (!h) return;
     cublasSetMathMode(h, prec == KCU_FP32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH);
-    kcu_gemm g = {h, NULL, prec, dalloc(&pl, N * O * 2), dalloc(&pl, N * O * 2), N * O};
+    enum { STAGE = O * I > N * O ? (O * I > N * I ? O * I : N * I) : (N * O > N * I ? N * O : N * I) };
+    kcu_gemm g = {h, NULL, prec, dalloc(&pl, STAGE * 2), dalloc(&pl, STAGE * 2), STAGE}; /* largest operand */
     float *x = rnd(N * I, 15, -1, 1), *W = rnd(O * I, 16, -1, 1), *dy = rnd(N * O, 17, -1, 1);
     float *dW0 = rnd(O * I, 18, -1, 1);
     float *dx = up(&pl, x, N * I), *dWt = up(&pl, W, O * I), *ddy = up(&pl, dy, N * O);
