@@ -6,10 +6,12 @@
 #                     duplicate attempt, no exit other than 0/75
 # Both print PASS/FAIL lines and end with "N passed, N failed".
 .PHONY: test-slurm test-cron install-pipelines
-test-slurm: all
+test-slurm: deps
+	@$(MAKE) --no-print-directory all
 	@XFFL_BUILD=$(BUILD) tests/slurm/run.sh
 
-test-cron: all
+test-cron: deps
+	@$(MAKE) --no-print-directory all
 	@XFFL_BUILD=$(BUILD) tests/cron/run.sh
 
 # The templates and wrappers beside an installed binary (xffl submit finds them there).
