@@ -374,21 +374,42 @@ xffl_status kcu_zero_grad(kcu_model *m)
 }
 
 /* y(N,out) = x(N,in) W^T, W(out,in) a parameter. */
-static xffl_status linear(kcu_model *m, const char *what, float *y, const float *x, int idx, int Nt, float beta)
+/* bf16 mode: x cast once into the B-side staging buffer, for the GEMMs that share an input
+ * (q/k/v read xn1, w1/w3 read xn2). kcu_mm never writes castB while the weight operand has
+ * its bf16 copy, so the cast stays valid across those calls. NULL in fp32 mode. */
+static xffl_status shared_x16(kcu_model *m, const float *x, int64_t n, const uint16_t **x16)
 {
-    const ckpt_param *p = &m->table->params[idx];
-    return kcu_mm(&m->gemm, what, 0, 1, Nt, (int)p->shape[0], (int)p->shape[1], x, NULL, P_(m, idx), P16_(m, idx), y, beta, 1,
-              0, 0, 0);
+    *x16 = NULL;
+    if (m->prec != KCU_BF16) return XFFL_OK;
+    XFFL_RETURN_IF(n > m->cast_elems, XFFL_ERR_INTERNAL, "cuda backend: shared input too big for staging");
+    OP(kcu_to_bf16(m->castB, x, n, m->stream), "to_bf16 (shared GEMM input)");
+    *x16 = m->castB;
+    return XFFL_OK;
 }
 
-/* dx(N,in) (+)= dy(N,out) W; dW(out,in) += dy^T x. */
+/* y(N,out) = x(N,in) W^T, W(out,in) a parameter; x16: x's bf16 copy or NULL. */
+static xffl_status linear(kcu_model *m, const char *what, float *y, const float *x, const uint16_t *x16, int idx,
+                          int Nt, float beta)
+{
+    const ckpt_param *p = &m->table->params[idx];
+    return kcu_mm(&m->gemm, what, 0, 1, Nt, (int)p->shape[0], (int)p->shape[1], x, x16, P_(m, idx), P16_(m, idx), y,
+                  beta, 1, 0, 0, 0);
+}
+
+/* dx(N,in) (+)= dy(N,out) W; dW(out,in) += dy^T x. In bf16 mode dy is cast once (castA) for
+ * both GEMMs; x16 as in linear(). */
 static xffl_status linear_bwd(kcu_model *m, const char *what, float *dx, float beta_dx, const float *dy,
-                              const float *x, int idx, int Nt)
+                              const float *x, const uint16_t *x16, int idx, int Nt)
 {
     const ckpt_param *p = &m->table->params[idx];
     int out = (int)p->shape[0], in = (int)p->shape[1];
-    XFFL_FORWARD(kcu_mm(&m->gemm, what, 0, 0, Nt, in, out, dy, NULL, P_(m, idx), P16_(m, idx), dx, beta_dx, 1, 0, 0, 0));
-    return kcu_mm(&m->gemm, what, 1, 0, out, in, Nt, dy, NULL, x, NULL, G_(m, idx), 1.0f, 1, 0, 0, 0);
+    const uint16_t *dy16 = NULL;
+    if (m->prec == KCU_BF16) {
+        OP(kcu_to_bf16(m->castA, dy, (int64_t)Nt * out, m->stream), what);
+        dy16 = m->castA;
+    }
+    XFFL_FORWARD(kcu_mm(&m->gemm, what, 0, 0, Nt, in, out, dy, dy16, P_(m, idx), P16_(m, idx), dx, beta_dx, 1, 0, 0, 0));
+    return kcu_mm(&m->gemm, what, 1, 0, out, in, Nt, dy, dy16, x, x16, G_(m, idx), 1.0f, 1, 0, 0, 0);
 }
 
 xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
@@ -416,25 +437,28 @@ xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targ
         layer_acts *a = &m->L[l];
         layer_idx *x = &m->li[l];
         OP(kcu_rmsnorm_fwd(a->xn1, a->rstd1, a->res, P_(m, x->attn_norm), N, D, c->norm_eps, s), "rmsnorm_fwd");
-        XFFL_FORWARD(linear(m, "wq", m->sB, a->xn1, x->wq, N, 0.0f));
-        XFFL_FORWARD(linear(m, "wk", m->dk, a->xn1, x->wk, N, 0.0f));
-        XFFL_FORWARD(linear(m, "wv", m->dv, a->xn1, x->wv, N, 0.0f));
+        const uint16_t *x16 = NULL;
+        XFFL_FORWARD(shared_x16(m, a->xn1, (int64_t)N * D, &x16));
+        XFFL_FORWARD(linear(m, "wq", m->sB, a->xn1, x16, x->wq, N, 0.0f));
+        XFFL_FORWARD(linear(m, "wk", m->dk, a->xn1, x16, x->wk, N, 0.0f));
+        XFFL_FORWARD(linear(m, "wv", m->dv, a->xn1, x16, x->wv, N, 0.0f));
         OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 0, s), "rope (q)");
         OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 0, s), "rope (k)");
         XFFL_FORWARD(kcu_attention_fwd(&m->gemm, a->att, a->qh, a->kh, a->vh, a->P, m->sA, m->sB, m->dk, m->dv, B,
                                        T, H, KV, hd));
         CU(cudaMemcpyAsync(a->mid, a->res, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
-        XFFL_FORWARD(linear(m, "wo", a->mid, a->att, x->wo, N, 1.0f));
+        XFFL_FORWARD(linear(m, "wo", a->mid, a->att, NULL, x->wo, N, 1.0f));
         OP(kcu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, P_(m, x->ffn_norm), N, D, c->norm_eps, s), "rmsnorm_fwd");
-        XFFL_FORWARD(linear(m, "w1", a->h1, a->xn2, x->w1, N, 0.0f));
-        XFFL_FORWARD(linear(m, "w3", a->h3, a->xn2, x->w3, N, 0.0f));
+        XFFL_FORWARD(shared_x16(m, a->xn2, (int64_t)N * D, &x16));
+        XFFL_FORWARD(linear(m, "w1", a->h1, a->xn2, x16, x->w1, N, 0.0f));
+        XFFL_FORWARD(linear(m, "w3", a->h3, a->xn2, x16, x->w3, N, 0.0f));
         OP(kcu_swiglu_fwd(a->g, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_fwd");
         layer_acts *nx = &m->L[l + 1];
         CU(cudaMemcpyAsync(nx->res, a->mid, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
-        XFFL_FORWARD(linear(m, "w2", nx->res, a->g, x->w2, N, 1.0f));
+        XFFL_FORWARD(linear(m, "w2", nx->res, a->g, NULL, x->w2, N, 1.0f));
     }
     OP(kcu_rmsnorm_fwd(m->xnf, m->rstdf, m->L[c->n_layers].res, P_(m, m->i_norm), N, D, c->norm_eps, s), "rmsnorm_fwd (final)");
-    XFFL_FORWARD(linear(m, "output", m->logits, m->xnf, m->i_out, N, 0.0f));
+    XFFL_FORWARD(linear(m, "output", m->logits, m->xnf, NULL, m->i_out, N, 0.0f));
     if (targets) {
         OP(kcu_xent_fwd(m->losses, m->lse, m->logits, m->tgt, N, V, s), "xent_fwd");
         CU(cudaMemcpyAsync(m->host_losses, m->losses, (size_t)N * 4, cudaMemcpyDeviceToHost, s), "copying losses");
@@ -461,28 +485,31 @@ xffl_status kcu_backward(kcu_model *m)
 
     CU(cudaMemsetAsync(m->dres, 0, (size_t)N * D * 4, s), "clearing the residual gradient");
     OP(kcu_xent_bwd(m->dlogits, m->logits, m->lse, m->tgt, N, V, 1.0f / N, s), "xent_bwd");
-    XFFL_FORWARD(linear_bwd(m, "output (backward)", m->dxn, 0.0f, m->dlogits, m->xnf, m->i_out, N));
+    XFFL_FORWARD(linear_bwd(m, "output (backward)", m->dxn, 0.0f, m->dlogits, m->xnf, NULL, m->i_out, N));
     OP(kcu_rmsnorm_bwd(m->dres, G_(m, m->i_norm), m->dxn, m->L[c->n_layers].res, P_(m, m->i_norm), m->rstdf, N, D, s),
        "rmsnorm_bwd (final)");
     for (int l = c->n_layers - 1; l >= 0; l--) {
         layer_acts *a = &m->L[l];
         layer_idx *x = &m->li[l];
         /* FFN: res[l+1] = mid + (silu(xn2 w1^T) * xn2 w3^T) w2^T; dres holds dL/dres[l+1] */
-        XFFL_FORWARD(linear_bwd(m, "w2 (backward)", m->dgb, 0.0f, m->dres, a->g, x->w2, N));
+        XFFL_FORWARD(linear_bwd(m, "w2 (backward)", m->dgb, 0.0f, m->dres, a->g, NULL, x->w2, N));
         OP(kcu_swiglu_bwd(m->dh1, m->dh3, m->dgb, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_bwd");
-        XFFL_FORWARD(linear_bwd(m, "w1 (backward)", m->dxn, 0.0f, m->dh1, a->xn2, x->w1, N));
-        XFFL_FORWARD(linear_bwd(m, "w3 (backward)", m->dxn, 1.0f, m->dh3, a->xn2, x->w3, N));
+        const uint16_t *x16 = NULL;
+        XFFL_FORWARD(shared_x16(m, a->xn2, (int64_t)N * D, &x16));
+        XFFL_FORWARD(linear_bwd(m, "w1 (backward)", m->dxn, 0.0f, m->dh1, a->xn2, x16, x->w1, N));
+        XFFL_FORWARD(linear_bwd(m, "w3 (backward)", m->dxn, 1.0f, m->dh3, a->xn2, x16, x->w3, N));
         OP(kcu_rmsnorm_bwd(m->dres, G_(m, x->ffn_norm), m->dxn, a->mid, P_(m, x->ffn_norm), a->rstd2, N, D, s),
            "rmsnorm_bwd (ffn)");
         /* attention: mid = res + att wo^T; dres now holds dL/dmid */
-        XFFL_FORWARD(linear_bwd(m, "wo (backward)", m->sA, 0.0f, m->dres, a->att, x->wo, N));
+        XFFL_FORWARD(linear_bwd(m, "wo (backward)", m->sA, 0.0f, m->dres, a->att, NULL, x->wo, N));
         XFFL_FORWARD(kcu_attention_bwd(&m->gemm, m->sB, m->dk, m->dv, m->sA, a->qh, a->kh, a->vh, a->P, m->dP, m->sD,
                                        m->sC, m->dxn, B, T, H, KV, hd));
         OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 1, s), "rope backward (q)");
         OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 1, s), "rope backward (k)");
-        XFFL_FORWARD(linear_bwd(m, "wq (backward)", m->dxn, 0.0f, m->sB, a->xn1, x->wq, N));
-        XFFL_FORWARD(linear_bwd(m, "wk (backward)", m->dxn, 1.0f, m->dk, a->xn1, x->wk, N));
-        XFFL_FORWARD(linear_bwd(m, "wv (backward)", m->dxn, 1.0f, m->dv, a->xn1, x->wv, N));
+        XFFL_FORWARD(shared_x16(m, a->xn1, (int64_t)N * D, &x16));
+        XFFL_FORWARD(linear_bwd(m, "wq (backward)", m->dxn, 0.0f, m->sB, a->xn1, x16, x->wq, N));
+        XFFL_FORWARD(linear_bwd(m, "wk (backward)", m->dxn, 1.0f, m->dk, a->xn1, x16, x->wk, N));
+        XFFL_FORWARD(linear_bwd(m, "wv (backward)", m->dxn, 1.0f, m->dv, a->xn1, x16, x->wv, N));
         OP(kcu_rmsnorm_bwd(m->dres, G_(m, x->attn_norm), m->dxn, a->res, P_(m, x->attn_norm), a->rstd1, N, D, s),
            "rmsnorm_bwd (attention)");
     }

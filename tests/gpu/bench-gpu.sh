@@ -18,9 +18,9 @@ for c in $CONFIGS; do
   ours=$("$BENCH" --model "$model" --batch "$batch" --seq "$seq" --steps 10 --warmup 3) || { rc=1; continue; }
   echo "  xffl:          $ours" >&2
   case $ours in SKIP:*) echo "$ours"; exit 0 ;; esac
-  eager=$("$PY" tests/torch_ref.py --model "$model" --batch "$batch" --seq "$seq" --mode eager 2>/dev/null | tail -1)
+  eager=$("$PY" tests/torch_ref.py --model "$model" --batch "$batch" --seq "$seq" --mode eager | tail -1)
   echo "  torch eager:   $eager" >&2
-  compiled=$("$PY" tests/torch_ref.py --model "$model" --batch "$batch" --seq "$seq" --mode compile 2>/dev/null | tail -1)
+  compiled=$("$PY" tests/torch_ref.py --model "$model" --batch "$batch" --seq "$seq" --mode compile | tail -1)
   echo "  torch compile: $compiled" >&2
   OURS=$ours EAGER=$eager COMPILED=$compiled "$PY" - <<'EOF' || rc=1
 import json, os
