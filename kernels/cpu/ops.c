@@ -114,6 +114,11 @@ void kcpu_rope(float *x, int ld, int B, int T, int nh, int hd, const float *cosv
     }
 }
 
+/* Causal blocking: row block [r0, r1) of the scores needs only columns [0, r1), so the
+ * QK^T, PV and backward sgemms run on the lower block triangle (5/8 of the square for
+ * T = 4 blocks). */
+enum { ATT_BLOCK = 64 };
+
 void kcpu_attention_fwd(float *out, int ldo, float *P, const float *q, int ldq, const float *k, const float *v,
                         int ldkv, int B, int T, int H, int KV, int hd)
 {
@@ -125,25 +130,30 @@ void kcpu_attention_fwd(float *out, int ldo, float *P, const float *q, int ldq, 
         const float *qb = q + (int64_t)b * T * ldq + h * hd;
         const float *kb = k + (int64_t)b * T * ldkv + kvh * hd;
         const float *vb = v + (int64_t)b * T * ldkv + kvh * hd;
-        float *Pb = P + (int64_t)bh * T * T;
-        /* S = scale Q K^T (T,T): the upper triangle is computed and discarded; a blocked
-         * causal variant would save it but T*hd is small next to the projections */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qb, ldq, kb, ldkv, 0.0f, Pb, T);
-        for (int t = 0; t < T; t++) {
-            float *row = Pb + (int64_t)t * T;
-            float mx = row[0];
-            for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
-            float sum = 0;
-            for (int s = 0; s <= t; s++) {
-                row[s] = expf(row[s] - mx);
-                sum += row[s];
+        float *Pb = P + (int64_t)bh * T * T, *ob = out + (int64_t)b * T * ldo + h * hd;
+        for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+            int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rows = r1 - r0;
+            float *Pr = Pb + (int64_t)r0 * T;
+            /* S[r0:r1, 0:r1] = scale Q[r0:r1] K[0:r1]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hd, scale, qb + (int64_t)r0 * ldq, ldq,
+                        kb, ldkv, 0.0f, Pr, T);
+            for (int t = r0; t < r1; t++) {
+                float *row = Pb + (int64_t)t * T;
+                float mx = row[0];
+                for (int s = 1; s <= t; s++) mx = row[s] > mx ? row[s] : mx;
+                float sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    row[s] = expf(row[s] - mx);
+                    sum += row[s];
+                }
+                float inv = 1.0f / sum;
+                for (int s = 0; s <= t; s++) row[s] *= inv;
+                for (int s = t + 1; s < T; s++) row[s] = 0;
             }
-            float inv = 1.0f / sum;
-            for (int s = 0; s <= t; s++) row[s] *= inv;
-            for (int s = t + 1; s < T; s++) row[s] = 0;
+            /* O[r0:r1] = P[r0:r1, 0:r1] V[0:r1] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, r1, 1.0f, Pr, T, vb, ldkv, 0.0f,
+                        ob + (int64_t)r0 * ldo, ldo);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, Pb, T, vb, ldkv, 0.0f,
-                    out + (int64_t)b * T * ldo + h * hd, ldo);
     }
 }
 
@@ -163,27 +173,40 @@ void kcpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, int 
         const float *vb = v + (int64_t)b * T * ldkv + kvh * hd;
         float *dkb = dk + (int64_t)b * T * ldkv + kvh * hd;
         float *dvb = dv + (int64_t)b * T * ldkv + kvh * hd;
+        for (int t = 0; t < T; t++) {
+            memset(dkb + (int64_t)t * ldkv, 0, (size_t)hd * sizeof(float));
+            memset(dvb + (int64_t)t * ldkv, 0, (size_t)hd * sizeof(float));
+        }
         for (int r = 0; r < rep; r++) {
             int h = kvh * rep + r;
             const float *Pb = P + ((int64_t)b * H + h) * T * T;
             const float *dob = dout + (int64_t)b * T * ldo + h * hd;
             const float *qb = q + (int64_t)b * T * ldq + h * hd;
-            float beta = r == 0 ? 0.0f : 1.0f;
-            /* dV += P^T dO */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, Pb, T, dob, ldo, beta, dvb, ldkv);
-            /* dP = dO V^T, then dS = scale * P * (dP - rowsum(P dP)) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dob, ldo, vb, ldkv, 0.0f, dS, T);
-            for (int t = 0; t < T; t++) {
-                const float *pr = Pb + (int64_t)t * T;
-                float *dr = dS + (int64_t)t * T;
-                float dot = 0;
-                for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
-                for (int s = 0; s <= t; s++) dr[s] = scale * pr[s] * (dr[s] - dot);
-                for (int s = t + 1; s < T; s++) dr[s] = 0;
+            float *dqb = dq + (int64_t)b * T * ldq + h * hd;
+            for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+                int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rows = r1 - r0;
+                const float *Pr = Pb + (int64_t)r0 * T;
+                float *dSr = dS + (int64_t)r0 * T;
+                /* dV[0:r1] += P[r0:r1, 0:r1]^T dO[r0:r1] */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, rows, 1.0f, Pr, T,
+                            dob + (int64_t)r0 * ldo, ldo, 1.0f, dvb, ldkv);
+                /* dP = dO V^T, then dS = scale * P * (dP - rowsum(P dP)) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hd, 1.0f, dob + (int64_t)r0 * ldo,
+                            ldo, vb, ldkv, 0.0f, dSr, T);
+                for (int t = r0; t < r1; t++) {
+                    const float *pr = Pb + (int64_t)t * T;
+                    float *dr = dS + (int64_t)t * T;
+                    float dot = 0;
+                    for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
+                    for (int s = 0; s <= t; s++) dr[s] = scale * pr[s] * (dr[s] - dot);
+                    for (int s = t + 1; s < r1; s++) dr[s] = 0;
+                }
+                /* dQ[r0:r1] = dS K[0:r1];  dK[0:r1] += dS^T Q[r0:r1] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, r1, 1.0f, dSr, T, kb, ldkv, 0.0f,
+                            dqb + (int64_t)r0 * ldq, ldq);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, rows, 1.0f, dSr, T,
+                            qb + (int64_t)r0 * ldq, ldq, 1.0f, dkb, ldkv);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, kb, ldkv, 0.0f,
-                        dq + (int64_t)b * T * ldq + h * hd, ldq);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, qb, ldq, beta, dkb, ldkv);
         }
     }
 }

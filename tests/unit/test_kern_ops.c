@@ -240,6 +240,30 @@ static void test_attention(void)
     free(fR);
 }
 
+/* The fast attention works on the causal lower triangle in 64-row blocks: a T spanning
+ * three blocks (the last partial) against the reference, forward and backward. */
+static void test_attention_blocks(void)
+{
+    enum { B = 1, T = 150, H = 4, KV = 2, HD = 4, NQ = B * T * H * HD, NK = B * T * KV * HD };
+    double *q = malloc(NQ * 8), *k = malloc(NK * 8), *v = malloc(NK * 8), *R = malloc(NQ * 8), *o = malloc(NQ * 8);
+    double *dq = calloc(NQ, 8), *dk = calloc(NK, 8), *dv = calloc(NK, 8);
+    fill(q, NQ, 1.5), fill(k, NK, 1.5), fill(v, NK, 1), fill(R, NQ, 1);
+    kref_attention_fwd(o, NULL, q, k, v, B, T, H, KV, HD);
+    kref_attention_bwd(dq, dk, dv, R, q, k, v, B, T, H, KV, HD);
+    float *fq = tof(q, NQ), *fk = tof(k, NK), *fv = tof(v, NK), *fR = tof(R, NQ), *fo = malloc(NQ * 4);
+    float *P = malloc((size_t)B * H * T * T * 4), *sc = malloc((size_t)256 * T * T * 4);
+    float *fdq = malloc(NQ * 4), *fdk = malloc(NK * 4), *fdv = malloc(NK * 4);
+    kcpu_attention_fwd(fo, H * HD, P, fq, H * HD, fk, fv, KV * HD, B, T, H, KV, HD);
+    CU_ASSERT(fdiff(fo, o, NQ) < 2e-5);
+    CU_ASSERT_EQUAL(P[(int64_t)10 * T + 11], 0); /* above the diagonal */
+    kcpu_attention_bwd(fdq, fdk, fdv, fR, H * HD, P, fq, H * HD, fk, fv, KV * HD, B, T, H, KV, HD, sc);
+    CU_ASSERT(fdiff(fdq, dq, NQ) < 2e-5);
+    CU_ASSERT(fdiff(fdk, dk, NK) < 2e-5);
+    CU_ASSERT(fdiff(fdv, dv, NK) < 2e-5);
+    free(q), free(k), free(v), free(R), free(o), free(dq), free(dk), free(dv);
+    free(fq), free(fk), free(fv), free(fR), free(fo), free(P), free(sc), free(fdq), free(fdk), free(fdv);
+}
+
 /* ---- swiglu ---- */
 enum { SN = 40 };
 static struct {
@@ -340,6 +364,7 @@ void suite_kern_ops(void)
     CU_add_test(s, "matmul: reference vs finite differences, fast vs reference", test_matmul);
     CU_add_test(s, "rope: complex rotation, inverse = backward, fast with stride", test_rope);
     CU_add_test(s, "attention GQA: finite differences, causality, fast vs reference", test_attention);
+    CU_add_test(s, "attention: causal 64-row blocks over T = 150 vs reference", test_attention_blocks);
     CU_add_test(s, "swiglu: finite differences, fast vs reference", test_swiglu);
     CU_add_test(s, "cross-entropy and embedding", test_xent_embedding);
     CU_add_test(s, "adamw element step and sumsq", test_adamw_op);
