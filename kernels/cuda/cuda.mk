@@ -122,7 +122,7 @@ cuda-check:
 	    test -s $$want || { echo "cuda-check: nvcc made no $$want" >&2; exit 1; }; done; \
 	  grep -q '^.target sm_90' $$b.compute_90.ptx || { echo "cuda-check: $$b.compute_90.ptx is not sm_90 PTX" >&2; exit 1; }; \
 	done
-	@for bin in $(BUILD)-cuda/xffl_tests $(BUILD)-cuda/gpu/xffl_gpu_tests $(BUILD)-cuda/gpu/xffl_gpu_bench; do \
+	@for bin in $(BUILD)-cuda/xffl $(BUILD)-cuda/xffl_tests $(BUILD)-cuda/gpu/xffl_gpu_tests $(BUILD)-cuda/gpu/xffl_gpu_bench; do \
 	  readelf -S $$bin | grep -q nv_fatbin || { echo "cuda-check: $$bin holds no device code" >&2; exit 1; }; \
 	  for l in libcublas libcudart libnccl; do ldd $$bin | grep -q "$$l.*=> /" || \
 	    { echo "cuda-check: $$bin: $$l not linked or not found" >&2; exit 1; }; done; done
@@ -130,8 +130,8 @@ cuda-check:
 	  $(CUDA_HOME)/bin/cuobjdump --list-elf $(BUILD)-cuda/xffl_tests | grep -q "$$a" || \
 	    { echo "cuda-check: no $$a code in $(BUILD)-cuda/xffl_tests" >&2; exit 1; }; done; fi
 	@$(BUILD)-cuda/xffl --help >/dev/null
-	@$(BUILD)-cuda/gpu/xffl_gpu_tests | tail -1
-	@echo "cuda-check: OK (sm_80 + sm_90 cubins and compute_90 PTX; xffl_tests, xffl_gpu_tests, xffl_gpu_bench linked with cuBLAS, NCCL)"
+	@$(BUILD)-cuda/gpu/xffl_gpu_tests | tail -2
+	@echo "cuda-check: OK (sm_80 + sm_90 cubins and compute_90 PTX; xffl, xffl_tests, xffl_gpu_tests, xffl_gpu_bench linked with cuBLAS, NCCL)"
 
 test-gpu:
 	@$(MAKE) --no-print-directory XFFL_WERROR=$(or $(XFFL_WERROR_GPU),0) $(GPU_DIR)/xffl_gpu_tests
