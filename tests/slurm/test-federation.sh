@@ -22,7 +22,8 @@ check "submit: round 2 jobs depend on round 1 (afterok)" eval '[ "$(job_field "$
 # Karolina is late: wait until leonardo's round 2 has met "version 1 not there" and requeued.
 end=$((SECONDS + 180))
 while [ $SECONDS -lt $end ]; do
-  r=$(job_field "$l2" Restarts); [ "${r:-0}" -ge 1 ] && break
+  r=$(job_field "$l2" Restarts); ra=$(job_field "$a1" Restarts)
+  [ "${r:-0}" -ge 1 ] && [ "${ra:-0}" -ge 1 ] && break
   sleep 1
 done
 check "leonardo r2 met exit 75 (no version 1) and requeued before karolina submitted (restarts ${r:-0})" [ "${r:-0}" -ge 1 ]

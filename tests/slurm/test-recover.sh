@@ -9,18 +9,18 @@ set -u
 . "$(dirname "$0")/fedlib.sh"
 W=$(mktemp -d /tmp/xffl-slurm-rec.XXXXXX)
 [ -n "${XFFL_TEST_KEEP:-}" ] || trap 'rm -rf "$W"' EXIT
-# 120 local steps: long enough (seconds) to be caught in the middle of training.
-fed_setup "$W" 120 || { fail "federation set-up (data pack, init)"; exit 1; }
+# 250 local steps: long enough (seconds, progress every 50) to be caught in the middle of training.
+fed_setup "$W" 250 || { fail "federation set-up (data pack, init)"; exit 1; }
 
 agg=$(submit_aggregate "$W" 2); set -- $agg; a1=$1 a2=$2
 kar=$(submit_train "$W" karolina 2); set -- $kar; k1=$1 k2=$2
 leo=$(submit_train "$W" leonardo 2); set -- $leo; l1=$1 l2=$2
 log="$W/logs/xffl-train-leonardo-r1-$l1.out"
 end=$((SECONDS + 120))
-until grep -q 'step [0-9]*/120' "$log" 2>/dev/null || [ $SECONDS -ge $end ]; do sleep 0.2; done
-killed_at=$(grep -o 'step [0-9]*/120' "$log" | tail -1)
+until grep -q 'step [0-9]*/250' "$log" 2>/dev/null || [ $SECONDS -ge $end ]; do sleep 0.2; done
+killed_at=$(grep -o 'step [0-9]*/250' "$log" | tail -1)
 scancel "$l1"
-check "leonardo r1 cancelled while training ($killed_at)" eval '[ -n "$killed_at" ] && ! grep -q '\''step 120/120'\'' "$log"'
+check "leonardo r1 cancelled while training ($killed_at)" eval '[ -n "$killed_at" ] && ! grep -q '\''step 250/250\|committed rounds'\'' "$log"'
 s=$(wait_job "$l1" 60)
 check "leonardo r1 ends CANCELLED ($s)" [ "$s" = CANCELLED ]
 s=$(wait_job "$l2" 60)
