@@ -37,7 +37,8 @@ static double analytic_bytes(const ckpt_param_table *t, int B, int T, int thread
     double Dqkv = (c->n_heads + 2.0 * c->n_kv_heads) * hd;
     double per_layer = N * (5 * D + 2 + Dqkv + 3 * F) + (double)B * c->n_heads * T * T;
     double tail = N * D /* final stream */ + N * (D + 1) /* final norm */ + N * (V + 2) /* logits, lse, losses */ +
-                  N * (3 * D + Dqkv + 2 * F) /* backward scratch */ + (double)threads * T * T;
+                  N * (3 * D + Dqkv + 3 * F) /* backward scratch */ +
+                  4.0 * F * D /* w1|w3 fused copy and its gradient */ + (double)threads * T * T;
     return 4.0 * (4.0 * t->total + c->n_layers * per_layer + tail);
 }
 

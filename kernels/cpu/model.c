@@ -4,13 +4,17 @@
  * a Bmax x Tmax micro-batch, planned once. Per layer l (N = Bmax*Tmax, Dqkv = (H+2KV)*hd):
  *   x[l] (N,D) layer input; xn1 (N,D), rstd1 (N); qkv (N,Dqkv) with q and k after RoPE;
  *   P (B,H,T,T) causal softmax; att (N,D) before wo; mid (N,D) = x + att wo^T;
- *   xn2 (N,D), rstd2 (N); h1, h3, g (N,F).
+ *   xn2 (N,D), rstd2 (N); h13 (N,2F) = [w1 out | w3 out]; g (N,F).
  * then x[L] (N,D), xnf (N,D), rstdf (N), logits (N,V) (turned into dlogits by backward),
- * lse, losses (N), and backward scratch: dx, dxn, datt (N,D), dqkv (N,Dqkv), df1, df3 (N,F),
+ * lse, losses (N), and backward scratch: dx, dxn, datt (N,D), dqkv (N,Dqkv), dg (N,F), dh13 (N,2F),
+ * w13, dw13 (2F,D): w1 and w3 side by side,
  * dS (threads,T,T). Allocating it all once is what keeps training free of malloc.
  *
  * wq, wk, wv are adjacent in the table ([Dqkv, D] together), so q, k and v come out of one
- * sgemm, and their gradients go back through one. */
+ * sgemm, and their gradients go back through one. w1 and w3 are not adjacent (w2 sits
+ * between): they are copied side by side into w13 so both projections are one sgemm and
+ * the input gradient one sgemm with an inner dimension of 2F; their weight gradient goes
+ * through dw13 and is added back to w1's and w3's slots. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -22,7 +26,7 @@
 #include "kernels/cpu/ops.h"
 
 typedef struct {
-    float *x, *xn1, *rstd1, *qkv, *P, *att, *mid, *xn2, *rstd2, *h1, *h3, *g;
+    float *x, *xn1, *rstd1, *qkv, *P, *att, *mid, *xn2, *rstd2, *h13, *g;
 } layer_acts;
 
 typedef struct {
@@ -40,7 +44,7 @@ typedef struct {
     int64_t step;
     layer_acts *la; /* L + 1 (only x of the last) */
     float *xnf, *rstdf, *logits, *lse, *losses;
-    float *dx, *dxn, *datt, *dqkv, *df1, *df3, *dS;
+    float *dx, *dxn, *datt, *dqkv, *dg, *dh13, *w13, *dw13, *dS;
     float *rope_cos, *rope_sin;
     int32_t *tok, *tgt;
     layer_idx *li;
@@ -133,7 +137,7 @@ static xffl_status cpu_create(const ckpt_model_config *cfg, const ckpt_param_tab
     int64_t TT = (int64_t)m->Tmax * m->Tmax;
 #define R16(n) (((n) + 15) / 16 * 16)
     int64_t per_layer = R16(N * D) * 5 + R16(N) * 2 + R16(N * Dq) + R16((int64_t)m->Bmax * m->H * TT) + R16(N * F) * 3;
-    int64_t tail = R16(N * D) * 2 + R16(N) * 3 + R16(N * V) + R16(N * D) * 3 + R16(N * Dq) + R16(N * F) * 2 +
+    int64_t tail = R16(N * D) * 2 + R16(N) * 3 + R16(N * V) + R16(N * D) * 3 + R16(N * Dq) + R16(N * F) * 3 + R16(2 * F * D) * 2 +
                    R16((int64_t)m->threads * TT) + R16((int64_t)m->Tmax * m->hd / 2) * 2;
     int64_t total = R16(P) * 4 + per_layer * m->L + tail;
     m->bytes = (uint64_t)total * sizeof(float);
@@ -160,8 +164,7 @@ static xffl_status cpu_create(const ckpt_model_config *cfg, const ckpt_param_tab
         a->mid = TAKE(N * D);
         a->xn2 = TAKE(N * D);
         a->rstd2 = TAKE(N);
-        a->h1 = TAKE(N * F);
-        a->h3 = TAKE(N * F);
+        a->h13 = TAKE(2 * N * F);
         a->g = TAKE(N * F);
     }
     m->xnf = TAKE(N * D);
@@ -173,8 +176,10 @@ static xffl_status cpu_create(const ckpt_model_config *cfg, const ckpt_param_tab
     m->dxn = TAKE(N * D);
     m->datt = TAKE(N * D);
     m->dqkv = TAKE(N * Dq);
-    m->df1 = TAKE(N * F);
-    m->df3 = TAKE(N * F);
+    m->dg = TAKE(N * F);
+    m->dh13 = TAKE(2 * N * F);
+    m->w13 = TAKE(2 * F * D);
+    m->dw13 = TAKE(2 * F * D);
     m->dS = TAKE((int64_t)m->threads * TT);
     m->rope_cos = TAKE((int64_t)m->Tmax * m->hd / 2);
     m->rope_sin = TAKE((int64_t)m->Tmax * m->hd / 2);
@@ -248,6 +253,24 @@ static xffl_status cpu_zero_grad(void *impl)
 static float *W(cpu_model *m, int idx) { return m->params + m->t->params[idx].offset; }
 static float *G(cpu_model *m, int idx) { return m->grads + m->t->params[idx].offset; }
 
+static void fuse_w13(cpu_model *m, const layer_idx *li)
+{
+    size_t n = (size_t)m->F * m->D;
+    memcpy(m->w13, W(m, li->w1), n * sizeof(float));
+    memcpy(m->w13 + n, W(m, li->w3), n * sizeof(float));
+}
+
+static void unfuse_dw13(cpu_model *m, const layer_idx *li)
+{
+    int64_t n = (int64_t)m->F * m->D;
+    float *g1 = G(m, li->w1), *g3 = G(m, li->w3), *d = m->dw13;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        g1[i] += d[i];
+        g3[i] += d[n + i];
+    }
+}
+
 static xffl_status cpu_forward(void *impl, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
 {
     cpu_model *m = impl;
@@ -281,9 +304,9 @@ static xffl_status cpu_forward(void *impl, const int32_t *inputs, const int32_t 
         memcpy(a->mid, a->x, (size_t)N * D * sizeof(float));
         kcpu_matmul_fwd(a->mid, D, a->att, W(m, li->wo), N, D, D, 1.0f);
         kcpu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, W(m, li->ffn_norm), N, D, eps);
-        kcpu_matmul_fwd(a->h1, F, a->xn2, W(m, li->w1), N, D, F, 0.0f);
-        kcpu_matmul_fwd(a->h3, F, a->xn2, W(m, li->w3), N, D, F, 0.0f);
-        kcpu_swiglu_fwd(a->g, a->h1, a->h3, (int64_t)N * F);
+        fuse_w13(m, li);
+        kcpu_matmul_fwd(a->h13, 2 * F, a->xn2, m->w13, N, D, 2 * F, 0.0f);
+        kcpu_swiglu13_fwd(a->g, a->h13, N, F);
         float *next = m->la[l + 1].x;
         memcpy(next, a->mid, (size_t)N * D * sizeof(float));
         kcpu_matmul_fwd(next, D, a->g, W(m, li->w2), N, F, D, 1.0f);
@@ -318,10 +341,12 @@ static xffl_status cpu_backward(void *impl)
         layer_acts *a = &m->la[l];
         const layer_idx *li = &m->li[l];
         /* x[l+1] = mid + g w2^T */
-        kcpu_matmul_bwd(m->df1, 0.0f, G(m, li->w2), m->dx, a->g, W(m, li->w2), N, F, D);
-        kcpu_swiglu_bwd(m->df1, m->df3, m->df1, a->h1, a->h3, (int64_t)N * F);
-        kcpu_matmul_bwd(m->dxn, 0.0f, G(m, li->w1), m->df1, a->xn2, W(m, li->w1), N, D, F);
-        kcpu_matmul_bwd(m->dxn, 1.0f, G(m, li->w3), m->df3, a->xn2, W(m, li->w3), N, D, F);
+        kcpu_matmul_bwd(m->dg, 0.0f, G(m, li->w2), m->dx, a->g, W(m, li->w2), N, F, D);
+        kcpu_swiglu13_bwd(m->dh13, m->dg, a->h13, N, F);
+        fuse_w13(m, li);
+        memset(m->dw13, 0, (size_t)2 * F * D * sizeof(float));
+        kcpu_matmul_bwd(m->dxn, 0.0f, m->dw13, m->dh13, a->xn2, m->w13, N, D, 2 * F);
+        unfuse_dw13(m, li);
         kcpu_rmsnorm_bwd(m->dx, G(m, li->ffn_norm), m->dxn, a->mid, W(m, li->ffn_norm), a->rstd2, N, D);
         /* mid = x + att wo^T */
         kcpu_matmul_bwd(m->datt, 0.0f, G(m, li->wo), m->dx, a->att, W(m, li->wo), N, D, D);

@@ -228,6 +228,30 @@ void kcpu_swiglu_bwd(float *da, float *db, const float *dg, const float *a, cons
     }
 }
 
+void kcpu_swiglu13_fwd(float *g, const float *h13, int N, int F)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *a = h13 + (int64_t)n * 2 * F, *b = a + F;
+        float *gr = g + (int64_t)n * F;
+        for (int f = 0; f < F; f++) gr[f] = a[f] / (1.0f + expf(-a[f])) * b[f];
+    }
+}
+
+void kcpu_swiglu13_bwd(float *dh13, const float *dg, const float *h13, int N, int F)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *a = h13 + (int64_t)n * 2 * F, *b = a + F, *d = dg + (int64_t)n * F;
+        float *da = dh13 + (int64_t)n * 2 * F, *db = da + F;
+        for (int f = 0; f < F; f++) {
+            float sig = 1.0f / (1.0f + expf(-a[f]));
+            db[f] = d[f] * a[f] * sig;
+            da[f] = d[f] * b[f] * (sig * (1.0f + a[f] * (1.0f - sig)));
+        }
+    }
+}
+
 double kcpu_xent_fwd(float *loss, float *lse, const float *logits, const int32_t *tgt, int N, int V)
 {
 #pragma omp parallel for schedule(static)

@@ -48,6 +48,12 @@ void kcpu_swiglu_fwd(float *g, const float *a, const float *b, int64_t n);
 /* da = dg * b * silu'(a), db = dg * silu(a): OVERWRITTEN; da may alias dg */
 void kcpu_swiglu_bwd(float *da, float *db, const float *dg, const float *a, const float *b, int64_t n);
 
+/* Fused halves: h13[N, 2F] holds w1's output in columns [0,F) and w3's in [F,2F)
+ * (one sgemm for both); g[N,F] = silu(h13[:, :F]) * h13[:, F:]. */
+void kcpu_swiglu13_fwd(float *g, const float *h13, int N, int F);
+/* dh13[N,2F] OVERWRITTEN with the gradients of both halves given dg[N,F]. */
+void kcpu_swiglu13_bwd(float *dh13, const float *dg, const float *h13, int N, int F);
+
 /* Per row: lse[n] = logsumexp(logits[n,:]), loss[n] = lse - logits[n, tgt[n]];
  * returns the mean of loss[] summed in order (double). */
 double kcpu_xent_fwd(float *loss, float *lse, const float *logits, const int32_t *tgt, int N, int V);
