@@ -7,7 +7,7 @@
 # outcome other than done / not yet (75) / lock busy, verify --all passes. First, the
 # wrapper's exit-code mapping and lock on their own. Ends with "N passed, N failed".
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . tests/slurm/lib.sh
 . tests/slurm/fedlib.sh
 cron="$T_ROOT/pipelines/cron/xffl-cron"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # A tiny two-facility federation for the Slurm tests (sourced after lib.sh): corpora packed
 # from Debian's license texts (always on a Debian system), a file:// store, and helpers that
 # drive it only through `xffl submit`.

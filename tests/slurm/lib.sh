@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared helpers of the Slurm and cron tests (sourced). Each check prints "PASS: what" or
 # "FAIL: what"; the driver counts those lines.
 T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

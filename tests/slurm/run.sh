@@ -4,7 +4,7 @@
 # tests/slurm/test-*.sh against it (XFFL_SLURM_TESTS="a b" picks some), stops the daemons
 # by PID and ends with "N passed, N failed". Needs root (slurmd runs jobs as their user).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 BUILD=${XFFL_BUILD:-build}
 export XFFL_BUILD=$BUILD
 passed=0; failed=0
