@@ -34,6 +34,8 @@ j1=$(sub requeue75 XFFL_REQUEUE_DELAY=3 XFFL_DEADLINE=300 -- "$W/flaky.sh" 75 2 
 d1=$(dep "$j1")
 # 2. exit 74 (store unreachable) once.
 j2=$(sub requeue74 XFFL_REQUEUE_DELAY=1 XFFL_DEADLINE=300 -- "$W/flaky.sh" 74 1 "$W/a2")
+# 2b. more requeues than Slurm's MaxBatchRequeue (5, which caps launch failures only).
+j7=$(sub manyrequeues XFFL_REQUEUE_DELAY=1 XFFL_DEADLINE=300 -- "$W/flaky.sh" 75 6 "$W/a7")
 # 3. always 75: deadline 5 s with 2 s between attempts.
 j3=$(sub deadline XFFL_REQUEUE_DELAY=2 XFFL_DEADLINE=5 -- "$W/flaky.sh" 75 999 "$W/a3")
 d3=$(dep "$j3")
@@ -63,6 +65,8 @@ sd1=$(wait_job "$d1" 30)
 check "afterok dependent waited through the requeues and ran ($sd1)" eval '[ "$sd1" = COMPLETED ] && [ "$(cat "$W/dep-$j1" 2>/dev/null || echo 0)" -ge "$(tail -1 "$W/a1")" ]'
 s2=$(wait_job "$j2" 60)
 check "74 once then 0: job completes after one requeue ($s2)" eval '[ "$s2" = COMPLETED ] && [ "$(wc -l <"$W/a2")" = 2 ]'
+s7=$(wait_job "$j7" 150)
+check "75 six times: 7 attempts, 6 restarts, completes ($s7)" eval '[ "$s7" = COMPLETED ] && [ "$(wc -l <"$W/a7")" = 7 ] && [ "$(job_field "$j7" Restarts)" = 6 ]'
 s3=$(wait_job "$j3" 60)
 check "always 75: job fails at the deadline ($s3)" [ "$s3" = FAILED ]
 n3=$(wc -l <"$W/a3")
