@@ -14,6 +14,8 @@ cron="$T_ROOT/pipelines/cron/xffl-cron"
 W=$(mktemp -d /tmp/xffl-cron.XXXXXX)
 [ -n "${XFFL_TEST_KEEP:-}" ] || trap 'rm -rf "$W"' EXIT
 out=$W/results
+# Default lock files (named after the command line) go to XDG_RUNTIME_DIR: keep them in W.
+export XDG_RUNTIME_DIR=$W
 tally() {
   local p f
   p=$(grep -c '^PASS' "$out"); f=$(grep -c '^FAIL' "$out")
