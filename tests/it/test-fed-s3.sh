@@ -5,7 +5,7 @@
 set -u
 . "$(dirname "$0")/../faults/lib.sh"
 if ! "$X" train --help >/dev/null 2>&1 || ! "$X" data pack --help >/dev/null 2>&1; then
-  echo "SKIP: xffl train / data pack not in this build"; exit 0
+  echo "FAIL: xffl train / data pack --help failed"; exit 1
 fi
 start_s3
 S=s3://xffl/fed

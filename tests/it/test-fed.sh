@@ -20,7 +20,7 @@ expect_rc() { # want cmd...
 latest() { cut -d' ' -f1 "$S/LATEST"; }
 
 if ! $X data pack --help >/dev/null 2>&1 || ! $X train --help >/dev/null 2>&1; then
-  echo "SKIP: xffl data pack / train not in this build"; exit 0
+  echo "FAIL: xffl data pack / train --help failed"; exit 1
 fi
 mkdir -p "$T/txt/alpha" "$T/txt/beta"
 cp /usr/share/common-licenses/GPL-3 "$T/txt/alpha/gpl.txt"

@@ -20,7 +20,7 @@ expect_rc() { # want cmd...
   [ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err"; fail "'$*' exited $rc, expected $want"; }
 }
 for c in init train aggregate; do
-  $X $c --help >/dev/null 2>&1 || { echo "SKIP: xffl $c not in this build"; exit 0; }
+  $X $c --help >/dev/null 2>&1 || { echo "FAIL: xffl $c --help failed"; exit 1; }
 done
 
 expect_rc 0 $X data pack /usr/share/common-licenses/GPL-3 --out "$T/data" --name gpl --val-fraction 0.1
