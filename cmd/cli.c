@@ -41,7 +41,7 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i)
     return argv[++*i];
 }
 
-static int is_flag(const char *arg, const char *name)
+int cli_is_flag(const char *arg, const char *name)
 {
     size_t n = strlen(name);
     return strncmp(arg, name, n) == 0 && (arg[n] == 0 || arg[n] == '=');
@@ -52,19 +52,19 @@ int cli_store_flag(const char *cmd, int argc, char **argv, int *i, store_options
     const char *a = argv[*i];
     long v;
     double d;
-    if (is_flag(a, "--jobs")) {
+    if (cli_is_flag(a, "--jobs")) {
         const char *val = cli_value(cmd, argc, argv, i);
         if (!val || xffl_parse_long("--jobs", val, 1, 64, &v)) return val ? cli_report(cmd, XFFL_ERR_USAGE), -1 : -1;
         opt->jobs = (int)v;
         return 1;
     }
-    if (is_flag(a, "--retries")) {
+    if (cli_is_flag(a, "--retries")) {
         const char *val = cli_value(cmd, argc, argv, i);
         if (!val || xffl_parse_long("--retries", val, 0, 1000, &v)) return val ? cli_report(cmd, XFFL_ERR_USAGE), -1 : -1;
         opt->retries = (int)v;
         return 1;
     }
-    if (is_flag(a, "--retry-deadline")) {
+    if (cli_is_flag(a, "--retry-deadline")) {
         const char *val = cli_value(cmd, argc, argv, i);
         if (!val || xffl_parse_double("--retry-deadline", val, &d) || d < 0)
             return val ? (cli_usage_error(cmd, "--retry-deadline needs seconds >= 0"), -1) : -1;
@@ -72,6 +72,15 @@ int cli_store_flag(const char *cmd, int argc, char **argv, int *i, store_options
         return 1;
     }
     return 0;
+}
+
+void cli_log_stderr(void *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "xffl %s: ", ctx ? (const char *)ctx : "");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
 }
 
 int cli_wants_help(int argc, char **argv)

@@ -31,6 +31,12 @@ int cli_store_flag(const char *cmd, int argc, char **argv, int *i, store_options
 /* Fetches the value of option argv[*i] (advancing *i), or prints a usage error and returns NULL. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 
+/* 1 when arg is the long option name, alone or as name=value. */
+int cli_is_flag(const char *arg, const char *name);
+/* Progress callback for pipelines: prints "xffl <ctx>: <message>" to stderr, where ctx
+ * is the subcommand name (a const char *). */
+void cli_log_stderr(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Whether argv has -h/--help anywhere. */
 int cli_wants_help(int argc, char **argv);
 

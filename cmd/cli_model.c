@@ -45,8 +45,3 @@ out:
     return st;
 }
 
-int cli_is_flag(const char *arg, const char *name)
-{
-    size_t n = strlen(name);
-    return strncmp(arg, name, n) == 0 && (arg[n] == 0 || arg[n] == '=');
-}

@@ -16,6 +16,4 @@ xffl_status cli_model_load(const char *url, const store_options *so, const char 
 
 
 
-/* 1 when argv[i] is --name or --name=value. */
-int cli_is_flag(const char *arg, const char *name);
 #endif

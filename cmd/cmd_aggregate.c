@@ -30,21 +30,6 @@ static const char *help =
     "federation or base version, 74 store unreachable, 75 quorum not reached (nothing\n"
     "written except REJECTED objects).\n";
 
-static void log_stderr(void *ctx, const char *fmt, ...)
-{
-    (void)ctx;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("xffl aggregate: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-}
-
-static int is(const char *a, const char *name)
-{
-    size_t n = strlen(name);
-    return !strncmp(a, name, n) && (a[n] == 0 || a[n] == '=');
-}
 
 int cmd_aggregate(int argc, char **argv)
 {
@@ -56,7 +41,7 @@ int cmd_aggregate(int argc, char **argv)
     store_options so;
     store_options_default(&so);
     so.verbose = cli_verbose;
-    pipe_aggregate_options o = {.round = -1, .deadline = 0, .log = log_stderr};
+    pipe_aggregate_options o = {.round = -1, .deadline = 0, .log = cli_log_stderr, .log_ctx = (void *)cmd};
     const char *url = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_store_flag(cmd, argc, argv, &i, &so);
@@ -65,22 +50,22 @@ int cmd_aggregate(int argc, char **argv)
         const char *a = argv[i], *v;
         long n;
         double d;
-        if (is(a, "--store")) {
+        if (cli_is_flag(a, "--store")) {
             if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (is(a, "--round")) {
+        } else if (cli_is_flag(a, "--round")) {
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
             if (xffl_parse_long("--round", v, 1, 999999, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
             o.round = n;
-        } else if (is(a, "--quorum")) {
+        } else if (cli_is_flag(a, "--quorum")) {
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
             if (xffl_parse_long("--quorum", v, 1, 64, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
             o.quorum = (int)n;
-        } else if (is(a, "--threads")) {
+        } else if (cli_is_flag(a, "--threads")) {
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
             if (xffl_parse_long("--threads", v, 0, 1024, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
             o.threads = (int)n;
-        } else if (is(a, "--deadline") || is(a, "--poll")) {
-            int dl = is(a, "--deadline");
+        } else if (cli_is_flag(a, "--deadline") || cli_is_flag(a, "--poll")) {
+            int dl = cli_is_flag(a, "--deadline");
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
             if (xffl_parse_double(dl ? "--deadline" : "--poll", v, &d) || d < 0)
                 return cli_usage_error(cmd, "%s needs seconds >= 0", dl ? "--deadline" : "--poll");

@@ -45,11 +45,6 @@ static void err_line(void *ctx, int problem, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static int is(const char *a, const char *name)
-{
-    size_t n = strlen(name);
-    return !strncmp(a, name, n) && (a[n] == 0 || a[n] == '=');
-}
 
 int cmd_reproduce(int argc, char **argv)
 {
@@ -69,23 +64,23 @@ int cmd_reproduce(int argc, char **argv)
         if (r < 0) return 2;
         if (r) continue;
         const char *a = argv[i], *v;
-        if (is(a, "--store")) {
+        if (cli_is_flag(a, "--store")) {
             if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (is(a, "--round")) {
+        } else if (cli_is_flag(a, "--round")) {
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
             if (xffl_parse_long("--round", v, 1, 999999, &round)) return cli_report(cmd, XFFL_ERR_USAGE);
-        } else if (is(a, "--threads")) {
+        } else if (cli_is_flag(a, "--threads")) {
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
             if (xffl_parse_long("--threads", v, 0, 1024, &threads)) return cli_report(cmd, XFFL_ERR_USAGE);
         } else if (!strcmp(a, "--train")) {
             train = 1;
-        } else if (is(a, "--facility")) {
+        } else if (cli_is_flag(a, "--facility")) {
             if (!(facility = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (is(a, "--data")) {
+        } else if (cli_is_flag(a, "--data")) {
             if (!(data = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (is(a, "--state")) {
+        } else if (cli_is_flag(a, "--state")) {
             if (!(state = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (is(a, "--backend")) {
+        } else if (cli_is_flag(a, "--backend")) {
             if (!(backend = cli_value(cmd, argc, argv, &i))) return 2;
         } else {
             return cli_usage_error(cmd, "unknown option '%s'", a);

@@ -81,11 +81,6 @@ typedef struct {
     int n_step_args;
 } submit_opts;
 
-static int is(const char *a, const char *name)
-{
-    size_t n = strlen(name);
-    return !strncmp(a, name, n) && (a[n] == 0 || a[n] == '=');
-}
 
 static int exists_exec(const char *path) { return access(path, X_OK) == 0; }
 
@@ -340,14 +335,14 @@ static int parse_args(int argc, char **argv, submit_opts *o, store_options *so)
                     {"--deadline", &o->deadline, 0, 86400 * 365}};
         int done = 0;
         for (size_t k = 0; !done && k < sizeof strs / sizeof strs[0]; k++)
-            if (is(a, strs[k].name)) {
+            if (cli_is_flag(a, strs[k].name)) {
                 if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
                 if (!*v) return cli_usage_error(cmd, "%s needs a value", strs[k].name);
                 *strs[k].dst = v;
                 done = 1;
             }
         for (size_t k = 0; !done && k < sizeof nums / sizeof nums[0]; k++)
-            if (is(a, nums[k].name)) {
+            if (cli_is_flag(a, nums[k].name)) {
                 if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
                 if (xffl_parse_long(nums[k].name, v, nums[k].min, nums[k].max, nums[k].dst) != XFFL_OK)
                     return cli_report(cmd, XFFL_ERR_USAGE);
@@ -356,7 +351,7 @@ static int parse_args(int argc, char **argv, submit_opts *o, store_options *so)
         if (done) continue;
         if (!strcmp(a, "--dry-run")) {
             o->dry_run = 1;
-        } else if (is(a, "--sbatch-arg")) {
+        } else if (cli_is_flag(a, "--sbatch-arg")) {
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
             if (o->n_sbatch_args >= MAX_EXTRA) return cli_usage_error(cmd, "too many --sbatch-arg (at most %d)", MAX_EXTRA);
             o->sbatch_args[o->n_sbatch_args++] = v;

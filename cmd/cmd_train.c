@@ -32,21 +32,6 @@ static const char *help =
     "exit codes: 0 committed or nothing to do, 1 failed, 2 usage (unknown facility\n"
     "too), 65 bad data or checkpoint, 74 store unreachable, 75 base version not there.\n";
 
-static void log_stderr(void *ctx, const char *fmt, ...)
-{
-    (void)ctx;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("xffl train: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-}
-
-static int is(const char *a, const char *name)
-{
-    size_t n = strlen(name);
-    return !strncmp(a, name, n) && (a[n] == 0 || a[n] == '=');
-}
 
 int cmd_train(int argc, char **argv)
 {
@@ -60,7 +45,8 @@ int cmd_train(int argc, char **argv)
     so.verbose = cli_verbose;
     pipe_train_options o;
     pipe_train_options_default(&o);
-    o.log = log_stderr;
+    o.log = cli_log_stderr;
+    o.log_ctx = (void *)cmd;
     const char *url = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_store_flag(cmd, argc, argv, &i, &so);
@@ -68,23 +54,23 @@ int cmd_train(int argc, char **argv)
         if (r) continue;
         const char *a = argv[i], *v;
         long n;
-        if (is(a, "--store")) {
+        if (cli_is_flag(a, "--store")) {
             if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (is(a, "--facility")) {
+        } else if (cli_is_flag(a, "--facility")) {
             if (!(o.facility = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (is(a, "--data")) {
+        } else if (cli_is_flag(a, "--data")) {
             if (!(o.data_glob = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (is(a, "--state")) {
+        } else if (cli_is_flag(a, "--state")) {
             if (!(o.state_dir = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (is(a, "--backend")) {
+        } else if (cli_is_flag(a, "--backend")) {
             if (!(o.backend = cli_value(cmd, argc, argv, &i))) return 2;
             if (strcmp(o.backend, "cpu") && strcmp(o.backend, "cuda") && strcmp(o.backend, "auto"))
                 return cli_usage_error(cmd, "--backend must be cpu, cuda or auto, not '%s'", o.backend);
-        } else if (is(a, "--round")) {
+        } else if (cli_is_flag(a, "--round")) {
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
             if (xffl_parse_long("--round", v, 1, 999999, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
             o.round = n;
-        } else if (is(a, "--threads")) {
+        } else if (cli_is_flag(a, "--threads")) {
             if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
             if (xffl_parse_long("--threads", v, 0, 1024, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
             o.threads = (int)n;

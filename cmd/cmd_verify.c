@@ -37,12 +37,6 @@ static void help(void)
            "invalid data, 74 store unreachable.\n");
 }
 
-static int is_flag(const char *arg, const char *name)
-{
-    size_t n = strlen(name);
-    return strncmp(arg, name, n) == 0 && (arg[n] == 0 || arg[n] == '=');
-}
-
 /* A delta part has no parameter table slice to check: every dataset's digest is. */
 static xffl_status verify_any_datasets(ckpt_h5_reader *r, int *n_checked)
 {
@@ -152,9 +146,9 @@ int cmd_verify(int argc, char **argv)
         int r = cli_store_flag(C, argc, argv, &i, &sopt);
         if (r < 0) return 2;
         if (r > 0) continue;
-        if (is_flag(argv[i], "--store")) {
+        if (cli_is_flag(argv[i], "--store")) {
             if (!(url = cli_value(C, argc, argv, &i))) return 2;
-        } else if (is_flag(argv[i], "--version")) {
+        } else if (cli_is_flag(argv[i], "--version")) {
             const char *v = cli_value(C, argc, argv, &i);
             long n;
             if (!v) return 2;

@@ -122,7 +122,7 @@ xffl_status xffl_read_file(const char *path, void **data, size_t *len)
     return XFFL_OK;
 }
 
-static xffl_status fsync_dir_of(const char *path)
+xffl_status xffl_fsync_parent_dir(const char *path)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -167,7 +167,7 @@ xffl_status xffl_write_file_atomic(const char *path, const void *data, size_t le
         unlink(tmp);
         return xffl_fail(XFFL_ERR_IO, "rename to %s: %s", path, strerror(e));
     }
-    return fsync_dir_of(path);
+    return xffl_fsync_parent_dir(path);
 }
 
 xffl_status xffl_mkdtemp(const char *tag, char **path)

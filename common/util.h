@@ -20,6 +20,8 @@ xffl_status xffl_rmtree(const char *path);
 xffl_status xffl_read_file(const char *path, void **data, size_t *len);
 /* Atomic write: temporary name in the same directory, fsync, rename, fsync dir. */
 xffl_status xffl_write_file_atomic(const char *path, const void *data, size_t len);
+/* fsync the directory holding path, so a rename or create in it is durable. */
+xffl_status xffl_fsync_parent_dir(const char *path);
 /* Creates a fresh temporary directory under $TMPDIR (or /tmp); caller owns path (free). */
 xffl_status xffl_mkdtemp(const char *tag, char **path);
 

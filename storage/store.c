@@ -331,21 +331,6 @@ static xffl_status a_get_fd(store *s, void *v)
     return s->ops->get_fd(s, a->key, a->fd, a->ctx, &a->size);
 }
 
-static xffl_status fsync_parent(const char *path)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = 0;
-    else if (slash) *slash = 0;
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    XFFL_RETURN_IF(fd < 0, XFFL_ERR_IO, "open %s: %s", dir, strerror(errno));
-    fsync(fd);
-    close(fd);
-    return XFFL_OK;
-}
-
 static xffl_status get_file_common(store *s, const char *key, const char *sha256_hex, const char *path)
 {
     XFFL_FORWARD(check_key(s, key, 0));
@@ -380,7 +365,7 @@ static xffl_status get_file_common(store *s, const char *key, const char *sha256
     if (close(fd)) { fd = -1; st = xffl_fail(XFFL_ERR_IO, "get %s: close %s: %s", key, tmp, strerror(errno)); goto out; }
     fd = -1;
     if (rename(tmp, path)) { st = xffl_fail(XFFL_ERR_IO, "get %s: rename to %s: %s", key, path, strerror(errno)); goto out; }
-    st = fsync_parent(path);
+    st = xffl_fsync_parent_dir(path);
 out:
     xffl_sha256_free(ctx);
     if (fd >= 0) close(fd);

@@ -38,21 +38,6 @@ static xffl_status make_parent(const char *path)
     return xffl_mkdirs(dir);
 }
 
-static xffl_status fsync_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = 0;
-    else if (slash) *slash = 0;
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    XFFL_RETURN_IF(fd < 0, XFFL_ERR_IO, "open %s: %s", dir, strerror(errno));
-    fsync(fd);
-    close(fd);
-    return XFFL_OK;
-}
-
 static xffl_status f_put_mem(store *s, const char *key, const void *data, size_t len)
 {
     char path[PATH_MAX];
@@ -115,7 +100,7 @@ static xffl_status f_put_file(store *s, const char *key, const char *src, uint64
         unlink(tmp);
         return st;
     }
-    return fsync_dir(path);
+    return xffl_fsync_parent_dir(path);
 }
 
 static xffl_status not_found(const store *s, const char *key)
