@@ -1,6 +1,7 @@
 /* xffl train: one facility's job for one round. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cmd/cli.h"
 #include "common/util.h"
@@ -40,6 +41,14 @@ int cmd_train(int argc, char **argv)
         fputs(help, stdout);
         return 0;
     }
+    /* Several ranks of one job (srun -n N) would each train and race to commit the same
+     * attempt: until the NCCL path is wired into the pipeline, one rank per job. */
+    const char *ntasks = getenv("SLURM_NTASKS"), *world = getenv("XFFL_WORLD");
+    if ((ntasks && atoi(ntasks) > 1) || (world && atoi(world) > 1))
+        return cli_usage_error(cmd, "%s=%s: xffl train runs as one task per job for now (multi-rank NCCL "
+                                    "training is not wired into train yet); submit one task",
+                               ntasks && atoi(ntasks) > 1 ? "SLURM_NTASKS" : "XFFL_WORLD",
+                               ntasks && atoi(ntasks) > 1 ? ntasks : world);
     store_options so;
     store_options_default(&so);
     so.verbose = cli_verbose;
