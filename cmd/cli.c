@@ -74,6 +74,38 @@ int cli_store_flag(const char *cmd, int argc, char **argv, int *i, store_options
     return 0;
 }
 
+int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt, const char **url, const char **path,
+                     int64_t *version)
+{
+    *url = *path = NULL;
+    *version = -1;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_store_flag(cmd, argc, argv, &i, sopt);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (cli_is_flag(argv[i], "--store")) {
+            if (!(*url = cli_value(cmd, argc, argv, &i))) return 2;
+        } else if (cli_is_flag(argv[i], "--version")) {
+            const char *v = cli_value(cmd, argc, argv, &i);
+            long n;
+            if (!v) return 2;
+            if (strcmp(v, "latest") != 0) {
+                if (xffl_parse_long("--version", v, 0, 999999, &n) != XFFL_OK) return cli_report(cmd, XFFL_ERR_USAGE);
+                *version = n;
+            }
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        } else if (!*path) {
+            *path = argv[i];
+        } else {
+            return cli_usage_error(cmd, "more than one PATH ('%s')", argv[i]);
+        }
+    }
+    if (*url && *path) return cli_usage_error(cmd, "give PATH or --store URL, not both");
+    if (!*url && !*path) return cli_usage_error(cmd, "a PATH, FILE or --store URL is required");
+    return 0;
+}
+
 void cli_log_stderr(void *ctx, const char *fmt, ...)
 {
     va_list ap;

@@ -31,6 +31,12 @@ int cli_store_flag(const char *cmd, int argc, char **argv, int *i, store_options
 /* Fetches the value of option argv[*i] (advancing *i), or prints a usage error and returns NULL. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 
+/* Arguments of commands that inspect one target (show, verify): PATH|FILE or
+ * --store URL, [--version V|latest] (-1 = latest), and the store flags. Returns 0, or
+ * the exit code after printing a usage error. */
+int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt, const char **url, const char **path,
+                     int64_t *version);
+
 /* 1 when arg is the long option name, alone or as name=value. */
 int cli_is_flag(const char *arg, const char *name);
 /* Progress callback for pipelines: prints "xffl <ctx>: <message>" to stderr, where ctx

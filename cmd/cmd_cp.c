@@ -44,25 +44,6 @@ static const char *base_name(const char *key)
     return s ? s + 1 : key;
 }
 
-static xffl_status fetch_index(store *s, const pipe_version_ref *ref, char **text, size_t *len)
-{
-    void *d = NULL;
-    if (ref->index_sha[0]) {
-        XFFL_FORWARD(store_get_verified(s, ref->index_key, ref->index_sha, &d, len));
-    } else {
-        XFFL_FORWARD(store_get(s, ref->index_key, &d, len));
-        char sha[XFFL_SHA256_HEX];
-        xffl_sha256_hex(d, *len, sha);
-        xffl_status st = ckpt_content_name_check(base_name(ref->index_key), sha, NULL);
-        if (st != XFFL_OK) {
-            free(d);
-            return xffl_wrap(st, "%s", ref->index_key);
-        }
-    }
-    *text = d;
-    return XFFL_OK;
-}
-
 /* 1 if dst already holds key with this size. */
 static int present(store *dst, const char *key, uint64_t size)
 {
@@ -112,12 +93,13 @@ static xffl_status copy_federation(copier *c, const char *sha)
 
 static xffl_status copy_version(copier *c, const pipe_version_ref *ref)
 {
-    char *text = NULL;
+    void *text = NULL;
     size_t len = 0;
+    char index_sha[XFFL_SHA256_HEX];
     ckpt_manifest *m = NULL;
     store_transfer *tr = NULL;
     char (*paths)[4096] = NULL;
-    xffl_status st = fetch_index(c->src, ref, &text, &len);
+    xffl_status st = pipe_index_get(c->src, ref, &text, &len, index_sha);
     if (st == XFFL_OK) st = ckpt_manifest_parse(text, len, ref->index_key, &m);
     if (st != XFFL_OK) goto out;
     const char *fed = ckpt_manifest_get(m, "federation");

@@ -36,27 +36,6 @@ static const char *base_name(const char *key)
     return s ? s + 1 : key;
 }
 
-/* The INDEX a ref names, checked against LATEST's digest or, for a version found by
- * listing, against the digest its own content name carries. */
-static xffl_status fetch_index(store *s, const pipe_version_ref *ref, char **text, size_t *len)
-{
-    void *d = NULL;
-    if (ref->index_sha[0]) {
-        XFFL_FORWARD(store_get_verified(s, ref->index_key, ref->index_sha, &d, len));
-    } else {
-        XFFL_FORWARD(store_get(s, ref->index_key, &d, len));
-        char sha[XFFL_SHA256_HEX];
-        xffl_sha256_hex(d, *len, sha);
-        xffl_status st = ckpt_content_name_check(base_name(ref->index_key), sha, NULL);
-        if (st != XFFL_OK) {
-            free(d);
-            return xffl_wrap(st, "%s", ref->index_key);
-        }
-    }
-    *text = d;
-    return XFFL_OK;
-}
-
 int cmd_pull(int argc, char **argv)
 {
     const char *cmd = "pull", *url = NULL, *dir = NULL, *ver = "latest";
@@ -89,7 +68,8 @@ int cmd_pull(int argc, char **argv)
     opt.verbose = cli_verbose;
 
     store *s = NULL;
-    char *index = NULL, (*paths)[4096] = NULL;
+    void *index = NULL;
+    char (*paths)[4096] = NULL, index_sha[XFFL_SHA256_HEX];
     size_t index_len = 0;
     ckpt_manifest *m = NULL;
     store_transfer *tr = NULL;
@@ -97,7 +77,7 @@ int cmd_pull(int argc, char **argv)
     uint64_t bytes = 0;
     xffl_status st = store_open(url, &opt, &s);
     if (st == XFFL_OK) st = pipe_version_resolve(s, v, &ref);
-    if (st == XFFL_OK) st = fetch_index(s, &ref, &index, &index_len);
+    if (st == XFFL_OK) st = pipe_index_get(s, &ref, &index, &index_len, index_sha);
     if (st == XFFL_OK) st = ckpt_manifest_parse(index, index_len, ref.index_key, &m);
     if (st == XFFL_OK) st = xffl_mkdirs(dir);
     if (st != XFFL_OK) goto out;

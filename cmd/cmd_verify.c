@@ -142,30 +142,8 @@ int cmd_verify(int argc, char **argv)
     store_options_default(&sopt);
     const char *url = NULL, *path = NULL;
     int64_t version = -1;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(C, argc, argv, &i, &sopt);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (cli_is_flag(argv[i], "--store")) {
-            if (!(url = cli_value(C, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--version")) {
-            const char *v = cli_value(C, argc, argv, &i);
-            long n;
-            if (!v) return 2;
-            if (strcmp(v, "latest") != 0) {
-                if (xffl_parse_long("--version", v, 0, 999999, &n) != XFFL_OK) return cli_report(C, XFFL_ERR_USAGE);
-                version = n;
-            }
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cli_usage_error(C, "unknown option '%s'", argv[i]);
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            return cli_usage_error(C, "more than one PATH ('%s')", argv[i]);
-        }
-    }
-    if (url && path) return cli_usage_error(C, "give PATH or --store URL, not both");
-    if (!url && !path) return cli_usage_error(C, "a PATH, FILE or --store URL is required");
+    int rc = cli_parse_target(C, argc, argv, &sopt, &url, &path, &version);
+    if (rc) return rc;
     ckpt_h5_set_verbose(cli_verbose);
     xffl_status st;
     struct stat sb;

@@ -113,6 +113,13 @@ typedef struct {
 } pipe_version_info;
 void pipe_version_info_clear(pipe_version_info *info); /* frees info->index; accepts zeroed */
 
+/* The bytes of the INDEX ref names (malloc'd, NUL-terminated; caller frees), checked
+ * against ref->index_sha (from LATEST) or, when that is empty (a version found by
+ * listing), against the digest its content name carries: CORRUPT naming the key.
+ * Its SHA-256 goes to sha. */
+xffl_status pipe_index_get(store *s, const pipe_version_ref *ref, void **data, size_t *len,
+                           char sha[XFFL_SHA256_HEX]);
+
 /* Fetches and verifies a version: the INDEX against ref->index_sha, each part against
  * its object line, each part's structure and attributes against the table (format,
  * model config, shapes), each tensor's digest against its attribute and its INDEX

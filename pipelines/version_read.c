@@ -58,25 +58,33 @@ void pipe_version_info_clear(pipe_version_info *info)
     memset(info, 0, sizeof *info);
 }
 
-/* Downloads and checks the INDEX a ref names. */
+xffl_status pipe_index_get(store *s, const pipe_version_ref *ref, void **data, size_t *len,
+                           char sha[XFFL_SHA256_HEX])
+{
+    if (ref->index_sha[0]) {
+        XFFL_FORWARD(store_get_verified(s, ref->index_key, ref->index_sha, data, len));
+        memcpy(sha, ref->index_sha, XFFL_SHA256_HEX);
+        return XFFL_OK;
+    }
+    /* Found by listing, not named by LATEST: its content name is the check. */
+    XFFL_FORWARD(store_get(s, ref->index_key, data, len));
+    xffl_sha256_hex(*data, *len, sha);
+    const char *base = strrchr(ref->index_key, '/');
+    xffl_status st = ckpt_content_name_check(base ? base + 1 : ref->index_key, sha, NULL);
+    if (st != XFFL_OK) {
+        free(*data);
+        *data = NULL;
+        return xffl_fail(st, "%s: content does not match its name", ref->index_key);
+    }
+    return XFFL_OK;
+}
+
+/* Downloads, checks and parses the INDEX a ref names. */
 static xffl_status load_index(store *s, const pipe_version_ref *ref, ckpt_manifest **out, char sha[XFFL_SHA256_HEX])
 {
     void *data = NULL;
     size_t len = 0;
-    if (ref->index_sha[0]) {
-        XFFL_FORWARD(store_get_verified(s, ref->index_key, ref->index_sha, &data, &len));
-        memcpy(sha, ref->index_sha, XFFL_SHA256_HEX);
-    } else {
-        /* Found by listing, not named by LATEST: its content name is the check. */
-        XFFL_FORWARD(store_get(s, ref->index_key, &data, &len));
-        xffl_sha256_hex(data, len, sha);
-        const char *base = strrchr(ref->index_key, '/');
-        xffl_status st = ckpt_content_name_check(base ? base + 1 : ref->index_key, sha, NULL);
-        if (st != XFFL_OK) {
-            free(data);
-            return xffl_fail(st, "%s: content does not match its name", ref->index_key);
-        }
-    }
+    XFFL_FORWARD(pipe_index_get(s, ref, &data, &len, sha));
     xffl_status st = ckpt_manifest_parse(data, len, ref->index_key, out);
     free(data);
     XFFL_FORWARD(st);
