@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "libckpt/h5pipe.h"
+#include "libckpt/shuffle.h"
 #include "libckpt/zstd_filter.h"
 
 struct ckpt_h5_reader {

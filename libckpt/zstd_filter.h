@@ -38,9 +38,4 @@ xffl_status ckpt_zstd_compress(const void *src, size_t n, void *dst, size_t cap,
  * CORRUPT (message says what is wrong; callers add file and tensor) otherwise. */
 xffl_status ckpt_zstd_decompress(const void *src, size_t n, void *dst, size_t want);
 
-/* HDF5's byte shuffle (filter 2), bit-exact: byte j of element i goes to
- * dst[j*nelem + i]; trailing bytes of a partial element are copied as they are. */
-void ckpt_shuffle(const void *src, void *dst, size_t nbytes, size_t elsize);
-void ckpt_unshuffle(const void *src, void *dst, size_t nbytes, size_t elsize);
-
 #endif
