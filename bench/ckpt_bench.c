@@ -88,13 +88,19 @@ static void read_parts(const char *dir, const pipe_part_plan *plan, const ckpt_p
         snprintf(path, sizeof path, "%s/part-%03d.h5", dir, p);
         ckpt_h5_reader *r;
         if (ckpt_h5_reader_open(path, opt, &r) != XFFL_OK) die("open");
-        for (int i = plan->first[p]; i < plan->first[p] + plan->count[p]; i++) {
-            char name[128];
-            snprintf(name, sizeof name, "model/%s", t->params[i].name);
-            if (ckpt_h5_read(r, name, CKPT_DT_F32, t->params[i].ndim, t->params[i].shape, back + t->params[i].offset, 0,
-                             NULL) != XFFL_OK)
-                die("read");
+        /* one batch per part, as the version reader does */
+        int n = plan->count[p];
+        ckpt_h5_request *q = calloc((size_t)n, sizeof *q);
+        char(*names)[128] = calloc((size_t)n, sizeof *names);
+        if (!q || !names) die("requests");
+        for (int k = 0; k < n; k++) {
+            const ckpt_param *pa = &t->params[plan->first[p] + k];
+            snprintf(names[k], sizeof names[k], "model/%s", pa->name);
+            q[k] = (ckpt_h5_request){names[k], CKPT_DT_F32, pa->ndim, pa->shape, back + pa->offset, 0, NULL};
         }
+        if (ckpt_h5_read_many(r, n, q) != XFFL_OK) die("read");
+        free(q);
+        free(names);
         ckpt_h5_reader_close(r);
     }
 }

@@ -222,9 +222,9 @@ xffl_status ckpt_h5_write(ckpt_h5_writer *w, const char *path, ckpt_dtype dtype,
                         size_t off = (size_t)c * chunk_bytes;
                         const void *in = src + off;
                         if (off + chunk_bytes > total) { /* partial last chunk: HDF5 stores it padded */
-                            memset(p.pad, 0, chunk_bytes);
-                            memcpy(p.pad, in, total - off);
-                            in = p.pad;
+                            memset(p.pad[0], 0, chunk_bytes);
+                            memcpy(p.pad[0], in, total - off);
+                            in = p.pad[0];
                         }
                         ckpt_shuffle(in, sl->tmp, chunk_bytes, el);
                         xffl_status cs = ckpt_zstd_compress(sl->tmp, chunk_bytes, sl->z, sl->zcap, w->level, &sl->zlen);

@@ -123,4 +123,22 @@ xffl_status ckpt_h5_info(ckpt_h5_reader *r, const char *path, ckpt_h5_dataset_in
 xffl_status ckpt_h5_read(ckpt_h5_reader *r, const char *path, ckpt_dtype dtype, int ndim, const int64_t *shape,
                          void *out, int allow_no_digest, char sha_hex[XFFL_SHA256_HEX]);
 
+/* One dataset of a batch read: ckpt_h5_read's arguments. out and sha_hex belong to
+ * the caller; sha_hex may be NULL. */
+typedef struct {
+    const char *path;
+    ckpt_dtype dtype;
+    int ndim;
+    const int64_t *shape;
+    void *out;
+    int allow_no_digest;
+    char *sha_hex; /* XFFL_SHA256_HEX bytes, or NULL */
+} ckpt_h5_request;
+
+/* Reads and verifies n datasets as ckpt_h5_read does each, overlapping one's digest
+ * with the next one's decoding (faster than n calls: SHA-256 is the slowest step).
+ * All are checked (dtype, shape, digest attribute) before any is read. Returns the
+ * first failure, naming file and tensor; what the outputs hold then is unspecified. */
+xffl_status ckpt_h5_read_many(ckpt_h5_reader *r, int n, const ckpt_h5_request *req);
+
 #endif

@@ -105,7 +105,8 @@ void ckpt_pipeline_free(ckpt_pipeline *p)
             free(p->slots[i].tmp);
         }
     free(p->slots);
-    free(p->pad);
+    free(p->pad[0]);
+    free(p->pad[1]);
     memset(p, 0, sizeof *p);
 }
 
@@ -150,8 +151,9 @@ xffl_status ckpt_pipeline_ensure(ckpt_pipeline *p, int threads, size_t chunk_byt
     p->cap = cap;
     p->zbuf = zbuf;
     p->slots = calloc((size_t)p->nslots, sizeof *p->slots);
-    p->pad = malloc(cap);
-    if (!p->slots || !p->pad) goto nomem;
+    p->pad[0] = malloc(cap);
+    p->pad[1] = malloc(cap);
+    if (!p->slots || !p->pad[0] || !p->pad[1]) goto nomem;
     for (int i = 0; i < p->nslots; i++) {
         p->slots[i].zcap = zbuf ? ckpt_zstd_bound(cap) : 0;
         p->slots[i].tmp = malloc(cap);

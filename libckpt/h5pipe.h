@@ -38,12 +38,24 @@ typedef struct {
     int nslots;      /* 2 windows of w slots */
     int w;
     ckpt_slot *slots;
-    void *pad;       /* one full chunk: the partial last chunk, zero-padded */
+    void *pad[2];    /* one full chunk per window set: a partial last chunk, zero-padded
+                      * (the writer uses pad[0]) */
     size_t cap;      /* chunk bytes the buffers hold */
     int zbuf;
     xffl_status err;
     char msg[XFFL_ERRMSG_MAX];
 } ckpt_pipeline;
+
+struct ckpt_h5_reader {
+    hid_t file;
+    char *path;
+    int threads;
+    ckpt_pipeline pl;
+};
+
+/* A scalar string attribute of obj (fixed or variable length); what names obj in
+ * messages. *value is malloc'd. */
+xffl_status ckpt_h5_read_str_attr(hid_t obj, const char *what, const char *name, char **value);
 
 /* Records the first failure of any thread (status and message) in p. */
 void ckpt_pipeline_err(ckpt_pipeline *p, xffl_status s);

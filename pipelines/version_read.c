@@ -152,12 +152,25 @@ static xffl_status get_range(ckpt_h5_reader *r, const ckpt_param_table *t, int *
     return XFFL_OK;
 }
 
-/* Reads one tensor, mapping "absent" to INVALID: in a checkpoint it is damage. */
-static xffl_status read_tensor(ckpt_h5_reader *r, const char *name, const ckpt_param *p, float *out, char sha[XFFL_SHA256_HEX])
+typedef char tensor_name[CKPT_NAME_MAX + 64];
+typedef char tensor_digest[XFFL_SHA256_HEX];
+
+/* Reads tensors [i0, i0+n) of group into slab (at their offsets) or, without a
+ * slab, the one tensor (n == 1) into tmp; names[] and got[] receive each one's
+ * dataset path and digest. "Absent" is INVALID: in a checkpoint it is damage. */
+static xffl_status read_tensors(ckpt_h5_reader *r, const ckpt_param_table *t, const char *group, int i0, int n,
+                                float *slab, float *tmp, tensor_name *names, tensor_digest *got)
 {
-    xffl_status s = ckpt_h5_read(r, name, CKPT_DT_F32, p->ndim, p->shape, out, 0, sha);
-    if (s == XFFL_ERR_NOT_FOUND) s = XFFL_ERR_INVALID;
-    return s;
+    ckpt_h5_request *q = calloc((size_t)n, sizeof *q);
+    XFFL_RETURN_IF(!q, XFFL_ERR_NOMEM, "%s: reading %d tensors", ckpt_h5_reader_path(r), n);
+    for (int k = 0; k < n; k++) {
+        const ckpt_param *p = &t->params[i0 + k];
+        snprintf(names[k], sizeof names[k], "%s/%s", group, p->name);
+        q[k] = (ckpt_h5_request){names[k], CKPT_DT_F32, p->ndim, p->shape, slab ? slab + p->offset : tmp, 0, got[k]};
+    }
+    xffl_status s = ckpt_h5_read_many(r, n, q);
+    free(q);
+    return s == XFFL_ERR_NOT_FOUND ? XFFL_ERR_INVALID : s;
 }
 
 xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt_param_table *t, int n_groups,
@@ -169,6 +182,8 @@ xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt
     xffl_status st = XFFL_OK;
     char *dir = NULL, gbuf[256] = "";
     float *tmp = NULL;
+    tensor_name *names = NULL;
+    tensor_digest *got = NULL;
     const char *v;
     char *igroups[PIPE_MAX_GROUPS];
     int n_igroups = 0;
@@ -192,6 +207,10 @@ xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt
         if (t->params[i].numel > maxn) maxn = t->params[i].numel;
     if (!(tmp = malloc((size_t)maxn * sizeof *tmp))) {
         st = xffl_fail(XFFL_ERR_NOMEM, "buffer for one tensor");
+        goto done;
+    }
+    if (!(names = calloc((size_t)t->count, sizeof *names)) || !(got = calloc((size_t)t->count, sizeof *got))) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "tensor names");
         goto done;
     }
     XFFL_CHECK_GOTO(st, xffl_mkdtemp("fetch", &dir), done);
@@ -226,20 +245,22 @@ xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt
             if (st == XFFL_OK) st = check_model_attrs(r, &t->cfg);
             if (st == XFFL_OK) st = get_range(r, t, &first, &count);
             for (int g = 0; g < n_want && st == XFFL_OK; g++) {
-                for (int i = first; i < first + count && st == XFFL_OK; i++) {
-                    const ckpt_param *p = &t->params[i];
-                    char name[CKPT_NAME_MAX + 64], got[XFFL_SHA256_HEX];
-                    snprintf(name, sizeof name, "%s/%s", want[g], p->name);
-                    float *dst = slabs && slabs[g] ? slabs[g] + p->offset : tmp;
-                    st = read_tensor(r, name, p, dst, got);
-                    if (st != XFFL_OK) break;
-                    int ti = ckpt_manifest_find_tensor(idx, name);
-                    if (ti < 0) st = xffl_fail(XFFL_ERR_INVALID, "tensor %s is not listed in %s", name, ref->index_key);
-                    else if (strcmp(idx->tensors[ti].sha256, got) != 0)
-                        st = xffl_fail(XFFL_ERR_CORRUPT, "tensor %s: digest %.12s differs from %s (%.12s)", name, got,
-                                       ref->index_key, idx->tensors[ti].sha256);
-                    else if (!seen[ti]++)
-                        checked++;
+                /* Into the caller's slab: the whole part as one batch (digests overlap
+                 * decoding); without one, tensor by tensor through tmp. */
+                const int batch = slabs && slabs[g] ? count : 1;
+                for (int i0 = first; i0 < first + count && st == XFFL_OK; i0 += batch) {
+                    const int nb_t = first + count - i0 < batch ? first + count - i0 : batch;
+                    st = read_tensors(r, t, want[g], i0, nb_t, slabs && slabs[g] ? slabs[g] : NULL, tmp, names, got);
+                    for (int q = 0; q < nb_t && st == XFFL_OK; q++) {
+                        const char *name = names[q];
+                        int ti = ckpt_manifest_find_tensor(idx, name);
+                        if (ti < 0) st = xffl_fail(XFFL_ERR_INVALID, "tensor %s is not listed in %s", name, ref->index_key);
+                        else if (strcmp(idx->tensors[ti].sha256, got[q]) != 0)
+                            st = xffl_fail(XFFL_ERR_CORRUPT, "tensor %s: digest %.12s differs from %s (%.12s)", name,
+                                           got[q], ref->index_key, idx->tensors[ti].sha256);
+                        else if (!seen[ti]++)
+                            checked++;
+                    }
                 }
             }
             ckpt_h5_reader_close(r);
@@ -286,6 +307,8 @@ done:
     if (dir) xffl_rmtree(dir);
     free(dir);
     free(tmp);
+    free(names);
+    free(got);
     ckpt_manifest_free(idx);
     return st;
 }
@@ -331,9 +354,9 @@ xffl_status pipe_part_verify_file(const char *path, int *n_checked)
         }
         ckpt_h5_names_free(names, n);
         for (int i = first; i < first + count && st == XFFL_OK; i++) {
-            char name[CKPT_NAME_MAX + 64];
-            snprintf(name, sizeof name, "%s/%s", groups[g], t->params[i].name);
-            st = read_tensor(r, name, &t->params[i], buf, NULL);
+            tensor_name name;
+            tensor_digest got;
+            st = read_tensors(r, t, groups[g], i, 1, NULL, buf, &name, &got);
             checked++;
         }
     }

@@ -1,0 +1,347 @@
+/* Reading whole datasets of a part file, every digest checked. See h5part.h.
+ *
+ * Datasets laid out as ckpt_h5_write does take the threaded path: this thread (the
+ * only one calling HDF5) fetches raw chunks with H5Dread_chunk into one of two sets
+ * of slots while OpenMP tasks decode (zstd, unshuffle) the other set straight into
+ * the caller's buffer, and a hash task per decoded window feeds the dataset's
+ * SHA-256. A SHA-256 is one sequential stream per dataset and the costliest step
+ * (about 1.5 GB/s a core), so a batch (ckpt_h5_read_many) lets the hash of one
+ * dataset run beside the next one's fetch and decode instead of waiting for it.
+ * Other layouts go through HDF5's own pipeline (H5Dread), hashed the same way. */
+#include "libckpt/h5part.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libckpt/h5pipe.h"
+#include "libckpt/shuffle.h"
+#include "libckpt/zstd_filter.h"
+
+static xffl_status type_dtype(hid_t t, const char *file, const char *path, ckpt_dtype *d)
+{
+    H5T_class_t c = H5Tget_class(t);
+    size_t sz = H5Tget_size(t);
+    if (c == H5T_FLOAT && sz == 4) *d = CKPT_DT_F32;
+    else if (c == H5T_INTEGER && sz == 2 && H5Tget_sign(t) == H5T_SGN_NONE) *d = CKPT_DT_U16;
+    else if (c == H5T_INTEGER && sz == 1 && H5Tget_sign(t) == H5T_SGN_2) *d = CKPT_DT_I8;
+    else if (c == H5T_INTEGER && sz == 1 && H5Tget_sign(t) == H5T_SGN_NONE) *d = CKPT_DT_U8;
+    else return xffl_fail(XFFL_ERR_INVALID, "%s: dataset %s: unsupported element type (class %d, %zu bytes)", file, path, (int)c, sz);
+    return XFFL_OK;
+}
+
+/* Fills info from an open dataset; layout fields say whether the threaded path fits. */
+typedef struct {
+    int fast;
+    int shuffled;
+    int64_t rpc; /* rows per chunk */
+} layout;
+
+static xffl_status describe(ckpt_h5_reader *r, hid_t ds, const char *path, ckpt_h5_dataset_info *info, layout *lay)
+{
+    memset(info, 0, sizeof *info);
+    memset(lay, 0, sizeof *lay);
+    hid_t t = H5Dget_type(ds);
+    xffl_status s = type_dtype(t, r->path, path, &info->dtype);
+    int le = H5Tget_order(t) == H5T_ORDER_LE || H5Tget_size(t) == 1;
+    H5Tclose(t);
+    XFFL_FORWARD(s);
+    hid_t sp = H5Dget_space(ds);
+    int nd = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[H5S_MAX_RANK];
+    if (nd < 1 || nd > CKPT_MAX_DIMS) {
+        H5Sclose(sp);
+        return xffl_fail(XFFL_ERR_INVALID, "%s: dataset %s: %d dimensions (1..%d)", r->path, path, nd, CKPT_MAX_DIMS);
+    }
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    info->ndim = nd;
+    info->numel = 1;
+    for (int i = 0; i < nd; i++) {
+        info->shape[i] = (int64_t)dims[i];
+        info->numel *= (int64_t)dims[i];
+    }
+    info->raw_bytes = (uint64_t)info->numel * ckpt_dtype_size(info->dtype);
+    info->stored_bytes = H5Dget_storage_size(ds);
+    if (H5Aexists(ds, CKPT_DIGEST_ATTR) > 0) {
+        char *v = NULL;
+        char what[600];
+        snprintf(what, sizeof what, "%s: dataset %s", r->path, path);
+        XFFL_FORWARD(ckpt_h5_read_str_attr(ds, what, CKPT_DIGEST_ATTR, &v));
+        XFFL_RETURN_IF(strlen(v) != 64 || strspn(v, "0123456789abcdef") != 64, (free(v), XFFL_ERR_CORRUPT),
+                       "%s: dataset %s: malformed sha256 attribute", r->path, path);
+        memcpy(info->sha256, v, XFFL_SHA256_HEX);
+        info->has_sha256 = 1;
+        free(v);
+    }
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0) return xffl_fail(XFFL_ERR_CORRUPT, "%s: dataset %s: no creation properties", r->path, path);
+    if (le && H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        hsize_t c[H5S_MAX_RANK];
+        int full = H5Pget_chunk(dcpl, nd, c) == nd;
+        for (int i = 1; i < nd && full; i++) full = c[i] == dims[i];
+        int nf = H5Pget_nfilters(dcpl);
+        unsigned ids[2] = {0, 0};
+        for (int i = 0; i < nf && i < 2; i++) {
+            unsigned fl, cdv[8];
+            size_t ncd = 8;
+            ids[i] = (unsigned)H5Pget_filter2(dcpl, (unsigned)i, &fl, &ncd, cdv, 0, NULL, NULL);
+        }
+        int filt = (nf == 2 && ids[0] == CKPT_SHUFFLE_FILTER_ID && ids[1] == CKPT_ZSTD_FILTER_ID) ||
+                   (nf == 1 && ids[0] == CKPT_ZSTD_FILTER_ID);
+        if (full && filt && c[0] >= 1) {
+            lay->fast = 1;
+            lay->shuffled = nf == 2;
+            lay->rpc = (int64_t)c[0];
+        }
+    }
+    H5Pclose(dcpl);
+    info->fast = lay->fast;
+    return XFFL_OK;
+}
+
+static xffl_status open_dataset(ckpt_h5_reader *r, const char *path, hid_t *ds)
+{
+    XFFL_RETURN_IF(!ckpt_h5_has_dataset(r, path), XFFL_ERR_NOT_FOUND, "%s: missing tensor %s", r->path, path);
+    *ds = H5Dopen2(r->file, path, H5P_DEFAULT);
+    XFFL_RETURN_IF(*ds < 0, XFFL_ERR_CORRUPT, "%s: tensor %s: cannot open dataset", r->path, path);
+    return XFFL_OK;
+}
+
+xffl_status ckpt_h5_info(ckpt_h5_reader *r, const char *path, ckpt_h5_dataset_info *info)
+{
+    hid_t ds;
+    XFFL_FORWARD(open_dataset(r, path, &ds));
+    layout lay;
+    xffl_status s = describe(r, ds, path, info, &lay);
+    H5Dclose(ds);
+    return s;
+}
+
+
+/* One dataset of a batch: its request, open dataset and running digest. */
+typedef struct {
+    const ckpt_h5_request *q;
+    hid_t ds;
+    ckpt_h5_dataset_info info;
+    layout lay;
+    xffl_sha256_ctx *sha;
+    size_t chunk_bytes; /* uncompressed bytes of one full chunk (fast layout) */
+    int64_t nchunks;
+} job;
+
+/* Up to one slot set of consecutive chunks [c0, c1) of one dataset. */
+typedef struct {
+    job *j;
+    int64_t c0, c1;
+} window;
+
+static void shape_text(char *buf, size_t cap, int ndim, const int64_t *shape)
+{
+    buf[0] = 0;
+    for (int i = 0; i < ndim; i++)
+        snprintf(buf + strlen(buf), cap - strlen(buf), "%s%lld", i ? "x" : "", (long long)shape[i]);
+}
+
+/* Opens the dataset and checks it against the request (dtype, shape, digest present). */
+static xffl_status prepare(ckpt_h5_reader *r, const ckpt_h5_request *q, job *j)
+{
+    j->q = q;
+    XFFL_FORWARD(open_dataset(r, q->path, &j->ds));
+    XFFL_FORWARD(describe(r, j->ds, q->path, &j->info, &j->lay));
+    const ckpt_h5_dataset_info *in = &j->info;
+    XFFL_RETURN_IF(in->dtype != q->dtype, XFFL_ERR_INVALID, "%s: tensor %s: dtype %s, expected %s", r->path, q->path,
+                   ckpt_dtype_name(in->dtype), ckpt_dtype_name(q->dtype));
+    if (q->ndim > 0) {
+        int same = in->ndim == q->ndim;
+        for (int i = 0; same && i < q->ndim; i++) same = in->shape[i] == q->shape[i];
+        if (!same) {
+            char want[128], got[128];
+            shape_text(want, sizeof want, q->ndim, q->shape);
+            shape_text(got, sizeof got, in->ndim, in->shape);
+            return xffl_fail(XFFL_ERR_INVALID, "%s: tensor %s: shape %s, expected %s", r->path, q->path, got, want);
+        }
+    }
+    XFFL_RETURN_IF(!in->has_sha256 && !q->allow_no_digest, XFFL_ERR_INVALID, "%s: tensor %s: no sha256 attribute",
+                   r->path, q->path);
+    j->sha = xffl_sha256_create();
+    XFFL_RETURN_IF(!j->sha, XFFL_ERR_NOMEM, "%s: tensor %s: digest context", r->path, q->path);
+    if (j->lay.fast) {
+        const size_t row_bytes = (size_t)(in->raw_bytes / (uint64_t)in->shape[0]);
+        j->chunk_bytes = (size_t)j->lay.rpc * row_bytes;
+        j->nchunks = (in->shape[0] + j->lay.rpc - 1) / j->lay.rpc;
+    }
+    return XFFL_OK;
+}
+
+/* Decodes chunk c from its slot into the caller's buffer; pad is this set's scratch
+ * chunk for a partial last chunk. Failures are recorded in p. */
+static void decode_chunk(ckpt_h5_reader *r, const job *j, const ckpt_slot *sl, int64_t c, void *pad)
+{
+    ckpt_pipeline *p = &r->pl;
+    const size_t cb = j->chunk_bytes, total = (size_t)j->info.raw_bytes, off = (size_t)c * cb;
+    const int partial = off + cb > total;
+    uint8_t *dst = (uint8_t *)j->q->out, *to = partial ? pad : dst + off;
+    xffl_status cs = XFFL_OK;
+    if (sl->zlen == 0) {
+        memset(to, 0, cb); /* never written: HDF5 reads fill (zero) */
+    } else {
+        /* Bit i of the mask: filter i was skipped for this chunk (an optional filter
+         * that declined, as h5py adds plugins). */
+        const int shuffled = j->lay.shuffled;
+        const int unzstd = !(sl->mask & (1u << (shuffled ? 1 : 0)));
+        const int unshuf = shuffled && !(sl->mask & 1u);
+        const void *plain = sl->z;
+        if (unzstd) {
+            cs = ckpt_zstd_decompress(sl->z, sl->zlen, unshuf ? sl->tmp : to, cb);
+            plain = unshuf ? sl->tmp : to;
+        } else if (sl->zlen != cb) {
+            cs = xffl_fail(XFFL_ERR_CORRUPT, "unfiltered chunk of %zu bytes, expected %zu", sl->zlen, cb);
+        }
+        if (cs == XFFL_OK && unshuf) ckpt_unshuffle(plain, to, cb, ckpt_dtype_size(j->info.dtype));
+        else if (cs == XFFL_OK && plain != to) memcpy(to, plain, cb);
+    }
+    if (cs != XFFL_OK) ckpt_pipeline_err(p, xffl_wrap(cs, "%s: tensor %s: chunk %lld", r->path, j->q->path, (long long)c));
+    else if (partial) memcpy(dst + off, pad, total - off);
+}
+
+/* Fetches the raw chunks of w into set (this thread only: HDF5). */
+static void fetch_window(ckpt_h5_reader *r, window w, ckpt_slot *set)
+{
+    ckpt_pipeline *p = &r->pl;
+    const job *j = w.j;
+    for (int64_t c = w.c0; c < w.c1 && p->err == XFFL_OK; c++) {
+        ckpt_slot *sl = &set[c - w.c0];
+        hsize_t off[CKPT_MAX_DIMS] = {0}, sz = 0;
+        off[0] = (hsize_t)(c * j->lay.rpc);
+        sl->zlen = 0;
+        sl->mask = 0;
+        if (H5Dget_chunk_storage_size(j->ds, off, &sz) < 0) sz = 0;
+        if (sz == 0) continue;
+        if (sz > sl->zcap) {
+            free(sl->z);
+            sl->zcap = (size_t)sz;
+            if (!(sl->z = malloc(sl->zcap))) {
+                sl->zcap = 0;
+                ckpt_pipeline_err(p, xffl_fail(XFFL_ERR_NOMEM, "%s: tensor %s: chunk %lld (%llu bytes)", r->path,
+                                               j->q->path, (long long)c, (unsigned long long)sz));
+                return;
+            }
+        }
+        if (H5Dread_chunk(j->ds, H5P_DEFAULT, off, &sl->mask, sl->z) < 0) {
+            ckpt_pipeline_err(p, xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: chunk %lld: cannot read (truncated file?)",
+                                           r->path, j->q->path, (long long)c));
+            return;
+        }
+        sl->zlen = (size_t)sz;
+    }
+}
+
+/* Feeds bytes [a, b) of j's output to its digest, after every earlier range. */
+static void spawn_hash(job *j, size_t a, size_t b)
+{
+    if (b > (size_t)j->info.raw_bytes) b = (size_t)j->info.raw_bytes;
+    const uint8_t *out = j->q->out;
+#pragma omp task depend(inout: j->sha) firstprivate(j, a, b, out)
+    xffl_sha256_update(j->sha, out + a, b - a);
+}
+
+static void spawn_window_hash(window w)
+{
+    if (w.j) spawn_hash(w.j, (size_t)w.c0 * w.j->chunk_bytes, (size_t)w.c1 * w.j->chunk_bytes);
+}
+
+/* The batch, in order. Window g uses slot set g % 2; before refilling a set this
+ * thread waits only for that set's decode tasks (taskwait depend), then hands the
+ * window they decoded to a hash task: hashes never hold up fetching. */
+static void run(ckpt_h5_reader *r, job *jobs, int n)
+{
+    ckpt_pipeline *p = &r->pl;
+    char set_busy[2] = {0, 0}; /* dependence objects only: decode tasks "read" them */
+    window pending[2] = {{0}};
+    int64_t g = 0;
+#pragma omp parallel num_threads(r->threads)
+#pragma omp single
+    {
+        for (int i = 0; i < n && p->err == XFFL_OK; i++) {
+            job *j = &jobs[i];
+            if (!j->lay.fast) {
+                if (H5Dread(j->ds, ckpt_h5_mem_type(j->info.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, (void *)j->q->out) < 0)
+                    ckpt_pipeline_err(p, xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: cannot read or decode", r->path,
+                                                   j->q->path));
+                else
+                    spawn_hash(j, 0, (size_t)j->info.raw_bytes);
+                continue;
+            }
+            for (int64_t c0 = 0; c0 < j->nchunks && p->err == XFFL_OK; c0 += p->w) {
+                const int s = (int)(g % 2);
+                window w = {j, c0, c0 + p->w < j->nchunks ? c0 + p->w : j->nchunks};
+#pragma omp taskwait depend(inout: set_busy[s])
+                spawn_window_hash(pending[s]);
+                pending[s] = w;
+                ckpt_slot *set = &p->slots[s * p->w];
+                fetch_window(r, w, set);
+                void *pad = p->pad[s];
+                for (int64_t c = w.c0; c < w.c1 && p->err == XFFL_OK; c++) {
+#pragma omp task depend(in: set_busy[s]) firstprivate(c, set, pad, j, w)
+                    decode_chunk(r, j, &set[c - w.c0], c, pad);
+                }
+                g++;
+            }
+        }
+        /* the older pending window first: a dataset's ranges must be hashed in order */
+        for (int k = 0; k < 2; k++) {
+            const int s = (int)((g + k) % 2);
+#pragma omp taskwait depend(inout: set_busy[s])
+            if (p->err == XFFL_OK) spawn_window_hash(pending[s]);
+        }
+#pragma omp taskwait
+    }
+    (void)set_busy;
+}
+
+xffl_status ckpt_h5_read_many(ckpt_h5_reader *r, int n, const ckpt_h5_request *req)
+{
+    if (n <= 0) return XFFL_OK;
+    job *jobs = calloc((size_t)n, sizeof *jobs);
+    XFFL_RETURN_IF(!jobs, XFFL_ERR_NOMEM, "%s: reading %d tensors", r->path, n);
+    for (int i = 0; i < n; i++) jobs[i].ds = H5I_INVALID_HID;
+    xffl_status s = XFFL_OK;
+    size_t chunk_max = 0;
+    for (int i = 0; i < n && s == XFFL_OK; i++) {
+        s = prepare(r, &req[i], &jobs[i]);
+        if (jobs[i].chunk_bytes > chunk_max) chunk_max = jobs[i].chunk_bytes;
+    }
+    if (s == XFFL_OK && chunk_max) s = ckpt_pipeline_ensure(&r->pl, r->threads, chunk_max, 1);
+    if (s == XFFL_OK) {
+        r->pl.err = XFFL_OK;
+        run(r, jobs, n);
+        if ((s = r->pl.err) != XFFL_OK) xffl_fail(s, "%s", r->pl.msg);
+    }
+    for (int i = 0; i < n && s == XFFL_OK; i++) {
+        const job *j = &jobs[i];
+        uint8_t dg[XFFL_SHA256_LEN];
+        char hex[XFFL_SHA256_HEX];
+        xffl_sha256_final(j->sha, dg);
+        xffl_hex_encode(dg, XFFL_SHA256_LEN, hex);
+        if (j->info.has_sha256 && strcmp(hex, j->info.sha256) != 0)
+            s = xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: digest mismatch (sha256 attribute %.12s..., data %.12s...)",
+                          r->path, j->q->path, j->info.sha256, hex);
+        else if (j->q->sha_hex)
+            memcpy(j->q->sha_hex, hex, XFFL_SHA256_HEX);
+    }
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].ds != H5I_INVALID_HID) H5Dclose(jobs[i].ds);
+        xffl_sha256_free(jobs[i].sha);
+    }
+    free(jobs);
+    return s;
+}
+
+xffl_status ckpt_h5_read(ckpt_h5_reader *r, const char *path, ckpt_dtype dtype, int ndim, const int64_t *shape,
+                         void *out, int allow_no_digest, char sha_hex[XFFL_SHA256_HEX])
+{
+    ckpt_h5_request q = {path, dtype, ndim, shape, out, allow_no_digest, sha_hex};
+    return ckpt_h5_read_many(r, 1, &q);
+}
