@@ -38,7 +38,12 @@ done
 for fac in licenses copyrights; do
   [ -d "$W/data/$fac" ] || "$X" data pack "$W/corpus/$fac"/* --out "$W/data/$fac" --val-fraction 0.1 >/dev/null 2>&1
 done
-common=(--model "$MODEL" --batch "$BATCH" --seq-len "$SEQ" --lr "$LR" --min-lr "$(echo "$LR" | awk '{print $1/10}')" --seed 7)
+# Inner hyper-parameters shared by all four runs: one learning-rate schedule over the
+# whole run (warm-up once, cosine over every round) and AdamW state kept across rounds,
+# as DiLoCo's workers do; a schedule restarting every round re-warms a facility's
+# H = 50 steps twice as often as the central run's 100.
+common=(--model "$MODEL" --batch "$BATCH" --seq-len "$SEQ" --lr "$LR" --min-lr "$(echo "$LR" | awk '{print $1/10}')" --seed 7
+        --total-rounds "$ROUNDS" --keep-inner-state)
 run() { # name facilities data-pattern H threads init-flags...
   local name=$1 facs=$2 data=$3 h=$4 thr=$5; shift 5
   local t0; t0=$(date +%s)

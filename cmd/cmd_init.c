@@ -44,6 +44,9 @@ static void help(void)
            "facility training:\n"
            "  --lr X --min-lr X       AdamW peak and cosine-floor learning rates (3e-4, 3e-5)\n"
            "  --warmup N              warm-up steps (10)\n"
+           "  --total-rounds R        rounds the run is planned for: the learning-rate schedule\n"
+           "                          (warm-up, then cosine to --min-lr) spans all R*H steps of a\n"
+           "                          facility instead of restarting every round (0: restart, default)\n"
            "  --weight-decay X        (0.1)\n"
            "  --grad-clip X           gradient norm clip, 0 = none (1.0)\n"
            "  --beta1 X --beta2 X     AdamW betas (0.9, 0.95)\n"
@@ -142,7 +145,7 @@ int cmd_init(int argc, char **argv)
     store_options sopt;
     store_options_default(&sopt);
     const char *url = NULL, *preset = NULL, *facilities = NULL, *algo = NULL, *encoding = NULL;
-    long vocab = 0, local_steps = -1, quorum = -1, warmup = -1, batch = -1, seq_len = -1, threads = 0, level = 0;
+    long vocab = 0, local_steps = -1, quorum = -1, warmup = -1, total_rounds = -1, batch = -1, seq_len = -1, threads = 0, level = 0;
     long seed = 0;
     uint64_t part_size = 0;
     int dry = 0, unweighted = 0, no_nesterov = 0, keep_inner = 0;
@@ -161,7 +164,8 @@ int cmd_init(int argc, char **argv)
         long lo, hi;
     } ints[] = {{"--vocab", &vocab, 1, 65536},          {"--local-steps", &local_steps, 1, 100000000},
                 {"--quorum", &quorum, 1, PIPE_MAX_FACILITIES}, {"--seed", &seed, 0, INT64_MAX},
-                {"--warmup", &warmup, 0, 100000000},    {"--batch", &batch, 1, 1000000},
+                {"--warmup", &warmup, 0, 100000000},    {"--total-rounds", &total_rounds, 0, 100000000},
+                {"--batch", &batch, 1, 1000000},
                 {"--seq-len", &seq_len, 1, 1000000},    {"--threads", &threads, 1, 1024},
                 {"--level", &level, -7, 22}};
     for (int i = 1; i < argc; i++) {
@@ -221,6 +225,7 @@ int cmd_init(int argc, char **argv)
     if (part_size) f.part_size = part_size;
     if (level) f.zstd_level = (int)level;
     if (warmup >= 0) f.inner.warmup = (int)warmup;
+    if (total_rounds >= 0) f.inner.total_rounds = (int)total_rounds;
     if (batch > 0) f.batch = (int)batch;
     if (seq_len > 0) f.seq_len = (int)seq_len;
     f.algo.unweighted = unweighted;

@@ -120,6 +120,7 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     XFFL_RETURN_IF(!(o->lr > 0), XFFL_ERR_INVALID, "federation: lr %g must be > 0", o->lr);
     XFFL_RETURN_IF(!(o->min_lr >= 0 && o->min_lr <= o->lr), XFFL_ERR_INVALID, "federation: min lr %g outside [0, lr]", o->min_lr);
     XFFL_RETURN_IF(o->warmup < 0, XFFL_ERR_INVALID, "federation: warmup %d must be >= 0", o->warmup);
+    XFFL_RETURN_IF(o->total_rounds < 0, XFFL_ERR_INVALID, "federation: total_rounds %d must be >= 0", o->total_rounds);
     XFFL_RETURN_IF(!(o->weight_decay >= 0), XFFL_ERR_INVALID, "federation: weight decay %g must be >= 0", o->weight_decay);
     XFFL_RETURN_IF(!(o->grad_clip >= 0), XFFL_ERR_INVALID, "federation: grad clip %g must be >= 0", o->grad_clip);
     XFFL_RETURN_IF(!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1), XFFL_ERR_INVALID,
@@ -170,6 +171,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(ckpt_h5_attr_double(w, "lr", o->lr));
     W(ckpt_h5_attr_double(w, "min_lr", o->min_lr));
     W(ckpt_h5_attr_int(w, "warmup", o->warmup));
+    W(ckpt_h5_attr_int(w, "total_rounds", o->total_rounds));
     W(ckpt_h5_attr_double(w, "weight_decay", o->weight_decay));
     W(ckpt_h5_attr_double(w, "grad_clip", o->grad_clip));
     W(ckpt_h5_attr_double(w, "beta1", o->beta1));
@@ -249,6 +251,10 @@ static xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     XFFL_FORWARD(ckpt_h5_get_attr_double(r, "min_lr", &o->min_lr));
     XFFL_FORWARD(get_int(r, "warmup", 0, INT32_MAX, &v));
     o->warmup = (int)v;
+    /* absent in federations made before it existed: they restart every round */
+    v = 0;
+    if (ckpt_h5_has_attr(r, "total_rounds")) XFFL_FORWARD(get_int(r, "total_rounds", 0, INT32_MAX, &v));
+    o->total_rounds = (int)v;
     XFFL_FORWARD(ckpt_h5_get_attr_double(r, "weight_decay", &o->weight_decay));
     XFFL_FORWARD(ckpt_h5_get_attr_double(r, "grad_clip", &o->grad_clip));
     XFFL_FORWARD(ckpt_h5_get_attr_double(r, "beta1", &o->beta1));

@@ -29,6 +29,8 @@ typedef struct {
     double lr;           /* peak learning rate (3e-4) */
     double min_lr;       /* cosine floor (3e-5) */
     int warmup;          /* linear warm-up steps (10) */
+    int total_rounds;    /* rounds the schedule spans: warm-up once, one cosine over
+                          * total_rounds * H steps; 0 = restart it every round (0) */
     double weight_decay; /* AdamW decoupled decay (0.1) */
     double grad_clip;    /* global grad-norm clip, 0 = none (1.0) */
     double beta1, beta2; /* (0.9, 0.95) */

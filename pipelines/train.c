@@ -85,17 +85,33 @@ static int file_exists(const char *p)
     return stat(p, &sb) == 0;
 }
 
+void pipe_inner_schedule(const pipe_federation *f, int64_t round, kern_adamw_config *ac, int64_t *step0)
+{
+    const int H = f->local_steps;
+    kern_adamw_default(ac);
+    ac->lr = (float)f->inner.lr;
+    ac->min_lr = (float)f->inner.min_lr;
+    ac->warmup_steps = f->inner.warmup;
+    ac->total_steps = f->inner.total_rounds > 0 ? f->inner.total_rounds * H : H;
+    ac->beta1 = (float)f->inner.beta1;
+    ac->beta2 = (float)f->inner.beta2;
+    ac->eps = (float)f->inner.eps;
+    ac->weight_decay = (float)f->inner.weight_decay;
+    ac->grad_clip = (float)f->inner.grad_clip;
+    *step0 = f->inner.total_rounds > 0 ? (round - 1) * (int64_t)H : 0;
+}
+
 typedef struct {
     int64_t tokens, steps;
     double loss_first, loss_last, loss_mean, seconds;
     pipe_cursor end;
 } local_result;
 
-/* H AdamW steps from theta (t->total floats) on sh from cursor start. theta becomes
+/* Round round's H AdamW steps from theta (t->total floats) on sh from cursor start. theta becomes
  * θ_local. inner (may hold state) is used when use_inner and updated on return. */
-static xffl_status train_local(const pipe_federation *f, const ckpt_param_table *t, float *theta, pipe_shards *sh,
-                               pipe_cursor start, const pipe_train_options *o, int use_inner, inner_state *inner,
-                               local_result *r)
+static xffl_status train_local(const pipe_federation *f, int64_t round, const ckpt_param_table *t, float *theta,
+                               pipe_shards *sh, pipe_cursor start, const pipe_train_options *o, int use_inner,
+                               inner_state *inner, local_result *r)
 {
     memset(r, 0, sizeof *r);
     double t0 = xffl_now();
@@ -115,16 +131,8 @@ static xffl_status train_local(const pipe_federation *f, const ckpt_param_table 
     else
         XFFL_CHECK_GOTO(st, kern_reset_optimizer(m), done);
     kern_adamw_config ac;
-    kern_adamw_default(&ac);
-    ac.lr = (float)f->inner.lr;
-    ac.min_lr = (float)f->inner.min_lr;
-    ac.warmup_steps = f->inner.warmup;
-    ac.total_steps = H;
-    ac.beta1 = (float)f->inner.beta1;
-    ac.beta2 = (float)f->inner.beta2;
-    ac.eps = (float)f->inner.eps;
-    ac.weight_decay = (float)f->inner.weight_decay;
-    ac.grad_clip = (float)f->inner.grad_clip;
+    int64_t step0;
+    pipe_inner_schedule(f, round, &ac, &step0);
     pipe_cursor c = start;
     double sum = 0;
     int every = H >= 10 ? H / 5 : 1;
@@ -134,7 +142,7 @@ static xffl_status train_local(const pipe_federation *f, const ckpt_param_table 
         XFFL_CHECK_GOTO(st, kern_zero_grad(m), done);
         XFFL_CHECK_GOTO(st, kern_forward(m, in, tg, B, T, &loss), done);
         XFFL_CHECK_GOTO(st, kern_backward(m), done);
-        XFFL_CHECK_GOTO(st, kern_adamw_step(m, &ac, s, &gn), done);
+        XFFL_CHECK_GOTO(st, kern_adamw_step(m, &ac, (int)(step0 + s), &gn), done);
         if (!isfinite(loss)) {
             st = xffl_fail(XFFL_ERR_INVALID, "training diverged: loss %g at step %d", loss, s);
             goto done;
@@ -321,7 +329,7 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
         }
     }
     local_result lr;
-    XFFL_CHECK_GOTO(st, train_local(&f, t, theta, sh, start, o, keep, &inner, &lr), done);
+    XFFL_CHECK_GOTO(st, train_local(&f, round, t, theta, sh, start, o, keep, &inner, &lr), done);
     for (int64_t i = 0; i < n; i++) theta[i] -= base_theta[i];
     pipe_cursor_format(&start, res->cursor_start, sizeof res->cursor_start);
     pipe_cursor_format(&lr.end, res->cursor_end, sizeof res->cursor_end);
@@ -469,7 +477,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
         }
     }
     local_result lr;
-    XFFL_CHECK_GOTO(st, train_local(&f, t, theta, sh, start, &oo, keep, &inner, &lr), done);
+    XFFL_CHECK_GOTO(st, train_local(&f, o->round, t, theta, sh, start, &oo, keep, &inner, &lr), done);
     for (int64_t i = 0; i < n; i++) theta[i] -= base_theta[i];
     XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-retrain", &tmp), done);
     XFFL_CHECK_GOTO(st, ckpt_manifest_create(&mine), done);

@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 #include "common/status.h"
+#include "kernels/kern.h"
+#include "pipelines/federation.h"
 #include "pipelines/inspect.h"
 #include "pipelines/round.h"
 #include "storage/store.h"
@@ -50,6 +52,13 @@ typedef struct {
  * facility when it is not in the federation; skipped = 1 (exit 0) when version R
  * exists already or this facility has a pending or accepted attempt for the round. */
 xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result *res);
+
+/* The inner AdamW configuration of round `round` (1-based) and the schedule position
+ * of its first step: with f->inner.total_rounds = R > 0 one schedule spans R*H steps
+ * (warm-up only at the start of round 1, the cosine reaching min_lr at the end of round
+ * R, min_lr after), so step0 = (round-1)*H; with 0 it restarts every round (step0 0,
+ * horizon H). Step s of the round uses kern_lr_at(ac, step0 + s). */
+void pipe_inner_schedule(const pipe_federation *f, int64_t round, kern_adamw_config *ac, int64_t *step0);
 
 typedef struct {
     int tensors_compared;

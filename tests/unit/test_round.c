@@ -11,6 +11,7 @@
 #include "pipelines/commit.h"
 #include "pipelines/inspect.h"
 #include "pipelines/reproduce.h"
+#include "pipelines/train.h"
 
 typedef struct {
     char *dir;
@@ -331,9 +332,53 @@ static void test_rejections_and_determinism(void)
     teardown(&fx);
 }
 
+/* --total-rounds: one learning-rate schedule across rounds (warm-up once), kept in
+ * federation.h5; 0 restarts it every round. */
+static void test_inner_schedule_spans_rounds(void)
+{
+    fixture fx;
+    CU_ASSERT_FATAL(setup_or_say(&fx, "a,b", PIPE_ALGO_DILOCO, 2));
+    pipe_federation f = fx.f;
+    f.local_steps = 50;
+    f.inner.warmup = 10;
+    f.inner.lr = 1e-3;
+    f.inner.min_lr = 1e-4;
+    kern_adamw_config ac;
+    int64_t step0;
+    pipe_inner_schedule(&f, 3, &ac, &step0); /* restarting: every round alike */
+    CU_ASSERT_EQUAL(step0, 0);
+    CU_ASSERT_EQUAL(ac.total_steps, 50);
+    CU_ASSERT(kern_lr_at(&ac, (int)step0) < 2e-4f); /* warming up again */
+    f.inner.total_rounds = 5;
+    pipe_inner_schedule(&f, 1, &ac, &step0);
+    CU_ASSERT_EQUAL(step0, 0);
+    CU_ASSERT_EQUAL(ac.total_steps, 250);
+    CU_ASSERT(kern_lr_at(&ac, 0) < 2e-4f);
+    pipe_inner_schedule(&f, 2, &ac, &step0);
+    CU_ASSERT_EQUAL(step0, 50);
+    CU_ASSERT(kern_lr_at(&ac, (int)step0) > 9e-4f); /* no second warm-up */
+    pipe_inner_schedule(&f, 5, &ac, &step0);
+    CU_ASSERT(fabsf(kern_lr_at(&ac, (int)step0 + 49) - 1e-4f) < 1e-5f); /* the floor at the end of round 5 */
+    pipe_inner_schedule(&f, 7, &ac, &step0);
+    CU_ASSERT_EQUAL(kern_lr_at(&ac, (int)step0), 1e-4f); /* past the plan: the floor */
+    /* kept in federation.h5 */
+    fx.f.inner.total_rounds = 5;
+    char dir2[4096], sha[XFFL_SHA256_HEX];
+    snprintf(dir2, sizeof dir2, "%s/other", fx.dir);
+    store *s2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(store_open(dir2, NULL, &s2), XFFL_OK);
+    CU_ASSERT_EQUAL(pipe_federation_publish(s2, &fx.f, sha), XFFL_OK);
+    pipe_federation back;
+    CU_ASSERT_EQUAL(pipe_federation_load(s2, NULL, &back, NULL), XFFL_OK);
+    CU_ASSERT_EQUAL(back.inner.total_rounds, 5);
+    store_close(s2);
+    teardown(&fx);
+}
+
 void suite_round(void)
 {
     CU_pSuite s = CU_add_suite("round", NULL, NULL);
     CU_add_test(s, "fedavg round: quorum, exact result, already-there, states", test_fedavg_round);
     CU_add_test(s, "stale/unknown/shape/NaN rejected; round completes; same bytes", test_rejections_and_determinism);
+    CU_add_test(s, "--total-rounds: one inner schedule across rounds, kept in federation.h5", test_inner_schedule_spans_rounds);
 }
