@@ -18,27 +18,67 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 extern int cli_verbose; /* --verbose: HDF5 error stacks, retry logs */
 extern int cli_json;    /* --json where a command supports it */
 
-/* Store-I/O flags shared by every command that takes --store:
- * --jobs N, --retries N, --retry-deadline SECONDS. If argv[*i] is one of them,
- * consumes it (and its value), fills opt and returns 1; returns 0 if not one;
- * returns -1 after printing a usage error. */
-int cli_store_flag(const char *cmd, int argc, char **argv, int *i, store_options *opt);
+/* Options, parsed from one table per command: an array of cli_opt ended by {0}, each
+ * naming its destination, so a command states its flags once and every command refuses
+ * and reports a bad one the same way. Values point into argv (not copied). */
+typedef enum {
+    CLI_STR,     /* const char **: the value as given; lo > 0 refuses an empty one */
+    CLI_INT,     /* int *: an integer in [lo, hi] */
+    CLI_LONG,    /* long *: an integer in [lo, hi] */
+    CLI_I64,     /* int64_t *: an integer in [lo, hi] */
+    CLI_DOUBLE,  /* double *: a number, within [lo, hi] when lo < hi */
+    CLI_SECONDS, /* double *: seconds >= 0 */
+    CLI_SIZE,    /* uint64_t *: bytes, with K/M/G/T suffixes */
+    CLI_VERSION, /* int64_t *: a version number or 'latest' (-1) */
+    CLI_FLAG,    /* int *: set to 1; takes no value */
+    CLI_LIST,    /* const char *[hi]: repeatable, filled in order; *seen (required) counts them */
+} cli_kind;
+
+typedef struct {
+    const char *name; /* "--round": matches "--round V" and "--round=V" (a CLI_FLAG refuses "=V") */
+    cli_kind kind;
+    void *dst;        /* left as it is (the default) unless the option is given */
+    long lo, hi;
+    int *seen;        /* optional: incremented each time the option is given */
+} cli_opt;
+
+/* What a command takes besides options (operands). All zero: none. */
+typedef struct {
+    const char **v;   /* receives the operands in order (argv's strings) */
+    int max;          /* room in v: one more is a usage error */
+    const char *what; /* names them in that error: "PATH" */
+    int dashdash;     /* 1: "--" ends the options and what follows is the command's */
+    int n;            /* out: operands given */
+    int rest;         /* out: argv index after "--" (argc when there was none) */
+} cli_args;
+
+/* Parses argv[1..argc) against opts and, when so is not NULL, the store-I/O flags
+ * (CLI_STORE_FLAGS_HELP) into so. "-" alone is an operand (a file name, by
+ * convention); args may be NULL (no operands). Returns 0, or the exit code (2) after
+ * printing one usage error naming the command and the option or value at fault. */
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store_options *so, cli_args *args);
 #define CLI_STORE_FLAGS_HELP \
     "  --jobs N                parallel transfers (default 4)\n" \
     "  --retries N             retries for transient store errors (default 8)\n" \
     "  --retry-deadline SECS   stop retrying after this long (default 120)\n"
 
+/* The per-option helpers cli_parse replaces, while commands move to it. */
+/* Store-I/O flags shared by every command that takes --store:
+ * --jobs N, --retries N, --retry-deadline SECONDS. If argv[*i] is one of them,
+ * consumes it (and its value), fills opt and returns 1; returns 0 if not one;
+ * returns -1 after printing a usage error. */
+int cli_store_flag(const char *cmd, int argc, char **argv, int *i, store_options *opt);
 /* Fetches the value of option argv[*i] (advancing *i), or prints a usage error and returns NULL. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 
+/* 1 when arg is the long option name, alone or as name=value. */
+int cli_is_flag(const char *arg, const char *name);
 /* Arguments of commands that inspect one target (show, verify): PATH|FILE or
  * --store URL, [--version V|latest] (-1 = latest), and the store flags. Returns 0, or
  * the exit code after printing a usage error. */
 int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt, const char **url, const char **path,
                      int64_t *version);
 
-/* 1 when arg is the long option name, alone or as name=value. */
-int cli_is_flag(const char *arg, const char *name);
 /* Progress callback for pipelines: prints "xffl <ctx>: <message>" to stderr, where ctx
  * is the subcommand name (a const char *). */
 void cli_log_stderr(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
