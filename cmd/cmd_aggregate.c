@@ -43,40 +43,15 @@ int cmd_aggregate(int argc, char **argv)
     so.verbose = cli_verbose;
     pipe_aggregate_options o = {.round = -1, .deadline = 0, .log = cli_log_stderr, .log_ctx = (void *)cmd};
     const char *url = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *a = argv[i], *v;
-        long n;
-        double d;
-        if (cli_is_flag(a, "--store")) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(a, "--round")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_long("--round", v, 1, 999999, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
-            o.round = n;
-        } else if (cli_is_flag(a, "--quorum")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_long("--quorum", v, 1, 64, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
-            o.quorum = (int)n;
-        } else if (cli_is_flag(a, "--threads")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_long("--threads", v, 0, 1024, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
-            o.threads = (int)n;
-        } else if (cli_is_flag(a, "--deadline") || cli_is_flag(a, "--poll")) {
-            int dl = cli_is_flag(a, "--deadline");
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_double(dl ? "--deadline" : "--poll", v, &d) || d < 0)
-                return cli_usage_error(cmd, "%s needs seconds >= 0", dl ? "--deadline" : "--poll");
-            if (dl)
-                o.deadline = d;
-            else
-                o.poll = d;
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
+                            {"--round", CLI_I64, &o.round, 1, 999999, NULL},
+                            {"--quorum", CLI_INT, &o.quorum, 1, 64, NULL},
+                            {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
+                            {"--deadline", CLI_SECONDS, &o.deadline, 0, 0, NULL},
+                            {"--poll", CLI_SECONDS, &o.poll, 0, 0, NULL},
+                            {0}};
+    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     store *s = NULL;
     xffl_status st = store_open(url, &so, &s);

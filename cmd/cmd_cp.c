@@ -219,30 +219,22 @@ static xffl_status copy_latest(copier *c, const pipe_version_ref *newest, pipe_v
 
 int cmd_cp(int argc, char **argv)
 {
-    const char *cmd = "cp", *from = NULL, *to = NULL, *ver = NULL;
+    const char *cmd = "cp", *from = NULL, *to = NULL;
     store_options opt;
     store_options_default(&opt);
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &opt);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strncmp(argv[i], "--from", 6) && (argv[i][6] == 0 || argv[i][6] == '=')) {
-            if (!(from = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strncmp(argv[i], "--to", 4) && (argv[i][4] == 0 || argv[i][4] == '=')) {
-            if (!(to = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strncmp(argv[i], "--version", 9) && (argv[i][9] == 0 || argv[i][9] == '=')) {
-            if (!(ver = cli_value(cmd, argc, argv, &i))) return 2;
-        } else
-            return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
-    }
+    int64_t v = -1;
+    int one_version = 0;
+    const cli_opt opts[] = {{"--from", CLI_STR, &from, 0, 0, NULL},
+                            {"--to", CLI_STR, &to, 0, 0, NULL},
+                            {"--version", CLI_VERSION, &v, 0, 0, &one_version},
+                            {0}};
+    int rc = cli_parse(cmd, argc, argv, opts, &opt, NULL);
+    if (rc) return rc;
     if (!from || !to) return cli_usage_error(cmd, "--from URL and --to URL are required");
-    long v = -1;
-    if (ver && strcmp(ver, "latest") && xffl_parse_long("--version", ver, 0, 999999, &v) != XFFL_OK)
-        return cli_report(cmd, XFFL_ERR_USAGE);
     opt.verbose = cli_verbose;
 
     copier c = {.jobs = opt.jobs};
@@ -254,7 +246,7 @@ int cmd_cp(int argc, char **argv)
     if (st == XFFL_OK) st = store_open(to, &opt, &c.dst);
     if (st == XFFL_OK) st = xffl_mkdtemp("cp", &c.tmp);
     if (st != XFFL_OK) goto out;
-    if (ver) {
+    if (one_version) {
         st = pipe_version_resolve(c.src, v, &ref);
         if (st == XFFL_OK) st = copy_version(&c, &ref);
         nv = 1;

@@ -46,28 +46,13 @@ int cmd_gc(int argc, char **argv)
     so.verbose = cli_verbose;
     const char *url = NULL;
     pipe_gc_options o = {.keep = 0, .grace = 3600, .dry_run = 0};
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *a = argv[i], *v;
-        long n;
-        if (!strcmp(a, "--store") || !strncmp(a, "--store=", 8)) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--keep") || !strncmp(a, "--keep=", 7)) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_long("--keep", v, 1, 1000000, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
-            o.keep = (int)n;
-        } else if (!strcmp(a, "--grace") || !strncmp(a, "--grace=", 8)) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_double("--grace", v, &o.grace) || o.grace < 0)
-                return cli_usage_error(cmd, "--grace needs seconds >= 0");
-        } else if (!strcmp(a, "--dry-run")) {
-            o.dry_run = 1;
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
+                            {"--keep", CLI_INT, &o.keep, 1, 1000000, NULL},
+                            {"--grace", CLI_SECONDS, &o.grace, 0, 0, NULL},
+                            {"--dry-run", CLI_FLAG, &o.dry_run, 0, 0, NULL},
+                            {0}};
+    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (o.keep < 1) return cli_usage_error(cmd, "--keep N is required");
     store *s = NULL;
@@ -103,19 +88,20 @@ int cmd_verify_all(int argc, char **argv)
     store_options_default(&so);
     so.verbose = cli_verbose;
     const char *url = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(argv[i], "--store") || !strncmp(argv[i], "--store=", 8)) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--all")) {
-        } else if (argv[i][0] != '-' && !url) {
-            url = argv[i];
-        } else {
-            return cli_usage_error(cmd, "'%s' does not go with --all", argv[i]);
-        }
-    }
+    const char *pos = NULL;
+    int64_t version = -1;
+    int all = 0, version_given = 0;
+    /* verify's own options too, so that one which means nothing here is named as such */
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
+                            {"--all", CLI_FLAG, &all, 0, 0, NULL},
+                            {"--version", CLI_VERSION, &version, 0, 0, &version_given},
+                            {0}};
+    cli_args args = {.v = &pos, .max = 1, .what = "URL"};
+    int rc = cli_parse(cmd, argc, argv, opts, &so, &args);
+    if (rc) return rc;
+    if (version_given) return cli_usage_error(cmd, "'--version' does not go with --all");
+    if (pos && url) return cli_usage_error(cmd, "'%s' does not go with --store URL", pos);
+    if (pos) url = pos;
     if (!url) return cli_usage_error(cmd, "--all needs --store URL");
     store *s = NULL;
     xffl_status st = store_open(url, &so, &s);

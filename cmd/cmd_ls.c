@@ -88,17 +88,9 @@ int cmd_ls(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &opt);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strncmp(argv[i], "--store", 7) && (argv[i][7] == 0 || argv[i][7] == '=')) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--keys"))
-            keys = 1;
-        else
-            return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL}, {"--keys", CLI_FLAG, &keys, 0, 0, NULL}, {0}};
+    int rc = cli_parse(cmd, argc, argv, opts, &opt, NULL);
+    if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     opt.verbose = cli_verbose;
 

@@ -33,21 +33,13 @@ int cmd_plot(int argc, char **argv)
     store_options_default(&so);
     const char *url = NULL, *out = NULL, *eval = NULL;
     int keep = 0;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(argv[i], "--store")) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--out")) {
-            if (!(out = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--eval")) {
-            if (!(eval = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--keep-data")) {
-            keep = 1;
-        } else
-            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
+                            {"--out", CLI_STR, &out, 0, 0, NULL},
+                            {"--eval", CLI_STR, &eval, 0, 0, NULL},
+                            {"--keep-data", CLI_FLAG, &keep, 0, 0, NULL},
+                            {0}};
+    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    if (rc) return rc;
     if (!url || !out) return cli_usage_error(cmd, "--store URL and --out FILE are required");
     size_t ol = strlen(out);
     int svg = ol > 4 && !strcmp(out + ol - 4, ".svg"), png = ol > 4 && !strcmp(out + ol - 4, ".png");
@@ -129,7 +121,7 @@ int cmd_plot(int argc, char **argv)
     }
     char cmdline[8600];
     snprintf(cmdline, sizeof cmdline, "gnuplot '%s'", gp);
-    int rc = system(cmdline);
+    rc = system(cmdline);
     if (!keep) {
         remove(dat);
         remove(gp);

@@ -38,33 +38,20 @@ static const char *base_name(const char *key)
 
 int cmd_pull(int argc, char **argv)
 {
-    const char *cmd = "pull", *url = NULL, *dir = NULL, *ver = "latest";
+    const char *cmd = "pull", *url = NULL, *dir = NULL;
     store_options opt;
     store_options_default(&opt);
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &opt);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strncmp(argv[i], "--store", 7) && (argv[i][7] == 0 || argv[i][7] == '=')) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strncmp(argv[i], "--version", 9) && (argv[i][9] == 0 || argv[i][9] == '=')) {
-            if (!(ver = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (argv[i][0] == '-')
-            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-        else if (!dir)
-            dir = argv[i];
-        else
-            return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
-    }
+    int64_t v = -1;
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL}, {"--version", CLI_VERSION, &v, 0, 0, NULL}, {0}};
+    cli_args args = {.v = &dir, .max = 1, .what = "DIR"};
+    int rc = cli_parse(cmd, argc, argv, opts, &opt, &args);
+    if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!dir) return cli_usage_error(cmd, "the destination DIR is required");
-    long v = -1;
-    if (strcmp(ver, "latest") && xffl_parse_long("--version", ver, 0, 999999, &v) != XFFL_OK)
-        return cli_report(cmd, XFFL_ERR_USAGE);
     opt.verbose = cli_verbose;
 
     store *s = NULL;

@@ -59,33 +59,17 @@ int cmd_reproduce(int argc, char **argv)
     const char *url = NULL, *facility = NULL, *data = NULL, *state = NULL, *backend = "cpu";
     long round = 0, threads = 0;
     int train = 0;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *a = argv[i], *v;
-        if (cli_is_flag(a, "--store")) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(a, "--round")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_long("--round", v, 1, 999999, &round)) return cli_report(cmd, XFFL_ERR_USAGE);
-        } else if (cli_is_flag(a, "--threads")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_long("--threads", v, 0, 1024, &threads)) return cli_report(cmd, XFFL_ERR_USAGE);
-        } else if (!strcmp(a, "--train")) {
-            train = 1;
-        } else if (cli_is_flag(a, "--facility")) {
-            if (!(facility = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(a, "--data")) {
-            if (!(data = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(a, "--state")) {
-            if (!(state = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(a, "--backend")) {
-            if (!(backend = cli_value(cmd, argc, argv, &i))) return 2;
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
+                            {"--round", CLI_LONG, &round, 1, 999999, NULL},
+                            {"--threads", CLI_LONG, &threads, 0, 1024, NULL},
+                            {"--train", CLI_FLAG, &train, 0, 0, NULL},
+                            {"--facility", CLI_STR, &facility, 0, 0, NULL},
+                            {"--data", CLI_STR, &data, 0, 0, NULL},
+                            {"--state", CLI_STR, &state, 0, 0, NULL},
+                            {"--backend", CLI_STR, &backend, 0, 0, NULL},
+                            {0}};
+    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (round < 1) return cli_usage_error(cmd, "--round R is required");
     if (train && (!facility || !data)) return cli_usage_error(cmd, "--train needs --facility NAME and --data GLOB");

@@ -57,18 +57,9 @@ int cmd_status(int argc, char **argv)
     so.verbose = cli_verbose;
     const char *url = NULL;
     int history = 0;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(argv[i], "--store") || !strncmp(argv[i], "--store=", 8)) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--history")) {
-            history = 1;
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-        }
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL}, {"--history", CLI_FLAG, &history, 0, 0, NULL}, {0}};
+    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     store *s = NULL;
     xffl_status st = store_open(url, &so, &s);

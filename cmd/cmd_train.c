@@ -57,38 +57,19 @@ int cmd_train(int argc, char **argv)
     o.log = cli_log_stderr;
     o.log_ctx = (void *)cmd;
     const char *url = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *a = argv[i], *v;
-        long n;
-        if (cli_is_flag(a, "--store")) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(a, "--facility")) {
-            if (!(o.facility = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(a, "--data")) {
-            if (!(o.data_glob = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(a, "--state")) {
-            if (!(o.state_dir = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(a, "--backend")) {
-            if (!(o.backend = cli_value(cmd, argc, argv, &i))) return 2;
-            if (strcmp(o.backend, "cpu") && strcmp(o.backend, "cuda") && strcmp(o.backend, "auto"))
-                return cli_usage_error(cmd, "--backend must be cpu, cuda or auto, not '%s'", o.backend);
-        } else if (cli_is_flag(a, "--round")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_long("--round", v, 1, 999999, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
-            o.round = n;
-        } else if (cli_is_flag(a, "--threads")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_long("--threads", v, 0, 1024, &n)) return cli_report(cmd, XFFL_ERR_USAGE);
-            o.threads = (int)n;
-        } else if (!strcmp(a, "--keep-inner-state")) {
-            o.keep_inner_state = 1;
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
+                            {"--facility", CLI_STR, &o.facility, 0, 0, NULL},
+                            {"--data", CLI_STR, &o.data_glob, 0, 0, NULL},
+                            {"--state", CLI_STR, &o.state_dir, 0, 0, NULL},
+                            {"--backend", CLI_STR, &o.backend, 0, 0, NULL},
+                            {"--round", CLI_I64, &o.round, 1, 999999, NULL},
+                            {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
+                            {"--keep-inner-state", CLI_FLAG, &o.keep_inner_state, 0, 0, NULL},
+                            {0}};
+    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    if (rc) return rc;
+    if (o.backend && strcmp(o.backend, "cpu") && strcmp(o.backend, "cuda") && strcmp(o.backend, "auto"))
+        return cli_usage_error(cmd, "--backend must be cpu, cuda or auto, not '%s'", o.backend);
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!o.facility) return cli_usage_error(cmd, "--facility NAME is required");
     if (!o.data_glob) return cli_usage_error(cmd, "--data GLOB is required");
