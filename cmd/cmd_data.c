@@ -38,38 +38,17 @@ int cmd_data(int argc, char **argv)
     kern_pack_options o = {.name = "data", .val_fraction = 0.1, .shard_tokens = 100000000};
     const char **files = calloc((size_t)argc, sizeof *files);
     if (!files) return cli_report(cmd, xffl_fail(XFFL_ERR_NOMEM, "arguments"));
-    int nf = 0, rc = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *v;
-        if (!strcmp(argv[i], "--out")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) goto usage;
-            o.out_dir = v;
-        } else if (!strcmp(argv[i], "--name")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) goto usage;
-            o.name = v;
-        } else if (!strcmp(argv[i], "--val-fraction")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) goto usage;
-            xffl_status st = xffl_parse_double("--val-fraction", v, &o.val_fraction);
-            if (st != XFFL_OK) {
-                rc = cli_report(cmd, st);
-                goto out;
-            }
-        } else if (!strcmp(argv[i], "--shard-tokens")) {
-            uint64_t n = 0;
-            if (!(v = cli_value(cmd, argc, argv, &i))) goto usage;
-            xffl_status st = xffl_parse_size(v, &n);
-            if (st != XFFL_OK) {
-                rc = cli_report(cmd, st);
-                goto out;
-            }
-            o.shard_tokens = (int64_t)n;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            rc = cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-            goto out;
-        } else {
-            files[nf++] = argv[i];
-        }
-    }
+    uint64_t shard_tokens = (uint64_t)o.shard_tokens;
+    const cli_opt opts[] = {{"--out", CLI_STR, &o.out_dir, 0, 0, NULL},
+                            {"--name", CLI_STR, &o.name, 0, 0, NULL},
+                            {"--val-fraction", CLI_DOUBLE, &o.val_fraction, 0, 0, NULL},
+                            {"--shard-tokens", CLI_SIZE, &shard_tokens, 0, 0, NULL},
+                            {0}};
+    cli_args args = {.v = files, .max = argc, .what = "FILE"};
+    int rc = cli_parse(cmd, argc - 1, argv + 1, opts, NULL, &args);
+    if (rc) goto out;
+    int nf = args.n;
+    o.shard_tokens = (int64_t)shard_tokens;
     if (!o.out_dir) {
         rc = cli_usage_error(cmd, "--out DIR is required");
         goto out;
@@ -93,9 +72,6 @@ int cmd_data(int argc, char **argv)
         printf("packed %lld files: train %lld tokens in %d shards, val %lld tokens in %d shards (%s/%s_*.bin)\n",
                (long long)r.files, (long long)r.train_tokens, r.train_shards, (long long)r.val_tokens, r.val_shards,
                o.out_dir, o.name);
-    goto out;
-usage:
-    rc = 2;
 out:
     free(files);
     return rc;

@@ -57,37 +57,17 @@ int cmd_eval(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *v = NULL;
-        xffl_status st = XFFL_OK;
-        if (cli_is_flag(argv[i], "--store")) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--version")) {
-            if (!(ver = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--data")) {
-            if (!(glob = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--backend")) {
-            if (!(backend = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--batch")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            st = xffl_parse_long("--batch", v, 1, 4096, &B);
-        } else if (cli_is_flag(argv[i], "--seq-len")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            st = xffl_parse_long("--seq-len", v, 1, 1 << 20, &T);
-        } else if (cli_is_flag(argv[i], "--batches")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            st = xffl_parse_long("--batches", v, 0, 1L << 30, &batches);
-        } else if (cli_is_flag(argv[i], "--threads")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            st = xffl_parse_long("--threads", v, 0, 1024, &threads);
-        } else {
-            return cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
-        }
-        if (st != XFFL_OK) return cli_report(cmd, st);
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
+                            {"--version", CLI_STR, &ver, 0, 0, NULL},
+                            {"--data", CLI_STR, &glob, 0, 0, NULL},
+                            {"--backend", CLI_STR, &backend, 0, 0, NULL},
+                            {"--batch", CLI_LONG, &B, 1, 4096, NULL},
+                            {"--seq-len", CLI_LONG, &T, 1, 1 << 20, NULL},
+                            {"--batches", CLI_LONG, &batches, 0, 1L << 30, NULL},
+                            {"--threads", CLI_LONG, &threads, 0, 1024, NULL},
+                            {0}};
+    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!glob) return cli_usage_error(cmd, "--data GLOB is required");
     ckpt_param_table *t = NULL;

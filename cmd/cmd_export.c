@@ -38,24 +38,13 @@ int cmd_export(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (cli_is_flag(argv[i], "--store")) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--version")) {
-            if (!(ver = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--format")) {
-            if (!(fmt = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (argv[i][0] == '-') {
-            return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-        } else if (!out) {
-            out = argv[i];
-        } else {
-            return cli_usage_error(cmd, "one output file only ('%s' and '%s')", out, argv[i]);
-        }
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
+                            {"--version", CLI_STR, &ver, 0, 0, NULL},
+                            {"--format", CLI_STR, &fmt, 0, 0, NULL},
+                            {0}};
+    cli_args args = {.v = &out, .max = 1, .what = "OUT.bin"};
+    int rc = cli_parse(cmd, argc, argv, opts, &so, &args);
+    if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!ver) return cli_usage_error(cmd, "--version V is required (a number or 'latest')");
     if (!fmt || strcmp(fmt, "llama2c") != 0)

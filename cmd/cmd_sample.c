@@ -43,39 +43,17 @@ int cmd_sample(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *v = NULL;
-        xffl_status st = XFFL_OK;
-        if (cli_is_flag(argv[i], "--store")) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--version")) {
-            if (!(ver = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--prompt")) {
-            if (!(prompt = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--backend")) {
-            if (!(backend = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (cli_is_flag(argv[i], "--temperature")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            st = xffl_parse_double("--temperature", v, &temp);
-            if (st == XFFL_OK && !(temp >= 0 && temp <= 100))
-                st = xffl_fail(XFFL_ERR_USAGE, "--temperature %s: expected 0..100", v);
-        } else if (cli_is_flag(argv[i], "--tokens")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            st = xffl_parse_long("--tokens", v, 0, 1000000, &tokens);
-        } else if (cli_is_flag(argv[i], "--seed")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            st = xffl_parse_long("--seed", v, 0, 0x7fffffffL, &seed);
-        } else if (cli_is_flag(argv[i], "--threads")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            st = xffl_parse_long("--threads", v, 0, 1024, &threads);
-        } else {
-            return cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
-        }
-        if (st != XFFL_OK) return cli_report(cmd, st);
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
+                            {"--version", CLI_STR, &ver, 0, 0, NULL},
+                            {"--prompt", CLI_STR, &prompt, 0, 0, NULL},
+                            {"--backend", CLI_STR, &backend, 0, 0, NULL},
+                            {"--temperature", CLI_DOUBLE, &temp, 0, 100, NULL},
+                            {"--tokens", CLI_LONG, &tokens, 0, 1000000, NULL},
+                            {"--seed", CLI_LONG, &seed, 0, 0x7fffffffL, NULL},
+                            {"--threads", CLI_LONG, &threads, 0, 1024, NULL},
+                            {0}};
+    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!prompt || !*prompt) return cli_usage_error(cmd, "--prompt TEXT is required (at least one byte)");
     ckpt_param_table *t = NULL;

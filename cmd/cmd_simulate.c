@@ -79,32 +79,18 @@ int cmd_simulate(int argc, char **argv)
     }
     const char *url = NULL, *facs = NULL, *data = NULL, *state = NULL, *deadline = "60";
     long rounds = 0, threads = 0;
-    int init_from = argc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "--")) {
-            init_from = i + 1;
-            break;
-        } else if (!strcmp(a, "--store")) {
-            if (!(url = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--facilities")) {
-            if (!(facs = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--data")) {
-            if (!(data = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--state")) {
-            if (!(state = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--deadline")) {
-            if (!(deadline = cli_value(cmd, argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--rounds")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_long("--rounds", v, 1, 999999, &rounds)) return cli_report(cmd, XFFL_ERR_USAGE);
-        } else if (!strcmp(a, "--threads")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (xffl_parse_long("--threads", v, 1, 1024, &threads)) return cli_report(cmd, XFFL_ERR_USAGE);
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
+                            {"--facilities", CLI_STR, &facs, 0, 0, NULL},
+                            {"--data", CLI_STR, &data, 0, 0, NULL},
+                            {"--state", CLI_STR, &state, 0, 0, NULL},
+                            {"--deadline", CLI_STR, &deadline, 0, 0, NULL},
+                            {"--rounds", CLI_LONG, &rounds, 1, 999999, NULL},
+                            {"--threads", CLI_LONG, &threads, 1, 1024, NULL},
+                            {0}};
+    cli_args args = {.dashdash = 1};
+    int rc = cli_parse(cmd, argc, argv, opts, NULL, &args);
+    if (rc) return rc;
+    int init_from = args.rest;
     if (!url || !facs || !rounds || !data)
         return cli_usage_error(cmd, "--store, --facilities, --rounds and --data are required");
     /* N → f1..fN */
@@ -151,7 +137,7 @@ int cmd_simulate(int argc, char **argv)
     }
     char thr[16];
     snprintf(thr, sizeof thr, "%ld", threads);
-    int rc = 0;
+    rc = 0;
     for (;;) {
         pipe_version_ref ref;
         if ((st = pipe_latest_read(s, &ref)) != XFFL_OK) {
