@@ -62,12 +62,6 @@ static void help(void)
            ckpt_model_preset_names(), CKPT_ZSTD_DEFAULT_LEVEL);
 }
 
-static int flag(const char *arg, const char *name)
-{
-    size_t n = strlen(name);
-    return strncmp(arg, name, n) == 0 && (arg[n] == 0 || arg[n] == '=');
-}
-
 static void commas(int64_t v, char *out, size_t cap)
 {
     char digits[32];
@@ -149,62 +143,47 @@ int cmd_init(int argc, char **argv)
     long seed = 0;
     uint64_t part_size = 0;
     int dry = 0, unweighted = 0, no_nesterov = 0, keep_inner = 0;
-    /* Doubles left NaN-free: "set" flags say which were given. */
-    struct {
-        const char *name;
-        double v;
-        int set;
-    } dbl[] = {{"--outer-lr", 0, 0},  {"--outer-momentum", 0, 0}, {"--adam-beta1", 0, 0}, {"--adam-beta2", 0, 0}, {"--adam-eps", 0, 0},
-               {"--trim-fraction", 0, 0}, {"--clip-norm", 0, 0}, {"--lr", 0, 0},        {"--min-lr", 0, 0},     {"--weight-decay", 0, 0},
-               {"--grad-clip", 0, 0}, {"--beta1", 0, 0},          {"--beta2", 0, 0}};
+    /* Doubles are staged until --model and --algo have set the defaults; dset says which were given. */
     enum { OUTER_LR, MOMENTUM, ABETA1, ABETA2, AEPS, TRIM, CLIP, LR, MIN_LR, WD, GCLIP, BETA1, BETA2, NDBL };
-    struct {
-        const char *name;
-        long *v;
-        long lo, hi;
-    } ints[] = {{"--vocab", &vocab, 1, 65536},          {"--local-steps", &local_steps, 1, 100000000},
-                {"--quorum", &quorum, 1, PIPE_MAX_FACILITIES}, {"--seed", &seed, 0, INT64_MAX},
-                {"--warmup", &warmup, 0, 100000000},    {"--total-rounds", &total_rounds, 0, 100000000},
-                {"--batch", &batch, 1, 1000000},
-                {"--seq-len", &seq_len, 1, 1000000},    {"--threads", &threads, 1, 1024},
-                {"--level", &level, -7, 22}};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = cli_store_flag(C, argc, argv, &i, &sopt);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        int done = 0;
-        for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !done; k++)
-            if (flag(a, ints[k].name)) {
-                const char *v = cli_value(C, argc, argv, &i);
-                if (!v) return 2;
-                if (xffl_parse_long(ints[k].name, v, ints[k].lo, ints[k].hi, ints[k].v) != XFFL_OK)
-                    return cli_report(C, XFFL_ERR_USAGE);
-                done = 1;
-            }
-        for (int k = 0; k < NDBL && !done; k++)
-            if (flag(a, dbl[k].name)) {
-                const char *v = cli_value(C, argc, argv, &i);
-                if (!v) return 2;
-                if (xffl_parse_double(dbl[k].name, v, &dbl[k].v) != XFFL_OK) return cli_report(C, XFFL_ERR_USAGE);
-                dbl[k].set = 1;
-                done = 1;
-            }
-        if (done) continue;
-        const char **sv = flag(a, "--store") ? &url : flag(a, "--model") ? &preset : flag(a, "--facilities") ? &facilities
-                          : flag(a, "--algo") ? &algo : flag(a, "--encoding") ? &encoding : NULL;
-        if (sv) {
-            if (!(*sv = cli_value(C, argc, argv, &i))) return 2;
-        } else if (flag(a, "--part-size")) {
-            const char *v = cli_value(C, argc, argv, &i);
-            if (!v) return 2;
-            if (xffl_parse_size(v, &part_size) != XFFL_OK) return cli_report(C, XFFL_ERR_USAGE);
-        } else if (!strcmp(a, "--dry-run")) dry = 1;
-        else if (!strcmp(a, "--unweighted")) unweighted = 1;
-        else if (!strcmp(a, "--no-nesterov")) no_nesterov = 1;
-        else if (!strcmp(a, "--keep-inner-state")) keep_inner = 1;
-        else return cli_usage_error(C, "unknown argument '%s'", a);
-    }
+    double dv[NDBL] = {0};
+    int dset[NDBL] = {0};
+    const cli_opt opts[] = {
+        {"--store", CLI_STR, &url, 0, 0, NULL},
+        {"--model", CLI_STR, &preset, 0, 0, NULL},
+        {"--facilities", CLI_STR, &facilities, 0, 0, NULL},
+        {"--algo", CLI_STR, &algo, 0, 0, NULL},
+        {"--encoding", CLI_STR, &encoding, 0, 0, NULL},
+        {"--vocab", CLI_LONG, &vocab, 1, 65536, NULL},
+        {"--local-steps", CLI_LONG, &local_steps, 1, 100000000, NULL},
+        {"--quorum", CLI_LONG, &quorum, 1, PIPE_MAX_FACILITIES, NULL},
+        {"--seed", CLI_LONG, &seed, 0, INT64_MAX, NULL},
+        {"--warmup", CLI_LONG, &warmup, 0, 100000000, NULL},
+        {"--total-rounds", CLI_LONG, &total_rounds, 0, 100000000, NULL},
+        {"--batch", CLI_LONG, &batch, 1, 1000000, NULL},
+        {"--seq-len", CLI_LONG, &seq_len, 1, 1000000, NULL},
+        {"--threads", CLI_LONG, &threads, 1, 1024, NULL},
+        {"--level", CLI_LONG, &level, -7, 22, NULL},
+        {"--part-size", CLI_SIZE, &part_size, 0, 0, NULL},
+        {"--dry-run", CLI_FLAG, &dry, 0, 0, NULL},
+        {"--unweighted", CLI_FLAG, &unweighted, 0, 0, NULL},
+        {"--no-nesterov", CLI_FLAG, &no_nesterov, 0, 0, NULL},
+        {"--keep-inner-state", CLI_FLAG, &keep_inner, 0, 0, NULL},
+        {"--outer-lr", CLI_DOUBLE, &dv[OUTER_LR], 0, 0, &dset[OUTER_LR]},
+        {"--outer-momentum", CLI_DOUBLE, &dv[MOMENTUM], 0, 0, &dset[MOMENTUM]},
+        {"--adam-beta1", CLI_DOUBLE, &dv[ABETA1], 0, 0, &dset[ABETA1]},
+        {"--adam-beta2", CLI_DOUBLE, &dv[ABETA2], 0, 0, &dset[ABETA2]},
+        {"--adam-eps", CLI_DOUBLE, &dv[AEPS], 0, 0, &dset[AEPS]},
+        {"--trim-fraction", CLI_DOUBLE, &dv[TRIM], 0, 0, &dset[TRIM]},
+        {"--clip-norm", CLI_DOUBLE, &dv[CLIP], 0, 0, &dset[CLIP]},
+        {"--lr", CLI_DOUBLE, &dv[LR], 0, 0, &dset[LR]},
+        {"--min-lr", CLI_DOUBLE, &dv[MIN_LR], 0, 0, &dset[MIN_LR]},
+        {"--weight-decay", CLI_DOUBLE, &dv[WD], 0, 0, &dset[WD]},
+        {"--grad-clip", CLI_DOUBLE, &dv[GCLIP], 0, 0, &dset[GCLIP]},
+        {"--beta1", CLI_DOUBLE, &dv[BETA1], 0, 0, &dset[BETA1]},
+        {"--beta2", CLI_DOUBLE, &dv[BETA2], 0, 0, &dset[BETA2]},
+        {0}};
+    int rc = cli_parse(C, argc, argv, opts, &sopt, NULL);
+    if (rc) return rc;
     if (!preset) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
     if (!url && !dry) return cli_usage_error(C, "--store URL is required (or --dry-run)");
     ckpt_h5_set_verbose(cli_verbose);
@@ -235,8 +214,8 @@ int cmd_init(int argc, char **argv)
                              &f.algo.trim,     &f.algo.clip_norm, &f.inner.lr,    &f.inner.min_lr,    &f.inner.weight_decay,
                              &f.inner.grad_clip, &f.inner.beta1,  &f.inner.beta2};
     for (int k = 0; k < NDBL; k++)
-        if (dbl[k].set) *targets[k] = dbl[k].v;
-    if (dbl[LR].set && !dbl[MIN_LR].set && f.inner.min_lr > f.inner.lr) f.inner.min_lr = f.inner.lr / 10;
+        if (dset[k]) *targets[k] = dv[k];
+    if (dset[LR] && !dset[MIN_LR] && f.inner.min_lr > f.inner.lr) f.inner.min_lr = f.inner.lr / 10;
     if ((st = pipe_federation_validate(&f)) != XFFL_OK) {
         fprintf(stderr, "xffl init: %s\n", xffl_errmsg());
         return 2;

@@ -314,56 +314,35 @@ static int first_round_from_store(const char *url, const store_options *so, long
 static int parse_args(int argc, char **argv, submit_opts *o, store_options *so)
 {
     const char *cmd = "submit", *scheduler = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_store_flag(cmd, argc, argv, &i, so);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *a = argv[i], *v = NULL;
-        struct {
-            const char *name;
-            const char **dst;
-        } strs[] = {{"--scheduler", &scheduler},   {"--role", &o->role},         {"--store", &o->store_url},
-                    {"--facility", &o->facility},  {"--data", &o->data},         {"--state", &o->state},
-                    {"--partition", &o->partition}, {"--account", &o->account},  {"--time", &o->time_limit},
-                    {"--log-dir", &o->log_dir},    {"--after", &o->after},       {"--env-hook", &o->env_hook},
-                    {"--credentials", &o->credentials}, {"--templates", &o->templates}};
-        struct {
-            const char *name;
-            long *dst, min, max;
-        } nums[] = {{"--rounds", &o->rounds, 1, 10000},       {"--first-round", &o->first_round, 1, 999999},
-                    {"--gpus-per-node", &o->gpus, 0, 64},     {"--requeue-delay", &o->delay, 0, 86400 * 7},
-                    {"--deadline", &o->deadline, 0, 86400 * 365}};
-        int done = 0;
-        for (size_t k = 0; !done && k < sizeof strs / sizeof strs[0]; k++)
-            if (cli_is_flag(a, strs[k].name)) {
-                if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-                if (!*v) return cli_usage_error(cmd, "%s needs a value", strs[k].name);
-                *strs[k].dst = v;
-                done = 1;
-            }
-        for (size_t k = 0; !done && k < sizeof nums / sizeof nums[0]; k++)
-            if (cli_is_flag(a, nums[k].name)) {
-                if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-                if (xffl_parse_long(nums[k].name, v, nums[k].min, nums[k].max, nums[k].dst) != XFFL_OK)
-                    return cli_report(cmd, XFFL_ERR_USAGE);
-                done = 1;
-            }
-        if (done) continue;
-        if (!strcmp(a, "--dry-run")) {
-            o->dry_run = 1;
-        } else if (cli_is_flag(a, "--sbatch-arg")) {
-            if (!(v = cli_value(cmd, argc, argv, &i))) return 2;
-            if (o->n_sbatch_args >= MAX_EXTRA) return cli_usage_error(cmd, "too many --sbatch-arg (at most %d)", MAX_EXTRA);
-            o->sbatch_args[o->n_sbatch_args++] = v;
-        } else if (!strcmp(a, "--")) {
-            o->step_args = argv + i + 1;
-            o->n_step_args = argc - i - 1;
-            if (o->n_step_args > MAX_EXTRA) return cli_usage_error(cmd, "too many step arguments (at most %d)", MAX_EXTRA);
-            break;
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        }
-    }
+    /* Empty strings refused (lo 1): they would become empty sbatch or step arguments. */
+    const cli_opt opts[] = {{"--scheduler", CLI_STR, &scheduler, 1, 0, NULL},
+                            {"--role", CLI_STR, &o->role, 1, 0, NULL},
+                            {"--store", CLI_STR, &o->store_url, 1, 0, NULL},
+                            {"--facility", CLI_STR, &o->facility, 1, 0, NULL},
+                            {"--data", CLI_STR, &o->data, 1, 0, NULL},
+                            {"--state", CLI_STR, &o->state, 1, 0, NULL},
+                            {"--partition", CLI_STR, &o->partition, 1, 0, NULL},
+                            {"--account", CLI_STR, &o->account, 1, 0, NULL},
+                            {"--time", CLI_STR, &o->time_limit, 1, 0, NULL},
+                            {"--log-dir", CLI_STR, &o->log_dir, 1, 0, NULL},
+                            {"--after", CLI_STR, &o->after, 1, 0, NULL},
+                            {"--env-hook", CLI_STR, &o->env_hook, 1, 0, NULL},
+                            {"--credentials", CLI_STR, &o->credentials, 1, 0, NULL},
+                            {"--templates", CLI_STR, &o->templates, 1, 0, NULL},
+                            {"--rounds", CLI_LONG, &o->rounds, 1, 10000, NULL},
+                            {"--first-round", CLI_LONG, &o->first_round, 1, 999999, NULL},
+                            {"--gpus-per-node", CLI_LONG, &o->gpus, 0, 64, NULL},
+                            {"--requeue-delay", CLI_LONG, &o->delay, 0, 86400 * 7, NULL},
+                            {"--deadline", CLI_LONG, &o->deadline, 0, 86400 * 365, NULL},
+                            {"--dry-run", CLI_FLAG, &o->dry_run, 0, 0, NULL},
+                            {"--sbatch-arg", CLI_LIST, o->sbatch_args, 0, MAX_EXTRA, &o->n_sbatch_args},
+                            {0}};
+    cli_args args = {.dashdash = 1};
+    int rc = cli_parse(cmd, argc, argv, opts, so, &args);
+    if (rc) return rc;
+    o->step_args = argv + args.rest;
+    o->n_step_args = argc - args.rest;
+    if (o->n_step_args > MAX_EXTRA) return cli_usage_error(cmd, "too many step arguments (at most %d)", MAX_EXTRA);
     if (!scheduler) return cli_usage_error(cmd, "--scheduler slurm is required");
     if (strcmp(scheduler, "slurm"))
         return cli_usage_error(cmd, "unknown scheduler '%s' (slurm; for cron see pipelines/cron/)", scheduler);
