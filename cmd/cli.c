@@ -144,51 +144,6 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store
     return 0;
 }
 
-const char *cli_value(const char *cmd, int argc, char **argv, int *i)
-{
-    const char *opt = argv[*i];
-    const char *eq = strchr(opt, '=');
-    if (opt[0] == '-' && opt[1] == '-' && eq) return eq + 1; /* --flag=value */
-    if (*i + 1 >= argc) {
-        cli_usage_error(cmd, "option %s needs a value", opt);
-        return NULL;
-    }
-    return argv[++*i];
-}
-
-int cli_is_flag(const char *arg, const char *name)
-{
-    size_t n = strlen(name);
-    return strncmp(arg, name, n) == 0 && (arg[n] == 0 || arg[n] == '=');
-}
-
-int cli_store_flag(const char *cmd, int argc, char **argv, int *i, store_options *opt)
-{
-    const char *a = argv[*i];
-    long v;
-    double d;
-    if (cli_is_flag(a, "--jobs")) {
-        const char *val = cli_value(cmd, argc, argv, i);
-        if (!val || xffl_parse_long("--jobs", val, 1, 64, &v)) return val ? cli_report(cmd, XFFL_ERR_USAGE), -1 : -1;
-        opt->jobs = (int)v;
-        return 1;
-    }
-    if (cli_is_flag(a, "--retries")) {
-        const char *val = cli_value(cmd, argc, argv, i);
-        if (!val || xffl_parse_long("--retries", val, 0, 1000, &v)) return val ? cli_report(cmd, XFFL_ERR_USAGE), -1 : -1;
-        opt->retries = (int)v;
-        return 1;
-    }
-    if (cli_is_flag(a, "--retry-deadline")) {
-        const char *val = cli_value(cmd, argc, argv, i);
-        if (!val || xffl_parse_double("--retry-deadline", val, &d) || d < 0)
-            return val ? (cli_usage_error(cmd, "--retry-deadline needs seconds >= 0"), -1) : -1;
-        opt->retry_deadline = d;
-        return 1;
-    }
-    return 0;
-}
-
 int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt, const char **url, const char **path,
                      int64_t *version)
 {

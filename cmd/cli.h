@@ -62,17 +62,6 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store
     "  --retries N             retries for transient store errors (default 8)\n" \
     "  --retry-deadline SECS   stop retrying after this long (default 120)\n"
 
-/* The per-option helpers cli_parse replaces, while commands move to it. */
-/* Store-I/O flags shared by every command that takes --store:
- * --jobs N, --retries N, --retry-deadline SECONDS. If argv[*i] is one of them,
- * consumes it (and its value), fills opt and returns 1; returns 0 if not one;
- * returns -1 after printing a usage error. */
-int cli_store_flag(const char *cmd, int argc, char **argv, int *i, store_options *opt);
-/* Fetches the value of option argv[*i] (advancing *i), or prints a usage error and returns NULL. */
-const char *cli_value(const char *cmd, int argc, char **argv, int *i);
-
-/* 1 when arg is the long option name, alone or as name=value. */
-int cli_is_flag(const char *arg, const char *name);
 /* Arguments of commands that inspect one target (show, verify): PATH|FILE or
  * --store URL, [--version V|latest] (-1 = latest), and the store flags. Returns 0, or
  * the exit code after printing a usage error. */
