@@ -12,7 +12,8 @@
 # Batch 2 x 256 tokens per step (all runs): two facilities' parallel steps only add up
 # to the central run's sequential ones while a step's batch is below the critical
 # batch size; at 8 x 256 the federated runs learned like a central run with half the
-# steps (fedavg 1.23x at 1 M tokens), at 2 x 256 fedavg came within 1.09x at 300 K.
+# steps (fedavg 1.23x at 1 M tokens); at 2 x 256, 1.09-1.13x early but 1.17x at 1 M
+# (docs/federation.md, "Learning quality", has every figure).
 # About 30 minutes on 2 cores: XFFL_FVC_TOKENS, XFFL_FVC_MODEL, XFFL_FVC_SEQ shrink it
 # for a smoke run; XFFL_FVC_DILOCO adds outer flags to the diloco run.
 set -euo pipefail
