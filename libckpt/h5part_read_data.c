@@ -129,6 +129,11 @@ typedef struct {
     xffl_sha256_ctx *sha;
     size_t chunk_bytes; /* uncompressed bytes of one full chunk (fast layout) */
     int64_t nchunks;
+    /* The digest runs over out[0, hashed) and may go on to out[0, ready): bytes decoded
+     * in order; at most one hash task per dataset (hashing) at a time. Guarded by the
+     * critical section "ckpt_h5_hash". */
+    size_t hashed, ready;
+    int hashing;
 } job;
 
 /* Up to one slot set of consecutive chunks [c0, c1) of one dataset. */
@@ -238,67 +243,103 @@ static void fetch_window(ckpt_h5_reader *r, window w, ckpt_slot *set)
     }
 }
 
-/* Feeds bytes [a, b) of j's output to its digest, after every earlier range. */
-static void spawn_hash(job *j, size_t a, size_t b)
+/* One dataset's digest: hashes whatever is ready, in order, until nothing is left. */
+static void hash_runner(job *j)
+{
+    for (;;) {
+        size_t a, b;
+#pragma omp critical(ckpt_h5_hash)
+        {
+            a = j->hashed, b = j->ready;
+            if (a == b) j->hashing = 0;
+        }
+        if (a == b) return;
+        xffl_sha256_update(j->sha, (const uint8_t *)j->q->out + a, b - a);
+#pragma omp critical(ckpt_h5_hash)
+        j->hashed = b;
+    }
+}
+
+/* Marks out[0, b) of j decoded: its hash task takes it on, or one is started. Task
+ * dependences would order this too, but GCC 12's libgomp leaked the records of tasks
+ * with depend clauses under OMP_WAIT_POLICY=passive. */
+static void spawn_hash(job *j, size_t b)
 {
     if (b > (size_t)j->info.raw_bytes) b = (size_t)j->info.raw_bytes;
-    const uint8_t *out = j->q->out;
-#pragma omp task depend(inout: j->sha) firstprivate(j, a, b, out)
-    xffl_sha256_update(j->sha, out + a, b - a);
+    int start;
+#pragma omp critical(ckpt_h5_hash)
+    {
+        j->ready = b;
+        start = !j->hashing;
+        j->hashing = 1;
+    }
+    if (start) {
+#pragma omp task firstprivate(j)
+        hash_runner(j);
+    }
 }
 
-static void spawn_window_hash(window w)
+static void spawn_window_hash(window w) { spawn_hash(w.j, (size_t)w.c1 * w.j->chunk_bytes); }
+
+/* Fetches window w into set: raw chunks for the threaded layout; a dataset HDF5 must
+ * decode itself is read whole here (its "window" is the dataset) and hashed at once. */
+static void fetch(ckpt_h5_reader *r, window w, ckpt_slot *set)
 {
-    if (w.j) spawn_hash(w.j, (size_t)w.c0 * w.j->chunk_bytes, (size_t)w.c1 * w.j->chunk_bytes);
+    job *j = w.j;
+    if (j->lay.fast) {
+        fetch_window(r, w, set);
+    } else if (H5Dread(j->ds, ckpt_h5_mem_type(j->info.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, (void *)j->q->out) < 0) {
+        ckpt_pipeline_err(&r->pl, xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: cannot read or decode", r->path,
+                                            j->q->path));
+    } else {
+        spawn_hash(j, (size_t)j->info.raw_bytes);
+    }
 }
 
-/* The batch, in order. Window g uses slot set g % 2; before refilling a set this
- * thread waits only for that set's decode tasks (taskwait depend), then hands the
- * window they decoded to a hash task: hashes never hold up fetching. */
+/* The batch as one list of windows. Window g is decoded from slot set g % 2 by tasks
+ * while this thread fetches window g+1 into the other set; the taskgroup waits for
+ * those decode tasks only, and then window g goes to its dataset's hash task: created
+ * outside the taskgroup, hashes never hold up fetching. */
 static void run(ckpt_h5_reader *r, job *jobs, int n)
 {
     ckpt_pipeline *p = &r->pl;
-    char set_busy[2] = {0, 0}; /* dependence objects only: decode tasks "read" them */
-    window pending[2] = {{0}};
-    int64_t g = 0;
+    int64_t nw = 0;
+    for (int i = 0; i < n; i++) nw += jobs[i].lay.fast ? (jobs[i].nchunks + p->w - 1) / p->w : 1;
+    window *wins = calloc((size_t)nw, sizeof *wins);
+    if (!wins) {
+        ckpt_pipeline_err(p, xffl_fail(XFFL_ERR_NOMEM, "%s: %lld chunk windows", r->path, (long long)nw));
+        return;
+    }
+    int64_t k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!jobs[i].lay.fast) {
+            wins[k++] = (window){&jobs[i], 0, 0};
+            continue;
+        }
+        for (int64_t c0 = 0; c0 < jobs[i].nchunks; c0 += p->w)
+            wins[k++] = (window){&jobs[i], c0, c0 + p->w < jobs[i].nchunks ? c0 + p->w : jobs[i].nchunks};
+    }
 #pragma omp parallel num_threads(r->threads)
 #pragma omp single
     {
-        for (int i = 0; i < n && p->err == XFFL_OK; i++) {
-            job *j = &jobs[i];
-            if (!j->lay.fast) {
-                if (H5Dread(j->ds, ckpt_h5_mem_type(j->info.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, (void *)j->q->out) < 0)
-                    ckpt_pipeline_err(p, xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: cannot read or decode", r->path,
-                                                   j->q->path));
-                else
-                    spawn_hash(j, 0, (size_t)j->info.raw_bytes);
-                continue;
-            }
-            for (int64_t c0 = 0; c0 < j->nchunks && p->err == XFFL_OK; c0 += p->w) {
-                const int s = (int)(g % 2);
-                window w = {j, c0, c0 + p->w < j->nchunks ? c0 + p->w : j->nchunks};
-#pragma omp taskwait depend(inout: set_busy[s])
-                spawn_window_hash(pending[s]);
-                pending[s] = w;
-                ckpt_slot *set = &p->slots[s * p->w];
-                fetch_window(r, w, set);
-                void *pad = p->pad[s];
-                for (int64_t c = w.c0; c < w.c1 && p->err == XFFL_OK; c++) {
-#pragma omp task depend(in: set_busy[s]) firstprivate(c, set, pad, j, w)
-                    decode_chunk(r, j, &set[c - w.c0], c, pad);
+        fetch(r, wins[0], &p->slots[0]);
+        for (int64_t g = 0; g < nw && p->err == XFFL_OK; g++) {
+            const window w = wins[g];
+            ckpt_slot *set = &p->slots[(g % 2) * p->w];
+            void *pad = p->pad[g % 2];
+#pragma omp taskgroup
+            {
+                for (int64_t c = w.c0; w.j->lay.fast && c < w.c1; c++) {
+#pragma omp task firstprivate(c, set, pad, w)
+                    decode_chunk(r, w.j, &set[c - w.c0], c, pad);
                 }
-                g++;
+                if (g + 1 < nw) fetch(r, wins[g + 1], &p->slots[((g + 1) % 2) * p->w]);
             }
-        }
-        /* the older pending window first: a dataset's ranges must be hashed in order */
-        for (int k = 0; k < 2; k++) {
-            const int s = (int)((g + k) % 2);
-#pragma omp taskwait depend(inout: set_busy[s])
-            if (p->err == XFFL_OK) spawn_window_hash(pending[s]);
+            if (w.j->lay.fast && p->err == XFFL_OK) spawn_window_hash(w);
         }
 #pragma omp taskwait
     }
-    (void)set_busy;
+    free(wins);
 }
 
 xffl_status ckpt_h5_read_many(ckpt_h5_reader *r, int n, const ckpt_h5_request *req)
