@@ -9,7 +9,7 @@
 #include "pipelines/version.h"
 
 xffl_status cli_model_load(const char *url, const store_options *so, const char *version, ckpt_param_table **t,
-                           float **params, int64_t *version_out)
+                           float **params, pipe_version_ref *ref_out)
 {
     *t = NULL;
     *params = NULL;
@@ -33,7 +33,7 @@ xffl_status cli_model_load(const char *url, const store_options *so, const char 
         float *slabs[] = {*params};
         XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &ref, *t, 1, groups, slabs, NULL), out);
     }
-    if (version_out) *version_out = ref.version;
+    if (ref_out) *ref_out = ref;
 out:
     if (st != XFFL_OK) {
         free(*params);

@@ -7,13 +7,13 @@
 #include <stdint.h>
 #include "common/status.h"
 #include "libckpt/model.h"
+#include "pipelines/version.h"
 #include "storage/store.h"
 
-/* version: "latest" or a number. Caller owns *t (ckpt_param_table_free) and *params (free).
+/* version: "latest" or a number. Caller owns *t (ckpt_param_table_free) and *params (free);
+ * *ref (may be NULL) receives the version loaded: number, INDEX key and INDEX sha.
  * USAGE naming --version when it is neither. */
 xffl_status cli_model_load(const char *url, const store_options *so, const char *version, ckpt_param_table **t,
-                           float **params, int64_t *version_out);
-
-
+                           float **params, pipe_version_ref *ref_out);
 
 #endif

@@ -74,9 +74,9 @@ int cmd_eval(int argc, char **argv)
     float *p = NULL;
     kern_model *m = NULL;
     shard_src src = {0};
-    int64_t v = -1;
+    pipe_version_ref ref = {.version = -1};
     double loss = 0;
-    xffl_status st = cli_model_load(url, &so, ver, &t, &p, &v);
+    xffl_status st = cli_model_load(url, &so, ver, &t, &p, &ref);
     if (st == XFFL_OK && T == 0) T = t->cfg.max_seq_len < 256 ? t->cfg.max_seq_len : 256;
     if (st == XFFL_OK && T > t->cfg.max_seq_len)
         st = xffl_fail(XFFL_ERR_USAGE, "--seq-len %ld exceeds the model's max_seq_len %d", T, t->cfg.max_seq_len);
@@ -93,7 +93,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (st == XFFL_OK) st = kern_set_params(m, p);
     if (st == XFFL_OK) {
-        fprintf(stderr, "xffl eval: v%06lld on %s: %ld batches of %ld x %ld tokens\n", (long long)v, glob, batches, B,
+        fprintf(stderr, "xffl eval: v%06lld on %s: %ld batches of %ld x %ld tokens\n", (long long)ref.version, glob, batches, B,
                 T);
         st = kern_eval(m, (int)B, (int)T, (int)batches, next_batch, &src, &loss);
     }
@@ -101,10 +101,10 @@ int cmd_eval(int argc, char **argv)
         int64_t ntok = (int64_t)batches * B * T;
         if (cli_json)
             printf("{\"version\":%lld,\"loss\":%.6f,\"perplexity\":%.6f,\"bits_per_token\":%.6f,\"tokens\":%lld}\n",
-                   (long long)v, loss, exp(loss), loss / log(2.0), (long long)ntok);
+                   (long long)ref.version, loss, exp(loss), loss / log(2.0), (long long)ntok);
         else
             printf("v%06lld: loss %.4f nats/token, perplexity %.4f, %.4f bits/token over %lld tokens\n",
-                   (long long)v, loss, exp(loss), loss / log(2.0), (long long)ntok);
+                   (long long)ref.version, loss, exp(loss), loss / log(2.0), (long long)ntok);
     }
     pipe_shards_close(src.sh);
     kern_model_free(m);

@@ -52,8 +52,8 @@ int cmd_export(int argc, char **argv)
     if (!out) return cli_usage_error(cmd, "OUT.bin is required");
     ckpt_param_table *t = NULL;
     float *p = NULL;
-    int64_t v = -1;
-    xffl_status st = cli_model_load(url, &so, ver, &t, &p, &v);
+    pipe_version_ref ref = {.version = -1};
+    xffl_status st = cli_model_load(url, &so, ver, &t, &p, &ref);
     if (st == XFFL_OK) st = kern_llama2c_check(&t->cfg);
     if (st == XFFL_OK) st = kern_export_llama2c(t, p, out);
     char tok[4200] = "";
@@ -70,10 +70,10 @@ int cmd_export(int argc, char **argv)
     }
     if (st == XFFL_OK) {
         if (cli_json)
-            printf("{\"version\":%lld,\"format\":\"llama2c\",\"out\":\"%s\",\"tokenizer\":\"%s\"}\n", (long long)v, out,
+            printf("{\"version\":%lld,\"format\":\"llama2c\",\"out\":\"%s\",\"tokenizer\":\"%s\"}\n", (long long)ref.version, out,
                    tok);
         else
-            printf("exported v%06lld to %s%s%s\n", (long long)v, out, tok[0] ? " and " : "", tok);
+            printf("exported v%06lld to %s%s%s\n", (long long)ref.version, out, tok[0] ? " and " : "", tok);
     }
     free(p);
     ckpt_param_table_free(t);

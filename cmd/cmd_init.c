@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd/cli.h"
+#include "cmd/cli_model.h"
 #include "common/util.h"
 #include "libckpt/h5part.h"
 #include "libckpt/model.h"
@@ -18,7 +19,7 @@ static void help(void)
            "\n"
            "Creates a federation in an empty store: federation.h5 (every setting that\n"
            "changes a round's result; train and aggregate read them from there), version 0\n"
-           "(the initial weights from --seed, split into parts) and LATEST. Refuses a store\n"
+           "(the initial weights from --seed or --from, split into parts) and LATEST. Refuses a store\n"
            "that already holds federation.h5. Same flags give byte-identical stores.\n"
            "\n"
            "model and federation:\n"
@@ -30,6 +31,11 @@ static void help(void)
            "  --local-steps H         optimizer steps per facility per round (100)\n"
            "  --quorum K              deltas needed per round (default: all facilities)\n"
            "  --seed S                initialisation seed (0)\n"
+           "  --from URL              version 0's weights from a version of another store\n"
+           "                          (fine-tuning, or continuing a central pre-training run);\n"
+           "                          its model must match --model/--vocab; every digest is\n"
+           "                          verified; version 0's INDEX names it (init_from)\n"
+           "  --from-version V        which version of --from (latest)\n"
            "  --part-size N           uncompressed bytes per version part, K/M/G (1G)\n"
            "  --level L               zstd level of every part (%d)\n"
            "  --dry-run               print the layout, parameter count and part plan; write nothing\n"
@@ -57,8 +63,8 @@ static void help(void)
            "  --threads N             compression threads (default: all cores)\n"
            "\n"
            "Prints the version it wrote on stdout (--json: one object).\n"
-           "exit codes: 0 done, 1 failed (store already a federation, I/O), 2 usage,\n"
-           "74 store unreachable.\n",
+           "exit codes: 0 done, 1 failed (store already a federation, I/O, --from missing),\n"
+           "2 usage, 65 --from's model is another or fails a digest, 74 store unreachable.\n",
            ckpt_model_preset_names(), CKPT_ZSTD_DEFAULT_LEVEL);
 }
 
@@ -77,16 +83,36 @@ static void commas(int64_t v, char *out, size_t cap)
 typedef struct {
     const ckpt_param_table *t;
     uint64_t seed;
+    const float *from; /* --from's model slab, or NULL: initialise from seed */
 } init_src;
 
 static xffl_status init_tensor(void *ctx, int group, int index, float *out)
 {
     init_src *src = ctx;
-    if (group == 0)
+    const ckpt_param *p = &src->t->params[index];
+    if (group == 0 && src->from)
+        memcpy(out, src->from + p->offset, (size_t)p->numel * sizeof *out);
+    else if (group == 0)
         ckpt_param_init(src->t, index, src->seed, out);
     else /* outer optimizer state starts at zero */
-        memset(out, 0, (size_t)src->t->params[index].numel * sizeof *out);
+        memset(out, 0, (size_t)p->numel * sizeof *out);
     return XFFL_OK;
+}
+
+/* --from's model must be the one --model/--vocab describe: INVALID naming both. */
+static xffl_status check_same_model(const char *from, const ckpt_model_config *a, const pipe_federation *f)
+{
+    const ckpt_model_config *b = &f->model;
+    if (a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads &&
+        a->hidden_dim == b->hidden_dim && a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
+        a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta)
+        return XFFL_OK;
+    return xffl_fail(XFFL_ERR_INVALID,
+                     "--from %s: its model (dim %d, %d layers, %d/%d heads, hidden %d, vocab %d, max_seq_len %d) "
+                     "is not --model %s (dim %d, %d layers, %d/%d heads, hidden %d, vocab %d, max_seq_len %d)",
+                     from, a->dim, a->n_layers, a->n_heads, a->n_kv_heads, a->hidden_dim, a->vocab_size,
+                     a->max_seq_len, f->preset, b->dim, b->n_layers, b->n_heads, b->n_kv_heads, b->hidden_dim,
+                     b->vocab_size, b->max_seq_len);
 }
 
 static void print_plan(const pipe_federation *f, const ckpt_param_table *t, int n_groups, const char *const *groups,
@@ -139,6 +165,7 @@ int cmd_init(int argc, char **argv)
     store_options sopt;
     store_options_default(&sopt);
     const char *url = NULL, *preset = NULL, *facilities = NULL, *algo = NULL, *encoding = NULL;
+    const char *from = NULL, *from_version = NULL;
     long vocab = 0, local_steps = -1, quorum = -1, warmup = -1, total_rounds = -1, batch = -1, seq_len = -1, threads = 0, level = 0;
     long seed = 0;
     uint64_t part_size = 0;
@@ -153,6 +180,8 @@ int cmd_init(int argc, char **argv)
         {"--facilities", CLI_STR, &facilities, 0, 0, NULL},
         {"--algo", CLI_STR, &algo, 0, 0, NULL},
         {"--encoding", CLI_STR, &encoding, 0, 0, NULL},
+        {"--from", CLI_STR, &from, 0, 0, NULL},
+        {"--from-version", CLI_STR, &from_version, 0, 0, NULL},
         {"--vocab", CLI_LONG, &vocab, 1, 65536, NULL},
         {"--local-steps", CLI_LONG, &local_steps, 1, 100000000, NULL},
         {"--quorum", CLI_LONG, &quorum, 1, PIPE_MAX_FACILITIES, NULL},
@@ -186,6 +215,7 @@ int cmd_init(int argc, char **argv)
     if (rc) return rc;
     if (!preset) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
     if (!url && !dry) return cli_usage_error(C, "--store URL is required (or --dry-run)");
+    if (from_version && !from) return cli_usage_error(C, "--from-version needs --from URL");
     ckpt_h5_set_verbose(cli_verbose);
 
     pipe_federation f;
@@ -221,7 +251,8 @@ int cmd_init(int argc, char **argv)
         return 2;
     }
 
-    ckpt_param_table *t = NULL;
+    ckpt_param_table *t = NULL, *from_t = NULL;
+    float *from_slab = NULL;
     pipe_part_plan plan = {0};
     store *s = NULL;
     int n_groups = 1 + pipe_algo_state_count(f.algo.kind);
@@ -233,12 +264,23 @@ int cmd_init(int argc, char **argv)
         print_plan(&f, t, n_groups, groups, &plan);
         goto out;
     }
+    char from_line[PIPE_KEY_MAX + 1024] = "";
+    if (from) {
+        pipe_version_ref from_ref;
+        fprintf(stderr, "xffl init: reading version 0's weights from %s (%s)\n", from,
+                from_version ? from_version : "latest");
+        XFFL_CHECK_GOTO(st, cli_model_load(from, &sopt, from_version, &from_t, &from_slab, &from_ref), out);
+        if ((st = check_same_model(from, &from_t->cfg, &f)) != XFFL_OK) goto out;
+        snprintf(from_line, sizeof from_line, "%s v%06lld %s %s", from, (long long)from_ref.version,
+                 from_ref.index_key, from_ref.index_sha);
+    }
     XFFL_CHECK_GOTO(st, store_open(url, &sopt, &s), out);
     char fed_sha[XFFL_SHA256_HEX];
     double t0 = xffl_now();
     XFFL_CHECK_GOTO(st, pipe_federation_publish(s, &f, fed_sha), out);
     if (cli_verbose) fprintf(stderr, "xffl init: wrote %s (sha256 %s)\n", PIPE_FEDERATION_KEY, fed_sha);
-    init_src src = {t, f.seed};
+    init_src src = {t, f.seed, from_slab};
+    const char *ek[] = {"init_from"}, *ev[] = {from_line};
     pipe_version_spec spec = {.version = 0,
                               .parent = -1,
                               .round = 0,
@@ -249,7 +291,10 @@ int cmd_init(int argc, char **argv)
                               .groups = groups,
                               .part_size = f.part_size,
                               .level = f.zstd_level,
-                              .threads = (int)threads};
+                              .threads = (int)threads,
+                              .n_extra = from ? 1 : 0,
+                              .extra_keys = ek,
+                              .extra_values = ev};
     fprintf(stderr, "xffl init: writing version 0 of %s (%d parts) to %s\n", f.preset, plan.n_parts, store_url(s));
     pipe_version_result res;
     XFFL_CHECK_GOTO(st, pipe_version_publish(s, t, &spec, init_tensor, &src, &res), out);
@@ -266,6 +311,8 @@ int cmd_init(int argc, char **argv)
                res.stored_bytes ? (double)res.raw_bytes / (double)res.stored_bytes : 0.0, dt);
 out:
     pipe_part_plan_free(&plan);
+    free(from_slab);
+    ckpt_param_table_free(from_t);
     ckpt_param_table_free(t);
     store_close(s);
     return cli_report(C, st);

@@ -59,12 +59,12 @@ int cmd_sample(int argc, char **argv)
     ckpt_param_table *t = NULL;
     float *p = NULL;
     kern_model *m = NULL;
-    int64_t v = -1;
+    pipe_version_ref ref = {.version = -1};
     size_t np = strlen(prompt);
     int32_t *ids = malloc(np * sizeof *ids), *out = malloc(((size_t)tokens + 1) * sizeof *out);
     char *text = malloc((size_t)tokens + 1);
     xffl_status st = ids && out && text ? XFFL_OK : xffl_fail(XFFL_ERR_NOMEM, "sample buffers");
-    if (st == XFFL_OK) st = cli_model_load(url, &so, ver, &t, &p, &v);
+    if (st == XFFL_OK) st = cli_model_load(url, &so, ver, &t, &p, &ref);
     if (st == XFFL_OK && t->cfg.vocab_size != 256)
         st = xffl_fail(XFFL_ERR_UNSUPPORTED, "sample: vocabulary %d is not the byte-level 256 this command decodes",
                        t->cfg.vocab_size);
@@ -76,7 +76,7 @@ int cmd_sample(int argc, char **argv)
     if (st == XFFL_OK) {
         kern_tok_encode(prompt, np, ids);
         kern_sample_options so2 = {.temperature = (float)temp, .seed = (uint64_t)seed, .tokens = (int)tokens};
-        fprintf(stderr, "xffl sample: v%06lld, %zu prompt bytes, %ld to generate (temperature %g)\n", (long long)v, np,
+        fprintf(stderr, "xffl sample: v%06lld, %zu prompt bytes, %ld to generate (temperature %g)\n", (long long)ref.version, np,
                 tokens, temp);
         st = kern_sample(m, t->cfg.max_seq_len, ids, (int)np, &so2, out);
     }

@@ -90,6 +90,23 @@ expect_rc 0 $X verify --store "$S"            # LATEST's version is complete
 expect_rc 0 $X verify --all --store "$S"
 grep -q '^ok:' "$T/out" || fail "verify --all"
 
+# init --from: a new federation (different facilities and algorithm) starting from v4's
+# model, every tensor digest equal, its INDEX naming the source; a different model refused
+S2=$T/store-from
+expect_rc 0 $X init --store "$S2" --model tiny --facilities gamma --algo fedavg --local-steps 2 --batch 2 \
+  --seq-len 32 --from "$S" --from-version 4
+idx4=$S/versions/v000004/$(cut -d' ' -f2 "$S/LATEST")   # round 4's quorums left two INDEXes
+diff <(grep '^tensor model/' "$idx4") <(grep -h '^tensor model/' "$S2"/versions/v000000/INDEX-*) \
+  || fail "init --from: version 0's tensors differ from the source version's"
+grep -q "^init_from=$S v000004 versions/v000004/$(cut -d' ' -f2 "$S/LATEST") " "$S2"/versions/v000000/INDEX-* || fail "init --from: no init_from line"
+expect_rc 0 $X verify --store "$S2"
+$X train --store "$S2" --facility gamma --data "$T/data/alpha/*_train_*.bin" --threads 1 >/dev/null 2>&1 \
+  || fail "train on a federation made with init --from"
+expect_rc 0 $X aggregate --store "$S2"
+expect_rc 65 $X init --store "$T/store-bad" --model small --from "$S"
+grep -q "is not --model small" "$T/err" || { cat "$T/err"; fail "init --from with another model: no clear error"; }
+[ ! -e "$T/store-bad" ] || fail "init --from with another model wrote a store"
+
 # status and gc
 $X status --store "$S" --json >"$T/st.json"
 grep -q '"round": 4, "done": true' "$T/st.json" || { cat "$T/st.json"; fail "status --json"; }
