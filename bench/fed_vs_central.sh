@@ -16,6 +16,9 @@
 # (docs/federation.md, "Learning quality", has every figure).
 # About 30 minutes on 2 cores: XFFL_FVC_TOKENS, XFFL_FVC_MODEL, XFFL_FVC_SEQ shrink it
 # for a smoke run; XFFL_FVC_DILOCO adds outer flags to the diloco run.
+# XFFL_FVC_PRETRAIN=N first trains centrally on the union for N tokens and starts all
+# four runs from that model (init --from), as DiLoCo and XFFL start from a pretrained
+# model; the default, 0, trains everything from the same random initialisation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${XFFL_BUILD:-build}
@@ -27,6 +30,8 @@ H=${XFFL_FVC_H:-50}
 BATCH=${XFFL_FVC_BATCH:-2}
 SEQ=${XFFL_FVC_SEQ:-256}
 LR=${XFFL_FVC_LR:-1e-3}
+PRETRAIN=${XFFL_FVC_PRETRAIN:-0}
+pre_rounds=0
 W=${XFFL_FVC_DIR:-$(mktemp -d)}
 [ -n "${XFFL_FVC_DIR:-}" ] || trap 'rm -rf "$W"' EXIT
 per_round=$(( 2 * H * BATCH * SEQ ))
@@ -49,24 +54,39 @@ done
 # as DiLoCo's workers do; a schedule restarting every round re-warms a facility's
 # H = 50 steps twice as often as the central run's 100.
 common=(--model "$MODEL" --batch "$BATCH" --seq-len "$SEQ" --lr "$LR" --min-lr "$(echo "$LR" | awk '{print $1/10}')" --seed 7
-        --total-rounds "$ROUNDS" --keep-inner-state)
+        --keep-inner-state)
+start=()
+train_rounds() { # name facilities data-pattern H threads rounds init-flags...
+  local name=$1 facs=$2 data=$3 h=$4 thr=$5 rounds=$6; shift 6
+  local t0; t0=$(date +%s)
+  "$X" simulate --store "$W/$name" --facilities "$facs" --rounds "$rounds" --data "$data" --threads "$thr" \
+    --state "$W/state-$name/{facility}" -- "${common[@]}" --total-rounds "$rounds" --local-steps "$h" "$@" >&2
+  log "$name: $rounds rounds in $(( $(date +%s) - t0 ))s"
+}
 run() { # name facilities data-pattern H threads init-flags...
   local name=$1 facs=$2 data=$3 h=$4 thr=$5; shift 5
-  local t0; t0=$(date +%s)
-  "$X" simulate --store "$W/$name" --facilities "$facs" --rounds "$ROUNDS" --data "$data" --threads "$thr" \
-    --state "$W/state-$name/{facility}" -- "${common[@]}" --local-steps "$h" "$@" >&2
-  log "$name: $ROUNDS rounds in $(( $(date +%s) - t0 ))s"
+  train_rounds "$name" "$facs" "$data" "$h" "$thr" "$ROUNDS" ${start[@]+"${start[@]}"} "$@"
   "$X" eval --store "$W/$name" --data "$W/data/*/*_val_*.bin" --json 2>/dev/null | grep -o '"loss": *[0-9.eE+-]*' | head -1 | sed 's/.*: *//'
 }
 fedthr=$(( CORES / 2 > 0 ? CORES / 2 : 1 ))
+if [ "$PRETRAIN" -gt 0 ]; then
+  pre_rounds=$(( (PRETRAIN + per_round - 1) / per_round ))
+  log "pretraining centrally: $pre_rounds rounds of $per_round tokens"
+  train_rounds pretrained central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" "$pre_rounds" --algo fedavg
+  pre_loss=$("$X" eval --store "$W/pretrained" --data "$W/data/*/*_val_*.bin" --json 2>/dev/null | grep -o '"loss": *[0-9.eE+-]*' | head -1 | sed 's/.*: *//')
+  log "pretrained: loss $pre_loss after $(( pre_rounds * per_round )) tokens"
+  start=(--from "$W/pretrained")
+fi
 log "$MODEL, $ROUNDS rounds of $per_round tokens ($(( ROUNDS * per_round )) in all), H=$H, B=$BATCH, T=$SEQ"
 central=$(run central central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" --algo fedavg)
 diloco=$(run diloco copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo diloco ${XFFL_FVC_DILOCO:-})
 fedavg=$(run fedavg copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo fedavg)
 plain=$(run plain copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo fedavg --unweighted)
 awk -v d="$diloco" -v f="$fedavg" -v p="$plain" -v c="$central" -v tok=$(( ROUNDS * per_round )) -v r="$ROUNDS" \
-    -v m="$MODEL" -v h="$H" -v b="$BATCH" -v t="$SEQ" 'BEGIN {
+    -v m="$MODEL" -v h="$H" -v b="$BATCH" -v t="$SEQ" -v pt=$(( PRETRAIN > 0 ? pre_rounds * per_round : 0 )) \
+    -v pl="${pre_loss:-null}" 'BEGIN {
   printf "{\"bench\": \"fed_vs_central\", \"value\": %.4f, \"unit\": \"nats/byte\", \"ref_name\": \"central\", \"ref\": %.4f, \"ratio\": %.4f, ", d, c, d / c
   printf "\"diloco\": %.4f, \"fedavg\": %.4f, \"plain_mean\": %.4f, \"central\": %.4f, ", d, f, p, c
   printf "\"target_ratio\": 1.05, \"meets_target\": %s, \"central_below_2_5\": %s, ", (d / c <= 1.05) ? "true" : "false", (c < 2.5) ? "true" : "false"
-  printf "\"model\": \"%s\", \"tokens\": %d, \"rounds\": %d, \"local_steps\": %d, \"batch\": %d, \"seq_len\": %d}\n", m, tok, r, h, b, t }'
+  printf "\"model\": \"%s\", \"tokens\": %d, \"rounds\": %d, \"local_steps\": %d, \"batch\": %d, \"seq_len\": %d, ", m, tok, r, h, b, t
+  printf "\"pretrain_tokens\": %d, \"pretrained_loss\": %s}\n", pt, pl }'
