@@ -6,6 +6,9 @@
 #   - centralized: one trainer on the union of both corpora (shards interleaved sequence
 #     by sequence), the same tokens and inner hyper-parameters, H = 100 per round (the
 #     two facilities' steps of a round), fedavg of one = plain training
+#   - centralized with the same number of steps as each facility (batch 2B, H a round):
+#     central_same_steps, beside the target's reference, to tell the cost of federating
+#     from the cost of taking half as many optimizer steps
 # and evaluated on the union of both facilities' held-out data (nats per byte: the
 # tokenizer is byte-level). value = diloco's loss, ref = central's, ratio = value/ref
 # (target <= 1.05; central must reach < 2.5 for the comparison to mean anything).
@@ -53,14 +56,14 @@ done
 # whole run (warm-up once, cosine over every round) and AdamW state kept across rounds,
 # as DiLoCo's workers do; a schedule restarting every round re-warms a facility's
 # H = 50 steps twice as often as the central run's 100.
-common=(--model "$MODEL" --batch "$BATCH" --seq-len "$SEQ" --lr "$LR" --min-lr "$(echo "$LR" | awk '{print $1/10}')" --seed 7
+common=(--model "$MODEL" --seq-len "$SEQ" --lr "$LR" --min-lr "$(echo "$LR" | awk '{print $1/10}')" --seed 7
         --keep-inner-state)
 start=()
-train_rounds() { # name facilities data-pattern H threads rounds init-flags...
+train_rounds() { # name facilities data-pattern H threads rounds init-flags... (a later --batch wins)
   local name=$1 facs=$2 data=$3 h=$4 thr=$5 rounds=$6; shift 6
   local t0; t0=$(date +%s)
   "$X" simulate --store "$W/$name" --facilities "$facs" --rounds "$rounds" --data "$data" --threads "$thr" \
-    --state "$W/state-$name/{facility}" -- "${common[@]}" --total-rounds "$rounds" --local-steps "$h" "$@" >&2
+    --state "$W/state-$name/{facility}" -- "${common[@]}" --batch "$BATCH" --total-rounds "$rounds" --local-steps "$h" "$@" >&2
   log "$name: $rounds rounds in $(( $(date +%s) - t0 ))s"
 }
 run() { # name facilities data-pattern H threads init-flags...
@@ -79,14 +82,18 @@ if [ "$PRETRAIN" -gt 0 ]; then
 fi
 log "$MODEL, $ROUNDS rounds of $per_round tokens ($(( ROUNDS * per_round )) in all), H=$H, B=$BATCH, T=$SEQ"
 central=$(run central central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" --algo fedavg)
+# The same tokens in the same number of steps as each facility: twice the batch, H steps
+# a round (what synchronous data parallelism over both facilities would do each step).
+same_steps=$(run central-same-steps central "$W/data/*/*_train_*.bin" "$H" "$CORES" --algo fedavg --batch $(( 2 * BATCH )))
 diloco=$(run diloco copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo diloco ${XFFL_FVC_DILOCO:-})
 fedavg=$(run fedavg copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo fedavg)
 plain=$(run plain copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo fedavg --unweighted)
-awk -v d="$diloco" -v f="$fedavg" -v p="$plain" -v c="$central" -v tok=$(( ROUNDS * per_round )) -v r="$ROUNDS" \
+awk -v d="$diloco" -v f="$fedavg" -v p="$plain" -v c="$central" -v c2="$same_steps" -v tok=$(( ROUNDS * per_round )) -v r="$ROUNDS" \
     -v m="$MODEL" -v h="$H" -v b="$BATCH" -v t="$SEQ" -v pt=$(( PRETRAIN > 0 ? pre_rounds * per_round : 0 )) \
     -v pl="${pre_loss:-null}" 'BEGIN {
   printf "{\"bench\": \"fed_vs_central\", \"value\": %.4f, \"unit\": \"nats/byte\", \"ref_name\": \"central\", \"ref\": %.4f, \"ratio\": %.4f, ", d, c, d / c
   printf "\"diloco\": %.4f, \"fedavg\": %.4f, \"plain_mean\": %.4f, \"central\": %.4f, ", d, f, p, c
+  printf "\"central_same_steps\": %.4f, \"ratio_same_steps\": %.4f, ", c2, d / c2
   printf "\"target_ratio\": 1.05, \"meets_target\": %s, \"central_below_2_5\": %s, ", (d / c <= 1.05) ? "true" : "false", (c < 2.5) ? "true" : "false"
   printf "\"model\": \"%s\", \"tokens\": %d, \"rounds\": %d, \"local_steps\": %d, \"batch\": %d, \"seq_len\": %d, ", m, tok, r, h, b, t
   printf "\"pretrain_tokens\": %d, \"pretrained_loss\": %s}\n", pt, pl }'
