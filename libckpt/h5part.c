@@ -198,10 +198,17 @@ xffl_status ckpt_h5_write(ckpt_h5_writer *w, const char *path, ckpt_dtype dtype,
     uint64_t zsum = 0;
     const uint8_t *src = data;
     const int64_t nwin = (nchunks + p.w - 1) / p.w;
-    /* Window k is compressed (and hashed) by tasks while this thread writes window
-     * k-1 through HDF5: the I/O overlaps the CPU work and HDF5 sees one thread. */
+    /* Window k is compressed by tasks while this thread writes window k-1 through
+     * HDF5: the I/O overlaps the CPU work and HDF5 sees one thread. The digest is one
+     * sequential pass over the caller's buffer, which stays valid for the whole call:
+     * one task hashes all of it, outside the windows' taskgroups, so its thread never
+     * waits at a window boundary (hashing per window made that task every window's
+     * critical path) and joins the compression when it is done. */
 #pragma omp parallel num_threads(w->threads)
 #pragma omp single
+    {
+#pragma omp task
+        xffl_sha256_update(sha, src, total);
     for (int64_t k = 0; k <= nwin; k++) {
         if (p.err != XFFL_OK) break;
 #pragma omp taskgroup
@@ -209,12 +216,6 @@ xffl_status ckpt_h5_write(ckpt_h5_writer *w, const char *path, ckpt_dtype dtype,
             if (k < nwin) {
                 int64_t c0 = k * p.w, c1 = c0 + p.w < nchunks ? c0 + p.w : nchunks;
                 ckpt_slot *set = &p.slots[(k % 2) * p.w];
-#pragma omp task firstprivate(c0, c1)
-                {
-                    size_t a = (size_t)c0 * chunk_bytes, b = (size_t)c1 * chunk_bytes;
-                    if (b > total) b = total;
-                    xffl_sha256_update(sha, src + a, b - a);
-                }
                 for (int64_t c = c0; c < c1; c++) {
 #pragma omp task firstprivate(c)
                     {
@@ -245,6 +246,7 @@ xffl_status ckpt_h5_write(ckpt_h5_writer *w, const char *path, ckpt_dtype dtype,
             }
         }
     }
+    } /* the single region's end waits for the hash task */
     s = p.err;
     if (s != XFFL_OK) xffl_fail(s, "%s: dataset %s: %s", w->path, path, p.msg);
 #undef p
