@@ -74,6 +74,7 @@ int main(int argc, char **argv)
     float *p = NULL;
     int32_t *in = malloc((size_t)B * T * 4), *tg = malloc((size_t)B * T * 4);
     double t_steps = 0, loss_first = 0, loss_last = 0;
+    double t_fwd = 0, t_bwd = 0, t_opt = 0; /* timed steps only: where a step's time goes */
     s = kcu_model_create(&cfg, B, T, 0, prec, &m);
     if (s == XFFL_OK) {
         fprintf(stderr, "xffl_gpu_bench: %s on %s, %d x %d tokens, %.2f GiB slab\n", preset, dev, B, T,
@@ -88,10 +89,19 @@ int main(int argc, char **argv)
         gt_tokens(in, (int64_t)B * T, 100 + i, cfg.vocab_size);
         gt_tokens(tg, (int64_t)B * T, 200 + i, cfg.vocab_size);
         float loss = 0, gn = 0;
+        double t0 = xffl_now(), t1 = 0, t2 = 0;
         s = kcu_zero_grad(m);
-        if (s == XFFL_OK) s = kcu_forward(m, in, tg, B, T, &loss);
+        if (s == XFFL_OK) s = kcu_forward(m, in, tg, B, T, &loss); /* returns the loss: synchronised */
+        t1 = xffl_now();
         if (s == XFFL_OK) s = kcu_backward(m);
+        if (s == XFFL_OK) s = kcu_sync(m, "backward");
+        t2 = xffl_now();
         if (s == XFFL_OK) s = kcu_adamw_step(m, &a, &gn); /* ends with a stream sync */
+        if (i >= warmup) {
+            t_fwd += t1 - t0;
+            t_bwd += t2 - t1;
+            t_opt += xffl_now() - t2;
+        }
         if (i == 0) loss_first = loss;
         loss_last = loss;
     }
@@ -111,9 +121,10 @@ int main(int argc, char **argv)
     if (isnan(mfu)) printf("null");
     else printf("%.4f", mfu);
     printf(", \"tflops\": %.1f, \"peak_tflops\": %.0f, \"batch\": %d, \"seq\": %d, \"steps\": %d, \"precision\": \"%s\", "
-           "\"step_ms\": %.2f, \"loss_first\": %.4f, \"loss_last\": %.4f, \"params\": %lld, \"gpu_bytes\": %llu, "
+           "\"step_ms\": %.2f, \"forward_ms\": %.2f, \"backward_ms\": %.2f, \"optimizer_ms\": %.2f, \"loss_first\": %.4f, \"loss_last\": %.4f, \"params\": %lld, \"gpu_bytes\": %llu, "
            "\"device\": \"%s\"}\n",
-           tok_s * flops_tok / 1e12, peak, B, T, steps, precision, 1000.0 * secs / steps, loss_first, loss_last,
+           tok_s * flops_tok / 1e12, peak, B, T, steps, precision, 1000.0 * secs / steps, 1000.0 * t_fwd / steps,
+           1000.0 * t_bwd / steps, 1000.0 * t_opt / steps, loss_first, loss_last,
            (long long)t->total, (unsigned long long)kcu_model_bytes(m), dev);
     kcu_model_free(m);
     free(p);
