@@ -54,6 +54,14 @@ xffl_status kcu_mm(const kcu_gemm *g, const char *what, int ta, int tb, int M, i
     return XFFL_OK;
 }
 
+/* bf16 mode: the A staging buffer, where the softmax kernels write the bf16 copy of the
+ * (B,H,T,T) matrix the next GEMMs read; NULL (those GEMMs cast it themselves) in fp32 mode
+ * or if it does not fit. */
+static uint16_t *attention_staging(const kcu_gemm *g, int B, int H, int T)
+{
+    return g->prec == KCU_BF16 && (int64_t)B * H * T * T <= g->cast_elems ? g->castA : NULL;
+}
+
 xffl_status kcu_attention_fwd(const kcu_gemm *g, float *out, float *qh, float *kh, float *vh, float *P,
                               float *scratch, const float *q, const float *k, const float *v, int B, int T, int H,
                               int KV, int hd)
@@ -65,9 +73,10 @@ xffl_status kcu_attention_fwd(const kcu_gemm *g, float *out, float *qh, float *k
     OP(kcu_to_heads(vh, v, B, T, H, KV, hd, s), "to_heads (v)");
     /* scores(T,T) = q(T,hd) k^T per (b,h) */
     XFFL_FORWARD(kcu_mm(g, "attention scores", 0, 1, T, T, hd, qh, NULL, kh, NULL, P, 0.0f, B * H, sQ, sQ, sP));
-    OP(kcu_softmax_causal_fwd(P, B * H, T, 1.0f / sqrtf((float)hd), s), "softmax_causal_fwd");
+    uint16_t *P16 = attention_staging(g, B, H, T);
+    OP(kcu_softmax_causal_fwd(P, P16, B * H, T, 1.0f / sqrtf((float)hd), s), "softmax_causal_fwd");
     /* o(T,hd) = P(T,T) v(T,hd) */
-    XFFL_FORWARD(kcu_mm(g, "attention values", 0, 0, T, hd, T, P, NULL, vh, NULL, scratch, 0.0f, B * H, sP, sQ, sQ));
+    XFFL_FORWARD(kcu_mm(g, "attention values", 0, 0, T, hd, T, P, P16, vh, NULL, scratch, 0.0f, B * H, sP, sQ, sQ));
     OP(kcu_from_heads(out, scratch, B, T, H, H, hd, s), "from_heads (o)");
     return XFFL_OK;
 }
@@ -83,10 +92,12 @@ xffl_status kcu_attention_bwd(const kcu_gemm *g, float *dq, float *dk, float *dv
     XFFL_FORWARD(kcu_mm(g, "attention dP", 0, 1, T, T, hd, s1, NULL, vh, NULL, dP, 0.0f, B * H, sQ, sQ, sP));
     XFFL_FORWARD(kcu_mm(g, "attention dV", 1, 0, T, hd, T, P, NULL, s1, NULL, s2, 0.0f, B * H, sP, sQ, sQ));
     OP(kcu_from_heads(dv, s2, B, T, H, KV, hd, s), "from_heads (dv)");
-    OP(kcu_softmax_causal_bwd(dP, P, B * H, T, 1.0f / sqrtf((float)hd), s), "softmax_causal_bwd");
-    /* dq(T,hd) = dS k ; dk(T,hd) = dS^T q */
-    XFFL_FORWARD(kcu_mm(g, "attention dQ", 0, 0, T, hd, T, dP, NULL, kh, NULL, s3, 0.0f, B * H, sP, sQ, sQ));
-    XFFL_FORWARD(kcu_mm(g, "attention dK", 1, 0, T, hd, T, dP, NULL, qh, NULL, s1, 0.0f, B * H, sP, sQ, sQ));
+    /* dS16 overwrites the P16 that "attention dV" read: the same stream orders them */
+    uint16_t *dS16 = attention_staging(g, B, H, T);
+    OP(kcu_softmax_causal_bwd(dP, dS16, P, B * H, T, 1.0f / sqrtf((float)hd), s), "softmax_causal_bwd");
+    /* dq(T,hd) = dS k ; dk(T,hd) = dS^T q: both read dS16 (their B operands go to castB) */
+    XFFL_FORWARD(kcu_mm(g, "attention dQ", 0, 0, T, hd, T, dP, dS16, kh, NULL, s3, 0.0f, B * H, sP, sQ, sQ));
+    XFFL_FORWARD(kcu_mm(g, "attention dK", 1, 0, T, hd, T, dP, dS16, qh, NULL, s1, 0.0f, B * H, sP, sQ, sQ));
     OP(kcu_from_heads(dq, s3, B, T, H, H, hd, s), "from_heads (dq)");
     OP(kcu_from_heads(dk, s1, B, T, H, KV, hd, s), "from_heads (dk)");
     return XFFL_OK;

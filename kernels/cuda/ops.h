@@ -40,10 +40,12 @@ int kcu_to_heads(float *dst, const float *src, int B, int T, int H, int nh, int 
 int kcu_from_heads(float *dst, const float *src, int B, int T, int H, int nh, int hd, kcu_stream s);
 
 /* In place on att[BH,T,T] holding raw scores q.k: att = softmax(scale * att) over the causal
- * prefix of each row (entries past the diagonal become 0). */
-int kcu_softmax_causal_fwd(float *att, int BH, int T, float scale, kcu_stream s);
-/* In place: datt[BH,T,T] (= dL/dP) becomes dL/d(raw scores) = scale * P * (dP - sum(dP*P)). */
-int kcu_softmax_causal_bwd(float *datt, const float *P, int BH, int T, float scale, kcu_stream s);
+ * prefix of each row (entries past the diagonal become 0). att16 (BH*T*T bf16, or NULL)
+ * also receives bf16(att), what a bf16 GEMM would otherwise cast in a pass of its own. */
+int kcu_softmax_causal_fwd(float *att, uint16_t *att16, int BH, int T, float scale, kcu_stream s);
+/* In place: datt[BH,T,T] (= dL/dP) becomes dL/d(raw scores) = scale * P * (dP - sum(dP*P));
+ * datt16 (or NULL) also receives its bf16 copy. */
+int kcu_softmax_causal_bwd(float *datt, uint16_t *datt16, const float *P, int BH, int T, float scale, kcu_stream s);
 
 /* g[N,Hd] = silu(h1) * h3. */
 int kcu_swiglu_fwd(float *g, const float *h1, const float *h3, int64_t n, kcu_stream s);

@@ -360,5 +360,23 @@ void test_op_bf16_cast(void)
     for (int i = 0; i < n; i++)
         GT_CHECK(got[i] == bf16_rne(in[i]), "bf16(%.9g) = %.9g, expected %.9g", in[i], got[i], bf16_rne(in[i]));
     free(got);
+    /* the 4-wide path (aligned) with a tail, and the one-wide path (source off by one float) */
+    enum { big = 4099 };
+    float *src = malloc(big * sizeof *src);
+    for (int i = 0; i < big; i++) src[i] = (float)((i * 2654435761u) % 100003) * 1e-3f - 50.0f + (float)i * 1e-7f;
+    float *dsrc = up(&pl, src, big);
+    uint16_t *h2 = dalloc(&pl, big * 2);
+    float *back2 = dalloc(&pl, big * 4);
+    for (int off = 0; off < 2; off++) {
+        int m = big - off;
+        LAUNCH(kcu_to_bf16(h2, dsrc + off, m, NULL));
+        LAUNCH(kcu_from_bf16(back2, h2, m, NULL));
+        float *g2 = down(back2, m);
+        int bad = 0;
+        for (int i = 0; i < m; i++) bad += g2[i] != bf16_rne(src[off + i]);
+        GT_CHECK(bad == 0, "%d of %d values cast wrong (source offset %d floats)", bad, m, off);
+        free(g2);
+    }
+    free(src);
     pool_free(&pl);
 }
