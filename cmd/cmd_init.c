@@ -3,10 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd/cli.h"
 #include "cmd/cli_model.h"
+#include "common/digest.h"
 #include "common/util.h"
+#include "kernels/export.h"
 #include "libckpt/h5part.h"
 #include "libckpt/model.h"
 #include "libckpt/zstd_filter.h"
@@ -31,11 +34,12 @@ static void help(void)
            "  --local-steps H         optimizer steps per facility per round (100)\n"
            "  --quorum K              deltas needed per round (default: all facilities)\n"
            "  --seed S                initialisation seed (0)\n"
-           "  --from URL              version 0's weights from a version of another store\n"
-           "                          (fine-tuning, or continuing a central pre-training run);\n"
-           "                          its model must match --model/--vocab; every digest is\n"
-           "                          verified; version 0's INDEX names it (init_from)\n"
-           "  --from-version V        which version of --from (latest)\n"
+           "  --from URL|FILE.bin     version 0's weights from a version of another store\n"
+           "                          (fine-tuning, or continuing a central pre-training run;\n"
+           "                          every digest verified) or from a llama2.c checkpoint file\n"
+           "                          (e.g. LLaMA-2 through llama2.c's export.py); the model must\n"
+           "                          match --model/--vocab; version 0's INDEX names it (init_from)\n"
+           "  --from-version V        which version of the --from store (latest)\n"
            "  --part-size N           uncompressed bytes per version part, K/M/G (1G)\n"
            "  --level L               zstd level of every part (%d)\n"
            "  --dry-run               print the layout, parameter count and part plan; write nothing\n"
@@ -265,7 +269,20 @@ int cmd_init(int argc, char **argv)
         goto out;
     }
     char from_line[PIPE_KEY_MAX + 1024] = "";
-    if (from) {
+    struct stat from_st;
+    if (from && stat(from, &from_st) == 0 && S_ISREG(from_st.st_mode)) {
+        /* a file: a llama2.c checkpoint (what its export.py makes of Meta's LLaMA-2) */
+        if (from_version) {
+            st = xffl_fail(XFFL_ERR_USAGE, "--from-version names a version of a store; %s is a file", from);
+            goto out;
+        }
+        char file_sha[XFFL_SHA256_HEX];
+        fprintf(stderr, "xffl init: reading version 0's weights from %s (llama2.c checkpoint)\n", from);
+        XFFL_CHECK_GOTO(st, kern_import_llama2c(from, &from_t, &from_slab), out);
+        if ((st = check_same_model(from, &from_t->cfg, &f)) != XFFL_OK) goto out;
+        XFFL_CHECK_GOTO(st, xffl_sha256_file(from, file_sha, NULL), out);
+        snprintf(from_line, sizeof from_line, "%s llama2c %s", from, file_sha);
+    } else if (from) {
         pipe_version_ref from_ref;
         fprintf(stderr, "xffl init: reading version 0's weights from %s (%s)\n", from,
                 from_version ? from_version : "latest");

@@ -23,6 +23,14 @@ xffl_status kern_llama2c_check(const ckpt_model_config *cfg);
 /* Writes the checkpoint (params: table-order slab) to bin_path atomically. */
 xffl_status kern_export_llama2c(const ckpt_param_table *t, const float *params, const char *bin_path);
 
+/* Reads a llama2.c legacy checkpoint (this layout; a positive vocab_size means the
+ * classifier is tok_embeddings, copied into output.weight; the RoPE tables are skipped)
+ * into a new table (its config from the header; norm_eps 1e-5, rope_theta 10000, as
+ * run.c fixes them) and a table-order slab. Caller owns *t (ckpt_param_table_free) and
+ * *params (free). NOT_FOUND/IO naming the file; CORRUPT for a bad header, a size that
+ * does not match it, a short read or a non-finite value. (kernels/import.c) */
+xffl_status kern_import_llama2c(const char *bin_path, ckpt_param_table **t, float **params);
+
 /* Writes the byte-level tokenizer file; UNSUPPORTED unless vocab_size == 256. */
 xffl_status kern_export_llama2c_tokenizer(const ckpt_model_config *cfg, const char *tok_path);
 

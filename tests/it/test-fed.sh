@@ -106,6 +106,28 @@ expect_rc 0 $X aggregate --store "$S2"
 expect_rc 65 $X init --store "$T/store-bad" --model small --from "$S"
 grep -q "is not --model small" "$T/err" || { cat "$T/err"; fail "init --from with another model: no clear error"; }
 [ ! -e "$T/store-bad" ] || fail "init --from with another model wrote a store"
+# init --from a llama2.c checkpoint: export v4, import it (same tensor digests); a file
+# whose classifier is its embedding (positive vocab) and a truncated file
+expect_rc 0 $X export --store "$S" --version 4 --format llama2c "$T/v4.bin"
+expect_rc 0 $X init --store "$T/store-l2c" --model tiny --facilities gamma --from "$T/v4.bin"
+diff <(grep '^tensor model/' "$idx4") <(grep -h '^tensor model/' "$T"/store-l2c/versions/v000000/INDEX-*) \
+  || fail "init --from a llama2.c file: tensors differ from the version exported"
+grep -q "^init_from=$T/v4.bin llama2c $(sha256sum "$T/v4.bin" | cut -c1-64)$" "$T"/store-l2c/versions/v000000/INDEX-* \
+  || fail "init --from a llama2.c file: no init_from line with the file's digest"
+/usr/bin/python3 - "$T/v4.bin" "$T/shared.bin" "$T/cut.bin" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+h = list(struct.unpack("7i", b[:28])); v, d = -h[5], h[0]
+h[5] = v  # positive: the classifier is tok_embeddings, so the file has no output tensor
+open(sys.argv[2], "wb").write(struct.pack("7i", *h) + b[28:len(b) - 4 * v * d])
+open(sys.argv[3], "wb").write(b[:-100])
+PY
+expect_rc 0 $X init --store "$T/store-shared" --model tiny --from "$T/shared.bin"
+emb=$(grep -h '^tensor model/tok_embeddings.weight ' "$T"/store-shared/versions/v000000/INDEX-* | cut -d' ' -f5)
+out=$(grep -h '^tensor model/output.weight ' "$T"/store-shared/versions/v000000/INDEX-* | cut -d' ' -f5)
+[ -n "$emb" ] && [ "$emb" = "$out" ] || fail "init --from a shared-classifier llama2.c file: output.weight is not the embedding"
+expect_rc 65 $X init --store "$T/store-cut" --model tiny --from "$T/cut.bin"
+grep -q "cut.bin: .* bytes, but its header" "$T/err" || { cat "$T/err"; fail "truncated llama2.c file: no clear error"; }
 
 # status and gc
 $X status --store "$S" --json >"$T/st.json"
