@@ -8,6 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
+const char *const kern_llama2c_per_layer[KERN_LLAMA2C_PER_LAYER] = {
+    "layers.%d.attention_norm.weight",   "layers.%d.attention.wq.weight",     "layers.%d.attention.wk.weight",
+    "layers.%d.attention.wv.weight",     "layers.%d.attention.wo.weight",     "layers.%d.ffn_norm.weight",
+    "layers.%d.feed_forward.w1.weight", "layers.%d.feed_forward.w2.weight", "layers.%d.feed_forward.w3.weight",
+};
+
 xffl_status kern_llama2c_check(const ckpt_model_config *cfg)
 {
     if (cfg->rope_theta != 10000.0f)
@@ -58,14 +64,10 @@ xffl_status kern_export_llama2c(const ckpt_param_table *t, const float *params, 
     if (!f) return xffl_fail(XFFL_ERR_IO, "%s: %s", tmp, strerror(errno));
     int32_t hdr[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, -c->vocab_size, c->max_seq_len};
     xffl_status st = put(f, hdr, sizeof hdr, bin_path, "header");
-    static const char *const per_layer[] = {
-        "layers.%d.attention_norm.weight",   "layers.%d.attention.wq.weight",     "layers.%d.attention.wk.weight",
-        "layers.%d.attention.wv.weight",     "layers.%d.attention.wo.weight",     "layers.%d.ffn_norm.weight",
-        "layers.%d.feed_forward.w1.weight", "layers.%d.feed_forward.w2.weight", "layers.%d.feed_forward.w3.weight",
-    };
     if (st == XFFL_OK) st = tensor(f, t, params, "tok_embeddings.weight", 0, bin_path);
-    for (int k = 0; k < 9 && st == XFFL_OK; k++)
-        for (int l = 0; l < c->n_layers && st == XFFL_OK; l++) st = tensor(f, t, params, per_layer[k], l, bin_path);
+    for (int k = 0; k < KERN_LLAMA2C_PER_LAYER && st == XFFL_OK; k++)
+        for (int l = 0; l < c->n_layers && st == XFFL_OK; l++)
+            st = tensor(f, t, params, kern_llama2c_per_layer[k], l, bin_path);
     if (st == XFFL_OK) st = tensor(f, t, params, "norm.weight", 0, bin_path);
     int hd = c->dim / c->n_heads, half = hd / 2;
     float *fc = malloc((size_t)c->max_seq_len * half * sizeof *fc);

@@ -16,6 +16,11 @@
 #include "common/status.h"
 #include "libckpt/model.h"
 
+/* The per-layer tensors in the file's order (a "%d" for the layer): all layers' first,
+ * then all layers' second, ... */
+enum { KERN_LLAMA2C_PER_LAYER = 9 };
+extern const char *const kern_llama2c_per_layer[KERN_LLAMA2C_PER_LAYER];
+
 /* INVALID (saying which setting) when the model is not representable: rope_theta
  * != 10000 or norm_eps != 1e-5. */
 xffl_status kern_llama2c_check(const ckpt_model_config *cfg);

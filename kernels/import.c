@@ -65,14 +65,10 @@ xffl_status kern_import_llama2c(const char *bin_path, ckpt_param_table **t_out, 
         st = xffl_fail(XFFL_ERR_NOMEM, "llama2c import: %lld parameters", (long long)t->total);
         goto out;
     }
-    static const char *const per_layer[] = {
-        "layers.%d.attention_norm.weight",   "layers.%d.attention.wq.weight",     "layers.%d.attention.wk.weight",
-        "layers.%d.attention.wv.weight",     "layers.%d.attention.wo.weight",     "layers.%d.ffn_norm.weight",
-        "layers.%d.feed_forward.w1.weight", "layers.%d.feed_forward.w2.weight", "layers.%d.feed_forward.w3.weight",
-    };
     XFFL_CHECK_GOTO(st, read_tensor(f, t, p, "tok_embeddings.weight", 0, bin_path), out);
-    for (int k = 0; k < 9; k++)
-        for (int l = 0; l < c.n_layers; l++) XFFL_CHECK_GOTO(st, read_tensor(f, t, p, per_layer[k], l, bin_path), out);
+    for (int k = 0; k < KERN_LLAMA2C_PER_LAYER; k++)
+        for (int l = 0; l < c.n_layers; l++)
+            XFFL_CHECK_GOTO(st, read_tensor(f, t, p, kern_llama2c_per_layer[k], l, bin_path), out);
     XFFL_CHECK_GOTO(st, read_tensor(f, t, p, "norm.weight", 0, bin_path), out);
     if (fseeko(f, (off_t)(4 * rope), SEEK_CUR) != 0) { /* RoPE tables: ours are computed */
         st = xffl_fail(XFFL_ERR_IO, "%s: seek past the RoPE tables: %s", bin_path, strerror(errno));
