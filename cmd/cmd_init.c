@@ -279,7 +279,6 @@ int cmd_init(int argc, char **argv)
         char file_sha[XFFL_SHA256_HEX];
         fprintf(stderr, "xffl init: reading version 0's weights from %s (llama2.c checkpoint)\n", from);
         XFFL_CHECK_GOTO(st, kern_import_llama2c(from, &from_t, &from_slab), out);
-        if ((st = check_same_model(from, &from_t->cfg, &f)) != XFFL_OK) goto out;
         XFFL_CHECK_GOTO(st, xffl_sha256_file(from, file_sha, NULL), out);
         snprintf(from_line, sizeof from_line, "%s llama2c %s", from, file_sha);
     } else if (from) {
@@ -287,10 +286,10 @@ int cmd_init(int argc, char **argv)
         fprintf(stderr, "xffl init: reading version 0's weights from %s (%s)\n", from,
                 from_version ? from_version : "latest");
         XFFL_CHECK_GOTO(st, cli_model_load(from, &sopt, from_version, &from_t, &from_slab, &from_ref), out);
-        if ((st = check_same_model(from, &from_t->cfg, &f)) != XFFL_OK) goto out;
         snprintf(from_line, sizeof from_line, "%s v%06lld %s %s", from, (long long)from_ref.version,
                  from_ref.index_key, from_ref.index_sha);
     }
+    if (from) XFFL_CHECK_GOTO(st, check_same_model(from, &from_t->cfg, &f), out);
     XFFL_CHECK_GOTO(st, store_open(url, &sopt, &s), out);
     char fed_sha[XFFL_SHA256_HEX];
     double t0 = xffl_now();

@@ -3,6 +3,7 @@
 #include "kernels/export.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,7 @@ xffl_status kern_import_llama2c(const char *bin_path, ckpt_param_table **t_out, 
         XFFL_CHECK_GOTO(st, read_tensor(f, t, p, "output.weight", 0, bin_path), out);
     }
     for (int64_t i = 0; i < t->total; i++)
-        if (!(p[i] - p[i] == 0.0f)) { /* NaN or infinity */
+        if (!isfinite(p[i])) {
             st = xffl_fail(XFFL_ERR_CORRUPT, "%s: value %lld is not finite", bin_path, (long long)i);
             goto out;
         }

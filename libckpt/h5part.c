@@ -20,7 +20,7 @@ struct ckpt_h5_writer {
     int level, threads;
     size_t chunk_bytes;
     ckpt_pipeline pl;
-    int wb_fd;         /* the file again, to start its writeback early (-1: none) */
+    int wb_fd;         /* the file again: early writeback, then the fsync at close (-1: none) */
     uint64_t unsynced; /* bytes handed to HDF5 since the last writeback request */
 };
 
@@ -86,9 +86,9 @@ xffl_status ckpt_h5_writer_close(ckpt_h5_writer *w)
     w->file = -1;
     if (e < 0) s = xffl_fail(XFFL_ERR_IO, "closing HDF5 file %s", w->path);
     if (s == XFFL_OK) {
-        int fd = open(w->path, O_RDONLY);
+        int fd = w->wb_fd >= 0 ? w->wb_fd : open(w->path, O_RDONLY); /* abort closes wb_fd */
         if (fd < 0 || fsync(fd) != 0) s = xffl_fail(XFFL_ERR_IO, "fsync %s: %s", w->path, strerror(errno));
-        if (fd >= 0) close(fd);
+        if (fd >= 0 && fd != w->wb_fd) close(fd);
     }
     ckpt_h5_writer_abort(w);
     return s;
