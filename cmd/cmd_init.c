@@ -68,7 +68,8 @@ static void help(void)
            "\n"
            "Prints the version it wrote on stdout (--json: one object).\n"
            "exit codes: 0 done, 1 failed (store already a federation, I/O, --from missing),\n"
-           "2 usage, 65 --from's model is another or fails a digest, 74 store unreachable.\n",
+           "2 usage, 65 --from's model is another, fails a digest or is not a whole llama2.c file,\n"
+           "74 store unreachable.\n",
            ckpt_model_preset_names(), CKPT_ZSTD_DEFAULT_LEVEL);
 }
 
