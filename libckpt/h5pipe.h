@@ -1,9 +1,10 @@
 /* Internal to libckpt's part writer and reader (h5part.c, h5part_read.c, h5pipe.c):
  * not an interface for other modules, use h5part.h.
  *
- * Chunks move through a ckpt_pipeline: two windows of slots, one being encoded or
- * decoded by OpenMP tasks while the calling thread hands the other to or from HDF5
- * (the only thread that calls HDF5, which is not thread-safe here). */
+ * Chunks move through a ckpt_pipeline's slots while the calling thread, the only one
+ * that calls HDF5 (not thread-safe here), hands them to or from HDF5: the writer uses
+ * the slots as one ring that any thread fills (h5part.c), the reader as two windows,
+ * one decoded by OpenMP tasks while the other is read (h5part_read_data.c). */
 #ifndef XFFL_CKPT_H5PIPE_H
 #define XFFL_CKPT_H5PIPE_H
 
@@ -35,7 +36,7 @@ typedef struct {
 } ckpt_slot;
 
 typedef struct {
-    int nslots;      /* 2 windows of w slots */
+    int nslots;      /* 2 windows of w slots (the writer: one ring) */
     int w;
     ckpt_slot *slots;
     void *pad[2];    /* one full chunk per window set: a partial last chunk, zero-padded
