@@ -41,7 +41,8 @@ static void help(void)
            "                          match --model/--vocab; version 0's INDEX names it (init_from)\n"
            "  --from-version V        which version of the --from store (latest)\n"
            "  --part-size N           uncompressed bytes per version part, K/M/G (1G)\n"
-           "  --level L               zstd level of every part (%d)\n"
+           "  --level L               zstd level of every part, not 0 (%d: entropy coding only,\n"
+           "                          as small as level 1 for float weights at twice the speed)\n"
            "  --dry-run               print the layout, parameter count and part plan; write nothing\n"
            "algorithm (defaults depend on --algo):\n"
            "  --unweighted            plain mean of deltas instead of token-weighted (the XFFL paper)\n"
@@ -196,7 +197,7 @@ int cmd_init(int argc, char **argv)
         {"--batch", CLI_LONG, &batch, 1, 1000000, NULL},
         {"--seq-len", CLI_LONG, &seq_len, 1, 1000000, NULL},
         {"--threads", CLI_LONG, &threads, 1, 1024, NULL},
-        {"--level", CLI_LONG, &level, -7, 22, NULL},
+        {"--level", CLI_LONG, &level, CKPT_ZSTD_MIN_LEVEL, CKPT_ZSTD_MAX_LEVEL, NULL},
         {"--part-size", CLI_SIZE, &part_size, 0, 0, NULL},
         {"--dry-run", CLI_FLAG, &dry, 0, 0, NULL},
         {"--unweighted", CLI_FLAG, &unweighted, 0, 0, NULL},

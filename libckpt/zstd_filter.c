@@ -1,8 +1,13 @@
 #include "libckpt/zstd_filter.h"
 
 #include <hdf5.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
+/* For ZSTD_c_literalCompressionMode (zstd's "experimental" parameters, unchanged since
+ * 1.4.5; the library checks the value and the ratio test in make test would catch a
+ * library that ignored it). */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -45,11 +50,10 @@ static size_t zstd_filter(unsigned int flags, size_t cd_nelmts, const unsigned i
         return r;
     }
     int level = cd_nelmts > 0 ? (int)cd_values[0] : CKPT_ZSTD_DEFAULT_LEVEL;
-    size_t cap = ZSTD_compressBound(nbytes);
+    size_t cap = ZSTD_compressBound(nbytes), r = 0;
     void *out = H5allocate_memory(cap, 0);
     if (!out) return 0;
-    size_t r = ZSTD_compress(out, cap, *buf, nbytes, level);
-    if (ZSTD_isError(r)) {
+    if (ckpt_zstd_compress(*buf, nbytes, out, cap, level, &r) != XFFL_OK) {
         H5free_memory(out);
         return 0;
     }
@@ -85,11 +89,21 @@ size_t ckpt_zstd_bound(size_t n) { return ZSTD_compressBound(n); }
 
 xffl_status ckpt_zstd_compress(const void *src, size_t n, void *dst, size_t cap, int level, size_t *out)
 {
-    /* One context per thread: creating one per chunk costs more than level 1 itself. */
+    /* One context per thread: creating one per chunk costs more than compressing. */
     static _Thread_local ZSTD_CCtx *cctx;
+    static _Thread_local int cctx_level = INT_MIN;
     if (!cctx) cctx = ZSTD_createCCtx();
     if (!cctx) return xffl_fail(XFFL_ERR_NOMEM, "zstd compression context");
-    size_t r = ZSTD_compressCCtx(cctx, dst, cap, src, n, level);
+    if (level != cctx_level) {
+        /* Literals are Huffman-coded at every level: zstd leaves them raw at negative
+         * levels, which is where float weights gain nothing else (zstd_filter.h). */
+        size_t e = ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+        if (!ZSTD_isError(e)) e = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+        if (!ZSTD_isError(e)) e = ZSTD_CCtx_setParameter(cctx, ZSTD_c_literalCompressionMode, ZSTD_ps_enable);
+        if (ZSTD_isError(e)) return xffl_fail(XFFL_ERR_INVALID, "zstd level %d: %s", level, ZSTD_getErrorName(e));
+        cctx_level = level;
+    }
+    size_t r = ZSTD_compress2(cctx, dst, cap, src, n);
     if (ZSTD_isError(r)) return xffl_fail(XFFL_ERR_INTERNAL, "zstd compress: %s", ZSTD_getErrorName(r));
     *out = r;
     return XFFL_OK;

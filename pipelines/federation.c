@@ -113,8 +113,9 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     XFFL_RETURN_IF(f->local_steps < 1, XFFL_ERR_INVALID, "federation: local steps %d must be >= 1", f->local_steps);
     XFFL_RETURN_IF(f->part_size < ((uint64_t)1 << 20) || f->part_size > ((uint64_t)4 << 30), XFFL_ERR_INVALID,
                    "federation: part size %llu outside 1M..4G", (unsigned long long)f->part_size);
-    XFFL_RETURN_IF(f->zstd_level < -7 || f->zstd_level > 22 || f->zstd_level == 0, XFFL_ERR_INVALID,
-                   "federation: zstd level %d outside -7..22 (not 0)", f->zstd_level);
+    XFFL_RETURN_IF(f->zstd_level < CKPT_ZSTD_MIN_LEVEL || f->zstd_level > CKPT_ZSTD_MAX_LEVEL || f->zstd_level == 0,
+                   XFFL_ERR_INVALID, "federation: zstd level %d outside %d..%d (not 0)", f->zstd_level,
+                   CKPT_ZSTD_MIN_LEVEL, CKPT_ZSTD_MAX_LEVEL);
     XFFL_RETURN_IF(f->seed > (uint64_t)INT64_MAX, XFFL_ERR_INVALID, "federation: seed too large");
     const pipe_inner_opt *o = &f->inner;
     XFFL_RETURN_IF(!(o->lr > 0), XFFL_ERR_INVALID, "federation: lr %g must be > 0", o->lr);
@@ -245,7 +246,7 @@ static xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     f->seed = (uint64_t)v;
     XFFL_FORWARD(get_int(r, "part_size", 1, INT64_MAX, &v));
     f->part_size = (uint64_t)v;
-    XFFL_FORWARD(get_int(r, "zstd_level", -7, 22, &v));
+    XFFL_FORWARD(get_int(r, "zstd_level", CKPT_ZSTD_MIN_LEVEL, CKPT_ZSTD_MAX_LEVEL, &v));
     f->zstd_level = (int)v;
     XFFL_FORWARD(ckpt_h5_get_attr_double(r, "lr", &o->lr));
     XFFL_FORWARD(ckpt_h5_get_attr_double(r, "min_lr", &o->min_lr));

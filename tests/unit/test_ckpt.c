@@ -95,6 +95,41 @@ static void test_zstd_codec(void)
     free(a), free(z), free(b);
 }
 
+/* The default level Huffman-codes literals (zstd_filter.h): shuffled normal float32
+ * weights must come out as small as at level 1 (zstd alone, without the forced
+ * literal coding, stores them at 1.0x at this level), and all-equal chunks must still
+ * collapse. */
+static void test_zstd_default_level(void)
+{
+    const size_t n = (size_t)1 << 20, cap = ckpt_zstd_bound(n);
+    float *f = malloc(n);
+    uint8_t *sh = malloc(n), *z = malloc(cap), *b = malloc(n);
+    uint64_t x = 11;
+    for (size_t i = 0; i < n / 4; i++) { /* Irwin-Hall: near-normal, std 0.02 */
+        double u = 0;
+        for (int k = 0; k < 4; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            u += (double)(x >> 11) / 9007199254740992.0;
+        }
+        f[i] = (float)((u - 2.0) * 0.02 * 1.7320508);
+    }
+    ckpt_shuffle(f, sh, n, 4);
+    size_t zd = 0, z1 = 0;
+    CU_ASSERT_EQUAL(ckpt_zstd_compress(sh, n, z, cap, 1, &z1), XFFL_OK);
+    CU_ASSERT_EQUAL(ckpt_zstd_compress(sh, n, z, cap, CKPT_ZSTD_DEFAULT_LEVEL, &zd), XFFL_OK);
+    CU_ASSERT_EQUAL(ckpt_zstd_decompress(z, zd, b, n), XFFL_OK);
+    CU_ASSERT(memcmp(sh, b, n) == 0);
+    CU_ASSERT((double)n / (double)zd > 1.1);
+    CU_ASSERT((double)zd <= 1.02 * (double)z1);
+    for (size_t i = 0; i < n / 4; i++) f[i] = 1.0f;
+    ckpt_shuffle(f, sh, n, 4);
+    CU_ASSERT_EQUAL(ckpt_zstd_compress(sh, n, z, cap, CKPT_ZSTD_DEFAULT_LEVEL, &zd), XFFL_OK);
+    CU_ASSERT(zd < n / 1000);
+    CU_ASSERT_EQUAL(ckpt_zstd_decompress(z, zd, b, n), XFFL_OK);
+    CU_ASSERT(memcmp(sh, b, n) == 0);
+    free(f), free(sh), free(z), free(b);
+}
+
 /* Writes a few datasets of every dtype with small chunks (partial last chunk). */
 static xffl_status write_sample(const char *path, int threads, float *f, uint16_t *u, int8_t *i8, uint8_t *u8,
                                 char sha_f[XFFL_SHA256_HEX])
@@ -378,6 +413,8 @@ void suite_ckpt(void)
     CU_add_test(s, "shuffle is HDF5's and invertible", test_shuffle_inverse);
     CU_add_test(s, "float32 shuffle fast path equals the portable loop", test_shuffle_fast_matches_reference);
     CU_add_test(s, "zstd chunk codec round trip and refusals", test_zstd_codec);
+    CU_add_test(s, "default zstd level: float weights as small as level 1, constant chunks collapse",
+                test_zstd_default_level);
     CU_add_test(s, "part file round trip, all dtypes, thread-count independent bytes", test_part_roundtrip);
     CU_add_test(s, "datasets written through HDF5's filter pipeline read back", test_foreign_layout);
     CU_add_test(s, "chunks with a skipped filter read as HDF5 reads them", test_skipped_filter_chunk);
