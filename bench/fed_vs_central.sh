@@ -74,6 +74,9 @@ run() { # name facilities data-pattern H threads init-flags...
   local name=$1 facs=$2 data=$3 h=$4 thr=$5; shift 5
   train_rounds "$name" "$facs" "$data" "$h" "$thr" "$ROUNDS" ${start[@]+"${start[@]}"} "$@"
   "$X" eval --store "$W/$name" --data "$W/data/*/*_val_*.bin" --json 2>/dev/null | grep -o '"loss": *[0-9.eE+-]*' | head -1 | sed 's/.*: *//'
+  # A run's store and state directories (every version, delta and inner state: about
+  # 5 GB at 40 rounds) go as soon as it is evaluated, unless XFFL_FVC_DIR keeps them.
+  [ -n "${XFFL_FVC_DIR:-}" ] || rm -rf "$W/$name" "$W/state-$name"
 }
 fedthr=$(( CORES / 2 > 0 ? CORES / 2 : 1 ))
 if [ "$PRETRAIN" -gt 0 ]; then
