@@ -38,14 +38,26 @@ xffl_status ckpt_h5_reader_open(const char *path, const ckpt_h5_options *opt, ck
     r->file = f;
     r->threads = ckpt_h5_threads(opt ? opt->threads : 0);
     ckpt_pipeline_take(&r->pl);
-    /* Parts are read front to back: ask for the whole file now. Chunk reads through
-     * HDF5 are synchronous, one at a time; without this a cold read crawls at the
-     * default readahead window while the decoding threads wait. */
-    int fd = open(path, O_RDONLY);
-    if (fd >= 0) {
-        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-        posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-        close(fd);
+    /* The decoding threads read the chunks themselves with O_DIRECT: no copy out of
+     * the page cache, whose cost swings 3-4x on virtual machines (docs/checkpoints.md),
+     * and the reads spread over the threads. HDF5 1.10 reports chunk addresses without
+     * the user block (HDF5 issue 3003), so a file with one, or a file system without
+     * O_DIRECT (tmpfs), is read through HDF5 instead, one chunk at a time: then ask for
+     * the whole file now, or a cold read crawls at the default readahead window.
+     * XFFL_NO_DIRECT_IO=1 asks for that path everywhere (a file system where direct
+     * reads are slow). */
+    r->dio_fd = getenv("XFFL_NO_DIRECT_IO") ? -1 : open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    r->buf_fd = open(path, O_RDONLY | O_CLOEXEC);
+    hid_t fcpl = H5Fget_create_plist(f);
+    hsize_t ub = 1;
+    if (r->dio_fd >= 0 && (r->buf_fd < 0 || fcpl < 0 || H5Pget_userblock(fcpl, &ub) < 0 || ub != 0)) {
+        close(r->dio_fd);
+        r->dio_fd = -1;
+    }
+    if (fcpl >= 0) H5Pclose(fcpl);
+    if (r->dio_fd < 0 && r->buf_fd >= 0) {
+        posix_fadvise(r->buf_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        posix_fadvise(r->buf_fd, 0, 0, POSIX_FADV_WILLNEED);
     }
     *out = r;
     return XFFL_OK;
@@ -55,6 +67,8 @@ void ckpt_h5_reader_close(ckpt_h5_reader *r)
 {
     if (!r) return;
     H5Fclose(r->file);
+    if (r->dio_fd >= 0) close(r->dio_fd);
+    if (r->buf_fd >= 0) close(r->buf_fd);
     ckpt_pipeline_release(&r->pl);
     free(r->path);
     free(r);

@@ -10,10 +10,12 @@
  * Other layouts go through HDF5's own pipeline (H5Dread), hashed the same way. */
 #include "libckpt/h5part.h"
 
+#include <errno.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "libckpt/h5pipe.h"
 #include "libckpt/shuffle.h"
@@ -180,16 +182,45 @@ static xffl_status prepare(ckpt_h5_reader *r, const ckpt_h5_request *q, job *j)
     return XFFL_OK;
 }
 
+/* Reads a chunk fetch_window left pending: the whole pages around it, O_DIRECT; through
+ * the page cache where the file system wants another alignment (EINVAL). */
+static xffl_status read_direct(ckpt_h5_reader *r, ckpt_slot *sl)
+{
+    uint64_t start = sl->addr & ~(uint64_t)(CKPT_DIO_ALIGN - 1);
+    size_t lead = (size_t)(sl->addr - start), want = lead + sl->zlen;
+    size_t len = (want + CKPT_DIO_ALIGN - 1) & ~(size_t)(CKPT_DIO_ALIGN - 1), got = 0;
+    int fd = r->dio_fd;
+    while (got < want) {
+        ssize_t n = pread(fd, (uint8_t *)sl->z + got, len - got, (off_t)(start + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINVAL && fd == r->dio_fd) {
+            fd = r->buf_fd;
+            start = sl->addr, lead = 0, want = len = sl->zlen, got = 0;
+            continue;
+        }
+        XFFL_RETURN_IF(n < 0, XFFL_ERR_IO, "read: %s", strerror(errno));
+        if (n == 0) break; /* end of file before the chunk's end: truncated */
+        got += (size_t)n;
+    }
+    XFFL_RETURN_IF(got < want, XFFL_ERR_CORRUPT, "cannot read (truncated file?)");
+    sl->zoff = lead;
+    sl->pending = 0;
+    return XFFL_OK;
+}
+
 /* Decodes chunk c from its slot into the caller's buffer; pad is this set's scratch
  * chunk for a partial last chunk. Failures are recorded in p. */
-static void decode_chunk(ckpt_h5_reader *r, const job *j, const ckpt_slot *sl, int64_t c, void *pad)
+static void decode_chunk(ckpt_h5_reader *r, const job *j, ckpt_slot *sl, int64_t c, void *pad)
 {
     ckpt_pipeline *p = &r->pl;
     const size_t cb = j->chunk_bytes, total = (size_t)j->info.raw_bytes, off = (size_t)c * cb;
     const int partial = off + cb > total;
     uint8_t *dst = (uint8_t *)j->q->out, *to = partial ? pad : dst + off;
-    xffl_status cs = XFFL_OK;
-    if (sl->zlen == 0) {
+    xffl_status cs = sl->pending ? read_direct(r, sl) : XFFL_OK;
+    const uint8_t *zp = (const uint8_t *)sl->z + sl->zoff;
+    if (cs != XFFL_OK) {
+        /* reported below */
+    } else if (sl->zlen == 0) {
         memset(to, 0, cb); /* never written: HDF5 reads fill (zero) */
     } else {
         /* Bit i of the mask: filter i was skipped for this chunk (an optional filter
@@ -197,9 +228,9 @@ static void decode_chunk(ckpt_h5_reader *r, const job *j, const ckpt_slot *sl, i
         const int shuffled = j->lay.shuffled;
         const int unzstd = !(sl->mask & (1u << (shuffled ? 1 : 0)));
         const int unshuf = shuffled && !(sl->mask & 1u);
-        const void *plain = sl->z;
+        const void *plain = zp;
         if (unzstd) {
-            cs = ckpt_zstd_decompress(sl->z, sl->zlen, unshuf ? sl->tmp : to, cb);
+            cs = ckpt_zstd_decompress(zp, sl->zlen, unshuf ? sl->tmp : to, cb);
             plain = unshuf ? sl->tmp : to;
         } else if (sl->zlen != cb) {
             cs = xffl_fail(XFFL_ERR_CORRUPT, "unfiltered chunk of %zu bytes, expected %zu", sl->zlen, cb);
@@ -211,7 +242,9 @@ static void decode_chunk(ckpt_h5_reader *r, const job *j, const ckpt_slot *sl, i
     else if (partial) memcpy(dst + off, pad, total - off);
 }
 
-/* Fetches the raw chunks of w into set (this thread only: HDF5). */
+/* Fetches the raw chunks of w into set (this thread only: HDF5); with the O_DIRECT
+ * descriptor only each chunk's address, size and filter mask, and the decoding task
+ * reads the bytes. */
 static void fetch_window(ckpt_h5_reader *r, window w, ckpt_slot *set)
 {
     ckpt_pipeline *p = &r->pl;
@@ -222,19 +255,29 @@ static void fetch_window(ckpt_h5_reader *r, window w, ckpt_slot *set)
         off[0] = (hsize_t)(c * j->lay.rpc);
         sl->zlen = 0;
         sl->mask = 0;
-        if (H5Dget_chunk_storage_size(j->ds, off, &sz) < 0) sz = 0;
+        sl->pending = 0;
+        sl->zoff = 0;
+        haddr_t addr = HADDR_UNDEF;
+        if (r->dio_fd >= 0) {
+            if (H5Dget_chunk_info_by_coord(j->ds, off, &sl->mask, &addr, &sz) < 0 || addr == HADDR_UNDEF) sz = 0;
+        } else if (H5Dget_chunk_storage_size(j->ds, off, &sz) < 0) {
+            sz = 0;
+        }
         if (sz == 0) continue;
         if (sz > sl->zcap) {
             free(sl->z);
             sl->zcap = (size_t)sz;
-            if (!(sl->z = malloc(sl->zcap))) {
+            if (!(sl->z = ckpt_zbuf_alloc(sl->zcap))) {
                 sl->zcap = 0;
                 ckpt_pipeline_err(p, xffl_fail(XFFL_ERR_NOMEM, "%s: tensor %s: chunk %lld (%llu bytes)", r->path,
                                                j->q->path, (long long)c, (unsigned long long)sz));
                 return;
             }
         }
-        if (H5Dread_chunk(j->ds, H5P_DEFAULT, off, &sl->mask, sl->z) < 0) {
+        if (r->dio_fd >= 0) {
+            sl->addr = (uint64_t)addr;
+            sl->pending = 1;
+        } else if (H5Dread_chunk(j->ds, H5P_DEFAULT, off, &sl->mask, sl->z) < 0) {
             ckpt_pipeline_err(p, xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: chunk %lld: cannot read (truncated file?)",
                                            r->path, j->q->path, (long long)c));
             return;

@@ -136,6 +136,12 @@ void ckpt_pipeline_release(ckpt_pipeline *p)
     ckpt_pipeline_free(p);
 }
 
+void *ckpt_zbuf_alloc(size_t zcap)
+{
+    void *z = NULL;
+    return posix_memalign(&z, CKPT_DIO_ALIGN, zcap + CKPT_DIO_SLACK) == 0 ? z : NULL;
+}
+
 /* Buffers live as long as the writer/reader: allocating 2 windows of 4 MiB chunks per
  * dataset made page faults the largest cost. Grown, never shrunk. */
 xffl_status ckpt_pipeline_ensure(ckpt_pipeline *p, int threads, size_t chunk_bytes, int zbuf)
@@ -157,7 +163,7 @@ xffl_status ckpt_pipeline_ensure(ckpt_pipeline *p, int threads, size_t chunk_byt
     for (int i = 0; i < p->nslots; i++) {
         p->slots[i].zcap = zbuf ? ckpt_zstd_bound(cap) : 0;
         p->slots[i].tmp = malloc(cap);
-        if (zbuf) p->slots[i].z = malloc(p->slots[i].zcap);
+        if (zbuf) p->slots[i].z = ckpt_zbuf_alloc(p->slots[i].zcap);
         if (!p->slots[i].tmp || (zbuf && !p->slots[i].z)) goto nomem;
     }
     return XFFL_OK;

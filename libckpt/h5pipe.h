@@ -33,6 +33,9 @@ typedef struct {
     size_t zlen;
     void *tmp;     /* one full chunk, shuffled */
     uint32_t mask; /* read: filter mask HDF5 reported */
+    uint64_t addr; /* read, direct: the chunk's file offset; z holds nothing yet */
+    int pending;   /* read, direct: the decoding task still has to read the chunk */
+    size_t zoff;   /* read: the frame starts at z + zoff (direct reads start on a page) */
 } ckpt_slot;
 
 typedef struct {
@@ -52,7 +55,15 @@ struct ckpt_h5_reader {
     char *path;
     int threads;
     ckpt_pipeline pl;
+    int dio_fd; /* the file opened O_DIRECT for the threads' chunk reads; -1: via HDF5 */
+    int buf_fd; /* the file again, buffered: where O_DIRECT refuses an offset or size */
 };
+
+/* z buffers start on a page and hold CKPT_DIO_SLACK bytes beyond zcap, so a chunk read
+ * with O_DIRECT (whole pages around it) fits. */
+#define CKPT_DIO_ALIGN 4096
+#define CKPT_DIO_SLACK (2 * CKPT_DIO_ALIGN)
+void *ckpt_zbuf_alloc(size_t zcap);
 
 /* A scalar string attribute of obj (fixed or variable length); what names obj in
  * messages. *value is malloc'd. */
