@@ -242,8 +242,16 @@ static void test_foreign_layout(void)
     float f[50 * 40], g[50 * 40];
     fill_floats(f, 50 * 40, 9);
     hsize_t dims[2] = {50, 40}, chunk[2] = {16, 16}, rows[2] = {7, 40};
-    for (int layout = 0; layout < 2; layout++) {
-        hid_t file = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    /* 0: partial-row chunks (HDF5 decodes); 1: full rows, chunks read with O_DIRECT;
+     * 2: the same behind a 512-byte user block, which shifts every chunk address;
+     * 3: full rows read through the page cache (XFFL_NO_DIRECT_IO) */
+    for (int variant = 0; variant < 4; variant++) {
+        const int layout = variant > 0;
+        hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+        if (variant == 2) H5Pset_userblock(fcpl, 512);
+        if (variant == 3) setenv("XFFL_NO_DIRECT_IO", "1", 1);
+        hid_t file = H5Fcreate(p, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+        H5Pclose(fcpl);
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         unsigned level = 5;
         H5Pset_chunk(dcpl, 2, layout ? rows : chunk);
@@ -264,6 +272,7 @@ static void test_foreign_layout(void)
         CU_ASSERT_EQUAL(ckpt_h5_read(r, "w", CKPT_DT_F32, 2, shape, g, 1, NULL), XFFL_OK);
         CU_ASSERT(memcmp(f, g, sizeof f) == 0);
         ckpt_h5_reader_close(r);
+        unsetenv("XFFL_NO_DIRECT_IO");
     }
 }
 
@@ -416,7 +425,8 @@ void suite_ckpt(void)
     CU_add_test(s, "default zstd level: float weights as small as level 1, constant chunks collapse",
                 test_zstd_default_level);
     CU_add_test(s, "part file round trip, all dtypes, thread-count independent bytes", test_part_roundtrip);
-    CU_add_test(s, "datasets written through HDF5's filter pipeline read back", test_foreign_layout);
+    CU_add_test(s, "datasets written through HDF5's filter pipeline read back (direct, user block, page cache)",
+                test_foreign_layout);
     CU_add_test(s, "chunks with a skipped filter read as HDF5 reads them", test_skipped_filter_chunk);
     CU_add_test(s, "open: missing, empty, not HDF5", test_open_errors);
     CU_add_test(s, "manifest format/parse, strict errors, content names", test_manifest);
