@@ -296,32 +296,31 @@ xffl_status ckpt_h5_write(ckpt_h5_writer *w, const char *path, ckpt_dtype dtype,
     if (dcpl >= 0) H5Pclose(dcpl);
     if (ds < 0) return xffl_fail(XFFL_ERR_HDF5, "%s: creating dataset %s", w->path, path);
 
-    ckpt_pipeline *pp = &w->pl;
-    xffl_status s = ckpt_pipeline_ensure(pp, w->threads, chunk_bytes, 1);
-#define p (*pp)
+    ckpt_pipeline *p = &w->pl;
+    xffl_status s = ckpt_pipeline_ensure(p, w->threads, chunk_bytes, 1);
     if (s != XFFL_OK) {
         H5Dclose(ds);
         return xffl_wrap(s, "%s: dataset %s", w->path, path);
     }
     xffl_sha256_ctx *sha = xffl_sha256_create();
-    int64_t *ready = calloc((size_t)p.nslots, sizeof *ready);
+    int64_t *ready = calloc((size_t)p->nslots, sizeof *ready);
     if (!sha || !ready) {
         xffl_sha256_free(sha);
         free(ready);
         H5Dclose(ds);
         return xffl_fail(XFFL_ERR_NOMEM, "%s: dataset %s: chunk ring", w->path, path);
     }
-    chunk_ring r = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, data, total, chunk_bytes, rpc, el, nchunks,
-                    p.nslots, ready, 0, 0, 0, 0, 0};
+    chunk_ring r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .src = data, .total = total,
+                    .chunk_bytes = chunk_bytes, .rpc = rpc, .el = el, .nchunks = nchunks, .nslots = p->nslots,
+                    .ready = ready};
 #pragma omp parallel num_threads(w->threads)
     ring_work(w, ds, &r, sha, omp_get_thread_num(), omp_get_num_threads());
     pthread_mutex_destroy(&r.mu);
     pthread_cond_destroy(&r.cv);
     free(ready);
     const uint64_t zsum = r.zsum;
-    s = p.err;
-    if (s != XFFL_OK) xffl_fail(s, "%s: dataset %s: %s", w->path, path, p.msg);
-#undef p
+    s = p->err;
+    if (s != XFFL_OK) xffl_fail(s, "%s: dataset %s: %s", w->path, path, p->msg);
     uint8_t dg[XFFL_SHA256_LEN];
     char hex[XFFL_SHA256_HEX];
     xffl_sha256_final(sha, dg);

@@ -182,7 +182,7 @@ static xffl_status prepare(ckpt_h5_reader *r, const ckpt_h5_request *q, job *j)
     return XFFL_OK;
 }
 
-/* Reads a chunk fetch_window left pending: the whole pages around it, O_DIRECT; through
+/* Reads a chunk fetch_window only located: the whole pages around it, O_DIRECT; through
  * the page cache where the file system wants another alignment (EINVAL). */
 static xffl_status read_direct(ckpt_h5_reader *r, ckpt_slot *sl)
 {
@@ -204,7 +204,6 @@ static xffl_status read_direct(ckpt_h5_reader *r, ckpt_slot *sl)
     }
     XFFL_RETURN_IF(got < want, XFFL_ERR_CORRUPT, "cannot read (truncated file?)");
     sl->zoff = lead;
-    sl->pending = 0;
     return XFFL_OK;
 }
 
@@ -216,7 +215,7 @@ static void decode_chunk(ckpt_h5_reader *r, const job *j, ckpt_slot *sl, int64_t
     const size_t cb = j->chunk_bytes, total = (size_t)j->info.raw_bytes, off = (size_t)c * cb;
     const int partial = off + cb > total;
     uint8_t *dst = (uint8_t *)j->q->out, *to = partial ? pad : dst + off;
-    xffl_status cs = sl->pending ? read_direct(r, sl) : XFFL_OK;
+    xffl_status cs = r->dio_fd >= 0 && sl->zlen > 0 ? read_direct(r, sl) : XFFL_OK;
     const uint8_t *zp = (const uint8_t *)sl->z + sl->zoff;
     if (cs != XFFL_OK) {
         /* reported below */
@@ -255,7 +254,6 @@ static void fetch_window(ckpt_h5_reader *r, window w, ckpt_slot *set)
         off[0] = (hsize_t)(c * j->lay.rpc);
         sl->zlen = 0;
         sl->mask = 0;
-        sl->pending = 0;
         sl->zoff = 0;
         haddr_t addr = HADDR_UNDEF;
         if (r->dio_fd >= 0) {
@@ -274,10 +272,9 @@ static void fetch_window(ckpt_h5_reader *r, window w, ckpt_slot *set)
                 return;
             }
         }
-        if (r->dio_fd >= 0) {
+        if (r->dio_fd >= 0)
             sl->addr = (uint64_t)addr;
-            sl->pending = 1;
-        } else if (H5Dread_chunk(j->ds, H5P_DEFAULT, off, &sl->mask, sl->z) < 0) {
+        else if (H5Dread_chunk(j->ds, H5P_DEFAULT, off, &sl->mask, sl->z) < 0) {
             ckpt_pipeline_err(p, xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: chunk %lld: cannot read (truncated file?)",
                                            r->path, j->q->path, (long long)c));
             return;

@@ -33,8 +33,7 @@ typedef struct {
     size_t zlen;
     void *tmp;     /* one full chunk, shuffled */
     uint32_t mask; /* read: filter mask HDF5 reported */
-    uint64_t addr; /* read, direct: the chunk's file offset; z holds nothing yet */
-    int pending;   /* read, direct: the decoding task still has to read the chunk */
+    uint64_t addr; /* read, direct: the chunk's file offset; the decoding task reads it */
     size_t zoff;   /* read: the frame starts at z + zoff (direct reads start on a page) */
 } ckpt_slot;
 
