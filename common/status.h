@@ -47,6 +47,13 @@ void xffl_errmsg_clear(void);
 
 #define XFFL_ERRMSG_MAX 1024
 
+/* On every function that returns an xffl_status: a caller that drops the status fails
+ * the build (-Werror). GCC ignores a (void) cast here, so a deliberate ignore (best-
+ * effort cleanup whose failure changes nothing) goes through xffl_ignore(), which
+ * says so by name at the call site. */
+#define XFFL_MUST_USE __attribute__((warn_unused_result))
+static inline void xffl_ignore(xffl_status s) { (void)s; }
+
 /* Return s with a message if cond holds. */
 #define XFFL_RETURN_IF(cond, s, ...) \
     do { if (cond) return xffl_fail((s), __VA_ARGS__); } while (0)

@@ -1,0 +1,52 @@
+#include "common/log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static xffl_log_config cfg = {.level = XFFL_LOG_INFO, .json = 0, .cmd = NULL};
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void xffl_log_setup(const xffl_log_config *c) { cfg = *c; }
+
+int xffl_log_enabled(xffl_log_level level) { return level <= cfg.level; }
+
+/* s as the body of a JSON string (quotes, backslashes and control bytes escaped). */
+static void put_json_str(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+}
+
+void xffl_log(xffl_log_level level, const char *fmt, ...)
+{
+    if (!xffl_log_enabled(level)) return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = 0;
+    pthread_mutex_lock(&lock);
+    if (cfg.json) {
+        fprintf(stderr, "{\"level\": \"%s\", \"cmd\": \"", level_names[level]);
+        put_json_str(stderr, cfg.cmd ? cfg.cmd : "");
+        fputs("\", \"msg\": \"", stderr);
+        put_json_str(stderr, msg);
+        fputs("\"}\n", stderr);
+    } else if (cfg.cmd) {
+        fprintf(stderr, "xffl %s: %s\n", cfg.cmd, msg);
+    } else {
+        fprintf(stderr, "xffl: %s\n", msg);
+    }
+    fflush(stderr);
+    pthread_mutex_unlock(&lock);
+}
