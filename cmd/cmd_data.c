@@ -5,7 +5,7 @@
 
 #include "cmd/cli.h"
 #include "common/util.h"
-#include "kernels/data.h"
+#include "text/pack.h"
 
 static void usage(FILE *f)
 {
@@ -35,7 +35,7 @@ int cmd_data(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "pack") != 0) return cli_usage_error("data", "unknown action '%s' (expected: pack)", argv[1]);
-    kern_pack_options o = {.name = "data", .val_fraction = 0.1, .shard_tokens = 100000000};
+    text_pack_options o = {.name = "data", .val_fraction = 0.1, .shard_tokens = 100000000};
     const char **files = calloc((size_t)argc, sizeof *files);
     if (!files) return cli_report(cmd, xffl_fail(XFFL_ERR_NOMEM, "arguments"));
     uint64_t shard_tokens = (uint64_t)o.shard_tokens;
@@ -57,8 +57,8 @@ int cmd_data(int argc, char **argv)
         rc = cli_usage_error(cmd, "no input files");
         goto out;
     }
-    kern_pack_result r;
-    xffl_status st = kern_pack(files, nf, &o, &r);
+    text_pack_result r;
+    xffl_status st = text_pack(files, nf, &o, &r);
     if (st != XFFL_OK) {
         rc = cli_report(cmd, st);
         goto out;

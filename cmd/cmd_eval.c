@@ -9,7 +9,7 @@
 #include "common/util.h"
 #include "kernels/kern.h"
 #include "kernels/train.h"
-#include "pipelines/shards.h"
+#include "text/loader.h"
 
 static void usage(FILE *f)
 {
@@ -37,14 +37,14 @@ static void usage(FILE *f)
 }
 
 typedef struct {
-    pipe_shards *sh;
-    pipe_cursor c;
+    text_loader *sh;
+    text_cursor c;
 } shard_src;
 
 static xffl_status next_batch(void *ctx, int B, int T, int32_t *in, int32_t *tg)
 {
     shard_src *s = ctx;
-    return pipe_shards_next(s->sh, &s->c, B, T, in, tg);
+    return text_loader_next(s->sh, &s->c, B, T, in, tg);
 }
 
 int cmd_eval(int argc, char **argv)
@@ -80,10 +80,10 @@ int cmd_eval(int argc, char **argv)
     if (st == XFFL_OK && T == 0) T = t->cfg.max_seq_len < 256 ? t->cfg.max_seq_len : 256;
     if (st == XFFL_OK && T > t->cfg.max_seq_len)
         st = xffl_fail(XFFL_ERR_USAGE, "--seq-len %ld exceeds the model's max_seq_len %d", T, t->cfg.max_seq_len);
-    if (st == XFFL_OK) st = pipe_shards_open(glob, t->cfg.vocab_size, &src.sh);
+    if (st == XFFL_OK) st = text_loader_open(glob, t->cfg.vocab_size, &src.sh);
     if (st == XFFL_OK && batches == 0) {
         /* every sequence once, roughly: tokens / T sequences */
-        int64_t seqs = pipe_shards_tokens(src.sh) / (T + 1);
+        int64_t seqs = text_loader_tokens(src.sh) / (T + 1);
         batches = seqs / B > 0 ? (long)(seqs / B) : 1;
         if (seqs < B) B = seqs > 0 ? (long)seqs : 1;
     }
@@ -106,7 +106,7 @@ int cmd_eval(int argc, char **argv)
             printf("v%06lld: loss %.4f nats/token, perplexity %.4f, %.4f bits/token over %lld tokens\n",
                    (long long)ref.version, loss, exp(loss), loss / log(2.0), (long long)ntok);
     }
-    pipe_shards_close(src.sh);
+    text_loader_close(src.sh);
     kern_model_free(m);
     free(p);
     ckpt_param_table_free(t);

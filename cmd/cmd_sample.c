@@ -6,9 +6,9 @@
 #include "cmd/cli.h"
 #include "cmd/cli_model.h"
 #include "common/util.h"
-#include "kernels/data.h"
 #include "kernels/kern.h"
 #include "kernels/train.h"
+#include "text/tokenizer.h"
 
 static void usage(FILE *f)
 {
@@ -74,14 +74,14 @@ int cmd_sample(int argc, char **argv)
     }
     if (st == XFFL_OK) st = kern_set_params(m, p);
     if (st == XFFL_OK) {
-        kern_tok_encode(prompt, np, ids);
+        text_byte_encode(prompt, np, ids);
         kern_sample_options so2 = {.temperature = (float)temp, .seed = (uint64_t)seed, .tokens = (int)tokens};
         fprintf(stderr, "xffl sample: v%06lld, %zu prompt bytes, %ld to generate (temperature %g)\n", (long long)ref.version, np,
                 tokens, temp);
         st = kern_sample(m, t->cfg.max_seq_len, ids, (int)np, &so2, out);
     }
     if (st == XFFL_OK) {
-        kern_tok_decode(out, (size_t)tokens, text);
+        text_byte_decode(out, (size_t)tokens, text);
         fwrite(prompt, 1, np, stdout);
         fwrite(text, 1, (size_t)tokens, stdout);
         fputc('\n', stdout);

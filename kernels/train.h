@@ -1,6 +1,6 @@
 /* The training entry the federation job calls, plus evaluation and sampling, on a
  * kern_model already holding θ (kern_set_params). Data comes through a callback so the
- * loader (pipelines/shards.h for token shards) stays outside kernels/. */
+ * loader (text/loader.h for token shards) stays outside kernels/. */
 #ifndef XFFL_KERN_TRAIN_H
 #define XFFL_KERN_TRAIN_H
 

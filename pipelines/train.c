@@ -11,7 +11,7 @@
 #include "pipelines/aggregate.h"
 #include "pipelines/commit.h"
 #include "pipelines/reproduce.h"
-#include "pipelines/shards.h"
+#include "text/loader.h"
 
 void pipe_train_options_default(pipe_train_options *o)
 {
@@ -104,13 +104,13 @@ void pipe_inner_schedule(const pipe_federation *f, int64_t round, kern_adamw_con
 typedef struct {
     int64_t tokens, steps;
     double loss_first, loss_last, loss_mean, seconds;
-    pipe_cursor end;
+    text_cursor end;
 } local_result;
 
 /* Round round's H AdamW steps from theta (t->total floats) on sh from cursor start. theta becomes
  * θ_local. inner (may hold state) is used when use_inner and updated on return. */
 static xffl_status train_local(const pipe_federation *f, int64_t round, const ckpt_param_table *t, float *theta,
-                               pipe_shards *sh, pipe_cursor start, const pipe_train_options *o, int use_inner,
+                               text_loader *sh, text_cursor start, const pipe_train_options *o, int use_inner,
                                inner_state *inner, local_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -133,12 +133,12 @@ static xffl_status train_local(const pipe_federation *f, int64_t round, const ck
     kern_adamw_config ac;
     int64_t step0;
     pipe_inner_schedule(f, round, &ac, &step0);
-    pipe_cursor c = start;
+    text_cursor c = start;
     double sum = 0;
     int every = H >= 10 ? H / 5 : 1;
     for (int s = 0; s < H; s++) {
         float loss = 0, gn = 0;
-        XFFL_CHECK_GOTO(st, pipe_shards_next(sh, &c, B, T, in, tg), done);
+        XFFL_CHECK_GOTO(st, text_loader_next(sh, &c, B, T, in, tg), done);
         XFFL_CHECK_GOTO(st, kern_zero_grad(m), done);
         XFFL_CHECK_GOTO(st, kern_forward(m, in, tg, B, T, &loss), done);
         XFFL_CHECK_GOTO(st, kern_backward(m), done);
@@ -178,7 +178,7 @@ done:
 }
 
 /* Cursor to start from: --state DIR/cursor, else this facility's latest COMMIT. */
-static xffl_status find_cursor(store *s, const pipe_train_options *o, int64_t round, pipe_cursor *c)
+static xffl_status find_cursor(store *s, const pipe_train_options *o, int64_t round, text_cursor *c)
 {
     memset(c, 0, sizeof *c);
     if (o->state_dir) {
@@ -190,7 +190,7 @@ static xffl_status find_cursor(store *s, const pipe_train_options *o, int64_t ro
             XFFL_FORWARD(xffl_read_file(p, &d, &l));
             char *txt = d;
             while (l && (txt[l - 1] == '\n' || txt[l - 1] == ' ')) txt[--l] = 0;
-            xffl_status st = pipe_cursor_parse(txt, c);
+            xffl_status st = text_cursor_parse(txt, c);
             free(d);
             return st == XFFL_OK ? st : xffl_wrap(st, "%s", p);
         }
@@ -205,7 +205,7 @@ static xffl_status find_cursor(store *s, const pipe_train_options *o, int64_t ro
             ckpt_manifest *m = NULL;
             xffl_status st = pipe_commit_load(s, a->commit_key, &m);
             const char *ce = st == XFFL_OK ? ckpt_manifest_get(m, "cursor_end") : NULL;
-            if (ce) st = pipe_cursor_parse(ce, c);
+            if (ce) st = text_cursor_parse(ce, c);
             ckpt_manifest_free(m);
             pipe_round_listing_free(&l);
             if (ce || st != XFFL_OK) return st;
@@ -278,7 +278,7 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
     XFFL_FORWARD(ckpt_param_table_create(&f.model, &t));
     const int64_t n = t->total;
     float *theta = malloc((size_t)n * 4), *base_theta = malloc((size_t)n * 4), *residual = NULL;
-    pipe_shards *sh = NULL;
+    text_loader *sh = NULL;
     inner_state inner;
     memset(&inner, 0, sizeof inner);
     xffl_status st = XFFL_OK;
@@ -294,8 +294,8 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
         XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &base, t, 1, groups, slabs, NULL), done);
     }
     memcpy(theta, base_theta, (size_t)n * 4);
-    XFFL_CHECK_GOTO(st, pipe_shards_open(o->data_glob, f.model.vocab_size, &sh), done);
-    pipe_cursor start;
+    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f.model.vocab_size, &sh), done);
+    text_cursor start;
     XFFL_CHECK_GOTO(st, find_cursor(s, o, round, &start), done);
     const int keep = o->keep_inner_state || f.keep_inner_state;
     const int lossy = f.encoding != PIPE_ENC_FP32;
@@ -331,15 +331,15 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
     local_result lr;
     XFFL_CHECK_GOTO(st, train_local(&f, round, t, theta, sh, start, o, keep, &inner, &lr), done);
     for (int64_t i = 0; i < n; i++) theta[i] -= base_theta[i];
-    pipe_cursor_format(&start, res->cursor_start, sizeof res->cursor_start);
-    pipe_cursor_format(&lr.end, res->cursor_end, sizeof res->cursor_end);
+    text_cursor_format(&start, res->cursor_start, sizeof res->cursor_start);
+    text_cursor_format(&lr.end, res->cursor_end, sizeof res->cursor_end);
     char threads[16], bt[16], tt[16];
     snprintf(threads, sizeof threads, "%d", o->threads);
     snprintf(bt, sizeof bt, "%d", f.batch);
     snprintf(tt, sizeof tt, "%d", f.seq_len);
     const char *ek[] = {"cursor", "cursor_end", "backend", "threads", "batch", "seq_len", "inner_state", "shards"};
     const char *ev[] = {res->cursor_start, res->cursor_end, o->backend ? o->backend : "auto", threads, bt, tt,
-                        inner_sha, pipe_shards_digests(sh)};
+                        inner_sha, text_loader_digests(sh)};
     pipe_commit_spec cs = {.f = &f, .fed_sha = fed_sha, .t = t, .base = &base, .round = round,
                            .facility = o->facility, .attempt = attempt, .delta = theta, .residual = residual,
                            .tokens = lr.tokens, .steps = lr.steps, .loss_first = lr.loss_first,
@@ -369,7 +369,7 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
     res->loss_mean = lr.loss_mean;
     res->train_seconds = lr.seconds;
 done:
-    pipe_shards_close(sh);
+    text_loader_close(sh);
     inner_free(&inner);
     free(theta);
     free(base_theta);
@@ -394,7 +394,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
         if (!strcmp(idx->contributors[i].facility, o->facility)) ck = idx->contributors[i].key;
     ckpt_param_table *t = NULL;
     float *theta = NULL, *base_theta = NULL, *residual = NULL;
-    pipe_shards *sh = NULL;
+    text_loader *sh = NULL;
     inner_state inner;
     memset(&inner, 0, sizeof inner);
     char *tmp = NULL;
@@ -443,14 +443,14 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
         XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &base, t, 1, groups, slabs, NULL), done);
     }
     memcpy(theta, base_theta, (size_t)n * 4);
-    XFFL_CHECK_GOTO(st, pipe_shards_open(o->data_glob, f.model.vocab_size, &sh), done);
-    if (strcmp(pipe_shards_digests(sh), shards) != 0) {
+    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f.model.vocab_size, &sh), done);
+    if (strcmp(text_loader_digests(sh), shards) != 0) {
         st = xffl_fail(XFFL_ERR_INVALID, "--data %s is not the data %s trained on (shards %s, COMMIT says %s)",
-                       o->data_glob, ck, pipe_shards_digests(sh), shards);
+                       o->data_glob, ck, text_loader_digests(sh), shards);
         goto done;
     }
-    pipe_cursor start;
-    XFFL_CHECK_GOTO(st, pipe_cursor_parse(cur, &start), done);
+    text_cursor start;
+    XFFL_CHECK_GOTO(st, text_cursor_parse(cur, &start), done);
     int keep = strcmp(isha, "none") != 0;
     char p[4200];
     if (keep) {
@@ -506,7 +506,7 @@ done:
         xffl_rmtree(tmp);
         free(tmp);
     }
-    pipe_shards_close(sh);
+    text_loader_close(sh);
     inner_free(&inner);
     free(theta);
     free(base_theta);

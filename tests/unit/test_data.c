@@ -1,25 +1,27 @@
 /* Byte tokenizer, llm.c shards, `data pack`, and the packed shards read back through
- * the training loader (pipelines/shards.h): deterministic, resumable from a cursor. */
+ * the training loader (text/loader.h): deterministic, resumable from a cursor. */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/util.h"
-#include "kernels/data.h"
-#include "pipelines/shards.h"
+#include "text/loader.h"
+#include "text/pack.h"
+#include "text/shards.h"
+#include "text/tokenizer.h"
 
 static void test_tokenizer(void)
 {
     const char *s = "h\xc3\xa9llo\n\x01\xff";
     int32_t ids[16];
     char back[16];
-    size_t n = kern_tok_encode(s, strlen(s), ids);
+    size_t n = text_byte_encode(s, strlen(s), ids);
     CU_ASSERT_EQUAL(n, strlen(s));
     CU_ASSERT_EQUAL(ids[0], 'h');
     CU_ASSERT_EQUAL(ids[1], 0xc3);
     CU_ASSERT_EQUAL(ids[n - 1], 255);
-    CU_ASSERT_EQUAL(kern_tok_decode(ids, n, back), n);
+    CU_ASSERT_EQUAL(text_byte_decode(ids, n, back), n);
     CU_ASSERT_EQUAL(memcmp(back, s, n), 0);
 }
 
@@ -37,7 +39,7 @@ static void test_shard_and_pack(void)
     /* header bytes exactly as llm.c writes them */
     uint16_t tok[5] = {1, 2, 300, 4, 255};
     snprintf(p, sizeof p, "%s/one.bin", dir);
-    CU_ASSERT_EQUAL(kern_shard_write(p, tok, 5), XFFL_OK);
+    CU_ASSERT_EQUAL(text_shard_write(p, tok, 5), XFFL_OK);
     void *raw = NULL;
     size_t len = 0;
     CU_ASSERT_EQUAL_FATAL(xffl_read_file(p, &raw, &len), XFFL_OK);
@@ -52,11 +54,11 @@ static void test_shard_and_pack(void)
     free(raw);
     uint16_t *back = NULL;
     int64_t n = 0;
-    CU_ASSERT_EQUAL(kern_shard_read(p, 512, &back, &n), XFFL_OK);
+    CU_ASSERT_EQUAL(text_shard_read(p, 512, &back, &n, NULL), XFFL_OK);
     CU_ASSERT_EQUAL(n, 5);
     CU_ASSERT_EQUAL(back[2], 300);
     free(back);
-    CU_ASSERT_EQUAL(kern_shard_read(p, 256, &back, &n), XFFL_ERR_INVALID);
+    CU_ASSERT_EQUAL(text_shard_read(p, 256, &back, &n, NULL), XFFL_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "one.bin"));
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "offset 2"));
 
@@ -70,49 +72,49 @@ static void test_shard_and_pack(void)
     write_text(b, text2, sizeof text2);
     const char *files[] = {a, b};
     snprintf(p, sizeof p, "%s/out", dir);
-    kern_pack_options o = {.out_dir = p, .name = "en", .val_fraction = 0.25, .shard_tokens = 64};
-    kern_pack_result r;
-    CU_ASSERT_EQUAL_FATAL(kern_pack(files, 2, &o, &r), XFFL_OK);
+    text_pack_options o = {.out_dir = p, .name = "en", .val_fraction = 0.25, .shard_tokens = 64};
+    text_pack_result r;
+    CU_ASSERT_EQUAL_FATAL(text_pack(files, 2, &o, &r), XFFL_OK);
     CU_ASSERT_EQUAL(r.files, 2);
     CU_ASSERT_EQUAL(r.train_tokens, 150 + 90);
     CU_ASSERT_EQUAL(r.val_tokens, 50 + 30);
     CU_ASSERT_EQUAL(r.train_shards, 4); /* 64 + 64 + 64 + 48 */
     CU_ASSERT_EQUAL(r.val_shards, 2);
     snprintf(p, sizeof p, "%s/out/en_train_0003.bin", dir);
-    CU_ASSERT_EQUAL(kern_shard_read(p, 256, &back, &n), XFFL_OK);
+    CU_ASSERT_EQUAL(text_shard_read(p, 256, &back, &n, NULL), XFFL_OK);
     CU_ASSERT_EQUAL(n, 48);
     CU_ASSERT_EQUAL(back[0], text2[192 - 150]); /* token 192 of the train stream */
     free(back);
     snprintf(p, sizeof p, "%s/out/en_val_0000.bin", dir);
-    CU_ASSERT_EQUAL(kern_shard_read(p, 256, &back, &n), XFFL_OK);
+    CU_ASSERT_EQUAL(text_shard_read(p, 256, &back, &n, NULL), XFFL_OK);
     CU_ASSERT_EQUAL(back[0], text1[150]); /* val = the tail of each file */
     free(back);
 
     /* the training loader reads them: same batches twice, and resuming from a cursor */
     snprintf(p, sizeof p, "%s/out/en_train_*.bin", dir);
-    pipe_shards *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(pipe_shards_open(p, 256, &s), XFFL_OK);
-    CU_ASSERT_EQUAL(pipe_shards_tokens(s), 240);
+    text_loader *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(text_loader_open(p, 256, &s), XFFL_OK);
+    CU_ASSERT_EQUAL(text_loader_tokens(s), 240);
     int32_t in1[6 * 8], tg1[6 * 8], in2[6 * 8], tg2[6 * 8];
-    pipe_cursor c = {0}, d = {0};
-    CU_ASSERT_EQUAL(pipe_shards_next(s, &c, 6, 8, in1, tg1), XFFL_OK);
-    CU_ASSERT_EQUAL(pipe_shards_next(s, &d, 2, 8, in2, tg2), XFFL_OK);
+    text_cursor c = {0}, d = {0};
+    CU_ASSERT_EQUAL(text_loader_next(s, &c, 6, 8, in1, tg1), XFFL_OK);
+    CU_ASSERT_EQUAL(text_loader_next(s, &d, 2, 8, in2, tg2), XFFL_OK);
     char txt[64];
-    pipe_cursor_format(&d, txt, sizeof txt);
-    pipe_cursor e;
-    CU_ASSERT_EQUAL(pipe_cursor_parse(txt, &e), XFFL_OK);
-    CU_ASSERT_EQUAL(pipe_shards_next(s, &e, 4, 8, in2 + 16, tg2 + 16), XFFL_OK);
+    text_cursor_format(&d, txt, sizeof txt);
+    text_cursor e;
+    CU_ASSERT_EQUAL(text_cursor_parse(txt, &e), XFFL_OK);
+    CU_ASSERT_EQUAL(text_loader_next(s, &e, 4, 8, in2 + 16, tg2 + 16), XFFL_OK);
     CU_ASSERT_EQUAL(memcmp(in1, in2, sizeof in1), 0);
     CU_ASSERT_EQUAL(memcmp(tg1, tg2, sizeof tg1), 0);
     CU_ASSERT_EQUAL(tg1[0], in1[1]);
-    pipe_shards_close(s);
+    text_loader_close(s);
 
     /* errors name the file or option */
     const char *missing[] = {"/nonexistent/x.txt"};
-    CU_ASSERT_EQUAL(kern_pack(missing, 1, &o, &r), XFFL_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(text_pack(missing, 1, &o, &r), XFFL_ERR_NOT_FOUND);
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "/nonexistent/x.txt"));
     o.val_fraction = 1.5;
-    CU_ASSERT_EQUAL(kern_pack(files, 2, &o, &r), XFFL_ERR_USAGE);
+    CU_ASSERT_EQUAL(text_pack(files, 2, &o, &r), XFFL_ERR_USAGE);
     xffl_rmtree(dir);
     free(dir);
 }

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/data.h"
 #include "kernels/train.h"
+#include "text/tokenizer.h"
 
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="
 
@@ -96,13 +96,13 @@ static void test_train_eval_sample(void)
     /* greedy continues the learnt text, the same way twice */
     const char *prompt = "the cat sat on";
     int32_t pr[32], out1[16], out2[16];
-    int np = (int)kern_tok_encode(prompt, strlen(prompt), pr);
+    int np = (int)text_byte_encode(prompt, strlen(prompt), pr);
     kern_sample_options so = {.temperature = 0, .seed = 1, .tokens = 16};
     CU_ASSERT_EQUAL(kern_sample(m, T, pr, np, &so, out1), XFFL_OK);
     CU_ASSERT_EQUAL(kern_sample(m, T, pr, np, &so, out2), XFFL_OK);
     CU_ASSERT_EQUAL(memcmp(out1, out2, sizeof out1), 0);
     char s[17] = {0};
-    kern_tok_decode(out1, 16, s);
+    text_byte_decode(out1, 16, s);
     printf(" [greedy: '%s']", s);
     CU_ASSERT_STRING_EQUAL(s, " the mat. the ca");
     /* seeded sampling: same seed same bytes */

@@ -3,17 +3,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "common/util.h"
-#include "pipelines/shards.h"
+#include "text/loader.h"
+#include "text/shards.h"
 
 static void write_shard(const char *path, int n, int base)
 {
-    int32_t hdr[256] = {PIPE_SHARD_MAGIC, 1, n};
     uint16_t *t = malloc(n * 2);
     for (int i = 0; i < n; i++) t[i] = (uint16_t)(base + i % 50);
-    FILE *f = fopen(path, "wb");
-    fwrite(hdr, 4, 256, f);
-    fwrite(t, 2, n, f);
-    fclose(f);
+    CU_ASSERT_EQUAL(text_shard_write(path, t, n), XFFL_OK);
     free(t);
 }
 
@@ -27,36 +24,36 @@ static void test_interleave_and_resume(void)
     snprintf(p, sizeof p, "%s/b_train_0000.bin", dir);
     write_shard(p, 100, 100);
     snprintf(p, sizeof p, "%s/*_train_*.bin", dir);
-    pipe_shards *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(pipe_shards_open(p, 256, &s), XFFL_OK);
-    CU_ASSERT_EQUAL(pipe_shards_count(s), 2);
-    CU_ASSERT_EQUAL(pipe_shards_tokens(s), 141);
-    CU_ASSERT_PTR_NOT_NULL(strstr(pipe_shards_digests(s), "a_train_0000.bin:"));
+    text_loader *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(text_loader_open(p, 256, &s), XFFL_OK);
+    CU_ASSERT_EQUAL(text_loader_shards(s), 2);
+    CU_ASSERT_EQUAL(text_loader_tokens(s), 141);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text_loader_digests(s), "a_train_0000.bin:"));
     int32_t in[12 * 8], tg[12 * 8], in2[12 * 8], tg2[12 * 8];
-    pipe_cursor c = {0};
-    CU_ASSERT_EQUAL(pipe_shards_next(s, &c, 12, 8, in, tg), XFFL_OK);
+    text_cursor c = {0};
+    CU_ASSERT_EQUAL(text_loader_next(s, &c, 12, 8, in, tg), XFFL_OK);
     CU_ASSERT_EQUAL(c.seq, 12);
     CU_ASSERT_EQUAL(in[0], 0);       /* seq 0: shard a */
     CU_ASSERT_EQUAL(in[8], 100);     /* seq 1: shard b */
     CU_ASSERT_EQUAL(in[16], 8);      /* seq 2: shard a, second sequence */
     CU_ASSERT_EQUAL(tg[0], 1);       /* targets are the next token */
     CU_ASSERT_EQUAL(in[10 * 8], 0);  /* seq 10: shard a wrapped after its 5 sequences */
-    pipe_cursor d = {0};
-    CU_ASSERT_EQUAL(pipe_shards_next(s, &d, 5, 8, in2, tg2), XFFL_OK);
+    text_cursor d = {0};
+    CU_ASSERT_EQUAL(text_loader_next(s, &d, 5, 8, in2, tg2), XFFL_OK);
     char txt[32];
-    pipe_cursor_format(&d, txt, sizeof txt);
-    pipe_cursor e;
-    CU_ASSERT_EQUAL(pipe_cursor_parse(txt, &e), XFFL_OK);
-    CU_ASSERT_EQUAL(pipe_shards_next(s, &e, 7, 8, in2 + 5 * 8, tg2 + 5 * 8), XFFL_OK);
+    text_cursor_format(&d, txt, sizeof txt);
+    text_cursor e;
+    CU_ASSERT_EQUAL(text_cursor_parse(txt, &e), XFFL_OK);
+    CU_ASSERT_EQUAL(text_loader_next(s, &e, 7, 8, in2 + 5 * 8, tg2 + 5 * 8), XFFL_OK);
     CU_ASSERT_EQUAL(memcmp(in, in2, sizeof in), 0);
     CU_ASSERT_EQUAL(memcmp(tg, tg2, sizeof tg), 0);
-    CU_ASSERT_EQUAL(pipe_cursor_parse("x1", &e), XFFL_ERR_INVALID);
-    pipe_shards_close(s);
+    CU_ASSERT_EQUAL(text_cursor_parse("x1", &e), XFFL_ERR_INVALID);
+    text_loader_close(s);
     /* tokens outside the vocabulary are refused, naming the shard */
-    CU_ASSERT_EQUAL(pipe_shards_open(p, 120, &s), XFFL_ERR_INVALID);
+    CU_ASSERT_EQUAL(text_loader_open(p, 120, &s), XFFL_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "b_train_0000.bin"));
     snprintf(p, sizeof p, "%s/none_*.bin", dir);
-    CU_ASSERT_EQUAL(pipe_shards_open(p, 256, &s), XFFL_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(text_loader_open(p, 256, &s), XFFL_ERR_NOT_FOUND);
     xffl_rmtree(dir);
     free(dir);
 }

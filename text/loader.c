@@ -1,0 +1,122 @@
+/* The shard loader (contract and sampling order in loader.h). */
+#include "text/loader.h"
+
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/digest.h"
+#include "text/shards.h"
+
+typedef struct {
+    char *path;
+    uint16_t *tok;
+    int64_t n;
+} shard;
+
+struct text_loader {
+    shard *sh;
+    int count;
+    int64_t total;
+    char *digests;
+};
+
+xffl_status text_loader_open(const char *pattern, int vocab, text_loader **out)
+{
+    *out = NULL;
+    glob_t g;
+    int rc = glob(pattern, 0, NULL, &g);
+    if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
+        if (rc == 0) globfree(&g);
+        return xffl_fail(XFFL_ERR_NOT_FOUND, "no token shard matches '%s'", pattern);
+    }
+    XFFL_RETURN_IF(rc != 0, XFFL_ERR_IO, "cannot expand '%s'", pattern);
+    text_loader *l = calloc(1, sizeof *l);
+    xffl_status st = XFFL_OK;
+    if (l) l->sh = calloc(g.gl_pathc, sizeof *l->sh);
+    if (l) l->digests = calloc(g.gl_pathc, 300);
+    if (!l || !l->sh || !l->digests) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "shards of '%s'", pattern);
+        goto done;
+    }
+    /* glob() sorts by the locale; sort bytewise for a cursor that means the same everywhere */
+    for (size_t i = 1; i < g.gl_pathc; i++)
+        for (size_t j = i; j > 0 && strcmp(g.gl_pathv[j - 1], g.gl_pathv[j]) > 0; j--) {
+            char *t = g.gl_pathv[j];
+            g.gl_pathv[j] = g.gl_pathv[j - 1];
+            g.gl_pathv[j - 1] = t;
+        }
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        char hex[XFFL_SHA256_HEX];
+        shard *sh = &l->sh[i];
+        XFFL_CHECK_GOTO(st, text_shard_read(g.gl_pathv[i], vocab, &sh->tok, &sh->n, hex), done);
+        sh->path = strdup(g.gl_pathv[i]);
+        if (!sh->path) {
+            free(sh->tok);
+            sh->tok = NULL;
+            st = xffl_fail(XFFL_ERR_NOMEM, "shard %s", g.gl_pathv[i]);
+            goto done;
+        }
+        l->count++;
+        l->total += sh->n;
+        const char *base = strrchr(g.gl_pathv[i], '/');
+        base = base ? base + 1 : g.gl_pathv[i];
+        size_t len = strlen(l->digests);
+        snprintf(l->digests + len, 300, "%s%.200s:%.12s", i ? "," : "", base, hex);
+    }
+done:
+    globfree(&g);
+    if (st != XFFL_OK) {
+        text_loader_close(l);
+        return st;
+    }
+    *out = l;
+    return XFFL_OK;
+}
+
+void text_loader_close(text_loader *l)
+{
+    if (!l) return;
+    for (int i = 0; i < l->count; i++) {
+        free(l->sh[i].path);
+        free(l->sh[i].tok);
+    }
+    free(l->sh);
+    free(l->digests);
+    free(l);
+}
+
+int text_loader_shards(const text_loader *l) { return l->count; }
+int64_t text_loader_tokens(const text_loader *l) { return l->total; }
+const char *text_loader_digests(const text_loader *l) { return l->digests; }
+
+xffl_status text_loader_next(text_loader *l, text_cursor *c, int B, int T, int32_t *inputs, int32_t *targets)
+{
+    XFFL_RETURN_IF(c->seq < 0, XFFL_ERR_INVALID, "data cursor %lld is negative", (long long)c->seq);
+    for (int b = 0; b < B; b++) {
+        int64_t i = c->seq++;
+        const shard *sh = &l->sh[i % l->count];
+        int64_t nseq = sh->n > 0 ? (sh->n - 1) / T : 0;
+        XFFL_RETURN_IF(nseq < 1, XFFL_ERR_INVALID, "shard %s holds %lld tokens, fewer than sequence length + 1 (%d)",
+                       sh->path, (long long)sh->n, T + 1);
+        const uint16_t *t = sh->tok + ((i / l->count) % nseq) * T;
+        for (int k = 0; k < T; k++) {
+            inputs[b * T + k] = t[k];
+            targets[b * T + k] = t[k + 1];
+        }
+    }
+    return XFFL_OK;
+}
+
+void text_cursor_format(const text_cursor *c, char *out, size_t cap) { snprintf(out, cap, "%lld", (long long)c->seq); }
+
+xffl_status text_cursor_parse(const char *text, text_cursor *c)
+{
+    long long v;
+    int used = 0;
+    if (sscanf(text, "%lld%n", &v, &used) != 1 || text[used] != 0 || v < 0)
+        return xffl_fail(XFFL_ERR_INVALID, "data cursor '%s' is not a sequence count", text);
+    c->seq = v;
+    return XFFL_OK;
+}
