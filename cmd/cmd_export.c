@@ -5,7 +5,7 @@
 
 #include "cmd/cli.h"
 #include "cmd/cli_model.h"
-#include "kernels/export.h"
+#include "formats/llama2c.h"
 
 static void usage(FILE *f)
 {

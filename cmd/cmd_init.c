@@ -9,7 +9,7 @@
 #include "cmd/cli_model.h"
 #include "common/digest.h"
 #include "common/util.h"
-#include "kernels/export.h"
+#include "formats/llama2c.h"
 #include "libckpt/h5part.h"
 #include "libckpt/model.h"
 #include "libckpt/zstd_filter.h"

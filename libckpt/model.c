@@ -51,24 +51,47 @@ xffl_status ckpt_model_validate(const ckpt_model_config *c)
     return XFFL_OK;
 }
 
-static void add(ckpt_param_table *t, int layer, ckpt_param_kind kind, int64_t rows, int64_t cols, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+const ckpt_slot_info ckpt_slots[CKPT_SLOT_COUNT] = {
+    [CKPT_SLOT_ATTN_NORM] = {"layers.%d.attention_norm.weight", CKPT_KIND_NORM, CKPT_DIM_MODEL, CKPT_DIM_NONE, 0},
+    [CKPT_SLOT_WQ] = {"layers.%d.attention.wq.weight", CKPT_KIND_MATRIX, CKPT_DIM_MODEL, CKPT_DIM_MODEL, 0},
+    [CKPT_SLOT_WK] = {"layers.%d.attention.wk.weight", CKPT_KIND_MATRIX, CKPT_DIM_KV, CKPT_DIM_MODEL, 0},
+    [CKPT_SLOT_WV] = {"layers.%d.attention.wv.weight", CKPT_KIND_MATRIX, CKPT_DIM_KV, CKPT_DIM_MODEL, 0},
+    [CKPT_SLOT_WO] = {"layers.%d.attention.wo.weight", CKPT_KIND_MATRIX, CKPT_DIM_MODEL, CKPT_DIM_MODEL, 1},
+    [CKPT_SLOT_FFN_NORM] = {"layers.%d.ffn_norm.weight", CKPT_KIND_NORM, CKPT_DIM_MODEL, CKPT_DIM_NONE, 0},
+    [CKPT_SLOT_W1] = {"layers.%d.feed_forward.w1.weight", CKPT_KIND_MATRIX, CKPT_DIM_HIDDEN, CKPT_DIM_MODEL, 0},
+    [CKPT_SLOT_W2] = {"layers.%d.feed_forward.w2.weight", CKPT_KIND_MATRIX, CKPT_DIM_MODEL, CKPT_DIM_HIDDEN, 1},
+    [CKPT_SLOT_W3] = {"layers.%d.feed_forward.w3.weight", CKPT_KIND_MATRIX, CKPT_DIM_HIDDEN, CKPT_DIM_MODEL, 0},
+    [CKPT_SLOT_EMBEDDING] = {"tok_embeddings.weight", CKPT_KIND_EMBEDDING, CKPT_DIM_VOCAB, CKPT_DIM_MODEL, 0},
+    [CKPT_SLOT_NORM] = {"norm.weight", CKPT_KIND_NORM, CKPT_DIM_MODEL, CKPT_DIM_NONE, 0},
+    [CKPT_SLOT_OUTPUT] = {"output.weight", CKPT_KIND_MATRIX, CKPT_DIM_VOCAB, CKPT_DIM_MODEL, 0},
+};
 
-#include <stdarg.h>
-static void add(ckpt_param_table *t, int layer, ckpt_param_kind kind, int64_t rows, int64_t cols, const char *fmt, ...)
+static int64_t dim_size(const ckpt_model_config *c, ckpt_dim d)
 {
+    switch (d) {
+    case CKPT_DIM_MODEL: return c->dim;
+    case CKPT_DIM_KV: return (int64_t)c->dim / c->n_heads * c->n_kv_heads;
+    case CKPT_DIM_HIDDEN: return c->hidden_dim;
+    case CKPT_DIM_VOCAB: return c->vocab_size;
+    case CKPT_DIM_NONE: break;
+    }
+    return 1;
+}
+
+static void add(ckpt_param_table *t, ckpt_slot slot, int layer)
+{
+    const ckpt_slot_info *s = &ckpt_slots[slot];
+    if (layer <= 0) t->first[slot] = t->count;
     ckpt_param *p = &t->params[t->count++];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->name, sizeof p->name, fmt, ap);
-    va_end(ap);
-    p->ndim = cols > 0 ? 2 : 1;
-    p->shape[0] = rows;
-    p->shape[1] = cols > 0 ? cols : 1;
+    snprintf(p->name, sizeof p->name, s->name, layer);
+    p->ndim = s->cols == CKPT_DIM_NONE ? 1 : 2;
+    p->shape[0] = dim_size(&t->cfg, s->rows);
+    p->shape[1] = dim_size(&t->cfg, s->cols);
     p->numel = p->shape[0] * p->shape[1];
     p->offset = t->total;
     p->layer = layer;
-    p->kind = kind;
+    p->slot = slot;
+    p->kind = s->kind;
     t->total += p->numel;
 }
 
@@ -76,29 +99,18 @@ xffl_status ckpt_param_table_create(const ckpt_model_config *cfg, ckpt_param_tab
 {
     XFFL_FORWARD(ckpt_model_validate(cfg));
     ckpt_param_table *t = calloc(1, sizeof *t);
-    int max = 3 + 9 * cfg->n_layers;
+    int max = CKPT_SLOT_COUNT - CKPT_LAYER_SLOTS + CKPT_LAYER_SLOTS * cfg->n_layers;
     if (t) t->params = calloc((size_t)max, sizeof *t->params);
     if (!t || !t->params) {
         ckpt_param_table_free(t);
         return xffl_fail(XFFL_ERR_NOMEM, "parameter table");
     }
     t->cfg = *cfg;
-    const int64_t D = cfg->dim, V = cfg->vocab_size, H = cfg->hidden_dim;
-    const int64_t kv = D / cfg->n_heads * cfg->n_kv_heads;
-    add(t, -1, CKPT_KIND_EMBEDDING, V, D, "tok_embeddings.weight");
-    for (int l = 0; l < cfg->n_layers; l++) {
-        add(t, l, CKPT_KIND_NORM, D, 0, "layers.%d.attention_norm.weight", l);
-        add(t, l, CKPT_KIND_MATRIX, D, D, "layers.%d.attention.wq.weight", l);
-        add(t, l, CKPT_KIND_MATRIX, kv, D, "layers.%d.attention.wk.weight", l);
-        add(t, l, CKPT_KIND_MATRIX, kv, D, "layers.%d.attention.wv.weight", l);
-        add(t, l, CKPT_KIND_MATRIX, D, D, "layers.%d.attention.wo.weight", l);
-        add(t, l, CKPT_KIND_NORM, D, 0, "layers.%d.ffn_norm.weight", l);
-        add(t, l, CKPT_KIND_MATRIX, H, D, "layers.%d.feed_forward.w1.weight", l);
-        add(t, l, CKPT_KIND_MATRIX, D, H, "layers.%d.feed_forward.w2.weight", l);
-        add(t, l, CKPT_KIND_MATRIX, H, D, "layers.%d.feed_forward.w3.weight", l);
-    }
-    add(t, -1, CKPT_KIND_NORM, D, 0, "norm.weight");
-    add(t, -1, CKPT_KIND_MATRIX, V, D, "output.weight");
+    add(t, CKPT_SLOT_EMBEDDING, -1);
+    for (int l = 0; l < cfg->n_layers; l++)
+        for (int s = 0; s < CKPT_LAYER_SLOTS; s++) add(t, (ckpt_slot)s, l);
+    add(t, CKPT_SLOT_NORM, -1);
+    add(t, CKPT_SLOT_OUTPUT, -1);
     *out = t;
     return XFFL_OK;
 }
@@ -120,9 +132,7 @@ int ckpt_param_find(const ckpt_param_table *t, const char *name)
 int64_t ckpt_param_count_nonembedding(const ckpt_param_table *t)
 {
     int64_t n = t->total;
-    int i = ckpt_param_find(t, "tok_embeddings.weight");
-    if (i >= 0) n -= t->params[i].numel;
-    return n;
+    return n - t->params[ckpt_param_index(t, CKPT_SLOT_EMBEDDING, 0)].numel;
 }
 
 /* splitmix64: a counter-based generator, so any element of any tensor can be drawn
@@ -145,8 +155,7 @@ void ckpt_param_init(const ckpt_param_table *t, int index, uint64_t seed, float 
         return;
     }
     double std = 0.02;
-    if (strstr(p->name, "attention.wo") || strstr(p->name, "feed_forward.w2"))
-        std /= sqrt(2.0 * t->cfg.n_layers);
+    if (ckpt_slots[p->slot].residual_out) std /= sqrt(2.0 * t->cfg.n_layers);
     const uint64_t stream = splitmix64(seed ^ splitmix64((uint64_t)index + 1));
     /* Box-Muller on pairs; each pair depends only on (stream, pair index), so threads
      * change nothing but the time (a 7b init is ~3.4e9 log+sincos pairs). */

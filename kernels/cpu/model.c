@@ -30,10 +30,6 @@ typedef struct {
 } layer_acts;
 
 typedef struct {
-    int attn_norm, wq, wo, ffn_norm, w1, w2, w3;
-} layer_idx;
-
-typedef struct {
     ckpt_model_config cfg;
     const ckpt_param_table *t;
     int Bmax, Tmax, threads;
@@ -47,8 +43,6 @@ typedef struct {
     float *dx, *dxn, *datt, *dqkv, *dg, *dh13, *w13, *dw13, *dS;
     float *rope_cos, *rope_sin;
     int32_t *tok, *tgt;
-    layer_idx *li;
-    int i_emb, i_norm, i_out;
     int B, T, have_targets, have_logits;
 } cpu_model;
 
@@ -60,20 +54,12 @@ static void set_threads(cpu_model *m)
     openblas_set_num_threads(m->threads);
 }
 
-static int find(const ckpt_param_table *t, const char *fmt, int l)
-{
-    char name[CKPT_NAME_MAX];
-    snprintf(name, sizeof name, fmt, l);
-    return ckpt_param_find(t, name);
-}
-
 static void cpu_destroy(void *impl)
 {
     cpu_model *m = impl;
     if (!m) return;
     free(m->slab);
     free(m->la);
-    free(m->li);
     free(m->tok);
     free(m->tgt);
     free(m);
@@ -100,37 +86,21 @@ static xffl_status cpu_create(const ckpt_model_config *cfg, const ckpt_param_tab
     m->Dqkv = (m->H + 2 * m->KV) * m->hd;
     xffl_status st = XFFL_OK;
     m->la = calloc((size_t)m->L + 1, sizeof *m->la);
-    m->li = calloc((size_t)m->L, sizeof *m->li);
     int64_t N = (int64_t)m->Bmax * m->Tmax;
     m->tok = malloc((size_t)N * sizeof *m->tok);
     m->tgt = malloc((size_t)N * sizeof *m->tgt);
-    if (!m->la || !m->li || !m->tok || !m->tgt) {
+    if (!m->la || !m->tok || !m->tgt) {
         st = xffl_fail(XFFL_ERR_NOMEM, "cpu backend tables");
         goto fail;
     }
-    m->i_emb = ckpt_param_find(t, "tok_embeddings.weight");
-    m->i_norm = ckpt_param_find(t, "norm.weight");
-    m->i_out = ckpt_param_find(t, "output.weight");
     for (int l = 0; l < m->L; l++) {
-        layer_idx *x = &m->li[l];
-        x->attn_norm = find(t, "layers.%d.attention_norm.weight", l);
-        x->wq = find(t, "layers.%d.attention.wq.weight", l);
-        int wk = find(t, "layers.%d.attention.wk.weight", l), wv = find(t, "layers.%d.attention.wv.weight", l);
-        x->wo = find(t, "layers.%d.attention.wo.weight", l);
-        x->ffn_norm = find(t, "layers.%d.ffn_norm.weight", l);
-        x->w1 = find(t, "layers.%d.feed_forward.w1.weight", l);
-        x->w2 = find(t, "layers.%d.feed_forward.w2.weight", l);
-        x->w3 = find(t, "layers.%d.feed_forward.w3.weight", l);
-        if (x->attn_norm < 0 || x->wq < 0 || wk < 0 || wv < 0 || x->wo < 0 || x->ffn_norm < 0 || x->w1 < 0 ||
-            x->w2 < 0 || x->w3 < 0 || t->params[wk].offset != t->params[x->wq].offset + t->params[x->wq].numel ||
-            t->params[wv].offset != t->params[wk].offset + t->params[wk].numel) {
-            st = xffl_fail(XFFL_ERR_INTERNAL, "parameter table: layer %d tensors missing or wq/wk/wv not adjacent", l);
+        const ckpt_param *q = &t->params[ckpt_param_index(t, CKPT_SLOT_WQ, l)];
+        const ckpt_param *k = &t->params[ckpt_param_index(t, CKPT_SLOT_WK, l)];
+        const ckpt_param *v = &t->params[ckpt_param_index(t, CKPT_SLOT_WV, l)];
+        if (k->offset != q->offset + q->numel || v->offset != k->offset + k->numel) {
+            st = xffl_fail(XFFL_ERR_INTERNAL, "parameter table: layer %d's wq, wk, wv are not adjacent", l);
             goto fail;
         }
-    }
-    if (m->i_emb < 0 || m->i_norm < 0 || m->i_out < 0) {
-        st = xffl_fail(XFFL_ERR_INTERNAL, "parameter table: embedding, norm or output missing");
-        goto fail;
     }
     /* plan: sizes in floats, each region rounded up to 16 floats (64-byte alignment) */
     int64_t P = t->total, D = m->D, F = m->F, V = m->V, Dq = m->Dqkv;
@@ -250,20 +220,27 @@ static xffl_status cpu_zero_grad(void *impl)
     return XFFL_OK;
 }
 
-static float *W(cpu_model *m, int idx) { return m->params + m->t->params[idx].offset; }
-static float *G(cpu_model *m, int idx) { return m->grads + m->t->params[idx].offset; }
-
-static void fuse_w13(cpu_model *m, const layer_idx *li)
+/* Weights and gradients of slot s in layer l (ignored outside the layers). */
+static float *W(cpu_model *m, ckpt_slot s, int l)
 {
-    size_t n = (size_t)m->F * m->D;
-    memcpy(m->w13, W(m, li->w1), n * sizeof(float));
-    memcpy(m->w13 + n, W(m, li->w3), n * sizeof(float));
+    return m->params + m->t->params[ckpt_param_index(m->t, s, l)].offset;
+}
+static float *G(cpu_model *m, ckpt_slot s, int l)
+{
+    return m->grads + m->t->params[ckpt_param_index(m->t, s, l)].offset;
 }
 
-static void unfuse_dw13(cpu_model *m, const layer_idx *li)
+static void fuse_w13(cpu_model *m, int l)
+{
+    size_t n = (size_t)m->F * m->D;
+    memcpy(m->w13, W(m, CKPT_SLOT_W1, l), n * sizeof(float));
+    memcpy(m->w13 + n, W(m, CKPT_SLOT_W3, l), n * sizeof(float));
+}
+
+static void unfuse_dw13(cpu_model *m, int l)
 {
     int64_t n = (int64_t)m->F * m->D;
-    float *g1 = G(m, li->w1), *g3 = G(m, li->w3), *d = m->dw13;
+    float *g1 = G(m, CKPT_SLOT_W1, l), *g3 = G(m, CKPT_SLOT_W3, l), *d = m->dw13;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         g1[i] += d[i];
@@ -292,27 +269,26 @@ static xffl_status cpu_forward(void *impl, const int32_t *inputs, const int32_t 
     m->B = B;
     m->T = T;
     float eps = m->cfg.norm_eps;
-    kcpu_embedding_fwd(m->la[0].x, m->tok, W(m, m->i_emb), N, D);
+    kcpu_embedding_fwd(m->la[0].x, m->tok, W(m, CKPT_SLOT_EMBEDDING, 0), N, D);
     for (int l = 0; l < m->L; l++) {
         layer_acts *a = &m->la[l];
-        const layer_idx *li = &m->li[l];
-        kcpu_rmsnorm_fwd(a->xn1, a->rstd1, a->x, W(m, li->attn_norm), N, D, eps);
-        kcpu_matmul_fwd(a->qkv, Dq, a->xn1, W(m, li->wq), N, D, Dq, 0.0f);
+        kcpu_rmsnorm_fwd(a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps);
+        kcpu_matmul_fwd(a->qkv, Dq, a->xn1, W(m, CKPT_SLOT_WQ, l), N, D, Dq, 0.0f);
         kcpu_rope(a->qkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 0);
         kcpu_rope(a->qkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 0);
         kcpu_attention_fwd(a->att, D, a->P, a->qkv, Dq, a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd);
         memcpy(a->mid, a->x, (size_t)N * D * sizeof(float));
-        kcpu_matmul_fwd(a->mid, D, a->att, W(m, li->wo), N, D, D, 1.0f);
-        kcpu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, W(m, li->ffn_norm), N, D, eps);
-        fuse_w13(m, li);
+        kcpu_matmul_fwd(a->mid, D, a->att, W(m, CKPT_SLOT_WO, l), N, D, D, 1.0f);
+        kcpu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps);
+        fuse_w13(m, l);
         kcpu_matmul_fwd(a->h13, 2 * F, a->xn2, m->w13, N, D, 2 * F, 0.0f);
         kcpu_swiglu13_fwd(a->g, a->h13, N, F);
         float *next = m->la[l + 1].x;
         memcpy(next, a->mid, (size_t)N * D * sizeof(float));
-        kcpu_matmul_fwd(next, D, a->g, W(m, li->w2), N, F, D, 1.0f);
+        kcpu_matmul_fwd(next, D, a->g, W(m, CKPT_SLOT_W2, l), N, F, D, 1.0f);
     }
-    kcpu_rmsnorm_fwd(m->xnf, m->rstdf, m->la[m->L].x, W(m, m->i_norm), N, D, eps);
-    kcpu_matmul_fwd(m->logits, V, m->xnf, W(m, m->i_out), N, D, V, 0.0f);
+    kcpu_rmsnorm_fwd(m->xnf, m->rstdf, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps);
+    kcpu_matmul_fwd(m->logits, V, m->xnf, W(m, CKPT_SLOT_OUTPUT, 0), N, D, V, 0.0f);
     m->have_logits = 1;
     m->have_targets = targets != NULL;
     if (targets) {
@@ -334,30 +310,31 @@ static xffl_status cpu_backward(void *impl)
     float *dlog = m->logits;
     kcpu_xent_bwd(dlog, m->lse, m->tgt, N, V, 1.0f / (float)N);
     m->have_logits = 0;
-    kcpu_matmul_bwd(m->dxn, 0.0f, G(m, m->i_out), dlog, m->xnf, W(m, m->i_out), N, D, V);
+    kcpu_matmul_bwd(m->dxn, 0.0f, G(m, CKPT_SLOT_OUTPUT, 0), dlog, m->xnf, W(m, CKPT_SLOT_OUTPUT, 0), N, D, V);
     memset(m->dx, 0, (size_t)N * D * sizeof(float));
-    kcpu_rmsnorm_bwd(m->dx, G(m, m->i_norm), m->dxn, m->la[m->L].x, W(m, m->i_norm), m->rstdf, N, D);
+    kcpu_rmsnorm_bwd(m->dx, G(m, CKPT_SLOT_NORM, 0), m->dxn, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), m->rstdf, N, D);
     for (int l = m->L - 1; l >= 0; l--) {
         layer_acts *a = &m->la[l];
-        const layer_idx *li = &m->li[l];
         /* x[l+1] = mid + g w2^T */
-        kcpu_matmul_bwd(m->dg, 0.0f, G(m, li->w2), m->dx, a->g, W(m, li->w2), N, F, D);
+        kcpu_matmul_bwd(m->dg, 0.0f, G(m, CKPT_SLOT_W2, l), m->dx, a->g, W(m, CKPT_SLOT_W2, l), N, F, D);
         kcpu_swiglu13_bwd(m->dh13, m->dg, a->h13, N, F);
-        fuse_w13(m, li);
+        fuse_w13(m, l);
         memset(m->dw13, 0, (size_t)2 * F * D * sizeof(float));
         kcpu_matmul_bwd(m->dxn, 0.0f, m->dw13, m->dh13, a->xn2, m->w13, N, D, 2 * F);
-        unfuse_dw13(m, li);
-        kcpu_rmsnorm_bwd(m->dx, G(m, li->ffn_norm), m->dxn, a->mid, W(m, li->ffn_norm), a->rstd2, N, D);
+        unfuse_dw13(m, l);
+        kcpu_rmsnorm_bwd(m->dx, G(m, CKPT_SLOT_FFN_NORM, l), m->dxn, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), a->rstd2, N,
+                         D);
         /* mid = x + att wo^T */
-        kcpu_matmul_bwd(m->datt, 0.0f, G(m, li->wo), m->dx, a->att, W(m, li->wo), N, D, D);
+        kcpu_matmul_bwd(m->datt, 0.0f, G(m, CKPT_SLOT_WO, l), m->dx, a->att, W(m, CKPT_SLOT_WO, l), N, D, D);
         kcpu_attention_bwd(m->dqkv, m->dqkv + H * hd, m->dqkv + (H + KV) * hd, m->datt, D, a->P, a->qkv, Dq,
                            a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd, m->dS);
         kcpu_rope(m->dqkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 1);
         kcpu_rope(m->dqkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 1);
-        kcpu_matmul_bwd(m->dxn, 0.0f, G(m, li->wq), m->dqkv, a->xn1, W(m, li->wq), N, D, Dq);
-        kcpu_rmsnorm_bwd(m->dx, G(m, li->attn_norm), m->dxn, a->x, W(m, li->attn_norm), a->rstd1, N, D);
+        kcpu_matmul_bwd(m->dxn, 0.0f, G(m, CKPT_SLOT_WQ, l), m->dqkv, a->xn1, W(m, CKPT_SLOT_WQ, l), N, D, Dq);
+        kcpu_rmsnorm_bwd(m->dx, G(m, CKPT_SLOT_ATTN_NORM, l), m->dxn, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), a->rstd1, N,
+                         D);
     }
-    kcpu_embedding_bwd(G(m, m->i_emb), m->tok, m->dx, N, D);
+    kcpu_embedding_bwd(G(m, CKPT_SLOT_EMBEDDING, 0), m->tok, m->dx, N, D);
     m->have_targets = 0;
     return XFFL_OK;
 }

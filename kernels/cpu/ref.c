@@ -212,13 +212,6 @@ void kref_adamw(double *p, const double *g, double *m, double *v, int64_t n, dou
     }
 }
 
-static int idx(const ckpt_param_table *t, const char *fmt, int l)
-{
-    char name[CKPT_NAME_MAX];
-    snprintf(name, sizeof name, fmt, l);
-    return ckpt_param_find(t, name);
-}
-
 double kref_model_loss(const ckpt_param_table *t, const double *params, const int32_t *inputs, const int32_t *targets,
                        int B, int T, double *grads, double *logits_out)
 {
@@ -229,20 +222,18 @@ double kref_model_loss(const ckpt_param_table *t, const double *params, const in
 #define PW(i) (params + t->params[(i)].offset)
 #define GW(i) (grads + t->params[(i)].offset)
 #define A(n) calloc((size_t)(n), sizeof(double))
+#define LI(slot) ckpt_param_index(t, CKPT_SLOT_##slot, l)
     /* saved activations per layer */
     double **x = calloc(L + 1, sizeof *x), **xn1 = calloc(L, sizeof *x), **q = calloc(L, sizeof *x),
            **k = calloc(L, sizeof *x), **v = calloc(L, sizeof *x), **att = calloc(L, sizeof *x),
            **mid = calloc(L, sizeof *x), **xn2 = calloc(L, sizeof *x), **h1 = calloc(L, sizeof *x),
            **h3 = calloc(L, sizeof *x), **gg = calloc(L, sizeof *x);
     x[0] = A(N * D);
-    kref_embedding_fwd(x[0], inputs, PW(ckpt_param_find(t, "tok_embeddings.weight")), N, D);
+    kref_embedding_fwd(x[0], inputs, PW(ckpt_param_index(t, CKPT_SLOT_EMBEDDING, 0)), N, D);
     double *tmp = A(N * (D > F ? D : F));
     for (int l = 0; l < L; l++) {
-        int wq = idx(t, "layers.%d.attention.wq.weight", l), wk = idx(t, "layers.%d.attention.wk.weight", l),
-            wv = idx(t, "layers.%d.attention.wv.weight", l), wo = idx(t, "layers.%d.attention.wo.weight", l),
-            an = idx(t, "layers.%d.attention_norm.weight", l), fn = idx(t, "layers.%d.ffn_norm.weight", l),
-            w1 = idx(t, "layers.%d.feed_forward.w1.weight", l), w2 = idx(t, "layers.%d.feed_forward.w2.weight", l),
-            w3 = idx(t, "layers.%d.feed_forward.w3.weight", l);
+        int wq = LI(WQ), wk = LI(WK), wv = LI(WV), wo = LI(WO), an = LI(ATTN_NORM), fn = LI(FFN_NORM), w1 = LI(W1),
+            w2 = LI(W2), w3 = LI(W3);
         xn1[l] = A(N * D);
         q[l] = A(N * D);
         k[l] = A(N * Dk);
@@ -270,7 +261,7 @@ double kref_model_loss(const ckpt_param_table *t, const double *params, const in
         kref_matmul_fwd(tmp, gg[l], PW(w2), N, F, D);
         for (int64_t i = 0; i < (int64_t)N * D; i++) x[l + 1][i] = mid[l][i] + tmp[i];
     }
-    int in = ckpt_param_find(t, "norm.weight"), io = ckpt_param_find(t, "output.weight");
+    int in = ckpt_param_index(t, CKPT_SLOT_NORM, 0), io = ckpt_param_index(t, CKPT_SLOT_OUTPUT, 0);
     double *xnf = A(N * D), *logits = A((int64_t)N * V);
     kref_rmsnorm_fwd(xnf, NULL, x[L], PW(in), N, D, eps);
     kref_matmul_fwd(logits, xnf, PW(io), N, D, V);
@@ -283,11 +274,8 @@ double kref_model_loss(const ckpt_param_table *t, const double *params, const in
         kref_matmul_bwd(dxn, GW(io), dlog, xnf, PW(io), N, D, V);
         kref_rmsnorm_bwd(dx, GW(in), dxn, x[L], PW(in), N, D, eps);
         for (int l = L - 1; l >= 0; l--) {
-            int wq = idx(t, "layers.%d.attention.wq.weight", l), wk = idx(t, "layers.%d.attention.wk.weight", l),
-                wv = idx(t, "layers.%d.attention.wv.weight", l), wo = idx(t, "layers.%d.attention.wo.weight", l),
-                an = idx(t, "layers.%d.attention_norm.weight", l), fn = idx(t, "layers.%d.ffn_norm.weight", l),
-                w1 = idx(t, "layers.%d.feed_forward.w1.weight", l), w2 = idx(t, "layers.%d.feed_forward.w2.weight", l),
-                w3 = idx(t, "layers.%d.feed_forward.w3.weight", l);
+            int wq = LI(WQ), wk = LI(WK), wv = LI(WV), wo = LI(WO), an = LI(ATTN_NORM), fn = LI(FFN_NORM),
+                w1 = LI(W1), w2 = LI(W2), w3 = LI(W3);
             memset(dg, 0, sizeof(double) * N * F);
             memset(dF1, 0, sizeof(double) * N * F);
             memset(dF3, 0, sizeof(double) * N * F);
@@ -311,7 +299,7 @@ double kref_model_loss(const ckpt_param_table *t, const double *params, const in
             kref_matmul_bwd(dxn, GW(wv), dv, xn1[l], PW(wv), N, D, Dk);
             kref_rmsnorm_bwd(dx, GW(an), dxn, x[l], PW(an), N, D, eps);
         }
-        kref_embedding_bwd(GW(ckpt_param_find(t, "tok_embeddings.weight")), inputs, dx, N, D);
+        kref_embedding_bwd(GW(ckpt_param_index(t, CKPT_SLOT_EMBEDDING, 0)), inputs, dx, N, D);
         free(dlog), free(dx), free(dxn), free(dF1), free(dF3), free(dg), free(datt), free(dq), free(dk), free(dv);
     }
     for (int l = 0; l < L; l++) {
@@ -324,5 +312,6 @@ double kref_model_loss(const ckpt_param_table *t, const double *params, const in
 #undef PW
 #undef GW
 #undef A
+#undef LI
     return loss;
 }

@@ -27,10 +27,6 @@ typedef struct {
     float *res, *xn1, *rstd1, *qh, *kh, *vh, *P, *att, *mid, *xn2, *rstd2, *h1, *h3, *g;
 } layer_acts;
 
-typedef struct { /* parameter pointers of one layer into the param slab */
-    int attn_norm, wq, wk, wv, wo, ffn_norm, w1, w2, w3; /* table indices */
-} layer_idx;
-
 struct kcu_model {
     ckpt_param_table *table;
     ckpt_model_config cfg;
@@ -54,8 +50,6 @@ struct kcu_model {
     uint16_t *castA, *castB; /* bf16 staging of activation operands */
     int64_t cast_elems;
     double *acc; /* grad-norm accumulator */
-    layer_idx *li;
-    int i_emb, i_norm, i_out;
     int curB, curT, have_targets, have_forward;
     int debug_sync; /* XFFL_CUDA_DEBUG_SYNC=1 */
     float *host_losses;
@@ -171,35 +165,6 @@ static void plan(kcu_model *m, bump *b)
     m->acc = take(b, sizeof(double));
 }
 
-static xffl_status find_indices(kcu_model *m)
-{
-    const ckpt_param_table *t = m->table;
-    char name[CKPT_NAME_MAX + 32];
-#define FIND(dst, ...)                                                                              \
-    do {                                                                                            \
-        snprintf(name, sizeof name, __VA_ARGS__);                                                   \
-        (dst) = ckpt_param_find(t, name);                                                           \
-        XFFL_RETURN_IF((dst) < 0, XFFL_ERR_INTERNAL, "cuda backend: parameter table lacks %s", name); \
-    } while (0)
-    FIND(m->i_emb, "tok_embeddings.weight");
-    FIND(m->i_norm, "norm.weight");
-    FIND(m->i_out, "output.weight");
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        layer_idx *x = &m->li[l];
-        FIND(x->attn_norm, "layers.%d.attention_norm.weight", l);
-        FIND(x->wq, "layers.%d.attention.wq.weight", l);
-        FIND(x->wk, "layers.%d.attention.wk.weight", l);
-        FIND(x->wv, "layers.%d.attention.wv.weight", l);
-        FIND(x->wo, "layers.%d.attention.wo.weight", l);
-        FIND(x->ffn_norm, "layers.%d.ffn_norm.weight", l);
-        FIND(x->w1, "layers.%d.feed_forward.w1.weight", l);
-        FIND(x->w2, "layers.%d.feed_forward.w2.weight", l);
-        FIND(x->w3, "layers.%d.feed_forward.w3.weight", l);
-    }
-#undef FIND
-    return XFFL_OK;
-}
-
 xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev, kcu_precision prec,
                              kcu_model **out)
 {
@@ -223,13 +188,11 @@ xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev
     xffl_status s = ckpt_param_table_create(cfg, &m->table);
     if (s != XFFL_OK) goto fail;
     m->L = calloc((size_t)cfg->n_layers + 1, sizeof *m->L);
-    m->li = calloc((size_t)cfg->n_layers, sizeof *m->li);
     m->host_losses = malloc((size_t)B * T * sizeof(float));
-    if (!m->L || !m->li || !m->host_losses) {
+    if (!m->L || !m->host_losses) {
         s = xffl_fail(XFFL_ERR_NOMEM, "cuda backend: host bookkeeping");
         goto fail;
     }
-    if ((s = find_indices(m)) != XFFL_OK) goto fail;
     cudaError_t e = cudaSetDevice(dev);
     if (e != cudaSuccess) {
         s = xffl_fail(XFFL_ERR_BACKEND, "cuda: cudaSetDevice(%d): %s", dev, cudaGetErrorString(e));
@@ -283,7 +246,6 @@ void kcu_model_free(kcu_model *m)
     if (m->slab) cudaFree(m->slab);
     ckpt_param_table_free(m->table);
     free(m->L);
-    free(m->li);
     free(m->host_losses);
     free(m);
 }
@@ -307,12 +269,14 @@ xffl_status kcu_sync(kcu_model *m, const char *what)
     return XFFL_OK;
 }
 
-static float *P_(kcu_model *m, int idx) { return m->params + m->table->params[idx].offset; }
-static float *G_(kcu_model *m, int idx) { return m->grads + m->table->params[idx].offset; }
-static const uint16_t *P16_(kcu_model *m, int idx)
+/* Offset of slot s of layer l (ignored outside the layers) into the parameter-sized slabs. */
+static int64_t at(const kcu_model *m, ckpt_slot s, int l)
 {
-    return m->p16 ? m->p16 + m->table->params[idx].offset : NULL;
+    return m->table->params[ckpt_param_index(m->table, s, l)].offset;
 }
+static float *P_(kcu_model *m, ckpt_slot s, int l) { return m->params + at(m, s, l); }
+static float *G_(kcu_model *m, ckpt_slot s, int l) { return m->grads + at(m, s, l); }
+static const uint16_t *P16_(kcu_model *m, ckpt_slot s, int l) { return m->p16 ? m->p16 + at(m, s, l) : NULL; }
 
 static xffl_status copy_in(kcu_model *m, float *dst, const float *src, const char *what)
 {
@@ -388,28 +352,29 @@ static xffl_status shared_x16(kcu_model *m, const float *x, int64_t n, const uin
 }
 
 /* y(N,out) = x(N,in) W^T, W(out,in) a parameter; x16: x's bf16 copy or NULL. */
-static xffl_status linear(kcu_model *m, const char *what, float *y, const float *x, const uint16_t *x16, int idx,
-                          int Nt, float beta)
+static xffl_status linear(kcu_model *m, const char *what, float *y, const float *x, const uint16_t *x16, ckpt_slot s,
+                          int l, int Nt, float beta)
 {
-    const ckpt_param *p = &m->table->params[idx];
-    return kcu_mm(&m->gemm, what, 0, 1, Nt, (int)p->shape[0], (int)p->shape[1], x, x16, P_(m, idx), P16_(m, idx), y,
-                  beta, 1, 0, 0, 0);
+    const ckpt_param *p = &m->table->params[ckpt_param_index(m->table, s, l)];
+    return kcu_mm(&m->gemm, what, 0, 1, Nt, (int)p->shape[0], (int)p->shape[1], x, x16, P_(m, s, l), P16_(m, s, l),
+                  y, beta, 1, 0, 0, 0);
 }
 
 /* dx(N,in) (+)= dy(N,out) W; dW(out,in) += dy^T x. In bf16 mode dy is cast once (castA) for
  * both GEMMs; x16 as in linear(). */
 static xffl_status linear_bwd(kcu_model *m, const char *what, float *dx, float beta_dx, const float *dy,
-                              const float *x, const uint16_t *x16, int idx, int Nt)
+                              const float *x, const uint16_t *x16, ckpt_slot s, int l, int Nt)
 {
-    const ckpt_param *p = &m->table->params[idx];
+    const ckpt_param *p = &m->table->params[ckpt_param_index(m->table, s, l)];
     int out = (int)p->shape[0], in = (int)p->shape[1];
     const uint16_t *dy16 = NULL;
     if (m->prec == KCU_BF16) {
         OP(kcu_to_bf16(m->castA, dy, (int64_t)Nt * out, m->stream), what);
         dy16 = m->castA;
     }
-    XFFL_FORWARD(kcu_mm(&m->gemm, what, 0, 0, Nt, in, out, dy, dy16, P_(m, idx), P16_(m, idx), dx, beta_dx, 1, 0, 0, 0));
-    return kcu_mm(&m->gemm, what, 1, 0, out, in, Nt, dy, dy16, x, x16, G_(m, idx), 1.0f, 1, 0, 0, 0);
+    XFFL_FORWARD(
+        kcu_mm(&m->gemm, what, 0, 0, Nt, in, out, dy, dy16, P_(m, s, l), P16_(m, s, l), dx, beta_dx, 1, 0, 0, 0));
+    return kcu_mm(&m->gemm, what, 1, 0, out, in, Nt, dy, dy16, x, x16, G_(m, s, l), 1.0f, 1, 0, 0, 0);
 }
 
 xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
@@ -432,33 +397,35 @@ xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targ
     CU(cudaMemcpyAsync(m->tok, inputs, (size_t)N * 4, cudaMemcpyHostToDevice, s), "copying input tokens");
     if (targets) CU(cudaMemcpyAsync(m->tgt, targets, (size_t)N * 4, cudaMemcpyHostToDevice, s), "copying target tokens");
 
-    OP(kcu_embedding_fwd(m->L[0].res, m->tok, P_(m, m->i_emb), N, D, V, s), "embedding_fwd");
+    OP(kcu_embedding_fwd(m->L[0].res, m->tok, P_(m, CKPT_SLOT_EMBEDDING, 0), N, D, V, s), "embedding_fwd");
     for (int l = 0; l < c->n_layers; l++) {
         layer_acts *a = &m->L[l];
-        layer_idx *x = &m->li[l];
-        OP(kcu_rmsnorm_fwd(a->xn1, a->rstd1, a->res, P_(m, x->attn_norm), N, D, c->norm_eps, s), "rmsnorm_fwd");
+        OP(kcu_rmsnorm_fwd(a->xn1, a->rstd1, a->res, P_(m, CKPT_SLOT_ATTN_NORM, l), N, D, c->norm_eps, s),
+           "rmsnorm_fwd");
         const uint16_t *x16 = NULL;
         XFFL_FORWARD(shared_x16(m, a->xn1, (int64_t)N * D, &x16));
-        XFFL_FORWARD(linear(m, "wq", m->sB, a->xn1, x16, x->wq, N, 0.0f));
-        XFFL_FORWARD(linear(m, "wk", m->dk, a->xn1, x16, x->wk, N, 0.0f));
-        XFFL_FORWARD(linear(m, "wv", m->dv, a->xn1, x16, x->wv, N, 0.0f));
+        XFFL_FORWARD(linear(m, "wq", m->sB, a->xn1, x16, CKPT_SLOT_WQ, l, N, 0.0f));
+        XFFL_FORWARD(linear(m, "wk", m->dk, a->xn1, x16, CKPT_SLOT_WK, l, N, 0.0f));
+        XFFL_FORWARD(linear(m, "wv", m->dv, a->xn1, x16, CKPT_SLOT_WV, l, N, 0.0f));
         OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 0, s), "rope (q)");
         OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 0, s), "rope (k)");
         XFFL_FORWARD(kcu_attention_fwd(&m->gemm, a->att, a->qh, a->kh, a->vh, a->P, m->sA, m->sB, m->dk, m->dv, B,
                                        T, H, KV, hd));
         CU(cudaMemcpyAsync(a->mid, a->res, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
-        XFFL_FORWARD(linear(m, "wo", a->mid, a->att, NULL, x->wo, N, 1.0f));
-        OP(kcu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, P_(m, x->ffn_norm), N, D, c->norm_eps, s), "rmsnorm_fwd");
+        XFFL_FORWARD(linear(m, "wo", a->mid, a->att, NULL, CKPT_SLOT_WO, l, N, 1.0f));
+        OP(kcu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, P_(m, CKPT_SLOT_FFN_NORM, l), N, D, c->norm_eps, s),
+           "rmsnorm_fwd");
         XFFL_FORWARD(shared_x16(m, a->xn2, (int64_t)N * D, &x16));
-        XFFL_FORWARD(linear(m, "w1", a->h1, a->xn2, x16, x->w1, N, 0.0f));
-        XFFL_FORWARD(linear(m, "w3", a->h3, a->xn2, x16, x->w3, N, 0.0f));
+        XFFL_FORWARD(linear(m, "w1", a->h1, a->xn2, x16, CKPT_SLOT_W1, l, N, 0.0f));
+        XFFL_FORWARD(linear(m, "w3", a->h3, a->xn2, x16, CKPT_SLOT_W3, l, N, 0.0f));
         OP(kcu_swiglu_fwd(a->g, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_fwd");
         layer_acts *nx = &m->L[l + 1];
         CU(cudaMemcpyAsync(nx->res, a->mid, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
-        XFFL_FORWARD(linear(m, "w2", nx->res, a->g, NULL, x->w2, N, 1.0f));
+        XFFL_FORWARD(linear(m, "w2", nx->res, a->g, NULL, CKPT_SLOT_W2, l, N, 1.0f));
     }
-    OP(kcu_rmsnorm_fwd(m->xnf, m->rstdf, m->L[c->n_layers].res, P_(m, m->i_norm), N, D, c->norm_eps, s), "rmsnorm_fwd (final)");
-    XFFL_FORWARD(linear(m, "output", m->logits, m->xnf, NULL, m->i_out, N, 0.0f));
+    OP(kcu_rmsnorm_fwd(m->xnf, m->rstdf, m->L[c->n_layers].res, P_(m, CKPT_SLOT_NORM, 0), N, D, c->norm_eps, s),
+       "rmsnorm_fwd (final)");
+    XFFL_FORWARD(linear(m, "output", m->logits, m->xnf, NULL, CKPT_SLOT_OUTPUT, 0, N, 0.0f));
     if (targets) {
         OP(kcu_xent_fwd(m->losses, m->lse, m->logits, m->tgt, N, V, s), "xent_fwd");
         CU(cudaMemcpyAsync(m->host_losses, m->losses, (size_t)N * 4, cudaMemcpyDeviceToHost, s), "copying losses");
@@ -485,35 +452,37 @@ xffl_status kcu_backward(kcu_model *m)
 
     CU(cudaMemsetAsync(m->dres, 0, (size_t)N * D * 4, s), "clearing the residual gradient");
     OP(kcu_xent_bwd(m->dlogits, m->logits, m->lse, m->tgt, N, V, 1.0f / N, s), "xent_bwd");
-    XFFL_FORWARD(linear_bwd(m, "output (backward)", m->dxn, 0.0f, m->dlogits, m->xnf, NULL, m->i_out, N));
-    OP(kcu_rmsnorm_bwd(m->dres, G_(m, m->i_norm), m->dxn, m->L[c->n_layers].res, P_(m, m->i_norm), m->rstdf, N, D, s),
+    XFFL_FORWARD(linear_bwd(m, "output (backward)", m->dxn, 0.0f, m->dlogits, m->xnf, NULL, CKPT_SLOT_OUTPUT, 0, N));
+    OP(kcu_rmsnorm_bwd(m->dres, G_(m, CKPT_SLOT_NORM, 0), m->dxn, m->L[c->n_layers].res, P_(m, CKPT_SLOT_NORM, 0),
+                       m->rstdf, N, D, s),
        "rmsnorm_bwd (final)");
     for (int l = c->n_layers - 1; l >= 0; l--) {
         layer_acts *a = &m->L[l];
-        layer_idx *x = &m->li[l];
         /* FFN: res[l+1] = mid + (silu(xn2 w1^T) * xn2 w3^T) w2^T; dres holds dL/dres[l+1] */
-        XFFL_FORWARD(linear_bwd(m, "w2 (backward)", m->dgb, 0.0f, m->dres, a->g, NULL, x->w2, N));
+        XFFL_FORWARD(linear_bwd(m, "w2 (backward)", m->dgb, 0.0f, m->dres, a->g, NULL, CKPT_SLOT_W2, l, N));
         OP(kcu_swiglu_bwd(m->dh1, m->dh3, m->dgb, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_bwd");
         const uint16_t *x16 = NULL;
         XFFL_FORWARD(shared_x16(m, a->xn2, (int64_t)N * D, &x16));
-        XFFL_FORWARD(linear_bwd(m, "w1 (backward)", m->dxn, 0.0f, m->dh1, a->xn2, x16, x->w1, N));
-        XFFL_FORWARD(linear_bwd(m, "w3 (backward)", m->dxn, 1.0f, m->dh3, a->xn2, x16, x->w3, N));
-        OP(kcu_rmsnorm_bwd(m->dres, G_(m, x->ffn_norm), m->dxn, a->mid, P_(m, x->ffn_norm), a->rstd2, N, D, s),
+        XFFL_FORWARD(linear_bwd(m, "w1 (backward)", m->dxn, 0.0f, m->dh1, a->xn2, x16, CKPT_SLOT_W1, l, N));
+        XFFL_FORWARD(linear_bwd(m, "w3 (backward)", m->dxn, 1.0f, m->dh3, a->xn2, x16, CKPT_SLOT_W3, l, N));
+        OP(kcu_rmsnorm_bwd(m->dres, G_(m, CKPT_SLOT_FFN_NORM, l), m->dxn, a->mid, P_(m, CKPT_SLOT_FFN_NORM, l),
+                           a->rstd2, N, D, s),
            "rmsnorm_bwd (ffn)");
         /* attention: mid = res + att wo^T; dres now holds dL/dmid */
-        XFFL_FORWARD(linear_bwd(m, "wo (backward)", m->sA, 0.0f, m->dres, a->att, NULL, x->wo, N));
+        XFFL_FORWARD(linear_bwd(m, "wo (backward)", m->sA, 0.0f, m->dres, a->att, NULL, CKPT_SLOT_WO, l, N));
         XFFL_FORWARD(kcu_attention_bwd(&m->gemm, m->sB, m->dk, m->dv, m->sA, a->qh, a->kh, a->vh, a->P, m->dP, m->sD,
                                        m->sC, m->dxn, B, T, H, KV, hd));
         OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 1, s), "rope backward (q)");
         OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 1, s), "rope backward (k)");
         XFFL_FORWARD(shared_x16(m, a->xn1, (int64_t)N * D, &x16));
-        XFFL_FORWARD(linear_bwd(m, "wq (backward)", m->dxn, 0.0f, m->sB, a->xn1, x16, x->wq, N));
-        XFFL_FORWARD(linear_bwd(m, "wk (backward)", m->dxn, 1.0f, m->dk, a->xn1, x16, x->wk, N));
-        XFFL_FORWARD(linear_bwd(m, "wv (backward)", m->dxn, 1.0f, m->dv, a->xn1, x16, x->wv, N));
-        OP(kcu_rmsnorm_bwd(m->dres, G_(m, x->attn_norm), m->dxn, a->res, P_(m, x->attn_norm), a->rstd1, N, D, s),
+        XFFL_FORWARD(linear_bwd(m, "wq (backward)", m->dxn, 0.0f, m->sB, a->xn1, x16, CKPT_SLOT_WQ, l, N));
+        XFFL_FORWARD(linear_bwd(m, "wk (backward)", m->dxn, 1.0f, m->dk, a->xn1, x16, CKPT_SLOT_WK, l, N));
+        XFFL_FORWARD(linear_bwd(m, "wv (backward)", m->dxn, 1.0f, m->dv, a->xn1, x16, CKPT_SLOT_WV, l, N));
+        OP(kcu_rmsnorm_bwd(m->dres, G_(m, CKPT_SLOT_ATTN_NORM, l), m->dxn, a->res, P_(m, CKPT_SLOT_ATTN_NORM, l),
+                           a->rstd1, N, D, s),
            "rmsnorm_bwd (attention)");
     }
-    OP(kcu_embedding_bwd(G_(m, m->i_emb), m->tok, m->dres, N, D, V, s), "embedding_bwd");
+    OP(kcu_embedding_bwd(G_(m, CKPT_SLOT_EMBEDDING, 0), m->tok, m->dres, N, D, V, s), "embedding_bwd");
     return kcu_sync(m, "backward");
 }
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "kernels/export.h"
+#include "formats/llama2c.h"
 #include "kernels/kern.h"
 
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="

@@ -1,5 +1,6 @@
-/* Export to llama2.c's legacy checkpoint (karpathy/llama2.c export.py legacy_export,
- * read by run.c), so its `run` generates from our models:
+/* llama2.c's legacy checkpoint (karpathy/llama2.c export.py legacy_export, read by run.c):
+ * exported so its `run` generates from our models, imported so a model it holds (e.g.
+ * Meta's LLaMA-2 through export.py) can start a federation (`init --from FILE.bin`):
  *   header: 7 x int32 {dim, hidden_dim, n_layers, n_heads, n_kv_heads,
  *                      vocab_size (negative: the classifier is not shared), max_seq_len}
  *   float32: tok_embeddings [V,D]; then each of attention_norm [D], wq [D,D],
@@ -10,33 +11,28 @@
  * Tokenizer file for the byte-level vocabulary: int32 max_token_length (1), then per
  * id 0..255: float score (0), int32 length (1), the byte itself.
  * run.c fixes RoPE theta 10000 and RMSNorm eps 1e-5; other configurations are refused. */
-#ifndef XFFL_KERN_EXPORT_H
-#define XFFL_KERN_EXPORT_H
+#ifndef XFFL_FORMATS_LLAMA2C_H
+#define XFFL_FORMATS_LLAMA2C_H
 
 #include "common/status.h"
 #include "libckpt/model.h"
 
-/* The per-layer tensors in the file's order (a "%d" for the layer): all layers' first,
- * then all layers' second, ... */
-enum { KERN_LLAMA2C_PER_LAYER = 9 };
-extern const char *const kern_llama2c_per_layer[KERN_LLAMA2C_PER_LAYER];
-
 /* INVALID (saying which setting) when the model is not representable: rope_theta
  * != 10000 or norm_eps != 1e-5. */
-xffl_status kern_llama2c_check(const ckpt_model_config *cfg);
+XFFL_MUST_USE xffl_status kern_llama2c_check(const ckpt_model_config *cfg);
 
 /* Writes the checkpoint (params: table-order slab) to bin_path atomically. */
-xffl_status kern_export_llama2c(const ckpt_param_table *t, const float *params, const char *bin_path);
+XFFL_MUST_USE xffl_status kern_export_llama2c(const ckpt_param_table *t, const float *params, const char *bin_path);
 
 /* Reads a llama2.c legacy checkpoint (this layout; a positive vocab_size means the
  * classifier is tok_embeddings, copied into output.weight; the RoPE tables are skipped)
  * into a new table (its config from the header; norm_eps 1e-5, rope_theta 10000, as
  * run.c fixes them) and a table-order slab. Caller owns *t (ckpt_param_table_free) and
  * *params (free). NOT_FOUND/IO naming the file; CORRUPT for a bad header, a size that
- * does not match it, a short read or a non-finite value. (kernels/import.c) */
-xffl_status kern_import_llama2c(const char *bin_path, ckpt_param_table **t, float **params);
+ * does not match it, a short read or a non-finite value. */
+XFFL_MUST_USE xffl_status kern_import_llama2c(const char *bin_path, ckpt_param_table **t, float **params);
 
 /* Writes the byte-level tokenizer file; UNSUPPORTED unless vocab_size == 256. */
-xffl_status kern_export_llama2c_tokenizer(const ckpt_model_config *cfg, const char *tok_path);
+XFFL_MUST_USE xffl_status kern_export_llama2c_tokenizer(const ckpt_model_config *cfg, const char *tok_path);
 
 #endif
