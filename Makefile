@@ -37,7 +37,18 @@ all: $(BUILD)/xffl $(BUILD)/libxffl.a $(BUILD)/plugins/libh5zstd.so $(BUILD)/xff
 deps:
 	@scripts/install-deps
 
-$(BUILD)/obj/%.o: %.c
+# A machine without the build packages stops here, saying what to run, instead of at a
+# compiler error deep in the build. Checked once per build tree (the stamp).
+DEP_HEADERS := cblas.h hdf5.h libs3.h zstd.h CUnit/Basic.h openssl/sha.h
+$(BUILD)/.deps-ok:
+	@test -f $(OPENBLAS_INC)/cblas.h && printf '#include <%s>\n' $(DEP_HEADERS) | \
+	    $(CC) -std=c11 -I$(OPENBLAS_INC) $(HDF5_CFLAGS) -E -x c - -o /dev/null 2>/dev/null || { \
+	    echo "make: the headers of OpenBLAS (OpenMP build), HDF5, libs3, zstd, CUnit or OpenSSL are missing." >&2; \
+	    echo "make: run 'make test' or 'make demo' (they install the Debian packages first), or scripts/install-deps (root or sudo)." >&2; \
+	    exit 1; }
+	@mkdir -p $(dir $@) && touch $@
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -48,7 +59,7 @@ $(BUILD)/libxffl.a: $(LIB_OBJS) $(CUDA_OBJS)
 $(BUILD)/xffl: $(CMD_OBJS) $(BUILD)/libxffl.a
 	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJS) $(BUILD)/libxffl.a $(LDLIBS) $(CUDA_LIBS)
 
-$(BUILD)/plugins/libh5zstd.so: $(PLUGIN_SRCS) libckpt/zstd_filter.c libckpt/zstd_filter.h
+$(BUILD)/plugins/libh5zstd.so: $(PLUGIN_SRCS) libckpt/zstd_filter.c libckpt/zstd_filter.h | $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $(PLUGIN_SRCS) libckpt/zstd_filter.c $(HDF5_LIBS) -lzstd
 
