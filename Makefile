@@ -10,7 +10,7 @@ OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
 HDF5_CFLAGS  := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
 HDF5_LIBS    := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
 
-# -ffp-contract=off: aggregation must be bit-identical across CPUs (DESIGN.md); no -march=native.
+# -ffp-contract=off: aggregation must be bit-identical across CPUs (docs/design.md "Determinism"); no -march=native.
 OPT      ?= -O2
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -ffp-contract=off -fno-fast-math \
             -fopenmp -fPIC -I. -I$(OPENBLAS_INC) $(HDF5_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)

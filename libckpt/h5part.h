@@ -1,7 +1,7 @@
 /* One HDF5 part file: the generic writer and reader behind checkpoint parts
  * (format "xffl-checkpoint"), delta parts ("xffl-delta") and federation.h5.
  *
- * Layout written (DESIGN.md "HDF5 files"):
+ * Layout written (docs/design.md "HDF5 files"):
  *   - root attributes: strings, 64-bit ints, doubles (scalars);
  *   - datasets at paths like "model/<tensor>", "outer/<tensor>", "delta/<tensor>",
  *     "scale/<tensor>" (intermediate groups are created), dtype float32, uint16, int8

@@ -2,7 +2,7 @@
  *
  * The parameter table (name, shape, offset into one contiguous float slab) is the
  * single source of truth for kernels, checkpoints, deltas, aggregation and export
- * (DESIGN.md). Tensor names are Meta's LLaMA names. Order in the slab:
+ * (docs/design.md "Parameter table"). Tensor names are Meta's LLaMA names. Order in the slab:
  *   tok_embeddings.weight, then per layer i:
  *     layers.i.attention_norm.weight, .attention.wq/wk/wv/wo.weight,
  *     layers.i.ffn_norm.weight, .feed_forward.w1/w2/w3.weight,
@@ -65,7 +65,7 @@ xffl_status ckpt_param_table_create(const ckpt_model_config *cfg, ckpt_param_tab
 void ckpt_param_table_free(ckpt_param_table *t);
 /* Index of the tensor named name, or -1. */
 int ckpt_param_find(const ckpt_param_table *t, const char *name);
-/* Parameters excluding the token embedding table (DESIGN.md "Benchmarks": FLOPs = 6N + attention). */
+/* Parameters excluding the token embedding table (docs/design.md "Benchmarks": FLOPs = 6N + attention). */
 int64_t ckpt_param_count_nonembedding(const ckpt_param_table *t);
 
 /* Deterministic initialisation of one tensor from (seed, tensor index): normals with
