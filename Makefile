@@ -10,7 +10,7 @@ OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
 HDF5_CFLAGS  := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
 HDF5_LIBS    := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
 
-# -ffp-contract=off: aggregation must be bit-identical across CPUs (DESIGN.md); no -march=native.
+# -ffp-contract=off: aggregation must be bit-identical across CPUs (docs/design.md "Determinism"); no -march=native.
 OPT      ?= -O2
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -ffp-contract=off -fno-fast-math \
             -fopenmp -fPIC -I. -I$(OPENBLAS_INC) $(HDF5_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)
@@ -37,7 +37,18 @@ all: $(BUILD)/xffl $(BUILD)/libxffl.a $(BUILD)/plugins/libh5zstd.so $(BUILD)/xff
 deps:
 	@scripts/install-deps
 
-$(BUILD)/obj/%.o: %.c
+# A machine without the build packages stops here, saying what to run, instead of at a
+# compiler error deep in the build. Checked once per build tree (the stamp).
+DEP_HEADERS := cblas.h hdf5.h libs3.h zstd.h CUnit/Basic.h openssl/sha.h
+$(BUILD)/.deps-ok:
+	@test -f $(OPENBLAS_INC)/cblas.h && printf '#include <%s>\n' $(DEP_HEADERS) | \
+	    $(CC) -std=c11 -I$(OPENBLAS_INC) $(HDF5_CFLAGS) -E -x c - -o /dev/null 2>/dev/null || { \
+	    echo "make: the headers of OpenBLAS (OpenMP build), HDF5, libs3, zstd, CUnit or OpenSSL are missing." >&2; \
+	    echo "make: run 'make test' or 'make demo' (they install the Debian packages first), or scripts/install-deps (root or sudo)." >&2; \
+	    exit 1; }
+	@mkdir -p $(dir $@) && touch $@
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -48,7 +59,7 @@ $(BUILD)/libxffl.a: $(LIB_OBJS) $(CUDA_OBJS)
 $(BUILD)/xffl: $(CMD_OBJS) $(BUILD)/libxffl.a
 	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJS) $(BUILD)/libxffl.a $(LDLIBS) $(CUDA_LIBS)
 
-$(BUILD)/plugins/libh5zstd.so: $(PLUGIN_SRCS) libckpt/zstd_filter.c libckpt/zstd_filter.h
+$(BUILD)/plugins/libh5zstd.so: $(PLUGIN_SRCS) libckpt/zstd_filter.c libckpt/zstd_filter.h | $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -shared -o $@ $(PLUGIN_SRCS) libckpt/zstd_filter.c $(HDF5_LIBS) -lzstd
 

@@ -1,5 +1,5 @@
 /* ckpt_write / ckpt_read: checkpoint throughput next to plain sequential I/O of the
- * same byte count, measured in the same run (DESIGN.md "Benchmarks").
+ * same byte count, measured in the same run (docs/design.md "Benchmarks").
  *
  *   ckpt_write: a model's tensors written as parts (shuffle + zstd + sha256 per dataset,
  *               fsync per part), in uncompressed bytes per second;

@@ -1,7 +1,7 @@
 /* CPU training throughput against OpenBLAS sgemm, and memory against the analytic size.
  * usage: train_cpu [PRESET] [B] [T] [THREADS] [STEPS]   (default small 8 256 2 6)
  * One JSON line. FLOPs per token = 6 N + 12 L D T (N: every parameter but the token
- * embedding table, DESIGN.md; attention: QK^T and PV, forward 4 L D T, backward twice
+ * embedding table, docs/design.md "Benchmarks"; attention: QK^T and PV, forward 4 L D T, backward twice
  * that, counted over the full T x T square). sgemm: 2048^3, same threads, after each training step
  * as many runs as fill that step's time (mean per run); best step vs best sgemm group.
  * Analytic memory: params + grads + AdamW m, v (16 bytes per parameter) plus the

@@ -9,7 +9,7 @@
 #include "storage/store.h"
 
 /* Prints "xffl <cmd>: <message> (<status name>)" to stderr (message from xffl_errmsg)
- * and returns the exit code for s (DESIGN.md "Exit codes"). XFFL_OK returns 0 silently. */
+ * and returns the exit code for s (docs/design.md "Exit codes"). XFFL_OK returns 0 silently. */
 int cli_report(const char *cmd, xffl_status s);
 /* Prints "xffl <cmd>: <formatted>" to stderr and returns 2 (usage). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

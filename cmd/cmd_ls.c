@@ -1,4 +1,4 @@
-/* xffl ls: what a store holds, grouped the way the layout is (DESIGN.md "Store layout"):
+/* xffl ls: what a store holds, grouped the way the layout is (docs/design.md "Store layout"):
  * federation.h5, LATEST, versions/vNNNNNN/, rounds/rNNNNNN/<facility>/aN/, the rest. */
 #include <stdio.h>
 #include <stdlib.h>

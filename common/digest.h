@@ -1,5 +1,5 @@
 /* SHA-256 digests (OpenSSL EVP) and their hex form. Every object and tensor in a
- * store is named or checked by one of these (DESIGN.md "Store layout"). */
+ * store is named or checked by one of these (docs/design.md "Store layout"). */
 #ifndef XFFL_DIGEST_H
 #define XFFL_DIGEST_H
 

@@ -1,4 +1,4 @@
-/* One status type for the whole code base (DESIGN.md "Code layout").
+/* One status type for the whole code base (docs/design.md "Code layout").
  *
  * Every fallible function returns an xffl_status. Alongside it, a thread-local
  * message names the object, file, key or tensor that failed; set it with
@@ -34,7 +34,7 @@ typedef enum {
 const char *xffl_strerror(xffl_status s);
 /* 1 when retrying the same operation may succeed (transient network faults). */
 int xffl_is_retryable(xffl_status s);
-/* Process exit code for a status (DESIGN.md "Exit codes"). */
+/* Process exit code for a status (docs/design.md "Exit codes"). */
 int xffl_exit_code(xffl_status s);
 
 /* Record a failure: formats the message into this thread's buffer, returns s. */

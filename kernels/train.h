@@ -1,5 +1,7 @@
-/* The training entry the federation job calls, plus evaluation and sampling, on a
- * kern_model already holding θ (kern_set_params). Data comes through a callback so the
+/* Loops over a kern_model already holding θ (kern_set_params): kern_train (H AdamW
+ * steps; only its unit test calls it today: the federation job, pipelines/train.c,
+ * runs its own step loop over kern.h so it can start the schedule mid-run), kern_eval
+ * (xffl eval) and kern_sample (xffl sample). Data comes through a callback so the
  * loader (text/loader.h for token shards) stays outside kernels/. */
 #ifndef XFFL_KERN_TRAIN_H
 #define XFFL_KERN_TRAIN_H

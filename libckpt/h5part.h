@@ -1,18 +1,19 @@
 /* One HDF5 part file: the generic writer and reader behind checkpoint parts
  * (format "xffl-checkpoint"), delta parts ("xffl-delta") and federation.h5.
  *
- * Layout written (DESIGN.md "HDF5 files"):
+ * Layout written (docs/design.md "HDF5 files"):
  *   - root attributes: strings, 64-bit ints, doubles (scalars);
  *   - datasets at paths like "model/<tensor>", "outer/<tensor>", "delta/<tensor>",
  *     "scale/<tensor>" (intermediate groups are created), dtype float32, uint16, int8
  *     or uint8, any shape of 1..4 dims (no zero extents);
- *   - every dataset chunked along its first dimension only (about 4 MiB per chunk,
+ *   - every dataset chunked along its first dimension only (about 1 MiB per chunk,
  *     whole rows), filters shuffle (2) then zstd (32015, cd_values[0] = level), and a
  *     string attribute "sha256" = hex SHA-256 of its uncompressed bytes (row-major);
  *   - no timestamps and fixed creation order: the same content gives the same bytes.
  * Chunks are shuffled, compressed and hashed in worker threads (OpenMP) and handed to
- * HDF5 with H5Dwrite_chunk; reading fetches raw chunks with H5Dread_chunk and decodes
- * them in threads. Datasets written by other tools (other chunking, other filters) are
+ * HDF5 with H5Dwrite_chunk; reading takes each chunk's address from HDF5 and the
+ * decoding threads read it with O_DIRECT (H5Dread_chunk where direct reads are not
+ * possible) and decode it. Datasets written by other tools (other chunking, other filters) are
  * read through HDF5's own pipeline instead.
  *
  * HDF5 is called only from the calling thread, and Debian's HDF5 is not thread-safe:
@@ -44,7 +45,7 @@ void ckpt_h5_set_verbose(int verbose);
 typedef struct {
     int level;          /* zstd level; 0 = CKPT_ZSTD_DEFAULT_LEVEL */
     int threads;        /* compression threads; 0 = OpenMP default */
-    size_t chunk_bytes; /* target uncompressed chunk size; 0 = 4 MiB */
+    size_t chunk_bytes; /* target uncompressed chunk size; 0 = 1 MiB */
 } ckpt_h5_options;
 
 typedef struct ckpt_h5_writer ckpt_h5_writer; /* opaque */

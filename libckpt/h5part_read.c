@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "libckpt/h5pipe.h"
+#include "libckpt/h5part_read.h"
 #include "libckpt/shuffle.h"
 #include "libckpt/zstd_filter.h"
 

@@ -1,8 +1,9 @@
 /* Reading whole datasets of a part file, every digest checked. See h5part.h.
  *
  * Datasets laid out as ckpt_h5_write does take the threaded path: this thread (the
- * only one calling HDF5) fetches raw chunks with H5Dread_chunk into one of two sets
- * of slots while OpenMP tasks decode (zstd, unshuffle) the other set straight into
+ * only one calling HDF5) fills one of two sets of slots (each chunk's address for an
+ * O_DIRECT read by the decoding task, or its bytes through H5Dread_chunk) while OpenMP
+ * tasks decode (zstd, unshuffle) the other set straight into
  * the caller's buffer, and a hash task per decoded window feeds the dataset's
  * SHA-256. A SHA-256 is one sequential stream per dataset and the costliest step
  * (about 1.5 GB/s a core), so a batch (ckpt_h5_read_many) lets the hash of one
@@ -17,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "libckpt/h5pipe.h"
+#include "libckpt/h5part_read.h"
 #include "libckpt/shuffle.h"
 #include "libckpt/zstd_filter.h"
 

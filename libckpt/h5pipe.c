@@ -1,4 +1,4 @@
-/* What the part writer (h5part.c) and reader (h5part_read.c) share: HDF5 set-up,
+/* What the part writer (h5part_write.c) and reader (h5part_read.c) share: HDF5 set-up,
  * dtype mapping, and the chunk buffers their threads work in. See h5pipe.h. */
 #include "libckpt/h5pipe.h"
 
@@ -142,7 +142,7 @@ void *ckpt_zbuf_alloc(size_t zcap)
     return posix_memalign(&z, CKPT_DIO_ALIGN, zcap + CKPT_DIO_SLACK) == 0 ? z : NULL;
 }
 
-/* Buffers live as long as the writer/reader: allocating 2 windows of 4 MiB chunks per
+/* Buffers live as long as the writer/reader: allocating 2 windows of chunk buffers per
  * dataset made page faults the largest cost. Grown, never shrunk. */
 xffl_status ckpt_pipeline_ensure(ckpt_pipeline *p, int threads, size_t chunk_bytes, int zbuf)
 {

@@ -1,9 +1,9 @@
-/* Internal to libckpt's part writer and reader (h5part.c, h5part_read.c, h5pipe.c):
+/* Internal to libckpt's part writer (h5part_write.c) and reader (h5part_read.h):
  * not an interface for other modules, use h5part.h.
  *
  * Chunks move through a ckpt_pipeline's slots while the calling thread, the only one
  * that calls HDF5 (not thread-safe here), hands them to or from HDF5: the writer uses
- * the slots as one ring that any thread fills (h5part.c), the reader as two windows,
+ * the slots as one ring that any thread fills (h5part_write.c), the reader as two windows,
  * one decoded by OpenMP tasks while the other is read (h5part_read_data.c). */
 #ifndef XFFL_CKPT_H5PIPE_H
 #define XFFL_CKPT_H5PIPE_H
@@ -48,15 +48,6 @@ typedef struct {
     xffl_status err;
     char msg[XFFL_ERRMSG_MAX];
 } ckpt_pipeline;
-
-struct ckpt_h5_reader {
-    hid_t file;
-    char *path;
-    int threads;
-    ckpt_pipeline pl;
-    int dio_fd; /* the file opened O_DIRECT for the threads' chunk reads; -1: via HDF5 */
-    int buf_fd; /* the file again, buffered: where O_DIRECT refuses an offset or size */
-};
 
 /* z buffers start on a page and hold CKPT_DIO_SLACK bytes beyond zcap, so a chunk read
  * with O_DIRECT (whole pages around it) fits. */

@@ -1,4 +1,4 @@
-/* Text manifests (DESIGN.md "Manifests"): INDEX of a version, COMMIT of a delta.
+/* Text manifests (docs/design.md "Manifests"): INDEX of a version, COMMIT of a delta.
  *
  *   key=value                       header lines first, in the order they were set
  *   contributor <facility> <key>    one per delta a version used (INDEX)

@@ -2,7 +2,7 @@
  *
  * The parameter table (name, shape, offset into one contiguous float slab) is the
  * single source of truth for kernels, checkpoints, deltas, aggregation and export
- * (DESIGN.md). Tensor names are Meta's LLaMA names (ckpt_slots). Order in the slab:
+ * (docs/design.md "Parameter table"). Tensor names are Meta's LLaMA names (ckpt_slots). Order in the slab:
  *   tok_embeddings.weight, then per layer i its slots in ckpt_slot order
  *     (layers.i.attention_norm.weight, ... layers.i.feed_forward.w3.weight),
  *   then norm.weight, output.weight.
@@ -111,7 +111,7 @@ static inline int ckpt_param_index(const ckpt_param_table *t, ckpt_slot slot, in
 {
     return t->first[slot] + (slot < CKPT_LAYER_SLOTS ? layer * CKPT_LAYER_SLOTS : 0);
 }
-/* Parameters excluding the token embedding table (DESIGN.md "Benchmarks": FLOPs = 6N + attention). */
+/* Parameters excluding the token embedding table (docs/design.md "Benchmarks": FLOPs = 6N + attention). */
 int64_t ckpt_param_count_nonembedding(const ckpt_param_table *t);
 
 /* Deterministic initialisation of one tensor from (seed, tensor index): normals with

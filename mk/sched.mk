@@ -1,4 +1,4 @@
-# pipelines (issue 8): Slurm and cron chains of rounds.
+# pipelines: Slurm and cron chains of rounds, tested on a one-node Slurm and a cron loop.
 #   make test-slurm   one-node Slurm from Debian in a temp dir (root): xffl-step requeue and
 #                     deadline, a two-round federation of two facilities through xffl submit,
 #                     a scancel'ed job recovered by the next submission

@@ -1,4 +1,4 @@
-# storage (issue 4): the fault-test driver and the s3/fault targets.
+# storage: the store against a local s3rver and under injected faults (the fault driver, test-s3, test-faults).
 #   make test-s3       s3rver on loopback: the store suite on s3, CLI, s3cmd interop, error paths
 #   make test-faults   server down, kill/restart mid-transfer, fault-injecting proxy, altered
 #                      object, wrong secret, missing bucket (a few minutes)

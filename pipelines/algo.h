@@ -7,7 +7,7 @@
  *   3. an outer optimizer step θ_{v+1} = outer(θ_v, g, state): plain (θ − g, i.e.
  *      θ + d̄: fedavg/median/trimmed), Nesterov SGD (diloco) or Adam (fedadam).
  *
- * BIT-DETERMINISTIC (DESIGN.md): the caller passes contributors sorted by facility
+ * BIT-DETERMINISTIC (docs/design.md "Determinism"): the caller passes contributors sorted by facility
  * name; every element is computed by one thread, sequentially over facilities, with
  * only + − × ÷ and sqrt; norms are per-chunk double sums (fixed chunk size), added in
  * chunk order. Thread count and CPU model therefore never change a bit of output. */

@@ -1,5 +1,5 @@
 /* federation.h5: every setting that changes a round's result, written once by
- * `xffl init` and read by train, aggregate and reproduce (DESIGN.md: a second
+ * `xffl init` and read by train, aggregate and reproduce (docs/design.md "federation.h5": a second
  * aggregator or `reproduce` needs no flags to get the same bytes).
  *
  * Stored as root attributes of a small HDF5 file (format="xffl-federation",

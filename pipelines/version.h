@@ -1,5 +1,5 @@
 /* Versions in a store: publish (parts, INDEX, then LATEST) and fetch (LATEST or a
- * number, every digest verified). DESIGN.md "Store layout" and "HDF5 files".
+ * number, every digest verified). docs/design.md "Store layout" and "HDF5 files".
  *
  *   versions/v000004/part-000-<12hex>.h5   /model/<tensor> and /<group>/<tensor> for
  *                                          each outer-state group, tensors in table
