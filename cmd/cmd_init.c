@@ -158,7 +158,7 @@ static void print_plan(const pipe_federation *f, const ckpt_param_table *t, int 
     printf("facilities: ");
     for (int i = 0; i < f->n_facilities; i++) printf("%s%s", i ? "," : "", f->facilities[i]);
     printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s\n", pipe_algo_name(f->algo.kind),
-           f->local_steps, f->quorum, f->seed, pipe_encoding_name(f->encoding));
+           f->local_steps, f->quorum, f->seed, ckpt_codec_name(f->encoding));
 }
 
 int cmd_init(int argc, char **argv)
@@ -233,7 +233,7 @@ int cmd_init(int argc, char **argv)
         if ((st = pipe_algo_parse(algo, &kind)) != XFFL_OK) return cli_report(C, st);
         pipe_federation_set_algo(&f, kind);
     }
-    if (encoding && (st = pipe_encoding_parse(encoding, &f.encoding)) != XFFL_OK) return cli_report(C, st);
+    if (encoding && (st = ckpt_codec_parse(encoding, &f.encoding)) != XFFL_OK) return cli_report(C, st);
     f.quorum = quorum > 0 ? (int)quorum : f.n_facilities;
     if (local_steps > 0) f.local_steps = (int)local_steps;
     f.seed = (uint64_t)seed;

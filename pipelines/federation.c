@@ -11,23 +11,6 @@
 #include "libckpt/zstd_filter.h"
 #include "pipelines/version.h"
 
-static const char *const enc_names[] = {"fp32", "bf16", "int8", "int4"};
-
-const char *pipe_encoding_name(pipe_encoding e)
-{
-    return (unsigned)e < sizeof enc_names / sizeof enc_names[0] ? enc_names[e] : "unknown";
-}
-
-xffl_status pipe_encoding_parse(const char *name, pipe_encoding *out)
-{
-    for (unsigned i = 0; i < sizeof enc_names / sizeof enc_names[0]; i++)
-        if (name && strcmp(name, enc_names[i]) == 0) {
-            *out = (pipe_encoding)i;
-            return XFFL_OK;
-        }
-    return xffl_fail(XFFL_ERR_USAGE, "unknown encoding '%s' (fp32, bf16, int8, int4)", name ? name : "");
-}
-
 void pipe_federation_set_algo(pipe_federation *f, pipe_algo_kind kind)
 {
     pipe_algo_default(kind, &f->algo);
@@ -52,7 +35,7 @@ xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federati
                                 .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8};
     f->batch = 4;
     f->seq_len = f->model.max_seq_len < 256 ? f->model.max_seq_len : 256;
-    f->encoding = PIPE_ENC_FP32;
+    f->encoding = CKPT_CODEC_FP32;
     f->keep_inner_state = 0;
     return XFFL_OK;
 }
@@ -130,7 +113,7 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     XFFL_RETURN_IF(f->batch < 1, XFFL_ERR_INVALID, "federation: batch %d must be >= 1", f->batch);
     XFFL_RETURN_IF(f->seq_len < 1 || f->seq_len > f->model.max_seq_len, XFFL_ERR_INVALID,
                    "federation: seq len %d outside 1..%d (max_seq_len)", f->seq_len, f->model.max_seq_len);
-    XFFL_RETURN_IF((unsigned)f->encoding > PIPE_ENC_INT4, XFFL_ERR_INVALID, "federation: encoding %d", (int)f->encoding);
+    XFFL_RETURN_IF(!ckpt_codec_get(f->encoding), XFFL_ERR_INVALID, "federation: encoding %d", (int)f->encoding);
     return XFFL_OK;
 }
 
@@ -180,7 +163,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(ckpt_h5_attr_double(w, "eps", o->eps));
     W(ckpt_h5_attr_int(w, "batch", f->batch));
     W(ckpt_h5_attr_int(w, "seq_len", f->seq_len));
-    W(ckpt_h5_attr_str(w, "encoding", pipe_encoding_name(f->encoding)));
+    W(ckpt_h5_attr_str(w, "encoding", ckpt_codec_name(f->encoding)));
     W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
 #undef W
     if (s != XFFL_OK) {
@@ -266,7 +249,7 @@ static xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     XFFL_FORWARD(get_int(r, "seq_len", 1, INT32_MAX, &v));
     f->seq_len = (int)v;
     XFFL_FORWARD(ckpt_h5_get_attr_str(r, "encoding", &str));
-    s = pipe_encoding_parse(str, &f->encoding);
+    s = ckpt_codec_parse(str, &f->encoding);
     free(str);
     if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "%s: attribute encoding", path);
     XFFL_FORWARD(get_int(r, "keep_inner_state", 0, 1, &v));
