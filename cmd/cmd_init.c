@@ -244,7 +244,7 @@ int cmd_init(int argc, char **argv)
     if (batch > 0) f.batch = (int)batch;
     if (seq_len > 0) f.seq_len = (int)seq_len;
     f.algo.unweighted = unweighted;
-    f.nesterov = !no_nesterov;
+    f.algo.nesterov = !no_nesterov;
     f.keep_inner_state = keep_inner;
     double *targets[NDBL] = {&f.algo.outer_lr, &f.algo.momentum,  &f.algo.beta1,  &f.algo.beta2,      &f.algo.eps,
                              &f.algo.trim,     &f.algo.clip_norm, &f.inner.lr,    &f.inner.min_lr,    &f.inner.weight_decay,

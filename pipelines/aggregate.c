@@ -192,9 +192,7 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
                                  const pipe_contrib *contribs, int threads, pipe_version_result *res,
                                  pipe_algo_stats *stats)
 {
-    pipe_algo_config acfg = f->algo;
-    acfg.heavy_ball = !f->nesterov;
-    const pipe_algo_config *ac = &acfg;
+    const pipe_algo_config *ac = &f->algo;
     int ns = pipe_algo_state_count(ac->kind);
     ckpt_manifest *index = NULL;
     XFFL_FORWARD(load_index(from, base, &index));

@@ -14,7 +14,6 @@
 void pipe_federation_set_algo(pipe_federation *f, pipe_algo_kind kind)
 {
     pipe_algo_default(kind, &f->algo);
-    f->nesterov = 1;
 }
 
 xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federation *f)
@@ -138,15 +137,16 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(pipe_model_attrs_write(w, &f->model));
     W(ckpt_h5_attr_str(w, "facilities", facs));
     W(ckpt_h5_attr_str(w, "algorithm", pipe_algo_name(a->kind)));
-    W(ckpt_h5_attr_int(w, "unweighted", a->unweighted));
-    W(ckpt_h5_attr_double(w, "outer_lr", a->outer_lr));
-    W(ckpt_h5_attr_double(w, "outer_momentum", a->momentum));
-    W(ckpt_h5_attr_int(w, "nesterov", f->nesterov));
-    W(ckpt_h5_attr_double(w, "adam_beta1", a->beta1));
-    W(ckpt_h5_attr_double(w, "adam_beta2", a->beta2));
-    W(ckpt_h5_attr_double(w, "adam_eps", a->eps));
-    W(ckpt_h5_attr_double(w, "trim_fraction", a->trim));
-    W(ckpt_h5_attr_double(w, "clip_norm", a->clip_norm));
+    int np;
+    const pipe_algo_param *ap = pipe_algo_params(&np);
+    for (int i = 0; i < np; i++) {
+        const char *field = (const char *)a + ap[i].offset;
+        if (ap[i].type == PIPE_ALGO_PARAM_FLAG) {
+            W(ckpt_h5_attr_int(w, ap[i].attr, *(const int *)field));
+        } else {
+            W(ckpt_h5_attr_double(w, ap[i].attr, *(const double *)field));
+        }
+    }
     W(ckpt_h5_attr_int(w, "local_steps", f->local_steps));
     W(ckpt_h5_attr_int(w, "quorum", f->quorum));
     W(ckpt_h5_attr_int(w, "seed", (int64_t)f->seed));
@@ -181,6 +181,24 @@ static xffl_status get_int(ckpt_h5_reader *r, const char *name, int64_t lo, int6
     return XFFL_OK;
 }
 
+/* The table's parameters; an optional one a file lacks keeps its default. */
+static xffl_status read_algo_params(ckpt_h5_reader *r, pipe_algo_config *a)
+{
+    int np;
+    const pipe_algo_param *ap = pipe_algo_params(&np);
+    for (int i = 0; i < np; i++) {
+        char *field = (char *)a + ap[i].offset;
+        if (ap[i].optional && !ckpt_h5_has_attr(r, ap[i].attr)) continue;
+        if (ap[i].type == PIPE_ALGO_PARAM_FLAG) {
+            int64_t v;
+            XFFL_FORWARD(get_int(r, ap[i].attr, 0, 1, &v));
+            *(int *)field = (int)v;
+        } else
+            XFFL_FORWARD(ckpt_h5_get_attr_double(r, ap[i].attr, (double *)field));
+    }
+    return XFFL_OK;
+}
+
 static xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
 {
     const char *path = ckpt_h5_reader_path(r);
@@ -208,19 +226,8 @@ static xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     free(str);
     if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "%s: attribute algorithm", path);
     pipe_federation_set_algo(f, kind);
-    pipe_algo_config *a = &f->algo;
     pipe_inner_opt *o = &f->inner;
-    XFFL_FORWARD(get_int(r, "unweighted", 0, 1, &v));
-    a->unweighted = (int)v;
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "outer_lr", &a->outer_lr));
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "outer_momentum", &a->momentum));
-    XFFL_FORWARD(get_int(r, "nesterov", 0, 1, &v));
-    f->nesterov = (int)v;
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "adam_beta1", &a->beta1));
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "adam_beta2", &a->beta2));
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "adam_eps", &a->eps));
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "trim_fraction", &a->trim));
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "clip_norm", &a->clip_norm));
+    XFFL_FORWARD(read_algo_params(r, &f->algo));
     XFFL_FORWARD(get_int(r, "local_steps", 1, INT32_MAX, &v));
     f->local_steps = (int)v;
     XFFL_FORWARD(get_int(r, "quorum", 1, PIPE_MAX_FACILITIES, &v));

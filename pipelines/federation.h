@@ -38,7 +38,6 @@ typedef struct {
     int n_facilities;                 /* ≥ 1 */
     char facilities[PIPE_MAX_FACILITIES][PIPE_FACILITY_MAX]; /* sorted bytewise, unique, [a-z0-9_-] */
     pipe_algo_config algo;            /* algorithm and its parameters (pipelines/algo.h) */
-    int nesterov;                     /* diloco outer step: 1 Nesterov (default), 0 heavy-ball */
     int local_steps;                  /* H (100) */
     int quorum;                       /* deltas needed per round (default: n_facilities) */
     uint64_t seed;                    /* init and data order */

@@ -228,7 +228,7 @@ static void test_federation(void)
     f.inner.lr = 1e-3;
     f.keep_inner_state = 1;
     f.algo.clip_norm = 2.5;
-    f.nesterov = 0;
+    f.algo.nesterov = 0;
     store *s = fresh();
     char sha[XFFL_SHA256_HEX], sha2[XFFL_SHA256_HEX];
     CU_ASSERT_EQUAL_FATAL(pipe_federation_publish(s, &f, sha), XFFL_OK);
@@ -245,7 +245,7 @@ static void test_federation(void)
     CU_ASSERT_EQUAL(g.encoding, CKPT_CODEC_INT4);
     CU_ASSERT_EQUAL(g.inner.lr, 1e-3);
     CU_ASSERT_EQUAL(g.keep_inner_state, 1);
-    CU_ASSERT_EQUAL(g.nesterov, 0);
+    CU_ASSERT_EQUAL(g.algo.nesterov, 0);
     CU_ASSERT_EQUAL(g.seq_len, f.seq_len);
     CU_ASSERT_STRING_EQUAL(g.preset, "tiny");
     char other[XFFL_SHA256_HEX];
