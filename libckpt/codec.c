@@ -218,12 +218,15 @@ int64_t ckpt_codec_dataset_count(ckpt_codec c, int d, int64_t n, int block)
     return def->datasets[d].count ? def->datasets[d].count(n, block) : n;
 }
 
-size_t ckpt_codec_code_bytes(ckpt_codec c, int64_t n)
+size_t ckpt_codec_dataset_bytes(ckpt_codec c, int d, int64_t n, int block)
 {
     const ckpt_codec_def *def = ckpt_codec_get(c);
-    if (!def) return 0;
-    return (size_t)ckpt_codec_dataset_count(c, 0, n, CKPT_CODEC_BLOCK_DEFAULT) * ckpt_dtype_size(def->datasets[0].dtype);
+    if (!def || d < 0 || d >= def->n_datasets) return 0;
+    return (size_t)ckpt_codec_dataset_count(c, d, n, block) * ckpt_dtype_size(def->datasets[d].dtype);
 }
+
+/* Every builtin's codes are independent of the block. */
+size_t ckpt_codec_code_bytes(ckpt_codec c, int64_t n) { return ckpt_codec_dataset_bytes(c, 0, n, CKPT_CODEC_BLOCK_DEFAULT); }
 
 int64_t ckpt_codec_scale_count(ckpt_codec c, int64_t n, int block) { return ckpt_codec_dataset_count(c, 1, n, block); }
 

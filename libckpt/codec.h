@@ -79,6 +79,8 @@ int ckpt_codec_lossy(ckpt_codec c);
 
 /* Elements of dataset d for a tensor of n values (0 when c or d is unknown). */
 int64_t ckpt_codec_dataset_count(ckpt_codec c, int d, int64_t n, int block);
+/* Bytes of dataset d for a tensor of n values (0 when c or d is unknown). */
+size_t ckpt_codec_dataset_bytes(ckpt_codec c, int d, int64_t n, int block);
 /* Bytes of codes (dataset 0) for n values (fp32 4n, bf16 2n, int8 n, int4 ⌈n/2⌉). */
 size_t ckpt_codec_code_bytes(ckpt_codec c, int64_t n);
 /* Elements of the side dataset (dataset 1: block scales, ⌈n/block⌉ for int8/int4),
