@@ -146,7 +146,7 @@ static int64_t per_block(int64_t n, int block) { return (n + block - 1) / block;
 static int64_t two_per_byte(int64_t n, int block) { return (void)block, (n + 1) / 2; }
 
 #define SCALES {"scale", CKPT_DT_F32, per_block, 0}
-static const ckpt_codec_def builtins[CKPT_CODEC_BUILTINS] = {
+static const ckpt_codec_def builtins[] = {
     [CKPT_CODEC_FP32] = {"fp32", 0, 1, {{"delta", CKPT_DT_F32, NULL, 1}}, fp32_encode, fp32_decode},
     [CKPT_CODEC_BF16] = {"bf16", 1, 1, {{"delta", CKPT_DT_U16, NULL, 1}}, bf16_encode, bf16_decode},
     [CKPT_CODEC_INT8] = {"int8", 1, 2, {{"delta", CKPT_DT_I8, NULL, 1}, SCALES}, int8_encode, int8_decode},
@@ -154,12 +154,19 @@ static const ckpt_codec_def builtins[CKPT_CODEC_BUILTINS] = {
 };
 #undef SCALES
 
-static const ckpt_codec_def *table[CKPT_CODEC_MAX] = {&builtins[0], &builtins[1], &builtins[2], &builtins[3]};
-static int n_table = CKPT_CODEC_BUILTINS;
+/* Registered entries follow the builtins. */
+enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
+static const ckpt_codec_def *registered[CKPT_CODEC_MAX - N_BUILTINS];
+static int n_registered;
 
-const ckpt_codec_def *ckpt_codec_get(ckpt_codec c) { return (unsigned)c < (unsigned)n_table ? table[c] : NULL; }
+const ckpt_codec_def *ckpt_codec_get(ckpt_codec c)
+{
+    if ((unsigned)c < N_BUILTINS) return &builtins[c];
+    if ((unsigned)c - N_BUILTINS < (unsigned)n_registered) return registered[c - N_BUILTINS];
+    return NULL;
+}
 
-int ckpt_codec_count(void) { return n_table; }
+int ckpt_codec_count(void) { return N_BUILTINS + n_registered; }
 
 xffl_status ckpt_codec_register(const ckpt_codec_def *def, ckpt_codec *id)
 {
@@ -167,12 +174,13 @@ xffl_status ckpt_codec_register(const ckpt_codec_def *def, ckpt_codec *id)
                        def->n_datasets > CKPT_CODEC_MAX_DATASETS,
                    XFFL_ERR_USAGE, "encoding '%s': name, encode, decode and 1-%d datasets needed",
                    def && def->name ? def->name : "", CKPT_CODEC_MAX_DATASETS);
-    for (int i = 0; i < n_table; i++)
-        XFFL_RETURN_IF(!strcmp(table[i]->name, def->name), XFFL_ERR_EXISTS, "encoding '%s' exists already", def->name);
-    XFFL_RETURN_IF(n_table == CKPT_CODEC_MAX, XFFL_ERR_USAGE, "encoding '%s': the table holds %d already", def->name,
-                   CKPT_CODEC_MAX);
-    table[n_table] = def;
-    *id = (ckpt_codec)n_table++;
+    for (int i = 0; i < ckpt_codec_count(); i++)
+        XFFL_RETURN_IF(!strcmp(ckpt_codec_name((ckpt_codec)i), def->name), XFFL_ERR_EXISTS,
+                       "encoding '%s' exists already", def->name);
+    XFFL_RETURN_IF(ckpt_codec_count() == CKPT_CODEC_MAX, XFFL_ERR_USAGE, "encoding '%s': the table holds %d already",
+                   def->name, CKPT_CODEC_MAX);
+    registered[n_registered++] = def;
+    *id = (ckpt_codec)(ckpt_codec_count() - 1);
     return XFFL_OK;
 }
 
@@ -180,8 +188,9 @@ void ckpt_codec_list(char *buf, size_t cap, const char *first_note)
 {
     size_t o = 0;
     if (cap) buf[0] = 0;
-    for (int i = 0; i < n_table && o < cap; i++) {
-        int w = snprintf(buf + o, cap - o, "%s%s%s", i ? ", " : "", table[i]->name, i == 0 && first_note ? first_note : "");
+    for (int i = 0; i < ckpt_codec_count() && o < cap; i++) {
+        int w = snprintf(buf + o, cap - o, "%s%s%s", i ? ", " : "", ckpt_codec_name((ckpt_codec)i),
+                         i == 0 && first_note ? first_note : "");
         if (w < 0) break;
         o += (size_t)w;
     }
@@ -195,8 +204,8 @@ const char *ckpt_codec_name(ckpt_codec c)
 
 xffl_status ckpt_codec_parse(const char *name, ckpt_codec *c)
 {
-    for (int i = 0; i < n_table; i++)
-        if (name && !strcmp(name, table[i]->name)) {
+    for (int i = 0; i < ckpt_codec_count(); i++)
+        if (name && !strcmp(name, ckpt_codec_name((ckpt_codec)i))) {
             *c = (ckpt_codec)i;
             return XFFL_OK;
         }

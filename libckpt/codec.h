@@ -25,8 +25,9 @@
 #include "common/status.h"
 #include "libckpt/h5part.h"
 
-/* An encoding's index in the table: the builtins first, registered ones after. */
-typedef enum { CKPT_CODEC_FP32, CKPT_CODEC_BF16, CKPT_CODEC_INT8, CKPT_CODEC_INT4, CKPT_CODEC_BUILTINS } ckpt_codec;
+/* An encoding's index in the table: the builtins first (these names for the first
+ * four; another builtin is found by its name), registered ones after. */
+typedef enum { CKPT_CODEC_FP32, CKPT_CODEC_BF16, CKPT_CODEC_INT8, CKPT_CODEC_INT4 } ckpt_codec;
 
 enum {
     CKPT_CODEC_BLOCK_DEFAULT = 256, /* elements per scale for int8/int4 */
@@ -64,7 +65,7 @@ typedef struct {
 XFFL_MUST_USE xffl_status ckpt_codec_register(const ckpt_codec_def *def, ckpt_codec *id);
 /* The table entry of c, or NULL. */
 const ckpt_codec_def *ckpt_codec_get(ckpt_codec c);
-/* Entries in the table (CKPT_CODEC_BUILTINS plus the registered ones). */
+/* Entries in the table, builtins and registered ones. */
 int ckpt_codec_count(void);
 /* "fp32, bf16, int8, int4" into buf (cap bytes, truncated), first_note after the
  * first name (NULL: none): the choices in help and error messages. */

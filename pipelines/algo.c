@@ -27,48 +27,6 @@ const pipe_algo_param *pipe_algo_params(int *n)
     return params;
 }
 
-static const pipe_algo_def *const builtin_defs[PIPE_ALGO_BUILTINS];
-static const pipe_algo_def *table[PIPE_ALGO_MAX];
-static int n_table = PIPE_ALGO_BUILTINS;
-
-const pipe_algo_def *pipe_algo_get(pipe_algo_kind kind)
-{
-    if ((unsigned)kind >= (unsigned)n_table) return NULL;
-    return kind < PIPE_ALGO_BUILTINS ? builtin_defs[kind] : table[kind];
-}
-
-int pipe_algo_count(void) { return n_table; }
-
-xffl_status pipe_algo_register(const pipe_algo_def *def, pipe_algo_kind *kind)
-{
-    XFFL_RETURN_IF(!def || !def->name || !def->combine || !def->outer || def->n_state < 0 ||
-                       def->n_state > PIPE_ALGO_MAX_STATE,
-                   XFFL_ERR_USAGE, "algorithm '%s': name, combine, outer and 0-%d state groups needed",
-                   def && def->name ? def->name : "", PIPE_ALGO_MAX_STATE);
-    for (int i = 0; i < def->n_state; i++)
-        XFFL_RETURN_IF(!def->state_groups[i], XFFL_ERR_USAGE, "algorithm '%s': state group %d unnamed", def->name, i);
-    for (int i = 0; i < n_table; i++)
-        XFFL_RETURN_IF(!strcmp(pipe_algo_get((pipe_algo_kind)i)->name, def->name), XFFL_ERR_EXISTS,
-                       "algorithm '%s' exists already", def->name);
-    XFFL_RETURN_IF(n_table == PIPE_ALGO_MAX, XFFL_ERR_USAGE, "algorithm '%s': the table holds %d already", def->name,
-                   PIPE_ALGO_MAX);
-    table[n_table] = def;
-    *kind = (pipe_algo_kind)n_table++;
-    return XFFL_OK;
-}
-
-void pipe_algo_list(char *buf, size_t cap, const char *first_note)
-{
-    size_t o = 0;
-    if (cap) buf[0] = 0;
-    for (int i = 0; i < n_table && o < cap; i++) {
-        int w = snprintf(buf + o, cap - o, "%s%s%s", i ? ", " : "", pipe_algo_get((pipe_algo_kind)i)->name,
-                         i == 0 && first_note ? first_note : "");
-        if (w < 0) break;
-        o += (size_t)w;
-    }
-}
-
 void pipe_algo_default(pipe_algo_kind kind, pipe_algo_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -93,8 +51,8 @@ const char *pipe_algo_name(pipe_algo_kind kind)
 
 xffl_status pipe_algo_parse(const char *name, pipe_algo_kind *kind)
 {
-    for (int i = 0; i < n_table; i++)
-        if (name && !strcmp(name, pipe_algo_get((pipe_algo_kind)i)->name)) {
+    for (int i = 0; i < pipe_algo_count(); i++)
+        if (name && !strcmp(name, pipe_algo_name((pipe_algo_kind)i))) {
             *kind = (pipe_algo_kind)i;
             return XFFL_OK;
         }
@@ -296,10 +254,54 @@ static const pipe_algo_def median = {.name = "median", .combine = combine_median
                                      .outer = outer_plain};
 static const pipe_algo_def trimmed = {.name = "trimmed", .combine = combine_trimmed, .clip = pipe_algo_clip_to_norm,
                                       .outer = outer_plain};
-static const pipe_algo_def *const builtin_defs[PIPE_ALGO_BUILTINS] = {
+/* The builtins, in pipe_algo_kind order; registered entries follow them. */
+static const pipe_algo_def *const builtins[] = {
     [PIPE_ALGO_FEDAVG] = &fedavg, [PIPE_ALGO_DILOCO] = &diloco,   [PIPE_ALGO_FEDADAM] = &fedadam,
     [PIPE_ALGO_MEDIAN] = &median, [PIPE_ALGO_TRIMMED] = &trimmed,
 };
+enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
+static const pipe_algo_def *registered[PIPE_ALGO_MAX - N_BUILTINS];
+static int n_registered;
+
+const pipe_algo_def *pipe_algo_get(pipe_algo_kind kind)
+{
+    if ((unsigned)kind < N_BUILTINS) return builtins[kind];
+    if ((unsigned)kind - N_BUILTINS < (unsigned)n_registered) return registered[kind - N_BUILTINS];
+    return NULL;
+}
+
+int pipe_algo_count(void) { return N_BUILTINS + n_registered; }
+
+xffl_status pipe_algo_register(const pipe_algo_def *def, pipe_algo_kind *kind)
+{
+    XFFL_RETURN_IF(!def || !def->name || !def->combine || !def->outer || def->n_state < 0 ||
+                       def->n_state > PIPE_ALGO_MAX_STATE,
+                   XFFL_ERR_USAGE, "algorithm '%s': name, combine, outer and 0-%d state groups needed",
+                   def && def->name ? def->name : "", PIPE_ALGO_MAX_STATE);
+    for (int i = 0; i < def->n_state; i++)
+        XFFL_RETURN_IF(!def->state_groups[i], XFFL_ERR_USAGE, "algorithm '%s': state group %d unnamed", def->name, i);
+    for (int i = 0; i < pipe_algo_count(); i++)
+        XFFL_RETURN_IF(!strcmp(pipe_algo_name((pipe_algo_kind)i), def->name), XFFL_ERR_EXISTS,
+                       "algorithm '%s' exists already", def->name);
+    XFFL_RETURN_IF(pipe_algo_count() == PIPE_ALGO_MAX, XFFL_ERR_USAGE, "algorithm '%s': the table holds %d already",
+                   def->name, PIPE_ALGO_MAX);
+    registered[n_registered++] = def;
+    *kind = (pipe_algo_kind)(pipe_algo_count() - 1);
+    return XFFL_OK;
+}
+
+void pipe_algo_list(char *buf, size_t cap, const char *first_note)
+{
+    size_t o = 0;
+    if (cap) buf[0] = 0;
+    for (int i = 0; i < pipe_algo_count() && o < cap; i++) {
+        int w = snprintf(buf + o, cap - o, "%s%s%s", i ? ", " : "", pipe_algo_name((pipe_algo_kind)i),
+                         i == 0 && first_note ? first_note : "");
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+}
+
 
 xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in, float *out, pipe_algo_stats *stats)
 {

@@ -20,14 +20,14 @@
 #include <stdint.h>
 #include "common/status.h"
 
-/* An algorithm's index in the table: the builtins first, registered ones after. */
+/* An algorithm's index in the table: the builtins first (these names for the first
+ * five; another builtin is found by its name), registered ones after. */
 typedef enum {
     PIPE_ALGO_FEDAVG,
     PIPE_ALGO_DILOCO,
     PIPE_ALGO_FEDADAM,
     PIPE_ALGO_MEDIAN,
     PIPE_ALGO_TRIMMED,
-    PIPE_ALGO_BUILTINS,
 } pipe_algo_kind;
 
 enum {
@@ -133,7 +133,7 @@ typedef struct {
 XFFL_MUST_USE xffl_status pipe_algo_register(const pipe_algo_def *def, pipe_algo_kind *kind);
 /* The table entry of kind, or NULL. */
 const pipe_algo_def *pipe_algo_get(pipe_algo_kind kind);
-/* Entries in the table (PIPE_ALGO_BUILTINS plus the registered ones). */
+/* Entries in the table, builtins and registered ones. */
 int pipe_algo_count(void);
 
 /* Pieces the builtin entries are made of, for registered ones to reuse. */
