@@ -98,9 +98,11 @@ static void test_register(void)
     CU_ASSERT_EQUAL(ckpt_codec_code_bytes(c, 1000), 4 * 4); /* ⌈1000/256⌉ values */
     char list[256];
     pipe_algo_list(list, sizeof list, " (default)");
-    CU_ASSERT_STRING_EQUAL(list, "fedavg (default), diloco, fedadam, median, trimmed, half");
+    CU_ASSERT_NSTRING_EQUAL(list, "fedavg (default), diloco, fedadam, median, trimmed", 50);
+    CU_ASSERT_PTR_NOT_NULL(strstr(list, ", half"));
     ckpt_codec_list(list, sizeof list, NULL);
-    CU_ASSERT_STRING_EQUAL(list, "fp32, bf16, int8, int4, top1");
+    CU_ASSERT_NSTRING_EQUAL(list, "fp32, bf16, int8, int4", 22);
+    CU_ASSERT_PTR_NOT_NULL(strstr(list, ", top1"));
     /* names are unique; an incomplete entry is refused */
     CU_ASSERT_EQUAL(pipe_algo_register(&half, &k), XFFL_ERR_EXISTS);
     CU_ASSERT_EQUAL(ckpt_codec_register(&top1, &c), XFFL_ERR_EXISTS);
