@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Dataset d of tensor p as the encoding describes it: dtype, shape and bytes. A
+/* Dataset d of tensor p as the encoding describes it: its shape and elements. A
  * count of 0 means the encoding writes no such dataset for p. */
 static int64_t dataset_layout(const ckpt_codec_def *def, int d, const ckpt_param *p, int block, int *ndim,
                               int64_t shape[2])
@@ -23,10 +23,10 @@ static int64_t dataset_layout(const ckpt_codec_def *def, int d, const ckpt_param
 }
 
 /* Per-dataset buffers big enough for every tensor of t at block. */
-static xffl_status alloc_sets(ckpt_codec c, const ckpt_codec_def *def, const ckpt_param_table *t, int block,
-                              void *bufs[CKPT_CODEC_MAX_DATASETS])
+static xffl_status alloc_sets(ckpt_codec c, const ckpt_param_table *t, int block, void *bufs[CKPT_CODEC_MAX_DATASETS])
 {
-    for (int d = 0; d < def->n_datasets; d++) {
+    const ckpt_codec_def *def = ckpt_codec_get(c);
+    for (int d = 0; def && d < def->n_datasets; d++) {
         size_t most = 1;
         for (int i = 0; i < t->count; i++) {
             size_t b = ckpt_codec_dataset_bytes(c, d, t->params[i].numel, block);
@@ -105,7 +105,7 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
         st = xffl_fail(XFFL_ERR_NOMEM, "delta encoding buffers (%lld floats)", (long long)maxn);
         goto done;
     }
-    XFFL_CHECK_GOTO(st, alloc_sets(meta->codec, def, t, block, bufs), done);
+    XFFL_CHECK_GOTO(st, alloc_sets(meta->codec, t, block, bufs), done);
     for (int i = 0; i < t->count; i++) {
         const ckpt_param *p = &t->params[i];
         int part = part_of[i];
@@ -206,7 +206,7 @@ static xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_table *t, const
     XFFL_RETURN_IF(block < 1 || block > (1 << 24), XFFL_ERR_INVALID, "%s: block %lld out of range", file,
                    (long long)block);
     void *bufs[CKPT_CODEC_MAX_DATASETS] = {0};
-    xffl_status st = alloc_sets(ex->codec, def, t, (int)block, bufs);
+    xffl_status st = alloc_sets(ex->codec, t, (int)block, bufs);
     char **names = NULL;
     int count = 0;
     if (st == XFFL_OK) st = ckpt_h5_list(r, def->datasets[0].group, &names, &count);
