@@ -1,41 +1,9 @@
 #include "libckpt/codec.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *const names[] = {"fp32", "bf16", "int8", "int4"};
-
-const char *ckpt_codec_name(ckpt_codec c) { return (unsigned)c < 4 ? names[c] : "unknown"; }
-
-xffl_status ckpt_codec_parse(const char *name, ckpt_codec *c)
-{
-    for (int i = 0; i < 4; i++)
-        if (name && !strcmp(name, names[i])) {
-            *c = (ckpt_codec)i;
-            return XFFL_OK;
-        }
-    return xffl_fail(XFFL_ERR_USAGE, "unknown delta encoding '%s' (fp32, bf16, int8, int4)", name ? name : "");
-}
-
-int ckpt_codec_lossy(ckpt_codec c) { return c != CKPT_CODEC_FP32; }
-
-size_t ckpt_codec_code_bytes(ckpt_codec c, int64_t n)
-{
-    switch (c) {
-    case CKPT_CODEC_FP32: return (size_t)n * 4;
-    case CKPT_CODEC_BF16: return (size_t)n * 2;
-    case CKPT_CODEC_INT8: return (size_t)n;
-    case CKPT_CODEC_INT4: return (size_t)(n + 1) / 2;
-    }
-    return 0;
-}
-
-int64_t ckpt_codec_scale_count(ckpt_codec c, int64_t n, int block)
-{
-    if (c != CKPT_CODEC_INT8 && c != CKPT_CODEC_INT4) return 0;
-    return (n + block - 1) / block;
-}
 
 static uint16_t f2bf(float f)
 {
@@ -55,6 +23,42 @@ static float bf2f(uint16_t h)
     return f;
 }
 
+static xffl_status fp32_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+{
+    (void)block;
+    float *o = out[0];
+    for (int64_t i = 0; i < n; i++) o[i] = residual ? x[i] + residual[i] : x[i];
+    if (residual) memset(residual, 0, (size_t)n * sizeof *residual);
+    return XFFL_OK;
+}
+
+static xffl_status fp32_decode(const void *const in[], int64_t n, int block, float *out)
+{
+    (void)block;
+    memcpy(out, in[0], (size_t)n * 4);
+    return XFFL_OK;
+}
+
+static xffl_status bf16_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+{
+    (void)block;
+    uint16_t *o = out[0];
+    for (int64_t i = 0; i < n; i++) {
+        float v = residual ? x[i] + residual[i] : x[i];
+        o[i] = f2bf(v);
+        if (residual) residual[i] = v - bf2f(o[i]);
+    }
+    return XFFL_OK;
+}
+
+static xffl_status bf16_decode(const void *const in[], int64_t n, int block, float *out)
+{
+    (void)block;
+    const uint16_t *h = in[0];
+    for (int64_t i = 0; i < n; i++) out[i] = bf2f(h[i]);
+    return XFFL_OK;
+}
+
 /* Round half away from zero, clamped: the code for v/scale. */
 static int quant(float v, float inv, int qmax)
 {
@@ -63,34 +67,16 @@ static int quant(float v, float inv, int qmax)
     return r > qmax ? qmax : r < -qmax ? -qmax : r;
 }
 
-xffl_status ckpt_codec_encode(ckpt_codec c, const float *x, int64_t n, int block, float *residual, void *codes,
-                              float *scales)
+/* int8 (qmax 127, a byte per code) and int4 (qmax 7, two codes per byte, + 8). */
+static xffl_status block_encode(int qmax, const float *x, int64_t n, int block, float *residual, void *const out[])
 {
-    for (int64_t i = 0; i < n; i++)
-        XFFL_RETURN_IF(!isfinite(x[i]), XFFL_ERR_INVALID, "delta element %lld is not finite", (long long)i);
-    if (c == CKPT_CODEC_FP32) {
-        float *o = codes;
-        for (int64_t i = 0; i < n; i++) o[i] = residual ? x[i] + residual[i] : x[i];
-        if (residual) memset(residual, 0, (size_t)n * sizeof *residual);
-        return XFFL_OK;
-    }
-    if (c == CKPT_CODEC_BF16) {
-        uint16_t *o = codes;
-        for (int64_t i = 0; i < n; i++) {
-            float v = residual ? x[i] + residual[i] : x[i];
-            o[i] = f2bf(v);
-            if (residual) residual[i] = v - bf2f(o[i]);
-        }
-        return XFFL_OK;
-    }
-    XFFL_RETURN_IF(c != CKPT_CODEC_INT8 && c != CKPT_CODEC_INT4, XFFL_ERR_INVALID, "delta encoding %d unknown", (int)c);
     XFFL_RETURN_IF(block < 1, XFFL_ERR_INVALID, "block size %d must be >= 1", block);
-    const int qmax = c == CKPT_CODEC_INT8 ? 127 : 7;
     float *v = malloc((size_t)block * sizeof *v);
     XFFL_RETURN_IF(!v, XFFL_ERR_NOMEM, "codec block of %d", block);
-    int8_t *o8 = codes;
-    uint8_t *o4 = codes;
-    if (c == CKPT_CODEC_INT4) memset(o4, 0, ckpt_codec_code_bytes(c, n));
+    int8_t *o8 = out[0];
+    uint8_t *o4 = out[0];
+    float *scales = out[1];
+    if (qmax == 7) memset(o4, 0, (size_t)(n + 1) / 2);
     for (int64_t b = 0; b * block < n; b++) {
         int64_t start = b * block, len = n - start < block ? n - start : block;
         float amax = 0;
@@ -104,7 +90,7 @@ xffl_status ckpt_codec_encode(ckpt_codec c, const float *x, int64_t n, int block
         for (int64_t j = 0; j < len; j++) {
             int q = quant(v[j], inv, qmax);
             int64_t i = start + j;
-            if (c == CKPT_CODEC_INT8)
+            if (qmax == 127)
                 o8[i] = (int8_t)q;
             else
                 o4[i / 2] |= (uint8_t)((q + 8) << ((i & 1) * 4));
@@ -115,29 +101,19 @@ xffl_status ckpt_codec_encode(ckpt_codec c, const float *x, int64_t n, int block
     return XFFL_OK;
 }
 
-xffl_status ckpt_codec_decode(ckpt_codec c, const void *codes, const float *scales, int64_t n, int block, float *out)
+static xffl_status block_decode(int qmax, const void *const in[], int64_t n, int block, float *out)
 {
-    switch (c) {
-    case CKPT_CODEC_FP32: memcpy(out, codes, (size_t)n * 4); return XFFL_OK;
-    case CKPT_CODEC_BF16: {
-        const uint16_t *h = codes;
-        for (int64_t i = 0; i < n; i++) out[i] = bf2f(h[i]);
-        return XFFL_OK;
-    }
-    case CKPT_CODEC_INT8:
-    case CKPT_CODEC_INT4: break;
-    default: return xffl_fail(XFFL_ERR_INVALID, "delta encoding %d unknown", (int)c);
-    }
     XFFL_RETURN_IF(block < 1, XFFL_ERR_INVALID, "block size %d must be >= 1", block);
-    int64_t nb = ckpt_codec_scale_count(c, n, block);
+    const float *scales = in[1];
+    int64_t nb = (n + block - 1) / block;
     for (int64_t b = 0; b < nb; b++)
         XFFL_RETURN_IF(!isfinite(scales[b]) || scales[b] < 0, XFFL_ERR_INVALID, "block scale %lld is %g",
                        (long long)b, scales[b]);
-    const int8_t *c8 = codes;
-    const uint8_t *c4 = codes;
+    const int8_t *c8 = in[0];
+    const uint8_t *c4 = in[0];
     for (int64_t i = 0; i < n; i++) {
         int q;
-        if (c == CKPT_CODEC_INT8) {
+        if (qmax == 127) {
             q = c8[i];
             XFFL_RETURN_IF(q < -127, XFFL_ERR_INVALID, "int8 code %d at element %lld out of range", q, (long long)i);
         } else {
@@ -147,4 +123,154 @@ xffl_status ckpt_codec_decode(ckpt_codec c, const void *codes, const float *scal
         out[i] = (float)q * scales[i / block];
     }
     return XFFL_OK;
+}
+
+static xffl_status int8_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+{
+    return block_encode(127, x, n, block, residual, out);
+}
+static xffl_status int8_decode(const void *const in[], int64_t n, int block, float *out)
+{
+    return block_decode(127, in, n, block, out);
+}
+static xffl_status int4_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+{
+    return block_encode(7, x, n, block, residual, out);
+}
+static xffl_status int4_decode(const void *const in[], int64_t n, int block, float *out)
+{
+    return block_decode(7, in, n, block, out);
+}
+
+static int64_t per_block(int64_t n, int block) { return (n + block - 1) / block; }
+static int64_t two_per_byte(int64_t n, int block) { return (void)block, (n + 1) / 2; }
+
+#define SCALES {"scale", CKPT_DT_F32, per_block, 0}
+static const ckpt_codec_def builtins[] = {
+    [CKPT_CODEC_FP32] = {"fp32", 0, 1, {{"delta", CKPT_DT_F32, NULL, 1}}, fp32_encode, fp32_decode},
+    [CKPT_CODEC_BF16] = {"bf16", 1, 1, {{"delta", CKPT_DT_U16, NULL, 1}}, bf16_encode, bf16_decode},
+    [CKPT_CODEC_INT8] = {"int8", 1, 2, {{"delta", CKPT_DT_I8, NULL, 1}, SCALES}, int8_encode, int8_decode},
+    [CKPT_CODEC_INT4] = {"int4", 1, 2, {{"delta", CKPT_DT_U8, two_per_byte, 1}, SCALES}, int4_encode, int4_decode},
+};
+#undef SCALES
+
+/* Registered entries follow the builtins. */
+enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
+static const ckpt_codec_def *registered[CKPT_CODEC_MAX - N_BUILTINS];
+static int n_registered;
+
+const ckpt_codec_def *ckpt_codec_get(ckpt_codec c)
+{
+    if ((unsigned)c < N_BUILTINS) return &builtins[c];
+    if ((unsigned)c - N_BUILTINS < (unsigned)n_registered) return registered[c - N_BUILTINS];
+    return NULL;
+}
+
+int ckpt_codec_count(void) { return N_BUILTINS + n_registered; }
+
+xffl_status ckpt_codec_register(const ckpt_codec_def *def, ckpt_codec *id)
+{
+    XFFL_RETURN_IF(!def || !def->name || !def->encode || !def->decode || def->n_datasets < 1 ||
+                       def->n_datasets > CKPT_CODEC_MAX_DATASETS,
+                   XFFL_ERR_USAGE, "encoding '%s': name, encode, decode and 1-%d datasets needed",
+                   def && def->name ? def->name : "", CKPT_CODEC_MAX_DATASETS);
+    for (int i = 0; i < ckpt_codec_count(); i++)
+        XFFL_RETURN_IF(!strcmp(ckpt_codec_name((ckpt_codec)i), def->name), XFFL_ERR_EXISTS,
+                       "encoding '%s' exists already", def->name);
+    XFFL_RETURN_IF(ckpt_codec_count() == CKPT_CODEC_MAX, XFFL_ERR_USAGE, "encoding '%s': the table holds %d already",
+                   def->name, CKPT_CODEC_MAX);
+    registered[n_registered++] = def;
+    *id = (ckpt_codec)(ckpt_codec_count() - 1);
+    return XFFL_OK;
+}
+
+void ckpt_codec_list(char *buf, size_t cap, const char *first_note)
+{
+    size_t o = 0;
+    if (cap) buf[0] = 0;
+    for (int i = 0; i < ckpt_codec_count() && o < cap; i++) {
+        int w = snprintf(buf + o, cap - o, "%s%s%s", i ? ", " : "", ckpt_codec_name((ckpt_codec)i),
+                         i == 0 && first_note ? first_note : "");
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+}
+
+const char *ckpt_codec_name(ckpt_codec c)
+{
+    const ckpt_codec_def *d = ckpt_codec_get(c);
+    return d ? d->name : "unknown";
+}
+
+xffl_status ckpt_codec_parse(const char *name, ckpt_codec *c)
+{
+    for (int i = 0; i < ckpt_codec_count(); i++)
+        if (name && !strcmp(name, ckpt_codec_name((ckpt_codec)i))) {
+            *c = (ckpt_codec)i;
+            return XFFL_OK;
+        }
+    char choices[256];
+    ckpt_codec_list(choices, sizeof choices, NULL);
+    return xffl_fail(XFFL_ERR_USAGE, "unknown encoding '%s' (%s)", name ? name : "", choices);
+}
+
+int ckpt_codec_lossy(ckpt_codec c)
+{
+    const ckpt_codec_def *d = ckpt_codec_get(c);
+    return d ? d->lossy : 0;
+}
+
+int64_t ckpt_codec_dataset_count(ckpt_codec c, int d, int64_t n, int block)
+{
+    const ckpt_codec_def *def = ckpt_codec_get(c);
+    if (!def || d < 0 || d >= def->n_datasets) return 0;
+    return def->datasets[d].count ? def->datasets[d].count(n, block) : n;
+}
+
+size_t ckpt_codec_dataset_bytes(ckpt_codec c, int d, int64_t n, int block)
+{
+    const ckpt_codec_def *def = ckpt_codec_get(c);
+    if (!def || d < 0 || d >= def->n_datasets) return 0;
+    return (size_t)ckpt_codec_dataset_count(c, d, n, block) * ckpt_dtype_size(def->datasets[d].dtype);
+}
+
+/* Every builtin's codes are independent of the block. */
+size_t ckpt_codec_code_bytes(ckpt_codec c, int64_t n) { return ckpt_codec_dataset_bytes(c, 0, n, CKPT_CODEC_BLOCK_DEFAULT); }
+
+int64_t ckpt_codec_scale_count(ckpt_codec c, int64_t n, int block) { return ckpt_codec_dataset_count(c, 1, n, block); }
+
+xffl_status ckpt_codec_encode_sets(ckpt_codec c, const float *x, int64_t n, int block, float *residual,
+                                   void *const out[])
+{
+    const ckpt_codec_def *def = ckpt_codec_get(c);
+    for (int64_t i = 0; i < n; i++)
+        XFFL_RETURN_IF(!isfinite(x[i]), XFFL_ERR_INVALID, "delta element %lld is not finite", (long long)i);
+    XFFL_RETURN_IF(!def, XFFL_ERR_INVALID, "delta encoding %d unknown", (int)c);
+    return def->encode(x, n, block, residual, out);
+}
+
+xffl_status ckpt_codec_decode_sets(ckpt_codec c, const void *const in[], int64_t n, int block, float *out)
+{
+    const ckpt_codec_def *def = ckpt_codec_get(c);
+    XFFL_RETURN_IF(!def, XFFL_ERR_INVALID, "delta encoding %d unknown", (int)c);
+    return def->decode(in, n, block, out);
+}
+
+xffl_status ckpt_codec_encode(ckpt_codec c, const float *x, int64_t n, int block, float *residual, void *codes,
+                              float *scales)
+{
+    void *const out[] = {codes, scales};
+    const ckpt_codec_def *def = ckpt_codec_get(c);
+    XFFL_RETURN_IF(def && def->n_datasets > 2, XFFL_ERR_INTERNAL, "encoding %s writes %d datasets: use encode_sets",
+                   def->name, def->n_datasets);
+    return ckpt_codec_encode_sets(c, x, n, block, residual, out);
+}
+
+xffl_status ckpt_codec_decode(ckpt_codec c, const void *codes, const float *scales, int64_t n, int block, float *out)
+{
+    const void *const in[] = {codes, scales};
+    const ckpt_codec_def *def = ckpt_codec_get(c);
+    XFFL_RETURN_IF(def && def->n_datasets > 2, XFFL_ERR_INTERNAL, "encoding %s writes %d datasets: use decode_sets",
+                   def->name, def->n_datasets);
+    return ckpt_codec_decode_sets(c, in, n, block, out);
 }

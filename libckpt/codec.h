@@ -10,37 +10,97 @@
  * this round is added to the next round's delta before encoding, so nothing is lost
  * for good (the facility keeps the residual in its --state DIR, never in the store).
  * Decoding is only multiplications by the block scale, so every aggregator decodes
- * the same bits. */
+ * the same bits.
+ *
+ * An encoding is one ckpt_codec_def: its name, whether it is lossy, the datasets it
+ * writes per tensor (libckpt/delta.c writes and reads exactly those) and its encode
+ * and decode. The builtins above are entries of the table in codec.c; another one is
+ * added with ckpt_codec_register (a sparse top-k would describe an "index" and a
+ * "value" dataset of block-derived length). */
 #ifndef XFFL_CKPT_CODEC_H
 #define XFFL_CKPT_CODEC_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "common/status.h"
+#include "libckpt/h5part.h"
 
+/* An encoding's index in the table: the builtins first (these names for the first
+ * four; another builtin is found by its name), registered ones after. */
 typedef enum { CKPT_CODEC_FP32, CKPT_CODEC_BF16, CKPT_CODEC_INT8, CKPT_CODEC_INT4 } ckpt_codec;
 
-enum { CKPT_CODEC_BLOCK_DEFAULT = 256 }; /* elements per scale for int8/int4 */
+enum {
+    CKPT_CODEC_BLOCK_DEFAULT = 256, /* elements per scale for int8/int4 */
+    CKPT_CODEC_MAX = 16,            /* table capacity, builtins included */
+    CKPT_CODEC_MAX_DATASETS = 4,    /* datasets one encoding writes per tensor */
+};
 
-/* "fp32", "bf16", "int8", "int4". */
+/* One dataset an encoding writes per tensor, as <group>/<tensor name>. */
+typedef struct {
+    const char *group; /* "delta" (always first: the codes), "scale", ... */
+    ckpt_dtype dtype;
+    /* Elements for a tensor of numel values; NULL: the tensor's own shape. A count of
+     * 0 writes no dataset. */
+    int64_t (*count)(int64_t numel, int block);
+    int tagged; /* 1: the dataset carries the "encoding" attribute */
+} ckpt_codec_dataset;
+
+/* One encoding. encode and decode get one buffer per dataset, in datasets[] order,
+ * each holding that dataset's elements. */
+typedef struct {
+    const char *name; /* the "encoding" attribute, federation.h5's encoding, --encoding */
+    int lossy;        /* decode(encode(x)) may differ from x */
+    int n_datasets;
+    ckpt_codec_dataset datasets[CKPT_CODEC_MAX_DATASETS];
+    /* x[0..n) (finite: checked by the caller) plus *residual when non-NULL; afterwards
+     * residual[i] = (x[i] + old residual[i]) − decoded[i]. */
+    xffl_status (*encode)(const float *x, int64_t n, int block, float *residual, void *const out[]);
+    /* INVALID naming the element or block when a code or side value is out of range. */
+    xffl_status (*decode)(const void *const in[], int64_t n, int block, float *out);
+} ckpt_codec_def;
+
+/* Adds def to the table (def must outlive every use) and gives its index in *id.
+ * EXISTS naming a taken name, USAGE when the table is full or def is incomplete.
+ * Not thread-safe: register before any work starts. */
+XFFL_MUST_USE xffl_status ckpt_codec_register(const ckpt_codec_def *def, ckpt_codec *id);
+/* The table entry of c, or NULL. */
+const ckpt_codec_def *ckpt_codec_get(ckpt_codec c);
+/* Entries in the table, builtins and registered ones. */
+int ckpt_codec_count(void);
+/* "fp32, bf16, int8, int4" into buf (cap bytes, truncated), first_note after the
+ * first name (NULL: none): the choices in help and error messages. */
+void ckpt_codec_list(char *buf, size_t cap, const char *first_note);
+
+/* "fp32", "bf16", "int8", "int4", a registered name, or "unknown". */
 const char *ckpt_codec_name(ckpt_codec c);
-/* Name → codec; USAGE error naming the text. */
-xffl_status ckpt_codec_parse(const char *name, ckpt_codec *c);
+/* Name → codec; USAGE error naming the text and the choices. */
+XFFL_MUST_USE xffl_status ckpt_codec_parse(const char *name, ckpt_codec *c);
 /* Whether decode(encode(x)) may differ from x. */
 int ckpt_codec_lossy(ckpt_codec c);
 
-/* Bytes of codes for n values (fp32 4n, bf16 2n, int8 n, int4 ⌈n/2⌉). */
+/* Elements of dataset d for a tensor of n values (0 when c or d is unknown). */
+int64_t ckpt_codec_dataset_count(ckpt_codec c, int d, int64_t n, int block);
+/* Bytes of dataset d for a tensor of n values (0 when c or d is unknown). */
+size_t ckpt_codec_dataset_bytes(ckpt_codec c, int d, int64_t n, int block);
+/* Bytes of codes (dataset 0) for n values (fp32 4n, bf16 2n, int8 n, int4 ⌈n/2⌉). */
 size_t ckpt_codec_code_bytes(ckpt_codec c, int64_t n);
-/* Block scales for n values: ⌈n/block⌉ for int8/int4, 0 otherwise. */
+/* Elements of the side dataset (dataset 1: block scales, ⌈n/block⌉ for int8/int4),
+ * 0 for encodings without one. */
 int64_t ckpt_codec_scale_count(ckpt_codec c, int64_t n, int block);
 
-/* Encodes x[0..n) (plus *residual element-wise, when residual is non-NULL) into codes
- * (ckpt_codec_code_bytes) and scales (ckpt_codec_scale_count floats; NULL allowed when
- * 0). With a residual, afterwards residual[i] = (x[i] + old residual[i]) − decoded[i].
- * INVALID naming the element if an input is not finite. */
-xffl_status ckpt_codec_encode(ckpt_codec c, const float *x, int64_t n, int block, float *residual, void *codes,
-                              float *scales);
-/* Decodes n values into out. INVALID if a scale is not finite or negative. */
-xffl_status ckpt_codec_decode(ckpt_codec c, const void *codes, const float *scales, int64_t n, int block, float *out);
+/* Encodes x[0..n) (plus *residual element-wise, when residual is non-NULL) into one
+ * buffer per dataset. INVALID naming the element if an input is not finite. */
+XFFL_MUST_USE xffl_status ckpt_codec_encode_sets(ckpt_codec c, const float *x, int64_t n, int block, float *residual,
+                                                 void *const out[]);
+/* Decodes n values from one buffer per dataset into out. */
+XFFL_MUST_USE xffl_status ckpt_codec_decode_sets(ckpt_codec c, const void *const in[], int64_t n, int block,
+                                                 float *out);
+/* The same for encodings of at most two datasets: codes (ckpt_codec_code_bytes) and
+ * scales (ckpt_codec_scale_count floats; NULL allowed when 0). Decoding is INVALID if
+ * a scale is not finite or negative. */
+XFFL_MUST_USE xffl_status ckpt_codec_encode(ckpt_codec c, const float *x, int64_t n, int block, float *residual,
+                                            void *codes, float *scales);
+XFFL_MUST_USE xffl_status ckpt_codec_decode(ckpt_codec c, const void *codes, const float *scales, int64_t n, int block,
+                                            float *out);
 
 #endif

@@ -5,22 +5,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How tensor i is stored: dtype and dataset shape of its codes. */
-static void code_layout(ckpt_codec c, const ckpt_param *p, ckpt_dtype *dt, int *ndim, int64_t shape[2])
+/* Dataset d of tensor p as the encoding describes it: its shape and elements. A
+ * count of 0 means the encoding writes no such dataset for p. */
+static int64_t dataset_layout(const ckpt_codec_def *def, int d, const ckpt_param *p, int block, int *ndim,
+                              int64_t shape[2])
 {
-    *dt = CKPT_DT_F32;
-    *ndim = p->ndim;
-    shape[0] = p->shape[0];
-    shape[1] = p->shape[1];
-    switch (c) {
-    case CKPT_CODEC_FP32: break;
-    case CKPT_CODEC_BF16: *dt = CKPT_DT_U16; break;
-    case CKPT_CODEC_INT8: *dt = CKPT_DT_I8; break;
-    case CKPT_CODEC_INT4:
-        *dt = CKPT_DT_U8;
-        *ndim = 1;
-        shape[0] = (p->numel + 1) / 2;
-        break;
+    const ckpt_codec_dataset *ds = &def->datasets[d];
+    if (!ds->count) {
+        *ndim = p->ndim;
+        shape[0] = p->shape[0];
+        shape[1] = p->shape[1];
+        return p->numel;
+    }
+    *ndim = 1;
+    shape[0] = ds->count(p->numel, block);
+    return shape[0];
+}
+
+/* Per-dataset buffers big enough for every tensor of t at block. */
+static xffl_status alloc_sets(ckpt_codec c, const ckpt_param_table *t, int block, void *bufs[CKPT_CODEC_MAX_DATASETS])
+{
+    const ckpt_codec_def *def = ckpt_codec_get(c);
+    for (int d = 0; def && d < def->n_datasets; d++) {
+        size_t most = 1;
+        for (int i = 0; i < t->count; i++) {
+            size_t b = ckpt_codec_dataset_bytes(c, d, t->params[i].numel, block);
+            if (b > most) most = b;
+        }
+        bufs[d] = malloc(most);
+        XFFL_RETURN_IF(!bufs[d], XFFL_ERR_NOMEM, "delta %s buffer (%zu bytes)", def->datasets[d].group, most);
+    }
+    return XFFL_OK;
+}
+
+static void free_sets(void *bufs[CKPT_CODEC_MAX_DATASETS])
+{
+    for (int d = 0; d < CKPT_CODEC_MAX_DATASETS; d++) {
+        free(bufs[d]);
+        bufs[d] = NULL;
     }
 }
 
@@ -59,7 +81,7 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
     uint64_t acc = 0;
     int64_t maxn = 1;
     for (int i = 0; i < t->count; i++) {
-        uint64_t b = ckpt_codec_code_bytes(meta->codec, t->params[i].numel);
+        uint64_t b = ckpt_codec_dataset_bytes(meta->codec, 0, t->params[i].numel, block);
         if (part_size && acc > 0 && acc + b > part_size) {
             parts++;
             acc = 0;
@@ -69,16 +91,21 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
         if (t->params[i].numel > maxn) maxn = t->params[i].numel;
     }
     xffl_status st = XFFL_OK;
+    const ckpt_codec_def *def = ckpt_codec_get(meta->codec);
+    void *bufs[CKPT_CODEC_MAX_DATASETS] = {0};
     ckpt_delta_file *out = calloc((size_t)parts, sizeof *out);
-    void *codes = malloc((size_t)maxn * 4);
-    float *scales = malloc((size_t)(maxn / block + 2) * sizeof(float));
     float *dec = malloc((size_t)maxn * sizeof(float));
     ckpt_h5_writer *w = NULL;
     char tmp[4096];
-    if (!out || !codes || !scales || !dec) {
+    if (!def) {
+        st = xffl_fail(XFFL_ERR_INVALID, "delta encoding %d unknown", (int)meta->codec);
+        goto done;
+    }
+    if (!out || !dec) {
         st = xffl_fail(XFFL_ERR_NOMEM, "delta encoding buffers (%lld floats)", (long long)maxn);
         goto done;
     }
+    XFFL_CHECK_GOTO(st, alloc_sets(meta->codec, t, block, bufs), done);
     for (int i = 0; i < t->count; i++) {
         const ckpt_param *p = &t->params[i];
         int part = part_of[i];
@@ -89,26 +116,23 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
         }
         const float *x = delta + p->offset;
         float *res = residual ? residual + p->offset : NULL;
-        st = ckpt_codec_encode(meta->codec, x, p->numel, block, res, codes, scales);
+        st = ckpt_codec_encode_sets(meta->codec, x, p->numel, block, res, bufs);
         if (st != XFFL_OK) {
             st = xffl_wrap(st, "encoding delta of %s", p->name);
             goto done;
         }
-        XFFL_CHECK_GOTO(st, ckpt_codec_decode(meta->codec, codes, scales, p->numel, block, dec), done);
+        XFFL_CHECK_GOTO(st, ckpt_codec_decode_sets(meta->codec, (const void *const *)bufs, p->numel, block, dec), done);
         char hex[XFFL_SHA256_HEX], path[CKPT_NAME_MAX + 16];
         xffl_sha256_hex(dec, (size_t)p->numel * sizeof(float), hex);
         XFFL_CHECK_GOTO(st, ckpt_manifest_add_tensor(commit, p->name, CKPT_DT_F32, p->ndim, p->shape, hex), done);
-        ckpt_dtype dt;
-        int ndim;
-        int64_t shape[2];
-        code_layout(meta->codec, p, &dt, &ndim, shape);
-        snprintf(path, sizeof path, "delta/%s", p->name);
-        XFFL_CHECK_GOTO(st, ckpt_h5_write(w, path, dt, ndim, shape, codes, NULL, NULL), done);
-        XFFL_CHECK_GOTO(st, ckpt_h5_dataset_attr_str(w, path, "encoding", ckpt_codec_name(meta->codec)), done);
-        int64_t ns = ckpt_codec_scale_count(meta->codec, p->numel, block);
-        if (ns > 0) {
-            snprintf(path, sizeof path, "scale/%s", p->name);
-            XFFL_CHECK_GOTO(st, ckpt_h5_write(w, path, CKPT_DT_F32, 1, &ns, scales, NULL, NULL), done);
+        for (int d = 0; d < def->n_datasets; d++) {
+            const ckpt_codec_dataset *ds = &def->datasets[d];
+            int ndim;
+            int64_t shape[2];
+            if (dataset_layout(def, d, p, block, &ndim, shape) == 0) continue;
+            snprintf(path, sizeof path, "%s/%s", ds->group, p->name);
+            XFFL_CHECK_GOTO(st, ckpt_h5_write(w, path, ds->dtype, ndim, shape, bufs[d], NULL, NULL), done);
+            if (ds->tagged) XFFL_CHECK_GOTO(st, ckpt_h5_dataset_attr_str(w, path, "encoding", def->name), done);
         }
         if (i + 1 == t->count || part_of[i + 1] != part) {
             ckpt_h5_writer *cw = w;
@@ -132,8 +156,7 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
 done:
     ckpt_h5_writer_abort(w);
     free(part_of);
-    free(codes);
-    free(scales);
+    free_sets(bufs);
     free(dec);
     if (st != XFFL_OK) {
         free(out);
@@ -165,30 +188,33 @@ static xffl_status check_attr_str(ckpt_h5_reader *r, const char *name, const cha
     return st;
 }
 
-/* One part: decode every delta/<name> it holds into delta; seen[] marks tensors. */
+/* One part: decode every <group>/<name> set it holds into delta; seen[] marks tensors. */
 static xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_table *t, const ckpt_manifest *commit,
-                             const ckpt_delta_meta *ex, float *delta, char *seen, void *codes, float *scales,
-                             int64_t maxn)
+                             const ckpt_delta_meta *ex, float *delta, char *seen)
 {
     const char *file = ckpt_h5_reader_path(r);
+    const ckpt_codec_def *def = ckpt_codec_get(ex->codec);
+    XFFL_RETURN_IF(!def, XFFL_ERR_INVALID, "delta encoding %d unknown", (int)ex->codec);
     XFFL_FORWARD(check_attr_str(r, "format", CKPT_DELTA_FORMAT));
     XFFL_FORWARD(check_attr_int(r, "round", ex->round));
     XFFL_FORWARD(check_attr_int(r, "base_version", ex->base_version));
     XFFL_FORWARD(check_attr_str(r, "base_index", ex->base_index));
     XFFL_FORWARD(check_attr_str(r, "facility", ex->facility));
-    XFFL_FORWARD(check_attr_str(r, "encoding", ckpt_codec_name(ex->codec)));
+    XFFL_FORWARD(check_attr_str(r, "encoding", def->name));
     int64_t block;
     XFFL_FORWARD(ckpt_h5_get_attr_int(r, "block", &block));
     XFFL_RETURN_IF(block < 1 || block > (1 << 24), XFFL_ERR_INVALID, "%s: block %lld out of range", file,
                    (long long)block);
+    void *bufs[CKPT_CODEC_MAX_DATASETS] = {0};
+    xffl_status st = alloc_sets(ex->codec, t, (int)block, bufs);
     char **names = NULL;
     int count = 0;
-    XFFL_FORWARD(ckpt_h5_list(r, "delta", &names, &count));
-    xffl_status st = XFFL_OK;
+    if (st == XFFL_OK) st = ckpt_h5_list(r, def->datasets[0].group, &names, &count);
     for (int k = 0; k < count && st == XFFL_OK; k++) {
         int i = ckpt_param_find(t, names[k]);
         if (i < 0) {
-            st = xffl_fail(XFFL_ERR_INVALID, "%s: tensor delta/%s is not in the model", file, names[k]);
+            st = xffl_fail(XFFL_ERR_INVALID, "%s: tensor %s/%s is not in the model", file, def->datasets[0].group,
+                           names[k]);
             break;
         }
         const ckpt_param *p = &t->params[i];
@@ -197,21 +223,17 @@ static xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_table *t, const
             break;
         }
         seen[i] = 1;
-        XFFL_RETURN_IF(p->numel > maxn, XFFL_ERR_INTERNAL, "tensor %s larger than the buffers", p->name);
-        ckpt_dtype dt;
-        int ndim;
-        int64_t shape[2];
-        code_layout(ex->codec, p, &dt, &ndim, shape);
-        char path[CKPT_NAME_MAX + 16];
-        snprintf(path, sizeof path, "delta/%s", p->name);
-        if ((st = ckpt_h5_read(r, path, dt, ndim, shape, codes, 0, NULL)) != XFFL_OK) break;
-        int64_t ns = ckpt_codec_scale_count(ex->codec, p->numel, (int)block);
-        if (ns > 0) {
-            snprintf(path, sizeof path, "scale/%s", p->name);
-            if ((st = ckpt_h5_read(r, path, CKPT_DT_F32, 1, &ns, scales, 0, NULL)) != XFFL_OK) break;
+        for (int d = 0; d < def->n_datasets && st == XFFL_OK; d++) {
+            int ndim;
+            int64_t shape[2];
+            if (dataset_layout(def, d, p, (int)block, &ndim, shape) == 0) continue;
+            char path[CKPT_NAME_MAX + 16];
+            snprintf(path, sizeof path, "%s/%s", def->datasets[d].group, p->name);
+            st = ckpt_h5_read(r, path, def->datasets[d].dtype, ndim, shape, bufs[d], 0, NULL);
         }
+        if (st != XFFL_OK) break;
         float *out = delta + p->offset;
-        if ((st = ckpt_codec_decode(ex->codec, codes, scales, p->numel, (int)block, out)) != XFFL_OK) {
+        if ((st = ckpt_codec_decode_sets(ex->codec, (const void *const *)bufs, p->numel, (int)block, out)) != XFFL_OK) {
             st = xffl_wrap(st, "%s: tensor %s", file, p->name);
             break;
         }
@@ -234,27 +256,20 @@ static xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_table *t, const
                            p->name, hex, commit->tensors[ti].sha256);
     }
     ckpt_h5_names_free(names, count);
+    free_sets(bufs);
     return st;
 }
 
 xffl_status ckpt_delta_read(const char *const *paths, int n, const ckpt_param_table *t, const ckpt_manifest *commit,
                             const ckpt_delta_meta *expect, const ckpt_h5_options *opt, float *delta)
 {
-    int64_t maxn = 1;
-    for (int i = 0; i < t->count; i++)
-        if (t->params[i].numel > maxn) maxn = t->params[i].numel;
     char *seen = calloc((size_t)t->count, 1);
-    void *codes = malloc((size_t)maxn * 4);
-    float *scales = malloc((size_t)(maxn + 1) * sizeof(float)); /* block may be 1 */
+    XFFL_RETURN_IF(!seen, XFFL_ERR_NOMEM, "delta decoding: %d tensor marks", t->count);
     xffl_status st = XFFL_OK;
-    if (!seen || !codes || !scales) {
-        st = xffl_fail(XFFL_ERR_NOMEM, "delta decoding buffers (%lld floats)", (long long)maxn);
-        goto done;
-    }
     for (int k = 0; k < n && st == XFFL_OK; k++) {
         ckpt_h5_reader *r = NULL;
         XFFL_CHECK_GOTO(st, ckpt_h5_reader_open(paths[k], opt, &r), done);
-        st = read_part(r, t, commit, expect, delta, seen, codes, scales, maxn);
+        st = read_part(r, t, commit, expect, delta, seen);
         ckpt_h5_reader_close(r);
     }
     for (int i = 0; i < t->count && st == XFFL_OK; i++)
@@ -266,7 +281,5 @@ xffl_status ckpt_delta_read(const char *const *paths, int n, const ckpt_param_ta
                        commit->n_tensors, t->count);
 done:
     free(seen);
-    free(codes);
-    free(scales);
     return st;
 }

@@ -4,8 +4,9 @@
  * Part file (format "xffl-delta", format_version 1), root attributes:
  *   round, base_version, base_index (the exact INDEX key trained from), facility,
  *   tokens, steps, loss_first, loss_last, loss_mean, encoding, block, part, parts
- * datasets, one per tensor of the parameter table, split into parts along tensor
- * boundaries (a part is closed once its encoded bytes reach part_size):
+ * datasets, the encoding's (its ckpt_codec_def.datasets) for each tensor of the parameter
+ * table, split into parts along tensor boundaries (a part is closed once its encoded
+ * bytes reach part_size). For the builtins:
  *   delta/<name>  fp32: float32 [shape]; bf16: uint16 [shape]; int8: int8 [shape];
  *                 int4: uint8 [⌈numel/2⌉] (two codes per byte, see libckpt/codec.h)
  *   scale/<name>  float32 [⌈numel/block⌉] for int8/int4

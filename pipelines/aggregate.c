@@ -75,7 +75,7 @@ static xffl_status check_commit(const ckpt_manifest *m, const pipe_federation *f
     snprintf(buf, sizeof buf, "%lld", (long long)base->version);
     XFFL_FORWARD(expect_header(m, key, "base_version", buf, "stale base"));
     XFFL_FORWARD(expect_header(m, key, "federation", fed_sha, "made for another federation.h5"));
-    XFFL_FORWARD(expect_header(m, key, "encoding", pipe_encoding_name(f->encoding), "encoding differs from federation"));
+    XFFL_FORWARD(expect_header(m, key, "encoding", ckpt_codec_name(f->encoding), "encoding differs from federation"));
     XFFL_FORWARD(ckpt_manifest_require_int(m, key, "tokens", &c->tokens));
     XFFL_FORWARD(ckpt_manifest_require_int(m, key, "steps", &c->steps));
     XFFL_RETURN_IF(c->tokens <= 0, XFFL_ERR_INVALID, "%s: tokens %lld must be > 0", key, (long long)c->tokens);
@@ -139,9 +139,8 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
         st = xffl_wrap(st, "%s", commit_key);
         goto done;
     }
-    pipe_encoding enc = f->encoding;
     ckpt_delta_meta ex = {.round = round, .base_version = base->version, .base_index = base->index_key,
-                          .facility = c->facility, .codec = (ckpt_codec)enc};
+                          .facility = c->facility, .codec = f->encoding};
     st = ckpt_delta_read((const char *const *)paths, m->n_objects, t, m, &ex, NULL, c->delta);
     if (st != XFFL_OK) {
         *bad = is_data_error(st);
@@ -193,9 +192,7 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
                                  const pipe_contrib *contribs, int threads, pipe_version_result *res,
                                  pipe_algo_stats *stats)
 {
-    pipe_algo_config acfg = f->algo;
-    acfg.heavy_ball = !f->nesterov;
-    const pipe_algo_config *ac = &acfg;
+    const pipe_algo_config *ac = &f->algo;
     int ns = pipe_algo_state_count(ac->kind);
     ckpt_manifest *index = NULL;
     XFFL_FORWARD(load_index(from, base, &index));

@@ -2,6 +2,8 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,43 +11,60 @@
  * spread over threads, and the chunk sums are then added in chunk order. */
 enum { CHUNK = 1 << 16, MAX_SORT = 256 };
 
-static const char *const names[] = {
-    [PIPE_ALGO_FEDAVG] = "fedavg", [PIPE_ALGO_DILOCO] = "diloco", [PIPE_ALGO_FEDADAM] = "fedadam",
-    [PIPE_ALGO_MEDIAN] = "median", [PIPE_ALGO_TRIMMED] = "trimmed",
+#define P(attr, type, field, optional) {attr, PIPE_ALGO_PARAM_##type, offsetof(pipe_algo_config, field), optional}
+static const pipe_algo_param params[] = {
+    P("unweighted", FLAG, unweighted, 0),     P("outer_lr", DOUBLE, outer_lr, 0),
+    P("outer_momentum", DOUBLE, momentum, 0), P("nesterov", FLAG, nesterov, 0),
+    P("adam_beta1", DOUBLE, beta1, 0),        P("adam_beta2", DOUBLE, beta2, 0),
+    P("adam_eps", DOUBLE, eps, 0),            P("trim_fraction", DOUBLE, trim, 0),
+    P("clip_norm", DOUBLE, clip_norm, 0),
 };
+#undef P
+
+const pipe_algo_param *pipe_algo_params(int *n)
+{
+    *n = (int)(sizeof params / sizeof params[0]);
+    return params;
+}
 
 void pipe_algo_default(pipe_algo_kind kind, pipe_algo_config *c)
 {
     memset(c, 0, sizeof *c);
     c->kind = kind;
-    c->outer_lr = kind == PIPE_ALGO_FEDADAM ? 0.01 : kind == PIPE_ALGO_DILOCO ? 0.7 : 1.0;
+    c->outer_lr = 1.0;
     c->momentum = 0.9;
+    c->nesterov = 1;
     c->beta1 = 0.9;
     c->beta2 = 0.99;
     c->eps = 1e-8;
     c->trim = 0.1;
     c->clip_norm = 0;
+    const pipe_algo_def *d = pipe_algo_get(kind);
+    if (d && d->defaults) d->defaults(c);
 }
 
 const char *pipe_algo_name(pipe_algo_kind kind)
 {
-    return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
+    const pipe_algo_def *d = pipe_algo_get(kind);
+    return d ? d->name : "unknown";
 }
 
 xffl_status pipe_algo_parse(const char *name, pipe_algo_kind *kind)
 {
-    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (name && !strcmp(name, names[i])) {
+    for (int i = 0; i < pipe_algo_count(); i++)
+        if (name && !strcmp(name, pipe_algo_name((pipe_algo_kind)i))) {
             *kind = (pipe_algo_kind)i;
             return XFFL_OK;
         }
-    return xffl_fail(XFFL_ERR_USAGE, "unknown algorithm '%s' (fedavg, diloco, fedadam, median, trimmed)",
-                     name ? name : "");
+    char choices[512];
+    pipe_algo_list(choices, sizeof choices, NULL);
+    return xffl_fail(XFFL_ERR_USAGE, "unknown algorithm '%s' (%s)", name ? name : "", choices);
 }
 
 xffl_status pipe_algo_validate(const pipe_algo_config *c)
 {
-    XFFL_RETURN_IF((unsigned)c->kind > PIPE_ALGO_TRIMMED, XFFL_ERR_INVALID, "algorithm %d unknown", (int)c->kind);
+    const pipe_algo_def *d = pipe_algo_get(c->kind);
+    XFFL_RETURN_IF(!d, XFFL_ERR_INVALID, "algorithm %d unknown", (int)c->kind);
     XFFL_RETURN_IF(!(c->outer_lr > 0), XFFL_ERR_INVALID, "outer_lr %g must be > 0", c->outer_lr);
     XFFL_RETURN_IF(!(c->momentum >= 0 && c->momentum < 1), XFFL_ERR_INVALID, "momentum %g outside [0,1)", c->momentum);
     XFFL_RETURN_IF(!(c->beta1 >= 0 && c->beta1 < 1), XFFL_ERR_INVALID, "beta1 %g outside [0,1)", c->beta1);
@@ -53,20 +72,20 @@ xffl_status pipe_algo_validate(const pipe_algo_config *c)
     XFFL_RETURN_IF(!(c->eps > 0), XFFL_ERR_INVALID, "eps %g must be > 0", c->eps);
     XFFL_RETURN_IF(!(c->trim >= 0 && c->trim < 0.5), XFFL_ERR_INVALID, "trim %g outside [0,0.5)", c->trim);
     XFFL_RETURN_IF(!(c->clip_norm >= 0), XFFL_ERR_INVALID, "clip_norm %g must be >= 0", c->clip_norm);
-    return XFFL_OK;
+    XFFL_RETURN_IF(c->nesterov != 0 && c->nesterov != 1, XFFL_ERR_INVALID, "nesterov %d must be 0 or 1", c->nesterov);
+    return d->validate ? d->validate(c) : XFFL_OK;
 }
 
 int pipe_algo_state_count(pipe_algo_kind kind)
 {
-    return kind == PIPE_ALGO_DILOCO ? 1 : kind == PIPE_ALGO_FEDADAM ? 2 : 0;
+    const pipe_algo_def *d = pipe_algo_get(kind);
+    return d ? d->n_state : 0;
 }
 
 const char *pipe_algo_state_group(pipe_algo_kind kind, int i)
 {
-    if (kind == PIPE_ALGO_DILOCO && i == 0) return "outer";
-    if (kind == PIPE_ALGO_FEDADAM && i == 0) return "outer/m";
-    if (kind == PIPE_ALGO_FEDADAM && i == 1) return "outer/v";
-    return NULL;
+    const pipe_algo_def *d = pipe_algo_get(kind);
+    return d && i >= 0 && i < d->n_state ? d->state_groups[i] : NULL;
 }
 
 int64_t pipe_algo_first_nonfinite(const float *x, int64_t n)
@@ -118,37 +137,182 @@ static void sort_small(double *v, int k)
     }
 }
 
-/* Combined delta d̄ at element i (step 1). */
-static double combine_one(const pipe_algo_config *c, const pipe_algo_input *in, const double *w, double wsum,
-                          int64_t i, double *scratch)
+/* Step 1 of the builtins. */
+void pipe_algo_combine_mean(const pipe_algo_config *c, const pipe_algo_input *in, const double *w, double wsum,
+                            int64_t lo, int64_t hi, float *out)
 {
-    int k = in->k;
-    if (c->kind == PIPE_ALGO_MEDIAN || c->kind == PIPE_ALGO_TRIMMED) {
-        for (int j = 0; j < k; j++) scratch[j] = in->deltas[j][i];
-        sort_small(scratch, k);
-        if (c->kind == PIPE_ALGO_MEDIAN)
-            return (k & 1) ? scratch[k / 2] : (scratch[k / 2 - 1] + scratch[k / 2]) / 2.0;
-        int cut = (int)(c->trim * k);
-        if (k - 2 * cut < 1) cut = (k - 1) / 2;
+    (void)c;
+    for (int64_t i = lo; i < hi; i++) {
         double s = 0;
-        for (int j = cut; j < k - cut; j++) s += scratch[j];
-        return s / (double)(k - 2 * cut);
+        for (int j = 0; j < in->k; j++) s += w[j] * (double)in->deltas[j][i];
+        out[i] = (float)(s / wsum);
     }
-    double s = 0;
-    for (int j = 0; j < k; j++) s += w[j] * (double)in->deltas[j][i];
-    return s / wsum;
 }
+
+static void combine_median(const pipe_algo_config *c, const pipe_algo_input *in, const double *w, double wsum,
+                           int64_t lo, int64_t hi, float *out)
+{
+    (void)c, (void)w, (void)wsum;
+    const int k = in->k;
+    double v[MAX_SORT];
+    for (int64_t i = lo; i < hi; i++) {
+        for (int j = 0; j < k; j++) v[j] = in->deltas[j][i];
+        sort_small(v, k);
+        out[i] = (float)((k & 1) ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2.0);
+    }
+}
+
+static void combine_trimmed(const pipe_algo_config *c, const pipe_algo_input *in, const double *w, double wsum,
+                            int64_t lo, int64_t hi, float *out)
+{
+    (void)w, (void)wsum;
+    const int k = in->k;
+    int cut = (int)(c->trim * k);
+    if (k - 2 * cut < 1) cut = (k - 1) / 2;
+    double v[MAX_SORT];
+    for (int64_t i = lo; i < hi; i++) {
+        for (int j = 0; j < k; j++) v[j] = in->deltas[j][i];
+        sort_small(v, k);
+        double s = 0;
+        for (int j = cut; j < k - cut; j++) s += v[j];
+        out[i] = (float)(s / (double)(k - 2 * cut));
+    }
+}
+
+/* Step 2 of the builtins: bound ‖g‖ by clip_norm when it is set. */
+double pipe_algo_clip_to_norm(const pipe_algo_config *c, double pg_norm)
+{
+    return c->clip_norm > 0 && pg_norm > c->clip_norm ? c->clip_norm / pg_norm : 1.0;
+}
+
+/* Step 3. g = −d̄·scale at each element; every step computes in double. */
+static void outer_plain(const pipe_algo_round *r, const float *base, int64_t lo, int64_t hi, float *out)
+{
+    for (int64_t i = lo; i < hi; i++) {
+        double g = -(double)out[i] * r->scale;
+        double b = base[i];
+        out[i] = (float)(b - g);
+    }
+}
+
+static void outer_diloco(const pipe_algo_round *r, const float *base, int64_t lo, int64_t hi, float *out)
+{
+    const double lr = r->c->outer_lr, mu = r->c->momentum;
+    float *m = r->state[0];
+    for (int64_t i = lo; i < hi; i++) {
+        double g = -(double)out[i] * r->scale;
+        double b = base[i];
+        double mi = mu * (double)m[i] + g;
+        m[i] = (float)mi;
+        out[i] = (float)(r->c->nesterov ? b - lr * (g + mu * mi) : b - lr * mi);
+    }
+}
+
+static void diloco_defaults(pipe_algo_config *c) { c->outer_lr = 0.7; }
+
+/* β1^t and β2^t by repeated multiplication: no libm pow(). */
+static void fedadam_prepare(const pipe_algo_config *c, const pipe_algo_input *in, pipe_algo_round *r)
+{
+    double b1t = 1, b2t = 1;
+    for (int64_t t = 0; t < in->round; t++) {
+        b1t *= c->beta1;
+        b2t *= c->beta2;
+    }
+    r->aux[0] = b1t;
+    r->aux[1] = b2t;
+}
+
+static void outer_fedadam(const pipe_algo_round *r, const float *base, int64_t lo, int64_t hi, float *out)
+{
+    const pipe_algo_config *c = r->c;
+    const double lr = c->outer_lr, b1t = r->aux[0], b2t = r->aux[1];
+    float *m = r->state[0], *v = r->state[1];
+    for (int64_t i = lo; i < hi; i++) {
+        double g = -(double)out[i] * r->scale;
+        double b = base[i];
+        double mi = c->beta1 * (double)m[i] + (1.0 - c->beta1) * g;
+        double vi = c->beta2 * (double)v[i] + (1.0 - c->beta2) * g * g;
+        m[i] = (float)mi;
+        v[i] = (float)vi;
+        double mh = mi / (1.0 - b1t), vh = vi / (1.0 - b2t);
+        out[i] = (float)(b - lr * mh / (sqrt(vh) + c->eps));
+    }
+}
+
+static void fedadam_defaults(pipe_algo_config *c) { c->outer_lr = 0.01; }
+
+static const pipe_algo_def fedavg = {.name = "fedavg", .combine = pipe_algo_combine_mean,
+                                     .clip = pipe_algo_clip_to_norm, .outer = outer_plain};
+static const pipe_algo_def diloco = {.name = "diloco", .defaults = diloco_defaults, .n_state = 1,
+                                     .state_groups = {"outer"}, .combine = pipe_algo_combine_mean,
+                                     .clip = pipe_algo_clip_to_norm, .outer = outer_diloco};
+static const pipe_algo_def fedadam = {.name = "fedadam", .defaults = fedadam_defaults, .n_state = 2,
+                                      .state_groups = {"outer/m", "outer/v"}, .combine = pipe_algo_combine_mean,
+                                      .clip = pipe_algo_clip_to_norm, .prepare = fedadam_prepare,
+                                      .outer = outer_fedadam};
+static const pipe_algo_def median = {.name = "median", .combine = combine_median, .clip = pipe_algo_clip_to_norm,
+                                     .outer = outer_plain};
+static const pipe_algo_def trimmed = {.name = "trimmed", .combine = combine_trimmed, .clip = pipe_algo_clip_to_norm,
+                                      .outer = outer_plain};
+/* The builtins, in pipe_algo_kind order; registered entries follow them. */
+static const pipe_algo_def *const builtins[] = {
+    [PIPE_ALGO_FEDAVG] = &fedavg, [PIPE_ALGO_DILOCO] = &diloco,   [PIPE_ALGO_FEDADAM] = &fedadam,
+    [PIPE_ALGO_MEDIAN] = &median, [PIPE_ALGO_TRIMMED] = &trimmed,
+};
+enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
+static const pipe_algo_def *registered[PIPE_ALGO_MAX - N_BUILTINS];
+static int n_registered;
+
+const pipe_algo_def *pipe_algo_get(pipe_algo_kind kind)
+{
+    if ((unsigned)kind < N_BUILTINS) return builtins[kind];
+    if ((unsigned)kind - N_BUILTINS < (unsigned)n_registered) return registered[kind - N_BUILTINS];
+    return NULL;
+}
+
+int pipe_algo_count(void) { return N_BUILTINS + n_registered; }
+
+xffl_status pipe_algo_register(const pipe_algo_def *def, pipe_algo_kind *kind)
+{
+    XFFL_RETURN_IF(!def || !def->name || !def->combine || !def->outer || def->n_state < 0 ||
+                       def->n_state > PIPE_ALGO_MAX_STATE,
+                   XFFL_ERR_USAGE, "algorithm '%s': name, combine, outer and 0-%d state groups needed",
+                   def && def->name ? def->name : "", PIPE_ALGO_MAX_STATE);
+    for (int i = 0; i < def->n_state; i++)
+        XFFL_RETURN_IF(!def->state_groups[i], XFFL_ERR_USAGE, "algorithm '%s': state group %d unnamed", def->name, i);
+    for (int i = 0; i < pipe_algo_count(); i++)
+        XFFL_RETURN_IF(!strcmp(pipe_algo_name((pipe_algo_kind)i), def->name), XFFL_ERR_EXISTS,
+                       "algorithm '%s' exists already", def->name);
+    XFFL_RETURN_IF(pipe_algo_count() == PIPE_ALGO_MAX, XFFL_ERR_USAGE, "algorithm '%s': the table holds %d already",
+                   def->name, PIPE_ALGO_MAX);
+    registered[n_registered++] = def;
+    *kind = (pipe_algo_kind)(pipe_algo_count() - 1);
+    return XFFL_OK;
+}
+
+void pipe_algo_list(char *buf, size_t cap, const char *first_note)
+{
+    size_t o = 0;
+    if (cap) buf[0] = 0;
+    for (int i = 0; i < pipe_algo_count() && o < cap; i++) {
+        int w = snprintf(buf + o, cap - o, "%s%s%s", i ? ", " : "", pipe_algo_name((pipe_algo_kind)i),
+                         i == 0 && first_note ? first_note : "");
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+}
+
 
 xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in, float *out, pipe_algo_stats *stats)
 {
     XFFL_FORWARD(pipe_algo_validate(c));
+    const pipe_algo_def *def = pipe_algo_get(c->kind);
     XFFL_RETURN_IF(in->k < 1, XFFL_ERR_INVALID, "aggregation needs at least one delta, got %d", in->k);
     XFFL_RETURN_IF(in->k > MAX_SORT, XFFL_ERR_INVALID, "at most %d contributors per round, got %d", MAX_SORT, in->k);
     XFFL_RETURN_IF(in->round < 1, XFFL_ERR_INVALID, "round %lld must be >= 1", (long long)in->round);
     XFFL_RETURN_IF(out == in->base, XFFL_ERR_INTERNAL, "aggregation output aliases the base");
-    for (int s = 0; s < pipe_algo_state_count(c->kind); s++)
-        XFFL_RETURN_IF(!in->state || !in->state[s], XFFL_ERR_INTERNAL, "%s needs outer state buffer %d",
-                       pipe_algo_name(c->kind), s);
+    for (int s = 0; s < def->n_state; s++)
+        XFFL_RETURN_IF(!in->state || !in->state[s], XFFL_ERR_INTERNAL, "%s needs outer state buffer %d", def->name, s);
     double w[MAX_SORT], wsum = 0;
     for (int j = 0; j < in->k; j++) {
         w[j] = c->unweighted ? 1.0 : in->tokens[j];
@@ -164,59 +328,26 @@ xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in
 
     const int64_t n = in->n;
     const int nt = nthreads(in->threads);
+    const int64_t nchunks = (n + CHUNK - 1) / CHUNK;
     /* Step 1: d̄ into out (used as scratch until step 3 overwrites it element-wise). */
-#pragma omp parallel num_threads(nt)
-    {
-        double scratch[MAX_SORT];
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < n; i++) out[i] = (float)combine_one(c, in, w, wsum, i, scratch);
-    }
-    /* Step 2: clip the pseudo-gradient's global norm (‖g‖ = ‖d̄‖). */
-    double pg2 = pipe_algo_sqnorm(out, n, nt);
-    double pg = sqrt(pg2);
-    double scale = 1.0;
-    if (c->clip_norm > 0 && pg > c->clip_norm) scale = c->clip_norm / pg;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t ch = 0; ch < nchunks; ch++)
+        def->combine(c, in, w, wsum, ch * CHUNK, (ch + 1) * CHUNK < n ? (ch + 1) * CHUNK : n, out);
+    /* Step 2: the pseudo-gradient's global norm (‖g‖ = ‖d̄‖) and the factor on it. */
+    double pg = sqrt(pipe_algo_sqnorm(out, n, nt));
+    pipe_algo_round r = {.c = c, .state = in->state, .scale = def->clip ? def->clip(c, pg) : 1.0};
+    if (def->prepare) def->prepare(c, in, &r);
 
-    /* Step 3: outer step. Powers by repeated multiplication: no libm pow(). */
-    double b1t = 1, b2t = 1;
-    if (c->kind == PIPE_ALGO_FEDADAM)
-        for (int64_t t = 0; t < in->round; t++) {
-            b1t *= c->beta1;
-            b2t *= c->beta2;
-        }
-    const double lr = c->outer_lr, mu = c->momentum;
-    float *m = pipe_algo_state_count(c->kind) > 0 ? in->state[0] : NULL;
-    float *v = pipe_algo_state_count(c->kind) > 1 ? in->state[1] : NULL;
-    int64_t nchunks = (n + CHUNK - 1) / CHUNK;
+    /* Step 3: the outer step, then ‖θ_{v+1} − θ_v‖² per chunk, added in chunk order. */
     double *part = calloc(nchunks ? (size_t)nchunks : 1, sizeof *part);
     XFFL_RETURN_IF(!part, XFFL_ERR_NOMEM, "aggregation: %lld chunk sums", (long long)nchunks);
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t ch = 0; ch < nchunks; ch++) {
-        int64_t end = (ch + 1) * CHUNK < n ? (ch + 1) * CHUNK : n;
+        int64_t lo = ch * CHUNK, end = (ch + 1) * CHUNK < n ? (ch + 1) * CHUNK : n;
+        def->outer(&r, in->base, lo, end, out);
         double s2 = 0;
-        for (int64_t i = ch * CHUNK; i < end; i++) {
-            double g = -(double)out[i] * scale;
-            double b = in->base[i], nb;
-            switch (c->kind) {
-            case PIPE_ALGO_DILOCO: {
-                double mi = mu * (double)m[i] + g;
-                m[i] = (float)mi;
-                nb = c->heavy_ball ? b - lr * mi : b - lr * (g + mu * mi);
-                break;
-            }
-            case PIPE_ALGO_FEDADAM: {
-                double mi = c->beta1 * (double)m[i] + (1.0 - c->beta1) * g;
-                double vi = c->beta2 * (double)v[i] + (1.0 - c->beta2) * g * g;
-                m[i] = (float)mi;
-                v[i] = (float)vi;
-                double mh = mi / (1.0 - b1t), vh = vi / (1.0 - b2t);
-                nb = b - lr * mh / (sqrt(vh) + c->eps);
-                break;
-            }
-            default: nb = b - g; break;
-            }
-            out[i] = (float)nb;
-            double d = (double)out[i] - b;
+        for (int64_t i = lo; i < end; i++) {
+            double d = (double)out[i] - (double)in->base[i];
             s2 += d * d;
         }
         part[ch] = s2;
@@ -226,7 +357,7 @@ xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in
     free(part);
     if (stats) {
         stats->pg_norm = pg;
-        stats->clip_scale = scale;
+        stats->clip_scale = r.scale;
         stats->update_norm = sqrt(up2);
     }
     return XFFL_OK;

@@ -6,6 +6,8 @@
  *   2. pseudo-gradient g = −d̄, optionally clipped to a global L2 norm;
  *   3. an outer optimizer step θ_{v+1} = outer(θ_v, g, state): plain (θ − g, i.e.
  *      θ + d̄: fedavg/median/trimmed), Nesterov SGD (diloco) or Adam (fedadam).
+ * An algorithm is one pipe_algo_def (below): the builtins are the table in algo.c;
+ * pipe_algo_register adds one without touching anything else.
  *
  * BIT-DETERMINISTIC (docs/design.md "Determinism"): the caller passes contributors sorted by facility
  * name; every element is computed by one thread, sequentially over facilities, with
@@ -14,9 +16,12 @@
 #ifndef XFFL_PIPE_ALGO_H
 #define XFFL_PIPE_ALGO_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "common/status.h"
 
+/* An algorithm's index in the table: the builtins first (these names for the first
+ * five; another builtin is found by its name), registered ones after. */
 typedef enum {
     PIPE_ALGO_FEDAVG,
     PIPE_ALGO_DILOCO,
@@ -25,26 +30,48 @@ typedef enum {
     PIPE_ALGO_TRIMMED,
 } pipe_algo_kind;
 
+enum {
+    PIPE_ALGO_MAX = 16,      /* table capacity, builtins included */
+    PIPE_ALGO_MAX_STATE = 4, /* outer state buffers of one algorithm */
+};
+
 typedef struct {
     pipe_algo_kind kind;
     int unweighted;      /* 1: plain mean of deltas (the XFFL paper); 0: weighted by tokens */
     double outer_lr;     /* diloco 0.7, fedadam 0.01; ignored by the plain step */
     double momentum;     /* diloco Nesterov momentum (0.9) */
+    int nesterov;        /* diloco: 1 (default) = Nesterov; 0 = θ − lr·m (heavy ball) */
     double beta1, beta2; /* fedadam (0.9, 0.99) */
     double eps;          /* fedadam (1e-8) */
     double trim;         /* trimmed: fraction cut from EACH end (0.1); at least one kept */
     double clip_norm;    /* pseudo-gradient global L2 norm bound; 0 = no clipping */
-    int heavy_ball;      /* diloco: 1 = θ − lr·m (heavy ball); 0 (default) = Nesterov */
 } pipe_algo_config;
+
+/* The algorithm parameters federation.h5 stores, in file order: every algorithm
+ * writes all of them (a new parameter is a field above and a row here, read back as
+ * its default from files that lack it when optional). */
+typedef enum { PIPE_ALGO_PARAM_DOUBLE, PIPE_ALGO_PARAM_FLAG } pipe_algo_param_type;
+typedef struct {
+    const char *attr;          /* federation.h5 attribute: "outer_lr" */
+    pipe_algo_param_type type; /* a double, or an int that is 0 or 1 */
+    size_t offset;             /* offsetof(pipe_algo_config, field) */
+    int optional;              /* 1: files made before it existed lack it */
+} pipe_algo_param;
+/* The rows; *n receives their count. */
+const pipe_algo_param *pipe_algo_params(int *n);
 
 /* Defaults for kind (the values noted above). */
 void pipe_algo_default(pipe_algo_kind kind, pipe_algo_config *c);
-/* "fedavg", "diloco", "fedadam", "median", "trimmed". */
+/* "fedavg", "diloco", "fedadam", "median", "trimmed", a registered name, or "unknown". */
 const char *pipe_algo_name(pipe_algo_kind kind);
 /* Name → kind; USAGE error naming the text and listing the choices. */
-xffl_status pipe_algo_parse(const char *name, pipe_algo_kind *kind);
-/* Checks ranges (lr > 0, 0 ≤ momentum < 1, 0 ≤ trim < 0.5, …); INVALID naming the field. */
-xffl_status pipe_algo_validate(const pipe_algo_config *c);
+XFFL_MUST_USE xffl_status pipe_algo_parse(const char *name, pipe_algo_kind *kind);
+/* Checks ranges (lr > 0, 0 ≤ momentum < 1, 0 ≤ trim < 0.5, …) and the algorithm's own
+ * rules; INVALID naming the field. */
+XFFL_MUST_USE xffl_status pipe_algo_validate(const pipe_algo_config *c);
+/* "fedavg, diloco, fedadam, median, trimmed" into buf (cap bytes, truncated),
+ * first_note after the first name (NULL: none): the choices in help and errors. */
+void pipe_algo_list(char *buf, size_t cap, const char *first_note);
 
 /* Outer optimizer state buffers the algorithm keeps in the version, each a slab
  * like θ: diloco 1 (momentum), fedadam 2 (first and second moment), others 0. */
@@ -71,10 +98,53 @@ typedef struct {
     double update_norm;  /* L2 norm of θ_{v+1} − θ_v as computed in double */
 } pipe_algo_stats;
 
+/* One round's outer step context: what every element of the step shares. */
+typedef struct {
+    const pipe_algo_config *c;
+    float *const *state; /* the algorithm's n_state slabs, updated in place */
+    double scale;        /* factor on the pseudo-gradient (the clip step; 1 = none) */
+    double aux[4];       /* per-round constants from prepare (fedadam: β1^t, β2^t) */
+} pipe_algo_round;
+
+/* One algorithm: a table entry. Every function sees elements [lo, hi) of one fixed-size
+ * chunk and must compute each element alone, in a fixed order (the contract above). */
+typedef struct {
+    const char *name; /* federation.h5's algorithm, --algo, every INDEX's algorithm line */
+    /* Changes to the common defaults (pipe_algo_default); NULL: none. */
+    void (*defaults)(pipe_algo_config *c);
+    /* Rules beyond the common ranges; INVALID naming the field. NULL: none. */
+    xffl_status (*validate)(const pipe_algo_config *c);
+    int n_state;                                  /* outer state slabs kept in versions */
+    const char *state_groups[PIPE_ALGO_MAX_STATE]; /* their group paths in a version part */
+    /* Step 1: d̄ at each element into out, from in's deltas and the weights w (Σ wsum). */
+    void (*combine)(const pipe_algo_config *c, const pipe_algo_input *in, const double *w, double wsum, int64_t lo,
+                    int64_t hi, float *out);
+    /* Step 2: the factor on g = −d̄ given ‖g‖ (e.g. clipping to clip_norm); NULL: 1. */
+    double (*clip)(const pipe_algo_config *c, double pg_norm);
+    /* Once per round before step 3: r->aux from the config and in (round). NULL: none. */
+    void (*prepare)(const pipe_algo_config *c, const pipe_algo_input *in, pipe_algo_round *r);
+    /* Step 3: θ_{v+1} into out, which holds d̄ on entry; base is θ_v. */
+    void (*outer)(const pipe_algo_round *r, const float *base, int64_t lo, int64_t hi, float *out);
+} pipe_algo_def;
+
+/* Adds def to the table (def must outlive every use) and gives its kind in *kind.
+ * EXISTS naming a taken name, USAGE when the table is full or def is incomplete.
+ * Not thread-safe: register before any work starts. */
+XFFL_MUST_USE xffl_status pipe_algo_register(const pipe_algo_def *def, pipe_algo_kind *kind);
+/* The table entry of kind, or NULL. */
+const pipe_algo_def *pipe_algo_get(pipe_algo_kind kind);
+/* Entries in the table, builtins and registered ones. */
+int pipe_algo_count(void);
+
+/* Pieces the builtin entries are made of, for registered ones to reuse. */
+void pipe_algo_combine_mean(const pipe_algo_config *c, const pipe_algo_input *in, const double *w, double wsum,
+                            int64_t lo, int64_t hi, float *out);
+double pipe_algo_clip_to_norm(const pipe_algo_config *c, double pg_norm);
+
 /* θ_{v+1} into out (n floats; may not alias base). stats may be NULL.
  * INVALID if k < 1, a weight is negative or all weights are zero, or (defence in
  * depth) a delta holds a non-finite value, naming contributor index and element. */
-xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in, float *out,
+XFFL_MUST_USE xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in, float *out,
                             pipe_algo_stats *stats);
 
 /* Index of the first non-finite value in x[0..n), or -1 if all are finite. */

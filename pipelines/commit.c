@@ -28,7 +28,7 @@ xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_
     H(ckpt_manifest_set_int(m, "base_version", c->base->version));
     H(ckpt_manifest_set(m, "base_index", c->base->index_key));
     H(ckpt_manifest_set(m, "federation", c->fed_sha));
-    H(ckpt_manifest_set(m, "encoding", pipe_encoding_name(c->f->encoding)));
+    H(ckpt_manifest_set(m, "encoding", ckpt_codec_name(c->f->encoding)));
     H(ckpt_manifest_set_int(m, "block", CKPT_CODEC_BLOCK_DEFAULT));
     H(ckpt_manifest_set_int(m, "tokens", c->tokens));
     H(ckpt_manifest_set_int(m, "steps", c->steps));
@@ -40,7 +40,7 @@ xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_
     ckpt_delta_meta meta = {.round = c->round, .base_version = c->base->version, .base_index = c->base->index_key,
                             .facility = c->facility, .tokens = c->tokens, .steps = c->steps,
                             .loss_first = c->loss_first, .loss_last = c->loss_last, .loss_mean = c->loss_mean,
-                            .codec = (ckpt_codec)c->f->encoding, .block = CKPT_CODEC_BLOCK_DEFAULT};
+                            .codec = c->f->encoding, .block = CKPT_CODEC_BLOCK_DEFAULT};
     ckpt_h5_options opt = {.level = c->f->zstd_level, .threads = c->threads};
     /* the object lines come after the headers: write parts into a side manifest */
     ckpt_manifest *lines = NULL;

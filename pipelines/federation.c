@@ -11,27 +11,9 @@
 #include "libckpt/zstd_filter.h"
 #include "pipelines/version.h"
 
-static const char *const enc_names[] = {"fp32", "bf16", "int8", "int4"};
-
-const char *pipe_encoding_name(pipe_encoding e)
-{
-    return (unsigned)e < sizeof enc_names / sizeof enc_names[0] ? enc_names[e] : "unknown";
-}
-
-xffl_status pipe_encoding_parse(const char *name, pipe_encoding *out)
-{
-    for (unsigned i = 0; i < sizeof enc_names / sizeof enc_names[0]; i++)
-        if (name && strcmp(name, enc_names[i]) == 0) {
-            *out = (pipe_encoding)i;
-            return XFFL_OK;
-        }
-    return xffl_fail(XFFL_ERR_USAGE, "unknown encoding '%s' (fp32, bf16, int8, int4)", name ? name : "");
-}
-
 void pipe_federation_set_algo(pipe_federation *f, pipe_algo_kind kind)
 {
     pipe_algo_default(kind, &f->algo);
-    f->nesterov = 1;
 }
 
 xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federation *f)
@@ -52,7 +34,7 @@ xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federati
                                 .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8};
     f->batch = 4;
     f->seq_len = f->model.max_seq_len < 256 ? f->model.max_seq_len : 256;
-    f->encoding = PIPE_ENC_FP32;
+    f->encoding = CKPT_CODEC_FP32;
     f->keep_inner_state = 0;
     return XFFL_OK;
 }
@@ -130,7 +112,7 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     XFFL_RETURN_IF(f->batch < 1, XFFL_ERR_INVALID, "federation: batch %d must be >= 1", f->batch);
     XFFL_RETURN_IF(f->seq_len < 1 || f->seq_len > f->model.max_seq_len, XFFL_ERR_INVALID,
                    "federation: seq len %d outside 1..%d (max_seq_len)", f->seq_len, f->model.max_seq_len);
-    XFFL_RETURN_IF((unsigned)f->encoding > PIPE_ENC_INT4, XFFL_ERR_INVALID, "federation: encoding %d", (int)f->encoding);
+    XFFL_RETURN_IF(!ckpt_codec_get(f->encoding), XFFL_ERR_INVALID, "federation: encoding %d", (int)f->encoding);
     return XFFL_OK;
 }
 
@@ -155,15 +137,16 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(pipe_model_attrs_write(w, &f->model));
     W(ckpt_h5_attr_str(w, "facilities", facs));
     W(ckpt_h5_attr_str(w, "algorithm", pipe_algo_name(a->kind)));
-    W(ckpt_h5_attr_int(w, "unweighted", a->unweighted));
-    W(ckpt_h5_attr_double(w, "outer_lr", a->outer_lr));
-    W(ckpt_h5_attr_double(w, "outer_momentum", a->momentum));
-    W(ckpt_h5_attr_int(w, "nesterov", f->nesterov));
-    W(ckpt_h5_attr_double(w, "adam_beta1", a->beta1));
-    W(ckpt_h5_attr_double(w, "adam_beta2", a->beta2));
-    W(ckpt_h5_attr_double(w, "adam_eps", a->eps));
-    W(ckpt_h5_attr_double(w, "trim_fraction", a->trim));
-    W(ckpt_h5_attr_double(w, "clip_norm", a->clip_norm));
+    int np;
+    const pipe_algo_param *ap = pipe_algo_params(&np);
+    for (int i = 0; i < np; i++) {
+        const char *field = (const char *)a + ap[i].offset;
+        if (ap[i].type == PIPE_ALGO_PARAM_FLAG) {
+            W(ckpt_h5_attr_int(w, ap[i].attr, *(const int *)field));
+        } else {
+            W(ckpt_h5_attr_double(w, ap[i].attr, *(const double *)field));
+        }
+    }
     W(ckpt_h5_attr_int(w, "local_steps", f->local_steps));
     W(ckpt_h5_attr_int(w, "quorum", f->quorum));
     W(ckpt_h5_attr_int(w, "seed", (int64_t)f->seed));
@@ -180,7 +163,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(ckpt_h5_attr_double(w, "eps", o->eps));
     W(ckpt_h5_attr_int(w, "batch", f->batch));
     W(ckpt_h5_attr_int(w, "seq_len", f->seq_len));
-    W(ckpt_h5_attr_str(w, "encoding", pipe_encoding_name(f->encoding)));
+    W(ckpt_h5_attr_str(w, "encoding", ckpt_codec_name(f->encoding)));
     W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
 #undef W
     if (s != XFFL_OK) {
@@ -195,6 +178,24 @@ static xffl_status get_int(ckpt_h5_reader *r, const char *name, int64_t lo, int6
     XFFL_FORWARD(ckpt_h5_get_attr_int(r, name, v));
     XFFL_RETURN_IF(*v < lo || *v > hi, XFFL_ERR_INVALID, "%s: attribute %s = %lld out of range", ckpt_h5_reader_path(r),
                    name, (long long)*v);
+    return XFFL_OK;
+}
+
+/* The table's parameters; an optional one a file lacks keeps its default. */
+static xffl_status read_algo_params(ckpt_h5_reader *r, pipe_algo_config *a)
+{
+    int np;
+    const pipe_algo_param *ap = pipe_algo_params(&np);
+    for (int i = 0; i < np; i++) {
+        char *field = (char *)a + ap[i].offset;
+        if (ap[i].optional && !ckpt_h5_has_attr(r, ap[i].attr)) continue;
+        if (ap[i].type == PIPE_ALGO_PARAM_FLAG) {
+            int64_t v;
+            XFFL_FORWARD(get_int(r, ap[i].attr, 0, 1, &v));
+            *(int *)field = (int)v;
+        } else
+            XFFL_FORWARD(ckpt_h5_get_attr_double(r, ap[i].attr, (double *)field));
+    }
     return XFFL_OK;
 }
 
@@ -225,19 +226,8 @@ static xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     free(str);
     if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "%s: attribute algorithm", path);
     pipe_federation_set_algo(f, kind);
-    pipe_algo_config *a = &f->algo;
     pipe_inner_opt *o = &f->inner;
-    XFFL_FORWARD(get_int(r, "unweighted", 0, 1, &v));
-    a->unweighted = (int)v;
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "outer_lr", &a->outer_lr));
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "outer_momentum", &a->momentum));
-    XFFL_FORWARD(get_int(r, "nesterov", 0, 1, &v));
-    f->nesterov = (int)v;
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "adam_beta1", &a->beta1));
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "adam_beta2", &a->beta2));
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "adam_eps", &a->eps));
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "trim_fraction", &a->trim));
-    XFFL_FORWARD(ckpt_h5_get_attr_double(r, "clip_norm", &a->clip_norm));
+    XFFL_FORWARD(read_algo_params(r, &f->algo));
     XFFL_FORWARD(get_int(r, "local_steps", 1, INT32_MAX, &v));
     f->local_steps = (int)v;
     XFFL_FORWARD(get_int(r, "quorum", 1, PIPE_MAX_FACILITIES, &v));
@@ -266,7 +256,7 @@ static xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     XFFL_FORWARD(get_int(r, "seq_len", 1, INT32_MAX, &v));
     f->seq_len = (int)v;
     XFFL_FORWARD(ckpt_h5_get_attr_str(r, "encoding", &str));
-    s = pipe_encoding_parse(str, &f->encoding);
+    s = ckpt_codec_parse(str, &f->encoding);
     free(str);
     if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "%s: attribute encoding", path);
     XFFL_FORWARD(get_int(r, "keep_inner_state", 0, 1, &v));

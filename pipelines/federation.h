@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "common/status.h"
 #include "common/digest.h"
+#include "libckpt/codec.h"
 #include "libckpt/model.h"
 #include "pipelines/algo.h"
 #include "storage/store.h"
@@ -18,12 +19,6 @@
 #define PIPE_FEDERATION_KEY "federation.h5"
 #define PIPE_FEDERATION_FORMAT "xffl-federation"
 enum { PIPE_MAX_FACILITIES = 64, PIPE_FACILITY_MAX = 32, PIPE_PRESET_MAX = 32 };
-
-typedef enum { PIPE_ENC_FP32, PIPE_ENC_BF16, PIPE_ENC_INT8, PIPE_ENC_INT4 } pipe_encoding;
-/* "fp32", "bf16", "int8", "int4". */
-const char *pipe_encoding_name(pipe_encoding e);
-/* USAGE error naming the text and the choices. */
-xffl_status pipe_encoding_parse(const char *name, pipe_encoding *out);
 
 typedef struct {
     double lr;           /* peak learning rate (3e-4) */
@@ -43,7 +38,6 @@ typedef struct {
     int n_facilities;                 /* ≥ 1 */
     char facilities[PIPE_MAX_FACILITIES][PIPE_FACILITY_MAX]; /* sorted bytewise, unique, [a-z0-9_-] */
     pipe_algo_config algo;            /* algorithm and its parameters (pipelines/algo.h) */
-    int nesterov;                     /* diloco outer step: 1 Nesterov (default), 0 heavy-ball */
     int local_steps;                  /* H (100) */
     int quorum;                       /* deltas needed per round (default: n_facilities) */
     uint64_t seed;                    /* init and data order */
@@ -52,7 +46,7 @@ typedef struct {
     pipe_inner_opt inner;             /* facility optimizer */
     int batch;                        /* B sequences per step (4) */
     int seq_len;                      /* T tokens per sequence (min(256, max_seq_len)) */
-    pipe_encoding encoding;           /* delta encoding (fp32) */
+    ckpt_codec encoding;              /* delta encoding (fp32; libckpt/codec.h) */
     int keep_inner_state;             /* 1: AdamW state persists across rounds in --state DIR */
 } pipe_federation;
 

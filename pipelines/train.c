@@ -298,7 +298,7 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
     text_cursor start;
     XFFL_CHECK_GOTO(st, find_cursor(s, o, round, &start), done);
     const int keep = o->keep_inner_state || f.keep_inner_state;
-    const int lossy = f.encoding != PIPE_ENC_FP32;
+    const int lossy = ckpt_codec_lossy(f.encoding);
     char sd[4096] = "", p[4200];
     if (o->state_dir) {
         snprintf(sd, sizeof sd, "%s/r%06lld", o->state_dir, (long long)round);
@@ -345,7 +345,7 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
                            .tokens = lr.tokens, .steps = lr.steps, .loss_first = lr.loss_first,
                            .loss_last = lr.loss_last, .loss_mean = lr.loss_mean, .seconds = lr.seconds,
                            .n_extra = 8, .extra_keys = ek, .extra_values = ev, .threads = o->zstd_threads};
-    LOG(o, "%s: uploading delta (%s)\n", o->facility, pipe_encoding_name(f.encoding));
+    LOG(o, "%s: uploading delta (%s)\n", o->facility, ckpt_codec_name(f.encoding));
     XFFL_CHECK_GOTO(st, pipe_commit_delta(s, &cs, res->commit_key, &res->bytes), done);
     /* committed: only now does the facility's state move on */
     if (o->state_dir) {
@@ -465,7 +465,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
             goto done;
         }
     }
-    if (f.encoding != PIPE_ENC_FP32) {
+    if (ckpt_codec_lossy(f.encoding)) {
         residual = calloc((size_t)n, 4);
         if (!residual) {
             st = xffl_fail(XFFL_ERR_NOMEM, "residual");
@@ -483,7 +483,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
     XFFL_CHECK_GOTO(st, ckpt_manifest_create(&mine), done);
     ckpt_delta_meta meta = {.round = o->round, .base_version = base.version, .base_index = base.index_key,
                             .facility = o->facility, .tokens = lr.tokens, .steps = lr.steps,
-                            .codec = (ckpt_codec)f.encoding, .block = CKPT_CODEC_BLOCK_DEFAULT};
+                            .codec = f.encoding, .block = CKPT_CODEC_BLOCK_DEFAULT};
     XFFL_CHECK_GOTO(st, ckpt_delta_write(tmp, t, theta, &meta, residual, 0, NULL, "", mine, &files, &nf), done);
     char first[128] = "";
     for (int i = 0; i < m->n_tensors; i++) {

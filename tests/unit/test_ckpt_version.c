@@ -224,11 +224,11 @@ static void test_federation(void)
     CU_ASSERT_EQUAL(f.algo.outer_lr, 0.7);
     f.quorum = 2;
     f.seed = 12345;
-    f.encoding = PIPE_ENC_INT4;
+    f.encoding = CKPT_CODEC_INT4;
     f.inner.lr = 1e-3;
     f.keep_inner_state = 1;
     f.algo.clip_norm = 2.5;
-    f.nesterov = 0;
+    f.algo.nesterov = 0;
     store *s = fresh();
     char sha[XFFL_SHA256_HEX], sha2[XFFL_SHA256_HEX];
     CU_ASSERT_EQUAL_FATAL(pipe_federation_publish(s, &f, sha), XFFL_OK);
@@ -242,10 +242,10 @@ static void test_federation(void)
     CU_ASSERT_EQUAL(g.algo.clip_norm, 2.5);
     CU_ASSERT_EQUAL(g.quorum, 2);
     CU_ASSERT_EQUAL(g.seed, 12345);
-    CU_ASSERT_EQUAL(g.encoding, PIPE_ENC_INT4);
+    CU_ASSERT_EQUAL(g.encoding, CKPT_CODEC_INT4);
     CU_ASSERT_EQUAL(g.inner.lr, 1e-3);
     CU_ASSERT_EQUAL(g.keep_inner_state, 1);
-    CU_ASSERT_EQUAL(g.nesterov, 0);
+    CU_ASSERT_EQUAL(g.algo.nesterov, 0);
     CU_ASSERT_EQUAL(g.seq_len, f.seq_len);
     CU_ASSERT_STRING_EQUAL(g.preset, "tiny");
     char other[XFFL_SHA256_HEX];

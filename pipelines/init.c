@@ -1,0 +1,171 @@
+/* pipe_init (contract in init.h). */
+#include "pipelines/init.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "formats/llama2c.h"
+
+/* The federation set describes: defaults, then what was given. */
+static xffl_status build_federation(const pipe_init_settings *set, pipe_federation *f)
+{
+    XFFL_FORWARD(pipe_federation_default(set->preset, set->vocab, f));
+    if (set->facilities) XFFL_FORWARD(pipe_federation_set_facilities(f, set->facilities));
+    if (set->algo) {
+        pipe_algo_kind kind;
+        XFFL_FORWARD(pipe_algo_parse(set->algo, &kind));
+        pipe_federation_set_algo(f, kind);
+    }
+    if (set->encoding) XFFL_FORWARD(ckpt_codec_parse(set->encoding, &f->encoding));
+    f->quorum = set->quorum > 0 ? set->quorum : f->n_facilities;
+    if (set->local_steps > 0) f->local_steps = set->local_steps;
+    f->seed = (uint64_t)set->seed;
+    if (set->part_size) f->part_size = set->part_size;
+    if (set->level) f->zstd_level = set->level;
+    if (set->warmup >= 0) f->inner.warmup = set->warmup;
+    if (set->total_rounds >= 0) f->inner.total_rounds = set->total_rounds;
+    if (set->batch > 0) f->batch = set->batch;
+    if (set->seq_len > 0) f->seq_len = set->seq_len;
+    f->algo.unweighted = set->unweighted;
+    f->algo.nesterov = !set->no_nesterov;
+    f->keep_inner_state = set->keep_inner_state;
+    double *targets[PIPE_INIT_NDBL] = {
+        [PIPE_INIT_OUTER_LR] = &f->algo.outer_lr,   [PIPE_INIT_MOMENTUM] = &f->algo.momentum,
+        [PIPE_INIT_ADAM_BETA1] = &f->algo.beta1,    [PIPE_INIT_ADAM_BETA2] = &f->algo.beta2,
+        [PIPE_INIT_ADAM_EPS] = &f->algo.eps,        [PIPE_INIT_TRIM] = &f->algo.trim,
+        [PIPE_INIT_CLIP_NORM] = &f->algo.clip_norm, [PIPE_INIT_LR] = &f->inner.lr,
+        [PIPE_INIT_MIN_LR] = &f->inner.min_lr,      [PIPE_INIT_WEIGHT_DECAY] = &f->inner.weight_decay,
+        [PIPE_INIT_GRAD_CLIP] = &f->inner.grad_clip, [PIPE_INIT_BETA1] = &f->inner.beta1,
+        [PIPE_INIT_BETA2] = &f->inner.beta2,
+    };
+    for (int k = 0; k < PIPE_INIT_NDBL; k++)
+        if (set->dbl_set[k]) *targets[k] = set->dbl[k];
+    /* a peak below the default floor takes the floor down with it */
+    if (set->dbl_set[PIPE_INIT_LR] && !set->dbl_set[PIPE_INIT_MIN_LR] && f->inner.min_lr > f->inner.lr)
+        f->inner.min_lr = f->inner.lr / 10;
+    return XFFL_OK;
+}
+
+typedef struct {
+    const ckpt_param_table *t;
+    uint64_t seed;
+    const float *from; /* --from's model slab, or NULL: initialise from seed */
+} init_src;
+
+static xffl_status init_tensor(void *ctx, int group, int index, float *out)
+{
+    init_src *src = ctx;
+    const ckpt_param *p = &src->t->params[index];
+    if (group == 0 && src->from)
+        memcpy(out, src->from + p->offset, (size_t)p->numel * sizeof *out);
+    else if (group == 0)
+        ckpt_param_init(src->t, index, src->seed, out);
+    else /* outer optimizer state starts at zero */
+        memset(out, 0, (size_t)p->numel * sizeof *out);
+    return XFFL_OK;
+}
+
+/* --from's model must be the one --model/--vocab describe: INVALID naming both. */
+static xffl_status check_same_model(const char *from, const ckpt_model_config *a, const pipe_federation *f)
+{
+    const ckpt_model_config *b = &f->model;
+    if (a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads &&
+        a->hidden_dim == b->hidden_dim && a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
+        a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta)
+        return XFFL_OK;
+    return xffl_fail(XFFL_ERR_INVALID,
+                     "--from %s: its model (dim %d, %d layers, %d/%d heads, hidden %d, vocab %d, max_seq_len %d) "
+                     "is not --model %s (dim %d, %d layers, %d/%d heads, hidden %d, vocab %d, max_seq_len %d)",
+                     from, a->dim, a->n_layers, a->n_heads, a->n_kv_heads, a->hidden_dim, a->vocab_size,
+                     a->max_seq_len, f->preset, b->dim, b->n_layers, b->n_heads, b->n_kv_heads, b->hidden_dim,
+                     b->vocab_size, b->max_seq_len);
+}
+
+/* Version 0's weights from --from (a llama2.c file or a version of another store), and
+ * the init_from line that names them. */
+static xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t, float **slab, char *line,
+                             size_t cap)
+{
+    struct stat st;
+    if (stat(set->from, &st) == 0 && S_ISREG(st.st_mode)) {
+        /* a file: a llama2.c checkpoint (what its export.py makes of Meta's LLaMA-2) */
+        XFFL_RETURN_IF(set->from_version, XFFL_ERR_USAGE, "--from-version names a version of a store; %s is a file",
+                       set->from);
+        char file_sha[XFFL_SHA256_HEX];
+        xffl_log(XFFL_LOG_INFO, "reading version 0's weights from %s (llama2.c checkpoint)", set->from);
+        XFFL_FORWARD(kern_import_llama2c(set->from, t, slab));
+        XFFL_FORWARD(xffl_sha256_file(set->from, file_sha, NULL));
+        snprintf(line, cap, "%s llama2c %s", set->from, file_sha);
+        return XFFL_OK;
+    }
+    XFFL_RETURN_IF(!set->load, XFFL_ERR_INTERNAL, "--from %s: no loader for a store's version", set->from);
+    pipe_version_ref ref;
+    xffl_log(XFFL_LOG_INFO, "reading version 0's weights from %s (%s)", set->from,
+             set->from_version ? set->from_version : "latest");
+    XFFL_FORWARD(set->load(set->from, set->from_options, set->from_version, t, slab, &ref));
+    snprintf(line, cap, "%s v%06lld %s %s", set->from, (long long)ref.version, ref.index_key, ref.index_sha);
+    return XFFL_OK;
+}
+
+xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result *res)
+{
+    memset(res, 0, sizeof *res);
+    pipe_federation *f = &res->f;
+    XFFL_FORWARD(build_federation(set, f));
+    xffl_status st = pipe_federation_validate(f);
+    if (st != XFFL_OK) {
+        res->bad_settings = 1;
+        return st;
+    }
+    res->n_groups = 1 + pipe_algo_state_count(f->algo.kind);
+    res->groups[0] = "model";
+    for (int g = 1; g < res->n_groups; g++) res->groups[g] = pipe_algo_state_group(f->algo.kind, g - 1);
+    XFFL_FORWARD(ckpt_param_table_create(&f->model, &res->t));
+    XFFL_FORWARD(pipe_version_plan(res->t, res->n_groups, f->part_size, &res->plan));
+    if (set->dry_run) return XFFL_OK;
+
+    ckpt_param_table *from_t = NULL;
+    float *from_slab = NULL;
+    char from_line[PIPE_KEY_MAX + 1024] = "";
+    if (set->from) {
+        XFFL_CHECK_GOTO(st, load_from(set, &from_t, &from_slab, from_line, sizeof from_line), out);
+        XFFL_CHECK_GOTO(st, check_same_model(set->from, &from_t->cfg, f), out);
+    }
+    double t0 = xffl_now();
+    XFFL_CHECK_GOTO(st, pipe_federation_publish(s, f, res->federation_sha256), out);
+    xffl_log(XFFL_LOG_DEBUG, "wrote %s (sha256 %s)", PIPE_FEDERATION_KEY, res->federation_sha256);
+    init_src src = {res->t, f->seed, from_slab};
+    const char *ek[] = {"init_from"}, *ev[] = {from_line};
+    pipe_version_spec spec = {.version = 0,
+                              .parent = -1,
+                              .round = 0,
+                              .algorithm = pipe_algo_name(f->algo.kind),
+                              .federation_sha256 = res->federation_sha256,
+                              .tokens_seen = 0,
+                              .n_groups = res->n_groups,
+                              .groups = res->groups,
+                              .part_size = f->part_size,
+                              .level = f->zstd_level,
+                              .threads = set->threads,
+                              .n_extra = set->from ? 1 : 0,
+                              .extra_keys = ek,
+                              .extra_values = ev};
+    xffl_log(XFFL_LOG_INFO, "writing version 0 of %s (%d parts) to %s", f->preset, res->plan.n_parts, store_url(s));
+    XFFL_CHECK_GOTO(st, pipe_version_publish(s, res->t, &spec, init_tensor, &src, &res->version), out);
+    res->seconds = xffl_now() - t0;
+out:
+    free(from_slab);
+    ckpt_param_table_free(from_t);
+    return st;
+}
+
+void pipe_init_result_free(pipe_init_result *res)
+{
+    pipe_part_plan_free(&res->plan);
+    ckpt_param_table_free(res->t);
+    res->t = NULL;
+}

@@ -1,0 +1,80 @@
+/* The init job: a federation from settings (federation.h5, version 0 and LATEST in an
+ * empty store), or with dry_run only its plan. cmd_init parses the flags into a
+ * pipe_init_settings and prints the pipe_init_result. Same settings, same bytes. */
+#ifndef XFFL_PIPE_INIT_H
+#define XFFL_PIPE_INIT_H
+
+#include <stdint.h>
+#include "common/digest.h"
+#include "common/status.h"
+#include "libckpt/model.h"
+#include "pipelines/federation.h"
+#include "pipelines/version.h"
+#include "storage/store.h"
+
+/* The settings that are numbers with a default that depends on --model or --algo:
+ * indexes into pipe_init_settings.dbl, applied when dbl_set says they were given. */
+enum {
+    PIPE_INIT_OUTER_LR,
+    PIPE_INIT_MOMENTUM,
+    PIPE_INIT_ADAM_BETA1,
+    PIPE_INIT_ADAM_BETA2,
+    PIPE_INIT_ADAM_EPS,
+    PIPE_INIT_TRIM,
+    PIPE_INIT_CLIP_NORM,
+    PIPE_INIT_LR,
+    PIPE_INIT_MIN_LR,
+    PIPE_INIT_WEIGHT_DECAY,
+    PIPE_INIT_GRAD_CLIP,
+    PIPE_INIT_BETA1,
+    PIPE_INIT_BETA2,
+    PIPE_INIT_NDBL
+};
+
+/* Loads a version of another store (cmd/cli_model.h's cli_model_load has this shape). */
+typedef xffl_status (*pipe_init_load_fn)(const char *url, const store_options *so, const char *version,
+                                         ckpt_param_table **t, float **params, pipe_version_ref *ref);
+
+/* Zero/NULL means the default for every field unless noted. */
+typedef struct {
+    const char *preset;     /* required: ckpt_model_preset_names() */
+    int vocab;              /* 0: the preset's */
+    const char *facilities; /* "a,b" ("local") */
+    const char *algo;       /* pipe_algo_parse name (fedavg) */
+    const char *encoding;   /* ckpt_codec_parse name (fp32) */
+    int local_steps, quorum, batch, seq_len, level; /* quorum 0: all facilities */
+    int warmup, total_rounds;                       /* -1: default */
+    int64_t seed;
+    uint64_t part_size;
+    int unweighted, no_nesterov, keep_inner_state;
+    double dbl[PIPE_INIT_NDBL];
+    int dbl_set[PIPE_INIT_NDBL];
+    int threads;  /* compression threads (0: all cores) */
+    int dry_run;  /* plan only: no store, nothing written */
+    const char *from;         /* version 0's weights: a store URL or a llama2.c file */
+    const char *from_version; /* which version of the --from store ("latest") */
+    const store_options *from_options;
+    pipe_init_load_fn load;   /* loads the --from store's version */
+} pipe_init_settings;
+
+typedef struct {
+    pipe_federation f;     /* as published (or planned) */
+    ckpt_param_table *t;   /* its parameter table */
+    pipe_part_plan plan;   /* version 0's parts */
+    int n_groups;          /* "model" and the algorithm's outer state groups */
+    const char *groups[PIPE_MAX_GROUPS];
+    int bad_settings;      /* 1: the settings failed pipe_federation_validate */
+    char federation_sha256[XFFL_SHA256_HEX];
+    pipe_version_result version; /* version 0 as published (not for dry_run) */
+    double seconds;              /* publishing federation.h5 and version 0 */
+} pipe_init_result;
+
+/* Builds the federation from set, plans version 0 and, unless set->dry_run, reads
+ * --from, checks its model is the one set describes (INVALID naming both), and
+ * publishes federation.h5 (EXISTS when s has one), version 0 and LATEST to s (NULL for
+ * a dry run). USAGE for bad settings; res->bad_settings marks a failed validation.
+ * res is filled as far as the job got: free it with pipe_init_result_free either way. */
+XFFL_MUST_USE xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result *res);
+void pipe_init_result_free(pipe_init_result *res);
+
+#endif
