@@ -51,6 +51,7 @@ static pipe_obj_kind obj_kind(const char *key)
     return k.obj;
 }
 
+static int in_dir(const char *key, const char *dir) { return !strncmp(key, dir, strlen(dir)); }
 static int is_commit(const char *key) { return obj_kind(key) == PIPE_OBJ_COMMIT; }
 static int is_rejected(const char *key) { return obj_kind(key) == PIPE_OBJ_REJECTED; }
 
@@ -259,8 +260,8 @@ xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_ver
         ckpt_manifest_free(m);
     }
     for (size_t i = 0; i < sc.all.count; i++)
-        if (!sc.referenced[i] && (!strncmp(sc.all.items[i].key, "versions/", 9) ||
-                                  !strncmp(sc.all.items[i].key, "rounds/", 7))) {
+        if (!sc.referenced[i] && (in_dir(sc.all.items[i].key, PIPE_VERSIONS_DIR) ||
+                                  in_dir(sc.all.items[i].key, PIPE_ROUNDS_DIR))) {
             out->n_orphans++;
             report(ctx, 0, "orphan %s (%llu bytes)", sc.all.items[i].key, (unsigned long long)sc.all.items[i].size);
         }
@@ -300,9 +301,9 @@ xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, v
     for (size_t i = 0; i < sc.all.count; i++) {
         const store_entry *e = &sc.all.items[i];
         int removable = 0;
-        if (!strncmp(e->key, "versions/", 9))
+        if (in_dir(e->key, PIPE_VERSIONS_DIR))
             removable = vdepth[i] < 0 || vdepth[i] >= keep;
-        else if (!strncmp(e->key, "rounds/", 7)) {
+        else if (in_dir(e->key, PIPE_ROUNDS_DIR)) {
             int64_t r = key_round(e->key);
             /* round r is reproducible only while version r−1 is kept */
             removable = !sc.referenced[i] || (r >= 0 && r <= oldest);

@@ -8,19 +8,19 @@
 
 void pipe_version_prefix(int64_t version, char *out, size_t cap)
 {
-    snprintf(out, cap, "versions/v%06" PRId64 "/", version);
+    snprintf(out, cap, PIPE_VERSIONS_DIR "v%06" PRId64 "/", version);
 }
 
-void pipe_round_prefix(int64_t round, char *out, size_t cap) { snprintf(out, cap, "rounds/r%06" PRId64 "/", round); }
+void pipe_round_prefix(int64_t round, char *out, size_t cap) { snprintf(out, cap, PIPE_ROUNDS_DIR "r%06" PRId64 "/", round); }
 
 void pipe_facility_prefix(int64_t round, const char *facility, char *out, size_t cap)
 {
-    snprintf(out, cap, "rounds/r%06" PRId64 "/%s/", round, facility);
+    snprintf(out, cap, PIPE_ROUNDS_DIR "r%06" PRId64 "/%s/", round, facility);
 }
 
 void pipe_attempt_prefix(int64_t round, const char *facility, int attempt, char *out, size_t cap)
 {
-    snprintf(out, cap, "rounds/r%06" PRId64 "/%s/a%d/", round, facility, attempt);
+    snprintf(out, cap, PIPE_ROUNDS_DIR "r%06" PRId64 "/%s/a%d/", round, facility, attempt);
 }
 
 xffl_status pipe_content_key(const char *dir, const char *stem, const char *sha256, const char *ext, char *out,
@@ -52,16 +52,25 @@ static int64_t folder_number(const char *p, int min_digits, const char **end)
     return strtoll(p, NULL, 10);
 }
 
+/* name starts with "<stem>-" */
+static int has_stem(const char *name, const char *stem)
+{
+    size_t n = strlen(stem);
+    return !strncmp(name, stem, n) && name[n] == '-';
+}
+
 static pipe_obj_kind object_kind(pipe_key_kind where, const char *name)
 {
     if (strchr(name, '/')) return PIPE_OBJ_NONE;
     size_t n = strlen(name);
-    if (!strncmp(name, "part-", 5) && n > 8 && !strcmp(name + n - 3, ".h5")) return PIPE_OBJ_PART;
-    if (where == PIPE_KEY_VERSION && !strncmp(name, "INDEX-", 6) && !strchr(name, '.')) return PIPE_OBJ_INDEX;
-    if (where == PIPE_KEY_ATTEMPT && !strncmp(name, "COMMIT-", 7)) return PIPE_OBJ_COMMIT;
-    if (where == PIPE_KEY_ATTEMPT && !strncmp(name, "REJECTED-", 9)) return PIPE_OBJ_REJECTED;
+    if (has_stem(name, "part") && n > 8 && !strcmp(name + n - 3, ".h5")) return PIPE_OBJ_PART;
+    if (where == PIPE_KEY_VERSION && has_stem(name, PIPE_INDEX_STEM) && !strchr(name, '.')) return PIPE_OBJ_INDEX;
+    if (where == PIPE_KEY_ATTEMPT && has_stem(name, PIPE_COMMIT_STEM)) return PIPE_OBJ_COMMIT;
+    if (where == PIPE_KEY_ATTEMPT && has_stem(name, PIPE_REJECTED_STEM)) return PIPE_OBJ_REJECTED;
     return PIPE_OBJ_NONE;
 }
+
+enum { VDIR_LEN = sizeof PIPE_VERSIONS_DIR "v" - 1, RDIR_LEN = sizeof PIPE_ROUNDS_DIR "r" - 1 };
 
 pipe_key_kind pipe_key_parse(const char *key, pipe_key *k)
 {
@@ -71,10 +80,10 @@ pipe_key_kind pipe_key_parse(const char *key, pipe_key *k)
     const char *end;
     if (!strcmp(key, PIPE_LATEST_KEY)) k->kind = PIPE_KEY_LATEST;
     else if (!strcmp(key, PIPE_FEDERATION_KEY)) k->kind = PIPE_KEY_FEDERATION;
-    else if (!strncmp(key, "versions/v", 10) && (k->number = folder_number(key + 10, 6, &end)) >= 0) {
+    else if (!strncmp(key, PIPE_VERSIONS_DIR "v", VDIR_LEN) && (k->number = folder_number(key + VDIR_LEN, 6, &end)) >= 0) {
         k->kind = PIPE_KEY_VERSION;
         k->dir_len = (size_t)(end + 1 - key);
-    } else if (!strncmp(key, "rounds/r", 8) && (k->number = folder_number(key + 8, 6, &end)) >= 0) {
+    } else if (!strncmp(key, PIPE_ROUNDS_DIR "r", RDIR_LEN) && (k->number = folder_number(key + RDIR_LEN, 6, &end)) >= 0) {
         k->kind = PIPE_KEY_ROUND;
         k->dir_len = (size_t)(end + 1 - key);
         /* <facility>/a<N>/ below it makes an attempt folder */
@@ -111,6 +120,8 @@ int pipe_latest_format(const pipe_version_ref *ref, char *out, size_t cap)
     return snprintf(out, cap, "v%06" PRId64 " %s %s\n", ref->version, idx ? idx + 1 : ref->index_key, ref->index_sha);
 }
 
+enum { IDX_STEM_LEN = sizeof PIPE_INDEX_STEM "-" - 1 };
+
 xffl_status pipe_latest_parse(const char *text, size_t len, pipe_version_ref *ref)
 {
     char buf[256];
@@ -124,9 +135,9 @@ xffl_status pipe_latest_parse(const char *text, size_t len, pipe_version_ref *re
     if (ok) {
         *sp1 = *sp2 = 0;
         const char *num = buf + 1, *idx = sp1 + 1, *sha = sp2 + 1;
-        ok = strspn(num, "0123456789") == strlen(num) && strlen(num) <= 12 && strncmp(idx, "INDEX-", 6) == 0 &&
-             strlen(idx) == 6 + CKPT_CONTENT_HEX && is_hex(idx + 6, CKPT_CONTENT_HEX) && strlen(sha) == 64 &&
-             is_hex(sha, 64) && strncmp(idx + 6, sha, CKPT_CONTENT_HEX) == 0;
+        ok = strspn(num, "0123456789") == strlen(num) && strlen(num) <= 12 && has_stem(idx, PIPE_INDEX_STEM) &&
+             strlen(idx) == IDX_STEM_LEN + CKPT_CONTENT_HEX && is_hex(idx + IDX_STEM_LEN, CKPT_CONTENT_HEX) &&
+             strlen(sha) == 64 && is_hex(sha, 64) && strncmp(idx + IDX_STEM_LEN, sha, CKPT_CONTENT_HEX) == 0;
         if (ok) {
             ref->version = strtoll(num, NULL, 10);
             char prefix[40];

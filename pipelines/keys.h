@@ -24,6 +24,13 @@
 
 #define PIPE_LATEST_KEY "LATEST"
 #define PIPE_FEDERATION_KEY "federation.h5"
+/* The two folders everything else lives under (what gc and verify --all may call an
+ * orphan), and the stems of the content-named manifests in them. */
+#define PIPE_VERSIONS_DIR "versions/"
+#define PIPE_ROUNDS_DIR "rounds/"
+#define PIPE_INDEX_STEM "INDEX"
+#define PIPE_COMMIT_STEM "COMMIT"
+#define PIPE_REJECTED_STEM "REJECTED"
 /* Manifest formats and the newest format_version this code reads and writes. */
 #define PIPE_INDEX_FORMAT "xffl-index"
 #define PIPE_COMMIT_FORMAT "xffl-commit"

@@ -131,7 +131,7 @@ static int cmp_i64(const void *a, const void *b)
 static xffl_status list_versions(store *s, int64_t **out, size_t *n)
 {
     store_listing l;
-    XFFL_FORWARD(store_list(s, "versions/", &l));
+    XFFL_FORWARD(store_list(s, PIPE_VERSIONS_DIR, &l));
     int64_t *v = calloc(l.count + 1, sizeof *v);
     if (!v) {
         store_listing_free(&l);

@@ -106,7 +106,7 @@ xffl_status pipe_reject(store *s, const char *commit_key, const char *reason, ch
     pipe_key k;
     pipe_key_parse(commit_key, &k);
     snprintf(dir, sizeof dir, "%.*s", (int)k.dir_len, commit_key);
-    XFFL_FORWARD(pipe_content_key(dir, "REJECTED", hex, NULL, key, sizeof key));
+    XFFL_FORWARD(pipe_content_key(dir, PIPE_REJECTED_STEM, hex, NULL, key, sizeof key));
     XFFL_FORWARD(store_put(s, key, text, (size_t)n));
     if (key_out) snprintf(key_out, PIPE_KEY_MAX, "%s", key);
     return XFFL_OK;

@@ -235,7 +235,7 @@ xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe
     XFFL_CHECK_GOTO(st, ckpt_manifest_format(index, &text, &len), done);
     pipe_version_ref ref = {.version = sp->version};
     xffl_sha256_hex(text, len, ref.index_sha);
-    XFFL_CHECK_GOTO(st, pipe_content_key(prefix, "INDEX", ref.index_sha, NULL, ref.index_key, sizeof ref.index_key), done);
+    XFFL_CHECK_GOTO(st, pipe_content_key(prefix, PIPE_INDEX_STEM, ref.index_sha, NULL, ref.index_key, sizeof ref.index_key), done);
     XFFL_CHECK_GOTO(st, store_put(s, ref.index_key, text, len), done);
     int written = 0;
     XFFL_CHECK_GOTO(st, move_latest(s, &ref, &written), done);
