@@ -15,22 +15,10 @@
 static const char *const file_groups[] = {"model", "outer", "outer/m", "outer/v", "delta", "scale"};
 enum { N_FILE_GROUPS = sizeof file_groups / sizeof file_groups[0] };
 
-static xffl_status add_row(pipe_description *d, int *cap, const char *name, const ckpt_h5_dataset_info *info)
-{
-    if (d->n_rows == *cap) {
-        int nc = *cap ? *cap * 2 : 64;
-        pipe_tensor_row *r = realloc(d->rows, (size_t)nc * sizeof *r);
-        XFFL_RETURN_IF(!r, XFFL_ERR_NOMEM, "tensor list");
-        d->rows = r;
-        *cap = nc;
-    }
-    snprintf(d->rows[d->n_rows].name, sizeof d->rows[d->n_rows].name, "%s", name);
-    d->rows[d->n_rows++].info = *info;
-    return XFFL_OK;
-}
-
-/* Every dataset in the groups an xffl file can hold. */
-static xffl_status collect(ckpt_h5_reader *r, pipe_description *d, int *cap)
+/* Calls fn for every dataset in the groups an xffl file can hold, with its path and
+ * info; stops at the first error. */
+typedef xffl_status (*dataset_fn)(ckpt_h5_reader *r, const char *path, const ckpt_h5_dataset_info *info, void *ctx);
+static xffl_status each_dataset(ckpt_h5_reader *r, dataset_fn fn, void *ctx)
 {
     for (size_t g = 0; g < N_FILE_GROUPS; g++) {
         char **names = NULL;
@@ -42,11 +30,33 @@ static xffl_status collect(ckpt_h5_reader *r, pipe_description *d, int *cap)
             ckpt_h5_dataset_info info;
             snprintf(path, sizeof path, "%s/%s", file_groups[g], names[k]);
             s = ckpt_h5_info(r, path, &info);
-            if (s == XFFL_OK) s = add_row(d, cap, path, &info);
+            if (s == XFFL_OK) s = fn(r, path, &info, ctx);
         }
         ckpt_h5_names_free(names, n);
         XFFL_FORWARD(s);
     }
+    return XFFL_OK;
+}
+
+typedef struct {
+    pipe_description *d;
+    int cap;
+} rows_ctx;
+
+static xffl_status add_row(ckpt_h5_reader *r, const char *name, const ckpt_h5_dataset_info *info, void *ctx)
+{
+    (void)r;
+    rows_ctx *c = ctx;
+    pipe_description *d = c->d;
+    if (d->n_rows == c->cap) {
+        int nc = c->cap ? c->cap * 2 : 64;
+        pipe_tensor_row *rows = realloc(d->rows, (size_t)nc * sizeof *rows);
+        XFFL_RETURN_IF(!rows, XFFL_ERR_NOMEM, "tensor list");
+        d->rows = rows;
+        c->cap = nc;
+    }
+    snprintf(d->rows[d->n_rows].name, sizeof d->rows[d->n_rows].name, "%s", name);
+    d->rows[d->n_rows++].info = *info;
     return XFFL_OK;
 }
 
@@ -118,9 +128,9 @@ xffl_status pipe_describe_file(const char *path, pipe_description *d)
     memset(d, 0, sizeof *d);
     ckpt_h5_reader *r;
     XFFL_FORWARD(ckpt_h5_reader_open(path, NULL, &r));
-    int cap = 0;
+    rows_ctx rc = {d, 0};
     d->have_cfg = pipe_model_attrs_read(r, &d->cfg) == XFFL_OK;
-    xffl_status s = collect(r, d, &cap);
+    xffl_status s = each_dataset(r, add_row, &rc);
     if (s == XFFL_OK && d->n_rows == 0) s = xffl_fail(XFFL_ERR_INVALID, "%s: no tensors (not an xffl file?)", path);
     if (s == XFFL_OK) s = read_attrs(r, d);
     ckpt_h5_reader_close(r);
@@ -136,7 +146,7 @@ xffl_status pipe_describe_version(store *s, int64_t version, pipe_description *d
 {
     memset(d, 0, sizeof *d);
     char *dir = NULL;
-    int cap = 0;
+    rows_ctx rc = {d, 0};
     xffl_status st;
     XFFL_CHECK_GOTO(st, pipe_version_resolve(s, version, &d->ref), out);
     XFFL_CHECK_GOTO(st, pipe_manifest_load(s, d->ref.index_key, d->ref.index_sha, &d->index, NULL), out);
@@ -149,7 +159,7 @@ xffl_status pipe_describe_version(store *s, int64_t version, pipe_description *d
         ckpt_h5_reader *r;
         XFFL_CHECK_GOTO(st, ckpt_h5_reader_open(path, NULL, &r), out);
         if (!d->have_cfg) d->have_cfg = pipe_model_attrs_read(r, &d->cfg) == XFFL_OK;
-        st = collect(r, d, &cap);
+        st = each_dataset(r, add_row, &rc);
         ckpt_h5_reader_close(r);
         if (st != XFFL_OK) {
             xffl_wrap(st, "%s", o->name);
@@ -173,29 +183,22 @@ void pipe_description_free(pipe_description *d)
     memset(d, 0, sizeof *d);
 }
 
+/* Reads a dataset whole, which checks its digest. */
+static xffl_status read_dataset(ckpt_h5_reader *r, const char *path, const ckpt_h5_dataset_info *info, void *ctx)
+{
+    void *buf = malloc(info->raw_bytes ? info->raw_bytes : 1);
+    XFFL_RETURN_IF(!buf, XFFL_ERR_NOMEM, "%s", path);
+    xffl_status s = ckpt_h5_read(r, path, info->dtype, info->ndim, info->shape, buf, 0, NULL);
+    free(buf);
+    ++*(int *)ctx;
+    return s;
+}
+
 /* A delta part has no parameter table slice to check: every dataset's digest is. */
 static xffl_status verify_any_datasets(ckpt_h5_reader *r, int *n_checked)
 {
     int checked = 0;
-    for (size_t g = 0; g < N_FILE_GROUPS; g++) {
-        char **names = NULL;
-        int n = 0;
-        if (ckpt_h5_list(r, file_groups[g], &names, &n) != XFFL_OK) continue;
-        xffl_status s = XFFL_OK;
-        for (int k = 0; k < n && s == XFFL_OK; k++) {
-            char path[512];
-            ckpt_h5_dataset_info info;
-            snprintf(path, sizeof path, "%s/%s", file_groups[g], names[k]);
-            s = ckpt_h5_info(r, path, &info);
-            void *buf = s == XFFL_OK ? malloc(info.raw_bytes ? info.raw_bytes : 1) : NULL;
-            if (s == XFFL_OK && !buf) s = xffl_fail(XFFL_ERR_NOMEM, "%s", path);
-            if (s == XFFL_OK) s = ckpt_h5_read(r, path, info.dtype, info.ndim, info.shape, buf, 0, NULL);
-            free(buf);
-            checked++;
-        }
-        ckpt_h5_names_free(names, n);
-        XFFL_FORWARD(s);
-    }
+    XFFL_FORWARD(each_dataset(r, read_dataset, &checked));
     XFFL_RETURN_IF(checked == 0, XFFL_ERR_INVALID, "%s: no datasets to verify", ckpt_h5_reader_path(r));
     *n_checked = checked;
     return XFFL_OK;
