@@ -72,6 +72,9 @@ int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt
  * is the subcommand name (a const char *). */
 void cli_log_stderr(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Prints s to stdout as a JSON string: quoted, with '"', '\\' and control bytes escaped. */
+void cli_json_str(const char *s);
+
 /* Whether argv has -h/--help anywhere. */
 int cli_wants_help(int argc, char **argv);
 

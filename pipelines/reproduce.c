@@ -11,18 +11,17 @@ static xffl_status ref_from_key(store *s, int64_t version, const char *key_in, p
 {
     char key[PIPE_KEY_MAX]; /* key_in may live inside *ref */
     snprintf(key, sizeof key, "%s", key_in);
-    void *data = NULL;
-    size_t len = 0;
-    XFFL_FORWARD(store_get(s, key, &data, &len));
+    ckpt_manifest *m = NULL;
+    pipe_manifest_bytes raw;
+    XFFL_FORWARD(pipe_manifest_load(s, key, NULL, &m, &raw));
+    free(raw.text);
     memset(ref, 0, sizeof *ref);
     ref->version = version;
     snprintf(ref->index_key, sizeof ref->index_key, "%s", key);
-    xffl_sha256_hex(data, len, ref->index_sha);
-    const char *base = strrchr(key, '/');
-    xffl_status st = ckpt_content_name_check(base ? base + 1 : key, ref->index_sha, NULL);
-    if (st == XFFL_OK && idx) st = ckpt_manifest_parse(data, len, key, idx);
-    free(data);
-    return st;
+    memcpy(ref->index_sha, raw.sha256, XFFL_SHA256_HEX);
+    if (idx) *idx = m;
+    else ckpt_manifest_free(m);
+    return XFFL_OK;
 }
 
 xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_ref *ref, ckpt_manifest **index)
@@ -73,7 +72,7 @@ xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_repo
     /* the base every contributor trained on: their COMMITs name its INDEX */
     {
         ckpt_manifest *m = NULL;
-        XFFL_CHECK_GOTO(st, pipe_commit_load(s, idx->contributors[0].key, &m), done);
+        XFFL_CHECK_GOTO(st, pipe_manifest_load(s, idx->contributors[0].key, NULL, &m, NULL), done);
         const char *bk = ckpt_manifest_get(m, "base_index");
         if (!bk) {
             ckpt_manifest_free(m);

@@ -203,7 +203,7 @@ static xffl_status find_cursor(store *s, const pipe_train_options *o, int64_t ro
             if (!strcmp(l.items[i].facility, o->facility) && l.items[i].commit_key[0]) a = &l.items[i];
         if (a) {
             ckpt_manifest *m = NULL;
-            xffl_status st = pipe_commit_load(s, a->commit_key, &m);
+            xffl_status st = pipe_manifest_load(s, a->commit_key, NULL, &m, NULL);
             const char *ce = st == XFFL_OK ? ckpt_manifest_get(m, "cursor_end") : NULL;
             if (ce) st = text_cursor_parse(ce, c);
             ckpt_manifest_free(m);
@@ -406,7 +406,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
                        (long long)o->round, vref.index_key);
         goto done;
     }
-    XFFL_CHECK_GOTO(st, pipe_commit_load(s, ck, &m), done);
+    XFFL_CHECK_GOTO(st, pipe_manifest_load(s, ck, NULL, &m, NULL), done);
     const char *bk, *cur, *isha, *shards;
     XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "base_index", &bk), done);
     XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "cursor", &cur), done);

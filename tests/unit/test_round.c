@@ -104,7 +104,7 @@ static void test_fedavg_round(void)
     CU_ASSERT_EQUAL(pipe_aggregate(fx.s, &o, &r), XFFL_ERR_NOT_YET);
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "quorum"));
     pipe_version_ref now;
-    pipe_latest_read(fx.s, &now);
+    CU_ASSERT_EQUAL_FATAL(pipe_latest_read(fx.s, &now), XFFL_OK);
     CU_ASSERT_EQUAL(now.version, 0);
     CU_ASSERT_EQUAL_FATAL(commit(&fx, &v0, 1, "beta", 1, db, 3000, kb), XFFL_OK);
     CU_ASSERT_EQUAL_FATAL(pipe_aggregate(fx.s, &o, &r), XFFL_OK);
@@ -284,7 +284,7 @@ static void test_rejections_and_determinism(void)
     CU_ASSERT_EQUAL(r.version, 1);
     CU_ASSERT_EQUAL(r.n_used, 2);
     pipe_version_ref v1;
-    pipe_latest_read(fx.s, &v1);
+    CU_ASSERT_EQUAL_FATAL(pipe_latest_read(fx.s, &v1), XFFL_OK);
     /* a second aggregator (2 threads) into a scratch store writes the same bytes */
     {
         char *d2 = NULL;
