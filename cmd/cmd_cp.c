@@ -235,7 +235,6 @@ int cmd_cp(int argc, char **argv)
     int rc = cli_parse(cmd, argc, argv, opts, &opt, NULL);
     if (rc) return rc;
     if (!from || !to) return cli_usage_error(cmd, "--from URL and --to URL are required");
-    opt.verbose = cli_verbose;
 
     copier c = {.jobs = opt.jobs};
     int64_t *versions = NULL;

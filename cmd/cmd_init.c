@@ -222,7 +222,6 @@ int cmd_init(int argc, char **argv)
     if (!preset) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
     if (!url && !dry) return cli_usage_error(C, "--store URL is required (or --dry-run)");
     if (from_version && !from) return cli_usage_error(C, "--from-version needs --from URL");
-    ckpt_h5_set_verbose(cli_verbose);
 
     pipe_federation f;
     xffl_status st = pipe_federation_default(preset, (int)vocab, &f);
@@ -296,7 +295,7 @@ int cmd_init(int argc, char **argv)
     char fed_sha[XFFL_SHA256_HEX];
     double t0 = xffl_now();
     XFFL_CHECK_GOTO(st, pipe_federation_publish(s, &f, fed_sha), out);
-    if (cli_verbose) fprintf(stderr, "xffl init: wrote %s (sha256 %s)\n", PIPE_FEDERATION_KEY, fed_sha);
+    xffl_log(XFFL_LOG_DEBUG, "wrote %s (sha256 %s)", PIPE_FEDERATION_KEY, fed_sha);
     init_src src = {t, f.seed, from_slab};
     const char *ek[] = {"init_from"}, *ev[] = {from_line};
     pipe_version_spec spec = {.version = 0,

@@ -52,7 +52,6 @@ int cmd_pull(int argc, char **argv)
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!dir) return cli_usage_error(cmd, "the destination DIR is required");
-    opt.verbose = cli_verbose;
 
     store *s = NULL;
     void *index = NULL;

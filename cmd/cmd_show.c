@@ -283,7 +283,6 @@ int cmd_show(int argc, char **argv)
     int64_t version = -1;
     int rc = cli_parse_target(C, argc, argv, &sopt, &url, &path, &version);
     if (rc) return rc;
-    ckpt_h5_set_verbose(cli_verbose);
     if (path && !strstr(path, "://")) {
         struct stat sb;
         if (stat(path, &sb) != 0) return cli_report(C, xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no such file or directory", path));

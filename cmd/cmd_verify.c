@@ -144,7 +144,6 @@ int cmd_verify(int argc, char **argv)
     int64_t version = -1;
     int rc = cli_parse_target(C, argc, argv, &sopt, &url, &path, &version);
     if (rc) return rc;
-    ckpt_h5_set_verbose(cli_verbose);
     xffl_status st;
     struct stat sb;
     if (path && !strstr(path, "://")) {

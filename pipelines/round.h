@@ -19,9 +19,6 @@
 
 #define PIPE_COMMIT_FORMAT "xffl-commit"
 
-/* Progress lines for stderr: libraries never print, cmd/ passes a printer. */
-typedef void (*pipe_log_fn)(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* "rounds/r000005/" and "rounds/r000005/<facility>/a<N>/" (cap ≥ 64 + facility). */
 void pipe_round_prefix(int64_t round, char *out, size_t cap);
 void pipe_attempt_prefix(int64_t round, const char *facility, int attempt, char *out, size_t cap);
