@@ -86,7 +86,7 @@ int cmd_pull(int argc, char **argv)
         snprintf(fed_path, sizeof fed_path, "%s/%s", dir, PIPE_FEDERATION_KEY);
         tr[n++] = (store_transfer){PIPE_FEDERATION_KEY, fed_path, fed};
     }
-    fprintf(stderr, "xffl pull: v%06lld from %s: %d objects\n", (long long)ref.version, url, n);
+    xffl_log(XFFL_LOG_INFO, "v%06lld from %s: %d objects", (long long)ref.version, url, n);
     st = store_get_many(s, tr, (size_t)n);
     if (st != XFFL_OK) goto out;
     char ipath[4096];
