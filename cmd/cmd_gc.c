@@ -62,7 +62,6 @@ int cmd_gc(int argc, char **argv)
 
 /* `xffl verify --all` (cmd/cmd_verify.c calls this hook when it sees --all): lives
  * here beside gc because both are the store-wide scan of pipelines/inspect. */
-
 int cmd_verify_all(int argc, char **argv);
 int cmd_verify_all(int argc, char **argv)
 {

@@ -33,7 +33,6 @@ static const char *help =
     "exit codes: 0 reproduced bit for bit, 1 failed, 2 usage, 65 a digest differs (each\n"
     "differing tensor named on stderr), 74 store unreachable.\n";
 
-
 int cmd_reproduce(int argc, char **argv)
 {
     const char *cmd = "reproduce";

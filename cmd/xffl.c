@@ -71,7 +71,7 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f,
             "\n"
-            "global flags (before or after the command; the last of -v/-q wins):\n"
+            "global flags (before or after the command; -v and -q before it; the last wins):\n"
             "  -v, --verbose   also debug lines: each store retry, HDF5 error stacks\n"
             "  -q, --quiet     only warnings and errors on stderr (no progress lines)\n"
             "  --json          the result as JSON where a command supports it, and each\n"
