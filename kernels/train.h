@@ -29,10 +29,10 @@ typedef struct {
 } kern_train_result;
 
 /* Runs o->steps AdamW steps; losses (o->steps floats, may be NULL) receives the
- * per-step loss trace. Progress is logged at INFO: "train: step S/STEPS loss L (N
- * tokens/s)" (tokens/s since the start). θ_local stays in m (kern_get_params). The optimizer state is
- * not reset here (kern_reset_optimizer is the caller's choice). INVALID naming the
- * step when the loss or gradient norm is not finite. */
+ * per-step loss trace. Progress goes to the log at INFO ("train: step S/STEPS loss L
+ * (N tokens/s)", tokens/s since the start). θ_local stays in m (kern_get_params). The
+ * optimizer state is not reset here (kern_reset_optimizer is the caller's choice).
+ * INVALID naming the step when the loss or gradient norm is not finite. */
 xffl_status kern_train(kern_model *m, const kern_train_options *o, float *losses, kern_train_result *r);
 
 /* Mean loss over n_batches batches from next_batch (B x T each). */

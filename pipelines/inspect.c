@@ -1,6 +1,5 @@
 #include "pipelines/inspect.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
