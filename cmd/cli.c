@@ -4,7 +4,6 @@
 #include <string.h>
 #include "common/util.h"
 
-int cli_verbose = 0;
 int cli_json = 0;
 
 int cli_report(const char *cmd, xffl_status s)
@@ -156,15 +155,6 @@ int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt
     if (*url && *path) return cli_usage_error(cmd, "give PATH or --store URL, not both");
     if (!*url && !*path) return cli_usage_error(cmd, "a PATH, FILE or --store URL is required");
     return 0;
-}
-
-void cli_log_stderr(void *ctx, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "xffl %s: ", ctx ? (const char *)ctx : "");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
 }
 
 int cli_wants_help(int argc, char **argv)

@@ -51,7 +51,6 @@ int cmd_cp(int argc, char **argv)
     int rc = cli_parse(cmd, argc, argv, opts, &opt, NULL);
     if (rc) return rc;
     if (!from || !to) return cli_usage_error(cmd, "--from URL and --to URL are required");
-    opt.verbose = cli_verbose;
 
     store *src = NULL, *dst = NULL;
     pipe_replicate_options ro = {.one_version = one_version, .version = v, .jobs = opt.jobs};

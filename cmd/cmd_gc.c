@@ -1,5 +1,4 @@
 /* xffl gc: remove orphans and old versions. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "cmd/cli.h"
@@ -24,16 +23,6 @@ static const char *help =
     "exit codes: 0 done, 1 failed, 2 usage, 65 LATEST damaged (nothing removed),\n"
     "74 store unreachable.\n";
 
-static void out_line(void *ctx, int problem, const char *fmt, ...)
-{
-    (void)ctx, (void)problem;
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-}
-
 int cmd_gc(int argc, char **argv)
 {
     const char *cmd = "gc";
@@ -43,7 +32,6 @@ int cmd_gc(int argc, char **argv)
     }
     store_options so;
     store_options_default(&so);
-    so.verbose = cli_verbose;
     const char *url = NULL;
     pipe_gc_options o = {.keep = 0, .grace = 3600, .dry_run = 0};
     const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
@@ -59,8 +47,13 @@ int cmd_gc(int argc, char **argv)
     xffl_status st = store_open(url, &so, &s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     pipe_gc_report rep;
-    st = pipe_gc(s, &o, out_line, NULL, &rep);
+    st = pipe_gc(s, &o, &rep);
     store_close(s);
+    /* what was removed before an error too: the store no longer has it */
+    for (int i = 0; i < rep.removed; i++)
+        printf("%s %s (%s%llu bytes)\n", o.dry_run ? "would remove" : "removed", rep.items[i].key,
+               rep.items[i].partial ? "partial write, " : "", (unsigned long long)rep.items[i].bytes);
+    pipe_gc_report_free(&rep);
     if (st != XFFL_OK) return cli_report(cmd, st);
     printf("%s %d objects (%llu bytes); %d younger than --grace kept\n", o.dry_run ? "would remove" : "removed",
            rep.removed, (unsigned long long)rep.removed_bytes, rep.kept_young);

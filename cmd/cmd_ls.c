@@ -124,7 +124,6 @@ int cmd_ls(int argc, char **argv)
     int rc = cli_parse(cmd, argc, argv, opts, &opt, NULL);
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
-    opt.verbose = cli_verbose;
 
     store *s = NULL;
     pipe_store_listing l = {0};

@@ -52,7 +52,6 @@ int cmd_pull(int argc, char **argv)
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!dir) return cli_usage_error(cmd, "the destination DIR is required");
-    opt.verbose = cli_verbose;
 
     store *s = NULL;
     pipe_manifest_bytes index = {0};
@@ -85,7 +84,7 @@ int cmd_pull(int argc, char **argv)
         snprintf(fed_path, sizeof fed_path, "%s/%s", dir, PIPE_FEDERATION_KEY);
         tr[n++] = (store_transfer){PIPE_FEDERATION_KEY, fed_path, fed};
     }
-    fprintf(stderr, "xffl pull: v%06lld from %s: %d objects\n", (long long)ref.version, url, n);
+    xffl_log(XFFL_LOG_INFO, "v%06lld from %s: %d objects", (long long)ref.version, url, n);
     st = store_get_many(s, tr, (size_t)n);
     if (st != XFFL_OK) goto out;
     char ipath[4096];

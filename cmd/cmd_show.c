@@ -132,7 +132,6 @@ int cmd_show(int argc, char **argv)
     int64_t version = -1;
     int rc = cli_parse_target(C, argc, argv, &sopt, &url, &path, &version);
     if (rc) return rc;
-    ckpt_h5_set_verbose(cli_verbose);
     int file = 0;
     if (path && !strstr(path, "://")) {
         struct stat sb;

@@ -43,7 +43,6 @@ int cmd_status(int argc, char **argv)
     }
     store_options so;
     store_options_default(&so);
-    so.verbose = cli_verbose;
     const char *url = NULL;
     int history = 0;
     const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL}, {"--history", CLI_FLAG, &history, 0, 0, NULL}, {0}};

@@ -1,5 +1,4 @@
 /* xffl train: one facility's job for one round. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +50,8 @@ int cmd_train(int argc, char **argv)
                                ntasks && atoi(ntasks) > 1 ? ntasks : world);
     store_options so;
     store_options_default(&so);
-    so.verbose = cli_verbose;
     pipe_train_options o;
     pipe_train_options_default(&o);
-    o.log = cli_log_stderr;
-    o.log_ctx = (void *)cmd;
     const char *url = NULL;
     const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
                             {"--facility", CLI_STR, &o.facility, 0, 0, NULL},
@@ -81,7 +77,7 @@ int cmd_train(int argc, char **argv)
     store_close(s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     if (r.skipped) {
-        fprintf(stderr, "xffl train: nothing to do: %s\n", r.why);
+        xffl_log(XFFL_LOG_INFO, "nothing to do: %s", r.why);
         if (cli_json) {
             printf("{\"round\": %lld, \"skipped\": true, \"why\": ", (long long)r.round);
             cli_json_str(r.why);
@@ -90,8 +86,8 @@ int cmd_train(int argc, char **argv)
             printf("round %lld skipped: %s\n", (long long)r.round, r.why);
         return 0;
     }
-    fprintf(stderr, "xffl train: committed %s (%llu bytes) in %.1fs\n", r.commit_key, (unsigned long long)r.bytes,
-            r.seconds);
+    xffl_log(XFFL_LOG_INFO, "committed %s (%llu bytes) in %.1fs", r.commit_key, (unsigned long long)r.bytes,
+             r.seconds);
     if (cli_json) {
         printf("{\"round\": %lld, \"skipped\": false, \"attempt\": %d, \"commit\": ", (long long)r.round, r.attempt);
         cli_json_str(r.commit_key);

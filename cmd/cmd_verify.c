@@ -34,24 +34,11 @@ static void help(void)
            "invalid data, 74 store unreachable.\n");
 }
 
-/* --all: one line on stderr per problem and per orphan. */
-static void verify_line(void *ctx, int problem, const char *fmt, ...)
-{
-    (void)ctx;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(problem ? "xffl verify: " : "xffl verify: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
 static int verify_all(int argc, char **argv)
 {
     const char *cmd = "verify";
     store_options so;
     store_options_default(&so);
-    so.verbose = cli_verbose;
     const char *url = NULL;
     const char *pos = NULL;
     int64_t version = -1;
@@ -72,7 +59,7 @@ static int verify_all(int argc, char **argv)
     xffl_status st = store_open(url, &so, &s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     pipe_verify_report rep;
-    st = pipe_verify_all(s, verify_line, NULL, &rep);
+    st = pipe_verify_all(s, &rep);
     store_close(s);
     if (cli_json)
         printf("{\"ok\": %s, \"versions\": %d, \"commits\": %d, \"objects\": %d, \"problems\": %d, \"orphans\": %d}\n",
@@ -137,7 +124,6 @@ int cmd_verify(int argc, char **argv)
     int64_t version = -1;
     int rc = cli_parse_target(C, argc, argv, &sopt, &url, &path, &version);
     if (rc) return rc;
-    ckpt_h5_set_verbose(cli_verbose);
     struct stat sb;
     if (path && !strstr(path, "://")) {
         if (stat(path, &sb) != 0) return cli_report(C, xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no such file or directory", path));

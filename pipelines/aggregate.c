@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "common/log.h"
 #include "common/util.h"
 #include "libckpt/delta.h"
 
@@ -259,11 +260,6 @@ done:
     return st;
 }
 
-static void logf_(const pipe_aggregate_options *o, const char *fmt, const char *a, const char *b)
-{
-    if (o->log) o->log(o->log_ctx, fmt, a, b);
-}
-
 static void sleep_s(double s)
 {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -300,8 +296,6 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
     int have = 0;
     xffl_status st = XFFL_OK;
     double poll = o->poll > 0 ? o->poll : 2.0;
-    char roundtxt[32];
-    snprintf(roundtxt, sizeof roundtxt, "%lld", (long long)round);
     for (;;) {
         pipe_round_listing l;
         XFFL_CHECK_GOTO(st, pipe_round_list(s, round, NULL, &l), done);
@@ -320,7 +314,7 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
                 if (cs == XFFL_OK && slot >= 0) {
                     got[slot] = c;
                     have++;
-                    logf_(o, "accepted %s (%s)\n", a->facility, a->commit_key);
+                    xffl_log(XFFL_LOG_INFO, "accepted %s (%s)", a->facility, a->commit_key);
                 } else if (cs == XFFL_OK || bad) {
                     char rk[PIPE_KEY_MAX], reason[XFFL_ERRMSG_MAX];
                     snprintf(reason, sizeof reason, "%s", cs == XFFL_OK ? "facility not in the federation" : xffl_errmsg());
@@ -331,7 +325,7 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
                         break;
                     }
                     res->n_rejected++;
-                    logf_(o, "rejected %s: %s\n", a->commit_key, reason);
+                    xffl_log(XFFL_LOG_INFO, "rejected %s: %s", a->commit_key, reason);
                 } else {
                     st = cs;
                     break;
@@ -367,7 +361,8 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
                 n++;
             }
         res->n_used = n;
-        logf_(o, "round %s: combining the deltas with %s\n", roundtxt, pipe_algo_name(f.algo.kind));
+        xffl_log(XFFL_LOG_INFO, "round %lld: combining the deltas with %s", (long long)round,
+                 pipe_algo_name(f.algo.kind));
         pipe_version_result vr;
         XFFL_CHECK_GOTO(st, pipe_combine_publish(s, s, &f, fed_sha, t, &base, n, use, o->threads, &vr, &res->stats),
                         done);

@@ -1,10 +1,10 @@
 #include "pipelines/inspect.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "common/log.h"
 #include "libckpt/manifest.h"
 #include "pipelines/federation.h"
 
@@ -203,7 +203,7 @@ static xffl_status verify_version(store *s, const pipe_kept_version *kv, const p
     return st;
 }
 
-xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_verify_report *out)
+xffl_status pipe_verify_all(store *s, pipe_verify_report *out)
 {
     memset(out, 0, sizeof *out);
     pipe_store_scan sc;
@@ -219,7 +219,7 @@ xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_ver
     do {                                                               \
         out->n_problems++;                                             \
         if (!first[0]) snprintf(first, sizeof first, __VA_ARGS__);    \
-        report(ctx, 1, __VA_ARGS__);                                   \
+        xffl_log(XFFL_LOG_ERROR, __VA_ARGS__);                         \
     } while (0)
     if (find_key(&sc.all, PIPE_LATEST_KEY) < 0) PROBLEM("no LATEST: not a federation store (run xffl init)");
     else if (sc.n_kept == 0 || strcmp(sc.kept[0].index_key, sc.latest.index_key) != 0)
@@ -263,12 +263,13 @@ xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_ver
         if (!sc.referenced[i] && (in_dir(sc.all.items[i].key, PIPE_VERSIONS_DIR) ||
                                   in_dir(sc.all.items[i].key, PIPE_ROUNDS_DIR))) {
             out->n_orphans++;
-            report(ctx, 0, "orphan %s (%llu bytes)", sc.all.items[i].key, (unsigned long long)sc.all.items[i].size);
+            xffl_log(XFFL_LOG_WARN, "warning: orphan %s (%llu bytes)", sc.all.items[i].key,
+                     (unsigned long long)sc.all.items[i].size);
         }
     for (size_t i = 0; i < sc.partial.count; i++) {
         out->n_orphans++;
-        report(ctx, 0, "orphan %s (partial write, %llu bytes)", sc.partial.items[i].key,
-               (unsigned long long)sc.partial.items[i].size);
+        xffl_log(XFFL_LOG_WARN, "warning: orphan %s (partial write, %llu bytes)", sc.partial.items[i].key,
+                 (unsigned long long)sc.partial.items[i].size);
     }
 #undef PROBLEM
     pipe_store_scan_free(&sc);
@@ -284,7 +285,27 @@ static int64_t key_round(const char *key)
     return kind == PIPE_KEY_ROUND || kind == PIPE_KEY_ATTEMPT ? k.number : -1;
 }
 
-xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, void *ctx, pipe_gc_report *out)
+/* Records e as removed (or removable, dry run) in out; room for it was allocated. */
+static xffl_status gc_note(pipe_gc_report *out, const store_entry *e, int partial)
+{
+    pipe_gc_item *it = &out->items[out->removed];
+    it->key = strdup(e->key);
+    XFFL_RETURN_IF(!it->key, XFFL_ERR_NOMEM, "gc: %s", e->key);
+    it->bytes = e->size;
+    it->partial = partial;
+    out->removed++;
+    out->removed_bytes += e->size;
+    return XFFL_OK;
+}
+
+void pipe_gc_report_free(pipe_gc_report *r)
+{
+    for (int i = 0; r->items && i < r->removed; i++) free(r->items[i].key);
+    free(r->items);
+    r->items = NULL;
+}
+
+xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_gc_report *out)
 {
     memset(out, 0, sizeof *out);
     XFFL_RETURN_IF(o->keep < 1, XFFL_ERR_USAGE, "--keep %d must be >= 1", o->keep);
@@ -295,6 +316,11 @@ xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, v
     XFFL_CHECK_GOTO(st, sc.n_kept > 0 ? XFFL_OK : xffl_fail(XFFL_ERR_CORRUPT,
                                                            "LATEST of %s is missing or damaged: gc removes nothing "
                                                            "(run verify --all)", store_url(s)), done);
+    out->items = calloc(sc.all.count + sc.partial.count + 1, sizeof *out->items);
+    if (!out->items) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "gc of %s", store_url(s));
+        goto done;
+    }
     int keep = o->keep < sc.n_kept ? o->keep : sc.n_kept;
     int64_t oldest = sc.kept[keep - 1].version;
     int64_t now = (int64_t)time(NULL);
@@ -314,10 +340,7 @@ xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, v
             continue;
         }
         if (!o->dry_run) XFFL_CHECK_GOTO(st, store_delete(s, e->key), done);
-        out->removed++;
-        out->removed_bytes += e->size;
-        report(ctx, 0, "%s %s (%llu bytes)", o->dry_run ? "would remove" : "removed", e->key,
-               (unsigned long long)e->size);
+        XFFL_CHECK_GOTO(st, gc_note(out, e, 0), done);
     }
     for (size_t i = 0; i < sc.partial.count; i++) {
         const store_entry *e = &sc.partial.items[i];
@@ -326,10 +349,7 @@ xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, v
             continue;
         }
         if (!o->dry_run) XFFL_CHECK_GOTO(st, store_delete(s, e->key), done);
-        out->removed++;
-        out->removed_bytes += e->size;
-        report(ctx, 0, "%s %s (partial write, %llu bytes)", o->dry_run ? "would remove" : "removed", e->key,
-               (unsigned long long)e->size);
+        XFFL_CHECK_GOTO(st, gc_note(out, e, 1), done);
     }
 done:
     free(vdepth);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/log.h"
 #include "common/util.h"
 #include "pipelines/aggregate.h"
 
@@ -42,8 +43,7 @@ xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_
     return st;
 }
 
-xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_report_fn report, void *ctx,
-                                 pipe_reproduce_report *out)
+xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_reproduce_report *out)
 {
     memset(out, 0, sizeof *out);
     out->round = round;
@@ -104,21 +104,22 @@ xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_repo
         out->tensors_compared++;
         if (j < 0 || strcmp(re_idx->tensors[j].sha256, a->sha256) != 0) {
             out->tensors_differ++;
-            report(ctx, 1, "tensor %s: stored %.12s, recomputed %.12s", a->name, a->sha256,
-                   j < 0 ? "(missing)" : re_idx->tensors[j].sha256);
+            xffl_log(XFFL_LOG_ERROR, "differs: tensor %s: stored %.12s, recomputed %.12s", a->name, a->sha256,
+                     j < 0 ? "(missing)" : re_idx->tensors[j].sha256);
             if (!first[0]) snprintf(first, sizeof first, "tensor %s", a->name);
         }
     }
     if (re_idx->n_tensors != idx->n_tensors) {
         out->tensors_differ++;
-        report(ctx, 1, "stored version has %d tensors, recomputed %d", idx->n_tensors, re_idx->n_tensors);
+        xffl_log(XFFL_LOG_ERROR, "differs: stored version has %d tensors, recomputed %d", idx->n_tensors,
+                 re_idx->n_tensors);
         if (!first[0]) snprintf(first, sizeof first, "tensor count");
     }
     for (int i = 0; i < idx->n_objects; i++) {
         out->parts_compared++;
         if (i >= re_idx->n_objects || strcmp(idx->objects[i].sha256, re_idx->objects[i].sha256) != 0) {
             out->parts_differ++;
-            report(ctx, 1, "part %s: bytes differ from the recomputed one", idx->objects[i].name);
+            xffl_log(XFFL_LOG_ERROR, "differs: part %s: bytes differ from the recomputed one", idx->objects[i].name);
         }
     }
     if (out->tensors_differ)

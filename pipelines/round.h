@@ -17,8 +17,6 @@
 #include "pipelines/version.h"
 #include "storage/store.h"
 
-/* Progress lines for stderr: libraries never print, cmd/ passes a printer. */
-typedef void (*pipe_log_fn)(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 typedef enum { PIPE_ATTEMPT_PARTIAL, PIPE_ATTEMPT_PENDING, PIPE_ATTEMPT_REJECTED, PIPE_ATTEMPT_ACCEPTED } pipe_attempt_state;
 /* "partial", "pending", "rejected", "accepted". */
