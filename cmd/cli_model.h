@@ -1,6 +1,6 @@
-/* Loading one version's model from a store for eval, sample and export (cmd/ only):
- * the model config from federation.h5, the tensors through pipe_version_fetch (every
- * digest verified). */
+/* Loading one version's model from a store by URL: what cmd/cmd_init.c still calls for
+ * --from. The job itself is pipe_model_load (pipelines/model.h); this wrapper goes once
+ * init calls that directly. */
 #ifndef XFFL_CLI_MODEL_H
 #define XFFL_CLI_MODEL_H
 
@@ -13,7 +13,7 @@
 /* version: "latest" or a number. Caller owns *t (ckpt_param_table_free) and *params (free);
  * *ref (may be NULL) receives the version loaded: number, INDEX key and INDEX sha.
  * USAGE naming --version when it is neither. */
-xffl_status cli_model_load(const char *url, const store_options *so, const char *version, ckpt_param_table **t,
-                           float **params, pipe_version_ref *ref_out);
+XFFL_MUST_USE xffl_status cli_model_load(const char *url, const store_options *so, const char *version,
+                                         ckpt_param_table **t, float **params, pipe_version_ref *ref_out);
 
 #endif
