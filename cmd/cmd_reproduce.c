@@ -54,13 +54,10 @@ int cmd_reproduce(int argc, char **argv)
         return 0;
     }
     store_options so;
-    store_options_default(&so);
-    so.verbose = cli_verbose;
-    const char *url = NULL, *facility = NULL, *data = NULL, *state = NULL, *backend = "cpu";
+    const char *url, *facility = NULL, *data = NULL, *state = NULL, *backend = "cpu";
     long round = 0, threads = 0;
     int train = 0;
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--round", CLI_LONG, &round, 1, 999999, NULL},
+    const cli_opt opts[] = {{"--round", CLI_LONG, &round, 1, 999999, NULL},
                             {"--threads", CLI_LONG, &threads, 0, 1024, NULL},
                             {"--train", CLI_FLAG, &train, 0, 0, NULL},
                             {"--facility", CLI_STR, &facility, 0, 0, NULL},
@@ -68,16 +65,15 @@ int cmd_reproduce(int argc, char **argv)
                             {"--state", CLI_STR, &state, 0, 0, NULL},
                             {"--backend", CLI_STR, &backend, 0, 0, NULL},
                             {0}};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (round < 1) return cli_usage_error(cmd, "--round R is required");
     if (train && (!facility || !data)) return cli_usage_error(cmd, "--train needs --facility NAME and --data GLOB");
-    store *s = NULL;
-    xffl_status st = store_open(url, &so, &s);
-    if (st != XFFL_OK) return cli_report(cmd, st);
+    store *s;
+    if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
     pipe_reproduce_report rep;
-    st = pipe_reproduce_round(s, round, (int)threads, err_line, NULL, &rep);
+    xffl_status st = pipe_reproduce_round(s, round, (int)threads, err_line, NULL, &rep);
     if (st == XFFL_OK)
         fprintf(stderr,
                 "xffl reproduce: round %ld: %d tensors, %d parts compared from %d deltas; INDEX %s (%.1fs)\n",
