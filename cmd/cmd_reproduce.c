@@ -1,7 +1,6 @@
 /* xffl reproduce: recompute a round from what the store holds and compare. */
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 #include "cmd/cli.h"
 #include "common/util.h"
 #include "pipelines/reproduce.h"
@@ -72,29 +71,17 @@ int cmd_reproduce(int argc, char **argv)
     if (train && (!facility || !data)) return cli_usage_error(cmd, "--train needs --facility NAME and --data GLOB");
     store *s;
     if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
+    pipe_train_options to;
+    pipe_train_options_default(&to);
+    to.facility = facility;
+    to.data_glob = data;
+    to.state_dir = state;
+    to.backend = backend;
+    to.round = round;
+    to.threads = (int)threads;
     pipe_reproduce_report rep;
-    xffl_status st = pipe_reproduce_round(s, round, (int)threads, err_line, NULL, &rep);
-    if (st == XFFL_OK)
-        fprintf(stderr,
-                "xffl reproduce: round %ld: %d tensors, %d parts compared from %d deltas; INDEX %s (%.1fs)\n",
-                round, rep.tensors_compared, rep.parts_compared, rep.n_contributors,
-                rep.index_identical ? "identical" : "differs in bytes", rep.seconds);
     pipe_train_reproduce_report trep;
-    memset(&trep, 0, sizeof trep);
-    if (st == XFFL_OK && train) {
-        pipe_train_options to;
-        pipe_train_options_default(&to);
-        to.facility = facility;
-        to.data_glob = data;
-        to.state_dir = state;
-        to.backend = backend;
-        to.round = round;
-        to.threads = (int)threads;
-        st = pipe_train_reproduce(s, &to, err_line, NULL, &trep);
-        if (st == XFFL_OK)
-            fprintf(stderr, "xffl reproduce: round %ld: %s's training re-run, %d delta tensors match its COMMIT\n",
-                    round, facility, trep.tensors_compared);
-    }
+    xffl_status st = pipe_reproduce(s, round, (int)threads, train ? &to : NULL, err_line, NULL, &rep, &trep);
     store_close(s);
     if (cli_json)
         printf("{\"round\": %ld, \"ok\": %s, \"tensors_compared\": %d, \"tensors_differ\": %d, \"parts_compared\": %d, "

@@ -138,3 +138,21 @@ done:
     out->seconds = xffl_now() - t0;
     return st;
 }
+
+xffl_status pipe_reproduce(store *s, int64_t round, int threads, const pipe_train_options *train,
+                           pipe_report_fn report, void *ctx, pipe_reproduce_report *rep,
+                           pipe_train_reproduce_report *trep)
+{
+    memset(trep, 0, sizeof *trep);
+    XFFL_FORWARD(pipe_reproduce_round(s, round, threads, report, ctx, rep));
+    if (report)
+        report(ctx, 0, "round %lld: %d tensors, %d parts compared from %d deltas; INDEX %s (%.1fs)", (long long)round,
+               rep->tensors_compared, rep->parts_compared, rep->n_contributors,
+               rep->index_identical ? "identical" : "differs in bytes", rep->seconds);
+    if (!train) return XFFL_OK;
+    XFFL_FORWARD(pipe_train_reproduce(s, train, report, ctx, trep));
+    if (report)
+        report(ctx, 0, "round %lld: %s's training re-run, %d delta tensors match its COMMIT", (long long)round,
+               train->facility, trep->tensors_compared);
+    return XFFL_OK;
+}
