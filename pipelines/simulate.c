@@ -16,11 +16,13 @@ static char *subst(const char *pat, const char *fac)
 {
     size_t n = strlen(pat) + 1;
     for (const char *p = strstr(pat, "{facility}"); p; p = strstr(p + 1, "{facility}")) n += strlen(fac);
+    size_t fl = strlen(fac);
     char *out = malloc(n), *o = out;
     if (!out) return NULL;
     while (*pat) {
         if (!strncmp(pat, "{facility}", 10)) {
-            o += sprintf(o, "%s", fac);
+            memcpy(o, fac, fl);
+            o += fl;
             pat += 10;
         } else
             *o++ = *pat++;
