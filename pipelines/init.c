@@ -12,7 +12,7 @@
 #include "pipelines/model.h"
 
 /* The federation set describes: defaults, then what was given. */
-static xffl_status build_federation(const pipe_init_settings *set, pipe_federation *f)
+static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set, pipe_federation *f)
 {
     XFFL_FORWARD(pipe_federation_default(set->preset, set->vocab, f));
     if (set->facilities) XFFL_FORWARD(pipe_federation_set_facilities(f, set->facilities));
@@ -57,7 +57,7 @@ typedef struct {
     const float *from; /* --from's model slab, or NULL: initialise from seed */
 } init_src;
 
-static xffl_status init_tensor(void *ctx, int group, int index, float *out)
+static XFFL_MUST_USE xffl_status init_tensor(void *ctx, int group, int index, float *out)
 {
     init_src *src = ctx;
     const ckpt_param *p = &src->t->params[index];
@@ -71,7 +71,7 @@ static xffl_status init_tensor(void *ctx, int group, int index, float *out)
 }
 
 /* --from's model must be the one --model/--vocab describe: INVALID naming both. */
-static xffl_status check_same_model(const char *from, const ckpt_model_config *a, const pipe_federation *f)
+static XFFL_MUST_USE xffl_status check_same_model(const char *from, const ckpt_model_config *a, const pipe_federation *f)
 {
     const ckpt_model_config *b = &f->model;
     if (a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads &&
@@ -88,7 +88,7 @@ static xffl_status check_same_model(const char *from, const ckpt_model_config *a
 
 /* Version 0's weights from --from (a llama2.c file or a version of another store), and
  * the init_from line that names them. */
-static xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t, float **slab, char *line,
+static XFFL_MUST_USE xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t, float **slab, char *line,
                              size_t cap)
 {
     struct stat st;
@@ -98,7 +98,7 @@ static xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t
                        set->from);
         char file_sha[XFFL_SHA256_HEX];
         xffl_log(XFFL_LOG_INFO, "reading version 0's weights from %s (llama2.c checkpoint)", set->from);
-        XFFL_FORWARD(kern_import_llama2c(set->from, t, slab));
+        XFFL_FORWARD(fmt_llama2c_import(set->from, t, slab));
         XFFL_FORWARD(xffl_sha256_file(set->from, file_sha, NULL));
         snprintf(line, cap, "%s llama2c %s", set->from, file_sha);
         return XFFL_OK;
