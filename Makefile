@@ -9,6 +9,11 @@ PREFIX  ?= /usr/local
 OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
 HDF5_CFLAGS  := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
 HDF5_LIBS    := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
+# Open MPI (comm/comm_mpi.c, the CPU ranks' transport): built in when pkg-config finds it
+# (scripts/install-deps installs it); without it the mpi transport reports UNSUPPORTED.
+MPI_CFLAGS   := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS     := $(shell pkg-config --libs ompi-c 2>/dev/null)
+MPI_ON       := $(if $(MPI_LIBS),1,0)
 
 # -ffp-contract=off: aggregation must be bit-identical across CPUs (docs/design.md "Determinism"); no -march=native.
 OPT      ?= -O2
@@ -17,7 +22,7 @@ CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -ffp-contract
 LDFLAGS  += -fopenmp $(EXTRA_LDFLAGS)
 # The plugin is loaded by h5dump and h5py, which carry no sanitizer runtime: never instrument it.
 PLUGIN_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fPIC -I. $(HDF5_CFLAGS)
-LDLIBS   := $(HDF5_LIBS) -ls3 -lzstd -lcrypto -lopenblas -lm -lpthread
+LDLIBS   := $(HDF5_LIBS) $(MPI_LIBS) -ls3 -lzstd -lcrypto -lopenblas -lm -lpthread
 
 LIB_SRCS    := $(sort $(wildcard common/*.c libckpt/*.c storage/*.c kernels/*.c kernels/cpu/*.c formats/*.c text/*.c comm/*.c pipelines/*.c))
 CMD_SRCS    := $(sort $(wildcard cmd/*.c))
@@ -51,6 +56,8 @@ $(BUILD)/.deps-ok:
 $(BUILD)/obj/%.o: %.c | $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/comm/comm_mpi.o: CFLAGS += $(if $(filter 1,$(MPI_ON)),-DXFFL_WITH_MPI $(MPI_CFLAGS),)
 
 $(BUILD)/libxffl.a: $(LIB_OBJS) $(CUDA_OBJS)
 	@mkdir -p $(dir $@)

@@ -63,7 +63,7 @@ static const comm_transport_def comm_self = {
     .launched = self_launched,
 };
 
-static const comm_transport_def *const transports[] = {&comm_self};
+static const comm_transport_def *const transports[] = {&comm_self, &comm_mpi, &comm_nccl};
 enum { N_TRANSPORTS = sizeof transports / sizeof transports[0] };
 
 xffl_status comm_open(const char *transport, const char *state_dir, xffl_comm **out)

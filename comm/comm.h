@@ -68,4 +68,8 @@ typedef struct {
     int (*launched)(void); /* 1: this process was started as one of several ranks for it (auto) */
 } comm_transport_def;
 
+/* The transports besides self, each in its own file (comm_mpi.c, comm_nccl.c); in a build
+ * without their library, open reports UNSUPPORTED naming it. */
+extern const comm_transport_def comm_mpi, comm_nccl;
+
 #endif
