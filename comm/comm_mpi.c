@@ -182,9 +182,18 @@ static size_t piece_elems(const mpi_impl *m, comm_dtype t)
 }
 
 /* p elements of t whose extent is `stride` elements: consecutive ones in a collective
- * land `stride` apart (a 64-bit extent, where int displacements would overflow). */
-static XFFL_MUST_USE xffl_status strided_type(size_t p, size_t stride, comm_dtype t, MPI_Datatype *out)
+ * land `stride` apart (a 64-bit extent, where int displacements would overflow). When
+ * p == stride (one piece) that is p plain elements: *count says how many of *out to pass,
+ * and free_type whether *out must be freed (derived types take Open MPI's slower
+ * pack path). */
+static XFFL_MUST_USE xffl_status strided_type(size_t p, size_t stride, comm_dtype t, MPI_Datatype *out, int *count)
 {
+    if (p == stride) {
+        *out = mpi_type(t);
+        *count = (int)p;
+        return XFFL_OK;
+    }
+    *count = 1;
     MPI_Datatype c;
     MPI_TRY(MPI_Type_contiguous((int)p, mpi_type(t), &c), "MPI_Type_contiguous");
     int err = MPI_Type_create_resized(c, 0, (MPI_Aint)(stride * comm_dtype_size(t)), out);
@@ -196,6 +205,11 @@ static XFFL_MUST_USE xffl_status strided_type(size_t p, size_t stride, comm_dtyp
         return mpi_fail(err, "MPI_Type_commit");
     }
     return XFFL_OK;
+}
+
+static void free_type(MPI_Datatype d, comm_dtype t)
+{
+    if (d != mpi_type(t)) MPI_Type_free(&d);
 }
 
 static XFFL_MUST_USE xffl_status scratch(mpi_impl *m)
@@ -218,10 +232,11 @@ static XFFL_MUST_USE xffl_status mpi_reduce_scatter(void *impl, const void *send
     for (size_t off = 0; off < n; off += P) {
         size_t p = n - off < P ? n - off : P;
         MPI_Datatype chunk;
-        XFFL_FORWARD(strided_type(p, n, t, &chunk));
+        int count;
+        XFFL_FORWARD(strided_type(p, n, t, &chunk, &count));
         /* rank r gets [r*n + off, +p) of this rank's send: chunk r, piece `off`. */
-        int err = MPI_Alltoall((const char *)send + off * es, 1, chunk, m->scratch, (int)p, mpi_type(t), m->comm);
-        MPI_Type_free(&chunk);
+        int err = MPI_Alltoall((const char *)send + off * es, count, chunk, m->scratch, (int)p, mpi_type(t), m->comm);
+        free_type(chunk, t);
         if (err != MPI_SUCCESS) return mpi_fail(err, "MPI_Alltoall (reduce-scatter)");
         sum_rows(m->scratch, (char *)recv + off * es, m->size, p, p, t);
     }
@@ -235,11 +250,12 @@ static XFFL_MUST_USE xffl_status gather(mpi_impl *m, const void *send, void *rec
     for (size_t off = 0; off < n; off += P) {
         size_t p = n - off < P ? n - off : P;
         MPI_Datatype part;
-        XFFL_FORWARD(strided_type(p, n, t, &part));
-        int err = send ? MPI_Allgather((const char *)send + off * es, (int)p, mpi_type(t), (char *)recv + off * es, 1,
-                                       part, m->comm)
-                       : MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, (char *)recv + off * es, 1, part, m->comm);
-        MPI_Type_free(&part);
+        int count;
+        XFFL_FORWARD(strided_type(p, n, t, &part, &count));
+        int err = send ? MPI_Allgather((const char *)send + off * es, (int)p, mpi_type(t), (char *)recv + off * es,
+                                       count, part, m->comm)
+                       : MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, (char *)recv + off * es, count, part, m->comm);
+        free_type(part, t);
         if (err != MPI_SUCCESS) return mpi_fail(err, "MPI_Allgather");
     }
     return XFFL_OK;
