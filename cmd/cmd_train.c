@@ -4,11 +4,12 @@
 #include <string.h>
 #include "cmd/cli.h"
 #include "common/util.h"
+#include "pipelines/ranks.h"
 #include "pipelines/train.h"
 
 static const char *help =
     "usage: xffl train --store URL --facility NAME --data GLOB [--round R] [--state DIR]\n"
-    "                  [--keep-inner-state] [--backend cpu|cuda] [--threads N]\n"
+    "                  [--keep-inner-state] [--backend cpu|cuda] [--threads N] [--ranks N]\n"
     "\n"
     "One facility's batch job: reads LATEST (version v), fetches and verifies it, runs\n"
     "H local AdamW steps on this facility's token shards (H, batch, sequence length\n"
@@ -26,7 +27,9 @@ static const char *help =
     "                       state, error-feedback residual (never in the store)\n"
     "  --keep-inner-state   keep AdamW state across rounds in --state DIR\n"
     "  --backend B          cpu (default) or cuda\n"
-    "  --threads N          cpu threads (default: all cores)\n" CLI_STORE_FLAGS_HELP
+    "  --threads N          cpu threads (default: all cores)\n"
+    "  --ranks N            start N ranks on this node through mpirun (Open MPI): the\n"
+    "                       same as `mpirun -np N xffl train ...`\n" CLI_STORE_FLAGS_HELP
     "\n"
     "stdout: 'round R a<N> <COMMIT key> tokens T loss FIRST -> LAST' (--json: object).\n"
     "exit codes: 0 committed or nothing to do, 1 failed, 2 usage (unknown facility\n"
@@ -52,6 +55,7 @@ int cmd_train(int argc, char **argv)
     pipe_train_options o;
     pipe_train_options_default(&o);
     const char *url;
+    int ranks = 1;
     const cli_opt opts[] = {{"--facility", CLI_STR, &o.facility, 0, 0, NULL},
                             {"--data", CLI_STR, &o.data_glob, 0, 0, NULL},
                             {"--state", CLI_STR, &o.state_dir, 0, 0, NULL},
@@ -59,6 +63,7 @@ int cmd_train(int argc, char **argv)
                             {"--round", CLI_I64, &o.round, 1, 999999, NULL},
                             {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
                             {"--keep-inner-state", CLI_FLAG, &o.keep_inner_state, 0, 0, NULL},
+                            {"--ranks", CLI_INT, &ranks, 1, 4096, NULL},
                             {0}};
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
@@ -67,10 +72,13 @@ int cmd_train(int argc, char **argv)
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!o.facility) return cli_usage_error(cmd, "--facility NAME is required");
     if (!o.data_glob) return cli_usage_error(cmd, "--data GLOB is required");
+    /* Returns in each rank (or failing); the launching process becomes mpirun. */
+    xffl_status st = pipe_ranks_launch(ranks);
+    if (st != XFFL_OK) return cli_report(cmd, st);
     store *s;
     if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
     pipe_train_result r;
-    xffl_status st = pipe_train(s, &o, &r);
+    st = pipe_train(s, &o, &r);
     store_close(s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     if (r.skipped) {

@@ -51,6 +51,10 @@ XFFL_MUST_USE xffl_status comm_allgather(xffl_comm *c, const void *send, void *r
 XFFL_MUST_USE xffl_status comm_broadcast(xffl_comm *c, void *buf, size_t n, comm_dtype t, int root);
 XFFL_MUST_USE xffl_status comm_barrier(xffl_comm *c);
 
+/* How many ranks this process's launcher started (mpirun/mpiexec, a PMI launcher, srun's
+ * step): 0 when none did. "auto" opens mpi when it is above 1. */
+int comm_launcher_ranks(void);
+
 /* Bytes of one element of t. */
 size_t comm_dtype_size(comm_dtype t);
 

@@ -23,16 +23,18 @@ static int env_int(const char *name)
     return v && *v ? atoi(v) : 0;
 }
 
-/* Started as one of several ranks: by mpirun/mpiexec (Open MPI's variables, or a PMI
- * launcher's), or by srun with more than one task in the step. In every build: a build
- * without MPI that was started by a launcher must say so, not run N lone copies. */
-static int mpi_launched(void)
+/* The ranks a launcher started: mpirun/mpiexec (Open MPI's variables, or a PMI
+ * launcher's), else srun (the step's task count). Read in every build: a build without
+ * MPI that was started by a launcher must say so, not run N lone copies. */
+int comm_launcher_ranks(void)
 {
-    if (env_int("OMPI_COMM_WORLD_SIZE") > 1 || env_int("PMI_SIZE") > 1) return 1;
-    int step_tasks = env_int("SLURM_STEP_NUM_TASKS");
-    if (!step_tasks && getenv("SLURM_STEP_ID")) step_tasks = env_int("SLURM_NTASKS");
-    return step_tasks > 1;
+    int n = env_int("OMPI_COMM_WORLD_SIZE");
+    if (!n) n = env_int("PMI_SIZE");
+    if (!n) n = env_int("SLURM_STEP_NUM_TASKS");
+    if (!n && getenv("SLURM_STEP_ID")) n = env_int("SLURM_NTASKS");
+    return n;
 }
+static int mpi_launched(void) { return comm_launcher_ranks() > 1; }
 
 #ifdef XFFL_WITH_MPI
 

@@ -24,4 +24,24 @@ for g in 0 1000000000; do
 done
 # Large: 2.5 M floats per rank, over the default 8 MiB piece.
 run mpirun -np 2 -x TEST_COMM_BIG=2500001 "$bin"
-echo "test-comm-mpi: ok"
+echo "test-comm-mpi: collectives ok"
+
+# xffl train --ranks N: execs mpirun on the same binary with the process's own arguments
+# (global flags included), adding the root and oversubscribe flags.
+xffl=$PWD/$BUILD/xffl
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+printf '#!/bin/sh\nprintf "%%s\\n" "$*" > "%s/args"\n' "$tmp" > "$tmp/fake-mpirun"; chmod +x "$tmp/fake-mpirun"
+XFFL_MPIRUN=$tmp/fake-mpirun "$xffl" --quiet train --ranks 3 --store "file://$tmp/none" --facility a --data 'x*' --threads 1
+want="-q --oversubscribe --bind-to none -np 3"
+[ "$(id -u)" = 0 ] && want="$want --allow-run-as-root"
+want="$want $xffl --quiet train --ranks 3 --store file://$tmp/none --facility a --data x* --threads 1"
+[ "$(cat "$tmp/args")" = "$want" ] || { echo "FAIL: --ranks ran: $(cat "$tmp/args")"; echo "  expected: $want"; exit 1; }
+# Real ranks: each one fails on the missing store, and the job's status is that failure.
+rc=0; "$xffl" train --ranks 2 --store "file://$tmp/none" --facility a --data 'x*' 2> "$tmp/err" || rc=$?
+[ "$rc" = 1 ] && [ "$(grep -c 'no federation.h5' "$tmp/err")" = 2 ] || { cat "$tmp/err"; echo "FAIL: --ranks 2 on a missing store: rc $rc"; exit 1; }
+# A launcher's rank with another --ranks is a usage error; --ranks 1 runs in-process.
+rc=0; OMPI_COMM_WORLD_SIZE=4 "$xffl" train --ranks 2 --store "file://$tmp/none" --facility a --data 'x*' 2> "$tmp/err" || rc=$?
+[ "$rc" = 2 ] && grep -q 'launcher started 4 ranks' "$tmp/err" || { cat "$tmp/err"; echo "FAIL: --ranks 2 under 4 ranks: rc $rc"; exit 1; }
+rc=0; XFFL_MPIRUN=/nonexistent "$xffl" train --ranks 1 --store "file://$tmp/none" --facility a --data 'x*' 2> "$tmp/err" || rc=$?
+[ "$rc" = 1 ] && grep -q 'no federation.h5' "$tmp/err" || { cat "$tmp/err"; echo "FAIL: --ranks 1: rc $rc"; exit 1; }
+echo "test-comm-mpi: --ranks ok"
