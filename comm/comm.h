@@ -17,7 +17,13 @@
  * Buffers are host memory for self and mpi, device memory for nccl. Counts are in
  * elements of dtype. Every call is collective: all ranks make it, in the same order,
  * with the same counts. A failure on one rank is a failure of the job (the launcher
- * ends the others); the status names the transport and the collective. */
+ * ends the others); the status names the transport and the collective.
+ *
+ * comm_close is safe on every path, failing ones too: MPI is ended at process exit
+ * (MPI_Finalize on exit status 0, MPI_Abort of the whole job otherwise), never in
+ * comm_close, where a failing rank would wait for ranks stuck in a collective. nccl runs
+ * each collective on its own stream and returns when it is done: device buffers written
+ * on another stream must be complete (synchronised) before the call. */
 #ifndef XFFL_COMM_H
 #define XFFL_COMM_H
 

@@ -46,7 +46,7 @@ static int mpi_launched(void) { return comm_launcher_ranks() > 1; }
 enum { PIECE_BYTES = 8 << 20 };
 /* An all-reduce of fewer bytes than this is one all-gather and a local sum (one round
  * trip); above it, reduce-scatter then all-gather (half the traffic and sum work per
- * rank at 4 ranks and more; measured: docs/design.md "Ranks and collectives"). */
+ * rank at 4 ranks and more; docs/design.md "Ranks and collectives"). */
 enum { GATHER_SUM_MAX_BYTES = 64 << 10 };
 
 typedef struct {

@@ -94,6 +94,8 @@ void kern_dist_free(kern_dist *d)
 
 int kern_dist_rank(const kern_dist *d) { return d ? d->rank : 0; }
 int kern_dist_world(const kern_dist *d) { return d ? d->world : 1; }
+void *kern_dist_nccl_comm(const kern_dist *d) { return d ? (void *)d->comm : NULL; }
+int kern_dist_device(const kern_dist *d) { return d ? d->device : -1; }
 
 xffl_status kern_dist_allreduce_device(kern_dist *d, float *dev_buf, int64_t n, float scale, void *stream)
 {
@@ -153,6 +155,8 @@ xffl_status kern_dist_init(const char *state_dir, const kern_dist_env *e, int de
 void kern_dist_free(kern_dist *d) { free(d); }
 int kern_dist_rank(const kern_dist *d) { return d ? 0 : 0; }
 int kern_dist_world(const kern_dist *d) { return d ? 1 : 1; }
+void *kern_dist_nccl_comm(const kern_dist *d) { return d ? NULL : NULL; }
+int kern_dist_device(const kern_dist *d) { return d ? -1 : -1; }
 
 xffl_status kern_dist_allreduce_device(kern_dist *d, float *dev_buf, int64_t n, float scale, void *stream)
 {

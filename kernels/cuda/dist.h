@@ -27,9 +27,10 @@ typedef struct {
     char tag[KERN_DIST_TAG_MAX];
 } kern_dist_env;
 
-/* Fills e from XFFL_RANK/XFFL_WORLD/XFFL_LOCAL_RANK/XFFL_DIST_TAG, else SLURM_PROCID/
- * SLURM_NTASKS/SLURM_LOCALID with tag "slurm-<SLURM_JOB_ID>-<SLURM_STEP_ID>", else a
- * single rank (0 of 1, tag "single-<pid>"). USAGE naming the variable when one is
+/* Fills e from XFFL_RANK/XFFL_WORLD/XFFL_LOCAL_RANK/XFFL_DIST_TAG, else Open MPI's
+ * OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK (mpirun, `xffl train --ranks N`) with tag
+ * "ompi-<OMPI_MCA_ess_base_jobid>", else SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID with tag
+ * "slurm-<SLURM_JOB_ID>-<SLURM_STEP_ID>", else a single rank (0 of 1, tag "single-<pid>"). USAGE naming the variable when one is
  * malformed, or when world > 1 and no tag can be formed. */
 XFFL_MUST_USE xffl_status kern_dist_env_read(kern_dist_env *e);
 
@@ -53,6 +54,10 @@ XFFL_MUST_USE xffl_status kern_dist_init(const char *state_dir, const kern_dist_
 void kern_dist_free(kern_dist *d);
 int kern_dist_rank(const kern_dist *d);
 int kern_dist_world(const kern_dist *d);
+/* d's ncclComm_t (as void *) and CUDA device, for comm/comm_nccl.c, which builds comm.h's
+ * collectives on them; NULL and -1 without CUDA. */
+void *kern_dist_nccl_comm(const kern_dist *d);
+int kern_dist_device(const kern_dist *d);
 
 /* In-place sum over ranks of n device floats on the given cudaStream_t (NULL: the default
  * stream), then multiplied by scale (1/world gives the mean); returns after the stream

@@ -44,6 +44,13 @@ xffl_status kern_dist_env_read(kern_dist_env *e)
     XFFL_FORWARD(env_int("XFFL_WORLD", 1, &e->world, &fw));
     XFFL_FORWARD(env_int("XFFL_LOCAL_RANK", 0, &e->local_rank, &fl));
     const char *tag = getenv("XFFL_DIST_TAG");
+    if (!fr && !fw) { /* mpirun (inside a Slurm allocation too: its ranks, not the batch step's) */
+        XFFL_FORWARD(env_int("OMPI_COMM_WORLD_RANK", 0, &e->rank, &fr));
+        XFFL_FORWARD(env_int("OMPI_COMM_WORLD_SIZE", 1, &e->world, &fw));
+        if (!fl) XFFL_FORWARD(env_int("OMPI_COMM_WORLD_LOCAL_RANK", 0, &e->local_rank, &fl));
+        const char *job = getenv("OMPI_MCA_ess_base_jobid");
+        if (fr && (!tag || !*tag) && job && *job) snprintf(e->tag, sizeof e->tag, "ompi-%s", job);
+    }
     if (!fr && !fw) {
         XFFL_FORWARD(env_int("SLURM_PROCID", 0, &e->rank, &fr));
         XFFL_FORWARD(env_int("SLURM_NTASKS", 1, &e->world, &fw));

@@ -13,7 +13,9 @@
 #include "tests/unit/unit.h"
 
 static const char *VARS[] = {"XFFL_RANK", "XFFL_WORLD", "XFFL_LOCAL_RANK", "XFFL_DIST_TAG", "SLURM_PROCID",
-                             "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_JOB_ID", "SLURM_STEP_ID"};
+                             "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_JOB_ID", "SLURM_STEP_ID",
+                             "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+                             "OMPI_MCA_ess_base_jobid"};
 
 static void clear_env(void)
 {
@@ -39,6 +41,17 @@ static void test_env(void)
     CU_ASSERT_EQUAL(e.world, 4);
     CU_ASSERT_EQUAL(e.local_rank, 1);
     CU_ASSERT_STRING_EQUAL(e.tag, "slurm-777-2");
+
+    /* mpirun's ranks (xffl train --ranks N, or mpirun inside an allocation) win over SLURM's */
+    setenv("OMPI_COMM_WORLD_RANK", "2", 1);
+    setenv("OMPI_COMM_WORLD_SIZE", "3", 1);
+    setenv("OMPI_COMM_WORLD_LOCAL_RANK", "0", 1);
+    setenv("OMPI_MCA_ess_base_jobid", "4242", 1);
+    CU_ASSERT_EQUAL_FATAL(kern_dist_env_read(&e), XFFL_OK);
+    CU_ASSERT_EQUAL(e.rank, 2);
+    CU_ASSERT_EQUAL(e.world, 3);
+    CU_ASSERT_EQUAL(e.local_rank, 0);
+    CU_ASSERT_STRING_EQUAL(e.tag, "ompi-4242");
 
     /* xffl's own variables (xffl train --gpus N) win over SLURM's */
     setenv("XFFL_RANK", "1", 1);
