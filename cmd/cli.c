@@ -4,7 +4,6 @@
 #include <string.h>
 #include "common/util.h"
 
-int cli_verbose = 0;
 int cli_json = 0;
 
 int cli_report(const char *cmd, xffl_status s)
@@ -112,17 +111,22 @@ static int apply_opt(const char *cmd, const cli_opt *o, int argc, char **argv, i
     return 0;
 }
 
-int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store_options *so, cli_args *args)
+/* cli_parse with the store flags tuning so (when not NULL) and, when url is not NULL,
+ * --store URL into *url. */
+static int parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store_options *so, const char **url,
+                 cli_args *args)
 {
     /* Every command's store I/O is tuned by the same flags, with the same limits. */
     const cli_opt store_opts[] = {{"--jobs", CLI_INT, so ? &so->jobs : NULL, 1, 64, NULL},
                                   {"--retries", CLI_INT, so ? &so->retries : NULL, 0, 1000, NULL},
                                   {"--retry-deadline", CLI_SECONDS, so ? &so->retry_deadline : NULL, 0, 0, NULL},
+                                  {"--store", CLI_STR, url, 0, 0, NULL},
                                   {0}};
     if (args) args->n = 0, args->rest = argc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const cli_opt *o = so ? find_opt(store_opts, a) : NULL;
+        if (o && !o->dst) o = NULL; /* --store, when the command names it in opts or not at all */
         if (!o) o = find_opt(opts, a);
         if (o) {
             if (apply_opt(cmd, o, argc, argv, &i)) return 2;
@@ -144,6 +148,26 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store
     return 0;
 }
 
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store_options *so, cli_args *args)
+{
+    return parse(cmd, argc, argv, opts, so, NULL, args);
+}
+
+int cli_parse_store(const char *cmd, int argc, char **argv, const cli_opt *opts, const char **url, store_options *so,
+                    cli_args *args)
+{
+    *url = NULL;
+    store_options_default(so);
+    return parse(cmd, argc, argv, opts, so, url, args);
+}
+
+int cli_open_store(const char *cmd, const char *url, const store_options *so, store **s)
+{
+    *s = NULL;
+    if (!url) return cli_usage_error(cmd, "--store URL is required");
+    return cli_report(cmd, store_open(url, so, s));
+}
+
 int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt, const char **url, const char **path,
                      int64_t *version)
 {
@@ -158,13 +182,19 @@ int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt
     return 0;
 }
 
-void cli_log_stderr(void *ctx, const char *fmt, ...)
+void cli_put_shell_word(FILE *f, const char *word, const char *end)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "xffl %s: ", ctx ? (const char *)ctx : "");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
+    if (*word && strspn(word, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+%@") == strlen(word)) {
+        fputs(word, f);
+    } else {
+        fputc('\'', f);
+        for (const char *p = word; *p; p++) {
+            if (*p == '\'') fputs("'\\''", f);
+            else fputc(*p, f);
+        }
+        fputc('\'', f);
+    }
+    fputs(end, f);
 }
 
 int cli_wants_help(int argc, char **argv)
@@ -172,4 +202,15 @@ int cli_wants_help(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
     return 0;
+}
+
+void cli_json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
 }

@@ -1,5 +1,4 @@
 /* xffl aggregate: the aggregation job of one round. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "cmd/cli.h"
@@ -39,34 +38,28 @@ int cmd_aggregate(int argc, char **argv)
         return 0;
     }
     store_options so;
-    store_options_default(&so);
-    so.verbose = cli_verbose;
-    pipe_aggregate_options o = {.round = -1, .deadline = 0, .log = cli_log_stderr, .log_ctx = (void *)cmd};
-    const char *url = NULL;
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--round", CLI_I64, &o.round, 1, 999999, NULL},
+    pipe_aggregate_options o = {.round = -1, .deadline = 0};
+    const char *url;
+    const cli_opt opts[] = {{"--round", CLI_I64, &o.round, 1, 999999, NULL},
                             {"--quorum", CLI_INT, &o.quorum, 1, 64, NULL},
                             {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
                             {"--deadline", CLI_SECONDS, &o.deadline, 0, 0, NULL},
                             {"--poll", CLI_SECONDS, &o.poll, 0, 0, NULL},
                             {0}};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
-    if (rc) return rc;
-    if (!url) return cli_usage_error(cmd, "--store URL is required");
-    store *s = NULL;
-    xffl_status st = store_open(url, &so, &s);
-    if (st != XFFL_OK) return cli_report(cmd, st);
+    store *s;
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
+    if (rc || (rc = cli_open_store(cmd, url, &so, &s))) return rc;
     pipe_aggregate_result res;
-    st = pipe_aggregate(s, &o, &res);
+    xffl_status st = pipe_aggregate(s, &o, &res);
     store_close(s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     if (res.already) {
-        fprintf(stderr, "xffl aggregate: version %lld exists already; nothing to do\n", (long long)res.version);
+        xffl_log(XFFL_LOG_INFO, "version %lld exists already; nothing to do", (long long)res.version);
         if (cli_json) printf("{\"version\": %lld, \"already\": true}\n", (long long)res.version);
         else printf("v%06lld already\n", (long long)res.version);
         return 0;
     }
-    fprintf(stderr, "xffl aggregate: wrote v%06lld from %d deltas (%d rejected), %llu bytes, %.1fs%s\n",
+    xffl_log(XFFL_LOG_INFO, "wrote v%06lld from %d deltas (%d rejected), %llu bytes, %.1fs%s",
             (long long)res.version, res.n_used, res.n_rejected, (unsigned long long)res.stored_bytes, res.seconds,
             res.latest_written ? "" : "; LATEST already named it or a later version");
     if (cli_json) {

@@ -1,11 +1,10 @@
-/* xffl export: a version as a llama2.c checkpoint (+ tokenizer) that its `run` reads. */
+/* xffl export: a version as a llama2.c checkpoint (+ tokenizer) that its `run` reads (the
+ * job: pipelines/model.c). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cli.h"
-#include "cmd/cli_model.h"
-#include "formats/llama2c.h"
+#include "pipelines/model.h"
 
 static void usage(FILE *f)
 {
@@ -31,51 +30,35 @@ static void usage(FILE *f)
 
 int cmd_export(int argc, char **argv)
 {
-    const char *cmd = "export", *url = NULL, *ver = NULL, *fmt = NULL, *out = NULL;
+    const char *cmd = "export", *url, *fmt = NULL, *out = NULL;
+    int64_t version = -1;
+    int version_given = 0;
     store_options so;
-    store_options_default(&so);
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
     }
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--version", CLI_STR, &ver, 0, 0, NULL},
+    const cli_opt opts[] = {{"--version", CLI_VERSION, &version, 0, 0, &version_given},
                             {"--format", CLI_STR, &fmt, 0, 0, NULL},
                             {0}};
     cli_args args = {.v = &out, .max = 1, .what = "OUT.bin"};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, &args);
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, &args);
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
-    if (!ver) return cli_usage_error(cmd, "--version V is required (a number or 'latest')");
+    if (!version_given) return cli_usage_error(cmd, "--version V is required (a number or 'latest')");
     if (!fmt || strcmp(fmt, "llama2c") != 0)
         return cli_usage_error(cmd, "--format llama2c is required (the only format), got '%s'", fmt ? fmt : "");
     if (!out) return cli_usage_error(cmd, "OUT.bin is required");
-    ckpt_param_table *t = NULL;
-    float *p = NULL;
-    pipe_version_ref ref = {.version = -1};
-    xffl_status st = cli_model_load(url, &so, ver, &t, &p, &ref);
-    if (st == XFFL_OK) st = kern_llama2c_check(&t->cfg);
-    if (st == XFFL_OK) st = kern_export_llama2c(t, p, out);
-    char tok[4200] = "";
-    if (st == XFFL_OK && t->cfg.vocab_size == 256) {
-        size_t n = strlen(out);
-        if (n > 4 && strcmp(out + n - 4, ".bin") == 0)
-            snprintf(tok, sizeof tok, "%.*s.tokenizer.bin", (int)(n - 4), out);
-        else
-            snprintf(tok, sizeof tok, "%s.tokenizer.bin", out);
-        st = kern_export_llama2c_tokenizer(&t->cfg, tok);
-    } else if (st == XFFL_OK) {
-        fprintf(stderr, "xffl export: vocabulary %d is not byte-level: no tokenizer file written\n",
-                t->cfg.vocab_size);
-    }
-    if (st == XFFL_OK) {
-        if (cli_json)
-            printf("{\"version\":%lld,\"format\":\"llama2c\",\"out\":\"%s\",\"tokenizer\":\"%s\"}\n", (long long)ref.version, out,
-                   tok);
-        else
-            printf("exported v%06lld to %s%s%s\n", (long long)ref.version, out, tok[0] ? " and " : "", tok);
-    }
-    free(p);
-    ckpt_param_table_free(t);
-    return cli_report(cmd, st);
+    store *s;
+    if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
+    pipe_export_result r;
+    xffl_status st = pipe_export_llama2c(s, version, out, &r);
+    store_close(s);
+    if (st != XFFL_OK) return cli_report(cmd, st);
+    if (cli_json)
+        printf("{\"version\":%lld,\"format\":\"llama2c\",\"out\":\"%s\",\"tokenizer\":\"%s\"}\n", (long long)r.version,
+               out, r.tokenizer);
+    else
+        printf("exported v%06lld to %s%s%s\n", (long long)r.version, out, r.tokenizer[0] ? " and " : "", r.tokenizer);
+    return 0;
 }

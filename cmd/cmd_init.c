@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cmd/cli.h"
-#include "cmd/cli_model.h"
 #include "libckpt/h5part.h"
 #include "libckpt/zstd_filter.h"
 #include "pipelines/init.h"
@@ -135,7 +134,7 @@ int cmd_init(int argc, char **argv)
     store_options sopt;
     store_options_default(&sopt);
     const char *url = NULL;
-    pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt, .load = cli_model_load};
+    pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt};
     double *dv = set.dbl;
     int *ds = set.dbl_set;
     const cli_opt opts[] = {
@@ -180,7 +179,6 @@ int cmd_init(int argc, char **argv)
     if (!set.preset) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
     if (!url && !set.dry_run) return cli_usage_error(C, "--store URL is required (or --dry-run)");
     if (set.from_version && !set.from) return cli_usage_error(C, "--from-version needs --from URL");
-    ckpt_h5_set_verbose(cli_verbose);
 
     store *s = NULL;
     pipe_init_result res = {0};

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "formats/llama2c.h"
+#include "pipelines/model.h"
 
 /* The federation set describes: defaults, then what was given. */
 static xffl_status build_federation(const pipe_init_settings *set, pipe_federation *f)
@@ -102,11 +103,17 @@ static xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t
         snprintf(line, cap, "%s llama2c %s", set->from, file_sha);
         return XFFL_OK;
     }
-    XFFL_RETURN_IF(!set->load, XFFL_ERR_INTERNAL, "--from %s: no loader for a store's version", set->from);
     pipe_version_ref ref;
+    long v = -1;
+    if (set->from_version && strcmp(set->from_version, "latest") != 0)
+        XFFL_FORWARD(xffl_parse_long("--from-version", set->from_version, 0, 999999, &v));
     xffl_log(XFFL_LOG_INFO, "reading version 0's weights from %s (%s)", set->from,
              set->from_version ? set->from_version : "latest");
-    XFFL_FORWARD(set->load(set->from, set->from_options, set->from_version, t, slab, &ref));
+    store *from = NULL;
+    XFFL_FORWARD(store_open(set->from, set->from_options, &from));
+    xffl_status s = pipe_model_load(from, v, t, slab, &ref);
+    store_close(from);
+    XFFL_FORWARD(s);
     snprintf(line, cap, "%s v%06lld %s %s", set->from, (long long)ref.version, ref.index_key, ref.index_sha);
     return XFFL_OK;
 }

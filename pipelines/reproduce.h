@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include "common/status.h"
 #include "pipelines/inspect.h"
+#include "pipelines/train.h"
 #include "storage/store.h"
 
 typedef struct {
@@ -23,14 +24,20 @@ typedef struct {
 } pipe_reproduce_report;
 
 /* Recomputes round R (≥ 1) with `threads` aggregation threads. Each differing tensor
- * or part goes to report (problem = 1). Returns INVALID (exit 65) naming the first
+ * or part is logged (ERROR, "differs: ..."). Returns INVALID (exit 65) naming the first
  * differing tensor when any digest differs; NOT_FOUND when version R, R−1 or a delta
  * it used is gone (gc). */
-xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_report_fn report, void *ctx,
-                                 pipe_reproduce_report *out);
+XFFL_MUST_USE xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_reproduce_report *out);
 
 /* Version R's INDEX on LATEST's chain (or the only one in its folder), parsed, with
  * its ref (sha from the bytes). Caller frees *index. */
 xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_ref *ref, ckpt_manifest **index);
+
+/* xffl reproduce: pipe_reproduce_round and then, when train is not NULL (train->round is
+ * round), pipe_train_reproduce, each success logged (INFO) as soon as it is
+ * known. *trep is zeroed when train is NULL or not reached. */
+XFFL_MUST_USE xffl_status pipe_reproduce(store *s, int64_t round, int threads, const pipe_train_options *train,
+                                         pipe_reproduce_report *rep,
+                                         pipe_train_reproduce_report *trep);
 
 #endif
