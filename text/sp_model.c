@@ -101,7 +101,7 @@ static xffl_status wire_is(const text_sp *sp, const pb_field *f, int wire, const
 
 static xffl_status malformed(const text_sp *sp, const char *msg, const pb_buf *b, const uint8_t *start)
 {
-    return xffl_fail(XFFL_ERR_INVALID, "%s: %s: truncated or malformed protobuf at byte %zu of it", sp->name, msg,
+    return xffl_fail(XFFL_ERR_INVALID, "%s: %s: truncated or malformed protobuf (at byte %zu of it)", sp->name, msg,
                      (size_t)(b->p - start));
 }
 
@@ -350,7 +350,7 @@ static xffl_status parse_model(text_sp *sp, const uint8_t *data, size_t len)
             pieces++;
             pool += f.len;
         }
-    if (r < 0) return malformed(sp, "model", &b, data);
+    if (r < 0) return malformed(sp, "ModelProto", &b, data);
     if (pieces == 0) return bad(sp, "pieces", "no pieces");
     if (pieces > TEXT_SP_MAX_VOCAB) {
         char what[96];
