@@ -8,6 +8,7 @@ and Debian's python3-sentencepiece (the C++ library) and python3-protobuf.
   sp_check.py llama VOCAB_JSON OUT.model           LLaMA-2's tokenizer.model from llama-tokenizer-js
   sp_check.py bad BASE_MODEL OUT_DIR               models xffl must refuse, one per way to be wrong
   sp_check.py decoded MODEL OUT FILE...            SentencePiece's decode(encode(FILE)) == OUT
+  sp_check.py seeds OUT_DIR                        libFuzzer seeds for tests/fuzz/fuzz_tokenizer.c
   sp_check.py speed MODEL FILE...                  one thread, one call per file: MB/s as JSON
 """
 import glob
@@ -195,6 +196,22 @@ def decoded(model, out_file, files):
     return 0 if ok else 1
 
 
+def seeds(out):
+    """libFuzzer seeds for tests/fuzz/fuzz_tokenizer.c: [n][n bytes of text][model], small
+    models (vocabulary 600 or 400) in each variant"""
+    import tempfile
+    os.makedirs(out, exist_ok=True)
+    texts = [s.encode() for s in SAMPLES[:12]] + BAD_BYTES[:4]
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, v in enumerate(sorted(VARIANTS)):
+            prefix = os.path.join(tmp, v)
+            vocab = 600 if VARIANTS[v].get("byte_fallback", True) else 400
+            train("/usr/share/common-licenses", prefix, vocab, v)
+            model = open(prefix + ".model", "rb").read()
+            t = texts[k % len(texts)][:255]
+            open(os.path.join(out, "seed-" + v), "wb").write(bytes([len(t)]) + t + model)
+
+
 def speed(model, files):
     sp = spm.SentencePieceProcessor(model_file=model, num_threads=1)
     data = [open(f, "rb").read() for f in files]
@@ -214,5 +231,6 @@ if __name__ == "__main__":
     elif cmd == "llama": llama(*args)
     elif cmd == "bad": bad(*args)
     elif cmd == "decoded": sys.exit(decoded(args[0], args[1], args[2:]))
+    elif cmd == "seeds": seeds(*args)
     elif cmd == "speed": speed(args[0], args[1:])
     else: sys.exit(__doc__)
