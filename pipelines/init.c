@@ -1,6 +1,7 @@
 /* pipe_init (contract in init.h). */
 #include "pipelines/init.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 #include "pipelines/model.h"
 
 /* The federation set describes: defaults, then what was given. */
-static xffl_status build_federation(const pipe_init_settings *set, pipe_federation *f)
+static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set, pipe_federation *f)
 {
     XFFL_FORWARD(pipe_federation_default(set->preset, set->vocab, f));
     if (set->facilities) XFFL_FORWARD(pipe_federation_set_facilities(f, set->facilities));
@@ -34,22 +35,31 @@ static xffl_status build_federation(const pipe_init_settings *set, pipe_federati
     f->algo.unweighted = set->unweighted;
     f->algo.nesterov = !set->no_nesterov;
     f->keep_inner_state = set->keep_inner_state;
-    double *targets[PIPE_INIT_NDBL] = {
-        [PIPE_INIT_OUTER_LR] = &f->algo.outer_lr,   [PIPE_INIT_MOMENTUM] = &f->algo.momentum,
-        [PIPE_INIT_ADAM_BETA1] = &f->algo.beta1,    [PIPE_INIT_ADAM_BETA2] = &f->algo.beta2,
-        [PIPE_INIT_ADAM_EPS] = &f->algo.eps,        [PIPE_INIT_TRIM] = &f->algo.trim,
-        [PIPE_INIT_CLIP_NORM] = &f->algo.clip_norm, [PIPE_INIT_LR] = &f->inner.lr,
-        [PIPE_INIT_MIN_LR] = &f->inner.min_lr,      [PIPE_INIT_WEIGHT_DECAY] = &f->inner.weight_decay,
-        [PIPE_INIT_GRAD_CLIP] = &f->inner.grad_clip, [PIPE_INIT_BETA1] = &f->inner.beta1,
-        [PIPE_INIT_BETA2] = &f->inner.beta2,
-    };
     for (int k = 0; k < PIPE_INIT_NDBL; k++)
-        if (set->dbl_set[k]) *targets[k] = set->dbl[k];
+        if (set->dbl_set[k]) *(double *)((char *)f + pipe_init_numbers[k].field) = set->dbl[k];
     /* a peak below the default floor takes the floor down with it */
     if (set->dbl_set[PIPE_INIT_LR] && !set->dbl_set[PIPE_INIT_MIN_LR] && f->inner.min_lr > f->inner.lr)
         f->inner.min_lr = f->inner.lr / 10;
     return XFFL_OK;
 }
+
+#define NUM(id, flag, sec, field, help) [id] = {flag, sec, help, offsetof(pipe_federation, field)}
+const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
+    NUM(PIPE_INIT_OUTER_LR, "--outer-lr", "algorithm", algo.outer_lr, "outer learning rate (diloco 0.7, fedadam 0.01, others 1)"),
+    NUM(PIPE_INIT_MOMENTUM, "--outer-momentum", "algorithm", algo.momentum, "diloco momentum (0.9)"),
+    NUM(PIPE_INIT_ADAM_BETA1, "--adam-beta1", "algorithm", algo.beta1, "fedadam beta1 (0.9)"),
+    NUM(PIPE_INIT_ADAM_BETA2, "--adam-beta2", "algorithm", algo.beta2, "fedadam beta2 (0.99)"),
+    NUM(PIPE_INIT_ADAM_EPS, "--adam-eps", "algorithm", algo.eps, "fedadam epsilon (1e-8)"),
+    NUM(PIPE_INIT_TRIM, "--trim-fraction", "algorithm", algo.trim, "trimmed: fraction cut from each end (0.1)"),
+    NUM(PIPE_INIT_CLIP_NORM, "--clip-norm", "algorithm", algo.clip_norm, "pseudo-gradient L2 norm bound, 0 = none (0)"),
+    NUM(PIPE_INIT_LR, "--lr", "facility training", inner.lr, "AdamW peak learning rate (3e-4)"),
+    NUM(PIPE_INIT_MIN_LR, "--min-lr", "facility training", inner.min_lr, "cosine floor of the learning rate (3e-5)"),
+    NUM(PIPE_INIT_WEIGHT_DECAY, "--weight-decay", "facility training", inner.weight_decay, "AdamW decoupled decay (0.1)"),
+    NUM(PIPE_INIT_GRAD_CLIP, "--grad-clip", "facility training", inner.grad_clip, "gradient norm clip, 0 = none (1.0)"),
+    NUM(PIPE_INIT_BETA1, "--beta1", "facility training", inner.beta1, "AdamW beta1 (0.9)"),
+    NUM(PIPE_INIT_BETA2, "--beta2", "facility training", inner.beta2, "AdamW beta2 (0.95)"),
+};
+#undef NUM
 
 typedef struct {
     const ckpt_param_table *t;
@@ -57,7 +67,7 @@ typedef struct {
     const float *from; /* --from's model slab, or NULL: initialise from seed */
 } init_src;
 
-static xffl_status init_tensor(void *ctx, int group, int index, float *out)
+static XFFL_MUST_USE xffl_status init_tensor(void *ctx, int group, int index, float *out)
 {
     init_src *src = ctx;
     const ckpt_param *p = &src->t->params[index];
@@ -71,7 +81,7 @@ static xffl_status init_tensor(void *ctx, int group, int index, float *out)
 }
 
 /* --from's model must be the one --model/--vocab describe: INVALID naming both. */
-static xffl_status check_same_model(const char *from, const ckpt_model_config *a, const pipe_federation *f)
+static XFFL_MUST_USE xffl_status check_same_model(const char *from, const ckpt_model_config *a, const pipe_federation *f)
 {
     const ckpt_model_config *b = &f->model;
     if (a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads &&
@@ -88,7 +98,7 @@ static xffl_status check_same_model(const char *from, const ckpt_model_config *a
 
 /* Version 0's weights from --from (a llama2.c file or a version of another store), and
  * the init_from line that names them. */
-static xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t, float **slab, char *line,
+static XFFL_MUST_USE xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t, float **slab, char *line,
                              size_t cap)
 {
     struct stat st;
@@ -98,7 +108,7 @@ static xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t
                        set->from);
         char file_sha[XFFL_SHA256_HEX];
         xffl_log(XFFL_LOG_INFO, "reading version 0's weights from %s (llama2.c checkpoint)", set->from);
-        XFFL_FORWARD(kern_import_llama2c(set->from, t, slab));
+        XFFL_FORWARD(fmt_llama2c_import(set->from, t, slab));
         XFFL_FORWARD(xffl_sha256_file(set->from, file_sha, NULL));
         snprintf(line, cap, "%s llama2c %s", set->from, file_sha);
         return XFFL_OK;

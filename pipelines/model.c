@@ -60,7 +60,7 @@ static void loaded_free(loaded *l)
 }
 
 /* Puts the loaded parameters on a backend sized for batch x seq_len. */
-static xffl_status to_backend(loaded *l, const char *backend, int threads, int batch, int seq_len)
+static XFFL_MUST_USE xffl_status to_backend(loaded *l, const char *backend, int threads, int batch, int seq_len)
 {
     kern_options ko = {.backend = backend, .threads = threads, .batch = batch, .seq_len = seq_len};
     XFFL_FORWARD(kern_model_create(&l->t->cfg, &ko, &l->m));
@@ -72,7 +72,7 @@ typedef struct {
     text_cursor c;
 } shard_src;
 
-static xffl_status next_batch(void *ctx, int B, int T, int32_t *in, int32_t *tg)
+static XFFL_MUST_USE xffl_status next_batch(void *ctx, int B, int T, int32_t *in, int32_t *tg)
 {
     shard_src *s = ctx;
     return text_loader_next(s->sh, &s->c, B, T, in, tg);
@@ -147,15 +147,15 @@ xffl_status pipe_export_llama2c(store *s, int64_t version, const char *out, pipe
     loaded l = {0};
     *r = (pipe_export_result){.version = -1};
     xffl_status st = pipe_model_load(s, version, &l.t, &l.params, &l.ref);
-    if (st == XFFL_OK) st = kern_llama2c_check(&l.t->cfg);
-    if (st == XFFL_OK) st = kern_export_llama2c(l.t, l.params, out);
+    if (st == XFFL_OK) st = fmt_llama2c_check(&l.t->cfg);
+    if (st == XFFL_OK) st = fmt_llama2c_export(l.t, l.params, out);
     if (st == XFFL_OK && l.t->cfg.vocab_size == 256) {
         size_t n = strlen(out);
         if (n > 4 && strcmp(out + n - 4, ".bin") == 0)
             snprintf(r->tokenizer, sizeof r->tokenizer, "%.*s.tokenizer.bin", (int)(n - 4), out);
         else
             snprintf(r->tokenizer, sizeof r->tokenizer, "%s.tokenizer.bin", out);
-        st = kern_export_llama2c_tokenizer(&l.t->cfg, r->tokenizer);
+        st = fmt_llama2c_export_tokenizer(&l.t->cfg, r->tokenizer);
     } else if (st == XFFL_OK) {
         xffl_log(XFFL_LOG_WARN, "vocabulary %d is not byte-level: no tokenizer file written", l.t->cfg.vocab_size);
     }

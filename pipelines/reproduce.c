@@ -7,7 +7,7 @@
 #include "common/util.h"
 #include "pipelines/aggregate.h"
 
-static xffl_status ref_from_key(store *s, int64_t version, const char *key_in, pipe_version_ref *ref,
+static XFFL_MUST_USE xffl_status ref_from_key(store *s, int64_t version, const char *key_in, pipe_version_ref *ref,
                                 ckpt_manifest **idx)
 {
     char key[PIPE_KEY_MAX]; /* key_in may live inside *ref */
@@ -129,7 +129,7 @@ done:
     for (int i = 0; i < PIPE_MAX_FACILITIES; i++) pipe_contrib_clear(&c[i]);
     store_close(scratch);
     if (tmp) {
-        xffl_rmtree(tmp);
+        xffl_rmtree_cleanup(tmp);
         free(tmp);
     }
     ckpt_manifest_free(idx);

@@ -31,7 +31,7 @@ XFFL_MUST_USE xffl_status pipe_reproduce_round(store *s, int64_t round, int thre
 
 /* Version R's INDEX on LATEST's chain (or the only one in its folder), parsed, with
  * its ref (sha from the bytes). Caller frees *index. */
-xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_ref *ref, ckpt_manifest **index);
+XFFL_MUST_USE xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_ref *ref, ckpt_manifest **index);
 
 /* xffl reproduce: pipe_reproduce_round and then, when train is not NULL (train->round is
  * round), pipe_train_reproduce, each success logged (INFO) as soon as it is

@@ -19,7 +19,7 @@ extern char **environ;
 enum { MAX_ARGS = 96, ARG_MAX_LEN = PATH_MAX + 64 };
 
 /* Submit's own refusals: the message is the whole story (res->refused). */
-static xffl_status refuse(pipe_submit_result *res, xffl_status s)
+static XFFL_MUST_USE xffl_status refuse(pipe_submit_result *res, xffl_status s)
 {
     res->refused = 1;
     return s;
@@ -29,7 +29,7 @@ static int exists_exec(const char *path) { return access(path, X_OK) == 0; }
 
 /* The directory holding train.sbatch, aggregate.sbatch and xffl-step: an explicit one,
  * else beside the binary (a build tree: ../pipelines/slurm; an install: ../share/xffl/slurm). */
-static xffl_status find_templates(const char *given, const char *self, char *out, size_t cap)
+static XFFL_MUST_USE xffl_status find_templates(const char *given, const char *self, char *out, size_t cap)
 {
     const char *env = getenv("XFFL_SLURM_DIR");
     char cand[2][PATH_MAX];
@@ -55,7 +55,7 @@ static xffl_status find_templates(const char *given, const char *self, char *out
 }
 
 /* Refuses a credentials file another user could read: the job would leak the secret. */
-static xffl_status check_credentials(const char *path)
+static XFFL_MUST_USE xffl_status check_credentials(const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0) return xffl_fail(XFFL_ERR_IO, "credentials file %s: %s", path, strerror(errno));
@@ -70,7 +70,7 @@ static xffl_status check_credentials(const char *path)
 
 /* Runs argv (sbatch --parsable ...), returns its stdout's job id in jobid (digits before
  * any ";cluster"). sbatch's stderr passes through. */
-static xffl_status run_sbatch(char **argv, char *jobid, size_t cap)
+static XFFL_MUST_USE xffl_status run_sbatch(char **argv, char *jobid, size_t cap)
 {
     int fd[2];
     if (pipe(fd) != 0) return xffl_fail(XFFL_ERR_IO, "pipe: %s", strerror(errno));
@@ -110,7 +110,7 @@ static xffl_status run_sbatch(char **argv, char *jobid, size_t cap)
 
 /* Exports what every job of the chain needs (sbatch runs with --export=ALL, so the job
  * starts with this environment; no value needs escaping as --export=K=V would). */
-static xffl_status export_env(const pipe_submit_options *o, const char *self, const char *tdir, const char *log_dir)
+static XFFL_MUST_USE xffl_status export_env(const pipe_submit_options *o, const char *self, const char *tdir, const char *log_dir)
 {
     char step[PATH_MAX + 16], num[32];
     snprintf(step, sizeof step, "%s/xffl-step", tdir);
@@ -206,7 +206,7 @@ static void absolute_log_dir(const char *given, int dry_run, char *out, size_t c
 }
 
 /* Builds and submits (or, in a dry run, hands over) the chain's command lines. */
-static xffl_status submit_chain(const pipe_submit_options *o, const char *tdir, const char *log_dir,
+static XFFL_MUST_USE xffl_status submit_chain(const pipe_submit_options *o, const char *tdir, const char *log_dir,
                                 pipe_submit_job_fn on_job, void *ctx, pipe_submit_result *res)
 {
     char (*pool)[ARG_MAX_LEN] = malloc(MAX_ARGS * sizeof *pool);
@@ -231,7 +231,7 @@ static xffl_status submit_chain(const pipe_submit_options *o, const char *tdir, 
         }
         if ((st = run_sbatch(args, jobid, sizeof jobid)) != XFFL_OK) {
             res->failed_round = round;
-            refuse(res, st);
+            st = refuse(res, st);
             break;
         }
         res->submitted++;

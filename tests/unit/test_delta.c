@@ -5,15 +5,7 @@
 #include <string.h>
 #include "common/util.h"
 #include "libckpt/delta.h"
-
-static ckpt_param_table *tiny(void)
-{
-    ckpt_model_config cfg;
-    ckpt_param_table *t = NULL;
-    if (ckpt_model_preset("tiny", 0, &cfg) != XFFL_OK) return NULL;
-    if (ckpt_param_table_create(&cfg, &t) != XFFL_OK) return NULL;
-    return t;
-}
+#include "tests/unit/unit.h"
 
 static void fill(float *x, int64_t n, uint64_t seed)
 {
@@ -35,7 +27,7 @@ static void meta_for(ckpt_delta_meta *m, ckpt_codec c)
  * own decode (so aggregation sees what the tensor digests promise). */
 static void test_roundtrip_all_codecs(void)
 {
-    ckpt_param_table *t = tiny();
+    ckpt_param_table *t = t_tiny_table();
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     float *x = malloc(t->total * sizeof(float)), *y = malloc(t->total * sizeof(float));
     float *res = calloc(t->total, sizeof(float));
@@ -85,7 +77,7 @@ static void test_roundtrip_all_codecs(void)
         free(files);
         ckpt_manifest_free(commit);
     }
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
     free(x), free(y), free(res);
     ckpt_param_table_free(t);
@@ -94,7 +86,7 @@ static void test_roundtrip_all_codecs(void)
 /* A hand-made part with a NaN and one with a wrong shape: each refused, naming the tensor. */
 static void test_bad_parts(void)
 {
-    ckpt_param_table *t = tiny();
+    ckpt_param_table *t = t_tiny_table();
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     float *x = calloc(t->total, sizeof(float)), *y = malloc(t->total * sizeof(float));
     char *dir = NULL;
@@ -102,7 +94,7 @@ static void test_bad_parts(void)
     ckpt_delta_meta m;
     meta_for(&m, CKPT_CODEC_FP32);
     ckpt_manifest *commit = NULL;
-    ckpt_manifest_create(&commit);
+    T_OK(ckpt_manifest_create(&commit));
     ckpt_delta_file *files = NULL;
     int nf = 0;
     CU_ASSERT_EQUAL_FATAL(ckpt_delta_write(dir, t, x, &m, NULL, 0, NULL, "", commit, &files, &nf), XFFL_OK);
@@ -113,13 +105,13 @@ static void test_bad_parts(void)
         snprintf(path, sizeof path, "%s/bad%d.h5", dir, variant);
         ckpt_h5_writer *w = NULL;
         CU_ASSERT_EQUAL_FATAL(ckpt_h5_writer_create(path, NULL, &w), XFFL_OK);
-        ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT);
-        ckpt_h5_attr_int(w, "round", 3);
-        ckpt_h5_attr_int(w, "base_version", 2);
-        ckpt_h5_attr_str(w, "base_index", BASE);
-        ckpt_h5_attr_str(w, "facility", "alpha");
-        ckpt_h5_attr_str(w, "encoding", "fp32");
-        ckpt_h5_attr_int(w, "block", 64);
+        T_OK(ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT));
+        T_OK(ckpt_h5_attr_int(w, "round", 3));
+        T_OK(ckpt_h5_attr_int(w, "base_version", 2));
+        T_OK(ckpt_h5_attr_str(w, "base_index", BASE));
+        T_OK(ckpt_h5_attr_str(w, "facility", "alpha"));
+        T_OK(ckpt_h5_attr_str(w, "encoding", "fp32"));
+        T_OK(ckpt_h5_attr_int(w, "block", 64));
         for (int i = 0; i < t->count; i++) {
             const ckpt_param *p = &t->params[i];
             char name[128];
@@ -142,7 +134,7 @@ static void test_bad_parts(void)
     }
     free(files);
     ckpt_manifest_free(commit);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
     free(x), free(y);
     ckpt_param_table_free(t);
