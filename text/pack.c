@@ -46,7 +46,7 @@ static XFFL_MUST_USE xffl_status sink_add(shard_sink *s, const char *bytes, size
     return XFFL_OK;
 }
 
-static xffl_status sink_add_ids(shard_sink *s, const int32_t *ids, size_t n)
+static XFFL_MUST_USE xffl_status sink_add_ids(shard_sink *s, const int32_t *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         s->buf[s->fill++] = (uint16_t)ids[i];
@@ -56,7 +56,7 @@ static xffl_status sink_add_ids(shard_sink *s, const int32_t *ids, size_t n)
 }
 
 /* One file as one text; its last val_fraction of tokens to val. */
-static xffl_status pack_sp(text_sp *sp, const text_pack_options *o, const char *data, size_t len, text_ids *ids,
+static XFFL_MUST_USE xffl_status pack_sp(text_sp *sp, const text_pack_options *o, const char *data, size_t len, text_ids *ids,
                            shard_sink *tr, shard_sink *va)
 {
     ids->n = 0;
@@ -68,7 +68,7 @@ static xffl_status pack_sp(text_sp *sp, const text_pack_options *o, const char *
     return sink_add_ids(va, ids->v + (ids->n - nval), nval);
 }
 
-static xffl_status open_tokenizer(const text_pack_options *o, text_sp **sp, text_pack_result *r)
+static XFFL_MUST_USE xffl_status open_tokenizer(const text_pack_options *o, text_sp **sp, text_pack_result *r)
 {
     r->vocab = TEXT_BYTE_VOCAB;
     if (!o->tokenizer) {
@@ -85,7 +85,7 @@ static xffl_status open_tokenizer(const text_pack_options *o, text_sp **sp, text
     return XFFL_OK;
 }
 
-static xffl_status write_tokenizer_digest(const text_pack_options *o, const text_pack_result *r)
+static XFFL_MUST_USE xffl_status write_tokenizer_digest(const text_pack_options *o, const text_pack_result *r)
 {
     char path[4096], line[4200];
     const char *base = strrchr(o->tokenizer, '/');

@@ -18,7 +18,7 @@
 #define CACHE_KEY_BYTES ((size_t)4 << 20)
 #define CACHE_IDS ((size_t)1 << 20)
 
-static xffl_status grow(void *pp, size_t *cap, size_t need, size_t elem)
+static XFFL_MUST_USE xffl_status grow(void *pp, size_t *cap, size_t need, size_t elem)
 {
     void **p = pp;
     if (need <= *cap) return XFFL_OK;
@@ -79,7 +79,7 @@ static size_t user_match(const text_sp *sp, const char *s, size_t n)
 }
 
 /* The identity normalizer into sp->norm (see sentencepiece.h). */
-static xffl_status normalize(text_sp *sp, const char *in, size_t len, size_t *out_n)
+static XFFL_MUST_USE xffl_status normalize(text_sp *sp, const char *in, size_t len, size_t *out_n)
 {
     *out_n = 0;
     if (len == 0) return XFFL_OK;
@@ -126,7 +126,7 @@ static inline int before(const sp_pair *a, const sp_pair *b)
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static xffl_status heap_push(text_sp *sp, sp_pair p)
+static XFFL_MUST_USE xffl_status heap_push(text_sp *sp, sp_pair p)
 {
     if (sp->heap_n == sp->heap_cap) XFFL_FORWARD(grow(&sp->heap, &sp->heap_cap, sp->heap_n + 1, sizeof p));
     size_t i = sp->heap_n++;
@@ -154,7 +154,7 @@ static sp_pair heap_pop(text_sp *sp)
     return top;
 }
 
-static xffl_status add_pair(text_sp *sp, const char *w, int l, int r)
+static XFFL_MUST_USE xffl_status add_pair(text_sp *sp, const char *w, int l, int r)
 {
     if (l < 0 || r < 0 || sp->sym[l].freeze || sp->sym[r].freeze) return XFFL_OK;
     uint32_t size = sp->sym[l].len + sp->sym[r].len;
@@ -167,7 +167,7 @@ static xffl_status add_pair(text_sp *sp, const char *w, int l, int r)
 
 /* The ids of one final piece: the reserved map first (as SentencePiece's PieceToId),
  * unused pieces split back, unknowns to bytes under byte_fallback. */
-static xffl_status emit_piece(text_sp *sp, const char *s, size_t n, text_ids *out)
+static XFFL_MUST_USE xffl_status emit_piece(text_sp *sp, const char *s, size_t n, text_ids *out)
 {
     int id = sp_lookup(sp, &sp->reserved, s, n);
     if (id < 0) id = sp_lookup(sp, &sp->normal, s, n);
@@ -186,7 +186,7 @@ static xffl_status emit_piece(text_sp *sp, const char *s, size_t n, text_ids *ou
 }
 
 /* BPE over w[0..n), ids appended to out */
-static xffl_status bpe(text_sp *sp, const char *w, size_t n, text_ids *out)
+static XFFL_MUST_USE xffl_status bpe(text_sp *sp, const char *w, size_t n, text_ids *out)
 {
     XFFL_FORWARD(grow(&sp->sym, &sp->sym_cap, n, sizeof *sp->sym));
     int m = 0;
@@ -217,7 +217,7 @@ static xffl_status bpe(text_sp *sp, const char *w, size_t n, text_ids *out)
 
 /* Appends ids to out; a run of unknowns is one <unk> (only without byte_fallback can an
  * unknown reach here), across words too. */
-static xffl_status emit(const text_sp *sp, const int32_t *v, size_t n, text_ids *out, int *prev_unk)
+static XFFL_MUST_USE xffl_status emit(const text_sp *sp, const int32_t *v, size_t n, text_ids *out, int *prev_unk)
 {
     if (out->n + n > out->cap) XFFL_FORWARD(grow(&out->v, &out->cap, out->n + n, sizeof *out->v));
     for (size_t i = 0; i < n; i++) {
@@ -247,7 +247,7 @@ static const sp_centry *cache_find(const text_sp *sp, const char *w, size_t n, u
     }
 }
 
-static xffl_status cache_put(text_sp *sp, const char *w, size_t n, uint64_t h, const int32_t *ids, size_t k)
+static XFFL_MUST_USE xffl_status cache_put(text_sp *sp, const char *w, size_t n, uint64_t h, const int32_t *ids, size_t k)
 {
     if (!sp->cache) {
         sp->cache = calloc(CACHE_SLOTS, sizeof *sp->cache);
@@ -270,7 +270,7 @@ static xffl_status cache_put(text_sp *sp, const char *w, size_t n, uint64_t h, c
     return XFFL_OK;
 }
 
-static xffl_status encode_word(text_sp *sp, const char *w, size_t n, text_ids *out, int *prev_unk)
+static XFFL_MUST_USE xffl_status encode_word(text_sp *sp, const char *w, size_t n, text_ids *out, int *prev_unk)
 {
     uint64_t h = 0;
     if (n <= CACHE_KEY_MAX) {

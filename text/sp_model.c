@@ -88,24 +88,24 @@ typedef struct {
     size_t norm_name_len;
 } sp_spec;
 
-static xffl_status bad(const text_sp *sp, const char *field, const char *what)
+static XFFL_MUST_USE xffl_status bad(const text_sp *sp, const char *field, const char *what)
 {
     return xffl_fail(XFFL_ERR_INVALID, "%s: %s: %s", sp->name, field, what);
 }
 
-static xffl_status wire_is(const text_sp *sp, const pb_field *f, int wire, const char *field)
+static XFFL_MUST_USE xffl_status wire_is(const text_sp *sp, const pb_field *f, int wire, const char *field)
 {
     if (f->wire == wire) return XFFL_OK;
     return xffl_fail(XFFL_ERR_INVALID, "%s: %s: protobuf wire type %d, expected %d", sp->name, field, f->wire, wire);
 }
 
-static xffl_status malformed(const text_sp *sp, const char *msg, const pb_buf *b, const uint8_t *start)
+static XFFL_MUST_USE xffl_status malformed(const text_sp *sp, const char *msg, const pb_buf *b, const uint8_t *start)
 {
     return xffl_fail(XFFL_ERR_INVALID, "%s: %s: truncated or malformed protobuf (at byte %zu of it)", sp->name, msg,
                      (size_t)(b->p - start));
 }
 
-static xffl_status parse_piece(text_sp *sp, const uint8_t *data, size_t len, int i, size_t *pool_n)
+static XFFL_MUST_USE xffl_status parse_piece(text_sp *sp, const uint8_t *data, size_t len, int i, size_t *pool_n)
 {
     char field[64];
     pb_buf b = {data, data + len};
@@ -144,7 +144,7 @@ static xffl_status parse_piece(text_sp *sp, const uint8_t *data, size_t len, int
 
 static int flag(uint64_t v) { return v != 0; }
 
-static xffl_status parse_trainer(text_sp *sp, sp_spec *s, const uint8_t *data, size_t len)
+static XFFL_MUST_USE xffl_status parse_trainer(text_sp *sp, sp_spec *s, const uint8_t *data, size_t len)
 {
     pb_buf b = {data, data + len};
     pb_field f;
@@ -184,7 +184,7 @@ static xffl_status parse_trainer(text_sp *sp, sp_spec *s, const uint8_t *data, s
     return XFFL_OK;
 }
 
-static xffl_status parse_normalizer(text_sp *sp, sp_spec *s, const uint8_t *data, size_t len, int denorm)
+static XFFL_MUST_USE xffl_status parse_normalizer(text_sp *sp, sp_spec *s, const uint8_t *data, size_t len, int denorm)
 {
     const char *what = denorm ? "denormalizer_spec" : "normalizer_spec";
     char field[64];
@@ -243,7 +243,7 @@ int sp_lookup(const text_sp *sp, const sp_table *t, const char *s, size_t n)
     }
 }
 
-static xffl_status table_init(sp_table *t, int n)
+static XFFL_MUST_USE xffl_status table_init(sp_table *t, int n)
 {
     uint32_t cap = 16;
     while (cap < (uint32_t)n * 2) cap <<= 1;
@@ -280,7 +280,7 @@ static int piece_byte(const char *s, size_t n)
     return (int)((a - hex) * 16 + (b - hex));
 }
 
-static xffl_status index_pieces(text_sp *sp, const sp_spec *s)
+static XFFL_MUST_USE xffl_status index_pieces(text_sp *sp, const sp_spec *s)
 {
     char field[64];
     XFFL_FORWARD(table_init(&sp->normal, sp->n));
@@ -332,7 +332,7 @@ static xffl_status index_pieces(text_sp *sp, const sp_spec *s)
     return XFFL_OK;
 }
 
-static xffl_status parse_model(text_sp *sp, const uint8_t *data, size_t len)
+static XFFL_MUST_USE xffl_status parse_model(text_sp *sp, const uint8_t *data, size_t len)
 {
     sp_spec s = {.model_type = 1, .bos_piece = (const uint8_t *)"<s>", .bos_len = 3,
                  .eos_piece = (const uint8_t *)"</s>", .eos_len = 4};
