@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# ranks (issue 15 point 3): tokens/s of `small` trained through `xffl train` on 1 CPU rank
+# and on 2 (`--ranks 2`, Open MPI), one thread each, the same global batch; value = the
+# ratio (target >= 1.8, on an otherwise idle machine with 2 free cores). Beside it each
+# run's peak RSS per rank: 1 rank, 2 ranks with the sharded optimizer (ZeRO-2, the
+# default on 2 ranks) and 2 ranks replicated. Then the collectives' own throughput on 2
+# ranks (tests/mpi/bench_comm: both all-reduce paths next to MPI_Allreduce).
+# A build whose train has no multi-rank loop (no --accumulate) measures only the latter.
+# XFFL_RANKS_STEPS (10), XFFL_RANKS_BATCH (8), XFFL_RANKS_SEQ (256).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${XFFL_BUILD:-build}
+X=$PWD/$B/xffl
+export HDF5_PLUGIN_PATH=$PWD/$B/plugins
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+command -v mpirun >/dev/null && [ -x "$B/mpi/bench_comm" ] ||
+  { echo "SKIP: Open MPI not installed (scripts/install-deps)" >&2; exit 0; }
+STEPS=${XFFL_RANKS_STEPS:-10}
+BATCH=${XFFL_RANKS_BATCH:-8}
+SEQ=${XFFL_RANKS_SEQ:-256}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+# The collectives: 2 ranks, one thread each, up to 32 M floats (128 MB).
+OMP_NUM_THREADS=1 mpirun -q --oversubscribe -np 2 "$B/mpi/bench_comm" 33554432 | sed 's/"bench": "comm"/"bench": "ranks_comm"/'
+
+if ! $X train --help | grep -q -- '--accumulate'; then
+  echo "ranks: this build's train has no multi-rank loop: tokens/s of 1 vs 2 ranks not measured" >&2
+  exit 0
+fi
+files=$(find /usr/share/common-licenses -type f | sort)
+[ -n "$files" ] || { echo "SKIP: no /usr/share/common-licenses" >&2; exit 0; }
+# shellcheck disable=SC2086
+$X data pack $files --out "$T/data" --name lic --val-fraction 0.1 >/dev/null 2>&1
+$X init --store "$T/s0" --model small --facilities a --local-steps "$STEPS" --batch "$BATCH" --seq-len "$SEQ" \
+  --lr 1e-3 --warmup 2 --seed 1 >/dev/null
+# run NAME [flags]: one round on a copy of the store; prints "tokens/s peak-RSS-KiB digest"
+run() {
+  local name=$1; shift
+  cp -r "$T/s0" "$T/$name"
+  /usr/bin/time -f %M -o "$T/$name.rss" $X --json train --store "$T/$name" --facility a --data "$T/data/lic_train_*.bin" \
+    --threads 1 "$@" >"$T/$name.json" 2>"$T/$name.err" || { cat "$T/$name.err" >&2; exit 1; }
+  local tps
+  tps=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.1f" % (r["tokens"] / r["train_seconds"]))' "$T/$name.json")
+  echo "$tps $(cat "$T/$name.rss") $(grep -h '^tensor' "$T/$name"/rounds/r000001/a/a1/COMMIT-* | sha256sum | cut -c1-12)"
+}
+read -r t1 m1 d1 < <(run one)
+read -r t2 m2 d2 < <(run two --ranks 2)
+read -r _ m2r d2r < <(run two_replicated --ranks 2 --optimizer replicated)
+# (/usr/bin/time around --ranks measures mpirun and its ranks: the largest is a rank)
+[ "$d2" = "$d2r" ] || echo "ranks: sharded and replicated 2-rank deltas differ ($d2 vs $d2r)" >&2
+awk -v t1="$t1" -v t2="$t2" -v m1="$m1" -v m2="$m2" -v m2r="$m2r" -v s="$STEPS" -v b="$BATCH" -v q="$SEQ" 'BEGIN{
+  r = t2 / t1
+  printf "{\"bench\": \"ranks\", \"value\": %.3f, \"unit\": \"x\", \"ref_name\": \"1 rank tokens/s\", \"ref\": %.1f, \"ratio\": %.3f, \"target\": 1.8, \"pass\": %s, \"tokens_per_s_1\": %.1f, \"tokens_per_s_2\": %.1f, \"model\": \"small\", \"steps\": %d, \"batch\": %d, \"seq_len\": %d, \"threads_per_rank\": 1, \"peak_rss_kib_1_rank\": %d, \"peak_rss_kib_per_rank_2_sharded\": %d, \"peak_rss_kib_per_rank_2_replicated\": %d}\n",
+    r, t1, r, (r >= 1.8 ? "true" : "false"), t1, t2, s, b, q, m1, m2, m2r }'
