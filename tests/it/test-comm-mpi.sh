@@ -36,9 +36,10 @@ want="-q --oversubscribe --bind-to none -np 3"
 [ "$(id -u)" = 0 ] && want="$want --allow-run-as-root"
 want="$want $xffl --quiet train --ranks 3 --store file://$tmp/none --facility a --data x* --threads 1"
 [ "$(cat "$tmp/args")" = "$want" ] || { echo "FAIL: --ranks ran: $(cat "$tmp/args")"; echo "  expected: $want"; exit 1; }
-# Real ranks: each one fails on the missing store, and the job's status is that failure.
+# Real ranks fail on the missing store, and the job's status is that failure (the first
+# rank to fail may end the other before it says so).
 rc=0; "$xffl" train --ranks 2 --store "file://$tmp/none" --facility a --data 'x*' 2> "$tmp/err" || rc=$?
-[ "$rc" = 1 ] && [ "$(grep -c 'no federation.h5' "$tmp/err")" = 2 ] || { cat "$tmp/err"; echo "FAIL: --ranks 2 on a missing store: rc $rc"; exit 1; }
+[ "$rc" = 1 ] && grep -q 'no federation.h5' "$tmp/err" || { cat "$tmp/err"; echo "FAIL: --ranks 2 on a missing store: rc $rc"; exit 1; }
 # A launcher's rank with another --ranks is a usage error; --ranks 1 runs in-process.
 rc=0; OMPI_COMM_WORLD_SIZE=4 "$xffl" train --ranks 2 --store "file://$tmp/none" --facility a --data 'x*' 2> "$tmp/err" || rc=$?
 [ "$rc" = 2 ] && grep -q 'launcher started 4 ranks' "$tmp/err" || { cat "$tmp/err"; echo "FAIL: --ranks 2 under 4 ranks: rc $rc"; exit 1; }
