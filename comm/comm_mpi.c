@@ -150,14 +150,15 @@ static XFFL_MUST_USE xffl_status mpi_open(const char *state_dir, void **impl, in
                                                             : GATHER_SUM_MAX_BYTES;
     /* srun without an MPI plugin that Open MPI understands starts N singletons: N jobs that
      * would each train alone and race to commit. */
-    int tasks = env_int("SLURM_STEP_NUM_TASKS");
-    if (m->size == 1 && tasks > 1) {
+    int tasks = comm_launcher_ranks();
+    if (tasks > 1 && m->size != tasks) {
+        int seen = m->size;
         MPI_Comm_free(&m->comm);
         free(m);
         return xffl_fail(XFFL_ERR_USAGE,
-                         "mpi transport: srun started %d tasks but MPI sees 1 rank (use srun --mpi=pmix, or mpirun "
-                         "inside the allocation)",
-                         tasks);
+                         "mpi transport: the launcher started %d tasks but MPI sees %d rank(s) (under srun: "
+                         "srun --mpi=pmix, or mpirun inside the allocation)",
+                         tasks, seen);
     }
     *impl = m;
     *rank = m->rank;

@@ -24,6 +24,10 @@ for g in 0 1000000000; do
 done
 # Large: 2.5 M floats per rank, over the default 8 MiB piece.
 run mpirun -np 2 -x TEST_COMM_BIG=2500001 "$bin"
+# srun's tasks that MPI does not see as one job (no PMIx plugin) are refused, not run alone.
+rc=0; SLURM_STEP_NUM_TASKS=3 "$bin" > /dev/null 2> "$BUILD/mpi/singleton.err" || rc=$?
+[ "$rc" != 0 ] && grep -q 'started 3 tasks but MPI sees 1' "$BUILD/mpi/singleton.err" ||
+  { cat "$BUILD/mpi/singleton.err"; echo "FAIL: 3 srun tasks seen as 1 MPI rank ran on"; exit 1; }
 echo "test-comm-mpi: collectives ok"
 
 # xffl train --ranks N: execs mpirun on the same binary with the process's own arguments
