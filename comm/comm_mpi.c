@@ -99,7 +99,7 @@ static void sum_rows(const void *rows, void *out, int nrows, size_t stride, size
     switch (t) {
     case COMM_F32: SUM_ROWS(float); break;
     case COMM_F64: SUM_ROWS(double); break;
-    case COMM_I64: SUM_ROWS(int64_t); break;
+    case COMM_I64: SUM_ROWS(uint64_t); break; /* two's-complement wrap, without signed overflow */
     case COMM_BYTE: SUM_ROWS(uint8_t); break;
     }
 }
