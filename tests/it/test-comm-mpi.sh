@@ -27,6 +27,9 @@ for g in 0 1000000000; do
 done
 # Large: 2.5 M floats per rank, over the default 8 MiB piece.
 run mpirun -np 2 -x TEST_COMM_BIG=2500001 "$bin"
+# A rank killed mid-collective ends the job (non-zero, well before the timeout), no hang.
+rc=0; timeout 120 mpirun -q -np 2 "$bin" --die > /dev/null 2>&1 || rc=$?
+[ "$rc" != 0 ] && [ "$rc" != 124 ] || { echo "FAIL: a rank killed in an all-reduce: mpirun rc $rc (124: hung)"; exit 1; }
 # srun's tasks that MPI does not see as one job (no PMIx plugin) are refused, not run alone.
 rc=0; SLURM_STEP_NUM_TASKS=3 "$bin" > /dev/null 2> "$BUILD/mpi/singleton.err" || rc=$?
 [ "$rc" != 0 ] && grep -q 'started 3 tasks but MPI sees 1' "$BUILD/mpi/singleton.err" ||

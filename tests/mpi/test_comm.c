@@ -5,12 +5,15 @@
  *                           that "self" and TRANSPORT give the same bytes
  *   test_comm --plain       run without a launcher: "auto" must be self and MPI must
  *                           not have been initialised
+ *   test_comm --die         the last rank kills itself (SIGKILL) in the middle of a run
+ *                           of all-reduces: the launcher must end the job, not hang
  *
  * Every rank can compute every rank's contribution (a hash of rank, element and case),
  * so each checks its own result against the reference sum taken in rank order. Prints
  * "test_comm: N checks passed on R ranks (transport)" from rank 0; exits 1 on a failure. */
 #include <mpi.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +177,19 @@ int main(int argc, char **argv)
         comm_close(c);
         printf("test_comm --plain: %d checks, %d failed\n", checks, failures);
         return failures != 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "--die")) {
+        if (comm_open("auto", NULL, &c) != XFFL_OK) return 1;
+        float x[4096] = {0};
+        for (int i = 0; i < 1000; i++) {
+            if (i == 100 && comm_rank(c) == comm_size(c) - 1) raise(SIGKILL);
+            if (comm_allreduce_sum(c, x, 4096, COMM_F32) != XFFL_OK) {
+                fprintf(stderr, "test_comm --die: rank %d: %s\n", comm_rank(c), xffl_errmsg());
+                return 1;
+            }
+        }
+        comm_close(c);
+        return 0; /* not reached: the others cannot finish without the dead rank */
     }
     const char *transport = argc > 1 ? argv[1] : "auto";
     if (comm_open(transport, NULL, &c) != XFFL_OK) {
