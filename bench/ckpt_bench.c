@@ -135,7 +135,6 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    ckpt_h5_set_verbose(0);
     ckpt_param_table *t;
     if (ckpt_param_table_create(&cfg, &t) != XFFL_OK) die("model");
     float *slab = malloc((size_t)t->total * sizeof *slab), *back = malloc((size_t)t->total * sizeof *back);

@@ -4,7 +4,6 @@
 #include <string.h>
 #include "common/util.h"
 
-int cli_verbose = 0;
 int cli_json = 0;
 
 int cli_report(const char *cmd, xffl_status s)
@@ -158,18 +157,20 @@ int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt
     return 0;
 }
 
-void cli_log_stderr(void *ctx, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "xffl %s: ", ctx ? (const char *)ctx : "");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-}
-
 int cli_wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
     return 0;
+}
+
+void cli_json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
 }

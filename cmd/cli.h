@@ -5,6 +5,7 @@
 #define XFFL_CLI_H
 
 #include <stdio.h>
+#include "common/log.h"
 #include "common/status.h"
 #include "storage/store.h"
 
@@ -14,9 +15,9 @@ int cli_report(const char *cmd, xffl_status s);
 /* Prints "xffl <cmd>: <formatted>" to stderr and returns 2 (usage). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Global flags set by xffl.c before dispatch. */
-extern int cli_verbose; /* --verbose: HDF5 error stacks, retry logs */
-extern int cli_json;    /* --json where a command supports it */
+/* Global flag set by xffl.c before dispatch (which also sets up the log sink from
+ * --verbose, --quiet and --json: common/log.h). */
+extern int cli_json; /* --json: the result as JSON where a command supports it */
 
 /* Options, parsed from one table per command: an array of cli_opt ended by {0}, each
  * naming its destination, so a command states its flags once and every command refuses
@@ -68,9 +69,8 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store
 int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt, const char **url, const char **path,
                      int64_t *version);
 
-/* Progress callback for pipelines: prints "xffl <ctx>: <message>" to stderr, where ctx
- * is the subcommand name (a const char *). */
-void cli_log_stderr(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints s to stdout as a JSON string: quoted, with '"', '\\' and control bytes escaped. */
+void cli_json_str(const char *s);
 
 /* Whether argv has -h/--help anywhere. */
 int cli_wants_help(int argc, char **argv);

@@ -1,5 +1,4 @@
 /* xffl aggregate: the aggregation job of one round. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "cmd/cli.h"
@@ -40,8 +39,7 @@ int cmd_aggregate(int argc, char **argv)
     }
     store_options so;
     store_options_default(&so);
-    so.verbose = cli_verbose;
-    pipe_aggregate_options o = {.round = -1, .deadline = 0, .log = cli_log_stderr, .log_ctx = (void *)cmd};
+    pipe_aggregate_options o = {.round = -1, .deadline = 0};
     const char *url = NULL;
     const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
                             {"--round", CLI_I64, &o.round, 1, 999999, NULL},
@@ -61,14 +59,14 @@ int cmd_aggregate(int argc, char **argv)
     store_close(s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     if (res.already) {
-        fprintf(stderr, "xffl aggregate: version %lld exists already; nothing to do\n", (long long)res.version);
+        xffl_log(XFFL_LOG_INFO, "version %lld exists already; nothing to do", (long long)res.version);
         if (cli_json) printf("{\"version\": %lld, \"already\": true}\n", (long long)res.version);
         else printf("v%06lld already\n", (long long)res.version);
         return 0;
     }
-    fprintf(stderr, "xffl aggregate: wrote v%06lld from %d deltas (%d rejected), %llu bytes, %.1fs%s\n",
-            (long long)res.version, res.n_used, res.n_rejected, (unsigned long long)res.stored_bytes, res.seconds,
-            res.latest_written ? "" : "; LATEST already named it or a later version");
+    xffl_log(XFFL_LOG_INFO, "wrote v%06lld from %d deltas (%d rejected), %llu bytes, %.1fs%s", (long long)res.version,
+             res.n_used, res.n_rejected, (unsigned long long)res.stored_bytes, res.seconds,
+             res.latest_written ? "" : "; LATEST already named it or a later version");
     if (cli_json) {
         printf("{\"version\": %lld, \"already\": false, \"contributors\": [", (long long)res.version);
         for (int i = 0; i < res.n_used; i++) printf("%s\"%s\"", i ? ", " : "", res.used[i]);

@@ -93,8 +93,8 @@ int cmd_eval(int argc, char **argv)
     }
     if (st == XFFL_OK) st = kern_set_params(m, p);
     if (st == XFFL_OK) {
-        fprintf(stderr, "xffl eval: v%06lld on %s: %ld batches of %ld x %ld tokens\n", (long long)ref.version, glob, batches, B,
-                T);
+        xffl_log(XFFL_LOG_INFO, "v%06lld on %s: %ld batches of %ld x %ld tokens", (long long)ref.version, glob, batches,
+                 B, T);
         st = kern_eval(m, (int)B, (int)T, (int)batches, next_batch, &src, &loss);
     }
     if (st == XFFL_OK) {

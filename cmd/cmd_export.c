@@ -65,8 +65,7 @@ int cmd_export(int argc, char **argv)
             snprintf(tok, sizeof tok, "%s.tokenizer.bin", out);
         st = kern_export_llama2c_tokenizer(&t->cfg, tok);
     } else if (st == XFFL_OK) {
-        fprintf(stderr, "xffl export: vocabulary %d is not byte-level: no tokenizer file written\n",
-                t->cfg.vocab_size);
+        xffl_log(XFFL_LOG_WARN, "vocabulary %d is not byte-level: no tokenizer file written", t->cfg.vocab_size);
     }
     if (st == XFFL_OK) {
         if (cli_json)

@@ -180,7 +180,6 @@ int cmd_init(int argc, char **argv)
     if (!set.preset) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
     if (!url && !set.dry_run) return cli_usage_error(C, "--store URL is required (or --dry-run)");
     if (set.from_version && !set.from) return cli_usage_error(C, "--from-version needs --from URL");
-    ckpt_h5_set_verbose(cli_verbose);
 
     store *s = NULL;
     pipe_init_result res = {0};

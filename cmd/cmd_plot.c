@@ -131,6 +131,6 @@ int cmd_plot(int argc, char **argv)
                 rc);
         return 1;
     }
-    fprintf(stderr, "xffl plot: wrote %s (%d rounds)\n", out, points);
+    xffl_log(XFFL_LOG_INFO, "wrote %s (%d rounds)", out, points);
     return 0;
 }

@@ -52,20 +52,17 @@ int cmd_pull(int argc, char **argv)
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!dir) return cli_usage_error(cmd, "the destination DIR is required");
-    opt.verbose = cli_verbose;
 
     store *s = NULL;
-    void *index = NULL;
-    char (*paths)[4096] = NULL, index_sha[XFFL_SHA256_HEX];
-    size_t index_len = 0;
+    pipe_manifest_bytes index = {0};
+    char (*paths)[4096] = NULL;
     ckpt_manifest *m = NULL;
     store_transfer *tr = NULL;
     pipe_version_ref ref;
     uint64_t bytes = 0;
     xffl_status st = store_open(url, &opt, &s);
     if (st == XFFL_OK) st = pipe_version_resolve(s, v, &ref);
-    if (st == XFFL_OK) st = pipe_index_get(s, &ref, &index, &index_len, index_sha);
-    if (st == XFFL_OK) st = ckpt_manifest_parse(index, index_len, ref.index_key, &m);
+    if (st == XFFL_OK) st = pipe_manifest_load(s, ref.index_key, ref.index_sha, &m, &index);
     if (st == XFFL_OK) st = xffl_mkdirs(dir);
     if (st != XFFL_OK) goto out;
     int n = m->n_objects;
@@ -87,12 +84,12 @@ int cmd_pull(int argc, char **argv)
         snprintf(fed_path, sizeof fed_path, "%s/%s", dir, PIPE_FEDERATION_KEY);
         tr[n++] = (store_transfer){PIPE_FEDERATION_KEY, fed_path, fed};
     }
-    fprintf(stderr, "xffl pull: v%06lld from %s: %d objects\n", (long long)ref.version, url, n);
+    xffl_log(XFFL_LOG_INFO, "v%06lld from %s: %d objects", (long long)ref.version, url, n);
     st = store_get_many(s, tr, (size_t)n);
     if (st != XFFL_OK) goto out;
     char ipath[4096];
     snprintf(ipath, sizeof ipath, "%s/%s", dir, base_name(ref.index_key));
-    st = xffl_write_file_atomic(ipath, index, index_len);
+    st = xffl_write_file_atomic(ipath, index.text, index.len);
     if (st != XFFL_OK) goto out;
     if (cli_json)
         printf("{\"version\": %lld, \"index\": \"%s\", \"objects\": %d, \"part_bytes\": %llu, \"dir\": \"%s\"}\n",
@@ -104,7 +101,7 @@ int cmd_pull(int argc, char **argv)
 out:
     free(tr);
     free(paths);
-    free(index);
+    free(index.text);
     ckpt_manifest_free(m);
     store_close(s);
     return cli_report(cmd, st);

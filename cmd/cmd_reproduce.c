@@ -1,5 +1,4 @@
 /* xffl reproduce: recompute a round from what the store holds and compare. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "cmd/cli.h"
@@ -34,18 +33,6 @@ static const char *help =
     "exit codes: 0 reproduced bit for bit, 1 failed, 2 usage, 65 a digest differs (each\n"
     "differing tensor named on stderr), 74 store unreachable.\n";
 
-static void err_line(void *ctx, int problem, const char *fmt, ...)
-{
-    (void)ctx;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(problem ? "xffl reproduce: differs: " : "xffl reproduce: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-
 int cmd_reproduce(int argc, char **argv)
 {
     const char *cmd = "reproduce";
@@ -55,7 +42,6 @@ int cmd_reproduce(int argc, char **argv)
     }
     store_options so;
     store_options_default(&so);
-    so.verbose = cli_verbose;
     const char *url = NULL, *facility = NULL, *data = NULL, *state = NULL, *backend = "cpu";
     long round = 0, threads = 0;
     int train = 0;
@@ -77,12 +63,11 @@ int cmd_reproduce(int argc, char **argv)
     xffl_status st = store_open(url, &so, &s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     pipe_reproduce_report rep;
-    st = pipe_reproduce_round(s, round, (int)threads, err_line, NULL, &rep);
+    st = pipe_reproduce_round(s, round, (int)threads, &rep);
     if (st == XFFL_OK)
-        fprintf(stderr,
-                "xffl reproduce: round %ld: %d tensors, %d parts compared from %d deltas; INDEX %s (%.1fs)\n",
-                round, rep.tensors_compared, rep.parts_compared, rep.n_contributors,
-                rep.index_identical ? "identical" : "differs in bytes", rep.seconds);
+        xffl_log(XFFL_LOG_INFO, "round %ld: %d tensors, %d parts compared from %d deltas; INDEX %s (%.1fs)", round,
+                 rep.tensors_compared, rep.parts_compared, rep.n_contributors,
+                 rep.index_identical ? "identical" : "differs in bytes", rep.seconds);
     pipe_train_reproduce_report trep;
     memset(&trep, 0, sizeof trep);
     if (st == XFFL_OK && train) {
@@ -94,10 +79,10 @@ int cmd_reproduce(int argc, char **argv)
         to.backend = backend;
         to.round = round;
         to.threads = (int)threads;
-        st = pipe_train_reproduce(s, &to, err_line, NULL, &trep);
+        st = pipe_train_reproduce(s, &to, &trep);
         if (st == XFFL_OK)
-            fprintf(stderr, "xffl reproduce: round %ld: %s's training re-run, %d delta tensors match its COMMIT\n",
-                    round, facility, trep.tensors_compared);
+            xffl_log(XFFL_LOG_INFO, "round %ld: %s's training re-run, %d delta tensors match its COMMIT", round,
+                     facility, trep.tensors_compared);
     }
     store_close(s);
     if (cli_json)

@@ -76,8 +76,8 @@ int cmd_sample(int argc, char **argv)
     if (st == XFFL_OK) {
         text_byte_encode(prompt, np, ids);
         kern_sample_options so2 = {.temperature = (float)temp, .seed = (uint64_t)seed, .tokens = (int)tokens};
-        fprintf(stderr, "xffl sample: v%06lld, %zu prompt bytes, %ld to generate (temperature %g)\n", (long long)ref.version, np,
-                tokens, temp);
+        xffl_log(XFFL_LOG_INFO, "v%06lld, %zu prompt bytes, %ld to generate (temperature %g)", (long long)ref.version, np,
+                 tokens, temp);
         st = kern_sample(m, t->cfg.max_seq_len, ids, (int)np, &so2, out);
     }
     if (st == XFFL_OK) {

@@ -18,29 +18,18 @@ static const char *help =
     "\n"
     "exit codes: 0 shown, 1 failed, 2 usage, 65 damaged store, 74 store unreachable.\n";
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
-    }
-    putchar('"');
-}
-
 static void json_entry(const pipe_history_entry *e)
 {
     printf("{\"facility\": ");
-    json_str(e->facility);
+    cli_json_str(e->facility);
     printf(", \"attempt\": %d, \"state\": \"%s\", \"tokens\": %lld, \"steps\": %lld, \"loss_first\": %.6g, "
            "\"loss_last\": %.6g, \"loss_mean\": %.6g, \"seconds\": %.3f, \"bytes\": %llu, \"commit\": ",
            e->attempt, pipe_attempt_state_name(e->state), (long long)e->tokens, (long long)e->steps, e->loss_first,
            e->loss_last, e->loss_mean, e->seconds, (unsigned long long)e->bytes);
-    json_str(e->commit_key);
+    cli_json_str(e->commit_key);
     if (e->reason[0]) {
         printf(", \"reason\": ");
-        json_str(e->reason);
+        cli_json_str(e->reason);
     }
     printf("}");
 }
@@ -54,7 +43,6 @@ int cmd_status(int argc, char **argv)
     }
     store_options so;
     store_options_default(&so);
-    so.verbose = cli_verbose;
     const char *url = NULL;
     int history = 0;
     const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL}, {"--history", CLI_FLAG, &history, 0, 0, NULL}, {0}};
@@ -72,13 +60,13 @@ int cmd_status(int argc, char **argv)
     const pipe_history_round *last = h.n_rounds > 1 ? &h.rounds[h.n_rounds - 2] : NULL;
     if (cli_json) {
         printf("{\"latest\": {\"version\": %lld, \"index\": ", (long long)h.latest.version);
-        json_str(h.latest.index_key);
+        cli_json_str(h.latest.index_key);
         printf(", \"tokens_seen\": %lld}, \"algorithm\": \"%s\", \"quorum\": %d, \"local_steps\": %d, "
                "\"facilities\": [",
                (long long)(last ? last->tokens_seen : 0), pipe_algo_name(h.f.algo.kind), h.f.quorum, h.f.local_steps);
         for (int i = 0; i < h.f.n_facilities; i++) {
             printf(i ? ", " : "");
-            json_str(h.f.facilities[i]);
+            cli_json_str(h.f.facilities[i]);
         }
         printf("], \"rounds\": [");
         for (int r = 0; r < h.n_rounds; r++) {

@@ -373,7 +373,6 @@ int cmd_submit(int argc, char **argv)
     submit_opts o = {.first_round = 0, .delay = 60, .deadline = 86400, .log_dir = "xffl-logs"};
     store_options so;
     store_options_default(&so);
-    so.verbose = cli_verbose;
     int rc = parse_args(argc, argv, &o, &so);
     if (rc) return rc;
 

@@ -1,5 +1,4 @@
 /* xffl train: one facility's job for one round. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +50,8 @@ int cmd_train(int argc, char **argv)
                                ntasks && atoi(ntasks) > 1 ? ntasks : world);
     store_options so;
     store_options_default(&so);
-    so.verbose = cli_verbose;
     pipe_train_options o;
     pipe_train_options_default(&o);
-    o.log = cli_log_stderr;
-    o.log_ctx = (void *)cmd;
     const char *url = NULL;
     const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
                             {"--facility", CLI_STR, &o.facility, 0, 0, NULL},
@@ -81,23 +77,29 @@ int cmd_train(int argc, char **argv)
     store_close(s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     if (r.skipped) {
-        fprintf(stderr, "xffl train: nothing to do: %s\n", r.why);
-        if (cli_json)
-            printf("{\"round\": %lld, \"skipped\": true, \"why\": \"%s\"}\n", (long long)r.round, r.why);
-        else
+        xffl_log(XFFL_LOG_INFO, "nothing to do: %s", r.why);
+        if (cli_json) {
+            printf("{\"round\": %lld, \"skipped\": true, \"why\": ", (long long)r.round);
+            cli_json_str(r.why);
+            printf("}\n");
+        } else
             printf("round %lld skipped: %s\n", (long long)r.round, r.why);
         return 0;
     }
-    fprintf(stderr, "xffl train: committed %s (%llu bytes) in %.1fs\n", r.commit_key, (unsigned long long)r.bytes,
-            r.seconds);
-    if (cli_json)
-        printf("{\"round\": %lld, \"skipped\": false, \"attempt\": %d, \"commit\": \"%s\", \"tokens\": %lld, "
-               "\"steps\": %lld, \"loss_first\": %.6f, \"loss_last\": %.6f, \"loss_mean\": %.6f, \"bytes\": %llu, "
-               "\"train_seconds\": %.3f, \"seconds\": %.3f, \"cursor_start\": \"%s\", \"cursor_end\": \"%s\"}\n",
-               (long long)r.round, r.attempt, r.commit_key, (long long)r.tokens, (long long)r.steps, r.loss_first,
-               r.loss_last, r.loss_mean, (unsigned long long)r.bytes, r.train_seconds, r.seconds, r.cursor_start,
-               r.cursor_end);
-    else
+    xffl_log(XFFL_LOG_INFO, "committed %s (%llu bytes) in %.1fs", r.commit_key, (unsigned long long)r.bytes,
+             r.seconds);
+    if (cli_json) {
+        printf("{\"round\": %lld, \"skipped\": false, \"attempt\": %d, \"commit\": ", (long long)r.round, r.attempt);
+        cli_json_str(r.commit_key);
+        printf(", \"tokens\": %lld, \"steps\": %lld, \"loss_first\": %.6f, \"loss_last\": %.6f, \"loss_mean\": %.6f, "
+               "\"bytes\": %llu, \"train_seconds\": %.3f, \"seconds\": %.3f, \"cursor_start\": ",
+               (long long)r.tokens, (long long)r.steps, r.loss_first, r.loss_last, r.loss_mean,
+               (unsigned long long)r.bytes, r.train_seconds, r.seconds);
+        cli_json_str(r.cursor_start);
+        printf(", \"cursor_end\": ");
+        cli_json_str(r.cursor_end);
+        printf("}\n");
+    } else
         printf("round %lld a%d %s tokens %lld loss %.4f -> %.4f\n", (long long)r.round, r.attempt, r.commit_key,
                (long long)r.tokens, r.loss_first, r.loss_last);
     return 0;

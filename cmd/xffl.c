@@ -47,10 +47,21 @@ static cmd_fn lookup(const char *name)
     return NULL;
 }
 
+/* A global flag into log (and cli_json): 1 if arg is one. Short forms only before the
+ * command, where no subcommand's option can be meant. */
+static int global_flag(const char *arg, int short_ok, xffl_log_config *log)
+{
+    if (!strcmp(arg, "--verbose") || (short_ok && !strcmp(arg, "-v"))) log->level = XFFL_LOG_DEBUG;
+    else if (!strcmp(arg, "--quiet") || (short_ok && !strcmp(arg, "-q"))) log->level = XFFL_LOG_WARN;
+    else if (!strcmp(arg, "--json")) cli_json = log->json = 1;
+    else return 0;
+    return 1;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: xffl [--verbose] [--json] <command> [options]\n"
+            "usage: xffl [--verbose|--quiet] [--json] <command> [options]\n"
             "\n"
             "Cross-facility federated training: facilities share only an object store\n"
             "(s3://bucket/prefix, file:///path or a plain path); each step is a batch job.\n"
@@ -60,6 +71,12 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f,
             "\n"
+            "global flags (before or after the command; -v and -q before it; the last wins):\n"
+            "  -v, --verbose   also debug lines: each store retry, HDF5 error stacks\n"
+            "  -q, --quiet     only warnings and errors on stderr (no progress lines)\n"
+            "  --json          the result as JSON where a command supports it, and each\n"
+            "                  stderr line as a JSON object {\"level\", \"cmd\", \"msg\"}\n"
+            "\n"
             "'xffl <command> --help' describes a command.\n"
             "exit codes: 0 done, 1 failed, 2 usage, 65 bad input data, 74 store unreachable,\n"
             "75 not yet (try again later; nothing was changed).\n");
@@ -67,13 +84,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    xffl_log_config log = {.level = XFFL_LOG_INFO};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v"))
-            cli_verbose = 1;
-        else if (!strcmp(argv[i], "--json"))
-            cli_json = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+        if (global_flag(argv[i], 1, &log)) continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
         } else {
@@ -103,13 +118,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* --verbose and --json are global: taken out here so no subcommand parses them. */
+    /* The global flags are taken out here so no subcommand parses them. */
     int n = 0;
-    for (int k = i; k < argc; k++) {
-        if (!strcmp(argv[k], "--verbose")) cli_verbose = 1;
-        else if (!strcmp(argv[k], "--json")) cli_json = 1;
-        else argv[i + n++] = argv[k];
-    }
+    for (int k = i; k < argc; k++)
+        if (!global_flag(argv[k], 0, &log)) argv[i + n++] = argv[k];
     argv[i + n] = NULL;
+    /* The one set-up of the log sink: every line after this is "xffl <command>: ...". */
+    log.cmd = argv[i];
+    xffl_log_setup(&log);
     return fn(n, argv + i);
 }

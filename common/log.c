@@ -5,11 +5,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static xffl_log_config cfg = {.level = XFFL_LOG_INFO, .json = 0, .cmd = NULL};
+static xffl_log_config cfg = {.level = XFFL_LOG_INFO, .json = 0, .cmd = NULL, .stream = NULL};
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-void xffl_log_setup(const xffl_log_config *c) { cfg = *c; }
+xffl_log_config xffl_log_setup(const xffl_log_config *c)
+{
+    xffl_log_config was = cfg;
+    cfg = *c;
+    return was;
+}
 
 int xffl_log_enabled(xffl_log_level level) { return level <= cfg.level; }
 
@@ -36,17 +41,18 @@ void xffl_log(xffl_log_level level, const char *fmt, ...)
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n') msg[--n] = 0;
     pthread_mutex_lock(&lock);
+    FILE *f = cfg.stream ? cfg.stream : stderr;
     if (cfg.json) {
-        fprintf(stderr, "{\"level\": \"%s\", \"cmd\": \"", level_names[level]);
-        put_json_str(stderr, cfg.cmd ? cfg.cmd : "");
-        fputs("\", \"msg\": \"", stderr);
-        put_json_str(stderr, msg);
-        fputs("\"}\n", stderr);
+        fprintf(f, "{\"level\": \"%s\", \"cmd\": \"", level_names[level]);
+        put_json_str(f, cfg.cmd ? cfg.cmd : "");
+        fputs("\", \"msg\": \"", f);
+        put_json_str(f, msg);
+        fputs("\"}\n", f);
     } else if (cfg.cmd) {
-        fprintf(stderr, "xffl %s: %s\n", cfg.cmd, msg);
+        fprintf(f, "xffl %s: %s\n", cfg.cmd, msg);
     } else {
-        fprintf(stderr, "xffl: %s\n", msg);
+        fprintf(f, "xffl: %s\n", msg);
     }
-    fflush(stderr);
+    fflush(f);
     pthread_mutex_unlock(&lock);
 }

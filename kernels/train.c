@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/util.h"
 
 xffl_status kern_train(kern_model *m, const kern_train_options *o, float *losses, kern_train_result *r)
@@ -45,8 +46,9 @@ xffl_status kern_train(kern_model *m, const kern_train_options *o, float *losses
         r->steps = s + 1;
         r->tokens += (int64_t)B * T;
         double now = xffl_now();
-        if (o->progress && (s == 0 || s + 1 == o->steps || now - last_report >= every)) {
-            o->progress(o->progress_ctx, s + 1, o->steps, loss, (double)r->tokens / (now - t0));
+        if (s == 0 || s + 1 == o->steps || now - last_report >= every) {
+            xffl_log(XFFL_LOG_INFO, "train: step %d/%d loss %.4f (%.0f tokens/s)", s + 1, o->steps, loss,
+                     (double)r->tokens / (now - t0));
             last_report = now;
         }
     }

@@ -12,8 +12,6 @@
 
 /* Fills inputs and targets, (B,T) ids each, with the next batch. */
 typedef xffl_status (*kern_batch_fn)(void *ctx, int B, int T, int32_t *inputs, int32_t *targets);
-/* Progress: 1-based step of steps, that step's loss, tokens/s since the start. */
-typedef void (*kern_progress_fn)(void *ctx, int step, int steps, float loss, double tokens_per_s);
 
 typedef struct {
     int steps;                  /* H */
@@ -21,9 +19,7 @@ typedef struct {
     kern_adamw_config adamw;    /* schedule position = step index 0..steps-1 */
     kern_batch_fn next_batch;
     void *batch_ctx;
-    kern_progress_fn progress;  /* may be NULL */
-    void *progress_ctx;
-    double progress_seconds;    /* at most this long between reports (0: 2 s); first and last always */
+    double progress_seconds;    /* at most this long between progress lines (0: 2 s); first and last always */
 } kern_train_options;
 
 typedef struct {
@@ -35,9 +31,10 @@ typedef struct {
 } kern_train_result;
 
 /* Runs o->steps AdamW steps; losses (o->steps floats, may be NULL) receives the
- * per-step loss trace. θ_local stays in m (kern_get_params). The optimizer state is
- * not reset here (kern_reset_optimizer is the caller's choice). INVALID naming the
- * step when the loss or gradient norm is not finite. */
+ * per-step loss trace. Progress goes to the log at INFO ("train: step S/STEPS loss L
+ * (N tokens/s)", tokens/s since the start). θ_local stays in m (kern_get_params). The
+ * optimizer state is not reset here (kern_reset_optimizer is the caller's choice).
+ * INVALID naming the step when the loss or gradient norm is not finite. */
 xffl_status kern_train(kern_model *m, const kern_train_options *o, float *losses, kern_train_result *r);
 
 /* Mean loss over n_batches batches from next_batch (B x T each). */

@@ -19,7 +19,7 @@
  * HDF5 is called only from the calling thread, and Debian's HDF5 is not thread-safe:
  * do not use two writers/readers from two threads at once.
  * Every error message names the file and, where there is one, the dataset. HDF5's own
- * error stack is silenced unless ckpt_h5_set_verbose(1). */
+ * error stack goes to the log at DEBUG (--verbose) and is silenced otherwise. */
 #ifndef XFFL_CKPT_H5PART_H
 #define XFFL_CKPT_H5PART_H
 
@@ -37,10 +37,6 @@ const char *ckpt_dtype_name(ckpt_dtype d);
 size_t ckpt_dtype_size(ckpt_dtype d);
 /* Name -> dtype; INVALID naming the text. */
 xffl_status ckpt_dtype_parse(const char *name, ckpt_dtype *out);
-
-/* Process-wide: 1 prints HDF5's error stacks to stderr (--verbose), 0 (default) does not.
- * Also registers the zstd filter; every open/create does so too. */
-void ckpt_h5_set_verbose(int verbose);
 
 typedef struct {
     int level;          /* zstd level; 0 = CKPT_ZSTD_DEFAULT_LEVEL */

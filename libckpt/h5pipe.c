@@ -12,22 +12,36 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "libckpt/zstd_filter.h"
 
 
-static int h5_verbose;
+/* One DEBUG line per entry of HDF5's error stack, innermost call last as H5Eprint2
+ * orders them, so the stack reaches the one log sink (JSON lines included). */
+static herr_t log_stack_entry(unsigned n, const H5E_error2_t *e, void *unused)
+{
+    (void)unused;
+    char maj[128] = "", min[128] = "";
+    if (H5Eget_msg(e->maj_num, NULL, maj, sizeof maj) < 0) maj[0] = 0;
+    if (H5Eget_msg(e->min_num, NULL, min, sizeof min) < 0) min[0] = 0;
+    xffl_log(XFFL_LOG_DEBUG, "hdf5 #%03u: %s line %u in %s(): %s (%s; %s)", n, e->file_name ? e->file_name : "?",
+             e->line, e->func_name ? e->func_name : "?", e->desc ? e->desc : "", maj, min);
+    return 0;
+}
+
+static herr_t log_stack(hid_t estack, void *unused)
+{
+    (void)unused;
+    H5Ewalk2(estack, H5E_WALK_DOWNWARD, log_stack_entry, NULL);
+    return 0;
+}
 
 void ckpt_h5_setup(void)
 {
-    if (!h5_verbose) H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    /* The log level is the one switch: HDF5's stacks are debug detail (every failure
+     * already has a message naming the file and the dataset). */
+    H5Eset_auto2(H5E_DEFAULT, xffl_log_enabled(XFFL_LOG_DEBUG) ? log_stack : NULL, NULL);
     ckpt_zstd_register();
-}
-
-void ckpt_h5_set_verbose(int verbose)
-{
-    h5_verbose = verbose;
-    if (verbose) H5Eset_auto2(H5E_DEFAULT, (H5E_auto2_t)H5Eprint2, stderr);
-    ckpt_h5_setup();
 }
 
 const char *ckpt_dtype_name(ckpt_dtype d)

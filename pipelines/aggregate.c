@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "common/log.h"
 #include "common/util.h"
 #include "libckpt/delta.h"
 
@@ -58,7 +59,7 @@ static xffl_status check_commit(const ckpt_manifest *m, const pipe_federation *f
                                 const pipe_version_ref *base, const char *key, pipe_contrib *c)
 {
     char buf[64];
-    XFFL_FORWARD(expect_header(m, key, "format", PIPE_COMMIT_FORMAT, "not a COMMIT"));
+    /* format and format_version: checked by pipe_manifest_load */
     snprintf(buf, sizeof buf, "%lld", (long long)round);
     XFFL_FORWARD(expect_header(m, key, "round", buf, "wrong round"));
     const char *fac;
@@ -67,10 +68,9 @@ static xffl_status check_commit(const ckpt_manifest *m, const pipe_federation *f
                    "%s: facility '%s' is not in the federation", key, fac);
     /* the folder name must agree with the header: no facility speaks for another */
     char folder[PIPE_KEY_MAX];
-    pipe_attempt_prefix(round, fac, 1, folder, sizeof folder);
-    size_t fl = strlen(folder) - 3; /* up to and including "<facility>/" */
-    XFFL_RETURN_IF(strncmp(key, folder, fl) != 0, XFFL_ERR_INVALID, "%s: facility '%s' does not match its folder",
-                   key, fac);
+    pipe_facility_prefix(round, fac, folder, sizeof folder);
+    XFFL_RETURN_IF(strncmp(key, folder, strlen(folder)) != 0, XFFL_ERR_INVALID,
+                   "%s: facility '%s' does not match its folder", key, fac);
     XFFL_FORWARD(expect_header(m, key, "base_index", base->index_key, "stale base: built on another version"));
     snprintf(buf, sizeof buf, "%lld", (long long)base->version);
     XFFL_FORWARD(expect_header(m, key, "base_version", buf, "stale base"));
@@ -104,7 +104,7 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
     memset(c, 0, sizeof *c);
     *bad = 0;
     ckpt_manifest *m = NULL;
-    xffl_status st = pipe_commit_load(s, commit_key, &m);
+    xffl_status st = pipe_manifest_load(s, commit_key, NULL, &m, NULL);
     if (st != XFFL_OK) {
         *bad = st == XFFL_ERR_INVALID || st == XFFL_ERR_CORRUPT;
         return st;
@@ -177,16 +177,6 @@ static xffl_status from_slabs(void *ctx, int group, int index, float *out)
     return XFFL_OK;
 }
 
-static xffl_status load_index(store *s, const pipe_version_ref *ref, ckpt_manifest **out)
-{
-    void *data = NULL;
-    size_t len = 0;
-    XFFL_FORWARD(store_get_verified(s, ref->index_key, ref->index_sha, &data, &len));
-    xffl_status st = ckpt_manifest_parse(data, len, ref->index_key, out);
-    free(data);
-    return st;
-}
-
 xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
                                  const ckpt_param_table *t, const pipe_version_ref *base, int n,
                                  const pipe_contrib *contribs, int threads, pipe_version_result *res,
@@ -195,7 +185,7 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
     const pipe_algo_config *ac = &f->algo;
     int ns = pipe_algo_state_count(ac->kind);
     ckpt_manifest *index = NULL;
-    XFFL_FORWARD(load_index(from, base, &index));
+    XFFL_FORWARD(pipe_manifest_load(from, base->index_key, base->index_sha, &index, NULL));
     int64_t tokens_seen = 0;
     const char *ts = ckpt_manifest_get(index, "tokens_seen");
     if (ts) tokens_seen = strtoll(ts, NULL, 10);
@@ -270,11 +260,6 @@ done:
     return st;
 }
 
-static void logf_(const pipe_aggregate_options *o, const char *fmt, const char *a, const char *b)
-{
-    if (o->log) o->log(o->log_ctx, fmt, a, b);
-}
-
 static void sleep_s(double s)
 {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -311,8 +296,6 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
     int have = 0;
     xffl_status st = XFFL_OK;
     double poll = o->poll > 0 ? o->poll : 2.0;
-    char roundtxt[32];
-    snprintf(roundtxt, sizeof roundtxt, "%lld", (long long)round);
     for (;;) {
         pipe_round_listing l;
         XFFL_CHECK_GOTO(st, pipe_round_list(s, round, NULL, &l), done);
@@ -331,7 +314,7 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
                 if (cs == XFFL_OK && slot >= 0) {
                     got[slot] = c;
                     have++;
-                    logf_(o, "accepted %s (%s)\n", a->facility, a->commit_key);
+                    xffl_log(XFFL_LOG_INFO, "accepted %s (%s)", a->facility, a->commit_key);
                 } else if (cs == XFFL_OK || bad) {
                     char rk[PIPE_KEY_MAX], reason[XFFL_ERRMSG_MAX];
                     snprintf(reason, sizeof reason, "%s", cs == XFFL_OK ? "facility not in the federation" : xffl_errmsg());
@@ -342,7 +325,7 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
                         break;
                     }
                     res->n_rejected++;
-                    logf_(o, "rejected %s: %s\n", a->commit_key, reason);
+                    xffl_log(XFFL_LOG_INFO, "rejected %s: %s", a->commit_key, reason);
                 } else {
                     st = cs;
                     break;
@@ -378,7 +361,8 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
                 n++;
             }
         res->n_used = n;
-        logf_(o, "round %s: combining the deltas with %s\n", roundtxt, pipe_algo_name(f.algo.kind));
+        xffl_log(XFFL_LOG_INFO, "round %lld: combining the deltas with %s", (long long)round,
+                 pipe_algo_name(f.algo.kind));
         pipe_version_result vr;
         XFFL_CHECK_GOTO(st, pipe_combine_publish(s, s, &f, fed_sha, t, &base, n, use, o->threads, &vr, &res->stats),
                         done);

@@ -50,8 +50,6 @@ typedef struct {
     int quorum;      /* 0: the federation's */
     int threads;     /* 0: OpenMP default (never changes the bytes) */
     double poll;     /* seconds between checks; 0 = 2 */
-    pipe_log_fn log; /* may be NULL */
-    void *log_ctx;
 } pipe_aggregate_options;
 
 typedef struct {
@@ -69,7 +67,8 @@ typedef struct {
 
 /* NOT_YET (exit 75) when the quorum is not there by the deadline or when --round R
  * names a round whose base version R−1 does not exist yet; nothing is written then
- * except REJECTED objects for bad deltas. */
+ * except REJECTED objects for bad deltas. Each accepted and rejected delta is logged
+ * (INFO). */
 xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggregate_result *res);
 
 /* The outer-state groups of an INDEX's "groups" header that are present (helper for

@@ -21,7 +21,7 @@ xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_
     /* headers first: the manifest keeps them in the order set */
 #define H(expr) XFFL_CHECK_GOTO(st, (expr), done)
     H(ckpt_manifest_set(m, "format", PIPE_COMMIT_FORMAT));
-    H(ckpt_manifest_set_int(m, "format_version", 1));
+    H(ckpt_manifest_set_int(m, "format_version", PIPE_COMMIT_FORMAT_VERSION));
     H(ckpt_manifest_set_int(m, "round", c->round));
     H(ckpt_manifest_set(m, "facility", c->facility));
     H(ckpt_manifest_set_int(m, "attempt", c->attempt));
@@ -85,7 +85,7 @@ xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_
     free(keys);
     if (st != XFFL_OK) goto done;
     /* COMMIT last: the attempt exists for readers only from here on */
-    H(pipe_manifest_put(s, m, prefix, "COMMIT", commit_key));
+    H(pipe_manifest_put(s, m, prefix, PIPE_COMMIT_STEM, commit_key));
     if (bytes) *bytes = total;
 #undef H
 done:

@@ -14,9 +14,9 @@
 #include "libckpt/codec.h"
 #include "libckpt/model.h"
 #include "pipelines/algo.h"
+#include "pipelines/keys.h"
 #include "storage/store.h"
 
-#define PIPE_FEDERATION_KEY "federation.h5"
 #define PIPE_FEDERATION_FORMAT "xffl-federation"
 enum { PIPE_MAX_FACILITIES = 64, PIPE_FACILITY_MAX = 32, PIPE_PRESET_MAX = 32 };
 

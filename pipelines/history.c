@@ -21,7 +21,7 @@ static void fill_from_commit(store *s, const char *key, pipe_history_entry *e)
 {
     ckpt_manifest *m = NULL;
     snprintf(e->commit_key, sizeof e->commit_key, "%s", key);
-    if (pipe_commit_load(s, key, &m) != XFFL_OK) return;
+    if (pipe_manifest_load(s, key, NULL, &m, NULL) != XFFL_OK) return;
     e->tokens = hdr_int(m, "tokens");
     e->steps = hdr_int(m, "steps");
     e->attempt = (int)hdr_int(m, "attempt");
@@ -55,13 +55,8 @@ xffl_status pipe_history_load(store *s, pipe_history *h)
         r->round = sc.kept[k].version;
         r->done = 1;
         snprintf(r->index_key, sizeof r->index_key, "%s", sc.kept[k].index_key);
-        void *txt = NULL;
-        size_t len = 0;
         ckpt_manifest *idx = NULL;
-        if ((st = store_get(s, r->index_key, &txt, &len)) != XFFL_OK) break;
-        st = ckpt_manifest_parse(txt, len, r->index_key, &idx);
-        free(txt);
-        if (st != XFFL_OK) break;
+        if ((st = pipe_manifest_load(s, r->index_key, NULL, &idx, NULL)) != XFFL_OK) break;
         r->tokens_seen = hdr_int(idx, "tokens_seen");
         for (int i = 0; i < idx->n_objects; i++) r->version_bytes += idx->objects[i].bytes;
         r->e = calloc((size_t)idx->n_contributors + 1, sizeof *r->e);

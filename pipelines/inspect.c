@@ -1,10 +1,10 @@
 #include "pipelines/inspect.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "common/log.h"
 #include "libckpt/manifest.h"
 #include "pipelines/federation.h"
 
@@ -44,23 +44,16 @@ static long mark(pipe_store_scan *sc, const char *manifest_key, const char *name
     return i;
 }
 
-static xffl_status load_manifest(store *s, const char *key, const char *sha_or_null, ckpt_manifest **out,
-                                 char sha[XFFL_SHA256_HEX])
+static pipe_obj_kind obj_kind(const char *key)
 {
-    void *data = NULL;
-    size_t len = 0;
-    xffl_status st = sha_or_null ? store_get_verified(s, key, sha_or_null, &data, &len) : store_get(s, key, &data, &len);
-    if (st != XFFL_OK) return st;
-    xffl_sha256_hex(data, len, sha);
-    const char *base = strrchr(key, '/');
-    st = ckpt_content_name_check(base ? base + 1 : key, sha, NULL);
-    if (st == XFFL_OK) st = ckpt_manifest_parse(data, len, key, out);
-    free(data);
-    return st;
+    pipe_key k;
+    pipe_key_parse(key, &k);
+    return k.obj;
 }
 
-static int is_commit(const char *key) { return !strncmp(key, "rounds/", 7) && strstr(key, "/COMMIT-"); }
-static int is_rejected(const char *key) { return !strncmp(key, "rounds/", 7) && strstr(key, "/REJECTED-"); }
+static int in_dir(const char *key, const char *dir) { return !strncmp(key, dir, strlen(dir)); }
+static int is_commit(const char *key) { return obj_kind(key) == PIPE_OBJ_COMMIT; }
+static int is_rejected(const char *key) { return obj_kind(key) == PIPE_OBJ_REJECTED; }
 
 static xffl_status scan_run(store *s, pipe_store_scan *sc, int **vdepth_out)
 {
@@ -74,7 +67,7 @@ static xffl_status scan_run(store *s, pipe_store_scan *sc, int **vdepth_out)
     XFFL_RETURN_IF(!sc->referenced || !vdepth, XFFL_ERR_NOMEM, "scanning %s", store_url(s));
     for (size_t i = 0; i < sc->all.count; i++) vdepth[i] = -1;
     *vdepth_out = vdepth;
-    long li = find_key(&sc->all, PIPE_LATEST_KEY), fi = find_key(&sc->all, "federation.h5");
+    long li = find_key(&sc->all, PIPE_LATEST_KEY), fi = find_key(&sc->all, PIPE_FEDERATION_KEY);
     if (li >= 0) sc->referenced[li] = 1;
     if (fi >= 0) sc->referenced[fi] = 1;
     /* COMMITs (and their base INDEX keys, for walking the chain) */
@@ -85,8 +78,7 @@ static xffl_status scan_run(store *s, pipe_store_scan *sc, int **vdepth_out)
         if (is_rejected(k)) sc->referenced[i] = 1;
         if (!is_commit(k)) continue;
         ckpt_manifest *m = NULL;
-        char sha[XFFL_SHA256_HEX];
-        if (load_manifest(s, k, NULL, &m, sha) != XFFL_OK) continue;
+        if (pipe_manifest_load(s, k, NULL, &m, NULL) != XFFL_OK) continue;
         sc->referenced[i] = 1;
         for (int o = 0; o < m->n_objects; o++) mark(sc, k, m->objects[o].name);
         const char *b = ckpt_manifest_get(m, "base_index");
@@ -104,8 +96,7 @@ static xffl_status scan_run(store *s, pipe_store_scan *sc, int **vdepth_out)
             long ii = find_key(&sc->all, key);
             if (ii < 0) break; /* removed by gc, or never there (verify reports LATEST's) */
             ckpt_manifest *m = NULL;
-            char sha[XFFL_SHA256_HEX];
-            if (load_manifest(s, key, want_sha, &m, sha) != XFFL_OK) break;
+            if (pipe_manifest_load(s, key, want_sha, &m, NULL) != XFFL_OK) break;
             sc->referenced[ii] = 1;
             vdepth[ii] = depth;
             if (sc->n_kept == cap) {
@@ -190,7 +181,10 @@ static xffl_status verify_version(store *s, const pipe_kept_version *kv, const p
     snprintf(ref.index_key, sizeof ref.index_key, "%s", kv->index_key);
     ckpt_manifest *m = NULL;
     const char *want = !strcmp(kv->index_key, latest->index_key) ? latest->index_sha : NULL;
-    XFFL_FORWARD(load_manifest(s, kv->index_key, want, &m, ref.index_sha));
+    pipe_manifest_bytes raw;
+    XFFL_FORWARD(pipe_manifest_load(s, kv->index_key, want, &m, &raw));
+    free(raw.text);
+    memcpy(ref.index_sha, raw.sha256, XFFL_SHA256_HEX);
     ckpt_model_config cfg;
     memset(&cfg, 0, sizeof cfg);
     /* the model shape comes from the federation, as for every reader */
@@ -209,7 +203,7 @@ static xffl_status verify_version(store *s, const pipe_kept_version *kv, const p
     return st;
 }
 
-xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_verify_report *out)
+xffl_status pipe_verify_all(store *s, pipe_verify_report *out)
 {
     memset(out, 0, sizeof *out);
     pipe_store_scan sc;
@@ -225,7 +219,7 @@ xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_ver
     do {                                                               \
         out->n_problems++;                                             \
         if (!first[0]) snprintf(first, sizeof first, __VA_ARGS__);    \
-        report(ctx, 1, __VA_ARGS__);                                   \
+        xffl_log(XFFL_LOG_ERROR, __VA_ARGS__);                         \
     } while (0)
     if (find_key(&sc.all, PIPE_LATEST_KEY) < 0) PROBLEM("no LATEST: not a federation store (run xffl init)");
     else if (sc.n_kept == 0 || strcmp(sc.kept[0].index_key, sc.latest.index_key) != 0)
@@ -246,8 +240,7 @@ xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_ver
         }
         if (!is_commit(k)) continue;
         ckpt_manifest *m = NULL;
-        char sha[XFFL_SHA256_HEX];
-        if (load_manifest(s, k, NULL, &m, sha) != XFFL_OK) {
+        if (pipe_manifest_load(s, k, NULL, &m, NULL) != XFFL_OK) {
             PROBLEM("%s: %s", k, xffl_errmsg());
             continue;
         }
@@ -267,15 +260,16 @@ xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_ver
         ckpt_manifest_free(m);
     }
     for (size_t i = 0; i < sc.all.count; i++)
-        if (!sc.referenced[i] && (!strncmp(sc.all.items[i].key, "versions/", 9) ||
-                                  !strncmp(sc.all.items[i].key, "rounds/", 7))) {
+        if (!sc.referenced[i] && (in_dir(sc.all.items[i].key, PIPE_VERSIONS_DIR) ||
+                                  in_dir(sc.all.items[i].key, PIPE_ROUNDS_DIR))) {
             out->n_orphans++;
-            report(ctx, 0, "orphan %s (%llu bytes)", sc.all.items[i].key, (unsigned long long)sc.all.items[i].size);
+            xffl_log(XFFL_LOG_WARN, "warning: orphan %s (%llu bytes)", sc.all.items[i].key,
+                     (unsigned long long)sc.all.items[i].size);
         }
     for (size_t i = 0; i < sc.partial.count; i++) {
         out->n_orphans++;
-        report(ctx, 0, "orphan %s (partial write, %llu bytes)", sc.partial.items[i].key,
-               (unsigned long long)sc.partial.items[i].size);
+        xffl_log(XFFL_LOG_WARN, "warning: orphan %s (partial write, %llu bytes)", sc.partial.items[i].key,
+                 (unsigned long long)sc.partial.items[i].size);
     }
 #undef PROBLEM
     pipe_store_scan_free(&sc);
@@ -284,15 +278,34 @@ xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_ver
 }
 
 /* round number of "rounds/r000005/..." or -1 */
-static int64_t key_round(const char *k)
+static int64_t key_round(const char *key)
 {
-    long long r;
-    int used = 0;
-    if (sscanf(k, "rounds/r%lld/%n", &r, &used) == 1 && used) return r;
-    return -1;
+    pipe_key k;
+    pipe_key_kind kind = pipe_key_parse(key, &k);
+    return kind == PIPE_KEY_ROUND || kind == PIPE_KEY_ATTEMPT ? k.number : -1;
 }
 
-xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, void *ctx, pipe_gc_report *out)
+/* Records e as removed (or removable, dry run) in out; room for it was allocated. */
+static xffl_status gc_note(pipe_gc_report *out, const store_entry *e, int partial)
+{
+    pipe_gc_item *it = &out->items[out->removed];
+    it->key = strdup(e->key);
+    XFFL_RETURN_IF(!it->key, XFFL_ERR_NOMEM, "gc: %s", e->key);
+    it->bytes = e->size;
+    it->partial = partial;
+    out->removed++;
+    out->removed_bytes += e->size;
+    return XFFL_OK;
+}
+
+void pipe_gc_report_free(pipe_gc_report *r)
+{
+    for (int i = 0; r->items && i < r->removed; i++) free(r->items[i].key);
+    free(r->items);
+    r->items = NULL;
+}
+
+xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_gc_report *out)
 {
     memset(out, 0, sizeof *out);
     XFFL_RETURN_IF(o->keep < 1, XFFL_ERR_USAGE, "--keep %d must be >= 1", o->keep);
@@ -303,15 +316,20 @@ xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, v
     XFFL_CHECK_GOTO(st, sc.n_kept > 0 ? XFFL_OK : xffl_fail(XFFL_ERR_CORRUPT,
                                                            "LATEST of %s is missing or damaged: gc removes nothing "
                                                            "(run verify --all)", store_url(s)), done);
+    out->items = calloc(sc.all.count + sc.partial.count + 1, sizeof *out->items);
+    if (!out->items) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "gc of %s", store_url(s));
+        goto done;
+    }
     int keep = o->keep < sc.n_kept ? o->keep : sc.n_kept;
     int64_t oldest = sc.kept[keep - 1].version;
     int64_t now = (int64_t)time(NULL);
     for (size_t i = 0; i < sc.all.count; i++) {
         const store_entry *e = &sc.all.items[i];
         int removable = 0;
-        if (!strncmp(e->key, "versions/", 9))
+        if (in_dir(e->key, PIPE_VERSIONS_DIR))
             removable = vdepth[i] < 0 || vdepth[i] >= keep;
-        else if (!strncmp(e->key, "rounds/", 7)) {
+        else if (in_dir(e->key, PIPE_ROUNDS_DIR)) {
             int64_t r = key_round(e->key);
             /* round r is reproducible only while version r−1 is kept */
             removable = !sc.referenced[i] || (r >= 0 && r <= oldest);
@@ -322,10 +340,7 @@ xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, v
             continue;
         }
         if (!o->dry_run) XFFL_CHECK_GOTO(st, store_delete(s, e->key), done);
-        out->removed++;
-        out->removed_bytes += e->size;
-        report(ctx, 0, "%s %s (%llu bytes)", o->dry_run ? "would remove" : "removed", e->key,
-               (unsigned long long)e->size);
+        XFFL_CHECK_GOTO(st, gc_note(out, e, 0), done);
     }
     for (size_t i = 0; i < sc.partial.count; i++) {
         const store_entry *e = &sc.partial.items[i];
@@ -334,10 +349,7 @@ xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, v
             continue;
         }
         if (!o->dry_run) XFFL_CHECK_GOTO(st, store_delete(s, e->key), done);
-        out->removed++;
-        out->removed_bytes += e->size;
-        report(ctx, 0, "%s %s (partial write, %llu bytes)", o->dry_run ? "would remove" : "removed", e->key,
-               (unsigned long long)e->size);
+        XFFL_CHECK_GOTO(st, gc_note(out, e, 1), done);
     }
 done:
     free(vdepth);

@@ -44,14 +44,12 @@ typedef struct {
     int n_orphans;
 } pipe_verify_report;
 
-typedef void (*pipe_report_fn)(void *ctx, int problem, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* verify --all: LATEST and every kept version fully fetched and verified; every
  * COMMIT's content name and every object it names re-hashed; REJECTED objects
- * readable. Each problem and each orphan is passed to report (problem = 1 / 0).
- * Returns CORRUPT (naming the first problem) when there is any problem; orphans
- * alone are OK. */
-xffl_status pipe_verify_all(store *s, pipe_report_fn report, void *ctx, pipe_verify_report *out);
+ * readable. Each problem is logged (ERROR), each orphan too (WARN, "warning: orphan
+ * KEY (N bytes)"). Returns CORRUPT (naming the first problem) when there is any
+ * problem; orphans alone are OK. */
+XFFL_MUST_USE xffl_status pipe_verify_all(store *s, pipe_verify_report *out);
 
 typedef struct {
     int keep;        /* versions to keep, counting LATEST (>= 1) */
@@ -60,15 +58,24 @@ typedef struct {
 } pipe_gc_options;
 
 typedef struct {
+    char *key;
+    uint64_t bytes;
+    int partial;     /* a killed writer's leftover (store_list_partial) */
+} pipe_gc_item;
+
+typedef struct {
     int removed;
     uint64_t removed_bytes;
-    int kept_young;  /* removable but younger than --grace */
+    int kept_young;      /* removable but younger than --grace */
+    pipe_gc_item *items; /* the `removed` objects in the order removed (dry run: would be) */
 } pipe_gc_report;
 
 /* Removes orphans, versions older than the `keep` newest kept ones, and rounds whose
  * base version is removed (their deltas can no longer be reproduced). Never touches
  * LATEST, federation.h5, or anything the kept versions or pending rounds need.
- * report gets one line per removed object (problem = 0). */
-xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_report_fn report, void *ctx, pipe_gc_report *out);
+ * out->items lists what was removed, also when an error stops it midway: free it with
+ * pipe_gc_report_free either way. */
+XFFL_MUST_USE xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_gc_report *out);
+void pipe_gc_report_free(pipe_gc_report *r);
 
 #endif

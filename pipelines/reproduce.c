@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/log.h"
 #include "common/util.h"
 #include "pipelines/aggregate.h"
 
@@ -11,18 +12,17 @@ static xffl_status ref_from_key(store *s, int64_t version, const char *key_in, p
 {
     char key[PIPE_KEY_MAX]; /* key_in may live inside *ref */
     snprintf(key, sizeof key, "%s", key_in);
-    void *data = NULL;
-    size_t len = 0;
-    XFFL_FORWARD(store_get(s, key, &data, &len));
+    ckpt_manifest *m = NULL;
+    pipe_manifest_bytes raw;
+    XFFL_FORWARD(pipe_manifest_load(s, key, NULL, &m, &raw));
+    free(raw.text);
     memset(ref, 0, sizeof *ref);
     ref->version = version;
     snprintf(ref->index_key, sizeof ref->index_key, "%s", key);
-    xffl_sha256_hex(data, len, ref->index_sha);
-    const char *base = strrchr(key, '/');
-    xffl_status st = ckpt_content_name_check(base ? base + 1 : key, ref->index_sha, NULL);
-    if (st == XFFL_OK && idx) st = ckpt_manifest_parse(data, len, key, idx);
-    free(data);
-    return st;
+    memcpy(ref->index_sha, raw.sha256, XFFL_SHA256_HEX);
+    if (idx) *idx = m;
+    else ckpt_manifest_free(m);
+    return XFFL_OK;
 }
 
 xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_ref *ref, ckpt_manifest **index)
@@ -43,8 +43,7 @@ xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_
     return st;
 }
 
-xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_report_fn report, void *ctx,
-                                 pipe_reproduce_report *out)
+xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_reproduce_report *out)
 {
     memset(out, 0, sizeof *out);
     out->round = round;
@@ -73,7 +72,7 @@ xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_repo
     /* the base every contributor trained on: their COMMITs name its INDEX */
     {
         ckpt_manifest *m = NULL;
-        XFFL_CHECK_GOTO(st, pipe_commit_load(s, idx->contributors[0].key, &m), done);
+        XFFL_CHECK_GOTO(st, pipe_manifest_load(s, idx->contributors[0].key, NULL, &m, NULL), done);
         const char *bk = ckpt_manifest_get(m, "base_index");
         if (!bk) {
             ckpt_manifest_free(m);
@@ -105,21 +104,22 @@ xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_repo
         out->tensors_compared++;
         if (j < 0 || strcmp(re_idx->tensors[j].sha256, a->sha256) != 0) {
             out->tensors_differ++;
-            report(ctx, 1, "tensor %s: stored %.12s, recomputed %.12s", a->name, a->sha256,
-                   j < 0 ? "(missing)" : re_idx->tensors[j].sha256);
+            xffl_log(XFFL_LOG_ERROR, "differs: tensor %s: stored %.12s, recomputed %.12s", a->name, a->sha256,
+                     j < 0 ? "(missing)" : re_idx->tensors[j].sha256);
             if (!first[0]) snprintf(first, sizeof first, "tensor %s", a->name);
         }
     }
     if (re_idx->n_tensors != idx->n_tensors) {
         out->tensors_differ++;
-        report(ctx, 1, "stored version has %d tensors, recomputed %d", idx->n_tensors, re_idx->n_tensors);
+        xffl_log(XFFL_LOG_ERROR, "differs: stored version has %d tensors, recomputed %d", idx->n_tensors,
+                 re_idx->n_tensors);
         if (!first[0]) snprintf(first, sizeof first, "tensor count");
     }
     for (int i = 0; i < idx->n_objects; i++) {
         out->parts_compared++;
         if (i >= re_idx->n_objects || strcmp(idx->objects[i].sha256, re_idx->objects[i].sha256) != 0) {
             out->parts_differ++;
-            report(ctx, 1, "part %s: bytes differ from the recomputed one", idx->objects[i].name);
+            xffl_log(XFFL_LOG_ERROR, "differs: part %s: bytes differ from the recomputed one", idx->objects[i].name);
         }
     }
     if (out->tensors_differ)

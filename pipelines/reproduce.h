@@ -23,11 +23,10 @@ typedef struct {
 } pipe_reproduce_report;
 
 /* Recomputes round R (≥ 1) with `threads` aggregation threads. Each differing tensor
- * or part goes to report (problem = 1). Returns INVALID (exit 65) naming the first
+ * or part is logged (ERROR, "differs: ..."). Returns INVALID (exit 65) naming the first
  * differing tensor when any digest differs; NOT_FOUND when version R, R−1 or a delta
  * it used is gone (gc). */
-xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_report_fn report, void *ctx,
-                                 pipe_reproduce_report *out);
+XFFL_MUST_USE xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_reproduce_report *out);
 
 /* Version R's INDEX on LATEST's chain (or the only one in its folder), parsed, with
  * its ref (sha from the bytes). Caller frees *index. */

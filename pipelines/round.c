@@ -4,13 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pipe_round_prefix(int64_t round, char *out, size_t cap) { snprintf(out, cap, "rounds/r%06lld/", (long long)round); }
-
-void pipe_attempt_prefix(int64_t round, const char *facility, int attempt, char *out, size_t cap)
-{
-    snprintf(out, cap, "rounds/r%06lld/%s/a%d/", (long long)round, facility, attempt);
-}
-
 const char *pipe_attempt_state_name(pipe_attempt_state s)
 {
     static const char *const n[] = {"partial", "pending", "rejected", "accepted"};
@@ -50,19 +43,11 @@ xffl_status pipe_round_list(store *s, int64_t round, const ckpt_manifest *accept
     store_listing ls;
     XFFL_FORWARD(store_list(s, prefix, &ls));
     int cap = 0;
-    size_t plen = strlen(prefix);
     for (size_t i = 0; i < ls.count; i++) {
-        const char *rest = ls.items[i].key + plen; /* <facility>/a<N>/<name> */
-        const char *slash = strchr(rest, '/');
-        if (!slash || slash == rest || (size_t)(slash - rest) >= sizeof out->items[0].facility) continue;
-        char fac[64];
-        memcpy(fac, rest, (size_t)(slash - rest));
-        fac[slash - rest] = 0;
-        int attempt = 0, used = 0;
-        if (sscanf(slash + 1, "a%d/%n", &attempt, &used) != 1 || used == 0 || attempt < 1) continue;
-        const char *name = slash + 1 + used;
-        if (strchr(name, '/')) continue;
-        pipe_attempt *a = find_or_add(out, fac, attempt, &cap);
+        pipe_key k;
+        if (pipe_key_parse(ls.items[i].key, &k) != PIPE_KEY_ATTEMPT || k.number != round || strchr(k.name, '/'))
+            continue;
+        pipe_attempt *a = find_or_add(out, k.facility, k.attempt, &cap);
         if (!a) {
             store_listing_free(&ls);
             pipe_round_listing_free(out);
@@ -71,9 +56,9 @@ xffl_status pipe_round_list(store *s, int64_t round, const ckpt_manifest *accept
         a->n_objects++;
         a->bytes += ls.items[i].size;
         /* keys come sorted, so the first COMMIT seen is the bytewise-first */
-        if (!strncmp(name, "COMMIT-", 7) && !a->commit_key[0])
+        if (k.obj == PIPE_OBJ_COMMIT && !a->commit_key[0])
             snprintf(a->commit_key, sizeof a->commit_key, "%s", ls.items[i].key);
-        if (!strncmp(name, "REJECTED-", 9) && !a->rejected_key[0])
+        if (k.obj == PIPE_OBJ_REJECTED && !a->rejected_key[0])
             snprintf(a->rejected_key, sizeof a->rejected_key, "%s", ls.items[i].key);
     }
     store_listing_free(&ls);
@@ -107,37 +92,6 @@ const pipe_attempt *pipe_round_latest_attempt(const pipe_round_listing *l, const
     return best;
 }
 
-xffl_status pipe_commit_load(store *s, const char *key, ckpt_manifest **out)
-{
-    void *data = NULL;
-    size_t len = 0;
-    XFFL_FORWARD(store_get(s, key, &data, &len));
-    char hex[XFFL_SHA256_HEX];
-    xffl_sha256_hex(data, len, hex);
-    const char *base = strrchr(key, '/');
-    base = base ? base + 1 : key;
-    xffl_status st = ckpt_content_name_check(base, hex, NULL);
-    if (st == XFFL_OK) st = ckpt_manifest_parse(data, len, key, out);
-    free(data);
-    return st;
-}
-
-xffl_status pipe_manifest_put(store *s, const ckpt_manifest *m, const char *prefix, const char *stem, char *key_out)
-{
-    char *text = NULL;
-    size_t len = 0;
-    XFFL_FORWARD(ckpt_manifest_format(m, &text, &len));
-    char hex[XFFL_SHA256_HEX], name[64];
-    xffl_sha256_hex(text, len, hex);
-    xffl_status st = ckpt_content_name(stem, hex, NULL, name, sizeof name);
-    if (st == XFFL_OK) {
-        snprintf(key_out, PIPE_KEY_MAX, "%s%s", prefix, name);
-        st = store_put(s, key_out, text, len);
-    }
-    free(text);
-    return st;
-}
-
 xffl_status pipe_reject(store *s, const char *commit_key, const char *reason, char *key_out)
 {
     char text[XFFL_ERRMSG_MAX + PIPE_KEY_MAX + 32];
@@ -146,12 +100,13 @@ xffl_status pipe_reject(store *s, const char *commit_key, const char *reason, ch
     for (const char *p = reason; *p && n < (int)sizeof text - 2; p++) text[n++] = *p == '\n' ? ' ' : *p;
     text[n++] = '\n';
     text[n] = 0;
-    char hex[XFFL_SHA256_HEX], name[64], key[PIPE_KEY_MAX];
+    char hex[XFFL_SHA256_HEX], dir[PIPE_KEY_MAX], key[PIPE_KEY_MAX];
     xffl_sha256_hex(text, (size_t)n, hex);
-    XFFL_FORWARD(ckpt_content_name("REJECTED", hex, NULL, name, sizeof name));
-    const char *slash = strrchr(commit_key, '/');
-    int dirlen = slash ? (int)(slash - commit_key + 1) : 0;
-    snprintf(key, sizeof key, "%.*s%s", dirlen, commit_key, name);
+    /* beside the COMMIT: in its attempt folder */
+    pipe_key k;
+    pipe_key_parse(commit_key, &k);
+    snprintf(dir, sizeof dir, "%.*s", (int)k.dir_len, commit_key);
+    XFFL_FORWARD(pipe_content_key(dir, PIPE_REJECTED_STEM, hex, NULL, key, sizeof key));
     XFFL_FORWARD(store_put(s, key, text, (size_t)n));
     if (key_out) snprintf(key_out, PIPE_KEY_MAX, "%s", key);
     return XFFL_OK;

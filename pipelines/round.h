@@ -17,14 +17,6 @@
 #include "pipelines/version.h"
 #include "storage/store.h"
 
-#define PIPE_COMMIT_FORMAT "xffl-commit"
-
-/* Progress lines for stderr: libraries never print, cmd/ passes a printer. */
-typedef void (*pipe_log_fn)(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* "rounds/r000005/" and "rounds/r000005/<facility>/a<N>/" (cap ≥ 64 + facility). */
-void pipe_round_prefix(int64_t round, char *out, size_t cap);
-void pipe_attempt_prefix(int64_t round, const char *facility, int attempt, char *out, size_t cap);
 
 typedef enum { PIPE_ATTEMPT_PARTIAL, PIPE_ATTEMPT_PENDING, PIPE_ATTEMPT_REJECTED, PIPE_ATTEMPT_ACCEPTED } pipe_attempt_state;
 /* "partial", "pending", "rejected", "accepted". */
@@ -53,15 +45,10 @@ void pipe_round_listing_free(pipe_round_listing *l);
 /* The latest attempt of facility in l, or NULL. */
 const pipe_attempt *pipe_round_latest_attempt(const pipe_round_listing *l, const char *facility);
 
-/* Fetches a COMMIT, checks its content name against its bytes and parses it. */
-xffl_status pipe_commit_load(store *s, const char *key, ckpt_manifest **out);
 /* Writes REJECTED-<12hex> with "commit=<key>\nreason=<reason>\n" beside the COMMIT
  * at commit_key; key_out (may be NULL, PIPE_KEY_MAX) receives its key. */
 xffl_status pipe_reject(store *s, const char *commit_key, const char *reason, char *key_out);
 /* The reason text of a REJECTED object (malloc'd; caller frees). */
 xffl_status pipe_rejected_reason(store *s, const char *key, char **reason);
-
-/* Formats m, names it <prefix>COMMIT-<12hex> and puts it; key_out gets the key. */
-xffl_status pipe_manifest_put(store *s, const ckpt_manifest *m, const char *prefix, const char *stem, char *key_out);
 
 #endif

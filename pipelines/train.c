@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "common/log.h"
 #include "common/util.h"
 #include "kernels/kern.h"
 #include "libckpt/delta.h"
@@ -19,9 +20,6 @@ void pipe_train_options_default(pipe_train_options *o)
     o->round = -1;
     o->backend = "cpu";
 }
-
-#define LOG(o, ...) \
-    do { if ((o)->log) (o)->log((o)->log_ctx, __VA_ARGS__); } while (0)
 
 /* Inner optimizer state as one file: int64 step, then m and v slabs. */
 typedef struct {
@@ -108,10 +106,11 @@ typedef struct {
 } local_result;
 
 /* Round round's H AdamW steps from theta (t->total floats) on sh from cursor start. theta becomes
- * θ_local. inner (may hold state) is used when use_inner and updated on return. */
+ * θ_local. inner (may hold state) is used when use_inner and updated on return. Step lines
+ * are logged at progress: INFO for a facility's job, DEBUG for reproduce's re-run. */
 static xffl_status train_local(const pipe_federation *f, int64_t round, const ckpt_param_table *t, float *theta,
                                text_loader *sh, text_cursor start, const pipe_train_options *o, int use_inner,
-                               inner_state *inner, local_result *r)
+                               inner_state *inner, xffl_log_level progress, local_result *r)
 {
     memset(r, 0, sizeof *r);
     double t0 = xffl_now();
@@ -151,8 +150,8 @@ static xffl_status train_local(const pipe_federation *f, int64_t round, const ck
         r->loss_last = loss;
         sum += loss;
         if ((s + 1) % every == 0 || s + 1 == H)
-            LOG(o, "%s: step %d/%d loss %.4f (%.0f tokens/s)\n", o->facility, s + 1, H, loss,
-                (double)(s + 1) * B * T / (xffl_now() - t0));
+            xffl_log(progress, "%s: step %d/%d loss %.4f (%.0f tokens/s)", o->facility, s + 1, H, loss,
+                     (double)(s + 1) * B * T / (xffl_now() - t0));
     }
     r->loss_mean = H ? sum / H : 0;
     r->steps = H;
@@ -203,7 +202,7 @@ static xffl_status find_cursor(store *s, const pipe_train_options *o, int64_t ro
             if (!strcmp(l.items[i].facility, o->facility) && l.items[i].commit_key[0]) a = &l.items[i];
         if (a) {
             ckpt_manifest *m = NULL;
-            xffl_status st = pipe_commit_load(s, a->commit_key, &m);
+            xffl_status st = pipe_manifest_load(s, a->commit_key, NULL, &m, NULL);
             const char *ce = st == XFFL_OK ? ckpt_manifest_get(m, "cursor_end") : NULL;
             if (ce) st = text_cursor_parse(ce, c);
             ckpt_manifest_free(m);
@@ -286,8 +285,8 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
         st = xffl_fail(XFFL_ERR_NOMEM, "model slabs (%lld floats)", (long long)n);
         goto done;
     }
-    LOG(o, "%s: round %lld attempt a%d from v%06lld (%s)\n", o->facility, (long long)round, attempt,
-        (long long)base.version, base.index_key);
+    xffl_log(XFFL_LOG_INFO, "%s: round %lld attempt a%d from v%06lld (%s)", o->facility, (long long)round, attempt,
+             (long long)base.version, base.index_key);
     {
         const char *groups[] = {"model"};
         float *slabs[] = {base_theta};
@@ -329,7 +328,7 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
         }
     }
     local_result lr;
-    XFFL_CHECK_GOTO(st, train_local(&f, round, t, theta, sh, start, o, keep, &inner, &lr), done);
+    XFFL_CHECK_GOTO(st, train_local(&f, round, t, theta, sh, start, o, keep, &inner, XFFL_LOG_INFO, &lr), done);
     for (int64_t i = 0; i < n; i++) theta[i] -= base_theta[i];
     text_cursor_format(&start, res->cursor_start, sizeof res->cursor_start);
     text_cursor_format(&lr.end, res->cursor_end, sizeof res->cursor_end);
@@ -345,7 +344,7 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
                            .tokens = lr.tokens, .steps = lr.steps, .loss_first = lr.loss_first,
                            .loss_last = lr.loss_last, .loss_mean = lr.loss_mean, .seconds = lr.seconds,
                            .n_extra = 8, .extra_keys = ek, .extra_values = ev, .threads = o->zstd_threads};
-    LOG(o, "%s: uploading delta (%s)\n", o->facility, ckpt_codec_name(f.encoding));
+    xffl_log(XFFL_LOG_INFO, "%s: uploading delta (%s)", o->facility, ckpt_codec_name(f.encoding));
     XFFL_CHECK_GOTO(st, pipe_commit_delta(s, &cs, res->commit_key, &res->bytes), done);
     /* committed: only now does the facility's state move on */
     if (o->state_dir) {
@@ -379,8 +378,7 @@ done:
     return st;
 }
 
-xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_report_fn report, void *ctx,
-                                 pipe_train_reproduce_report *out)
+xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_train_reproduce_report *out)
 {
     memset(out, 0, sizeof *out);
     pipe_federation f;
@@ -406,7 +404,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
                        (long long)o->round, vref.index_key);
         goto done;
     }
-    XFFL_CHECK_GOTO(st, pipe_commit_load(s, ck, &m), done);
+    XFFL_CHECK_GOTO(st, pipe_manifest_load(s, ck, NULL, &m, NULL), done);
     const char *bk, *cur, *isha, *shards;
     XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "base_index", &bk), done);
     XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "cursor", &cur), done);
@@ -419,9 +417,10 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
     char othr[16];
     snprintf(othr, sizeof othr, "%d", oo.threads);
     if (thr && strcmp(thr, othr) != 0)
-        report(ctx, 0, "note: %s trained with --threads %s, re-running with %s: bits may differ", ck, thr, othr);
+        xffl_log(XFFL_LOG_WARN, "note: %s trained with --threads %s, re-running with %s: bits may differ", ck, thr, othr);
     if (be && o->backend && strcmp(be, o->backend) != 0)
-        report(ctx, 0, "note: %s trained on backend %s, re-running on %s: bits may differ", ck, be, o->backend);
+        xffl_log(XFFL_LOG_WARN, "note: %s trained on backend %s, re-running on %s: bits may differ", ck, be,
+                 o->backend);
     pipe_version_ref base;
     XFFL_CHECK_GOTO(st, pipe_reproduce_find_version(s, o->round - 1, &base, NULL), done);
     if (strcmp(base.index_key, bk) != 0) {
@@ -477,7 +476,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
         }
     }
     local_result lr;
-    XFFL_CHECK_GOTO(st, train_local(&f, o->round, t, theta, sh, start, &oo, keep, &inner, &lr), done);
+    XFFL_CHECK_GOTO(st, train_local(&f, o->round, t, theta, sh, start, &oo, keep, &inner, XFFL_LOG_DEBUG, &lr), done);
     for (int64_t i = 0; i < n; i++) theta[i] -= base_theta[i];
     XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-retrain", &tmp), done);
     XFFL_CHECK_GOTO(st, ckpt_manifest_create(&mine), done);
@@ -491,8 +490,8 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_rep
         out->tensors_compared++;
         if (j < 0 || strcmp(mine->tensors[j].sha256, m->tensors[i].sha256) != 0) {
             out->tensors_differ++;
-            report(ctx, 1, "delta tensor %s of %s: stored %.12s, re-trained %.12s", m->tensors[i].name, o->facility,
-                   m->tensors[i].sha256, j < 0 ? "(missing)" : mine->tensors[j].sha256);
+            xffl_log(XFFL_LOG_ERROR, "differs: delta tensor %s of %s: stored %.12s, re-trained %.12s",
+                     m->tensors[i].name, o->facility, m->tensors[i].sha256, j < 0 ? "(missing)" : mine->tensors[j].sha256);
             if (!first[0]) snprintf(first, sizeof first, "%s", m->tensors[i].name);
         }
     }

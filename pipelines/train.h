@@ -30,8 +30,6 @@ typedef struct {
     const char *backend;    /* "cpu", "cuda", NULL = auto */
     int threads;            /* cpu threads, 0 = all */
     int zstd_threads;       /* compression threads, 0 = default */
-    pipe_log_fn log;        /* progress lines; may be NULL */
-    void *log_ctx;
 } pipe_train_options;
 
 void pipe_train_options_default(pipe_train_options *o);
@@ -50,7 +48,8 @@ typedef struct {
 
 /* NOT_YET (75) when --round R's base version R−1 does not exist; USAGE naming the
  * facility when it is not in the federation; skipped = 1 (exit 0) when version R
- * exists already or this facility has a pending or accepted attempt for the round. */
+ * exists already or this facility has a pending or accepted attempt for the round.
+ * Progress (the attempt, step lines, the upload) is logged at INFO. */
 xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result *res);
 
 /* The inner AdamW configuration of round `round` (1-based) and the schedule position
@@ -68,8 +67,10 @@ typedef struct {
 /* reproduce --train: re-runs o->facility's training for round o->round from its
  * accepted COMMIT's base, cursor and (with keep_inner_state) the inner state kept in
  * o->state_dir/r<round>/, encodes it, and compares every delta tensor digest with the
- * COMMIT. INVALID naming the first differing tensor. Uploads nothing. */
-xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_report_fn report, void *ctx,
-                                 pipe_train_reproduce_report *out);
+ * COMMIT. INVALID naming the first differing tensor; each differing tensor is logged
+ * (ERROR, "differs: ..."), a thread count or backend other than the COMMIT's too (WARN,
+ * "note: ..."), and the re-run's step lines at DEBUG. Uploads nothing. */
+XFFL_MUST_USE xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o,
+                                               pipe_train_reproduce_report *out);
 
 #endif

@@ -2,67 +2,12 @@
  * live in version_read.c. See version.h. */
 #include "pipelines/version.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/util.h"
-
-void pipe_version_prefix(int64_t version, char *out, size_t cap)
-{
-    snprintf(out, cap, "versions/v%06" PRId64 "/", version);
-}
-
-static int is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
-    return 1;
-}
-
-xffl_status pipe_latest_parse(const char *text, size_t len, pipe_version_ref *ref)
-{
-    char buf[256];
-    XFFL_RETURN_IF(len == 0 || len >= sizeof buf, XFFL_ERR_CORRUPT, "LATEST: %zu bytes, expected one short line", len);
-    memcpy(buf, text, len);
-    buf[len] = 0;
-    if (buf[len - 1] == '\n') buf[--len] = 0;
-    /* "v000004 INDEX-3f9a0c12d4e1 <64 hex>" */
-    char *sp1 = strchr(buf, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    int ok = sp1 && sp2 && !strchr(sp2 + 1, ' ') && buf[0] == 'v' && sp1 - buf >= 7;
-    if (ok) {
-        *sp1 = *sp2 = 0;
-        const char *num = buf + 1, *idx = sp1 + 1, *sha = sp2 + 1;
-        ok = strspn(num, "0123456789") == strlen(num) && strlen(num) <= 12 && strncmp(idx, "INDEX-", 6) == 0 &&
-             strlen(idx) == 6 + CKPT_CONTENT_HEX && is_hex(idx + 6, CKPT_CONTENT_HEX) && strlen(sha) == 64 &&
-             is_hex(sha, 64) && strncmp(idx + 6, sha, CKPT_CONTENT_HEX) == 0;
-        if (ok) {
-            ref->version = strtoll(num, NULL, 10);
-            char prefix[40];
-            pipe_version_prefix(ref->version, prefix, sizeof prefix);
-            snprintf(ref->index_key, sizeof ref->index_key, "%s%s", prefix, idx);
-            memcpy(ref->index_sha, sha, XFFL_SHA256_HEX);
-        }
-    }
-    XFFL_RETURN_IF(!ok, XFFL_ERR_CORRUPT, "LATEST is malformed (want 'v000004 INDEX-<12 hex> <sha256>')");
-    return XFFL_OK;
-}
-
-xffl_status pipe_latest_read(store *s, pipe_version_ref *ref)
-{
-    void *data = NULL;
-    size_t len = 0;
-    xffl_status st = store_get(s, PIPE_LATEST_KEY, &data, &len);
-    if (st == XFFL_ERR_NOT_FOUND)
-        return xffl_fail(st, "%s has no LATEST (no version yet: run xffl init)", store_url(s));
-    XFFL_FORWARD(st);
-    st = pipe_latest_parse(data, len, ref);
-    free(data);
-    if (st != XFFL_OK) return xffl_wrap(st, "%s", store_url(s));
-    return XFFL_OK;
-}
 
 xffl_status pipe_version_plan(const ckpt_param_table *t, int n_groups, uint64_t part_size, pipe_part_plan *plan)
 {
@@ -202,9 +147,7 @@ static xffl_status move_latest(store *s, const pipe_version_ref *ref, int *writt
     if (st == XFFL_OK && now.version >= ref->version) return XFFL_OK;
     if (st != XFFL_OK && st != XFFL_ERR_NOT_FOUND && st != XFFL_ERR_CORRUPT) return st;
     char line[PIPE_KEY_MAX + 100];
-    const char *idx = strrchr(ref->index_key, '/');
-    int n = snprintf(line, sizeof line, "v%06" PRId64 " %s %s\n", ref->version, idx ? idx + 1 : ref->index_key,
-                     ref->index_sha);
+    int n = pipe_latest_format(ref, line, sizeof line);
     XFFL_FORWARD(store_put(s, PIPE_LATEST_KEY, line, (size_t)n));
     *written = 1;
     return XFFL_OK;
@@ -245,12 +188,10 @@ xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe
             int p = b0 + k;
             snprintf(paths[k], sizeof paths[k], "%s/part-%03d.h5", dir, p);
             XFFL_CHECK_GOTO(st, write_part(t, sp, &plan, p, paths[k], fn, ctx, buf, index), done);
-            char sha[XFFL_SHA256_HEX], stem[32], name[96];
+            char sha[XFFL_SHA256_HEX];
             uint64_t size;
             XFFL_CHECK_GOTO(st, xffl_sha256_file(paths[k], sha, &size), done);
-            snprintf(stem, sizeof stem, "part-%03d", p);
-            XFFL_CHECK_GOTO(st, ckpt_content_name(stem, sha, ".h5", name, sizeof name), done);
-            snprintf(keys[k], sizeof keys[k], "%s%s", prefix, name);
+            XFFL_CHECK_GOTO(st, pipe_part_key(prefix, p, sha, keys[k], sizeof keys[k]), done);
             XFFL_CHECK_GOTO(st, ckpt_manifest_add_object(index, keys[k], size, sha), done);
             tr[k] = (store_transfer){.key = keys[k], .path = paths[k], .sha256_hex = NULL};
             stored += size;
@@ -267,7 +208,7 @@ xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe
         snprintf(groups + strlen(groups), sizeof groups - strlen(groups), "%s%s", g ? "," : "", sp->groups[g]);
 #define H(expr) if (st == XFFL_OK) st = (expr)
     H(ckpt_manifest_set(hdr, "format", PIPE_INDEX_FORMAT));
-    H(ckpt_manifest_set_int(hdr, "format_version", PIPE_CKPT_FORMAT_VERSION));
+    H(ckpt_manifest_set_int(hdr, "format_version", PIPE_INDEX_FORMAT_VERSION));
     H(ckpt_manifest_set_int(hdr, "version", sp->version));
     H(ckpt_manifest_set_int(hdr, "parent", sp->parent));
     H(ckpt_manifest_set_int(hdr, "round", sp->round));
@@ -294,9 +235,7 @@ xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe
     XFFL_CHECK_GOTO(st, ckpt_manifest_format(index, &text, &len), done);
     pipe_version_ref ref = {.version = sp->version};
     xffl_sha256_hex(text, len, ref.index_sha);
-    char name[64];
-    XFFL_CHECK_GOTO(st, ckpt_content_name("INDEX", ref.index_sha, NULL, name, sizeof name), done);
-    snprintf(ref.index_key, sizeof ref.index_key, "%s%s", prefix, name);
+    XFFL_CHECK_GOTO(st, pipe_content_key(prefix, PIPE_INDEX_STEM, ref.index_sha, NULL, ref.index_key, sizeof ref.index_key), done);
     XFFL_CHECK_GOTO(st, store_put(s, ref.index_key, text, len), done);
     int written = 0;
     XFFL_CHECK_GOTO(st, move_latest(s, &ref, &written), done);

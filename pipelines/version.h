@@ -24,28 +24,13 @@
 #include "libckpt/h5part.h"
 #include "libckpt/manifest.h"
 #include "libckpt/model.h"
+#include "pipelines/keys.h"
 #include "storage/store.h"
 
-#define PIPE_LATEST_KEY "LATEST"
 #define PIPE_CKPT_FORMAT "xffl-checkpoint"
-#define PIPE_INDEX_FORMAT "xffl-index"
 #define PIPE_CKPT_FORMAT_VERSION 1
-enum { PIPE_KEY_MAX = 256, PIPE_MAX_GROUPS = 4 };
+enum { PIPE_MAX_GROUPS = 4 };
 
-/* A version as LATEST names it: number, INDEX key (full, from the store root), INDEX sha. */
-typedef struct {
-    int64_t version;
-    char index_key[PIPE_KEY_MAX];
-    char index_sha[XFFL_SHA256_HEX];
-} pipe_version_ref;
-
-/* "versions/v000004/" for 4 (out: at least 32 bytes). */
-void pipe_version_prefix(int64_t version, char *out, size_t cap);
-
-/* Parses LATEST's text; CORRUPT naming LATEST when malformed. */
-xffl_status pipe_latest_parse(const char *text, size_t len, pipe_version_ref *ref);
-/* Reads LATEST. NOT_FOUND naming the store when there is none (no init yet). */
-xffl_status pipe_latest_read(store *s, pipe_version_ref *ref);
 /* version < 0: LATEST. Otherwise lists versions/v%06d/ for its INDEX: exactly one, or
  * the one LATEST names when several; NOT_FOUND naming the version when none, INVALID
  * when several and LATEST names none of them. The INDEX sha comes from LATEST when it
@@ -112,13 +97,6 @@ typedef struct {
     uint64_t stored_bytes;    /* sum of part objects */
 } pipe_version_info;
 void pipe_version_info_clear(pipe_version_info *info); /* frees info->index; accepts zeroed */
-
-/* The bytes of the INDEX ref names (malloc'd, NUL-terminated; caller frees), checked
- * against ref->index_sha (from LATEST) or, when that is empty (a version found by
- * listing), against the digest its content name carries: CORRUPT naming the key.
- * Its SHA-256 goes to sha. */
-xffl_status pipe_index_get(store *s, const pipe_version_ref *ref, void **data, size_t *len,
-                           char sha[XFFL_SHA256_HEX]);
 
 /* Fetches and verifies a version: the INDEX against ref->index_sha, each part against
  * its object line, each part's structure and attributes against the table (format,

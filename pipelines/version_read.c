@@ -27,8 +27,9 @@ xffl_status pipe_version_resolve(store *s, int64_t version, pipe_version_ref *re
     int found = 0;
     const char *one = NULL;
     for (size_t i = 0; i < l.count; i++) {
-        const char *k = l.items[i].key + strlen(prefix);
-        if (strncmp(k, "INDEX-", 6) != 0 || strchr(k, '/') || strchr(k, '.')) continue;
+        pipe_key k;
+        if (pipe_key_parse(l.items[i].key, &k) != PIPE_KEY_VERSION || k.number != version || k.obj != PIPE_OBJ_INDEX)
+            continue;
         found++;
         if (!one) one = l.items[i].key;
         if (have_latest && strcmp(l.items[i].key, latest.index_key) == 0) {
@@ -56,52 +57,6 @@ void pipe_version_info_clear(pipe_version_info *info)
     if (!info) return;
     ckpt_manifest_free(info->index);
     memset(info, 0, sizeof *info);
-}
-
-xffl_status pipe_index_get(store *s, const pipe_version_ref *ref, void **data, size_t *len,
-                           char sha[XFFL_SHA256_HEX])
-{
-    if (ref->index_sha[0]) {
-        XFFL_FORWARD(store_get_verified(s, ref->index_key, ref->index_sha, data, len));
-        memcpy(sha, ref->index_sha, XFFL_SHA256_HEX);
-        return XFFL_OK;
-    }
-    /* Found by listing, not named by LATEST: its content name is the check. */
-    XFFL_FORWARD(store_get(s, ref->index_key, data, len));
-    xffl_sha256_hex(*data, *len, sha);
-    const char *base = strrchr(ref->index_key, '/');
-    xffl_status st = ckpt_content_name_check(base ? base + 1 : ref->index_key, sha, NULL);
-    if (st != XFFL_OK) {
-        free(*data);
-        *data = NULL;
-        return xffl_fail(st, "%s: content does not match its name", ref->index_key);
-    }
-    return XFFL_OK;
-}
-
-/* Downloads, checks and parses the INDEX a ref names. */
-static xffl_status load_index(store *s, const pipe_version_ref *ref, ckpt_manifest **out, char sha[XFFL_SHA256_HEX])
-{
-    void *data = NULL;
-    size_t len = 0;
-    XFFL_FORWARD(pipe_index_get(s, ref, &data, &len, sha));
-    xffl_status st = ckpt_manifest_parse(data, len, ref->index_key, out);
-    free(data);
-    XFFL_FORWARD(st);
-    const char *fmt;
-    int64_t v;
-    st = ckpt_manifest_require(*out, ref->index_key, "format", &fmt);
-    if (st == XFFL_OK && strcmp(fmt, PIPE_INDEX_FORMAT) != 0)
-        st = xffl_fail(XFFL_ERR_INVALID, "%s: format=%s, expected %s", ref->index_key, fmt, PIPE_INDEX_FORMAT);
-    if (st == XFFL_OK) st = ckpt_manifest_require_int(*out, ref->index_key, "version", &v);
-    if (st == XFFL_OK && v != ref->version)
-        st = xffl_fail(XFFL_ERR_INVALID, "%s: version=%lld, expected %lld", ref->index_key, (long long)v,
-                       (long long)ref->version);
-    if (st != XFFL_OK) {
-        ckpt_manifest_free(*out);
-        *out = NULL;
-    }
-    return st;
 }
 
 static int split_groups(char *csv, char **out)
@@ -178,7 +133,10 @@ xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt
 {
     ckpt_manifest *idx = NULL;
     char sha[XFFL_SHA256_HEX];
-    XFFL_FORWARD(load_index(s, ref, &idx, sha));
+    pipe_manifest_bytes raw;
+    XFFL_FORWARD(pipe_manifest_load(s, ref->index_key, ref->index_sha, &idx, &raw));
+    free(raw.text);
+    memcpy(sha, raw.sha256, XFFL_SHA256_HEX);
     xffl_status st = XFFL_OK;
     char *dir = NULL, gbuf[256] = "";
     float *tmp = NULL;

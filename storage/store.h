@@ -19,7 +19,6 @@ typedef struct {
     int jobs;               /* parallel transfers for the *_many calls (default 4) */
     int retries;            /* attempts after the first for retryable failures (default 8) */
     double retry_deadline;  /* seconds: give up retrying after this long (default 120) */
-    int verbose;            /* log each retry to stderr */
 } store_options;
 
 /* Defaults as documented above. */

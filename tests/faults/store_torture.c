@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "common/digest.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "storage/store.h"
 
@@ -244,7 +245,10 @@ int main(int argc, char **argv)
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--verbose")) { o.verbose = 1; continue; }
+        if (!strcmp(a, "--verbose")) {
+            xffl_log_setup(&(xffl_log_config){.level = XFFL_LOG_DEBUG}); /* each retry, as "xffl: store ..." */
+            continue;
+        }
         if (!v) break;
         if (!strcmp(a, "--store")) url = v;
         else if (!strcmp(a, "--jobs")) o.jobs = atoi(v);

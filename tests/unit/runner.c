@@ -4,7 +4,9 @@
  * Tests that need something absent print "SKIP: why" and pass. */
 #include <CUnit/Basic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "common/log.h"
 
 #define XFFL_SUITE(name) void suite_##name(void);
 #include "suites.h"
@@ -30,6 +32,8 @@ static int wanted(const char *name, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* The pipelines' progress lines would interleave with CUnit's; XFFL_TEST_LOG=1 keeps them. */
+    if (!getenv("XFFL_TEST_LOG")) xffl_log_setup(&(xffl_log_config){.level = XFFL_LOG_WARN});
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     int added = 0;
     for (int i = 0; suites[i].name; i++) {
