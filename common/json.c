@@ -24,7 +24,7 @@ typedef struct {
     xffl_json_doc *d;
 } parser;
 
-static xffl_status bad(const parser *p, const char *why)
+static XFFL_MUST_USE xffl_status bad(const parser *p, const char *why)
 {
     return xffl_fail(XFFL_ERR_INVALID, "%s: not valid JSON at byte %zu: %s", p->what, p->pos, why);
 }
@@ -38,7 +38,7 @@ static void skip_ws(parser *p)
     }
 }
 
-static xffl_status new_node(parser *p, xffl_json_type type, int *out)
+static XFFL_MUST_USE xffl_status new_node(parser *p, xffl_json_type type, int *out)
 {
     xffl_json_doc *d = p->d;
     if (d->n == d->cap) {
@@ -117,7 +117,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 }
 
 /* A string at p->pos (the opening quote), decoded into the arena. */
-static xffl_status parse_string(parser *p, const char **out, size_t *out_len)
+static XFFL_MUST_USE xffl_status parse_string(parser *p, const char **out, size_t *out_len)
 {
     p->pos++; /* the quote */
     char *o = p->d->arena + p->d->used, *start = o;
@@ -170,7 +170,7 @@ static xffl_status parse_string(parser *p, const char **out, size_t *out_len)
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static xffl_status parse_number(parser *p, xffl_json *n)
+static XFFL_MUST_USE xffl_status parse_number(parser *p, xffl_json *n)
 {
     size_t b = p->pos;
     const char *s = p->s;
@@ -212,7 +212,7 @@ static int keycmp(const void *a, const void *b)
 
 /* An object's keys are unique: sort a list of its members and compare neighbours
  * (a linear scan per key would make a large hostile header quadratic). */
-static xffl_status check_unique(parser *p, int obj)
+static XFFL_MUST_USE xffl_status check_unique(parser *p, int obj)
 {
     xffl_json_doc *d = p->d;
     int count = d->nodes[obj].pub.count;
@@ -231,10 +231,10 @@ static xffl_status check_unique(parser *p, int obj)
     return st;
 }
 
-static xffl_status parse_value(parser *p, int depth, int *out);
+static XFFL_MUST_USE xffl_status parse_value(parser *p, int depth, int *out);
 
 /* An array or object at p->pos (its opening bracket). */
-static xffl_status parse_container(parser *p, int depth, int idx)
+static XFFL_MUST_USE xffl_status parse_container(parser *p, int depth, int idx)
 {
     int is_obj = p->s[p->pos] == '{';
     char close = is_obj ? '}' : ']';
@@ -278,7 +278,7 @@ static xffl_status parse_container(parser *p, int depth, int idx)
     return is_obj ? check_unique(p, idx) : XFFL_OK;
 }
 
-static xffl_status parse_value(parser *p, int depth, int *out)
+static XFFL_MUST_USE xffl_status parse_value(parser *p, int depth, int *out)
 {
     if (depth > XFFL_JSON_MAX_DEPTH) return bad(p, "nested too deeply");
     skip_ws(p);

@@ -60,7 +60,7 @@ int fmt_hf_is_dir(const char *dir)
 
 /* ---- config.json ---- */
 
-static xffl_status cfg_int(const xffl_json *root, const char *what, const char *key, int required, int dflt, int *out)
+static XFFL_MUST_USE xffl_status cfg_int(const xffl_json *root, const char *what, const char *key, int required, int dflt, int *out)
 {
     const xffl_json *n = xffl_json_get(root, key);
     if (!n && !required) {
@@ -76,7 +76,7 @@ static xffl_status cfg_int(const xffl_json *root, const char *what, const char *
     return XFFL_OK;
 }
 
-static xffl_status cfg_float(const xffl_json *root, const char *what, const char *key, float dflt, float *out)
+static XFFL_MUST_USE xffl_status cfg_float(const xffl_json *root, const char *what, const char *key, float dflt, float *out)
 {
     const xffl_json *n = xffl_json_get(root, key);
     if (!n) {
@@ -91,14 +91,14 @@ static xffl_status cfg_float(const xffl_json *root, const char *what, const char
 }
 
 /* A field that must be absent, null or false, else the model is not ours. */
-static xffl_status cfg_off(const xffl_json *root, const char *what, const char *key, const char *why)
+static XFFL_MUST_USE xffl_status cfg_off(const xffl_json *root, const char *what, const char *key, const char *why)
 {
     const xffl_json *n = xffl_json_get(root, key);
     if (!n || n->type == XFFL_JSON_NULL || (n->type == XFFL_JSON_BOOL && !n->boolean)) return XFFL_OK;
     return xffl_fail(XFFL_ERR_INVALID, "%s: field %s is set, but %s", what, key, why);
 }
 
-static xffl_status parse_config(const xffl_json *root, const char *what, ckpt_model_config *c, int *tied)
+static XFFL_MUST_USE xffl_status parse_config(const xffl_json *root, const char *what, ckpt_model_config *c, int *tied)
 {
     XFFL_RETURN_IF(root->type != XFFL_JSON_OBJECT, XFFL_ERR_INVALID, "%s: not a JSON object", what);
     const xffl_json *mt = xffl_json_get(root, "model_type");
@@ -155,7 +155,7 @@ static void float_text(float v, char *out, size_t cap)
     }
 }
 
-static xffl_status write_config(const ckpt_model_config *c, fmt_st_dtype dtype, const char *path)
+static XFFL_MUST_USE xffl_status write_config(const ckpt_model_config *c, fmt_st_dtype dtype, const char *path)
 {
     char eps[32], theta[32], buf[2048];
     float_text(c->norm_eps, eps, sizeof eps);
@@ -191,7 +191,7 @@ struct fmt_hf_reader {
     hf_src *src;          /* per tensor of t */
 };
 
-static xffl_status read_json_file(const char *path, xffl_json_doc **doc)
+static XFFL_MUST_USE xffl_status read_json_file(const char *path, xffl_json_doc **doc)
 {
     void *data;
     size_t len;
@@ -206,7 +206,7 @@ static xffl_status read_json_file(const char *path, xffl_json_doc **doc)
     return s;
 }
 
-static xffl_status add_file(fmt_hf_reader *r, const char *name, const char *index_path)
+static XFFL_MUST_USE xffl_status add_file(fmt_hf_reader *r, const char *name, const char *index_path)
 {
     for (int i = 0; i < r->n_files; i++)
         if (strcmp(r->names[i], name) == 0) return XFFL_OK;
@@ -227,7 +227,7 @@ static xffl_status add_file(fmt_hf_reader *r, const char *name, const char *inde
 }
 
 /* The weight files: the index's weight_map values, or model.safetensors. */
-static xffl_status list_files(fmt_hf_reader *r, xffl_json_doc **index)
+static XFFL_MUST_USE xffl_status list_files(fmt_hf_reader *r, xffl_json_doc **index)
 {
     char p[4200];
     snprintf(p, sizeof p, "%s/%s", r->dir, INDEX_FILE);
@@ -278,7 +278,7 @@ static int parse_name(const char *name, ckpt_slot *slot, int *layer)
 }
 
 /* Places every tensor of file i, checking it is one of ours, once, with our shape. */
-static xffl_status map_file(fmt_hf_reader *r, int i)
+static XFFL_MUST_USE xffl_status map_file(fmt_hf_reader *r, int i)
 {
     const fmt_st_file *f = r->files[i];
     const ckpt_model_config *c = &r->t->cfg;
@@ -317,7 +317,7 @@ static xffl_status map_file(fmt_hf_reader *r, int i)
 }
 
 /* Each weight_map entry must name the file that holds the tensor. */
-static xffl_status check_index(const fmt_hf_reader *r, const xffl_json_doc *index)
+static XFFL_MUST_USE xffl_status check_index(const fmt_hf_reader *r, const xffl_json_doc *index)
 {
     char p[4200];
     snprintf(p, sizeof p, "%s/%s", r->dir, INDEX_FILE);
@@ -331,7 +331,7 @@ static xffl_status check_index(const fmt_hf_reader *r, const xffl_json_doc *inde
     return XFFL_OK;
 }
 
-static xffl_status open_all(fmt_hf_reader *r)
+static XFFL_MUST_USE xffl_status open_all(fmt_hf_reader *r)
 {
     char p[4200];
     ckpt_model_config cfg;
@@ -455,7 +455,7 @@ typedef struct {
     const int *tensor; /* the shard's table indexes */
 } fill_ctx;
 
-static xffl_status fill(void *ctx, int i, float *out)
+static XFFL_MUST_USE xffl_status fill(void *ctx, int i, float *out)
 {
     fill_ctx *fc = ctx;
     const ckpt_param *p = &fc->t->params[fc->tensor[i]];
@@ -471,7 +471,7 @@ static xffl_status fill(void *ctx, int i, float *out)
     return XFFL_OK;
 }
 
-static xffl_status write_tokenizer_config(const ckpt_model_config *c, int has_tokenizer, const char *path)
+static XFFL_MUST_USE xffl_status write_tokenizer_config(const ckpt_model_config *c, int has_tokenizer, const char *path)
 {
     char buf[1024];
     int n = has_tokenizer
@@ -485,7 +485,7 @@ static xffl_status write_tokenizer_config(const ckpt_model_config *c, int has_to
 }
 
 /* Writes tensors [first, first + count) of t as one weight file. */
-static xffl_status write_shard(const ckpt_param_table *t, const float *params, const fmt_hf_export_options *o,
+static XFFL_MUST_USE xffl_status write_shard(const ckpt_param_table *t, const float *params, const fmt_hf_export_options *o,
                                int first, int count, const char *path)
 {
     fmt_st_spec *specs = calloc((size_t)count, sizeof *specs);
@@ -509,7 +509,7 @@ static xffl_status write_shard(const ckpt_param_table *t, const float *params, c
 static uint64_t tensor_bytes(const ckpt_param *p, fmt_st_dtype d) { return (uint64_t)p->numel * fmt_st_dtype_size(d); }
 
 /* model.safetensors.index.json: every tensor and its shard. */
-static xffl_status write_index(const ckpt_param_table *t, const int *shard_of, int shards, uint64_t total,
+static XFFL_MUST_USE xffl_status write_index(const ckpt_param_table *t, const int *shard_of, int shards, uint64_t total,
                                const char *path)
 {
     size_t cap = 256 + (size_t)t->count * 128, n = 0;

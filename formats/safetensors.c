@@ -87,13 +87,13 @@ uint16_t fmt_f32_to_f16(float f)
     return sign | (uint16_t)h;
 }
 
-static xffl_status invalid_tensor(const char *what, const char *name, const char *why)
+static XFFL_MUST_USE xffl_status invalid_tensor(const char *what, const char *name, const char *why)
 {
     return xffl_fail(XFFL_ERR_INVALID, "%s: tensor \"%s\": %s", what, name, why);
 }
 
 /* One header entry: {"dtype": .., "shape": [..], "data_offsets": [b, e]}. */
-static xffl_status parse_entry(const xffl_json *e, const char *what, fmt_st_tensor *t)
+static XFFL_MUST_USE xffl_status parse_entry(const xffl_json *e, const char *what, fmt_st_tensor *t)
 {
     const char *name = e->key;
     if (e->type != XFFL_JSON_OBJECT) return invalid_tensor(what, name, "entry is not an object");
@@ -138,7 +138,7 @@ static xffl_status parse_entry(const xffl_json *e, const char *what, fmt_st_tens
     return XFFL_OK;
 }
 
-static xffl_status check_metadata(const xffl_json *m, const char *what)
+static XFFL_MUST_USE xffl_status check_metadata(const xffl_json *m, const char *what)
 {
     if (m->type != XFFL_JSON_OBJECT) return xffl_fail(XFFL_ERR_INVALID, "%s: __metadata__ is not an object", what);
     for (const xffl_json *c = m->child; c; c = c->next)
@@ -156,7 +156,7 @@ static int by_offset(const void *a, const void *b)
 
 /* The tensors must tile [0, data_len) exactly: a gap hides bytes, an overlap aliases two
  * tensors, and trailing bytes mean the header does not describe the file. */
-static xffl_status check_tiling(const fmt_st_file *f, uint64_t data_len, const char *what)
+static XFFL_MUST_USE xffl_status check_tiling(const fmt_st_file *f, uint64_t data_len, const char *what)
 {
     uint64_t at = 0;
     for (int i = 0; i < f->n; i++) {
@@ -282,7 +282,7 @@ const fmt_st_tensor *fmt_st_find(const fmt_st_file *f, const char *name)
     return NULL;
 }
 
-static xffl_status read_at(const fmt_st_file *f, const fmt_st_tensor *t, void *dst, size_t bytes, uint64_t at)
+static XFFL_MUST_USE xffl_status read_at(const fmt_st_file *f, const fmt_st_tensor *t, void *dst, size_t bytes, uint64_t at)
 {
     char *p = dst;
     while (bytes) {
@@ -333,7 +333,7 @@ uint64_t fmt_st_spec_bytes(const fmt_st_spec *s)
 }
 
 /* The JSON header, padded with spaces to a multiple of 8 so the data is aligned. */
-static xffl_status build_header(const fmt_st_spec *specs, int n, char **out, size_t *len)
+static XFFL_MUST_USE xffl_status build_header(const fmt_st_spec *specs, int n, char **out, size_t *len)
 {
     size_t cap = 64 + (size_t)n * 64, used = 0;
     for (int i = 0; i < n; i++) cap += 2 * strlen(specs[i].name) + 24 * (size_t)specs[i].ndim;
@@ -362,7 +362,7 @@ static xffl_status build_header(const fmt_st_spec *specs, int n, char **out, siz
     return XFFL_OK;
 }
 
-static xffl_status put(FILE *f, const void *p, size_t n, const char *path)
+static XFFL_MUST_USE xffl_status put(FILE *f, const void *p, size_t n, const char *path)
 {
     if (fwrite(p, 1, n, f) != n) return xffl_fail(XFFL_ERR_IO, "%s: %s", path, strerror(errno));
     return XFFL_OK;
