@@ -145,7 +145,7 @@ int main(int argc, char **argv)
     char *tmp = NULL;
     if (dir) {
         tmp = strdup(dir);
-        xffl_mkdirs(tmp);
+        if (xffl_mkdirs(tmp) != XFFL_OK) die(dir);
     } else if (xffl_mkdtemp("ckptbench", &tmp) != XFFL_OK)
         die("temp dir");
     pipe_part_plan plan;
@@ -208,7 +208,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ckpt_bench: read-back differs from what was written\n");
         return 1;
     }
-    xffl_rmtree(tmp);
+    xffl_rmtree_cleanup(tmp);
     double gb = (double)bytes / 1e9, cr = (double)bytes / (double)file_bytes;
     int nt = threads ? threads : omp_get_max_threads();
     printf("{\"bench\":\"ckpt_write\",\"value\":%.3f,\"unit\":\"GB/s\",\"ref_name\":\"raw_write_fsync\",\"ref\":%.3f,"

@@ -61,7 +61,10 @@ int main(int argc, char **argv)
     }
     float *p = malloc((size_t)t->total * 4);
     for (int i = 0; i < t->count; i++) ckpt_param_init(t, i, 1, p + t->params[i].offset);
-    kern_set_params(m, p);
+    if (kern_set_params(m, p) != XFFL_OK) {
+        fprintf(stderr, "train_cpu: %s\n", xffl_errmsg());
+        return 1;
+    }
     free(p);
     int32_t *in = malloc((size_t)B * T * 4), *tg = malloc((size_t)B * T * 4);
     for (int i = 0; i < B * T; i++) in[i] = (i * 31 + 7) % cfg.vocab_size, tg[i] = (i * 17 + 3) % cfg.vocab_size;

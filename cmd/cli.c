@@ -111,17 +111,22 @@ static int apply_opt(const char *cmd, const cli_opt *o, int argc, char **argv, i
     return 0;
 }
 
-int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store_options *so, cli_args *args)
+/* cli_parse with the store flags tuning so (when not NULL) and, when url is not NULL,
+ * --store URL into *url. */
+static int parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store_options *so, const char **url,
+                 cli_args *args)
 {
     /* Every command's store I/O is tuned by the same flags, with the same limits. */
     const cli_opt store_opts[] = {{"--jobs", CLI_INT, so ? &so->jobs : NULL, 1, 64, NULL},
                                   {"--retries", CLI_INT, so ? &so->retries : NULL, 0, 1000, NULL},
                                   {"--retry-deadline", CLI_SECONDS, so ? &so->retry_deadline : NULL, 0, 0, NULL},
+                                  {"--store", CLI_STR, url, 0, 0, NULL},
                                   {0}};
     if (args) args->n = 0, args->rest = argc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const cli_opt *o = so ? find_opt(store_opts, a) : NULL;
+        if (o && !o->dst) o = NULL; /* --store, when the command names it in opts or not at all */
         if (!o) o = find_opt(opts, a);
         if (o) {
             if (apply_opt(cmd, o, argc, argv, &i)) return 2;
@@ -143,6 +148,26 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store
     return 0;
 }
 
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store_options *so, cli_args *args)
+{
+    return parse(cmd, argc, argv, opts, so, NULL, args);
+}
+
+int cli_parse_store(const char *cmd, int argc, char **argv, const cli_opt *opts, const char **url, store_options *so,
+                    cli_args *args)
+{
+    *url = NULL;
+    store_options_default(so);
+    return parse(cmd, argc, argv, opts, so, url, args);
+}
+
+int cli_open_store(const char *cmd, const char *url, const store_options *so, store **s)
+{
+    *s = NULL;
+    if (!url) return cli_usage_error(cmd, "--store URL is required");
+    return cli_report(cmd, store_open(url, so, s));
+}
+
 int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt, const char **url, const char **path,
                      int64_t *version)
 {
@@ -155,6 +180,21 @@ int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt
     if (*url && *path) return cli_usage_error(cmd, "give PATH or --store URL, not both");
     if (!*url && !*path) return cli_usage_error(cmd, "a PATH, FILE or --store URL is required");
     return 0;
+}
+
+void cli_put_shell_word(FILE *f, const char *word, const char *end)
+{
+    if (*word && strspn(word, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+%@") == strlen(word)) {
+        fputs(word, f);
+    } else {
+        fputc('\'', f);
+        for (const char *p = word; *p; p++) {
+            if (*p == '\'') fputs("'\\''", f);
+            else fputc(*p, f);
+        }
+        fputc('\'', f);
+    }
+    fputs(end, f);
 }
 
 int cli_wants_help(int argc, char **argv)

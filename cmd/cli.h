@@ -63,6 +63,15 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store
     "  --retries N             retries for transient store errors (default 8)\n" \
     "  --retry-deadline SECS   stop retrying after this long (default 120)\n"
 
+/* cli_parse for a command that works on one store: --store URL into *url (NULL when not
+ * given) besides opts, and the store flags into *so, which it first sets to the defaults
+ * (retries logged with --verbose). */
+int cli_parse_store(const char *cmd, int argc, char **argv, const cli_opt *opts, const char **url, store_options *so,
+                    cli_args *args);
+/* Opens the store at url into *s: 0, or the exit code after printing why not (a usage
+ * error naming --store URL when url is NULL). */
+int cli_open_store(const char *cmd, const char *url, const store_options *so, store **s);
+
 /* Arguments of commands that inspect one target (show, verify): PATH|FILE or
  * --store URL, [--version V|latest] (-1 = latest), and the store flags. Returns 0, or
  * the exit code after printing a usage error. */
@@ -71,6 +80,10 @@ int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt
 
 /* Prints s to stdout as a JSON string: quoted, with '"', '\\' and control bytes escaped. */
 void cli_json_str(const char *s);
+
+/* Writes word to f as one shell word (quoted where a shell would split or expand it),
+ * then end: a line that can be pasted into a shell. */
+void cli_put_shell_word(FILE *f, const char *word, const char *end);
 
 /* Whether argv has -h/--help anywhere. */
 int cli_wants_help(int argc, char **argv);

@@ -38,24 +38,19 @@ int cmd_aggregate(int argc, char **argv)
         return 0;
     }
     store_options so;
-    store_options_default(&so);
     pipe_aggregate_options o = {.round = -1, .deadline = 0};
-    const char *url = NULL;
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--round", CLI_I64, &o.round, 1, 999999, NULL},
+    const char *url;
+    const cli_opt opts[] = {{"--round", CLI_I64, &o.round, 1, 999999, NULL},
                             {"--quorum", CLI_INT, &o.quorum, 1, 64, NULL},
                             {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
                             {"--deadline", CLI_SECONDS, &o.deadline, 0, 0, NULL},
                             {"--poll", CLI_SECONDS, &o.poll, 0, 0, NULL},
                             {0}};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
-    if (rc) return rc;
-    if (!url) return cli_usage_error(cmd, "--store URL is required");
-    store *s = NULL;
-    xffl_status st = store_open(url, &so, &s);
-    if (st != XFFL_OK) return cli_report(cmd, st);
+    store *s;
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
+    if (rc || (rc = cli_open_store(cmd, url, &so, &s))) return rc;
     pipe_aggregate_result res;
-    st = pipe_aggregate(s, &o, &res);
+    xffl_status st = pipe_aggregate(s, &o, &res);
     store_close(s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     if (res.already) {
@@ -64,9 +59,9 @@ int cmd_aggregate(int argc, char **argv)
         else printf("v%06lld already\n", (long long)res.version);
         return 0;
     }
-    xffl_log(XFFL_LOG_INFO, "wrote v%06lld from %d deltas (%d rejected), %llu bytes, %.1fs%s", (long long)res.version,
-             res.n_used, res.n_rejected, (unsigned long long)res.stored_bytes, res.seconds,
-             res.latest_written ? "" : "; LATEST already named it or a later version");
+    xffl_log(XFFL_LOG_INFO, "wrote v%06lld from %d deltas (%d rejected), %llu bytes, %.1fs%s",
+            (long long)res.version, res.n_used, res.n_rejected, (unsigned long long)res.stored_bytes, res.seconds,
+            res.latest_written ? "" : "; LATEST already named it or a later version");
     if (cli_json) {
         printf("{\"version\": %lld, \"already\": false, \"contributors\": [", (long long)res.version);
         for (int i = 0; i < res.n_used; i++) printf("%s\"%s\"", i ? ", " : "", res.used[i]);

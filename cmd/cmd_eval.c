@@ -1,15 +1,10 @@
-/* xffl eval: mean loss and perplexity of a version on held-out token shards. */
+/* xffl eval: mean loss and perplexity of a version on held-out token shards (the job:
+ * pipelines/model.c). */
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "cmd/cli.h"
-#include "cmd/cli_model.h"
-#include "common/util.h"
-#include "kernels/kern.h"
-#include "kernels/train.h"
-#include "text/loader.h"
+#include "pipelines/model.h"
 
 static void usage(FILE *f)
 {
@@ -36,79 +31,39 @@ static void usage(FILE *f)
             "(e.g. a token outside the vocabulary), 74 store unreachable\n");
 }
 
-typedef struct {
-    text_loader *sh;
-    text_cursor c;
-} shard_src;
-
-static xffl_status next_batch(void *ctx, int B, int T, int32_t *in, int32_t *tg)
-{
-    shard_src *s = ctx;
-    return text_loader_next(s->sh, &s->c, B, T, in, tg);
-}
-
 int cmd_eval(int argc, char **argv)
 {
-    const char *cmd = "eval", *url = NULL, *ver = "latest", *glob = NULL, *backend = NULL;
-    long B = 8, T = 0, batches = 0, threads = 0;
+    const char *cmd = "eval", *url;
+    int64_t version = -1;
+    pipe_eval_options o = {.batch = 8};
     store_options so;
-    store_options_default(&so);
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
     }
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--version", CLI_STR, &ver, 0, 0, NULL},
-                            {"--data", CLI_STR, &glob, 0, 0, NULL},
-                            {"--backend", CLI_STR, &backend, 0, 0, NULL},
-                            {"--batch", CLI_LONG, &B, 1, 4096, NULL},
-                            {"--seq-len", CLI_LONG, &T, 1, 1 << 20, NULL},
-                            {"--batches", CLI_LONG, &batches, 0, 1L << 30, NULL},
-                            {"--threads", CLI_LONG, &threads, 0, 1024, NULL},
+    const cli_opt opts[] = {{"--version", CLI_VERSION, &version, 0, 0, NULL},
+                            {"--data", CLI_STR, &o.data_glob, 0, 0, NULL},
+                            {"--backend", CLI_STR, &o.backend, 0, 0, NULL},
+                            {"--batch", CLI_LONG, &o.batch, 1, 4096, NULL},
+                            {"--seq-len", CLI_LONG, &o.seq_len, 1, 1 << 20, NULL},
+                            {"--batches", CLI_LONG, &o.batches, 0, 1L << 30, NULL},
+                            {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
                             {0}};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
-    if (!glob) return cli_usage_error(cmd, "--data GLOB is required");
-    ckpt_param_table *t = NULL;
-    float *p = NULL;
-    kern_model *m = NULL;
-    shard_src src = {0};
-    pipe_version_ref ref = {.version = -1};
-    double loss = 0;
-    xffl_status st = cli_model_load(url, &so, ver, &t, &p, &ref);
-    if (st == XFFL_OK && T == 0) T = t->cfg.max_seq_len < 256 ? t->cfg.max_seq_len : 256;
-    if (st == XFFL_OK && T > t->cfg.max_seq_len)
-        st = xffl_fail(XFFL_ERR_USAGE, "--seq-len %ld exceeds the model's max_seq_len %d", T, t->cfg.max_seq_len);
-    if (st == XFFL_OK) st = text_loader_open(glob, t->cfg.vocab_size, &src.sh);
-    if (st == XFFL_OK && batches == 0) {
-        /* every sequence once, roughly: tokens / T sequences */
-        int64_t seqs = text_loader_tokens(src.sh) / (T + 1);
-        batches = seqs / B > 0 ? (long)(seqs / B) : 1;
-        if (seqs < B) B = seqs > 0 ? (long)seqs : 1;
-    }
-    if (st == XFFL_OK) {
-        kern_options ko = {.backend = backend, .threads = (int)threads, .batch = (int)B, .seq_len = (int)T};
-        st = kern_model_create(&t->cfg, &ko, &m);
-    }
-    if (st == XFFL_OK) st = kern_set_params(m, p);
-    if (st == XFFL_OK) {
-        xffl_log(XFFL_LOG_INFO, "v%06lld on %s: %ld batches of %ld x %ld tokens", (long long)ref.version, glob, batches,
-                 B, T);
-        st = kern_eval(m, (int)B, (int)T, (int)batches, next_batch, &src, &loss);
-    }
-    if (st == XFFL_OK) {
-        int64_t ntok = (int64_t)batches * B * T;
-        if (cli_json)
-            printf("{\"version\":%lld,\"loss\":%.6f,\"perplexity\":%.6f,\"bits_per_token\":%.6f,\"tokens\":%lld}\n",
-                   (long long)ref.version, loss, exp(loss), loss / log(2.0), (long long)ntok);
-        else
-            printf("v%06lld: loss %.4f nats/token, perplexity %.4f, %.4f bits/token over %lld tokens\n",
-                   (long long)ref.version, loss, exp(loss), loss / log(2.0), (long long)ntok);
-    }
-    text_loader_close(src.sh);
-    kern_model_free(m);
-    free(p);
-    ckpt_param_table_free(t);
-    return cli_report(cmd, st);
+    if (!o.data_glob) return cli_usage_error(cmd, "--data GLOB is required");
+    store *s;
+    if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
+    pipe_eval_result r;
+    xffl_status st = pipe_eval(s, version, &o, &r);
+    store_close(s);
+    if (st != XFFL_OK) return cli_report(cmd, st);
+    if (cli_json)
+        printf("{\"version\":%lld,\"loss\":%.6f,\"perplexity\":%.6f,\"bits_per_token\":%.6f,\"tokens\":%lld}\n",
+               (long long)r.version, r.loss, exp(r.loss), r.loss / log(2.0), (long long)r.tokens);
+    else
+        printf("v%06lld: loss %.4f nats/token, perplexity %.4f, %.4f bits/token over %lld tokens\n",
+               (long long)r.version, r.loss, exp(r.loss), r.loss / log(2.0), (long long)r.tokens);
+    return 0;
 }

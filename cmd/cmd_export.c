@@ -1,13 +1,11 @@
-/* xffl export: a version as a llama2.c checkpoint (+ tokenizer) that its `run` reads, or
- * as a Hugging Face directory (pipelines/export_hf.h). */
+/* xffl export: a version as a llama2.c checkpoint (+ tokenizer) that its `run` reads (the
+ * job: pipelines/model.c), or as a Hugging Face directory (pipelines/export_hf.c). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cli.h"
-#include "cmd/cli_model.h"
-#include "formats/llama2c.h"
 #include "pipelines/export_hf.h"
+#include "pipelines/model.h"
 
 static void usage(FILE *f)
 {
@@ -39,84 +37,61 @@ static void usage(FILE *f)
             "llama2.c cannot represent, 74 store unreachable\n");
 }
 
-static int export_hf(const char *url, const store_options *so, const char *ver, const char *dtype, uint64_t shard,
-                     const char *dir)
+static int export_hf(store *s, int64_t version, const char *dir, const char *dtype, const fmt_hf_export_options *o)
 {
-    fmt_hf_export_options o = {.shard_bytes = shard};
-    if (!dir) return cli_usage_error("export", "DIR is required");
-    if (pipe_export_hf_dtype(dtype, &o.dtype) != XFFL_OK) return cli_usage_error("export", "%s", xffl_errmsg());
-    ckpt_param_table *t = NULL;
-    float *p = NULL;
-    store *s = NULL;
-    pipe_version_ref ref = {.version = -1};
     pipe_export_hf_result r;
-    xffl_status st = cli_model_load(url, so, ver, &t, &p, &ref);
-    if (st == XFFL_OK) st = store_open(url, so, &s);
-    if (st == XFFL_OK) st = pipe_export_hf(s, t, p, dir, &o, &r);
-    if (st == XFFL_OK && cli_json)
+    xffl_status st = pipe_export_hf(s, version, dir, o, &r);
+    store_close(s);
+    if (st != XFFL_OK) return cli_report("export", st);
+    if (cli_json)
         printf("{\"version\":%lld,\"format\":\"hf\",\"out\":\"%s\",\"dtype\":\"%s\",\"shards\":%d,\"bytes\":%llu,"
                "\"tokenizer\":%s}\n",
-               (long long)ref.version, dir, dtype, r.files.shards, (unsigned long long)r.files.bytes,
+               (long long)r.version, dir, dtype, r.files.shards, (unsigned long long)r.files.bytes,
                r.tokenizer ? "true" : "false");
-    else if (st == XFFL_OK)
-        printf("exported v%06lld to %s (%s, %d safetensors file%s%s)\n", (long long)ref.version, dir, dtype,
+    else
+        printf("exported v%06lld to %s (%s, %d safetensors file%s%s)\n", (long long)r.version, dir, dtype,
                r.files.shards, r.files.shards == 1 ? "" : "s", r.tokenizer ? ", tokenizer.model" : "");
-    store_close(s);
-    free(p);
-    ckpt_param_table_free(t);
-    return cli_report("export", st);
+    return 0;
 }
 
 int cmd_export(int argc, char **argv)
 {
-    const char *cmd = "export", *url = NULL, *ver = NULL, *fmt = NULL, *out = NULL, *dtype = "fp32";
+    const char *cmd = "export", *url, *fmt = NULL, *out = NULL, *dtype = "fp32";
     uint64_t shard = 0;
+    int64_t version = -1;
+    int version_given = 0;
     store_options so;
-    store_options_default(&so);
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
     }
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--version", CLI_STR, &ver, 0, 0, NULL},
+    const cli_opt opts[] = {{"--version", CLI_VERSION, &version, 0, 0, &version_given},
                             {"--format", CLI_STR, &fmt, 0, 0, NULL},
                             {"--dtype", CLI_STR, &dtype, 0, 0, NULL},
                             {"--shard-size", CLI_SIZE, &shard, 0, 0, NULL},
                             {0}};
     cli_args args = {.v = &out, .max = 1, .what = "OUT.bin"};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, &args);
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, &args);
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
-    if (!ver) return cli_usage_error(cmd, "--version V is required (a number or 'latest')");
-    if (fmt && strcmp(fmt, "hf") == 0) return export_hf(url, &so, ver, dtype, shard, out);
-    if (!fmt || strcmp(fmt, "llama2c") != 0)
+    if (!version_given) return cli_usage_error(cmd, "--version V is required (a number or 'latest')");
+    int hf = fmt && strcmp(fmt, "hf") == 0;
+    if (!hf && (!fmt || strcmp(fmt, "llama2c") != 0))
         return cli_usage_error(cmd, "--format llama2c or hf is required, got '%s'", fmt ? fmt : "");
-    if (!out) return cli_usage_error(cmd, "OUT.bin is required");
-    ckpt_param_table *t = NULL;
-    float *p = NULL;
-    pipe_version_ref ref = {.version = -1};
-    xffl_status st = cli_model_load(url, &so, ver, &t, &p, &ref);
-    if (st == XFFL_OK) st = kern_llama2c_check(&t->cfg);
-    if (st == XFFL_OK) st = kern_export_llama2c(t, p, out);
-    char tok[4200] = "";
-    if (st == XFFL_OK && t->cfg.vocab_size == 256) {
-        size_t n = strlen(out);
-        if (n > 4 && strcmp(out + n - 4, ".bin") == 0)
-            snprintf(tok, sizeof tok, "%.*s.tokenizer.bin", (int)(n - 4), out);
-        else
-            snprintf(tok, sizeof tok, "%s.tokenizer.bin", out);
-        st = kern_export_llama2c_tokenizer(&t->cfg, tok);
-    } else if (st == XFFL_OK) {
-        xffl_log(XFFL_LOG_WARN, "vocabulary %d is not byte-level: no tokenizer file written", t->cfg.vocab_size);
-    }
-    if (st == XFFL_OK) {
-        if (cli_json)
-            printf("{\"version\":%lld,\"format\":\"llama2c\",\"out\":\"%s\",\"tokenizer\":\"%s\"}\n", (long long)ref.version, out,
-                   tok);
-        else
-            printf("exported v%06lld to %s%s%s\n", (long long)ref.version, out, tok[0] ? " and " : "", tok);
-    }
-    free(p);
-    ckpt_param_table_free(t);
-    return cli_report(cmd, st);
+    if (!out) return cli_usage_error(cmd, hf ? "DIR is required" : "OUT.bin is required");
+    fmt_hf_export_options o = {.shard_bytes = shard};
+    if (hf && pipe_export_hf_dtype(dtype, &o.dtype) != XFFL_OK) return cli_usage_error(cmd, "%s", xffl_errmsg());
+    store *s;
+    if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
+    if (hf) return export_hf(s, version, out, dtype, &o);
+    pipe_export_result r;
+    xffl_status st = pipe_export_llama2c(s, version, out, &r);
+    store_close(s);
+    if (st != XFFL_OK) return cli_report(cmd, st);
+    if (cli_json)
+        printf("{\"version\":%lld,\"format\":\"llama2c\",\"out\":\"%s\",\"tokenizer\":\"%s\"}\n", (long long)r.version,
+               out, r.tokenizer);
+    else
+        printf("exported v%06lld to %s%s%s\n", (long long)r.version, out, r.tokenizer[0] ? " and " : "", r.tokenizer);
+    return 0;
 }

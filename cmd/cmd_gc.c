@@ -1,4 +1,5 @@
 /* xffl gc: remove orphans and old versions. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "cmd/cli.h"
@@ -31,23 +32,20 @@ int cmd_gc(int argc, char **argv)
         return 0;
     }
     store_options so;
-    store_options_default(&so);
-    const char *url = NULL;
+    const char *url;
     pipe_gc_options o = {.keep = 0, .grace = 3600, .dry_run = 0};
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--keep", CLI_INT, &o.keep, 1, 1000000, NULL},
+    const cli_opt opts[] = {{"--keep", CLI_INT, &o.keep, 1, 1000000, NULL},
                             {"--grace", CLI_SECONDS, &o.grace, 0, 0, NULL},
                             {"--dry-run", CLI_FLAG, &o.dry_run, 0, 0, NULL},
                             {0}};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (o.keep < 1) return cli_usage_error(cmd, "--keep N is required");
-    store *s = NULL;
-    xffl_status st = store_open(url, &so, &s);
-    if (st != XFFL_OK) return cli_report(cmd, st);
+    store *s;
+    if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
     pipe_gc_report rep;
-    st = pipe_gc(s, &o, &rep);
+    xffl_status st = pipe_gc(s, &o, &rep);
     store_close(s);
     /* what was removed before an error too: the store no longer has it */
     for (int i = 0; i < rep.removed; i++)
@@ -59,3 +57,4 @@ int cmd_gc(int argc, char **argv)
            rep.removed, (unsigned long long)rep.removed_bytes, rep.kept_young);
     return 0;
 }
+

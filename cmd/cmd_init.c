@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cmd/cli.h"
-#include "cmd/cli_model.h"
 #include "libckpt/h5part.h"
 #include "libckpt/zstd_filter.h"
 #include "pipelines/init.h"
@@ -139,7 +138,7 @@ int cmd_init(int argc, char **argv)
     store_options sopt;
     store_options_default(&sopt);
     const char *url = NULL;
-    pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt, .load = cli_model_load};
+    pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt};
     double *dv = set.dbl;
     int *ds = set.dbl_set;
     const cli_opt opts[] = {

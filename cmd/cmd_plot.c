@@ -30,25 +30,22 @@ int cmd_plot(int argc, char **argv)
         return 0;
     }
     store_options so;
-    store_options_default(&so);
-    const char *url = NULL, *out = NULL, *eval = NULL;
+    const char *url, *out = NULL, *eval = NULL;
     int keep = 0;
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--out", CLI_STR, &out, 0, 0, NULL},
+    const cli_opt opts[] = {{"--out", CLI_STR, &out, 0, 0, NULL},
                             {"--eval", CLI_STR, &eval, 0, 0, NULL},
                             {"--keep-data", CLI_FLAG, &keep, 0, 0, NULL},
                             {0}};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
     if (!url || !out) return cli_usage_error(cmd, "--store URL and --out FILE are required");
     size_t ol = strlen(out);
     int svg = ol > 4 && !strcmp(out + ol - 4, ".svg"), png = ol > 4 && !strcmp(out + ol - 4, ".png");
     if (!svg && !png) return cli_usage_error(cmd, "--out must end in .svg or .png, not '%s'", out);
-    store *s = NULL;
-    xffl_status st = store_open(url, &so, &s);
-    if (st != XFFL_OK) return cli_report(cmd, st);
+    store *s;
+    if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
     pipe_history h;
-    st = pipe_history_load(s, &h);
+    xffl_status st = pipe_history_load(s, &h);
     store_close(s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     double evals[4096];

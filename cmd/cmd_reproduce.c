@@ -1,6 +1,6 @@
 /* xffl reproduce: recompute a round from what the store holds and compare. */
+#include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 #include "cmd/cli.h"
 #include "common/util.h"
 #include "pipelines/reproduce.h"
@@ -33,6 +33,7 @@ static const char *help =
     "exit codes: 0 reproduced bit for bit, 1 failed, 2 usage, 65 a digest differs (each\n"
     "differing tensor named on stderr), 74 store unreachable.\n";
 
+
 int cmd_reproduce(int argc, char **argv)
 {
     const char *cmd = "reproduce";
@@ -41,12 +42,10 @@ int cmd_reproduce(int argc, char **argv)
         return 0;
     }
     store_options so;
-    store_options_default(&so);
-    const char *url = NULL, *facility = NULL, *data = NULL, *state = NULL, *backend = "cpu";
+    const char *url, *facility = NULL, *data = NULL, *state = NULL, *backend = "cpu";
     long round = 0, threads = 0;
     int train = 0;
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--round", CLI_LONG, &round, 1, 999999, NULL},
+    const cli_opt opts[] = {{"--round", CLI_LONG, &round, 1, 999999, NULL},
                             {"--threads", CLI_LONG, &threads, 0, 1024, NULL},
                             {"--train", CLI_FLAG, &train, 0, 0, NULL},
                             {"--facility", CLI_STR, &facility, 0, 0, NULL},
@@ -54,36 +53,24 @@ int cmd_reproduce(int argc, char **argv)
                             {"--state", CLI_STR, &state, 0, 0, NULL},
                             {"--backend", CLI_STR, &backend, 0, 0, NULL},
                             {0}};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (round < 1) return cli_usage_error(cmd, "--round R is required");
     if (train && (!facility || !data)) return cli_usage_error(cmd, "--train needs --facility NAME and --data GLOB");
-    store *s = NULL;
-    xffl_status st = store_open(url, &so, &s);
-    if (st != XFFL_OK) return cli_report(cmd, st);
+    store *s;
+    if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
+    pipe_train_options to;
+    pipe_train_options_default(&to);
+    to.facility = facility;
+    to.data_glob = data;
+    to.state_dir = state;
+    to.backend = backend;
+    to.round = round;
+    to.threads = (int)threads;
     pipe_reproduce_report rep;
-    st = pipe_reproduce_round(s, round, (int)threads, &rep);
-    if (st == XFFL_OK)
-        xffl_log(XFFL_LOG_INFO, "round %ld: %d tensors, %d parts compared from %d deltas; INDEX %s (%.1fs)", round,
-                 rep.tensors_compared, rep.parts_compared, rep.n_contributors,
-                 rep.index_identical ? "identical" : "differs in bytes", rep.seconds);
     pipe_train_reproduce_report trep;
-    memset(&trep, 0, sizeof trep);
-    if (st == XFFL_OK && train) {
-        pipe_train_options to;
-        pipe_train_options_default(&to);
-        to.facility = facility;
-        to.data_glob = data;
-        to.state_dir = state;
-        to.backend = backend;
-        to.round = round;
-        to.threads = (int)threads;
-        st = pipe_train_reproduce(s, &to, &trep);
-        if (st == XFFL_OK)
-            xffl_log(XFFL_LOG_INFO, "round %ld: %s's training re-run, %d delta tensors match its COMMIT", round,
-                     facility, trep.tensors_compared);
-    }
+    xffl_status st = pipe_reproduce(s, round, (int)threads, train ? &to : NULL, &rep, &trep);
     store_close(s);
     if (cli_json)
         printf("{\"round\": %ld, \"ok\": %s, \"tensors_compared\": %d, \"tensors_differ\": %d, \"parts_compared\": %d, "

@@ -1,14 +1,11 @@
-/* xffl sample: generate text from a version (byte-level vocabulary). */
+/* xffl sample: generate text from a version, byte-level vocabulary (the job:
+ * pipelines/model.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cli.h"
-#include "cmd/cli_model.h"
-#include "common/util.h"
-#include "kernels/kern.h"
-#include "kernels/train.h"
-#include "text/tokenizer.h"
+#include "pipelines/model.h"
 
 static void usage(FILE *f)
 {
@@ -34,60 +31,36 @@ static void usage(FILE *f)
 
 int cmd_sample(int argc, char **argv)
 {
-    const char *cmd = "sample", *url = NULL, *ver = "latest", *prompt = NULL, *backend = NULL;
-    double temp = 0.8;
-    long tokens = 200, seed = 0, threads = 0;
+    const char *cmd = "sample", *url;
+    int64_t version = -1;
+    pipe_sample_options o = {.temperature = 0.8, .tokens = 200};
     store_options so;
-    store_options_default(&so);
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
     }
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--version", CLI_STR, &ver, 0, 0, NULL},
-                            {"--prompt", CLI_STR, &prompt, 0, 0, NULL},
-                            {"--backend", CLI_STR, &backend, 0, 0, NULL},
-                            {"--temperature", CLI_DOUBLE, &temp, 0, 100, NULL},
-                            {"--tokens", CLI_LONG, &tokens, 0, 1000000, NULL},
-                            {"--seed", CLI_LONG, &seed, 0, 0x7fffffffL, NULL},
-                            {"--threads", CLI_LONG, &threads, 0, 1024, NULL},
+    const cli_opt opts[] = {{"--version", CLI_VERSION, &version, 0, 0, NULL},
+                            {"--prompt", CLI_STR, &o.prompt, 0, 0, NULL},
+                            {"--backend", CLI_STR, &o.backend, 0, 0, NULL},
+                            {"--temperature", CLI_DOUBLE, &o.temperature, 0, 100, NULL},
+                            {"--tokens", CLI_LONG, &o.tokens, 0, 1000000, NULL},
+                            {"--seed", CLI_LONG, &o.seed, 0, 0x7fffffffL, NULL},
+                            {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
                             {0}};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
     if (!url) return cli_usage_error(cmd, "--store URL is required");
-    if (!prompt || !*prompt) return cli_usage_error(cmd, "--prompt TEXT is required (at least one byte)");
-    ckpt_param_table *t = NULL;
-    float *p = NULL;
-    kern_model *m = NULL;
-    pipe_version_ref ref = {.version = -1};
-    size_t np = strlen(prompt);
-    int32_t *ids = malloc(np * sizeof *ids), *out = malloc(((size_t)tokens + 1) * sizeof *out);
-    char *text = malloc((size_t)tokens + 1);
-    xffl_status st = ids && out && text ? XFFL_OK : xffl_fail(XFFL_ERR_NOMEM, "sample buffers");
-    if (st == XFFL_OK) st = cli_model_load(url, &so, ver, &t, &p, &ref);
-    if (st == XFFL_OK && t->cfg.vocab_size != 256)
-        st = xffl_fail(XFFL_ERR_UNSUPPORTED, "sample: vocabulary %d is not the byte-level 256 this command decodes",
-                       t->cfg.vocab_size);
-    if (st == XFFL_OK) {
-        kern_options ko = {.backend = backend, .threads = (int)threads, .batch = 1, .seq_len = t->cfg.max_seq_len};
-        st = kern_model_create(&t->cfg, &ko, &m);
-    }
-    if (st == XFFL_OK) st = kern_set_params(m, p);
-    if (st == XFFL_OK) {
-        text_byte_encode(prompt, np, ids);
-        kern_sample_options so2 = {.temperature = (float)temp, .seed = (uint64_t)seed, .tokens = (int)tokens};
-        xffl_log(XFFL_LOG_INFO, "v%06lld, %zu prompt bytes, %ld to generate (temperature %g)", (long long)ref.version, np,
-                 tokens, temp);
-        st = kern_sample(m, t->cfg.max_seq_len, ids, (int)np, &so2, out);
-    }
-    if (st == XFFL_OK) {
-        text_byte_decode(out, (size_t)tokens, text);
-        fwrite(prompt, 1, np, stdout);
-        fwrite(text, 1, (size_t)tokens, stdout);
-        fputc('\n', stdout);
-    }
-    kern_model_free(m);
-    free(p), free(ids), free(out), free(text);
-    ckpt_param_table_free(t);
-    return cli_report(cmd, st);
+    if (!o.prompt || !*o.prompt) return cli_usage_error(cmd, "--prompt TEXT is required (at least one byte)");
+    store *s;
+    if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
+    char *text = NULL;
+    int64_t used = -1;
+    xffl_status st = pipe_sample(s, version, &o, &text, &used);
+    store_close(s);
+    if (st != XFFL_OK) return cli_report(cmd, st);
+    fwrite(o.prompt, 1, strlen(o.prompt), stdout);
+    fwrite(text, 1, (size_t)o.tokens, stdout);
+    fputc('\n', stdout);
+    free(text);
+    return 0;
 }

@@ -42,18 +42,14 @@ int cmd_status(int argc, char **argv)
         return 0;
     }
     store_options so;
-    store_options_default(&so);
-    const char *url = NULL;
+    const char *url;
     int history = 0;
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL}, {"--history", CLI_FLAG, &history, 0, 0, NULL}, {0}};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
-    if (rc) return rc;
-    if (!url) return cli_usage_error(cmd, "--store URL is required");
-    store *s = NULL;
-    xffl_status st = store_open(url, &so, &s);
-    if (st != XFFL_OK) return cli_report(cmd, st);
+    const cli_opt opts[] = {{"--history", CLI_FLAG, &history, 0, 0, NULL}, {0}};
+    store *s;
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
+    if (rc || (rc = cli_open_store(cmd, url, &so, &s))) return rc;
     pipe_history h;
-    st = pipe_history_load(s, &h);
+    xffl_status st = pipe_history_load(s, &h);
     store_close(s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     const pipe_history_round *cur = &h.rounds[h.n_rounds - 1];

@@ -49,12 +49,10 @@ int cmd_train(int argc, char **argv)
                                ntasks && atoi(ntasks) > 1 ? "SLURM_NTASKS" : "XFFL_WORLD",
                                ntasks && atoi(ntasks) > 1 ? ntasks : world);
     store_options so;
-    store_options_default(&so);
     pipe_train_options o;
     pipe_train_options_default(&o);
-    const char *url = NULL;
-    const cli_opt opts[] = {{"--store", CLI_STR, &url, 0, 0, NULL},
-                            {"--facility", CLI_STR, &o.facility, 0, 0, NULL},
+    const char *url;
+    const cli_opt opts[] = {{"--facility", CLI_STR, &o.facility, 0, 0, NULL},
                             {"--data", CLI_STR, &o.data_glob, 0, 0, NULL},
                             {"--state", CLI_STR, &o.state_dir, 0, 0, NULL},
                             {"--backend", CLI_STR, &o.backend, 0, 0, NULL},
@@ -62,18 +60,17 @@ int cmd_train(int argc, char **argv)
                             {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
                             {"--keep-inner-state", CLI_FLAG, &o.keep_inner_state, 0, 0, NULL},
                             {0}};
-    int rc = cli_parse(cmd, argc, argv, opts, &so, NULL);
+    int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
     if (o.backend && strcmp(o.backend, "cpu") && strcmp(o.backend, "cuda") && strcmp(o.backend, "auto"))
         return cli_usage_error(cmd, "--backend must be cpu, cuda or auto, not '%s'", o.backend);
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!o.facility) return cli_usage_error(cmd, "--facility NAME is required");
     if (!o.data_glob) return cli_usage_error(cmd, "--data GLOB is required");
-    store *s = NULL;
-    xffl_status st = store_open(url, &so, &s);
-    if (st != XFFL_OK) return cli_report(cmd, st);
+    store *s;
+    if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
     pipe_train_result r;
-    st = pipe_train(s, &o, &r);
+    xffl_status st = pipe_train(s, &o, &r);
     store_close(s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     if (r.skipped) {

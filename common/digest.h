@@ -25,7 +25,7 @@ void xffl_sha256(const void *data, size_t len, uint8_t out[XFFL_SHA256_LEN]);
 /* One-shot digest of a buffer as lowercase hex. */
 void xffl_sha256_hex(const void *data, size_t len, char hex[XFFL_SHA256_HEX]);
 /* Digest of a whole file, streamed; optionally its size. */
-xffl_status xffl_sha256_file(const char *path, char hex[XFFL_SHA256_HEX], uint64_t *size);
+XFFL_MUST_USE xffl_status xffl_sha256_file(const char *path, char hex[XFFL_SHA256_HEX], uint64_t *size);
 
 void xffl_hex_encode(const uint8_t *bytes, size_t n, char *hex /* 2n+1 */);
 

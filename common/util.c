@@ -1,4 +1,5 @@
 #include "common/util.h"
+#include "common/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -190,4 +191,9 @@ double xffl_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void xffl_rmtree_cleanup(const char *path)
+{
+    if (xffl_rmtree(path) != XFFL_OK) xffl_log(XFFL_LOG_WARN, "cannot remove temporary %s: %s", path, xffl_errmsg());
 }

@@ -7,23 +7,26 @@
 #include "common/status.h"
 
 /* "512M", "1G", "4096", "64K" -> bytes (powers of 1024). USAGE error naming the text. */
-xffl_status xffl_parse_size(const char *text, uint64_t *out);
+XFFL_MUST_USE xffl_status xffl_parse_size(const char *text, uint64_t *out);
 /* Strict integer parse of a whole string; USAGE error naming what (e.g. "--rounds"). */
-xffl_status xffl_parse_long(const char *what, const char *text, long min, long max, long *out);
-xffl_status xffl_parse_double(const char *what, const char *text, double *out);
+XFFL_MUST_USE xffl_status xffl_parse_long(const char *what, const char *text, long min, long max, long *out);
+XFFL_MUST_USE xffl_status xffl_parse_double(const char *what, const char *text, double *out);
 
 /* mkdir -p. */
-xffl_status xffl_mkdirs(const char *path);
+XFFL_MUST_USE xffl_status xffl_mkdirs(const char *path);
 /* rm -rf of a directory tree (used for temporary directories only). */
-xffl_status xffl_rmtree(const char *path);
+XFFL_MUST_USE xffl_status xffl_rmtree(const char *path);
+/* xffl_rmtree on a cleanup path, where the work already succeeded or failed for its own
+ * reason: a failure is logged (WARN, naming the path) instead of returned. */
+void xffl_rmtree_cleanup(const char *path);
 /* Whole file into a malloc'd buffer (NUL-terminated for text use); caller frees. */
-xffl_status xffl_read_file(const char *path, void **data, size_t *len);
+XFFL_MUST_USE xffl_status xffl_read_file(const char *path, void **data, size_t *len);
 /* Atomic write: temporary name in the same directory, fsync, rename, fsync dir. */
-xffl_status xffl_write_file_atomic(const char *path, const void *data, size_t len);
+XFFL_MUST_USE xffl_status xffl_write_file_atomic(const char *path, const void *data, size_t len);
 /* fsync the directory holding path, so a rename or create in it is durable. */
-xffl_status xffl_fsync_parent_dir(const char *path);
+XFFL_MUST_USE xffl_status xffl_fsync_parent_dir(const char *path);
 /* Creates a fresh temporary directory under $TMPDIR (or /tmp); caller owns path (free). */
-xffl_status xffl_mkdtemp(const char *tag, char **path);
+XFFL_MUST_USE xffl_status xffl_mkdtemp(const char *tag, char **path);
 
 /* Monotonic seconds. */
 double xffl_now(void);

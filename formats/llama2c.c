@@ -16,7 +16,7 @@ static const ckpt_slot llama2c_layer_order[CKPT_LAYER_SLOTS] = {
     CKPT_SLOT_FFN_NORM,  CKPT_SLOT_W1, CKPT_SLOT_W2, CKPT_SLOT_W3,
 };
 
-xffl_status kern_llama2c_check(const ckpt_model_config *cfg)
+xffl_status fmt_llama2c_check(const ckpt_model_config *cfg)
 {
     if (cfg->rope_theta != 10000.0f)
         return xffl_fail(XFFL_ERR_INVALID,
@@ -27,14 +27,14 @@ xffl_status kern_llama2c_check(const ckpt_model_config *cfg)
     return XFFL_OK;
 }
 
-static xffl_status put(FILE *f, const void *p, size_t bytes, const char *path, const char *what)
+static XFFL_MUST_USE xffl_status put(FILE *f, const void *p, size_t bytes, const char *path, const char *what)
 {
     if (fwrite(p, 1, bytes, f) != bytes)
         return xffl_fail(XFFL_ERR_IO, "%s: writing %s: %s", path, what, strerror(errno));
     return XFFL_OK;
 }
 
-static xffl_status put_tensor(FILE *f, const ckpt_param_table *t, const float *params, ckpt_slot slot, int layer,
+static XFFL_MUST_USE xffl_status put_tensor(FILE *f, const ckpt_param_table *t, const float *params, ckpt_slot slot, int layer,
                               const char *path)
 {
     const ckpt_param *p = &t->params[ckpt_param_index(t, slot, layer)];
@@ -42,7 +42,7 @@ static xffl_status put_tensor(FILE *f, const ckpt_param_table *t, const float *p
 }
 
 /* Writes to path.tmp, then fsync and rename: a reader never sees half a file. */
-static xffl_status finish(FILE *f, const char *tmp, const char *path, xffl_status st)
+static XFFL_MUST_USE xffl_status finish(FILE *f, const char *tmp, const char *path, xffl_status st)
 {
     if (st == XFFL_OK && fflush(f) != 0) st = xffl_fail(XFFL_ERR_IO, "%s: %s", path, strerror(errno));
     if (st == XFFL_OK && fsync(fileno(f)) != 0) st = xffl_fail(XFFL_ERR_IO, "%s: fsync: %s", path, strerror(errno));
@@ -53,10 +53,10 @@ static xffl_status finish(FILE *f, const char *tmp, const char *path, xffl_statu
     return st;
 }
 
-xffl_status kern_export_llama2c(const ckpt_param_table *t, const float *params, const char *bin_path)
+xffl_status fmt_llama2c_export(const ckpt_param_table *t, const float *params, const char *bin_path)
 {
     const ckpt_model_config *c = &t->cfg;
-    XFFL_FORWARD(kern_llama2c_check(c));
+    XFFL_FORWARD(fmt_llama2c_check(c));
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", bin_path);
     FILE *f = fopen(tmp, "wb");
@@ -84,7 +84,7 @@ xffl_status kern_export_llama2c(const ckpt_param_table *t, const float *params, 
     return finish(f, tmp, bin_path, st);
 }
 
-xffl_status kern_export_llama2c_tokenizer(const ckpt_model_config *cfg, const char *tok_path)
+xffl_status fmt_llama2c_export_tokenizer(const ckpt_model_config *cfg, const char *tok_path)
 {
     if (cfg->vocab_size != 256)
         return xffl_fail(XFFL_ERR_UNSUPPORTED,
@@ -107,7 +107,7 @@ xffl_status kern_export_llama2c_tokenizer(const ckpt_model_config *cfg, const ch
 }
 
 /* Reads the tensor (slot, layer) from f into its slice of params. */
-static xffl_status read_tensor(FILE *f, const ckpt_param_table *t, float *params, ckpt_slot slot, int layer,
+static XFFL_MUST_USE xffl_status read_tensor(FILE *f, const ckpt_param_table *t, float *params, ckpt_slot slot, int layer,
                                const char *path)
 {
     const ckpt_param *p = &t->params[ckpt_param_index(t, slot, layer)];
@@ -117,7 +117,7 @@ static xffl_status read_tensor(FILE *f, const ckpt_param_table *t, float *params
     return XFFL_OK;
 }
 
-xffl_status kern_import_llama2c(const char *bin_path, ckpt_param_table **t_out, float **params_out)
+xffl_status fmt_llama2c_import(const char *bin_path, ckpt_param_table **t_out, float **params_out)
 {
     *t_out = NULL;
     *params_out = NULL;

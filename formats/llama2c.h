@@ -19,10 +19,10 @@
 
 /* INVALID (saying which setting) when the model is not representable: rope_theta
  * != 10000 or norm_eps != 1e-5. */
-XFFL_MUST_USE xffl_status kern_llama2c_check(const ckpt_model_config *cfg);
+XFFL_MUST_USE xffl_status fmt_llama2c_check(const ckpt_model_config *cfg);
 
 /* Writes the checkpoint (params: table-order slab) to bin_path atomically. */
-XFFL_MUST_USE xffl_status kern_export_llama2c(const ckpt_param_table *t, const float *params, const char *bin_path);
+XFFL_MUST_USE xffl_status fmt_llama2c_export(const ckpt_param_table *t, const float *params, const char *bin_path);
 
 /* Reads a llama2.c legacy checkpoint (this layout; a positive vocab_size means the
  * classifier is tok_embeddings, copied into output.weight; the RoPE tables are skipped)
@@ -30,9 +30,9 @@ XFFL_MUST_USE xffl_status kern_export_llama2c(const ckpt_param_table *t, const f
  * run.c fixes them) and a table-order slab. Caller owns *t (ckpt_param_table_free) and
  * *params (free). NOT_FOUND/IO naming the file; CORRUPT for a bad header, a size that
  * does not match it, a short read or a non-finite value. */
-XFFL_MUST_USE xffl_status kern_import_llama2c(const char *bin_path, ckpt_param_table **t, float **params);
+XFFL_MUST_USE xffl_status fmt_llama2c_import(const char *bin_path, ckpt_param_table **t, float **params);
 
 /* Writes the byte-level tokenizer file; UNSUPPORTED unless vocab_size == 256. */
-XFFL_MUST_USE xffl_status kern_export_llama2c_tokenizer(const ckpt_model_config *cfg, const char *tok_path);
+XFFL_MUST_USE xffl_status fmt_llama2c_export_tokenizer(const ckpt_model_config *cfg, const char *tok_path);
 
 #endif

@@ -42,36 +42,36 @@ float kern_lr_at(const kern_adamw_config *c, int step);
 
 /* Creates a model for cfg on the chosen backend with uninitialised parameters.
  * Caller owns *out; kern_model_free accepts NULL. */
-xffl_status kern_model_create(const ckpt_model_config *cfg, const kern_options *opt, kern_model **out);
+XFFL_MUST_USE xffl_status kern_model_create(const ckpt_model_config *cfg, const kern_options *opt, kern_model **out);
 void kern_model_free(kern_model *m);
 const char *kern_model_backend(const kern_model *m);
 const ckpt_param_table *kern_model_table(const kern_model *m);
 
 /* Copy parameters in / out (host slab, table order, table->total floats). */
-xffl_status kern_set_params(kern_model *m, const float *params);
-xffl_status kern_get_params(kern_model *m, float *params);
+XFFL_MUST_USE xffl_status kern_set_params(kern_model *m, const float *params);
+XFFL_MUST_USE xffl_status kern_get_params(kern_model *m, float *params);
 /* Gradient slab out (tests, gradient checks). */
-xffl_status kern_get_grads(kern_model *m, float *grads);
+XFFL_MUST_USE xffl_status kern_get_grads(kern_model *m, float *grads);
 /* Bytes of the backend's slabs: params, grads, AdamW state, activations. */
 uint64_t kern_model_bytes(const kern_model *m);
 /* Reset AdamW moments and step counter (the inner state, reset each round). */
-xffl_status kern_reset_optimizer(kern_model *m);
+XFFL_MUST_USE xffl_status kern_reset_optimizer(kern_model *m);
 /* Inner optimizer state (m, v slabs + step) in/out, for --keep-inner-state. */
-xffl_status kern_get_optimizer(kern_model *m, float *mom, float *var, int64_t *step);
-xffl_status kern_set_optimizer(kern_model *m, const float *mom, const float *var, int64_t step);
+XFFL_MUST_USE xffl_status kern_get_optimizer(kern_model *m, float *mom, float *var, int64_t *step);
+XFFL_MUST_USE xffl_status kern_set_optimizer(kern_model *m, const float *mom, const float *var, int64_t step);
 
 /* inputs, targets: (B,T) token ids. Computes the mean cross-entropy loss.
  * With targets == NULL only logits are computed (inference). */
-xffl_status kern_forward(kern_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss);
+XFFL_MUST_USE xffl_status kern_forward(kern_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss);
 /* Accumulates gradients of the last forward's loss (zero them with kern_zero_grad). */
-xffl_status kern_backward(kern_model *m);
-xffl_status kern_zero_grad(kern_model *m);
+XFFL_MUST_USE xffl_status kern_backward(kern_model *m);
+XFFL_MUST_USE xffl_status kern_zero_grad(kern_model *m);
 /* One AdamW step at schedule position step (0-based: lr = kern_lr_at(c, step)); the
  * bias-correction counter is the optimizer's own (kept in its state). Reports the
  * pre-clip grad norm (grad_norm may be NULL). */
-xffl_status kern_adamw_step(kern_model *m, const kern_adamw_config *c, int step, float *grad_norm);
+XFFL_MUST_USE xffl_status kern_adamw_step(kern_model *m, const kern_adamw_config *c, int step, float *grad_norm);
 /* Logits of the last forward at position (b, t): vocab floats copied into out. The cpu
  * backend turns its logits into their gradient during kern_backward: USAGE after it. */
-xffl_status kern_logits(kern_model *m, int b, int t, float *out);
+XFFL_MUST_USE xffl_status kern_logits(kern_model *m, int b, int t, float *out);
 
 #endif

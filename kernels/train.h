@@ -35,10 +35,10 @@ typedef struct {
  * (N tokens/s)", tokens/s since the start). θ_local stays in m (kern_get_params). The
  * optimizer state is not reset here (kern_reset_optimizer is the caller's choice).
  * INVALID naming the step when the loss or gradient norm is not finite. */
-xffl_status kern_train(kern_model *m, const kern_train_options *o, float *losses, kern_train_result *r);
+XFFL_MUST_USE xffl_status kern_train(kern_model *m, const kern_train_options *o, float *losses, kern_train_result *r);
 
 /* Mean loss over n_batches batches from next_batch (B x T each). */
-xffl_status kern_eval(kern_model *m, int B, int T, int n_batches, kern_batch_fn next_batch, void *ctx,
+XFFL_MUST_USE xffl_status kern_eval(kern_model *m, int B, int T, int n_batches, kern_batch_fn next_batch, void *ctx,
                       double *mean_loss);
 
 typedef struct {
@@ -50,7 +50,7 @@ typedef struct {
 /* Continues prompt (n_prompt >= 1 ids) by o->tokens ids into out. The context is the
  * last seq_len ids (the model's planned T); the model must be planned with batch >= 1.
  * USAGE when the prompt is empty. */
-xffl_status kern_sample(kern_model *m, int seq_len, const int32_t *prompt, int n_prompt, const kern_sample_options *o,
+XFFL_MUST_USE xffl_status kern_sample(kern_model *m, int seq_len, const int32_t *prompt, int n_prompt, const kern_sample_options *o,
                         int32_t *out);
 
 #endif

@@ -23,7 +23,7 @@ static float bf2f(uint16_t h)
     return f;
 }
 
-static xffl_status fp32_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status fp32_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
 {
     (void)block;
     float *o = out[0];
@@ -32,14 +32,14 @@ static xffl_status fp32_encode(const float *x, int64_t n, int block, float *resi
     return XFFL_OK;
 }
 
-static xffl_status fp32_decode(const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status fp32_decode(const void *const in[], int64_t n, int block, float *out)
 {
     (void)block;
     memcpy(out, in[0], (size_t)n * 4);
     return XFFL_OK;
 }
 
-static xffl_status bf16_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status bf16_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
 {
     (void)block;
     uint16_t *o = out[0];
@@ -51,7 +51,7 @@ static xffl_status bf16_encode(const float *x, int64_t n, int block, float *resi
     return XFFL_OK;
 }
 
-static xffl_status bf16_decode(const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status bf16_decode(const void *const in[], int64_t n, int block, float *out)
 {
     (void)block;
     const uint16_t *h = in[0];
@@ -68,7 +68,7 @@ static int quant(float v, float inv, int qmax)
 }
 
 /* int8 (qmax 127, a byte per code) and int4 (qmax 7, two codes per byte, + 8). */
-static xffl_status block_encode(int qmax, const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status block_encode(int qmax, const float *x, int64_t n, int block, float *residual, void *const out[])
 {
     XFFL_RETURN_IF(block < 1, XFFL_ERR_INVALID, "block size %d must be >= 1", block);
     float *v = malloc((size_t)block * sizeof *v);
@@ -101,7 +101,7 @@ static xffl_status block_encode(int qmax, const float *x, int64_t n, int block, 
     return XFFL_OK;
 }
 
-static xffl_status block_decode(int qmax, const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status block_decode(int qmax, const void *const in[], int64_t n, int block, float *out)
 {
     XFFL_RETURN_IF(block < 1, XFFL_ERR_INVALID, "block size %d must be >= 1", block);
     const float *scales = in[1];
@@ -125,19 +125,19 @@ static xffl_status block_decode(int qmax, const void *const in[], int64_t n, int
     return XFFL_OK;
 }
 
-static xffl_status int8_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status int8_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
 {
     return block_encode(127, x, n, block, residual, out);
 }
-static xffl_status int8_decode(const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status int8_decode(const void *const in[], int64_t n, int block, float *out)
 {
     return block_decode(127, in, n, block, out);
 }
-static xffl_status int4_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status int4_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
 {
     return block_encode(7, x, n, block, residual, out);
 }
-static xffl_status int4_decode(const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status int4_decode(const void *const in[], int64_t n, int block, float *out)
 {
     return block_decode(7, in, n, block, out);
 }

@@ -23,7 +23,7 @@ static int64_t dataset_layout(const ckpt_codec_def *def, int d, const ckpt_param
 }
 
 /* Per-dataset buffers big enough for every tensor of t at block. */
-static xffl_status alloc_sets(ckpt_codec c, const ckpt_param_table *t, int block, void *bufs[CKPT_CODEC_MAX_DATASETS])
+static XFFL_MUST_USE xffl_status alloc_sets(ckpt_codec c, const ckpt_param_table *t, int block, void *bufs[CKPT_CODEC_MAX_DATASETS])
 {
     const ckpt_codec_def *def = ckpt_codec_get(c);
     for (int d = 0; def && d < def->n_datasets; d++) {
@@ -46,7 +46,7 @@ static void free_sets(void *bufs[CKPT_CODEC_MAX_DATASETS])
     }
 }
 
-static xffl_status write_attrs(ckpt_h5_writer *w, const ckpt_delta_meta *m, int block, int part, int parts)
+static XFFL_MUST_USE xffl_status write_attrs(ckpt_h5_writer *w, const ckpt_delta_meta *m, int block, int part, int parts)
 {
     XFFL_FORWARD(ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT));
     XFFL_FORWARD(ckpt_h5_attr_int(w, "format_version", 1));
@@ -167,7 +167,7 @@ done:
     return XFFL_OK;
 }
 
-static xffl_status check_attr_int(ckpt_h5_reader *r, const char *name, int64_t want)
+static XFFL_MUST_USE xffl_status check_attr_int(ckpt_h5_reader *r, const char *name, int64_t want)
 {
     int64_t v;
     XFFL_FORWARD(ckpt_h5_get_attr_int(r, name, &v));
@@ -176,7 +176,7 @@ static xffl_status check_attr_int(ckpt_h5_reader *r, const char *name, int64_t w
     return XFFL_OK;
 }
 
-static xffl_status check_attr_str(ckpt_h5_reader *r, const char *name, const char *want)
+static XFFL_MUST_USE xffl_status check_attr_str(ckpt_h5_reader *r, const char *name, const char *want)
 {
     char *v = NULL;
     XFFL_FORWARD(ckpt_h5_get_attr_str(r, name, &v));
@@ -189,7 +189,7 @@ static xffl_status check_attr_str(ckpt_h5_reader *r, const char *name, const cha
 }
 
 /* One part: decode every <group>/<name> set it holds into delta; seen[] marks tensors. */
-static xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_table *t, const ckpt_manifest *commit,
+static XFFL_MUST_USE xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_table *t, const ckpt_manifest *commit,
                              const ckpt_delta_meta *ex, float *delta, char *seen)
 {
     const char *file = ckpt_h5_reader_path(r);

@@ -48,7 +48,7 @@ typedef struct {
  * parts into local directory dir. Adds to commit one `tensor` line per tensor and
  * one `object` line per part named key_prefix + part name. *files (caller frees) /
  * *nfiles list the parts in order. part_size 0 = one part. */
-xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const float *delta,
+XFFL_MUST_USE xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const float *delta,
                              const ckpt_delta_meta *meta, float *residual, uint64_t part_size,
                              const ckpt_h5_options *opt, const char *key_prefix, ckpt_manifest *commit,
                              ckpt_delta_file **files, int *nfiles);
@@ -59,7 +59,7 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
  * base_index and facility equal expect's; every table tensor present exactly once
  * with its table shape; dataset digests; decoded values finite; the decoded floats'
  * SHA-256 equal to the commit's `tensor` line. */
-xffl_status ckpt_delta_read(const char *const *paths, int n, const ckpt_param_table *t, const ckpt_manifest *commit,
+XFFL_MUST_USE xffl_status ckpt_delta_read(const char *const *paths, int n, const ckpt_param_table *t, const ckpt_manifest *commit,
                             const ckpt_delta_meta *expect, const ckpt_h5_options *opt, float *delta);
 
 #endif

@@ -36,7 +36,7 @@ enum { CKPT_MAX_DIMS = 4 };
 const char *ckpt_dtype_name(ckpt_dtype d);
 size_t ckpt_dtype_size(ckpt_dtype d);
 /* Name -> dtype; INVALID naming the text. */
-xffl_status ckpt_dtype_parse(const char *name, ckpt_dtype *out);
+XFFL_MUST_USE xffl_status ckpt_dtype_parse(const char *name, ckpt_dtype *out);
 
 typedef struct {
     int level;          /* zstd level; 0 = CKPT_ZSTD_DEFAULT_LEVEL */
@@ -48,49 +48,49 @@ typedef struct ckpt_h5_writer ckpt_h5_writer; /* opaque */
 
 /* Creates (truncates) path. opt may be NULL (defaults). Caller owns *out and must
  * call ckpt_h5_writer_close (which also frees). IO/HDF5 error naming path. */
-xffl_status ckpt_h5_writer_create(const char *path, const ckpt_h5_options *opt, ckpt_h5_writer **out);
+XFFL_MUST_USE xffl_status ckpt_h5_writer_create(const char *path, const ckpt_h5_options *opt, ckpt_h5_writer **out);
 /* Flushes and closes the file, then fsyncs it; frees w in every case (accepts NULL). */
-xffl_status ckpt_h5_writer_close(ckpt_h5_writer *w);
+XFFL_MUST_USE xffl_status ckpt_h5_writer_close(ckpt_h5_writer *w);
 /* Closes and frees without promising anything about the file (error paths; NULL ok). */
 void ckpt_h5_writer_abort(ckpt_h5_writer *w);
 
 /* Root attributes (scalar). Writing the same name twice is an INTERNAL error. */
-xffl_status ckpt_h5_attr_str(ckpt_h5_writer *w, const char *name, const char *value);
-xffl_status ckpt_h5_attr_int(ckpt_h5_writer *w, const char *name, int64_t value);
-xffl_status ckpt_h5_attr_double(ckpt_h5_writer *w, const char *name, double value);
+XFFL_MUST_USE xffl_status ckpt_h5_attr_str(ckpt_h5_writer *w, const char *name, const char *value);
+XFFL_MUST_USE xffl_status ckpt_h5_attr_int(ckpt_h5_writer *w, const char *name, int64_t value);
+XFFL_MUST_USE xffl_status ckpt_h5_attr_double(ckpt_h5_writer *w, const char *name, double value);
 
 /* Writes one dataset (path relative to the root, e.g. "model/norm.weight"):
  * shape[0..ndim) elements of dtype, row-major, from data. sha_hex (may be NULL)
  * receives the digest also stored as the dataset's "sha256" attribute;
  * stored (may be NULL) receives the compressed bytes written. Writing a path twice
  * is an INTERNAL error naming it. */
-xffl_status ckpt_h5_write(ckpt_h5_writer *w, const char *path, ckpt_dtype dtype, int ndim, const int64_t *shape,
+XFFL_MUST_USE xffl_status ckpt_h5_write(ckpt_h5_writer *w, const char *path, ckpt_dtype dtype, int ndim, const int64_t *shape,
                           const void *data, char sha_hex[XFFL_SHA256_HEX], uint64_t *stored);
 /* A string attribute on a dataset already written (e.g. "encoding"="bf16"). */
-xffl_status ckpt_h5_dataset_attr_str(ckpt_h5_writer *w, const char *path, const char *name, const char *value);
+XFFL_MUST_USE xffl_status ckpt_h5_dataset_attr_str(ckpt_h5_writer *w, const char *path, const char *name, const char *value);
 
 typedef struct ckpt_h5_reader ckpt_h5_reader; /* opaque */
 
 /* Opens an existing file read-only. NOT_FOUND for a missing path; CORRUPT for an
  * empty, non-HDF5 or truncated file; each naming path. Caller owns *out; close with
  * ckpt_h5_reader_close (accepts NULL). opt may be NULL (threads for decoding). */
-xffl_status ckpt_h5_reader_open(const char *path, const ckpt_h5_options *opt, ckpt_h5_reader **out);
+XFFL_MUST_USE xffl_status ckpt_h5_reader_open(const char *path, const ckpt_h5_options *opt, ckpt_h5_reader **out);
 void ckpt_h5_reader_close(ckpt_h5_reader *r);
 /* The path it was opened with (owned by r). */
 const char *ckpt_h5_reader_path(const ckpt_h5_reader *r);
 
 /* Root attributes. NOT_FOUND naming file and attribute when absent, INVALID when of
  * another type. *value from _str is malloc'd (caller frees). */
-xffl_status ckpt_h5_get_attr_str(ckpt_h5_reader *r, const char *name, char **value);
-xffl_status ckpt_h5_get_attr_int(ckpt_h5_reader *r, const char *name, int64_t *value);
-xffl_status ckpt_h5_get_attr_double(ckpt_h5_reader *r, const char *name, double *value);
+XFFL_MUST_USE xffl_status ckpt_h5_get_attr_str(ckpt_h5_reader *r, const char *name, char **value);
+XFFL_MUST_USE xffl_status ckpt_h5_get_attr_int(ckpt_h5_reader *r, const char *name, int64_t *value);
+XFFL_MUST_USE xffl_status ckpt_h5_get_attr_double(ckpt_h5_reader *r, const char *name, double *value);
 int ckpt_h5_has_attr(ckpt_h5_reader *r, const char *name);
 /* A string attribute of a dataset (NOT_FOUND naming file, dataset and attribute). */
-xffl_status ckpt_h5_get_dataset_attr_str(ckpt_h5_reader *r, const char *path, const char *name, char **value);
+XFFL_MUST_USE xffl_status ckpt_h5_get_dataset_attr_str(ckpt_h5_reader *r, const char *path, const char *name, char **value);
 
 /* Names of the datasets directly inside group (e.g. "model"), sorted bytewise.
  * NOT_FOUND naming file and group when absent. Free with ckpt_h5_names_free. */
-xffl_status ckpt_h5_list(ckpt_h5_reader *r, const char *group, char ***names, int *count);
+XFFL_MUST_USE xffl_status ckpt_h5_list(ckpt_h5_reader *r, const char *group, char ***names, int *count);
 void ckpt_h5_names_free(char **names, int count);
 /* 1 if a dataset exists at path. */
 int ckpt_h5_has_dataset(ckpt_h5_reader *r, const char *path);
@@ -108,7 +108,7 @@ typedef struct {
 } ckpt_h5_dataset_info;
 
 /* NOT_FOUND naming file and dataset when absent; INVALID for an unsupported dtype. */
-xffl_status ckpt_h5_info(ckpt_h5_reader *r, const char *path, ckpt_h5_dataset_info *info);
+XFFL_MUST_USE xffl_status ckpt_h5_info(ckpt_h5_reader *r, const char *path, ckpt_h5_dataset_info *info);
 
 /* Reads a whole dataset into out (numel * dtype size bytes) and verifies it:
  *   dtype / ndim / shape must equal the expected ones (INVALID naming file, dataset,
@@ -117,7 +117,7 @@ xffl_status ckpt_h5_info(ckpt_h5_reader *r, const char *path, ckpt_h5_dataset_in
  *   the "sha256" attribute must be present (INVALID) unless allow_no_digest, and must
  *   match the bytes read (CORRUPT naming file and dataset).
  * sha_hex (may be NULL) receives the digest of what was read. */
-xffl_status ckpt_h5_read(ckpt_h5_reader *r, const char *path, ckpt_dtype dtype, int ndim, const int64_t *shape,
+XFFL_MUST_USE xffl_status ckpt_h5_read(ckpt_h5_reader *r, const char *path, ckpt_dtype dtype, int ndim, const int64_t *shape,
                          void *out, int allow_no_digest, char sha_hex[XFFL_SHA256_HEX]);
 
 /* One dataset of a batch read: ckpt_h5_read's arguments. out and sha_hex belong to
@@ -136,6 +136,6 @@ typedef struct {
  * with the next one's decoding (faster than n calls: SHA-256 is the slowest step).
  * All are checked (dtype, shape, digest attribute) before any is read. Returns the
  * first failure, naming file and tensor; what the outputs hold then is unspecified. */
-xffl_status ckpt_h5_read_many(ckpt_h5_reader *r, int n, const ckpt_h5_request *req);
+XFFL_MUST_USE xffl_status ckpt_h5_read_many(ckpt_h5_reader *r, int n, const ckpt_h5_request *req);
 
 #endif

@@ -17,7 +17,7 @@
 
 xffl_status ckpt_h5_reader_open(const char *path, const ckpt_h5_options *opt, ckpt_h5_reader **out)
 {
-    ckpt_h5_setup();
+    XFFL_FORWARD(ckpt_h5_setup());
     struct stat st;
     if (stat(path, &st) != 0) {
         if (errno == ENOENT) return xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no such file", path);
@@ -78,7 +78,7 @@ const char *ckpt_h5_reader_path(const ckpt_h5_reader *r) { return r->path; }
 
 int ckpt_h5_has_attr(ckpt_h5_reader *r, const char *name) { return H5Aexists(r->file, name) > 0; }
 
-static xffl_status open_attr(hid_t obj, const char *what, const char *name, hid_t *a, H5T_class_t *cls, size_t *size)
+static XFFL_MUST_USE xffl_status open_attr(hid_t obj, const char *what, const char *name, hid_t *a, H5T_class_t *cls, size_t *size)
 {
     if (H5Aexists(obj, name) <= 0) return xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no attribute '%s'", what, name);
     *a = H5Aopen(obj, name, H5P_DEFAULT);

@@ -22,7 +22,7 @@
 #include "libckpt/shuffle.h"
 #include "libckpt/zstd_filter.h"
 
-static xffl_status type_dtype(hid_t t, const char *file, const char *path, ckpt_dtype *d)
+static XFFL_MUST_USE xffl_status type_dtype(hid_t t, const char *file, const char *path, ckpt_dtype *d)
 {
     H5T_class_t c = H5Tget_class(t);
     size_t sz = H5Tget_size(t);
@@ -41,7 +41,7 @@ typedef struct {
     int64_t rpc; /* rows per chunk */
 } layout;
 
-static xffl_status describe(ckpt_h5_reader *r, hid_t ds, const char *path, ckpt_h5_dataset_info *info, layout *lay)
+static XFFL_MUST_USE xffl_status describe(ckpt_h5_reader *r, hid_t ds, const char *path, ckpt_h5_dataset_info *info, layout *lay)
 {
     memset(info, 0, sizeof *info);
     memset(lay, 0, sizeof *lay);
@@ -104,7 +104,7 @@ static xffl_status describe(ckpt_h5_reader *r, hid_t ds, const char *path, ckpt_
     return XFFL_OK;
 }
 
-static xffl_status open_dataset(ckpt_h5_reader *r, const char *path, hid_t *ds)
+static XFFL_MUST_USE xffl_status open_dataset(ckpt_h5_reader *r, const char *path, hid_t *ds)
 {
     XFFL_RETURN_IF(!ckpt_h5_has_dataset(r, path), XFFL_ERR_NOT_FOUND, "%s: missing tensor %s", r->path, path);
     *ds = H5Dopen2(r->file, path, H5P_DEFAULT);
@@ -153,7 +153,7 @@ static void shape_text(char *buf, size_t cap, int ndim, const int64_t *shape)
 }
 
 /* Opens the dataset and checks it against the request (dtype, shape, digest present). */
-static xffl_status prepare(ckpt_h5_reader *r, const ckpt_h5_request *q, job *j)
+static XFFL_MUST_USE xffl_status prepare(ckpt_h5_reader *r, const ckpt_h5_request *q, job *j)
 {
     j->q = q;
     XFFL_FORWARD(open_dataset(r, q->path, &j->ds));
@@ -185,7 +185,7 @@ static xffl_status prepare(ckpt_h5_reader *r, const ckpt_h5_request *q, job *j)
 
 /* Reads a chunk fetch_window only located: the whole pages around it, O_DIRECT; through
  * the page cache where the file system wants another alignment (EINVAL). */
-static xffl_status read_direct(ckpt_h5_reader *r, ckpt_slot *sl)
+static XFFL_MUST_USE xffl_status read_direct(ckpt_h5_reader *r, ckpt_slot *sl)
 {
     uint64_t start = sl->addr & ~(uint64_t)(CKPT_DIO_ALIGN - 1);
     size_t lead = (size_t)(sl->addr - start), want = lead + sl->zlen;

@@ -47,7 +47,7 @@ static hid_t make_ocpl(hid_t cls)
 
 xffl_status ckpt_h5_writer_create(const char *path, const ckpt_h5_options *opt, ckpt_h5_writer **out)
 {
-    ckpt_h5_setup();
+    XFFL_FORWARD(ckpt_h5_setup());
     ckpt_h5_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->path = strdup(path))) {
         free(w);
@@ -96,7 +96,7 @@ xffl_status ckpt_h5_writer_close(ckpt_h5_writer *w)
     return s;
 }
 
-static xffl_status write_attr(hid_t obj, const char *what, const char *name, hid_t ftype, hid_t mtype, const void *v)
+static XFFL_MUST_USE xffl_status write_attr(hid_t obj, const char *what, const char *name, hid_t ftype, hid_t mtype, const void *v)
 {
     if (H5Aexists(obj, name) > 0) return xffl_fail(XFFL_ERR_INTERNAL, "%s: attribute '%s' written twice", what, name);
     hid_t sp = H5Screate(H5S_SCALAR);
@@ -107,7 +107,7 @@ static xffl_status write_attr(hid_t obj, const char *what, const char *name, hid
     return e < 0 ? xffl_fail(XFFL_ERR_HDF5, "%s: writing attribute '%s'", what, name) : XFFL_OK;
 }
 
-static xffl_status write_str_attr(hid_t obj, const char *what, const char *name, const char *value)
+static XFFL_MUST_USE xffl_status write_str_attr(hid_t obj, const char *what, const char *name, const char *value)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, strlen(value) ? strlen(value) : 1);
@@ -136,7 +136,7 @@ xffl_status ckpt_h5_attr_double(ckpt_h5_writer *w, const char *name, double valu
 
 /* Creates each missing group on the way to path's last component, without times
  * (lcpl's create-intermediate would give them default, timestamped, properties). */
-static xffl_status ensure_groups(ckpt_h5_writer *w, const char *path)
+static XFFL_MUST_USE xffl_status ensure_groups(ckpt_h5_writer *w, const char *path)
 {
     char buf[512];
     if (strlen(path) >= sizeof buf) return xffl_fail(XFFL_ERR_INVALID, "%s: dataset path too long: %s", w->path, path);
@@ -163,7 +163,7 @@ static int64_t rows_per_chunk(int64_t rows, size_t row_bytes, size_t chunk_bytes
     return r;
 }
 
-static xffl_status check_shape(const char *file, const char *path, int ndim, const int64_t *shape)
+static XFFL_MUST_USE xffl_status check_shape(const char *file, const char *path, int ndim, const int64_t *shape)
 {
     XFFL_RETURN_IF(ndim < 1 || ndim > CKPT_MAX_DIMS, XFFL_ERR_INVALID, "%s: dataset %s: %d dimensions (1..%d)", file,
                    path, ndim, CKPT_MAX_DIMS);

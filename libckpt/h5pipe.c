@@ -36,12 +36,12 @@ static herr_t log_stack(hid_t estack, void *unused)
     return 0;
 }
 
-void ckpt_h5_setup(void)
+xffl_status ckpt_h5_setup(void)
 {
     /* The log level is the one switch: HDF5's stacks are debug detail (every failure
      * already has a message naming the file and the dataset). */
     H5Eset_auto2(H5E_DEFAULT, xffl_log_enabled(XFFL_LOG_DEBUG) ? log_stack : NULL, NULL);
-    ckpt_zstd_register();
+    return ckpt_zstd_register();
 }
 
 const char *ckpt_dtype_name(ckpt_dtype d)

@@ -21,8 +21,9 @@
 #define CKPT_DIGEST_ATTR "sha256"
 
 /* Routes HDF5's error stack to the log at DEBUG (silenced below) and registers the
- * zstd filter; every open and create calls it. */
-void ckpt_h5_setup(void);
+ * zstd filter; every open and create calls it. HDF5 naming the filter's id when it
+ * cannot be registered. */
+XFFL_MUST_USE xffl_status ckpt_h5_setup(void);
 /* threads > 0, else the OpenMP default. */
 int ckpt_h5_threads(int threads);
 hid_t ckpt_h5_file_type(ckpt_dtype d); /* little-endian file type */
@@ -58,7 +59,7 @@ void *ckpt_zbuf_alloc(size_t zcap);
 
 /* A scalar string attribute of obj (fixed or variable length); what names obj in
  * messages. *value is malloc'd. */
-xffl_status ckpt_h5_read_str_attr(hid_t obj, const char *what, const char *name, char **value);
+XFFL_MUST_USE xffl_status ckpt_h5_read_str_attr(hid_t obj, const char *what, const char *name, char **value);
 
 /* Records the first failure of any thread (status and message) in p. */
 void ckpt_pipeline_err(ckpt_pipeline *p, xffl_status s);
@@ -68,6 +69,6 @@ void ckpt_pipeline_take(ckpt_pipeline *p);
 void ckpt_pipeline_release(ckpt_pipeline *p);
 /* Makes p hold 2 windows of 2*threads slots of chunk_bytes (and compressed buffers
  * when zbuf); reuses what it has; clears the recorded error. NOMEM on failure. */
-xffl_status ckpt_pipeline_ensure(ckpt_pipeline *p, int threads, size_t chunk_bytes, int zbuf);
+XFFL_MUST_USE xffl_status ckpt_pipeline_ensure(ckpt_pipeline *p, int threads, size_t chunk_bytes, int zbuf);
 
 #endif

@@ -295,7 +295,7 @@ static int split(char *line, char **f, int n)
     return 1;
 }
 
-static xffl_status parse_line(ckpt_manifest *m, char *line, int *body)
+static XFFL_MUST_USE xffl_status parse_line(ckpt_manifest *m, char *line, int *body)
 {
     char *f[5];
     if (strncmp(line, "contributor ", 12) == 0) {

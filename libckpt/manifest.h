@@ -57,46 +57,46 @@ typedef struct {
 } ckpt_manifest;
 
 /* Caller owns *out; free with ckpt_manifest_free (accepts NULL). */
-xffl_status ckpt_manifest_create(ckpt_manifest **out);
+XFFL_MUST_USE xffl_status ckpt_manifest_create(ckpt_manifest **out);
 void ckpt_manifest_free(ckpt_manifest *m);
 
 /* Sets a header (replaces the value if key exists, else appends). INVALID naming
  * the key if key or value is not allowed. */
-xffl_status ckpt_manifest_set(ckpt_manifest *m, const char *key, const char *value);
-xffl_status ckpt_manifest_setf(ckpt_manifest *m, const char *key, const char *fmt, ...)
+XFFL_MUST_USE xffl_status ckpt_manifest_set(ckpt_manifest *m, const char *key, const char *value);
+XFFL_MUST_USE xffl_status ckpt_manifest_setf(ckpt_manifest *m, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-xffl_status ckpt_manifest_set_int(ckpt_manifest *m, const char *key, int64_t value);
+XFFL_MUST_USE xffl_status ckpt_manifest_set_int(ckpt_manifest *m, const char *key, int64_t value);
 /* Header value or NULL (owned by m). */
 const char *ckpt_manifest_get(const ckpt_manifest *m, const char *key);
 /* Required headers: NOT_FOUND / INVALID naming `what` (e.g. the manifest's key) and the key. */
-xffl_status ckpt_manifest_require(const ckpt_manifest *m, const char *what, const char *key, const char **value);
-xffl_status ckpt_manifest_require_int(const ckpt_manifest *m, const char *what, const char *key, int64_t *value);
+XFFL_MUST_USE xffl_status ckpt_manifest_require(const ckpt_manifest *m, const char *what, const char *key, const char **value);
+XFFL_MUST_USE xffl_status ckpt_manifest_require_int(const ckpt_manifest *m, const char *what, const char *key, int64_t *value);
 
-xffl_status ckpt_manifest_add_contributor(ckpt_manifest *m, const char *facility, const char *key);
-xffl_status ckpt_manifest_add_object(ckpt_manifest *m, const char *name, uint64_t bytes, const char *sha256_hex);
-xffl_status ckpt_manifest_add_tensor(ckpt_manifest *m, const char *name, ckpt_dtype dtype, int ndim,
+XFFL_MUST_USE xffl_status ckpt_manifest_add_contributor(ckpt_manifest *m, const char *facility, const char *key);
+XFFL_MUST_USE xffl_status ckpt_manifest_add_object(ckpt_manifest *m, const char *name, uint64_t bytes, const char *sha256_hex);
+XFFL_MUST_USE xffl_status ckpt_manifest_add_tensor(ckpt_manifest *m, const char *name, ckpt_dtype dtype, int ndim,
                                      const int64_t *shape, const char *sha256_hex);
 /* Index of the tensor / object named name, or -1. */
 int ckpt_manifest_find_tensor(const ckpt_manifest *m, const char *name);
 int ckpt_manifest_find_object(const ckpt_manifest *m, const char *name);
 
 /* Canonical text into a malloc'd NUL-terminated buffer (caller frees); len excludes NUL. */
-xffl_status ckpt_manifest_format(const ckpt_manifest *m, char **text, size_t *len);
+XFFL_MUST_USE xffl_status ckpt_manifest_format(const ckpt_manifest *m, char **text, size_t *len);
 /* Strict parse of text[0..len). INVALID naming `what` (e.g. "versions/v000003/INDEX-…")
  * and the line number on any malformed line. Caller owns *out. */
-xffl_status ckpt_manifest_parse(const char *text, size_t len, const char *what, ckpt_manifest **out);
+XFFL_MUST_USE xffl_status ckpt_manifest_parse(const char *text, size_t len, const char *what, ckpt_manifest **out);
 
 /* Content name "<stem>-<first 12 hex of sha256>" (e.g. "INDEX-3f9a0c12d4e1",
  * "part-000-8b1e44a0c9d2.h5" with ext ".h5", else ext NULL or ""). Writes at most
  * cap bytes; INTERNAL if it does not fit. */
 #define CKPT_CONTENT_HEX 12
-xffl_status ckpt_content_name(const char *stem, const char *sha256_hex, const char *ext, char *out, size_t cap);
+XFFL_MUST_USE xffl_status ckpt_content_name(const char *stem, const char *sha256_hex, const char *ext, char *out, size_t cap);
 /* Checks that name ends with "-<first 12 hex of sha256_hex>[ext]": CORRUPT naming it if not. */
-xffl_status ckpt_content_name_check(const char *name, const char *sha256_hex, const char *ext);
+XFFL_MUST_USE xffl_status ckpt_content_name_check(const char *name, const char *sha256_hex, const char *ext);
 
 /* "4096x11008" for a shape; out needs 24*ndim bytes. */
 void ckpt_shape_format(int ndim, const int64_t *shape, char *out, size_t cap);
 /* Parses "4096x11008"; INVALID naming text. */
-xffl_status ckpt_shape_parse(const char *text, int *ndim, int64_t shape[CKPT_MAX_DIMS]);
+XFFL_MUST_USE xffl_status ckpt_shape_parse(const char *text, int *ndim, int64_t shape[CKPT_MAX_DIMS]);
 
 #endif

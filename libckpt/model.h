@@ -28,11 +28,11 @@ typedef struct {
 /* Fills cfg from a preset name: tiny, small, base, 1b, 7b. vocab_override > 0
  * replaces the preset's vocabulary (byte-level 256 for tiny/small/base).
  * USAGE error naming the preset if unknown. */
-xffl_status ckpt_model_preset(const char *name, int vocab_override, ckpt_model_config *cfg);
+XFFL_MUST_USE xffl_status ckpt_model_preset(const char *name, int vocab_override, ckpt_model_config *cfg);
 /* The preset cfg is, its vocabulary aside (--vocab overrides it), or NULL. */
 const char *ckpt_model_preset_match(const ckpt_model_config *cfg);
 /* Checks internal consistency (positive sizes, divisibility); INVALID naming the field. */
-xffl_status ckpt_model_validate(const ckpt_model_config *cfg);
+XFFL_MUST_USE xffl_status ckpt_model_validate(const ckpt_model_config *cfg);
 /* Comma-separated list of preset names, for --help. */
 const char *ckpt_model_preset_names(void);
 
@@ -103,7 +103,7 @@ typedef struct {
 } ckpt_param_table;
 
 /* Builds the table for cfg. Caller owns *out; free with ckpt_param_table_free (accepts NULL). */
-xffl_status ckpt_param_table_create(const ckpt_model_config *cfg, ckpt_param_table **out);
+XFFL_MUST_USE xffl_status ckpt_param_table_create(const ckpt_model_config *cfg, ckpt_param_table **out);
 void ckpt_param_table_free(ckpt_param_table *t);
 /* Index of the tensor named name, or -1. */
 int ckpt_param_find(const ckpt_param_table *t, const char *name);

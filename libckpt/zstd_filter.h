@@ -32,7 +32,7 @@
 
 /* Registers filter 32015 with the HDF5 library of this process. Idempotent; call
  * from one thread (HDF5 here is not thread-safe). HDF5 error naming the filter. */
-xffl_status ckpt_zstd_register(void);
+XFFL_MUST_USE xffl_status ckpt_zstd_register(void);
 
 /* The filter class (an H5Z_class2_t), for the plugin entry point. */
 const void *ckpt_zstd_filter_class(void);
@@ -41,9 +41,9 @@ const void *ckpt_zstd_filter_class(void);
 size_t ckpt_zstd_bound(size_t n);
 /* One frame of src[0..n) into dst (cap bytes, ckpt_zstd_bound(n) suffices);
  * *out = frame size. Thread-safe. INTERNAL naming zstd's error on failure. */
-xffl_status ckpt_zstd_compress(const void *src, size_t n, void *dst, size_t cap, int level, size_t *out);
+XFFL_MUST_USE xffl_status ckpt_zstd_compress(const void *src, size_t n, void *dst, size_t cap, int level, size_t *out);
 /* Decodes one frame that must expand to exactly want bytes into dst.
  * CORRUPT (message says what is wrong; callers add file and tensor) otherwise. */
-xffl_status ckpt_zstd_decompress(const void *src, size_t n, void *dst, size_t want);
+XFFL_MUST_USE xffl_status ckpt_zstd_decompress(const void *src, size_t n, void *dst, size_t want);
 
 #endif

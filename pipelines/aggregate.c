@@ -29,7 +29,7 @@ int pipe_index_has_group(const ckpt_manifest *index, const char *group)
 }
 
 /* A header that must equal want, else INVALID naming the COMMIT. */
-static xffl_status expect_header(const ckpt_manifest *m, const char *key, const char *name, const char *want,
+static XFFL_MUST_USE xffl_status expect_header(const ckpt_manifest *m, const char *key, const char *name, const char *want,
                                  const char *what)
 {
     const char *v;
@@ -39,7 +39,7 @@ static xffl_status expect_header(const ckpt_manifest *m, const char *key, const 
     return XFFL_OK;
 }
 
-static xffl_status header_double(const ckpt_manifest *m, const char *key, const char *name, double *out)
+static XFFL_MUST_USE xffl_status header_double(const ckpt_manifest *m, const char *key, const char *name, double *out)
 {
     const char *v = ckpt_manifest_get(m, name);
     *out = 0;
@@ -55,7 +55,7 @@ static int is_data_error(xffl_status st)
     return st == XFFL_ERR_INVALID || st == XFFL_ERR_CORRUPT || st == XFFL_ERR_NOT_FOUND;
 }
 
-static xffl_status check_commit(const ckpt_manifest *m, const pipe_federation *f, const char *fed_sha, int64_t round,
+static XFFL_MUST_USE xffl_status check_commit(const ckpt_manifest *m, const pipe_federation *f, const char *fed_sha, int64_t round,
                                 const pipe_version_ref *base, const char *key, pipe_contrib *c)
 {
     char buf[64];
@@ -152,7 +152,7 @@ done:
     free(paths);
     free(tr);
     if (tmp) {
-        xffl_rmtree(tmp);
+        xffl_rmtree_cleanup(tmp);
         free(tmp);
     }
     ckpt_manifest_free(m);
@@ -169,7 +169,7 @@ typedef struct {
     const ckpt_param_table *t;
 } slab_src;
 
-static xffl_status from_slabs(void *ctx, int group, int index, float *out)
+static XFFL_MUST_USE xffl_status from_slabs(void *ctx, int group, int index, float *out)
 {
     slab_src *s = ctx;
     const ckpt_param *p = &s->t->params[index];

@@ -32,14 +32,14 @@ void pipe_contrib_clear(pipe_contrib *c); /* frees delta; accepts a zeroed struc
  * encoding, every part's digest, shapes, finite values, tensor digests.
  * A delta that is itself bad returns INVALID or CORRUPT with *bad = 1 and a message
  * naming the COMMIT (the caller writes REJECTED); store failures return with *bad = 0. */
-xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fed_sha, const ckpt_param_table *t,
+XFFL_MUST_USE xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fed_sha, const ckpt_param_table *t,
                               int64_t round, const pipe_version_ref *base, const char *commit_key, pipe_contrib *c,
                               int *bad);
 
 /* Fetches base (model and the algorithm's outer state: zeros when the base holds
  * none), applies the algorithm to contribs (sorted by facility) and publishes version
  * base+1 to `to` (the same store normally, a scratch store for reproduce). */
-xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
+XFFL_MUST_USE xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
                                  const ckpt_param_table *t, const pipe_version_ref *base, int n,
                                  const pipe_contrib *contribs, int threads, pipe_version_result *res,
                                  pipe_algo_stats *stats);
@@ -69,7 +69,7 @@ typedef struct {
  * names a round whose base version R−1 does not exist yet; nothing is written then
  * except REJECTED objects for bad deltas. Each accepted and rejected delta is logged
  * (INFO). */
-xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggregate_result *res);
+XFFL_MUST_USE xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggregate_result *res);
 
 /* The outer-state groups of an INDEX's "groups" header that are present (helper for
  * reproduce and status): 1 if the version holds group g. */

@@ -92,7 +92,7 @@ done:
     free(tr);
     free(files);
     if (tmp) {
-        xffl_rmtree(tmp);
+        xffl_rmtree_cleanup(tmp);
         free(tmp);
     }
     ckpt_manifest_free(m);

@@ -38,6 +38,6 @@ typedef struct {
 
 /* Encodes and uploads; commit_key (PIPE_KEY_MAX) receives the COMMIT's key, bytes
  * (may be NULL) the parts' stored bytes. Local temporary files are removed. */
-xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_key, uint64_t *bytes);
+XFFL_MUST_USE xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_key, uint64_t *bytes);
 
 #endif

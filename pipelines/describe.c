@@ -18,7 +18,7 @@ enum { N_FILE_GROUPS = sizeof file_groups / sizeof file_groups[0] };
 /* Calls fn for every dataset in the groups an xffl file can hold, with its path and
  * info; stops at the first error. */
 typedef xffl_status (*dataset_fn)(ckpt_h5_reader *r, const char *path, const ckpt_h5_dataset_info *info, void *ctx);
-static xffl_status each_dataset(ckpt_h5_reader *r, dataset_fn fn, void *ctx)
+static XFFL_MUST_USE xffl_status each_dataset(ckpt_h5_reader *r, dataset_fn fn, void *ctx)
 {
     for (size_t g = 0; g < N_FILE_GROUPS; g++) {
         char **names = NULL;
@@ -43,7 +43,7 @@ typedef struct {
     int cap;
 } rows_ctx;
 
-static xffl_status add_row(ckpt_h5_reader *r, const char *name, const ckpt_h5_dataset_info *info, void *ctx)
+static XFFL_MUST_USE xffl_status add_row(ckpt_h5_reader *r, const char *name, const ckpt_h5_dataset_info *info, void *ctx)
 {
     (void)r;
     rows_ctx *c = ctx;
@@ -101,7 +101,7 @@ static void finish(pipe_description *d)
 }
 
 /* The root attributes show prints, in its order: these strings, then these integers. */
-static xffl_status read_attrs(ckpt_h5_reader *r, pipe_description *d)
+static XFFL_MUST_USE xffl_status read_attrs(ckpt_h5_reader *r, pipe_description *d)
 {
     static const char *const strs[] = {"format", "algorithm", "contributors", "facility", "encoding", "groups"};
     static const char *const ints[] = {"format_version", "version", "parent", "round", "base_version",
@@ -184,7 +184,7 @@ void pipe_description_free(pipe_description *d)
 }
 
 /* Reads a dataset whole, which checks its digest. */
-static xffl_status read_dataset(ckpt_h5_reader *r, const char *path, const ckpt_h5_dataset_info *info, void *ctx)
+static XFFL_MUST_USE xffl_status read_dataset(ckpt_h5_reader *r, const char *path, const ckpt_h5_dataset_info *info, void *ctx)
 {
     void *buf = malloc(info->raw_bytes ? info->raw_bytes : 1);
     XFFL_RETURN_IF(!buf, XFFL_ERR_NOMEM, "%s", path);
@@ -195,7 +195,7 @@ static xffl_status read_dataset(ckpt_h5_reader *r, const char *path, const ckpt_
 }
 
 /* A delta part has no parameter table slice to check: every dataset's digest is. */
-static xffl_status verify_any_datasets(ckpt_h5_reader *r, int *n_checked)
+static XFFL_MUST_USE xffl_status verify_any_datasets(ckpt_h5_reader *r, int *n_checked)
 {
     int checked = 0;
     XFFL_FORWARD(each_dataset(r, read_dataset, &checked));

@@ -182,7 +182,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     return ckpt_h5_writer_close(w);
 }
 
-static xffl_status get_int(ckpt_h5_reader *r, const char *name, int64_t lo, int64_t hi, int64_t *v)
+static XFFL_MUST_USE xffl_status get_int(ckpt_h5_reader *r, const char *name, int64_t lo, int64_t hi, int64_t *v)
 {
     XFFL_FORWARD(ckpt_h5_get_attr_int(r, name, v));
     XFFL_RETURN_IF(*v < lo || *v > hi, XFFL_ERR_INVALID, "%s: attribute %s = %lld out of range", ckpt_h5_reader_path(r),
@@ -191,7 +191,7 @@ static xffl_status get_int(ckpt_h5_reader *r, const char *name, int64_t lo, int6
 }
 
 /* The table's parameters; an optional one a file lacks keeps its default. */
-static xffl_status read_algo_params(ckpt_h5_reader *r, pipe_algo_config *a)
+static XFFL_MUST_USE xffl_status read_algo_params(ckpt_h5_reader *r, pipe_algo_config *a)
 {
     int np;
     const pipe_algo_param *ap = pipe_algo_params(&np);
@@ -208,7 +208,7 @@ static xffl_status read_algo_params(ckpt_h5_reader *r, pipe_algo_config *a)
     return XFFL_OK;
 }
 
-static xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
+static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
 {
     const char *path = ckpt_h5_reader_path(r);
     char *str = NULL;
@@ -301,7 +301,7 @@ xffl_status pipe_federation_publish(store *s, const pipe_federation *f, char sha
     st = pipe_federation_write_file(f, path);
     if (st == XFFL_OK) st = xffl_sha256_file(path, hex, NULL);
     if (st == XFFL_OK) st = store_put_file(s, PIPE_FEDERATION_KEY, path);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
     if (st == XFFL_OK && sha_hex) memcpy(sha_hex, hex, XFFL_SHA256_HEX);
     return st;
@@ -328,7 +328,7 @@ xffl_status pipe_federation_load(store *s, const char *expect_sha, pipe_federati
             xffl_fail(st, "%s/%s", store_url(s), tail ? tail : msg);
         }
     }
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
     if (st == XFFL_OK && sha_hex) memcpy(sha_hex, hex, XFFL_SHA256_HEX);
     return st;

@@ -52,7 +52,7 @@ typedef struct {
 
 /* Defaults for everything (one facility "local", fedavg, H=100, quorum 1, seed 0) and
  * the model of preset with vocab (0 = preset default). USAGE naming an unknown preset. */
-xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federation *f);
+XFFL_MUST_USE xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federation *f);
 /* The same defaults around a model given whole (a Hugging Face config): name is the
  * preset it equals, or PIPE_CUSTOM_MODEL. The model's every field is an attribute of
  * federation.h5 already, so a custom model needs no other layout. INVALID from
@@ -63,25 +63,25 @@ XFFL_MUST_USE xffl_status pipe_federation_default_model(const char *name, const 
 /* Sets the algorithm and resets its parameters to that algorithm's defaults. */
 void pipe_federation_set_algo(pipe_federation *f, pipe_algo_kind kind);
 /* Parses "a,b,c" into the sorted facility list; USAGE naming a bad or repeated name. */
-xffl_status pipe_federation_set_facilities(pipe_federation *f, const char *csv);
+XFFL_MUST_USE xffl_status pipe_federation_set_facilities(pipe_federation *f, const char *csv);
 /* Index of a facility in the sorted list, or -1. */
 int pipe_federation_facility_index(const pipe_federation *f, const char *name);
 /* Ranges and consistency (quorum ≤ facilities, seq_len ≤ max_seq_len, ...):
  * INVALID naming the setting. */
-xffl_status pipe_federation_validate(const pipe_federation *f);
+XFFL_MUST_USE xffl_status pipe_federation_validate(const pipe_federation *f);
 
 /* Writes federation.h5 at a local path (deterministic bytes). */
-xffl_status pipe_federation_write_file(const pipe_federation *f, const char *path);
+XFFL_MUST_USE xffl_status pipe_federation_write_file(const pipe_federation *f, const char *path);
 /* Reads and validates a local federation.h5; INVALID/CORRUPT naming path and attribute. */
-xffl_status pipe_federation_read_file(const char *path, pipe_federation *f);
+XFFL_MUST_USE xffl_status pipe_federation_read_file(const char *path, pipe_federation *f);
 
 /* Publishes federation.h5 to a store, once: EXISTS naming the key if the store
  * already has one. sha_hex (may be NULL) receives its SHA-256. */
-xffl_status pipe_federation_publish(store *s, const pipe_federation *f, char sha_hex[XFFL_SHA256_HEX]);
+XFFL_MUST_USE xffl_status pipe_federation_publish(store *s, const pipe_federation *f, char sha_hex[XFFL_SHA256_HEX]);
 /* Downloads and reads federation.h5 of a store; sha_hex (may be NULL) receives its
  * SHA-256. If expect_sha is non-NULL it must match (CORRUPT naming the key).
  * NOT_FOUND naming the store when absent. */
-xffl_status pipe_federation_load(store *s, const char *expect_sha, pipe_federation *f,
+XFFL_MUST_USE xffl_status pipe_federation_load(store *s, const char *expect_sha, pipe_federation *f,
                                  char sha_hex[XFFL_SHA256_HEX]);
 
 #endif

@@ -41,7 +41,7 @@ typedef struct {
 
 /* Walks the kept chain from LATEST (every version back to 1 that is still stored)
  * and the round after it. */
-xffl_status pipe_history_load(store *s, pipe_history *h);
+XFFL_MUST_USE xffl_status pipe_history_load(store *s, pipe_history *h);
 void pipe_history_free(pipe_history *h);
 
 #endif

@@ -10,14 +10,15 @@
 #include "common/util.h"
 #include "formats/hf.h"
 #include "formats/llama2c.h"
+#include "pipelines/model.h"
 
 static XFFL_MUST_USE xffl_status check_same_model(const char *from, const ckpt_model_config *a,
                                                  const pipe_federation *f);
 
 /* The federation set describes: defaults, then what was given. hf_model: the model of
  * a Hugging Face --from, which --model/--vocab (when given) must agree with. */
-static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set, const ckpt_model_config *hf_model,
-                                    pipe_federation *f)
+static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
+                                                 const ckpt_model_config *hf_model, pipe_federation *f)
 {
     if (set->preset) {
         XFFL_FORWARD(pipe_federation_default(set->preset, set->vocab, f));
@@ -73,7 +74,7 @@ typedef struct {
     const fmt_hf_reader *hf;  /* or a Hugging Face --from, read tensor by tensor */
 } init_src;
 
-static xffl_status init_tensor(void *ctx, int group, int index, float *out)
+static XFFL_MUST_USE xffl_status init_tensor(void *ctx, int group, int index, float *out)
 {
     init_src *src = ctx;
     const ckpt_param *p = &src->t->params[index];
@@ -106,7 +107,7 @@ static XFFL_MUST_USE xffl_status check_same_model(const char *from, const ckpt_m
 
 /* Version 0's weights from --from (a llama2.c file or a version of another store), and
  * the init_from line that names them. */
-static xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t, float **slab, char *line,
+static XFFL_MUST_USE xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t, float **slab, char *line,
                              size_t cap)
 {
     struct stat st;
@@ -116,16 +117,22 @@ static xffl_status load_from(const pipe_init_settings *set, ckpt_param_table **t
                        set->from);
         char file_sha[XFFL_SHA256_HEX];
         xffl_log(XFFL_LOG_INFO, "reading version 0's weights from %s (llama2.c checkpoint)", set->from);
-        XFFL_FORWARD(kern_import_llama2c(set->from, t, slab));
+        XFFL_FORWARD(fmt_llama2c_import(set->from, t, slab));
         XFFL_FORWARD(xffl_sha256_file(set->from, file_sha, NULL));
         snprintf(line, cap, "%s llama2c %s", set->from, file_sha);
         return XFFL_OK;
     }
-    XFFL_RETURN_IF(!set->load, XFFL_ERR_INTERNAL, "--from %s: no loader for a store's version", set->from);
     pipe_version_ref ref;
+    long v = -1;
+    if (set->from_version && strcmp(set->from_version, "latest") != 0)
+        XFFL_FORWARD(xffl_parse_long("--from-version", set->from_version, 0, 999999, &v));
     xffl_log(XFFL_LOG_INFO, "reading version 0's weights from %s (%s)", set->from,
              set->from_version ? set->from_version : "latest");
-    XFFL_FORWARD(set->load(set->from, set->from_options, set->from_version, t, slab, &ref));
+    store *from = NULL;
+    XFFL_FORWARD(store_open(set->from, set->from_options, &from));
+    xffl_status s = pipe_model_load(from, v, t, slab, &ref);
+    store_close(from);
+    XFFL_FORWARD(s);
     snprintf(line, cap, "%s v%06lld %s %s", set->from, (long long)ref.version, ref.index_key, ref.index_sha);
     return XFFL_OK;
 }

@@ -31,10 +31,6 @@ enum {
     PIPE_INIT_NDBL
 };
 
-/* Loads a version of another store (cmd/cli_model.h's cli_model_load has this shape). */
-typedef xffl_status (*pipe_init_load_fn)(const char *url, const store_options *so, const char *version,
-                                         ckpt_param_table **t, float **params, pipe_version_ref *ref);
-
 /* Zero/NULL means the default for every field unless noted. */
 typedef struct {
     const char *preset;     /* ckpt_model_preset_names(); NULL: from's Hugging Face config */
@@ -54,8 +50,7 @@ typedef struct {
     const char *from;         /* version 0's weights: a store URL, a llama2.c file or a
                                * Hugging Face directory (formats/hf.h) */
     const char *from_version; /* which version of the --from store ("latest") */
-    const store_options *from_options;
-    pipe_init_load_fn load;   /* loads the --from store's version */
+    const store_options *from_options; /* how to reach the --from store */
 } pipe_init_settings;
 
 typedef struct {

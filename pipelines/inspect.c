@@ -55,7 +55,7 @@ static int in_dir(const char *key, const char *dir) { return !strncmp(key, dir, 
 static int is_commit(const char *key) { return obj_kind(key) == PIPE_OBJ_COMMIT; }
 static int is_rejected(const char *key) { return obj_kind(key) == PIPE_OBJ_REJECTED; }
 
-static xffl_status scan_run(store *s, pipe_store_scan *sc, int **vdepth_out)
+static XFFL_MUST_USE xffl_status scan_run(store *s, pipe_store_scan *sc, int **vdepth_out)
 {
     memset(sc, 0, sizeof *sc);
     *vdepth_out = NULL;
@@ -111,7 +111,11 @@ static xffl_status scan_run(store *s, pipe_store_scan *sc, int **vdepth_out)
             }
             pipe_kept_version *kv = &sc->kept[sc->n_kept++];
             int64_t v = -1;
-            ckpt_manifest_require_int(m, key, "version", &v);
+            /* pipe_manifest_load checked it against the folder; missing is damage */
+            if ((st = ckpt_manifest_require_int(m, key, "version", &v)) != XFFL_OK) {
+                ckpt_manifest_free(m);
+                goto done;
+            }
             kv->version = v;
             snprintf(kv->index_key, sizeof kv->index_key, "%s", key);
             for (int o = 0; o < m->n_objects; o++) {
@@ -173,7 +177,7 @@ static int index_groups(const ckpt_manifest *m, char names[PIPE_MAX_GROUPS][32],
     return n;
 }
 
-static xffl_status verify_version(store *s, const pipe_kept_version *kv, const pipe_version_ref *latest)
+static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_kept_version *kv, const pipe_version_ref *latest)
 {
     pipe_version_ref ref;
     memset(&ref, 0, sizeof ref);
@@ -286,7 +290,7 @@ static int64_t key_round(const char *key)
 }
 
 /* Records e as removed (or removable, dry run) in out; room for it was allocated. */
-static xffl_status gc_note(pipe_gc_report *out, const store_entry *e, int partial)
+static XFFL_MUST_USE xffl_status gc_note(pipe_gc_report *out, const store_entry *e, int partial)
 {
     pipe_gc_item *it = &out->items[out->removed];
     it->key = strdup(e->key);

@@ -33,7 +33,7 @@ typedef struct {
 /* Scans the whole store (lists once, reads LATEST, kept INDEXes and every COMMIT).
  * A COMMIT that cannot be read or parsed is not an error here: its parts stay
  * unreferenced and verify reports the COMMIT. */
-xffl_status pipe_store_scan_run(store *s, pipe_store_scan *scan);
+XFFL_MUST_USE xffl_status pipe_store_scan_run(store *s, pipe_store_scan *scan);
 void pipe_store_scan_free(pipe_store_scan *scan);
 
 typedef struct {

@@ -176,7 +176,7 @@ static const struct {
     {PIPE_OBJ_COMMIT, PIPE_COMMIT_FORMAT, PIPE_COMMIT_FORMAT_VERSION, NULL},
 };
 
-static xffl_status check_format(const ckpt_manifest *m, const char *key)
+static XFFL_MUST_USE xffl_status check_format(const ckpt_manifest *m, const char *key)
 {
     pipe_key k;
     pipe_key_parse(key, &k);

@@ -33,7 +33,7 @@ typedef struct {
 
 /* federation.h5: verified against the INDEX's digest; the destination must be empty of
  * one or hold the same bytes. */
-static xffl_status copy_federation(copier *c, const char *sha)
+static XFFL_MUST_USE xffl_status copy_federation(copier *c, const char *sha)
 {
     if (c->fed_sha[0]) {
         XFFL_RETURN_IF(strcmp(c->fed_sha, sha), XFFL_ERR_INVALID,
@@ -62,7 +62,7 @@ static xffl_status copy_federation(copier *c, const char *sha)
     return st;
 }
 
-static xffl_status copy_version(copier *c, const pipe_version_ref *ref)
+static XFFL_MUST_USE xffl_status copy_version(copier *c, const pipe_version_ref *ref)
 {
     pipe_manifest_bytes text = {0};
     ckpt_manifest *m = NULL;
@@ -128,7 +128,7 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* Every version number that has an INDEX in the source, ascending. */
-static xffl_status list_versions(store *s, int64_t **out, size_t *n)
+static XFFL_MUST_USE xffl_status list_versions(store *s, int64_t **out, size_t *n)
 {
     store_listing l;
     XFFL_FORWARD(store_list(s, PIPE_VERSIONS_DIR, &l));
@@ -153,7 +153,7 @@ static xffl_status list_versions(store *s, int64_t **out, size_t *n)
 
 /* LATEST last: the source's LATEST when that version was copied, else a line naming
  * the newest version copied; never moves the destination's LATEST backwards. */
-static xffl_status copy_latest(copier *c, const pipe_version_ref *newest, pipe_version_ref *written)
+static XFFL_MUST_USE xffl_status copy_latest(copier *c, const pipe_version_ref *newest, pipe_version_ref *written)
 {
     pipe_version_ref src_latest, dst_latest, want = *newest;
     xffl_status st = pipe_latest_read(c->src, &src_latest);

@@ -7,7 +7,7 @@
 #include "common/util.h"
 #include "pipelines/aggregate.h"
 
-static xffl_status ref_from_key(store *s, int64_t version, const char *key_in, pipe_version_ref *ref,
+static XFFL_MUST_USE xffl_status ref_from_key(store *s, int64_t version, const char *key_in, pipe_version_ref *ref,
                                 ckpt_manifest **idx)
 {
     char key[PIPE_KEY_MAX]; /* key_in may live inside *ref */
@@ -129,7 +129,7 @@ done:
     for (int i = 0; i < PIPE_MAX_FACILITIES; i++) pipe_contrib_clear(&c[i]);
     store_close(scratch);
     if (tmp) {
-        xffl_rmtree(tmp);
+        xffl_rmtree_cleanup(tmp);
         free(tmp);
     }
     ckpt_manifest_free(idx);
@@ -137,4 +137,20 @@ done:
     ckpt_param_table_free(t);
     out->seconds = xffl_now() - t0;
     return st;
+}
+
+xffl_status pipe_reproduce(store *s, int64_t round, int threads, const pipe_train_options *train,
+                           pipe_reproduce_report *rep,
+                           pipe_train_reproduce_report *trep)
+{
+    memset(trep, 0, sizeof *trep);
+    XFFL_FORWARD(pipe_reproduce_round(s, round, threads, rep));
+    xffl_log(XFFL_LOG_INFO, "round %lld: %d tensors, %d parts compared from %d deltas; INDEX %s (%.1fs)", (long long)round,
+               rep->tensors_compared, rep->parts_compared, rep->n_contributors,
+               rep->index_identical ? "identical" : "differs in bytes", rep->seconds);
+    if (!train) return XFFL_OK;
+    XFFL_FORWARD(pipe_train_reproduce(s, train, trep));
+    xffl_log(XFFL_LOG_INFO, "round %lld: %s's training re-run, %d delta tensors match its COMMIT", (long long)round,
+               train->facility, trep->tensors_compared);
+    return XFFL_OK;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include "common/status.h"
 #include "pipelines/inspect.h"
+#include "pipelines/train.h"
 #include "storage/store.h"
 
 typedef struct {
@@ -30,6 +31,13 @@ XFFL_MUST_USE xffl_status pipe_reproduce_round(store *s, int64_t round, int thre
 
 /* Version R's INDEX on LATEST's chain (or the only one in its folder), parsed, with
  * its ref (sha from the bytes). Caller frees *index. */
-xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_ref *ref, ckpt_manifest **index);
+XFFL_MUST_USE xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_ref *ref, ckpt_manifest **index);
+
+/* xffl reproduce: pipe_reproduce_round and then, when train is not NULL (train->round is
+ * round), pipe_train_reproduce, each success logged (INFO) as soon as it is
+ * known. *trep is zeroed when train is NULL or not reached. */
+XFFL_MUST_USE xffl_status pipe_reproduce(store *s, int64_t round, int threads, const pipe_train_options *train,
+                                         pipe_reproduce_report *rep,
+                                         pipe_train_reproduce_report *trep);
 
 #endif

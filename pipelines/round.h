@@ -40,15 +40,15 @@ typedef struct {
 /* Every attempt of round r found under rounds/r%06d/. accepted_index (may be NULL) is
  * the INDEX of version r when it exists: attempts it names become ACCEPTED. Folders
  * that do not parse as <facility>/a<N>/ are skipped (gc reports them as orphans). */
-xffl_status pipe_round_list(store *s, int64_t round, const ckpt_manifest *accepted_index, pipe_round_listing *out);
+XFFL_MUST_USE xffl_status pipe_round_list(store *s, int64_t round, const ckpt_manifest *accepted_index, pipe_round_listing *out);
 void pipe_round_listing_free(pipe_round_listing *l);
 /* The latest attempt of facility in l, or NULL. */
 const pipe_attempt *pipe_round_latest_attempt(const pipe_round_listing *l, const char *facility);
 
 /* Writes REJECTED-<12hex> with "commit=<key>\nreason=<reason>\n" beside the COMMIT
  * at commit_key; key_out (may be NULL, PIPE_KEY_MAX) receives its key. */
-xffl_status pipe_reject(store *s, const char *commit_key, const char *reason, char *key_out);
+XFFL_MUST_USE xffl_status pipe_reject(store *s, const char *commit_key, const char *reason, char *key_out);
 /* The reason text of a REJECTED object (malloc'd; caller frees). */
-xffl_status pipe_rejected_reason(store *s, const char *key, char **reason);
+XFFL_MUST_USE xffl_status pipe_rejected_reason(store *s, const char *key, char **reason);
 
 #endif

@@ -36,7 +36,7 @@ static void inner_free(inner_state *s)
     memset(s, 0, sizeof *s);
 }
 
-static xffl_status inner_load(const char *path, int64_t n, inner_state *s)
+static XFFL_MUST_USE xffl_status inner_load(const char *path, int64_t n, inner_state *s)
 {
     void *data = NULL;
     size_t len = 0;
@@ -63,7 +63,7 @@ done:
     return st;
 }
 
-static xffl_status inner_save(const char *path, int64_t n, const inner_state *s, char sha[XFFL_SHA256_HEX])
+static XFFL_MUST_USE xffl_status inner_save(const char *path, int64_t n, const inner_state *s, char sha[XFFL_SHA256_HEX])
 {
     size_t len = 8 + (size_t)n * 8;
     char *buf = malloc(len);
@@ -108,7 +108,7 @@ typedef struct {
 /* Round round's H AdamW steps from theta (t->total floats) on sh from cursor start. theta becomes
  * θ_local. inner (may hold state) is used when use_inner and updated on return. Step lines
  * are logged at progress: INFO for a facility's job, DEBUG for reproduce's re-run. */
-static xffl_status train_local(const pipe_federation *f, int64_t round, const ckpt_param_table *t, float *theta,
+static XFFL_MUST_USE xffl_status train_local(const pipe_federation *f, int64_t round, const ckpt_param_table *t, float *theta,
                                text_loader *sh, text_cursor start, const pipe_train_options *o, int use_inner,
                                inner_state *inner, xffl_log_level progress, local_result *r)
 {
@@ -177,7 +177,7 @@ done:
 }
 
 /* Cursor to start from: --state DIR/cursor, else this facility's latest COMMIT. */
-static xffl_status find_cursor(store *s, const pipe_train_options *o, int64_t round, text_cursor *c)
+static XFFL_MUST_USE xffl_status find_cursor(store *s, const pipe_train_options *o, int64_t round, text_cursor *c)
 {
     memset(c, 0, sizeof *c);
     if (o->state_dir) {
@@ -214,7 +214,7 @@ static xffl_status find_cursor(store *s, const pipe_train_options *o, int64_t ro
     return XFFL_OK;
 }
 
-static xffl_status load_floats(const char *path, int64_t n, float *out)
+static XFFL_MUST_USE xffl_status load_floats(const char *path, int64_t n, float *out)
 {
     void *d = NULL;
     size_t l = 0;
@@ -502,7 +502,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
 done:
     free(files);
     if (tmp) {
-        xffl_rmtree(tmp);
+        xffl_rmtree_cleanup(tmp);
         free(tmp);
     }
     text_loader_close(sh);

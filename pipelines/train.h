@@ -50,7 +50,7 @@ typedef struct {
  * facility when it is not in the federation; skipped = 1 (exit 0) when version R
  * exists already or this facility has a pending or accepted attempt for the round.
  * Progress (the attempt, step lines, the upload) is logged at INFO. */
-xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result *res);
+XFFL_MUST_USE xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result *res);
 
 /* The inner AdamW configuration of round `round` (1-based) and the schedule position
  * of its first step: with f->inner.total_rounds = R > 0 one schedule spans R*H steps

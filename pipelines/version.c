@@ -58,7 +58,7 @@ xffl_status pipe_model_attrs_write(ckpt_h5_writer *w, const ckpt_model_config *c
     return XFFL_OK;
 }
 
-static xffl_status int_attr(ckpt_h5_reader *r, const char *name, int *out)
+static XFFL_MUST_USE xffl_status int_attr(ckpt_h5_reader *r, const char *name, int *out)
 {
     int64_t v;
     XFFL_FORWARD(ckpt_h5_get_attr_int(r, name, &v));
@@ -88,7 +88,7 @@ xffl_status pipe_model_attrs_read(ckpt_h5_reader *r, ckpt_model_config *c)
 }
 
 /* Writes part p of the plan to path; adds its tensor lines to the INDEX. */
-static xffl_status write_part(const ckpt_param_table *t, const pipe_version_spec *sp, const pipe_part_plan *plan, int p,
+static XFFL_MUST_USE xffl_status write_part(const ckpt_param_table *t, const pipe_version_spec *sp, const pipe_part_plan *plan, int p,
                               const char *path, pipe_tensor_fn fn, void *ctx, float *buf, ckpt_manifest *index)
 {
     ckpt_h5_options opt = {.level = sp->level, .threads = sp->threads};
@@ -139,7 +139,7 @@ static xffl_status write_part(const ckpt_param_table *t, const pipe_version_spec
 }
 
 /* Moves LATEST to ref unless it already names this version or a later one. */
-static xffl_status move_latest(store *s, const pipe_version_ref *ref, int *written)
+static XFFL_MUST_USE xffl_status move_latest(store *s, const pipe_version_ref *ref, int *written)
 {
     *written = 0;
     pipe_version_ref now;
@@ -248,7 +248,7 @@ xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe
     }
 done:
     if (st != XFFL_OK) xffl_wrap(st, "publishing version %lld to %s", (long long)sp->version, store_url(s));
-    if (dir) xffl_rmtree(dir);
+    if (dir) xffl_rmtree_cleanup(dir);
     free(dir);
     free(text);
     free(paths);

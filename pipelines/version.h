@@ -35,7 +35,7 @@ enum { PIPE_MAX_GROUPS = 4 };
  * the one LATEST names when several; NOT_FOUND naming the version when none, INVALID
  * when several and LATEST names none of them. The INDEX sha comes from LATEST when it
  * names that INDEX, else from the INDEX key's own content name (checked on fetch). */
-xffl_status pipe_version_resolve(store *s, int64_t version, pipe_version_ref *ref);
+XFFL_MUST_USE xffl_status pipe_version_resolve(store *s, int64_t version, pipe_version_ref *ref);
 
 /* Part plan: tensors in table order, each with its state in every group, cut so a part
  * holds ≤ part_size uncompressed bytes (a tensor bigger than that alone). */
@@ -45,7 +45,7 @@ typedef struct {
     int *count;          /* n_parts: tensors in the part */
     uint64_t *raw_bytes; /* n_parts: uncompressed bytes (all groups) */
 } pipe_part_plan;
-xffl_status pipe_version_plan(const ckpt_param_table *t, int n_groups, uint64_t part_size, pipe_part_plan *plan);
+XFFL_MUST_USE xffl_status pipe_version_plan(const ckpt_param_table *t, int n_groups, uint64_t part_size, pipe_part_plan *plan);
 void pipe_part_plan_free(pipe_part_plan *plan);
 
 /* Streaming tensor source: fill out (t->params[index].numel floats) with tensor
@@ -85,7 +85,7 @@ typedef struct {
  * time so local disk holds at most `jobs` parts), then the INDEX, then LATEST
  * (re-read just before; never moved backwards). Memory: one tensor at a time
  * (plus the chunk buffers). res may be NULL. */
-xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe_version_spec *spec,
+XFFL_MUST_USE xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe_version_spec *spec,
                                  pipe_tensor_fn fn, void *ctx, pipe_version_result *res);
 
 typedef struct {
@@ -106,17 +106,17 @@ void pipe_version_info_clear(pipe_version_info *info); /* frees info->index; acc
  * every group the INDEX lists (n_groups ignored; use with slabs == NULL). A group the
  * version lacks: NOT_FOUND naming INDEX and group. info may be NULL (else the caller
  * clears it with pipe_version_info_clear). CORRUPT/INVALID name the key and tensor. */
-xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt_param_table *t, int n_groups,
+XFFL_MUST_USE xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt_param_table *t, int n_groups,
                                const char *const *groups, float *const *slabs, pipe_version_info *info);
 
 /* Verifies one local checkpoint part on its own: format attribute, model config,
  * the tensors its part/first_tensor/n_tensors attributes promise in /model (and in
  * any other group present), shapes, every digest. Table built from its attributes.
  * On success *n_checked = datasets verified (may be NULL). */
-xffl_status pipe_part_verify_file(const char *path, int *n_checked);
+XFFL_MUST_USE xffl_status pipe_part_verify_file(const char *path, int *n_checked);
 
 /* Writes / reads the model config as root attributes (dim, n_layers, ...). */
-xffl_status pipe_model_attrs_write(ckpt_h5_writer *w, const ckpt_model_config *cfg);
-xffl_status pipe_model_attrs_read(ckpt_h5_reader *r, ckpt_model_config *cfg);
+XFFL_MUST_USE xffl_status pipe_model_attrs_write(ckpt_h5_writer *w, const ckpt_model_config *cfg);
+XFFL_MUST_USE xffl_status pipe_model_attrs_read(ckpt_h5_reader *r, ckpt_model_config *cfg);
 
 #endif

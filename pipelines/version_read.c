@@ -67,7 +67,7 @@ static int split_groups(char *csv, char **out)
     return n;
 }
 
-static xffl_status check_model_attrs(ckpt_h5_reader *r, const ckpt_model_config *want)
+static XFFL_MUST_USE xffl_status check_model_attrs(ckpt_h5_reader *r, const ckpt_model_config *want)
 {
     ckpt_model_config c;
     xffl_status s = pipe_model_attrs_read(r, &c);
@@ -81,7 +81,7 @@ static xffl_status check_model_attrs(ckpt_h5_reader *r, const ckpt_model_config 
     return XFFL_OK;
 }
 
-static xffl_status check_format(ckpt_h5_reader *r, const char *want)
+static XFFL_MUST_USE xffl_status check_format(ckpt_h5_reader *r, const char *want)
 {
     char *fmt = NULL;
     xffl_status s = ckpt_h5_get_attr_str(r, "format", &fmt);
@@ -93,7 +93,7 @@ static xffl_status check_format(ckpt_h5_reader *r, const char *want)
     return ok ? XFFL_OK : XFFL_ERR_INVALID;
 }
 
-static xffl_status get_range(ckpt_h5_reader *r, const ckpt_param_table *t, int *first, int *count)
+static XFFL_MUST_USE xffl_status get_range(ckpt_h5_reader *r, const ckpt_param_table *t, int *first, int *count)
 {
     int64_t f, n;
     xffl_status s = ckpt_h5_get_attr_int(r, "first_tensor", &f);
@@ -113,7 +113,7 @@ typedef char tensor_digest[XFFL_SHA256_HEX];
 /* Reads tensors [i0, i0+n) of group into slab (at their offsets) or, without a
  * slab, the one tensor (n == 1) into tmp; names[] and got[] receive each one's
  * dataset path and digest. "Absent" is INVALID: in a checkpoint it is damage. */
-static xffl_status read_tensors(ckpt_h5_reader *r, const ckpt_param_table *t, const char *group, int i0, int n,
+static XFFL_MUST_USE xffl_status read_tensors(ckpt_h5_reader *r, const ckpt_param_table *t, const char *group, int i0, int n,
                                 float *slab, float *tmp, tensor_name *names, tensor_digest *got)
 {
     ckpt_h5_request *q = calloc((size_t)n, sizeof *q);
@@ -256,13 +256,16 @@ parts_done:
         snprintf(info->algorithm, sizeof info->algorithm, "%s", a ? a : "");
         snprintf(info->federation_sha, sizeof info->federation_sha, "%s", f ? f : "");
         if (ckpt_manifest_require_int(idx, ref->index_key, "parent", &info->parent) != XFFL_OK) info->parent = -1;
-        ckpt_manifest_require_int(idx, ref->index_key, "round", &info->round);
-        ckpt_manifest_require_int(idx, ref->index_key, "tokens_seen", &info->tokens_seen);
-        info->index = idx;
-        idx = NULL;
+        /* a version the store wrote has both; a damaged INDEX must not pass as round 0 */
+        st = ckpt_manifest_require_int(idx, ref->index_key, "round", &info->round);
+        if (st == XFFL_OK) st = ckpt_manifest_require_int(idx, ref->index_key, "tokens_seen", &info->tokens_seen);
+        if (st == XFFL_OK) {
+            info->index = idx;
+            idx = NULL;
+        }
     }
 done:
-    if (dir) xffl_rmtree(dir);
+    if (dir) xffl_rmtree_cleanup(dir);
     free(dir);
     free(tmp);
     free(names);

@@ -72,7 +72,7 @@ const char *store_scheme(const store *s) { return s && s->ops ? s->ops->scheme :
 
 /* Keys are relative '/'-separated names; the file backend maps them to paths, so
  * anything that could climb out of the root or alias another key is refused. */
-static xffl_status check_key(const store *s, const char *key, int writing)
+static XFFL_MUST_USE xffl_status check_key(const store *s, const char *key, int writing)
 {
     XFFL_RETURN_IF(!key || !*key, XFFL_ERR_USAGE, "%s: empty key", s->url);
     XFFL_RETURN_IF(strlen(key) > 900, XFFL_ERR_USAGE, "%s: key too long: %.60s...", s->url, key);
@@ -115,7 +115,7 @@ static void sleep_s(double sec)
 /* Runs fn until it succeeds, fails for good, or the retries or the deadline are spent.
  * Backoff: 0.1 s doubling up to 5 s, each delay drawn uniformly from [d/2, d] so that
  * parallel workers hitting the same outage do not come back in lockstep. */
-static xffl_status with_retries(store *s, const char *what, const char *key, attempt_fn fn, void *arg)
+static XFFL_MUST_USE xffl_status with_retries(store *s, const char *what, const char *key, attempt_fn fn, void *arg)
 {
     double start = xffl_now(), d = 0.1;
     for (int attempt = 1;; attempt++) {
@@ -150,7 +150,7 @@ struct op_args {
     store_listing *listing;
 };
 
-static xffl_status a_put(store *s, void *v)
+static XFFL_MUST_USE xffl_status a_put(store *s, void *v)
 {
     struct op_args *a = v;
     return s->ops->put_mem(s, a->key, a->cdata, a->len);
@@ -163,7 +163,7 @@ xffl_status store_put(store *s, const char *key, const void *data, size_t len)
     return with_retries(s, "put", key, a_put, &a);
 }
 
-static xffl_status a_put_file(store *s, void *v)
+static XFFL_MUST_USE xffl_status a_put_file(store *s, void *v)
 {
     struct op_args *a = v;
     return s->ops->put_file(s, a->key, a->path, a->size);
@@ -180,7 +180,7 @@ xffl_status store_put_file(store *s, const char *key, const char *path)
     return with_retries(s, "put", key, a_put_file, &a);
 }
 
-static xffl_status a_get(store *s, void *v)
+static XFFL_MUST_USE xffl_status a_get(store *s, void *v)
 {
     struct op_args *a = v;
     return s->ops->get_mem(s, a->key, &a->data, &a->len);
@@ -196,7 +196,7 @@ xffl_status store_get(store *s, const char *key, void **data, size_t *len)
     return XFFL_OK;
 }
 
-static xffl_status a_head(store *s, void *v)
+static XFFL_MUST_USE xffl_status a_head(store *s, void *v)
 {
     struct op_args *a = v;
     return s->ops->head(s, a->key, &a->size, &a->mtime);
@@ -212,7 +212,7 @@ xffl_status store_head(store *s, const char *key, uint64_t *size, int64_t *mtime
     return XFFL_OK;
 }
 
-static xffl_status a_del(store *s, void *v)
+static XFFL_MUST_USE xffl_status a_del(store *s, void *v)
 {
     struct op_args *a = v;
     return s->ops->del(s, a->key);
@@ -256,7 +256,7 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(((const store_entry *)a)->key, ((const store_entry *)b)->key);
 }
 
-static xffl_status a_list(store *s, void *v)
+static XFFL_MUST_USE xffl_status a_list(store *s, void *v)
 {
     struct op_args *a = v;
     /* A failed attempt may have collected some pages: start over clean. */
@@ -264,7 +264,7 @@ static xffl_status a_list(store *s, void *v)
     return s->ops->list(s, a->prefix, a->partial, a->listing);
 }
 
-static xffl_status list_common(store *s, const char *prefix, int partial, store_listing *out)
+static XFFL_MUST_USE xffl_status list_common(store *s, const char *prefix, int partial, store_listing *out)
 {
     out->items = NULL;
     out->count = 0;
@@ -324,7 +324,7 @@ xffl_status store_get_verified(store *s, const char *key, const char *sha256_hex
     return xffl_fail(XFFL_ERR_CORRUPT, "%s: sha256 mismatch in %s (expected %s, got %s)", key, s->url, sha256_hex, got);
 }
 
-static xffl_status a_get_fd(store *s, void *v)
+static XFFL_MUST_USE xffl_status a_get_fd(store *s, void *v)
 {
     struct op_args *a = v;
     /* Start each attempt from an empty file and a fresh digest. */
@@ -335,7 +335,7 @@ static xffl_status a_get_fd(store *s, void *v)
     return s->ops->get_fd(s, a->key, a->fd, a->ctx, &a->size);
 }
 
-static xffl_status get_file_common(store *s, const char *key, const char *sha256_hex, const char *path)
+static XFFL_MUST_USE xffl_status get_file_common(store *s, const char *key, const char *sha256_hex, const char *path)
 {
     XFFL_FORWARD(check_key(s, key, 0));
     XFFL_RETURN_IF(sha256_hex && !hex_ok(sha256_hex), XFFL_ERR_USAGE,

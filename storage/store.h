@@ -27,7 +27,7 @@ void store_options_default(store_options *o);
 /* Opens a store. For s3:// reads XFFL_S3_ENDPOINT, XFFL_S3_HTTPS, AWS_ACCESS_KEY_ID,
  * AWS_SECRET_ACCESS_KEY; a missing one is a USAGE error naming it, before any request.
  * opt may be NULL (defaults). Caller owns *out; close with store_close (accepts NULL). */
-xffl_status store_open(const char *url, const store_options *opt, store **out);
+XFFL_MUST_USE xffl_status store_open(const char *url, const store_options *opt, store **out);
 void store_close(store *s);
 /* The URL it was opened with, for messages. Owned by the store. */
 const char *store_url(const store *s);
@@ -37,22 +37,22 @@ const char *store_endpoint(const store *s);
 const char *store_scheme(const store *s);
 
 /* Put bytes under key (atomic; overwrites). */
-xffl_status store_put(store *s, const char *key, const void *data, size_t len);
+XFFL_MUST_USE xffl_status store_put(store *s, const char *key, const void *data, size_t len);
 /* Put a local file's contents under key, streamed (≤ 4 GiB on s3). */
-xffl_status store_put_file(store *s, const char *key, const char *path);
+XFFL_MUST_USE xffl_status store_put_file(store *s, const char *key, const char *path);
 /* Get a whole object into a malloc'd buffer (NUL-terminated; caller frees).
  * NOT_FOUND (not retried) naming the key when absent. */
-xffl_status store_get(store *s, const char *key, void **data, size_t *len);
+XFFL_MUST_USE xffl_status store_get(store *s, const char *key, void **data, size_t *len);
 /* Get an object into a local file (streamed, written atomically). */
-xffl_status store_get_file(store *s, const char *key, const char *path);
+XFFL_MUST_USE xffl_status store_get_file(store *s, const char *key, const char *path);
 /* Like store_get / store_get_file but checks the SHA-256 the manifest names
  * (hex): a mismatch is retried once, then CORRUPT naming the key. */
-xffl_status store_get_verified(store *s, const char *key, const char *sha256_hex, void **data, size_t *len);
-xffl_status store_get_file_verified(store *s, const char *key, const char *sha256_hex, const char *path);
+XFFL_MUST_USE xffl_status store_get_verified(store *s, const char *key, const char *sha256_hex, void **data, size_t *len);
+XFFL_MUST_USE xffl_status store_get_file_verified(store *s, const char *key, const char *sha256_hex, const char *path);
 /* Size of an object; NOT_FOUND when absent. mtime may be NULL (seconds since epoch). */
-xffl_status store_head(store *s, const char *key, uint64_t *size, int64_t *mtime);
+XFFL_MUST_USE xffl_status store_head(store *s, const char *key, uint64_t *size, int64_t *mtime);
 /* Delete; absent keys are not an error. */
-xffl_status store_delete(store *s, const char *key);
+XFFL_MUST_USE xffl_status store_delete(store *s, const char *key);
 
 typedef struct {
     char *key;      /* relative to the store root */
@@ -67,12 +67,12 @@ typedef struct {
 
 /* Every key starting with prefix (no delimiter: nested keys included), sorted
  * bytewise, all pages fetched. Caller frees with store_listing_free (accepts NULL). */
-xffl_status store_list(store *s, const char *prefix, store_listing *out);
+XFFL_MUST_USE xffl_status store_list(store *s, const char *prefix, store_listing *out);
 void store_listing_free(store_listing *l);
 /* Leftovers of writers killed mid-write (file://: "<key>.tmp.<pid>.<n>" files, which
  * store_list never shows; s3 uploads are atomic, so always empty there), for gc.
  * Remove one with store_delete(s, entry.key). Keys containing ".tmp." cannot be put. */
-xffl_status store_list_partial(store *s, const char *prefix, store_listing *out);
+XFFL_MUST_USE xffl_status store_list_partial(store *s, const char *prefix, store_listing *out);
 
 /* Parallel transfers (up to opt.jobs at once). Each item is one object. */
 typedef struct {
@@ -80,7 +80,7 @@ typedef struct {
     const char *path;        /* local file to read (put) or write (get) */
     const char *sha256_hex;  /* get: expected digest, or NULL */
 } store_transfer;
-xffl_status store_put_many(store *s, const store_transfer *items, size_t n);
-xffl_status store_get_many(store *s, const store_transfer *items, size_t n);
+XFFL_MUST_USE xffl_status store_put_many(store *s, const store_transfer *items, size_t n);
+XFFL_MUST_USE xffl_status store_get_many(store *s, const store_transfer *items, size_t n);
 
 #endif

@@ -20,7 +20,7 @@ typedef struct {
     char *root; /* no trailing '/' (except "/" itself) */
 } file_store;
 
-static xffl_status key_path(const store *s, const char *key, char *buf, size_t cap)
+static XFFL_MUST_USE xffl_status key_path(const store *s, const char *key, char *buf, size_t cap)
 {
     const file_store *f = s->impl;
     int n = snprintf(buf, cap, "%s/%s", f->root, key);
@@ -28,7 +28,7 @@ static xffl_status key_path(const store *s, const char *key, char *buf, size_t c
     return XFFL_OK;
 }
 
-static xffl_status make_parent(const char *path)
+static XFFL_MUST_USE xffl_status make_parent(const char *path)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -38,7 +38,7 @@ static xffl_status make_parent(const char *path)
     return xffl_mkdirs(dir);
 }
 
-static xffl_status f_put_mem(store *s, const char *key, const void *data, size_t len)
+static XFFL_MUST_USE xffl_status f_put_mem(store *s, const char *key, const void *data, size_t len)
 {
     char path[PATH_MAX];
     XFFL_FORWARD(key_path(s, key, path, sizeof path));
@@ -47,7 +47,7 @@ static xffl_status f_put_mem(store *s, const char *key, const void *data, size_t
     return st == XFFL_OK ? st : xffl_wrap(st, "put %s", key);
 }
 
-static xffl_status write_all(int fd, const char *p, size_t n)
+static XFFL_MUST_USE xffl_status write_all(int fd, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = write(fd, p, n);
@@ -59,7 +59,7 @@ static xffl_status write_all(int fd, const char *p, size_t n)
     return XFFL_OK;
 }
 
-static xffl_status f_put_file(store *s, const char *key, const char *src, uint64_t size)
+static XFFL_MUST_USE xffl_status f_put_file(store *s, const char *key, const char *src, uint64_t size)
 {
     static unsigned counter;
     char path[PATH_MAX], tmp[PATH_MAX + 64];
@@ -103,12 +103,12 @@ static xffl_status f_put_file(store *s, const char *key, const char *src, uint64
     return xffl_fsync_parent_dir(path);
 }
 
-static xffl_status not_found(const store *s, const char *key)
+static XFFL_MUST_USE xffl_status not_found(const store *s, const char *key)
 {
     return xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no such key in %s", key, s->url);
 }
 
-static xffl_status f_get_mem(store *s, const char *key, void **data, size_t *len)
+static XFFL_MUST_USE xffl_status f_get_mem(store *s, const char *key, void **data, size_t *len)
 {
     char path[PATH_MAX];
     XFFL_FORWARD(key_path(s, key, path, sizeof path));
@@ -119,7 +119,7 @@ static xffl_status f_get_mem(store *s, const char *key, void **data, size_t *len
     return r == XFFL_OK ? r : xffl_wrap(r, "get %s", key);
 }
 
-static xffl_status f_get_fd(store *s, const char *key, int fd, xffl_sha256_ctx *ctx, uint64_t *written)
+static XFFL_MUST_USE xffl_status f_get_fd(store *s, const char *key, int fd, xffl_sha256_ctx *ctx, uint64_t *written)
 {
     char path[PATH_MAX];
     XFFL_FORWARD(key_path(s, key, path, sizeof path));
@@ -149,7 +149,7 @@ static xffl_status f_get_fd(store *s, const char *key, int fd, xffl_sha256_ctx *
     return st;
 }
 
-static xffl_status f_head(store *s, const char *key, uint64_t *size, int64_t *mtime)
+static XFFL_MUST_USE xffl_status f_head(store *s, const char *key, uint64_t *size, int64_t *mtime)
 {
     char path[PATH_MAX];
     XFFL_FORWARD(key_path(s, key, path, sizeof path));
@@ -160,7 +160,7 @@ static xffl_status f_head(store *s, const char *key, uint64_t *size, int64_t *mt
     return XFFL_OK;
 }
 
-static xffl_status f_del(store *s, const char *key)
+static XFFL_MUST_USE xffl_status f_del(store *s, const char *key)
 {
     char path[PATH_MAX];
     XFFL_FORWARD(key_path(s, key, path, sizeof path));
@@ -177,7 +177,7 @@ static xffl_status f_del(store *s, const char *key)
 
 /* Depth-first walk of dir (relative name rel) collecting regular files whose key starts
  * with prefix; skip subtrees that cannot match. */
-static xffl_status walk(const store *s, const char *dir, const char *rel, const char *prefix, int partial,
+static XFFL_MUST_USE xffl_status walk(const store *s, const char *dir, const char *rel, const char *prefix, int partial,
                         store_listing *out, size_t *cap)
 {
     DIR *d = opendir(dir);
@@ -212,7 +212,7 @@ static xffl_status walk(const store *s, const char *dir, const char *rel, const 
     return st;
 }
 
-static xffl_status f_list(store *s, const char *prefix, int partial, store_listing *out)
+static XFFL_MUST_USE xffl_status f_list(store *s, const char *prefix, int partial, store_listing *out)
 {
     const file_store *f = s->impl;
     size_t cap = 0;

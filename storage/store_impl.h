@@ -35,10 +35,10 @@ struct store {
 
 /* Backend constructors: fill s->ops, s->impl, s->endpoint. rest is the URL after "scheme://"
  * (or the plain path). */
-xffl_status store_file_open(store *s, const char *root);
-xffl_status store_s3_open(store *s, const char *bucket_and_prefix);
+XFFL_MUST_USE xffl_status store_file_open(store *s, const char *root);
+XFFL_MUST_USE xffl_status store_s3_open(store *s, const char *bucket_and_prefix);
 
 /* Appends one entry (key copied) to a listing being built. */
-xffl_status store_listing_push(store_listing *l, size_t *cap, const char *key, uint64_t size, int64_t mtime);
+XFFL_MUST_USE xffl_status store_listing_push(store_listing *l, size_t *cap, const char *key, uint64_t size, int64_t mtime);
 
 #endif

@@ -44,7 +44,7 @@ static void *worker(void *v)
     return NULL;
 }
 
-static xffl_status run_pool(store *s, const store_transfer *items, size_t n, int get)
+static XFFL_MUST_USE xffl_status run_pool(store *s, const store_transfer *items, size_t n, int get)
 {
     if (n == 0) return XFFL_OK;
     for (size_t i = 0; i < n; i++)

@@ -83,13 +83,13 @@ static void on_complete(S3Status status, const S3ErrorDetails *e, void *v)
     if (e && e->message) snprintf(r->detail, sizeof r->detail, ": %s", e->message);
 }
 
-static xffl_status not_found_key(const store *s, const char *key)
+static XFFL_MUST_USE xffl_status not_found_key(const store *s, const char *key)
 {
     return xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no such key in %s", key, s->url);
 }
 
 /* The one place where libs3 outcomes become xffl statuses. */
-static xffl_status classify(const store *s, const req *r, const char *op, const char *key)
+static XFFL_MUST_USE xffl_status classify(const store *s, const req *r, const char *op, const char *key)
 {
     const s3_store *b = s->impl;
     S3Status st = r->status;
@@ -200,7 +200,7 @@ static S3Status on_get_fd(int n, const char *data, void *v)
     return S3StatusOK;
 }
 
-static xffl_status get_common(store *s, const char *key, req *r, S3GetObjectDataCallback *cb)
+static XFFL_MUST_USE xffl_status get_common(store *s, const char *key, req *r, S3GetObjectDataCallback *cb)
 {
     s3_store *b = s->impl;
     char *k = full_key(s, key);
@@ -220,7 +220,7 @@ static xffl_status get_common(store *s, const char *key, req *r, S3GetObjectData
     return XFFL_OK;
 }
 
-static xffl_status s3_get_mem(store *s, const char *key, void **data, size_t *len)
+static XFFL_MUST_USE xffl_status s3_get_mem(store *s, const char *key, void **data, size_t *len)
 {
     req r = {0};
     xffl_status st = get_common(s, key, &r, on_get_mem);
@@ -238,7 +238,7 @@ static xffl_status s3_get_mem(store *s, const char *key, void **data, size_t *le
     return XFFL_OK;
 }
 
-static xffl_status s3_get_fd(store *s, const char *key, int fd, xffl_sha256_ctx *ctx, uint64_t *written)
+static XFFL_MUST_USE xffl_status s3_get_fd(store *s, const char *key, int fd, xffl_sha256_ctx *ctx, uint64_t *written)
 {
     req r = {0};
     r.fd = fd;
@@ -250,7 +250,7 @@ static xffl_status s3_get_fd(store *s, const char *key, int fd, xffl_sha256_ctx 
 
 /* ---- HEAD (also used to check what a PUT stored) -------------------------------- */
 
-static xffl_status head_req(store *s, const char *key, req *r)
+static XFFL_MUST_USE xffl_status head_req(store *s, const char *key, req *r)
 {
     s3_store *b = s->impl;
     char *k = full_key(s, key);
@@ -295,7 +295,7 @@ static int on_put(int n, char *buf, void *v)
     return (int)want;
 }
 
-static xffl_status put_common(store *s, const char *key, req *r)
+static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r)
 {
     s3_store *b = s->impl;
     XFFL_RETURN_IF(r->total > S3_MAX_OBJECT, XFFL_ERR_UNSUPPORTED,
@@ -347,7 +347,7 @@ static xffl_status put_common(store *s, const char *key, req *r)
     return XFFL_OK;
 }
 
-static xffl_status s3_put_mem(store *s, const char *key, const void *data, size_t len)
+static XFFL_MUST_USE xffl_status s3_put_mem(store *s, const char *key, const void *data, size_t len)
 {
     req r = {0};
     r.src = data ? data : "";
@@ -355,7 +355,7 @@ static xffl_status s3_put_mem(store *s, const char *key, const void *data, size_
     return put_common(s, key, &r);
 }
 
-static xffl_status s3_put_file(store *s, const char *key, const char *path, uint64_t size)
+static XFFL_MUST_USE xffl_status s3_put_file(store *s, const char *key, const char *path, uint64_t size)
 {
     req r = {0};
     r.total = size;
@@ -371,7 +371,7 @@ static xffl_status s3_put_file(store *s, const char *key, const char *path, uint
 
 /* ---- HEAD, DELETE ---------------------------------------------------------------- */
 
-static xffl_status s3_head(store *s, const char *key, uint64_t *size, int64_t *mtime)
+static XFFL_MUST_USE xffl_status s3_head(store *s, const char *key, uint64_t *size, int64_t *mtime)
 {
     req r = {0};
     XFFL_FORWARD(head_req(s, key, &r));
@@ -380,7 +380,7 @@ static xffl_status s3_head(store *s, const char *key, uint64_t *size, int64_t *m
     return XFFL_OK;
 }
 
-static xffl_status s3_del(store *s, const char *key)
+static XFFL_MUST_USE xffl_status s3_del(store *s, const char *key)
 {
     s3_store *b = s->impl;
     char *k = full_key(s, key);
@@ -420,7 +420,7 @@ static S3Status on_list(int truncated, const char *next, int n, const S3ListBuck
     return S3StatusOK;
 }
 
-static xffl_status s3_list(store *s, const char *prefix, int partial, store_listing *out)
+static XFFL_MUST_USE xffl_status s3_list(store *s, const char *prefix, int partial, store_listing *out)
 {
     /* S3 PUTs are all-or-nothing: nothing partial to report. */
     if (partial) return XFFL_OK;
@@ -491,7 +491,7 @@ static const store_ops s3_ops = {
     .close = s3_close,
 };
 
-static xffl_status need_env(const store *s, const char *name, const char *what, const char **out)
+static XFFL_MUST_USE xffl_status need_env(const store *s, const char *name, const char *what, const char **out)
 {
     const char *v = getenv(name);
     XFFL_RETURN_IF(!v || !*v, XFFL_ERR_USAGE, "store %s: %s is not set (%s)", s->url, name, what);

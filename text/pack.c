@@ -19,7 +19,7 @@ typedef struct {
     int64_t total;
 } shard_sink;
 
-static xffl_status sink_flush(shard_sink *s)
+static XFFL_MUST_USE xffl_status sink_flush(shard_sink *s)
 {
     if (s->fill == 0) return XFFL_OK;
     char path[4096];
@@ -31,7 +31,7 @@ static xffl_status sink_flush(shard_sink *s)
     return XFFL_OK;
 }
 
-static xffl_status sink_add(shard_sink *s, const char *bytes, size_t n)
+static XFFL_MUST_USE xffl_status sink_add(shard_sink *s, const char *bytes, size_t n)
 {
     int32_t ids[4096];
     for (size_t at = 0; at < n; at += sizeof ids / sizeof *ids) {

@@ -65,7 +65,7 @@ static void cpu_destroy(void *impl)
     free(m);
 }
 
-static xffl_status cpu_create(const ckpt_model_config *cfg, const ckpt_param_table *t, const kern_options *opt,
+static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const ckpt_param_table *t, const kern_options *opt,
                               void **impl)
 {
     *impl = NULL;
@@ -167,25 +167,25 @@ fail:
     return st;
 }
 
-static xffl_status cpu_set_params(void *impl, const float *p)
+static XFFL_MUST_USE xffl_status cpu_set_params(void *impl, const float *p)
 {
     cpu_model *m = impl;
     memcpy(m->params, p, (size_t)m->t->total * sizeof *p);
     return XFFL_OK;
 }
-static xffl_status cpu_get_params(void *impl, float *p)
+static XFFL_MUST_USE xffl_status cpu_get_params(void *impl, float *p)
 {
     cpu_model *m = impl;
     memcpy(p, m->params, (size_t)m->t->total * sizeof *p);
     return XFFL_OK;
 }
-static xffl_status cpu_get_grads(void *impl, float *g)
+static XFFL_MUST_USE xffl_status cpu_get_grads(void *impl, float *g)
 {
     cpu_model *m = impl;
     memcpy(g, m->grads, (size_t)m->t->total * sizeof *g);
     return XFFL_OK;
 }
-static xffl_status cpu_reset_optimizer(void *impl)
+static XFFL_MUST_USE xffl_status cpu_reset_optimizer(void *impl)
 {
     cpu_model *m = impl;
     memset(m->mom, 0, (size_t)m->t->total * sizeof *m->mom);
@@ -193,7 +193,7 @@ static xffl_status cpu_reset_optimizer(void *impl)
     m->step = 0;
     return XFFL_OK;
 }
-static xffl_status cpu_get_optimizer(void *impl, float *mom, float *var, int64_t *step)
+static XFFL_MUST_USE xffl_status cpu_get_optimizer(void *impl, float *mom, float *var, int64_t *step)
 {
     cpu_model *m = impl;
     if (mom) memcpy(mom, m->mom, (size_t)m->t->total * sizeof *mom);
@@ -201,7 +201,7 @@ static xffl_status cpu_get_optimizer(void *impl, float *mom, float *var, int64_t
     if (step) *step = m->step;
     return XFFL_OK;
 }
-static xffl_status cpu_set_optimizer(void *impl, const float *mom, const float *var, int64_t step)
+static XFFL_MUST_USE xffl_status cpu_set_optimizer(void *impl, const float *mom, const float *var, int64_t step)
 {
     cpu_model *m = impl;
     memcpy(m->mom, mom, (size_t)m->t->total * sizeof *mom);
@@ -209,7 +209,7 @@ static xffl_status cpu_set_optimizer(void *impl, const float *mom, const float *
     m->step = step;
     return XFFL_OK;
 }
-static xffl_status cpu_zero_grad(void *impl)
+static XFFL_MUST_USE xffl_status cpu_zero_grad(void *impl)
 {
     cpu_model *m = impl;
     set_threads(m);
@@ -248,7 +248,7 @@ static void unfuse_dw13(cpu_model *m, int l)
     }
 }
 
-static xffl_status cpu_forward(void *impl, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
+static XFFL_MUST_USE xffl_status cpu_forward(void *impl, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
 {
     cpu_model *m = impl;
     if (B < 1 || T < 1 || B > m->Bmax || T > m->Tmax)
@@ -300,7 +300,7 @@ static xffl_status cpu_forward(void *impl, const int32_t *inputs, const int32_t 
     return XFFL_OK;
 }
 
-static xffl_status cpu_backward(void *impl)
+static XFFL_MUST_USE xffl_status cpu_backward(void *impl)
 {
     cpu_model *m = impl;
     if (!m->have_targets || !m->have_logits)
@@ -339,7 +339,7 @@ static xffl_status cpu_backward(void *impl)
     return XFFL_OK;
 }
 
-static xffl_status cpu_adamw(void *impl, const kern_adamw_args *a, float *grad_norm)
+static XFFL_MUST_USE xffl_status cpu_adamw(void *impl, const kern_adamw_args *a, float *grad_norm)
 {
     cpu_model *m = impl;
     set_threads(m);
@@ -358,7 +358,7 @@ static xffl_status cpu_adamw(void *impl, const kern_adamw_args *a, float *grad_n
     return XFFL_OK;
 }
 
-static xffl_status cpu_logits(void *impl, int b, int t, float *out)
+static XFFL_MUST_USE xffl_status cpu_logits(void *impl, int b, int t, float *out)
 {
     cpu_model *m = impl;
     if (!m->have_logits)

@@ -15,7 +15,7 @@ static int cuda_available(void)
     return s == XFFL_OK && n > 0;
 }
 
-static xffl_status cuda_create(const ckpt_model_config *cfg, const ckpt_param_table *t, const kern_options *opt,
+static XFFL_MUST_USE xffl_status cuda_create(const ckpt_model_config *cfg, const ckpt_param_table *t, const kern_options *opt,
                                void **impl)
 {
     (void)t; /* the engine builds the same table from cfg */
@@ -33,30 +33,30 @@ static xffl_status cuda_create(const ckpt_model_config *cfg, const ckpt_param_ta
 }
 
 static void cuda_destroy(void *impl) { kcu_model_free(impl); }
-static xffl_status cuda_set_params(void *impl, const float *p) { return kcu_set_params(impl, p); }
-static xffl_status cuda_get_params(void *impl, float *p) { return kcu_get_params(impl, p); }
-static xffl_status cuda_get_grads(void *impl, float *g) { return kcu_get_grads(impl, g); }
-static xffl_status cuda_reset_optimizer(void *impl) { return kcu_reset_optimizer(impl); }
-static xffl_status cuda_get_optimizer(void *impl, float *m, float *v, int64_t *step)
+static XFFL_MUST_USE xffl_status cuda_set_params(void *impl, const float *p) { return kcu_set_params(impl, p); }
+static XFFL_MUST_USE xffl_status cuda_get_params(void *impl, float *p) { return kcu_get_params(impl, p); }
+static XFFL_MUST_USE xffl_status cuda_get_grads(void *impl, float *g) { return kcu_get_grads(impl, g); }
+static XFFL_MUST_USE xffl_status cuda_reset_optimizer(void *impl) { return kcu_reset_optimizer(impl); }
+static XFFL_MUST_USE xffl_status cuda_get_optimizer(void *impl, float *m, float *v, int64_t *step)
 {
     return kcu_get_optimizer(impl, m, v, step);
 }
-static xffl_status cuda_set_optimizer(void *impl, const float *m, const float *v, int64_t step)
+static XFFL_MUST_USE xffl_status cuda_set_optimizer(void *impl, const float *m, const float *v, int64_t step)
 {
     return kcu_set_optimizer(impl, m, v, step);
 }
-static xffl_status cuda_forward(void *impl, const int32_t *in, const int32_t *tg, int B, int T, float *loss)
+static XFFL_MUST_USE xffl_status cuda_forward(void *impl, const int32_t *in, const int32_t *tg, int B, int T, float *loss)
 {
     return kcu_forward(impl, in, tg, B, T, loss);
 }
-static xffl_status cuda_backward(void *impl) { return kcu_backward(impl); }
-static xffl_status cuda_zero_grad(void *impl) { return kcu_zero_grad(impl); }
-static xffl_status cuda_adamw(void *impl, const kern_adamw_args *a, float *grad_norm)
+static XFFL_MUST_USE xffl_status cuda_backward(void *impl) { return kcu_backward(impl); }
+static XFFL_MUST_USE xffl_status cuda_zero_grad(void *impl) { return kcu_zero_grad(impl); }
+static XFFL_MUST_USE xffl_status cuda_adamw(void *impl, const kern_adamw_args *a, float *grad_norm)
 {
     kcu_adamw_args k = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->grad_clip};
     return kcu_adamw_step(impl, &k, grad_norm);
 }
-static xffl_status cuda_logits(void *impl, int b, int t, float *out) { return kcu_logits(impl, b, t, out); }
+static XFFL_MUST_USE xffl_status cuda_logits(void *impl, int b, int t, float *out) { return kcu_logits(impl, b, t, out); }
 static uint64_t cuda_bytes(void *impl) { return kcu_model_bytes(impl); }
 
 static const kern_backend cuda_backend = {

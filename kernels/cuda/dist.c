@@ -137,7 +137,7 @@ struct kern_dist {
     int unused;
 };
 
-static xffl_status no_cuda(const char *what)
+static XFFL_MUST_USE xffl_status no_cuda(const char *what)
 {
     return xffl_fail(XFFL_ERR_UNSUPPORTED, "%s: built without CUDA (rebuild with `make cuda`, see docs/gpu.md)", what);
 }

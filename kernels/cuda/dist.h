@@ -31,16 +31,16 @@ typedef struct {
  * SLURM_NTASKS/SLURM_LOCALID with tag "slurm-<SLURM_JOB_ID>-<SLURM_STEP_ID>", else a
  * single rank (0 of 1, tag "single-<pid>"). USAGE naming the variable when one is
  * malformed, or when world > 1 and no tag can be formed. */
-xffl_status kern_dist_env_read(kern_dist_env *e);
+XFFL_MUST_USE xffl_status kern_dist_env_read(kern_dist_env *e);
 
 /* The id file of a run: "<state_dir>/nccl-<tag>.id" into buf. USAGE if the tag holds
  * characters other than [A-Za-z0-9._-] or the path does not fit. */
-xffl_status kern_dist_id_path(const char *state_dir, const char *tag, char *buf, size_t len);
+XFFL_MUST_USE xffl_status kern_dist_id_path(const char *state_dir, const char *tag, char *buf, size_t len);
 /* Rank 0: writes the id file atomically (creating state_dir), recording world and tag. */
-xffl_status kern_dist_id_publish(const char *state_dir, const char *tag, int world, const void *id, size_t id_len);
+XFFL_MUST_USE xffl_status kern_dist_id_publish(const char *state_dir, const char *tag, int world, const void *id, size_t id_len);
 /* Ranks > 0: polls for the id file until timeout_s. NOT_YET naming the path on timeout;
  * INVALID when the file records another world size, tag or id length. */
-xffl_status kern_dist_id_wait(const char *state_dir, const char *tag, int world, void *id, size_t id_len,
+XFFL_MUST_USE xffl_status kern_dist_id_wait(const char *state_dir, const char *tag, int world, void *id, size_t id_len,
                               double timeout_s);
 
 typedef struct kern_dist kern_dist; /* opaque: an NCCL communicator and its device */
@@ -48,7 +48,7 @@ typedef struct kern_dist kern_dist; /* opaque: an NCCL communicator and its devi
 /* Joins the communicator of e->world ranks on CUDA device `device` (usually e->local_rank),
  * exchanging the NCCL id through state_dir, waiting at most timeout_s for rank 0's file.
  * Caller owns *out; kern_dist_free accepts NULL. */
-xffl_status kern_dist_init(const char *state_dir, const kern_dist_env *e, int device, double timeout_s,
+XFFL_MUST_USE xffl_status kern_dist_init(const char *state_dir, const kern_dist_env *e, int device, double timeout_s,
                            kern_dist **out);
 void kern_dist_free(kern_dist *d);
 int kern_dist_rank(const kern_dist *d);
@@ -57,30 +57,30 @@ int kern_dist_world(const kern_dist *d);
 /* In-place sum over ranks of n device floats on the given cudaStream_t (NULL: the default
  * stream), then multiplied by scale (1/world gives the mean); returns after the stream
  * has finished. */
-xffl_status kern_dist_allreduce_device(kern_dist *d, float *dev_buf, int64_t n, float scale, void *stream);
+XFFL_MUST_USE xffl_status kern_dist_allreduce_device(kern_dist *d, float *dev_buf, int64_t n, float scale, void *stream);
 /* The same for n host floats (losses, token counts; n <= 4096). */
-xffl_status kern_dist_allreduce_host(kern_dist *d, float *host_buf, int n, float scale);
+XFFL_MUST_USE xffl_status kern_dist_allreduce_host(kern_dist *d, float *host_buf, int n, float scale);
 /* Rank 0's n device floats copied to every rank, in place (ncclBroadcast), then synchronised. */
-xffl_status kern_dist_broadcast_device(kern_dist *d, float *dev_buf, int64_t n, void *stream);
+XFFL_MUST_USE xffl_status kern_dist_broadcast_device(kern_dist *d, float *dev_buf, int64_t n, void *stream);
 /* Returns when every rank has called it. */
-xffl_status kern_dist_barrier(kern_dist *d);
+XFFL_MUST_USE xffl_status kern_dist_barrier(kern_dist *d);
 
 typedef struct kern_model kern_model; /* kernels/kern.h */
 /* Data-parallel step: the gradient slab of m (a "cuda" backend model) becomes the mean over
  * ranks, in place on the device. Call after every rank's backward, before kern_adamw_step;
  * with equal micro-batches per rank the result equals one rank's N-way accumulation.
  * UNSUPPORTED for other backends. */
-xffl_status kern_dist_allreduce_grads(kern_dist *d, kern_model *m);
+XFFL_MUST_USE xffl_status kern_dist_allreduce_grads(kern_dist *d, kern_model *m);
 /* Rank 0's parameters and AdamW moments (and step count) copied to every rank's model m:
  * only rank 0 reads the store, so after it kern_set_params (and kern_set_optimizer) the
  * base version, every rank calls this. UNSUPPORTED for other backends. */
-xffl_status kern_dist_broadcast_state(kern_dist *d, kern_model *m);
+XFFL_MUST_USE xffl_status kern_dist_broadcast_state(kern_dist *d, kern_model *m);
 
 /* `xffl train --gpus N` on one node: runs argv (argv[0] a path; /proc/self/exe re-runs the
  * caller) as N processes with XFFL_RANK=i, XFFL_WORLD=N, XFFL_LOCAL_RANK=i and one fresh
  * XFFL_DIST_TAG, waits for all, and stops (SIGTERM) the others as soon as one fails, since
  * they would wait for it in NCCL forever. *exit_code: rank 0's exit status, or the first
  * failing rank's. BACKEND naming the rank when one failed or was killed. Plain POSIX: no CUDA. */
-xffl_status kern_dist_spawn_local(int n, char *const argv[], int *exit_code);
+XFFL_MUST_USE xffl_status kern_dist_spawn_local(int n, char *const argv[], int *exit_code);
 
 #endif

@@ -13,7 +13,7 @@
 
 static const char ID_MAGIC[] = "xffl-nccl-id 1";
 
-static xffl_status env_int(const char *name, int min, int *out, int *found)
+static XFFL_MUST_USE xffl_status env_int(const char *name, int min, int *out, int *found)
 {
     const char *v = getenv(name);
     *found = 0;
@@ -103,7 +103,7 @@ static int hexval(char c)
 }
 
 /* Parses a complete id file (rename made it appear whole). */
-static xffl_status parse_id(const char *path, const char *text, const char *tag, int world, void *id, size_t id_len)
+static XFFL_MUST_USE xffl_status parse_id(const char *path, const char *text, const char *tag, int world, void *id, size_t id_len)
 {
     char ftag[KERN_DIST_TAG_MAX + 1] = "";
     int fworld = -1;

@@ -20,19 +20,19 @@ typedef struct {
 /* op(A) is M x K, op(B) is K x N, C is M x N (row-major). ta: A stored (K,M); tb: B stored
  * (N,K). A16/B16: bf16 copies of A/B, or NULL to cast into staging (bf16 mode only).
  * batch > 1: strides sA, sB, sC in elements. BACKEND naming `what` on a cuBLAS error. */
-xffl_status kcu_mm(const kcu_gemm *g, const char *what, int ta, int tb, int M, int N, int K, const float *A,
+XFFL_MUST_USE xffl_status kcu_mm(const kcu_gemm *g, const char *what, int ta, int tb, int M, int N, int K, const float *A,
                    const uint16_t *A16, const float *B, const uint16_t *B16, float *C, float beta, int batch,
                    int64_t sA, int64_t sB, int64_t sC);
 
 /* Causal GQA attention, the three-GEMM form around a fused softmax (kernels/backend.h):
  * q[B,T,H,hd] (post-RoPE), k, v[B,T,KV,hd] -> out[B,T,H,hd]. Keeps for the backward
  * qh, kh, vh[B,H,T,hd] (k, v repeated over each group) and P[B,H,T,T]; scratch: B*T*H*hd. */
-xffl_status kcu_attention_fwd(const kcu_gemm *g, float *out, float *qh, float *kh, float *vh, float *P,
+XFFL_MUST_USE xffl_status kcu_attention_fwd(const kcu_gemm *g, float *out, float *qh, float *kh, float *vh, float *P,
                               float *scratch, const float *q, const float *k, const float *v, int B, int T, int H,
                               int KV, int hd);
 /* dq[B,T,H,hd], dk, dv[B,T,KV,hd] (overwritten) from dout[B,T,H,hd] and the forward's
  * qh, kh, vh, P. dP: B*H*T*T scratch; s1..s3: B*T*H*hd scratch each. */
-xffl_status kcu_attention_bwd(const kcu_gemm *g, float *dq, float *dk, float *dv, const float *dout,
+XFFL_MUST_USE xffl_status kcu_attention_bwd(const kcu_gemm *g, float *dq, float *dk, float *dv, const float *dout,
                               const float *qh, const float *kh, const float *vh, const float *P, float *dP, float *s1,
                               float *s2, float *s3, int B, int T, int H, int KV, int hd);
 

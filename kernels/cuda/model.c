@@ -278,13 +278,13 @@ static float *P_(kcu_model *m, ckpt_slot s, int l) { return m->params + at(m, s,
 static float *G_(kcu_model *m, ckpt_slot s, int l) { return m->grads + at(m, s, l); }
 static const uint16_t *P16_(kcu_model *m, ckpt_slot s, int l) { return m->p16 ? m->p16 + at(m, s, l) : NULL; }
 
-static xffl_status copy_in(kcu_model *m, float *dst, const float *src, const char *what)
+static XFFL_MUST_USE xffl_status copy_in(kcu_model *m, float *dst, const float *src, const char *what)
 {
     CU(cudaMemcpyAsync(dst, src, (size_t)m->table->total * 4, cudaMemcpyHostToDevice, m->stream), what);
     return kcu_sync(m, what);
 }
 
-static xffl_status copy_out(kcu_model *m, float *dst, const float *src, const char *what)
+static XFFL_MUST_USE xffl_status copy_out(kcu_model *m, float *dst, const float *src, const char *what)
 {
     CU(cudaMemcpyAsync(dst, src, (size_t)m->table->total * 4, cudaMemcpyDeviceToHost, m->stream), what);
     return kcu_sync(m, what);
@@ -341,7 +341,7 @@ xffl_status kcu_zero_grad(kcu_model *m)
 /* bf16 mode: x cast once into the B-side staging buffer, for the GEMMs that share an input
  * (q/k/v read xn1, w1/w3 read xn2). kcu_mm never writes castB while the weight operand has
  * its bf16 copy, so the cast stays valid across those calls. NULL in fp32 mode. */
-static xffl_status shared_x16(kcu_model *m, const float *x, int64_t n, const uint16_t **x16)
+static XFFL_MUST_USE xffl_status shared_x16(kcu_model *m, const float *x, int64_t n, const uint16_t **x16)
 {
     *x16 = NULL;
     if (m->prec != KCU_BF16) return XFFL_OK;
@@ -352,7 +352,7 @@ static xffl_status shared_x16(kcu_model *m, const float *x, int64_t n, const uin
 }
 
 /* y(N,out) = x(N,in) W^T, W(out,in) a parameter; x16: x's bf16 copy or NULL. */
-static xffl_status linear(kcu_model *m, const char *what, float *y, const float *x, const uint16_t *x16, ckpt_slot s,
+static XFFL_MUST_USE xffl_status linear(kcu_model *m, const char *what, float *y, const float *x, const uint16_t *x16, ckpt_slot s,
                           int l, int Nt, float beta)
 {
     const ckpt_param *p = &m->table->params[ckpt_param_index(m->table, s, l)];
@@ -362,7 +362,7 @@ static xffl_status linear(kcu_model *m, const char *what, float *y, const float 
 
 /* dx(N,in) (+)= dy(N,out) W; dW(out,in) += dy^T x. In bf16 mode dy is cast once (castA) for
  * both GEMMs; x16 as in linear(). */
-static xffl_status linear_bwd(kcu_model *m, const char *what, float *dx, float beta_dx, const float *dy,
+static XFFL_MUST_USE xffl_status linear_bwd(kcu_model *m, const char *what, float *dx, float beta_dx, const float *dy,
                               const float *x, const uint16_t *x16, ckpt_slot s, int l, int Nt)
 {
     const ckpt_param *p = &m->table->params[ckpt_param_index(m->table, s, l)];

@@ -20,14 +20,14 @@ typedef enum {
 } kcu_precision;
 
 /* Number of visible CUDA devices; UNSUPPORTED naming the CUDA error when none. */
-xffl_status kcu_device_count(int *count);
+XFFL_MUST_USE xffl_status kcu_device_count(int *count);
 /* "NVIDIA H100 80GB HBM3, sm_90" for device ordinal dev into buf. */
-xffl_status kcu_device_name(int dev, char *buf, int len);
+XFFL_MUST_USE xffl_status kcu_device_name(int dev, char *buf, int len);
 
 /* Plans and allocates a model for micro-batches of at most B sequences of at most T
  * tokens on device ordinal dev. Parameters are zero until kcu_set_params. Caller owns
  * *out; kcu_model_free accepts NULL. Bytes of device memory used are in *bytes if not NULL. */
-xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev, kcu_precision prec,
+XFFL_MUST_USE xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev, kcu_precision prec,
                              kcu_model **out);
 void kcu_model_free(kcu_model *m);
 const ckpt_param_table *kcu_model_table(const kcu_model *m);
@@ -36,22 +36,22 @@ uint64_t kcu_model_bytes(const kcu_model *m);
 kcu_precision kcu_model_precision(const kcu_model *m);
 
 /* Host slabs in table order, table->total floats. */
-xffl_status kcu_set_params(kcu_model *m, const float *params);
-xffl_status kcu_get_params(kcu_model *m, float *params);
-xffl_status kcu_get_grads(kcu_model *m, float *grads);
-xffl_status kcu_set_grads(kcu_model *m, const float *grads);
-xffl_status kcu_reset_optimizer(kcu_model *m);
-xffl_status kcu_get_optimizer(kcu_model *m, float *mom, float *var, int64_t *step);
-xffl_status kcu_set_optimizer(kcu_model *m, const float *mom, const float *var, int64_t step);
+XFFL_MUST_USE xffl_status kcu_set_params(kcu_model *m, const float *params);
+XFFL_MUST_USE xffl_status kcu_get_params(kcu_model *m, float *params);
+XFFL_MUST_USE xffl_status kcu_get_grads(kcu_model *m, float *grads);
+XFFL_MUST_USE xffl_status kcu_set_grads(kcu_model *m, const float *grads);
+XFFL_MUST_USE xffl_status kcu_reset_optimizer(kcu_model *m);
+XFFL_MUST_USE xffl_status kcu_get_optimizer(kcu_model *m, float *mom, float *var, int64_t *step);
+XFFL_MUST_USE xffl_status kcu_set_optimizer(kcu_model *m, const float *mom, const float *var, int64_t step);
 
 /* inputs, targets: host (B,T) token ids, B and T at most the planned ones. Mean loss over
  * the B*T targets in *loss (when targets and loss are not NULL). */
-xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss);
+XFFL_MUST_USE xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss);
 /* Adds the gradients of the last forward's loss to the gradient slab. */
-xffl_status kcu_backward(kcu_model *m);
-xffl_status kcu_zero_grad(kcu_model *m);
+XFFL_MUST_USE xffl_status kcu_backward(kcu_model *m);
+XFFL_MUST_USE xffl_status kcu_zero_grad(kcu_model *m);
 /* Logits of the last forward at (b, t), vocab floats into host out. */
-xffl_status kcu_logits(kcu_model *m, int b, int t, float *out);
+XFFL_MUST_USE xffl_status kcu_logits(kcu_model *m, int b, int t, float *out);
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay; /* weight decay skipped on norm gains */
@@ -59,7 +59,7 @@ typedef struct {
 } kcu_adamw_args;
 /* One AdamW step with learning rate a->lr; the optimizer's own step counter (bias
  * correction) advances by one. The pre-clip global gradient norm goes to *grad_norm. */
-xffl_status kcu_adamw_step(kcu_model *m, const kcu_adamw_args *a, float *grad_norm);
+XFFL_MUST_USE xffl_status kcu_adamw_step(kcu_model *m, const kcu_adamw_args *a, float *grad_norm);
 
 /* For the NCCL all-reduce (kernels/cuda/dist.c): the device gradient slab (total floats)
  * and the model's cudaStream_t. */
@@ -69,12 +69,12 @@ float *kcu_grad_slab(kcu_model *m);
 float *kcu_param_slab(kcu_model *m);
 float *kcu_mom_slab(kcu_model *m);
 float *kcu_var_slab(kcu_model *m);
-xffl_status kcu_params_changed(kcu_model *m);
+XFFL_MUST_USE xffl_status kcu_params_changed(kcu_model *m);
 /* The AdamW step counter alone (the moments stay). */
 int64_t kcu_opt_step(const kcu_model *m);
 void kcu_set_opt_step(kcu_model *m, int64_t step);
 void *kcu_model_stream(kcu_model *m);
 /* Waits for the model's stream; BACKEND naming the first asynchronous failure. */
-xffl_status kcu_sync(kcu_model *m, const char *what);
+XFFL_MUST_USE xffl_status kcu_sync(kcu_model *m, const char *what);
 
 #endif

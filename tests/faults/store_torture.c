@@ -277,7 +277,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "random") && manifest) {
         if ((st = xffl_mkdtemp("torture", &tmpdir))) return die("tmpdir", st);
         rc = random_ops(s, ops, seed, max, manifest);
-        xffl_rmtree(tmpdir);
+        xffl_rmtree_cleanup(tmpdir);
         free(tmpdir);
     } else if (!strcmp(cmd, "check") && manifest) {
         rc = check(s, manifest);

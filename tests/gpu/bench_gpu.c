@@ -68,7 +68,7 @@ int main(int argc, char **argv)
         return 2;
     }
     char dev[256] = "?";
-    kcu_device_name(0, dev, sizeof dev);
+    if (kcu_device_name(0, dev, sizeof dev) != XFFL_OK) snprintf(dev, sizeof dev, "?"); /* a label only */
     kcu_model *m = NULL;
     kcu_precision prec = strcmp(precision, "fp32") == 0 ? KCU_FP32 : KCU_BF16;
     float *p = NULL;

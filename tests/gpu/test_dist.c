@@ -17,7 +17,7 @@ extern char **environ;
 enum { DP_B = 4, DP_T = 32 };
 
 /* tiny has GQA (4 heads, 2 kv heads), so the group-summed k/v gradients are covered. */
-static xffl_status tiny_model_seed(int B, int dev, uint64_t seed, kcu_model **m, float **params)
+static XFFL_MUST_USE xffl_status tiny_model_seed(int B, int dev, uint64_t seed, kcu_model **m, float **params)
 {
     ckpt_model_config cfg;
     XFFL_FORWARD(ckpt_model_preset("tiny", 0, &cfg));
@@ -27,13 +27,13 @@ static xffl_status tiny_model_seed(int B, int dev, uint64_t seed, kcu_model **m,
     return kcu_set_params(*m, *params);
 }
 
-static xffl_status tiny_model(int B, int dev, kcu_model **m, float **params)
+static XFFL_MUST_USE xffl_status tiny_model(int B, int dev, kcu_model **m, float **params)
 {
     return tiny_model_seed(B, dev, 7, m, params);
 }
 
 /* Gradients of the whole DP_B x DP_T batch in one backward. */
-static xffl_status full_batch_grads(int dev, const int32_t *in, const int32_t *tg, float **grads)
+static XFFL_MUST_USE xffl_status full_batch_grads(int dev, const int32_t *in, const int32_t *tg, float **grads)
 {
     kcu_model *m = NULL;
     float *p = NULL;
@@ -76,7 +76,7 @@ void test_grad_accumulation_equivalence(void)
     GT_CHECK(err < 1e-5, "4 x 1-sequence accumulation vs one 4-sequence batch: rel err %.3g (limit 1e-5)", err);
     kern_dist_free(d);
     kcu_model_free(m);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
     free(full);
     free(p);
@@ -112,7 +112,7 @@ void test_nccl_one_rank(void)
     kcu_model_free(m);
     GT_OK(kern_dist_barrier(d));
     kern_dist_free(d);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
 }
 
@@ -191,6 +191,6 @@ void test_nccl_multi_gpu(void)
         waitpid(pids[r], &st, 0);
         GT_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d of %d failed (status %d)", r, w, st);
     }
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
 }

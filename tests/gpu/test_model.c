@@ -101,7 +101,7 @@ static void cpu_run(const ckpt_param_table *t, const float *p0, double *losses)
     free(p), free(g), free(m), free(v);
 }
 
-static xffl_status gpu_run(const ckpt_model_config *cfg, const float *p0, kcu_precision prec, double *losses)
+static XFFL_MUST_USE xffl_status gpu_run(const ckpt_model_config *cfg, const float *p0, kcu_precision prec, double *losses)
 {
     kcu_model *m = NULL;
     XFFL_FORWARD(kcu_model_create(cfg, TR_B, TR_T, 0, prec, &m));

@@ -6,8 +6,7 @@
 #include <stdlib.h>
 
 #include "kernels/kern.h"
-#include "pipelines/federation.h"
-#include "pipelines/version.h"
+#include "pipelines/model.h"
 
 static int fail(const char *what)
 {
@@ -25,25 +24,18 @@ int main(int argc, char **argv)
     store_options so;
     store_options_default(&so);
     store *s;
-    pipe_federation f;
-    pipe_version_ref ref;
     ckpt_param_table *t;
+    float *params;
     if (store_open(argv[1], &so, &s) != XFFL_OK) return fail("store");
-    if (pipe_federation_load(s, NULL, &f, NULL) != XFFL_OK) return fail("federation.h5");
-    if (pipe_version_resolve(s, -1, &ref) != XFFL_OK) return fail("LATEST");
-    if (ckpt_param_table_create(&f.model, &t) != XFFL_OK) return fail("table");
-    float *params = malloc((size_t)t->total * sizeof *params);
-    const char *groups[] = {"model"};
-    float *slabs[] = {params};
-    if (pipe_version_fetch(s, &ref, t, 1, groups, slabs, NULL) != XFFL_OK) return fail("version");
+    if (pipe_model_load(s, -1, &t, &params, NULL) != XFFL_OK) return fail("latest version");
     kern_options ko = {.backend = "cpu", .threads = 1, .batch = 1, .seq_len = T};
     kern_model *m;
-    if (kern_model_create(&f.model, &ko, &m) != XFFL_OK || kern_set_params(m, params) != XFFL_OK) return fail("model");
+    if (kern_model_create(&t->cfg, &ko, &m) != XFFL_OK || kern_set_params(m, params) != XFFL_OK) return fail("model");
     int32_t *ids = malloc((size_t)T * sizeof *ids);
     for (int i = 0; i < T; i++) ids[i] = atoi(argv[3 + i]);
     float loss;
     if (kern_forward(m, ids, NULL, 1, T, &loss) != XFFL_OK) return fail("forward");
-    int V = f.model.vocab_size;
+    int V = t->cfg.vocab_size;
     float *logits = malloc((size_t)V * sizeof *logits);
     FILE *out = fopen(argv[2], "wb");
     if (!out) return fail(argv[2]);

@@ -13,6 +13,7 @@
 #include "libckpt/manifest.h"
 #include "libckpt/shuffle.h"
 #include "libckpt/zstd_filter.h"
+#include "tests/unit/unit.h"
 
 static char *tmp_root;
 
@@ -131,7 +132,7 @@ static void test_zstd_default_level(void)
 }
 
 /* Writes a few datasets of every dtype with small chunks (partial last chunk). */
-static xffl_status write_sample(const char *path, int threads, float *f, uint16_t *u, int8_t *i8, uint8_t *u8,
+static XFFL_MUST_USE xffl_status write_sample(const char *path, int threads, float *f, uint16_t *u, int8_t *i8, uint8_t *u8,
                                 char sha_f[XFFL_SHA256_HEX])
 {
     ckpt_h5_options o = {.level = 3, .threads = threads, .chunk_bytes = 1000};
@@ -405,7 +406,7 @@ static void test_manifest(void)
 
 static void cleanup(void)
 {
-    if (tmp_root) xffl_rmtree(tmp_root);
+    if (tmp_root) xffl_rmtree_cleanup(tmp_root);
     free(tmp_root);
     tmp_root = NULL;
 }

@@ -14,6 +14,7 @@
 #include "pipelines/federation.h"
 #include "pipelines/version.h"
 #include "storage/store.h"
+#include "tests/unit/unit.h"
 
 static char *root;
 static int seq;
@@ -34,7 +35,7 @@ typedef struct {
 } src_ctx;
 
 /* group 0: the seeded init; other groups: a value pattern that differs per group */
-static xffl_status src(void *ctx, int group, int index, float *out)
+static XFFL_MUST_USE xffl_status src(void *ctx, int group, int index, float *out)
 {
     src_ctx *c = ctx;
     ckpt_param_init(c->t, index, c->seed + (uint64_t)group * 1000, out);
@@ -50,7 +51,7 @@ static ckpt_param_table *tiny_table(void)
     return t;
 }
 
-static xffl_status publish(store *s, const ckpt_param_table *t, int64_t version, int n_groups, uint64_t seed,
+static XFFL_MUST_USE xffl_status publish(store *s, const ckpt_param_table *t, int64_t version, int n_groups, uint64_t seed,
                            uint64_t part_size, pipe_version_result *res)
 {
     static const char *groups[] = {"model", "outer/m", "outer/v"};
@@ -164,7 +165,7 @@ static void test_roundtrip_multipart(void)
     store_close(s);
 }
 
-static xffl_status failing_src(void *ctx, int group, int index, float *out)
+static XFFL_MUST_USE xffl_status failing_src(void *ctx, int group, int index, float *out)
 {
     const ckpt_param_table *t = ctx;
     (void)group;
@@ -398,7 +399,7 @@ static void test_damaged_parts(void)
 
 static int suite_clean(void)
 {
-    if (root) xffl_rmtree(root);
+    if (root) xffl_rmtree_cleanup(root);
     free(root);
     root = NULL;
     good_part[0] = 0;

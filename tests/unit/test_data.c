@@ -10,6 +10,7 @@
 #include "text/pack.h"
 #include "text/shards.h"
 #include "text/tokenizer.h"
+#include "tests/unit/unit.h"
 
 static void test_tokenizer(void)
 {
@@ -115,7 +116,7 @@ static void test_shard_and_pack(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "/nonexistent/x.txt"));
     o.val_fraction = 1.5;
     CU_ASSERT_EQUAL(text_pack(files, 2, &o, &r), XFFL_ERR_USAGE);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
 }
 

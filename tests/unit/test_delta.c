@@ -5,6 +5,7 @@
 #include <string.h>
 #include "common/util.h"
 #include "libckpt/delta.h"
+#include "tests/unit/unit.h"
 
 static ckpt_param_table *tiny(void)
 {
@@ -85,7 +86,7 @@ static void test_roundtrip_all_codecs(void)
         free(files);
         ckpt_manifest_free(commit);
     }
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
     free(x), free(y), free(res);
     ckpt_param_table_free(t);
@@ -102,7 +103,7 @@ static void test_bad_parts(void)
     ckpt_delta_meta m;
     meta_for(&m, CKPT_CODEC_FP32);
     ckpt_manifest *commit = NULL;
-    ckpt_manifest_create(&commit);
+    T_OK(ckpt_manifest_create(&commit));
     ckpt_delta_file *files = NULL;
     int nf = 0;
     CU_ASSERT_EQUAL_FATAL(ckpt_delta_write(dir, t, x, &m, NULL, 0, NULL, "", commit, &files, &nf), XFFL_OK);
@@ -113,13 +114,13 @@ static void test_bad_parts(void)
         snprintf(path, sizeof path, "%s/bad%d.h5", dir, variant);
         ckpt_h5_writer *w = NULL;
         CU_ASSERT_EQUAL_FATAL(ckpt_h5_writer_create(path, NULL, &w), XFFL_OK);
-        ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT);
-        ckpt_h5_attr_int(w, "round", 3);
-        ckpt_h5_attr_int(w, "base_version", 2);
-        ckpt_h5_attr_str(w, "base_index", BASE);
-        ckpt_h5_attr_str(w, "facility", "alpha");
-        ckpt_h5_attr_str(w, "encoding", "fp32");
-        ckpt_h5_attr_int(w, "block", 64);
+        T_OK(ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT));
+        T_OK(ckpt_h5_attr_int(w, "round", 3));
+        T_OK(ckpt_h5_attr_int(w, "base_version", 2));
+        T_OK(ckpt_h5_attr_str(w, "base_index", BASE));
+        T_OK(ckpt_h5_attr_str(w, "facility", "alpha"));
+        T_OK(ckpt_h5_attr_str(w, "encoding", "fp32"));
+        T_OK(ckpt_h5_attr_int(w, "block", 64));
         for (int i = 0; i < t->count; i++) {
             const ckpt_param *p = &t->params[i];
             char name[128];
@@ -142,7 +143,7 @@ static void test_bad_parts(void)
     }
     free(files);
     ckpt_manifest_free(commit);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
     free(x), free(y);
     ckpt_param_table_free(t);

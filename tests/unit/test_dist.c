@@ -10,6 +10,7 @@
 #include "common/status.h"
 #include "common/util.h"
 #include "kernels/cuda/dist.h"
+#include "tests/unit/unit.h"
 
 static const char *VARS[] = {"XFFL_RANK", "XFFL_WORLD", "XFFL_LOCAL_RANK", "XFFL_DIST_TAG", "SLURM_PROCID",
                              "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_JOB_ID", "SLURM_STEP_ID"};
@@ -120,7 +121,7 @@ static void test_id_exchange(void)
     CU_ASSERT_EQUAL(xffl_write_file_atomic(path, bad, strlen(bad)), XFFL_OK);
     CU_ASSERT_EQUAL(kern_dist_id_wait(state, "t-bad", 1, got, sizeof got, 1.0), XFFL_ERR_INVALID);
     CU_ASSERT_EQUAL(kern_dist_id_path(state, "a/b", path, sizeof path), XFFL_ERR_USAGE);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
 }
 
@@ -166,7 +167,7 @@ static void test_spawn_local(void)
     CU_ASSERT_NOT_EQUAL(kern_dist_spawn_local(2, missing, &code), XFFL_OK);
     CU_ASSERT_EQUAL(kern_dist_spawn_local(0, argv, &code), XFFL_ERR_USAGE);
     unsetenv("XFFL_RANK");
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
 }
 

@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "formats/llama2c.h"
 #include "kernels/kern.h"
+#include "tests/unit/unit.h"
 
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="
 
@@ -127,8 +128,8 @@ static void test_llama2c_layout_and_logits(void)
     CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("xffl-export", &dir), XFFL_OK);
     snprintf(bin, sizeof bin, "%s/m.bin", dir);
     snprintf(tok, sizeof tok, "%s/m.tokenizer.bin", dir);
-    CU_ASSERT_EQUAL_FATAL(kern_export_llama2c(t, p, bin), XFFL_OK);
-    CU_ASSERT_EQUAL_FATAL(kern_export_llama2c_tokenizer(&cfg, tok), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(fmt_llama2c_export(t, p, bin), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(fmt_llama2c_export_tokenizer(&cfg, tok), XFFL_OK);
 
     void *raw = NULL;
     size_t len = 0;
@@ -179,14 +180,14 @@ static void test_llama2c_layout_and_logits(void)
     kern_options o = {.backend = "cpu", .threads = 2, .batch = 1, .seq_len = T};
     kern_model *km = NULL;
     CU_ASSERT_EQUAL_FATAL(kern_model_create(&cfg, &o, &km), XFFL_OK);
-    kern_set_params(km, p);
+    T_OK(kern_set_params(km, p));
     CU_ASSERT_EQUAL(kern_forward(km, in, NULL, 1, T, NULL), XFFL_OK);
     double *kc = calloc((size_t)L * S * KV * (D / H), 8), *vc = calloc((size_t)L * S * KV * (D / H), 8);
     double lg[256], worst = 0, scale = 0;
     float ours[256];
     for (int pos = 0; pos < T; pos++) {
         l2c_forward(&m, D, F, L, H, KV, V, S, kc, vc, in[pos], pos, lg);
-        kern_logits(km, 0, pos, ours);
+        T_OK(kern_logits(km, 0, pos, ours));
         for (int v = 0; v < V; v++) {
             worst = fmax(worst, fabs(lg[v] - ours[v]));
             scale = fmax(scale, fabs(lg[v]));
@@ -217,16 +218,16 @@ static void test_llama2c_layout_and_logits(void)
     /* configurations llama2.c's run cannot represent are refused, saying why */
     ckpt_model_config bad = cfg;
     bad.rope_theta = 500000.0f;
-    CU_ASSERT_EQUAL(kern_llama2c_check(&bad), XFFL_ERR_INVALID);
+    CU_ASSERT_EQUAL(fmt_llama2c_check(&bad), XFFL_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "rope_theta"));
     bad = cfg;
     bad.norm_eps = 1e-6f;
-    CU_ASSERT_EQUAL(kern_llama2c_check(&bad), XFFL_ERR_INVALID);
+    CU_ASSERT_EQUAL(fmt_llama2c_check(&bad), XFFL_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "norm_eps"));
     bad = cfg;
     bad.vocab_size = 512;
-    CU_ASSERT_EQUAL(kern_export_llama2c_tokenizer(&bad, tok), XFFL_ERR_UNSUPPORTED);
-    xffl_rmtree(dir);
+    CU_ASSERT_EQUAL(fmt_llama2c_export_tokenizer(&bad, tok), XFFL_ERR_UNSUPPORTED);
+    xffl_rmtree_cleanup(dir);
     free(dir);
     free(p);
     ckpt_param_table_free(t);

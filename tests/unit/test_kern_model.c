@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/ref.h"
 #include "kernels/kern.h"
+#include "tests/unit/unit.h"
 
 /* t->total is int64_t; gcc cannot see it is positive */
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="
@@ -155,7 +156,7 @@ static void test_init_loss(void)
     int32_t in[B * T], tg[B * T];
     tokens(in, tg, B * T, 256, 9);
     kern_model *m = make(t, B, T, 2);
-    kern_set_params(m, p);
+    T_OK(kern_set_params(m, p));
     CU_ASSERT_EQUAL(kern_forward(m, in, tg, B, T, &loss), XFFL_OK);
     CU_ASSERT(fabs(loss - log(256.0)) < 0.1);
     kern_model_free(m);
@@ -173,13 +174,13 @@ static void run_steps(kern_model *m, const float *p0, int steps, const int32_t *
     c.warmup_steps = 5;
     c.total_steps = steps;
     c.weight_decay = 0.0f;
-    kern_set_params(m, p0);
-    kern_reset_optimizer(m);
+    T_OK(kern_set_params(m, p0));
+    T_OK(kern_reset_optimizer(m));
     for (int s = 0; s < steps; s++) {
-        kern_zero_grad(m);
-        kern_forward(m, in, tg, B, T, last);
-        kern_backward(m);
-        kern_adamw_step(m, &c, s, NULL);
+        T_OK(kern_zero_grad(m));
+        T_OK(kern_forward(m, in, tg, B, T, last));
+        T_OK(kern_backward(m));
+        T_OK(kern_adamw_step(m, &c, s, NULL));
     }
 }
 
@@ -193,15 +194,15 @@ static void test_overfit_and_determinism(void)
     tokens(in, tg, B * T, 256, 11);
     kern_model *m = make(t, B, T, 2);
     run_steps(m, p, 150, in, tg, B, T, &loss);
-    kern_forward(m, in, tg, B, T, &loss);
+    T_OK(kern_forward(m, in, tg, B, T, &loss));
     printf(" [loss after 150 steps %.4f]", loss);
     CU_ASSERT(loss < 0.05);
     float *a = malloc((size_t)t->total * sizeof *a), *b = malloc((size_t)t->total * sizeof *b);
-    kern_get_params(m, a);
+    T_OK(kern_get_params(m, a));
     /* same thread count, fresh model: identical bits */
     kern_model *m2 = make(t, B, T, 2);
     run_steps(m2, p, 150, in, tg, B, T, &loss2);
-    kern_get_params(m2, b);
+    T_OK(kern_get_params(m2, b));
     CU_ASSERT_EQUAL(memcmp(a, b, t->total * sizeof *a), 0);
     kern_model_free(m);
     kern_model_free(m2);
@@ -218,8 +219,8 @@ static void test_adamw_hand(void)
     int32_t in[B * T], tg[B * T];
     tokens(in, tg, B * T, 256, 12);
     kern_model *m = make(t, B, T, 2);
-    kern_set_params(m, p);
-    kern_reset_optimizer(m);
+    T_OK(kern_set_params(m, p));
+    T_OK(kern_reset_optimizer(m));
     int64_t n = t->total;
     float *g = malloc((size_t)n * 4), *m0 = malloc((size_t)n * 4), *v0 = malloc((size_t)n * 4), *after = malloc((size_t)n * 4);
     float *m1 = malloc((size_t)n * 4), *v1 = malloc((size_t)n * 4);
@@ -233,13 +234,13 @@ static void test_adamw_hand(void)
     c.grad_clip = 0.5f;
     c.weight_decay = 0.1f;
     for (int s = 0; s < 2; s++) {
-        kern_zero_grad(m);
-        kern_forward(m, in, tg, B, T, &loss);
-        kern_backward(m);
+        T_OK(kern_zero_grad(m));
+        T_OK(kern_forward(m, in, tg, B, T, &loss));
+        T_OK(kern_backward(m));
         if (s == 1) {
-            kern_get_params(m, p);
-            kern_get_grads(m, g);
-            kern_get_optimizer(m, m0, v0, NULL);
+            T_OK(kern_get_params(m, p));
+            T_OK(kern_get_grads(m, g));
+            T_OK(kern_get_optimizer(m, m0, v0, NULL));
         }
         float gn = 0;
         CU_ASSERT_EQUAL(kern_adamw_step(m, &c, s, &gn), XFFL_OK);
@@ -250,8 +251,8 @@ static void test_adamw_hand(void)
         }
     }
     int64_t step;
-    kern_get_params(m, after);
-    kern_get_optimizer(m, m1, v1, &step);
+    T_OK(kern_get_params(m, after));
+    T_OK(kern_get_optimizer(m, m1, v1, &step));
     CU_ASSERT_EQUAL(step, 2);
     double ss = 0;
     for (int64_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
@@ -293,7 +294,7 @@ static void test_schedule(void)
     kern_options o = {.backend = "tpu", .batch = 1, .seq_len = 8};
     kern_model *m = NULL;
     ckpt_model_config cfg;
-    ckpt_model_preset("tiny", 0, &cfg);
+    T_OK(ckpt_model_preset("tiny", 0, &cfg));
     CU_ASSERT_EQUAL(kern_model_create(&cfg, &o, &m), XFFL_ERR_USAGE);
     o.backend = "cpu";
     o.seq_len = cfg.max_seq_len + 1;

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "kernels/train.h"
 #include "text/tokenizer.h"
+#include "tests/unit/unit.h"
 
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="
 
@@ -19,7 +20,7 @@ typedef struct {
     int64_t pos;
 } text_src;
 
-static xffl_status next_text(void *ctx, int B, int T, int32_t *in, int32_t *tg)
+static XFFL_MUST_USE xffl_status next_text(void *ctx, int B, int T, int32_t *in, int32_t *tg)
 {
     text_src *s = ctx;
     int n = (int)strlen(text);
@@ -64,8 +65,8 @@ static void test_train_eval_sample(void)
     kern_options ko = {.backend = "cpu", .threads = 2, .batch = B, .seq_len = T};
     kern_model *m = NULL;
     CU_ASSERT_EQUAL_FATAL(kern_model_create(&cfg, &ko, &m), XFFL_OK);
-    kern_set_params(m, p);
-    kern_reset_optimizer(m);
+    T_OK(kern_set_params(m, p));
+    T_OK(kern_reset_optimizer(m));
     text_src src = {0};
     kern_train_options o = {.steps = STEPS, .batch = B, .seq_len = T, .next_batch = next_text, .batch_ctx = &src,
                             .progress_seconds = 1e-9};
@@ -97,10 +98,10 @@ static void test_train_eval_sample(void)
     CU_ASSERT_EQUAL(kern_eval(m, B, T, 2, next_text, &e1, &ev), XFFL_OK);
     int32_t in[B * T], tg[B * T];
     float l1, l2;
-    next_text(&e2, B, T, in, tg);
-    kern_forward(m, in, tg, B, T, &l1);
-    next_text(&e2, B, T, in, tg);
-    kern_forward(m, in, tg, B, T, &l2);
+    T_OK(next_text(&e2, B, T, in, tg));
+    T_OK(kern_forward(m, in, tg, B, T, &l1));
+    T_OK(next_text(&e2, B, T, in, tg));
+    T_OK(kern_forward(m, in, tg, B, T, &l2));
     CU_ASSERT(fabs(ev - (l1 + l2) / 2) < 1e-6);
 
     /* greedy continues the learnt text, the same way twice */
@@ -124,12 +125,12 @@ static void test_train_eval_sample(void)
     CU_ASSERT_EQUAL(kern_sample(m, T, pr, 0, &so, out1), XFFL_ERR_USAGE);
 
     /* the same training again from the same start: identical parameters */
-    kern_get_params(m, after);
-    kern_set_params(m, p);
-    kern_reset_optimizer(m);
+    T_OK(kern_get_params(m, after));
+    T_OK(kern_set_params(m, p));
+    T_OK(kern_reset_optimizer(m));
     src.pos = 0;
     CU_ASSERT_EQUAL(kern_train(m, &o, NULL, &r), XFFL_OK);
-    kern_get_params(m, p);
+    T_OK(kern_get_params(m, p));
     CU_ASSERT_EQUAL(memcmp(p, after, (size_t)t->total * 4), 0);
     kern_model_free(m);
     free(p), free(after);

@@ -85,7 +85,7 @@ static void test_outside_layout(void)
 }
 
 /* Puts text at <dir><stem>-<its content name>, then loads it. */
-static xffl_status put_and_load(store *s, const char *dir, const char *stem, const char *text, ckpt_manifest **m)
+static XFFL_MUST_USE xffl_status put_and_load(store *s, const char *dir, const char *stem, const char *text, ckpt_manifest **m)
 {
     char hex[XFFL_SHA256_HEX], key[PIPE_KEY_MAX];
     xffl_sha256_hex(text, strlen(text), hex);

@@ -12,6 +12,7 @@
 #include "pipelines/inspect.h"
 #include "pipelines/reproduce.h"
 #include "pipelines/train.h"
+#include "tests/unit/unit.h"
 
 typedef struct {
     char *dir;
@@ -21,7 +22,7 @@ typedef struct {
     ckpt_param_table *t;
 } fixture;
 
-static xffl_status init_tensor(void *ctx, int group, int index, float *out)
+static XFFL_MUST_USE xffl_status init_tensor(void *ctx, int group, int index, float *out)
 {
     fixture *fx = ctx;
     if (group == 0) ckpt_param_init(fx->t, index, fx->f.seed, out);
@@ -59,7 +60,7 @@ static void teardown(fixture *fx)
 {
     store_close(fx->s);
     ckpt_param_table_free(fx->t);
-    if (fx->dir) xffl_rmtree(fx->dir);
+    if (fx->dir) xffl_rmtree_cleanup(fx->dir);
     free(fx->dir);
 }
 
@@ -71,7 +72,7 @@ static void fill(float *x, int64_t n, uint64_t seed, float scale)
     }
 }
 
-static xffl_status commit(fixture *fx, const pipe_version_ref *base, int64_t round, const char *fac, int attempt,
+static XFFL_MUST_USE xffl_status commit(fixture *fx, const pipe_version_ref *base, int64_t round, const char *fac, int attempt,
                           const float *delta, int64_t tokens, char *key)
 {
     pipe_commit_spec c = {.f = &fx->f, .fed_sha = fx->fed_sha, .t = fx->t, .base = base, .round = round,
@@ -210,46 +211,46 @@ static void test_rejections_and_determinism(void)
         char *tmp = NULL;
         CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("xffl-nan", &tmp), XFFL_OK);
         ckpt_manifest *m = NULL;
-        ckpt_manifest_create(&m);
-        ckpt_manifest_set(m, "format", PIPE_COMMIT_FORMAT);
-        ckpt_manifest_set_int(m, "round", 1);
-        ckpt_manifest_set(m, "facility", "beta");
-        ckpt_manifest_set_int(m, "base_version", 0);
-        ckpt_manifest_set(m, "base_index", v0.index_key);
-        ckpt_manifest_set(m, "federation", fx.fed_sha);
-        ckpt_manifest_set(m, "encoding", "fp32");
-        ckpt_manifest_set_int(m, "tokens", 100);
-        ckpt_manifest_set_int(m, "steps", 1);
+        T_OK(ckpt_manifest_create(&m));
+        T_OK(ckpt_manifest_set(m, "format", PIPE_COMMIT_FORMAT));
+        T_OK(ckpt_manifest_set_int(m, "round", 1));
+        T_OK(ckpt_manifest_set(m, "facility", "beta"));
+        T_OK(ckpt_manifest_set_int(m, "base_version", 0));
+        T_OK(ckpt_manifest_set(m, "base_index", v0.index_key));
+        T_OK(ckpt_manifest_set(m, "federation", fx.fed_sha));
+        T_OK(ckpt_manifest_set(m, "encoding", "fp32"));
+        T_OK(ckpt_manifest_set_int(m, "tokens", 100));
+        T_OK(ckpt_manifest_set_int(m, "steps", 1));
         char path[4200];
         snprintf(path, sizeof path, "%s/p.h5", tmp);
         ckpt_h5_writer *w = NULL;
         CU_ASSERT_EQUAL_FATAL(ckpt_h5_writer_create(path, NULL, &w), XFFL_OK);
-        ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT);
-        ckpt_h5_attr_int(w, "round", 1);
-        ckpt_h5_attr_int(w, "base_version", 0);
-        ckpt_h5_attr_str(w, "base_index", v0.index_key);
-        ckpt_h5_attr_str(w, "facility", "beta");
-        ckpt_h5_attr_str(w, "encoding", "fp32");
-        ckpt_h5_attr_int(w, "block", 256);
+        T_OK(ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT));
+        T_OK(ckpt_h5_attr_int(w, "round", 1));
+        T_OK(ckpt_h5_attr_int(w, "base_version", 0));
+        T_OK(ckpt_h5_attr_str(w, "base_index", v0.index_key));
+        T_OK(ckpt_h5_attr_str(w, "facility", "beta"));
+        T_OK(ckpt_h5_attr_str(w, "encoding", "fp32"));
+        T_OK(ckpt_h5_attr_int(w, "block", 256));
         d[fx.t->params[1].offset + 3] = NAN;
         for (int i = 0; i < fx.t->count; i++) {
             const ckpt_param *p = &fx.t->params[i];
             char name[128], hex[XFFL_SHA256_HEX];
             snprintf(name, sizeof name, "delta/%s", p->name);
-            ckpt_h5_write(w, name, CKPT_DT_F32, p->ndim, p->shape, d + p->offset, hex, NULL);
-            ckpt_manifest_add_tensor(m, p->name, CKPT_DT_F32, p->ndim, p->shape, hex);
+            T_OK(ckpt_h5_write(w, name, CKPT_DT_F32, p->ndim, p->shape, d + p->offset, hex, NULL));
+            T_OK(ckpt_manifest_add_tensor(m, p->name, CKPT_DT_F32, p->ndim, p->shape, hex));
         }
         d[fx.t->params[1].offset + 3] = 0;
         CU_ASSERT_EQUAL_FATAL(ckpt_h5_writer_close(w), XFFL_OK);
         char sha[XFFL_SHA256_HEX];
         uint64_t size;
-        xffl_sha256_file(path, sha, &size);
+        T_OK(xffl_sha256_file(path, sha, &size));
         const char *key = "rounds/r000001/beta/a2/part-000-nan.h5";
         CU_ASSERT_EQUAL(store_put_file(fx.s, key, path), XFFL_OK);
-        ckpt_manifest_add_object(m, key, size, sha);
+        T_OK(ckpt_manifest_add_object(m, key, size, sha));
         CU_ASSERT_EQUAL(pipe_manifest_put(fx.s, m, "rounds/r000001/beta/a2/", "COMMIT", k), XFFL_OK);
         ckpt_manifest_free(m);
-        xffl_rmtree(tmp);
+        xffl_rmtree_cleanup(tmp);
         free(tmp);
     }
     CU_ASSERT_EQUAL(pipe_aggregate(fx.s, &o, &r), XFFL_ERR_NOT_YET);
@@ -258,7 +259,7 @@ static void test_rejections_and_determinism(void)
     const pipe_attempt *b2 = pipe_round_latest_attempt(&l, "beta");
     CU_ASSERT_TRUE_FATAL(b2 && b2->attempt == 2 && b2->state == PIPE_ATTEMPT_REJECTED);
     char *reason = NULL;
-    pipe_rejected_reason(fx.s, b2->rejected_key, &reason);
+    T_OK(pipe_rejected_reason(fx.s, b2->rejected_key, &reason));
     CU_ASSERT_PTR_NOT_NULL(reason && strstr(reason, "non-finite"));
     CU_ASSERT_PTR_NOT_NULL(reason && strstr(reason, fx.t->params[1].name));
     free(reason);
@@ -297,7 +298,7 @@ static void test_rejections_and_determinism(void)
         for (int i = 0; i < nc; i++) pipe_contrib_clear(&c[i]);
         pipe_round_listing_free(&l);
         store_close(s2);
-        xffl_rmtree(d2);
+        xffl_rmtree_cleanup(d2);
         free(d2);
     }
     /* reproduce recomputes v1 from v0 and the accepted deltas: same INDEX bytes */

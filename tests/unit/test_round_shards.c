@@ -5,6 +5,7 @@
 #include "common/util.h"
 #include "text/loader.h"
 #include "text/shards.h"
+#include "tests/unit/unit.h"
 
 static void write_shard(const char *path, int n, int base)
 {
@@ -54,7 +55,7 @@ static void test_interleave_and_resume(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "b_train_0000.bin"));
     snprintf(p, sizeof p, "%s/none_*.bin", dir);
     CU_ASSERT_EQUAL(text_loader_open(p, 256, &s), XFFL_ERR_NOT_FOUND);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
 }
 

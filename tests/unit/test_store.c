@@ -10,6 +10,7 @@
 #include "common/digest.h"
 #include "common/util.h"
 #include "storage/store.h"
+#include "tests/unit/unit.h"
 
 static char *file_root;  /* temp dir for file:// stores */
 static int test_seq;
@@ -137,7 +138,7 @@ static void many_keys(int s3)
             break;
         }
     }
-    store_put(s, "other", "x", 1);
+    T_OK(store_put(s, "other", "x", 1));
     store_listing l;
     CU_ASSERT_EQUAL_FATAL(store_list(s, "k/", &l), XFFL_OK);
     CU_ASSERT_EQUAL(l.count, N);
@@ -214,7 +215,7 @@ static void version_roundtrip(int s3)
     CU_ASSERT_EQUAL(store_get_verified(s, keys[0], bad, &d, &n), XFFL_ERR_CORRUPT);
     CU_ASSERT(strstr(xffl_errmsg(), keys[0]) != NULL);
     CU_ASSERT_PTR_NULL(d);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
     store_close(s);
 }
@@ -330,7 +331,7 @@ static void s3_offline(void)
 
 static int cleanup(void)
 {
-    if (file_root) xffl_rmtree(file_root);
+    if (file_root) xffl_rmtree_cleanup(file_root);
     free(file_root);
     file_root = NULL;
     return 0;

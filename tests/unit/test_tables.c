@@ -10,6 +10,7 @@
 #include "libckpt/delta.h"
 #include "pipelines/algo.h"
 #include "pipelines/federation.h"
+#include "tests/unit/unit.h"
 
 /* "half": θ + d̄/2, the builtins' mean and clip. */
 static void outer_half(const pipe_algo_round *r, const float *base, int64_t lo, int64_t hi, float *out)
@@ -24,7 +25,7 @@ static const pipe_algo_def half = {.name = "half", .combine = pipe_algo_combine_
  * a sparse encoding described by two datasets of one entry per block. */
 static int64_t per_block(int64_t n, int block) { return (n + block - 1) / block; }
 
-static xffl_status top1_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status top1_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
 {
     XFFL_RETURN_IF(block < 1 || block > 65536, XFFL_ERR_INVALID, "top1 block %d outside 1..65536", block);
     float *val = out[0];
@@ -47,7 +48,7 @@ static xffl_status top1_encode(const float *x, int64_t n, int block, float *resi
     return XFFL_OK;
 }
 
-static xffl_status top1_decode(const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status top1_decode(const void *const in[], int64_t n, int block, float *out)
 {
     const float *val = in[0];
     const uint16_t *idx = in[1];
@@ -143,7 +144,7 @@ static void test_toy_algorithm(void)
     CU_ASSERT_EQUAL(g.algo.kind, half_kind);
     CU_ASSERT_EQUAL(g.algo.clip_norm, 0.5);
     CU_ASSERT_EQUAL(g.encoding, top1_codec);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
 }
 
@@ -201,7 +202,7 @@ static void test_toy_encoding(void)
     CU_ASSERT_TRUE(nonzero > 0 && nonzero <= t->total / 64 + t->count);
     ckpt_manifest_free(commit);
     free(files);
-    xffl_rmtree(dir);
+    xffl_rmtree_cleanup(dir);
     free(dir);
     free(d), free(back), free(r), free(want);
     ckpt_param_table_free(t);
