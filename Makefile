@@ -19,7 +19,7 @@ LDFLAGS  += -fopenmp $(EXTRA_LDFLAGS)
 PLUGIN_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fPIC -I. $(HDF5_CFLAGS)
 LDLIBS   := $(HDF5_LIBS) -ls3 -lzstd -lcrypto -lopenblas -lm -lpthread
 
-LIB_SRCS    := $(sort $(wildcard common/*.c libckpt/*.c storage/*.c kernels/*.c kernels/cpu/*.c formats/*.c text/*.c pipelines/*.c))
+LIB_SRCS    := $(sort $(wildcard common/*.c libckpt/*.c storage/*.c kernels/*.c kernels/cpu/*.c formats/*.c text/*.c comm/*.c pipelines/*.c))
 CMD_SRCS    := $(sort $(wildcard cmd/*.c))
 TEST_SRCS   := $(sort $(wildcard tests/unit/*.c))
 PLUGIN_SRCS := $(sort $(wildcard libckpt/plugin/*.c))

@@ -171,6 +171,7 @@ int cli_open_store(const char *cmd, const char *url, const store_options *so, st
 int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt, const char **url, const char **path,
                      int64_t *version)
 {
+    store_options_default(sopt);
     *url = *path = NULL;
     *version = -1;
     const cli_opt opts[] = {{"--store", CLI_STR, url, 0, 0, NULL}, {"--version", CLI_VERSION, version, 0, 0, NULL}, {0}};

@@ -73,10 +73,15 @@ int cli_parse_store(const char *cmd, int argc, char **argv, const cli_opt *opts,
 int cli_open_store(const char *cmd, const char *url, const store_options *so, store **s);
 
 /* Arguments of commands that inspect one target (show, verify): PATH|FILE or
- * --store URL, [--version V|latest] (-1 = latest), and the store flags. Returns 0, or
+ * --store URL, [--version V|latest] (-1 = latest), and the store flags (*sopt from the
+ * defaults). Returns 0, or
  * the exit code after printing a usage error. */
 int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt, const char **url, const char **path,
                      int64_t *version);
+
+/* init --dry-run's plan on stdout (cmd/init_plan.c). */
+struct pipe_init_result;
+void cli_print_init_plan(const struct pipe_init_result *r);
 
 /* Prints s to stdout as a JSON string: quoted, with '"', '\\' and control bytes escaped. */
 void cli_json_str(const char *s);

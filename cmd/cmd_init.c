@@ -1,7 +1,6 @@
 /* xffl init: create a federation (federation.h5, version 0, LATEST). */
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cli.h"
@@ -11,9 +10,16 @@
 
 static void help(void)
 {
-    char algos[256], encodings[256];
+    char algos[256], encodings[256], numbers[2][1024] = {"", ""};
     pipe_algo_list(algos, sizeof algos, " (default)");
     ckpt_codec_list(encodings, sizeof encodings, " (default)");
+    for (int k = 0; k < PIPE_INIT_NDBL; k++) {
+        const pipe_init_number *n = &pipe_init_numbers[k];
+        char *b = numbers[strcmp(n->section, "algorithm") != 0];
+        char fx[40];
+        snprintf(fx, sizeof fx, "%s X", n->flag);
+        snprintf(b + strlen(b), sizeof numbers[0] - strlen(b), "  %-22s  %s\n", fx, n->help);
+    }
     printf("usage: xffl init --store URL (--model PRESET | --from HF_DIR) [options]\n"
            "\n"
            "Creates a federation in an empty store: federation.h5 (every setting that\n"
@@ -45,21 +51,14 @@ static void help(void)
            "  --dry-run               print the layout, parameter count and part plan; write nothing\n"
            "algorithm (defaults depend on --algo):\n"
            "  --unweighted            plain mean of deltas instead of token-weighted (the XFFL paper)\n"
-           "  --outer-lr X            outer learning rate (diloco 0.7, fedadam 0.01, others 1)\n"
-           "  --outer-momentum X      diloco momentum (0.9)\n"
            "  --no-nesterov           diloco: heavy-ball instead of Nesterov momentum\n"
-           "  --adam-beta1 X --adam-beta2 X --adam-eps X   fedadam (0.9, 0.99, 1e-8)\n"
-           "  --trim-fraction X       trimmed: fraction cut from each end (0.1)\n"
-           "  --clip-norm X           pseudo-gradient L2 norm bound, 0 = none (0)\n"
+           "%s"
            "facility training:\n"
-           "  --lr X --min-lr X       AdamW peak and cosine-floor learning rates (3e-4, 3e-5)\n"
            "  --warmup N              warm-up steps (10)\n"
            "  --total-rounds R        rounds the run is planned for: the learning-rate schedule\n"
            "                          (warm-up, then cosine to --min-lr) spans all R*H steps of a\n"
            "                          facility instead of restarting every round (0: restart, default)\n"
-           "  --weight-decay X        (0.1)\n"
-           "  --grad-clip X           gradient norm clip, 0 = none (1.0)\n"
-           "  --beta1 X --beta2 X     AdamW betas (0.9, 0.95)\n"
+           "%s"
            "  --batch B --seq-len T   sequences per step, tokens per sequence (4, min(256, max_seq_len))\n"
            "  --encoding E            delta encoding: %s\n"
            "  --keep-inner-state      keep AdamW state across rounds in the facility's --state DIR\n"
@@ -71,61 +70,7 @@ static void help(void)
            "2 usage, 65 --from's model is another, fails a digest, is not a whole llama2.c file\n"
            "or is a Hugging Face directory whose files disagree (the message names file and field),\n"
            "74 store unreachable.\n",
-           ckpt_model_preset_names(), algos, CKPT_ZSTD_DEFAULT_LEVEL, encodings);
-}
-
-static void commas(int64_t v, char *out, size_t cap)
-{
-    char digits[32];
-    snprintf(digits, sizeof digits, "%" PRId64, v);
-    size_t n = strlen(digits), o = 0;
-    for (size_t i = 0; i < n && o + 2 < cap; i++) {
-        if (i && (n - i) % 3 == 0) out[o++] = ',';
-        out[o++] = digits[i];
-    }
-    out[o] = 0;
-}
-
-static void print_plan(const pipe_init_result *r)
-{
-    const pipe_federation *f = &r->f;
-    const ckpt_param_table *t = r->t;
-    const pipe_part_plan *plan = &r->plan;
-    char n[40], ne[40];
-    commas(t->total, n, sizeof n);
-    commas(ckpt_param_count_nonembedding(t), ne, sizeof ne);
-    const ckpt_model_config *c = &f->model;
-    if (cli_json) {
-        printf("{\"model\":\"%s\",\"dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,\"hidden_dim\":%d,"
-               "\"vocab_size\":%d,\"max_seq_len\":%d,\"parameters\":%" PRId64 ",\"tensors\":%d,\"groups\":%d,"
-               "\"part_size\":%" PRIu64 ",\"parts\":[",
-               f->preset, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim, c->vocab_size, c->max_seq_len,
-               t->total, t->count, r->n_groups, f->part_size);
-        for (int p = 0; p < plan->n_parts; p++)
-            printf("%s{\"part\":%d,\"first\":\"%s\",\"last\":\"%s\",\"tensors\":%d,\"bytes\":%" PRIu64 "}", p ? "," : "",
-                   p, t->params[plan->first[p]].name, t->params[plan->first[p] + plan->count[p] - 1].name,
-                   plan->count[p], plan->raw_bytes[p]);
-        printf("]}\n");
-        return;
-    }
-    printf("model %s: dim %d, %d layers, %d heads (%d kv), hidden %d, vocab %d, max_seq_len %d\n", f->preset, c->dim,
-           c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim, c->vocab_size, c->max_seq_len);
-    printf("parameters: %s (%s without the embedding table), %d tensors\n", n, ne, t->count);
-    printf("groups per part:");
-    for (int g = 0; g < r->n_groups; g++) printf(" /%s", r->groups[g]);
-    printf("   (float32, chunked, shuffle + zstd level %d)\n", f->zstd_level);
-    uint64_t total = 0;
-    for (int p = 0; p < plan->n_parts; p++) total += plan->raw_bytes[p];
-    printf("part plan: %d parts of at most %" PRIu64 " bytes (%" PRIu64 " bytes uncompressed in all)\n", plan->n_parts,
-           f->part_size, total);
-    for (int p = 0; p < plan->n_parts; p++)
-        printf("  versions/v000000/part-%03d-<sha>.h5  %12" PRIu64 " bytes  %3d tensors  %s .. %s\n", p,
-               plan->raw_bytes[p], plan->count[p], t->params[plan->first[p]].name,
-               t->params[plan->first[p] + plan->count[p] - 1].name);
-    printf("facilities: ");
-    for (int i = 0; i < f->n_facilities; i++) printf("%s%s", i ? "," : "", f->facilities[i]);
-    printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s\n", pipe_algo_name(f->algo.kind),
-           f->local_steps, f->quorum, f->seed, ckpt_codec_name(f->encoding));
+           ckpt_model_preset_names(), algos, CKPT_ZSTD_DEFAULT_LEVEL, numbers[0], numbers[1], encodings);
 }
 
 int cmd_init(int argc, char **argv)
@@ -139,9 +84,7 @@ int cmd_init(int argc, char **argv)
     store_options_default(&sopt);
     const char *url = NULL;
     pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt};
-    double *dv = set.dbl;
-    int *ds = set.dbl_set;
-    const cli_opt opts[] = {
+    cli_opt opts[23 + PIPE_INIT_NDBL] = {
         {"--store", CLI_STR, &url, 0, 0, NULL},
         {"--model", CLI_STR, &set.preset, 0, 0, NULL},
         {"--facilities", CLI_STR, &set.facilities, 0, 0, NULL},
@@ -164,20 +107,11 @@ int cmd_init(int argc, char **argv)
         {"--unweighted", CLI_FLAG, &set.unweighted, 0, 0, NULL},
         {"--no-nesterov", CLI_FLAG, &set.no_nesterov, 0, 0, NULL},
         {"--keep-inner-state", CLI_FLAG, &set.keep_inner_state, 0, 0, NULL},
-        {"--outer-lr", CLI_DOUBLE, &dv[PIPE_INIT_OUTER_LR], 0, 0, &ds[PIPE_INIT_OUTER_LR]},
-        {"--outer-momentum", CLI_DOUBLE, &dv[PIPE_INIT_MOMENTUM], 0, 0, &ds[PIPE_INIT_MOMENTUM]},
-        {"--adam-beta1", CLI_DOUBLE, &dv[PIPE_INIT_ADAM_BETA1], 0, 0, &ds[PIPE_INIT_ADAM_BETA1]},
-        {"--adam-beta2", CLI_DOUBLE, &dv[PIPE_INIT_ADAM_BETA2], 0, 0, &ds[PIPE_INIT_ADAM_BETA2]},
-        {"--adam-eps", CLI_DOUBLE, &dv[PIPE_INIT_ADAM_EPS], 0, 0, &ds[PIPE_INIT_ADAM_EPS]},
-        {"--trim-fraction", CLI_DOUBLE, &dv[PIPE_INIT_TRIM], 0, 0, &ds[PIPE_INIT_TRIM]},
-        {"--clip-norm", CLI_DOUBLE, &dv[PIPE_INIT_CLIP_NORM], 0, 0, &ds[PIPE_INIT_CLIP_NORM]},
-        {"--lr", CLI_DOUBLE, &dv[PIPE_INIT_LR], 0, 0, &ds[PIPE_INIT_LR]},
-        {"--min-lr", CLI_DOUBLE, &dv[PIPE_INIT_MIN_LR], 0, 0, &ds[PIPE_INIT_MIN_LR]},
-        {"--weight-decay", CLI_DOUBLE, &dv[PIPE_INIT_WEIGHT_DECAY], 0, 0, &ds[PIPE_INIT_WEIGHT_DECAY]},
-        {"--grad-clip", CLI_DOUBLE, &dv[PIPE_INIT_GRAD_CLIP], 0, 0, &ds[PIPE_INIT_GRAD_CLIP]},
-        {"--beta1", CLI_DOUBLE, &dv[PIPE_INIT_BETA1], 0, 0, &ds[PIPE_INIT_BETA1]},
-        {"--beta2", CLI_DOUBLE, &dv[PIPE_INIT_BETA2], 0, 0, &ds[PIPE_INIT_BETA2]},
         {0}};
+    int fixed = 0;
+    while (opts[fixed].name) fixed++;
+    for (int k = 0; k < PIPE_INIT_NDBL; k++)
+        opts[fixed + k] = (cli_opt){pipe_init_numbers[k].flag, CLI_DOUBLE, &set.dbl[k], 0, 0, &set.dbl_set[k]};
     int rc = cli_parse(C, argc, argv, opts, &sopt, NULL);
     if (rc) return rc;
     if (!set.preset && !set.from) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
@@ -192,7 +126,7 @@ int cmd_init(int argc, char **argv)
         fprintf(stderr, "xffl init: %s\n", xffl_errmsg());
         rc = 2;
     } else if (st == XFFL_OK && set.dry_run) {
-        print_plan(&res);
+        cli_print_init_plan(&res);
     } else if (st == XFFL_OK && cli_json) {
         const pipe_version_result *v = &res.version;
         printf("{\"store\":\"%s\",\"version\":0,\"index\":\"%s\",\"index_sha256\":\"%s\",\"federation_sha256\":\"%s\","

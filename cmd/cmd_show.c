@@ -127,9 +127,8 @@ int cmd_show(int argc, char **argv)
         return 0;
     }
     store_options sopt;
-    store_options_default(&sopt);
-    const char *url = NULL, *path = NULL;
-    int64_t version = -1;
+    const char *url, *path;
+    int64_t version;
     int rc = cli_parse_target(C, argc, argv, &sopt, &url, &path, &version);
     if (rc) return rc;
     int file = 0;

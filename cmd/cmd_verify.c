@@ -119,9 +119,8 @@ int cmd_verify(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--all")) return verify_all(argc, argv);
     store_options sopt;
-    store_options_default(&sopt);
-    const char *url = NULL, *path = NULL;
-    int64_t version = -1;
+    const char *url, *path;
+    int64_t version;
     int rc = cli_parse_target(C, argc, argv, &sopt, &url, &path, &version);
     if (rc) return rc;
     struct stat sb;

@@ -1,6 +1,7 @@
 /* pipe_init (contract in init.h). */
 #include "pipelines/init.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,22 +51,31 @@ static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
     f->algo.unweighted = set->unweighted;
     f->algo.nesterov = !set->no_nesterov;
     f->keep_inner_state = set->keep_inner_state;
-    double *targets[PIPE_INIT_NDBL] = {
-        [PIPE_INIT_OUTER_LR] = &f->algo.outer_lr,   [PIPE_INIT_MOMENTUM] = &f->algo.momentum,
-        [PIPE_INIT_ADAM_BETA1] = &f->algo.beta1,    [PIPE_INIT_ADAM_BETA2] = &f->algo.beta2,
-        [PIPE_INIT_ADAM_EPS] = &f->algo.eps,        [PIPE_INIT_TRIM] = &f->algo.trim,
-        [PIPE_INIT_CLIP_NORM] = &f->algo.clip_norm, [PIPE_INIT_LR] = &f->inner.lr,
-        [PIPE_INIT_MIN_LR] = &f->inner.min_lr,      [PIPE_INIT_WEIGHT_DECAY] = &f->inner.weight_decay,
-        [PIPE_INIT_GRAD_CLIP] = &f->inner.grad_clip, [PIPE_INIT_BETA1] = &f->inner.beta1,
-        [PIPE_INIT_BETA2] = &f->inner.beta2,
-    };
     for (int k = 0; k < PIPE_INIT_NDBL; k++)
-        if (set->dbl_set[k]) *targets[k] = set->dbl[k];
+        if (set->dbl_set[k]) *(double *)((char *)f + pipe_init_numbers[k].field) = set->dbl[k];
     /* a peak below the default floor takes the floor down with it */
     if (set->dbl_set[PIPE_INIT_LR] && !set->dbl_set[PIPE_INIT_MIN_LR] && f->inner.min_lr > f->inner.lr)
         f->inner.min_lr = f->inner.lr / 10;
     return XFFL_OK;
 }
+
+#define NUM(id, flag, sec, field, help) [id] = {flag, sec, help, offsetof(pipe_federation, field)}
+const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
+    NUM(PIPE_INIT_OUTER_LR, "--outer-lr", "algorithm", algo.outer_lr, "outer learning rate (diloco 0.7, fedadam 0.01, others 1)"),
+    NUM(PIPE_INIT_MOMENTUM, "--outer-momentum", "algorithm", algo.momentum, "diloco momentum (0.9)"),
+    NUM(PIPE_INIT_ADAM_BETA1, "--adam-beta1", "algorithm", algo.beta1, "fedadam beta1 (0.9)"),
+    NUM(PIPE_INIT_ADAM_BETA2, "--adam-beta2", "algorithm", algo.beta2, "fedadam beta2 (0.99)"),
+    NUM(PIPE_INIT_ADAM_EPS, "--adam-eps", "algorithm", algo.eps, "fedadam epsilon (1e-8)"),
+    NUM(PIPE_INIT_TRIM, "--trim-fraction", "algorithm", algo.trim, "trimmed: fraction cut from each end (0.1)"),
+    NUM(PIPE_INIT_CLIP_NORM, "--clip-norm", "algorithm", algo.clip_norm, "pseudo-gradient L2 norm bound, 0 = none (0)"),
+    NUM(PIPE_INIT_LR, "--lr", "facility training", inner.lr, "AdamW peak learning rate (3e-4)"),
+    NUM(PIPE_INIT_MIN_LR, "--min-lr", "facility training", inner.min_lr, "cosine floor of the learning rate (3e-5)"),
+    NUM(PIPE_INIT_WEIGHT_DECAY, "--weight-decay", "facility training", inner.weight_decay, "AdamW decoupled decay (0.1)"),
+    NUM(PIPE_INIT_GRAD_CLIP, "--grad-clip", "facility training", inner.grad_clip, "gradient norm clip, 0 = none (1.0)"),
+    NUM(PIPE_INIT_BETA1, "--beta1", "facility training", inner.beta1, "AdamW beta1 (0.9)"),
+    NUM(PIPE_INIT_BETA2, "--beta2", "facility training", inner.beta2, "AdamW beta2 (0.95)"),
+};
+#undef NUM
 
 typedef struct {
     const ckpt_param_table *t;

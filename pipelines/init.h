@@ -31,6 +31,16 @@ enum {
     PIPE_INIT_NDBL
 };
 
+/* Each of those settings once: its flag, the pipe_federation field it sets, and its
+ * help line (defaults included), in the order `xffl init --help` lists them. */
+typedef struct {
+    const char *flag;    /* "--outer-lr" */
+    const char *section; /* "algorithm" or "facility training" */
+    const char *help;
+    size_t field;        /* offsetof(pipe_federation, ...): a double */
+} pipe_init_number;
+extern const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL];
+
 /* Zero/NULL means the default for every field unless noted. */
 typedef struct {
     const char *preset;     /* ckpt_model_preset_names(); NULL: from's Hugging Face config */
@@ -53,7 +63,7 @@ typedef struct {
     const store_options *from_options; /* how to reach the --from store */
 } pipe_init_settings;
 
-typedef struct {
+typedef struct pipe_init_result {
     pipe_federation f;     /* as published (or planned) */
     ckpt_param_table *t;   /* its parameter table */
     pipe_part_plan plan;   /* version 0's parts */

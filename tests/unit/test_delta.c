@@ -7,15 +7,6 @@
 #include "libckpt/delta.h"
 #include "tests/unit/unit.h"
 
-static ckpt_param_table *tiny(void)
-{
-    ckpt_model_config cfg;
-    ckpt_param_table *t = NULL;
-    if (ckpt_model_preset("tiny", 0, &cfg) != XFFL_OK) return NULL;
-    if (ckpt_param_table_create(&cfg, &t) != XFFL_OK) return NULL;
-    return t;
-}
-
 static void fill(float *x, int64_t n, uint64_t seed)
 {
     for (int64_t i = 0; i < n; i++) {
@@ -36,7 +27,7 @@ static void meta_for(ckpt_delta_meta *m, ckpt_codec c)
  * own decode (so aggregation sees what the tensor digests promise). */
 static void test_roundtrip_all_codecs(void)
 {
-    ckpt_param_table *t = tiny();
+    ckpt_param_table *t = t_tiny_table();
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     float *x = malloc(t->total * sizeof(float)), *y = malloc(t->total * sizeof(float));
     float *res = calloc(t->total, sizeof(float));
@@ -95,7 +86,7 @@ static void test_roundtrip_all_codecs(void)
 /* A hand-made part with a NaN and one with a wrong shape: each refused, naming the tensor. */
 static void test_bad_parts(void)
 {
-    ckpt_param_table *t = tiny();
+    ckpt_param_table *t = t_tiny_table();
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     float *x = calloc(t->total, sizeof(float)), *y = malloc(t->total * sizeof(float));
     char *dir = NULL;

@@ -148,15 +148,6 @@ static void test_toy_algorithm(void)
     free(dir);
 }
 
-static ckpt_param_table *tiny(void)
-{
-    ckpt_model_config cfg;
-    ckpt_param_table *t = NULL;
-    if (ckpt_model_preset("tiny", 0, &cfg) != XFFL_OK) return NULL;
-    if (ckpt_param_table_create(&cfg, &t) != XFFL_OK) return NULL;
-    return t;
-}
-
 static void test_toy_encoding(void)
 {
     CU_ASSERT_TRUE_FATAL(registered());
@@ -173,7 +164,7 @@ static void test_toy_encoding(void)
     for (int i = 0; i < 10; i++) CU_ASSERT_EQUAL(y[i] + res[i], x[i]);
 
     /* a delta in parts, written and read back: its datasets are value/<name> and index/<name> */
-    ckpt_param_table *t = tiny();
+    ckpt_param_table *t = t_tiny_table();
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     float *d = malloc(t->total * sizeof(float)), *back = malloc(t->total * sizeof(float));
     float *r = calloc(t->total, sizeof(float)), *want = malloc(t->total * sizeof(float));

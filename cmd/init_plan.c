@@ -1,0 +1,63 @@
+/* The plan `xffl init --dry-run` prints: the model, its parameter count and version 0's
+ * parts, as text or (--json) one object. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cli.h"
+#include "pipelines/init.h"
+
+/* 6738415616 -> "6,738,415,616" */
+static void group_digits(int64_t v, char *out, size_t cap)
+{
+    char digits[32];
+    snprintf(digits, sizeof digits, "%" PRId64, v);
+    size_t n = strlen(digits), o = 0;
+    for (size_t i = 0; i < n && o + 2 < cap; i++) {
+        if (i && (n - i) % 3 == 0) out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = 0;
+}
+
+void cli_print_init_plan(const struct pipe_init_result *r)
+{
+    const pipe_federation *f = &r->f;
+    const ckpt_param_table *t = r->t;
+    const pipe_part_plan *plan = &r->plan;
+    char n[40], ne[40];
+    group_digits(t->total, n, sizeof n);
+    group_digits(ckpt_param_count_nonembedding(t), ne, sizeof ne);
+    const ckpt_model_config *c = &f->model;
+    if (cli_json) {
+        printf("{\"model\":\"%s\",\"dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,\"hidden_dim\":%d,"
+               "\"vocab_size\":%d,\"max_seq_len\":%d,\"parameters\":%" PRId64 ",\"tensors\":%d,\"groups\":%d,"
+               "\"part_size\":%" PRIu64 ",\"parts\":[",
+               f->preset, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim, c->vocab_size, c->max_seq_len,
+               t->total, t->count, r->n_groups, f->part_size);
+        for (int p = 0; p < plan->n_parts; p++)
+            printf("%s{\"part\":%d,\"first\":\"%s\",\"last\":\"%s\",\"tensors\":%d,\"bytes\":%" PRIu64 "}", p ? "," : "",
+                   p, t->params[plan->first[p]].name, t->params[plan->first[p] + plan->count[p] - 1].name,
+                   plan->count[p], plan->raw_bytes[p]);
+        printf("]}\n");
+        return;
+    }
+    printf("model %s: dim %d, %d layers, %d heads (%d kv), hidden %d, vocab %d, max_seq_len %d\n", f->preset, c->dim,
+           c->n_layers, c->n_heads, c->n_kv_heads, c->hidden_dim, c->vocab_size, c->max_seq_len);
+    printf("parameters: %s (%s without the embedding table), %d tensors\n", n, ne, t->count);
+    printf("groups per part:");
+    for (int g = 0; g < r->n_groups; g++) printf(" /%s", r->groups[g]);
+    printf("   (float32, chunked, shuffle + zstd level %d)\n", f->zstd_level);
+    uint64_t total = 0;
+    for (int p = 0; p < plan->n_parts; p++) total += plan->raw_bytes[p];
+    printf("part plan: %d parts of at most %" PRIu64 " bytes (%" PRIu64 " bytes uncompressed in all)\n", plan->n_parts,
+           f->part_size, total);
+    for (int p = 0; p < plan->n_parts; p++)
+        printf("  versions/v000000/part-%03d-<sha>.h5  %12" PRIu64 " bytes  %3d tensors  %s .. %s\n", p,
+               plan->raw_bytes[p], plan->count[p], t->params[plan->first[p]].name,
+               t->params[plan->first[p] + plan->count[p] - 1].name);
+    printf("facilities: ");
+    for (int i = 0; i < f->n_facilities; i++) printf("%s%s", i ? "," : "", f->facilities[i]);
+    printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s\n", pipe_algo_name(f->algo.kind),
+           f->local_steps, f->quorum, f->seed, ckpt_codec_name(f->encoding));
+}
