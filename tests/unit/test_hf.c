@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "formats/hf.h"
 #include "formats/safetensors.h"
+#include "tests/unit/unit.h"
 
 static int json_ok(const char *s)
 {
@@ -37,7 +38,7 @@ static void test_json(void)
     CU_ASSERT_EQUAL(xffl_json_parse(deep, sizeof deep, "deep", &d), XFFL_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "nested too deeply"));
     const char *s = "{\"n\": 9007199254740993, \"f\": 1.5, \"s\": \"x\\\"y\", \"a\": [1, 2, 3]}";
-    CU_ASSERT_EQUAL_FATAL(xffl_json_parse(s, strlen(s), "t", &d), XFFL_OK);
+    T_OK(xffl_json_parse(s, strlen(s), "t", &d));
     const xffl_json *r = xffl_json_root(d);
     int64_t v = 0;
     CU_ASSERT_TRUE(xffl_json_int(xffl_json_get(r, "n"), &v));
@@ -157,7 +158,7 @@ static void test_config(void)
     int tied = -1;
     char buf[1024];
     config_text(buf, sizeof buf, NULL, NULL);
-    CU_ASSERT_EQUAL_FATAL(fmt_hf_config_parse(buf, strlen(buf), "config.json", &c, &tied), XFFL_OK);
+    T_OK(fmt_hf_config_parse(buf, strlen(buf), "config.json", &c, &tied));
     CU_ASSERT_EQUAL(c.n_kv_heads, 4);
     CU_ASSERT_EQUAL(c.norm_eps, 1e-6f);
     CU_ASSERT_EQUAL(c.rope_theta, 10000.0f);
@@ -184,21 +185,21 @@ static void test_export_import(void)
 {
     ckpt_model_config cfg = {32, 2, 4, 2, 48, 40, 16, 1e-5f, 10000.0f};
     ckpt_param_table *t;
-    CU_ASSERT_EQUAL_FATAL(ckpt_param_table_create(&cfg, &t), XFFL_OK);
+    T_OK(ckpt_param_table_create(&cfg, &t));
     float *p = malloc((size_t)t->total * sizeof *p), *q = malloc((size_t)t->total * sizeof *q);
     for (int64_t i = 0; i < t->total; i++) p[i] = (float)i * 0.001f - 1.0f;
     char *dir;
-    CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("hf", &dir), XFFL_OK);
+    T_OK(xffl_mkdtemp("hf", &dir));
     for (int sharded = 0; sharded < 2; sharded++) {
         fmt_hf_export_options o = {.dtype = FMT_ST_F32, .shard_bytes = sharded ? 4096 : 0};
         fmt_hf_export_result res;
         char sub[4200];
         snprintf(sub, sizeof sub, "%s/%d", dir, sharded);
-        CU_ASSERT_EQUAL_FATAL(fmt_hf_export(t, p, sub, &o, &res), XFFL_OK);
+        T_OK(fmt_hf_export(t, p, sub, &o, &res));
         CU_ASSERT_EQUAL(res.shards > 1, sharded);
         CU_ASSERT_EQUAL(res.bytes, (uint64_t)t->total * 4);
         fmt_hf_reader *r;
-        CU_ASSERT_EQUAL_FATAL(fmt_hf_open(sub, &r), XFFL_OK);
+        T_OK(fmt_hf_open(sub, &r));
         const ckpt_param_table *rt = fmt_hf_table(r);
         CU_ASSERT_EQUAL(memcmp(&rt->cfg, &cfg, sizeof cfg), 0);
         for (int i = 0; i < t->count; i++) CU_ASSERT_EQUAL(fmt_hf_read(r, i, q + t->params[i].offset), XFFL_OK);
@@ -208,7 +209,7 @@ static void test_export_import(void)
         snprintf(path, sizeof path, "%s/model.safetensors", sub);
         if (!sharded) {
             fmt_st_file *f;
-            CU_ASSERT_EQUAL_FATAL(fmt_st_open(path, &f), XFFL_OK);
+            T_OK(fmt_st_open(path, &f));
             const fmt_st_tensor *wq = fmt_st_find(f, "model.layers.0.self_attn.q_proj.weight");
             CU_ASSERT_PTR_NOT_NULL_FATAL(wq);
             float row[32];
@@ -219,7 +220,7 @@ static void test_export_import(void)
         }
         fmt_hf_close(r);
     }
-    xffl_ignore(xffl_rmtree(dir));
+    xffl_rmtree_cleanup(dir);
     free(dir);
     free(p);
     free(q);
