@@ -10,20 +10,14 @@
 #     must agree
 #   - bad inputs exit 65 with one line naming the file and the tensor or field
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
+. "$(dirname "$0")/lib.sh"
 L=$PWD/$B/tests/hf_logits
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
 P=/usr/bin/python3
 R="$P tests/interop/hf_ref.py"
 if ! $P -c 'import torch' 2>/dev/null; then
   echo "SKIP: /usr/bin/python3 has no torch (python3-torch)"
   exit 0
 fi
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 IDS="1 5 77 299 3 9 42 0 128 250 17 64"
 
 logits_match() { # $1 dir, $2 store
