@@ -10,7 +10,7 @@ static const char *help =
     "usage: xffl train --store URL --facility NAME --data GLOB [--round R] [--state DIR]\n"
     "                  [--keep-inner-state] [--backend cpu|cuda] [--threads N]\n"
     "                  [--accumulate K] [--optimizer auto|sharded|replicated]\n"
-    "                  [--checkpoint-every N]\n"
+    "                  [--checkpoint-every N] [--recompute]\n"
     "\n"
     "One facility's batch job: reads LATEST (version v), fetches and verifies it, runs\n"
     "H local AdamW steps on this facility's token shards (H, batch, sequence length\n"
@@ -34,6 +34,8 @@ static const char *help =
     "  --optimizer O        auto (the backend's own AdamW on one rank without\n"
     "                       accumulation, else sharded), sharded (ZeRO-2: each rank\n"
     "                       keeps AdamW state for its shard) or replicated: same bits\n"
+    "  --recompute          keep one layer's activations at a time, recompute the rest\n"
+    "                       in the backward (cpu; same bits, one more forward)\n"
     "  --checkpoint-every N save the round's progress to --state DIR every N steps; a\n"
     "                       re-run resumes from there with the same result\n" CLI_STORE_FLAGS_HELP
     "\n"
@@ -63,6 +65,7 @@ int cmd_train(int argc, char **argv)
                             {"--accumulate", CLI_INT, &o.accumulate, 1, 4096, NULL},
                             {"--optimizer", CLI_STR, &optimizer, 0, 0, NULL},
                             {"--checkpoint-every", CLI_INT, &o.checkpoint_every, 0, 1 << 30, NULL},
+                            {"--recompute", CLI_FLAG, &o.recompute, 0, 0, NULL},
                             {0}};
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;

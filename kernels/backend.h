@@ -74,6 +74,7 @@ typedef struct kern_backend {
     xffl_status (*logits)(void *impl, int b, int t, float *out);
     /* Bytes held by the backend's slabs (params, grads, m, v, activations). */
     uint64_t (*bytes)(void *impl);
+    int recompute; /* 1: create honours kern_options.recompute */
 } kern_backend;
 
 const kern_backend *kern_cpu_backend(void);

@@ -56,6 +56,8 @@ xffl_status kern_model_create(const ckpt_model_config *cfg, const kern_options *
     }
     if (!be->available())
         return xffl_fail(XFFL_ERR_UNSUPPORTED, "backend %s: not available on this machine", be->name);
+    if (opt->recompute && !be->recompute)
+        return xffl_fail(XFFL_ERR_UNSUPPORTED, "backend %s: no activation recomputation (--recompute)", be->name);
     XFFL_FORWARD(ckpt_model_validate(cfg));
     if (opt->batch < 1 || opt->seq_len < 1 || opt->seq_len > cfg->max_seq_len)
         return xffl_fail(XFFL_ERR_USAGE, "micro-batch %d x %d: need batch >= 1 and 1 <= seq_len <= %d", opt->batch,

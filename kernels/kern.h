@@ -22,6 +22,10 @@ typedef struct {
     int batch;           /* B: sequences per micro-batch */
     int seq_len;         /* T: tokens per sequence (<= cfg.max_seq_len) */
     int device;          /* cuda: device ordinal */
+    int recompute;       /* 1: keep only each layer's input, recompute the rest in the backward
+                          * (same bits, one more forward); UNSUPPORTED on a backend without it */
+    int no_optimizer;    /* 1: no AdamW slabs: the optimizer runs outside (a shard, pipelines/loop.h);
+                          * the optimizer calls then fail with USAGE (reset: only the counter) */
 } kern_options;
 
 typedef struct {

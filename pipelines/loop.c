@@ -357,7 +357,9 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
 {
     const pipe_loop_options *o = x->o;
     const int H = o->steps, B = o->batch;
-    kern_options ko = {.backend = o->backend, .threads = o->threads, .batch = x->Bm, .seq_len = x->T};
+    /* with the host optimizer the backend keeps no AdamW slabs: that is the memory sharding saves */
+    kern_options ko = {.backend = o->backend, .threads = o->threads, .batch = x->Bm, .seq_len = x->T,
+                       .recompute = o->recompute, .no_optimizer = x->host};
     XFFL_FORWARD(kern_model_create(o->model, &ko, &x->m));
     x->t = kern_model_table(x->m);
     x->n = x->t->total;

@@ -50,6 +50,7 @@ typedef struct {
     const ckpt_model_config *model;
     const char *backend;        /* kern_options: "cpu", "cuda", NULL = auto */
     int threads;                /* cpu threads per rank (0 = all cores) */
+    int recompute;              /* kern_options.recompute: activations of one layer at a time */
     int steps;                  /* H */
     int batch, seq_len;         /* global batch B (all ranks together) x T */
     int accumulate;             /* K micro-batches per rank and step (0 = 1); B % (R*K) == 0 */

@@ -119,6 +119,7 @@ static void loop_options(const pipe_federation *f, int64_t round, const pipe_tra
     lo->batch = f->batch;
     lo->seq_len = f->seq_len;
     lo->accumulate = o->accumulate;
+    lo->recompute = o->recompute;
     lo->optimizer = o->optimizer;
     pipe_inner_schedule(f, round, &lo->adamw, &lo->step0);
     lo->cursor = start.seq;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The training loop through `xffl train` (issue 15): the optimizer modes give the same
+# The training loop through `xffl train` (issue 15): the optimizer modes and --recompute give the same
 # delta digests, --accumulate 2 is recorded and reproduces, a job stopped right after a
 # checkpoint (XFFL_TEST_HALT_AFTER) leaves no COMMIT and its re-run resumes to the
 # digests of an uninterrupted round; with the mpi transport and mpirun, 2 and 4 ranks
@@ -31,6 +31,7 @@ header() { grep -h "^$2=" "$T/$1"/rounds/r000001/a/a1/COMMIT-* | cut -d= -f2; }
 auto=$(train auto)
 [ "$(train sharded --optimizer sharded)" = "$auto" ] || fail "--optimizer sharded differs from the backend's AdamW"
 [ "$(train replicated --optimizer replicated)" = "$auto" ] || fail "--optimizer replicated differs"
+[ "$(train recompute --recompute)" = "$auto" ] || fail "--recompute differs"
 acc2=$(train acc2 --accumulate 2)
 [ "$acc2" != "$auto" ] || fail "--accumulate 2 gave the digests of 1 micro-batch (not split?)"
 [ "$(train acc2r --accumulate 2 --optimizer replicated)" = "$acc2" ] || fail "--accumulate 2 replicated differs"

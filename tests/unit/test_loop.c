@@ -296,6 +296,23 @@ static void test_splits(void)
     CU_ASSERT_EQUAL(a.r[0].sharded, 0);
     same_bits("sharded vs backend", &a, &b, 0);
     same_bits("replicated vs backend", &a, &c, 0);
+    /* activations recomputed layer by layer: the same bits, on the backend's AdamW and sharded */
+    run_spec rc1, rc2;
+    base_spec(&rc1, 1, PIPE_OPT_AUTO);
+    base_spec(&rc2, 2, PIPE_OPT_SHARDED);
+    rc1.keep = rc2.keep = 1;
+    rc1.o.recompute = rc2.o.recompute = 1;
+    T_OK(run(&rc1, 0));
+    T_OK(run(&rc2, 2));
+    same_bits("recompute vs not", &a, &rc1, 0);
+    CU_ASSERT(rc1.r[0].backend_bytes < a.r[0].backend_bytes);
+    run_spec acc4;
+    base_spec(&acc4, 4, PIPE_OPT_AUTO);
+    T_OK(run(&acc4, 0));
+    same_bits("2 ranks x 2 recomputed vs 1 x 4", &acc4, &rc2, 2);
+    /* the host optimizer's backend holds no AdamW slabs */
+    CU_ASSERT(b.r[0].backend_bytes + 8 * (uint64_t)n_params <= a.r[0].backend_bytes);
+    run_free(&rc1), run_free(&rc2), run_free(&acc4);
     /* a batch the split does not divide */
     run_spec bad;
     base_spec(&bad, 5, PIPE_OPT_AUTO);
