@@ -91,6 +91,23 @@ uint64_t kern_model_bytes(const kern_model *m) { return m->be->bytes(m->impl); }
 xffl_status kern_set_params(kern_model *m, const float *p) { return m->be->set_params(m->impl, p); }
 xffl_status kern_get_params(kern_model *m, float *p) { return m->be->get_params(m->impl, p); }
 xffl_status kern_get_grads(kern_model *m, float *g) { return m->be->get_grads(m->impl, g); }
+static XFFL_MUST_USE xffl_status check_range(const kern_model *m, int64_t off, int64_t n, const char *what)
+{
+    XFFL_RETURN_IF(off < 0 || n < 0 || off + n > m->table->total, XFFL_ERR_USAGE,
+                   "%s: range [%lld, %lld) outside the %lld-element slab", what, (long long)off, (long long)(off + n),
+                   (long long)m->table->total);
+    return XFFL_OK;
+}
+xffl_status kern_get_grads_range(kern_model *m, int64_t off, int64_t n, float *out)
+{
+    XFFL_FORWARD(check_range(m, off, n, "get_grads_range"));
+    return m->be->get_grads_range(m->impl, off, n, out);
+}
+xffl_status kern_set_params_range(kern_model *m, int64_t off, int64_t n, const float *in, int last)
+{
+    XFFL_FORWARD(check_range(m, off, n, "set_params_range"));
+    return m->be->set_params_range(m->impl, off, n, in, last);
+}
 xffl_status kern_reset_optimizer(kern_model *m) { return m->be->reset_optimizer(m->impl); }
 xffl_status kern_get_optimizer(kern_model *m, float *mom, float *var, int64_t *step)
 {

@@ -42,7 +42,8 @@ typedef struct {
     int R, rank, K, M, Bm, T;
     int host, sharded;
     int64_t n, S, lo, hi, L, nparts;
-    float *gfull, *acc, *slots, *zeros, *pm, *mm, *vm, *pfull;
+    int64_t C;  /* floats per rank in one piece of an exchange */
+    float *piece, *acc, *slots, *pm, *mm, *vm;
     double *parts, *parts_all;
     float *mloss, *mloss_all;
     int32_t *in, *tg;
@@ -59,10 +60,14 @@ static void *take(loop_ctx *x, size_t count, size_t size)
 
 static void ctx_free(loop_ctx *x)
 {
-    free(x->gfull), free(x->acc), free(x->slots), free(x->zeros), free(x->pm), free(x->mm), free(x->vm);
-    free(x->pfull), free(x->parts), free(x->parts_all), free(x->mloss), free(x->mloss_all), free(x->in), free(x->tg);
+    free(x->piece), free(x->acc), free(x->slots), free(x->pm), free(x->mm), free(x->vm);
+    free(x->parts), free(x->parts_all), free(x->mloss), free(x->mloss_all), free(x->in), free(x->tg);
     kern_model_free(x->m);
 }
+
+/* Pieces of at most this many floats per rank move between the backend and the
+ * collectives: no whole-slab host copy beside the shard. */
+enum { PIECE = 16 * KERN_NORM_CHUNK };
 
 /* Shard layout and buffers of the host optimizer. */
 static XFFL_MUST_USE xffl_status host_setup(loop_ctx *x, const float *theta, const pipe_loop_inner *inner)
@@ -79,23 +84,22 @@ static XFFL_MUST_USE xffl_status host_setup(loop_ctx *x, const float *theta, con
         x->nparts = kern_norm_chunks(n);
     }
     x->L = x->hi - x->lo;
-    int64_t full = x->sharded ? R * x->S : n;
-    x->gfull = take(x, (size_t)full, 4);
+    int64_t piece = x->o->piece > 0 ? kern_norm_chunks(x->o->piece) * KERN_NORM_CHUNK : PIECE;
+    x->C = x->S < piece ? x->S : piece;
+    x->piece = take(x, (size_t)((x->sharded ? R : 1) * x->C), 4);
     x->acc = take(x, (size_t)x->S, 4);
     x->pm = take(x, (size_t)x->S, 4);
     x->mm = take(x, (size_t)x->S, 4);
     x->vm = take(x, (size_t)x->S, 4);
     x->parts = take(x, (size_t)x->nparts, 8);
-    int ok = x->gfull && x->acc && x->pm && x->mm && x->vm && x->parts;
+    int ok = x->piece && x->acc && x->pm && x->mm && x->vm && x->parts;
     if (R > 1 && x->K > 1) {
         x->slots = take(x, (size_t)x->M * x->S, 4);
-        x->zeros = take(x, (size_t)full, 4);
-        ok = ok && x->slots && x->zeros;
+        ok = ok && x->slots;
     }
     if (x->sharded && R > 1) {
-        x->pfull = take(x, (size_t)full, 4);
         x->parts_all = take(x, (size_t)(R * x->nparts), 8);
-        ok = ok && x->pfull && x->parts_all;
+        ok = ok && x->parts_all;
     }
     XFFL_RETURN_IF(!ok, XFFL_ERR_NOMEM, "optimizer shard buffers (%lld floats)", (long long)x->S);
     memcpy(x->pm, theta + x->lo, (size_t)x->L * 4);
@@ -107,46 +111,87 @@ static XFFL_MUST_USE xffl_status host_setup(loop_ctx *x, const float *theta, con
     return XFFL_OK;
 }
 
+/* Elements of rank d's shard piece [c0, c0+cc) that lie inside the slab. */
+static int64_t in_slab(const loop_ctx *x, int d, int64_t c0, int64_t cc)
+{
+    int64_t left = x->n - ((int64_t)d * x->S + c0);
+    return left < 0 ? 0 : left < cc ? left : cc;
+}
+
+/* Every rank's shard of `shard` (S floats each), all-gathered piece by piece into full
+ * (n floats), or into the backend's parameters when full is NULL. */
+static XFFL_MUST_USE xffl_status gather_shards(loop_ctx *x, const float *shard, float *full)
+{
+    for (int64_t c0 = 0; c0 < x->S; c0 += x->C) {
+        int64_t cc = x->S - c0 < x->C ? x->S - c0 : x->C;
+        XFFL_FORWARD(comm_allgather(x->c, shard + c0, x->piece, (size_t)cc, COMM_F32));
+        for (int d = 0; d < x->R; d++) {
+            int64_t off = (int64_t)d * x->S + c0, cnt = in_slab(x, d, c0, cc);
+            int last = c0 + cc >= x->S && d == x->R - 1;
+            if (full && cnt)
+                memcpy(full + off, x->piece + d * cc, (size_t)cnt * 4);
+            else if (!full && (cnt || last))
+                XFFL_FORWARD(kern_set_params_range(x->m, cnt ? off : 0, cnt, x->piece + d * cc, last));
+        }
+    }
+    return XFFL_OK;
+}
+
 /* The backend's parameters from the master shards (all-gathered when sharded). */
 static XFFL_MUST_USE xffl_status publish_params(loop_ctx *x)
 {
     if (!x->sharded || x->R == 1) return kern_set_params(x->m, x->pm);
-    XFFL_FORWARD(comm_allgather(x->c, x->pm, x->pfull, (size_t)x->S, COMM_F32));
-    return kern_set_params(x->m, x->pfull);
+    return gather_shards(x, x->pm, NULL);
 }
 
-/* Micro-batch k's gradient (in gfull) into the step's sum over this rank's range. */
+/* Micro-batch k's gradient (in the backend) into the step's sum over this rank's range. */
 static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
 {
-    size_t n = (size_t)x->n, S = (size_t)x->S;
+    const int64_t n = x->n, S = x->S, C = x->C;
     if (x->R == 1) {
-        if (k == 0)
-            memcpy(x->acc, x->gfull, n * 4);
-        else
-            for (size_t i = 0; i < n; i++) x->acc[i] += x->gfull[i];
+        for (int64_t off = 0; off < n; off += C) {
+            int64_t cnt = n - off < C ? n - off : C;
+            if (k == 0) {
+                XFFL_FORWARD(kern_get_grads_range(x->m, off, cnt, x->acc + off));
+                continue;
+            }
+            XFFL_FORWARD(kern_get_grads_range(x->m, off, cnt, x->piece));
+            for (int64_t i = 0; i < cnt; i++) x->acc[off + i] += x->piece[i];
+        }
         return XFFL_OK;
     }
-    if (x->K == 1) {
-        if (x->sharded) return comm_reduce_scatter_sum(x->c, x->gfull, x->acc, S, COMM_F32);
-        XFFL_FORWARD(comm_allreduce_sum(x->c, x->gfull, n, COMM_F32));
-        memcpy(x->acc, x->gfull, n * 4);
-        return XFFL_OK;
-    }
-    for (int q = 0; q < x->R; q++) {
-        const float *send = q == x->rank ? x->gfull : x->zeros;
-        float *dst = x->slots + (size_t)(q * x->K + k) * S;
+    /* K = 1: one exchange, every rank sends; K > 1: one per rank q, only q sends (loop.c's top) */
+    for (int q = 0; q < (x->K == 1 ? 1 : x->R); q++) {
+        const int sending = x->K == 1 || q == x->rank;
+        float *dst = x->K == 1 ? x->acc : x->slots + (size_t)(q * x->K + k) * S;
         if (x->sharded) {
-            XFFL_FORWARD(comm_reduce_scatter_sum(x->c, send, dst, S, COMM_F32));
+            for (int64_t c0 = 0; c0 < S; c0 += C) {
+                int64_t cc = S - c0 < C ? S - c0 : C;
+                for (int d = 0; d < x->R; d++) {
+                    float *seg = x->piece + d * cc;
+                    int64_t cnt = sending ? in_slab(x, d, c0, cc) : 0;
+                    if (cnt) XFFL_FORWARD(kern_get_grads_range(x->m, (int64_t)d * S + c0, cnt, seg));
+                    memset(seg + cnt, 0, (size_t)(cc - cnt) * 4);
+                }
+                XFFL_FORWARD(comm_reduce_scatter_sum(x->c, x->piece, dst + c0, (size_t)cc, COMM_F32));
+            }
         } else {
-            memcpy(dst, send, n * 4);
-            XFFL_FORWARD(comm_allreduce_sum(x->c, dst, n, COMM_F32));
+            for (int64_t off = 0; off < n; off += C) {
+                int64_t cnt = n - off < C ? n - off : C;
+                if (sending)
+                    XFFL_FORWARD(kern_get_grads_range(x->m, off, cnt, x->piece));
+                else
+                    memset(x->piece, 0, (size_t)cnt * 4);
+                XFFL_FORWARD(comm_allreduce_sum(x->c, x->piece, (size_t)cnt, COMM_F32));
+                memcpy(dst + off, x->piece, (size_t)cnt * 4);
+            }
         }
     }
-    if (k == x->K - 1) {
-        memcpy(x->acc, x->slots, S * 4);
+    if (x->K > 1 && k == x->K - 1) {
+        memcpy(x->acc, x->slots, (size_t)S * 4);
         for (int j = 1; j < x->M; j++) {
             const float *g = x->slots + (size_t)j * S;
-            for (size_t i = 0; i < S; i++) x->acc[i] += g[i];
+            for (int64_t i = 0; i < S; i++) x->acc[i] += g[i];
         }
     }
     return XFFL_OK;
@@ -159,7 +204,7 @@ static XFFL_MUST_USE xffl_status host_step(loop_ctx *x, int s, float *gn)
     if (x->M > 1)
         for (int64_t i = 0; i < x->L; i++) x->acc[i] /= (float)x->M;
     memset(x->parts, 0, (size_t)x->nparts * 8);
-    kern_sumsq_parts(x->acc, x->sharded ? x->L : x->n, x->parts);
+    kern_sumsq_parts(x->acc, x->L, x->parts);
     double norm;
     if (x->sharded && x->R > 1) {
         XFFL_FORWARD(comm_allgather(x->c, x->parts, x->parts_all, (size_t)x->nparts, COMM_F64));
@@ -345,9 +390,7 @@ static XFFL_MUST_USE xffl_status micro_batches(loop_ctx *x, int s)
         XFFL_FORWARD(kern_zero_grad(x->m));
         XFFL_FORWARD(kern_forward(x->m, x->in, x->tg, x->Bm, x->T, &x->mloss[k]));
         XFFL_FORWARD(kern_backward(x->m));
-        if (!x->host) continue;
-        XFFL_FORWARD(kern_get_grads(x->m, x->gfull));
-        XFFL_FORWARD(exchange(x, k));
+        if (x->host) XFFL_FORWARD(exchange(x, k));
     }
     return XFFL_OK;
 }
@@ -422,10 +465,8 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
         if (!x->host)
             XFFL_FORWARD(kern_get_optimizer(x->m, inner->m, inner->v, &inner->step));
         else if (x->sharded && x->R > 1) {
-            XFFL_FORWARD(comm_allgather(x->c, x->mm, x->pfull, (size_t)x->S, COMM_F32));
-            memcpy(inner->m, x->pfull, (size_t)x->n * 4);
-            XFFL_FORWARD(comm_allgather(x->c, x->vm, x->pfull, (size_t)x->S, COMM_F32));
-            memcpy(inner->v, x->pfull, (size_t)x->n * 4);
+            XFFL_FORWARD(gather_shards(x, x->mm, inner->m));
+            XFFL_FORWARD(gather_shards(x, x->vm, inner->v));
             inner->step = x->opt_step;
         } else {
             memcpy(inner->m, x->mm, (size_t)x->n * 4);

@@ -55,6 +55,8 @@ typedef struct {
     int batch, seq_len;         /* global batch B (all ranks together) x T */
     int accumulate;             /* K micro-batches per rank and step (0 = 1); B % (R*K) == 0 */
     pipe_opt_mode optimizer;
+    int64_t piece;              /* floats per rank that one exchange moves (a multiple of 65536;
+                                 * 0: 1 Mi): the host buffers beside the shard are this big */
     kern_adamw_config adamw;
     int64_t step0;              /* schedule position of step 0 (kern_lr_at(adamw, step0 + s)) */
     int64_t cursor;             /* stream position of step 0's global batch */

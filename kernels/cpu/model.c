@@ -198,6 +198,19 @@ static XFFL_MUST_USE xffl_status cpu_get_grads(void *impl, float *g)
     memcpy(g, m->grads, (size_t)m->t->total * sizeof *g);
     return XFFL_OK;
 }
+static XFFL_MUST_USE xffl_status cpu_get_grads_range(void *impl, int64_t off, int64_t n, float *out)
+{
+    cpu_model *m = impl;
+    memcpy(out, m->grads + off, (size_t)n * sizeof *out);
+    return XFFL_OK;
+}
+static XFFL_MUST_USE xffl_status cpu_set_params_range(void *impl, int64_t off, int64_t n, const float *in, int last)
+{
+    cpu_model *m = impl;
+    (void)last;
+    memcpy(m->params + off, in, (size_t)n * sizeof *in);
+    return XFFL_OK;
+}
 static XFFL_MUST_USE xffl_status no_optimizer(const char *what)
 {
     return xffl_fail(XFFL_ERR_USAGE, "%s: this model was created without optimizer state (no_optimizer)", what);
@@ -408,6 +421,8 @@ static const kern_backend cpu_backend = {
     .set_params = cpu_set_params,
     .get_params = cpu_get_params,
     .get_grads = cpu_get_grads,
+    .get_grads_range = cpu_get_grads_range,
+    .set_params_range = cpu_set_params_range,
     .reset_optimizer = cpu_reset_optimizer,
     .get_optimizer = cpu_get_optimizer,
     .set_optimizer = cpu_set_optimizer,

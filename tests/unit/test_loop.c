@@ -320,6 +320,44 @@ static void test_splits(void)
     run_free(&a), run_free(&b), run_free(&c), run_free(&bad);
 }
 
+/* Exchanges in pieces of one chunk (a model of 3.3 chunks: vocab 1024): the same bits. */
+static void test_pieces(void)
+{
+    ckpt_model_config was_cfg = cfg;
+    float *was_theta = theta0;
+    int64_t was_n = n_params;
+    ckpt_param_table *t = NULL;
+    T_OK(ckpt_model_preset("tiny", 1024, &cfg));
+    T_OK(ckpt_param_table_create(&cfg, &t));
+    n_params = t->total;
+    theta0 = malloc((size_t)n_params * 4);
+    for (int i = 0; i < t->count; i++) ckpt_param_init(t, i, 4, theta0 + t->params[i].offset);
+    CU_ASSERT(n_params > 3 * 65536);
+    run_spec ref, s;
+    base_spec(&ref, 4, PIPE_OPT_AUTO);
+    ref.keep = 1;
+    T_OK(run(&ref, 0));
+    struct {
+        int R, K;
+        pipe_opt_mode mode;
+    } cases[] = {{1, 4, PIPE_OPT_SHARDED}, {2, 2, PIPE_OPT_SHARDED}, {4, 1, PIPE_OPT_SHARDED},
+                 {2, 2, PIPE_OPT_REPLICATED}, {4, 1, PIPE_OPT_REPLICATED}};
+    for (int i = 0; i < 5; i++) {
+        base_spec(&s, cases[i].K, cases[i].mode);
+        s.keep = 1;
+        s.o.piece = 65536;
+        T_OK(run(&s, cases[i].R == 1 ? 0 : cases[i].R));
+        char what[64];
+        snprintf(what, sizeof what, "pieces: %d x %d mode %d", cases[i].R, cases[i].K, (int)cases[i].mode);
+        same_bits(what, &ref, &s, cases[i].R == 1 ? 0 : cases[i].R);
+        run_free(&s);
+    }
+    run_free(&ref);
+    free(theta0);
+    ckpt_param_table_free(t);
+    cfg = was_cfg, theta0 = was_theta, n_params = was_n;
+}
+
 /* Stopped right after step 2's checkpoint, then run again: the bits of a run without
  * the stop, on 1 rank (backend AdamW) and on 3 sharded ranks; another tag starts over. */
 static void test_checkpoint_resume(void)
@@ -386,5 +424,6 @@ void suite_loop(void)
 {
     CU_pSuite s = CU_add_suite("loop", setup, teardown);
     CU_add_test(s, "R ranks x K micro-batches = 1 x R*K; sharded = replicated = backend AdamW", test_splits);
+    CU_add_test(s, "exchanges in pieces of one chunk: the same bits", test_pieces);
     CU_add_test(s, "stopped after a checkpoint and resumed = uninterrupted (1 and 3 ranks)", test_checkpoint_resume);
 }
