@@ -5,13 +5,7 @@
 # digests of an uninterrupted round; with the mpi transport and mpirun, 2 and 4 ranks
 # give the digests of 1 rank with --accumulate 2 and 4 (skipped, saying so, without).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/lib.sh"
 mkdir -p "$T/txt"
 cp /usr/share/common-licenses/GPL-3 "$T/txt/gpl.txt"
 $X data pack "$T/txt/gpl.txt" --out "$T/data" --val-fraction 0.1 >/dev/null 2>&1 || fail "data pack"
