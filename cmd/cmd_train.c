@@ -74,16 +74,11 @@ int cmd_train(int argc, char **argv)
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!o.facility) return cli_usage_error(cmd, "--facility NAME is required");
     if (!o.data_glob) return cli_usage_error(cmd, "--data GLOB is required");
-    const char *modes[] = {[PIPE_OPT_AUTO] = "auto", [PIPE_OPT_SHARDED] = "sharded", [PIPE_OPT_REPLICATED] = "replicated"};
-    int mode = -1;
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(optimizer, modes[i])) mode = i;
-    if (mode < 0) return cli_usage_error(cmd, "--optimizer must be auto, sharded or replicated, not '%s'", optimizer);
-    o.optimizer = (pipe_opt_mode)mode;
+    xffl_status st = pipe_opt_mode_parse(optimizer, &o.optimizer);
+    if (st != XFFL_OK) return cli_report(cmd, st);
     const char *halt = getenv("XFFL_TEST_HALT_AFTER"); /* tests: a job killed right after a checkpoint */
     o.halt_after = halt ? atoi(halt) : 0;
-    xffl_status st = comm_open("auto", o.state_dir, &o.comm);
-    if (st != XFFL_OK) return cli_report(cmd, st);
+    if ((st = comm_open("auto", o.state_dir, &o.comm)) != XFFL_OK) return cli_report(cmd, st);
     /* several tasks without a transport between them would each train and commit */
     const char *ntasks = getenv("SLURM_NTASKS");
     if (comm_size(o.comm) == 1 && ntasks && atoi(ntasks) > 1) {

@@ -379,6 +379,18 @@ void pipe_loop_checkpoint_clear(xffl_comm *comm, const char *dir)
 
 /* --- the loop --------------------------------------------------------------------- */
 
+xffl_status pipe_opt_mode_parse(const char *name, pipe_opt_mode *out)
+{
+    static const char *const names[] = {[PIPE_OPT_AUTO] = "auto", [PIPE_OPT_SHARDED] = "sharded",
+                                        [PIPE_OPT_REPLICATED] = "replicated"};
+    for (int i = 0; i < 3; i++)
+        if (name && !strcmp(name, names[i])) {
+            *out = (pipe_opt_mode)i;
+            return XFFL_OK;
+        }
+    return xffl_fail(XFFL_ERR_USAGE, "--optimizer must be auto, sharded or replicated, not '%s'", name ? name : "");
+}
+
 /* Step s's micro-batches on this rank: forward, backward, gradient into the exchange
  * (host optimizer) or the backend's slab (its own AdamW). */
 static XFFL_MUST_USE xffl_status micro_batches(loop_ctx *x, int s)

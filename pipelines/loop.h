@@ -46,6 +46,9 @@ typedef xffl_status (*pipe_batch_fn)(void *ctx, int64_t seq, int B, int T, int32
 
 typedef enum { PIPE_OPT_AUTO, PIPE_OPT_SHARDED, PIPE_OPT_REPLICATED } pipe_opt_mode;
 
+/* "auto", "sharded", "replicated" (train --optimizer); USAGE naming the others. */
+XFFL_MUST_USE xffl_status pipe_opt_mode_parse(const char *name, pipe_opt_mode *out);
+
 typedef struct {
     const ckpt_model_config *model;
     const char *backend;        /* kern_options: "cpu", "cuda", NULL = auto */

@@ -3,7 +3,8 @@
 # delta digests, --accumulate 2 is recorded and reproduces, a job stopped right after a
 # checkpoint (XFFL_TEST_HALT_AFTER) leaves no COMMIT and its re-run resumes to the
 # digests of an uninterrupted round; with the mpi transport and mpirun, 2 and 4 ranks
-# give the digests of 1 rank with --accumulate 2 and 4 (skipped, saying so, without).
+# give the digests of 1 rank with --accumulate 2 and 4, and a job whose rank 1 fails
+# leaves no COMMIT and its re-run resumes (skipped, saying so, without mpi).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 mkdir -p "$T/txt"
@@ -71,7 +72,18 @@ if [ -f comm/comm_mpi.c ] && command -v mpirun >/dev/null 2>&1; then
   acc4=$(train acc4 --accumulate 4)
   [ "$(mpi r4 4)" = "$acc4" ] || fail "4 ranks differ from 1 rank with --accumulate 4"
   [ "$(mpi r2k2 2 --accumulate 2)" = "$acc4" ] || fail "2 ranks x 2 differ from 1 rank with --accumulate 4"
-  echo "train loop: optimizer modes, accumulate, checkpoint resume; 2 and 4 MPI ranks = accumulate 2 and 4"
+  # rank 1 stops right after step 2's checkpoint: the job fails without a COMMIT, its re-run resumes
+  cp -r "$T/s0" "$T/mk"
+  A=(train --store "$T/mk" --facility a --data "$T/data/*_train_*.bin" --state "$T/st-mk" --threads 1
+     --checkpoint-every 2)
+  mpirun --allow-run-as-root --oversubscribe -np 1 $X "${A[@]}" : -np 1 -x XFFL_TEST_HALT_AFTER=2 $X "${A[@]}" \
+    >/dev/null 2>"$T/mk1.err" && fail "a job whose rank 1 failed exited 0"
+  ls "$T"/mk/rounds/r000001/a/a1/COMMIT-* >/dev/null 2>&1 && fail "a job whose rank 1 failed wrote a COMMIT"
+  mpirun --allow-run-as-root --oversubscribe -np 2 $X "${A[@]}" >/dev/null 2>"$T/mk2.err" ||
+    { cat "$T/mk2.err"; fail "re-run of the 2-rank job"; }
+  grep -q "resuming after step 2" "$T/mk2.err" || { cat "$T/mk2.err"; fail "the 2-rank re-run did not resume"; }
+  [ "$(digest mk)" = "$acc2" ] || fail "the resumed 2-rank round differs from the uninterrupted one"
+  echo "train loop: optimizer modes, accumulate, checkpoint resume; 2 and 4 MPI ranks = accumulate 2 and 4, a failed rank: no COMMIT, resumed"
 else
   echo "train loop: optimizer modes, accumulate, checkpoint resume (SKIP multi-rank: no comm/comm_mpi.c or mpirun)"
 fi
