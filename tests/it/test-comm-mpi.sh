@@ -2,7 +2,9 @@
 # comm.h over Open MPI (comm/comm_mpi.c): every collective equals the rank-ordered sum bit
 # for bit (f32, f64, i64, bytes; n = 0, 1, not divisible by the ranks, large, many pieces)
 # on 1, 2 and 4 ranks (4 oversubscribed on a 2-core machine), both all-reduce paths; with
-# one rank "self" and "mpi" agree; a plain process does not initialise MPI.
+# one rank "self" and "mpi" agree; a plain process does not initialise MPI; a killed rank
+# ends the job. xffl train --ranks N: the mpirun command line, failures, and the delta of
+# mpirun -np 2 and of one rank with --accumulate 2, bit for bit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${XFFL_BUILD:-build}
@@ -55,4 +57,22 @@ rc=0; OMPI_COMM_WORLD_SIZE=4 "$xffl" train --ranks 2 --store "file://$tmp/none" 
 [ "$rc" = 2 ] && grep -q 'launcher started 4 ranks' "$tmp/err" || { cat "$tmp/err"; echo "FAIL: --ranks 2 under 4 ranks: rc $rc"; exit 1; }
 rc=0; XFFL_MPIRUN=/nonexistent "$xffl" train --ranks 1 --store "file://$tmp/none" --facility a --data 'x*' 2> "$tmp/err" || rc=$?
 [ "$rc" = 1 ] && grep -q 'no federation.h5' "$tmp/err" || { cat "$tmp/err"; echo "FAIL: --ranks 1: rc $rc"; exit 1; }
+# The same bits as mpirun -np 2 and as one rank with --accumulate 2 (tiny, one round).
+mkdir -p "$tmp/txt"; cp /usr/share/common-licenses/GPL-3 "$tmp/txt/gpl.txt"
+"$xffl" data pack "$tmp/txt/gpl.txt" --out "$tmp/data" --val-fraction 0.1 >/dev/null 2>&1
+"$xffl" init --store "$tmp/s0" --model tiny --facilities a --local-steps 3 --batch 8 --seq-len 32 --seed 5 >/dev/null 2>&1
+train() { # name [launcher...] -- [flags...]: the COMMIT's tensor digests of round 1
+  local name=$1; shift; local pre=()
+  while [ "$1" != -- ]; do pre+=("$1"); shift; done; shift
+  cp -r "$tmp/s0" "$tmp/$name"
+  "${pre[@]}" "$xffl" train --store "$tmp/$name" --facility a --data "$tmp/data/*_train_*.bin" --threads 1 "$@" \
+    >/dev/null 2>"$tmp/$name.err" || { cat "$tmp/$name.err"; echo "FAIL: train $name"; exit 1; }
+  grep -h '^tensor' "$tmp/$name"/rounds/r000001/a/a1/COMMIT-* | sha256sum | cut -c1-16
+}
+acc2=$(train acc2 env -- --accumulate 2)
+r2=$(train r2 env -- --ranks 2)
+mp2=$(train mp2 mpirun -q -np 2 -- )
+[ "$r2" = "$acc2" ] && [ "$mp2" = "$acc2" ] ||
+  { echo "FAIL: --ranks 2 $r2, mpirun -np 2 $mp2, --accumulate 2 $acc2: not the same delta"; exit 1; }
+grep -q '^ranks=2$' "$tmp"/r2/rounds/r000001/a/a1/COMMIT-* || { echo "FAIL: --ranks 2: COMMIT lacks ranks=2"; exit 1; }
 echo "test-comm-mpi: --ranks ok"
