@@ -33,8 +33,9 @@ static XFFL_MUST_USE xffl_status own_cmdline(char **buf, char ***argv, int *argc
 
 xffl_status pipe_ranks_launch(int n)
 {
+    /* A launcher's single task (srun -n 1 in a batch script) may still start N ranks. */
     int started = comm_launcher_ranks();
-    if (started > 0) {
+    if (started > 1) {
         XFFL_RETURN_IF(n > 1 && started != n, XFFL_ERR_USAGE,
                        "--ranks %d, but the launcher started %d ranks (leave --ranks out under srun/mpirun)", n,
                        started);

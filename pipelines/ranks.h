@@ -11,8 +11,8 @@
  * own (/proc/self/cmdline: global flags too), --ranks N kept: each rank
  * sees it, finds itself started by a launcher and returns XFFL_OK here, to run as one
  * rank (comm_open "auto" then opens mpi).
- * Returns XFFL_OK at once when n <= 1 or this process is a launcher's rank (USAGE when
- * that launcher started another number of ranks than n). Otherwise it returns only on
+ * Returns XFFL_OK at once when n <= 1 or this process is one of several ranks a launcher
+ * started (USAGE when that launcher started another number of ranks than n). Otherwise it returns only on
  * failure: UNSUPPORTED when mpirun (XFFL_MPIRUN, default "mpirun" on PATH) cannot run. */
 XFFL_MUST_USE xffl_status pipe_ranks_launch(int n);
 
