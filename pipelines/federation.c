@@ -113,6 +113,9 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     XFFL_RETURN_IF(f->seq_len < 1 || f->seq_len > f->model.max_seq_len, XFFL_ERR_INVALID,
                    "federation: seq len %d outside 1..%d (max_seq_len)", f->seq_len, f->model.max_seq_len);
     XFFL_RETURN_IF(!ckpt_codec_get(f->encoding), XFFL_ERR_INVALID, "federation: encoding %d", (int)f->encoding);
+    XFFL_RETURN_IF(f->tokenizer_sha256[0] && (strlen(f->tokenizer_sha256) != XFFL_SHA256_HEX - 1 ||
+                                              strspn(f->tokenizer_sha256, "0123456789abcdef") != XFFL_SHA256_HEX - 1),
+                   XFFL_ERR_INVALID, "federation: tokenizer_sha256 '%s' is not a SHA-256", f->tokenizer_sha256);
     return XFFL_OK;
 }
 
@@ -132,7 +135,8 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     xffl_status s = XFFL_OK;
 #define W(expr) if (s == XFFL_OK) s = (expr)
     W(ckpt_h5_attr_str(w, "format", PIPE_FEDERATION_FORMAT));
-    W(ckpt_h5_attr_int(w, "format_version", PIPE_FEDERATION_FORMAT_VERSION));
+    W(ckpt_h5_attr_int(w, "format_version", f->tokenizer_sha256[0] ? PIPE_FEDERATION_FORMAT_VERSION
+                                                                    : PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL));
     W(ckpt_h5_attr_str(w, "preset", f->preset));
     W(pipe_model_attrs_write(w, &f->model));
     W(ckpt_h5_attr_str(w, "facilities", facs));
@@ -165,6 +169,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(ckpt_h5_attr_int(w, "seq_len", f->seq_len));
     W(ckpt_h5_attr_str(w, "encoding", ckpt_codec_name(f->encoding)));
     W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
+    if (f->tokenizer_sha256[0]) W(ckpt_h5_attr_str(w, "tokenizer_sha256", f->tokenizer_sha256));
 #undef W
     if (s != XFFL_OK) {
         ckpt_h5_writer_abort(w);
@@ -257,6 +262,13 @@ static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "%s: attribute encoding", path);
     XFFL_FORWARD(get_int(r, "keep_inner_state", 0, 1, &v));
     f->keep_inner_state = (int)v;
+    if (ckpt_h5_has_attr(r, "tokenizer_sha256")) { /* absent: byte-level */
+        XFFL_FORWARD(ckpt_h5_get_attr_str(r, "tokenizer_sha256", &str));
+        ok = strlen(str) < sizeof f->tokenizer_sha256;
+        if (ok) strcpy(f->tokenizer_sha256, str);
+        free(str);
+        XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: attribute tokenizer_sha256 is not a SHA-256", path);
+    }
     s = pipe_federation_validate(f);
     if (s != XFFL_OK) return xffl_wrap(s, "%s", path);
     return XFFL_OK;

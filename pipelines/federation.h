@@ -3,8 +3,8 @@
  * aggregator or `reproduce` needs no flags to get the same bytes).
  *
  * Stored as root attributes of a small HDF5 file (format="xffl-federation",
- * format_version=1); `h5dump -A federation.h5` shows them all. Its SHA-256 goes into
- * every INDEX as `federation=<sha256>`. */
+ * format_version 1, or 2 when it names a tokenizer); `h5dump -A federation.h5` shows
+ * them all. Its SHA-256 goes into every INDEX as `federation=<sha256>`. */
 #ifndef XFFL_PIPE_FEDERATION_H
 #define XFFL_PIPE_FEDERATION_H
 
@@ -18,7 +18,13 @@
 #include "storage/store.h"
 
 #define PIPE_FEDERATION_FORMAT "xffl-federation"
-#define PIPE_FEDERATION_FORMAT_VERSION 1
+/* The newest format_version read and written. Version 2 adds tokenizer_sha256: a
+ * version-1 reader would ignore it and train on (and sample with) another vocabulary,
+ * so it is a bump (docs/design.md "Format versions"). A byte-level federation, which
+ * has no such attribute, is still written as version 1: the same bytes as before, and
+ * older binaries keep reading it. */
+#define PIPE_FEDERATION_FORMAT_VERSION 2
+#define PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL 1
 enum { PIPE_MAX_FACILITIES = 64, PIPE_FACILITY_MAX = 32, PIPE_PRESET_MAX = 32 };
 
 typedef struct {
@@ -49,6 +55,8 @@ typedef struct {
     int seq_len;                      /* T tokens per sequence (min(256, max_seq_len)) */
     ckpt_codec encoding;              /* delta encoding (fp32; libckpt/codec.h) */
     int keep_inner_state;             /* 1: AdamW state persists across rounds in --state DIR */
+    char tokenizer_sha256[XFFL_SHA256_HEX]; /* the SentencePiece model's (stored as
+                                             * PIPE_TOKENIZER_KEY); "" byte-level */
 } pipe_federation;
 
 /* Defaults for everything (one facility "local", fedavg, H=100, quorum 1, seed 0) and

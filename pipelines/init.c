@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "formats/llama2c.h"
 #include "pipelines/model.h"
+#include "pipelines/tokenizer.h"
 
 /* The federation set describes: defaults, then what was given. */
 static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set, pipe_federation *f)
@@ -40,6 +41,8 @@ static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
     /* a peak below the default floor takes the floor down with it */
     if (set->dbl_set[PIPE_INIT_LR] && !set->dbl_set[PIPE_INIT_MIN_LR] && f->inner.min_lr > f->inner.lr)
         f->inner.min_lr = f->inner.lr / 10;
+    /* the vocabulary is --from's, or --vocab's, when given; else the tokenizer's */
+    if (set->tokenizer) XFFL_FORWARD(pipe_tokenizer_set(f, set->tokenizer, set->vocab || set->from || !set->preset));
     return XFFL_OK;
 }
 
@@ -154,6 +157,7 @@ xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result 
     }
     double t0 = xffl_now();
     XFFL_CHECK_GOTO(st, pipe_federation_publish(s, f, res->federation_sha256), out);
+    if (set->tokenizer) XFFL_CHECK_GOTO(st, pipe_tokenizer_publish(s, set->tokenizer, f->tokenizer_sha256), out);
     xffl_log(XFFL_LOG_DEBUG, "wrote %s (sha256 %s)", PIPE_FEDERATION_KEY, res->federation_sha256);
     init_src src = {res->t, f->seed, from_slab};
     const char *ek[] = {"init_from"}, *ev[] = {from_line};

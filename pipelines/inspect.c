@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "libckpt/manifest.h"
 #include "pipelines/federation.h"
+#include "pipelines/tokenizer.h"
 
 /* Per scan: which chain depth references a key (versions) — kept in a side array
  * parallel to all.items so gc can keep only the `keep` newest. */
@@ -70,6 +71,8 @@ static XFFL_MUST_USE xffl_status scan_run(store *s, pipe_store_scan *sc, int **v
     long li = find_key(&sc->all, PIPE_LATEST_KEY), fi = find_key(&sc->all, PIPE_FEDERATION_KEY);
     if (li >= 0) sc->referenced[li] = 1;
     if (fi >= 0) sc->referenced[fi] = 1;
+    long ti = find_key(&sc->all, PIPE_TOKENIZER_KEY);
+    if (ti >= 0) sc->referenced[ti] = 1;
     /* COMMITs (and their base INDEX keys, for walking the chain) */
     char **base_of = calloc(sc->all.count + 1, sizeof *base_of);
     XFFL_RETURN_IF(!base_of, XFFL_ERR_NOMEM, "scanning %s", store_url(s));
@@ -207,6 +210,16 @@ static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_kept_versio
     return st;
 }
 
+/* The tokenizer federation.h5 names is in the store, whole; or none is, for a
+ * byte-level federation. A federation.h5 that does not load is each version's
+ * problem, reported there. */
+static XFFL_MUST_USE xffl_status verify_tokenizer(store *s)
+{
+    pipe_federation f;
+    if (pipe_federation_load(s, NULL, &f, NULL) != XFFL_OK) return XFFL_OK;
+    return pipe_tokenizer_verify(s, f.tokenizer_sha256);
+}
+
 xffl_status pipe_verify_all(store *s, pipe_verify_report *out)
 {
     memset(out, 0, sizeof *out);
@@ -228,6 +241,7 @@ xffl_status pipe_verify_all(store *s, pipe_verify_report *out)
     if (find_key(&sc.all, PIPE_LATEST_KEY) < 0) PROBLEM("no LATEST: not a federation store (run xffl init)");
     else if (sc.n_kept == 0 || strcmp(sc.kept[0].index_key, sc.latest.index_key) != 0)
         PROBLEM("LATEST names %s, which is missing or damaged", sc.latest.index_key);
+    if (verify_tokenizer(s) != XFFL_OK) PROBLEM("%s", xffl_errmsg());
     for (int k = 0; k < sc.n_kept; k++) {
         if (verify_version(s, &sc.kept[k], &sc.latest) != XFFL_OK)
             PROBLEM("version %lld (%s): %s", (long long)sc.kept[k].version, sc.kept[k].index_key, xffl_errmsg());

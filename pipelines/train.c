@@ -293,7 +293,7 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
         XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &base, t, 1, groups, slabs, NULL), done);
     }
     memcpy(theta, base_theta, (size_t)n * 4);
-    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f.model.vocab_size, &sh), done);
+    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f.model.vocab_size, f.tokenizer_sha256, &sh), done);
     text_cursor start;
     XFFL_CHECK_GOTO(st, find_cursor(s, o, round, &start), done);
     const int keep = o->keep_inner_state || f.keep_inner_state;
@@ -442,7 +442,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
         XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &base, t, 1, groups, slabs, NULL), done);
     }
     memcpy(theta, base_theta, (size_t)n * 4);
-    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f.model.vocab_size, &sh), done);
+    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f.model.vocab_size, f.tokenizer_sha256, &sh), done);
     if (strcmp(text_loader_digests(sh), shards) != 0) {
         st = xffl_fail(XFFL_ERR_INVALID, "--data %s is not the data %s trained on (shards %s, COMMIT says %s)",
                        o->data_glob, ck, text_loader_digests(sh), shards);
