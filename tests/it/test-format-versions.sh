@@ -14,12 +14,14 @@ fail() { echo "FAIL: $*"; exit 1; }
 if [ ! -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
   echo "SKIP: needs Debian's python3-h5py (scripts/install-deps installs it)"; exit 0
 fi
-bump() { /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r+"); f.attrs["format_version"]=2; f.close()' "$1"; }
+# the version one past the newest each reader knows (federation.h5 reads up to 2)
+V=2
+bump() { /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r+"); f.attrs["format_version"]=int(sys.argv[2]); f.close()' "$1" "$V"; }
 expect65() { # what, then the command
   local what=$1; shift
   set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
   [ $rc -eq 65 ] || { cat "$T/err"; fail "$what: exit $rc, wanted 65"; }
-  grep -q "format_version 2" "$T/err" || { cat "$T/err"; fail "$what: the message does not name format_version 2"; }
+  grep -q "format_version $V" "$T/err" || { cat "$T/err"; fail "$what: the message does not name format_version $V"; }
 }
 
 $X init --store "$T/s" --model tiny --facilities a --local-steps 2 --batch 2 --seq-len 16 >/dev/null 2>&1
@@ -38,7 +40,7 @@ cp "$delta" "$T/delta.h5"; bump "$T/delta.h5"
 expect65 "delta part" $X verify "$T/delta.h5"
 grep -q "delta.h5" "$T/err" || fail "the delta part's message does not name the file"
 $X status --store "$T/s" >/dev/null || fail "status does not read the unbumped federation.h5"
-cp -r "$T/s" "$T/s2"; bump "$T/s2/federation.h5"
+V=3; cp -r "$T/s" "$T/s2"; bump "$T/s2/federation.h5"
 expect65 "federation.h5" $X status --store "$T/s2"
 grep -q "federation.h5" "$T/err" || fail "the federation.h5 message does not name it"
 echo "newer format versions refused, naming the file"
