@@ -43,7 +43,8 @@ static void help(void)
            "                          match --model/--vocab; version 0's INDEX names it (init_from)\n"
            "  --from-version V        which version of the --from store (latest)\n"
            "  --tokenizer FILE        a SentencePiece tokenizer.model (LLaMA's): the federation's\n"
-           "                          vocabulary (--vocab from it when not given, else it must agree);\n"
+           "                          vocabulary (taken from it unless --vocab or --from sets one,\n"
+           "                          which must then agree);\n"
            "                          federation.h5 records its SHA-256 and the store keeps the file;\n"
            "                          train/eval/sample then refuse shards packed with another\n"
            "                          (default: the byte-level tokenizer, vocabulary 256)\n"
@@ -68,9 +69,10 @@ static void help(void)
            "  --threads N             compression threads (default: all cores)\n"
            "\n"
            "Prints the version it wrote on stdout (--json: one object).\n"
+           "A --tokenizer that is not a SentencePiece BPE model, or not of the model's\n"
+           "vocabulary, is exit 65 (the message names the file and the field).\n"
            "exit codes: 0 done, 1 failed (store already a federation, I/O, --from missing),\n"
            "2 usage, 65 --from's model is another, fails a digest or is not a whole llama2.c file,\n"
-           "or --tokenizer is not a SentencePiece BPE model of the model's vocabulary,\n"
            "74 store unreachable.\n",
            ckpt_model_preset_names(), algos, CKPT_ZSTD_DEFAULT_LEVEL, numbers[0], numbers[1], encodings);
 }

@@ -60,9 +60,12 @@ typedef struct {
     const char *from;         /* version 0's weights: a store URL or a llama2.c file */
     const char *from_version; /* which version of the --from store ("latest") */
     const store_options *from_options; /* how to reach the --from store */
-    const char *tokenizer;    /* a SentencePiece tokenizer.model: its vocabulary is the
-                               * model's (vocab 0: taken from it), its SHA-256 goes into
-                               * federation.h5 and the file into the store; NULL: bytes */
+    const char *tokenizer;    /* a SentencePiece tokenizer.model (NULL: byte-level): its
+                               * vocabulary is the model's (taken from it unless --vocab
+                               * or --from fixes one; INVALID when they differ, or for a
+                               * model that is not SentencePiece BPE), its SHA-256 goes
+                               * into federation.h5 and the file into the store
+                               * (pipelines/tokenizer.h) */
 } pipe_init_settings;
 
 typedef struct pipe_init_result {
@@ -80,9 +83,7 @@ typedef struct pipe_init_result {
 /* Builds the federation from set, plans version 0 and, unless set->dry_run, reads
  * --from, checks its model is the one set describes (INVALID naming both), and
  * publishes federation.h5 (EXISTS when s has one), version 0 and LATEST to s (NULL for
- * a dry run). With set->tokenizer it also stores the tokenizer (pipelines/tokenizer.h):
- * INVALID for a model that is not SentencePiece BPE or whose vocabulary is not the
- * model's. USAGE for bad settings; res->bad_settings marks a failed validation.
+ * a dry run). USAGE for bad settings; res->bad_settings marks a failed validation.
  * res is filled as far as the job got: free it with pipe_init_result_free either way. */
 XFFL_MUST_USE xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result *res);
 void pipe_init_result_free(pipe_init_result *res);
