@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 if [ ! -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
   echo "SKIP: needs Debian's python3-h5py (scripts/install-deps installs it)"; exit 0
 fi
-# the version one past the newest each reader knows (federation.h5 reads up to 2)
+# one past the newest version each reader knows: parts read up to 1, federation.h5 up to 2
 V=2
 bump() { /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r+"); f.attrs["format_version"]=int(sys.argv[2]); f.close()' "$1" "$V"; }
 expect65() { # what, then the command

@@ -7,18 +7,12 @@
 # the continuation with it, as SentencePiece itself decodes the same ids (/usr/bin/python3
 # with Debian's python3-sentencepiece).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
+source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 CHECK=$PWD/tests/tokenizer/sp_check.py
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-fail() { echo "FAIL: $*"; exit 1; }
 if [ ! -x $PY ] || ! $PY -c 'import sentencepiece, h5py' 2>/dev/null; then
   echo "SKIP: needs Debian's python3-sentencepiece and python3-h5py (scripts/install-deps)"; exit 0
 fi
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
 cd "$T"
 expect() { # rc, then the command; its stderr in err
   local want=$1; shift

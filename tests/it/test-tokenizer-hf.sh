@@ -10,23 +10,17 @@
 # Needs the Hugging Face import/export (init --from DIR, export --format hf) and
 # /usr/bin/python3 with python3-torch and python3-sentencepiece; skips without them.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
+source "$(dirname "$0")/lib.sh"
 L=$PWD/$B/tests/hf_logits
 P=/usr/bin/python3
 R="$P $PWD/tests/interop/hf_ref.py"
 CHECK=$PWD/tests/tokenizer/sp_check.py
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-fail() { echo "FAIL: $*"; exit 1; }
 if [ ! -f tests/interop/hf_ref.py ] || [ ! -x "$L" ] || ! $X export --help 2>&1 | grep -q -- '--format hf'; then
   echo "SKIP: needs the Hugging Face import/export (init --from DIR, export --format hf)"; exit 0
 fi
 if [ ! -x $P ] || ! $P -c 'import torch, sentencepiece' 2>/dev/null; then
   echo "SKIP: needs /usr/bin/python3 with python3-torch and python3-sentencepiece"; exit 0
 fi
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
 cd "$T"
 C=/usr/share/common-licenses
 V=512
