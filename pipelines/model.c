@@ -129,14 +129,14 @@ static void log_ids(const char *what, const int32_t *ids, size_t n)
     if (!line) return;
     size_t at = 0;
     line[0] = 0;
-    for (size_t i = 0; i < n; i++) at += (size_t)sprintf(line + at, "%s%d", i ? " " : "", ids[i]);
+    for (size_t i = 0; i < n; i++) at += (size_t)snprintf(line + at, n * 12 + 1 - at, "%s%d", i ? " " : "", ids[i]);
     xffl_log(XFFL_LOG_DEBUG, "%s ids: %s", what, line);
     free(line);
 }
 
-/* The continuation out[0..n) after prompt as text: decode(prompt + out) less
- * decode(prompt), so a piece's leading space and bytes split across the seam come out
- * as SentencePiece writes them in context. */
+/* The ids after the first n_prompt of *all (the prompt's) as text: decode(all) less
+ * decode(prompt), so the first sampled piece keeps its leading space and bytes split
+ * across the seam come out as SentencePiece writes them in context. */
 static XFFL_MUST_USE xffl_status sp_continuation(const text_sp *sp, text_ids *all, size_t n_prompt, char **text,
                                                  size_t *len)
 {
