@@ -36,6 +36,7 @@ $X -q init --store s "${COMMON[@]}" --facilities a,b --tokenizer m.model >/dev/n
 [ "$(attr s/federation.h5 vocab_size)" = 1000 ] || fail "--vocab was not taken from the tokenizer"
 cmp m.model s/tokenizer.model || fail "the store's tokenizer.model is not the file"
 $X verify --all s | grep -q '^ok:' || fail "verify --all"
+$X ls --store s | grep -q '^tokenizer.model ' || fail "ls does not show tokenizer.model"
 # --vocab must agree; a file that is not a SentencePiece BPE model is refused
 expect 65 $X init --store s2 "${COMMON[@]}" --vocab 2000 --tokenizer m.model
 grep -q "vocabulary of 1000" err && grep -q "2000" err || { cat err; fail "the vocabulary message"; }
@@ -50,6 +51,7 @@ $X -q init --store sb "${COMMON[@]}" >/dev/null
 [ "$(attr sb/federation.h5 format_version)" = 1 ] || fail "a byte-level federation.h5 is not format_version 1"
 [ -z "$(attr sb/federation.h5 tokenizer_sha256)" ] || fail "a byte-level federation.h5 names a tokenizer"
 [ ! -e sb/tokenizer.model ] || fail "a byte-level federation stored a tokenizer"
+$X ls --store sb | grep -q tokenizer && fail "ls shows a tokenizer in a byte-level store"
 
 echo "== train and eval: shards of the federation's tokenizer only"
 $X -q data pack --tokenizer m.model --out d "$C/GPL-3" "$C/Apache-2.0" >/dev/null
