@@ -6,7 +6,7 @@
 # and the exported directory loads in the PyTorch reference (tests/interop/hf_ref.py)
 # with the trained weights (its logits on SentencePiece's ids of a held-out sentence are
 # xffl's for version 1, within 1e-4) and the same tokenizer.model, which SentencePiece
-# loads with config.json's vocabulary.
+# loads with config.json's vocabulary; a damaged tokenizer.model is not exported.
 # Needs the Hugging Face import/export (init --from DIR, export --format hf) and
 # /usr/bin/python3 with python3-torch and python3-sentencepiece; skips without them.
 set -euo pipefail
@@ -61,6 +61,10 @@ EOF
 $L s x.f32 $IDS
 $R logits e r.f32 $IDS
 $R compare r.f32 x.f32 1e-4 || fail "the exported model's logits are not version 1's"
+# the export ships only the tokenizer federation.h5 names
+printf 'x' >>s/tokenizer.model
+rc=0; $X -q export --store s --version 1 --format hf e2 2>err || rc=$?
+[ $rc = 65 ] && grep -q "tokenizer.model" err || { cat err; fail "export of a damaged tokenizer.model: rc $rc"; }
 echo "end to end: SentencePiece shards, init --from a Hugging Face directory --tokenizer, one round of two"
 echo "facilities, export --format hf: the reference loads the trained weights and the same tokenizer.model"
 echo "PASS"
