@@ -272,9 +272,8 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
     double t0 = xffl_now();
     pipe_federation f;
     char fed_sha[XFFL_SHA256_HEX];
-    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, fed_sha));
     pipe_version_ref base;
-    XFFL_FORWARD(pipe_latest_read(s, &base));
+    XFFL_FORWARD(pipe_federation_load_latest(s, &base, &f, fed_sha));
     int64_t round = base.version + 1;
     if (o->round >= 0) {
         if (o->round <= base.version) {

@@ -320,3 +320,40 @@ xffl_status pipe_federation_load(store *s, const char *expect_sha, pipe_federati
     if (st == XFFL_OK && sha_hex) memcpy(sha_hex, hex, XFFL_SHA256_HEX);
     return st;
 }
+
+xffl_status pipe_federation_load_for(store *s, const pipe_version_ref *ref, pipe_federation *f,
+                                     char sha_hex[XFFL_SHA256_HEX])
+{
+    ckpt_manifest *m = NULL;
+    XFFL_FORWARD(pipe_manifest_load(s, ref->index_key, ref->index_sha, &m, NULL));
+    const char *want = ckpt_manifest_get(m, "federation");
+    char sha[XFFL_SHA256_HEX] = "";
+    int ok = want && strlen(want) == XFFL_SHA256_HEX - 1 && strspn(want, "0123456789abcdef") == XFFL_SHA256_HEX - 1;
+    if (ok) memcpy(sha, want, XFFL_SHA256_HEX);
+    ckpt_manifest_free(m);
+    XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: no well-formed 'federation=' line (the digest of %s)", ref->index_key,
+                   PIPE_FEDERATION_KEY);
+    xffl_status st = pipe_federation_load(s, sha, f, sha_hex);
+    if (st == XFFL_ERR_CORRUPT)
+        return xffl_wrap(st, "%s is not the %s that %s records (federation=%.12s...): damaged or replaced, "
+                             "nothing read from it", PIPE_FEDERATION_KEY, PIPE_FEDERATION_KEY, ref->index_key, sha);
+    return st;
+}
+
+xffl_status pipe_federation_load_latest(store *s, pipe_version_ref *latest, pipe_federation *f,
+                                        char sha_hex[XFFL_SHA256_HEX])
+{
+    pipe_version_ref ref;
+    xffl_status st = pipe_latest_read(s, &ref);
+    if (st == XFFL_ERR_NOT_FOUND) {
+        /* no federation.h5 either: say that (the usual first mistake) */
+        uint64_t size;
+        if (store_head(s, PIPE_FEDERATION_KEY, &size, NULL) == XFFL_ERR_NOT_FOUND)
+            return xffl_fail(st, "%s has no %s (not a federation: run xffl init)", store_url(s), PIPE_FEDERATION_KEY);
+        return xffl_fail(st, "%s has no LATEST (no version yet: run xffl init)", store_url(s));
+    }
+    XFFL_FORWARD(st);
+    XFFL_FORWARD(pipe_federation_load_for(s, &ref, f, sha_hex));
+    if (latest) *latest = ref;
+    return XFFL_OK;
+}

@@ -233,15 +233,14 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
     double t0 = xffl_now();
     pipe_federation f;
     char fed_sha[XFFL_SHA256_HEX];
-    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, fed_sha));
+    pipe_version_ref base;
+    XFFL_FORWARD(pipe_federation_load_latest(s, &base, &f, fed_sha));
     if (pipe_federation_facility_index(&f, o->facility) < 0) {
         char list[PIPE_MAX_FACILITIES * (PIPE_FACILITY_MAX + 1)] = "";
         for (int i = 0; i < f.n_facilities; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "", f.facilities[i]);
         return xffl_fail(XFFL_ERR_USAGE, "facility '%s' is not in the federation (%s)", o->facility, list);
     }
-    pipe_version_ref base;
-    XFFL_FORWARD(pipe_latest_read(s, &base));
     int64_t round = base.version + 1;
     if (o->round >= 0) {
         if (o->round <= base.version) {
@@ -383,10 +382,12 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     memset(out, 0, sizeof *out);
     pipe_federation f;
     char fed_sha[XFFL_SHA256_HEX];
-    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, fed_sha));
     pipe_version_ref vref;
     ckpt_manifest *idx = NULL, *m = NULL, *mine = NULL;
     XFFL_FORWARD(pipe_reproduce_find_version(s, o->round, &vref, &idx));
+    xffl_status fst = pipe_federation_load_for(s, &vref, &f, fed_sha);
+    if (fst != XFFL_OK) ckpt_manifest_free(idx);
+    XFFL_FORWARD(fst);
     const char *ck = NULL;
     for (int i = 0; i < idx->n_contributors; i++)
         if (!strcmp(idx->contributors[i].facility, o->facility)) ck = idx->contributors[i].key;
