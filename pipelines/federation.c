@@ -116,6 +116,16 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     return XFFL_OK;
 }
 
+xffl_status pipe_federation_round_tokens(const pipe_federation *f, int64_t *tokens)
+{
+    int64_t bt;
+    int over = __builtin_mul_overflow((int64_t)f->local_steps, (int64_t)f->batch, &bt) ||
+               __builtin_mul_overflow(bt, (int64_t)f->seq_len, tokens);
+    XFFL_RETURN_IF(over || *tokens < 1, XFFL_ERR_INVALID, "federation: %d local steps x batch %d x seq len %d tokens "
+                   "per round is out of range", f->local_steps, f->batch, f->seq_len);
+    return XFFL_OK;
+}
+
 /* Attribute names below are the file format: h5dump -A shows them to people. */
 xffl_status pipe_federation_write_file(const pipe_federation *f, const char *path)
 {
@@ -141,6 +151,8 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     const pipe_algo_param *ap = pipe_algo_params(&np);
     for (int i = 0; i < np; i++) {
         const char *field = (const char *)a + ap[i].offset;
+        int unset = ap[i].type == PIPE_ALGO_PARAM_FLAG ? *(const int *)field == 0 : *(const double *)field == 0;
+        if (ap[i].optional && unset) continue;
         if (ap[i].type == PIPE_ALGO_PARAM_FLAG) {
             W(ckpt_h5_attr_int(w, ap[i].attr, *(const int *)field));
         } else {

@@ -64,6 +64,11 @@ int pipe_federation_facility_index(const pipe_federation *f, const char *name);
  * INVALID naming the setting. */
 XFFL_MUST_USE xffl_status pipe_federation_validate(const pipe_federation *f);
 
+/* Tokens one facility trains in a round: local_steps x batch x seq_len. The fedavg
+ * weight of every delta and what tokens_seen grows by: a COMMIT's tokens= is a claim
+ * and is never used for either. INVALID when it overflows int64. */
+XFFL_MUST_USE xffl_status pipe_federation_round_tokens(const pipe_federation *f, int64_t *tokens);
+
 /* Writes federation.h5 at a local path (deterministic bytes). */
 XFFL_MUST_USE xffl_status pipe_federation_write_file(const pipe_federation *f, const char *path);
 /* Reads and validates a local federation.h5; INVALID/CORRUPT naming path and attribute. */

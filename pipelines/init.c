@@ -52,6 +52,8 @@ const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
     NUM(PIPE_INIT_ADAM_EPS, "--adam-eps", "algorithm", algo.eps, "fedadam epsilon (1e-8)"),
     NUM(PIPE_INIT_TRIM, "--trim-fraction", "algorithm", algo.trim, "trimmed: fraction cut from each end (0.1)"),
     NUM(PIPE_INIT_CLIP_NORM, "--clip-norm", "algorithm", algo.clip_norm, "pseudo-gradient L2 norm bound, 0 = none (0)"),
+    NUM(PIPE_INIT_DELTA_CLIP, "--delta-clip", "algorithm", algo.delta_clip,
+        "clip each delta to M x the median delta norm before combining, 0 = none (0)"),
     NUM(PIPE_INIT_LR, "--lr", "facility training", inner.lr, "AdamW peak learning rate (3e-4)"),
     NUM(PIPE_INIT_MIN_LR, "--min-lr", "facility training", inner.min_lr, "cosine floor of the learning rate (3e-5)"),
     NUM(PIPE_INIT_WEIGHT_DECAY, "--weight-decay", "facility training", inner.weight_decay, "AdamW decoupled decay (0.1)"),
@@ -137,6 +139,15 @@ xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result 
     if (st != XFFL_OK) {
         res->bad_settings = 1;
         return st;
+    }
+    /* a robust algorithm must be able to leave out a facility at the smallest round it
+     * may see (quorum deltas): trimmed of 3 at 0.1 cuts nothing, the median of 2 is the mean */
+    const pipe_algo_def *ad = pipe_algo_get(f->algo.kind);
+    if (ad->excludes && ad->excludes(&f->algo, f->quorum) < 1) {
+        res->bad_settings = 1;
+        return xffl_fail(XFFL_ERR_USAGE, "--algo %s with quorum %d excludes no facility's value (trim fraction %g of %d "
+                         "cuts %d from each end; a median needs 3 or more): raise --quorum or --trim-fraction, or use "
+                         "another --algo", ad->name, f->quorum, f->algo.trim, f->quorum, (int)(f->algo.trim * f->quorum));
     }
     res->n_groups = 1 + pipe_algo_state_count(f->algo.kind);
     res->groups[0] = "model";

@@ -256,9 +256,13 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
     pipe_round_listing l;
     XFFL_FORWARD(pipe_round_list(s, round, NULL, &l));
     const pipe_attempt *a = pipe_round_latest_attempt(&l, o->facility);
-    int attempt = 1;
+    int attempt = 1, usable = 1; /* a pending attempt that aggregate would reject is no reason to stop */
+    xffl_status ust = a && a->state == PIPE_ATTEMPT_PENDING
+                          ? pipe_contrib_usable(s, &f, fed_sha, round, &base, a->commit_key, &usable) : XFFL_OK;
+    if (ust != XFFL_OK) pipe_round_listing_free(&l);
+    XFFL_FORWARD(ust);
     if (a) {
-        if (a->state == PIPE_ATTEMPT_PENDING || a->state == PIPE_ATTEMPT_ACCEPTED) {
+        if ((a->state == PIPE_ATTEMPT_PENDING && usable) || a->state == PIPE_ATTEMPT_ACCEPTED) {
             res->skipped = 1;
             res->attempt = a->attempt;
             snprintf(res->commit_key, sizeof res->commit_key, "%s", a->commit_key);
@@ -267,7 +271,7 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
             pipe_round_listing_free(&l);
             return XFFL_OK;
         }
-        attempt = a->state == PIPE_ATTEMPT_REJECTED ? a->attempt + 1 : a->attempt;
+        attempt = a->state == PIPE_ATTEMPT_REJECTED || !usable ? a->attempt + 1 : a->attempt;
     }
     pipe_round_listing_free(&l);
     res->attempt = attempt;

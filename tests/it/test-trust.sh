@@ -172,7 +172,7 @@ if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
   /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r"); assert f.attrs["delta_clip"]==2.0; assert "delta_clip" not in h5py.File(sys.argv[2],"r").attrs' \
     "$T/r6/federation.h5" "$T/r4/federation.h5" || fail "delta_clip not recorded in federation.h5 (or recorded when unset)"
 fi
-expect_rc 65 $X init --store "$T/r7" --model tiny --delta-clip -1
+expect_rc 2 $X init --store "$T/r7" --model tiny --delta-clip -1
 
 # 5. a REJECTED whose name is not its content is no verdict: the delta is aggregated;
 #    a forged attempt written first does not make train a no-op
@@ -191,9 +191,9 @@ expect_rc 65 $X verify --all --store "$V"
 grep -q "REJECTED-000000000000" "$T/err" || { cat "$T/err"; fail "verify --all does not name the forged REJECTED"; }
 rm "$V/rounds/r000003/alpha/a1/REJECTED-000000000000"
 mkdir -p "$V/rounds/r000004/alpha/a1"
-printf 'format=xffl-commit\nround=4\nfacility=alpha\n' >"$T/forged"
-sha=$(sha256sum "$T/forged" | cut -c1-12)
-cp "$T/forged" "$V/rounds/r000004/alpha/a1/COMMIT-$sha"
+printf 'format=xffl-commit\nround=4\nfacility=alpha\n' >"$T/forged.txt"
+sha=$(sha256sum "$T/forged.txt" | cut -c1-12)
+cp "$T/forged.txt" "$V/rounds/r000004/alpha/a1/COMMIT-$sha"
 expect_rc 0 train "$V" alpha
 ! grep -q 'nothing to do' "$T/err" || { cat "$T/err"; fail "a forged attempt made train a no-op"; }
 grep -q '^round 4 a2 ' "$T/out" || { cat "$T/out"; fail "train did not write attempt a2 beside the forged a1"; }
