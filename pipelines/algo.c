@@ -404,6 +404,7 @@ xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in
     for (int64_t ch = 0; ch < nchunks; ch++) up2 += part[ch];
     free(part);
     if (stats) {
+        memset(stats, 0, sizeof *stats); /* padding too: callers compare stats bytewise */
         stats->pg_norm = pg;
         stats->clip_scale = r.scale;
         stats->update_norm = sqrt(up2);

@@ -73,7 +73,7 @@ xffl_status pipe_round_list(store *s, int64_t round, const ckpt_manifest *accept
         if (st == XFFL_OK)
             snprintf(a->rejected_key, sizeof a->rejected_key, "%s", ls.items[i].key);
         else if (st == XFFL_ERR_CORRUPT || st == XFFL_ERR_INVALID || st == XFFL_ERR_NOT_FOUND) {
-            xffl_log(XFFL_LOG_WARN, "warning: ignoring %s: %s", ls.items[i].key, xffl_errmsg());
+            xffl_log(XFFL_LOG_WARN, "warning: %s: ignored", xffl_errmsg());
             st = XFFL_OK;
         }
     }
