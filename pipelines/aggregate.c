@@ -263,6 +263,9 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
                           .state = state, .round = base->version + 1, .threads = threads};
     pipe_algo_stats stt;
     XFFL_CHECK_GOTO(st, pipe_algo_apply(ac, &in, out, &stt), done);
+    if (stt.deltas_clipped)
+        xffl_log(XFFL_LOG_INFO, "round %lld: %d of %d deltas clipped to %g x the median delta norm",
+                 (long long)base->version + 1, stt.deltas_clipped, n, ac->delta_clip);
     if (stats) *stats = stt;
     free(slabs[0]);
     slabs[0] = out;
