@@ -173,6 +173,16 @@ if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
     "$T/r6/federation.h5" "$T/r4/federation.h5" || fail "delta_clip not recorded in federation.h5 (or recorded when unset)"
 fi
 expect_rc 2 $X init --store "$T/r7" --model tiny --delta-clip -1
+#    and a round with it: the longer of two deltas is scaled to the median (their mean)
+#    norm; reproduce rebuilds the same bytes
+C=$T/clip
+$X init --store "$C" --model tiny --facilities alpha,beta --local-steps 2 --batch 2 --seq-len 16 --delta-clip 1 \
+  >/dev/null 2>&1
+train "$C" alpha >/dev/null 2>&1 || fail "train alpha (delta clip)"
+train "$C" beta --data "$T/data/*_val_*.bin" >/dev/null 2>&1 || fail "train beta (delta clip)"
+expect_rc 0 $X aggregate --store "$C" --deadline 0
+grep -q "1 of 2 deltas clipped" "$T/err" || { cat "$T/err"; fail "aggregate did not clip the longer delta"; }
+expect_rc 0 $X reproduce --store "$C" --round 1
 
 # 5. a REJECTED whose name is not its content is no verdict: the delta is aggregated;
 #    a forged attempt written first does not make train a no-op
