@@ -249,12 +249,10 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
         st = xffl_fail(XFFL_ERR_NOMEM, "aggregation output");
         goto done;
     }
-    int64_t round_tokens = 0;
     for (int i = 0; i < n; i++) {
         deltas[i] = contribs[i].delta;
         tok[i] = (double)contribs[i].tokens;
-        if (__builtin_add_overflow(round_tokens, contribs[i].tokens, &round_tokens) ||
-            __builtin_add_overflow(tokens_seen, contribs[i].tokens, &tokens_seen)) {
+        if (__builtin_add_overflow(tokens_seen, contribs[i].tokens, &tokens_seen)) {
             st = xffl_fail(XFFL_ERR_INVALID, "round %lld: tokens_seen overflows", (long long)base->version + 1);
             goto done;
         }
