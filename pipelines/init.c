@@ -53,7 +53,7 @@ const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
     NUM(PIPE_INIT_TRIM, "--trim-fraction", "algorithm", algo.trim, "trimmed: fraction cut from each end (0.1)"),
     NUM(PIPE_INIT_CLIP_NORM, "--clip-norm", "algorithm", algo.clip_norm, "pseudo-gradient L2 norm bound, 0 = none (0)"),
     NUM(PIPE_INIT_DELTA_CLIP, "--delta-clip", "algorithm", algo.delta_clip,
-        "clip each delta to M x the median delta norm before combining, 0 = none (0)"),
+        "clip each delta to X times the median delta norm before combining, 0 = none (0)"),
     NUM(PIPE_INIT_LR, "--lr", "facility training", inner.lr, "AdamW peak learning rate (3e-4)"),
     NUM(PIPE_INIT_MIN_LR, "--min-lr", "facility training", inner.min_lr, "cosine floor of the learning rate (3e-5)"),
     NUM(PIPE_INIT_WEIGHT_DECAY, "--weight-decay", "facility training", inner.weight_decay, "AdamW decoupled decay (0.1)"),
