@@ -20,7 +20,7 @@ static void help(void)
         snprintf(fx, sizeof fx, "%s X", n->flag);
         snprintf(b + strlen(b), sizeof numbers[0] - strlen(b), "  %-22s  %s\n", fx, n->help);
     }
-    printf("usage: xffl init --store URL --model PRESET [options]\n"
+    printf("usage: xffl init --store URL (--model PRESET | --from HF_DIR) [options]\n"
            "\n"
            "Creates a federation in an empty store: federation.h5 (every setting that\n"
            "changes a round's result; train and aggregate read them from there), version 0\n"
@@ -29,18 +29,21 @@ static void help(void)
            "\n"
            "model and federation:\n"
            "  --store URL             s3://bucket/prefix, file:///path or a plain path\n"
-           "  --model PRESET          %s\n"
+           "  --model PRESET          %s (optional with a Hugging Face --from:\n"
+           "                          its config.json is the model, a preset when it equals one)\n"
            "  --vocab N               vocabulary size (default: 256 byte-level for tiny/small/base)\n"
            "  --facilities a,b        facility names (default: local)\n"
            "  --algo A                %s\n"
            "  --local-steps H         optimizer steps per facility per round (100)\n"
            "  --quorum K              deltas needed per round (default: all facilities)\n"
            "  --seed S                initialisation seed (0)\n"
-           "  --from URL|FILE.bin     version 0's weights from a version of another store\n"
+           "  --from URL|FILE.bin|DIR version 0's weights from a version of another store\n"
            "                          (fine-tuning, or continuing a central pre-training run;\n"
-           "                          every digest verified) or from a llama2.c checkpoint file\n"
-           "                          (e.g. LLaMA-2 through llama2.c's export.py); the model must\n"
-           "                          match --model/--vocab; version 0's INDEX names it (init_from)\n"
+           "                          every digest verified), a llama2.c checkpoint file (e.g.\n"
+           "                          LLaMA-2 through llama2.c's export.py) or a Hugging Face LLaMA\n"
+           "                          directory (config.json, *.safetensors in fp32/fp16/bf16,\n"
+           "                          read one tensor at a time); the model must match\n"
+           "                          --model/--vocab; version 0's INDEX names it (init_from)\n"
            "  --from-version V        which version of the --from store (latest)\n"
            "  --part-size N           uncompressed bytes per version part, K/M/G (1G)\n"
            "  --level L               zstd level of every part, not 0 (%d: entropy coding only,\n"
@@ -64,7 +67,8 @@ static void help(void)
            "\n"
            "Prints the version it wrote on stdout (--json: one object).\n"
            "exit codes: 0 done, 1 failed (store already a federation, I/O, --from missing),\n"
-           "2 usage, 65 --from's model is another, fails a digest or is not a whole llama2.c file,\n"
+           "2 usage, 65 --from's model is another, fails a digest, is not a whole llama2.c file\n"
+           "or is a Hugging Face directory whose files disagree (the message names file and field),\n"
            "74 store unreachable.\n",
            ckpt_model_preset_names(), algos, CKPT_ZSTD_DEFAULT_LEVEL, numbers[0], numbers[1], encodings);
 }
@@ -110,7 +114,7 @@ int cmd_init(int argc, char **argv)
         opts[fixed + k] = (cli_opt){pipe_init_numbers[k].flag, CLI_DOUBLE, &set.dbl[k], 0, 0, &set.dbl_set[k]};
     int rc = cli_parse(C, argc, argv, opts, &sopt, NULL);
     if (rc) return rc;
-    if (!set.preset) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
+    if (!set.preset && !set.from) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
     if (!url && !set.dry_run) return cli_usage_error(C, "--store URL is required (or --dry-run)");
     if (set.from_version && !set.from) return cli_usage_error(C, "--from-version needs --from URL");
 

@@ -18,10 +18,19 @@ void pipe_federation_set_algo(pipe_federation *f, pipe_algo_kind kind)
 
 xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federation *f)
 {
-    memset(f, 0, sizeof *f);
+    ckpt_model_config model;
     XFFL_RETURN_IF(strlen(preset) >= sizeof f->preset, XFFL_ERR_USAGE, "preset name '%s' too long", preset);
-    XFFL_FORWARD(ckpt_model_preset(preset, vocab, &f->model));
-    strcpy(f->preset, preset);
+    XFFL_FORWARD(ckpt_model_preset(preset, vocab, &model));
+    return pipe_federation_default_model(preset, &model, f);
+}
+
+xffl_status pipe_federation_default_model(const char *name, const ckpt_model_config *model, pipe_federation *f)
+{
+    memset(f, 0, sizeof *f);
+    XFFL_RETURN_IF(strlen(name) >= sizeof f->preset, XFFL_ERR_USAGE, "model name '%s' too long", name);
+    XFFL_FORWARD(ckpt_model_validate(model));
+    f->model = *model;
+    strcpy(f->preset, name);
     f->n_facilities = 1;
     strcpy(f->facilities[0], "local");
     pipe_federation_set_algo(f, PIPE_ALGO_FEDAVG);

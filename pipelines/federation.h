@@ -34,8 +34,8 @@ typedef struct {
 } pipe_inner_opt;
 
 typedef struct {
-    char preset[PIPE_PRESET_MAX];     /* "tiny", ..., "7b" */
-    ckpt_model_config model;          /* preset + --vocab */
+    char preset[PIPE_PRESET_MAX];     /* "tiny", ..., "7b", or "custom" (PIPE_CUSTOM_MODEL) */
+    ckpt_model_config model;          /* preset + --vocab, or a Hugging Face config */
     int n_facilities;                 /* ≥ 1 */
     char facilities[PIPE_MAX_FACILITIES][PIPE_FACILITY_MAX]; /* sorted bytewise, unique, [a-z0-9_-] */
     pipe_algo_config algo;            /* algorithm and its parameters (pipelines/algo.h) */
@@ -54,6 +54,13 @@ typedef struct {
 /* Defaults for everything (one facility "local", fedavg, H=100, quorum 1, seed 0) and
  * the model of preset with vocab (0 = preset default). USAGE naming an unknown preset. */
 XFFL_MUST_USE xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federation *f);
+/* The same defaults around a model given whole (a Hugging Face config): name is the
+ * preset it equals, or PIPE_CUSTOM_MODEL. The model's every field is an attribute of
+ * federation.h5 already, so a custom model needs no other layout. INVALID from
+ * ckpt_model_validate. */
+#define PIPE_CUSTOM_MODEL "custom"
+XFFL_MUST_USE xffl_status pipe_federation_default_model(const char *name, const ckpt_model_config *model,
+                                                        pipe_federation *f);
 /* Sets the algorithm and resets its parameters to that algorithm's defaults. */
 void pipe_federation_set_algo(pipe_federation *f, pipe_algo_kind kind);
 /* Parses "a,b,c" into the sorted facility list; USAGE naming a bad or repeated name. */

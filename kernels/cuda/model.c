@@ -15,6 +15,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include "kernels/cuda/check.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,12 +56,6 @@ struct kcu_model {
     float *host_losses;
 };
 
-#define CU(expr, what)                                                                       \
-    do {                                                                                     \
-        cudaError_t e_ = (expr);                                                             \
-        if (e_ != cudaSuccess)                                                               \
-            return xffl_fail(XFFL_ERR_BACKEND, "cuda: %s: %s", (what), cudaGetErrorString(e_)); \
-    } while (0)
 /* Launch check; with XFFL_CUDA_DEBUG_SYNC=1 also waits for the kernel, so an asynchronous
  * fault (illegal address, ...) is reported under the op that caused it. */
 #define OP(expr, what)                                                                          \
@@ -300,6 +295,21 @@ xffl_status kcu_set_params(kcu_model *m, const float *params)
 {
     XFFL_FORWARD(copy_in(m, m->params, params, "copying parameters to the device"));
     return kcu_params_changed(m);
+}
+
+xffl_status kcu_get_grads_range(kcu_model *m, int64_t off, int64_t n, float *out)
+{
+    CU(cudaMemcpyAsync(out, m->grads + off, (size_t)n * 4, cudaMemcpyDeviceToHost, m->stream),
+       "copying a gradient range to the host");
+    return kcu_sync(m, "copying a gradient range to the host");
+}
+
+xffl_status kcu_set_params_range(kcu_model *m, int64_t off, int64_t n, const float *in, int last)
+{
+    CU(cudaMemcpyAsync(m->params + off, in, (size_t)n * 4, cudaMemcpyHostToDevice, m->stream),
+       "copying a parameter range to the device");
+    XFFL_FORWARD(kcu_sync(m, "copying a parameter range to the device"));
+    return last ? kcu_params_changed(m) : XFFL_OK;
 }
 
 xffl_status kcu_get_params(kcu_model *m, float *params) { return copy_out(m, params, m->params, "copying parameters to the host"); }
