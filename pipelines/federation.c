@@ -128,6 +128,16 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     return XFFL_OK;
 }
 
+xffl_status pipe_federation_round_tokens(const pipe_federation *f, int64_t *tokens)
+{
+    int64_t bt;
+    int over = __builtin_mul_overflow((int64_t)f->local_steps, (int64_t)f->batch, &bt) ||
+               __builtin_mul_overflow(bt, (int64_t)f->seq_len, tokens);
+    XFFL_RETURN_IF(over || *tokens < 1, XFFL_ERR_INVALID, "federation: %d local steps x batch %d x seq len %d tokens "
+                   "per round is out of range", f->local_steps, f->batch, f->seq_len);
+    return XFFL_OK;
+}
+
 /* Attribute names below are the file format: h5dump -A shows them to people. */
 xffl_status pipe_federation_write_file(const pipe_federation *f, const char *path)
 {
@@ -154,6 +164,8 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     const pipe_algo_param *ap = pipe_algo_params(&np);
     for (int i = 0; i < np; i++) {
         const char *field = (const char *)a + ap[i].offset;
+        int unset = ap[i].type == PIPE_ALGO_PARAM_FLAG ? *(const int *)field == 0 : *(const double *)field == 0;
+        if (ap[i].optional && unset) continue;
         if (ap[i].type == PIPE_ALGO_PARAM_FLAG) {
             W(ckpt_h5_attr_int(w, ap[i].attr, *(const int *)field));
         } else {
@@ -340,4 +352,41 @@ xffl_status pipe_federation_load(store *s, const char *expect_sha, pipe_federati
     free(dir);
     if (st == XFFL_OK && sha_hex) memcpy(sha_hex, hex, XFFL_SHA256_HEX);
     return st;
+}
+
+xffl_status pipe_federation_load_for(store *s, const pipe_version_ref *ref, pipe_federation *f,
+                                     char sha_hex[XFFL_SHA256_HEX])
+{
+    ckpt_manifest *m = NULL;
+    XFFL_FORWARD(pipe_manifest_load(s, ref->index_key, ref->index_sha, &m, NULL));
+    const char *want = ckpt_manifest_get(m, "federation");
+    char sha[XFFL_SHA256_HEX] = "";
+    int ok = want && strlen(want) == XFFL_SHA256_HEX - 1 && strspn(want, "0123456789abcdef") == XFFL_SHA256_HEX - 1;
+    if (ok) memcpy(sha, want, XFFL_SHA256_HEX);
+    ckpt_manifest_free(m);
+    XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: no well-formed 'federation=' line (the digest of %s)", ref->index_key,
+                   PIPE_FEDERATION_KEY);
+    xffl_status st = pipe_federation_load(s, sha, f, sha_hex);
+    if (st == XFFL_ERR_CORRUPT)
+        return xffl_wrap(st, "%s is not the %s that %s records (federation=%.12s...): damaged or replaced, "
+                             "nothing read from it", PIPE_FEDERATION_KEY, PIPE_FEDERATION_KEY, ref->index_key, sha);
+    return st;
+}
+
+xffl_status pipe_federation_load_latest(store *s, pipe_version_ref *latest, pipe_federation *f,
+                                        char sha_hex[XFFL_SHA256_HEX])
+{
+    pipe_version_ref ref;
+    xffl_status st = pipe_latest_read(s, &ref);
+    if (st == XFFL_ERR_NOT_FOUND) {
+        /* no federation.h5 either: say that (the usual first mistake) */
+        uint64_t size;
+        if (store_head(s, PIPE_FEDERATION_KEY, &size, NULL) == XFFL_ERR_NOT_FOUND)
+            return xffl_fail(st, "%s has no %s (not a federation: run xffl init)", store_url(s), PIPE_FEDERATION_KEY);
+        return xffl_fail(st, "%s has no LATEST (no version yet: run xffl init)", store_url(s));
+    }
+    XFFL_FORWARD(st);
+    XFFL_FORWARD(pipe_federation_load_for(s, &ref, f, sha_hex));
+    if (latest) *latest = ref;
+    return XFFL_OK;
 }

@@ -79,6 +79,11 @@ int pipe_federation_facility_index(const pipe_federation *f, const char *name);
  * INVALID naming the setting. */
 XFFL_MUST_USE xffl_status pipe_federation_validate(const pipe_federation *f);
 
+/* Tokens one facility trains in a round: local_steps x batch x seq_len. The fedavg
+ * weight of every delta and what tokens_seen grows by: a COMMIT's tokens= is a claim
+ * and is never used for either. INVALID when it overflows int64. */
+XFFL_MUST_USE xffl_status pipe_federation_round_tokens(const pipe_federation *f, int64_t *tokens);
+
 /* Writes federation.h5 at a local path (deterministic bytes). */
 XFFL_MUST_USE xffl_status pipe_federation_write_file(const pipe_federation *f, const char *path);
 /* Reads and validates a local federation.h5; INVALID/CORRUPT naming path and attribute. */
@@ -92,5 +97,17 @@ XFFL_MUST_USE xffl_status pipe_federation_publish(store *s, const pipe_federatio
  * NOT_FOUND naming the store when absent. */
 XFFL_MUST_USE xffl_status pipe_federation_load(store *s, const char *expect_sha, pipe_federation *f,
                                  char sha_hex[XFFL_SHA256_HEX]);
+/* federation.h5 as a version uses it: ref's INDEX (checked against ref->index_sha, or
+ * its content name when that is "") records `federation=<sha256>`, and federation.h5
+ * must have that digest before anything in it is read. A mismatch is CORRUPT naming
+ * federation.h5 and the INDEX: a damaged or replaced file is never used, so no good
+ * delta is ever judged against it (docs/design.md "Trust"). */
+XFFL_MUST_USE xffl_status pipe_federation_load_for(store *s, const pipe_version_ref *ref, pipe_federation *f,
+                                                   char sha_hex[XFFL_SHA256_HEX]);
+/* The same for LATEST's version, which *latest (may be NULL) receives: what train and
+ * aggregate start from. NOT_FOUND naming the store when it has no federation.h5 or
+ * no LATEST. */
+XFFL_MUST_USE xffl_status pipe_federation_load_latest(store *s, pipe_version_ref *latest, pipe_federation *f,
+                                                      char sha_hex[XFFL_SHA256_HEX]);
 
 #endif

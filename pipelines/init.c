@@ -71,6 +71,8 @@ const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
     NUM(PIPE_INIT_ADAM_EPS, "--adam-eps", "algorithm", algo.eps, "fedadam epsilon (1e-8)"),
     NUM(PIPE_INIT_TRIM, "--trim-fraction", "algorithm", algo.trim, "trimmed: fraction cut from each end (0.1)"),
     NUM(PIPE_INIT_CLIP_NORM, "--clip-norm", "algorithm", algo.clip_norm, "pseudo-gradient L2 norm bound, 0 = none (0)"),
+    NUM(PIPE_INIT_DELTA_CLIP, "--delta-clip", "algorithm", algo.delta_clip,
+        "clip each delta to X times the median delta norm before combining, 0 = none (0)"),
     NUM(PIPE_INIT_LR, "--lr", "facility training", inner.lr, "AdamW peak learning rate (3e-4)"),
     NUM(PIPE_INIT_MIN_LR, "--min-lr", "facility training", inner.min_lr, "cosine floor of the learning rate (3e-5)"),
     NUM(PIPE_INIT_WEIGHT_DECAY, "--weight-decay", "facility training", inner.weight_decay, "AdamW decoupled decay (0.1)"),
@@ -162,6 +164,19 @@ static XFFL_MUST_USE xffl_status open_hf(const pipe_init_settings *set, fmt_hf_r
     return fmt_hf_open(set->from, hf);
 }
 
+/* A robust algorithm must be able to leave out a facility at the smallest round it may
+ * see (quorum deltas): trimmed of 3 at 0.1 cuts nothing, the median of 2 is the mean.
+ * USAGE naming the algorithm and the quorum. */
+static XFFL_MUST_USE xffl_status check_robust(const pipe_federation *f)
+{
+    const pipe_algo_def *ad = pipe_algo_get(f->algo.kind);
+    XFFL_RETURN_IF(ad->excludes && ad->excludes(&f->algo, f->quorum) < 1, XFFL_ERR_USAGE,
+                   "--algo %s with quorum %d excludes no facility's value (trim fraction %g of %d cuts %d from each "
+                   "end; a median needs 3 or more): raise --quorum or --trim-fraction, or use another --algo",
+                   ad->name, f->quorum, f->algo.trim, f->quorum, (int)(f->algo.trim * f->quorum));
+    return XFFL_OK;
+}
+
 /* pipe_init once the federation is built and valid. */
 static XFFL_MUST_USE xffl_status init_job(store *s, const pipe_init_settings *set, const fmt_hf_reader *hf, pipe_init_result *res)
 {
@@ -223,6 +238,7 @@ xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result 
     xffl_status st = build_federation(set, hf ? &fmt_hf_table(hf)->cfg : NULL, f);
     if (st == XFFL_OK) {
         st = pipe_federation_validate(f);
+        if (st == XFFL_OK) st = check_robust(f);
         res->bad_settings = st != XFFL_OK;
     }
     if (st == XFFL_OK) st = init_job(s, set, hf, res);

@@ -21,8 +21,8 @@ xffl_status pipe_model_load(store *s, int64_t version, ckpt_param_table **t, flo
     pipe_federation f;
     pipe_version_ref ref;
     xffl_status st;
-    XFFL_CHECK_GOTO(st, pipe_federation_load(s, NULL, &f, NULL), out);
     XFFL_CHECK_GOTO(st, pipe_version_resolve(s, version, &ref), out);
+    XFFL_CHECK_GOTO(st, pipe_federation_load_for(s, &ref, &f, NULL), out);
     XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f.model, t), out);
     *params = malloc((size_t)(*t)->total * sizeof(float));
     if (!*params) {
