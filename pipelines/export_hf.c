@@ -31,7 +31,7 @@ static XFFL_MUST_USE xffl_status copy_tokenizer(store *s, const char *dir, int *
     uint64_t size;
     pipe_federation f;
     *copied = 0;
-    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, NULL));
+    XFFL_FORWARD(pipe_federation_load_latest(s, NULL, &f, NULL));
     xffl_status st = store_head(s, PIPE_TOKENIZER_KEY, &size, NULL);
     if (st == XFFL_ERR_NOT_FOUND && f.tokenizer_sha256[0])
         return xffl_fail(XFFL_ERR_CORRUPT, "%s has no %s, which %s names", store_url(s), PIPE_TOKENIZER_KEY,

@@ -259,7 +259,7 @@ static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_kept_versio
 static XFFL_MUST_USE xffl_status verify_tokenizer(store *s)
 {
     pipe_federation f;
-    if (pipe_federation_load(s, NULL, &f, NULL) != XFFL_OK) return XFFL_OK;
+    if (pipe_federation_load_latest(s, NULL, &f, NULL) != XFFL_OK) return XFFL_OK;
     return pipe_tokenizer_verify(s, f.tokenizer_sha256);
 }
 

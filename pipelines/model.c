@@ -72,7 +72,7 @@ static XFFL_MUST_USE xffl_status to_backend(loaded *l, const char *backend, int 
 static XFFL_MUST_USE xffl_status federation_tokenizer(store *s, char sha[XFFL_SHA256_HEX])
 {
     pipe_federation f;
-    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, NULL));
+    XFFL_FORWARD(pipe_federation_load_latest(s, NULL, &f, NULL));
     memcpy(sha, f.tokenizer_sha256, XFFL_SHA256_HEX);
     return XFFL_OK;
 }
