@@ -45,6 +45,12 @@ static void help(void)
            "                          read one tensor at a time); the model must match\n"
            "                          --model/--vocab; version 0's INDEX names it (init_from)\n"
            "  --from-version V        which version of the --from store (latest)\n"
+           "  --tokenizer FILE        a SentencePiece tokenizer.model (LLaMA's): the federation's\n"
+           "                          vocabulary (taken from it unless --vocab or --from sets one,\n"
+           "                          which must then agree);\n"
+           "                          federation.h5 records its SHA-256 and the store keeps the file;\n"
+           "                          train/eval/sample then refuse shards packed with another\n"
+           "                          (default: the byte-level tokenizer, vocabulary 256)\n"
            "  --part-size N           uncompressed bytes per version part, K/M/G (1G)\n"
            "  --level L               zstd level of every part, not 0 (%d: entropy coding only,\n"
            "                          as small as level 1 for float weights at twice the speed)\n"
@@ -66,6 +72,8 @@ static void help(void)
            "  --threads N             compression threads (default: all cores)\n"
            "\n"
            "Prints the version it wrote on stdout (--json: one object).\n"
+           "A --tokenizer that is not a SentencePiece BPE model, or not of the model's\n"
+           "vocabulary, is exit 65 (the message names the file and the field).\n"
            "exit codes: 0 done, 1 failed (store already a federation, I/O, --from missing),\n"
            "2 usage, 65 --from's model is another, fails a digest, is not a whole llama2.c file\n"
            "or is a Hugging Face directory whose files disagree (the message names file and field),\n"
@@ -84,7 +92,7 @@ int cmd_init(int argc, char **argv)
     store_options_default(&sopt);
     const char *url = NULL;
     pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt};
-    cli_opt opts[23 + PIPE_INIT_NDBL] = {
+    cli_opt opts[24 + PIPE_INIT_NDBL] = {
         {"--store", CLI_STR, &url, 0, 0, NULL},
         {"--model", CLI_STR, &set.preset, 0, 0, NULL},
         {"--facilities", CLI_STR, &set.facilities, 0, 0, NULL},
@@ -92,6 +100,7 @@ int cmd_init(int argc, char **argv)
         {"--encoding", CLI_STR, &set.encoding, 0, 0, NULL},
         {"--from", CLI_STR, &set.from, 0, 0, NULL},
         {"--from-version", CLI_STR, &set.from_version, 0, 0, NULL},
+        {"--tokenizer", CLI_STR, &set.tokenizer, 0, 0, NULL},
         {"--vocab", CLI_INT, &set.vocab, 1, 65536, NULL},
         {"--local-steps", CLI_INT, &set.local_steps, 1, 100000000, NULL},
         {"--quorum", CLI_INT, &set.quorum, 1, PIPE_MAX_FACILITIES, NULL},

@@ -7,6 +7,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "pipelines/federation.h"
+#include "pipelines/keys.h"
 #include "pipelines/model.h"
 
 xffl_status pipe_export_hf_dtype(const char *name, fmt_st_dtype *d)
@@ -20,18 +22,26 @@ xffl_status pipe_export_hf_dtype(const char *name, fmt_st_dtype *d)
     return XFFL_OK;
 }
 
-/* dir/tokenizer.model from the store when the federation has one. */
+/* dir/tokenizer.model from the store when the federation has one: the one
+ * federation.h5 names (init --tokenizer), checked against its digest, or else what the
+ * store holds under the key. */
 static XFFL_MUST_USE xffl_status copy_tokenizer(store *s, const char *dir, int *copied)
 {
     char path[4200];
     uint64_t size;
+    pipe_federation f;
     *copied = 0;
+    XFFL_FORWARD(pipe_federation_load_latest(s, NULL, &f, NULL));
     xffl_status st = store_head(s, PIPE_TOKENIZER_KEY, &size, NULL);
+    if (st == XFFL_ERR_NOT_FOUND && f.tokenizer_sha256[0])
+        return xffl_fail(XFFL_ERR_CORRUPT, "%s has no %s, which %s names", store_url(s), PIPE_TOKENIZER_KEY,
+                         PIPE_FEDERATION_KEY);
     if (st == XFFL_ERR_NOT_FOUND) return XFFL_OK;
     XFFL_FORWARD(st);
     xffl_log(XFFL_LOG_INFO, "copying the federation's %s (%llu bytes)", PIPE_TOKENIZER_KEY, (unsigned long long)size);
     snprintf(path, sizeof path, "%s/%s", dir, FMT_HF_TOKENIZER);
-    XFFL_FORWARD(store_get_file(s, PIPE_TOKENIZER_KEY, path));
+    XFFL_FORWARD(f.tokenizer_sha256[0] ? store_get_file_verified(s, PIPE_TOKENIZER_KEY, f.tokenizer_sha256, path)
+                                       : store_get_file(s, PIPE_TOKENIZER_KEY, path));
     *copied = 1;
     return XFFL_OK;
 }

@@ -9,10 +9,6 @@
 #include "libckpt/model.h"
 #include "storage/store.h"
 
-/* The store key of the federation's SentencePiece model (`init --tokenizer` puts it
- * there); the export copies it as is. */
-#define PIPE_TOKENIZER_KEY "tokenizer.model"
-
 typedef struct {
     int64_t version; /* the version written */
     fmt_hf_export_result files;

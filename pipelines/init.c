@@ -12,6 +12,7 @@
 #include "formats/hf.h"
 #include "formats/llama2c.h"
 #include "pipelines/model.h"
+#include "pipelines/tokenizer.h"
 
 static XFFL_MUST_USE xffl_status check_same_model(const char *from, const ckpt_model_config *a,
                                                  const pipe_federation *f);
@@ -56,6 +57,8 @@ static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
     /* a peak below the default floor takes the floor down with it */
     if (set->dbl_set[PIPE_INIT_LR] && !set->dbl_set[PIPE_INIT_MIN_LR] && f->inner.min_lr > f->inner.lr)
         f->inner.min_lr = f->inner.lr / 10;
+    /* the vocabulary is --from's, or --vocab's, when given; else the tokenizer's */
+    if (set->tokenizer) XFFL_FORWARD(pipe_tokenizer_set(f, set->tokenizer, set->vocab || set->from || !set->preset));
     return XFFL_OK;
 }
 
@@ -68,6 +71,8 @@ const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
     NUM(PIPE_INIT_ADAM_EPS, "--adam-eps", "algorithm", algo.eps, "fedadam epsilon (1e-8)"),
     NUM(PIPE_INIT_TRIM, "--trim-fraction", "algorithm", algo.trim, "trimmed: fraction cut from each end (0.1)"),
     NUM(PIPE_INIT_CLIP_NORM, "--clip-norm", "algorithm", algo.clip_norm, "pseudo-gradient L2 norm bound, 0 = none (0)"),
+    NUM(PIPE_INIT_DELTA_CLIP, "--delta-clip", "algorithm", algo.delta_clip,
+        "clip each delta to X times the median delta norm before combining, 0 = none (0)"),
     NUM(PIPE_INIT_LR, "--lr", "facility training", inner.lr, "AdamW peak learning rate (3e-4)"),
     NUM(PIPE_INIT_MIN_LR, "--min-lr", "facility training", inner.min_lr, "cosine floor of the learning rate (3e-5)"),
     NUM(PIPE_INIT_WEIGHT_DECAY, "--weight-decay", "facility training", inner.weight_decay, "AdamW decoupled decay (0.1)"),
@@ -159,6 +164,19 @@ static XFFL_MUST_USE xffl_status open_hf(const pipe_init_settings *set, fmt_hf_r
     return fmt_hf_open(set->from, hf);
 }
 
+/* A robust algorithm must be able to leave out a facility at the smallest round it may
+ * see (quorum deltas): trimmed of 3 at 0.1 cuts nothing, the median of 2 is the mean.
+ * USAGE naming the algorithm and the quorum. */
+static XFFL_MUST_USE xffl_status check_robust(const pipe_federation *f)
+{
+    const pipe_algo_def *ad = pipe_algo_get(f->algo.kind);
+    XFFL_RETURN_IF(ad->excludes && ad->excludes(&f->algo, f->quorum) < 1, XFFL_ERR_USAGE,
+                   "--algo %s with quorum %d excludes no facility's value (trim fraction %g of %d cuts %d from each "
+                   "end; a median needs 3 or more): raise --quorum or --trim-fraction, or use another --algo",
+                   ad->name, f->quorum, f->algo.trim, f->quorum, (int)(f->algo.trim * f->quorum));
+    return XFFL_OK;
+}
+
 /* pipe_init once the federation is built and valid. */
 static XFFL_MUST_USE xffl_status init_job(store *s, const pipe_init_settings *set, const fmt_hf_reader *hf, pipe_init_result *res)
 {
@@ -184,6 +202,7 @@ static XFFL_MUST_USE xffl_status init_job(store *s, const pipe_init_settings *se
     }
     double t0 = xffl_now();
     XFFL_CHECK_GOTO(st, pipe_federation_publish(s, f, res->federation_sha256), out);
+    if (set->tokenizer) XFFL_CHECK_GOTO(st, pipe_tokenizer_publish(s, set->tokenizer, f->tokenizer_sha256), out);
     xffl_log(XFFL_LOG_DEBUG, "wrote %s (sha256 %s)", PIPE_FEDERATION_KEY, res->federation_sha256);
     init_src src = {res->t, f->seed, from_slab, hf};
     const char *ek[] = {"init_from"}, *ev[] = {from_line};
@@ -219,6 +238,7 @@ xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result 
     xffl_status st = build_federation(set, hf ? &fmt_hf_table(hf)->cfg : NULL, f);
     if (st == XFFL_OK) {
         st = pipe_federation_validate(f);
+        if (st == XFFL_OK) st = check_robust(f);
         res->bad_settings = st != XFFL_OK;
     }
     if (st == XFFL_OK) st = init_job(s, set, hf, res);

@@ -22,6 +22,7 @@ enum {
     PIPE_INIT_ADAM_EPS,
     PIPE_INIT_TRIM,
     PIPE_INIT_CLIP_NORM,
+    PIPE_INIT_DELTA_CLIP,
     PIPE_INIT_LR,
     PIPE_INIT_MIN_LR,
     PIPE_INIT_WEIGHT_DECAY,
@@ -61,6 +62,12 @@ typedef struct {
                                * Hugging Face directory (formats/hf.h) */
     const char *from_version; /* which version of the --from store ("latest") */
     const store_options *from_options; /* how to reach the --from store */
+    const char *tokenizer;    /* a SentencePiece tokenizer.model (NULL: byte-level): its
+                               * vocabulary is the model's (taken from it unless --vocab
+                               * or --from fixes one; INVALID when they differ, or for a
+                               * model that is not SentencePiece BPE), its SHA-256 goes
+                               * into federation.h5 and the file into the store
+                               * (pipelines/tokenizer.h) */
 } pipe_init_settings;
 
 typedef struct pipe_init_result {

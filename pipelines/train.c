@@ -217,15 +217,14 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
                                          pipe_train_result *res)
 {
     pipe_federation *f = &j->f;
-    XFFL_FORWARD(pipe_federation_load(s, NULL, f, j->fed_sha));
+    pipe_version_ref *base = &j->base;
+    XFFL_FORWARD(pipe_federation_load_latest(s, base, f, j->fed_sha));
     if (pipe_federation_facility_index(f, o->facility) < 0) {
         char list[PIPE_MAX_FACILITIES * (PIPE_FACILITY_MAX + 1)] = "";
         for (int i = 0; i < f->n_facilities; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "", f->facilities[i]);
         return xffl_fail(XFFL_ERR_USAGE, "facility '%s' is not in the federation (%s)", o->facility, list);
     }
-    pipe_version_ref *base = &j->base;
-    XFFL_FORWARD(pipe_latest_read(s, base));
     int64_t round = base->version + 1;
     if (o->round >= 0) {
         if (o->round <= base->version) {
@@ -241,9 +240,13 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     pipe_round_listing l;
     XFFL_FORWARD(pipe_round_list(s, round, NULL, &l));
     const pipe_attempt *a = pipe_round_latest_attempt(&l, o->facility);
-    int attempt = 1;
+    int attempt = 1, usable = 1; /* a pending attempt that aggregate would reject is no reason to stop */
+    xffl_status ust = a && a->state == PIPE_ATTEMPT_PENDING
+                          ? pipe_contrib_usable(s, f, j->fed_sha, round, base, a->commit_key, &usable) : XFFL_OK;
+    if (ust != XFFL_OK) pipe_round_listing_free(&l);
+    XFFL_FORWARD(ust);
     if (a) {
-        if (a->state == PIPE_ATTEMPT_PENDING || a->state == PIPE_ATTEMPT_ACCEPTED) {
+        if ((a->state == PIPE_ATTEMPT_PENDING && usable) || a->state == PIPE_ATTEMPT_ACCEPTED) {
             res->skipped = plan->skipped = 1;
             res->attempt = a->attempt;
             snprintf(res->commit_key, sizeof res->commit_key, "%s", a->commit_key);
@@ -252,7 +255,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
             pipe_round_listing_free(&l);
             return XFFL_OK;
         }
-        attempt = a->state == PIPE_ATTEMPT_REJECTED ? a->attempt + 1 : a->attempt;
+        attempt = a->state == PIPE_ATTEMPT_REJECTED || !usable ? a->attempt + 1 : a->attempt;
     }
     pipe_round_listing_free(&l);
     res->attempt = plan->attempt = attempt;
@@ -270,7 +273,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
         XFFL_FORWARD(pipe_version_fetch(s, base, j->t, 1, groups, slabs, NULL));
     }
     memcpy(j->theta, j->base_theta, (size_t)n * 4);
-    XFFL_FORWARD(text_loader_open(o->data_glob, f->model.vocab_size, &j->sh));
+    XFFL_FORWARD(text_loader_open(o->data_glob, f->model.vocab_size, f->tokenizer_sha256, &j->sh));
     text_cursor start;
     XFFL_FORWARD(find_cursor(s, o, round, &start));
     plan->cursor = start.seq;
@@ -319,7 +322,7 @@ static XFFL_MUST_USE xffl_status share(xffl_comm *c, const pipe_train_options *o
         XFFL_FORWARD(ckpt_param_table_create(&j->f.model, &j->t));
         j->theta = malloc((size_t)j->t->total * 4);
         XFFL_RETURN_IF(!j->theta, XFFL_ERR_NOMEM, "model slab (%lld floats)", (long long)j->t->total);
-        XFFL_FORWARD(text_loader_open(o->data_glob, j->f.model.vocab_size, &j->sh));
+        XFFL_FORWARD(text_loader_open(o->data_glob, j->f.model.vocab_size, j->f.tokenizer_sha256, &j->sh));
         if (o->state_dir) snprintf(j->sd, sizeof j->sd, "%s/r%06lld", o->state_dir, (long long)plan->round);
     }
     const size_t n = (size_t)j->t->total;
@@ -470,10 +473,12 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     memset(&j, 0, sizeof j);
     memset(&plan, 0, sizeof plan);
     pipe_federation *f = &j.f;
-    XFFL_FORWARD(pipe_federation_load(s, NULL, f, j.fed_sha));
     pipe_version_ref vref;
     ckpt_manifest *idx = NULL, *m = NULL, *mine = NULL;
     XFFL_FORWARD(pipe_reproduce_find_version(s, o->round, &vref, &idx));
+    xffl_status fst = pipe_federation_load_for(s, &vref, f, j.fed_sha);
+    if (fst != XFFL_OK) ckpt_manifest_free(idx);
+    XFFL_FORWARD(fst);
     const char *ck = NULL;
     for (int i = 0; i < idx->n_contributors; i++)
         if (!strcmp(idx->contributors[i].facility, o->facility)) ck = idx->contributors[i].key;
@@ -529,7 +534,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
         XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &j.base, j.t, 1, groups, slabs, NULL), done);
     }
     memcpy(j.theta, j.base_theta, (size_t)n * 4);
-    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f->model.vocab_size, &j.sh), done);
+    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f->model.vocab_size, f->tokenizer_sha256, &j.sh), done);
     if (strcmp(text_loader_digests(j.sh), shards) != 0) {
         st = xffl_fail(XFFL_ERR_INVALID, "--data %s is not the data %s trained on (shards %s, COMMIT says %s)",
                        o->data_glob, ck, text_loader_digests(j.sh), shards);
