@@ -18,6 +18,7 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include "kernels/cuda/check.h"
 #include "kernels/cuda/dist.h"
 #include "kernels/cuda/sum_rows.h"
 
@@ -48,18 +49,6 @@ static ncclDataType_t nccl_type(comm_dtype t)
     return ncclUint8;
 }
 
-#define NC(expr, what)                                                                                  \
-    do {                                                                                                \
-        ncclResult_t r_ = (expr);                                                                       \
-        if (r_ != ncclSuccess)                                                                          \
-            return xffl_fail(XFFL_ERR_BACKEND, "nccl transport: %s: %s", (what), ncclGetErrorString(r_)); \
-    } while (0)
-#define CU(expr, what)                                                                                 \
-    do {                                                                                               \
-        cudaError_t e_ = (expr);                                                                       \
-        if (e_ != cudaSuccess)                                                                         \
-            return xffl_fail(XFFL_ERR_BACKEND, "nccl transport: %s: %s", (what), cudaGetErrorString(e_)); \
-    } while (0)
 
 static void nccl_close(void *impl)
 {

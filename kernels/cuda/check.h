@@ -1,5 +1,5 @@
 /* Status checks for CUDA and NCCL calls in the backend's .c files: return BACKEND with
- * the library's own message and what was being done. Private to kernels/cuda/. */
+ * the library's own message and what was being done. Private to kernels/cuda/ and comm/comm_nccl.c. */
 #ifndef XFFL_KCU_CHECK_H
 #define XFFL_KCU_CHECK_H
 
