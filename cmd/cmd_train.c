@@ -26,7 +26,9 @@ static const char *help =
     "                       state, error-feedback residual (never in the store)\n"
     "  --keep-inner-state   keep AdamW state across rounds in --state DIR\n"
     "  --backend B          cpu (default) or cuda\n"
-    "  --threads N          cpu threads (default: all cores)\n" CLI_STORE_FLAGS_HELP
+    "  --threads N          cpu threads (default: all cores)\n"
+    "  --dry-run            one rank's memory plan, and whether it fits; trains nothing\n"
+    "                       (its flags: xffl train --dry-run --help)\n" CLI_STORE_FLAGS_HELP
     "\n"
     "stdout: 'round R a<N> <COMMIT key> tokens T loss FIRST -> LAST' (--json: object).\n"
     "exit codes: 0 committed or nothing to do, 1 failed, 2 usage (unknown facility\n"
@@ -36,6 +38,8 @@ static const char *help =
 int cmd_train(int argc, char **argv)
 {
     const char *cmd = "train";
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--dry-run")) return cli_train_dry_run(argc, argv);
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
