@@ -49,7 +49,7 @@ static void free_sets(void *bufs[CKPT_CODEC_MAX_DATASETS])
 static XFFL_MUST_USE xffl_status write_attrs(ckpt_h5_writer *w, const ckpt_delta_meta *m, int block, int part, int parts)
 {
     XFFL_FORWARD(ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT));
-    XFFL_FORWARD(ckpt_h5_attr_int(w, "format_version", 1));
+    XFFL_FORWARD(ckpt_h5_attr_int(w, "format_version", CKPT_DELTA_FORMAT_VERSION));
     XFFL_FORWARD(ckpt_h5_attr_int(w, "round", m->round));
     XFFL_FORWARD(ckpt_h5_attr_int(w, "base_version", m->base_version));
     XFFL_FORWARD(ckpt_h5_attr_str(w, "base_index", m->base_index));
@@ -195,7 +195,7 @@ static XFFL_MUST_USE xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_t
     const char *file = ckpt_h5_reader_path(r);
     const ckpt_codec_def *def = ckpt_codec_get(ex->codec);
     XFFL_RETURN_IF(!def, XFFL_ERR_INVALID, "delta encoding %d unknown", (int)ex->codec);
-    XFFL_FORWARD(check_attr_str(r, "format", CKPT_DELTA_FORMAT));
+    XFFL_FORWARD(ckpt_h5_check_format(r, CKPT_DELTA_FORMAT, CKPT_DELTA_FORMAT_VERSION));
     XFFL_FORWARD(check_attr_int(r, "round", ex->round));
     XFFL_FORWARD(check_attr_int(r, "base_version", ex->base_version));
     XFFL_FORWARD(check_attr_str(r, "base_index", ex->base_index));

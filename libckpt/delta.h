@@ -24,6 +24,7 @@
 #include "libckpt/model.h"
 
 #define CKPT_DELTA_FORMAT "xffl-delta"
+#define CKPT_DELTA_FORMAT_VERSION 1
 
 typedef struct {
     int64_t round;

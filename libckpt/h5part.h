@@ -83,6 +83,9 @@ const char *ckpt_h5_reader_path(const ckpt_h5_reader *r);
  * another type. *value from _str is malloc'd (caller frees). */
 XFFL_MUST_USE xffl_status ckpt_h5_get_attr_str(ckpt_h5_reader *r, const char *name, char **value);
 XFFL_MUST_USE xffl_status ckpt_h5_get_attr_int(ckpt_h5_reader *r, const char *name, int64_t *value);
+/* The file's root `format` is `format` and its `format_version` one this code reads
+ * (1..newest), docs/design.md "Format versions"; INVALID naming the file otherwise. */
+XFFL_MUST_USE xffl_status ckpt_h5_check_format(ckpt_h5_reader *r, const char *format, int64_t newest);
 XFFL_MUST_USE xffl_status ckpt_h5_get_attr_double(ckpt_h5_reader *r, const char *name, double *value);
 int ckpt_h5_has_attr(ckpt_h5_reader *r, const char *name);
 /* A string attribute of a dataset (NOT_FOUND naming file, dataset and attribute). */

@@ -258,3 +258,23 @@ xffl_status ckpt_h5_list(ckpt_h5_reader *r, const char *group, char ***names, in
     *count = l.count;
     return XFFL_OK;
 }
+
+xffl_status ckpt_h5_check_format(ckpt_h5_reader *r, const char *format, int64_t newest)
+{
+    const char *path = ckpt_h5_reader_path(r);
+    char *fmt = NULL;
+    xffl_status s = ckpt_h5_get_attr_str(r, "format", &fmt);
+    if (s == XFFL_ERR_NOT_FOUND) return xffl_fail(XFFL_ERR_INVALID, "%s: no format attribute (not an xffl file)", path);
+    XFFL_FORWARD(s);
+    int same = strcmp(fmt, format) == 0;
+    if (!same) xffl_fail(XFFL_ERR_INVALID, "%s: format attribute is \"%s\", expected \"%s\"", path, fmt, format);
+    free(fmt);
+    if (!same) return XFFL_ERR_INVALID;
+    int64_t v = 0;
+    s = ckpt_h5_get_attr_int(r, "format_version", &v);
+    if (s == XFFL_ERR_NOT_FOUND) return xffl_fail(XFFL_ERR_INVALID, "%s: no format_version attribute", path);
+    XFFL_FORWARD(s);
+    XFFL_RETURN_IF(v < 1 || v > newest, XFFL_ERR_INVALID, "%s: format_version %lld, this xffl reads %s up to %lld", path,
+                   (long long)v, format, (long long)newest);
+    return XFFL_OK;
+}

@@ -214,7 +214,8 @@ xffl_status pipe_verify_file(const char *path, char *format, size_t cap, int *n_
     if (s == XFFL_OK) {
         snprintf(format, cap, "%s", fmt);
         if (strcmp(fmt, CKPT_DELTA_FORMAT) == 0) {
-            s = verify_any_datasets(r, n_checked);
+            s = ckpt_h5_check_format(r, CKPT_DELTA_FORMAT, CKPT_DELTA_FORMAT_VERSION);
+            if (s == XFFL_OK) s = verify_any_datasets(r, n_checked);
             ckpt_h5_reader_close(r);
             r = NULL;
         }

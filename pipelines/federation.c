@@ -132,7 +132,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     xffl_status s = XFFL_OK;
 #define W(expr) if (s == XFFL_OK) s = (expr)
     W(ckpt_h5_attr_str(w, "format", PIPE_FEDERATION_FORMAT));
-    W(ckpt_h5_attr_int(w, "format_version", 1));
+    W(ckpt_h5_attr_int(w, "format_version", PIPE_FEDERATION_FORMAT_VERSION));
     W(ckpt_h5_attr_str(w, "preset", f->preset));
     W(pipe_model_attrs_write(w, &f->model));
     W(ckpt_h5_attr_str(w, "facilities", facs));
@@ -205,13 +205,9 @@ static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     char *str = NULL;
     int64_t v;
     memset(f, 0, sizeof *f);
-    XFFL_FORWARD(ckpt_h5_get_attr_str(r, "format", &str));
-    int ok = strcmp(str, PIPE_FEDERATION_FORMAT) == 0;
-    free(str);
-    XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: format attribute is not \"%s\"", path, PIPE_FEDERATION_FORMAT);
-    XFFL_FORWARD(get_int(r, "format_version", 1, 1, &v));
+    XFFL_FORWARD(ckpt_h5_check_format(r, PIPE_FEDERATION_FORMAT, PIPE_FEDERATION_FORMAT_VERSION));
     XFFL_FORWARD(ckpt_h5_get_attr_str(r, "preset", &str));
-    ok = strlen(str) < sizeof f->preset;
+    int ok = strlen(str) < sizeof f->preset;
     if (ok) strcpy(f->preset, str);
     free(str);
     XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: preset name too long", path);

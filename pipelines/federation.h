@@ -18,6 +18,7 @@
 #include "storage/store.h"
 
 #define PIPE_FEDERATION_FORMAT "xffl-federation"
+#define PIPE_FEDERATION_FORMAT_VERSION 1
 enum { PIPE_MAX_FACILITIES = 64, PIPE_FACILITY_MAX = 32, PIPE_PRESET_MAX = 32 };
 
 typedef struct {

@@ -81,18 +81,6 @@ static XFFL_MUST_USE xffl_status check_model_attrs(ckpt_h5_reader *r, const ckpt
     return XFFL_OK;
 }
 
-static XFFL_MUST_USE xffl_status check_format(ckpt_h5_reader *r, const char *want)
-{
-    char *fmt = NULL;
-    xffl_status s = ckpt_h5_get_attr_str(r, "format", &fmt);
-    if (s == XFFL_ERR_NOT_FOUND) return xffl_fail(XFFL_ERR_INVALID, "%s: no format attribute (not an xffl file)", ckpt_h5_reader_path(r));
-    XFFL_FORWARD(s);
-    int ok = strcmp(fmt, want) == 0;
-    if (!ok) xffl_fail(XFFL_ERR_INVALID, "%s: format attribute is \"%s\", expected \"%s\"", ckpt_h5_reader_path(r), fmt, want);
-    free(fmt);
-    return ok ? XFFL_OK : XFFL_ERR_INVALID;
-}
-
 static XFFL_MUST_USE xffl_status get_range(ckpt_h5_reader *r, const ckpt_param_table *t, int *first, int *count)
 {
     int64_t f, n;
@@ -196,7 +184,7 @@ xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt
             int first = 0, count = 0;
             int64_t pv;
             st = ckpt_h5_reader_open(paths[k], NULL, &r);
-            if (st == XFFL_OK) st = check_format(r, PIPE_CKPT_FORMAT);
+            if (st == XFFL_OK) st = ckpt_h5_check_format(r, PIPE_CKPT_FORMAT, PIPE_CKPT_FORMAT_VERSION);
             if (st == XFFL_OK) st = ckpt_h5_get_attr_int(r, "version", &pv);
             if (st == XFFL_OK && pv != ref->version)
                 st = xffl_fail(XFFL_ERR_INVALID, "part says version %lld, INDEX %lld", (long long)pv, (long long)ref->version);
@@ -283,7 +271,7 @@ xffl_status pipe_part_verify_file(const char *path, int *n_checked)
     float *buf = NULL;
     char *gattr = NULL;
     int first = 0, count = 0, checked = 0;
-    xffl_status st = check_format(r, PIPE_CKPT_FORMAT);
+    xffl_status st = ckpt_h5_check_format(r, PIPE_CKPT_FORMAT, PIPE_CKPT_FORMAT_VERSION);
     if (st == XFFL_OK) {
         st = pipe_model_attrs_read(r, &cfg);
         if (st == XFFL_ERR_NOT_FOUND) st = XFFL_ERR_INVALID;

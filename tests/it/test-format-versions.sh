@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# docs/design.md "Format versions": a reader refuses a version newer than it knows with
+# exit 65 and a message naming the file and the version, for a checkpoint part, a delta
+# part and federation.h5 (h5py, Debian's /usr/bin/python3, bumps the attribute: the
+# files are otherwise intact). The unbumped copies still read.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+B=${XFFL_BUILD:-build}
+X=$PWD/$B/xffl
+export HDF5_PLUGIN_PATH=$PWD/$B/plugins
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+if [ ! -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+  echo "SKIP: needs Debian's python3-h5py (scripts/install-deps installs it)"; exit 0
+fi
+bump() { /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r+"); f.attrs["format_version"]=2; f.close()' "$1"; }
+expect65() { # what, then the command
+  local what=$1; shift
+  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
+  [ $rc -eq 65 ] || { cat "$T/err"; fail "$what: exit $rc, wanted 65"; }
+  grep -q "format_version 2" "$T/err" || { cat "$T/err"; fail "$what: the message does not name format_version 2"; }
+}
+
+$X init --store "$T/s" --model tiny --facilities a --local-steps 2 --batch 2 --seq-len 16 >/dev/null 2>&1
+$X data pack /usr/share/common-licenses/GPL-3 --out "$T/d" >/dev/null 2>&1
+$X -q train --store "$T/s" --facility a --data "$T/d/*_train_*.bin" --state "$T/st" >/dev/null
+part=$(ls "$T"/s/versions/v000000/part-000-*.h5)
+delta=$(ls "$T"/s/rounds/r000001/a/a1/part-000-*.h5)
+
+for f in "$part" "$delta"; do
+  $X verify "$f" >/dev/null || fail "$f does not verify before the bump"
+done
+cp "$part" "$T/part.h5"; bump "$T/part.h5"
+expect65 "checkpoint part" $X verify "$T/part.h5"
+grep -q "part.h5" "$T/err" || fail "the checkpoint part's message does not name the file"
+cp "$delta" "$T/delta.h5"; bump "$T/delta.h5"
+expect65 "delta part" $X verify "$T/delta.h5"
+grep -q "delta.h5" "$T/err" || fail "the delta part's message does not name the file"
+$X status --store "$T/s" >/dev/null || fail "status does not read the unbumped federation.h5"
+cp -r "$T/s" "$T/s2"; bump "$T/s2/federation.h5"
+expect65 "federation.h5" $X status --store "$T/s2"
+grep -q "federation.h5" "$T/err" || fail "the federation.h5 message does not name it"
+echo "newer format versions refused, naming the file"
