@@ -87,7 +87,7 @@ static void cpu_activations(planner *pl, const dims *d, int recompute, int threa
     buf(pl, 3, N * F, 4);
     line(pl, PIPE_MEM_ACTIVATIONS, 1, "fused w1|w3 copy and its gradient (2 x 2*F*D)");
     buf(pl, 2, 2 * F * D, 4);
-    line(pl, PIPE_MEM_ACTIVATIONS, 1, "attention backward scratch (%d threads x T^2)", threads);
+    line(pl, PIPE_MEM_ACTIVATIONS, 1, "attention backward scratch (%d thread%s x T^2)", threads, threads > 1 ? "s" : "");
     buf(pl, 1, (int64_t)threads * d->TT, 4);
     line(pl, PIPE_MEM_ACTIVATIONS, 1, "RoPE tables (2 x T*hd/2), token ids (2 x N)");
     buf(pl, 2, d->T * d->hd / 2, 4);
