@@ -24,7 +24,9 @@
     X(train_small_50_steps_vs_cpu)        \
     X(grad_accumulation_equivalence)      \
     X(nccl_one_rank)                      \
-    X(nccl_multi_gpu)
+    X(nccl_multi_gpu)                     \
+    X(memplan_matches_cuda)               \
+    X(memplan_7b_peak)
 
 #define DECL(n) void test_##n(void);
 GPU_TESTS(DECL)
