@@ -4,13 +4,7 @@
 # recomputation, naming the B*H*T^2 attention term; the JSON adds up; --store takes the
 # model and batch from federation.h5; usage errors.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-T=$(mktemp -d)
-trap "rm -rf $T" EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/lib.sh"
 expect_rc() { # want cmd...
   local want=$1; shift
   set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e

@@ -5,12 +5,7 @@
 # task as before and several as ranks of one srun --mpi=pmix step (mpirun when this
 # Slurm has no PMIx, XFFL_SRUN_MPI to choose). tests/slurm/test-ranks.sh runs it for real.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-T=$(mktemp -d)
-trap "rm -rf $T" EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/lib.sh"
 expect_rc() { # want cmd...
   local want=$1; shift
   set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
