@@ -90,6 +90,10 @@ void cli_json_str(const char *s);
  * then end: a line that can be pasted into a shell. */
 void cli_put_shell_word(FILE *f, const char *word, const char *end);
 
+/* train --dry-run (cmd/train_plan.c): its own flags, one rank's memory plan on stdout;
+ * returns the exit code. */
+int cli_train_dry_run(int argc, char **argv);
+
 /* Whether argv has -h/--help anywhere. */
 int cli_wants_help(int argc, char **argv);
 

@@ -8,19 +8,20 @@
 static const char *help =
     "usage: xffl submit --scheduler slurm --role train|aggregate --rounds N --store URL\n"
     "                   [--first-round R] [--facility NAME --data GLOB --state DIR]\n"
-    "                   [--partition P] [--account A] [--gpus-per-node N] [--time T]\n"
+    "                   [--partition P] [--account A] [--gpus-per-node N] [--nodes N]\n"
+    "                   [--tasks-per-node N] [--time T]\n"
     "                   [--requeue-delay S] [--deadline S] [--log-dir DIR] [--after JOBID]\n"
     "                   [--env-hook FILE] [--credentials FILE] [--sbatch-arg ARG]...\n"
     "                   [--templates DIR] [--dry-run] [-- STEP ARGS...]\n"
     "\n"
     "Submits a chain of N sbatch jobs, one per round R, R+1, ...: `xffl train ... --round R`\n"
-    "(role train, one task per GPU through srun) or `xffl aggregate ... --round R` (role\n"
-    "aggregate, CPU only). Each job depends on the one before it (afterok, with\n"
-    "--kill-on-invalid-dep=yes). A job whose step exits 75 (base version or quorum not\n"
-    "there yet) or 74 (store unreachable) requeues itself to start again --requeue-delay\n"
-    "seconds later, until --deadline seconds after its first attempt; then it fails and\n"
-    "the rest of its chain is cancelled. Submitting again later resumes: a round already\n"
-    "done is a no-op job.\n"
+    "(role train: nodes x tasks per node, one rank per task through srun) or `xffl aggregate\n"
+    "... --round R` (role aggregate, one CPU task). Each job depends on the one before it\n"
+    "(afterok, with --kill-on-invalid-dep=yes). A job whose step exits 75 (base version or\n"
+    "quorum not there yet) or 74 (store unreachable) requeues itself to start again\n"
+    "--requeue-delay seconds later, until --deadline seconds after its first attempt; then\n"
+    "it fails and the rest of its chain is cancelled. Submitting again later resumes: a\n"
+    "round already done is a no-op job.\n"
     "\n"
     "  --scheduler slurm      the only scheduler so far (cron: pipelines/cron/)\n"
     "  --role train|aggregate which job to chain\n"
@@ -33,6 +34,8 @@ static const char *help =
     "  --partition P          Slurm partition (default: the cluster's default)\n"
     "  --account A            Slurm account to charge\n"
     "  --gpus-per-node N      train: GPUs (and tasks) per node (default 0: one CPU task)\n"
+    "  --nodes N              train: nodes of each job (default 1)\n"
+    "  --tasks-per-node N     train: ranks per node (default: one per GPU; one without)\n"
     "  --time T               Slurm time limit of each job (e.g. 2:00:00)\n"
     "  --requeue-delay S      seconds between attempts of a job that is not ready (default 60)\n"
     "  --deadline S           a job fails this long after its first attempt (default 86400)\n"
@@ -73,6 +76,8 @@ static int parse_args(int argc, char **argv, pipe_submit_options *o, store_optio
                             {"--rounds", CLI_LONG, &o->rounds, 1, 10000, NULL},
                             {"--first-round", CLI_LONG, &o->first_round, 1, 999999, NULL},
                             {"--gpus-per-node", CLI_LONG, &o->gpus, 0, 64, NULL},
+                            {"--nodes", CLI_LONG, &o->nodes, 1, 100000, NULL},
+                            {"--tasks-per-node", CLI_LONG, &o->tasks_per_node, 1, 1024, NULL},
                             {"--requeue-delay", CLI_LONG, &o->delay, 0, 86400 * 7, NULL},
                             {"--deadline", CLI_LONG, &o->deadline, 0, 86400 * 365, NULL},
                             {"--dry-run", CLI_FLAG, &o->dry_run, 0, 0, NULL},
@@ -95,8 +100,9 @@ static int parse_args(int argc, char **argv, pipe_submit_options *o, store_optio
     int train = !strcmp(o->role, "train");
     if (train && (!o->facility || !o->data || !o->state))
         return cli_usage_error(cmd, "--role train needs --facility NAME, --data GLOB and --state DIR");
-    if (!train && (o->facility || o->data || o->state || o->gpus))
-        return cli_usage_error(cmd, "--facility, --data, --state and --gpus-per-node are for --role train");
+    if (!train && (o->facility || o->data || o->state || o->gpus || o->nodes || o->tasks_per_node))
+        return cli_usage_error(cmd, "--facility, --data, --state, --gpus-per-node, --nodes and --tasks-per-node "
+                                    "are for --role train");
     if (train && strspn(o->facility, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
                      strlen(o->facility))
         return cli_usage_error(cmd, "--facility '%s': letters, digits, '_', '.', '-' only", o->facility);

@@ -40,7 +40,9 @@ static const char *help =
     "  --checkpoint-every N save the round's progress to --state DIR every N steps; a\n"
     "                       re-run resumes from there with the same result\n"
     "  --ranks N            start N ranks on this node through mpirun (Open MPI): the\n"
-    "                       same as `mpirun -np N xffl train ...`\n" CLI_STORE_FLAGS_HELP
+    "                       same as `mpirun -np N xffl train ...`\n"
+    "  --dry-run            one rank's memory plan, and whether it fits; trains nothing\n"
+    "                       (its flags: xffl train --dry-run --help)\n" CLI_STORE_FLAGS_HELP
     "\n"
     "stdout: 'round R a<N> <COMMIT key> tokens T loss FIRST -> LAST' (--json: object).\n"
     "exit codes: 0 committed or nothing to do, 1 failed, 2 usage (unknown facility\n"
@@ -50,6 +52,8 @@ static const char *help =
 int cmd_train(int argc, char **argv)
 {
     const char *cmd = "train";
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--dry-run")) return cli_train_dry_run(argc, argv);
     if (cli_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;

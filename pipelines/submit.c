@@ -157,13 +157,12 @@ static int build_argv(const pipe_submit_options *o, const char *tdir, const char
     ADDF("--output=%s/%%x-%%j.out", log_dir);
     ADD("--open-mode=append");
     ADD("--requeue");
-    ADD("--nodes=1");
-    if (train && o->gpus > 0) {
-        ADDF("--gpus-per-node=%ld", o->gpus);
-        ADDF("--ntasks-per-node=%ld", o->gpus);
-    } else {
-        ADD("--ntasks=1");
-    }
+    /* nodes x tasks per node, one task per GPU: train.sbatch runs one rank per task */
+    ADDF("--nodes=%ld", train && o->nodes > 1 ? o->nodes : 1);
+    long tasks = train ? (o->tasks_per_node > 0 ? o->tasks_per_node : o->gpus) : 0;
+    if (train && o->gpus > 0) ADDF("--gpus-per-node=%ld", o->gpus);
+    if (tasks > 0) ADDF("--ntasks-per-node=%ld", tasks);
+    else ADD("--ntasks=1");
     if (o->partition) ADDF("--partition=%s", o->partition);
     if (o->account) ADDF("--account=%s", o->account);
     if (o->time_limit) ADDF("--time=%s", o->time_limit);

@@ -22,6 +22,9 @@ typedef struct {
     const char *log_dir, *after, *env_hook, *credentials, *templates; /* NULL: not given */
     long rounds, first_round;        /* first_round 0: LATEST + 1, read from the store */
     long gpus, delay, deadline;      /* --gpus-per-node, --requeue-delay, --deadline */
+    long nodes;                      /* train: --nodes (0 or 1: one node) */
+    long tasks_per_node;             /* train: ranks per node, one per GPU (0: the GPUs per
+                                      * node, or one task without GPUs) */
     int dry_run;                     /* build the command lines, submit nothing */
     const char *sbatch_args[PIPE_SUBMIT_MAX_EXTRA]; /* more sbatch options, verbatim */
     int n_sbatch_args;

@@ -26,7 +26,9 @@
     X(nccl_one_rank)                      \
     X(nccl_multi_gpu)                     \
     X(comm_sum_rows_order)                \
-    X(comm_nccl_one_rank)
+    X(comm_nccl_one_rank)               \
+    X(memplan_matches_cuda)               \
+    X(memplan_7b_peak)
 
 #define DECL(n) void test_##n(void);
 GPU_TESTS(DECL)

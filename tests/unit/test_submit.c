@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "pipelines/submit.h"
+#include "tests/unit/unit.h"
 
 typedef struct {
     int n;
@@ -77,9 +78,46 @@ static void test_refusals(void)
     rmdir(dir);
 }
 
+/* Joins a job's sbatch options (up to the template) with spaces. */
+static void on_job_line(void *ctx, const pipe_submit_job *j)
+{
+    char *line = ctx;
+    line[0] = 0;
+    for (int i = 0; i < j->argc && !strstr(j->argv[i], ".sbatch"); i++) {
+        strncat(line, j->argv[i], 1023 - strlen(line));
+        strncat(line, " ", 1023 - strlen(line));
+    }
+}
+
+/* nodes x tasks per node reach sbatch; without them one task, as before. */
+static void test_nodes_and_tasks(void)
+{
+    pipe_submit_options o = {.role = "train", .store_url = "file:///nowhere", .facility = "leo", .data = "d/*.bin",
+                             .state = "st", .rounds = 1, .first_round = 2, .log_dir = "xffl-logs",
+                             .templates = "pipelines/slurm", .dry_run = 1};
+    char line[1024];
+    pipe_submit_result r;
+    T_OK(pipe_submit(NULL, &o, on_job_line, line, &r));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, " --nodes=1 --ntasks=1 "));
+    CU_ASSERT_PTR_NULL(strstr(line, "ntasks-per-node"));
+    o.gpus = 4; /* one task per GPU */
+    T_OK(pipe_submit(NULL, &o, on_job_line, line, &r));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, " --nodes=1 --gpus-per-node=4 --ntasks-per-node=4 "));
+    o.nodes = 2;
+    T_OK(pipe_submit(NULL, &o, on_job_line, line, &r));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, " --nodes=2 --gpus-per-node=4 --ntasks-per-node=4 "));
+    o.gpus = 0; /* cpu ranks */
+    o.tasks_per_node = 2;
+    T_OK(pipe_submit(NULL, &o, on_job_line, line, &r));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, " --nodes=2 --ntasks-per-node=2 "));
+    CU_ASSERT_PTR_NULL(strstr(line, "--ntasks=1"));
+    CU_ASSERT_PTR_NULL(strstr(line, "gpus"));
+}
+
 void suite_submit(void)
 {
     CU_pSuite s = CU_add_suite("submit", NULL, NULL);
     CU_add_test(s, "dry run: one command line per round, chained afterok", test_dry_run_chain);
     CU_add_test(s, "no templates, no LATEST: refused with the message that says so", test_refusals);
+    CU_add_test(s, "dry run: nodes x tasks per node, one task by default", test_nodes_and_tasks);
 }

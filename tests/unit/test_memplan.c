@@ -1,0 +1,205 @@
+/* The memory plan's arithmetic (pipelines/memplan.h) on a model small enough to count
+ * by hand, and the cpu plan against the bytes the cpu backend really allocates.
+ *
+ * The hand model: dim 4, 1 layer, 2 heads (1 kv head, hd 2), hidden 8, vocab 16.
+ * Tensors: embedding 64; layer: norm 4, wq 16, wk 8, wv 8, wo 16, norm 4, w1 32, w2 32,
+ * w3 32 = 152; final norm 4 + output 64 = 68. P = 284. Units 64, 152, 68: the largest
+ * 152; shards: 2 ranks 32 + 76 + 34 = 142, 3 ranks 22 + 51 + 23 = 96.
+ * Micro-batch 1 x 4: N 4, N*D 16, N*(H+2KV)*hd 32, B*H*T^2 32, N*F 32, N*V 64. */
+#include <CUnit/CUnit.h>
+#include <string.h>
+
+#include "kernels/kern.h"
+#include "pipelines/memplan.h"
+#include "tests/unit/unit.h"
+
+static pipe_memplan_config hand(const char *backend, int ranks, int zero)
+{
+    pipe_memplan_config c = {.model = {4, 1, 2, 1, 8, 16, 8, 1e-5f, 10000.0f},
+                             .backend = backend,
+                             .ranks = ranks,
+                             .zero = zero,
+                             .batch = 1,
+                             .seq_len = 4,
+                             .threads = 1};
+    return c;
+}
+
+/* cpu, one rank: 64-byte regions. params r(1136)=1152, grads 1152, m+v 2304.
+ * Activations: x 2 x 64; 4 x 64 + 2 x 64; qkv 128; P 128; swiglu 3 x 128; final
+ * 64 + 3 x 64 + 256; scratch 3 x 64 + 128 + 3 x 128; w13 2 x 256; dS 64; rope 2 x 64
+ * and tokens 2 x 16 unrounded: 3104. */
+static void test_cpu_hand(void)
+{
+    pipe_memplan_config c = hand("cpu", 1, 2);
+    pipe_memplan p;
+    T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.params, 284);
+    CU_ASSERT_EQUAL(p.unit, 152);
+    CU_ASSERT_EQUAL(p.cfg.zero, 0); /* one rank: nothing to shard */
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_PARAMS], 1152);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 1152);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 2304);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_ACTIVATIONS], 3104);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_COMM], 0);
+    CU_ASSERT_EQUAL(p.total, 7712);
+    CU_ASSERT_EQUAL(p.fits, -1);
+    c.device_memory = 7712;
+    T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.fits, 1);
+    c.device_memory = 7711;
+    T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.fits, 0);
+}
+
+/* cpu, ZeRO-2 over 2 ranks: weights 1152 replicated; gradient shard r(568)=576 and one
+ * unit r(608)=640; m+v 2 x 576; staging 2 chunks of 76 = r(608)=640. ZeRO-1 over 3:
+ * full gradients 1152, m+v 2 x r(384)=768, staging 3 x 51 = r(612)=640. */
+static void test_cpu_zero(void)
+{
+    pipe_memplan_config c = hand("cpu", 2, 2);
+    pipe_memplan p;
+    T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.shard, 142);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_PARAMS], 1152);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 576 + 640);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 1152);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_ACTIVATIONS], 3104);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_COMM], 640);
+    CU_ASSERT_EQUAL(p.total, 7264);
+    c = hand("cpu", 3, 1);
+    T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.shard, 96);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 1152);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 768);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_COMM], 640);
+    /* ZeRO-0 over 2 ranks: everything replicated, all-reduce staging of one unit */
+    c = hand("cpu", 2, 0);
+    T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.total, 7712 + 640);
+}
+
+/* cuda bf16, one rank: 256-byte buffers. fp32 weights r(1136)=1280, bf16 r(568)=768,
+ * grads 1280, m+v 2560. Activations: res 2 x 256; 7 x 256 + 2 x 256; P 256; swiglu
+ * 3 x 256; final 256 + 256 + 2 x 256 + 4 x 256; scratch 6 x 256 + 2 x 256 + 3 x 256
+ * + 256 (the norm accumulator); dP 256; bf16 staging 2 x r(64 x 2) = 512: 9728.
+ * ZeRO-2 over 2 ranks: bf16 768, master r(568)=768, gradient shard 768 + unit
+ * r(608)=768, m+v 1536, staging 768. */
+static void test_cuda_hand(void)
+{
+    pipe_memplan_config c = hand("cuda", 1, 0);
+    pipe_memplan p;
+    T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_PARAMS], 1280 + 768);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 1280);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 2560);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_ACTIVATIONS], 9728);
+    CU_ASSERT_EQUAL(p.total, 15616);
+    c.fp32 = 1; /* no bf16 copy, no staging */
+    T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.total, 15616 - 768 - 512);
+    c = hand("cuda", 2, 2);
+    c.reserve = 1000;
+    T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_PARAMS], 768 + 768);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 768 + 768);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 1536);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_COMM], 768);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_RUNTIME], 1000);
+    CU_ASSERT_EQUAL(p.total, 768 * 5 + 1536 + 9728 + 1000);
+}
+
+/* Recompute keeps the L+1 layer inputs and one layer of the rest: with 2 layers the
+ * cpu plan drops one layer's 384 + 128 + 128 + 384 bytes, the cuda plan its
+ * 2304 + 256 + 768; the attention probabilities scale with B*H*T^2. */
+static void test_recompute_and_attention(void)
+{
+    pipe_memplan_config c = hand("cpu", 1, 0);
+    c.model.n_layers = 2;
+    pipe_memplan a, b;
+    T_OK(pipe_memplan_compute(&c, &a));
+    c.recompute = 1;
+    T_OK(pipe_memplan_compute(&c, &b));
+    CU_ASSERT_EQUAL(a.total - b.total, 1024);
+    c = hand("cuda", 1, 0);
+    c.model.n_layers = 2;
+    T_OK(pipe_memplan_compute(&c, &a));
+    c.recompute = 1;
+    T_OK(pipe_memplan_compute(&c, &b));
+    CU_ASSERT_EQUAL(a.total - b.total, 2304 + 256 + 768);
+    /* T 4 -> 8: the cpu's P line goes from r(32 x 4) to r(2 x 64 x 4) = 512 per layer */
+    c = hand("cpu", 1, 0);
+    c.seq_len = 8;
+    T_OK(pipe_memplan_compute(&c, &a));
+    int found = 0;
+    for (int i = 0; i < a.n_items; i++)
+        if (strstr(a.items[i].what, "attention probabilities")) {
+            CU_ASSERT_EQUAL(a.items[i].each, 512);
+            found = 1;
+        }
+    CU_ASSERT(found);
+}
+
+static void test_refusals(void)
+{
+    pipe_memplan p;
+    pipe_memplan_config c = hand("gpu", 1, 0);
+    CU_ASSERT_EQUAL(pipe_memplan_compute(&c, &p), XFFL_ERR_USAGE);
+    c = hand("cpu", 0, 0);
+    CU_ASSERT_EQUAL(pipe_memplan_compute(&c, &p), XFFL_ERR_USAGE);
+    c = hand("cpu", 2, 3);
+    CU_ASSERT_EQUAL(pipe_memplan_compute(&c, &p), XFFL_ERR_USAGE);
+    c = hand("cpu", 1, 0);
+    c.seq_len = 9; /* above max_seq_len 8 */
+    CU_ASSERT_EQUAL(pipe_memplan_compute(&c, &p), XFFL_ERR_USAGE);
+    pipe_train_plan_options o;
+    pipe_train_plan_options_default(&o);
+    CU_ASSERT_EQUAL(pipe_train_plan(NULL, &o, &p), XFFL_ERR_USAGE); /* no model */
+    o.preset = "tiny";
+    o.backend = "cuda";
+    CU_ASSERT_EQUAL(pipe_train_plan(NULL, &o, &p), XFFL_ERR_USAGE); /* cuda needs --device-memory */
+    o.device_memory = 1ull << 30;
+    T_OK(pipe_train_plan(NULL, &o, &p));
+    CU_ASSERT_EQUAL(p.cfg.batch, 4); /* the federation's default batch */
+    CU_ASSERT_EQUAL(p.cfg.seq_len, 64);
+    o.ranks = 3;
+    T_OK(pipe_train_plan(NULL, &o, &p));
+    CU_ASSERT_EQUAL(p.cfg.batch, 2); /* 4 over 3 ranks, rounded up */
+    CU_ASSERT_EQUAL(p.cfg.zero, 2);
+}
+
+/* The cpu plan of one rank is what cpu_create allocates: its slab (kern_model_bytes)
+ * and the two token-id arrays beside it. */
+static void test_cpu_matches_backend(void)
+{
+    static const struct {
+        const char *preset;
+        int B, T, threads, layers;
+    } cases[] = {{"tiny", 2, 16, 2, 0}, {"tiny", 3, 7, 1, 0}, {"small", 1, 33, 3, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pipe_memplan_config c = {.backend = "cpu", .ranks = 1, .batch = cases[i].B, .seq_len = cases[i].T,
+                                 .threads = cases[i].threads};
+        T_OK(ckpt_model_preset(cases[i].preset, 0, &c.model));
+        if (cases[i].layers) c.model.n_layers = cases[i].layers;
+        kern_options o = {.backend = "cpu", .threads = cases[i].threads, .batch = cases[i].B, .seq_len = cases[i].T};
+        kern_model *m = NULL;
+        T_OK(kern_model_create(&c.model, &o, &m));
+        pipe_memplan p;
+        xffl_status st = pipe_memplan_compute(&c, &p);
+        uint64_t real = kern_model_bytes(m);
+        kern_model_free(m);
+        T_OK(st);
+        CU_ASSERT_EQUAL(p.total, real + 2ull * cases[i].B * cases[i].T * 4);
+    }
+}
+
+void suite_memplan(void)
+{
+    CU_pSuite s = CU_add_suite("memplan", NULL, NULL);
+    CU_add_test(s, "cpu, one rank, counted by hand", test_cpu_hand);
+    CU_add_test(s, "cpu, ZeRO 0, 1 and 2 over several ranks", test_cpu_zero);
+    CU_add_test(s, "cuda bf16 and fp32, one rank and ZeRO-2", test_cuda_hand);
+    CU_add_test(s, "recompute keeps one layer; attention grows with T^2", test_recompute_and_attention);
+    CU_add_test(s, "out-of-range settings are refused", test_refusals);
+    CU_add_test(s, "the cpu plan is what the cpu backend allocates", test_cpu_matches_backend);
+}
