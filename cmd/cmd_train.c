@@ -37,7 +37,7 @@ static const char *help =
     "  --recompute          keep one layer's activations at a time, recompute the rest\n"
     "                       in the backward (cpu; same bits, one more forward)\n"
     "  --checkpoint-every N save the round's progress to --state DIR every N steps; a\n"
-    "                       re-run resumes from there with the same result\n" CLI_STORE_FLAGS_HELP
+    "                       re-run resumes from there with the same result\n" CLI_TRUST_FLAGS_HELP CLI_STORE_FLAGS_HELP
     "\n"
     "stdout: 'round R a<N> <COMMIT key> tokens T loss FIRST -> LAST' (--json: object).\n"
     "exit codes: 0 committed or nothing to do, 1 failed, 2 usage (unknown facility\n"
@@ -54,6 +54,8 @@ int cmd_train(int argc, char **argv)
     store_options so;
     pipe_train_options o;
     pipe_train_options_default(&o);
+    pipe_trust_options trust = {0};
+    o.trust = &trust;
     const char *url, *optimizer = "auto";
     const cli_opt opts[] = {{"--facility", CLI_STR, &o.facility, 0, 0, NULL},
                             {"--data", CLI_STR, &o.data_glob, 0, 0, NULL},
@@ -66,6 +68,7 @@ int cmd_train(int argc, char **argv)
                             {"--optimizer", CLI_STR, &optimizer, 0, 0, NULL},
                             {"--checkpoint-every", CLI_INT, &o.checkpoint_every, 0, 1 << 30, NULL},
                             {"--recompute", CLI_FLAG, &o.recompute, 0, 0, NULL},
+                            CLI_TRUST_OPTS(&trust),
                             {0}};
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;

@@ -171,6 +171,20 @@ xffl_status xffl_sign_line(const xffl_signer *s, const void *data, size_t len, c
     return XFFL_OK;
 }
 
+xffl_status xffl_sign_append(const xffl_signer *s, char **text, size_t *len)
+{
+    if (!s) return XFFL_OK;
+    char line[XFFL_SIGN_LINE_MAX];
+    XFFL_FORWARD(xffl_sign_line(s, *text, *len, line));
+    size_t ll = strlen(line);
+    char *t = realloc(*text, *len + ll + 1);
+    XFFL_RETURN_IF(!t, XFFL_ERR_NOMEM, "signing");
+    memcpy(t + *len, line, ll + 1);
+    *text = t;
+    *len += ll;
+    return XFFL_OK;
+}
+
 size_t xffl_signed_body_len(const char *text, size_t len)
 {
     if (len < 2 || text[len - 1] != '\n') return len;
@@ -272,6 +286,13 @@ xffl_status xffl_pin_check(const char *pin_path, const char *fed_sha, int *pinne
     }
     if (access(pin_path, F_OK) == 0) return st;
     xffl_errmsg_clear();
+    XFFL_FORWARD(xffl_pin_set(pin_path, fed_sha));
+    *pinned = 1;
+    return XFFL_OK;
+}
+
+xffl_status xffl_pin_set(const char *pin_path, const char *fed_sha)
+{
     char dir[XFFL_KEYS_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", pin_path);
     char *slash = strrchr(dir, '/');
@@ -281,7 +302,5 @@ xffl_status xffl_pin_check(const char *pin_path, const char *fed_sha, int *pinne
     }
     char line[XFFL_SHA256_HEX + 1];
     int n = snprintf(line, sizeof line, "%s\n", fed_sha);
-    XFFL_FORWARD(xffl_write_file_atomic(pin_path, line, (size_t)n));
-    *pinned = 1;
-    return XFFL_OK;
+    return xffl_write_file_atomic(pin_path, line, (size_t)n);
 }

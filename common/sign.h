@@ -45,6 +45,9 @@ void xffl_key_id(const char *pub_hex, char id[XFFL_SIGN_KEYID_HEX]);
 /* The signature line over data[0..len) (ends with '\n'). */
 XFFL_MUST_USE xffl_status xffl_sign_line(const xffl_signer *s, const void *data, size_t len,
                                          char line[XFFL_SIGN_LINE_MAX]);
+/* Appends the signature line over (*text)[0..*len) to the malloc'd *text (realloc'd,
+ * kept NUL-terminated); signer NULL leaves it as it is. */
+XFFL_MUST_USE xffl_status xffl_sign_append(const xffl_signer *s, char **text, size_t *len);
 /* Where text's last line starts when it is a signature line, else len (unsigned). */
 size_t xffl_signed_body_len(const char *text, size_t len);
 /* Checks that text ends in a signature line by pub_hex over everything before it.
@@ -67,6 +70,8 @@ XFFL_MUST_USE xffl_status xffl_key_path(const char *dir, const char *name, const
  * written with fed_sha (mode 0600) and *pinned = 1; present → must hold fed_sha,
  * else CORRUPT naming federation.h5, the pin file and both digests. */
 XFFL_MUST_USE xffl_status xffl_pin_check(const char *pin_path, const char *fed_sha, int *pinned);
+/* Writes the pin unconditionally (init: it made the federation this digest names). */
+XFFL_MUST_USE xffl_status xffl_pin_set(const char *pin_path, const char *fed_sha);
 /* "<dir>/pins/<first 16 hex of SHA-256 of url>": the pin file for a store URL. */
 XFFL_MUST_USE xffl_status xffl_pin_path(const char *dir, const char *url, char *out, size_t cap);
 

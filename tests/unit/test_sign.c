@@ -7,6 +7,8 @@
 
 #include "common/sign.h"
 #include "common/util.h"
+#include "libckpt/h5part.h"
+#include "pipelines/federation.h"
 #include "tests/unit/unit.h"
 
 typedef struct {
@@ -145,10 +147,40 @@ static void test_keys_dir_and_pins(void)
     free(dir);
 }
 
+/* A signed federation is format_version 3 with both keys; they round-trip. */
+static void test_federation_keys(void)
+{
+    two_keys k;
+    make_keys(&k);
+    char p[XFFL_KEYS_PATH_MAX];
+    snprintf(p, sizeof p, "%s/federation.h5", k.dir);
+    pipe_federation f, g;
+    T_OK(pipe_federation_default("tiny", 0, &f));
+    T_OK(pipe_federation_set_facilities(&f, "alpha,beta"));
+    f.quorum = 2;
+    CU_ASSERT_FALSE(pipe_federation_signed(&f));
+    memcpy(f.aggregator_key, k.hex, XFFL_SIGN_PUB_HEX);
+    memcpy(f.facility_keys[0], k.hex, XFFL_SIGN_PUB_HEX);
+    memcpy(f.facility_keys[1], k.hex2, XFFL_SIGN_PUB_HEX);
+    T_OK(pipe_federation_write_file(&f, p));
+    T_OK(pipe_federation_read_file(p, &g));
+    CU_ASSERT_TRUE(pipe_federation_signed(&g));
+    CU_ASSERT_STRING_EQUAL(g.aggregator_key, k.hex);
+    CU_ASSERT_STRING_EQUAL(g.facility_keys[1], k.hex2);
+    ckpt_h5_reader *r = NULL;
+    T_OK(ckpt_h5_reader_open(p, NULL, &r));
+    int64_t v = 0;
+    T_OK(ckpt_h5_get_attr_int(r, "format_version", &v));
+    CU_ASSERT_EQUAL(v, PIPE_FEDERATION_FORMAT_VERSION);
+    ckpt_h5_reader_close(r);
+    free_keys(&k);
+}
+
 void suite_sign(void)
 {
     CU_pSuite s = CU_add_suite("sign", NULL, NULL);
     CU_add_test(s, "ed25519 lines: deterministic, verify, refuse other key, changed byte, none", test_sign_verify);
     CU_add_test(s, "key files: never overwritten, group-readable private key refused", test_key_files);
+    CU_add_test(s, "federation.h5 records the keys: version 3, round trip", test_federation_keys);
     CU_add_test(s, "key directory 0700 under XDG_CONFIG_HOME; pins: first use, then refuse a change", test_keys_dir_and_pins);
 }
