@@ -43,7 +43,8 @@ xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_
     return st;
 }
 
-xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_reproduce_report *out)
+xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, const pipe_trust_options *trust,
+                                 pipe_reproduce_report *out)
 {
     memset(out, 0, sizeof *out);
     out->round = round;
@@ -59,7 +60,7 @@ xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_repr
     /* the stored INDEX must be the aggregator's; the unsigned recomputation is compared
      * with its bytes before the signature line */
     char stored_body[XFFL_SHA256_HEX];
-    if (fst == XFFL_OK) fst = pipe_trust_pin(s, NULL, fed_sha);
+    if (fst == XFFL_OK) fst = pipe_trust_pin(s, trust, fed_sha);
     if (fst == XFFL_OK) fst = pipe_trust_check_index(s, &f, &vref, stored_body);
     if (fst != XFFL_OK) ckpt_manifest_free(idx);
     XFFL_FORWARD(fst);
@@ -146,12 +147,13 @@ done:
     return st;
 }
 
-xffl_status pipe_reproduce(store *s, int64_t round, int threads, const pipe_train_options *train,
+xffl_status pipe_reproduce(store *s, int64_t round, int threads, const pipe_trust_options *trust,
+                           const pipe_train_options *train,
                            pipe_reproduce_report *rep,
                            pipe_train_reproduce_report *trep)
 {
     memset(trep, 0, sizeof *trep);
-    XFFL_FORWARD(pipe_reproduce_round(s, round, threads, rep));
+    XFFL_FORWARD(pipe_reproduce_round(s, round, threads, trust, rep));
     xffl_log(XFFL_LOG_INFO, "round %lld: %d tensors, %d parts compared from %d deltas; INDEX %s (%.1fs)", (long long)round,
                rep->tensors_compared, rep->parts_compared, rep->n_contributors,
                rep->index_identical ? "identical" : "differs in bytes", rep->seconds);

@@ -175,6 +175,9 @@ for how in unsigned alpha; do
   expect_rc 65 $X aggregate --store "$S" --deadline 0
 done
 rm -rf "$S" && cp -r "$T/good2" "$S"
+expect_rc 0 $X reproduce --store "$S" --round 2 --federation "$(sha256sum "$S/federation.h5" | cut -d' ' -f1)"
+expect_rc 65 $X reproduce --store "$S" --round 2 --federation "$(printf '%064d' 0)"
+grep -q "given with --federation" "$T/err" || { cat "$T/err"; fail "reproduce --federation: another digest taken"; }
 
 # 7. a changed federation.h5: the intruder replaces the whole store with a federation
 #    of its own (unsigned, version 0, LATEST: every digest consistent). The facility

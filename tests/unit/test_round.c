@@ -307,7 +307,7 @@ static void test_rejections_and_determinism(void)
     }
     /* reproduce recomputes v1 from v0 and the accepted deltas: same INDEX bytes */
     pipe_reproduce_report rr;
-    xffl_status rst = pipe_reproduce_round(fx.s, 1, 2, &rr);
+    xffl_status rst = pipe_reproduce_round(fx.s, 1, 2, NULL, &rr);
     CU_ASSERT_EQUAL(rst, XFFL_OK);
     if (rst) fprintf(stderr, "reproduce: %s\n", xffl_errmsg());
     CU_ASSERT_TRUE(rr.index_identical);
