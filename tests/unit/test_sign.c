@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/sign.h"
 #include "common/util.h"
@@ -125,9 +127,22 @@ static void test_keys_dir_and_pins(void)
     T_OK(xffl_keys_dir_default(pin, sizeof pin));
     snprintf(kd, sizeof kd, "%s/xffl/keys", dir);
     CU_ASSERT_STRING_EQUAL(pin, kd);
+    /* CI as root with neither variable: the passwd entry's home */
+    char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    unsetenv("XDG_CONFIG_HOME");
+    unsetenv("HOME");
+    struct passwd *pw = getpwuid(getuid());
+    T_OK(xffl_keys_dir_default(pin, sizeof pin));
+    if (pw && pw->pw_dir && pw->pw_dir[0] == '/') {
+        snprintf(kd, sizeof kd, "%s/.config/xffl/keys", pw->pw_dir);
+        CU_ASSERT_STRING_EQUAL(pin, kd);
+    }
+    if (home) setenv("HOME", home, 1);
+    free(home);
     if (old) setenv("XDG_CONFIG_HOME", old, 1);
     else unsetenv("XDG_CONFIG_HOME");
     free(old);
+    snprintf(kd, sizeof kd, "%s/xffl/keys", dir);
 
     const char *a = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const char *b = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
