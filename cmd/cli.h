@@ -63,6 +63,17 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, store
     "  --retries N             retries for transient store errors (default 8)\n" \
     "  --retry-deadline SECS   stop retrying after this long (default 120)\n"
 
+/* The trust flags of the jobs that sign or check signatures (pipelines/trust.h). */
+#define CLI_TRUST_FLAGS_HELP \
+    "  --keys DIR              key directory (default $XDG_CONFIG_HOME/xffl/keys or\n" \
+    "                          ~/.config/xffl/keys); also holds the federation.h5 pins\n" \
+    "  --key FILE              this job's private key (default DIR/<facility or aggregator>.key)\n" \
+    "  --federation SHA256     the federation.h5 digest to expect (default: pinned on first use)\n"
+#define CLI_TRUST_OPTS(t)                                       \
+    {"--keys", CLI_STR, &(t)->keys_dir, 1, 0, NULL},            \
+    {"--key", CLI_STR, &(t)->key_file, 1, 0, NULL},             \
+    {"--federation", CLI_STR, &(t)->federation, 1, 0, NULL}
+
 /* cli_parse for a command that works on one store: --store URL into *url (NULL when not
  * given) besides opts, and the store flags into *so, which it first sets to the defaults
  * (retries logged with --verbose). */

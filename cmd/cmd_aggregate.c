@@ -22,7 +22,7 @@ static const char *help =
     "  --deadline SECS    how long to wait for the quorum (default 0: check once)\n"
     "  --quorum K         deltas needed (default: the federation's quorum)\n"
     "  --threads N        aggregation threads (default: all cores; never changes bytes)\n"
-    "  --poll SECS        seconds between checks while waiting (default 2)\n" CLI_STORE_FLAGS_HELP
+    "  --poll SECS        seconds between checks while waiting (default 2)\n" CLI_TRUST_FLAGS_HELP CLI_STORE_FLAGS_HELP
     "\n"
     "stdout: 'v<version> <facilities used>' (with --json one object).\n"
     "exit codes: 0 version written (or already there), 1 failed, 2 usage, 65 bad\n"
@@ -38,13 +38,15 @@ int cmd_aggregate(int argc, char **argv)
         return 0;
     }
     store_options so;
-    pipe_aggregate_options o = {.round = -1, .deadline = 0};
+    pipe_trust_options trust = {0};
+    pipe_aggregate_options o = {.round = -1, .deadline = 0, .trust = &trust};
     const char *url;
     const cli_opt opts[] = {{"--round", CLI_I64, &o.round, 1, 999999, NULL},
                             {"--quorum", CLI_INT, &o.quorum, 1, 64, NULL},
                             {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
                             {"--deadline", CLI_SECONDS, &o.deadline, 0, 0, NULL},
                             {"--poll", CLI_SECONDS, &o.poll, 0, 0, NULL},
+                            CLI_TRUST_OPTS(&trust),
                             {0}};
     store *s;
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);

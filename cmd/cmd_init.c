@@ -68,6 +68,16 @@ static void help(void)
            "  --batch B --seq-len T   sequences per step, tokens per sequence (4, min(256, max_seq_len))\n"
            "  --encoding E            delta encoding: %s\n"
            "  --keep-inner-state      keep AdamW state across rounds in the facility's --state DIR\n"
+           "keys (docs/design.md \"Trust\"):\n"
+           "  --keys DIR              where init generates the aggregator's and each facility's\n"
+           "                          key pair unless given below (default $XDG_CONFIG_HOME/xffl/keys\n"
+           "                          or ~/.config/xffl/keys, mode 0700); existing pairs are reused\n"
+           "  --facility-key N=FILE   facility N's public key (from xffl keygen), repeatable\n"
+           "  --aggregator-key FILE   the aggregator's public key; --key FILE its private half,\n"
+           "                          which signs version 0\n"
+           "  --key FILE              the aggregator's private key (default DIR/aggregator.key)\n"
+           "  --insecure              an unsigned federation: no keys, anyone who can write to\n"
+           "                          the store can forge deltas and versions\n"
            "store I/O:\n" CLI_STORE_FLAGS_HELP
            "  --threads N             compression threads (default: all cores)\n"
            "\n"
@@ -91,8 +101,16 @@ int cmd_init(int argc, char **argv)
     store_options sopt;
     store_options_default(&sopt);
     const char *url = NULL;
-    pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt};
-    cli_opt opts[24 + PIPE_INIT_NDBL] = {
+    pipe_trust_options trust = {0};
+    const char *fkeys[PIPE_MAX_FACILITIES];
+    pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt, .trust = &trust,
+                              .facility_keys = fkeys};
+    cli_opt opts[29 + PIPE_INIT_NDBL] = {
+        {"--keys", CLI_STR, &trust.keys_dir, 1, 0, NULL},
+        {"--key", CLI_STR, &trust.key_file, 1, 0, NULL},
+        {"--facility-key", CLI_LIST, fkeys, 0, PIPE_MAX_FACILITIES, &set.n_facility_keys},
+        {"--aggregator-key", CLI_STR, &set.aggregator_key, 1, 0, NULL},
+        {"--insecure", CLI_FLAG, &set.insecure, 0, 0, NULL},
         {"--store", CLI_STR, &url, 0, 0, NULL},
         {"--model", CLI_STR, &set.preset, 0, 0, NULL},
         {"--facilities", CLI_STR, &set.facilities, 0, 0, NULL},

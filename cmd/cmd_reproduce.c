@@ -27,7 +27,9 @@ static const char *help =
     "  --facility NAME   whose training to re-run\n"
     "  --data GLOB       that facility's token shards\n"
     "  --state DIR       that facility's state directory (inner optimizer state)\n"
-    "  --backend B       cpu (default) or cuda\n" CLI_STORE_FLAGS_HELP
+    "  --backend B       cpu (default) or cuda\n"
+    "  --keys DIR        where the federation.h5 pin is (default ~/.config/xffl/keys)\n"
+    "  --federation SHA256  the federation.h5 digest to expect instead of the pin\n" CLI_STORE_FLAGS_HELP
     "\n"
     "stdout: one 'ok' line per check (--json: one object).\n"
     "exit codes: 0 reproduced bit for bit, 1 failed, 2 usage, 65 a digest differs (each\n"
@@ -45,6 +47,7 @@ int cmd_reproduce(int argc, char **argv)
     const char *url, *facility = NULL, *data = NULL, *state = NULL, *backend = "cpu";
     long round = 0, threads = 0;
     int train = 0;
+    pipe_trust_options trust = {0};
     const cli_opt opts[] = {{"--round", CLI_LONG, &round, 1, 999999, NULL},
                             {"--threads", CLI_LONG, &threads, 0, 1024, NULL},
                             {"--train", CLI_FLAG, &train, 0, 0, NULL},
@@ -52,6 +55,8 @@ int cmd_reproduce(int argc, char **argv)
                             {"--data", CLI_STR, &data, 0, 0, NULL},
                             {"--state", CLI_STR, &state, 0, 0, NULL},
                             {"--backend", CLI_STR, &backend, 0, 0, NULL},
+                            {"--keys", CLI_STR, &trust.keys_dir, 1, 0, NULL},
+                            {"--federation", CLI_STR, &trust.federation, 1, 0, NULL},
                             {0}};
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
@@ -68,9 +73,10 @@ int cmd_reproduce(int argc, char **argv)
     to.backend = backend;
     to.round = round;
     to.threads = (int)threads;
+    to.trust = &trust;
     pipe_reproduce_report rep;
     pipe_train_reproduce_report trep;
-    xffl_status st = pipe_reproduce(s, round, (int)threads, train ? &to : NULL, &rep, &trep);
+    xffl_status st = pipe_reproduce(s, round, (int)threads, &trust, train ? &to : NULL, &rep, &trep);
     store_close(s);
     if (cli_json)
         printf("{\"round\": %ld, \"ok\": %s, \"tensors_compared\": %d, \"tensors_differ\": %d, \"parts_compared\": %d, "

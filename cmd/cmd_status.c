@@ -86,6 +86,9 @@ int cmd_status(int argc, char **argv)
            h.f.n_facilities);
     for (int i = 0; i < h.f.n_facilities; i++) printf("%s%s", i ? "," : "", h.f.facilities[i]);
     printf(")\n");
+    if (!pipe_federation_signed(&h.f))
+        printf("signatures    none: an unsigned federation (init --insecure); anyone who can write to the\n"
+               "              store can forge deltas and versions (docs/design.md \"Trust\")\n");
     if (history)
         for (int r = 0; r + 1 < h.n_rounds; r++) {
             const pipe_history_round *hr = &h.rounds[r];

@@ -42,7 +42,7 @@ static const char *help =
     "  --ranks N            start N ranks on this node through mpirun (Open MPI): the\n"
     "                       same as `mpirun -np N xffl train ...`\n"
     "  --dry-run            one rank's memory plan, and whether it fits; trains nothing\n"
-    "                       (its flags: xffl train --dry-run --help)\n" CLI_STORE_FLAGS_HELP
+    "                       (its flags: xffl train --dry-run --help)\n" CLI_TRUST_FLAGS_HELP CLI_STORE_FLAGS_HELP
     "\n"
     "stdout: 'round R a<N> <COMMIT key> tokens T loss FIRST -> LAST' (--json: object).\n"
     "exit codes: 0 committed or nothing to do, 1 failed, 2 usage (unknown facility\n"
@@ -61,6 +61,8 @@ int cmd_train(int argc, char **argv)
     store_options so;
     pipe_train_options o;
     pipe_train_options_default(&o);
+    pipe_trust_options trust = {0};
+    o.trust = &trust;
     const char *url, *optimizer = "auto";
     int ranks = 1;
     const cli_opt opts[] = {{"--facility", CLI_STR, &o.facility, 0, 0, NULL},
@@ -75,6 +77,7 @@ int cmd_train(int argc, char **argv)
                             {"--checkpoint-every", CLI_INT, &o.checkpoint_every, 0, 1 << 30, NULL},
                             {"--recompute", CLI_FLAG, &o.recompute, 0, 0, NULL},
                             {"--ranks", CLI_INT, &ranks, 1, 4096, NULL},
+                            CLI_TRUST_OPTS(&trust),
                             {0}};
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;

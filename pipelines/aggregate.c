@@ -103,6 +103,20 @@ static XFFL_MUST_USE xffl_status check_commit(const ckpt_manifest *m, const pipe
     return XFFL_OK;
 }
 
+/* A COMMIT, signed by the key federation.h5 records for the facility whose folder it
+ * is in (a facility outside the federation has none: check_commit refuses it). */
+static XFFL_MUST_USE xffl_status load_commit(store *s, const pipe_federation *f, const char *commit_key,
+                                             ckpt_manifest **m)
+{
+    pipe_key k;
+    const char *pub = NULL;
+    if (pipe_federation_signed(f) && pipe_key_parse(commit_key, &k) == PIPE_KEY_ATTEMPT) {
+        int i = pipe_federation_facility_index(f, k.facility);
+        if (i >= 0) pub = f->facility_keys[i];
+    }
+    return pipe_manifest_load_signed(s, commit_key, NULL, pub, m, NULL);
+}
+
 xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fed_sha, const ckpt_param_table *t,
                               int64_t round, const pipe_version_ref *base, const char *commit_key, pipe_contrib *c,
                               int *bad)
@@ -110,7 +124,7 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
     memset(c, 0, sizeof *c);
     *bad = 0;
     ckpt_manifest *m = NULL;
-    xffl_status st = pipe_manifest_load(s, commit_key, NULL, &m, NULL);
+    xffl_status st = load_commit(s, f, commit_key, &m);
     if (st != XFFL_OK) {
         *bad = st == XFFL_ERR_INVALID || st == XFFL_ERR_CORRUPT;
         return st;
@@ -177,7 +191,7 @@ xffl_status pipe_contrib_usable(store *s, const pipe_federation *f, const char *
     ckpt_manifest *m = NULL;
     pipe_contrib c;
     memset(&c, 0, sizeof c);
-    xffl_status st = pipe_manifest_load(s, commit_key, NULL, &m, NULL);
+    xffl_status st = load_commit(s, f, commit_key, &m);
     if (st == XFFL_OK) st = check_commit(m, f, fed_sha, round, base, commit_key, &c);
     for (int i = 0; st == XFFL_OK && i < m->n_objects; i++) {
         uint64_t size = 0;
@@ -211,7 +225,7 @@ static XFFL_MUST_USE xffl_status from_slabs(void *ctx, int group, int index, flo
 xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
                                  const ckpt_param_table *t, const pipe_version_ref *base, int n,
                                  const pipe_contrib *contribs, int threads, pipe_version_result *res,
-                                 pipe_algo_stats *stats)
+                                 pipe_algo_stats *stats, const xffl_signer *signer)
 {
     const pipe_algo_config *ac = &f->algo;
     int ns = pipe_algo_state_count(ac->kind);
@@ -284,7 +298,8 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
         .algorithm = pipe_algo_name(ac->kind), .federation_sha256 = fed_sha,
         .tokens_seen = tokens_seen, .n_contributors = n, .contributor_facility = facs,
         .contributor_commit = keys, .n_groups = 1 + ns, .groups = groups, .part_size = f->part_size,
-        .level = f->zstd_level, .threads = threads, .n_extra = 3, .extra_keys = ek, .extra_values = ev};
+        .level = f->zstd_level, .threads = threads, .n_extra = 3, .extra_keys = ek, .extra_values = ev,
+        .signer = signer};
     slab_src src = {.slabs = (const float *const *)slabs, .t = t};
     st = pipe_version_publish(to, t, &spec, from_slabs, &src, res);
 done:
@@ -302,6 +317,11 @@ static void sleep_s(double s)
     nanosleep(&ts, NULL);
 }
 
+static XFFL_MUST_USE xffl_status pipe_aggregate_signed(store *s, const pipe_aggregate_options *o,
+                                                       const pipe_federation *fp, const char *fed_sha,
+                                                       const pipe_version_ref *basep, const xffl_signer *signer,
+                                                       pipe_aggregate_result *res, double t0);
+
 xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggregate_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -310,6 +330,22 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
     char fed_sha[XFFL_SHA256_HEX];
     pipe_version_ref base;
     XFFL_FORWARD(pipe_federation_load_latest(s, &base, &f, fed_sha));
+    XFFL_FORWARD(pipe_trust_pin(s, o->trust, fed_sha));
+    XFFL_FORWARD(pipe_trust_check_index(s, &f, &base, NULL));
+    xffl_signer *signer = NULL;
+    XFFL_FORWARD(pipe_trust_signer(o->trust, &f, PIPE_AGGREGATOR_KEY_NAME, &signer));
+    xffl_status st = pipe_aggregate_signed(s, o, &f, fed_sha, &base, signer, res, t0);
+    xffl_signer_free(signer);
+    return st;
+}
+
+/* pipe_aggregate once federation.h5, its pin, LATEST's INDEX and the key are checked. */
+static XFFL_MUST_USE xffl_status pipe_aggregate_signed(store *s, const pipe_aggregate_options *o, const pipe_federation *fp,
+                                         const char *fed_sha, const pipe_version_ref *basep,
+                                         const xffl_signer *signer, pipe_aggregate_result *res, double t0)
+{
+    pipe_federation f = *fp;
+    pipe_version_ref base = *basep;
     int64_t round = base.version + 1;
     if (o->round >= 0) {
         if (o->round <= base.version) {
@@ -333,7 +369,7 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
     double poll = o->poll > 0 ? o->poll : 2.0;
     for (;;) {
         pipe_round_listing l;
-        XFFL_CHECK_GOTO(st, pipe_round_list(s, round, NULL, &l), done);
+        XFFL_CHECK_GOTO(st, pipe_round_list_signed(s, round, NULL, f.aggregator_key, &l), done);
         for (int fi = 0; fi < f.n_facilities + 1 && st == XFFL_OK; fi++) {
             /* every facility folder present, known or not: unknown ones get rejected */
             for (int i = 0; i < l.count; i++) {
@@ -354,7 +390,7 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
                     char rk[PIPE_KEY_MAX], reason[XFFL_ERRMSG_MAX];
                     snprintf(reason, sizeof reason, "%s", cs == XFFL_OK ? "facility not in the federation" : xffl_errmsg());
                     pipe_contrib_clear(&c);
-                    xffl_status rs = pipe_reject(s, a->commit_key, reason, rk);
+                    xffl_status rs = pipe_reject_signed(s, a->commit_key, reason, signer, rk);
                     if (rs != XFFL_OK) {
                         st = rs;
                         break;
@@ -399,7 +435,7 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
         xffl_log(XFFL_LOG_INFO, "round %lld: combining the deltas with %s", (long long)round,
                  pipe_algo_name(f.algo.kind));
         pipe_version_result vr;
-        XFFL_CHECK_GOTO(st, pipe_combine_publish(s, s, &f, fed_sha, t, &base, n, use, o->threads, &vr, &res->stats),
+        XFFL_CHECK_GOTO(st, pipe_combine_publish(s, s, &f, fed_sha, t, &base, n, use, o->threads, &vr, &res->stats, signer),
                         done);
         res->version = vr.ref.version;
         res->latest_written = vr.latest_written;

@@ -13,6 +13,7 @@
 #include "pipelines/algo.h"
 #include "pipelines/federation.h"
 #include "pipelines/round.h"
+#include "pipelines/trust.h"
 #include "pipelines/version.h"
 #include "storage/store.h"
 
@@ -47,11 +48,12 @@ XFFL_MUST_USE xffl_status pipe_contrib_usable(store *s, const pipe_federation *f
 
 /* Fetches base (model and the algorithm's outer state: zeros when the base holds
  * none), applies the algorithm to contribs (sorted by facility) and publishes version
- * base+1 to `to` (the same store normally, a scratch store for reproduce). */
+ * base+1 to `to` (the same store normally, a scratch store for reproduce), its INDEX
+ * signed by signer (NULL: unsigned). */
 XFFL_MUST_USE xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
                                  const ckpt_param_table *t, const pipe_version_ref *base, int n,
                                  const pipe_contrib *contribs, int threads, pipe_version_result *res,
-                                 pipe_algo_stats *stats);
+                                 pipe_algo_stats *stats, const xffl_signer *signer);
 
 typedef struct {
     int64_t round;   /* -1: LATEST+1 */
@@ -59,6 +61,7 @@ typedef struct {
     int quorum;      /* 0: the federation's */
     int threads;     /* 0: OpenMP default (never changes the bytes) */
     double poll;     /* seconds between checks; 0 = 2 */
+    const pipe_trust_options *trust; /* key and pin (NULL: defaults; pipelines/trust.h) */
 } pipe_aggregate_options;
 
 typedef struct {

@@ -85,7 +85,7 @@ xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_
     free(keys);
     if (st != XFFL_OK) goto done;
     /* COMMIT last: the attempt exists for readers only from here on */
-    H(pipe_manifest_put(s, m, prefix, PIPE_COMMIT_STEM, commit_key));
+    H(pipe_manifest_put_signed(s, m, prefix, PIPE_COMMIT_STEM, c->signer, commit_key));
     if (bytes) *bytes = total;
 #undef H
 done:

@@ -34,6 +34,7 @@ typedef struct {
     const char *const *extra_keys;
     const char *const *extra_values;
     int threads;         /* compression threads; 0 = default */
+    const struct xffl_signer *signer; /* the facility's key: signs the COMMIT (NULL: unsigned federation) */
 } pipe_commit_spec;
 
 /* Encodes and uploads; commit_key (PIPE_KEY_MAX) receives the COMMIT's key, bytes

@@ -1,5 +1,6 @@
 /* show and verify of one file or one version. See describe.h. */
 #include "pipelines/describe.h"
+#include "pipelines/trust.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -237,6 +238,9 @@ xffl_status pipe_verify_version(store *s, int64_t version, pipe_version_check *o
     xffl_status st;
     XFFL_CHECK_GOTO(st, pipe_version_resolve(s, version, &out->ref), out);
     XFFL_CHECK_GOTO(st, pipe_federation_load_for(s, &out->ref, &f, out->federation_sha), out);
+    /* the pin in the default key directory, and the aggregator's signature */
+    XFFL_CHECK_GOTO(st, pipe_trust_pin(s, NULL, out->federation_sha), out);
+    XFFL_CHECK_GOTO(st, pipe_trust_check_index(s, &f, &out->ref, NULL), out);
     XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f.model, &t), out);
     XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &out->ref, t, 0, NULL, NULL, &info), out);
     if (strcmp(info.federation_sha, out->federation_sha) != 0) {

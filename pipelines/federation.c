@@ -154,8 +154,9 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     xffl_status s = XFFL_OK;
 #define W(expr) if (s == XFFL_OK) s = (expr)
     W(ckpt_h5_attr_str(w, "format", PIPE_FEDERATION_FORMAT));
-    W(ckpt_h5_attr_int(w, "format_version", f->tokenizer_sha256[0] ? PIPE_FEDERATION_FORMAT_VERSION
-                                                                    : PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL));
+    W(ckpt_h5_attr_int(w, "format_version", pipe_federation_signed(f) ? PIPE_FEDERATION_FORMAT_VERSION
+                                            : f->tokenizer_sha256[0]  ? PIPE_FEDERATION_FORMAT_VERSION_TOKENIZER
+                                                                      : PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL));
     W(ckpt_h5_attr_str(w, "preset", f->preset));
     W(pipe_model_attrs_write(w, &f->model));
     W(ckpt_h5_attr_str(w, "facilities", facs));
@@ -191,6 +192,15 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(ckpt_h5_attr_str(w, "encoding", ckpt_codec_name(f->encoding)));
     W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
     if (f->tokenizer_sha256[0]) W(ckpt_h5_attr_str(w, "tokenizer_sha256", f->tokenizer_sha256));
+    if (pipe_federation_signed(f)) {
+        char keys[PIPE_MAX_FACILITIES * XFFL_SIGN_PUB_HEX] = "";
+        for (int i = 0; i < f->n_facilities; i++) {
+            if (i) strcat(keys, ",");
+            strcat(keys, f->facility_keys[i]);
+        }
+        W(ckpt_h5_attr_str(w, "aggregator_key", f->aggregator_key));
+        W(ckpt_h5_attr_str(w, "facility_keys", keys));
+    }
 #undef W
     if (s != XFFL_OK) {
         ckpt_h5_writer_abort(w);
@@ -222,6 +232,44 @@ static XFFL_MUST_USE xffl_status read_algo_params(ckpt_h5_reader *r, pipe_algo_c
         } else
             XFFL_FORWARD(ckpt_h5_get_attr_double(r, ap[i].attr, (double *)field));
     }
+    return XFFL_OK;
+}
+
+int pipe_federation_signed(const pipe_federation *f) { return f->aggregator_key[0] != 0; }
+
+/* Version 3 must carry both key attributes; 1 and 2 are unsigned federations, still
+ * read: what pins them is their digest (docs/design.md "Trust"). */
+static XFFL_MUST_USE xffl_status read_keys(ckpt_h5_reader *r, pipe_federation *f)
+{
+    const char *path = ckpt_h5_reader_path(r);
+    int64_t version = 0;
+    XFFL_FORWARD(ckpt_h5_get_attr_int(r, "format_version", &version));
+    if (version < PIPE_FEDERATION_FORMAT_VERSION) return XFFL_OK;
+    char *str = NULL;
+    XFFL_FORWARD(ckpt_h5_get_attr_str(r, "aggregator_key", &str));
+    int ok = xffl_public_valid(str);
+    if (ok) strcpy(f->aggregator_key, str);
+    free(str);
+    XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: attribute aggregator_key is not an Ed25519 public key", path);
+    XFFL_FORWARD(ckpt_h5_get_attr_str(r, "facility_keys", &str));
+    const char *p = str;
+    int n = 0;
+    ok = 1;
+    while (ok && n < f->n_facilities) {
+        size_t len = strcspn(p, ",");
+        ok = len == XFFL_SIGN_PUB_HEX - 1;
+        if (ok) {
+            memcpy(f->facility_keys[n], p, len);
+            f->facility_keys[n][len] = 0;
+            ok = xffl_public_valid(f->facility_keys[n]);
+        }
+        n++;
+        p += len;
+        if (ok && n < f->n_facilities) ok = *p++ == ',';
+    }
+    ok = ok && *p == 0;
+    free(str);
+    XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: attribute facility_keys is not one Ed25519 public key per facility", path);
     return XFFL_OK;
 }
 
@@ -290,6 +338,7 @@ static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
         free(str);
         XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: attribute tokenizer_sha256 is not a SHA-256", path);
     }
+    XFFL_FORWARD(read_keys(r, f));
     s = pipe_federation_validate(f);
     if (s != XFFL_OK) return xffl_wrap(s, "%s", path);
     return XFFL_OK;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "common/status.h"
 #include "common/digest.h"
+#include "common/sign.h"
 #include "libckpt/codec.h"
 #include "libckpt/model.h"
 #include "pipelines/algo.h"
@@ -23,7 +24,11 @@
  * so it is a bump (docs/design.md "Format versions"). A byte-level federation, which
  * has no such attribute, is still written as version 1: the same bytes as before, and
  * older binaries keep reading it. */
-#define PIPE_FEDERATION_FORMAT_VERSION 2
+/* 3: signed (aggregator_key, facility_keys); 2: unsigned with a tokenizer; 1: unsigned
+ * byte-level. Each is written only when it needs to be, so an unsigned federation is
+ * byte for byte what older binaries wrote (docs/design.md "Format versions"). */
+#define PIPE_FEDERATION_FORMAT_VERSION 3
+#define PIPE_FEDERATION_FORMAT_VERSION_TOKENIZER 2
 #define PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL 1
 enum { PIPE_MAX_FACILITIES = 64, PIPE_FACILITY_MAX = 32, PIPE_PRESET_MAX = 32 };
 
@@ -57,7 +62,15 @@ typedef struct {
     int keep_inner_state;             /* 1: AdamW state persists across rounds in --state DIR */
     char tokenizer_sha256[XFFL_SHA256_HEX]; /* the SentencePiece model's (stored as
                                              * PIPE_TOKENIZER_KEY); "" byte-level */
+    /* Ed25519 public keys, hex (common/sign.h): the aggregator's, which signs every
+     * INDEX and REJECTED, and each facility's (same order as facilities), which signs
+     * its COMMITs. "" everywhere: an unsigned federation (init --insecure). */
+    char aggregator_key[XFFL_SIGN_PUB_HEX];
+    char facility_keys[PIPE_MAX_FACILITIES][XFFL_SIGN_PUB_HEX];
 } pipe_federation;
+
+/* 1 when the federation's manifests are signed (it records an aggregator key). */
+int pipe_federation_signed(const pipe_federation *f);
 
 /* Defaults for everything (one facility "local", fedavg, H=100, quorum 1, seed 0) and
  * the model of preset with vocab (0 = preset default). USAGE naming an unknown preset. */

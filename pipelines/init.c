@@ -191,6 +191,7 @@ static XFFL_MUST_USE xffl_status init_job(store *s, const pipe_init_settings *se
 
     ckpt_param_table *from_t = NULL;
     float *from_slab = NULL;
+    xffl_signer *signer = NULL;
     char from_line[PIPE_KEY_MAX + 1024] = "";
     if (hf) {
         char digest[XFFL_SHA256_HEX];
@@ -201,7 +202,11 @@ static XFFL_MUST_USE xffl_status init_job(store *s, const pipe_init_settings *se
         XFFL_CHECK_GOTO(st, check_same_model(set->from, &from_t->cfg, f), out);
     }
     double t0 = xffl_now();
+    if (!set->insecure)
+        XFFL_CHECK_GOTO(st, pipe_trust_init_keys(set->trust, f, set->n_facility_keys, set->facility_keys,
+                                                 set->aggregator_key, &signer), out);
     XFFL_CHECK_GOTO(st, pipe_federation_publish(s, f, res->federation_sha256), out);
+    XFFL_CHECK_GOTO(st, pipe_trust_pin_new(s, set->trust, res->federation_sha256), out);
     if (set->tokenizer) XFFL_CHECK_GOTO(st, pipe_tokenizer_publish(s, set->tokenizer, f->tokenizer_sha256), out);
     xffl_log(XFFL_LOG_DEBUG, "wrote %s (sha256 %s)", PIPE_FEDERATION_KEY, res->federation_sha256);
     init_src src = {res->t, f->seed, from_slab, hf};
@@ -219,11 +224,13 @@ static XFFL_MUST_USE xffl_status init_job(store *s, const pipe_init_settings *se
                               .threads = set->threads,
                               .n_extra = set->from ? 1 : 0,
                               .extra_keys = ek,
-                              .extra_values = ev};
+                              .extra_values = ev,
+                              .signer = signer};
     xffl_log(XFFL_LOG_INFO, "writing version 0 of %s (%d parts) to %s", f->preset, res->plan.n_parts, store_url(s));
     XFFL_CHECK_GOTO(st, pipe_version_publish(s, res->t, &spec, init_tensor, &src, &res->version), out);
     res->seconds = xffl_now() - t0;
 out:
+    xffl_signer_free(signer);
     free(from_slab);
     ckpt_param_table_free(from_t);
     return st;

@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "libckpt/model.h"
 #include "pipelines/federation.h"
+#include "pipelines/trust.h"
 #include "pipelines/version.h"
 #include "storage/store.h"
 
@@ -68,6 +69,11 @@ typedef struct {
                                * model that is not SentencePiece BPE), its SHA-256 goes
                                * into federation.h5 and the file into the store
                                * (pipelines/tokenizer.h) */
+    int insecure;             /* 1: an unsigned federation (no keys; docs/design.md "Trust") */
+    const pipe_trust_options *trust; /* key directory, aggregator's --key (NULL: defaults) */
+    int n_facility_keys;      /* --facility-key NAME=PUBFILE, repeated */
+    const char *const *facility_keys;
+    const char *aggregator_key; /* --aggregator-key PUBFILE (NULL: the key directory's) */
 } pipe_init_settings;
 
 typedef struct pipe_init_result {

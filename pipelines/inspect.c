@@ -1,4 +1,5 @@
 #include "pipelines/inspect.h"
+#include "pipelines/trust.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,7 @@ static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_kept_versio
     /* the model shape comes from the federation, as for every reader */
     pipe_federation f;
     xffl_status st = pipe_federation_load_for(s, &ref, &f, NULL);
+    if (st == XFFL_OK) st = pipe_trust_check_index(s, &f, &ref, NULL); /* the aggregator's INDEX */
     ckpt_param_table *t = NULL;
     if (st == XFFL_OK) st = ckpt_param_table_create(&f.model, &t);
     if (st == XFFL_OK) {

@@ -1,5 +1,6 @@
 /* The store's key layout and the manifest loader. See keys.h. */
 #include "pipelines/keys.h"
+#include "common/sign.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -260,7 +261,8 @@ xffl_status pipe_manifest_load(store *s, const char *key, const char *sha256, ck
             return xffl_fail(st, "%s: content does not match its name", key);
         }
     }
-    st = ckpt_manifest_parse(data, len, key, out);
+    /* the signature line, when there is one, is not part of the grammar it signs */
+    st = ckpt_manifest_parse(data, xffl_signed_body_len(data, len), key, out);
     if (st == XFFL_OK) st = check_format(*out, key);
     if (st != XFFL_OK) {
         ckpt_manifest_free(*out);
@@ -277,14 +279,40 @@ xffl_status pipe_manifest_load(store *s, const char *key, const char *sha256, ck
     return XFFL_OK;
 }
 
+xffl_status pipe_manifest_load_signed(store *s, const char *key, const char *sha256, const char *pub_hex,
+                                      ckpt_manifest **out, pipe_manifest_bytes *raw)
+{
+    pipe_manifest_bytes b;
+    XFFL_FORWARD(pipe_manifest_load(s, key, sha256, out, &b));
+    xffl_status st = pub_hex && pub_hex[0] ? xffl_sign_verify(pub_hex, b.text, b.len, key) : XFFL_OK;
+    if (st != XFFL_OK) {
+        ckpt_manifest_free(*out);
+        *out = NULL;
+    }
+    if (st == XFFL_OK && raw) *raw = b;
+    else free(b.text);
+    return st;
+}
+
 xffl_status pipe_manifest_put(store *s, const ckpt_manifest *m, const char *dir, const char *stem, char *key_out)
+{
+    return pipe_manifest_put_signed(s, m, dir, stem, NULL, key_out);
+}
+
+xffl_status pipe_manifest_put_signed(store *s, const ckpt_manifest *m, const char *dir, const char *stem,
+                                     const xffl_signer *signer, char *key_out)
 {
     char *text = NULL;
     size_t len = 0;
     XFFL_FORWARD(ckpt_manifest_format(m, &text, &len));
+    xffl_status st = xffl_sign_append(signer, &text, &len);
+    if (st != XFFL_OK) {
+        free(text);
+        return st;
+    }
     char hex[XFFL_SHA256_HEX];
     xffl_sha256_hex(text, len, hex);
-    xffl_status st = pipe_content_key(dir, stem, hex, NULL, key_out, PIPE_KEY_MAX);
+    st = pipe_content_key(dir, stem, hex, NULL, key_out, PIPE_KEY_MAX);
     if (st == XFFL_OK) st = store_put(s, key_out, text, len);
     free(text);
     return st;

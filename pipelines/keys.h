@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/digest.h"
+#include "common/sign.h"
 #include "common/status.h"
 #include "libckpt/manifest.h"
 #include "storage/store.h"
@@ -117,8 +118,18 @@ typedef struct {
  * (may be NULL) receives the digest and the bytes. */
 XFFL_MUST_USE xffl_status pipe_manifest_load(store *s, const char *key, const char *sha256, ckpt_manifest **out,
                                              pipe_manifest_bytes *raw);
+/* pipe_manifest_load, then, when pub_hex is a key (not NULL or ""), the manifest's
+ * last line must be its signature by that key over every byte before it: CORRUPT
+ * naming the key and the key id otherwise (common/sign.h). A signature line is
+ * tolerated, never required, by pipe_manifest_load itself: unsigned federations. */
+XFFL_MUST_USE xffl_status pipe_manifest_load_signed(store *s, const char *key, const char *sha256, const char *pub_hex,
+                                                    ckpt_manifest **out, pipe_manifest_bytes *raw);
 /* Formats m, names it <dir><stem>-<12hex> and puts it; key_out (PIPE_KEY_MAX) gets the key. */
 XFFL_MUST_USE xffl_status pipe_manifest_put(store *s, const ckpt_manifest *m, const char *dir, const char *stem,
                                             char *key_out);
+/* The same with signer's signature line appended last (signer NULL: unsigned); the
+ * content name covers the signature line too. */
+XFFL_MUST_USE xffl_status pipe_manifest_put_signed(store *s, const ckpt_manifest *m, const char *dir, const char *stem,
+                                                   const xffl_signer *signer, char *key_out);
 
 #endif

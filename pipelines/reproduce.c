@@ -43,7 +43,8 @@ xffl_status pipe_reproduce_find_version(store *s, int64_t version, pipe_version_
     return st;
 }
 
-xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_reproduce_report *out)
+xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, const pipe_trust_options *trust,
+                                 pipe_reproduce_report *out)
 {
     memset(out, 0, sizeof *out);
     out->round = round;
@@ -56,6 +57,11 @@ xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_repr
     ckpt_manifest *idx = NULL, *re_idx = NULL;
     XFFL_FORWARD(pipe_reproduce_find_version(s, round, &vref, &idx));
     xffl_status fst = pipe_federation_load_for(s, &vref, &f, fed_sha);
+    /* the stored INDEX must be the aggregator's; the unsigned recomputation is compared
+     * with its bytes before the signature line */
+    char stored_body[XFFL_SHA256_HEX];
+    if (fst == XFFL_OK) fst = pipe_trust_pin(s, trust, fed_sha);
+    if (fst == XFFL_OK) fst = pipe_trust_check_index(s, &f, &vref, stored_body);
     if (fst != XFFL_OK) ckpt_manifest_free(idx);
     XFFL_FORWARD(fst);
     snprintf(out->stored_index, sizeof out->stored_index, "%s", vref.index_key);
@@ -95,9 +101,9 @@ xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_repr
     XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-reproduce", &tmp), done);
     XFFL_CHECK_GOTO(st, store_open(tmp, NULL, &scratch), done);
     pipe_version_result vr;
-    XFFL_CHECK_GOTO(st, pipe_combine_publish(s, scratch, &f, fed_sha, t, &base, n, c, threads, &vr, NULL), done);
+    XFFL_CHECK_GOTO(st, pipe_combine_publish(s, scratch, &f, fed_sha, t, &base, n, c, threads, &vr, NULL, NULL), done);
     snprintf(out->recomputed_index, sizeof out->recomputed_index, "%s", vr.ref.index_key);
-    out->index_identical = !strcmp(vr.ref.index_sha, vref.index_sha);
+    out->index_identical = !strcmp(vr.ref.index_sha, stored_body);
     XFFL_CHECK_GOTO(st, ref_from_key(scratch, round, vr.ref.index_key, &vr.ref, &re_idx), done);
     char first[512] = "";
     for (int i = 0; i < idx->n_tensors; i++) {
@@ -141,12 +147,13 @@ done:
     return st;
 }
 
-xffl_status pipe_reproduce(store *s, int64_t round, int threads, const pipe_train_options *train,
+xffl_status pipe_reproduce(store *s, int64_t round, int threads, const pipe_trust_options *trust,
+                           const pipe_train_options *train,
                            pipe_reproduce_report *rep,
                            pipe_train_reproduce_report *trep)
 {
     memset(trep, 0, sizeof *trep);
-    XFFL_FORWARD(pipe_reproduce_round(s, round, threads, rep));
+    XFFL_FORWARD(pipe_reproduce_round(s, round, threads, trust, rep));
     xffl_log(XFFL_LOG_INFO, "round %lld: %d tensors, %d parts compared from %d deltas; INDEX %s (%.1fs)", (long long)round,
                rep->tensors_compared, rep->parts_compared, rep->n_contributors,
                rep->index_identical ? "identical" : "differs in bytes", rep->seconds);

@@ -27,7 +27,8 @@ typedef struct {
  * or part is logged (ERROR, "differs: ..."). Returns INVALID (exit 65) naming the first
  * differing tensor when any digest differs; NOT_FOUND when version R, R−1 or a delta
  * it used is gone (gc). */
-XFFL_MUST_USE xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_reproduce_report *out);
+XFFL_MUST_USE xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, const pipe_trust_options *trust,
+                                               pipe_reproduce_report *out);
 
 /* Version R's INDEX on LATEST's chain (or the only one in its folder), parsed, with
  * its ref (sha from the bytes). Caller frees *index. */
@@ -35,8 +36,10 @@ XFFL_MUST_USE xffl_status pipe_reproduce_find_version(store *s, int64_t version,
 
 /* xffl reproduce: pipe_reproduce_round and then, when train is not NULL (train->round is
  * round), pipe_train_reproduce, each success logged (INFO) as soon as it is
- * known. *trep is zeroed when train is NULL or not reached. */
-XFFL_MUST_USE xffl_status pipe_reproduce(store *s, int64_t round, int threads, const pipe_train_options *train,
+ * known. *trep is zeroed when train is NULL or not reached. trust (may be NULL): the
+ * federation.h5 pin or --federation digest (pipelines/trust.h). */
+XFFL_MUST_USE xffl_status pipe_reproduce(store *s, int64_t round, int threads, const pipe_trust_options *trust,
+                                         const pipe_train_options *train,
                                          pipe_reproduce_report *rep,
                                          pipe_train_reproduce_report *trep);
 

@@ -38,6 +38,12 @@ static pipe_attempt *find_or_add(pipe_round_listing *l, const char *fac, int att
 
 xffl_status pipe_round_list(store *s, int64_t round, const ckpt_manifest *accepted_index, pipe_round_listing *out)
 {
+    return pipe_round_list_signed(s, round, accepted_index, NULL, out);
+}
+
+xffl_status pipe_round_list_signed(store *s, int64_t round, const ckpt_manifest *accepted_index,
+                                   const char *aggregator_pub, pipe_round_listing *out)
+{
     memset(out, 0, sizeof *out);
     char prefix[64];
     pipe_round_prefix(round, prefix, sizeof prefix);
@@ -69,7 +75,7 @@ xffl_status pipe_round_list(store *s, int64_t round, const ckpt_manifest *accept
             continue;
         pipe_attempt *a = find_or_add(out, k.facility, k.attempt, &cap);
         if (!a || a->rejected_key[0] || !a->commit_key[0]) continue;
-        st = pipe_rejected_check(s, ls.items[i].key, a->commit_key);
+        st = pipe_rejected_check_signed(s, ls.items[i].key, a->commit_key, aggregator_pub);
         if (st == XFFL_OK)
             snprintf(a->rejected_key, sizeof a->rejected_key, "%s", ls.items[i].key);
         else if (st == XFFL_ERR_CORRUPT || st == XFFL_ERR_INVALID || st == XFFL_ERR_NOT_FOUND) {
@@ -114,12 +120,23 @@ const pipe_attempt *pipe_round_latest_attempt(const pipe_round_listing *l, const
 
 xffl_status pipe_reject(store *s, const char *commit_key, const char *reason, char *key_out)
 {
-    char text[XFFL_ERRMSG_MAX + PIPE_KEY_MAX + 32];
+    return pipe_reject_signed(s, commit_key, reason, NULL, key_out);
+}
+
+xffl_status pipe_reject_signed(store *s, const char *commit_key, const char *reason, const xffl_signer *signer,
+                               char *key_out)
+{
+    char text[XFFL_ERRMSG_MAX + PIPE_KEY_MAX + 32 + XFFL_SIGN_LINE_MAX];
     /* one line: newlines in a reason would forge more header lines */
-    int n = snprintf(text, sizeof text, "commit=%s\nreason=", commit_key);
-    for (const char *p = reason; *p && n < (int)sizeof text - 2; p++) text[n++] = *p == '\n' ? ' ' : *p;
+    int n = snprintf(text, sizeof text - XFFL_SIGN_LINE_MAX, "commit=%s\nreason=", commit_key);
+    for (const char *p = reason; *p && n < (int)(sizeof text - XFFL_SIGN_LINE_MAX) - 2; p++)
+        text[n++] = *p == '\n' ? ' ' : *p;
     text[n++] = '\n';
     text[n] = 0;
+    if (signer) {
+        XFFL_FORWARD(xffl_sign_line(signer, text, (size_t)n, text + n));
+        n += (int)strlen(text + n);
+    }
     char hex[XFFL_SHA256_HEX], dir[PIPE_KEY_MAX], key[PIPE_KEY_MAX];
     xffl_sha256_hex(text, (size_t)n, hex);
     /* beside the COMMIT: in its attempt folder */
@@ -134,11 +151,25 @@ xffl_status pipe_reject(store *s, const char *commit_key, const char *reason, ch
 
 xffl_status pipe_rejected_check(store *s, const char *key, const char *commit_key)
 {
+    return pipe_rejected_check_signed(s, key, commit_key, NULL);
+}
+
+xffl_status pipe_rejected_check_signed(store *s, const char *key, const char *commit_key, const char *aggregator_pub)
+{
     void *data = NULL;
     size_t len = 0;
     XFFL_FORWARD(store_get(s, key, &data, &len));
+    if (aggregator_pub && aggregator_pub[0]) {
+        xffl_status vs = xffl_sign_verify(aggregator_pub, data, len, key);
+        if (vs != XFFL_OK) {
+            free(data);
+            return vs;
+        }
+    }
+    size_t full = len;
+    len = xffl_signed_body_len(data, len); /* the verdict's two lines */
     char sha[XFFL_SHA256_HEX];
-    xffl_sha256_hex(data, len, sha);
+    xffl_sha256_hex(data, full, sha);
     const char *base = strrchr(key, '/');
     xffl_status st = ckpt_content_name_check(base ? base + 1 : key, sha, NULL);
     if (st != XFFL_OK) {
@@ -175,6 +206,7 @@ xffl_status pipe_rejected_reason(store *s, const char *key, char **reason)
     char *r = strstr(data, "reason=");
     char *out = strdup(r ? r + 7 : (char *)data);
     free(data);
+    if (out) out[strcspn(out, "\n")] = 0; /* one line; a signature line follows it */
     XFFL_RETURN_IF(!out, XFFL_ERR_NOMEM, "reading %s", key);
     size_t l = strlen(out);
     while (l && out[l - 1] == '\n') out[--l] = 0;

@@ -12,6 +12,7 @@
 #define XFFL_PIPE_ROUND_H
 
 #include <stdint.h>
+#include "common/sign.h"
 #include "common/status.h"
 #include "libckpt/manifest.h"
 #include "pipelines/version.h"
@@ -43,6 +44,10 @@ typedef struct {
  * attempt is REJECTED only by a REJECTED object that passes pipe_rejected_check for
  * its COMMIT; any other is ignored (logged), so a hand-written one stops nothing. */
 XFFL_MUST_USE xffl_status pipe_round_list(store *s, int64_t round, const ckpt_manifest *accepted_index, pipe_round_listing *out);
+/* The same where REJECTED objects must also be signed by aggregator_pub (the
+ * federation's aggregator key; NULL or "": unsigned federation). */
+XFFL_MUST_USE xffl_status pipe_round_list_signed(store *s, int64_t round, const ckpt_manifest *accepted_index,
+                                                 const char *aggregator_pub, pipe_round_listing *out);
 void pipe_round_listing_free(pipe_round_listing *l);
 /* The latest attempt of facility in l, or NULL. */
 const pipe_attempt *pipe_round_latest_attempt(const pipe_round_listing *l, const char *facility);
@@ -50,11 +55,17 @@ const pipe_attempt *pipe_round_latest_attempt(const pipe_round_listing *l, const
 /* Writes REJECTED-<12hex> with "commit=<key>\nreason=<reason>\n" beside the COMMIT
  * at commit_key; key_out (may be NULL, PIPE_KEY_MAX) receives its key. */
 XFFL_MUST_USE xffl_status pipe_reject(store *s, const char *commit_key, const char *reason, char *key_out);
+/* The same signed by signer (NULL: unsigned); its content name covers the signature line. */
+XFFL_MUST_USE xffl_status pipe_reject_signed(store *s, const char *commit_key, const char *reason,
+                                             const xffl_signer *signer, char *key_out);
 /* A REJECTED object is aggregate's verdict only when its bytes match its content name
  * and are exactly "commit=<key>\nreason=<one line>\n" for commit_key (NULL: for a
  * COMMIT in its own attempt folder). CORRUPT/INVALID naming it otherwise. A forger who
  * recomputes the name passes: signatures are what stop that (docs/design.md "Trust"). */
 XFFL_MUST_USE xffl_status pipe_rejected_check(store *s, const char *key, const char *commit_key);
+/* The same, and signed by aggregator_pub (NULL or "": unsigned federation). */
+XFFL_MUST_USE xffl_status pipe_rejected_check_signed(store *s, const char *key, const char *commit_key,
+                                                     const char *aggregator_pub);
 /* The reason text of a REJECTED object (malloc'd; caller frees). */
 XFFL_MUST_USE xffl_status pipe_rejected_reason(store *s, const char *key, char **reason);
 

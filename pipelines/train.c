@@ -199,6 +199,7 @@ typedef struct {
     inner_state inner;
     char sd[4096], inner_sha[XFFL_SHA256_HEX];
     int lossy;
+    xffl_signer *signer; /* the facility's key (NULL: unsigned federation) */
 } round_job;
 
 static void job_free(round_job *j)
@@ -209,6 +210,24 @@ static void job_free(round_job *j)
     free(j->base_theta);
     free(j->residual);
     ckpt_param_table_free(j->t);
+    xffl_signer_free(j->signer);
+}
+
+/* Before anything is trained: federation.h5 is the one pinned (in --state DIR when
+ * there is one), LATEST's INDEX is the aggregator's, and this facility's key is at hand
+ * (a missing key fails now, not after the round's training). */
+static XFFL_MUST_USE xffl_status trust_round(store *s, const pipe_train_options *o, round_job *j)
+{
+    pipe_trust_options t = o->trust ? *o->trust : (pipe_trust_options){0};
+    char pin[4200];
+    if (!t.pin_file && o->state_dir) {
+        snprintf(pin, sizeof pin, "%s/federation.sha256", o->state_dir);
+        t.pin_file = pin;
+    }
+    XFFL_FORWARD(pipe_trust_pin(s, &t, j->fed_sha));
+    XFFL_FORWARD(pipe_trust_check_index(s, &j->f, &j->base, NULL));
+    if (pipe_federation_facility_index(&j->f, o->facility) < 0) return XFFL_OK; /* refused next, by name */
+    return pipe_trust_signer(&t, &j->f, o->facility, &j->signer);
 }
 
 /* Rank 0: the round, the attempt, version v's weights, the cursor, the inner state and
@@ -219,6 +238,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     pipe_federation *f = &j->f;
     pipe_version_ref *base = &j->base;
     XFFL_FORWARD(pipe_federation_load_latest(s, base, f, j->fed_sha));
+    XFFL_FORWARD(trust_round(s, o, j));
     if (pipe_federation_facility_index(f, o->facility) < 0) {
         char list[PIPE_MAX_FACILITIES * (PIPE_FACILITY_MAX + 1)] = "";
         for (int i = 0; i < f->n_facilities; i++)
@@ -238,7 +258,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     }
     res->round = plan->round = round;
     pipe_round_listing l;
-    XFFL_FORWARD(pipe_round_list(s, round, NULL, &l));
+    XFFL_FORWARD(pipe_round_list_signed(s, round, NULL, f->aggregator_key, &l));
     const pipe_attempt *a = pipe_round_latest_attempt(&l, o->facility);
     int attempt = 1, usable = 1; /* a pending attempt that aggregate would reject is no reason to stop */
     xffl_status ust = a && a->state == PIPE_ATTEMPT_PENDING
@@ -367,7 +387,7 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
                            .residual = j->residual, .tokens = lr->tokens, .steps = lr->steps,
                            .loss_first = lr->loss_first, .loss_last = lr->loss_last, .loss_mean = lr->loss_mean,
                            .seconds = lr->seconds, .n_extra = 10, .extra_keys = ek, .extra_values = ev,
-                           .threads = o->zstd_threads};
+                           .threads = o->zstd_threads, .signer = j->signer};
     xffl_log(XFFL_LOG_INFO, "%s: uploading delta (%s)", o->facility, ckpt_codec_name(j->f.encoding));
     XFFL_FORWARD(pipe_commit_delta(s, &cs, res->commit_key, &res->bytes));
     /* committed: only now does the facility's state move on */
@@ -477,6 +497,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     ckpt_manifest *idx = NULL, *m = NULL, *mine = NULL;
     XFFL_FORWARD(pipe_reproduce_find_version(s, o->round, &vref, &idx));
     xffl_status fst = pipe_federation_load_for(s, &vref, f, j.fed_sha);
+    if (fst == XFFL_OK) fst = pipe_trust_check_index(s, f, &vref, NULL);
     if (fst != XFFL_OK) ckpt_manifest_free(idx);
     XFFL_FORWARD(fst);
     const char *ck = NULL;

@@ -21,6 +21,7 @@
 #include "common/status.h"
 #include "kernels/kern.h"
 #include "pipelines/federation.h"
+#include "pipelines/trust.h"
 #include "pipelines/inspect.h"
 #include "pipelines/loop.h"
 #include "pipelines/round.h"
@@ -42,6 +43,8 @@ typedef struct {
     int halt_after;         /* tests: stop (exit 1) right after step N's checkpoint, like a kill */
     xffl_comm *comm;        /* the job's ranks (NULL: one rank); rank 0 alone reads the
                              * version and writes the delta and COMMIT */
+    const pipe_trust_options *trust; /* signing key and federation.h5 pin (NULL: defaults;
+                             * the pin lives in state_dir when there is one) */
 } pipe_train_options;
 
 void pipe_train_options_default(pipe_train_options *o);

@@ -1,6 +1,7 @@
 /* Versions: LATEST, part plan, model attributes and publish. Fetch and verification
  * live in version_read.c. See version.h. */
 #include "pipelines/version.h"
+#include "common/sign.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +234,8 @@ xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe
     XFFL_CHECK_GOTO(st, st, done);
     size_t len;
     XFFL_CHECK_GOTO(st, ckpt_manifest_format(index, &text, &len), done);
+    /* the signature line is part of the INDEX's bytes, so of its name and LATEST's digest */
+    XFFL_CHECK_GOTO(st, xffl_sign_append(sp->signer, &text, &len), done);
     pipe_version_ref ref = {.version = sp->version};
     xffl_sha256_hex(text, len, ref.index_sha);
     XFFL_CHECK_GOTO(st, pipe_content_key(prefix, PIPE_INDEX_STEM, ref.index_sha, NULL, ref.index_key, sizeof ref.index_key), done);

@@ -71,6 +71,7 @@ typedef struct {
     int n_extra;                     /* extra INDEX header lines (e.g. aggregation stats) */
     const char *const *extra_keys;
     const char *const *extra_values;
+    const struct xffl_signer *signer; /* the aggregator's key: signs the INDEX (NULL: unsigned) */
 } pipe_version_spec;
 
 typedef struct {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The federation's tokenizer (issue 16): `init --tokenizer` records the model's SHA-256
-# in federation.h5 (format_version 2; a byte-level federation stays version 1, with no
+# in federation.h5 (format_version 3 signed, 2 with --insecure; an unsigned byte-level
+# federation stays version 1, with no
 # such attribute) and keeps the file in the store as tokenizer.model; verify --all
 # checks it; train and eval refuse shards packed with another tokenizer or byte-level
 # (exit 65 naming the shard and both tokenizers); sample encodes the prompt and decodes
@@ -32,7 +33,7 @@ COMMON=(--model tiny --local-steps 2 --batch 2 --seq-len 32 --seed 3)
 echo "== init --tokenizer: the vocabulary from the model, its digest in federation.h5, the file in the store"
 $X -q init --store s "${COMMON[@]}" --facilities a,b --tokenizer m.model >/dev/null
 [ "$(attr s/federation.h5 tokenizer_sha256)" = "$SHA" ] || fail "federation.h5 does not record the tokenizer's sha256"
-[ "$(attr s/federation.h5 format_version)" = 2 ] || fail "a federation with a tokenizer is not format_version 2"
+[ "$(attr s/federation.h5 format_version)" = 3 ] || fail "a signed federation with a tokenizer is not format_version 3"
 [ "$(attr s/federation.h5 vocab_size)" = 1000 ] || fail "--vocab was not taken from the tokenizer"
 cmp m.model s/tokenizer.model || fail "the store's tokenizer.model is not the file"
 $X verify --all s | grep -q '^ok:' || fail "verify --all"
@@ -46,8 +47,8 @@ grep -q "m.vocab" err || { cat err; fail "a bad tokenizer's message does not nam
 # write-once: init again (same tokenizer or another) leaves the store as it was
 expect 1 $X init --store s "${COMMON[@]}" --facilities a,b --tokenizer m2.model
 cmp m.model s/tokenizer.model || fail "a second init replaced tokenizer.model"
-# the byte-level default is unchanged: format_version 1, no attribute, no file
-$X -q init --store sb "${COMMON[@]}" >/dev/null
+# the unsigned byte-level federation is unchanged: format_version 1, no attribute, no file
+$X -q init --store sb "${COMMON[@]}" --insecure >/dev/null
 [ "$(attr sb/federation.h5 format_version)" = 1 ] || fail "a byte-level federation.h5 is not format_version 1"
 [ -z "$(attr sb/federation.h5 tokenizer_sha256)" ] || fail "a byte-level federation.h5 names a tokenizer"
 [ ! -e sb/tokenizer.model ] || fail "a byte-level federation stored a tokenizer"

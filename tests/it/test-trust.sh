@@ -6,6 +6,8 @@
 #   3. strict INDEX parsing (numbers, repeats, deleted lines) even with names recomputed
 #   4. tokens= is not a claim; robust algorithms say what they tolerate
 #   5. a forged REJECTED or a forged attempt does not stop a good delta
+# The federation is unsigned (init --insecure) so that these checks, not the signatures
+# of tests/it/test-sign.sh, are what is tested.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${XFFL_BUILD:-build}
@@ -60,7 +62,7 @@ flip() { # file byte bit
 mkdir -p "$T/txt"
 cp /usr/share/common-licenses/GPL-3 "$T/txt/gpl.txt"
 $X data pack "$T/txt/gpl.txt" --out "$T/data" >/dev/null 2>&1
-$X init --store "$S" --model tiny --facilities alpha,beta --local-steps 2 --batch 2 --seq-len 16 --lr 0.00123 \
+$X init --store "$S" --model tiny --facilities alpha,beta --local-steps 2 --batch 2 --seq-len 16 --lr 0.00123 --insecure \
   >/dev/null 2>&1
 round "$S"
 round "$S"

@@ -296,7 +296,7 @@ static void test_rejections_and_determinism(void)
         }
         CU_ASSERT_EQUAL_FATAL(nc, 2);
         pipe_version_result vr;
-        CU_ASSERT_EQUAL(pipe_combine_publish(fx.s, s2, &fx.f, fx.fed_sha, fx.t, &v0, nc, c, 2, &vr, NULL), XFFL_OK);
+        CU_ASSERT_EQUAL(pipe_combine_publish(fx.s, s2, &fx.f, fx.fed_sha, fx.t, &v0, nc, c, 2, &vr, NULL, NULL), XFFL_OK);
         CU_ASSERT_STRING_EQUAL(vr.ref.index_key, v1.index_key);
         CU_ASSERT_STRING_EQUAL(vr.ref.index_sha, v1.index_sha);
         for (int i = 0; i < nc; i++) pipe_contrib_clear(&c[i]);
@@ -307,7 +307,7 @@ static void test_rejections_and_determinism(void)
     }
     /* reproduce recomputes v1 from v0 and the accepted deltas: same INDEX bytes */
     pipe_reproduce_report rr;
-    xffl_status rst = pipe_reproduce_round(fx.s, 1, 2, &rr);
+    xffl_status rst = pipe_reproduce_round(fx.s, 1, 2, NULL, &rr);
     CU_ASSERT_EQUAL(rst, XFFL_OK);
     if (rst) fprintf(stderr, "reproduce: %s\n", xffl_errmsg());
     CU_ASSERT_TRUE(rr.index_identical);
