@@ -41,6 +41,7 @@ typedef struct {
     int zero;               /* 0, 1, 2 (one rank: 0 whatever is asked) */
     int recompute;          /* 1: per-layer activation recomputation */
     int batch, seq_len;     /* one rank's micro-batch, B x T */
+    int accumulate;         /* micro-batches per rank and step (0 = 1): cpu, the loop's host buffers */
     int threads;            /* cpu: OpenMP threads (the attention backward's per-thread T x T scratch) */
     uint64_t reserve;       /* runtime bytes xffl does not allocate itself (CUDA context, cuBLAS, NCCL) */
     uint64_t device_memory; /* bytes one rank may use; 0: no verdict */
@@ -67,6 +68,8 @@ typedef struct {
     uint64_t kind_bytes[PIPE_MEM_KINDS];
     uint64_t total;
     int fits;                /* 1 fits, 0 does not, -1 no device_memory given */
+    int target;              /* 1: the target ZeRO-2 layout (cuda, several ranks), not what the loop
+                              * allocates today; 0: the buffers the code allocates */
 } pipe_memplan;
 
 /* Plans c into *out. USAGE naming the setting when ranks, zero, B, T (T above the model's
