@@ -1,6 +1,8 @@
 /* The memory plan of one rank of a train job (`xffl train --dry-run`): the bytes each
  * buffer takes, counted from what kernels/cpu/model.c and kernels/cuda/model.c allocate
- * (same buffers, same rounding) and from the sharding of docs/design.md "Memory plan":
+ * (same buffers, same rounding) and, on cpu with several ranks or micro-batches, what
+ * pipelines/loop.c's host optimizer allocates. The cuda plan with several ranks is the
+ * target sharding of docs/design.md "Memory plan" (pipe_memplan.target):
  *
  *   ZeRO 0  every rank holds everything (today's backends; one rank is always this)
  *   ZeRO 1  fp32 master weights and AdamW moments sharded, full fp32 gradients
