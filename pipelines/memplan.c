@@ -162,9 +162,11 @@ static XFFL_MUST_USE xffl_status units(const ckpt_model_config *m, int ranks, in
  * rank, and the MPI transport's scratch: R pieces (comm/comm_mpi.c, touched as used). */
 static void cpu_loop_state(planner *pl, int64_t P, int R, int K, int sharded, int64_t Bm, int64_t T, int64_t *S_out)
 {
-    int64_t S = sharded ? kern_norm_chunks((P + R - 1) / R) * KERN_NORM_CHUNK : P;
+    /* kern_norm_chunks by hand: the GPU tests link this file without kernels/shard.c */
+    const int64_t CH = KERN_NORM_CHUNK;
+    int64_t S = sharded ? ((P + R - 1) / R + CH - 1) / CH * CH : P;
     int64_t C = S < PIPE_LOOP_PIECE ? S : PIPE_LOOP_PIECE, M = (int64_t)R * K;
-    int64_t nparts = sharded ? S / KERN_NORM_CHUNK : kern_norm_chunks(P);
+    int64_t nparts = sharded ? S / CH : (P + CH - 1) / CH;
     *S_out = S;
     line(pl, PIPE_MEM_PARAMS, 1, "fp32 weights in the backend, full");
     buf(pl, 1, P, 4);
