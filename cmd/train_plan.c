@@ -60,8 +60,8 @@ static void print_json(const pipe_memplan *p)
     printf("],\"per_rank\":{");
     for (int k = 0; k < PIPE_MEM_KINDS; k++)
         printf("%s\"%s\":%" PRIu64, k ? "," : "", pipe_mem_kind_name(k), p->kind_bytes[k]);
-    printf("},\"total\":%" PRIu64 ",\"device_memory\":%" PRIu64 ",\"fits\":%s}\n", p->total, c->device_memory,
-           p->fits < 0 ? "null" : p->fits ? "true" : "false");
+    printf("},\"total\":%" PRIu64 ",\"device_memory\":%" PRIu64 ",\"fits\":%s,\"layout\":\"%s\"}\n", p->total,
+           c->device_memory, p->fits < 0 ? "null" : p->fits ? "true" : "false", p->target ? "target" : "allocated");
 }
 
 static void print_text(const pipe_memplan *p)
@@ -72,6 +72,8 @@ static void print_text(const pipe_memplan *p)
            !strcmp(c->backend, "cuda") && !c->fp32 ? "bf16" : "fp32", c->ranks, c->ranks > 1 ? "s" : "");
     if (c->ranks > 1) printf(" (ZeRO-%d)", c->zero);
     printf(", micro-batch %d x %d tokens%s\n", c->batch, c->seq_len, c->recompute ? ", recompute" : "");
+    if (p->target)
+        printf("  (the target layout, docs/design.md \"Memory plan\": the training loop does not allocate it yet)\n");
     for (int k = 0; k < PIPE_MEM_KINDS; k++) {
         if (!p->kind_bytes[k] && (k == PIPE_MEM_RUNTIME || k == PIPE_MEM_COMM)) continue;
         printf("  %-68s %12s\n", pipe_mem_kind_name(k), human(p->kind_bytes[k], a, sizeof a));

@@ -1,7 +1,8 @@
 # pipelines: Slurm and cron chains of rounds, tested on a one-node Slurm and a cron loop.
 #   make test-slurm   one-node Slurm from Debian in a temp dir (root): xffl-step requeue and
 #                     deadline, a two-round federation of two facilities through xffl submit,
-#                     a scancel'ed job recovered by the next submission
+#                     a scancel'ed job recovered by the next submission, a federation with a 2-rank
+#                     facility (srun --mpi=pmix) and a kill -9 of one rank
 #   make test-cron    the cron wrapper fired repeatedly and concurrently: three rounds, no
 #                     duplicate attempt, no exit other than 0/75
 # Both print PASS/FAIL lines and end with "N passed, N failed".

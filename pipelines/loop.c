@@ -65,9 +65,8 @@ static void ctx_free(loop_ctx *x)
     kern_model_free(x->m);
 }
 
-/* Pieces of at most this many floats per rank move between the backend and the
+/* Pieces of at most PIPE_LOOP_PIECE floats per rank move between the backend and the
  * collectives: no whole-slab host copy beside the shard. */
-enum { PIECE = 16 * KERN_NORM_CHUNK };
 
 /* Shard layout and buffers of the host optimizer. */
 static XFFL_MUST_USE xffl_status host_setup(loop_ctx *x, const float *theta, const pipe_loop_inner *inner)
@@ -84,7 +83,7 @@ static XFFL_MUST_USE xffl_status host_setup(loop_ctx *x, const float *theta, con
         x->nparts = kern_norm_chunks(n);
     }
     x->L = x->hi - x->lo;
-    int64_t piece = x->o->piece > 0 ? kern_norm_chunks(x->o->piece) * KERN_NORM_CHUNK : PIECE;
+    int64_t piece = x->o->piece > 0 ? kern_norm_chunks(x->o->piece) * KERN_NORM_CHUNK : PIPE_LOOP_PIECE;
     x->C = x->S < piece ? x->S : piece;
     x->piece = take(x, (size_t)((x->sharded ? R : 1) * x->C), 4);
     x->acc = take(x, (size_t)x->S, 4);

@@ -44,6 +44,9 @@
  * stream (the loader's cursor positions). */
 typedef xffl_status (*pipe_batch_fn)(void *ctx, int64_t seq, int B, int T, int32_t *inputs, int32_t *targets);
 
+/* Floats per rank that one exchange moves by default (16 chunks of kernels/shard.h). */
+enum { PIPE_LOOP_PIECE = 1 << 20 };
+
 typedef enum { PIPE_OPT_AUTO, PIPE_OPT_SHARDED, PIPE_OPT_REPLICATED } pipe_opt_mode;
 
 /* "auto", "sharded", "replicated" (train --optimizer); USAGE naming the others. */

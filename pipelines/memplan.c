@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/shard.h"
+#include "pipelines/loop.h"
 
 static const char *const kind_names[PIPE_MEM_KINDS] = {
     [PIPE_MEM_PARAMS] = "parameters",       [PIPE_MEM_GRADS] = "gradients",
@@ -152,6 +154,47 @@ static XFFL_MUST_USE xffl_status units(const ckpt_model_config *m, int ranks, in
     return XFFL_OK;
 }
 
+/* What pipelines/loop.c holds on a cpu rank when the host optimizer runs (several ranks
+ * or micro-batches): the backend's full fp32 weights and gradient (no AdamW slabs), and
+ * on the host the rank's shard of S floats (chunk-aligned, kernels/shard.h; the whole
+ * slab when replicated) of master weights, moments and summed gradient, M = R*K
+ * micro-batch gradient shards when R > 1 and K > 1, one exchange piece of C floats per
+ * rank, and the MPI transport's scratch: R pieces (comm/comm_mpi.c, touched as used). */
+static void cpu_loop_state(planner *pl, int64_t P, int R, int K, int sharded, int64_t Bm, int64_t T, int64_t *S_out)
+{
+    /* kern_norm_chunks by hand: the GPU tests link this file without kernels/shard.c */
+    const int64_t CH = KERN_NORM_CHUNK;
+    int64_t S = sharded ? ((P + R - 1) / R + CH - 1) / CH * CH : P;
+    int64_t C = S < PIPE_LOOP_PIECE ? S : PIPE_LOOP_PIECE, M = (int64_t)R * K;
+    int64_t nparts = sharded ? S / CH : (P + CH - 1) / CH;
+    *S_out = S;
+    line(pl, PIPE_MEM_PARAMS, 1, "fp32 weights in the backend, full");
+    buf(pl, 1, P, 4);
+    line(pl, PIPE_MEM_PARAMS, 1, "host fp32 master weights, %s (%lld floats)", sharded ? "this rank's shard" : "full",
+         (long long)S);
+    pl->cur->each += (uint64_t)S * 4;
+    line(pl, PIPE_MEM_GRADS, 1, "fp32 gradients in the backend, full");
+    buf(pl, 1, P, 4);
+    line(pl, PIPE_MEM_GRADS, 1, "host summed gradient, %s", sharded ? "shard" : "full");
+    pl->cur->each += (uint64_t)S * 4;
+    if (R > 1 && K > 1) {
+        line(pl, PIPE_MEM_GRADS, 1, "host micro-batch gradients, %lld x %s", (long long)M, sharded ? "shard" : "full");
+        pl->cur->each += (uint64_t)(M * S) * 4;
+    }
+    line(pl, PIPE_MEM_OPTIMIZER, 1, "host AdamW m, v (fp32), %s", sharded ? "shard" : "full");
+    pl->cur->each += 2 * (uint64_t)S * 4;
+    line(pl, PIPE_MEM_COMM, 1, "exchange piece (%lld x %lld floats), chunk norms, batch ids",
+         (long long)(sharded ? R : 1), (long long)C);
+    /* calloc'd, unrounded: the piece, the chunk norms (every rank's when sharded), the
+     * micro-batch's ids and the K + M micro-batch losses */
+    pl->cur->each += (uint64_t)((sharded ? R : 1) * C) * 4 + (uint64_t)(nparts * (R > 1 && sharded ? R + 1 : 1)) * 8 +
+                     2 * (uint64_t)(Bm * T) * 4 + (uint64_t)(K + M) * 4;
+    if (R > 1) { /* a reduce-scatter's R pieces; an all-reduce's R pieces of C/R */
+        line(pl, PIPE_MEM_COMM, 1, "mpi transport scratch (%d x %lld floats)", sharded ? R : 1, (long long)C);
+        pl->cur->each += (uint64_t)((sharded ? R : 1) * C) * 4;
+    }
+}
+
 xffl_status pipe_memplan_compute(const pipe_memplan_config *c, pipe_memplan *out)
 {
     memset(out, 0, sizeof *out);
@@ -181,7 +224,15 @@ xffl_status pipe_memplan_compute(const pipe_memplan_config *c, pipe_memplan *out
     d.att = d.B * d.H * d.TT;
     planner pl = {out, cuda ? 256 : 64, NULL};
 
-    if (!zero) {
+    int K = c->accumulate > 0 ? c->accumulate : 1;
+    /* the cpu plan is what pipelines/loop.c allocates; the cuda plan with several ranks
+     * is the target layout (docs/design.md "Memory plan") */
+    out->target = cuda && zero > 0;
+    if (!cuda && R * K > 1) {
+        int64_t S;
+        cpu_loop_state(&pl, P, R, K, R == 1 || zero > 0, d.B, d.T, &S); /* one rank: one shard */
+        out->shard = S;
+    } else if (!zero) {
         line(&pl, PIPE_MEM_PARAMS, 1, "fp32 weights%s", R > 1 ? ", replicated" : "");
         buf(&pl, 1, P, 4);
         if (bf16) {
@@ -216,7 +267,7 @@ xffl_status pipe_memplan_compute(const pipe_memplan_config *c, pipe_memplan *out
     }
     if (cuda) cuda_activations(&pl, &d, c->recompute, bf16);
     else cpu_activations(&pl, &d, c->recompute, c->threads);
-    if (R > 1) {
+    if (cuda && R > 1) {
         /* a rank-ordered sum (comm/comm.h) receives every rank's chunk of its shard of a
          * unit, ranks x unit/ranks elements, and adds them locally; the all-gather of the
          * updated weights is in place */

@@ -1,6 +1,8 @@
 /* The memory plan of one rank of a train job (`xffl train --dry-run`): the bytes each
  * buffer takes, counted from what kernels/cpu/model.c and kernels/cuda/model.c allocate
- * (same buffers, same rounding) and from the sharding of docs/design.md "Memory plan":
+ * (same buffers, same rounding) and, on cpu with several ranks or micro-batches, what
+ * pipelines/loop.c's host optimizer allocates. The cuda plan with several ranks is the
+ * target sharding of docs/design.md "Memory plan" (pipe_memplan.target):
  *
  *   ZeRO 0  every rank holds everything (today's backends; one rank is always this)
  *   ZeRO 1  fp32 master weights and AdamW moments sharded, full fp32 gradients
@@ -41,6 +43,7 @@ typedef struct {
     int zero;               /* 0, 1, 2 (one rank: 0 whatever is asked) */
     int recompute;          /* 1: per-layer activation recomputation */
     int batch, seq_len;     /* one rank's micro-batch, B x T */
+    int accumulate;         /* micro-batches per rank and step (0 = 1): cpu, the loop's host buffers */
     int threads;            /* cpu: OpenMP threads (the attention backward's per-thread T x T scratch) */
     uint64_t reserve;       /* runtime bytes xffl does not allocate itself (CUDA context, cuBLAS, NCCL) */
     uint64_t device_memory; /* bytes one rank may use; 0: no verdict */
@@ -67,6 +70,8 @@ typedef struct {
     uint64_t kind_bytes[PIPE_MEM_KINDS];
     uint64_t total;
     int fits;                /* 1 fits, 0 does not, -1 no device_memory given */
+    int target;              /* 1: the target ZeRO-2 layout (cuda, several ranks), not what the loop
+                              * allocates today; 0: the buffers the code allocates */
 } pipe_memplan;
 
 /* Plans c into *out. USAGE naming the setting when ranks, zero, B, T (T above the model's

@@ -34,6 +34,7 @@ xffl_status pipe_train_plan(store *s, const pipe_train_plan_options *o, pipe_mem
     c.batch = o->batch > 0 ? o->batch : (int)((f.batch + split - 1) / split);
     c.seq_len = o->seq_len > 0 ? o->seq_len : f.seq_len;
     c.zero = o->zero >= 0 ? o->zero : 2;
+    c.accumulate = o->accumulate;
     c.threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (c.threads < 1) c.threads = 1;
     /* the backend reads the same variable (kernels/cuda/backend.c) */

@@ -21,6 +21,7 @@ for k in parameters gradients 'optimizer state' activations communication runtim
 done
 grep -q 'bf16 weights, replicated  *12.55 GiB' "$T/out" || fail "bf16 weights line"
 grep -q 'AdamW m, v (fp32), 1/4 shard  *12.55 GiB' "$T/out" || fail "moments line"
+grep -q '^  (the target layout, docs/design.md "Memory plan"' "$T/out" || fail "cuda ZeRO-2 plan not labelled as the target"
 expect_rc 0 $X train --dry-run $P7 --recompute --ranks 8 --device-memory 40G
 tail -1 "$T/out" | grep -q '^fits (' || fail "7b on 8 x 40G: $(tail -1 "$T/out")"
 # without recomputation every layer keeps its 2 GiB of attention probabilities
@@ -42,6 +43,16 @@ for it in p["items"]:
 assert all(kinds.get(k, 0) == v for k, v in p["per_rank"].items()), (kinds, p["per_rank"])
 assert sum(p["per_rank"].values()) == p["total"]
 assert p["fits"] is True and p["ranks"] == 4 and p["zero"] == 2 and p["device_memory"] == 64 << 30
+assert p["layout"] == "target", p["layout"]
+PY
+# the cpu plan is what the loop allocates: backend weights and gradient full, host shards
+expect_rc 0 $X --json train --dry-run --model base --batch 1 --seq-len 1024 --ranks 2 --threads 1
+python3 - "$T/out" <<'PY' || fail "cpu 2-rank json: $(cat "$T/out")"
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p["layout"] == "allocated", p["layout"]
+what = [it["what"] for it in p["items"]]
+assert "fp32 gradients in the backend, full" in what and "host AdamW m, v (fp32), shard" in what, what
 PY
 
 # from a store: the federation's model, batch 4 and seq_len 64 (tiny's defaults)

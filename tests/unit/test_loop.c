@@ -12,6 +12,7 @@
 
 #include "common/util.h"
 #include "pipelines/loop.h"
+#include "pipelines/memplan.h"
 #include "tests/unit/unit.h"
 
 /* --- ranks as threads ------------------------------------------------------------ */
@@ -420,10 +421,41 @@ static void test_checkpoint_resume(void)
     free(dir);
 }
 
+/* The cpu memory plan (pipelines/memplan.c) is what the loop allocates, to the byte:
+ * the backend's slab and its two token arrays, and the loop's host buffers; the MPI
+ * transport's scratch (a plan line with several ranks) is not this transport's. */
+static void test_plan_matches_loop(void)
+{
+    static const struct {
+        int R, K;
+        pipe_opt_mode mode;
+    } cases[] = {{0, 2, PIPE_OPT_AUTO}, {2, 1, PIPE_OPT_AUTO}, {2, 3, PIPE_OPT_SHARDED}, {3, 1, PIPE_OPT_REPLICATED}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_spec s;
+        base_spec(&s, cases[i].K, cases[i].mode);
+        s.o.steps = 1;
+        int R = cases[i].R ? cases[i].R : 1, M = R * cases[i].K;
+        T_OK(run(&s, cases[i].R));
+        pipe_memplan_config c = {.model = cfg, .backend = "cpu", .ranks = R, .accumulate = cases[i].K,
+                                 .zero = cases[i].mode == PIPE_OPT_REPLICATED ? 0 : 2, .batch = s.o.batch / M,
+                                 .seq_len = s.o.seq_len, .threads = 1};
+        pipe_memplan p;
+        T_OK(pipe_memplan_compute(&c, &p));
+        uint64_t scratch = 0;
+        for (int k = 0; k < p.n_items; k++)
+            if (!strncmp(p.items[k].what, "mpi transport scratch", 21)) scratch += p.items[k].each;
+        CU_ASSERT_EQUAL(scratch > 0, R > 1);
+        CU_ASSERT_EQUAL(p.total - scratch, s.r[0].backend_bytes + 2ull * (uint64_t)(c.batch * c.seq_len) * 4 +
+                                               s.r[0].host_bytes);
+        run_free(&s);
+    }
+}
+
 void suite_loop(void)
 {
     CU_pSuite s = CU_add_suite("loop", setup, teardown);
     CU_add_test(s, "R ranks x K micro-batches = 1 x R*K; sharded = replicated = backend AdamW", test_splits);
     CU_add_test(s, "exchanges in pieces of one chunk: the same bits", test_pieces);
     CU_add_test(s, "stopped after a checkpoint and resumed = uninterrupted (1 and 3 ranks)", test_checkpoint_resume);
+    CU_add_test(s, "the cpu memory plan counts what the loop allocates", test_plan_matches_loop);
 }

@@ -52,31 +52,43 @@ static void test_cpu_hand(void)
     CU_ASSERT_EQUAL(p.fits, 0);
 }
 
-/* cpu, ZeRO-2 over 2 ranks: weights 1152 replicated; gradient shard r(568)=576 and one
- * unit r(608)=640; m+v 2 x 576; staging 2 chunks of 76 = r(608)=640. ZeRO-1 over 3:
- * full gradients 1152, m+v 2 x r(384)=768, staging 3 x 51 = r(612)=640. */
+/* cpu with the loop's host optimizer (pipelines/loop.c): the backend keeps its weights
+ * and gradient (1152 each) and activations (3104), no AdamW slabs; the host holds a
+ * shard of S floats, chunk-aligned (65536: 262144 bytes) of master weights, summed
+ * gradient, m and v; the exchange piece (R x min(S, 1 Mi) floats) with the chunk norms
+ * (8 per chunk, every rank's too when sharded), the micro-batch ids (2 x 16) and the
+ * K + M losses; with several ranks the MPI scratch of R pieces.
+ * 2 ranks (sharded): piece 524288 + 24 + 32 + 12, scratch 524288.
+ * 3 ranks replicated (ZeRO 0): S = P = 284 floats, unrounded 1136; piece 1136 + 8 + 32
+ * + 16, scratch 1136. 1 rank x 2 micro-batches: one shard, piece 262144 + 8 + 32 + 16. */
 static void test_cpu_zero(void)
 {
     pipe_memplan_config c = hand("cpu", 2, 2);
     pipe_memplan p;
     T_OK(pipe_memplan_compute(&c, &p));
-    CU_ASSERT_EQUAL(p.shard, 142);
-    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_PARAMS], 1152);
-    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 576 + 640);
-    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 1152);
+    CU_ASSERT_EQUAL(p.shard, 65536);
+    CU_ASSERT_EQUAL(p.target, 0);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_PARAMS], 1152 + 262144);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 1152 + 262144);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 2 * 262144);
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_ACTIVATIONS], 3104);
-    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_COMM], 640);
-    CU_ASSERT_EQUAL(p.total, 7264);
-    c = hand("cpu", 3, 1);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_COMM], 524288 + 24 + 32 + 12 + 524288);
+    CU_ASSERT_EQUAL(p.total, 2102628);
+    c.zero = 1; /* the loop has one sharded layout */
     T_OK(pipe_memplan_compute(&c, &p));
-    CU_ASSERT_EQUAL(p.shard, 96);
-    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 1152);
-    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 768);
-    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_COMM], 640);
-    /* ZeRO-0 over 2 ranks: everything replicated, all-reduce staging of one unit */
-    c = hand("cpu", 2, 0);
+    CU_ASSERT_EQUAL(p.total, 2102628);
+    c = hand("cpu", 3, 0);
     T_OK(pipe_memplan_compute(&c, &p));
-    CU_ASSERT_EQUAL(p.total, 7712 + 640);
+    CU_ASSERT_EQUAL(p.shard, 284);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_PARAMS], 1152 + 1136);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 2272);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_COMM], 1136 + 8 + 32 + 16 + 1136);
+    CU_ASSERT_EQUAL(p.total, 12280);
+    c = hand("cpu", 1, 0);
+    c.accumulate = 2;
+    T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_COMM], 262144 + 8 + 32 + 16);
+    CU_ASSERT_EQUAL(p.total, 1316184);
 }
 
 /* cuda bf16, one rank: 256-byte buffers. fp32 weights r(1136)=1280, bf16 r(568)=768,
@@ -98,9 +110,11 @@ static void test_cuda_hand(void)
     c.fp32 = 1; /* no bf16 copy, no staging */
     T_OK(pipe_memplan_compute(&c, &p));
     CU_ASSERT_EQUAL(p.total, 15616 - 768 - 512);
+    CU_ASSERT_EQUAL(p.target, 0); /* one rank: what the backend allocates */
     c = hand("cuda", 2, 2);
     c.reserve = 1000;
     T_OK(pipe_memplan_compute(&c, &p));
+    CU_ASSERT_EQUAL(p.target, 1); /* several ranks: the target layout, not the loop's */
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_PARAMS], 768 + 768);
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 768 + 768);
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 1536);
@@ -197,7 +211,7 @@ void suite_memplan(void)
 {
     CU_pSuite s = CU_add_suite("memplan", NULL, NULL);
     CU_add_test(s, "cpu, one rank, counted by hand", test_cpu_hand);
-    CU_add_test(s, "cpu, ZeRO 0, 1 and 2 over several ranks", test_cpu_zero);
+    CU_add_test(s, "cpu, several ranks or micro-batches: the loop's host optimizer", test_cpu_zero);
     CU_add_test(s, "cuda bf16 and fp32, one rank and ZeRO-2", test_cuda_hand);
     CU_add_test(s, "recompute keeps one layer; attention grows with T^2", test_recompute_and_attention);
     CU_add_test(s, "out-of-range settings are refused", test_refusals);
