@@ -20,8 +20,8 @@
 # (nats per token; byte tokenizer).
 # One JSON line per attack and defence: value = its final validation loss, ref = the
 # all-honest fedavg run's, ratio = value/ref, fedavg_attacked beside it; meets_target:
-# ratio <= 1.05, the undefended fedavg >= 1.20 x ref and pretrained_ratio > 1.05. About
-# 7 minutes on 2 idle cores; XFFL_BYZ_ROUNDS, XFFL_BYZ_H, XFFL_BYZ_CLIP, XFFL_BYZ_ATTACKS,
+# ratio <= 1.05, the undefended fedavg >= 1.20 x ref and pretrained_ratio > 1.05. 10 min 49 s
+# on 2 cores shared with other jobs; XFFL_BYZ_ROUNDS, XFFL_BYZ_H, XFFL_BYZ_CLIP, XFFL_BYZ_ATTACKS,
 # XFFL_BYZ_PRETRAIN and XFFL_BYZ_DIR
 # (keep the stores) change the setting.
 set -euo pipefail
