@@ -10,6 +10,7 @@
 #include "kernels/kern.h"
 #include "libckpt/delta.h"
 #include "pipelines/aggregate.h"
+#include "pipelines/bench_attack.h"
 #include "pipelines/commit.h"
 #include "pipelines/loop.h"
 #include "pipelines/reproduce.h"
@@ -369,6 +370,7 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
 {
     const int64_t n = j->t->total;
     for (int64_t i = 0; i < n; i++) j->theta[i] -= j->base_theta[i];
+    XFFL_FORWARD(pipe_bench_attack(o->facility, plan->round, j->theta, n)); /* benchmark only: off unless set */
     text_cursor start = {.seq = plan->cursor}, end = {.seq = lr->cursor_end};
     text_cursor_format(&start, res->cursor_start, sizeof res->cursor_start);
     text_cursor_format(&end, res->cursor_end, sizeof res->cursor_end);
