@@ -90,9 +90,10 @@ int cli_open_store(const char *cmd, const char *url, const store_options *so, st
 int cli_parse_target(const char *cmd, int argc, char **argv, store_options *sopt, const char **url, const char **path,
                      int64_t *version);
 
-/* init --dry-run's plan on stdout (cmd/init_plan.c). */
+/* What init prints (cmd/init_print.c): a --dry-run's plan, or the version written to url. */
 struct pipe_init_result;
 void cli_print_init_plan(const struct pipe_init_result *r);
+void cli_print_init_result(const char *url, const struct pipe_init_result *r);
 
 /* Prints s to stdout as a JSON string: quoted, with '"', '\\' and control bytes escaped. */
 void cli_json_str(const char *s);

@@ -1,5 +1,4 @@
 /* xffl init: create a federation (federation.h5, version 0, LATEST). */
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,20 +36,13 @@ static void help(void)
            "  --local-steps H         optimizer steps per facility per round (100)\n"
            "  --quorum K              deltas needed per round (default: all facilities)\n"
            "  --seed S                initialisation seed (0)\n"
-           "  --from URL|FILE.bin|DIR version 0's weights from a version of another store\n"
-           "                          (fine-tuning, or continuing a central pre-training run;\n"
-           "                          every digest verified), a llama2.c checkpoint file (e.g.\n"
-           "                          LLaMA-2 through llama2.c's export.py) or a Hugging Face LLaMA\n"
-           "                          directory (config.json, *.safetensors in fp32/fp16/bf16,\n"
-           "                          read one tensor at a time); the model must match\n"
-           "                          --model/--vocab; version 0's INDEX names it (init_from)\n"
+           "  --from URL|FILE.bin|DIR version 0's weights: a version of another store (verified),\n"
+           "                          a llama2.c checkpoint or a Hugging Face LLaMA directory\n"
+           "                          (safetensors fp32/fp16/bf16, streamed); INDEX names it (init_from)\n"
            "  --from-version V        which version of the --from store (latest)\n"
-           "  --tokenizer FILE        a SentencePiece tokenizer.model (LLaMA's): the federation's\n"
-           "                          vocabulary (taken from it unless --vocab or --from sets one,\n"
-           "                          which must then agree);\n"
-           "                          federation.h5 records its SHA-256 and the store keeps the file;\n"
-           "                          train/eval/sample then refuse shards packed with another\n"
-           "                          (default: the byte-level tokenizer, vocabulary 256)\n"
+           "  --tokenizer FILE        a SentencePiece tokenizer.model (LLaMA's) instead of bytes: its\n"
+           "                          vocabulary and digest go into federation.h5, the file into the\n"
+           "                          store; shards packed with another are refused\n"
            "  --part-size N           uncompressed bytes per version part, K/M/G (1G)\n"
            "  --level L               zstd level of every part, not 0 (%d: entropy coding only,\n"
            "                          as small as level 1 for float weights at twice the speed)\n"
@@ -69,13 +61,11 @@ static void help(void)
            "  --encoding E            delta encoding: %s\n"
            "  --keep-inner-state      keep AdamW state across rounds in the facility's --state DIR\n"
            "keys (docs/design.md \"Trust\"):\n"
-           "  --keys DIR              where init generates the aggregator's and each facility's\n"
-           "                          key pair unless given below (default $XDG_CONFIG_HOME/xffl/keys\n"
-           "                          or ~/.config/xffl/keys, mode 0700); existing pairs are reused\n"
+           "  --keys DIR              key pairs generated (or reused) for the aggregator and each\n"
+           "                          facility not given below ($XDG_CONFIG_HOME/xffl/keys)\n"
            "  --facility-key N=FILE   facility N's public key (from xffl keygen), repeatable\n"
-           "  --aggregator-key FILE   the aggregator's public key; --key FILE its private half,\n"
-           "                          which signs version 0\n"
-           "  --key FILE              the aggregator's private key (default DIR/aggregator.key)\n"
+           "  --aggregator-key FILE   the aggregator's public key\n"
+           "  --key FILE              the aggregator's private key, signs v0 (DIR/aggregator.key)\n"
            "  --insecure              an unsigned federation: no keys, anyone who can write to\n"
            "                          the store can forge deltas and versions\n"
            "store I/O:\n" CLI_STORE_FLAGS_HELP
@@ -154,18 +144,8 @@ int cmd_init(int argc, char **argv)
         rc = 2;
     } else if (st == XFFL_OK && set.dry_run) {
         cli_print_init_plan(&res);
-    } else if (st == XFFL_OK && cli_json) {
-        const pipe_version_result *v = &res.version;
-        printf("{\"store\":\"%s\",\"version\":0,\"index\":\"%s\",\"index_sha256\":\"%s\",\"federation_sha256\":\"%s\","
-               "\"parameters\":%" PRId64 ",\"parts\":%d,\"raw_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64
-               ",\"seconds\":%.3f}\n",
-               store_url(s), v->ref.index_key, v->ref.index_sha, res.federation_sha256, res.t->total, v->n_parts,
-               v->raw_bytes, v->stored_bytes, res.seconds);
     } else if (st == XFFL_OK) {
-        const pipe_version_result *v = &res.version;
-        printf("%s: v000000 %s  %d parts, %" PRIu64 " bytes stored (%.2fx compression), %.1f s\n", store_url(s),
-               v->ref.index_key, v->n_parts, v->stored_bytes,
-               v->stored_bytes ? (double)v->raw_bytes / (double)v->stored_bytes : 0.0, res.seconds);
+        cli_print_init_result(store_url(s), &res);
     }
     pipe_init_result_free(&res);
     store_close(s);

@@ -1,5 +1,6 @@
-/* The plan `xffl init --dry-run` prints: the model, its parameter count and version 0's
- * parts, as text or (--json) one object. */
+/* What `xffl init` prints on stdout, as text or (--json) one object: the plan of a
+ * --dry-run (the model, its parameter count and version 0's parts), or the version it
+ * wrote. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,4 +61,19 @@ void cli_print_init_plan(const struct pipe_init_result *r)
     for (int i = 0; i < f->n_facilities; i++) printf("%s%s", i ? "," : "", f->facilities[i]);
     printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s\n", pipe_algo_name(f->algo.kind),
            f->local_steps, f->quorum, f->seed, ckpt_codec_name(f->encoding));
+}
+
+void cli_print_init_result(const char *url, const struct pipe_init_result *r)
+{
+    const pipe_version_result *v = &r->version;
+    if (cli_json)
+        printf("{\"store\":\"%s\",\"version\":0,\"index\":\"%s\",\"index_sha256\":\"%s\",\"federation_sha256\":\"%s\","
+               "\"parameters\":%" PRId64 ",\"parts\":%d,\"raw_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64
+               ",\"seconds\":%.3f}\n",
+               url, v->ref.index_key, v->ref.index_sha, r->federation_sha256, r->t->total, v->n_parts, v->raw_bytes,
+               v->stored_bytes, r->seconds);
+    else
+        printf("%s: v000000 %s  %d parts, %" PRIu64 " bytes stored (%.2fx compression), %.1f s\n", url,
+               v->ref.index_key, v->n_parts, v->stored_bytes,
+               v->stored_bytes ? (double)v->raw_bytes / (double)v->stored_bytes : 0.0, r->seconds);
 }
