@@ -16,4 +16,8 @@ struct ckpt_h5_reader {
     int buf_fd; /* the file again, buffered: where O_DIRECT refuses an offset or size */
 };
 
+/* One dataset as the reader will meet it (h5part_read_data.c): checks, layout, the
+ * chunk index, or its values through HDF5; nothing decoded by xffl. The probe's part. */
+XFFL_MUST_USE xffl_status ckpt_h5_probe_dataset(ckpt_h5_reader *r, const char *path, uint64_t max_bytes);
+
 #endif

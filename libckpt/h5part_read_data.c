@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "libckpt/h5part_read.h"
@@ -31,6 +32,53 @@ static XFFL_MUST_USE xffl_status type_dtype(hid_t t, const char *file, const cha
     else if (c == H5T_INTEGER && sz == 1 && H5Tget_sign(t) == H5T_SGN_2) *d = CKPT_DT_I8;
     else if (c == H5T_INTEGER && sz == 1 && H5Tget_sign(t) == H5T_SGN_NONE) *d = CKPT_DT_U8;
     else return xffl_fail(XFFL_ERR_INVALID, "%s: dataset %s: unsupported element type (class %d, %zu bytes)", file, path, (int)c, sz);
+    return XFFL_OK;
+}
+
+/* The filters a part may use: shuffle and zstd as xffl writes them, deflate and
+ * fletcher32 as other tools add them. Anything else is refused before HDF5 runs it. */
+static int known_filter(int id) { return id == H5Z_FILTER_DEFLATE || id == CKPT_SHUFFLE_FILTER_ID ||
+                                         id == H5Z_FILTER_FLETCHER32 || id == CKPT_ZSTD_FILTER_ID; }
+
+/* The dataset's storage checked against its own dataspace before HDF5 reads a byte of
+ * it: libhdf5 1.10 trusts a layout message, and chunks wider than the dataset (a 32x64
+ * tensor declaring 32x65600) or an unknown filter crash H5Dread itself. */
+static XFFL_MUST_USE xffl_status check_layout(ckpt_h5_reader *r, hid_t ds, hid_t dcpl, const char *path, int nd,
+                                              const hsize_t *dims, uint64_t raw_bytes)
+{
+    H5D_layout_t lay = H5Pget_layout(dcpl);
+    int nf = H5Pget_nfilters(dcpl);
+    XFFL_RETURN_IF(nf < 0 || nf > 4, XFFL_ERR_CORRUPT, "%s: dataset %s: %d filters", r->path, path, nf);
+    for (int i = 0; i < nf; i++) {
+        unsigned fl, cdv[8];
+        size_t ncd = 8;
+        int id = (int)H5Pget_filter2(dcpl, (unsigned)i, &fl, &ncd, cdv, 0, NULL, NULL);
+        XFFL_RETURN_IF(!known_filter(id), XFFL_ERR_INVALID, "%s: dataset %s: filter %d is not one xffl reads",
+                       r->path, path, id);
+    }
+    if (lay == H5D_CHUNKED) {
+        hsize_t c[H5S_MAX_RANK];
+        XFFL_RETURN_IF(H5Pget_chunk(dcpl, H5S_MAX_RANK, c) != nd, XFFL_ERR_CORRUPT,
+                       "%s: dataset %s: chunk rank differs from its %d dimensions", r->path, path, nd);
+        for (int i = 0; i < nd; i++)
+            XFFL_RETURN_IF(c[i] < 1 || c[i] > (dims[i] ? dims[i] : 1), XFFL_ERR_CORRUPT,
+                           "%s: dataset %s: chunk dimension %d is %llu, the dataset's is %llu", r->path, path, i,
+                           (unsigned long long)c[i], (unsigned long long)dims[i]);
+        return XFFL_OK;
+    }
+    XFFL_RETURN_IF(nf != 0, XFFL_ERR_CORRUPT, "%s: dataset %s: filters on an unchunked dataset", r->path, path);
+    if (lay == H5D_COMPACT) return XFFL_OK;
+    XFFL_RETURN_IF(lay != H5D_CONTIGUOUS, XFFL_ERR_INVALID, "%s: dataset %s: storage layout %d is not one xffl reads",
+                   r->path, path, (int)lay);
+    hsize_t stored = H5Dget_storage_size(ds);
+    haddr_t at = H5Dget_offset(ds);
+    struct stat sb;
+    XFFL_RETURN_IF(stored != 0 && stored != raw_bytes, XFFL_ERR_CORRUPT,
+                   "%s: dataset %s: %llu bytes stored for %llu bytes of values", r->path, path,
+                   (unsigned long long)stored, (unsigned long long)raw_bytes);
+    XFFL_RETURN_IF(stored && at != HADDR_UNDEF && r->buf_fd >= 0 && fstat(r->buf_fd, &sb) == 0 &&
+                       (at > (haddr_t)sb.st_size || stored > (hsize_t)sb.st_size - at),
+                   XFFL_ERR_CORRUPT, "%s: dataset %s: its values lie past the end of the file", r->path, path);
     return XFFL_OK;
 }
 
@@ -57,8 +105,13 @@ static XFFL_MUST_USE xffl_status describe(ckpt_h5_reader *r, hid_t ds, const cha
         H5Sclose(sp);
         return xffl_fail(XFFL_ERR_INVALID, "%s: dataset %s: %d dimensions (1..%d)", r->path, path, nd, CKPT_MAX_DIMS);
     }
-    H5Sget_simple_extent_dims(sp, dims, NULL);
+    hsize_t maxdims[H5S_MAX_RANK];
+    H5Sget_simple_extent_dims(sp, dims, maxdims);
     H5Sclose(sp);
+    for (int i = 0; i < nd; i++)
+        XFFL_RETURN_IF(maxdims[i] != H5S_UNLIMITED && dims[i] > maxdims[i], XFFL_ERR_CORRUPT,
+                       "%s: dataset %s: dimension %d is %llu, more than its maximum %llu", r->path, path, i,
+                       (unsigned long long)dims[i], (unsigned long long)maxdims[i]);
     info->ndim = nd;
     info->numel = 1;
     for (int i = 0; i < nd; i++) {
@@ -80,6 +133,10 @@ static XFFL_MUST_USE xffl_status describe(ckpt_h5_reader *r, hid_t ds, const cha
     }
     hid_t dcpl = H5Dget_create_plist(ds);
     if (dcpl < 0) return xffl_fail(XFFL_ERR_CORRUPT, "%s: dataset %s: no creation properties", r->path, path);
+    if ((s = check_layout(r, ds, dcpl, path, nd, dims, info->raw_bytes)) != XFFL_OK) {
+        H5Pclose(dcpl);
+        return s;
+    }
     if (le && H5Pget_layout(dcpl) == H5D_CHUNKED) {
         hsize_t c[H5S_MAX_RANK];
         int full = H5Pget_chunk(dcpl, nd, c) == nd;
@@ -263,6 +320,13 @@ static void fetch_window(ckpt_h5_reader *r, window w, ckpt_slot *set)
             sz = 0;
         }
         if (sz == 0) continue;
+        /* a chunk's stored size is bounded by what zstd can make of it: more is damage,
+         * and never an allocation the file alone decides */
+        if (sz > j->chunk_bytes + (j->chunk_bytes >> 7) + 4096) {
+            ckpt_pipeline_err(p, xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: chunk %lld stores %llu bytes for %zu",
+                                           r->path, j->q->path, (long long)c, (unsigned long long)sz, j->chunk_bytes));
+            return;
+        }
         if (sz > sl->zcap) {
             free(sl->z);
             sl->zcap = (size_t)sz;
@@ -426,4 +490,39 @@ xffl_status ckpt_h5_read(ckpt_h5_reader *r, const char *path, ckpt_dtype dtype, 
 {
     ckpt_h5_request q = {path, dtype, ndim, shape, out, allow_no_digest, sha_hex};
     return ckpt_h5_read_many(r, 1, &q);
+}
+
+xffl_status ckpt_h5_probe_dataset(ckpt_h5_reader *r, const char *path, uint64_t max_bytes)
+{
+    hid_t ds;
+    XFFL_FORWARD(open_dataset(r, path, &ds));
+    ckpt_h5_dataset_info info;
+    layout lay;
+    xffl_status s = describe(r, ds, path, &info, &lay);
+    if (s == XFFL_OK && info.raw_bytes > max_bytes)
+        s = xffl_fail(XFFL_ERR_INVALID, "%s: dataset %s: %llu bytes of values, more than the model has", r->path, path,
+                      (unsigned long long)info.raw_bytes);
+    if (s == XFFL_OK && lay.fast) {
+        /* what fetch_window asks HDF5 for, chunk by chunk: the chunk index, and the
+         * raw chunk where the reader goes through HDF5 */
+        job j = {.ds = ds, .info = info, .lay = lay};
+        j.chunk_bytes = (size_t)lay.rpc * (size_t)(info.raw_bytes / (uint64_t)info.shape[0]);
+        j.nchunks = (info.shape[0] + lay.rpc - 1) / lay.rpc;
+        ckpt_h5_request q = {.path = path};
+        j.q = &q;
+        ckpt_slot sl = {0};
+        r->pl.err = XFFL_OK;
+        for (int64_t c = 0; c < j.nchunks && r->pl.err == XFFL_OK; c++) fetch_window(r, (window){&j, c, c + 1}, &sl);
+        free(sl.z);
+        if (r->pl.err != XFFL_OK) s = xffl_fail(r->pl.err, "%s", r->pl.msg);
+    } else if (s == XFFL_OK && info.raw_bytes) {
+        void *buf = malloc((size_t)info.raw_bytes);
+        if (!buf) s = xffl_fail(XFFL_ERR_NOMEM, "%s: dataset %s: %llu bytes", r->path, path,
+                                (unsigned long long)info.raw_bytes);
+        else if (H5Dread(ds, ckpt_h5_mem_type(info.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+            s = xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: cannot read or decode", r->path, path);
+        free(buf);
+    }
+    H5Dclose(ds);
+    return s;
 }
