@@ -12,6 +12,7 @@
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
+#include "kernels/cuda/check.h"
 
 #include "kernels/cuda/ops.h"
 
@@ -24,19 +25,6 @@ struct kern_dist {
     ncclComm_t comm;
     float *scratch; /* HOST_MAX device floats for host all-reduces */
 };
-
-#define NC(expr, what)                                                                        \
-    do {                                                                                      \
-        ncclResult_t r_ = (expr);                                                             \
-        if (r_ != ncclSuccess)                                                                \
-            return xffl_fail(XFFL_ERR_BACKEND, "nccl: %s: %s", (what), ncclGetErrorString(r_)); \
-    } while (0)
-#define CU(expr, what)                                                                       \
-    do {                                                                                     \
-        cudaError_t e_ = (expr);                                                             \
-        if (e_ != cudaSuccess)                                                               \
-            return xffl_fail(XFFL_ERR_BACKEND, "cuda: %s: %s", (what), cudaGetErrorString(e_)); \
-    } while (0)
 
 xffl_status kern_dist_init(const char *state_dir, const kern_dist_env *e, int device, double timeout_s,
                            kern_dist **out)

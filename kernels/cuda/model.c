@@ -15,6 +15,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include "kernels/cuda/check.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,12 +56,6 @@ struct kcu_model {
     float *host_losses;
 };
 
-#define CU(expr, what)                                                                       \
-    do {                                                                                     \
-        cudaError_t e_ = (expr);                                                             \
-        if (e_ != cudaSuccess)                                                               \
-            return xffl_fail(XFFL_ERR_BACKEND, "cuda: %s: %s", (what), cudaGetErrorString(e_)); \
-    } while (0)
 /* Launch check; with XFFL_CUDA_DEBUG_SYNC=1 also waits for the kernel, so an asynchronous
  * fault (illegal address, ...) is reported under the op that caused it. */
 #define OP(expr, what)                                                                          \

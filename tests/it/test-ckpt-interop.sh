@@ -3,12 +3,7 @@
 # h5dump -d prints a weight's values; h5py (Debian's /usr/bin/python3) reads every
 # tensor equal to what C wrote, and writes a part through the plugin that C reads back.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "$0")/lib.sh"
 # Under `make asan` the plugin is built with the sanitizers, which h5dump and python
 # cannot load: give the outside tools a plain build of the same sources.
 if ldd "$B/plugins/libh5zstd.so" 2>/dev/null | grep -q 'libasan\|libubsan'; then

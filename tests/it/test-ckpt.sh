@@ -4,12 +4,7 @@
 # input answered with its exit code (65 bad data, 1 missing path) and ONE stderr line
 # naming the file (and tensor), no HDF5 error stack.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "$0")/lib.sh"
 
 $X init --store "$T/s1" --model tiny --seed 1 >/dev/null
 $X init --store "file://$T/s2" --model tiny --seed 1 >/dev/null

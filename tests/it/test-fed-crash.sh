@@ -8,16 +8,10 @@
 # round. At the end `gc --grace 0` removes every orphan.
 # Slow (a few minutes on 2 cores): `make test-fed-crash` runs it; `make test` skips it.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/lib.sh"
 if [ "${XFFL_SLOW:-0}" != 1 ]; then echo "SKIP: slow; run 'make test-fed-crash' (XFFL_SLOW=1)"; exit 0; fi
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
 S=$T/store
 POINTS=${XFFL_CRASH_POINTS:-24}
-fail() { echo "FAIL: $*"; exit 1; }
 if ! $X train --help >/dev/null 2>&1; then echo "FAIL: xffl train --help failed"; exit 1; fi
 [ -x /usr/bin/python3 ] || { echo "SKIP: /usr/bin/python3 (the kill timer) missing"; exit 0; }
 mkdir -p "$T/txt/alpha" "$T/txt/beta"

@@ -5,17 +5,11 @@
 # facility's training of the last round and matches its delta digests, and running the
 # demo again resumes instead of starting over.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/lib.sh"
 for c in train data eval sample; do
   $X $c --help >/dev/null 2>&1 || { echo "FAIL: xffl $c --help failed"; exit 1; }
 done
 [ -x /usr/bin/python3 ] || { echo "SKIP: the demo's table needs /usr/bin/python3"; exit 0; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
 export XFFL_DEMO_DIR=$T/demo XFFL_DEMO_ROUNDS=3 XFFL_DEMO_STEPS=8
 scripts/demo >"$T/out" 2>"$T/err" || { tail -30 "$T/err"; fail "demo"; }
 grep -q '^3  *v000003 ' "$T/out" || { cat "$T/out"; fail "demo table lacks round 3"; }

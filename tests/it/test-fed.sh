@@ -4,14 +4,8 @@
 # reproduce (aggregation and --train) for every round, two aggregators at once
 # (identical bytes), different quorums at once (consistent store), verify --all, gc.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "$0")/lib.sh"
 S=$T/store
-fail() { echo "FAIL: $*"; exit 1; }
 expect_rc() { # want cmd...
   local want=$1; shift
   set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e

@@ -4,16 +4,10 @@
 # sample (greedy twice = same bytes; seeded sampling reproducible), export to llama2.c
 # (file sizes from the layout), and the exit codes of bad input.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
+source "$(dirname "$0")/lib.sh"
 # spinning OpenMP threads crawl when the cores are shared with other jobs
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-T=$(mktemp -d)
-trap "rm -rf $T" EXIT
 S=$T/store
-fail() { echo "FAIL: $*"; exit 1; }
 expect_rc() { # want cmd...
   local want=$1; shift
   set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e

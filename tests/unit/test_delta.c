@@ -106,6 +106,7 @@ static void test_bad_parts(void)
         ckpt_h5_writer *w = NULL;
         CU_ASSERT_EQUAL_FATAL(ckpt_h5_writer_create(path, NULL, &w), XFFL_OK);
         T_OK(ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT));
+        T_OK(ckpt_h5_attr_int(w, "format_version", CKPT_DELTA_FORMAT_VERSION));
         T_OK(ckpt_h5_attr_int(w, "round", 3));
         T_OK(ckpt_h5_attr_int(w, "base_version", 2));
         T_OK(ckpt_h5_attr_str(w, "base_index", BASE));

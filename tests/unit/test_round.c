@@ -226,6 +226,7 @@ static void test_rejections_and_determinism(void)
         ckpt_h5_writer *w = NULL;
         CU_ASSERT_EQUAL_FATAL(ckpt_h5_writer_create(path, NULL, &w), XFFL_OK);
         T_OK(ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT));
+        T_OK(ckpt_h5_attr_int(w, "format_version", CKPT_DELTA_FORMAT_VERSION));
         T_OK(ckpt_h5_attr_int(w, "round", 1));
         T_OK(ckpt_h5_attr_int(w, "base_version", 0));
         T_OK(ckpt_h5_attr_str(w, "base_index", v0.index_key));
