@@ -6,13 +6,7 @@
 # key can send), writes a REJECTED naming the part and waits for a good delta (75).
 # The parts are crafted with h5py (Debian's /usr/bin/python3, tests/interop/hostile_part.py).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
 if [ ! -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
   echo "SKIP: needs Debian's python3-h5py (scripts/install-deps installs it)"; exit 0
 fi

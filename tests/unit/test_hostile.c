@@ -5,8 +5,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/digest.h"
 #include "common/isolate.h"
+#include "common/util.h"
+#include "storage/store.h"
 #include "tests/unit/unit.h"
+#include "text/loader.h"
+#include "text/shards.h"
 
 static XFFL_MUST_USE xffl_status crashes(void *ctx)
 {
@@ -47,8 +56,107 @@ static void test_isolated(void)
     CU_ASSERT_STRING_EQUAL(buf, "from the child");
 }
 
+/* A shard is its header, then exactly the tokens announced: /dev/zero and a short or
+ * long file are refused without reading more than they announce. */
+static void test_shard_sizes(void)
+{
+    char *dir = NULL, path[4096];
+    T_OK(xffl_mkdtemp("xffl-hostile", &dir));
+    uint16_t tok[40];
+    for (int i = 0; i < 40; i++) tok[i] = (uint16_t)(i % 256);
+    snprintf(path, sizeof path, "%s/s.bin", dir);
+    T_OK(text_shard_write(path, tok, 40));
+    uint16_t *t = NULL;
+    int64_t n = 0;
+    char hex[XFFL_SHA256_HEX], want[XFFL_SHA256_HEX];
+    void *raw = NULL;
+    size_t len = 0;
+    T_OK(text_shard_read(path, 256, &t, &n, hex));
+    CU_ASSERT_EQUAL(n, 40);
+    T_OK(xffl_read_file(path, &raw, &len));
+    xffl_sha256_hex(raw, len, want);
+    CU_ASSERT_STRING_EQUAL(hex, want); /* the digest is still the whole file's */
+    free(t);
+    CU_ASSERT_EQUAL(text_shard_read("/dev/zero", 256, &t, &n, NULL), XFFL_ERR_INVALID);
+    FILE *f = fopen(path, "ab");
+    fputc(0, f);
+    fclose(f);
+    CU_ASSERT_EQUAL(text_shard_read(path, 256, &t, &n, NULL), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "more"));
+    CU_ASSERT_EQUAL(truncate(path, (off_t)len - 3), 0);
+    CU_ASSERT_EQUAL(text_shard_read(path, 256, &t, &n, NULL), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "fewer"));
+    free(raw);
+    xffl_rmtree_cleanup(dir);
+    free(dir);
+}
+
+/* A cursor from --state or a COMMIT's cursor_end near INT64_MAX overflowed into a
+ * negative shard index. */
+static void test_cursor_range(void)
+{
+    char *dir = NULL, path[4096];
+    T_OK(xffl_mkdtemp("xffl-hostile", &dir));
+    uint16_t tok[100] = {0};
+    snprintf(path, sizeof path, "%s/s.bin", dir);
+    T_OK(text_shard_write(path, tok, 100));
+    text_loader *l = NULL;
+    T_OK(text_loader_open(path, 256, &l));
+    int32_t in[2 * 8], tg[2 * 8];
+    text_cursor c = {.seq = 5};
+    T_OK(text_loader_next(l, &c, 2, 8, in, tg));
+    CU_ASSERT_EQUAL(c.seq, 7);
+    T_OK(text_cursor_parse("9223372036854775807", &c));
+    CU_ASSERT_EQUAL(text_loader_next(l, &c, 2, 8, in, tg), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "out of range"));
+    c.seq = INT64_MAX - 1;
+    CU_ASSERT_EQUAL(text_loader_next(l, &c, 2, 8, in, tg), XFFL_ERR_INVALID);
+    text_loader_close(l);
+    xffl_rmtree_cleanup(dir);
+    free(dir);
+}
+
+/* file://: a symbolic link inside the store is never followed; put_unless refuses a
+ * second COMMIT beside the first, and takes the same key again. */
+static void test_store_file_rules(void)
+{
+    char *dir = NULL, *out = NULL, link[4096];
+    T_OK(xffl_mkdtemp("xffl-hostile", &dir));
+    T_OK(xffl_mkdtemp("xffl-outside", &out));
+    store *s = NULL;
+    T_OK(store_open(dir, NULL, &s));
+    T_OK(store_put(s, "rounds/r000001/a/a1/x", "1", 1));
+    snprintf(link, sizeof link, "%s/rounds/r000002", dir);
+    CU_ASSERT_EQUAL_FATAL(symlink(out, link), 0);
+    CU_ASSERT_EQUAL(store_put(s, "rounds/r000002/a/a1/x", "1", 1), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "rounds/r000002 is a symbolic link"));
+    void *d = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(store_get(s, "rounds/r000002/a/a1/x", &d, &n), XFFL_ERR_INVALID);
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/a", out);
+    CU_ASSERT_NOT_EQUAL(access(probe, F_OK), 0); /* nothing written outside */
+    const char *p = "rounds/r000001/a/a1/COMMIT-";
+    T_OK(store_put_unless(s, "rounds/r000001/a/a1/COMMIT-aaaaaaaaaaaa", "a", 1, p));
+    T_OK(store_put_unless(s, "rounds/r000001/a/a1/COMMIT-aaaaaaaaaaaa", "a", 1, p));
+    CU_ASSERT_EQUAL(store_put_unless(s, "rounds/r000001/a/a1/COMMIT-bbbbbbbbbbbb", "b", 1, p), XFFL_ERR_EXISTS);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "COMMIT-aaaaaaaaaaaa"));
+    store_listing l = {0};
+    T_OK(store_list(s, "rounds/r000001/", &l));
+    CU_ASSERT_EQUAL(l.count, 2); /* x and one COMMIT: the lock is no key */
+    store_listing_free(&l);
+    store_close(s);
+    xffl_rmtree_cleanup(dir);
+    xffl_rmtree_cleanup(out);
+    free(dir);
+    free(out);
+}
+
 void suite_hostile(void)
 {
     CU_pSuite s = CU_add_suite("hostile", NULL, NULL);
     CU_add_test(s, "a parser in a child: crash, hang, failure, result", test_isolated);
+    CU_add_test(s, "shard sizes bounded by the header, /dev/zero refused", test_shard_sizes);
+    CU_add_test(s, "cursor near INT64_MAX out of range", test_cursor_range);
+    CU_add_test(s, "file store: no symlinks followed, one COMMIT per attempt", test_store_file_rules);
 }
