@@ -35,51 +35,38 @@ static XFFL_MUST_USE xffl_status type_dtype(hid_t t, const char *file, const cha
     return XFFL_OK;
 }
 
-/* The filters a part may use: shuffle and zstd as xffl writes them, deflate and
- * fletcher32 as other tools add them. Anything else is refused before HDF5 runs it. */
-static int known_filter(int id) { return id == H5Z_FILTER_DEFLATE || id == CKPT_SHUFFLE_FILTER_ID ||
-                                         id == H5Z_FILTER_FLETCHER32 || id == CKPT_ZSTD_FILTER_ID; }
-
-/* The dataset's storage checked against its own dataspace before HDF5 reads a byte of
- * it: libhdf5 1.10 trusts a layout message, and chunks wider than the dataset (a 32x64
- * tensor declaring 32x65600) or an unknown filter crash H5Dread itself. */
-static XFFL_MUST_USE xffl_status check_layout(ckpt_h5_reader *r, hid_t ds, hid_t dcpl, const char *path, int nd,
-                                              const hsize_t *dims, uint64_t raw_bytes)
+/* What HDF5 says of the dataset's storage, for ckpt_h5_layout_check: nothing here
+ * reads a byte of its values. */
+static void fill_layout(ckpt_h5_reader *r, hid_t ds, hid_t dcpl, int nd, const hsize_t *dims, const hsize_t *maxdims,
+                        ckpt_dtype dtype, ckpt_h5_layout *L)
 {
+    memset(L, 0, sizeof *L);
+    L->ndim = nd;
+    L->elem_bytes = ckpt_dtype_size(dtype);
+    for (int i = 0; i < nd; i++) {
+        L->dims[i] = dims[i];
+        L->maxdims[i] = maxdims[i] == H5S_UNLIMITED ? UINT64_MAX : maxdims[i];
+    }
     H5D_layout_t lay = H5Pget_layout(dcpl);
-    int nf = H5Pget_nfilters(dcpl);
-    XFFL_RETURN_IF(nf < 0 || nf > 4, XFFL_ERR_CORRUPT, "%s: dataset %s: %d filters", r->path, path, nf);
-    for (int i = 0; i < nf; i++) {
+    L->kind = lay == H5D_CHUNKED ? CKPT_H5_CHUNKED : lay == H5D_CONTIGUOUS ? CKPT_H5_CONTIGUOUS
+            : lay == H5D_COMPACT ? CKPT_H5_COMPACT : CKPT_H5_OTHER;
+    L->nfilters = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < L->nfilters && i < CKPT_H5_MAX_FILTERS; i++) {
         unsigned fl, cdv[8];
         size_t ncd = 8;
-        int id = (int)H5Pget_filter2(dcpl, (unsigned)i, &fl, &ncd, cdv, 0, NULL, NULL);
-        XFFL_RETURN_IF(!known_filter(id), XFFL_ERR_INVALID, "%s: dataset %s: filter %d is not one xffl reads",
-                       r->path, path, id);
+        L->filters[i] = (int)H5Pget_filter2(dcpl, (unsigned)i, &fl, &ncd, cdv, 0, NULL, NULL);
     }
-    if (lay == H5D_CHUNKED) {
+    if (L->kind == CKPT_H5_CHUNKED) {
         hsize_t c[H5S_MAX_RANK];
-        XFFL_RETURN_IF(H5Pget_chunk(dcpl, H5S_MAX_RANK, c) != nd, XFFL_ERR_CORRUPT,
-                       "%s: dataset %s: chunk rank differs from its %d dimensions", r->path, path, nd);
-        for (int i = 0; i < nd; i++)
-            XFFL_RETURN_IF(c[i] < 1 || c[i] > (dims[i] ? dims[i] : 1), XFFL_ERR_CORRUPT,
-                           "%s: dataset %s: chunk dimension %d is %llu, the dataset's is %llu", r->path, path, i,
-                           (unsigned long long)c[i], (unsigned long long)dims[i]);
-        return XFFL_OK;
+        L->chunk_ndim = H5Pget_chunk(dcpl, H5S_MAX_RANK, c);
+        for (int i = 0; i < L->chunk_ndim && i < CKPT_MAX_DIMS; i++) L->chunk[i] = c[i];
+    } else if (L->kind == CKPT_H5_CONTIGUOUS) {
+        L->stored = H5Dget_storage_size(ds);
+        haddr_t at = H5Dget_offset(ds);
+        L->offset = at == HADDR_UNDEF ? UINT64_MAX : (uint64_t)at;
+        struct stat sb;
+        if (r->buf_fd >= 0 && fstat(r->buf_fd, &sb) == 0) L->file_size = (uint64_t)sb.st_size;
     }
-    XFFL_RETURN_IF(nf != 0, XFFL_ERR_CORRUPT, "%s: dataset %s: filters on an unchunked dataset", r->path, path);
-    if (lay == H5D_COMPACT) return XFFL_OK;
-    XFFL_RETURN_IF(lay != H5D_CONTIGUOUS, XFFL_ERR_INVALID, "%s: dataset %s: storage layout %d is not one xffl reads",
-                   r->path, path, (int)lay);
-    hsize_t stored = H5Dget_storage_size(ds);
-    haddr_t at = H5Dget_offset(ds);
-    struct stat sb;
-    XFFL_RETURN_IF(stored != 0 && stored != raw_bytes, XFFL_ERR_CORRUPT,
-                   "%s: dataset %s: %llu bytes stored for %llu bytes of values", r->path, path,
-                   (unsigned long long)stored, (unsigned long long)raw_bytes);
-    XFFL_RETURN_IF(stored && at != HADDR_UNDEF && r->buf_fd >= 0 && fstat(r->buf_fd, &sb) == 0 &&
-                       (at > (haddr_t)sb.st_size || stored > (hsize_t)sb.st_size - at),
-                   XFFL_ERR_CORRUPT, "%s: dataset %s: its values lie past the end of the file", r->path, path);
-    return XFFL_OK;
 }
 
 /* Fills info from an open dataset; layout fields say whether the threaded path fits. */
@@ -100,25 +87,23 @@ static XFFL_MUST_USE xffl_status describe(ckpt_h5_reader *r, hid_t ds, const cha
     XFFL_FORWARD(s);
     hid_t sp = H5Dget_space(ds);
     int nd = H5Sget_simple_extent_ndims(sp);
-    hsize_t dims[H5S_MAX_RANK];
+    hsize_t dims[H5S_MAX_RANK], maxdims[H5S_MAX_RANK];
     if (nd < 1 || nd > CKPT_MAX_DIMS) {
         H5Sclose(sp);
         return xffl_fail(XFFL_ERR_INVALID, "%s: dataset %s: %d dimensions (1..%d)", r->path, path, nd, CKPT_MAX_DIMS);
     }
-    hsize_t maxdims[H5S_MAX_RANK];
     H5Sget_simple_extent_dims(sp, dims, maxdims);
     H5Sclose(sp);
-    for (int i = 0; i < nd; i++)
-        XFFL_RETURN_IF(maxdims[i] != H5S_UNLIMITED && dims[i] > maxdims[i], XFFL_ERR_CORRUPT,
-                       "%s: dataset %s: dimension %d is %llu, more than its maximum %llu", r->path, path, i,
-                       (unsigned long long)dims[i], (unsigned long long)maxdims[i]);
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0) return xffl_fail(XFFL_ERR_CORRUPT, "%s: dataset %s: no creation properties", r->path, path);
+    ckpt_h5_layout L;
+    fill_layout(r, ds, dcpl, nd, dims, maxdims, info->dtype, &L);
+    H5Pclose(dcpl);
+    XFFL_FORWARD(ckpt_h5_layout_check(&L, r->path, path));
     info->ndim = nd;
-    info->numel = 1;
-    for (int i = 0; i < nd; i++) {
-        info->shape[i] = (int64_t)dims[i];
-        info->numel *= (int64_t)dims[i];
-    }
-    info->raw_bytes = (uint64_t)info->numel * ckpt_dtype_size(info->dtype);
+    for (int i = 0; i < nd; i++) info->shape[i] = (int64_t)dims[i];
+    info->numel = L.numel;
+    info->raw_bytes = L.raw_bytes;
     info->stored_bytes = H5Dget_storage_size(ds);
     if (H5Aexists(ds, CKPT_DIGEST_ATTR) > 0) {
         char *v = NULL;
@@ -131,32 +116,11 @@ static XFFL_MUST_USE xffl_status describe(ckpt_h5_reader *r, hid_t ds, const cha
         info->has_sha256 = 1;
         free(v);
     }
-    hid_t dcpl = H5Dget_create_plist(ds);
-    if (dcpl < 0) return xffl_fail(XFFL_ERR_CORRUPT, "%s: dataset %s: no creation properties", r->path, path);
-    if ((s = check_layout(r, ds, dcpl, path, nd, dims, info->raw_bytes)) != XFFL_OK) {
-        H5Pclose(dcpl);
-        return s;
+    if (le && L.fast) {
+        lay->fast = 1;
+        lay->shuffled = L.nfilters == 2;
+        lay->rpc = (int64_t)L.chunk[0];
     }
-    if (le && H5Pget_layout(dcpl) == H5D_CHUNKED) {
-        hsize_t c[H5S_MAX_RANK];
-        int full = H5Pget_chunk(dcpl, nd, c) == nd;
-        for (int i = 1; i < nd && full; i++) full = c[i] == dims[i];
-        int nf = H5Pget_nfilters(dcpl);
-        unsigned ids[2] = {0, 0};
-        for (int i = 0; i < nf && i < 2; i++) {
-            unsigned fl, cdv[8];
-            size_t ncd = 8;
-            ids[i] = (unsigned)H5Pget_filter2(dcpl, (unsigned)i, &fl, &ncd, cdv, 0, NULL, NULL);
-        }
-        int filt = (nf == 2 && ids[0] == CKPT_SHUFFLE_FILTER_ID && ids[1] == CKPT_ZSTD_FILTER_ID) ||
-                   (nf == 1 && ids[0] == CKPT_ZSTD_FILTER_ID);
-        if (full && filt && c[0] >= 1) {
-            lay->fast = 1;
-            lay->shuffled = nf == 2;
-            lay->rpc = (int64_t)c[0];
-        }
-    }
-    H5Pclose(dcpl);
     info->fast = lay->fast;
     return XFFL_OK;
 }
