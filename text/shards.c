@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/digest.h"
 #include "common/util.h"
@@ -25,13 +26,19 @@ xffl_status text_shard_write(const char *path, const uint16_t *tokens, int64_t n
 
 /* The header first, then exactly the tokens it announces: a size comes from the file
  * only once bounded (a shard holds at most INT32_MAX tokens), and a file that is not a
- * shard (/dev/zero, a pipe of anything) is refused after 12 bytes, not read whole. */
+ * shard is refused before its tokens are read: not a regular file (/dev/zero, a pipe),
+ * or a size other than the header says. */
 xffl_status text_shard_read(const char *path, int vocab, uint16_t **tokens, int64_t *n, char *sha256_hex)
 {
     *tokens = NULL;
     *n = 0;
     FILE *f = fopen(path, "rb");
     XFFL_RETURN_IF(!f, errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return xffl_fail(XFFL_ERR_INVALID, "shard %s: not a regular file", path);
+    }
     int32_t hdr[TEXT_SHARD_HEADER_INTS];
     xffl_status st = XFFL_OK;
     uint16_t *t = NULL;
@@ -48,7 +55,13 @@ xffl_status text_shard_read(const char *path, int vocab, uint16_t **tokens, int6
     }
     int64_t count = hdr[2];
     size_t body = count > 0 ? (size_t)count * 2 : 0;
-    t = count >= 0 ? malloc(body + 2) : NULL;
+    /* the file's size bounds the allocation, not the header (fuzz_shards: 4 GB from 1 KB) */
+    if (count < 0 || fstat(fileno(f), &sb) != 0 || (uint64_t)sb.st_size != sizeof hdr + body) {
+        st = xffl_fail(XFFL_ERR_INVALID, "shard %s: header says %lld tokens, file holds %lld bytes of tokens", path,
+                       (long long)count, (long long)(sb.st_size - (off_t)sizeof hdr));
+        goto done;
+    }
+    t = malloc(body + 2);
     if (count >= 0 && !t) {
         st = xffl_fail(XFFL_ERR_NOMEM, "shard %s", path);
         goto done;

@@ -12,6 +12,7 @@
 #include "common/digest.h"
 #include "common/isolate.h"
 #include "common/util.h"
+#include "libckpt/model.h"
 #include "storage/store.h"
 #include "tests/unit/unit.h"
 #include "text/loader.h"
@@ -57,7 +58,7 @@ static void test_isolated(void)
 }
 
 /* A shard is its header, then exactly the tokens announced: /dev/zero and a short or
- * long file are refused without reading more than they announce. */
+ * long file are refused before the tokens are allocated or read. */
 static void test_shard_sizes(void)
 {
     char *dir = NULL, path[4096];
@@ -82,10 +83,16 @@ static void test_shard_sizes(void)
     fputc(0, f);
     fclose(f);
     CU_ASSERT_EQUAL(text_shard_read(path, 256, &t, &n, NULL), XFFL_ERR_INVALID);
-    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "more"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "header says 40 tokens"));
     CU_ASSERT_EQUAL(truncate(path, (off_t)len - 3), 0);
     CU_ASSERT_EQUAL(text_shard_read(path, 256, &t, &n, NULL), XFFL_ERR_INVALID);
-    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "fewer"));
+    /* fuzz_shards: a 1 KB file whose header announces 2^31-1 tokens allocated 4 GB */
+    int32_t hdr[TEXT_SHARD_HEADER_INTS] = {TEXT_SHARD_MAGIC, TEXT_SHARD_VERSION, INT32_MAX};
+    f = fopen(path, "wb");
+    fwrite(hdr, sizeof hdr, 1, f);
+    fclose(f);
+    CU_ASSERT_EQUAL(text_shard_read(path, 256, &t, &n, NULL), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "header says 2147483647 tokens, file holds 0 bytes"));
     free(raw);
     xffl_rmtree_cleanup(dir);
     free(dir);
@@ -152,6 +159,30 @@ static void test_store_file_rules(void)
     free(out);
 }
 
+/* fuzz_federation found n_layers = 2^28 validated: a 3.8 GB parameter table (and an
+ * int overflow in its size) from one federation.h5 attribute. */
+static void test_model_bounds(void)
+{
+    ckpt_model_config c;
+    T_OK(ckpt_model_preset("7b", 0, &c));
+    T_OK(ckpt_model_validate(&c));
+    ckpt_model_config big = c;
+    big.n_layers = 1 << 28;
+    CU_ASSERT_EQUAL(ckpt_model_validate(&big), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "n_layers"));
+    big = c;
+    big.dim = 1 << 20;
+    CU_ASSERT_EQUAL(ckpt_model_validate(&big), XFFL_ERR_INVALID);
+    big = c;
+    big.hidden_dim = INT32_MAX;
+    CU_ASSERT_EQUAL(ckpt_model_validate(&big), XFFL_ERR_INVALID);
+    ckpt_param_table *t = NULL;
+    big = c;
+    big.n_layers = 1 << 28;
+    CU_ASSERT_EQUAL(ckpt_param_table_create(&big, &t), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(t);
+}
+
 void suite_hostile(void)
 {
     CU_pSuite s = CU_add_suite("hostile", NULL, NULL);
@@ -159,4 +190,5 @@ void suite_hostile(void)
     CU_add_test(s, "shard sizes bounded by the header, /dev/zero refused", test_shard_sizes);
     CU_add_test(s, "cursor near INT64_MAX out of range", test_cursor_range);
     CU_add_test(s, "file store: no symlinks followed, one COMMIT per attempt", test_store_file_rules);
+    CU_add_test(s, "model config bounded before its table is allocated", test_model_bounds);
 }
