@@ -22,7 +22,9 @@ FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
 FUZZ_RUN     := $(if $(FUZZ),$(FUZZ),$(FUZZ_NAMES))
 
 .PHONY: fuzz fuzz-build
-fuzz: fuzz-build
+fuzz:
+	@scripts/install-deps --fuzz
+	@$(MAKE) --no-print-directory fuzz-build
 	@set -e; for n in $(FUZZ_RUN); do \
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
 	    echo "fuzz $$n: $(FUZZ_SECONDS) s from tests/fuzz/corpus/$$n"; \
