@@ -1,4 +1,4 @@
-/* Running a parser of untrusted bytes in a child process (docs/design.md "Trust"):
+/* Running a parser of untrusted bytes in a child process (docs/design.md "HDF5 files"):
  * Debian's libhdf5 1.10 crashes on some crafted files, and a facility can send one.
  * A crash in the child is a CORRUPT status naming what was parsed, never a dead
  * aggregator, and a parser that never ends is one too. The child shares nothing with the caller but what fn returns: a status,

@@ -140,7 +140,7 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
         goto done;
     }
     /* parsed in a child first: a part that crashes libhdf5 is a bad delta, not a dead
-     * aggregator (docs/design.md "Trust") */
+     * aggregator (docs/design.md "HDF5 files") */
     for (int i = 0; i < m->n_objects; i++)
         if ((st = ckpt_h5_probe_isolated(paths[i], (uint64_t)t->total * sizeof(float))) != XFFL_OK) {
             *bad = is_data_error(st);
