@@ -1,9 +1,9 @@
 """Crafted HDF5 parts for tests/it/test-hostile-parts.sh (issue 14, "crashes on damaged HDF5").
 usage: hostile_part.py chunk SRC OUT DATASET N  -- the dataset's layout message declares chunks whose
            last dimension is N (a 32x64 tensor with 32x65600 chunks crashed H5Dread)
-       hostile_part.py forge COMMIT PART NEWPART -- PART replaced by NEWPART in the attempt: the object
-           renamed to its digest, the COMMIT's object line and name rewritten (what a facility holding
-           a valid key can send); prints the new COMMIT path
+       hostile_part.py forge MANIFEST PART NEWPART -- PART replaced by NEWPART: the object renamed
+           to its digest, the COMMIT's (or INDEX's, and LATEST) object line and name rewritten (what a
+           facility holding a valid key can send); prints the new manifest path
 Needs /usr/bin/python3 with h5py."""
 import hashlib
 import os
@@ -45,8 +45,14 @@ elif mode == "forge":
             lines[k] = "object %s %d %s" % (key, len(data), sha)
     text = "\n".join(lines).encode()
     os.remove(commit)
-    out = os.path.join(d, "COMMIT-" + hashlib.sha256(text).hexdigest()[:12])
+    stem = os.path.basename(commit).split("-")[0]
+    digest = hashlib.sha256(text).hexdigest()
+    out = os.path.join(d, stem + "-" + digest[:12])
     open(out, "wb").write(text)
+    if stem == "INDEX":  # versions/vNNNNNN/INDEX-*: LATEST names it with its digest
+        root = os.path.dirname(os.path.dirname(d))
+        v = os.path.basename(d)
+        open(os.path.join(root, "LATEST"), "w").write("%s INDEX-%s %s\n" % (v, digest[:12], digest))
     print(out)
 else:
     sys.exit("unknown mode " + mode)

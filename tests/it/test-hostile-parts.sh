@@ -3,7 +3,8 @@
 # wider than the tensor (a 32x64 tensor with 32x65600 chunks) killed verify and aggregate
 # with SIGSEGV inside H5Dread. Now verify exits 65 naming the dataset, and aggregate,
 # given it behind a COMMIT whose digests were recomputed (what a facility holding a valid
-# key can send), writes a REJECTED naming the part and waits for a good delta (75).
+# key can send), writes a REJECTED naming the part and waits for a good delta (75);
+# verify --version, given such a checkpoint part behind a rewritten INDEX and LATEST, 65.
 # The parts are crafted with h5py (Debian's /usr/bin/python3, tests/interop/hostile_part.py).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -32,4 +33,12 @@ $H forge "$commit" "$delta" "$T/wide.h5" >/dev/null
 run 75 $X aggregate --store "$T/s" --deadline 0
 rej=$(ls "$T"/s/rounds/r000001/a/a1/REJECTED-* 2>/dev/null) || fail "no REJECTED for the crafted delta"
 grep -q "part-000-.*chunk dimension 1 is 65600" "$rej" || { cat "$rej"; fail "the REJECTED does not name the part"; }
+
+# verify --version (and --all) parse a version's parts in a child first too
+part=$(ls "$T"/s/versions/v000000/part-000-*.h5)
+W=model/layers.0.attention.wk.weight
+$H chunk "$part" "$T/wide-ckpt.h5" $W 65600
+$H forge "$(ls "$T"/s/versions/v000000/INDEX-*)" "$part" "$T/wide-ckpt.h5" >/dev/null
+run 65 $X verify --store "$T/s" --version 0
+grep -q "part-000-.*$W: chunk dimension 1 is 65600" "$T/err" || { cat "$T/err"; fail "verify --version does not name the part"; }
 echo "crafted chunk layouts: verify 65, aggregate REJECTED naming the part"
