@@ -1,6 +1,6 @@
 /* CPU training throughput against OpenBLAS sgemm, and memory against the analytic size.
- * usage: train_cpu [PRESET] [B] [T] [THREADS] [STEPS]   (default small 8 256 2 6)
- * One JSON line. FLOPs per token = 6 N + 12 L D T (N: every parameter but the token
+ * usage: train_cpu [PRESET] [B] [T] [THREADS] [STEPS] [ACCUMULATE] [auto|sharded|replicated]
+ * (default small 8 256 2 6 1 auto): the training loop of pipelines/loop.h. One JSON line. FLOPs per token = 6 N + 12 L D T (N: every parameter but the token
  * embedding table, docs/design.md "Benchmarks"; attention: QK^T and PV, forward 4 L D T, backward twice
  * that, counted over the full T x T square). sgemm: 2048^3, same threads, after each training step
  * as many runs as fill that step's time (mean per run); best step vs best sgemm group.
@@ -15,6 +15,7 @@
 
 #include "common/util.h"
 #include "kernels/kern.h"
+#include "pipelines/loop.h"
 
 /* One timed 2048^3 sgemm with the same threads: seconds. */
 typedef struct {
@@ -42,76 +43,95 @@ static double analytic_bytes(const ckpt_param_table *t, int B, int T, int thread
     return 4.0 * (4.0 * t->total + c->n_layers * per_layer + tail);
 }
 
+/* Training steps and sgemm runs alternate, so both see the same machine (shared
+ * machines are noisy): after each step, as many sgemms as fill that step's time; best
+ * of each. Step 0 warms up (page faults, BLAS buffers). */
+typedef struct {
+    int threads;
+    sgemm_bufs g;
+    double rss_mb, best, best_sg;
+    float loss;
+} bench_state;
+
+static void after_step(void *ctx, int s, float loss, double dt)
+{
+    bench_state *b = ctx;
+    b->loss = loss;
+    if (s == 0) { /* peak RSS of training alone, before the sgemm buffers exist */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        b->rss_mb = ru.ru_maxrss / 1024.0;
+        b->g = (sgemm_bufs){malloc((size_t)SG * SG * 4), malloc((size_t)SG * SG * 4), malloc((size_t)SG * SG * 4)};
+        for (int64_t i = 0; i < (int64_t)SG * SG; i++) b->g.a[i] = b->g.b[i] = (float)(i % 13) * 0.01f, b->g.c[i] = 0;
+    }
+    /* a short run finds a quiet moment on a shared machine far more often than a long one */
+    double one = sgemm_once(&b->g, b->threads), span = one;
+    int reps = 1 + (int)(dt / one);
+    for (int r = 1; r < reps; r++) span += sgemm_once(&b->g, b->threads);
+    double sg = span / reps;
+    if (s > 0 && dt < b->best) b->best = dt;
+    if (s > 0 && sg < b->best_sg) b->best_sg = sg;
+}
+
+typedef struct {
+    const int32_t *in, *tg;
+} fixed_batch;
+
+/* The same batch every step (the loop's position is ignored). */
+static XFFL_MUST_USE xffl_status same_batch(void *ctx, int64_t seq, int B, int T, int32_t *in, int32_t *tg)
+{
+    const fixed_batch *f = ctx;
+    (void)seq;
+    memcpy(in, f->in, (size_t)B * T * 4);
+    memcpy(tg, f->tg, (size_t)B * T * 4);
+    return XFFL_OK;
+}
+
 int main(int argc, char **argv)
 {
     const char *preset = argc > 1 ? argv[1] : "small";
     int B = argc > 2 ? atoi(argv[2]) : 8, T = argc > 3 ? atoi(argv[3]) : 256;
     int threads = argc > 4 ? atoi(argv[4]) : 2, steps = argc > 5 ? atoi(argv[5]) : 6;
+    int K = argc > 6 ? atoi(argv[6]) : 1;
+    const char *mode = argc > 7 ? argv[7] : "auto";
     ckpt_model_config cfg;
     ckpt_param_table *t = NULL;
     if (ckpt_model_preset(preset, 0, &cfg) != XFFL_OK || ckpt_param_table_create(&cfg, &t) != XFFL_OK) {
         fprintf(stderr, "train_cpu: %s\n", xffl_errmsg());
         return 1;
     }
-    kern_options o = {.backend = "cpu", .threads = threads, .batch = B, .seq_len = T};
-    kern_model *m = NULL;
-    if (kern_model_create(&cfg, &o, &m) != XFFL_OK) {
-        fprintf(stderr, "train_cpu: %s\n", xffl_errmsg());
-        return 1;
-    }
     float *p = malloc((size_t)t->total * 4);
     for (int i = 0; i < t->count; i++) ckpt_param_init(t, i, 1, p + t->params[i].offset);
-    if (kern_set_params(m, p) != XFFL_OK) {
+    int32_t *in = malloc((size_t)B * T * 4), *tg = malloc((size_t)B * T * 4);
+    for (int i = 0; i < B * T; i++) in[i] = (i * 31 + 7) % cfg.vocab_size, tg[i] = (i * 17 + 3) % cfg.vocab_size;
+    fixed_batch fb = {in, tg};
+    bench_state bs = {.threads = threads, .best = 1e30, .best_sg = 1e30};
+    /* the micro-batch the model is planned for is B/K: its batch buffers are what K saves */
+    pipe_loop_options o = {.model = &cfg, .backend = "cpu", .threads = threads, .steps = steps + 1, .batch = B,
+                           .seq_len = T, .accumulate = K, .next_batch = same_batch, .batch_ctx = &fb,
+                           .progress = XFFL_LOG_DEBUG, .on_step = after_step, .on_step_ctx = &bs};
+    o.optimizer = !strcmp(mode, "sharded") ? PIPE_OPT_SHARDED : !strcmp(mode, "replicated") ? PIPE_OPT_REPLICATED
+                                                                                             : PIPE_OPT_AUTO;
+    kern_adamw_default(&o.adamw);
+    pipe_loop_result r;
+    if (pipe_loop_run(NULL, &o, p, NULL, NULL, &r) != XFFL_OK) {
         fprintf(stderr, "train_cpu: %s\n", xffl_errmsg());
         return 1;
     }
-    free(p);
-    int32_t *in = malloc((size_t)B * T * 4), *tg = malloc((size_t)B * T * 4);
-    for (int i = 0; i < B * T; i++) in[i] = (i * 31 + 7) % cfg.vocab_size, tg[i] = (i * 17 + 3) % cfg.vocab_size;
-    kern_adamw_config ac;
-    kern_adamw_default(&ac);
-    /* training steps and sgemm runs alternate, so both see the same machine (shared
-     * machines are noisy); best of each */
-    sgemm_bufs g = {0};
-    double rss_mb = 0;
-    float loss = 0;
-    double best = 1e30, best_sg = 1e30;
-    for (int s = 0; s <= steps; s++) { /* round 0 warms up (page faults, BLAS buffers) */
-        double t0 = xffl_now();
-        if (kern_zero_grad(m) || kern_forward(m, in, tg, B, T, &loss) || kern_backward(m) ||
-            kern_adamw_step(m, &ac, s, NULL)) {
-            fprintf(stderr, "train_cpu: %s\n", xffl_errmsg());
-            return 1;
-        }
-        double dt = xffl_now() - t0;
-        if (s == 0) { /* peak RSS of training alone, before the sgemm buffers exist */
-            struct rusage ru;
-            getrusage(RUSAGE_SELF, &ru);
-            rss_mb = ru.ru_maxrss / 1024.0;
-            g = (sgemm_bufs){malloc((size_t)SG * SG * 4), malloc((size_t)SG * SG * 4), malloc((size_t)SG * SG * 4)};
-            for (int64_t i = 0; i < (int64_t)SG * SG; i++) g.a[i] = g.b[i] = (float)(i % 13) * 0.01f, g.c[i] = 0;
-        }
-        /* as many sgemms as fill one training step: on a shared machine a short run
-         * finds a quiet moment far more often than a long one */
-        double one = sgemm_once(&g, threads), span = one;
-        int reps = 1 + (int)(dt / one);
-        for (int r = 1; r < reps; r++) span += sgemm_once(&g, threads);
-        double sg = span / reps;
-        if (s > 0 && dt < best) best = dt;
-        if (s > 0 && sg < best_sg) best_sg = sg;
-    }
-    free(g.a), free(g.b), free(g.c);
+    free(bs.g.a), free(bs.g.b), free(bs.g.c);
     double Nn = (double)ckpt_param_count_nonembedding(t);
     double flops_tok = 6 * Nn + 12.0 * cfg.n_layers * cfg.dim * T;
-    double tps = B * T / best, gf = tps * flops_tok / 1e9;
-    double ref = 2.0 * SG * SG * SG / best_sg / 1e9;
-    double an = analytic_bytes(t, B, T, threads) / 1048576.0;
+    double tps = B * T / bs.best, gf = tps * flops_tok / 1e9;
+    double ref = 2.0 * SG * SG * SG / bs.best_sg / 1e9;
+    double an = analytic_bytes(t, B / K, T, threads) / 1048576.0;
     printf("{\"bench\":\"train_cpu\",\"value\":%.2f,\"unit\":\"GFLOP/s\",\"ref_name\":\"sgemm\",\"ref\":%.2f,"
            "\"ratio\":%.3f,\"tokens_per_s\":%.0f,\"peak_rss_mb\":%.1f,\"analytic_mb\":%.1f,\"rss_ratio\":%.3f,"
-           "\"preset\":\"%s\",\"batch\":%d,\"seq_len\":%d,\"threads\":%d,\"step_s\":%.4f,\"loss\":%.4f}\n",
-           gf, ref, gf / ref, tps, rss_mb, an, rss_mb / an, preset, B, T, threads, best, loss);
-    kern_model_free(m);
+           "\"preset\":\"%s\",\"batch\":%d,\"seq_len\":%d,\"threads\":%d,\"accumulate\":%d,\"optimizer\":\"%s\","
+           "\"host_optimizer_mb\":%.1f,\"step_s\":%.4f,\"loss\":%.4f}\n",
+           gf, ref, gf / ref, tps, bs.rss_mb, an, bs.rss_mb / an, preset, B, T, threads, K,
+           r.micro_batches > 1 || o.optimizer ? (r.sharded ? "sharded" : "replicated") : "backend",
+           r.host_bytes / 1048576.0, bs.best, bs.loss);
     ckpt_param_table_free(t);
-    free(in), free(tg);
+    free(p), free(in), free(tg);
     return 0;
 }

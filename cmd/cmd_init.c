@@ -20,7 +20,7 @@ static void help(void)
         snprintf(fx, sizeof fx, "%s X", n->flag);
         snprintf(b + strlen(b), sizeof numbers[0] - strlen(b), "  %-22s  %s\n", fx, n->help);
     }
-    printf("usage: xffl init --store URL --model PRESET [options]\n"
+    printf("usage: xffl init --store URL (--model PRESET | --from HF_DIR) [options]\n"
            "\n"
            "Creates a federation in an empty store: federation.h5 (every setting that\n"
            "changes a round's result; train and aggregate read them from there), version 0\n"
@@ -29,19 +29,28 @@ static void help(void)
            "\n"
            "model and federation:\n"
            "  --store URL             s3://bucket/prefix, file:///path or a plain path\n"
-           "  --model PRESET          %s\n"
+           "  --model PRESET          %s (optional with a Hugging Face --from:\n"
+           "                          its config.json is the model, a preset when it equals one)\n"
            "  --vocab N               vocabulary size (default: 256 byte-level for tiny/small/base)\n"
            "  --facilities a,b        facility names (default: local)\n"
            "  --algo A                %s\n"
            "  --local-steps H         optimizer steps per facility per round (100)\n"
            "  --quorum K              deltas needed per round (default: all facilities)\n"
            "  --seed S                initialisation seed (0)\n"
-           "  --from URL|FILE.bin     version 0's weights from a version of another store\n"
+           "  --from URL|FILE.bin|DIR version 0's weights from a version of another store\n"
            "                          (fine-tuning, or continuing a central pre-training run;\n"
-           "                          every digest verified) or from a llama2.c checkpoint file\n"
-           "                          (e.g. LLaMA-2 through llama2.c's export.py); the model must\n"
-           "                          match --model/--vocab; version 0's INDEX names it (init_from)\n"
+           "                          every digest verified), a llama2.c checkpoint file (e.g.\n"
+           "                          LLaMA-2 through llama2.c's export.py) or a Hugging Face LLaMA\n"
+           "                          directory (config.json, *.safetensors in fp32/fp16/bf16,\n"
+           "                          read one tensor at a time); the model must match\n"
+           "                          --model/--vocab; version 0's INDEX names it (init_from)\n"
            "  --from-version V        which version of the --from store (latest)\n"
+           "  --tokenizer FILE        a SentencePiece tokenizer.model (LLaMA's): the federation's\n"
+           "                          vocabulary (taken from it unless --vocab or --from sets one,\n"
+           "                          which must then agree);\n"
+           "                          federation.h5 records its SHA-256 and the store keeps the file;\n"
+           "                          train/eval/sample then refuse shards packed with another\n"
+           "                          (default: the byte-level tokenizer, vocabulary 256)\n"
            "  --part-size N           uncompressed bytes per version part, K/M/G (1G)\n"
            "  --level L               zstd level of every part, not 0 (%d: entropy coding only,\n"
            "                          as small as level 1 for float weights at twice the speed)\n"
@@ -63,8 +72,11 @@ static void help(void)
            "  --threads N             compression threads (default: all cores)\n"
            "\n"
            "Prints the version it wrote on stdout (--json: one object).\n"
+           "A --tokenizer that is not a SentencePiece BPE model, or not of the model's\n"
+           "vocabulary, is exit 65 (the message names the file and the field).\n"
            "exit codes: 0 done, 1 failed (store already a federation, I/O, --from missing),\n"
-           "2 usage, 65 --from's model is another, fails a digest or is not a whole llama2.c file,\n"
+           "2 usage, 65 --from's model is another, fails a digest, is not a whole llama2.c file\n"
+           "or is a Hugging Face directory whose files disagree (the message names file and field),\n"
            "74 store unreachable.\n",
            ckpt_model_preset_names(), algos, CKPT_ZSTD_DEFAULT_LEVEL, numbers[0], numbers[1], encodings);
 }
@@ -80,7 +92,7 @@ int cmd_init(int argc, char **argv)
     store_options_default(&sopt);
     const char *url = NULL;
     pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt};
-    cli_opt opts[23 + PIPE_INIT_NDBL] = {
+    cli_opt opts[24 + PIPE_INIT_NDBL] = {
         {"--store", CLI_STR, &url, 0, 0, NULL},
         {"--model", CLI_STR, &set.preset, 0, 0, NULL},
         {"--facilities", CLI_STR, &set.facilities, 0, 0, NULL},
@@ -88,6 +100,7 @@ int cmd_init(int argc, char **argv)
         {"--encoding", CLI_STR, &set.encoding, 0, 0, NULL},
         {"--from", CLI_STR, &set.from, 0, 0, NULL},
         {"--from-version", CLI_STR, &set.from_version, 0, 0, NULL},
+        {"--tokenizer", CLI_STR, &set.tokenizer, 0, 0, NULL},
         {"--vocab", CLI_INT, &set.vocab, 1, 65536, NULL},
         {"--local-steps", CLI_INT, &set.local_steps, 1, 100000000, NULL},
         {"--quorum", CLI_INT, &set.quorum, 1, PIPE_MAX_FACILITIES, NULL},
@@ -110,7 +123,7 @@ int cmd_init(int argc, char **argv)
         opts[fixed + k] = (cli_opt){pipe_init_numbers[k].flag, CLI_DOUBLE, &set.dbl[k], 0, 0, &set.dbl_set[k]};
     int rc = cli_parse(C, argc, argv, opts, &sopt, NULL);
     if (rc) return rc;
-    if (!set.preset) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
+    if (!set.preset && !set.from) return cli_usage_error(C, "--model PRESET is required (%s)", ckpt_model_preset_names());
     if (!url && !set.dry_run) return cli_usage_error(C, "--store URL is required (or --dry-run)");
     if (set.from_version && !set.from) return cli_usage_error(C, "--from-version needs --from URL");
 

@@ -1,5 +1,6 @@
 /* xffl ls: what a store holds, grouped the way the layout is (docs/design.md "Store layout"):
- * federation.h5, LATEST, versions/vNNNNNN/, rounds/rNNNNNN/<facility>/aN/, the rest. */
+ * federation.h5, tokenizer.model, LATEST, versions/vNNNNNN/, rounds/rNNNNNN/<facility>/aN/,
+ * the rest. */
 #include <stdio.h>
 #include "cmd/cli.h"
 #include "pipelines/listing.h"
@@ -10,9 +11,10 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: xffl ls --store URL [--keys] [--json] [store flags]\n"
             "\n"
-            "Lists a store: federation.h5, LATEST, each version (objects, bytes, INDEX),\n"
-            "each round's attempts per facility (parts, bytes, committed/rejected), other\n"
-            "keys and partial writes left by killed writers. Results on stdout.\n"
+            "Lists a store: federation.h5, tokenizer.model (init --tokenizer), LATEST, each\n"
+            "version (objects, bytes, INDEX), each round's attempts per facility (parts, bytes,\n"
+            "committed/rejected), other keys and partial writes left by killed writers.\n"
+            "Results on stdout.\n"
             "\n"
             "  --store URL             s3://bucket/prefix, file:///path or a path\n"
             "  --keys                  also list every key with its size\n"
@@ -39,6 +41,7 @@ static void print_json(const char *url, const pipe_store_listing *l, int keys)
            (unsigned long long)l->total_bytes, l->have_federation ? (long long)l->federation_bytes : -1LL);
     if (l->latest) cli_json_str(l->latest);
     else printf("null");
+    if (l->have_tokenizer) printf(", \"tokenizer_bytes\": %llu", (unsigned long long)l->tokenizer_bytes);
     printf(", \"versions\": [");
     for (size_t i = 0; i < l->n_versions; i++) {
         const pipe_listing_folder *g = &l->versions[i];
@@ -80,6 +83,10 @@ static void print_text(const char *url, const pipe_store_listing *l, int keys)
         printf("federation.h5  %s\n", a);
     } else
         printf("federation.h5  (none: not initialized)\n");
+    if (l->have_tokenizer) {
+        human(a, sizeof a, l->tokenizer_bytes);
+        printf("%s  %s\n", PIPE_TOKENIZER_KEY, a);
+    }
     printf("LATEST         %s\n", l->latest ? l->latest : "(none)");
     printf("versions: %zu\n", l->n_versions);
     for (size_t i = 0; i < l->n_versions; i++) {

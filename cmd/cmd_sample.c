@@ -1,5 +1,5 @@
-/* xffl sample: generate text from a version, byte-level vocabulary (the job:
- * pipelines/model.c). */
+/* xffl sample: generate text from a version, with the federation's tokenizer or
+ * byte-level (the job: pipelines/model.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +13,18 @@ static void usage(FILE *f)
             "usage: xffl sample --store URL [--version V] --prompt TEXT [--temperature T] [--tokens N]\n"
             "                   [--seed S] [--threads N] [--backend cpu|cuda] [store flags]\n"
             "\n"
-            "Continues TEXT with N tokens (bytes) from version V and prints prompt + continuation\n"
-            "on stdout. Temperature 0 picks the most likely byte each time (greedy: the same\n"
-            "output every run); T > 0 samples from softmax(logits / T) with the stream of seed S.\n"
+            "Continues TEXT with N tokens from version V and prints prompt + continuation on\n"
+            "stdout. Tokens are bytes, or SentencePiece pieces when the federation was made with\n"
+            "init --tokenizer (the prompt is encoded, the continuation decoded, with that model\n"
+            "from the store). Temperature 0 picks the most likely token each time (greedy: the\n"
+            "same output every run); T > 0 samples from softmax(logits / T) with the stream of\n"
+            "seed S. --verbose logs the prompt's and the sampled token ids.\n"
             "\n"
             "  --store URL             s3://bucket/prefix, file:///path or a path\n"
             "  --version V             a version number or 'latest' (default)\n"
             "  --prompt TEXT           the beginning (at least one byte)\n"
             "  --temperature T         default 0.8; 0 = greedy\n"
-            "  --tokens N              bytes to generate (default 200)\n"
+            "  --tokens N              tokens to generate (default 200)\n"
             "  --seed S                sampling seed (default 0)\n"
             "  --threads N             CPU threads (default: all cores)\n"
             "  --backend B             cpu, cuda or auto (default)\n" CLI_STORE_FLAGS_HELP
@@ -54,12 +57,13 @@ int cmd_sample(int argc, char **argv)
     store *s;
     if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
     char *text = NULL;
+    size_t len = 0;
     int64_t used = -1;
-    xffl_status st = pipe_sample(s, version, &o, &text, &used);
+    xffl_status st = pipe_sample(s, version, &o, &text, &len, &used);
     store_close(s);
     if (st != XFFL_OK) return cli_report(cmd, st);
     fwrite(o.prompt, 1, strlen(o.prompt), stdout);
-    fwrite(text, 1, (size_t)o.tokens, stdout);
+    fwrite(text, 1, len, stdout);
     fputc('\n', stdout);
     free(text);
     return 0;

@@ -9,6 +9,8 @@
 static const char *help =
     "usage: xffl train --store URL --facility NAME --data GLOB [--round R] [--state DIR]\n"
     "                  [--keep-inner-state] [--backend cpu|cuda] [--threads N]\n"
+    "                  [--accumulate K] [--optimizer auto|sharded|replicated]\n"
+    "                  [--checkpoint-every N] [--recompute]\n"
     "\n"
     "One facility's batch job: reads LATEST (version v), fetches and verifies it, runs\n"
     "H local AdamW steps on this facility's token shards (H, batch, sequence length\n"
@@ -26,7 +28,16 @@ static const char *help =
     "                       state, error-feedback residual (never in the store)\n"
     "  --keep-inner-state   keep AdamW state across rounds in --state DIR\n"
     "  --backend B          cpu (default) or cuda\n"
-    "  --threads N          cpu threads (default: all cores)\n" CLI_STORE_FLAGS_HELP
+    "  --threads N          cpu threads (default: all cores)\n"
+    "  --accumulate K       split each rank's share of the batch into K micro-batches\n"
+    "                       (ranks x K micro-batches give the same bits for any split)\n"
+    "  --optimizer O        auto (the backend's own AdamW on one rank without\n"
+    "                       accumulation, else sharded), sharded (ZeRO-2: each rank\n"
+    "                       keeps AdamW state for its shard) or replicated: same bits\n"
+    "  --recompute          keep one layer's activations at a time, recompute the rest\n"
+    "                       in the backward (cpu; same bits, one more forward)\n"
+    "  --checkpoint-every N save the round's progress to --state DIR every N steps; a\n"
+    "                       re-run resumes from there with the same result\n" CLI_STORE_FLAGS_HELP
     "\n"
     "stdout: 'round R a<N> <COMMIT key> tokens T loss FIRST -> LAST' (--json: object).\n"
     "exit codes: 0 committed or nothing to do, 1 failed, 2 usage (unknown facility\n"
@@ -40,18 +51,10 @@ int cmd_train(int argc, char **argv)
         fputs(help, stdout);
         return 0;
     }
-    /* Several ranks of one job (srun -n N) would each train and race to commit the same
-     * attempt: until the NCCL path is wired into the pipeline, one rank per job. */
-    const char *ntasks = getenv("SLURM_NTASKS"), *world = getenv("XFFL_WORLD");
-    if ((ntasks && atoi(ntasks) > 1) || (world && atoi(world) > 1))
-        return cli_usage_error(cmd, "%s=%s: xffl train runs as one task per job for now (multi-rank NCCL "
-                                    "training is not wired into train yet); submit one task",
-                               ntasks && atoi(ntasks) > 1 ? "SLURM_NTASKS" : "XFFL_WORLD",
-                               ntasks && atoi(ntasks) > 1 ? ntasks : world);
     store_options so;
     pipe_train_options o;
     pipe_train_options_default(&o);
-    const char *url;
+    const char *url, *optimizer = "auto";
     const cli_opt opts[] = {{"--facility", CLI_STR, &o.facility, 0, 0, NULL},
                             {"--data", CLI_STR, &o.data_glob, 0, 0, NULL},
                             {"--state", CLI_STR, &o.state_dir, 0, 0, NULL},
@@ -59,6 +62,10 @@ int cmd_train(int argc, char **argv)
                             {"--round", CLI_I64, &o.round, 1, 999999, NULL},
                             {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
                             {"--keep-inner-state", CLI_FLAG, &o.keep_inner_state, 0, 0, NULL},
+                            {"--accumulate", CLI_INT, &o.accumulate, 1, 4096, NULL},
+                            {"--optimizer", CLI_STR, &optimizer, 0, 0, NULL},
+                            {"--checkpoint-every", CLI_INT, &o.checkpoint_every, 0, 1 << 30, NULL},
+                            {"--recompute", CLI_FLAG, &o.recompute, 0, 0, NULL},
                             {0}};
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
@@ -67,12 +74,30 @@ int cmd_train(int argc, char **argv)
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!o.facility) return cli_usage_error(cmd, "--facility NAME is required");
     if (!o.data_glob) return cli_usage_error(cmd, "--data GLOB is required");
-    store *s;
-    if ((rc = cli_open_store(cmd, url, &so, &s))) return rc;
-    pipe_train_result r;
-    xffl_status st = pipe_train(s, &o, &r);
-    store_close(s);
+    xffl_status st = pipe_opt_mode_parse(optimizer, &o.optimizer);
     if (st != XFFL_OK) return cli_report(cmd, st);
+    const char *halt = getenv("XFFL_TEST_HALT_AFTER"); /* tests: a job killed right after a checkpoint */
+    o.halt_after = halt ? atoi(halt) : 0;
+    if ((st = comm_open("auto", o.state_dir, &o.comm)) != XFFL_OK) return cli_report(cmd, st);
+    /* several tasks without a transport between them would each train and commit */
+    const char *ntasks = getenv("SLURM_NTASKS");
+    if (comm_size(o.comm) == 1 && ntasks && atoi(ntasks) > 1) {
+        comm_close(o.comm);
+        return cli_usage_error(cmd, "SLURM_NTASKS=%s but this process is not one of several MPI ranks: start the "
+                                    "tasks through MPI (srun --mpi, mpirun) or submit one task", ntasks);
+    }
+    const int root = comm_rank(o.comm) == 0;
+    store *s;
+    if ((rc = cli_open_store(cmd, url, &so, &s))) {
+        comm_close(o.comm);
+        return rc;
+    }
+    pipe_train_result r;
+    st = pipe_train(s, &o, &r);
+    store_close(s);
+    comm_close(o.comm);
+    if (st != XFFL_OK) return cli_report(cmd, st);
+    if (!root) return 0;
     if (r.skipped) {
         xffl_log(XFFL_LOG_INFO, "nothing to do: %s", r.why);
         if (cli_json) {

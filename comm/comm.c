@@ -79,6 +79,12 @@ xffl_status comm_open(const char *transport, const char *state_dir, xffl_comm **
             if (!strcmp(transports[i]->name, transport)) def = transports[i];
         XFFL_RETURN_IF(!def, XFFL_ERR_USAGE, "unknown transport '%s' (self, mpi, nccl, auto)", transport);
     }
+    return comm_open_def(def, state_dir, out);
+}
+
+xffl_status comm_open_def(const comm_transport_def *def, const char *state_dir, xffl_comm **out)
+{
+    *out = NULL;
     xffl_comm *c = calloc(1, sizeof *c);
     XFFL_RETURN_IF(!c, XFFL_ERR_NOMEM, "opening transport %s", def->name);
     c->def = def;

@@ -36,6 +36,10 @@ typedef struct xffl_comm xffl_comm; /* opaque */
  * *out; comm_close accepts NULL. */
 XFFL_MUST_USE xffl_status comm_open(const char *transport, const char *state_dir, xffl_comm **out);
 void comm_close(xffl_comm *c);
+/* comm_open with a transport that is not in the table (tests: ranks as threads). */
+struct comm_transport_def_s;
+XFFL_MUST_USE xffl_status comm_open_def(const struct comm_transport_def_s *def, const char *state_dir,
+                                        xffl_comm **out);
 int comm_rank(const xffl_comm *c);
 int comm_size(const xffl_comm *c);
 const char *comm_transport(const xffl_comm *c);
@@ -56,7 +60,7 @@ size_t comm_dtype_size(comm_dtype t);
 
 /* One transport: what comm.c dispatches to. open fills *impl (its private state) and the
  * rank and size; the collectives keep the contract above. */
-typedef struct {
+typedef struct comm_transport_def_s {
     const char *name;
     XFFL_MUST_USE xffl_status (*open)(const char *state_dir, void **impl, int *rank, int *size);
     void (*close)(void *impl);

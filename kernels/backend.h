@@ -59,6 +59,9 @@ typedef struct kern_backend {
     xffl_status (*set_params)(void *impl, const float *params);
     xffl_status (*get_params)(void *impl, float *params);
     xffl_status (*get_grads)(void *impl, float *grads);
+    /* [off, off+n) of the slabs (checked by the caller); last: the update is complete */
+    xffl_status (*get_grads_range)(void *impl, int64_t off, int64_t n, float *out);
+    xffl_status (*set_params_range)(void *impl, int64_t off, int64_t n, const float *in, int last);
     xffl_status (*reset_optimizer)(void *impl);
     xffl_status (*get_optimizer)(void *impl, float *mom, float *var, int64_t *step);
     xffl_status (*set_optimizer)(void *impl, const float *mom, const float *var, int64_t step);
@@ -74,6 +77,7 @@ typedef struct kern_backend {
     xffl_status (*logits)(void *impl, int b, int t, float *out);
     /* Bytes held by the backend's slabs (params, grads, m, v, activations). */
     uint64_t (*bytes)(void *impl);
+    int recompute; /* 1: create honours kern_options.recompute */
 } kern_backend;
 
 const kern_backend *kern_cpu_backend(void);

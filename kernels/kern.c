@@ -56,6 +56,8 @@ xffl_status kern_model_create(const ckpt_model_config *cfg, const kern_options *
     }
     if (!be->available())
         return xffl_fail(XFFL_ERR_UNSUPPORTED, "backend %s: not available on this machine", be->name);
+    if (opt->recompute && !be->recompute)
+        return xffl_fail(XFFL_ERR_UNSUPPORTED, "backend %s: no activation recomputation (--recompute)", be->name);
     XFFL_FORWARD(ckpt_model_validate(cfg));
     if (opt->batch < 1 || opt->seq_len < 1 || opt->seq_len > cfg->max_seq_len)
         return xffl_fail(XFFL_ERR_USAGE, "micro-batch %d x %d: need batch >= 1 and 1 <= seq_len <= %d", opt->batch,
@@ -89,6 +91,23 @@ uint64_t kern_model_bytes(const kern_model *m) { return m->be->bytes(m->impl); }
 xffl_status kern_set_params(kern_model *m, const float *p) { return m->be->set_params(m->impl, p); }
 xffl_status kern_get_params(kern_model *m, float *p) { return m->be->get_params(m->impl, p); }
 xffl_status kern_get_grads(kern_model *m, float *g) { return m->be->get_grads(m->impl, g); }
+static XFFL_MUST_USE xffl_status check_range(const kern_model *m, int64_t off, int64_t n, const char *what)
+{
+    XFFL_RETURN_IF(off < 0 || n < 0 || off + n > m->table->total, XFFL_ERR_USAGE,
+                   "%s: range [%lld, %lld) outside the %lld-element slab", what, (long long)off, (long long)(off + n),
+                   (long long)m->table->total);
+    return XFFL_OK;
+}
+xffl_status kern_get_grads_range(kern_model *m, int64_t off, int64_t n, float *out)
+{
+    XFFL_FORWARD(check_range(m, off, n, "get_grads_range"));
+    return m->be->get_grads_range(m->impl, off, n, out);
+}
+xffl_status kern_set_params_range(kern_model *m, int64_t off, int64_t n, const float *in, int last)
+{
+    XFFL_FORWARD(check_range(m, off, n, "set_params_range"));
+    return m->be->set_params_range(m->impl, off, n, in, last);
+}
 xffl_status kern_reset_optimizer(kern_model *m) { return m->be->reset_optimizer(m->impl); }
 xffl_status kern_get_optimizer(kern_model *m, float *mom, float *var, int64_t *step)
 {

@@ -22,6 +22,10 @@ typedef struct {
     int batch;           /* B: sequences per micro-batch */
     int seq_len;         /* T: tokens per sequence (<= cfg.max_seq_len) */
     int device;          /* cuda: device ordinal */
+    int recompute;       /* 1: keep only each layer's input, recompute the rest in the backward
+                          * (same bits, one more forward); UNSUPPORTED on a backend without it */
+    int no_optimizer;    /* 1: no AdamW slabs: the optimizer runs outside (a shard, pipelines/loop.h);
+                          * the optimizer calls then fail with USAGE (reset: only the counter) */
 } kern_options;
 
 typedef struct {
@@ -52,6 +56,11 @@ XFFL_MUST_USE xffl_status kern_set_params(kern_model *m, const float *params);
 XFFL_MUST_USE xffl_status kern_get_params(kern_model *m, float *params);
 /* Gradient slab out (tests, gradient checks). */
 XFFL_MUST_USE xffl_status kern_get_grads(kern_model *m, float *grads);
+/* Elements [off, off+n) of the gradient slab out, of the parameter slab in: a sharded
+ * optimizer moves one piece at a time instead of whole-slab host copies. last = 1 on
+ * the last piece of an update (cuda makes its bf16 copy then). USAGE outside the slab. */
+XFFL_MUST_USE xffl_status kern_get_grads_range(kern_model *m, int64_t off, int64_t n, float *out);
+XFFL_MUST_USE xffl_status kern_set_params_range(kern_model *m, int64_t off, int64_t n, const float *in, int last);
 /* Bytes of the backend's slabs: params, grads, AdamW state, activations. */
 uint64_t kern_model_bytes(const kern_model *m);
 /* Reset AdamW moments and step counter (the inner state, reset each round). */

@@ -1,64 +1,10 @@
-/* kern_train, kern_eval, kern_sample (contract in train.h). */
+/* kern_eval, kern_sample (contract in train.h). */
 #include "kernels/train.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/log.h"
-#include "common/util.h"
-
-xffl_status kern_train(kern_model *m, const kern_train_options *o, float *losses, kern_train_result *r)
-{
-    memset(r, 0, sizeof *r);
-    int B = o->batch, T = o->seq_len;
-    if (o->steps < 0 || B < 1 || T < 1 || !o->next_batch)
-        return xffl_fail(XFFL_ERR_USAGE, "train: steps %d, batch %d x %d, batch source %s", o->steps, B, T,
-                         o->next_batch ? "set" : "missing");
-    double every = o->progress_seconds > 0 ? o->progress_seconds : 2.0;
-    double t0 = xffl_now(), last_report = t0, sum = 0;
-    int32_t *in = malloc((size_t)B * T * sizeof *in), *tg = malloc((size_t)B * T * sizeof *tg);
-    xffl_status st = XFFL_OK;
-    if (!in || !tg) {
-        st = xffl_fail(XFFL_ERR_NOMEM, "train: batch buffers %d x %d", B, T);
-        goto done;
-    }
-    for (int s = 0; s < o->steps; s++) {
-        float loss = 0, gn = 0;
-        XFFL_CHECK_GOTO(st, o->next_batch(o->batch_ctx, B, T, in, tg), done);
-        XFFL_CHECK_GOTO(st, kern_zero_grad(m), done);
-        XFFL_CHECK_GOTO(st, kern_forward(m, in, tg, B, T, &loss), done);
-        if (!isfinite(loss)) {
-            st = xffl_fail(XFFL_ERR_INVALID, "train: loss is %g at step %d", loss, s);
-            goto done;
-        }
-        XFFL_CHECK_GOTO(st, kern_backward(m), done);
-        st = kern_adamw_step(m, &o->adamw, s, &gn);
-        if (st != XFFL_OK) {
-            xffl_wrap(st, "train: step %d", s);
-            goto done;
-        }
-        if (losses) losses[s] = loss;
-        if (s == 0) r->loss_first = loss;
-        r->loss_last = loss;
-        r->grad_norm_last = gn;
-        sum += loss;
-        r->steps = s + 1;
-        r->tokens += (int64_t)B * T;
-        double now = xffl_now();
-        if (s == 0 || s + 1 == o->steps || now - last_report >= every) {
-            xffl_log(XFFL_LOG_INFO, "train: step %d/%d loss %.4f (%.0f tokens/s)", s + 1, o->steps, loss,
-                     (double)r->tokens / (now - t0));
-            last_report = now;
-        }
-    }
-    r->loss_mean = r->steps ? (float)(sum / r->steps) : 0;
-done:
-    r->seconds = xffl_now() - t0;
-    free(in);
-    free(tg);
-    return st;
-}
 
 xffl_status kern_eval(kern_model *m, int B, int T, int n_batches, kern_batch_fn next_batch, void *ctx,
                       double *mean_loss)

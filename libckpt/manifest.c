@@ -111,15 +111,24 @@ xffl_status ckpt_manifest_require(const ckpt_manifest *m, const char *what, cons
     return XFFL_OK;
 }
 
+int ckpt_manifest_int_parse(const char *text, int64_t *value)
+{
+    const char *p = text + (text[0] == '-');
+    size_t n = strlen(p);
+    /* digits only, no leading zero (but "0"), and never "-0": one spelling per value */
+    if (n == 0 || n > 19 || strspn(p, "0123456789") != n || (p[0] == '0' && (n > 1 || p != text))) return 0;
+    errno = 0;
+    long long x = strtoll(text, NULL, 10);
+    if (errno) return 0;
+    *value = x;
+    return 1;
+}
+
 xffl_status ckpt_manifest_require_int(const ckpt_manifest *m, const char *what, const char *key, int64_t *value)
 {
     const char *v;
     XFFL_FORWARD(ckpt_manifest_require(m, what, key, &v));
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    XFFL_RETURN_IF(!*v || *end || errno, XFFL_ERR_INVALID, "%s: '%s=%s' is not an integer", what, key, v);
-    *value = x;
+    XFFL_RETURN_IF(!ckpt_manifest_int_parse(v, value), XFFL_ERR_INVALID, "%s: '%s=%s' is not an integer", what, key, v);
     return XFFL_OK;
 }
 
@@ -298,17 +307,24 @@ static int split(char *line, char **f, int n)
 static XFFL_MUST_USE xffl_status parse_line(ckpt_manifest *m, char *line, int *body)
 {
     char *f[5];
+    /* a repeated line would count twice (a part fetched twice, a facility's delta
+     * weighted twice): every name appears once */
     if (strncmp(line, "contributor ", 12) == 0) {
         *body = 1;
         XFFL_RETURN_IF(!split(line, f, 3), XFFL_ERR_INVALID, "want 'contributor <facility> <key>'");
+        for (int i = 0; i < m->n_contributors; i++)
+            XFFL_RETURN_IF(!strcmp(m->contributors[i].facility, f[1]) || !strcmp(m->contributors[i].key, f[2]),
+                           XFFL_ERR_INVALID, "contributor %s %s repeats an earlier contributor line", f[1], f[2]);
         return ckpt_manifest_add_contributor(m, f[1], f[2]);
     }
     if (strncmp(line, "object ", 7) == 0) {
         *body = 1;
+        int64_t bytes;
         XFFL_RETURN_IF(!split(line, f, 4), XFFL_ERR_INVALID, "want 'object <name> <bytes> <sha256>'");
-        XFFL_RETURN_IF(strspn(f[2], "0123456789") != strlen(f[2]) || (f[2][0] == '0' && f[2][1]) || strlen(f[2]) > 19,
-                       XFFL_ERR_INVALID, "object %s: byte count '%s'", f[1], f[2]);
-        return ckpt_manifest_add_object(m, f[1], strtoull(f[2], NULL, 10), f[3]);
+        XFFL_RETURN_IF(f[2][0] == '-' || !ckpt_manifest_int_parse(f[2], &bytes), XFFL_ERR_INVALID,
+                       "object %s: byte count '%s'", f[1], f[2]);
+        XFFL_RETURN_IF(ckpt_manifest_find_object(m, f[1]) >= 0, XFFL_ERR_INVALID, "object %s listed twice", f[1]);
+        return ckpt_manifest_add_object(m, f[1], (uint64_t)bytes, f[3]);
     }
     if (strncmp(line, "tensor ", 7) == 0) {
         *body = 1;
@@ -318,6 +334,7 @@ static XFFL_MUST_USE xffl_status parse_line(ckpt_manifest *m, char *line, int *b
         int64_t shape[CKPT_MAX_DIMS];
         XFFL_FORWARD(ckpt_dtype_parse(f[2], &d));
         XFFL_FORWARD(ckpt_shape_parse(f[3], &nd, shape));
+        XFFL_RETURN_IF(ckpt_manifest_find_tensor(m, f[1]) >= 0, XFFL_ERR_INVALID, "tensor %s listed twice", f[1]);
         return ckpt_manifest_add_tensor(m, f[1], d, nd, shape, f[4]);
     }
     char *eq = strchr(line, '=');

@@ -70,7 +70,11 @@ XFFL_MUST_USE xffl_status ckpt_manifest_set_int(ckpt_manifest *m, const char *ke
 const char *ckpt_manifest_get(const ckpt_manifest *m, const char *key);
 /* Required headers: NOT_FOUND / INVALID naming `what` (e.g. the manifest's key) and the key. */
 XFFL_MUST_USE xffl_status ckpt_manifest_require(const ckpt_manifest *m, const char *what, const char *key, const char **value);
+/* An integer header in canonical form only ("0", "42", "-1": no sign '+', no leading
+ * zeros, no spaces or trailing bytes, within int64): "2AAAA" or "0042" is INVALID. */
 XFFL_MUST_USE xffl_status ckpt_manifest_require_int(const ckpt_manifest *m, const char *what, const char *key, int64_t *value);
+/* 1 when text is an integer in that canonical form (its value in *value), else 0. */
+int ckpt_manifest_int_parse(const char *text, int64_t *value);
 
 XFFL_MUST_USE xffl_status ckpt_manifest_add_contributor(ckpt_manifest *m, const char *facility, const char *key);
 XFFL_MUST_USE xffl_status ckpt_manifest_add_object(ckpt_manifest *m, const char *name, uint64_t bytes, const char *sha256_hex);
@@ -83,7 +87,8 @@ int ckpt_manifest_find_object(const ckpt_manifest *m, const char *name);
 /* Canonical text into a malloc'd NUL-terminated buffer (caller frees); len excludes NUL. */
 XFFL_MUST_USE xffl_status ckpt_manifest_format(const ckpt_manifest *m, char **text, size_t *len);
 /* Strict parse of text[0..len). INVALID naming `what` (e.g. "versions/v000003/INDEX-…")
- * and the line number on any malformed line. Caller owns *out. */
+ * and the line number on any malformed line, a repeated header, or a second line for
+ * the same contributor (facility or key), object or tensor. Caller owns *out. */
 XFFL_MUST_USE xffl_status ckpt_manifest_parse(const char *text, size_t len, const char *what, ckpt_manifest **out);
 
 /* Content name "<stem>-<first 12 hex of sha256>" (e.g. "INDEX-3f9a0c12d4e1",

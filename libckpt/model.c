@@ -32,6 +32,19 @@ xffl_status ckpt_model_preset(const char *name, int vocab_override, ckpt_model_c
     return xffl_fail(XFFL_ERR_USAGE, "unknown model preset '%s' (known: %s)", name, ckpt_model_preset_names());
 }
 
+const char *ckpt_model_preset_match(const ckpt_model_config *cfg)
+{
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        ckpt_model_config c = presets[i].cfg;
+        c.vocab_size = cfg->vocab_size;
+        if (c.dim == cfg->dim && c.n_layers == cfg->n_layers && c.n_heads == cfg->n_heads &&
+            c.n_kv_heads == cfg->n_kv_heads && c.hidden_dim == cfg->hidden_dim && c.max_seq_len == cfg->max_seq_len &&
+            c.norm_eps == cfg->norm_eps && c.rope_theta == cfg->rope_theta)
+            return presets[i].name;
+    }
+    return NULL;
+}
+
 xffl_status ckpt_model_validate(const ckpt_model_config *c)
 {
     /* Bounds far above any LLaMA (7b: dim 4096, 32 layers, hidden 11008) that keep every

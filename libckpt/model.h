@@ -29,6 +29,8 @@ typedef struct {
  * replaces the preset's vocabulary (byte-level 256 for tiny/small/base).
  * USAGE error naming the preset if unknown. */
 XFFL_MUST_USE xffl_status ckpt_model_preset(const char *name, int vocab_override, ckpt_model_config *cfg);
+/* The preset cfg is, its vocabulary aside (--vocab overrides it), or NULL. */
+const char *ckpt_model_preset_match(const ckpt_model_config *cfg);
 /* Checks internal consistency (positive sizes, divisibility); INVALID naming the field. */
 XFFL_MUST_USE xffl_status ckpt_model_validate(const ckpt_model_config *cfg);
 /* Comma-separated list of preset names, for --help. */

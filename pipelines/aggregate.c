@@ -76,9 +76,15 @@ static XFFL_MUST_USE xffl_status check_commit(const ckpt_manifest *m, const pipe
     XFFL_FORWARD(expect_header(m, key, "base_version", buf, "stale base"));
     XFFL_FORWARD(expect_header(m, key, "federation", fed_sha, "made for another federation.h5"));
     XFFL_FORWARD(expect_header(m, key, "encoding", ckpt_codec_name(f->encoding), "encoding differs from federation"));
-    XFFL_FORWARD(ckpt_manifest_require_int(m, key, "tokens", &c->tokens));
+    int64_t claimed;
+    XFFL_FORWARD(ckpt_manifest_require_int(m, key, "tokens", &claimed));
     XFFL_FORWARD(ckpt_manifest_require_int(m, key, "steps", &c->steps));
-    XFFL_RETURN_IF(c->tokens <= 0, XFFL_ERR_INVALID, "%s: tokens %lld must be > 0", key, (long long)c->tokens);
+    XFFL_RETURN_IF(claimed <= 0, XFFL_ERR_INVALID, "%s: tokens %lld must be > 0", key, (long long)claimed);
+    /* tokens= is a claim: the weight is what federation.h5 has every facility train */
+    XFFL_FORWARD(pipe_federation_round_tokens(f, &c->tokens));
+    if (claimed != c->tokens)
+        xffl_log(XFFL_LOG_WARN, "note: %s claims tokens=%lld; weighted as federation.h5's %lld", key,
+                 (long long)claimed, (long long)c->tokens);
     XFFL_RETURN_IF(m->n_objects < 1, XFFL_ERR_INVALID, "%s: names no delta part", key);
     XFFL_FORWARD(header_double(m, key, "loss_first", &c->loss_first));
     XFFL_FORWARD(header_double(m, key, "loss_last", &c->loss_last));
@@ -172,6 +178,31 @@ done:
     return st;
 }
 
+xffl_status pipe_contrib_usable(store *s, const pipe_federation *f, const char *fed_sha, int64_t round,
+                                const pipe_version_ref *base, const char *commit_key, int *usable)
+{
+    *usable = 0;
+    ckpt_manifest *m = NULL;
+    pipe_contrib c;
+    memset(&c, 0, sizeof c);
+    xffl_status st = pipe_manifest_load(s, commit_key, NULL, &m, NULL);
+    if (st == XFFL_OK) st = check_commit(m, f, fed_sha, round, base, commit_key, &c);
+    for (int i = 0; st == XFFL_OK && i < m->n_objects; i++) {
+        uint64_t size = 0;
+        st = store_head(s, m->objects[i].name, &size, NULL);
+        if (st == XFFL_OK && size != m->objects[i].bytes)
+            st = xffl_fail(XFFL_ERR_CORRUPT, "%s names %s of %llu bytes, found %llu", commit_key, m->objects[i].name,
+                           (unsigned long long)m->objects[i].bytes, (unsigned long long)size);
+    }
+    ckpt_manifest_free(m);
+    if (st == XFFL_OK) *usable = 1;
+    else if (is_data_error(st)) {
+        xffl_log(XFFL_LOG_WARN, "warning: %s is not an attempt aggregate could accept: %s", commit_key, xffl_errmsg());
+        st = XFFL_OK;
+    }
+    return st;
+}
+
 typedef struct {
     const float *const *slabs;
     const ckpt_param_table *t;
@@ -195,14 +226,14 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
     ckpt_manifest *index = NULL;
     XFFL_FORWARD(pipe_manifest_load(from, base->index_key, base->index_sha, &index, NULL));
     int64_t tokens_seen = 0;
-    const char *ts = ckpt_manifest_get(index, "tokens_seen");
-    if (ts) tokens_seen = strtoll(ts, NULL, 10);
+    /* checked >= 0 by pipe_manifest_load; each delta's tokens come from federation.h5 */
+    xffl_status st = ckpt_manifest_require_int(index, base->index_key, "tokens_seen", &tokens_seen);
     const char *groups[PIPE_MAX_GROUPS] = {"model"};
     float *slabs[PIPE_MAX_GROUPS] = {0}, *out = NULL, *state[2] = {0};
     const float **deltas = NULL;
     double *tok = NULL;
-    xffl_status st = XFFL_OK;
     int fetch_groups = 1;
+    if (st != XFFL_OK) goto done;
     for (int g = 0; g < PIPE_MAX_GROUPS; g++) {
         if (g <= ns) {
             slabs[g] = calloc((size_t)t->total, sizeof(float));
@@ -226,16 +257,21 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
         st = xffl_fail(XFFL_ERR_NOMEM, "aggregation output");
         goto done;
     }
-    int64_t round_tokens = 0;
     for (int i = 0; i < n; i++) {
         deltas[i] = contribs[i].delta;
         tok[i] = (double)contribs[i].tokens;
-        round_tokens += contribs[i].tokens;
+        if (__builtin_add_overflow(tokens_seen, contribs[i].tokens, &tokens_seen)) {
+            st = xffl_fail(XFFL_ERR_INVALID, "round %lld: tokens_seen overflows", (long long)base->version + 1);
+            goto done;
+        }
     }
     pipe_algo_input in = {.k = n, .deltas = deltas, .tokens = tok, .base = slabs[0], .n = t->total,
                           .state = state, .round = base->version + 1, .threads = threads};
     pipe_algo_stats stt;
     XFFL_CHECK_GOTO(st, pipe_algo_apply(ac, &in, out, &stt), done);
+    if (stt.deltas_clipped)
+        xffl_log(XFFL_LOG_INFO, "round %lld: %d of %d deltas clipped to %g x the median delta norm",
+                 (long long)base->version + 1, stt.deltas_clipped, n, ac->delta_clip);
     if (stats) *stats = stt;
     free(slabs[0]);
     slabs[0] = out;
@@ -254,7 +290,7 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
     pipe_version_spec spec = {
         .version = base->version + 1, .parent = base->version, .round = base->version + 1,
         .algorithm = pipe_algo_name(ac->kind), .federation_sha256 = fed_sha,
-        .tokens_seen = tokens_seen + round_tokens, .n_contributors = n, .contributor_facility = facs,
+        .tokens_seen = tokens_seen, .n_contributors = n, .contributor_facility = facs,
         .contributor_commit = keys, .n_groups = 1 + ns, .groups = groups, .part_size = f->part_size,
         .level = f->zstd_level, .threads = threads, .n_extra = 3, .extra_keys = ek, .extra_values = ev};
     slab_src src = {.slabs = (const float *const *)slabs, .t = t};
@@ -280,9 +316,8 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
     double t0 = xffl_now();
     pipe_federation f;
     char fed_sha[XFFL_SHA256_HEX];
-    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, fed_sha));
     pipe_version_ref base;
-    XFFL_FORWARD(pipe_latest_read(s, &base));
+    XFFL_FORWARD(pipe_federation_load_latest(s, &base, &f, fed_sha));
     int64_t round = base.version + 1;
     if (o->round >= 0) {
         if (o->round <= base.version) {

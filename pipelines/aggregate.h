@@ -36,6 +36,15 @@ XFFL_MUST_USE xffl_status pipe_contrib_load(store *s, const pipe_federation *f, 
                               int64_t round, const pipe_version_ref *base, const char *commit_key, pipe_contrib *c,
                               int *bad);
 
+/* Whether a pending attempt is one aggregate could accept, short of decoding it: its
+ * COMMIT loads, its headers pass the same checks as in pipe_contrib_load (round,
+ * facility and folder, base INDEX, federation digest, encoding) and every part it names
+ * is stored with the size it says. *usable = 0 (the reason logged) when not; a store
+ * failure is returned. train uses it so that a forged attempt written first does not
+ * make the facility's job a no-op; a well-formed forgery needs signatures to stop. */
+XFFL_MUST_USE xffl_status pipe_contrib_usable(store *s, const pipe_federation *f, const char *fed_sha, int64_t round,
+                                              const pipe_version_ref *base, const char *commit_key, int *usable);
+
 /* Fetches base (model and the algorithm's outer state: zeros when the base holds
  * none), applies the algorithm to contribs (sorted by facility) and publishes version
  * base+1 to `to` (the same store normally, a scratch store for reproduce). */

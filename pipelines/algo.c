@@ -17,7 +17,7 @@ static const pipe_algo_param params[] = {
     P("outer_momentum", DOUBLE, momentum, 0), P("nesterov", FLAG, nesterov, 0),
     P("adam_beta1", DOUBLE, beta1, 0),        P("adam_beta2", DOUBLE, beta2, 0),
     P("adam_eps", DOUBLE, eps, 0),            P("trim_fraction", DOUBLE, trim, 0),
-    P("clip_norm", DOUBLE, clip_norm, 0),
+    P("clip_norm", DOUBLE, clip_norm, 0),     P("delta_clip", DOUBLE, delta_clip, 1),
 };
 #undef P
 
@@ -72,6 +72,10 @@ xffl_status pipe_algo_validate(const pipe_algo_config *c)
     XFFL_RETURN_IF(!(c->eps > 0), XFFL_ERR_INVALID, "eps %g must be > 0", c->eps);
     XFFL_RETURN_IF(!(c->trim >= 0 && c->trim < 0.5), XFFL_ERR_INVALID, "trim %g outside [0,0.5)", c->trim);
     XFFL_RETURN_IF(!(c->clip_norm >= 0), XFFL_ERR_INVALID, "clip_norm %g must be >= 0", c->clip_norm);
+    XFFL_RETURN_IF(!(c->delta_clip >= 0) || !isfinite(c->delta_clip), XFFL_ERR_INVALID,
+                   "delta_clip %g must be >= 0 (a multiple of the median delta norm)", c->delta_clip);
+    XFFL_RETURN_IF(c->delta_clip > 0 && !d->per_delta, XFFL_ERR_INVALID, "algorithm %s does not clip deltas (delta_clip)",
+                   d->name);
     XFFL_RETURN_IF(c->nesterov != 0 && c->nesterov != 1, XFFL_ERR_INVALID, "nesterov %d must be 0 or 1", c->nesterov);
     return d->validate ? d->validate(c) : XFFL_OK;
 }
@@ -142,9 +146,11 @@ void pipe_algo_combine_mean(const pipe_algo_config *c, const pipe_algo_input *in
                             int64_t lo, int64_t hi, float *out)
 {
     (void)c;
+    const double *sc = in->delta_scale;
     for (int64_t i = lo; i < hi; i++) {
         double s = 0;
-        for (int j = 0; j < in->k; j++) s += w[j] * (double)in->deltas[j][i];
+        /* × 1.0 is exact: without step 0 the bits are those of the plain mean */
+        for (int j = 0; j < in->k; j++) s += w[j] * ((double)in->deltas[j][i] * (sc ? sc[j] : 1.0));
         out[i] = (float)(s / wsum);
     }
 }
@@ -154,24 +160,40 @@ static void combine_median(const pipe_algo_config *c, const pipe_algo_input *in,
 {
     (void)c, (void)w, (void)wsum;
     const int k = in->k;
+    const double *sc = in->delta_scale;
     double v[MAX_SORT];
     for (int64_t i = lo; i < hi; i++) {
-        for (int j = 0; j < k; j++) v[j] = in->deltas[j][i];
+        for (int j = 0; j < k; j++) v[j] = (double)in->deltas[j][i] * (sc ? sc[j] : 1.0);
         sort_small(v, k);
         out[i] = (float)((k & 1) ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2.0);
     }
 }
+
+/* median of k: all but the middle one (odd) or two (even) */
+static int median_excludes(const pipe_algo_config *c, int k)
+{
+    (void)c;
+    return k < 3 ? 0 : k - 2 + (k & 1);
+}
+
+static int trim_cut(const pipe_algo_config *c, int k)
+{
+    int cut = (int)(c->trim * k);
+    return k - 2 * cut < 1 ? (k - 1) / 2 : cut;
+}
+
+static int trimmed_excludes(const pipe_algo_config *c, int k) { return 2 * trim_cut(c, k); }
 
 static void combine_trimmed(const pipe_algo_config *c, const pipe_algo_input *in, const double *w, double wsum,
                             int64_t lo, int64_t hi, float *out)
 {
     (void)w, (void)wsum;
     const int k = in->k;
-    int cut = (int)(c->trim * k);
-    if (k - 2 * cut < 1) cut = (k - 1) / 2;
+    const int cut = trim_cut(c, k);
+    const double *sc = in->delta_scale;
     double v[MAX_SORT];
     for (int64_t i = lo; i < hi; i++) {
-        for (int j = 0; j < k; j++) v[j] = in->deltas[j][i];
+        for (int j = 0; j < k; j++) v[j] = (double)in->deltas[j][i] * (sc ? sc[j] : 1.0);
         sort_small(v, k);
         double s = 0;
         for (int j = cut; j < k - cut; j++) s += v[j];
@@ -183,6 +205,16 @@ static void combine_trimmed(const pipe_algo_config *c, const pipe_algo_input *in
 double pipe_algo_clip_to_norm(const pipe_algo_config *c, double pg_norm)
 {
     return c->clip_norm > 0 && pg_norm > c->clip_norm ? c->clip_norm / pg_norm : 1.0;
+}
+
+void pipe_algo_clip_deltas(const pipe_algo_config *c, const pipe_algo_input *in, const double *norms, double *scale)
+{
+    double v[MAX_SORT];
+    const int k = in->k;
+    for (int j = 0; j < k; j++) v[j] = norms[j];
+    sort_small(v, k);
+    const double bound = c->delta_clip * ((k & 1) ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2.0);
+    for (int j = 0; j < k; j++) scale[j] = norms[j] > bound ? bound / norms[j] : 1.0;
 }
 
 /* Step 3. g = −d̄·scale at each element; every step computes in double. */
@@ -241,19 +273,23 @@ static void outer_fedadam(const pipe_algo_round *r, const float *base, int64_t l
 
 static void fedadam_defaults(pipe_algo_config *c) { c->outer_lr = 0.01; }
 
-static const pipe_algo_def fedavg = {.name = "fedavg", .combine = pipe_algo_combine_mean,
-                                     .clip = pipe_algo_clip_to_norm, .outer = outer_plain};
-static const pipe_algo_def diloco = {.name = "diloco", .defaults = diloco_defaults, .n_state = 1,
-                                     .state_groups = {"outer"}, .combine = pipe_algo_combine_mean,
-                                     .clip = pipe_algo_clip_to_norm, .outer = outer_diloco};
-static const pipe_algo_def fedadam = {.name = "fedadam", .defaults = fedadam_defaults, .n_state = 2,
-                                      .state_groups = {"outer/m", "outer/v"}, .combine = pipe_algo_combine_mean,
-                                      .clip = pipe_algo_clip_to_norm, .prepare = fedadam_prepare,
-                                      .outer = outer_fedadam};
-static const pipe_algo_def median = {.name = "median", .combine = combine_median, .clip = pipe_algo_clip_to_norm,
+static const pipe_algo_def fedavg = {.name = "fedavg", .per_delta = pipe_algo_clip_deltas,
+                                     .combine = pipe_algo_combine_mean, .clip = pipe_algo_clip_to_norm,
                                      .outer = outer_plain};
-static const pipe_algo_def trimmed = {.name = "trimmed", .combine = combine_trimmed, .clip = pipe_algo_clip_to_norm,
-                                      .outer = outer_plain};
+static const pipe_algo_def diloco = {.name = "diloco", .defaults = diloco_defaults, .n_state = 1,
+                                     .state_groups = {"outer"}, .per_delta = pipe_algo_clip_deltas,
+                                     .combine = pipe_algo_combine_mean, .clip = pipe_algo_clip_to_norm,
+                                     .outer = outer_diloco};
+static const pipe_algo_def fedadam = {.name = "fedadam", .defaults = fedadam_defaults, .n_state = 2,
+                                      .state_groups = {"outer/m", "outer/v"}, .per_delta = pipe_algo_clip_deltas,
+                                      .combine = pipe_algo_combine_mean, .clip = pipe_algo_clip_to_norm,
+                                      .prepare = fedadam_prepare, .outer = outer_fedadam};
+static const pipe_algo_def median = {.name = "median", .excludes = median_excludes,
+                                     .per_delta = pipe_algo_clip_deltas, .combine = combine_median,
+                                     .clip = pipe_algo_clip_to_norm, .outer = outer_plain};
+static const pipe_algo_def trimmed = {.name = "trimmed", .excludes = trimmed_excludes,
+                                      .per_delta = pipe_algo_clip_deltas, .combine = combine_trimmed,
+                                      .clip = pipe_algo_clip_to_norm, .outer = outer_plain};
 /* The builtins, in pipe_algo_kind order; registered entries follow them. */
 static const pipe_algo_def *const builtins[] = {
     [PIPE_ALGO_FEDAVG] = &fedavg, [PIPE_ALGO_DILOCO] = &diloco,   [PIPE_ALGO_FEDADAM] = &fedadam,
@@ -329,6 +365,18 @@ xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in
     const int64_t n = in->n;
     const int nt = nthreads(in->threads);
     const int64_t nchunks = (n + CHUNK - 1) / CHUNK;
+    /* Step 0: each delta's factor from the deltas' norms (chunked sums: same bits for
+     * any thread count); combine reads the deltas through it. */
+    double norms[MAX_SORT], scale[MAX_SORT];
+    pipe_algo_input step = *in;
+    int clipped = 0;
+    if (c->delta_clip > 0) {
+        for (int j = 0; j < in->k; j++) norms[j] = sqrt(pipe_algo_sqnorm(in->deltas[j], n, nt));
+        def->per_delta(c, in, norms, scale);
+        for (int j = 0; j < in->k; j++) clipped += scale[j] != 1.0;
+        step.delta_scale = scale;
+    }
+    in = &step;
     /* Step 1: d̄ into out (used as scratch until step 3 overwrites it element-wise). */
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t ch = 0; ch < nchunks; ch++)
@@ -356,9 +404,11 @@ xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in
     for (int64_t ch = 0; ch < nchunks; ch++) up2 += part[ch];
     free(part);
     if (stats) {
+        memset(stats, 0, sizeof *stats); /* padding too: callers compare stats bytewise */
         stats->pg_norm = pg;
         stats->clip_scale = r.scale;
         stats->update_norm = sqrt(up2);
+        stats->deltas_clipped = clipped;
     }
     return XFFL_OK;
 }

@@ -1,6 +1,9 @@
 /* Aggregation algorithms: how a round's deltas become the next global model.
  *
- * Every algorithm is the same three steps over the parameter table's flat slab:
+ * Every algorithm is the same steps over the parameter table's flat slab:
+ *   0. per delta, when delta_clip is set: a factor that bounds its L2 norm by
+ *      delta_clip x the median of the K deltas' norms (one facility cannot outweigh
+ *      the others by sending a huge delta), applied as each value is read;
  *   1. combine the K deltas element-wise into one delta d̄ (weighted/plain mean,
  *      coordinate-wise median or trimmed mean);
  *   2. pseudo-gradient g = −d̄, optionally clipped to a global L2 norm;
@@ -45,6 +48,8 @@ typedef struct {
     double eps;          /* fedadam (1e-8) */
     double trim;         /* trimmed: fraction cut from EACH end (0.1); at least one kept */
     double clip_norm;    /* pseudo-gradient global L2 norm bound; 0 = no clipping */
+    double delta_clip;   /* step 0: each delta's norm at most delta_clip x the median
+                            delta norm; 0 = no per-delta clipping */
 } pipe_algo_config;
 
 /* The algorithm parameters federation.h5 stores, in file order: every algorithm
@@ -55,7 +60,9 @@ typedef struct {
     const char *attr;          /* federation.h5 attribute: "outer_lr" */
     pipe_algo_param_type type; /* a double, or an int that is 0 or 1 */
     size_t offset;             /* offsetof(pipe_algo_config, field) */
-    int optional;              /* 1: files made before it existed lack it */
+    int optional;              /* 1: files made before it existed lack it, and it is
+                                  written only when not 0 (a federation that does not
+                                  use it keeps the bytes older xffl wrote and reads) */
 } pipe_algo_param;
 /* The rows; *n receives their count. */
 const pipe_algo_param *pipe_algo_params(int *n);
@@ -90,12 +97,16 @@ typedef struct {
                                    in place; all zero at version 0 */
     int64_t round;              /* the round being made (v+1 ≥ 1): Adam bias correction */
     int threads;                /* 0 = OpenMP default; never changes the result */
+    const double *delta_scale;  /* step 0's k factors, set by pipe_algo_apply for the
+                                   combine step (read delta j at i as
+                                   (double)deltas[j][i] * delta_scale[j]); NULL: all 1 */
 } pipe_algo_input;
 
 typedef struct {
     double pg_norm;      /* L2 norm of the pseudo-gradient before clipping */
     double clip_scale;   /* factor applied (1 when not clipped) */
     double update_norm;  /* L2 norm of θ_{v+1} − θ_v as computed in double */
+    int deltas_clipped;  /* deltas step 0 scaled down */
 } pipe_algo_stats;
 
 /* One round's outer step context: what every element of the step shares. */
@@ -114,6 +125,13 @@ typedef struct {
     void (*defaults)(pipe_algo_config *c);
     /* Rules beyond the common ranges; INVALID naming the field. NULL: none. */
     xffl_status (*validate)(const pipe_algo_config *c);
+    /* A robust combine: how many of k values it leaves out at each element (median of
+     * 3: 2; trimmed mean: 2 x the cut). init refuses a quorum at which this is 0 (the
+     * algorithm would tolerate no faulty facility). NULL: not robust, nothing checked. */
+    int (*excludes)(const pipe_algo_config *c, int k);
+    /* Step 0: scale[j] for each of in->k deltas from their L2 norms (delta_clip > 0 only).
+     * NULL: the algorithm refuses delta_clip. Builtins: pipe_algo_clip_deltas. */
+    void (*per_delta)(const pipe_algo_config *c, const pipe_algo_input *in, const double *norms, double *scale);
     int n_state;                                  /* outer state slabs kept in versions */
     const char *state_groups[PIPE_ALGO_MAX_STATE]; /* their group paths in a version part */
     /* Step 1: d̄ at each element into out, from in's deltas and the weights w (Σ wsum). */
@@ -140,6 +158,8 @@ int pipe_algo_count(void);
 void pipe_algo_combine_mean(const pipe_algo_config *c, const pipe_algo_input *in, const double *w, double wsum,
                             int64_t lo, int64_t hi, float *out);
 double pipe_algo_clip_to_norm(const pipe_algo_config *c, double pg_norm);
+/* Step 0 of the builtins: delta j scaled to delta_clip x median(norms) when longer. */
+void pipe_algo_clip_deltas(const pipe_algo_config *c, const pipe_algo_input *in, const double *norms, double *scale);
 
 /* θ_{v+1} into out (n floats; may not alias base). stats may be NULL.
  * INVALID if k < 1, a weight is negative or all weights are zero, or (defence in

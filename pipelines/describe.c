@@ -237,8 +237,8 @@ xffl_status pipe_verify_version(store *s, int64_t version, pipe_version_check *o
     pipe_version_info info = {0};
     ckpt_param_table *t = NULL;
     xffl_status st;
-    XFFL_CHECK_GOTO(st, pipe_federation_load(s, NULL, &f, out->federation_sha), out);
     XFFL_CHECK_GOTO(st, pipe_version_resolve(s, version, &out->ref), out);
+    XFFL_CHECK_GOTO(st, pipe_federation_load_for(s, &out->ref, &f, out->federation_sha), out);
     XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f.model, &t), out);
     XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &out->ref, t, 0, NULL, NULL, &info), out);
     if (strcmp(info.federation_sha, out->federation_sha) != 0) {

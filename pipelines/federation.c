@@ -18,10 +18,19 @@ void pipe_federation_set_algo(pipe_federation *f, pipe_algo_kind kind)
 
 xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federation *f)
 {
-    memset(f, 0, sizeof *f);
+    ckpt_model_config model;
     XFFL_RETURN_IF(strlen(preset) >= sizeof f->preset, XFFL_ERR_USAGE, "preset name '%s' too long", preset);
-    XFFL_FORWARD(ckpt_model_preset(preset, vocab, &f->model));
-    strcpy(f->preset, preset);
+    XFFL_FORWARD(ckpt_model_preset(preset, vocab, &model));
+    return pipe_federation_default_model(preset, &model, f);
+}
+
+xffl_status pipe_federation_default_model(const char *name, const ckpt_model_config *model, pipe_federation *f)
+{
+    memset(f, 0, sizeof *f);
+    XFFL_RETURN_IF(strlen(name) >= sizeof f->preset, XFFL_ERR_USAGE, "model name '%s' too long", name);
+    XFFL_FORWARD(ckpt_model_validate(model));
+    f->model = *model;
+    strcpy(f->preset, name);
     f->n_facilities = 1;
     strcpy(f->facilities[0], "local");
     pipe_federation_set_algo(f, PIPE_ALGO_FEDAVG);
@@ -113,6 +122,19 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     XFFL_RETURN_IF(f->seq_len < 1 || f->seq_len > f->model.max_seq_len, XFFL_ERR_INVALID,
                    "federation: seq len %d outside 1..%d (max_seq_len)", f->seq_len, f->model.max_seq_len);
     XFFL_RETURN_IF(!ckpt_codec_get(f->encoding), XFFL_ERR_INVALID, "federation: encoding %d", (int)f->encoding);
+    XFFL_RETURN_IF(f->tokenizer_sha256[0] && (strlen(f->tokenizer_sha256) != XFFL_SHA256_HEX - 1 ||
+                                              strspn(f->tokenizer_sha256, "0123456789abcdef") != XFFL_SHA256_HEX - 1),
+                   XFFL_ERR_INVALID, "federation: tokenizer_sha256 '%s' is not a SHA-256", f->tokenizer_sha256);
+    return XFFL_OK;
+}
+
+xffl_status pipe_federation_round_tokens(const pipe_federation *f, int64_t *tokens)
+{
+    int64_t bt;
+    int over = __builtin_mul_overflow((int64_t)f->local_steps, (int64_t)f->batch, &bt) ||
+               __builtin_mul_overflow(bt, (int64_t)f->seq_len, tokens);
+    XFFL_RETURN_IF(over || *tokens < 1, XFFL_ERR_INVALID, "federation: %d local steps x batch %d x seq len %d tokens "
+                   "per round is out of range", f->local_steps, f->batch, f->seq_len);
     return XFFL_OK;
 }
 
@@ -132,7 +154,8 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     xffl_status s = XFFL_OK;
 #define W(expr) if (s == XFFL_OK) s = (expr)
     W(ckpt_h5_attr_str(w, "format", PIPE_FEDERATION_FORMAT));
-    W(ckpt_h5_attr_int(w, "format_version", PIPE_FEDERATION_FORMAT_VERSION));
+    W(ckpt_h5_attr_int(w, "format_version", f->tokenizer_sha256[0] ? PIPE_FEDERATION_FORMAT_VERSION
+                                                                    : PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL));
     W(ckpt_h5_attr_str(w, "preset", f->preset));
     W(pipe_model_attrs_write(w, &f->model));
     W(ckpt_h5_attr_str(w, "facilities", facs));
@@ -141,6 +164,8 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     const pipe_algo_param *ap = pipe_algo_params(&np);
     for (int i = 0; i < np; i++) {
         const char *field = (const char *)a + ap[i].offset;
+        int unset = ap[i].type == PIPE_ALGO_PARAM_FLAG ? *(const int *)field == 0 : *(const double *)field == 0;
+        if (ap[i].optional && unset) continue;
         if (ap[i].type == PIPE_ALGO_PARAM_FLAG) {
             W(ckpt_h5_attr_int(w, ap[i].attr, *(const int *)field));
         } else {
@@ -165,6 +190,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(ckpt_h5_attr_int(w, "seq_len", f->seq_len));
     W(ckpt_h5_attr_str(w, "encoding", ckpt_codec_name(f->encoding)));
     W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
+    if (f->tokenizer_sha256[0]) W(ckpt_h5_attr_str(w, "tokenizer_sha256", f->tokenizer_sha256));
 #undef W
     if (s != XFFL_OK) {
         ckpt_h5_writer_abort(w);
@@ -257,6 +283,13 @@ static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "%s: attribute encoding", path);
     XFFL_FORWARD(get_int(r, "keep_inner_state", 0, 1, &v));
     f->keep_inner_state = (int)v;
+    if (ckpt_h5_has_attr(r, "tokenizer_sha256")) { /* absent: byte-level */
+        XFFL_FORWARD(ckpt_h5_get_attr_str(r, "tokenizer_sha256", &str));
+        ok = strlen(str) < sizeof f->tokenizer_sha256;
+        if (ok) strcpy(f->tokenizer_sha256, str);
+        free(str);
+        XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: attribute tokenizer_sha256 is not a SHA-256", path);
+    }
     s = pipe_federation_validate(f);
     if (s != XFFL_OK) return xffl_wrap(s, "%s", path);
     return XFFL_OK;
@@ -319,4 +352,41 @@ xffl_status pipe_federation_load(store *s, const char *expect_sha, pipe_federati
     free(dir);
     if (st == XFFL_OK && sha_hex) memcpy(sha_hex, hex, XFFL_SHA256_HEX);
     return st;
+}
+
+xffl_status pipe_federation_load_for(store *s, const pipe_version_ref *ref, pipe_federation *f,
+                                     char sha_hex[XFFL_SHA256_HEX])
+{
+    ckpt_manifest *m = NULL;
+    XFFL_FORWARD(pipe_manifest_load(s, ref->index_key, ref->index_sha, &m, NULL));
+    const char *want = ckpt_manifest_get(m, "federation");
+    char sha[XFFL_SHA256_HEX] = "";
+    int ok = want && strlen(want) == XFFL_SHA256_HEX - 1 && strspn(want, "0123456789abcdef") == XFFL_SHA256_HEX - 1;
+    if (ok) memcpy(sha, want, XFFL_SHA256_HEX);
+    ckpt_manifest_free(m);
+    XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: no well-formed 'federation=' line (the digest of %s)", ref->index_key,
+                   PIPE_FEDERATION_KEY);
+    xffl_status st = pipe_federation_load(s, sha, f, sha_hex);
+    if (st == XFFL_ERR_CORRUPT)
+        return xffl_wrap(st, "%s is not the %s that %s records (federation=%.12s...): damaged or replaced, "
+                             "nothing read from it", PIPE_FEDERATION_KEY, PIPE_FEDERATION_KEY, ref->index_key, sha);
+    return st;
+}
+
+xffl_status pipe_federation_load_latest(store *s, pipe_version_ref *latest, pipe_federation *f,
+                                        char sha_hex[XFFL_SHA256_HEX])
+{
+    pipe_version_ref ref;
+    xffl_status st = pipe_latest_read(s, &ref);
+    if (st == XFFL_ERR_NOT_FOUND) {
+        /* no federation.h5 either: say that (the usual first mistake) */
+        uint64_t size;
+        if (store_head(s, PIPE_FEDERATION_KEY, &size, NULL) == XFFL_ERR_NOT_FOUND)
+            return xffl_fail(st, "%s has no %s (not a federation: run xffl init)", store_url(s), PIPE_FEDERATION_KEY);
+        return xffl_fail(st, "%s has no LATEST (no version yet: run xffl init)", store_url(s));
+    }
+    XFFL_FORWARD(st);
+    XFFL_FORWARD(pipe_federation_load_for(s, &ref, f, sha_hex));
+    if (latest) *latest = ref;
+    return XFFL_OK;
 }

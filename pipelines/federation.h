@@ -3,8 +3,8 @@
  * aggregator or `reproduce` needs no flags to get the same bytes).
  *
  * Stored as root attributes of a small HDF5 file (format="xffl-federation",
- * format_version=1); `h5dump -A federation.h5` shows them all. Its SHA-256 goes into
- * every INDEX as `federation=<sha256>`. */
+ * format_version 1, or 2 when it names a tokenizer); `h5dump -A federation.h5` shows
+ * them all. Its SHA-256 goes into every INDEX as `federation=<sha256>`. */
 #ifndef XFFL_PIPE_FEDERATION_H
 #define XFFL_PIPE_FEDERATION_H
 
@@ -18,7 +18,13 @@
 #include "storage/store.h"
 
 #define PIPE_FEDERATION_FORMAT "xffl-federation"
-#define PIPE_FEDERATION_FORMAT_VERSION 1
+/* The newest format_version read and written. Version 2 adds tokenizer_sha256: a
+ * version-1 reader would ignore it and train on (and sample with) another vocabulary,
+ * so it is a bump (docs/design.md "Format versions"). A byte-level federation, which
+ * has no such attribute, is still written as version 1: the same bytes as before, and
+ * older binaries keep reading it. */
+#define PIPE_FEDERATION_FORMAT_VERSION 2
+#define PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL 1
 enum { PIPE_MAX_FACILITIES = 64, PIPE_FACILITY_MAX = 32, PIPE_PRESET_MAX = 32 };
 
 typedef struct {
@@ -34,8 +40,8 @@ typedef struct {
 } pipe_inner_opt;
 
 typedef struct {
-    char preset[PIPE_PRESET_MAX];     /* "tiny", ..., "7b" */
-    ckpt_model_config model;          /* preset + --vocab */
+    char preset[PIPE_PRESET_MAX];     /* "tiny", ..., "7b", or "custom" (PIPE_CUSTOM_MODEL) */
+    ckpt_model_config model;          /* preset + --vocab, or a Hugging Face config */
     int n_facilities;                 /* ≥ 1 */
     char facilities[PIPE_MAX_FACILITIES][PIPE_FACILITY_MAX]; /* sorted bytewise, unique, [a-z0-9_-] */
     pipe_algo_config algo;            /* algorithm and its parameters (pipelines/algo.h) */
@@ -49,11 +55,20 @@ typedef struct {
     int seq_len;                      /* T tokens per sequence (min(256, max_seq_len)) */
     ckpt_codec encoding;              /* delta encoding (fp32; libckpt/codec.h) */
     int keep_inner_state;             /* 1: AdamW state persists across rounds in --state DIR */
+    char tokenizer_sha256[XFFL_SHA256_HEX]; /* the SentencePiece model's (stored as
+                                             * PIPE_TOKENIZER_KEY); "" byte-level */
 } pipe_federation;
 
 /* Defaults for everything (one facility "local", fedavg, H=100, quorum 1, seed 0) and
  * the model of preset with vocab (0 = preset default). USAGE naming an unknown preset. */
 XFFL_MUST_USE xffl_status pipe_federation_default(const char *preset, int vocab, pipe_federation *f);
+/* The same defaults around a model given whole (a Hugging Face config): name is the
+ * preset it equals, or PIPE_CUSTOM_MODEL. The model's every field is an attribute of
+ * federation.h5 already, so a custom model needs no other layout. INVALID from
+ * ckpt_model_validate. */
+#define PIPE_CUSTOM_MODEL "custom"
+XFFL_MUST_USE xffl_status pipe_federation_default_model(const char *name, const ckpt_model_config *model,
+                                                        pipe_federation *f);
 /* Sets the algorithm and resets its parameters to that algorithm's defaults. */
 void pipe_federation_set_algo(pipe_federation *f, pipe_algo_kind kind);
 /* Parses "a,b,c" into the sorted facility list; USAGE naming a bad or repeated name. */
@@ -63,6 +78,11 @@ int pipe_federation_facility_index(const pipe_federation *f, const char *name);
 /* Ranges and consistency (quorum ≤ facilities, seq_len ≤ max_seq_len, ...):
  * INVALID naming the setting. */
 XFFL_MUST_USE xffl_status pipe_federation_validate(const pipe_federation *f);
+
+/* Tokens one facility trains in a round: local_steps x batch x seq_len. The fedavg
+ * weight of every delta and what tokens_seen grows by: a COMMIT's tokens= is a claim
+ * and is never used for either. INVALID when it overflows int64. */
+XFFL_MUST_USE xffl_status pipe_federation_round_tokens(const pipe_federation *f, int64_t *tokens);
 
 /* Writes federation.h5 at a local path (deterministic bytes). */
 XFFL_MUST_USE xffl_status pipe_federation_write_file(const pipe_federation *f, const char *path);
@@ -77,5 +97,17 @@ XFFL_MUST_USE xffl_status pipe_federation_publish(store *s, const pipe_federatio
  * NOT_FOUND naming the store when absent. */
 XFFL_MUST_USE xffl_status pipe_federation_load(store *s, const char *expect_sha, pipe_federation *f,
                                  char sha_hex[XFFL_SHA256_HEX]);
+/* federation.h5 as a version uses it: ref's INDEX (checked against ref->index_sha, or
+ * its content name when that is "") records `federation=<sha256>`, and federation.h5
+ * must have that digest before anything in it is read. A mismatch is CORRUPT naming
+ * federation.h5 and the INDEX: a damaged or replaced file is never used, so no good
+ * delta is ever judged against it (docs/design.md "Trust"). */
+XFFL_MUST_USE xffl_status pipe_federation_load_for(store *s, const pipe_version_ref *ref, pipe_federation *f,
+                                                   char sha_hex[XFFL_SHA256_HEX]);
+/* The same for LATEST's version, which *latest (may be NULL) receives: what train and
+ * aggregate start from. NOT_FOUND naming the store when it has no federation.h5 or
+ * no LATEST. */
+XFFL_MUST_USE xffl_status pipe_federation_load_latest(store *s, pipe_version_ref *latest, pipe_federation *f,
+                                                      char sha_hex[XFFL_SHA256_HEX]);
 
 #endif

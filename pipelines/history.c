@@ -38,7 +38,7 @@ static void fill_from_commit(store *s, const char *key, pipe_history_entry *e)
 xffl_status pipe_history_load(store *s, pipe_history *h)
 {
     memset(h, 0, sizeof *h);
-    XFFL_FORWARD(pipe_federation_load(s, NULL, &h->f, NULL));
+    XFFL_FORWARD(pipe_federation_load_latest(s, NULL, &h->f, NULL));
     pipe_store_scan sc;
     XFFL_FORWARD(pipe_store_scan_run(s, &sc));
     h->latest = sc.latest;

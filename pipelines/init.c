@@ -9,13 +9,30 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "formats/hf.h"
 #include "formats/llama2c.h"
 #include "pipelines/model.h"
+#include "pipelines/tokenizer.h"
 
-/* The federation set describes: defaults, then what was given. */
-static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set, pipe_federation *f)
+static XFFL_MUST_USE xffl_status check_same_model(const char *from, const ckpt_model_config *a,
+                                                 const pipe_federation *f);
+
+/* The federation set describes: defaults, then what was given. hf_model: the model of
+ * a Hugging Face --from, which --model/--vocab (when given) must agree with. */
+static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
+                                                 const ckpt_model_config *hf_model, pipe_federation *f)
 {
-    XFFL_FORWARD(pipe_federation_default(set->preset, set->vocab, f));
+    if (set->preset) {
+        XFFL_FORWARD(pipe_federation_default(set->preset, set->vocab, f));
+        if (hf_model) XFFL_FORWARD(check_same_model(set->from, hf_model, f));
+    } else {
+        XFFL_RETURN_IF(!hf_model, XFFL_ERR_USAGE,
+                       "--model PRESET is required (%s) unless --from names a Hugging Face directory",
+                       ckpt_model_preset_names());
+        XFFL_RETURN_IF(set->vocab, XFFL_ERR_USAGE, "--vocab needs --model (a Hugging Face --from sets the vocabulary)");
+        const char *name = ckpt_model_preset_match(hf_model);
+        XFFL_FORWARD(pipe_federation_default_model(name ? name : PIPE_CUSTOM_MODEL, hf_model, f));
+    }
     if (set->facilities) XFFL_FORWARD(pipe_federation_set_facilities(f, set->facilities));
     if (set->algo) {
         pipe_algo_kind kind;
@@ -40,6 +57,8 @@ static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
     /* a peak below the default floor takes the floor down with it */
     if (set->dbl_set[PIPE_INIT_LR] && !set->dbl_set[PIPE_INIT_MIN_LR] && f->inner.min_lr > f->inner.lr)
         f->inner.min_lr = f->inner.lr / 10;
+    /* the vocabulary is --from's, or --vocab's, when given; else the tokenizer's */
+    if (set->tokenizer) XFFL_FORWARD(pipe_tokenizer_set(f, set->tokenizer, set->vocab || set->from || !set->preset));
     return XFFL_OK;
 }
 
@@ -52,6 +71,8 @@ const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
     NUM(PIPE_INIT_ADAM_EPS, "--adam-eps", "algorithm", algo.eps, "fedadam epsilon (1e-8)"),
     NUM(PIPE_INIT_TRIM, "--trim-fraction", "algorithm", algo.trim, "trimmed: fraction cut from each end (0.1)"),
     NUM(PIPE_INIT_CLIP_NORM, "--clip-norm", "algorithm", algo.clip_norm, "pseudo-gradient L2 norm bound, 0 = none (0)"),
+    NUM(PIPE_INIT_DELTA_CLIP, "--delta-clip", "algorithm", algo.delta_clip,
+        "clip each delta to X times the median delta norm before combining, 0 = none (0)"),
     NUM(PIPE_INIT_LR, "--lr", "facility training", inner.lr, "AdamW peak learning rate (3e-4)"),
     NUM(PIPE_INIT_MIN_LR, "--min-lr", "facility training", inner.min_lr, "cosine floor of the learning rate (3e-5)"),
     NUM(PIPE_INIT_WEIGHT_DECAY, "--weight-decay", "facility training", inner.weight_decay, "AdamW decoupled decay (0.1)"),
@@ -64,13 +85,16 @@ const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
 typedef struct {
     const ckpt_param_table *t;
     uint64_t seed;
-    const float *from; /* --from's model slab, or NULL: initialise from seed */
+    const float *from;        /* --from's model slab, or NULL: initialise from seed */
+    const fmt_hf_reader *hf;  /* or a Hugging Face --from, read tensor by tensor */
 } init_src;
 
 static XFFL_MUST_USE xffl_status init_tensor(void *ctx, int group, int index, float *out)
 {
     init_src *src = ctx;
     const ckpt_param *p = &src->t->params[index];
+    if (group == 0 && src->hf)
+        return fmt_hf_read(src->hf, index, out); /* same config, so the same table indexes */
     if (group == 0 && src->from)
         memcpy(out, src->from + p->offset, (size_t)p->numel * sizeof *out);
     else if (group == 0)
@@ -128,16 +152,36 @@ static XFFL_MUST_USE xffl_status load_from(const pipe_init_settings *set, ckpt_p
     return XFFL_OK;
 }
 
-xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result *res)
+/* A Hugging Face --from: its headers checked against its config.json before anything is
+ * written; its weights are read tensor by tensor while version 0 is published. */
+static XFFL_MUST_USE xffl_status open_hf(const pipe_init_settings *set, fmt_hf_reader **hf)
 {
-    memset(res, 0, sizeof *res);
+    *hf = NULL;
+    if (!set->from || !fmt_hf_is_dir(set->from)) return XFFL_OK;
+    XFFL_RETURN_IF(set->from_version, XFFL_ERR_USAGE,
+                   "--from-version names a version of a store; %s is a Hugging Face directory", set->from);
+    xffl_log(XFFL_LOG_INFO, "reading %s (Hugging Face checkpoint)", set->from);
+    return fmt_hf_open(set->from, hf);
+}
+
+/* A robust algorithm must be able to leave out a facility at the smallest round it may
+ * see (quorum deltas): trimmed of 3 at 0.1 cuts nothing, the median of 2 is the mean.
+ * USAGE naming the algorithm and the quorum. */
+static XFFL_MUST_USE xffl_status check_robust(const pipe_federation *f)
+{
+    const pipe_algo_def *ad = pipe_algo_get(f->algo.kind);
+    XFFL_RETURN_IF(ad->excludes && ad->excludes(&f->algo, f->quorum) < 1, XFFL_ERR_USAGE,
+                   "--algo %s with quorum %d excludes no facility's value (trim fraction %g of %d cuts %d from each "
+                   "end; a median needs 3 or more): raise --quorum or --trim-fraction, or use another --algo",
+                   ad->name, f->quorum, f->algo.trim, f->quorum, (int)(f->algo.trim * f->quorum));
+    return XFFL_OK;
+}
+
+/* pipe_init once the federation is built and valid. */
+static XFFL_MUST_USE xffl_status init_job(store *s, const pipe_init_settings *set, const fmt_hf_reader *hf, pipe_init_result *res)
+{
     pipe_federation *f = &res->f;
-    XFFL_FORWARD(build_federation(set, f));
-    xffl_status st = pipe_federation_validate(f);
-    if (st != XFFL_OK) {
-        res->bad_settings = 1;
-        return st;
-    }
+    xffl_status st;
     res->n_groups = 1 + pipe_algo_state_count(f->algo.kind);
     res->groups[0] = "model";
     for (int g = 1; g < res->n_groups; g++) res->groups[g] = pipe_algo_state_group(f->algo.kind, g - 1);
@@ -148,14 +192,19 @@ xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result 
     ckpt_param_table *from_t = NULL;
     float *from_slab = NULL;
     char from_line[PIPE_KEY_MAX + 1024] = "";
-    if (set->from) {
+    if (hf) {
+        char digest[XFFL_SHA256_HEX];
+        XFFL_CHECK_GOTO(st, fmt_hf_digest(hf, digest), out);
+        snprintf(from_line, sizeof from_line, "%s hf %s", set->from, digest);
+    } else if (set->from) {
         XFFL_CHECK_GOTO(st, load_from(set, &from_t, &from_slab, from_line, sizeof from_line), out);
         XFFL_CHECK_GOTO(st, check_same_model(set->from, &from_t->cfg, f), out);
     }
     double t0 = xffl_now();
     XFFL_CHECK_GOTO(st, pipe_federation_publish(s, f, res->federation_sha256), out);
+    if (set->tokenizer) XFFL_CHECK_GOTO(st, pipe_tokenizer_publish(s, set->tokenizer, f->tokenizer_sha256), out);
     xffl_log(XFFL_LOG_DEBUG, "wrote %s (sha256 %s)", PIPE_FEDERATION_KEY, res->federation_sha256);
-    init_src src = {res->t, f->seed, from_slab};
+    init_src src = {res->t, f->seed, from_slab, hf};
     const char *ek[] = {"init_from"}, *ev[] = {from_line};
     pipe_version_spec spec = {.version = 0,
                               .parent = -1,
@@ -177,6 +226,23 @@ xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result 
 out:
     free(from_slab);
     ckpt_param_table_free(from_t);
+    return st;
+}
+
+xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result *res)
+{
+    memset(res, 0, sizeof *res);
+    pipe_federation *f = &res->f;
+    fmt_hf_reader *hf = NULL;
+    XFFL_FORWARD(open_hf(set, &hf));
+    xffl_status st = build_federation(set, hf ? &fmt_hf_table(hf)->cfg : NULL, f);
+    if (st == XFFL_OK) {
+        st = pipe_federation_validate(f);
+        if (st == XFFL_OK) st = check_robust(f);
+        res->bad_settings = st != XFFL_OK;
+    }
+    if (st == XFFL_OK) st = init_job(s, set, hf, res);
+    fmt_hf_close(hf);
     return st;
 }
 

@@ -22,6 +22,7 @@ enum {
     PIPE_INIT_ADAM_EPS,
     PIPE_INIT_TRIM,
     PIPE_INIT_CLIP_NORM,
+    PIPE_INIT_DELTA_CLIP,
     PIPE_INIT_LR,
     PIPE_INIT_MIN_LR,
     PIPE_INIT_WEIGHT_DECAY,
@@ -43,7 +44,7 @@ extern const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL];
 
 /* Zero/NULL means the default for every field unless noted. */
 typedef struct {
-    const char *preset;     /* required: ckpt_model_preset_names() */
+    const char *preset;     /* ckpt_model_preset_names(); NULL: from's Hugging Face config */
     int vocab;              /* 0: the preset's */
     const char *facilities; /* "a,b" ("local") */
     const char *algo;       /* pipe_algo_parse name (fedavg) */
@@ -57,9 +58,16 @@ typedef struct {
     int dbl_set[PIPE_INIT_NDBL];
     int threads;  /* compression threads (0: all cores) */
     int dry_run;  /* plan only: no store, nothing written */
-    const char *from;         /* version 0's weights: a store URL or a llama2.c file */
+    const char *from;         /* version 0's weights: a store URL, a llama2.c file or a
+                               * Hugging Face directory (formats/hf.h) */
     const char *from_version; /* which version of the --from store ("latest") */
     const store_options *from_options; /* how to reach the --from store */
+    const char *tokenizer;    /* a SentencePiece tokenizer.model (NULL: byte-level): its
+                               * vocabulary is the model's (taken from it unless --vocab
+                               * or --from fixes one; INVALID when they differ, or for a
+                               * model that is not SentencePiece BPE), its SHA-256 goes
+                               * into federation.h5 and the file into the store
+                               * (pipelines/tokenizer.h) */
 } pipe_init_settings;
 
 typedef struct pipe_init_result {
@@ -77,7 +85,10 @@ typedef struct pipe_init_result {
 /* Builds the federation from set, plans version 0 and, unless set->dry_run, reads
  * --from, checks its model is the one set describes (INVALID naming both), and
  * publishes federation.h5 (EXISTS when s has one), version 0 and LATEST to s (NULL for
- * a dry run). USAGE for bad settings; res->bad_settings marks a failed validation.
+ * a dry run). A Hugging Face --from is checked whole (config.json against every
+ * safetensors header, INVALID naming file and field) before anything is written, gives
+ * the model when set->preset is NULL, and is streamed one tensor at a time.
+ * USAGE for bad settings; res->bad_settings marks a failed validation.
  * res is filled as far as the job got: free it with pipe_init_result_free either way. */
 XFFL_MUST_USE xffl_status pipe_init(store *s, const pipe_init_settings *set, pipe_init_result *res);
 void pipe_init_result_free(pipe_init_result *res);

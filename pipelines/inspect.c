@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "libckpt/manifest.h"
 #include "pipelines/federation.h"
+#include "pipelines/tokenizer.h"
 
 /* Per scan: which chain depth references a key (versions) — kept in a side array
  * parallel to all.items so gc can keep only the `keep` newest. */
@@ -44,6 +45,20 @@ static long mark(pipe_store_scan *sc, const char *manifest_key, const char *name
     return i;
 }
 
+/* 1 when the listing holds anything under versions/v<version>/ (its INDEX or a part). */
+static int version_stored(const store_listing *l, int64_t version)
+{
+    char prefix[64];
+    pipe_version_prefix(version, prefix, sizeof prefix);
+    size_t lo = 0, hi = l->count, n = strlen(prefix);
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(l->items[mid].key, prefix) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < l->count && !strncmp(l->items[lo].key, prefix, n);
+}
+
 static pipe_obj_kind obj_kind(const char *key)
 {
     pipe_key k;
@@ -70,6 +85,8 @@ static XFFL_MUST_USE xffl_status scan_run(store *s, pipe_store_scan *sc, int **v
     long li = find_key(&sc->all, PIPE_LATEST_KEY), fi = find_key(&sc->all, PIPE_FEDERATION_KEY);
     if (li >= 0) sc->referenced[li] = 1;
     if (fi >= 0) sc->referenced[fi] = 1;
+    long ti = find_key(&sc->all, PIPE_TOKENIZER_KEY);
+    if (ti >= 0) sc->referenced[ti] = 1;
     /* COMMITs (and their base INDEX keys, for walking the chain) */
     char **base_of = calloc(sc->all.count + 1, sizeof *base_of);
     XFFL_RETURN_IF(!base_of, XFFL_ERR_NOMEM, "scanning %s", store_url(s));
@@ -94,9 +111,14 @@ static XFFL_MUST_USE xffl_status scan_run(store *s, pipe_store_scan *sc, int **v
         int cap = 0;
         for (int depth = 0;; depth++) {
             long ii = find_key(&sc->all, key);
-            if (ii < 0) break; /* removed by gc, or never there (verify reports LATEST's) */
+            if (ii < 0) break; /* never there (verify reports LATEST's); a parent's: checked below */
             ckpt_manifest *m = NULL;
-            if (pipe_manifest_load(s, key, want_sha, &m, NULL) != XFFL_OK) break;
+            /* a damaged INDEX stops everything: walking on would orphan, and gc delete,
+             * every version before it */
+            if ((st = pipe_manifest_load(s, key, want_sha, &m, NULL)) != XFFL_OK) {
+                xffl_wrap(st, "version chain from LATEST");
+                goto done;
+            }
             sc->referenced[ii] = 1;
             vdepth[ii] = depth;
             if (sc->n_kept == cap) {
@@ -122,14 +144,38 @@ static XFFL_MUST_USE xffl_status scan_run(store *s, pipe_store_scan *sc, int **v
                 long oi = mark(sc, key, m->objects[o].name);
                 if (oi >= 0 && vdepth[oi] < 0) vdepth[oi] = depth;
             }
-            /* parent: the base every contributor trained on */
+            /* parent: the base every contributor trained on. Once gc removed version
+             * v-1 (its folder is empty) the contributors of v may be gone too; while
+             * v-1 is stored, every contributor must be there, readable, and agree. */
             char parent[PIPE_KEY_MAX] = "";
-            for (int c = 0; c < m->n_contributors && !parent[0]; c++) {
-                long ci = find_key(&sc->all, m->contributors[c].key);
-                if (ci >= 0 && base_of[ci]) snprintf(parent, sizeof parent, "%s", base_of[ci]);
+            int keep_walking = v > 0 && version_stored(&sc->all, v - 1);
+            for (int c = 0; c < m->n_contributors && keep_walking && st == XFFL_OK; c++) {
+                const char *ck = m->contributors[c].key;
+                long ci = find_key(&sc->all, ck);
+                if (ci < 0 || !base_of[ci])
+                    st = xffl_fail(XFFL_ERR_CORRUPT, "%s names contributor %s %s, which is %s while version %lld is "
+                                   "stored", key, m->contributors[c].facility, ck, ci < 0 ? "missing" : "damaged",
+                                   (long long)v - 1);
+                else if (parent[0] && strcmp(parent, base_of[ci]) != 0)
+                    st = xffl_fail(XFFL_ERR_CORRUPT, "%s: its contributors trained on %s and %s", key, parent,
+                                   base_of[ci]);
+                else
+                    snprintf(parent, sizeof parent, "%s", base_of[ci]);
             }
+            if (st == XFFL_OK && keep_walking && !parent[0])
+                st = xffl_fail(XFFL_ERR_CORRUPT, "%s names no contributor, but version %lld is stored", key,
+                               (long long)v - 1);
+            pipe_key pk;
+            if (st == XFFL_OK && keep_walking &&
+                (pipe_key_parse(parent, &pk) != PIPE_KEY_VERSION || pk.obj != PIPE_OBJ_INDEX || pk.number != v - 1))
+                st = xffl_fail(XFFL_ERR_CORRUPT, "%s: its contributors trained on %s, not an INDEX of version %lld",
+                               key, parent, (long long)v - 1);
+            if (st == XFFL_OK && keep_walking && find_key(&sc->all, parent) < 0)
+                st = xffl_fail(XFFL_ERR_CORRUPT, "%s's contributors trained on %s, which is missing while version "
+                               "%lld's folder is not empty", key, parent, (long long)v - 1);
             ckpt_manifest_free(m);
-            if (!parent[0] || v <= 0) break;
+            if (st != XFFL_OK) goto done;
+            if (!keep_walking) break;
             snprintf(key, sizeof key, "%s", parent);
             want_sha = NULL;
         }
@@ -193,7 +239,7 @@ static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_kept_versio
     memset(&cfg, 0, sizeof cfg);
     /* the model shape comes from the federation, as for every reader */
     pipe_federation f;
-    xffl_status st = pipe_federation_load(s, NULL, &f, NULL);
+    xffl_status st = pipe_federation_load_for(s, &ref, &f, NULL);
     ckpt_param_table *t = NULL;
     if (st == XFFL_OK) st = ckpt_param_table_create(&f.model, &t);
     if (st == XFFL_OK) {
@@ -205,6 +251,16 @@ static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_kept_versio
     ckpt_param_table_free(t);
     ckpt_manifest_free(m);
     return st;
+}
+
+/* The tokenizer federation.h5 names is in the store, whole; or none is, for a
+ * byte-level federation. A federation.h5 that does not load is each version's
+ * problem, reported there. */
+static XFFL_MUST_USE xffl_status verify_tokenizer(store *s)
+{
+    pipe_federation f;
+    if (pipe_federation_load_latest(s, NULL, &f, NULL) != XFFL_OK) return XFFL_OK;
+    return pipe_tokenizer_verify(s, f.tokenizer_sha256);
 }
 
 xffl_status pipe_verify_all(store *s, pipe_verify_report *out)
@@ -228,6 +284,7 @@ xffl_status pipe_verify_all(store *s, pipe_verify_report *out)
     if (find_key(&sc.all, PIPE_LATEST_KEY) < 0) PROBLEM("no LATEST: not a federation store (run xffl init)");
     else if (sc.n_kept == 0 || strcmp(sc.kept[0].index_key, sc.latest.index_key) != 0)
         PROBLEM("LATEST names %s, which is missing or damaged", sc.latest.index_key);
+    if (verify_tokenizer(s) != XFFL_OK) PROBLEM("%s", xffl_errmsg());
     for (int k = 0; k < sc.n_kept; k++) {
         if (verify_version(s, &sc.kept[k], &sc.latest) != XFFL_OK)
             PROBLEM("version %lld (%s): %s", (long long)sc.kept[k].version, sc.kept[k].index_key, xffl_errmsg());
@@ -237,9 +294,7 @@ xffl_status pipe_verify_all(store *s, pipe_verify_report *out)
     for (size_t i = 0; i < sc.all.count; i++) {
         const char *k = sc.all.items[i].key;
         if (is_rejected(k)) {
-            char *reason = NULL;
-            if (pipe_rejected_reason(s, k, &reason) != XFFL_OK) PROBLEM("%s: %s", k, xffl_errmsg());
-            free(reason);
+            if (pipe_rejected_check(s, k, NULL) != XFFL_OK) PROBLEM("%s", xffl_errmsg());
             continue;
         }
         if (!is_commit(k)) continue;
@@ -328,12 +383,17 @@ xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_gc_report *out)
     int keep = o->keep < sc.n_kept ? o->keep : sc.n_kept;
     int64_t oldest = sc.kept[keep - 1].version;
     int64_t now = (int64_t)time(NULL);
+    /* Versions' parts, then their INDEXes, then rounds: a gc killed half-way leaves
+     * only states the next scan reads as gc's (docs/design.md "Trust"): an empty
+     * version folder below the oldest kept version, whose contributors may be gone. */
+    for (int pass = 0; pass < 3; pass++)
     for (size_t i = 0; i < sc.all.count; i++) {
         const store_entry *e = &sc.all.items[i];
-        int removable = 0;
-        if (in_dir(e->key, PIPE_VERSIONS_DIR))
+        int removable = 0, is_index = obj_kind(e->key) == PIPE_OBJ_INDEX;
+        if (in_dir(e->key, PIPE_VERSIONS_DIR)) {
+            if (pass != is_index) continue;
             removable = vdepth[i] < 0 || vdepth[i] >= keep;
-        else if (in_dir(e->key, PIPE_ROUNDS_DIR)) {
+        } else if (in_dir(e->key, PIPE_ROUNDS_DIR) && pass == 2) {
             int64_t r = key_round(e->key);
             /* round r is reproducible only while version r−1 is kept */
             removable = !sc.referenced[i] || (r >= 0 && r <= oldest);

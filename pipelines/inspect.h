@@ -4,7 +4,8 @@
  * Kept versions: LATEST's, then back along the chain (a version's parent INDEX is
  * the base_index its contributors' COMMITs name; when none says, the only INDEX of
  * the parent's folder). Referenced objects: kept INDEXes and their parts, every
- * COMMIT with its parts, every REJECTED object, LATEST and federation.h5.
+ * COMMIT with its parts, every REJECTED object, LATEST, federation.h5 and
+ * tokenizer.model.
  * Orphans: everything else under versions/ and rounds/ (a losing aggregator's
  * version, the parts of a killed upload), plus partial-write leftovers. */
 #ifndef XFFL_PIPE_INSPECT_H
@@ -44,7 +45,9 @@ typedef struct {
     int n_orphans;
 } pipe_verify_report;
 
-/* verify --all: LATEST and every kept version fully fetched and verified; every
+/* verify --all: LATEST and every kept version fully fetched and verified; the
+ * tokenizer federation.h5 names fetched, checked and parsed (none there when it names
+ * none: pipe_tokenizer_verify); every
  * COMMIT's content name and every object it names re-hashed; REJECTED objects
  * readable. Each problem is logged (ERROR), each orphan too (WARN, "warning: orphan
  * KEY (N bytes)"). Returns CORRUPT (naming the first problem) when there is any
@@ -72,7 +75,8 @@ typedef struct {
 
 /* Removes orphans, versions older than the `keep` newest kept ones, and rounds whose
  * base version is removed (their deltas can no longer be reproduced). Never touches
- * LATEST, federation.h5, or anything the kept versions or pending rounds need.
+ * LATEST, federation.h5, tokenizer.model, or anything the kept versions or pending
+ * rounds need.
  * out->items lists what was removed, also when an error stops it midway: free it with
  * pipe_gc_report_free either way. */
 XFFL_MUST_USE xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_gc_report *out);

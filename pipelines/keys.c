@@ -164,16 +164,52 @@ xffl_status pipe_latest_read(store *s, pipe_version_ref *ref)
     return XFFL_OK;
 }
 
+/* An INDEX agrees with itself, whoever reads it (train, aggregate, verify, gc): its
+ * round is its version and its parent the one before (init's: -1), tokens_seen and
+ * parts are counts (parts = its object lines), and its contributor lines name, in
+ * facility order, a COMMIT of this round in that facility's folder each (version 0:
+ * none; a deleted line is found by the parts, which record the contributors). A damaged or hand-edited INDEX fails here even when its name was recomputed. */
+static XFFL_MUST_USE xffl_status index_check(const ckpt_manifest *m, const char *key, int64_t version)
+{
+    int64_t v;
+    XFFL_FORWARD(ckpt_manifest_require_int(m, key, "round", &v));
+    XFFL_RETURN_IF(v != version, XFFL_ERR_INVALID, "%s: round=%lld, expected %lld (its version)", key, (long long)v,
+                   (long long)version);
+    XFFL_FORWARD(ckpt_manifest_require_int(m, key, "parent", &v));
+    XFFL_RETURN_IF(v != version - 1, XFFL_ERR_INVALID, "%s: parent=%lld, expected %lld", key, (long long)v,
+                   (long long)version - 1);
+    XFFL_FORWARD(ckpt_manifest_require_int(m, key, "tokens_seen", &v));
+    XFFL_RETURN_IF(v < 0, XFFL_ERR_INVALID, "%s: tokens_seen=%lld is negative", key, (long long)v);
+    XFFL_FORWARD(ckpt_manifest_require_int(m, key, "parts", &v));
+    XFFL_RETURN_IF(v != m->n_objects, XFFL_ERR_INVALID, "%s: parts=%lld, but %d object lines", key, (long long)v,
+                   m->n_objects);
+    XFFL_RETURN_IF(version == 0 && m->n_contributors, XFFL_ERR_INVALID, "%s: version 0 names %d contributors", key,
+                   m->n_contributors);
+    for (int i = 0; i < m->n_contributors; i++) {
+        const ckpt_manifest_contributor *c = &m->contributors[i];
+        pipe_key k;
+        XFFL_RETURN_IF(pipe_key_parse(c->key, &k) != PIPE_KEY_ATTEMPT || k.obj != PIPE_OBJ_COMMIT ||
+                           k.number != version || strcmp(k.facility, c->facility) != 0,
+                       XFFL_ERR_INVALID, "%s: contributor %s names %s, not a COMMIT of round %lld in its folder", key,
+                       c->facility, c->key, (long long)version);
+        XFFL_RETURN_IF(i && strcmp(m->contributors[i - 1].facility, c->facility) >= 0, XFFL_ERR_INVALID,
+                       "%s: contributor lines out of facility order at %s", key, c->facility);
+    }
+    return XFFL_OK;
+}
+
 /* Which format a manifest key holds: one entry per manifest kind. */
 static const struct {
     pipe_obj_kind obj;
     const char *format;
     int64_t newest;
     const char *folder_header; /* header that must equal the folder's number, or NULL */
+    /* the kind's own consistency, given the folder's number; NULL: none */
+    xffl_status (*check)(const ckpt_manifest *m, const char *key, int64_t number);
 } manifest_kinds[] = {
-    {PIPE_OBJ_INDEX, PIPE_INDEX_FORMAT, PIPE_INDEX_FORMAT_VERSION, "version"},
+    {PIPE_OBJ_INDEX, PIPE_INDEX_FORMAT, PIPE_INDEX_FORMAT_VERSION, "version", index_check},
     /* a COMMIT's round and facility are aggregate's to judge: its reasons go into REJECTED */
-    {PIPE_OBJ_COMMIT, PIPE_COMMIT_FORMAT, PIPE_COMMIT_FORMAT_VERSION, NULL},
+    {PIPE_OBJ_COMMIT, PIPE_COMMIT_FORMAT, PIPE_COMMIT_FORMAT_VERSION, NULL, NULL},
 };
 
 static XFFL_MUST_USE xffl_status check_format(const ckpt_manifest *m, const char *key)
@@ -197,7 +233,7 @@ static XFFL_MUST_USE xffl_status check_format(const ckpt_manifest *m, const char
             XFFL_RETURN_IF(v != k.number, XFFL_ERR_INVALID, "%s: %s=%lld, expected %lld", key,
                            manifest_kinds[i].folder_header, (long long)v, (long long)k.number);
         }
-        return XFFL_OK;
+        return manifest_kinds[i].check ? manifest_kinds[i].check(m, key, k.number) : XFFL_OK;
     }
     return xffl_fail(XFFL_ERR_INVALID, "%s is not a manifest key (INDEX-* or COMMIT-* in its folder)", key);
 }

@@ -3,6 +3,7 @@
  * docs/design.md "Store layout".
  *
  *   federation.h5                                      the federation's settings
+ *   tokenizer.model                                    its SentencePiece model (init --tokenizer)
  *   LATEST                                             "v000004 INDEX-<12hex> <sha256>\n"
  *   versions/v000004/INDEX-<12hex>                     a version's manifest
  *   versions/v000004/part-000-<12hex>.h5               its parts
@@ -24,6 +25,9 @@
 
 #define PIPE_LATEST_KEY "LATEST"
 #define PIPE_FEDERATION_KEY "federation.h5"
+/* The SentencePiece model `init --tokenizer` stores, write-once like federation.h5,
+ * whose digest federation.h5 records (tokenizer_sha256); absent: byte-level. */
+#define PIPE_TOKENIZER_KEY "tokenizer.model"
 /* The two folders everything else lives under (what gc and verify --all may call an
  * orphan), and the stems of the content-named manifests in them. */
 #define PIPE_VERSIONS_DIR "versions/"

@@ -63,6 +63,11 @@ xffl_status pipe_store_listing_load(store *s, pipe_store_listing *out)
             f->rejected |= k.obj == PIPE_OBJ_REJECTED;
             break;
         default:
+            if (!strcmp(key, PIPE_TOKENIZER_KEY)) {
+                out->have_tokenizer = 1;
+                out->tokenizer_bytes = size;
+                break;
+            }
             out->n_other++;
             out->other_bytes += size;
         }

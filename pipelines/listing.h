@@ -1,5 +1,5 @@
 /* What a store holds, grouped the way the layout is (pipelines/keys.h): federation.h5,
- * LATEST, versions/vNNNNNN/, rounds/rNNNNNN/<facility>/a<N>/, the rest, and partial
+ * tokenizer.model, LATEST, versions/vNNNNNN/, rounds/rNNNNNN/<facility>/a<N>/, the rest, and partial
  * writes left by killed writers. `xffl ls` prints it. */
 #ifndef XFFL_PIPE_LISTING_H
 #define XFFL_PIPE_LISTING_H
@@ -28,6 +28,8 @@ typedef struct {
     uint64_t total_bytes;
     int have_federation;
     uint64_t federation_bytes;
+    int have_tokenizer;             /* PIPE_TOKENIZER_KEY (init --tokenizer) */
+    uint64_t tokenizer_bytes;
     char *latest;                   /* LATEST's first line, or NULL when there is none */
     pipe_listing_folder *versions;  /* in key order */
     size_t n_versions;

@@ -10,6 +10,7 @@
 #include "kernels/kern.h"
 #include "kernels/train.h"
 #include "pipelines/federation.h"
+#include "pipelines/tokenizer.h"
 #include "text/loader.h"
 #include "text/tokenizer.h"
 
@@ -20,8 +21,8 @@ xffl_status pipe_model_load(store *s, int64_t version, ckpt_param_table **t, flo
     pipe_federation f;
     pipe_version_ref ref;
     xffl_status st;
-    XFFL_CHECK_GOTO(st, pipe_federation_load(s, NULL, &f, NULL), out);
     XFFL_CHECK_GOTO(st, pipe_version_resolve(s, version, &ref), out);
+    XFFL_CHECK_GOTO(st, pipe_federation_load_for(s, &ref, &f, NULL), out);
     XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f.model, t), out);
     *params = malloc((size_t)(*t)->total * sizeof(float));
     if (!*params) {
@@ -67,6 +68,15 @@ static XFFL_MUST_USE xffl_status to_backend(loaded *l, const char *backend, int 
     return kern_set_params(l->m, l->params);
 }
 
+/* federation.h5's tokenizer digest ("" byte-level). */
+static XFFL_MUST_USE xffl_status federation_tokenizer(store *s, char sha[XFFL_SHA256_HEX])
+{
+    pipe_federation f;
+    XFFL_FORWARD(pipe_federation_load_latest(s, NULL, &f, NULL));
+    memcpy(sha, f.tokenizer_sha256, XFFL_SHA256_HEX);
+    return XFFL_OK;
+}
+
 typedef struct {
     text_loader *sh;
     text_cursor c;
@@ -88,7 +98,9 @@ xffl_status pipe_eval(store *s, int64_t version, const pipe_eval_options *o, pip
     if (st == XFFL_OK && T == 0) T = l.t->cfg.max_seq_len < 256 ? l.t->cfg.max_seq_len : 256;
     if (st == XFFL_OK && T > l.t->cfg.max_seq_len)
         st = xffl_fail(XFFL_ERR_USAGE, "--seq-len %ld exceeds the model's max_seq_len %d", T, l.t->cfg.max_seq_len);
-    if (st == XFFL_OK) st = text_loader_open(o->data_glob, l.t->cfg.vocab_size, &src.sh);
+    char tok_sha[XFFL_SHA256_HEX] = "";
+    if (st == XFFL_OK) st = federation_tokenizer(s, tok_sha);
+    if (st == XFFL_OK) st = text_loader_open(o->data_glob, l.t->cfg.vocab_size, tok_sha, &src.sh);
     if (st == XFFL_OK && batches == 0) {
         /* every sequence once, roughly: tokens / T sequences */
         int64_t seqs = text_loader_tokens(src.sh) / (T + 1);
@@ -109,35 +121,94 @@ xffl_status pipe_eval(store *s, int64_t version, const pipe_eval_options *o, pip
     return st;
 }
 
-xffl_status pipe_sample(store *s, int64_t version, const pipe_sample_options *o, char **text, int64_t *version_out)
+/* With --verbose, the ids in and out: what a test decodes with SentencePiece itself. */
+static void log_ids(const char *what, const int32_t *ids, size_t n)
+{
+    if (!xffl_log_enabled(XFFL_LOG_DEBUG)) return;
+    char *line = malloc(n * 12 + 1);
+    if (!line) return;
+    size_t at = 0;
+    line[0] = 0;
+    for (size_t i = 0; i < n; i++) at += (size_t)snprintf(line + at, n * 12 + 1 - at, "%s%d", i ? " " : "", ids[i]);
+    xffl_log(XFFL_LOG_DEBUG, "%s ids: %s", what, line);
+    free(line);
+}
+
+/* The ids after the first n_prompt of *all (the prompt's) as text: decode(all) less
+ * decode(prompt), so the first sampled piece keeps its leading space and bytes split
+ * across the seam come out as SentencePiece writes them in context. */
+static XFFL_MUST_USE xffl_status sp_continuation(const text_sp *sp, text_ids *all, size_t n_prompt, char **text,
+                                                 size_t *len)
+{
+    char *full = NULL, *pre = NULL;
+    size_t full_len = 0, pre_len = 0;
+    XFFL_FORWARD(text_sp_decode(sp, all->v, n_prompt, &pre, &pre_len));
+    xffl_status st = text_sp_decode(sp, all->v, all->n, &full, &full_len);
+    if (st == XFFL_OK && (full_len < pre_len || memcmp(full, pre, pre_len) != 0))
+        st = xffl_fail(XFFL_ERR_INTERNAL, "sample: the decoded prompt is not a prefix of the decoded text");
+    if (st == XFFL_OK) {
+        memmove(full, full + pre_len, full_len - pre_len + 1);
+        *text = full;
+        *len = full_len - pre_len;
+        full = NULL;
+    }
+    free(full);
+    free(pre);
+    return st;
+}
+
+xffl_status pipe_sample(store *s, int64_t version, const pipe_sample_options *o, char **text, size_t *len,
+                        int64_t *version_out)
 {
     loaded l = {0};
+    text_sp *sp = NULL;
+    text_ids ids = {0};
+    char tok_sha[XFFL_SHA256_HEX] = "";
     size_t np = strlen(o->prompt);
-    int32_t *ids = malloc(np * sizeof *ids), *out = malloc(((size_t)o->tokens + 1) * sizeof *out);
-    *text = malloc((size_t)o->tokens + 1);
-    xffl_status st = ids && out && *text ? XFFL_OK : xffl_fail(XFFL_ERR_NOMEM, "sample buffers");
-    if (st == XFFL_OK) st = pipe_model_load(s, version, &l.t, &l.params, &l.ref);
-    if (st == XFFL_OK && l.t->cfg.vocab_size != 256)
-        st = xffl_fail(XFFL_ERR_UNSUPPORTED, "sample: vocabulary %d is not the byte-level 256 this command decodes",
-                       l.t->cfg.vocab_size);
+    *text = NULL;
+    *len = 0;
+    xffl_status st = pipe_model_load(s, version, &l.t, &l.params, &l.ref);
+    if (st == XFFL_OK) st = federation_tokenizer(s, tok_sha);
+    if (st == XFFL_OK && tok_sha[0]) st = pipe_tokenizer_fetch(s, tok_sha, &sp);
+    if (st == XFFL_OK && !sp && l.t->cfg.vocab_size != TEXT_BYTE_VOCAB)
+        st = xffl_fail(XFFL_ERR_UNSUPPORTED, "sample: vocabulary %d and no tokenizer in federation.h5 "
+                       "(init --tokenizer); only the byte-level 256 decodes without one", l.t->cfg.vocab_size);
+    /* the prompt, then room for the continuation */
+    if (st == XFFL_OK && sp) st = text_sp_encode(sp, o->prompt, np, &ids);
+    if (st == XFFL_OK && !sp) {
+        for (size_t i = 0; i < np && st == XFFL_OK; i++) st = text_ids_push(&ids, 0);
+        if (st == XFFL_OK) text_byte_encode(o->prompt, np, ids.v);
+    }
+    size_t n_prompt = ids.n;
+    for (long i = 0; i < o->tokens && st == XFFL_OK; i++) st = text_ids_push(&ids, 0);
+    if (st == XFFL_OK && n_prompt == 0) st = xffl_fail(XFFL_ERR_USAGE, "sample: the prompt encodes to no token");
     if (st == XFFL_OK) st = to_backend(&l, o->backend, o->threads, 1, l.t->cfg.max_seq_len);
     if (st == XFFL_OK) {
-        text_byte_encode(o->prompt, np, ids);
         kern_sample_options so = {.temperature = (float)o->temperature, .seed = (uint64_t)o->seed,
                                   .tokens = (int)o->tokens};
-        xffl_log(XFFL_LOG_INFO, "v%06lld, %zu prompt bytes, %ld to generate (temperature %g)",
-                   (long long)l.ref.version, np, o->tokens, o->temperature);
-        st = kern_sample(l.m, l.t->cfg.max_seq_len, ids, (int)np, &so, out);
+        xffl_log(XFFL_LOG_INFO, "v%06lld, %zu prompt %s, %ld to generate (temperature %g)",
+                   (long long)l.ref.version, n_prompt, sp ? "tokens" : "bytes", o->tokens, o->temperature);
+        log_ids("prompt", ids.v, n_prompt);
+        st = kern_sample(l.m, l.t->cfg.max_seq_len, ids.v, (int)n_prompt, &so, ids.v + n_prompt);
     }
     if (st == XFFL_OK) {
-        text_byte_decode(out, (size_t)o->tokens, *text);
+        log_ids("sampled", ids.v + n_prompt, (size_t)o->tokens);
+        if (sp)
+            st = sp_continuation(sp, &ids, n_prompt, text, len);
+        else if ((*text = malloc((size_t)o->tokens + 1)) == NULL)
+            st = xffl_fail(XFFL_ERR_NOMEM, "sample buffers");
+        else
+            *len = text_byte_decode(ids.v + n_prompt, (size_t)o->tokens, *text);
+    }
+    if (st == XFFL_OK) {
         *version_out = l.ref.version;
     } else {
         free(*text);
         *text = NULL;
+        *len = 0;
     }
-    free(ids);
-    free(out);
+    free(ids.v);
+    text_sp_free(sp);
     loaded_free(&l);
     return st;
 }

@@ -39,17 +39,20 @@ XFFL_MUST_USE xffl_status pipe_eval(store *s, int64_t version, const pipe_eval_o
 typedef struct {
     const char *prompt;  /* at least one byte */
     double temperature;  /* 0: greedy */
-    long tokens;         /* bytes to generate */
+    long tokens;         /* tokens to generate (bytes with the byte-level tokenizer) */
     long seed;
     const char *backend; /* cpu, cuda, auto or NULL (auto) */
     int threads;         /* 0: all cores */
 } pipe_sample_options;
 
-/* o->tokens bytes continuing o->prompt into *text (malloc'd, caller frees; not
- * NUL-terminated), from a byte-level model (UNSUPPORTED for another vocabulary).
- * *version_out receives the version used. */
+/* o->tokens tokens continuing o->prompt, as text in *text (malloc'd, caller frees;
+ * *len bytes, NUL after them): with the federation's tokenizer when federation.h5
+ * names one (pipelines/tokenizer.h: the prompt encoded as one text, the continuation
+ * decoded in its context), else byte-level (UNSUPPORTED for another vocabulary).
+ * --verbose logs the prompt's and the sampled ids. *version_out receives the version
+ * used. */
 XFFL_MUST_USE xffl_status pipe_sample(store *s, int64_t version, const pipe_sample_options *o, char **text,
-                                      int64_t *version_out);
+                                      size_t *len, int64_t *version_out);
 
 typedef struct {
     int64_t version;

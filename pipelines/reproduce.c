@@ -52,10 +52,12 @@ xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, pipe_repr
                    (long long)round);
     pipe_federation f;
     char fed_sha[XFFL_SHA256_HEX];
-    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, fed_sha));
     pipe_version_ref vref, base;
     ckpt_manifest *idx = NULL, *re_idx = NULL;
     XFFL_FORWARD(pipe_reproduce_find_version(s, round, &vref, &idx));
+    xffl_status fst = pipe_federation_load_for(s, &vref, &f, fed_sha);
+    if (fst != XFFL_OK) ckpt_manifest_free(idx);
+    XFFL_FORWARD(fst);
     snprintf(out->stored_index, sizeof out->stored_index, "%s", vref.index_key);
     ckpt_param_table *t = NULL;
     pipe_contrib c[PIPE_MAX_FACILITIES];

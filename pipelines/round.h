@@ -39,7 +39,9 @@ typedef struct {
 
 /* Every attempt of round r found under rounds/r%06d/. accepted_index (may be NULL) is
  * the INDEX of version r when it exists: attempts it names become ACCEPTED. Folders
- * that do not parse as <facility>/a<N>/ are skipped (gc reports them as orphans). */
+ * that do not parse as <facility>/a<N>/ are skipped (gc reports them as orphans). An
+ * attempt is REJECTED only by a REJECTED object that passes pipe_rejected_check for
+ * its COMMIT; any other is ignored (logged), so a hand-written one stops nothing. */
 XFFL_MUST_USE xffl_status pipe_round_list(store *s, int64_t round, const ckpt_manifest *accepted_index, pipe_round_listing *out);
 void pipe_round_listing_free(pipe_round_listing *l);
 /* The latest attempt of facility in l, or NULL. */
@@ -48,6 +50,11 @@ const pipe_attempt *pipe_round_latest_attempt(const pipe_round_listing *l, const
 /* Writes REJECTED-<12hex> with "commit=<key>\nreason=<reason>\n" beside the COMMIT
  * at commit_key; key_out (may be NULL, PIPE_KEY_MAX) receives its key. */
 XFFL_MUST_USE xffl_status pipe_reject(store *s, const char *commit_key, const char *reason, char *key_out);
+/* A REJECTED object is aggregate's verdict only when its bytes match its content name
+ * and are exactly "commit=<key>\nreason=<one line>\n" for commit_key (NULL: for a
+ * COMMIT in its own attempt folder). CORRUPT/INVALID naming it otherwise. A forger who
+ * recomputes the name passes: signatures are what stop that (docs/design.md "Trust"). */
+XFFL_MUST_USE xffl_status pipe_rejected_check(store *s, const char *key, const char *commit_key);
 /* The reason text of a REJECTED object (malloc'd; caller frees). */
 XFFL_MUST_USE xffl_status pipe_rejected_reason(store *s, const char *key, char **reason);
 

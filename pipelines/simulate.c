@@ -113,7 +113,7 @@ xffl_status pipe_simulate(store *s, const pipe_simulate_options *o, pipe_simulat
 {
     *res = (pipe_simulate_result){0};
     pipe_federation f;
-    xffl_status st = pipe_federation_load(s, NULL, &f, NULL);
+    xffl_status st = pipe_federation_load_latest(s, NULL, &f, NULL);
     if (st == XFFL_ERR_NOT_FOUND) {
         int rc = run_init(o);
         if (rc) {
@@ -121,7 +121,7 @@ xffl_status pipe_simulate(store *s, const pipe_simulate_options *o, pipe_simulat
             res->failed = 1;
             return XFFL_OK;
         }
-        st = pipe_federation_load(s, NULL, &f, NULL);
+        st = pipe_federation_load_latest(s, NULL, &f, NULL);
     }
     XFFL_FORWARD(st);
     long threads = o->threads;

@@ -11,6 +11,7 @@
 #include "libckpt/delta.h"
 #include "pipelines/aggregate.h"
 #include "pipelines/commit.h"
+#include "pipelines/loop.h"
 #include "pipelines/reproduce.h"
 #include "text/loader.h"
 
@@ -99,81 +100,33 @@ void pipe_inner_schedule(const pipe_federation *f, int64_t round, kern_adamw_con
     *step0 = f->inner.total_rounds > 0 ? (round - 1) * (int64_t)H : 0;
 }
 
-typedef struct {
-    int64_t tokens, steps;
-    double loss_first, loss_last, loss_mean, seconds;
-    text_cursor end;
-} local_result;
-
-/* Round round's H AdamW steps from theta (t->total floats) on sh from cursor start. theta becomes
- * θ_local. inner (may hold state) is used when use_inner and updated on return. Step lines
- * are logged at progress: INFO for a facility's job, DEBUG for reproduce's re-run. */
-static XFFL_MUST_USE xffl_status train_local(const pipe_federation *f, int64_t round, const ckpt_param_table *t, float *theta,
-                               text_loader *sh, text_cursor start, const pipe_train_options *o, int use_inner,
-                               inner_state *inner, xffl_log_level progress, local_result *r)
+static XFFL_MUST_USE xffl_status loader_batch(void *ctx, int64_t seq, int B, int T, int32_t *in, int32_t *tg)
 {
-    memset(r, 0, sizeof *r);
-    double t0 = xffl_now();
-    kern_options ko = {.backend = o->backend, .threads = o->threads, .batch = f->batch, .seq_len = f->seq_len};
-    kern_model *m = NULL;
-    XFFL_FORWARD(kern_model_create(&f->model, &ko, &m));
-    int B = f->batch, T = f->seq_len, H = f->local_steps;
-    int32_t *in = malloc((size_t)B * T * sizeof *in), *tg = malloc((size_t)B * T * sizeof *tg);
-    xffl_status st = XFFL_OK;
-    if (!in || !tg) {
-        st = xffl_fail(XFFL_ERR_NOMEM, "batch buffers (%d x %d)", B, T);
-        goto done;
-    }
-    XFFL_CHECK_GOTO(st, kern_set_params(m, theta), done);
-    if (use_inner && inner->present)
-        XFFL_CHECK_GOTO(st, kern_set_optimizer(m, inner->m, inner->v, inner->step), done);
-    else
-        XFFL_CHECK_GOTO(st, kern_reset_optimizer(m), done);
-    kern_adamw_config ac;
-    int64_t step0;
-    pipe_inner_schedule(f, round, &ac, &step0);
-    text_cursor c = start;
-    double sum = 0;
-    int every = H >= 10 ? H / 5 : 1;
-    for (int s = 0; s < H; s++) {
-        float loss = 0, gn = 0;
-        XFFL_CHECK_GOTO(st, text_loader_next(sh, &c, B, T, in, tg), done);
-        XFFL_CHECK_GOTO(st, kern_zero_grad(m), done);
-        XFFL_CHECK_GOTO(st, kern_forward(m, in, tg, B, T, &loss), done);
-        XFFL_CHECK_GOTO(st, kern_backward(m), done);
-        XFFL_CHECK_GOTO(st, kern_adamw_step(m, &ac, (int)(step0 + s), &gn), done);
-        if (!isfinite(loss)) {
-            st = xffl_fail(XFFL_ERR_INVALID, "training diverged: loss %g at step %d", loss, s);
-            goto done;
-        }
-        if (s == 0) r->loss_first = loss;
-        r->loss_last = loss;
-        sum += loss;
-        if ((s + 1) % every == 0 || s + 1 == H)
-            xffl_log(progress, "%s: step %d/%d loss %.4f (%.0f tokens/s)", o->facility, s + 1, H, loss,
-                     (double)(s + 1) * B * T / (xffl_now() - t0));
-    }
-    r->loss_mean = H ? sum / H : 0;
-    r->steps = H;
-    r->tokens = (int64_t)H * B * T;
-    r->end = c;
-    XFFL_CHECK_GOTO(st, kern_get_params(m, theta), done);
-    if (use_inner) {
-        if (!inner->m) inner->m = malloc((size_t)t->total * 4);
-        if (!inner->v) inner->v = malloc((size_t)t->total * 4);
-        if (!inner->m || !inner->v) {
-            st = xffl_fail(XFFL_ERR_NOMEM, "inner state");
-            goto done;
-        }
-        XFFL_CHECK_GOTO(st, kern_get_optimizer(m, inner->m, inner->v, &inner->step), done);
-        inner->present = 1;
-    }
-done:
-    free(in);
-    free(tg);
-    kern_model_free(m);
-    r->seconds = xffl_now() - t0;
-    return st;
+    text_cursor c = {.seq = seq};
+    return text_loader_next(ctx, &c, B, T, in, tg);
+}
+
+/* The loop's options for round `round` of f from cursor start (the job's and
+ * reproduce's: one place, so that both run the same steps). */
+static void loop_options(const pipe_federation *f, int64_t round, const pipe_train_options *o, text_loader *sh,
+                         text_cursor start, xffl_log_level progress, pipe_loop_options *lo)
+{
+    memset(lo, 0, sizeof *lo);
+    lo->model = &f->model;
+    lo->backend = o->backend;
+    lo->threads = o->threads;
+    lo->steps = f->local_steps;
+    lo->batch = f->batch;
+    lo->seq_len = f->seq_len;
+    lo->accumulate = o->accumulate;
+    lo->recompute = o->recompute;
+    lo->optimizer = o->optimizer;
+    pipe_inner_schedule(f, round, &lo->adamw, &lo->step0);
+    lo->cursor = start.seq;
+    lo->next_batch = loader_batch;
+    lo->batch_ctx = sh;
+    lo->label = o->facility;
+    lo->progress = progress;
 }
 
 /* Cursor to start from: --state DIR/cursor, else this facility's latest COMMIT. */
@@ -227,40 +180,74 @@ static XFFL_MUST_USE xffl_status load_floats(const char *path, int64_t n, float 
     return st;
 }
 
-xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result *res)
-{
-    memset(res, 0, sizeof *res);
-    double t0 = xffl_now();
+/* What every rank of the job needs from rank 0's look at the store (sent as bytes). */
+typedef struct {
+    int64_t status, skipped, round, attempt, cursor, keep, inner_present, inner_step;
+    char why[160];
+    char tag[PIPE_KEY_MAX + 3 * XFFL_SHA256_HEX + 64];
+} round_plan;
+
+/* One round's inputs: rank 0 reads them from the store and --state DIR (prepare), the
+ * others receive them (share). */
+typedef struct {
     pipe_federation f;
     char fed_sha[XFFL_SHA256_HEX];
-    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, fed_sha));
-    if (pipe_federation_facility_index(&f, o->facility) < 0) {
+    pipe_version_ref base;
+    ckpt_param_table *t;
+    float *theta, *base_theta, *residual;
+    text_loader *sh;
+    inner_state inner;
+    char sd[4096], inner_sha[XFFL_SHA256_HEX];
+    int lossy;
+} round_job;
+
+static void job_free(round_job *j)
+{
+    text_loader_close(j->sh);
+    inner_free(&j->inner);
+    free(j->theta);
+    free(j->base_theta);
+    free(j->residual);
+    ckpt_param_table_free(j->t);
+}
+
+/* Rank 0: the round, the attempt, version v's weights, the cursor, the inner state and
+ * the residual; plan->skipped (with res filled) when there is nothing to do. */
+static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, round_job *j, round_plan *plan,
+                                         pipe_train_result *res)
+{
+    pipe_federation *f = &j->f;
+    pipe_version_ref *base = &j->base;
+    XFFL_FORWARD(pipe_federation_load_latest(s, base, f, j->fed_sha));
+    if (pipe_federation_facility_index(f, o->facility) < 0) {
         char list[PIPE_MAX_FACILITIES * (PIPE_FACILITY_MAX + 1)] = "";
-        for (int i = 0; i < f.n_facilities; i++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "", f.facilities[i]);
+        for (int i = 0; i < f->n_facilities; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "", f->facilities[i]);
         return xffl_fail(XFFL_ERR_USAGE, "facility '%s' is not in the federation (%s)", o->facility, list);
     }
-    pipe_version_ref base;
-    XFFL_FORWARD(pipe_latest_read(s, &base));
-    int64_t round = base.version + 1;
+    int64_t round = base->version + 1;
     if (o->round >= 0) {
-        if (o->round <= base.version) {
-            res->skipped = 1;
-            res->round = o->round;
+        if (o->round <= base->version) {
+            res->skipped = plan->skipped = 1;
+            res->round = plan->round = o->round;
             snprintf(res->why, sizeof res->why, "version %lld exists already", (long long)o->round);
             return XFFL_OK;
         }
         XFFL_RETURN_IF(o->round > round, XFFL_ERR_NOT_YET, "round %lld needs version %lld; LATEST is v%06lld",
-                       (long long)o->round, (long long)o->round - 1, (long long)base.version);
+                       (long long)o->round, (long long)o->round - 1, (long long)base->version);
     }
-    res->round = round;
+    res->round = plan->round = round;
     pipe_round_listing l;
     XFFL_FORWARD(pipe_round_list(s, round, NULL, &l));
     const pipe_attempt *a = pipe_round_latest_attempt(&l, o->facility);
-    int attempt = 1;
+    int attempt = 1, usable = 1; /* a pending attempt that aggregate would reject is no reason to stop */
+    xffl_status ust = a && a->state == PIPE_ATTEMPT_PENDING
+                          ? pipe_contrib_usable(s, f, j->fed_sha, round, base, a->commit_key, &usable) : XFFL_OK;
+    if (ust != XFFL_OK) pipe_round_listing_free(&l);
+    XFFL_FORWARD(ust);
     if (a) {
-        if (a->state == PIPE_ATTEMPT_PENDING || a->state == PIPE_ATTEMPT_ACCEPTED) {
-            res->skipped = 1;
+        if ((a->state == PIPE_ATTEMPT_PENDING && usable) || a->state == PIPE_ATTEMPT_ACCEPTED) {
+            res->skipped = plan->skipped = 1;
             res->attempt = a->attempt;
             snprintf(res->commit_key, sizeof res->commit_key, "%s", a->commit_key);
             snprintf(res->why, sizeof res->why, "%s has a %s attempt a%d for round %lld", o->facility,
@@ -268,112 +255,212 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
             pipe_round_listing_free(&l);
             return XFFL_OK;
         }
-        attempt = a->state == PIPE_ATTEMPT_REJECTED ? a->attempt + 1 : a->attempt;
+        attempt = a->state == PIPE_ATTEMPT_REJECTED || !usable ? a->attempt + 1 : a->attempt;
     }
     pipe_round_listing_free(&l);
-    res->attempt = attempt;
+    res->attempt = plan->attempt = attempt;
 
-    ckpt_param_table *t = NULL;
-    XFFL_FORWARD(ckpt_param_table_create(&f.model, &t));
-    const int64_t n = t->total;
-    float *theta = malloc((size_t)n * 4), *base_theta = malloc((size_t)n * 4), *residual = NULL;
-    text_loader *sh = NULL;
-    inner_state inner;
-    memset(&inner, 0, sizeof inner);
-    xffl_status st = XFFL_OK;
-    if (!theta || !base_theta) {
-        st = xffl_fail(XFFL_ERR_NOMEM, "model slabs (%lld floats)", (long long)n);
-        goto done;
-    }
+    XFFL_FORWARD(ckpt_param_table_create(&f->model, &j->t));
+    const int64_t n = j->t->total;
+    j->theta = malloc((size_t)n * 4);
+    j->base_theta = malloc((size_t)n * 4);
+    XFFL_RETURN_IF(!j->theta || !j->base_theta, XFFL_ERR_NOMEM, "model slabs (%lld floats)", (long long)n);
     xffl_log(XFFL_LOG_INFO, "%s: round %lld attempt a%d from v%06lld (%s)", o->facility, (long long)round, attempt,
-             (long long)base.version, base.index_key);
+             (long long)base->version, base->index_key);
     {
         const char *groups[] = {"model"};
-        float *slabs[] = {base_theta};
-        XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &base, t, 1, groups, slabs, NULL), done);
+        float *slabs[] = {j->base_theta};
+        XFFL_FORWARD(pipe_version_fetch(s, base, j->t, 1, groups, slabs, NULL));
     }
-    memcpy(theta, base_theta, (size_t)n * 4);
-    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f.model.vocab_size, &sh), done);
+    memcpy(j->theta, j->base_theta, (size_t)n * 4);
+    XFFL_FORWARD(text_loader_open(o->data_glob, f->model.vocab_size, f->tokenizer_sha256, &j->sh));
     text_cursor start;
-    XFFL_CHECK_GOTO(st, find_cursor(s, o, round, &start), done);
-    const int keep = o->keep_inner_state || f.keep_inner_state;
-    const int lossy = ckpt_codec_lossy(f.encoding);
-    char sd[4096] = "", p[4200];
+    XFFL_FORWARD(find_cursor(s, o, round, &start));
+    plan->cursor = start.seq;
+    const int keep = plan->keep = o->keep_inner_state || f->keep_inner_state;
+    j->lossy = ckpt_codec_lossy(f->encoding);
+    char p[4200];
     if (o->state_dir) {
-        snprintf(sd, sizeof sd, "%s/r%06lld", o->state_dir, (long long)round);
-        XFFL_CHECK_GOTO(st, xffl_mkdirs(sd), done);
+        snprintf(j->sd, sizeof j->sd, "%s/r%06lld", o->state_dir, (long long)round);
+        XFFL_FORWARD(xffl_mkdirs(j->sd));
     }
-    char inner_sha[XFFL_SHA256_HEX] = "none";
+    snprintf(j->inner_sha, sizeof j->inner_sha, "none");
     if (keep && o->state_dir) {
         snprintf(p, sizeof p, "%s/inner.bin", o->state_dir);
         if (file_exists(p)) {
-            XFFL_CHECK_GOTO(st, inner_load(p, n, &inner), done);
-            snprintf(inner_sha, sizeof inner_sha, "%s", inner.sha);
+            XFFL_FORWARD(inner_load(p, n, &j->inner));
+            snprintf(j->inner_sha, sizeof j->inner_sha, "%s", j->inner.sha);
             /* the round's input, for reproduce --train */
-            snprintf(p, sizeof p, "%s/inner.bin", sd);
-            XFFL_CHECK_GOTO(st, inner_save(p, n, &inner, NULL), done);
+            snprintf(p, sizeof p, "%s/inner.bin", j->sd);
+            XFFL_FORWARD(inner_save(p, n, &j->inner, NULL));
         }
     }
-    if (lossy) {
-        residual = calloc((size_t)n, 4);
-        if (!residual) {
-            st = xffl_fail(XFFL_ERR_NOMEM, "residual");
-            goto done;
-        }
+    plan->inner_present = j->inner.present;
+    plan->inner_step = j->inner.step;
+    if (j->lossy) {
+        j->residual = calloc((size_t)n, 4);
+        XFFL_RETURN_IF(!j->residual, XFFL_ERR_NOMEM, "residual");
         if (o->state_dir) {
             snprintf(p, sizeof p, "%s/residual.f32", o->state_dir);
-            if (file_exists(p)) XFFL_CHECK_GOTO(st, load_floats(p, n, residual), done);
-            snprintf(p, sizeof p, "%s/residual.f32", sd);
-            XFFL_CHECK_GOTO(st, xffl_write_file_atomic(p, residual, (size_t)n * 4), done);
+            if (file_exists(p)) XFFL_FORWARD(load_floats(p, n, j->residual));
+            snprintf(p, sizeof p, "%s/residual.f32", j->sd);
+            XFFL_FORWARD(xffl_write_file_atomic(p, j->residual, (size_t)n * 4));
         }
     }
-    local_result lr;
-    XFFL_CHECK_GOTO(st, train_local(&f, round, t, theta, sh, start, o, keep, &inner, XFFL_LOG_INFO, &lr), done);
-    for (int64_t i = 0; i < n; i++) theta[i] -= base_theta[i];
+    /* a checkpoint is resumed only by a run from the same inputs */
+    snprintf(plan->tag, sizeof plan->tag, "%s %s %lld %s %s %d", base->index_key, j->fed_sha, (long long)start.seq,
+             j->inner_sha, o->backend ? o->backend : "auto", o->threads);
+    return XFFL_OK;
+}
+
+/* Every rank: rank 0's plan and inputs, so all start the loop from the same state. */
+static XFFL_MUST_USE xffl_status share(xffl_comm *c, const pipe_train_options *o, round_job *j, round_plan *plan)
+{
+    const int root = comm_rank(c) == 0;
+    XFFL_FORWARD(comm_broadcast(c, &j->f, sizeof j->f, COMM_BYTE, 0));
+    if (!root) {
+        XFFL_FORWARD(ckpt_param_table_create(&j->f.model, &j->t));
+        j->theta = malloc((size_t)j->t->total * 4);
+        XFFL_RETURN_IF(!j->theta, XFFL_ERR_NOMEM, "model slab (%lld floats)", (long long)j->t->total);
+        XFFL_FORWARD(text_loader_open(o->data_glob, j->f.model.vocab_size, j->f.tokenizer_sha256, &j->sh));
+        if (o->state_dir) snprintf(j->sd, sizeof j->sd, "%s/r%06lld", o->state_dir, (long long)plan->round);
+    }
+    const size_t n = (size_t)j->t->total;
+    XFFL_FORWARD(comm_broadcast(c, j->theta, n, COMM_F32, 0));
+    if (plan->keep) {
+        if (!j->inner.m) j->inner.m = malloc(n * 4);
+        if (!j->inner.v) j->inner.v = malloc(n * 4);
+        XFFL_RETURN_IF(!j->inner.m || !j->inner.v, XFFL_ERR_NOMEM, "inner state");
+        if (plan->inner_present) {
+            XFFL_FORWARD(comm_broadcast(c, j->inner.m, n, COMM_F32, 0));
+            XFFL_FORWARD(comm_broadcast(c, j->inner.v, n, COMM_F32, 0));
+            j->inner.step = plan->inner_step;
+            j->inner.present = 1;
+        }
+    }
+    return XFFL_OK;
+}
+
+/* Rank 0, after the loop: delta = θ_local − θ_v, encoded and committed; then the
+ * facility's state moves on. */
+static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options *o, round_job *j,
+                                              const round_plan *plan, int ranks, const pipe_loop_result *lr,
+                                              pipe_train_result *res)
+{
+    const int64_t n = j->t->total;
+    for (int64_t i = 0; i < n; i++) j->theta[i] -= j->base_theta[i];
+    text_cursor start = {.seq = plan->cursor}, end = {.seq = lr->cursor_end};
     text_cursor_format(&start, res->cursor_start, sizeof res->cursor_start);
-    text_cursor_format(&lr.end, res->cursor_end, sizeof res->cursor_end);
-    char threads[16], bt[16], tt[16];
+    text_cursor_format(&end, res->cursor_end, sizeof res->cursor_end);
+    char threads[16], bt[16], tt[16], rk[16], acc[16];
     snprintf(threads, sizeof threads, "%d", o->threads);
-    snprintf(bt, sizeof bt, "%d", f.batch);
-    snprintf(tt, sizeof tt, "%d", f.seq_len);
-    const char *ek[] = {"cursor", "cursor_end", "backend", "threads", "batch", "seq_len", "inner_state", "shards"};
+    snprintf(bt, sizeof bt, "%d", j->f.batch);
+    snprintf(tt, sizeof tt, "%d", j->f.seq_len);
+    snprintf(rk, sizeof rk, "%d", ranks);
+    snprintf(acc, sizeof acc, "%d", o->accumulate > 0 ? o->accumulate : 1);
+    const char *ek[] = {"cursor", "cursor_end", "backend", "threads", "batch", "seq_len", "inner_state", "shards",
+                        "ranks", "accumulate"};
     const char *ev[] = {res->cursor_start, res->cursor_end, o->backend ? o->backend : "auto", threads, bt, tt,
-                        inner_sha, text_loader_digests(sh)};
-    pipe_commit_spec cs = {.f = &f, .fed_sha = fed_sha, .t = t, .base = &base, .round = round,
-                           .facility = o->facility, .attempt = attempt, .delta = theta, .residual = residual,
-                           .tokens = lr.tokens, .steps = lr.steps, .loss_first = lr.loss_first,
-                           .loss_last = lr.loss_last, .loss_mean = lr.loss_mean, .seconds = lr.seconds,
-                           .n_extra = 8, .extra_keys = ek, .extra_values = ev, .threads = o->zstd_threads};
-    xffl_log(XFFL_LOG_INFO, "%s: uploading delta (%s)", o->facility, ckpt_codec_name(f.encoding));
-    XFFL_CHECK_GOTO(st, pipe_commit_delta(s, &cs, res->commit_key, &res->bytes), done);
+                        j->inner_sha, text_loader_digests(j->sh), rk, acc};
+    pipe_commit_spec cs = {.f = &j->f, .fed_sha = j->fed_sha, .t = j->t, .base = &j->base, .round = plan->round,
+                           .facility = o->facility, .attempt = (int)plan->attempt, .delta = j->theta,
+                           .residual = j->residual, .tokens = lr->tokens, .steps = lr->steps,
+                           .loss_first = lr->loss_first, .loss_last = lr->loss_last, .loss_mean = lr->loss_mean,
+                           .seconds = lr->seconds, .n_extra = 10, .extra_keys = ek, .extra_values = ev,
+                           .threads = o->zstd_threads};
+    xffl_log(XFFL_LOG_INFO, "%s: uploading delta (%s)", o->facility, ckpt_codec_name(j->f.encoding));
+    XFFL_FORWARD(pipe_commit_delta(s, &cs, res->commit_key, &res->bytes));
     /* committed: only now does the facility's state move on */
     if (o->state_dir) {
+        char p[4200], line[80];
         snprintf(p, sizeof p, "%s/cursor", o->state_dir);
-        char line[80];
         snprintf(line, sizeof line, "%s\n", res->cursor_end);
-        XFFL_CHECK_GOTO(st, xffl_write_file_atomic(p, line, strlen(line)), done);
-        if (keep) {
+        XFFL_FORWARD(xffl_write_file_atomic(p, line, strlen(line)));
+        if (plan->keep) {
             snprintf(p, sizeof p, "%s/inner.bin", o->state_dir);
-            XFFL_CHECK_GOTO(st, inner_save(p, n, &inner, NULL), done);
+            XFFL_FORWARD(inner_save(p, n, &j->inner, NULL));
         }
-        if (lossy) {
+        if (j->lossy) {
             snprintf(p, sizeof p, "%s/residual.f32", o->state_dir);
-            XFFL_CHECK_GOTO(st, xffl_write_file_atomic(p, residual, (size_t)n * 4), done);
+            XFFL_FORWARD(xffl_write_file_atomic(p, j->residual, (size_t)n * 4));
         }
     }
-    res->tokens = lr.tokens;
-    res->steps = lr.steps;
-    res->loss_first = lr.loss_first;
-    res->loss_last = lr.loss_last;
-    res->loss_mean = lr.loss_mean;
-    res->train_seconds = lr.seconds;
+    res->tokens = lr->tokens;
+    res->steps = lr->steps;
+    res->loss_first = lr->loss_first;
+    res->loss_last = lr->loss_last;
+    res->loss_mean = lr->loss_mean;
+    res->train_seconds = lr->seconds;
+    return XFFL_OK;
+}
+
+/* The loop on every rank, with the job's inner state. */
+static XFFL_MUST_USE xffl_status run_loop(xffl_comm *c, const pipe_train_options *o, round_job *j,
+                                          const round_plan *plan, int64_t round, const char *tag,
+                                          xffl_log_level progress, pipe_loop_result *lr)
+{
+    pipe_loop_options lo;
+    loop_options(&j->f, round, o, j->sh, (text_cursor){.seq = plan->cursor}, progress, &lo);
+    if (o->state_dir && o->checkpoint_every > 0 && tag) {
+        lo.checkpoint_dir = j->sd;
+        lo.checkpoint_every = o->checkpoint_every;
+        lo.checkpoint_tag = tag;
+        lo.halt_after = o->halt_after;
+    }
+    pipe_loop_inner li = {.m = j->inner.m, .v = j->inner.v, .step = j->inner.step, .present = j->inner.present};
+    XFFL_FORWARD(pipe_loop_run(c, &lo, j->theta, plan->keep ? &li : NULL, NULL, lr));
+    j->inner.step = li.step;
+    j->inner.present = li.present;
+    return XFFL_OK;
+}
+
+xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    double t0 = xffl_now();
+    xffl_comm *c = o->comm, *own = NULL;
+    if (!c) {
+        XFFL_FORWARD(comm_open("self", NULL, &own));
+        c = own;
+    }
+    const int root = comm_rank(c) == 0;
+    round_job j;
+    round_plan plan;
+    memset(&j, 0, sizeof j);
+    memset(&plan, 0, sizeof plan);
+    /* rank 0 alone reads the store; the others wait for its plan */
+    xffl_status st = root ? prepare(s, o, &j, &plan, res) : XFFL_OK, st2;
+    plan.status = st;
+    XFFL_CHECK_GOTO(st2, comm_broadcast(c, &plan, sizeof plan, COMM_BYTE, 0), fail);
+    if (plan.status != XFFL_OK) {
+        if (!root) st = xffl_fail((xffl_status)plan.status, "rank 0 could not start the round (its log says why)");
+        goto done;
+    }
+    if (plan.skipped) {
+        res->skipped = 1;
+        res->round = plan.round;
+        if (!root) snprintf(res->why, sizeof res->why, "rank 0: nothing to do");
+        goto done;
+    }
+    res->round = plan.round;
+    res->attempt = (int)plan.attempt;
+    XFFL_CHECK_GOTO(st, share(c, o, &j, &plan), done);
+    pipe_loop_result lr;
+    XFFL_CHECK_GOTO(st, run_loop(c, o, &j, &plan, plan.round, plan.tag, XFFL_LOG_INFO, &lr), done);
+    /* every rank finished the loop (it ends with collectives): only now may rank 0 commit */
+    int64_t cst = root ? commit_round(s, o, &j, &plan, comm_size(c), &lr, res) : XFFL_OK;
+    XFFL_CHECK_GOTO(st2, comm_broadcast(c, &cst, 1, COMM_I64, 0), fail);
+    if (cst != XFFL_OK) {
+        st = root ? (xffl_status)cst : xffl_fail((xffl_status)cst, "rank 0 could not commit (its log says why)");
+        goto done;
+    }
+    pipe_loop_checkpoint_clear(c, j.sd[0] ? j.sd : NULL);
+    goto done;
+fail:
+    st = st2;
 done:
-    text_loader_close(sh);
-    inner_free(&inner);
-    free(theta);
-    free(base_theta);
-    free(residual);
-    ckpt_param_table_free(t);
+    job_free(&j);
+    comm_close(own);
     res->seconds = xffl_now() - t0;
     return st;
 }
@@ -381,20 +468,20 @@ done:
 xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_train_reproduce_report *out)
 {
     memset(out, 0, sizeof *out);
-    pipe_federation f;
-    char fed_sha[XFFL_SHA256_HEX];
-    XFFL_FORWARD(pipe_federation_load(s, NULL, &f, fed_sha));
+    round_job j;
+    round_plan plan;
+    memset(&j, 0, sizeof j);
+    memset(&plan, 0, sizeof plan);
+    pipe_federation *f = &j.f;
     pipe_version_ref vref;
     ckpt_manifest *idx = NULL, *m = NULL, *mine = NULL;
     XFFL_FORWARD(pipe_reproduce_find_version(s, o->round, &vref, &idx));
+    xffl_status fst = pipe_federation_load_for(s, &vref, f, j.fed_sha);
+    if (fst != XFFL_OK) ckpt_manifest_free(idx);
+    XFFL_FORWARD(fst);
     const char *ck = NULL;
     for (int i = 0; i < idx->n_contributors; i++)
         if (!strcmp(idx->contributors[i].facility, o->facility)) ck = idx->contributors[i].key;
-    ckpt_param_table *t = NULL;
-    float *theta = NULL, *base_theta = NULL, *residual = NULL;
-    text_loader *sh = NULL;
-    inner_state inner;
-    memset(&inner, 0, sizeof inner);
     char *tmp = NULL;
     ckpt_delta_file *files = NULL;
     int nf = 0;
@@ -411,9 +498,15 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "inner_state", &isha), done);
     XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "shards", &shards), done);
     const char *thr = ckpt_manifest_get(m, "threads"), *be = ckpt_manifest_get(m, "backend");
+    const char *rk = ckpt_manifest_get(m, "ranks"), *ac = ckpt_manifest_get(m, "accumulate");
     pipe_train_options oo = *o;
     /* by default, re-run with the thread count the COMMIT records */
     if (oo.threads == 0 && thr) oo.threads = atoi(thr);
+    /* R ranks with K micro-batches each give the bits of one rank with R*K (loop.h) */
+    int micro = (rk ? atoi(rk) : 1) * (ac ? atoi(ac) : 1);
+    oo.accumulate = micro > 0 ? micro : 1;
+    oo.comm = NULL;
+    oo.checkpoint_every = 0;
     char othr[16];
     snprintf(othr, sizeof othr, "%d", oo.threads);
     if (thr && strcmp(thr, othr) != 0)
@@ -421,77 +514,85 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     if (be && o->backend && strcmp(be, o->backend) != 0)
         xffl_log(XFFL_LOG_WARN, "note: %s trained on backend %s, re-running on %s: bits may differ", ck, be,
                  o->backend);
-    pipe_version_ref base;
-    XFFL_CHECK_GOTO(st, pipe_reproduce_find_version(s, o->round - 1, &base, NULL), done);
-    if (strcmp(base.index_key, bk) != 0) {
+    XFFL_CHECK_GOTO(st, pipe_reproduce_find_version(s, o->round - 1, &j.base, NULL), done);
+    if (strcmp(j.base.index_key, bk) != 0) {
         st = xffl_fail(XFFL_ERR_INVALID, "%s was built on %s, but version %lld is %s", ck, bk, (long long)o->round - 1,
-                       base.index_key);
+                       j.base.index_key);
         goto done;
     }
-    XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f.model, &t), done);
-    const int64_t n = t->total;
-    theta = malloc((size_t)n * 4);
-    base_theta = malloc((size_t)n * 4);
-    if (!theta || !base_theta) {
+    XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f->model, &j.t), done);
+    const int64_t n = j.t->total;
+    j.theta = malloc((size_t)n * 4);
+    j.base_theta = malloc((size_t)n * 4);
+    if (!j.theta || !j.base_theta) {
         st = xffl_fail(XFFL_ERR_NOMEM, "model slabs");
         goto done;
     }
     {
         const char *groups[] = {"model"};
-        float *slabs[] = {base_theta};
-        XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &base, t, 1, groups, slabs, NULL), done);
+        float *slabs[] = {j.base_theta};
+        XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &j.base, j.t, 1, groups, slabs, NULL), done);
     }
-    memcpy(theta, base_theta, (size_t)n * 4);
-    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f.model.vocab_size, &sh), done);
-    if (strcmp(text_loader_digests(sh), shards) != 0) {
+    memcpy(j.theta, j.base_theta, (size_t)n * 4);
+    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f->model.vocab_size, f->tokenizer_sha256, &j.sh), done);
+    if (strcmp(text_loader_digests(j.sh), shards) != 0) {
         st = xffl_fail(XFFL_ERR_INVALID, "--data %s is not the data %s trained on (shards %s, COMMIT says %s)",
-                       o->data_glob, ck, text_loader_digests(sh), shards);
+                       o->data_glob, ck, text_loader_digests(j.sh), shards);
         goto done;
     }
     text_cursor start;
     XFFL_CHECK_GOTO(st, text_cursor_parse(cur, &start), done);
-    int keep = strcmp(isha, "none") != 0;
+    plan.cursor = start.seq;
+    plan.keep = strcmp(isha, "none") != 0;
     char p[4200];
-    if (keep) {
+    if (plan.keep) {
         if (!o->state_dir) {
             st = xffl_fail(XFFL_ERR_USAGE, "%s used kept inner state: --state DIR is needed", ck);
             goto done;
         }
         snprintf(p, sizeof p, "%s/r%06lld/inner.bin", o->state_dir, (long long)o->round);
-        XFFL_CHECK_GOTO(st, inner_load(p, n, &inner), done);
-        if (strcmp(inner.sha, isha) != 0) {
-            st = xffl_fail(XFFL_ERR_INVALID, "%s: digest %.12s, but %s used inner state %.12s", p, inner.sha, ck, isha);
+        XFFL_CHECK_GOTO(st, inner_load(p, n, &j.inner), done);
+        if (strcmp(j.inner.sha, isha) != 0) {
+            st = xffl_fail(XFFL_ERR_INVALID, "%s: digest %.12s, but %s used inner state %.12s", p, j.inner.sha, ck, isha);
             goto done;
         }
     }
-    if (ckpt_codec_lossy(f.encoding)) {
-        residual = calloc((size_t)n, 4);
-        if (!residual) {
+    if (ckpt_codec_lossy(f->encoding)) {
+        j.residual = calloc((size_t)n, 4);
+        if (!j.residual) {
             st = xffl_fail(XFFL_ERR_NOMEM, "residual");
             goto done;
         }
         if (o->state_dir) {
             snprintf(p, sizeof p, "%s/r%06lld/residual.f32", o->state_dir, (long long)o->round);
-            if (file_exists(p)) XFFL_CHECK_GOTO(st, load_floats(p, n, residual), done);
+            if (file_exists(p)) XFFL_CHECK_GOTO(st, load_floats(p, n, j.residual), done);
         }
     }
-    local_result lr;
-    XFFL_CHECK_GOTO(st, train_local(&f, o->round, t, theta, sh, start, &oo, keep, &inner, XFFL_LOG_DEBUG, &lr), done);
-    for (int64_t i = 0; i < n; i++) theta[i] -= base_theta[i];
+    if (plan.keep && !j.inner.m) {
+        j.inner.m = malloc((size_t)n * 4);
+        j.inner.v = malloc((size_t)n * 4);
+        if (!j.inner.m || !j.inner.v) {
+            st = xffl_fail(XFFL_ERR_NOMEM, "inner state");
+            goto done;
+        }
+    }
+    pipe_loop_result lr;
+    XFFL_CHECK_GOTO(st, run_loop(NULL, &oo, &j, &plan, o->round, NULL, XFFL_LOG_DEBUG, &lr), done);
+    for (int64_t i = 0; i < n; i++) j.theta[i] -= j.base_theta[i];
     XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-retrain", &tmp), done);
     XFFL_CHECK_GOTO(st, ckpt_manifest_create(&mine), done);
-    ckpt_delta_meta meta = {.round = o->round, .base_version = base.version, .base_index = base.index_key,
+    ckpt_delta_meta meta = {.round = o->round, .base_version = j.base.version, .base_index = j.base.index_key,
                             .facility = o->facility, .tokens = lr.tokens, .steps = lr.steps,
-                            .codec = f.encoding, .block = CKPT_CODEC_BLOCK_DEFAULT};
-    XFFL_CHECK_GOTO(st, ckpt_delta_write(tmp, t, theta, &meta, residual, 0, NULL, "", mine, &files, &nf), done);
+                            .codec = f->encoding, .block = CKPT_CODEC_BLOCK_DEFAULT};
+    XFFL_CHECK_GOTO(st, ckpt_delta_write(tmp, j.t, j.theta, &meta, j.residual, 0, NULL, "", mine, &files, &nf), done);
     char first[128] = "";
     for (int i = 0; i < m->n_tensors; i++) {
-        int j = ckpt_manifest_find_tensor(mine, m->tensors[i].name);
+        int k = ckpt_manifest_find_tensor(mine, m->tensors[i].name);
         out->tensors_compared++;
-        if (j < 0 || strcmp(mine->tensors[j].sha256, m->tensors[i].sha256) != 0) {
+        if (k < 0 || strcmp(mine->tensors[k].sha256, m->tensors[i].sha256) != 0) {
             out->tensors_differ++;
             xffl_log(XFFL_LOG_ERROR, "differs: delta tensor %s of %s: stored %.12s, re-trained %.12s",
-                     m->tensors[i].name, o->facility, m->tensors[i].sha256, j < 0 ? "(missing)" : mine->tensors[j].sha256);
+                     m->tensors[i].name, o->facility, m->tensors[i].sha256, k < 0 ? "(missing)" : mine->tensors[k].sha256);
             if (!first[0]) snprintf(first, sizeof first, "%s", m->tensors[i].name);
         }
     }
@@ -505,12 +606,7 @@ done:
         xffl_rmtree_cleanup(tmp);
         free(tmp);
     }
-    text_loader_close(sh);
-    inner_free(&inner);
-    free(theta);
-    free(base_theta);
-    free(residual);
-    ckpt_param_table_free(t);
+    job_free(&j);
     ckpt_manifest_free(idx);
     ckpt_manifest_free(m);
     ckpt_manifest_free(mine);

@@ -1,6 +1,9 @@
 /* One facility's job for one round: read LATEST → v, fetch and verify θ_v, run H
- * AdamW steps on the facility's own shards (kernels/kern.h), delta = θ_local − θ_v,
- * encode, upload parts, COMMIT last (pipelines/commit.h).
+ * AdamW steps on the facility's own shards (the loop of pipelines/loop.h, on every
+ * rank of o->comm), delta = θ_local − θ_v, encode, upload parts, COMMIT last
+ * (pipelines/commit.h). Rank 0 alone reads the store and --state DIR and sends the
+ * others what they need; it commits only after every rank finished the loop, so a
+ * rank that fails leaves no COMMIT.
  *
  * --state DIR (the facility's, never shared) holds:
  *   cursor               data cursor after the last committed round
@@ -8,6 +11,7 @@
  *   residual.f32         error-feedback residual after it (lossy encodings only)
  *   r<round>/inner.bin, r<round>/residual.f32
  *                        the inputs of each round, for reproduce --train
+ *   r<round>/loop-*      the loop's checkpoint (checkpoint_every), removed after the COMMIT
  * Without a state file the cursor comes from this facility's latest COMMIT in the
  * store (cursor_end), so a stateless job resumes too. */
 #ifndef XFFL_PIPE_TRAIN_H
@@ -18,6 +22,7 @@
 #include "kernels/kern.h"
 #include "pipelines/federation.h"
 #include "pipelines/inspect.h"
+#include "pipelines/loop.h"
 #include "pipelines/round.h"
 #include "storage/store.h"
 
@@ -30,6 +35,13 @@ typedef struct {
     const char *backend;    /* "cpu", "cuda", NULL = auto */
     int threads;            /* cpu threads, 0 = all */
     int zstd_threads;       /* compression threads, 0 = default */
+    int accumulate;         /* K micro-batches per rank and step (0 = 1; pipelines/loop.h) */
+    int recompute;          /* recompute activations layer by layer (same bits, less memory) */
+    pipe_opt_mode optimizer;/* auto: the backend's AdamW for 1 rank x 1 micro-batch, else sharded */
+    int checkpoint_every;   /* save the loop's state to --state DIR/r<round>/ every N steps (0: never) */
+    int halt_after;         /* tests: stop (exit 1) right after step N's checkpoint, like a kill */
+    xffl_comm *comm;        /* the job's ranks (NULL: one rank); rank 0 alone reads the
+                             * version and writes the delta and COMMIT */
 } pipe_train_options;
 
 void pipe_train_options_default(pipe_train_options *o);

@@ -95,6 +95,38 @@ static XFFL_MUST_USE xffl_status get_range(ckpt_h5_reader *r, const ckpt_param_t
     return XFFL_OK;
 }
 
+/* A part repeats its INDEX's round, parent, tokens_seen, algorithm and contributors,
+ * and its own place (part k of parts): an INDEX edited afterwards (a contributor line
+ * deleted, a count changed), even when renamed to its new content, disagrees with the
+ * parts whose digests it carries. INVALID naming the attribute. */
+static XFFL_MUST_USE xffl_status check_part_agrees(ckpt_h5_reader *r, const ckpt_manifest *idx, const char *key, int k)
+{
+    static const char *const ints[] = {"round", "parent", "tokens_seen", "parts", "part"};
+    const char *path = ckpt_h5_reader_path(r);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        int64_t pv, iv = k;
+        xffl_status s = ckpt_h5_get_attr_int(r, ints[i], &pv);
+        XFFL_FORWARD(s == XFFL_ERR_NOT_FOUND ? XFFL_ERR_INVALID : s);
+        if (i < 4) XFFL_FORWARD(ckpt_manifest_require_int(idx, key, ints[i], &iv));
+        XFFL_RETURN_IF(pv != iv, XFFL_ERR_INVALID, "%s: %s %lld, but %s says %lld", path, ints[i], (long long)pv, key,
+                       (long long)iv);
+    }
+    char want[4096] = "", *got = NULL; /* as write_part joins them */
+    for (int i = 0; i < idx->n_contributors; i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", i ? "," : "", idx->contributors[i].facility);
+    for (int a = 0; a < 2; a++) {
+        const char *name = a ? "algorithm" : "contributors", *iv = want;
+        if (a) XFFL_FORWARD(ckpt_manifest_require(idx, key, name, &iv));
+        xffl_status s = ckpt_h5_get_attr_str(r, name, &got);
+        XFFL_FORWARD(s == XFFL_ERR_NOT_FOUND ? XFFL_ERR_INVALID : s);
+        int same = !strcmp(got, iv);
+        s = same ? XFFL_OK : xffl_fail(XFFL_ERR_INVALID, "%s: %s '%s', but %s says '%s'", path, name, got, key, iv);
+        free(got);
+        XFFL_FORWARD(s);
+    }
+    return XFFL_OK;
+}
+
 typedef char tensor_name[CKPT_NAME_MAX + 64];
 typedef char tensor_digest[XFFL_SHA256_HEX];
 
@@ -194,6 +226,7 @@ xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt
             if (st == XFFL_OK && pv != ref->version)
                 st = xffl_fail(XFFL_ERR_INVALID, "part says version %lld, INDEX %lld", (long long)pv, (long long)ref->version);
             if (st == XFFL_OK) st = check_model_attrs(r, &t->cfg);
+            if (st == XFFL_OK) st = check_part_agrees(r, idx, ref->index_key, b0 + k);
             if (st == XFFL_OK) st = get_range(r, t, &first, &count);
             for (int g = 0; g < n_want && st == XFFL_OK; g++) {
                 /* Into the caller's slab: the whole part as one batch (digests overlap

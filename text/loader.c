@@ -22,8 +22,27 @@ struct text_loader {
     char *digests;
 };
 
-xffl_status text_loader_open(const char *pattern, int vocab, text_loader **out)
+/* The shard was packed with the tokenizer want names ("" byte-level). */
+static XFFL_MUST_USE xffl_status check_tokenizer(const char *shard, const char *want)
 {
+    char got[XFFL_SHA256_HEX], model[256], record[4096], mine[4500], theirs[100];
+    XFFL_FORWARD(text_shard_tokenizer(shard, got, model, sizeof model, record, sizeof record));
+    if (!strcmp(got, want)) return XFFL_OK;
+    if (got[0])
+        snprintf(mine, sizeof mine, "tokenizer %.200s (sha256 %.12s..., %s)", model, got, record);
+    else
+        snprintf(mine, sizeof mine, "the byte-level tokenizer (no %s beside it)", record[0] ? record : "tokenizer record");
+    if (want[0])
+        snprintf(theirs, sizeof theirs, "tokenizer.model sha256 %.12s...", want);
+    else
+        snprintf(theirs, sizeof theirs, "the byte-level tokenizer");
+    return xffl_fail(XFFL_ERR_INVALID, "shard %s was packed with %s, but the federation uses %s: "
+                     "pack the text with the federation's tokenizer", shard, mine, theirs);
+}
+
+xffl_status text_loader_open(const char *pattern, int vocab, const char *tokenizer_sha256, text_loader **out)
+{
+    if (!tokenizer_sha256) tokenizer_sha256 = "";
     *out = NULL;
     glob_t g;
     int rc = glob(pattern, 0, NULL, &g);
@@ -50,6 +69,7 @@ xffl_status text_loader_open(const char *pattern, int vocab, text_loader **out)
     for (size_t i = 0; i < g.gl_pathc; i++) {
         char hex[XFFL_SHA256_HEX];
         shard *sh = &l->sh[i];
+        XFFL_CHECK_GOTO(st, check_tokenizer(g.gl_pathv[i], tokenizer_sha256), done);
         XFFL_CHECK_GOTO(st, text_shard_read(g.gl_pathv[i], vocab, &sh->tok, &sh->n, hex), done);
         sh->path = strdup(g.gl_pathv[i]);
         if (!sh->path) {

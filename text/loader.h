@@ -21,10 +21,14 @@ typedef struct {
     int64_t seq; /* sequences consumed so far */
 } text_cursor;
 
-/* Opens every file matching glob (sorted bytewise), checks headers and that every
- * token is < vocab (INVALID naming shard and offset). NOT_FOUND naming the glob when
- * nothing matches. Caller owns *out; text_loader_close accepts NULL. */
-XFFL_MUST_USE xffl_status text_loader_open(const char *glob, int vocab, text_loader **out);
+/* Opens every file matching glob (sorted bytewise), checks that each was packed with
+ * the tokenizer whose SHA-256 is tokenizer_sha256 (NULL or "": byte-level; the record
+ * beside the shards says, text_shard_tokenizer: INVALID naming the shard and both
+ * tokenizers), its header, and that every token is < vocab (INVALID naming shard and
+ * offset). NOT_FOUND naming the glob when nothing matches. Caller owns *out;
+ * text_loader_close accepts NULL. */
+XFFL_MUST_USE xffl_status text_loader_open(const char *glob, int vocab, const char *tokenizer_sha256,
+                                           text_loader **out);
 void text_loader_close(text_loader *l);
 int text_loader_shards(const text_loader *l);
 int64_t text_loader_tokens(const text_loader *l);

@@ -89,7 +89,7 @@ static XFFL_MUST_USE xffl_status write_tokenizer_digest(const text_pack_options 
 {
     char path[4096], line[4200];
     const char *base = strrchr(o->tokenizer, '/');
-    snprintf(path, sizeof path, "%s/%s_tokenizer.sha256", o->out_dir, o->name);
+    snprintf(path, sizeof path, "%s/%s%s", o->out_dir, o->name, TEXT_TOKENIZER_RECORD);
     int n = snprintf(line, sizeof line, "%s  %s\n", r->tokenizer_sha256, base ? base + 1 : o->tokenizer);
     return xffl_write_file_atomic(path, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }

@@ -104,3 +104,38 @@ done:
     fclose(f);
     return st;
 }
+
+xffl_status text_shard_tokenizer(const char *shard, char sha256_hex[XFFL_SHA256_HEX], char *model, size_t model_cap,
+                                 char *record, size_t record_cap)
+{
+    sha256_hex[0] = 0;
+    if (model_cap) model[0] = 0;
+    if (record && record_cap) record[0] = 0;
+    /* <dir>/<name>_train_NNNN.bin -> <dir>/<name>_tokenizer.sha256 (the last split marker) */
+    const char *base = strrchr(shard, '/');
+    base = base ? base + 1 : shard;
+    const char *cut = NULL;
+    for (const char *p = base; (p = strchr(p, '_')) != NULL; p++)
+        if (!strncmp(p, "_train_", 7) || !strncmp(p, "_val_", 5)) cut = p;
+    if (!cut) return XFFL_OK;
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%.*s%s", (int)(cut - shard), shard, TEXT_TOKENIZER_RECORD);
+    XFFL_RETURN_IF(n < 0 || (size_t)n >= sizeof path, XFFL_ERR_INVALID, "shard path %s is too long", shard);
+    if (record && record_cap) snprintf(record, record_cap, "%s", path);
+    void *data = NULL;
+    size_t len = 0;
+    xffl_status st = xffl_read_file(path, &data, &len);
+    if (st == XFFL_ERR_NOT_FOUND) return XFFL_OK;
+    XFFL_FORWARD(st);
+    const char *t = data;
+    size_t hex = strspn(t, "0123456789abcdef");
+    int ok = hex == XFFL_SHA256_HEX - 1 && len > hex + 2 && t[hex] == ' ' && t[hex + 1] == ' ';
+    if (ok) {
+        memcpy(sha256_hex, t, XFFL_SHA256_HEX - 1);
+        sha256_hex[XFFL_SHA256_HEX - 1] = 0;
+        if (model_cap) snprintf(model, model_cap, "%.*s", (int)strcspn(t + hex + 2, "\n"), t + hex + 2);
+    }
+    free(data);
+    XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: not a sha256sum line \"<sha256>  <tokenizer.model>\"", path);
+    return XFFL_OK;
+}

@@ -23,4 +23,15 @@ XFFL_MUST_USE xffl_status text_shard_write(const char *path, const uint16_t *tok
 XFFL_MUST_USE xffl_status text_shard_read(const char *path, int vocab, uint16_t **tokens, int64_t *n,
                                           char *sha256_hex);
 
+/* The record `data pack --tokenizer` writes beside the shards it packs:
+ * <dir>/<name>_tokenizer.sha256 for <dir>/<name>_train_NNNN.bin and _val_NNNN.bin, one
+ * sha256sum line "<hex>  <model file name>". Byte-level shards have none. */
+#define TEXT_TOKENIZER_RECORD "_tokenizer.sha256"
+/* The tokenizer shard was packed with, from its record: *sha256_hex the model's digest
+ * ("" byte-level: no record, or a shard not named <name>_train_* / <name>_val_*), model
+ * its file name as recorded; record (may be NULL) gets the record's path. INVALID
+ * naming a record that is not a sha256sum line. */
+XFFL_MUST_USE xffl_status text_shard_tokenizer(const char *shard, char sha256_hex[XFFL_SHA256_HEX], char *model,
+                                               size_t model_cap, char *record, size_t record_cap);
+
 #endif

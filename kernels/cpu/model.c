@@ -33,6 +33,8 @@ typedef struct {
     ckpt_model_config cfg;
     const ckpt_param_table *t;
     int Bmax, Tmax, threads;
+    int recompute;    /* 1: one layer's activations, recomputed in the backward (only x kept per layer) */
+    int no_optimizer; /* 1: no m, v slabs (the optimizer runs outside: pipelines/loop.h) */
     int D, H, KV, hd, F, V, L, Dqkv;
     float *slab;
     uint64_t bytes;
@@ -76,6 +78,8 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
     m->Bmax = opt->batch;
     m->Tmax = opt->seq_len;
     m->threads = opt->threads > 0 ? opt->threads : omp_get_num_procs();
+    m->recompute = opt->recompute;
+    m->no_optimizer = opt->no_optimizer;
     m->D = cfg->dim;
     m->H = cfg->n_heads;
     m->KV = cfg->n_kv_heads;
@@ -107,9 +111,10 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
     int64_t TT = (int64_t)m->Tmax * m->Tmax;
 #define R16(n) (((n) + 15) / 16 * 16)
     int64_t per_layer = R16(N * D) * 5 + R16(N) * 2 + R16(N * Dq) + R16((int64_t)m->Bmax * m->H * TT) + R16(N * F) * 3;
+    int64_t kept = m->recompute ? R16(N * D) : per_layer; /* per layer; the first layer holds the shared set */
     int64_t tail = R16(N * D) * 2 + R16(N) * 3 + R16(N * V) + R16(N * D) * 3 + R16(N * Dq) + R16(N * F) * 3 + R16(2 * F * D) * 2 +
                    R16((int64_t)m->threads * TT) + R16((int64_t)m->Tmax * m->hd / 2) * 2;
-    int64_t total = R16(P) * 4 + per_layer * m->L + tail;
+    int64_t total = R16(P) * (m->no_optimizer ? 2 : 4) + per_layer + kept * (m->L - 1) + tail;
     m->bytes = (uint64_t)total * sizeof(float);
     m->slab = aligned_alloc(64, (size_t)m->bytes);
     if (!m->slab) {
@@ -120,12 +125,20 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
 #define TAKE(n) (p += R16(n), p - R16(n))
     m->params = TAKE(P);
     m->grads = TAKE(P);
-    m->mom = TAKE(P);
-    m->var = TAKE(P);
+    if (!m->no_optimizer) {
+        m->mom = TAKE(P);
+        m->var = TAKE(P);
+    }
     for (int l = 0; l <= m->L; l++) {
         layer_acts *a = &m->la[l];
         a->x = TAKE(N * D);
         if (l == m->L) break;
+        if (m->recompute && l > 0) { /* the shared set of layer 0 */
+            layer_acts *s0 = &m->la[0];
+            a->xn1 = s0->xn1, a->rstd1 = s0->rstd1, a->qkv = s0->qkv, a->P = s0->P, a->att = s0->att;
+            a->mid = s0->mid, a->xn2 = s0->xn2, a->rstd2 = s0->rstd2, a->h13 = s0->h13, a->g = s0->g;
+            continue;
+        }
         a->xn1 = TAKE(N * D);
         a->rstd1 = TAKE(N);
         a->qkv = TAKE(N * Dq);
@@ -185,17 +198,36 @@ static XFFL_MUST_USE xffl_status cpu_get_grads(void *impl, float *g)
     memcpy(g, m->grads, (size_t)m->t->total * sizeof *g);
     return XFFL_OK;
 }
+static XFFL_MUST_USE xffl_status cpu_get_grads_range(void *impl, int64_t off, int64_t n, float *out)
+{
+    cpu_model *m = impl;
+    memcpy(out, m->grads + off, (size_t)n * sizeof *out);
+    return XFFL_OK;
+}
+static XFFL_MUST_USE xffl_status cpu_set_params_range(void *impl, int64_t off, int64_t n, const float *in, int last)
+{
+    cpu_model *m = impl;
+    (void)last;
+    memcpy(m->params + off, in, (size_t)n * sizeof *in);
+    return XFFL_OK;
+}
+static XFFL_MUST_USE xffl_status no_optimizer(const char *what)
+{
+    return xffl_fail(XFFL_ERR_USAGE, "%s: this model was created without optimizer state (no_optimizer)", what);
+}
 static XFFL_MUST_USE xffl_status cpu_reset_optimizer(void *impl)
 {
     cpu_model *m = impl;
+    m->step = 0;
+    if (m->no_optimizer) return XFFL_OK;
     memset(m->mom, 0, (size_t)m->t->total * sizeof *m->mom);
     memset(m->var, 0, (size_t)m->t->total * sizeof *m->var);
-    m->step = 0;
     return XFFL_OK;
 }
 static XFFL_MUST_USE xffl_status cpu_get_optimizer(void *impl, float *mom, float *var, int64_t *step)
 {
     cpu_model *m = impl;
+    if (m->no_optimizer) return no_optimizer("get_optimizer");
     if (mom) memcpy(mom, m->mom, (size_t)m->t->total * sizeof *mom);
     if (var) memcpy(var, m->var, (size_t)m->t->total * sizeof *var);
     if (step) *step = m->step;
@@ -204,6 +236,7 @@ static XFFL_MUST_USE xffl_status cpu_get_optimizer(void *impl, float *mom, float
 static XFFL_MUST_USE xffl_status cpu_set_optimizer(void *impl, const float *mom, const float *var, int64_t step)
 {
     cpu_model *m = impl;
+    if (m->no_optimizer) return no_optimizer("set_optimizer");
     memcpy(m->mom, mom, (size_t)m->t->total * sizeof *mom);
     memcpy(m->var, var, (size_t)m->t->total * sizeof *var);
     m->step = step;
@@ -248,13 +281,35 @@ static void unfuse_dw13(cpu_model *m, int l)
     }
 }
 
+/* Layer l's forward from x[l] into its activations and x[l+1] (the last forward's B x T). */
+static void layer_fwd(cpu_model *m, int l)
+{
+    int B = m->B, T = m->T, N = B * T, D = m->D, H = m->H, KV = m->KV, hd = m->hd, F = m->F, Dq = m->Dqkv;
+    float eps = m->cfg.norm_eps;
+    layer_acts *a = &m->la[l];
+    kcpu_rmsnorm_fwd(a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps);
+    kcpu_matmul_fwd(a->qkv, Dq, a->xn1, W(m, CKPT_SLOT_WQ, l), N, D, Dq, 0.0f);
+    kcpu_rope(a->qkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 0);
+    kcpu_rope(a->qkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 0);
+    kcpu_attention_fwd(a->att, D, a->P, a->qkv, Dq, a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd);
+    memcpy(a->mid, a->x, (size_t)N * D * sizeof(float));
+    kcpu_matmul_fwd(a->mid, D, a->att, W(m, CKPT_SLOT_WO, l), N, D, D, 1.0f);
+    kcpu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps);
+    fuse_w13(m, l);
+    kcpu_matmul_fwd(a->h13, 2 * F, a->xn2, m->w13, N, D, 2 * F, 0.0f);
+    kcpu_swiglu13_fwd(a->g, a->h13, N, F);
+    float *next = m->la[l + 1].x;
+    memcpy(next, a->mid, (size_t)N * D * sizeof(float));
+    kcpu_matmul_fwd(next, D, a->g, W(m, CKPT_SLOT_W2, l), N, F, D, 1.0f);
+}
+
 static XFFL_MUST_USE xffl_status cpu_forward(void *impl, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
 {
     cpu_model *m = impl;
     if (B < 1 || T < 1 || B > m->Bmax || T > m->Tmax)
         return xffl_fail(XFFL_ERR_USAGE, "forward: micro-batch %d x %d outside the planned %d x %d", B, T, m->Bmax,
                          m->Tmax);
-    int N = B * T, D = m->D, H = m->H, KV = m->KV, hd = m->hd, F = m->F, V = m->V, Dq = m->Dqkv;
+    int N = B * T, D = m->D, V = m->V;
     for (int n = 0; n < N; n++) {
         if (inputs[n] < 0 || inputs[n] >= V)
             return xffl_fail(XFFL_ERR_INVALID, "forward: input token %d at (%d,%d) outside vocabulary %d", inputs[n],
@@ -270,23 +325,7 @@ static XFFL_MUST_USE xffl_status cpu_forward(void *impl, const int32_t *inputs, 
     m->T = T;
     float eps = m->cfg.norm_eps;
     kcpu_embedding_fwd(m->la[0].x, m->tok, W(m, CKPT_SLOT_EMBEDDING, 0), N, D);
-    for (int l = 0; l < m->L; l++) {
-        layer_acts *a = &m->la[l];
-        kcpu_rmsnorm_fwd(a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps);
-        kcpu_matmul_fwd(a->qkv, Dq, a->xn1, W(m, CKPT_SLOT_WQ, l), N, D, Dq, 0.0f);
-        kcpu_rope(a->qkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 0);
-        kcpu_rope(a->qkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 0);
-        kcpu_attention_fwd(a->att, D, a->P, a->qkv, Dq, a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd);
-        memcpy(a->mid, a->x, (size_t)N * D * sizeof(float));
-        kcpu_matmul_fwd(a->mid, D, a->att, W(m, CKPT_SLOT_WO, l), N, D, D, 1.0f);
-        kcpu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps);
-        fuse_w13(m, l);
-        kcpu_matmul_fwd(a->h13, 2 * F, a->xn2, m->w13, N, D, 2 * F, 0.0f);
-        kcpu_swiglu13_fwd(a->g, a->h13, N, F);
-        float *next = m->la[l + 1].x;
-        memcpy(next, a->mid, (size_t)N * D * sizeof(float));
-        kcpu_matmul_fwd(next, D, a->g, W(m, CKPT_SLOT_W2, l), N, F, D, 1.0f);
-    }
+    for (int l = 0; l < m->L; l++) layer_fwd(m, l);
     kcpu_rmsnorm_fwd(m->xnf, m->rstdf, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps);
     kcpu_matmul_fwd(m->logits, V, m->xnf, W(m, CKPT_SLOT_OUTPUT, 0), N, D, V, 0.0f);
     m->have_logits = 1;
@@ -315,6 +354,7 @@ static XFFL_MUST_USE xffl_status cpu_backward(void *impl)
     kcpu_rmsnorm_bwd(m->dx, G(m, CKPT_SLOT_NORM, 0), m->dxn, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), m->rstdf, N, D);
     for (int l = m->L - 1; l >= 0; l--) {
         layer_acts *a = &m->la[l];
+        if (m->recompute && l < m->L - 1) layer_fwd(m, l); /* the same ops on the same x[l]: the same bits */
         /* x[l+1] = mid + g w2^T */
         kcpu_matmul_bwd(m->dg, 0.0f, G(m, CKPT_SLOT_W2, l), m->dx, a->g, W(m, CKPT_SLOT_W2, l), N, F, D);
         kcpu_swiglu13_bwd(m->dh13, m->dg, a->h13, N, F);
@@ -342,6 +382,7 @@ static XFFL_MUST_USE xffl_status cpu_backward(void *impl)
 static XFFL_MUST_USE xffl_status cpu_adamw(void *impl, const kern_adamw_args *a, float *grad_norm)
 {
     cpu_model *m = impl;
+    if (m->no_optimizer) return no_optimizer("adamw");
     set_threads(m);
     double norm = sqrt(kcpu_sumsq(m->grads, m->t->total));
     if (grad_norm) *grad_norm = (float)norm;
@@ -380,6 +421,8 @@ static const kern_backend cpu_backend = {
     .set_params = cpu_set_params,
     .get_params = cpu_get_params,
     .get_grads = cpu_get_grads,
+    .get_grads_range = cpu_get_grads_range,
+    .set_params_range = cpu_set_params_range,
     .reset_optimizer = cpu_reset_optimizer,
     .get_optimizer = cpu_get_optimizer,
     .set_optimizer = cpu_set_optimizer,
@@ -389,6 +432,7 @@ static const kern_backend cpu_backend = {
     .adamw = cpu_adamw,
     .logits = cpu_logits,
     .bytes = cpu_bytes,
+    .recompute = 1,
 };
 
 const kern_backend *kern_cpu_backend(void) { return &cpu_backend; }

@@ -2,6 +2,7 @@
  * them itself; attention runs one single-threaded sgemm per (batch, head) inside an
  * OpenMP loop (OpenBLAS runs serially inside a parallel region). */
 #include "kernels/cpu/ops.h"
+#include "kernels/shard.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -279,11 +280,18 @@ void kcpu_xent_bwd(float *logits, const float *lse, const int32_t *tgt, int N, i
     }
 }
 
-enum { SUMSQ_CHUNK = 1 << 16 };
+/* chunk c's sum of squares, in element order */
+static double sumsq_chunk(const float *x, int64_t n, int64_t c)
+{
+    int64_t lo = c * KERN_NORM_CHUNK, hi = lo + KERN_NORM_CHUNK < n ? lo + KERN_NORM_CHUNK : n;
+    double s = 0;
+    for (int64_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
+    return s;
+}
 
 double kcpu_sumsq(const float *x, int64_t n)
 {
-    int64_t chunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+    int64_t chunks = kern_norm_chunks(n);
     double total = 0;
     /* partial sums in chunk order, independent of the thread count */
     enum { BATCH = 256 };
@@ -291,15 +299,17 @@ double kcpu_sumsq(const float *x, int64_t n)
     for (int64_t c0 = 0; c0 < chunks; c0 += BATCH) {
         int64_t cn = chunks - c0 < BATCH ? chunks - c0 : BATCH;
 #pragma omp parallel for schedule(static)
-        for (int64_t c = 0; c < cn; c++) {
-            int64_t lo = (c0 + c) * SUMSQ_CHUNK, hi = lo + SUMSQ_CHUNK < n ? lo + SUMSQ_CHUNK : n;
-            double s = 0;
-            for (int64_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
-            part[c] = s;
-        }
+        for (int64_t c = 0; c < cn; c++) part[c] = sumsq_chunk(x, n, c0 + c);
         for (int64_t c = 0; c < cn; c++) total += part[c];
     }
     return total;
+}
+
+void kcpu_sumsq_parts(const float *x, int64_t n, double *parts)
+{
+    int64_t chunks = kern_norm_chunks(n);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < chunks; c++) parts[c] = sumsq_chunk(x, n, c);
 }
 
 void kcpu_adamw(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,

@@ -63,6 +63,8 @@ void kcpu_xent_bwd(float *logits, const float *lse, const int32_t *tgt, int N, i
 /* Sum of squares of x[n] in double, in fixed-size chunks summed in order (same result
  * for any thread count). */
 double kcpu_sumsq(const float *x, int64_t n);
+/* parts[c] = chunk c's sum of squares (the same chunks; kernels/shard.h). */
+void kcpu_sumsq_parts(const float *x, int64_t n, double *parts);
 /* AdamW on n values: g scaled by gscale first; bc1 = 1-beta1^step, bc2 = 1-beta2^step. */
 void kcpu_adamw(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,
                 float eps, float wd, double bc1, double bc2, float gscale);

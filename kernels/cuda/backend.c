@@ -36,6 +36,14 @@ static void cuda_destroy(void *impl) { kcu_model_free(impl); }
 static XFFL_MUST_USE xffl_status cuda_set_params(void *impl, const float *p) { return kcu_set_params(impl, p); }
 static XFFL_MUST_USE xffl_status cuda_get_params(void *impl, float *p) { return kcu_get_params(impl, p); }
 static XFFL_MUST_USE xffl_status cuda_get_grads(void *impl, float *g) { return kcu_get_grads(impl, g); }
+static XFFL_MUST_USE xffl_status cuda_get_grads_range(void *impl, int64_t off, int64_t n, float *out)
+{
+    return kcu_get_grads_range(impl, off, n, out);
+}
+static XFFL_MUST_USE xffl_status cuda_set_params_range(void *impl, int64_t off, int64_t n, const float *in, int last)
+{
+    return kcu_set_params_range(impl, off, n, in, last);
+}
 static XFFL_MUST_USE xffl_status cuda_reset_optimizer(void *impl) { return kcu_reset_optimizer(impl); }
 static XFFL_MUST_USE xffl_status cuda_get_optimizer(void *impl, float *m, float *v, int64_t *step)
 {
@@ -67,6 +75,8 @@ static const kern_backend cuda_backend = {
     .set_params = cuda_set_params,
     .get_params = cuda_get_params,
     .get_grads = cuda_get_grads,
+    .get_grads_range = cuda_get_grads_range,
+    .set_params_range = cuda_set_params_range,
     .reset_optimizer = cuda_reset_optimizer,
     .get_optimizer = cuda_get_optimizer,
     .set_optimizer = cuda_set_optimizer,

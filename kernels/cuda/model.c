@@ -297,6 +297,21 @@ xffl_status kcu_set_params(kcu_model *m, const float *params)
     return kcu_params_changed(m);
 }
 
+xffl_status kcu_get_grads_range(kcu_model *m, int64_t off, int64_t n, float *out)
+{
+    CU(cudaMemcpyAsync(out, m->grads + off, (size_t)n * 4, cudaMemcpyDeviceToHost, m->stream),
+       "copying a gradient range to the host");
+    return kcu_sync(m, "copying a gradient range to the host");
+}
+
+xffl_status kcu_set_params_range(kcu_model *m, int64_t off, int64_t n, const float *in, int last)
+{
+    CU(cudaMemcpyAsync(m->params + off, in, (size_t)n * 4, cudaMemcpyHostToDevice, m->stream),
+       "copying a parameter range to the device");
+    XFFL_FORWARD(kcu_sync(m, "copying a parameter range to the device"));
+    return last ? kcu_params_changed(m) : XFFL_OK;
+}
+
 xffl_status kcu_get_params(kcu_model *m, float *params) { return copy_out(m, params, m->params, "copying parameters to the host"); }
 xffl_status kcu_get_grads(kcu_model *m, float *grads) { return copy_out(m, grads, m->grads, "copying gradients to the host"); }
 xffl_status kcu_set_grads(kcu_model *m, const float *grads) { return copy_in(m, m->grads, grads, "copying gradients to the device"); }

@@ -39,6 +39,9 @@ kcu_precision kcu_model_precision(const kcu_model *m);
 XFFL_MUST_USE xffl_status kcu_set_params(kcu_model *m, const float *params);
 XFFL_MUST_USE xffl_status kcu_get_params(kcu_model *m, float *params);
 XFFL_MUST_USE xffl_status kcu_get_grads(kcu_model *m, float *grads);
+/* [off, off+n) of the gradient slab out / the parameter slab in; last: make the bf16 copy. */
+XFFL_MUST_USE xffl_status kcu_get_grads_range(kcu_model *m, int64_t off, int64_t n, float *out);
+XFFL_MUST_USE xffl_status kcu_set_params_range(kcu_model *m, int64_t off, int64_t n, const float *in, int last);
 XFFL_MUST_USE xffl_status kcu_set_grads(kcu_model *m, const float *grads);
 XFFL_MUST_USE xffl_status kcu_reset_optimizer(kcu_model *m);
 XFFL_MUST_USE xffl_status kcu_get_optimizer(kcu_model *m, float *mom, float *var, int64_t *step);

@@ -94,7 +94,7 @@ static void test_shard_and_pack(void)
     /* the training loader reads them: same batches twice, and resuming from a cursor */
     snprintf(p, sizeof p, "%s/out/en_train_*.bin", dir);
     text_loader *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(text_loader_open(p, 256, &s), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(text_loader_open(p, 256, NULL, &s), XFFL_OK);
     CU_ASSERT_EQUAL(text_loader_tokens(s), 240);
     int32_t in1[6 * 8], tg1[6 * 8], in2[6 * 8], tg2[6 * 8];
     text_cursor c = {0}, d = {0};

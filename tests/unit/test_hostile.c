@@ -108,7 +108,7 @@ static void test_cursor_range(void)
     snprintf(path, sizeof path, "%s/s.bin", dir);
     T_OK(text_shard_write(path, tok, 100));
     text_loader *l = NULL;
-    T_OK(text_loader_open(path, 256, &l));
+    T_OK(text_loader_open(path, 256, NULL, &l));
     int32_t in[2 * 8], tg[2 * 8];
     text_cursor c = {.seq = 5};
     T_OK(text_loader_next(l, &c, 2, 8, in, tg));

@@ -1,6 +1,7 @@
-/* The training entry (kern_train), kern_eval and kern_sample on the tiny model: a
- * repeating text is learnt, the loss trace and progress log lines are complete, greedy
- * sampling then continues the text and is deterministic, seeded sampling too. */
+/* The training loop (pipe_loop_run, one rank), kern_eval and kern_sample on the tiny
+ * model: a repeating text is learnt, the loss trace and progress log lines are
+ * complete, greedy sampling then continues the text and is deterministic, seeded
+ * sampling too. */
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "common/log.h"
 #include "kernels/train.h"
+#include "pipelines/loop.h"
 #include "text/tokenizer.h"
 #include "tests/unit/unit.h"
 
@@ -32,7 +34,15 @@ static XFFL_MUST_USE xffl_status next_text(void *ctx, int B, int T, int32_t *in,
     return XFFL_OK;
 }
 
-/* Checks the progress lines kern_train logged into f: "train: step S/steps ..." with S
+/* The same stream by position: sequence i starts at byte 7 i. */
+static XFFL_MUST_USE xffl_status seq_text(void *ctx, int64_t seq, int B, int T, int32_t *in, int32_t *tg)
+{
+    text_src s = {.pos = seq * 7};
+    (void)ctx;
+    return next_text(&s, B, T, in, tg);
+}
+
+/* Checks the progress lines the loop logged into f: "train: step S/steps ..." with S
  * rising by one from 1 (one per step at a tiny interval); returns how many. */
 static int check_progress(FILE *f, int steps)
 {
@@ -62,26 +72,25 @@ static void test_train_eval_sample(void)
     float *p = malloc((size_t)t->total * 4), *after = malloc((size_t)t->total * 4);
     for (int i = 0; i < t->count; i++) ckpt_param_init(t, i, 3, p + t->params[i].offset);
     enum { B = 4, T = 32, STEPS = 60 };
-    kern_options ko = {.backend = "cpu", .threads = 2, .batch = B, .seq_len = T};
-    kern_model *m = NULL;
-    CU_ASSERT_EQUAL_FATAL(kern_model_create(&cfg, &ko, &m), XFFL_OK);
-    T_OK(kern_set_params(m, p));
-    T_OK(kern_reset_optimizer(m));
-    text_src src = {0};
-    kern_train_options o = {.steps = STEPS, .batch = B, .seq_len = T, .next_batch = next_text, .batch_ctx = &src,
-                            .progress_seconds = 1e-9};
+    pipe_loop_options o = {.model = &cfg, .backend = "cpu", .threads = 2, .steps = STEPS, .batch = B, .seq_len = T,
+                           .next_batch = seq_text, .label = "train", .progress = XFFL_LOG_INFO, .progress_every = 1};
     kern_adamw_default(&o.adamw);
     o.adamw.lr = 3e-3f;
     o.adamw.min_lr = 3e-4f;
     o.adamw.total_steps = STEPS;
     float losses[STEPS];
-    kern_train_result r;
+    pipe_loop_result r;
+    memcpy(after, p, (size_t)t->total * 4);
     FILE *logf = tmpfile();
     CU_ASSERT_PTR_NOT_NULL_FATAL(logf);
     xffl_log_config was = xffl_log_setup(&(xffl_log_config){.level = XFFL_LOG_INFO, .stream = logf});
-    xffl_status ts = kern_train(m, &o, losses, &r);
+    xffl_status ts = pipe_loop_run(NULL, &o, after, NULL, losses, &r);
     xffl_log_setup(&was);
     CU_ASSERT_EQUAL_FATAL(ts, XFFL_OK);
+    kern_options ko = {.backend = "cpu", .threads = 2, .batch = B, .seq_len = T};
+    kern_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(kern_model_create(&cfg, &ko, &m), XFFL_OK);
+    T_OK(kern_set_params(m, after));
     CU_ASSERT_EQUAL(r.steps, STEPS);
     CU_ASSERT_EQUAL(r.tokens, (int64_t)STEPS * B * T);
     CU_ASSERT_EQUAL(check_progress(logf, STEPS), STEPS); /* a line every step at this interval */
@@ -125,12 +134,7 @@ static void test_train_eval_sample(void)
     CU_ASSERT_EQUAL(kern_sample(m, T, pr, 0, &so, out1), XFFL_ERR_USAGE);
 
     /* the same training again from the same start: identical parameters */
-    T_OK(kern_get_params(m, after));
-    T_OK(kern_set_params(m, p));
-    T_OK(kern_reset_optimizer(m));
-    src.pos = 0;
-    CU_ASSERT_EQUAL(kern_train(m, &o, NULL, &r), XFFL_OK);
-    T_OK(kern_get_params(m, p));
+    CU_ASSERT_EQUAL(pipe_loop_run(NULL, &o, p, NULL, NULL, &r), XFFL_OK);
     CU_ASSERT_EQUAL(memcmp(p, after, (size_t)t->total * 4), 0);
     kern_model_free(m);
     free(p), free(after);
@@ -140,5 +144,5 @@ static void test_train_eval_sample(void)
 void suite_kern_train(void)
 {
     CU_pSuite s = CU_add_suite("kern_train", NULL, NULL);
-    CU_add_test(s, "kern_train trace and progress, eval, greedy/seeded sampling, repeatable", test_train_eval_sample);
+    CU_add_test(s, "training loop trace and progress, eval, greedy/seeded sampling, repeatable", test_train_eval_sample);
 }

@@ -103,7 +103,8 @@ static void test_manifest_load(void)
     ckpt_manifest *m = NULL;
     pipe_manifest_bytes raw;
     const char *d4 = "versions/v000004/", *att = "rounds/r000005/alpha/a1/";
-    CU_ASSERT_EQUAL(put_and_load(s, d4, PIPE_INDEX_STEM, "format=xffl-index\nformat_version=1\nversion=4\n", &m), XFFL_OK);
+    const char *idx = "format=xffl-index\nformat_version=1\nversion=4\nparent=3\nround=4\ntokens_seen=0\nparts=0\n";
+    CU_ASSERT_EQUAL(put_and_load(s, d4, PIPE_INDEX_STEM, idx, &m), XFFL_OK);
     ckpt_manifest_free(m);
     /* a COMMIT written before format_version existed reads as version 1 */
     CU_ASSERT_EQUAL(put_and_load(s, att, PIPE_COMMIT_STEM, "format=xffl-commit\nround=5\n", &m), XFFL_OK);

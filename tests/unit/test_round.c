@@ -106,17 +106,20 @@ static void test_fedavg_round(void)
     CU_ASSERT_EQUAL_FATAL(pipe_aggregate(fx.s, &o, &r), XFFL_OK);
     CU_ASSERT_EQUAL(r.version, 1);
     CU_ASSERT_EQUAL(r.n_used, 2);
-    CU_ASSERT_EQUAL(r.tokens, 4000);
+    /* the COMMITs claim 1000 and 3000 tokens; the weights are federation.h5's H·B·T each */
+    int64_t w;
+    T_OK(pipe_federation_round_tokens(&fx.f, &w));
+    CU_ASSERT_EQUAL(r.tokens, 2 * w);
     CU_ASSERT_STRING_EQUAL(r.used[0], "alpha");
     pipe_version_ref v1;
     CU_ASSERT_EQUAL_FATAL(pipe_latest_read(fx.s, &v1), XFFL_OK);
     CU_ASSERT_EQUAL(v1.version, 1);
-    /* the stored model is exactly base + (1000·da + 3000·db)/4000 */
+    /* the stored model is exactly base + (w·da + w·db)/2w */
     const char *groups[] = {"model"};
     float *slabs[] = {base};
     CU_ASSERT_EQUAL(pipe_version_fetch(fx.s, &v0, fx.t, 1, groups, slabs, NULL), XFFL_OK);
     const float *ds[] = {da, db};
-    double tok[] = {1000, 3000};
+    double tok[] = {(double)w, (double)w};
     pipe_algo_input in = {.k = 2, .deltas = ds, .tokens = tok, .base = base, .n = n, .round = 1, .threads = 2};
     CU_ASSERT_EQUAL(pipe_algo_apply(&fx.f.algo, &in, want, NULL), XFFL_OK);
     slabs[0] = got;
@@ -126,7 +129,7 @@ static void test_fedavg_round(void)
     CU_ASSERT_EQUAL(memcmp(want, got, n * 4), 0);
     CU_ASSERT_EQUAL(info.index->n_contributors, 2);
     CU_ASSERT_STRING_EQUAL(info.index->contributors[0].key, ka);
-    CU_ASSERT_EQUAL(info.tokens_seen, 4000);
+    CU_ASSERT_EQUAL(info.tokens_seen, 2 * w);
     pipe_version_info_clear(&info);
     /* again: already there */
     o.round = 1;

@@ -26,7 +26,7 @@ static void test_interleave_and_resume(void)
     write_shard(p, 100, 100);
     snprintf(p, sizeof p, "%s/*_train_*.bin", dir);
     text_loader *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(text_loader_open(p, 256, &s), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(text_loader_open(p, 256, NULL, &s), XFFL_OK);
     CU_ASSERT_EQUAL(text_loader_shards(s), 2);
     CU_ASSERT_EQUAL(text_loader_tokens(s), 141);
     CU_ASSERT_PTR_NOT_NULL(strstr(text_loader_digests(s), "a_train_0000.bin:"));
@@ -51,10 +51,10 @@ static void test_interleave_and_resume(void)
     CU_ASSERT_EQUAL(text_cursor_parse("x1", &e), XFFL_ERR_INVALID);
     text_loader_close(s);
     /* tokens outside the vocabulary are refused, naming the shard */
-    CU_ASSERT_EQUAL(text_loader_open(p, 120, &s), XFFL_ERR_INVALID);
+    CU_ASSERT_EQUAL(text_loader_open(p, 120, NULL, &s), XFFL_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "b_train_0000.bin"));
     snprintf(p, sizeof p, "%s/none_*.bin", dir);
-    CU_ASSERT_EQUAL(text_loader_open(p, 256, &s), XFFL_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(text_loader_open(p, 256, NULL, &s), XFFL_ERR_NOT_FOUND);
     xffl_rmtree_cleanup(dir);
     free(dir);
 }

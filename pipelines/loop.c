@@ -1,0 +1,533 @@
+/* The training loop (contract in loop.h).
+ *
+ * Why every micro-batch gradient travels on its own when R > 1 and K > 1: the
+ * collectives add in rank order, ((x_0 + x_1) + x_2) + ..., so one reduce-scatter of
+ * each rank's own sum would give (g0 + g1) + (g2 + g3) for R = K = 2, not the
+ * ((g0 + g1) + g2) + g3 of one rank with K = 4. Instead, for each of its micro-batch
+ * indices k, every rank takes part in R reduce-scatters in which only rank q sends
+ * (the others send zeros, and x + 0 = x exactly): each shard receives every g_j
+ * unchanged and folds them in j order. That costs R times the traffic of one
+ * reduce-scatter per micro-batch; with K = 1 (the common case) one reduce-scatter is
+ * already the sequential sum. (The sign of an exact zero may differ: 0 + -0 = +0.) */
+#include "pipelines/loop.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/digest.h"
+#include "common/util.h"
+#include "kernels/shard.h"
+
+enum { TAG_HEX = XFFL_SHA256_HEX };
+
+typedef struct {
+    char magic[16];
+    int64_t version, done, ranks, rank, lo, hi, n, opt_step, cursor;
+    double loss_sum, loss_first, loss_last;
+    float grad_norm;
+    char tag[72];
+} ckpt_head;
+
+static const char CKPT_MAGIC[16] = "xffl-loop-ckpt";
+
+typedef struct {
+    const pipe_loop_options *o;
+    xffl_comm *c;
+    const ckpt_param_table *t;
+    kern_model *m;
+    int R, rank, K, M, Bm, T;
+    int host, sharded;
+    int64_t n, S, lo, hi, L, nparts;
+    int64_t C;  /* floats per rank in one piece of an exchange */
+    float *piece, *acc, *slots, *pm, *mm, *vm;
+    double *parts, *parts_all;
+    float *mloss, *mloss_all;
+    int32_t *in, *tg;
+    int64_t opt_step;
+    char tag[TAG_HEX];
+    uint64_t host_bytes;
+} loop_ctx;
+
+static void *take(loop_ctx *x, size_t count, size_t size)
+{
+    x->host_bytes += count * size;
+    return calloc(count ? count : 1, size);
+}
+
+static void ctx_free(loop_ctx *x)
+{
+    free(x->piece), free(x->acc), free(x->slots), free(x->pm), free(x->mm), free(x->vm);
+    free(x->parts), free(x->parts_all), free(x->mloss), free(x->mloss_all), free(x->in), free(x->tg);
+    kern_model_free(x->m);
+}
+
+/* Pieces of at most this many floats per rank move between the backend and the
+ * collectives: no whole-slab host copy beside the shard. */
+enum { PIECE = 16 * KERN_NORM_CHUNK };
+
+/* Shard layout and buffers of the host optimizer. */
+static XFFL_MUST_USE xffl_status host_setup(loop_ctx *x, const float *theta, const pipe_loop_inner *inner)
+{
+    int64_t n = x->n, R = x->R;
+    if (x->sharded) {
+        int64_t per = (n + R - 1) / R;
+        x->S = kern_norm_chunks(per) * KERN_NORM_CHUNK;
+        x->lo = x->rank * x->S < n ? x->rank * x->S : n;
+        x->hi = x->lo + x->S < n ? x->lo + x->S : n;
+        x->nparts = x->S / KERN_NORM_CHUNK;
+    } else {
+        x->S = n, x->lo = 0, x->hi = n;
+        x->nparts = kern_norm_chunks(n);
+    }
+    x->L = x->hi - x->lo;
+    int64_t piece = x->o->piece > 0 ? kern_norm_chunks(x->o->piece) * KERN_NORM_CHUNK : PIECE;
+    x->C = x->S < piece ? x->S : piece;
+    x->piece = take(x, (size_t)((x->sharded ? R : 1) * x->C), 4);
+    x->acc = take(x, (size_t)x->S, 4);
+    x->pm = take(x, (size_t)x->S, 4);
+    x->mm = take(x, (size_t)x->S, 4);
+    x->vm = take(x, (size_t)x->S, 4);
+    x->parts = take(x, (size_t)x->nparts, 8);
+    int ok = x->piece && x->acc && x->pm && x->mm && x->vm && x->parts;
+    if (R > 1 && x->K > 1) {
+        x->slots = take(x, (size_t)x->M * x->S, 4);
+        ok = ok && x->slots;
+    }
+    if (x->sharded && R > 1) {
+        x->parts_all = take(x, (size_t)(R * x->nparts), 8);
+        ok = ok && x->parts_all;
+    }
+    XFFL_RETURN_IF(!ok, XFFL_ERR_NOMEM, "optimizer shard buffers (%lld floats)", (long long)x->S);
+    memcpy(x->pm, theta + x->lo, (size_t)x->L * 4);
+    if (inner && inner->present) {
+        memcpy(x->mm, inner->m + x->lo, (size_t)x->L * 4);
+        memcpy(x->vm, inner->v + x->lo, (size_t)x->L * 4);
+        x->opt_step = inner->step;
+    }
+    return XFFL_OK;
+}
+
+/* Elements of rank d's shard piece [c0, c0+cc) that lie inside the slab. */
+static int64_t in_slab(const loop_ctx *x, int d, int64_t c0, int64_t cc)
+{
+    int64_t left = x->n - ((int64_t)d * x->S + c0);
+    return left < 0 ? 0 : left < cc ? left : cc;
+}
+
+/* Every rank's shard of `shard` (S floats each), all-gathered piece by piece into full
+ * (n floats), or into the backend's parameters when full is NULL. */
+static XFFL_MUST_USE xffl_status gather_shards(loop_ctx *x, const float *shard, float *full)
+{
+    for (int64_t c0 = 0; c0 < x->S; c0 += x->C) {
+        int64_t cc = x->S - c0 < x->C ? x->S - c0 : x->C;
+        XFFL_FORWARD(comm_allgather(x->c, shard + c0, x->piece, (size_t)cc, COMM_F32));
+        for (int d = 0; d < x->R; d++) {
+            int64_t off = (int64_t)d * x->S + c0, cnt = in_slab(x, d, c0, cc);
+            int last = c0 + cc >= x->S && d == x->R - 1;
+            if (full && cnt)
+                memcpy(full + off, x->piece + d * cc, (size_t)cnt * 4);
+            else if (!full && (cnt || last))
+                XFFL_FORWARD(kern_set_params_range(x->m, cnt ? off : 0, cnt, x->piece + d * cc, last));
+        }
+    }
+    return XFFL_OK;
+}
+
+/* The backend's parameters from the master shards (all-gathered when sharded). */
+static XFFL_MUST_USE xffl_status publish_params(loop_ctx *x)
+{
+    if (!x->sharded || x->R == 1) return kern_set_params(x->m, x->pm);
+    return gather_shards(x, x->pm, NULL);
+}
+
+/* Micro-batch k's gradient (in the backend) into the step's sum over this rank's range. */
+static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
+{
+    const int64_t n = x->n, S = x->S, C = x->C;
+    if (x->R == 1) {
+        for (int64_t off = 0; off < n; off += C) {
+            int64_t cnt = n - off < C ? n - off : C;
+            if (k == 0) {
+                XFFL_FORWARD(kern_get_grads_range(x->m, off, cnt, x->acc + off));
+                continue;
+            }
+            XFFL_FORWARD(kern_get_grads_range(x->m, off, cnt, x->piece));
+            for (int64_t i = 0; i < cnt; i++) x->acc[off + i] += x->piece[i];
+        }
+        return XFFL_OK;
+    }
+    /* K = 1: one exchange, every rank sends; K > 1: one per rank q, only q sends (loop.c's top) */
+    for (int q = 0; q < (x->K == 1 ? 1 : x->R); q++) {
+        const int sending = x->K == 1 || q == x->rank;
+        float *dst = x->K == 1 ? x->acc : x->slots + (size_t)(q * x->K + k) * S;
+        if (x->sharded) {
+            for (int64_t c0 = 0; c0 < S; c0 += C) {
+                int64_t cc = S - c0 < C ? S - c0 : C;
+                for (int d = 0; d < x->R; d++) {
+                    float *seg = x->piece + d * cc;
+                    int64_t cnt = sending ? in_slab(x, d, c0, cc) : 0;
+                    if (cnt) XFFL_FORWARD(kern_get_grads_range(x->m, (int64_t)d * S + c0, cnt, seg));
+                    memset(seg + cnt, 0, (size_t)(cc - cnt) * 4);
+                }
+                XFFL_FORWARD(comm_reduce_scatter_sum(x->c, x->piece, dst + c0, (size_t)cc, COMM_F32));
+            }
+        } else {
+            for (int64_t off = 0; off < n; off += C) {
+                int64_t cnt = n - off < C ? n - off : C;
+                if (sending)
+                    XFFL_FORWARD(kern_get_grads_range(x->m, off, cnt, x->piece));
+                else
+                    memset(x->piece, 0, (size_t)cnt * 4);
+                XFFL_FORWARD(comm_allreduce_sum(x->c, x->piece, (size_t)cnt, COMM_F32));
+                memcpy(dst + off, x->piece, (size_t)cnt * 4);
+            }
+        }
+    }
+    if (x->K > 1 && k == x->K - 1) {
+        memcpy(x->acc, x->slots, (size_t)S * 4);
+        for (int j = 1; j < x->M; j++) {
+            const float *g = x->slots + (size_t)j * S;
+            for (int64_t i = 0; i < S; i++) x->acc[i] += g[i];
+        }
+    }
+    return XFFL_OK;
+}
+
+/* The host optimizer's step s on this rank's range; *gn = the pre-clip global norm. */
+static XFFL_MUST_USE xffl_status host_step(loop_ctx *x, int s, float *gn)
+{
+    const pipe_loop_options *o = x->o;
+    if (x->M > 1)
+        for (int64_t i = 0; i < x->L; i++) x->acc[i] /= (float)x->M;
+    memset(x->parts, 0, (size_t)x->nparts * 8);
+    kern_sumsq_parts(x->acc, x->L, x->parts);
+    double norm;
+    if (x->sharded && x->R > 1) {
+        XFFL_FORWARD(comm_allgather(x->c, x->parts, x->parts_all, (size_t)x->nparts, COMM_F64));
+        norm = kern_norm_from_parts(x->parts_all, x->R * x->nparts);
+    } else
+        norm = kern_norm_from_parts(x->parts, x->nparts);
+    *gn = (float)norm;
+    XFFL_RETURN_IF(!isfinite(norm), XFFL_ERR_INVALID, "adamw: gradient norm is %g", norm);
+    x->opt_step++;
+    kern_adamw_range(x->t, x->lo, x->hi, x->pm, x->acc, x->mm, x->vm, &o->adamw, (int)(o->step0 + s), x->opt_step,
+                     kern_clip_scale(&o->adamw, norm));
+    return publish_params(x);
+}
+
+/* --- checkpoints ---------------------------------------------------------------- */
+
+static void ckpt_path(char *out, size_t cap, const char *dir, int64_t done, int rank)
+{
+    snprintf(out, cap, "%s/loop-%lld-%d.bin", dir, (long long)done, rank);
+}
+
+static void set_tag(loop_ctx *x)
+{
+    const pipe_loop_options *o = x->o;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s|steps %d batch %d seq %d micro %d ranks %d host %d sharded %d step0 %lld cursor %lld n %lld",
+             o->checkpoint_tag ? o->checkpoint_tag : "", o->steps, o->batch, o->seq_len, x->M, x->R, x->host,
+             x->sharded, (long long)o->step0, (long long)o->cursor, (long long)x->n);
+    xffl_sha256_hex(buf, strlen(buf), x->tag);
+}
+
+typedef struct {
+    double sum, first, last;
+    float gn;
+} loss_sums;
+
+static XFFL_MUST_USE xffl_status ckpt_write(loop_ctx *x, int done, int64_t *prev, const loss_sums *ls)
+{
+    const pipe_loop_options *o = x->o;
+    int64_t L = x->host ? x->L : x->n;
+    size_t len = sizeof(ckpt_head) + (size_t)L * 12;
+    char *buf = calloc(1, len);
+    XFFL_RETURN_IF(!buf, XFFL_ERR_NOMEM, "checkpoint buffer");
+    ckpt_head h = {.version = 1, .done = done, .ranks = x->R, .rank = x->rank, .lo = x->host ? x->lo : 0,
+                   .hi = x->host ? x->hi : x->n, .n = x->n, .opt_step = x->opt_step,
+                   .cursor = o->cursor + (int64_t)done * o->batch, .loss_sum = ls->sum, .loss_first = ls->first,
+                   .loss_last = ls->last, .grad_norm = ls->gn};
+    memcpy(h.magic, CKPT_MAGIC, sizeof h.magic);
+    snprintf(h.tag, sizeof h.tag, "%s", x->tag);
+    float *p = (float *)(buf + sizeof h), *mo = p + L, *va = mo + L;
+    xffl_status st = XFFL_OK;
+    if (x->host) {
+        memcpy(p, x->pm, (size_t)L * 4), memcpy(mo, x->mm, (size_t)L * 4), memcpy(va, x->vm, (size_t)L * 4);
+    } else {
+        XFFL_CHECK_GOTO(st, kern_get_params(x->m, p), done);
+        XFFL_CHECK_GOTO(st, kern_get_optimizer(x->m, mo, va, &h.opt_step), done);
+    }
+    memcpy(buf, &h, sizeof h);
+    char path[4200], mark[4200];
+    ckpt_path(path, sizeof path, o->checkpoint_dir, done, x->rank);
+    XFFL_CHECK_GOTO(st, xffl_write_file_atomic(path, buf, len), done);
+    XFFL_CHECK_GOTO(st, comm_barrier(x->c), done);
+    if (x->rank == 0) {
+        char line[160];
+        snprintf(line, sizeof line, "step %d ranks %d tag %s\n", done, x->R, x->tag);
+        snprintf(mark, sizeof mark, "%s/loop-ckpt", o->checkpoint_dir);
+        XFFL_CHECK_GOTO(st, xffl_write_file_atomic(mark, line, strlen(line)), done);
+    }
+    XFFL_CHECK_GOTO(st, comm_barrier(x->c), done);
+    if (*prev > 0) {
+        ckpt_path(path, sizeof path, o->checkpoint_dir, *prev, x->rank);
+        if (unlink(path) != 0) xffl_log(XFFL_LOG_WARN, "removing old checkpoint %s failed", path);
+    }
+    *prev = done;
+    xffl_log(XFFL_LOG_DEBUG, "checkpoint after step %d in %s", done, o->checkpoint_dir);
+done:
+    free(buf);
+    return st;
+}
+
+/* This rank's part of the checkpoint in dir, if it matches the run: *done = its step
+ * (0: none usable; why says what was wrong when there was one). */
+static int ckpt_read(loop_ctx *x, char **data, int *done, char *why, size_t cap)
+{
+    const pipe_loop_options *o = x->o;
+    char mark[4200], path[4200], tag[80] = "";
+    snprintf(mark, sizeof mark, "%s/loop-ckpt", o->checkpoint_dir);
+    void *d = NULL;
+    size_t len = 0;
+    *done = 0;
+    if (access(mark, F_OK) != 0) return 0;
+    if (xffl_read_file(mark, &d, &len) != XFFL_OK || len == 0) {
+        free(d);
+        snprintf(why, cap, "%s unreadable", mark);
+        return 0;
+    }
+    int step = 0, ranks = 0;
+    char *txt = d;
+    int ok = len < 200 && (txt[len - 1] = 0, sscanf(txt, "step %d ranks %d tag %72s", &step, &ranks, tag) == 3);
+    free(d);
+    if (!ok || step < 1 || step >= o->steps || ranks != x->R || strcmp(tag, x->tag) != 0) {
+        snprintf(why, cap, "%s is for another run (step %d, %d ranks)", mark, step, ranks);
+        return 0;
+    }
+    ckpt_path(path, sizeof path, o->checkpoint_dir, step, x->rank);
+    if (xffl_read_file(path, &d, &len) != XFFL_OK) {
+        snprintf(why, cap, "%s: %s", path, xffl_errmsg());
+        return 0;
+    }
+    ckpt_head h = {0};
+    int64_t L = x->host ? x->L : x->n;
+    if (len >= sizeof h) memcpy(&h, d, sizeof h);
+    if (len != sizeof h + (size_t)L * 12 || memcmp(h.magic, CKPT_MAGIC, sizeof h.magic) || h.done != step ||
+        h.rank != x->rank || h.n != x->n || strcmp(h.tag, x->tag) != 0) {
+        snprintf(why, cap, "%s does not match this run", path);
+        free(d);
+        return 0;
+    }
+    *data = d;
+    *done = step;
+    return 1;
+}
+
+static XFFL_MUST_USE xffl_status ckpt_restore(loop_ctx *x, int *done, loss_sums *ls)
+{
+    char *d = NULL, why[4400] = "";
+    int step = 0;
+    int64_t ok = ckpt_read(x, &d, &step, why, sizeof why);
+    xffl_status st = comm_allreduce_sum(x->c, &ok, 1, COMM_I64);
+    if (st != XFFL_OK || ok != x->R) {
+        if (why[0]) xffl_log(XFFL_LOG_WARN, "checkpoint ignored, starting the run over: %s", why);
+        free(d);
+        return st;
+    }
+    ckpt_head h;
+    memcpy(&h, d, sizeof h);
+    int64_t L = x->host ? x->L : x->n;
+    float *p = (float *)(d + sizeof h), *mo = p + L, *va = mo + L;
+    if (x->host) {
+        memcpy(x->pm, p, (size_t)L * 4), memcpy(x->mm, mo, (size_t)L * 4), memcpy(x->vm, va, (size_t)L * 4);
+        x->opt_step = h.opt_step;
+        st = publish_params(x);
+    } else {
+        st = kern_set_params(x->m, p);
+        if (st == XFFL_OK) st = kern_set_optimizer(x->m, mo, va, h.opt_step);
+    }
+    *done = step;
+    *ls = (loss_sums){.sum = h.loss_sum, .first = h.loss_first, .last = h.loss_last, .gn = h.grad_norm};
+    xffl_log(XFFL_LOG_INFO, "%s: resuming after step %d from %s", x->o->label ? x->o->label : "train", step,
+             x->o->checkpoint_dir);
+    free(d);
+    return st;
+}
+
+void pipe_loop_checkpoint_clear(xffl_comm *comm, const char *dir)
+{
+    DIR *dd = dir ? opendir(dir) : NULL;
+    if (!dd) return;
+    int rank = comm ? comm_rank(comm) : 0;
+    char suffix[32], path[4200];
+    snprintf(suffix, sizeof suffix, "-%d.bin", rank);
+    struct dirent *e;
+    while ((e = readdir(dd))) {
+        size_t l = strlen(e->d_name), sl = strlen(suffix);
+        int mine = !strncmp(e->d_name, "loop-", 5) && l > sl && !strcmp(e->d_name + l - sl, suffix);
+        if (!mine && !(rank == 0 && !strcmp(e->d_name, "loop-ckpt"))) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0) xffl_log(XFFL_LOG_WARN, "removing checkpoint %s failed", path);
+    }
+    closedir(dd);
+}
+
+/* --- the loop --------------------------------------------------------------------- */
+
+xffl_status pipe_opt_mode_parse(const char *name, pipe_opt_mode *out)
+{
+    static const char *const names[] = {[PIPE_OPT_AUTO] = "auto", [PIPE_OPT_SHARDED] = "sharded",
+                                        [PIPE_OPT_REPLICATED] = "replicated"};
+    for (int i = 0; i < 3; i++)
+        if (name && !strcmp(name, names[i])) {
+            *out = (pipe_opt_mode)i;
+            return XFFL_OK;
+        }
+    return xffl_fail(XFFL_ERR_USAGE, "--optimizer must be auto, sharded or replicated, not '%s'", name ? name : "");
+}
+
+/* Step s's micro-batches on this rank: forward, backward, gradient into the exchange
+ * (host optimizer) or the backend's slab (its own AdamW). */
+static XFFL_MUST_USE xffl_status micro_batches(loop_ctx *x, int s)
+{
+    const pipe_loop_options *o = x->o;
+    for (int k = 0; k < x->K; k++) {
+        int64_t seq = o->cursor + (int64_t)s * o->batch + (int64_t)(x->rank * x->K + k) * x->Bm;
+        XFFL_FORWARD(o->next_batch(o->batch_ctx, seq, x->Bm, x->T, x->in, x->tg));
+        XFFL_FORWARD(kern_zero_grad(x->m));
+        XFFL_FORWARD(kern_forward(x->m, x->in, x->tg, x->Bm, x->T, &x->mloss[k]));
+        XFFL_FORWARD(kern_backward(x->m));
+        if (x->host) XFFL_FORWARD(exchange(x, k));
+    }
+    return XFFL_OK;
+}
+
+static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_inner *inner, float *losses,
+                                           pipe_loop_result *r)
+{
+    const pipe_loop_options *o = x->o;
+    const int H = o->steps, B = o->batch;
+    /* with the host optimizer the backend keeps no AdamW slabs: that is the memory sharding saves */
+    kern_options ko = {.backend = o->backend, .threads = o->threads, .batch = x->Bm, .seq_len = x->T,
+                       .recompute = o->recompute, .no_optimizer = x->host};
+    XFFL_FORWARD(kern_model_create(o->model, &ko, &x->m));
+    x->t = kern_model_table(x->m);
+    x->n = x->t->total;
+    x->in = take(x, (size_t)x->Bm * x->T, 4);
+    x->tg = take(x, (size_t)x->Bm * x->T, 4);
+    x->mloss = take(x, (size_t)x->K, 4);
+    x->mloss_all = take(x, (size_t)x->M, 4);
+    XFFL_RETURN_IF(!x->in || !x->tg || !x->mloss || !x->mloss_all, XFFL_ERR_NOMEM, "batch buffers (%d x %d)", x->Bm,
+                   x->T);
+    XFFL_FORWARD(kern_set_params(x->m, theta));
+    if (x->host)
+        XFFL_FORWARD(host_setup(x, theta, inner));
+    else if (inner && inner->present)
+        XFFL_FORWARD(kern_set_optimizer(x->m, inner->m, inner->v, inner->step));
+    else
+        XFFL_FORWARD(kern_reset_optimizer(x->m));
+    set_tag(x);
+    int start = 0;
+    int64_t prev = 0;
+    loss_sums ls = {0};
+    const int ckpt = o->checkpoint_dir && o->checkpoint_every > 0;
+    if (ckpt) {
+        XFFL_FORWARD(xffl_mkdirs(o->checkpoint_dir));
+        XFFL_FORWARD(ckpt_restore(x, &start, &ls));
+        prev = start;
+    }
+    r->resumed_after = start;
+    const char *label = o->label ? o->label : "train";
+    int every = o->progress_every > 0 ? o->progress_every : H >= 10 ? H / 5 : 1;
+    double t_run = xffl_now();
+    for (int s = start; s < H; s++) {
+        double ts = xffl_now();
+        float gn = 0;
+        XFFL_FORWARD(micro_batches(x, s));
+        XFFL_FORWARD(comm_allgather(x->c, x->mloss, x->mloss_all, (size_t)x->K, COMM_F32));
+        double lsum = 0;
+        for (int j = 0; j < x->M; j++) lsum += x->mloss_all[j];
+        float loss = x->M == 1 ? x->mloss_all[0] : (float)(lsum / x->M);
+        XFFL_RETURN_IF(!isfinite(loss), XFFL_ERR_INVALID, "training diverged: loss %g at step %d", loss, s);
+        xffl_status st = x->host ? host_step(x, s, &gn) : kern_adamw_step(x->m, &o->adamw, (int)(o->step0 + s), &gn);
+        if (st != XFFL_OK) return xffl_wrap(st, "%s: step %d", label, s);
+        if (losses) losses[s] = loss;
+        if (s == 0) ls.first = loss;
+        ls.last = loss;
+        ls.sum += loss;
+        ls.gn = gn;
+        double now = xffl_now();
+        if (x->rank == 0 && ((s + 1) % every == 0 || s + 1 == H))
+            xffl_log(o->progress, "%s: step %d/%d loss %.4f (%.0f tokens/s)", label, s + 1, H, loss,
+                     (double)(s + 1 - start) * B * x->T / (now - t_run));
+        if (o->on_step) o->on_step(o->on_step_ctx, s, loss, now - ts);
+        if (ckpt && (s + 1) % o->checkpoint_every == 0 && s + 1 < H) {
+            XFFL_FORWARD(ckpt_write(x, s + 1, &prev, &ls));
+            XFFL_RETURN_IF(o->halt_after == s + 1, XFFL_ERR_INTERNAL, "%s: halted after step %d (test)", label,
+                           s + 1);
+        }
+    }
+    XFFL_FORWARD(kern_get_params(x->m, theta));
+    if (inner && inner->m) {
+        if (!x->host)
+            XFFL_FORWARD(kern_get_optimizer(x->m, inner->m, inner->v, &inner->step));
+        else if (x->sharded && x->R > 1) {
+            XFFL_FORWARD(gather_shards(x, x->mm, inner->m));
+            XFFL_FORWARD(gather_shards(x, x->vm, inner->v));
+            inner->step = x->opt_step;
+        } else {
+            memcpy(inner->m, x->mm, (size_t)x->n * 4);
+            memcpy(inner->v, x->vm, (size_t)x->n * 4);
+            inner->step = x->opt_step;
+        }
+        inner->present = 1;
+    }
+    r->steps = H;
+    r->tokens = (int64_t)H * B * x->T;
+    r->cursor_end = o->cursor + (int64_t)H * B;
+    r->loss_first = ls.first;
+    r->loss_last = ls.last;
+    r->loss_mean = H ? ls.sum / H : 0;
+    r->grad_norm_last = ls.gn;
+    return XFFL_OK;
+}
+
+xffl_status pipe_loop_run(xffl_comm *comm, const pipe_loop_options *o, float *theta, pipe_loop_inner *inner,
+                          float *losses, pipe_loop_result *r)
+{
+    memset(r, 0, sizeof *r);
+    double t0 = xffl_now();
+    xffl_comm *own = NULL;
+    if (!comm) {
+        XFFL_FORWARD(comm_open("self", NULL, &own));
+        comm = own;
+    }
+    loop_ctx x = {.o = o, .c = comm, .R = comm_size(comm), .rank = comm_rank(comm),
+                  .K = o->accumulate > 0 ? o->accumulate : 1, .T = o->seq_len};
+    x.M = x.R * x.K;
+    xffl_status st = XFFL_OK;
+    if (o->steps < 0 || o->batch < 1 || o->seq_len < 1 || !o->next_batch || o->batch % x.M != 0) {
+        st = xffl_fail(XFFL_ERR_USAGE, "train: %d steps of batch %d x %d over %d ranks x %d micro-batches (the batch "
+                       "must be a multiple of %d), batch source %s", o->steps, o->batch, o->seq_len, x.R, x.K, x.M,
+                       o->next_batch ? "set" : "missing");
+        goto done;
+    }
+    x.Bm = o->batch / x.M;
+    x.host = !(o->optimizer == PIPE_OPT_AUTO && x.M == 1);
+    x.sharded = x.host && o->optimizer != PIPE_OPT_REPLICATED;
+    st = loop_body(&x, theta, inner, losses, r);
+    r->micro_batches = x.M;
+    r->sharded = x.sharded;
+    r->backend_bytes = x.m ? kern_model_bytes(x.m) : 0;
+    r->host_bytes = x.host_bytes;
+done:
+    ctx_free(&x);
+    comm_close(own);
+    r->seconds = xffl_now() - t0;
+    return st;
+}
