@@ -141,4 +141,12 @@ typedef struct {
  * first failure, naming file and tensor; what the outputs hold then is unspecified. */
 XFFL_MUST_USE xffl_status ckpt_h5_read_many(ckpt_h5_reader *r, int n, const ckpt_h5_request *req);
 
+/* A file another party wrote, parsed as the readers will parse it before they are let
+ * near it: every attribute, every dataset's layout and chunk index (or its values,
+ * through HDF5, where not laid out as ckpt_h5_write does), in a child process
+ * (common/isolate.h), since libhdf5 1.10 itself crashes on some crafted files. A crash
+ * is CORRUPT naming path; a dataset of more than max_bytes of values is INVALID. What
+ * xffl decodes itself (zstd, shuffle) is left to the read, which checks it. */
+XFFL_MUST_USE xffl_status ckpt_h5_probe_isolated(const char *path, uint64_t max_bytes);
+
 #endif

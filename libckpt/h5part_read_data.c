@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "libckpt/h5part_read.h"
@@ -32,6 +33,40 @@ static XFFL_MUST_USE xffl_status type_dtype(hid_t t, const char *file, const cha
     else if (c == H5T_INTEGER && sz == 1 && H5Tget_sign(t) == H5T_SGN_NONE) *d = CKPT_DT_U8;
     else return xffl_fail(XFFL_ERR_INVALID, "%s: dataset %s: unsupported element type (class %d, %zu bytes)", file, path, (int)c, sz);
     return XFFL_OK;
+}
+
+/* What HDF5 says of the dataset's storage, for ckpt_h5_layout_check: nothing here
+ * reads a byte of its values. */
+static void fill_layout(ckpt_h5_reader *r, hid_t ds, hid_t dcpl, int nd, const hsize_t *dims, const hsize_t *maxdims,
+                        ckpt_dtype dtype, ckpt_h5_layout *L)
+{
+    memset(L, 0, sizeof *L);
+    L->ndim = nd;
+    L->elem_bytes = ckpt_dtype_size(dtype);
+    for (int i = 0; i < nd; i++) {
+        L->dims[i] = dims[i];
+        L->maxdims[i] = maxdims[i] == H5S_UNLIMITED ? UINT64_MAX : maxdims[i];
+    }
+    H5D_layout_t lay = H5Pget_layout(dcpl);
+    L->kind = lay == H5D_CHUNKED ? CKPT_H5_CHUNKED : lay == H5D_CONTIGUOUS ? CKPT_H5_CONTIGUOUS
+            : lay == H5D_COMPACT ? CKPT_H5_COMPACT : CKPT_H5_OTHER;
+    L->nfilters = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < L->nfilters && i < CKPT_H5_MAX_FILTERS; i++) {
+        unsigned fl, cdv[8];
+        size_t ncd = 8;
+        L->filters[i] = (int)H5Pget_filter2(dcpl, (unsigned)i, &fl, &ncd, cdv, 0, NULL, NULL);
+    }
+    if (L->kind == CKPT_H5_CHUNKED) {
+        hsize_t c[H5S_MAX_RANK];
+        L->chunk_ndim = H5Pget_chunk(dcpl, H5S_MAX_RANK, c);
+        for (int i = 0; i < L->chunk_ndim && i < CKPT_MAX_DIMS; i++) L->chunk[i] = c[i];
+    } else if (L->kind == CKPT_H5_CONTIGUOUS) {
+        L->stored = H5Dget_storage_size(ds);
+        haddr_t at = H5Dget_offset(ds);
+        L->offset = at == HADDR_UNDEF ? UINT64_MAX : (uint64_t)at;
+        struct stat sb;
+        if (r->buf_fd >= 0 && fstat(r->buf_fd, &sb) == 0) L->file_size = (uint64_t)sb.st_size;
+    }
 }
 
 /* Fills info from an open dataset; layout fields say whether the threaded path fits. */
@@ -52,20 +87,23 @@ static XFFL_MUST_USE xffl_status describe(ckpt_h5_reader *r, hid_t ds, const cha
     XFFL_FORWARD(s);
     hid_t sp = H5Dget_space(ds);
     int nd = H5Sget_simple_extent_ndims(sp);
-    hsize_t dims[H5S_MAX_RANK];
+    hsize_t dims[H5S_MAX_RANK], maxdims[H5S_MAX_RANK];
     if (nd < 1 || nd > CKPT_MAX_DIMS) {
         H5Sclose(sp);
         return xffl_fail(XFFL_ERR_INVALID, "%s: dataset %s: %d dimensions (1..%d)", r->path, path, nd, CKPT_MAX_DIMS);
     }
-    H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sget_simple_extent_dims(sp, dims, maxdims);
     H5Sclose(sp);
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0) return xffl_fail(XFFL_ERR_CORRUPT, "%s: dataset %s: no creation properties", r->path, path);
+    ckpt_h5_layout L;
+    fill_layout(r, ds, dcpl, nd, dims, maxdims, info->dtype, &L);
+    H5Pclose(dcpl);
+    XFFL_FORWARD(ckpt_h5_layout_check(&L, r->path, path));
     info->ndim = nd;
-    info->numel = 1;
-    for (int i = 0; i < nd; i++) {
-        info->shape[i] = (int64_t)dims[i];
-        info->numel *= (int64_t)dims[i];
-    }
-    info->raw_bytes = (uint64_t)info->numel * ckpt_dtype_size(info->dtype);
+    for (int i = 0; i < nd; i++) info->shape[i] = (int64_t)dims[i];
+    info->numel = L.numel;
+    info->raw_bytes = L.raw_bytes;
     info->stored_bytes = H5Dget_storage_size(ds);
     if (H5Aexists(ds, CKPT_DIGEST_ATTR) > 0) {
         char *v = NULL;
@@ -78,28 +116,11 @@ static XFFL_MUST_USE xffl_status describe(ckpt_h5_reader *r, hid_t ds, const cha
         info->has_sha256 = 1;
         free(v);
     }
-    hid_t dcpl = H5Dget_create_plist(ds);
-    if (dcpl < 0) return xffl_fail(XFFL_ERR_CORRUPT, "%s: dataset %s: no creation properties", r->path, path);
-    if (le && H5Pget_layout(dcpl) == H5D_CHUNKED) {
-        hsize_t c[H5S_MAX_RANK];
-        int full = H5Pget_chunk(dcpl, nd, c) == nd;
-        for (int i = 1; i < nd && full; i++) full = c[i] == dims[i];
-        int nf = H5Pget_nfilters(dcpl);
-        unsigned ids[2] = {0, 0};
-        for (int i = 0; i < nf && i < 2; i++) {
-            unsigned fl, cdv[8];
-            size_t ncd = 8;
-            ids[i] = (unsigned)H5Pget_filter2(dcpl, (unsigned)i, &fl, &ncd, cdv, 0, NULL, NULL);
-        }
-        int filt = (nf == 2 && ids[0] == CKPT_SHUFFLE_FILTER_ID && ids[1] == CKPT_ZSTD_FILTER_ID) ||
-                   (nf == 1 && ids[0] == CKPT_ZSTD_FILTER_ID);
-        if (full && filt && c[0] >= 1) {
-            lay->fast = 1;
-            lay->shuffled = nf == 2;
-            lay->rpc = (int64_t)c[0];
-        }
+    if (le && L.fast) {
+        lay->fast = 1;
+        lay->shuffled = L.nfilters == 2;
+        lay->rpc = (int64_t)L.chunk[0];
     }
-    H5Pclose(dcpl);
     info->fast = lay->fast;
     return XFFL_OK;
 }
@@ -263,6 +284,13 @@ static void fetch_window(ckpt_h5_reader *r, window w, ckpt_slot *set)
             sz = 0;
         }
         if (sz == 0) continue;
+        /* a chunk's stored size is bounded by what zstd can make of it: more is damage,
+         * and never an allocation the file alone decides */
+        if (sz > j->chunk_bytes + (j->chunk_bytes >> 7) + 4096) {
+            ckpt_pipeline_err(p, xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: chunk %lld stores %llu bytes for %zu",
+                                           r->path, j->q->path, (long long)c, (unsigned long long)sz, j->chunk_bytes));
+            return;
+        }
         if (sz > sl->zcap) {
             free(sl->z);
             sl->zcap = (size_t)sz;
@@ -426,4 +454,39 @@ xffl_status ckpt_h5_read(ckpt_h5_reader *r, const char *path, ckpt_dtype dtype, 
 {
     ckpt_h5_request q = {path, dtype, ndim, shape, out, allow_no_digest, sha_hex};
     return ckpt_h5_read_many(r, 1, &q);
+}
+
+xffl_status ckpt_h5_probe_dataset(ckpt_h5_reader *r, const char *path, uint64_t max_bytes)
+{
+    hid_t ds;
+    XFFL_FORWARD(open_dataset(r, path, &ds));
+    ckpt_h5_dataset_info info;
+    layout lay;
+    xffl_status s = describe(r, ds, path, &info, &lay);
+    if (s == XFFL_OK && info.raw_bytes > max_bytes)
+        s = xffl_fail(XFFL_ERR_INVALID, "%s: dataset %s: %llu bytes of values, more than the model has", r->path, path,
+                      (unsigned long long)info.raw_bytes);
+    if (s == XFFL_OK && lay.fast) {
+        /* what fetch_window asks HDF5 for, chunk by chunk: the chunk index, and the
+         * raw chunk where the reader goes through HDF5 */
+        job j = {.ds = ds, .info = info, .lay = lay};
+        j.chunk_bytes = (size_t)lay.rpc * (size_t)(info.raw_bytes / (uint64_t)info.shape[0]);
+        j.nchunks = (info.shape[0] + lay.rpc - 1) / lay.rpc;
+        ckpt_h5_request q = {.path = path};
+        j.q = &q;
+        ckpt_slot sl = {0};
+        r->pl.err = XFFL_OK;
+        for (int64_t c = 0; c < j.nchunks && r->pl.err == XFFL_OK; c++) fetch_window(r, (window){&j, c, c + 1}, &sl);
+        free(sl.z);
+        if (r->pl.err != XFFL_OK) s = xffl_fail(r->pl.err, "%s", r->pl.msg);
+    } else if (s == XFFL_OK && info.raw_bytes) {
+        void *buf = malloc((size_t)info.raw_bytes);
+        if (!buf) s = xffl_fail(XFFL_ERR_NOMEM, "%s: dataset %s: %llu bytes", r->path, path,
+                                (unsigned long long)info.raw_bytes);
+        else if (H5Dread(ds, ckpt_h5_mem_type(info.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+            s = xffl_fail(XFFL_ERR_CORRUPT, "%s: tensor %s: cannot read or decode", r->path, path);
+        free(buf);
+    }
+    H5Dclose(ds);
+    return s;
 }

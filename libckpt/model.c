@@ -47,8 +47,16 @@ const char *ckpt_model_preset_match(const ckpt_model_config *cfg)
 
 xffl_status ckpt_model_validate(const ckpt_model_config *c)
 {
-    XFFL_RETURN_IF(c->dim <= 0, XFFL_ERR_INVALID, "model config: dim %d must be positive", c->dim);
-    XFFL_RETURN_IF(c->n_layers <= 0, XFFL_ERR_INVALID, "model config: n_layers %d must be positive", c->n_layers);
+    /* Bounds far above any LLaMA (7b: dim 4096, 32 layers, hidden 11008) that keep every
+     * count in int64 and the parameter table a small allocation: a federation.h5 or
+     * checkpoint names these numbers, and fuzzing found n_layers = 2^28 passing. */
+    XFFL_RETURN_IF(c->dim <= 0 || c->dim > (1 << 16), XFFL_ERR_INVALID, "model config: dim %d outside 1..65536", c->dim);
+    XFFL_RETURN_IF(c->n_layers <= 0 || c->n_layers > 1024, XFFL_ERR_INVALID, "model config: n_layers %d outside 1..1024",
+                   c->n_layers);
+    XFFL_RETURN_IF(c->hidden_dim > (1 << 18), XFFL_ERR_INVALID, "model config: hidden_dim %d above 262144",
+                   c->hidden_dim);
+    XFFL_RETURN_IF(c->max_seq_len > (1 << 20), XFFL_ERR_INVALID, "model config: max_seq_len %d above 1048576",
+                   c->max_seq_len);
     XFFL_RETURN_IF(c->n_heads <= 0 || c->dim % c->n_heads, XFFL_ERR_INVALID,
                    "model config: n_heads %d must divide dim %d", c->n_heads, c->dim);
     XFFL_RETURN_IF((c->dim / c->n_heads) % 2, XFFL_ERR_INVALID, "model config: head size %d must be even (RoPE)",

@@ -159,6 +159,14 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
         st = xffl_wrap(st, "%s", commit_key);
         goto done;
     }
+    /* parsed in a child first: a part that crashes libhdf5 is a bad delta, not a dead
+     * aggregator (docs/design.md "HDF5 files") */
+    for (int i = 0; i < m->n_objects; i++)
+        if ((st = ckpt_h5_probe_isolated(paths[i], (uint64_t)t->total * sizeof(float))) != XFFL_OK) {
+            *bad = is_data_error(st);
+            st = xffl_wrap(st, "%s", m->objects[i].name);
+            goto done;
+        }
     ckpt_delta_meta ex = {.round = round, .base_version = base->version, .base_index = base->index_key,
                           .facility = c->facility, .codec = f->encoding};
     st = ckpt_delta_read((const char *const *)paths, m->n_objects, t, m, &ex, NULL, c->delta);

@@ -3,8 +3,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/digest.h"
+#include "common/sign.h"
 #include "common/util.h"
 #include "libckpt/delta.h"
+
+/* The attempt's one COMMIT, signed by the facility (signer NULL: an --insecure
+ * federation): a second train job of the facility that chose the same attempt gets
+ * EXISTS instead of a second COMMIT beside the first. */
+static XFFL_MUST_USE xffl_status put_commit(store *s, const ckpt_manifest *m, const char *prefix,
+                                           const xffl_signer *signer, char *key)
+{
+    char *text = NULL, unless[PIPE_KEY_MAX];
+    size_t len = 0;
+    char hex[XFFL_SHA256_HEX];
+    int n = snprintf(unless, sizeof unless, "%s%s-", prefix, PIPE_COMMIT_STEM);
+    xffl_status st = n < 0 || (size_t)n >= sizeof unless ? xffl_fail(XFFL_ERR_USAGE, "key %s too long", prefix) : XFFL_OK;
+    if (st == XFFL_OK) st = ckpt_manifest_format(m, &text, &len);
+    if (st == XFFL_OK) st = xffl_sign_append(signer, &text, &len);
+    if (st == XFFL_OK) xffl_sha256_hex(text, len, hex);
+    if (st == XFFL_OK) st = pipe_content_key(prefix, PIPE_COMMIT_STEM, hex, NULL, key, PIPE_KEY_MAX);
+    if (st == XFFL_OK) st = store_put_unless(s, key, text, len, unless);
+    if (st == XFFL_ERR_EXISTS)
+        st = xffl_wrap(st, "another train job committed this attempt first; its delta stands");
+    free(text);
+    return st;
+}
 
 xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_key, uint64_t *bytes)
 {
@@ -85,7 +109,7 @@ xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_
     free(keys);
     if (st != XFFL_OK) goto done;
     /* COMMIT last: the attempt exists for readers only from here on */
-    H(pipe_manifest_put_signed(s, m, prefix, PIPE_COMMIT_STEM, c->signer, commit_key));
+    H(put_commit(s, m, prefix, c->signer, commit_key));
     if (bytes) *bytes = total;
 #undef H
 done:

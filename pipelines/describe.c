@@ -208,6 +208,8 @@ static XFFL_MUST_USE xffl_status verify_any_datasets(ckpt_h5_reader *r, int *n_c
 xffl_status pipe_verify_file(const char *path, char *format, size_t cap, int *n_checked)
 {
     ckpt_h5_reader *r;
+    /* any file may come from anywhere: parsed in a child first (docs/design.md "HDF5 files") */
+    XFFL_FORWARD(ckpt_h5_probe_isolated(path, UINT64_MAX));
     XFFL_FORWARD(ckpt_h5_reader_open(path, NULL, &r));
     char *fmt = NULL;
     xffl_status s = ckpt_h5_get_attr_str(r, "format", &fmt);

@@ -210,6 +210,11 @@ xffl_status pipe_version_fetch(store *s, const pipe_version_ref *ref, const ckpt
             stored += idx->objects[b0 + k].bytes;
         }
         XFFL_CHECK_GOTO(st, store_get_many(s, tr, (size_t)nb), parts_done);
+        /* verifying (no slabs: verify, verify --all): each part parsed in a child first,
+         * docs/design.md "HDF5 files" */
+        for (int k = 0; k < nb && st == XFFL_OK && !slabs; k++)
+            if ((st = ckpt_h5_probe_isolated(paths[k], (uint64_t)maxn * sizeof(float))) != XFFL_OK)
+                xffl_wrap(st, "%s", idx->objects[b0 + k].name);
         for (int k = 0; k < nb && st == XFFL_OK; k++) {
             ckpt_h5_reader *r = NULL;
             const char *key = idx->objects[b0 + k].name;

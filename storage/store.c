@@ -163,6 +163,36 @@ xffl_status store_put(store *s, const char *key, const void *data, size_t len)
     return with_retries(s, "put", key, a_put, &a);
 }
 
+struct unless_args {
+    const char *key, *prefix;
+    const void *data;
+    size_t len;
+};
+
+static XFFL_MUST_USE xffl_status a_put_unless(store *s, void *v)
+{
+    struct unless_args *a = v;
+    return s->ops->put_unless(s, a->key, a->data, a->len, a->prefix);
+}
+
+xffl_status store_put_unless(store *s, const char *key, const void *data, size_t len, const char *unless_prefix)
+{
+    XFFL_FORWARD(check_key(s, key, 1));
+    if (s->ops->put_unless) {
+        struct unless_args a = {key, unless_prefix, data, len};
+        return with_retries(s, "put", key, a_put_unless, &a);
+    }
+    store_listing l = {0};
+    XFFL_FORWARD(store_list(s, unless_prefix, &l));
+    const char *other = NULL; /* the same key again is a retry of this put, not another writer */
+    for (size_t i = 0; i < l.count && !other; i++)
+        if (strcmp(l.items[i].key, key)) other = l.items[i].key;
+    xffl_status st = other ? xffl_fail(XFFL_ERR_EXISTS, "put %s: %s exists already", key, other)
+                           : store_put(s, key, data, len);
+    store_listing_free(&l);
+    return st;
+}
+
 static XFFL_MUST_USE xffl_status a_put_file(store *s, void *v)
 {
     struct op_args *a = v;

@@ -40,6 +40,11 @@ const char *store_scheme(const store *s);
 XFFL_MUST_USE xffl_status store_put(store *s, const char *key, const void *data, size_t len);
 /* Put a local file's contents under key, streamed (≤ 4 GiB on s3). */
 XFFL_MUST_USE xffl_status store_put_file(store *s, const char *key, const char *path);
+/* store_put unless some key starts with unless_prefix: then EXISTS naming that key. Two
+ * writers of one file:// store cannot both succeed (a lock beside the keys); on s3 it is
+ * a listing, then a put. How a facility's attempt gets one COMMIT when two train jobs race. */
+XFFL_MUST_USE xffl_status store_put_unless(store *s, const char *key, const void *data, size_t len,
+                                           const char *unless_prefix);
 /* Get a whole object into a malloc'd buffer (NUL-terminated; caller frees).
  * NOT_FOUND (not retried) naming the key when absent. */
 XFFL_MUST_USE xffl_status store_get(store *s, const char *key, void **data, size_t *len);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "common/util.h"
@@ -25,6 +26,19 @@ static XFFL_MUST_USE xffl_status key_path(const store *s, const char *key, char 
     const file_store *f = s->impl;
     int n = snprintf(buf, cap, "%s/%s", f->root, key);
     XFFL_RETURN_IF(n < 0 || (size_t)n >= cap, XFFL_ERR_USAGE, "%s: path for key %s too long", s->url, key);
+    /* Nothing inside the store is followed: a symbolic link there (rounds/r000003 ->
+     * elsewhere) would make a job read or write outside it. The root itself may be one. */
+    size_t root = strlen(f->root);
+    for (char *c = buf + root + 1;; c++) {
+        c = strchr(c, '/');
+        if (c) *c = 0;
+        struct stat sb;
+        int link = lstat(buf, &sb) == 0 && S_ISLNK(sb.st_mode);
+        XFFL_RETURN_IF(link, XFFL_ERR_INVALID, "%s: key %s: %s is a symbolic link (a store follows none)", s->url, key,
+                       buf + root + 1);
+        if (!c) break;
+        *c = '/';
+    }
     return XFFL_OK;
 }
 
@@ -227,6 +241,31 @@ static XFFL_MUST_USE xffl_status f_list(store *s, const char *prefix, int partia
     return walk(s, dir, rel, prefix, partial, out, &cap);
 }
 
+/* The lock is a file beside the keys whose name holds ".tmp.": listings skip it and gc
+ * removes it once old, like a killed writer's leftovers. */
+static XFFL_MUST_USE xffl_status f_put_unless(store *s, const char *key, const void *data, size_t len,
+                                              const char *unless_prefix)
+{
+    char path[PATH_MAX], lock[PATH_MAX + 32];
+    XFFL_FORWARD(key_path(s, key, path, sizeof path));
+    XFFL_FORWARD(make_parent(path));
+    char *slash = strrchr(path, '/');
+    snprintf(lock, sizeof lock, "%.*s/put.tmp.lock", (int)(slash - path), path);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    XFFL_RETURN_IF(fd < 0, XFFL_ERR_IO, "put %s: lock %s: %s", key, lock, strerror(errno));
+    while (flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+    }
+    store_listing l = {0};
+    xffl_status st = f_list(s, unless_prefix, 0, &l);
+    /* the same key again is a retry of this put, not another writer */
+    for (size_t i = 0; i < l.count && st == XFFL_OK; i++)
+        if (strcmp(l.items[i].key, key)) st = xffl_fail(XFFL_ERR_EXISTS, "put %s: %s exists already", key, l.items[i].key);
+    if (st == XFFL_OK) st = f_put_mem(s, key, data, len);
+    store_listing_free(&l);
+    close(fd); /* releases the lock */
+    return st;
+}
+
 static void f_close(store *s)
 {
     file_store *f = s->impl;
@@ -244,6 +283,7 @@ static const store_ops file_ops = {
     .head = f_head,
     .del = f_del,
     .list = f_list,
+    .put_unless = f_put_unless,
     .close = f_close,
 };
 

@@ -22,6 +22,9 @@ typedef struct store_ops {
     xffl_status (*del)(store *s, const char *key);
     /* Unsorted is fine: store.c sorts. partial=1 lists leftovers of killed writers instead. */
     xffl_status (*list)(store *s, const char *prefix, int partial, store_listing *out);
+    /* put_mem unless a key starts with unless_prefix (EXISTS naming it), atomically with
+     * respect to other writers of this store; NULL: store.c lists, then puts. */
+    xffl_status (*put_unless)(store *s, const char *key, const void *data, size_t len, const char *unless_prefix);
     void (*close)(store *s);
 } store_ops;
 

@@ -114,6 +114,12 @@ const char *text_loader_digests(const text_loader *l) { return l->digests; }
 xffl_status text_loader_next(text_loader *l, text_cursor *c, int B, int T, int32_t *inputs, int32_t *targets)
 {
     XFFL_RETURN_IF(c->seq < 0, XFFL_ERR_INVALID, "data cursor %lld is negative", (long long)c->seq);
+    /* A cursor comes from --state or a COMMIT's cursor_end: one past 2^31 passes over the
+     * data (or near INT64_MAX, where seq + B overflows) is damage, not progress. */
+    const int64_t limit = l->total > (INT64_MAX >> 32) ? INT64_MAX >> 1 : l->total << 31;
+    XFFL_RETURN_IF(l->total > 0 && c->seq > limit - B, XFFL_ERR_INVALID,
+                   "data cursor %lld out of range (the shards hold %lld tokens; at most %lld sequences are read)",
+                   (long long)c->seq, (long long)l->total, (long long)limit);
     for (int b = 0; b < B; b++) {
         int64_t i = c->seq++;
         const shard *sh = &l->sh[i % l->count];

@@ -116,6 +116,7 @@ xffl_status text_pack(const char *const *files, int n_files, const text_pack_opt
     }
     /* a shard is written from one buffer: as large as a shard, or as all the input */
     int64_t cap = opt.shard_tokens, all = 0;
+    int unsized = 0; /* a pipe (/dev/stdin) has no size to shrink the buffers to */
     for (int i = 0; i < n_files; i++) {
         FILE *f = fopen(files[i], "rb");
         if (!f) {
@@ -123,14 +124,15 @@ xffl_status text_pack(const char *const *files, int n_files, const text_pack_opt
             return xffl_fail(errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "%s: %s", files[i],
                              strerror(errno));
         }
-        fseek(f, 0, SEEK_END);
-        all += ftell(f);
+        long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+        if (size < 0) unsized = 1;
+        else all += size;
         fclose(f);
     }
     /* a SentencePiece token per byte at most, but 3 for a byte that is not UTF-8 (U+FFFD
      * as bytes), plus the dummy prefix, bos and eos of each file */
     if (sp) all = 3 * all + 3 * (int64_t)n_files;
-    if (cap > all + 1) cap = all + 1;
+    if (!unsized && cap > all + 1) cap = all + 1;
     shard_sink tr = {&opt, "train", malloc((size_t)cap * 2), 0, cap, 0, 0};
     shard_sink va = {&opt, "val", malloc((size_t)cap * 2), 0, cap, 0, 0};
     if (!tr.buf || !va.buf) {

@@ -1,10 +1,13 @@
 /* Shard writer and reader (format in shards.h). */
 #include "text/shards.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "common/digest.h"
 #include "common/util.h"
 
 xffl_status text_shard_write(const char *path, const uint16_t *tokens, int64_t n)
@@ -21,51 +24,84 @@ xffl_status text_shard_write(const char *path, const uint16_t *tokens, int64_t n
     return st;
 }
 
+/* The header first, then exactly the tokens it announces: a size comes from the file
+ * only once bounded (a shard holds at most INT32_MAX tokens), and a file that is not a
+ * shard is refused before its tokens are read: not a regular file (/dev/zero, a pipe),
+ * or a size other than the header says. */
 xffl_status text_shard_read(const char *path, int vocab, uint16_t **tokens, int64_t *n, char *sha256_hex)
 {
     *tokens = NULL;
     *n = 0;
-    void *data = NULL;
-    size_t len = 0;
-    XFFL_FORWARD(xffl_read_file(path, &data, &len));
-    if (sha256_hex) xffl_sha256_hex(data, len, sha256_hex);
+    FILE *f = fopen(path, "rb");
+    XFFL_RETURN_IF(!f, errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return xffl_fail(XFFL_ERR_INVALID, "shard %s: not a regular file", path);
+    }
     int32_t hdr[TEXT_SHARD_HEADER_INTS];
     xffl_status st = XFFL_OK;
     uint16_t *t = NULL;
-    if (len < sizeof hdr) {
-        st = xffl_fail(XFFL_ERR_INVALID, "shard %s: %zu bytes, shorter than its %zu-byte header", path, len,
+    size_t got = fread(hdr, 1, sizeof hdr, f);
+    if (got < sizeof hdr) {
+        st = xffl_fail(XFFL_ERR_INVALID, "shard %s: %zu bytes, shorter than its %zu-byte header", path, got,
                        sizeof hdr);
         goto done;
     }
-    memcpy(hdr, data, sizeof hdr);
     if (hdr[0] != TEXT_SHARD_MAGIC || hdr[1] != TEXT_SHARD_VERSION) {
         st = xffl_fail(XFFL_ERR_INVALID, "shard %s: magic %d version %d, expected %d version %d", path, hdr[0],
                        hdr[1], TEXT_SHARD_MAGIC, TEXT_SHARD_VERSION);
         goto done;
     }
     int64_t count = hdr[2];
-    if (count < 0 || (size_t)count * 2 + sizeof hdr != len) {
-        st = xffl_fail(XFFL_ERR_INVALID, "shard %s: header says %lld tokens, file holds %zu bytes of tokens", path,
-                       (long long)count, len - sizeof hdr);
+    size_t body = count > 0 ? (size_t)count * 2 : 0;
+    /* the file's size bounds the allocation, not the header (fuzz_shards: 4 GB from 1 KB) */
+    if (count < 0 || fstat(fileno(f), &sb) != 0 || (uint64_t)sb.st_size != sizeof hdr + body) {
+        st = xffl_fail(XFFL_ERR_INVALID, "shard %s: header says %lld tokens, file holds %lld bytes of tokens", path,
+                       (long long)count, (long long)(sb.st_size - (off_t)sizeof hdr));
         goto done;
     }
-    t = malloc((size_t)count * 2 + 2);
-    if (!t) {
+    t = malloc(body + 2);
+    if (count >= 0 && !t) {
         st = xffl_fail(XFFL_ERR_NOMEM, "shard %s", path);
         goto done;
     }
-    memcpy(t, (char *)data + sizeof hdr, (size_t)count * 2);
+    got = t ? fread(t, 1, body, f) : 0;
+    unsigned char extra;
+    if (count < 0 || got != body || fread(&extra, 1, 1, f) != 0) {
+        st = xffl_fail(XFFL_ERR_INVALID, "shard %s: header says %lld tokens, file holds %s bytes of tokens", path,
+                       (long long)count, got != body ? "fewer" : "more");
+        goto done;
+    }
+    if (ferror(f)) {
+        st = xffl_fail(XFFL_ERR_IO, "reading %s", path);
+        goto done;
+    }
     for (int64_t i = 0; i < count; i++)
         if (t[i] >= vocab) {
             st = xffl_fail(XFFL_ERR_INVALID, "shard %s: token %u at offset %lld is outside the vocabulary of %d", path,
                            t[i], (long long)i, vocab);
-            free(t);
             goto done;
         }
+    if (sha256_hex) {
+        xffl_sha256_ctx *c = xffl_sha256_create();
+        if (!c) {
+            st = xffl_fail(XFFL_ERR_NOMEM, "shard %s: digest", path);
+            goto done;
+        }
+        uint8_t d[XFFL_SHA256_LEN];
+        xffl_sha256_update(c, hdr, sizeof hdr);
+        xffl_sha256_update(c, t, body);
+        xffl_sha256_final(c, d);
+        xffl_sha256_free(c);
+        xffl_hex_encode(d, XFFL_SHA256_LEN, sha256_hex);
+    }
     *tokens = t;
     *n = count;
+    t = NULL;
 done:
-    free(data);
+    free(t);
+    fclose(f);
     return st;
 }
 
