@@ -6,11 +6,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 S=$T/store
-expect_rc() { # want cmd...
-  local want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  [ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err"; fail "'$*' exited $rc, expected $want"; }
-}
 latest() { cut -d' ' -f1 "$S/LATEST"; }
 
 if ! $X data pack --help >/dev/null 2>&1 || ! $X train --help >/dev/null 2>&1; then

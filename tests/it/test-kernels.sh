@@ -8,11 +8,6 @@ source "$(dirname "$0")/lib.sh"
 # spinning OpenMP threads crawl when the cores are shared with other jobs
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 S=$T/store
-expect_rc() { # want cmd...
-  local want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  [ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err"; fail "'$*' exited $rc, expected $want"; }
-}
 for c in init train aggregate; do
   $X $c --help >/dev/null 2>&1 || { echo "FAIL: xffl $c --help failed"; exit 1; }
 done

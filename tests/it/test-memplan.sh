@@ -5,11 +5,6 @@
 # model and batch from federation.h5; usage errors.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-expect_rc() { # want cmd...
-  local want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  [ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err"; fail "'$*' exited $rc, expected $want"; }
-}
 P7="--model 7b --backend cuda --batch 1 --seq-len 4096"
 
 expect_rc 0 $X train --dry-run $P7 --recompute --ranks 4 --device-memory 64G

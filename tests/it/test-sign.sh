@@ -8,11 +8,6 @@ source "$(dirname "$0")/lib.sh"
 export XDG_CONFIG_HOME=$T/cfg   # the default key directory, this test's own
 K=$T/cfg/xffl/keys
 S=$T/store
-expect_rc() { # want cmd...
-  local want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  [ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err"; fail "'$*' exited $rc, expected $want"; }
-}
 train() { $X train --store "$S" --facility "$1" --data "$T/data/*_train_*.bin" --threads 1 "${@:2}"; }
 keyid() { openssl pkey -pubin -in "$1" -outform DER | tail -c 32 | sha256sum | cut -c1-16; }
 # Rewrites an object: python expression on its text t (signature line included), names

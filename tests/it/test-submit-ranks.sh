@@ -6,11 +6,6 @@
 # Slurm has no PMIx, XFFL_SRUN_MPI to choose). tests/slurm/test-ranks.sh runs it for real.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-expect_rc() { # want cmd...
-  local want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  [ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err"; fail "'$*' exited $rc, expected $want"; }
-}
 TR=(--scheduler slurm --role train --store "file://$T/s" --facility leo --data "$T/*.bin" --state "$T/st"
     --rounds 2 --first-round 3 --dry-run)
 

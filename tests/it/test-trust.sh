@@ -9,19 +9,8 @@
 # The federation is unsigned (init --insecure) so that these checks, not the signatures
 # of tests/it/test-sign.sh, are what is tested.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-B=${XFFL_BUILD:-build}
-X=$PWD/$B/xffl
-export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "$0")/lib.sh"
 S=$T/store
-fail() { echo "FAIL: $*"; exit 1; }
-expect_rc() { # want cmd...
-  local want=$1; shift
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  [ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err"; fail "'$*' exited $rc, expected $want"; }
-}
 train() { # store facility [extra...]
   local s=$1 f=$2; shift 2
   $X train --store "$s" --facility "$f" --data "$T/data/*_train_*.bin" --threads 1 "$@"
