@@ -2,6 +2,7 @@
 
 #include <hdf5.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 /* For ZSTD_c_literalCompressionMode (zstd's "experimental" parameters, unchanged since
@@ -87,12 +88,45 @@ xffl_status ckpt_zstd_register(void)
 
 size_t ckpt_zstd_bound(size_t n) { return ZSTD_compressBound(n); }
 
+/* One context of each kind per thread: creating one per chunk costs more than
+ * compressing. A thread-specific key frees it when its thread exits (OpenMP retires
+ * pool threads when a later region asks for fewer, and ranks run as threads in tests),
+ * so no context outlives its thread. */
+static pthread_key_t cctx_key, dctx_key;
+static pthread_once_t ctx_keys_once = PTHREAD_ONCE_INIT;
+static void free_cctx(void *c) { ZSTD_freeCCtx(c); }
+static void free_dctx(void *c) { ZSTD_freeDCtx(c); }
+static void make_ctx_keys(void)
+{
+    /* should a key not be made, its contexts stay until the process exits, as before */
+    pthread_key_create(&cctx_key, free_cctx);
+    pthread_key_create(&dctx_key, free_dctx);
+}
+
+static ZSTD_CCtx *thread_cctx(void)
+{
+    static _Thread_local ZSTD_CCtx *cctx;
+    if (!cctx && (cctx = ZSTD_createCCtx()) != NULL) {
+        pthread_once(&ctx_keys_once, make_ctx_keys);
+        pthread_setspecific(cctx_key, cctx);
+    }
+    return cctx;
+}
+
+static ZSTD_DCtx *thread_dctx(void)
+{
+    static _Thread_local ZSTD_DCtx *dctx;
+    if (!dctx && (dctx = ZSTD_createDCtx()) != NULL) {
+        pthread_once(&ctx_keys_once, make_ctx_keys);
+        pthread_setspecific(dctx_key, dctx);
+    }
+    return dctx;
+}
+
 xffl_status ckpt_zstd_compress(const void *src, size_t n, void *dst, size_t cap, int level, size_t *out)
 {
-    /* One context per thread: creating one per chunk costs more than compressing. */
-    static _Thread_local ZSTD_CCtx *cctx;
     static _Thread_local int cctx_level = INT_MIN;
-    if (!cctx) cctx = ZSTD_createCCtx();
+    ZSTD_CCtx *cctx = thread_cctx();
     if (!cctx) return xffl_fail(XFFL_ERR_NOMEM, "zstd compression context");
     if (level != cctx_level) {
         /* Literals are Huffman-coded at every level: zstd leaves them raw at negative
@@ -111,8 +145,7 @@ xffl_status ckpt_zstd_compress(const void *src, size_t n, void *dst, size_t cap,
 
 xffl_status ckpt_zstd_decompress(const void *src, size_t n, void *dst, size_t want)
 {
-    static _Thread_local ZSTD_DCtx *dctx;
-    if (!dctx) dctx = ZSTD_createDCtx();
+    ZSTD_DCtx *dctx = thread_dctx();
     if (!dctx) return xffl_fail(XFFL_ERR_NOMEM, "zstd decompression context");
     unsigned long long declared = ZSTD_getFrameContentSize(src, n);
     if (declared == ZSTD_CONTENTSIZE_ERROR) return xffl_fail(XFFL_ERR_CORRUPT, "not a zstd frame");
