@@ -20,6 +20,8 @@ if [ -n "\${EXIT_ALL:-}" ]; then # both ranks meet first (as MPI ranks would in 
 fi
 [ -n "\${FAIL_RANK:-}" ] && [ "\$SLURM_PROCID" = "\$FAIL_RANK" ] && exit 3
 [ -n "\${FAIL_RANK:-}" ] && sleep 120
+# as xffl train's rank 0 does: the round's result on stdout (train.sbatch checks for it)
+[ "\$SLURM_PROCID" = 0 ] && echo "round 3 (stand-in)"
 exit 0
 S
 chmod +x "$W/rank.sh"
@@ -82,6 +84,7 @@ int main(int argc, char **argv)
     FILE *f = fopen(path, "a");
     fprintf(f, "rank %d of %d sum %d\n", rank, size, sum);
     fclose(f);
+    if (rank == 0) printf("round 3 (stand-in)\n"); /* what train.sbatch checks for */
     MPI_Finalize();
     return 0;
 }
