@@ -7,10 +7,12 @@
 #   value   the COMMIT's download_bytes (the update's parts and manifest)
 #   ref     the bytes of the version's parts: what the same facility downloads in full
 #           (a full download fetches whole parts, outer optimizer state included)
-#   model   the model group's stored bytes inside those parts (`xffl show --json`): what
-#           a full download would cost if parts held the model alone
+#   model   the model group's stored bytes inside those parts (`xffl show --json`: its
+#           compressed chunks, without HDF5's metadata, which weighs for `tiny`): what a
+#           full download would cost if parts held the model alone
 # One JSON line per encoding: value and ref are means per facility per round,
-# ratio = value / ref, ratio_model = value / model; every_round_update says whether
+# ratio = value / ref, ratio_model = value / model, bits_per_param = value * 8 / the
+# parameter count (32 for the raw floats); every_round_update says whether
 # every round >= 2 went as an update. The delta encoding changes what the facilities
 # upload, not what an update is: the update of a round whose model moved more has more
 # changed mantissa bits. XFFL_DL_MODEL, _ROUNDS, _H, _LR, _ENCODINGS, _BATCH, _SEQ set
@@ -60,25 +62,26 @@ for enc in $ENCODINGS; do
     v=$(( r - 1 ))
     idx=$(ls "$S/versions/v$(printf %06d $v)/"INDEX-*)
     full=$(awk '$1 == "object" {s += $3} END {print s + 0}' "$idx")
-    model=$("$X" show --json --store "$S" --version "$v" 2>/dev/null | /usr/bin/python3 -c '
+    read -r model params < <("$X" show --json --store "$S" --version "$v" 2>/dev/null | /usr/bin/python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-print(sum(t["stored_bytes"] for t in d["tensors"] if t["name"].startswith("model/")))')
+print(sum(t["stored_bytes"] for t in d["tensors"] if t["name"].startswith("model/")), d["parameters"])')
     for fac in copyrights licenses; do
       c=$(ls "$S/rounds/r$(printf %06d $r)/$fac/a1/"COMMIT-*)
       dl=$(grep '^download_bytes=' "$c" | cut -d= -f2)
       kind=$(grep '^download=' "$c" | cut -d= -f2)
-      echo "$r $fac $dl $kind $full $model" >>"$rows"
+      echo "$r $fac $dl $kind $full $model $params" >>"$rows"
     done
   done
   awk -v enc="$enc" -v m="$MODEL" -v r="$ROUNDS" -v h="$H" -v lr="$LR" -v b="$BATCH" -v t="$SEQ" '
-    { n++; dl += $3; full += $5; model += $6; if ($4 != "update") all = "false"
+    { n++; dl += $3; full += $5; model += $6; params = $7; if ($4 != "update") all = "false"
       per = per sprintf("%s{\"round\": %d, \"facility\": \"%s\", \"download\": \"%s\", \"bytes\": %d, \"full\": %d, \"ratio\": %.4f}",
                         n > 1 ? ", " : "", $1, $2, $4, $3, $5, $3 / $5) }
     BEGIN { all = "true" }
     END {
       printf "{\"bench\": \"downloads\", \"encoding\": \"%s\", \"value\": %.0f, \"unit\": \"bytes per facility per round\", ", enc, dl / n
       printf "\"ref_name\": \"full version\", \"ref\": %.0f, \"ratio\": %.4f, \"model_bytes\": %.0f, \"ratio_model\": %.4f, ", full / n, dl / full, model / n, dl / model
+      printf "\"bits_per_param\": %.2f, \"parameters\": %d, ", 8 * dl / n / params, params
       printf "\"every_round_update\": %s, \"model\": \"%s\", \"rounds\": %d, \"local_steps\": %d, \"lr\": %s, \"batch\": %d, \"seq_len\": %d, ", all, m, r, h, lr, b, t
       printf "\"per_round\": [%s]}\n", per }' "$rows"
 done

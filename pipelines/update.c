@@ -12,6 +12,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "libckpt/h5part.h"
+#include "libckpt/shuffle.h"
+#include "libckpt/zstd_filter.h"
 
 enum { BATCH = 4 };
 
@@ -23,9 +25,53 @@ static int64_t max_numel(const ckpt_param_table *t)
     return m;
 }
 
-/* Writes part p of the plan: /xor/<tensor> = bits(v) ^ bits(v−1). */
+enum { SAMPLE_ELEMS = 1 << 18, SAMPLES = 8 };
+
+/* Shuffled and compressed size of up to SAMPLES chunks of SAMPLE_ELEMS words, evenly
+ * spaced over x (the whole of a smaller tensor): what the part writer would store. */
+static XFFL_MUST_USE xffl_status sampled_size(const uint32_t *x, int64_t n, int level, unsigned char *shuf,
+                                              unsigned char *z, size_t zcap, uint64_t *out)
+{
+    *out = 0;
+    const int64_t chunks = (n + SAMPLE_ELEMS - 1) / SAMPLE_ELEMS;
+    const int64_t take = chunks < SAMPLES ? chunks : SAMPLES;
+    for (int64_t k = 0; k < take; k++) {
+        const int64_t c = k * chunks / take, at = c * SAMPLE_ELEMS;
+        const size_t m = (size_t)(n - at < SAMPLE_ELEMS ? n - at : SAMPLE_ELEMS) * 4;
+        size_t got = 0;
+        ckpt_shuffle(x + at, shuf, m, 4);
+        XFFL_FORWARD(ckpt_zstd_compress(shuf, m, z, zcap, level, &got));
+        *out += got;
+    }
+    return XFFL_OK;
+}
+
+/* Writes part p of the plan: per tensor, /xor/<tensor> = bits(v) ^ bits(v−1), or
+ * /model/<tensor> = v's floats where those would be stored smaller (a tensor that
+ * moved far: its exponents changed, and the XOR is noise in every byte plane). The
+ * choice is made on sampled chunks (sampled_size) and is a function of the two
+ * versions only, so the same versions give the same part. */
+static XFFL_MUST_USE xffl_status write_tensor(ckpt_h5_writer *w, const ckpt_param *pr, const float *base, float *buf,
+                                              uint32_t *x, int level, unsigned char *shuf, unsigned char *z,
+                                              size_t zcap, int *as_xor)
+{
+    const uint32_t *v = (const uint32_t *)buf, *b = (const uint32_t *)base;
+    for (int64_t k = 0; k < pr->numel; k++) x[k] = v[k] ^ b[k];
+    uint64_t sx = 0, sv = 0;
+    XFFL_FORWARD(sampled_size(x, pr->numel, level, shuf, z, zcap, &sx));
+    XFFL_FORWARD(sampled_size(v, pr->numel, level, shuf, z, zcap, &sv));
+    char name[CKPT_NAME_MAX + 16];
+    *as_xor = sx <= sv;
+    snprintf(name, sizeof name, "%s/%s", *as_xor ? "xor" : "model", pr->name);
+    return ckpt_h5_write(w, name, *as_xor ? CKPT_DT_U32 : CKPT_DT_F32, pr->ndim, pr->shape, *as_xor ? (void *)x : buf,
+                         NULL, NULL);
+}
+
+/* Writes part p of the plan (write_tensor for each of its tensors). */
 static XFFL_MUST_USE xffl_status write_part(const ckpt_param_table *t, const pipe_update_spec *sp,
-                                            const pipe_part_plan *plan, int p, const char *path, float *buf)
+                                            const pipe_part_plan *plan, int p, const char *path, float *buf,
+                                            uint32_t *x, unsigned char *shuf, unsigned char *z, size_t zcap,
+                                            int *n_xor)
 {
     ckpt_h5_options opt = {.level = sp->level, .threads = sp->threads};
     ckpt_h5_writer *w;
@@ -45,19 +91,17 @@ static XFFL_MUST_USE xffl_status write_part(const ckpt_param_table *t, const pip
     W(ckpt_h5_attr_int(w, "n_tensors", plan->count[p]));
     W(pipe_model_attrs_write(w, &t->cfg));
 #undef W
+    const int level = sp->level ? sp->level : CKPT_ZSTD_DEFAULT_LEVEL;
     for (int i = plan->first[p]; i < plan->first[p] + plan->count[p] && s == XFFL_OK; i++) {
         const ckpt_param *pr = &t->params[i];
-        char name[CKPT_NAME_MAX + 16];
-        snprintf(name, sizeof name, "xor/%s", pr->name);
         s = sp->fn(sp->ctx, 0, i, buf);
         if (s != XFFL_OK) {
             xffl_wrap(s, "update tensor %s", pr->name);
             break;
         }
-        uint32_t *x = (uint32_t *)buf;
-        const uint32_t *b = (const uint32_t *)(sp->base_model + pr->offset);
-        for (int64_t k = 0; k < pr->numel; k++) x[k] ^= b[k];
-        s = ckpt_h5_write(w, name, CKPT_DT_U32, pr->ndim, pr->shape, x, NULL, NULL);
+        int as_xor = 0;
+        s = write_tensor(w, pr, sp->base_model + pr->offset, buf, x, level, shuf, z, zcap, &as_xor);
+        *n_xor += as_xor;
     }
     if (s != XFFL_OK) {
         ckpt_h5_writer_abort(w);
@@ -74,6 +118,10 @@ xffl_status pipe_update_publish(store *s, const ckpt_param_table *t, const pipe_
     XFFL_FORWARD(pipe_version_plan(t, 1, sp->part_size, &plan));
     const int64_t maxn = max_numel(t);
     float *buf = malloc((size_t)maxn * sizeof *buf);
+    uint32_t *x = malloc((size_t)maxn * sizeof *x);
+    const size_t zcap = ckpt_zstd_bound((size_t)SAMPLE_ELEMS * 4);
+    unsigned char *shuf = malloc((size_t)SAMPLE_ELEMS * 4), *z = malloc(zcap);
+    int n_xor = 0;
     char(*paths)[4096] = calloc(BATCH, sizeof *paths);
     char(*keys)[PIPE_KEY_MAX] = calloc(BATCH, sizeof *keys);
     char *dir = NULL, prefix[40], stem[48];
@@ -82,7 +130,7 @@ xffl_status pipe_update_publish(store *s, const ckpt_param_table *t, const pipe_
     xffl_status st = XFFL_OK;
     pipe_version_prefix(sp->target->version, prefix, sizeof prefix);
     pipe_update_stem(sp->base->version, stem, sizeof stem);
-    if (!buf || !paths || !keys) {
+    if (!buf || !x || !shuf || !z || !paths || !keys) {
         st = xffl_fail(XFFL_ERR_NOMEM, "update buffers (%lld floats)", (long long)maxn);
         goto done;
     }
@@ -109,7 +157,7 @@ xffl_status pipe_update_publish(store *s, const ckpt_param_table *t, const pipe_
             char sha[XFFL_SHA256_HEX];
             uint64_t size;
             snprintf(paths[k], sizeof paths[k], "%s/update-%03d.h5", dir, p);
-            XFFL_CHECK_GOTO(st, write_part(t, sp, &plan, p, paths[k], buf), done);
+            XFFL_CHECK_GOTO(st, write_part(t, sp, &plan, p, paths[k], buf, x, shuf, z, zcap, &n_xor), done);
             XFFL_CHECK_GOTO(st, xffl_sha256_file(paths[k], sha, &size), done);
             XFFL_CHECK_GOTO(st, pipe_update_part_key(prefix, p, sha, keys[k], sizeof keys[k]), done);
             XFFL_CHECK_GOTO(st, ckpt_manifest_add_object(m, keys[k], size, sha), done);
@@ -125,6 +173,8 @@ xffl_status pipe_update_publish(store *s, const ckpt_param_table *t, const pipe_
         snprintf(res->key, sizeof res->key, "%s", key);
         res->n_parts = plan.n_parts;
         res->stored_bytes = stored;
+        res->n_xor = n_xor;
+        res->n_tensors = t->count;
     }
 done:
     if (st != XFFL_OK)
@@ -132,6 +182,9 @@ done:
     if (dir) xffl_rmtree_cleanup(dir);
     free(dir);
     free(buf);
+    free(x);
+    free(shuf);
+    free(z);
     free(paths);
     free(keys);
     ckpt_manifest_free(m);
@@ -209,11 +262,20 @@ static XFFL_MUST_USE xffl_status apply_part(const char *path, const ckpt_manifes
             st = xffl_fail(XFFL_ERR_INVALID, "%s: tensor %s is in two update parts", path, p->name);
             break;
         }
-        st = ckpt_h5_read(r, name, CKPT_DT_U32, p->ndim, p->shape, tmp, 0, NULL);
+        /* the XOR words, or (a tensor that moved far) v's floats themselves; not both */
+        const int as_xor = ckpt_h5_has_dataset(r, name), as_model = ckpt_h5_has_dataset(r, tname);
+        if (as_xor == as_model) {
+            st = xffl_fail(XFFL_ERR_INVALID, "%s: tensor %s needs exactly one of /%s and /%s", path, p->name, name, tname);
+            break;
+        }
+        st = ckpt_h5_read(r, as_xor ? name : tname, as_xor ? CKPT_DT_U32 : CKPT_DT_F32, p->ndim, p->shape, tmp, 0, NULL);
         if (st == XFFL_ERR_NOT_FOUND) st = XFFL_ERR_INVALID;
         if (st != XFFL_OK || !model) continue;
         uint32_t *m = (uint32_t *)(model + p->offset);
-        for (int64_t k = 0; k < p->numel; k++) m[k] ^= tmp[k];
+        if (as_xor)
+            for (int64_t k = 0; k < p->numel; k++) m[k] ^= tmp[k];
+        else
+            memcpy(m, tmp, (size_t)p->numel * 4);
         xffl_sha256_hex(m, (size_t)p->numel * 4, got);
         int ti = ckpt_manifest_find_tensor(idx, tname);
         if (ti < 0) st = xffl_fail(XFFL_ERR_INVALID, "tensor %s is not listed in %s", tname, index_key);

@@ -11,7 +11,10 @@
  *   versions/v000005/update-000-<12hex>.h5         format="xffl-update": /xor/<tensor>,
  *                                                  uint32, table shape: the bits of v's
  *                                                  float XOR the bits of v−1's (byte
- *                                                  shuffle + zstd like every dataset)
+ *                                                  shuffle + zstd like every dataset);
+ *                                                  or, for a tensor whose XOR would be
+ *                                                  stored larger, /model/<tensor>: v's
+ *                                                  floats themselves
  *
  * v−1 plus a float difference is not v in floating point; v−1's bits XOR these words
  * are, exactly. Close floats share sign and exponent, so the high bytes of their XOR
@@ -55,6 +58,7 @@ typedef struct {
     char key[PIPE_KEY_MAX]; /* the UPDATE manifest */
     int n_parts;
     uint64_t stored_bytes;  /* bytes of the update parts */
+    int n_xor, n_tensors;   /* tensors stored as XOR words, of all */
 } pipe_update_result;
 
 /* Writes the update (parts first, then the manifest) beside version target. res may

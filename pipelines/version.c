@@ -252,8 +252,8 @@ xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe
                      (long long)sp->version);
             memset(&ur, 0, sizeof ur);
         } else
-            xffl_log(XFFL_LOG_INFO, "wrote %s: %llu bytes (the version's parts: %llu)", ur.key,
-                     (unsigned long long)ur.stored_bytes, (unsigned long long)stored);
+            xffl_log(XFFL_LOG_INFO, "wrote %s: %llu bytes (the version's parts: %llu), %d of %d tensors as XOR words",
+                     ur.key, (unsigned long long)ur.stored_bytes, (unsigned long long)stored, ur.n_xor, ur.n_tensors);
     }
     int written = 0;
     XFFL_CHECK_GOTO(st, move_latest(s, &ref, &written), done);
