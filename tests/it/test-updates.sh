@@ -78,6 +78,13 @@ grep -q "warning: $T/state-bad/beta/base.f32: digest .*damaged cache.*downloadin
 expect_rc 65 $X verify --all --store "$T/bad"
 grep -q "$(basename "$up")" "$T/out" "$T/err" || fail "verify --all did not name the damaged update part"
 
+# an update part on its own: verify reads every dataset's digest, show lists the words
+up3=$(ls "$T"/keep/versions/v000003/update-*.h5 | head -1)
+expect_rc 0 $X verify "$up3"
+grep -q "(xffl-update)" "$T/out" || fail "verify of an update part: $(cat "$T/out")"
+expect_rc 0 $X show "$up3"
+grep -q "^xor/.*uint32" "$T/out" || fail "show of an update part: $(cat "$T/out")"
+expect_rc 65 $X verify "$up"
 # verify --all checks each update, ls and show are not confused, reproduce matches
 expect_rc 0 $X verify --all --store "$T/keep"
 grep -q "3 updates verified" "$T/out" || fail "verify --all: $(cat "$T/out")"
