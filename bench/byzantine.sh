@@ -11,7 +11,11 @@
 #   - per attack: fedavg (no defence: must be >= 1.20 x ref, or the attack did not bite)
 #     and the defences median, trimmed (--trim-fraction 0.25: one of four cut at each
 #     end) and delta_clip (fedavg with --delta-clip M: each delta scaled to at most M x
-#     the round's median delta norm before combining)
+#     the round's median delta norm before combining), each alone and each with the
+#     delta filter (--delta-filter F, F = 3: a delta farther than F x the median distance
+#     from the coordinate-wise median delta, or pointing away from it, is left out before
+#     combining; names *_filter). Alone, none of the three meets the target under
+#     negate100 (docs/federation.md "Robustness": why); with the filter all three do.
 #   - each defence all honest (what the defence costs without an attacker; `honest`)
 # All runs start from one central pre-training on the union (XFFL_BYZ_PRETRAIN rounds of
 # 4 H steps, 0 = from the random initialisation): short, so that the federated rounds
@@ -20,10 +24,12 @@
 # (nats per token; byte tokenizer).
 # One JSON line per attack and defence: value = its final validation loss, ref = the
 # all-honest fedavg run's, ratio = value/ref, fedavg_attacked beside it; meets_target:
-# ratio <= 1.05, the undefended fedavg >= 1.20 x ref and pretrained_ratio > 1.05. 10 min 49 s
-# on 2 cores shared with other jobs; XFFL_BYZ_ROUNDS, XFFL_BYZ_H, XFFL_BYZ_CLIP, XFFL_BYZ_ATTACKS,
-# XFFL_BYZ_PRETRAIN and XFFL_BYZ_DIR
-# (keep the stores) change the setting.
+# ratio <= 1.05, the undefended fedavg >= 1.20 x ref and pretrained_ratio > 1.05; delta_filter:
+# F, or 0 without the filter. 21 training runs: 28 min on 2 cores shared with other jobs (load
+# 13-17, a make test among them), 10-20 s a run on idle cores (about 6 min).
+# XFFL_BYZ_ROUNDS, XFFL_BYZ_H, XFFL_BYZ_CLIP, XFFL_BYZ_FILTER, XFFL_BYZ_ATTACKS, XFFL_BYZ_DEFENCES (names, e.g. "median delta_clip_filter"),
+# XFFL_BYZ_PRETRAIN and XFFL_BYZ_DIR (keep the stores, and reuse its data and pre-training
+# on the next run) change the setting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${XFFL_BUILD:-build}
@@ -36,6 +42,7 @@ BATCH=8
 SEQ=64
 LR=3e-3
 CLIP=${XFFL_BYZ_CLIP:-1}
+FILTER=${XFFL_BYZ_FILTER:-3}
 ATTACKS=${XFFL_BYZ_ATTACKS:-negate100 noise100}
 ATTACKER=f4
 W=${XFFL_BYZ_DIR:-$(mktemp -d)}
@@ -62,7 +69,10 @@ done
 inner=(--model tiny --seq-len "$SEQ" --batch "$BATCH" --lr "$LR" --min-lr "$(echo "$LR" | awk '{print $1/10}')" --seed 7
        --keep-inner-state)
 pre_loss=null
-if [ "$PRETRAIN" -gt 0 ]; then
+if [ "$PRETRAIN" -gt 0 ] && [ -n "${XFFL_BYZ_DIR:-}" ] && [ -s "$W/pretrained.loss" ]; then
+  pre_loss=$(cat "$W/pretrained.loss")  # a kept XFFL_BYZ_DIR: the same pre-training (same settings)
+  inner+=(--from "$W/pretrained")
+elif [ "$PRETRAIN" -gt 0 ]; then
   # one trainer on the union of the four facilities' data, 4 H steps a round
   t0=$(date +%s)
   "$X" simulate --store "$W/pretrained" --facilities central --rounds "$PRETRAIN" --data "$W/data/*/*_train_*.bin" \
@@ -70,6 +80,7 @@ if [ "$PRETRAIN" -gt 0 ]; then
     --local-steps $(( 4 * H )) --algo fedavg >/dev/null 2>&1
   pre_loss=$("$X" eval --store "$W/pretrained" --data "$W/data/*/*_val_*.bin" --threads 2 --json 2>/dev/null \
              | grep -o '"loss": *[^,}]*' | head -1 | sed 's/.*: *//')
+  echo "$pre_loss" >"$W/pretrained.loss"
   log "pretrained: loss $pre_loss after $PRETRAIN rounds of $(( 4 * H )) steps in $(( $(date +%s) - t0 ))s"
   inner+=(--from "$W/pretrained")
 fi
@@ -77,6 +88,7 @@ common=("${inner[@]}" --total-rounds "$ROUNDS" --local-steps "$H")
 run() { # name attack(- for none) init-flags... ; prints the final validation loss
   local name=$1 attack=$2 t0; shift 2
   t0=$(date +%s)
+  rm -rf "${W:?}/$name" "$W/state-$name"
   if [ "$attack" = - ]; then
     "$X" simulate --store "$W/$name" --facilities f1,f2,f3,f4 --rounds "$ROUNDS" --data "$W/data/{facility}/*_train_*.bin" \
       --threads 1 --state "$W/state-$name/{facility}" -- "${common[@]}" "$@" >/dev/null 2>&1
@@ -94,7 +106,14 @@ run() { # name attack(- for none) init-flags... ; prints the final validation lo
   [ -n "${XFFL_BYZ_DIR:-}" ] || rm -rf "${W:?}/$name" "$W/state-$name"
   echo "${loss:-nan}"
 }
-defences=("median:--algo median" "trimmed:--algo trimmed --trim-fraction 0.25" "delta_clip:--algo fedavg --delta-clip $CLIP")
+all_defences=("median:--algo median" "trimmed:--algo trimmed --trim-fraction 0.25" "delta_clip:--algo fedavg --delta-clip $CLIP"
+              "median_filter:--algo median --delta-filter $FILTER"
+              "trimmed_filter:--algo trimmed --trim-fraction 0.25 --delta-filter $FILTER"
+              "delta_clip_filter:--algo fedavg --delta-clip $CLIP --delta-filter $FILTER")
+defences=()
+for d in "${all_defences[@]}"; do
+  case " ${XFFL_BYZ_DEFENCES:-${all_defences[*]%%:*}} " in *" ${d%%:*} "*) defences+=("$d") ;; esac
+done
 log "tiny, 4 facilities (attacker $ATTACKER), $ROUNDS rounds of H=$H x $BATCH x $SEQ tokens each"
 ref=$(run honest-fedavg - --algo fedavg)
 declare -A honest
@@ -106,7 +125,8 @@ for a in $ATTACKS; do
   for d in "${defences[@]}"; do
     name=${d%%:*}
     v=$(run "$a-$name" "$a" ${d#*:})
-    awk -v v="$v" -v r="$ref" -v f="$fed" -v h="${honest[$name]}" -v a="$a" -v n="$name" -v flags="${d#*:}" \
+    filt=0; case "${d#*:}" in *--delta-filter*) filt=$FILTER ;; esac
+    awk -v filt="$filt" -v v="$v" -v r="$ref" -v f="$fed" -v h="${honest[$name]}" -v a="$a" -v n="$name" -v flags="${d#*:}" \
         -v rounds="$ROUNDS" -v hh="$H" -v b="$BATCH" -v t="$SEQ" -v pl="$pre_loss" -v pr="$PRETRAIN" 'function num(x) { return (x ~ /^[0-9.eE+-]+$/) ? x + 0 : -1 }
       function js(x) { return num(x) < 0 ? "null" : sprintf("%.4f", x) }
       BEGIN {
@@ -118,7 +138,7 @@ for a in $ATTACKS; do
       printf "\"ref_name\": \"all honest, fedavg\", \"ref\": %s, \"ratio\": %s, ", js(rr), (ratio < 0 ? "null" : sprintf("%.4f", ratio))
       printf "\"fedavg_attacked\": %s, \"fedavg_ratio\": %s, \"honest\": %s, ", js(ff), (fratio >= 1e30 ? "null" : sprintf("%.4f", fratio)), js(num(h))
       printf "\"target_ratio\": 1.05, \"fedavg_target_ratio\": 1.20, \"meets_target\": %s, ", ((ratio >= 0 && ratio <= 1.05 && fratio >= 1.20 && pratio > 1.05) ? "true" : "false")
-      printf "\"flags\": \"%s\", \"facilities\": 4, \"attackers\": 1, \"model\": \"tiny\", \"rounds\": %d, \"local_steps\": %d, \"batch\": %d, \"seq_len\": %d, ", flags, rounds, hh, b, t
+      printf "\"flags\": \"%s\", \"delta_filter\": %g, \"facilities\": 4, \"attackers\": 1, \"model\": \"tiny\", \"rounds\": %d, \"local_steps\": %d, \"batch\": %d, \"seq_len\": %d, ", flags, filt + 0, rounds, hh, b, t
       printf "\"pretrain_rounds\": %d, \"pretrained_loss\": %s, \"pretrained_ratio\": %s}\n", pr, js(num(pl)), (pratio >= 1e30 ? "null" : sprintf("%.4f", pratio)) }'
   done
 done

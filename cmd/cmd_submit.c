@@ -11,7 +11,8 @@ static const char *help =
     "                   [--partition P] [--account A] [--gpus-per-node N] [--nodes N]\n"
     "                   [--tasks-per-node N] [--time T]\n"
     "                   [--requeue-delay S] [--deadline S] [--log-dir DIR] [--after JOBID]\n"
-    "                   [--env-hook FILE] [--credentials FILE] [--sbatch-arg ARG]...\n"
+    "                   [--env-hook FILE] [--credentials FILE] [--key FILE] [--keys DIR]\n"
+    "                   [--sbatch-arg ARG]...\n"
     "                   [--templates DIR] [--dry-run] [-- STEP ARGS...]\n"
     "\n"
     "Submits a chain of N sbatch jobs, one per round R, R+1, ...: `xffl train ... --round R`\n"
@@ -44,6 +45,9 @@ static const char *help =
     "  --env-hook FILE        sourced at the start of each job (module load ...; default:\n"
     "                         env.sh beside the templates)\n"
     "  --credentials FILE     store credentials (KEY=VALUE lines, mode 600) read by each job\n"
+    "  --key FILE             the private key each step signs with (mode 600, yours), passed\n"
+    "                         to every step as --key (default: the step's own key directory)\n"
+    "  --keys DIR             the key directory of every step (--keys)\n"
     "  --sbatch-arg ARG       one more sbatch option, verbatim (repeatable)\n"
     "  --templates DIR        train.sbatch, aggregate.sbatch and xffl-step (default:\n"
     "                         $XFFL_SLURM_DIR, else ../pipelines/slurm or\n"
@@ -72,6 +76,8 @@ static int parse_args(int argc, char **argv, pipe_submit_options *o, store_optio
                             {"--after", CLI_STR, &o->after, 1, 0, NULL},
                             {"--env-hook", CLI_STR, &o->env_hook, 1, 0, NULL},
                             {"--credentials", CLI_STR, &o->credentials, 1, 0, NULL},
+                            {"--key", CLI_STR, &o->key_file, 1, 0, NULL},
+                            {"--keys", CLI_STR, &o->keys_dir, 1, 0, NULL},
                             {"--templates", CLI_STR, &o->templates, 1, 0, NULL},
                             {"--rounds", CLI_LONG, &o->rounds, 1, 10000, NULL},
                             {"--first-round", CLI_LONG, &o->first_round, 1, 999999, NULL},

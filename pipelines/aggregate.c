@@ -283,6 +283,20 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
                           .state = state, .round = base->version + 1, .threads = threads};
     pipe_algo_stats stt;
     XFFL_CHECK_GOTO(st, pipe_algo_apply(ac, &in, out, &stt), done);
+    if (ac->delta_filter > 0) {
+        char line[1024];
+        size_t o = 0;
+        line[0] = 0;
+        for (int i = 0; i < n && i < PIPE_ALGO_MAX_K && o < sizeof line; i++) {
+            int w = snprintf(line + o, sizeof line - o, "%s%s %s (distance %.3g x median, cosine %.3f)", i ? ", " : "",
+                             contribs[i].facility, stt.filter_dropped[i] ? "left out" : "kept",
+                             stt.filter_distance[i], stt.filter_cosine[i]);
+            if (w < 0) break;
+            o += (size_t)w;
+        }
+        xffl_log(stt.deltas_dropped ? XFFL_LOG_WARN : XFFL_LOG_INFO, "round %lld: delta filter %g: %s",
+                 (long long)base->version + 1, ac->delta_filter, line);
+    }
     if (stt.deltas_clipped)
         xffl_log(XFFL_LOG_INFO, "round %lld: %d of %d deltas clipped to %g x the median delta norm",
                  (long long)base->version + 1, stt.deltas_clipped, n, ac->delta_clip);

@@ -9,7 +9,7 @@
 
 /* Fixed chunk size for norms: per-chunk sums are independent of how chunks are
  * spread over threads, and the chunk sums are then added in chunk order. */
-enum { CHUNK = 1 << 16, MAX_SORT = 256 };
+enum { CHUNK = 1 << 16, MAX_SORT = PIPE_ALGO_MAX_K };
 
 #define P(attr, type, field, optional) {attr, PIPE_ALGO_PARAM_##type, offsetof(pipe_algo_config, field), optional}
 static const pipe_algo_param params[] = {
@@ -18,6 +18,7 @@ static const pipe_algo_param params[] = {
     P("adam_beta1", DOUBLE, beta1, 0),        P("adam_beta2", DOUBLE, beta2, 0),
     P("adam_eps", DOUBLE, eps, 0),            P("trim_fraction", DOUBLE, trim, 0),
     P("clip_norm", DOUBLE, clip_norm, 0),     P("delta_clip", DOUBLE, delta_clip, 1),
+    P("delta_filter", DOUBLE, delta_filter, 1),
 };
 #undef P
 
@@ -76,6 +77,9 @@ xffl_status pipe_algo_validate(const pipe_algo_config *c)
                    "delta_clip %g must be >= 0 (a multiple of the median delta norm)", c->delta_clip);
     XFFL_RETURN_IF(c->delta_clip > 0 && !d->per_delta, XFFL_ERR_INVALID, "algorithm %s does not clip deltas (delta_clip)",
                    d->name);
+    XFFL_RETURN_IF(!(c->delta_filter == 0 || (c->delta_filter >= 1 && isfinite(c->delta_filter))), XFFL_ERR_INVALID,
+                   "delta_filter %g must be 0 or >= 1 (a multiple of the median distance from the median delta)",
+                   c->delta_filter);
     XFFL_RETURN_IF(c->nesterov != 0 && c->nesterov != 1, XFFL_ERR_INVALID, "nesterov %d must be 0 or 1", c->nesterov);
     return d->validate ? d->validate(c) : XFFL_OK;
 }
@@ -215,6 +219,53 @@ void pipe_algo_clip_deltas(const pipe_algo_config *c, const pipe_algo_input *in,
     sort_small(v, k);
     const double bound = c->delta_clip * ((k & 1) ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2.0);
     for (int j = 0; j < k; j++) scale[j] = norms[j] > bound ? bound / norms[j] : 1.0;
+}
+
+void pipe_algo_filter_deltas(const pipe_algo_config *c, int k, const double *dist, const double *dot, int *keep)
+{
+    double v[MAX_SORT];
+    int nearest = 0, kept = 0;
+    for (int j = 0; j < k; j++) {
+        v[j] = dist[j];
+        if (dist[j] < dist[nearest]) nearest = j;
+    }
+    sort_small(v, k);
+    const double bound = c->delta_filter * ((k & 1) ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2.0);
+    for (int j = 0; j < k; j++) kept += keep[j] = dist[j] <= bound && dot[j] >= 0;
+    if (!kept) keep[nearest] = 1;
+}
+
+/* Step 0a's figures: per delta j, ‖d_j − m‖², d_j · m and ‖d_j‖², and ‖m‖², m the
+ * coordinate-wise median (as combine_median computes it), each a double sum per fixed
+ * chunk added in chunk order. sums: 3k + 1 doubles (dist², dot, norm² per j; then ‖m‖²). */
+static XFFL_MUST_USE xffl_status filter_sums(const pipe_algo_input *in, int nt, double *sums)
+{
+    const int k = in->k, w = 3 * k + 1;
+    const int64_t n = in->n, nchunks = (n + CHUNK - 1) / CHUNK;
+    double *part = calloc(nchunks ? (size_t)(nchunks * w) : 1, sizeof *part);
+    XFFL_RETURN_IF(!part, XFFL_ERR_NOMEM, "delta filter: %lld chunk sums", (long long)nchunks);
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t ch = 0; ch < nchunks; ch++) {
+        double v[MAX_SORT], *p = part + ch * w;
+        int64_t end = (ch + 1) * CHUNK < n ? (ch + 1) * CHUNK : n;
+        for (int64_t i = ch * CHUNK; i < end; i++) {
+            for (int j = 0; j < k; j++) v[j] = in->deltas[j][i];
+            sort_small(v, k);
+            double m = (k & 1) ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2.0;
+            for (int j = 0; j < k; j++) {
+                double d = in->deltas[j][i];
+                p[3 * j] += (d - m) * (d - m);
+                p[3 * j + 1] += d * m;
+                p[3 * j + 2] += d * d;
+            }
+            p[3 * k] += m * m;
+        }
+    }
+    for (int x = 0; x < w; x++) sums[x] = 0;
+    for (int64_t ch = 0; ch < nchunks; ch++)
+        for (int x = 0; x < w; x++) sums[x] += part[ch * w + x];
+    free(part);
+    return XFFL_OK;
 }
 
 /* Step 3. g = −d̄·scale at each element; every step computes in double. */
@@ -365,6 +416,44 @@ xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in
     const int64_t n = in->n;
     const int nt = nthreads(in->threads);
     const int64_t nchunks = (n + CHUNK - 1) / CHUNK;
+    /* Step 0a: the deltas kept, with their weights (in input order). */
+    pipe_algo_input kept_in = *in;
+    const float *kept_deltas[MAX_SORT];
+    double kept_tok[MAX_SORT], fdist[MAX_SORT] = {0}, fcos[MAX_SORT] = {0};
+    int keep[MAX_SORT], dropped = 0;
+    if (c->delta_filter > 0) {
+        double sums[3 * MAX_SORT + 1], dist[MAX_SORT], dot[MAX_SORT];
+        XFFL_FORWARD(filter_sums(in, nt, sums));
+        const double mm = sums[3 * in->k];
+        for (int j = 0; j < in->k; j++) {
+            dist[j] = sqrt(sums[3 * j]);
+            dot[j] = sums[3 * j + 1];
+            fcos[j] = sums[3 * j + 2] > 0 && mm > 0 ? dot[j] / sqrt(sums[3 * j + 2] * mm) : 0;
+        }
+        pipe_algo_filter_deltas(c, in->k, dist, dot, keep);
+        double v[MAX_SORT];
+        for (int j = 0; j < in->k; j++) v[j] = dist[j];
+        sort_small(v, in->k);
+        const double med = (in->k & 1) ? v[in->k / 2] : (v[in->k / 2 - 1] + v[in->k / 2]) / 2.0;
+        int kk = 0;
+        wsum = 0;
+        for (int j = 0; j < in->k; j++) {
+            fdist[j] = med > 0 ? dist[j] / med : 0;
+            if (!keep[j]) {
+                dropped++;
+                continue;
+            }
+            kept_deltas[kk] = in->deltas[j];
+            kept_tok[kk] = in->tokens ? in->tokens[j] : 0;
+            w[kk] = w[j];
+            wsum += w[kk++];
+        }
+        XFFL_RETURN_IF(!(wsum > 0), XFFL_ERR_INVALID, "the deltas the filter kept trained on zero tokens in all");
+        kept_in.k = kk;
+        kept_in.deltas = kept_deltas;
+        kept_in.tokens = in->tokens ? kept_tok : NULL;
+        in = &kept_in;
+    }
     /* Step 0: each delta's factor from the deltas' norms (chunked sums: same bits for
      * any thread count); combine reads the deltas through it. */
     double norms[MAX_SORT], scale[MAX_SORT];
@@ -409,6 +498,13 @@ xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in
         stats->clip_scale = r.scale;
         stats->update_norm = sqrt(up2);
         stats->deltas_clipped = clipped;
+        stats->deltas_dropped = dropped;
+        if (c->delta_filter > 0)
+            for (int j = 0; j < kept_in.k + dropped && j < MAX_SORT; j++) {
+                stats->filter_distance[j] = fdist[j];
+                stats->filter_cosine[j] = fcos[j];
+                stats->filter_dropped[j] = (unsigned char)!keep[j];
+            }
     }
     return XFFL_OK;
 }

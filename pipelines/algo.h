@@ -1,6 +1,10 @@
 /* Aggregation algorithms: how a round's deltas become the next global model.
  *
  * Every algorithm is the same steps over the parameter table's flat slab:
+ *   0a. when delta_filter is set: leave out every delta far from the coordinate-wise
+ *      median m of the K deltas (‖d_j − m‖ > delta_filter x the median of these
+ *      distances) or pointing away from it (d_j · m < 0); the nearest one always stays.
+ *      The steps below see the K' deltas kept (their weights too);
  *   0. per delta, when delta_clip is set: a factor that bounds its L2 norm by
  *      delta_clip x the median of the K deltas' norms (one facility cannot outweigh
  *      the others by sending a huge delta), applied as each value is read;
@@ -36,6 +40,7 @@ typedef enum {
 enum {
     PIPE_ALGO_MAX = 16,      /* table capacity, builtins included */
     PIPE_ALGO_MAX_STATE = 4, /* outer state buffers of one algorithm */
+    PIPE_ALGO_MAX_K = 256,   /* contributors one round may combine */
 };
 
 typedef struct {
@@ -50,6 +55,9 @@ typedef struct {
     double clip_norm;    /* pseudo-gradient global L2 norm bound; 0 = no clipping */
     double delta_clip;   /* step 0: each delta's norm at most delta_clip x the median
                             delta norm; 0 = no per-delta clipping */
+    double delta_filter; /* step 0a: drop a delta farther than delta_filter x the median
+                            distance from the coordinate-wise median, or pointing away
+                            from it; 0 = keep all, else >= 1 */
 } pipe_algo_config;
 
 /* The algorithm parameters federation.h5 stores, in file order: every algorithm
@@ -107,6 +115,12 @@ typedef struct {
     double clip_scale;   /* factor applied (1 when not clipped) */
     double update_norm;  /* L2 norm of θ_{v+1} − θ_v as computed in double */
     int deltas_clipped;  /* deltas step 0 scaled down */
+    int deltas_dropped;  /* deltas step 0a left out (delta_filter) */
+    /* step 0a's figures per contributor (input order; delta_filter > 0 only):
+     * ‖d_j − m‖ / median_i ‖d_i − m‖, cos(d_j, m) (0 when either is zero), left out */
+    double filter_distance[PIPE_ALGO_MAX_K];
+    double filter_cosine[PIPE_ALGO_MAX_K];
+    unsigned char filter_dropped[PIPE_ALGO_MAX_K];
 } pipe_algo_stats;
 
 /* One round's outer step context: what every element of the step shares. */
@@ -160,6 +174,10 @@ void pipe_algo_combine_mean(const pipe_algo_config *c, const pipe_algo_input *in
 double pipe_algo_clip_to_norm(const pipe_algo_config *c, double pg_norm);
 /* Step 0 of the builtins: delta j scaled to delta_clip x median(norms) when longer. */
 void pipe_algo_clip_deltas(const pipe_algo_config *c, const pipe_algo_input *in, const double *norms, double *scale);
+
+/* Step 0a's verdict: keep[j] = 1 for each of k deltas that stays, from their distances
+ * to the coordinate-wise median (dist) and their dot products with it (dot). */
+void pipe_algo_filter_deltas(const pipe_algo_config *c, int k, const double *dist, const double *dot, int *keep);
 
 /* θ_{v+1} into out (n floats; may not alias base). stats may be NULL.
  * INVALID if k < 1, a weight is negative or all weights are zero, or (defence in

@@ -275,25 +275,60 @@ static XFFL_MUST_USE xffl_status verify_updates(store *s, const pipe_version_ref
     return st;
 }
 
-static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_kept_version *kv, const pipe_kept_version *prev,
-                                                const pipe_version_ref *latest, int *n_updates)
+/* The signatures of a kept version (m: its INDEX, ref: where it is): the INDEX by the
+ * aggregator's key, and every contributor's COMMIT still stored by the key federation.h5
+ * records for the facility whose folder it is in (scan_run already requires them to be
+ * there while the version before is stored). Nothing to check for an unsigned f. */
+static XFFL_MUST_USE xffl_status check_signatures(store *s, const pipe_store_scan *sc, const pipe_federation *f,
+                                                  const pipe_version_ref *ref, const ckpt_manifest *m)
 {
-    pipe_version_ref ref;
-    memset(&ref, 0, sizeof ref);
-    ref.version = kv->version;
-    snprintf(ref.index_key, sizeof ref.index_key, "%s", kv->index_key);
-    ckpt_manifest *m = NULL;
+    XFFL_FORWARD(pipe_trust_check_index(s, f, ref, NULL));
+    if (!pipe_federation_signed(f)) return XFFL_OK;
+    for (int c = 0; c < m->n_contributors; c++) {
+        const char *ck = m->contributors[c].key;
+        if (find_key(&sc->all, ck) < 0) continue;
+        pipe_key k;
+        int i = pipe_key_parse(ck, &k) == PIPE_KEY_ATTEMPT ? pipe_federation_facility_index(f, k.facility) : -1;
+        XFFL_RETURN_IF(i < 0, XFFL_ERR_CORRUPT, "%s names contributor %s, which is no facility's attempt in %s",
+                       ref->index_key, ck, PIPE_FEDERATION_KEY);
+        ckpt_manifest *cm = NULL;
+        xffl_status st = pipe_manifest_load_signed(s, ck, NULL, f->facility_keys[i], &cm, NULL);
+        ckpt_manifest_free(cm);
+        if (st != XFFL_OK) return xffl_wrap(st, "%s names contributor %s", ref->index_key, ck);
+    }
+    return XFFL_OK;
+}
+
+/* Where kept version kv is, its INDEX (*m) and the federation.h5 it was made with. */
+static XFFL_MUST_USE xffl_status load_kept(store *s, const pipe_kept_version *kv, const pipe_version_ref *latest,
+                                           pipe_version_ref *ref, ckpt_manifest **m, pipe_federation *f)
+{
+    memset(ref, 0, sizeof *ref);
+    ref->version = kv->version;
+    snprintf(ref->index_key, sizeof ref->index_key, "%s", kv->index_key);
     const char *want = !strcmp(kv->index_key, latest->index_key) ? latest->index_sha : NULL;
     pipe_manifest_bytes raw;
-    XFFL_FORWARD(pipe_manifest_load(s, kv->index_key, want, &m, &raw));
+    XFFL_FORWARD(pipe_manifest_load(s, kv->index_key, want, m, &raw));
     free(raw.text);
-    memcpy(ref.index_sha, raw.sha256, XFFL_SHA256_HEX);
-    ckpt_model_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    memcpy(ref->index_sha, raw.sha256, XFFL_SHA256_HEX);
+    xffl_status st = pipe_federation_load_for(s, ref, f, NULL);
+    if (st != XFFL_OK) {
+        ckpt_manifest_free(*m);
+        *m = NULL;
+    }
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_store_scan *sc, const pipe_kept_version *kv,
+                                                const pipe_kept_version *prev, const pipe_version_ref *latest,
+                                                int *n_updates)
+{
+    pipe_version_ref ref;
+    ckpt_manifest *m = NULL;
     /* the model shape comes from the federation, as for every reader */
     pipe_federation f;
-    xffl_status st = pipe_federation_load_for(s, &ref, &f, NULL);
-    if (st == XFFL_OK) st = pipe_trust_check_index(s, &f, &ref, NULL); /* the aggregator's INDEX */
+    XFFL_FORWARD(load_kept(s, kv, latest, &ref, &m, &f));
+    xffl_status st = check_signatures(s, sc, &f, &ref, m); /* the aggregator's INDEX, the facilities' COMMITs */
     ckpt_param_table *t = NULL;
     if (st == XFFL_OK) st = ckpt_param_table_create(&f.model, &t);
     if (st == XFFL_OK) {
@@ -342,7 +377,7 @@ xffl_status pipe_verify_all(store *s, pipe_verify_report *out)
     if (verify_tokenizer(s) != XFFL_OK) PROBLEM("%s", xffl_errmsg());
     for (int k = 0; k < sc.n_kept; k++) {
         int nu = 0;
-        if (verify_version(s, &sc.kept[k], k + 1 < sc.n_kept ? &sc.kept[k + 1] : NULL, &sc.latest, &nu) != XFFL_OK)
+        if (verify_version(s, &sc, &sc.kept[k], k + 1 < sc.n_kept ? &sc.kept[k + 1] : NULL, &sc.latest, &nu) != XFFL_OK)
             PROBLEM("version %lld (%s): %s", (long long)sc.kept[k].version, sc.kept[k].index_key, xffl_errmsg());
         else {
             out->versions_checked++;
@@ -440,6 +475,20 @@ xffl_status pipe_gc(store *s, const pipe_gc_options *o, pipe_gc_report *out)
     }
     int keep = o->keep < sc.n_kept ? o->keep : sc.n_kept;
     int64_t oldest = sc.kept[keep - 1].version;
+    /* what gc keeps is what the aggregator signed and the facilities signed: a forged
+     * chain (LATEST to an INDEX the aggregator never signed) must not decide what goes */
+    for (int k = 0; k < keep; k++) {
+        pipe_version_ref ref;
+        ckpt_manifest *m = NULL;
+        pipe_federation f;
+        st = load_kept(s, &sc.kept[k], &sc.latest, &ref, &m, &f);
+        if (st == XFFL_OK) st = check_signatures(s, &sc, &f, &ref, m);
+        ckpt_manifest_free(m);
+        if (st != XFFL_OK) {
+            st = xffl_wrap(st, "gc removes nothing (run verify --all)");
+            goto done;
+        }
+    }
     int64_t now = (int64_t)time(NULL);
     /* Versions' parts, then their INDEXes, then rounds: a gc killed half-way leaves
      * only states the next scan reads as gc's (docs/design.md "Trust"): an empty

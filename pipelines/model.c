@@ -11,6 +11,7 @@
 #include "kernels/train.h"
 #include "pipelines/federation.h"
 #include "pipelines/tokenizer.h"
+#include "pipelines/trust.h"
 #include "text/loader.h"
 #include "text/tokenizer.h"
 
@@ -22,7 +23,14 @@ xffl_status pipe_model_load(store *s, int64_t version, ckpt_param_table **t, flo
     pipe_version_ref ref;
     xffl_status st;
     XFFL_CHECK_GOTO(st, pipe_version_resolve(s, version, &ref), out);
-    XFFL_CHECK_GOTO(st, pipe_federation_load_for(s, &ref, &f, NULL), out);
+    {
+        /* as verify does: federation.h5 against the pin in the default key directory,
+         * the INDEX against the aggregator's key it records (nothing for --insecure) */
+        char fed_sha[XFFL_SHA256_HEX];
+        XFFL_CHECK_GOTO(st, pipe_federation_load_for(s, &ref, &f, fed_sha), out);
+        XFFL_CHECK_GOTO(st, pipe_trust_pin(s, NULL, fed_sha), out);
+        XFFL_CHECK_GOTO(st, pipe_trust_check_index(s, &f, &ref, NULL), out);
+    }
     XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f.model, t), out);
     *params = malloc((size_t)(*t)->total * sizeof(float));
     if (!*params) {

@@ -54,17 +54,28 @@ static XFFL_MUST_USE xffl_status find_templates(const char *given, const char *s
                      n ? cand[0] : "(path too long)", n > 1 ? " or " : "", n > 1 ? cand[1] : "");
 }
 
-/* Refuses a credentials file another user could read: the job would leak the secret. */
-static XFFL_MUST_USE xffl_status check_credentials(const char *path)
+/* Refuses a credentials (or private key) file another user could read: the job would
+ * leak the secret. what: "credentials file", "private key file". */
+static XFFL_MUST_USE xffl_status check_secret(const char *what, const char *path)
 {
     struct stat st;
-    if (stat(path, &st) != 0) return xffl_fail(XFFL_ERR_IO, "credentials file %s: %s", path, strerror(errno));
-    XFFL_RETURN_IF(!S_ISREG(st.st_mode), XFFL_ERR_AUTH, "credentials file %s: not a regular file", path);
-    XFFL_RETURN_IF(st.st_uid != getuid(), XFFL_ERR_AUTH, "credentials file %s belongs to uid %u, not to you", path,
+    if (stat(path, &st) != 0) return xffl_fail(XFFL_ERR_IO, "%s %s: %s", what, path, strerror(errno));
+    XFFL_RETURN_IF(!S_ISREG(st.st_mode), XFFL_ERR_AUTH, "%s %s: not a regular file", what, path);
+    XFFL_RETURN_IF(st.st_uid != getuid(), XFFL_ERR_AUTH, "%s %s belongs to uid %u, not to you", what, path,
                    (unsigned)st.st_uid);
-    XFFL_RETURN_IF(st.st_mode & 077, XFFL_ERR_AUTH,
-                   "credentials file %s has mode %03o: others can read it; run 'chmod 600 %s'", path,
-                   (unsigned)(st.st_mode & 0777), path);
+    XFFL_RETURN_IF(st.st_mode & 077, XFFL_ERR_AUTH, "%s %s has mode %03o: others can read it; run 'chmod 600 %s'",
+                   what, path, (unsigned)(st.st_mode & 0777), path);
+    return XFFL_OK;
+}
+
+/* --key FILE and --keys DIR as absolute paths (the jobs start elsewhere); "" when not given. */
+static XFFL_MUST_USE xffl_status absolute_keys(const pipe_submit_options *o, char key[PATH_MAX], char dir[PATH_MAX])
+{
+    key[0] = dir[0] = 0;
+    if (o->key_file && !realpath(o->key_file, key))
+        return xffl_fail(XFFL_ERR_IO, "private key file %s: %s", o->key_file, strerror(errno));
+    if (o->keys_dir && !realpath(o->keys_dir, dir))
+        return xffl_fail(XFFL_ERR_IO, "key directory %s: %s", o->keys_dir, strerror(errno));
     return XFFL_OK;
 }
 
@@ -142,8 +153,8 @@ static XFFL_MUST_USE xffl_status export_env(const pipe_submit_options *o, const 
 }
 
 /* One round's sbatch command line into argv (strings in pool); returns argc or -1. */
-static int build_argv(const pipe_submit_options *o, const char *tdir, const char *log_dir, long round,
-                      const char *prev, char **argv, char (*pool)[ARG_MAX_LEN])
+static int build_argv(const pipe_submit_options *o, const char *tdir, const char *log_dir, const char *key,
+                      const char *keys_dir, long round, const char *prev, char **argv, char (*pool)[ARG_MAX_LEN])
 {
     int n = 0, p = 0;
 #define ADD(s) do { if (n >= MAX_ARGS - 1) return -1; argv[n++] = (char *)(s); } while (0)
@@ -184,6 +195,15 @@ static int build_argv(const pipe_submit_options *o, const char *tdir, const char
     }
     ADD("--round");
     ADDF("%ld", round);
+    /* the key the user gave signs every COMMIT (train) or INDEX (aggregate) */
+    if (key[0]) {
+        ADD("--key");
+        ADD(key);
+    }
+    if (keys_dir[0]) {
+        ADD("--keys");
+        ADD(keys_dir);
+    }
     for (int i = 0; i < o->n_step_args; i++) ADD(o->step_args[i]);
     argv[n] = NULL;
     return n;
@@ -211,12 +231,16 @@ static XFFL_MUST_USE xffl_status submit_chain(const pipe_submit_options *o, cons
     char (*pool)[ARG_MAX_LEN] = malloc(MAX_ARGS * sizeof *pool);
     XFFL_RETURN_IF(!pool, XFFL_ERR_NOMEM, "sbatch command lines");
     char *args[MAX_ARGS];
-    char prev[32] = "", jobid[32];
-    xffl_status st = XFFL_OK;
+    char prev[32] = "", jobid[32], key[PATH_MAX], keys_dir[PATH_MAX];
+    xffl_status st = absolute_keys(o, key, keys_dir);
+    if (st != XFFL_OK) {
+        free(pool);
+        return refuse(res, st);
+    }
     if (o->after) snprintf(prev, sizeof prev, "%s", o->after);
     for (long k = 0; k < o->rounds; k++) {
         long round = res->first_round + k;
-        int n = build_argv(o, tdir, log_dir, round, prev[0] ? prev : NULL, args, pool);
+        int n = build_argv(o, tdir, log_dir, key, keys_dir, round, prev[0] ? prev : NULL, args, pool);
         if (n < 0) {
             st = refuse(res, xffl_fail(XFFL_ERR_UNSUPPORTED, "sbatch command line too long"));
             break;
@@ -253,7 +277,8 @@ xffl_status pipe_submit(store *s, const pipe_submit_options *o, pipe_submit_job_
         return refuse(res, xffl_fail(XFFL_ERR_IO, "cannot find my own binary: /proc/self/exe: %s", strerror(errno)));
     self[sl] = 0;
     xffl_status st = find_templates(o->templates, self, tdir, sizeof tdir);
-    if (st == XFFL_OK && o->credentials) st = check_credentials(o->credentials);
+    if (st == XFFL_OK && o->credentials) st = check_secret("credentials file", o->credentials);
+    if (st == XFFL_OK && o->key_file) st = check_secret("private key file", o->key_file);
     if (st != XFFL_OK) return refuse(res, st);
     if (!res->first_round) {
         pipe_version_ref ref;

@@ -20,6 +20,8 @@ typedef struct {
     const char *role; /* "train" or "aggregate" */
     const char *store_url, *facility, *data, *state, *partition, *account, *time_limit;
     const char *log_dir, *after, *env_hook, *credentials, *templates; /* NULL: not given */
+    const char *key_file, *keys_dir; /* --key FILE (mode 600, the user's), --keys DIR: each
+                                      * step gets them as absolute paths; NULL: not given */
     long rounds, first_round;        /* first_round 0: LATEST + 1, read from the store */
     long gpus, delay, deadline;      /* --gpus-per-node, --requeue-delay, --deadline */
     long nodes;                      /* train: --nodes (0 or 1: one node) */

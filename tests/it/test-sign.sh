@@ -167,12 +167,46 @@ for how in unsigned alpha; do
   grep -qF "$want" "$T/err" || { cat "$T/err"; fail "verify took a forged INDEX ($how)"; }
   expect_rc 65 $X reproduce --store "$S" --round 2
   grep -qF "$want" "$T/err" || { cat "$T/err"; fail "reproduce took a forged INDEX ($how)"; }
+  # and the read-only commands that use the version's weights
+  expect_rc 65 $X eval --store "$S" --data "$T/data/*_train_*.bin" --threads 1
+  grep -qF "$want" "$T/err" || { cat "$T/err"; fail "eval took a forged INDEX ($how)"; }
+  expect_rc 65 $X sample --store "$S" --prompt "x" --tokens 2 --threads 1
+  grep -qF "$want" "$T/err" || { cat "$T/err"; fail "sample took a forged INDEX ($how)"; }
+  expect_rc 65 $X export --store "$S" --version 2 --format llama2c "$T/forged.bin"
+  grep -qF "$want" "$T/err" || { cat "$T/err"; fail "export llama2c took a forged INDEX ($how)"; }
+  expect_rc 65 $X export --store "$S" --version 2 --format hf "$T/forged-hf"
+  grep -qF "$want" "$T/err" || { cat "$T/err"; fail "export hf took a forged INDEX ($how)"; }
+  [ ! -e "$T/forged.bin" ] || fail "export wrote a forged version ($how)"
   expect_rc 65 $X aggregate --store "$S" --deadline 0
 done
 rm -rf "$S" && cp -r "$T/good2" "$S"
+expect_rc 0 $X eval --store "$S" --data "$T/data/*_train_*.bin" --threads 1
 expect_rc 0 $X reproduce --store "$S" --round 2 --federation "$(sha256sum "$S/federation.h5" | cut -d' ' -f1)"
 expect_rc 65 $X reproduce --store "$S" --round 2 --federation "$(printf '%064d' 0)"
 grep -q "given with --federation" "$T/err" || { cat "$T/err"; fail "reproduce --federation: another digest taken"; }
+
+# 6b. a kept version naming a COMMIT that its facility never signed (its signature line
+#     taken off, the INDEX re-pointed and signed with the aggregator's key: what a
+#     compromised or buggy aggregator could write): verify --all and gc refuse, naming it
+ck=$(grep '^contributor alpha ' "$S/versions/v000002/$idx" | cut -d' ' -f3)
+nk=$(rewrite "$ck" 'body')
+sed -e '/^signature=/d' -e "s|^contributor alpha $ck\$|contributor alpha $nk|" "$S/versions/v000002/$idx" >"$T/body"
+grep -q "^contributor alpha $nk\$" "$T/body" || fail "test setup: INDEX not re-pointed"
+sign_with "$K/aggregator.key" "$K/aggregator.pub" "$T/body" >>"$T/body"
+sha=$(sha256sum "$T/body" | cut -d' ' -f1)
+rm "$S/versions/v000002/$idx"
+cp "$T/body" "$S/versions/v000002/INDEX-${sha:0:12}"
+echo "v000002 INDEX-${sha:0:12} $sha" >"$S/LATEST"
+want="no signature (expected one by key $(keyid "$K/alpha.pub"))"
+expect_rc 65 $X verify --all --store "$S"
+grep -qF "$want" "$T/err" && grep -qF "$nk" "$T/err" || { cat "$T/err"; fail "verify --all took an unsigned COMMIT"; }
+n=$(find "$S" -type f | wc -l)
+expect_rc 65 $X gc --store "$S" --keep 10 --grace 0
+grep -qF "$want" "$T/err" || { cat "$T/err"; fail "gc took an unsigned COMMIT"; }
+[ "$(find "$S" -type f | wc -l)" = "$n" ] || fail "gc deleted objects of a store whose kept version names an unsigned COMMIT"
+rm -rf "$S" && cp -r "$T/good2" "$S"
+expect_rc 0 $X verify --all --store "$S"
+expect_rc 0 $X gc --store "$S" --keep 10 --grace 0 --dry-run
 
 # 7. a changed federation.h5: the intruder replaces the whole store with a federation
 #    of its own (unsigned, version 0, LATEST: every digest consistent). The facility
@@ -189,5 +223,7 @@ expect_rc 65 $X aggregate --store "$S" --deadline 0
 grep -q "federation.h5 changed" "$T/err" || { cat "$T/err"; fail "aggregate took a changed federation.h5"; }
 expect_rc 65 $X verify --store "$S"
 grep -q "federation.h5 changed" "$T/err" || { cat "$T/err"; fail "verify took a changed federation.h5"; }
+expect_rc 65 $X eval --store "$S" --data "$T/data/*_train_*.bin" --threads 1
+grep -q "federation.h5 changed" "$T/err" || { cat "$T/err"; fail "eval took a changed federation.h5"; }
 $X status --store "$S" >"$T/out" 2>&1 || true
 echo "test-sign: ok"

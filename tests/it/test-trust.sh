@@ -164,6 +164,26 @@ if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
     "$T/r6/federation.h5" "$T/r4/federation.h5" || fail "delta_clip not recorded in federation.h5 (or recorded when unset)"
 fi
 expect_rc 2 $X init --store "$T/r7" --model tiny --delta-clip -1
+#    the delta filter too; below 1 it would leave out honest deltas: refused
+expect_rc 0 $X init --store "$T/r8" --model tiny --facilities a,b,c --algo median --delta-filter 3
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+  /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r"); assert f.attrs["delta_filter"]==3.0; assert "delta_filter" not in h5py.File(sys.argv[2],"r").attrs' \
+    "$T/r8/federation.h5" "$T/r4/federation.h5" || fail "delta_filter not recorded in federation.h5 (or recorded when unset)"
+fi
+expect_rc 2 $X init --store "$T/r9" --model tiny --delta-filter 0.5
+grep -q "delta_filter" "$T/err" || { cat "$T/err"; fail "--delta-filter 0.5: no refusal naming delta_filter"; }
+#    and a round with it: an authorised facility sending its delta x -100 is left out,
+#    named, and the version is the round of the other two; reproduce rebuilds it
+F=$T/filter
+$X init --store "$F" --model tiny --facilities alpha,beta,gamma --local-steps 2 --batch 2 --seq-len 16 \
+  --delta-filter 3 >/dev/null 2>&1
+train "$F" alpha >/dev/null 2>&1 || fail "train alpha (delta filter)"
+train "$F" beta --data "$T/data/*_val_*.bin" >/dev/null 2>&1 || fail "train beta (delta filter)"
+XFFL_BENCH_ATTACK=negate100:gamma train "$F" gamma >/dev/null 2>&1 || fail "train gamma (delta filter)"
+expect_rc 0 $X aggregate --store "$F" --deadline 0
+grep -q "gamma left out (distance" "$T/err" && ! grep -q "alpha left out\|beta left out" "$T/err" ||
+  { cat "$T/err"; fail "aggregate did not leave out (only) gamma's delta x -100"; }
+expect_rc 0 $X reproduce --store "$F" --round 1
 #    and a round with it: the longer of two deltas is scaled to the median (their mean)
 #    norm; reproduce rebuilds the same bytes
 C=$T/clip

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pipelines/submit.h"
@@ -114,10 +115,59 @@ static void test_nodes_and_tasks(void)
     CU_ASSERT_PTR_NULL(strstr(line, "gpus"));
 }
 
+/* Joins a job's whole command line (template and step arguments too) with spaces. */
+static void on_job_all(void *ctx, const pipe_submit_job *j)
+{
+    char *line = ctx;
+    line[0] = 0;
+    for (int i = 0; i < j->argc; i++) {
+        strncat(line, j->argv[i], 4095 - strlen(line));
+        strncat(line, " ", 4095 - strlen(line));
+    }
+}
+
+/* --key and --keys reach every step as absolute paths; a key others can read is refused. */
+static void test_key(void)
+{
+    char dir[] = "/tmp/xffl-test-submit-XXXXXX", key[64], want[4200];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(key, sizeof key, "%s/leo.key", dir);
+    FILE *fp = fopen(key, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs("not read by submit\n", fp);
+    fclose(fp);
+    CU_ASSERT_EQUAL_FATAL(chmod(key, 0600), 0);
+    pipe_submit_options o = {.role = "train", .store_url = "file:///nowhere", .facility = "leo", .data = "d/*.bin",
+                             .state = "st", .rounds = 2, .first_round = 2, .log_dir = "xffl-logs",
+                             .templates = "pipelines/slurm", .dry_run = 1, .key_file = key, .keys_dir = dir};
+    char line[4096];
+    pipe_submit_result r;
+    T_OK(pipe_submit(NULL, &o, on_job_all, line, &r));
+    snprintf(want, sizeof want, " --round 3 --key %s --keys %s ", key, dir);
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, want));
+    o.role = "aggregate", o.facility = o.data = o.state = NULL, o.keys_dir = NULL;
+    T_OK(pipe_submit(NULL, &o, on_job_all, line, &r));
+    snprintf(want, sizeof want, " --round 3 --key %s ", key);
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, want));
+    CU_ASSERT_PTR_NULL(strstr(line, "--keys"));
+    o.key_file = NULL; /* not given: nothing added, the step finds its own */
+    T_OK(pipe_submit(NULL, &o, on_job_all, line, &r));
+    CU_ASSERT_PTR_NULL(strstr(line, "--key"));
+    CU_ASSERT_EQUAL_FATAL(chmod(key, 0644), 0);
+    o.key_file = key;
+    CU_ASSERT_EQUAL(pipe_submit(NULL, &o, on_job_all, line, &r), XFFL_ERR_AUTH);
+    CU_ASSERT(r.refused);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "private key file"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), key));
+    unlink(key);
+    rmdir(dir);
+}
+
 void suite_submit(void)
 {
     CU_pSuite s = CU_add_suite("submit", NULL, NULL);
     CU_add_test(s, "dry run: one command line per round, chained afterok", test_dry_run_chain);
     CU_add_test(s, "no templates, no LATEST: refused with the message that says so", test_refusals);
     CU_add_test(s, "dry run: nodes x tasks per node, one task by default", test_nodes_and_tasks);
+    CU_add_test(s, "--key and --keys reach every step; a readable key refused", test_key);
 }

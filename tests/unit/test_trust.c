@@ -1,6 +1,6 @@
 /* Issue 14's checks as units: canonical integers and repeated lines in manifests, the
  * INDEX's own consistency, per-delta clipping (step 0, bit-deterministic), what robust
- * algorithms exclude, the optional delta_clip attribute, REJECTED verdicts, and the
+ * algorithms exclude, the delta filter (step 0a), the optional delta_clip/delta_filter attributes, REJECTED verdicts, and the
  * tokens a round is worth. The CLI side is tests/it/test-trust.sh. */
 #include <math.h>
 #include <stdio.h>
@@ -174,6 +174,91 @@ static void test_delta_clip(void)
     free(o3);
 }
 
+/* k deltas with tokens tok through one algorithm, the outer state zeroed. */
+static XFFL_MUST_USE xffl_status run_k(const pipe_algo_config *c, const float *const *d, const double *tok, int k,
+                                       int threads, float *out, pipe_algo_stats *st)
+{
+    static float base[N], m[N], v[N];
+    float *state[2] = {m, v};
+    memset(m, 0, sizeof m);
+    memset(v, 0, sizeof v);
+    pipe_algo_input in = {.k = k, .deltas = d, .tokens = tok, .base = base, .n = N, .state = state, .round = 1,
+                          .threads = threads};
+    return pipe_algo_apply(c, &in, out, st);
+}
+
+static void test_delta_filter(void)
+{
+    enum { KF = 4 };
+    float *d[KF], *o1 = malloc(N * sizeof *o1), *o2 = malloc(N * sizeof *o2), *o3 = malloc(N * sizeof *o3);
+    const double tok[KF] = {1, 2, 3, 4};
+    for (int j = 0; j < KF; j++) {
+        d[j] = malloc(N * sizeof *d[j]);
+        for (int i = 0; i < N; i++) /* three honest deltas: one pattern, each its own noise */
+            d[j][i] = (float)(((i * 7) % 17) - 8) * 1e-3f + (float)(((i * 13 + j * 29) % 11) - 5) * 1.5e-3f;
+    }
+    for (int a = 0; a < 5; a++) {
+        pipe_algo_config c;
+        pipe_algo_default((pipe_algo_kind)a, &c);
+        c.trim = 0.25;
+        pipe_algo_stats st;
+        /* all honest: nothing left out, the same bits as without the filter */
+        T_OK(run_k(&c, (const float *const *)d, tok, KF, 1, o1, &st));
+        c.delta_filter = 3;
+        T_OK(run_k(&c, (const float *const *)d, tok, KF, 1, o2, &st));
+        CU_ASSERT_EQUAL(st.deltas_dropped, 0);
+        CU_ASSERT(memcmp(o1, o2, N * sizeof *o1) == 0);
+        for (int kind = 0; kind < 2; kind++) {
+            /* the fourth: the third x -100 (far), or x -1 (as long as the others, pointing away) */
+            for (int i = 0; i < N; i++) d[3][i] = d[2][i] * (kind ? -1.0f : -100.0f);
+            c.delta_filter = 0;
+            T_OK(run_k(&c, (const float *const *)d, tok, 3, 1, o1, &st)); /* the three honest alone */
+            c.delta_filter = 3;
+            T_OK(run_k(&c, (const float *const *)d, tok, KF, 1, o2, &st));
+            T_OK(run_k(&c, (const float *const *)d, tok, KF, 4, o3, &st));
+            CU_ASSERT(memcmp(o2, o3, N * sizeof *o2) == 0); /* bit-deterministic */
+            CU_ASSERT_EQUAL(st.deltas_dropped, 1);
+            CU_ASSERT(st.filter_dropped[3] && !st.filter_dropped[0] && !st.filter_dropped[1] && !st.filter_dropped[2]);
+            CU_ASSERT(st.filter_cosine[3] < 0 && st.filter_cosine[0] > 0.5);
+            if (!kind) CU_ASSERT(st.filter_distance[3] > 30);
+            if (kind) CU_ASSERT(st.filter_distance[3] <= 3); /* the direction, not the distance, left it out */
+            CU_ASSERT(memcmp(o1, o2, N * sizeof *o1) == 0);  /* exactly the round without it */
+        }
+        /* and without the filter the far one moves the result */
+        c.delta_filter = 0;
+        for (int i = 0; i < N; i++) d[3][i] = d[2][i] * -100.0f;
+        T_OK(run_k(&c, (const float *const *)d, tok, KF, 1, o2, &st));
+        if (a != PIPE_ALGO_MEDIAN && a != PIPE_ALGO_TRIMMED) CU_ASSERT(memcmp(o1, o2, N * sizeof *o1) != 0);
+        for (int i = 0; i < N; i++) d[3][i] = d[0][i];
+    }
+    /* every delta pointing away: the one nearest the median stays */
+    pipe_algo_config c;
+    pipe_algo_default(PIPE_ALGO_FEDAVG, &c);
+    c.delta_filter = 2;
+    const double dist[3] = {3, 1, 2}, dot[3] = {-1, -1, -1};
+    int keep[3];
+    pipe_algo_filter_deltas(&c, 3, dist, dot, keep);
+    CU_ASSERT(!keep[0] && keep[1] && !keep[2]);
+    const double dist2[4] = {1, 1, 1, 2.5}, dot2[4] = {1, 1, 0, 1};
+    int keep2[4];
+    pipe_algo_filter_deltas(&c, 4, dist2, dot2, keep2);
+    CU_ASSERT(keep2[0] && keep2[1] && keep2[2] && !keep2[3]); /* 2.5 > 2 x median 1; a dot of 0 stays */
+    for (double bad = -1; bad < 1; bad += 0.5) {
+        c.delta_filter = bad == 0 ? 0.5 : bad;
+        CU_ASSERT_EQUAL(pipe_algo_validate(&c), XFFL_ERR_INVALID);
+    }
+    c.delta_filter = NAN;
+    CU_ASSERT_EQUAL(pipe_algo_validate(&c), XFFL_ERR_INVALID);
+    c.delta_filter = INFINITY;
+    CU_ASSERT_EQUAL(pipe_algo_validate(&c), XFFL_ERR_INVALID);
+    c.delta_filter = 1;
+    T_OK(pipe_algo_validate(&c));
+    for (int j = 0; j < KF; j++) free(d[j]);
+    free(o1);
+    free(o2);
+    free(o3);
+}
+
 static void test_excludes(void)
 {
     pipe_algo_config c;
@@ -203,14 +288,18 @@ static void test_delta_clip_attribute(void)
     T_OK(pipe_federation_default("tiny", 0, &f));
     T_OK(pipe_federation_write_file(&f, p0));
     f.algo.delta_clip = 2.5;
+    f.algo.delta_filter = 3;
     T_OK(pipe_federation_write_file(&f, p1));
     T_OK(pipe_federation_read_file(p1, &g));
     CU_ASSERT_EQUAL(g.algo.delta_clip, 2.5);
+    CU_ASSERT_EQUAL(g.algo.delta_filter, 3);
     T_OK(pipe_federation_read_file(p0, &g));
     CU_ASSERT_EQUAL(g.algo.delta_clip, 0);
+    CU_ASSERT_EQUAL(g.algo.delta_filter, 0);
     ckpt_h5_reader *r = NULL;
     T_OK(ckpt_h5_reader_open(p0, NULL, &r));
     CU_ASSERT_FALSE(ckpt_h5_has_attr(r, "delta_clip")); /* unset: the bytes older xffl wrote */
+    CU_ASSERT_FALSE(ckpt_h5_has_attr(r, "delta_filter"));
     ckpt_h5_reader_close(r);
     int64_t tok;
     T_OK(pipe_federation_round_tokens(&f, &tok));
@@ -268,7 +357,8 @@ void suite_trust(void)
     CU_add_test(s, "repeated objects, tensors, contributors, headers refused", test_repeated_lines);
     CU_add_test(s, "an INDEX agrees with itself: round, parent, counts, contributors", test_index_consistency);
     CU_add_test(s, "per-delta clipping: bounded, exact, bit-deterministic", test_delta_clip);
+    CU_add_test(s, "delta filter: far or opposed deltas left out, exact, bit-deterministic", test_delta_filter);
     CU_add_test(s, "robust algorithms say what they exclude", test_excludes);
-    CU_add_test(s, "delta_clip in federation.h5 only when set; round tokens", test_delta_clip_attribute);
+    CU_add_test(s, "delta_clip, delta_filter in federation.h5 only when set; round tokens", test_delta_clip_attribute);
     CU_add_test(s, "a REJECTED counts only when it is aggregate's verdict", test_rejected_check);
 }
