@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "common/log.h"
+#include "common/util.h"
 #include "storage/curl_verify.h"
 #include "storage/s3_settings.h"
 #include "storage/s3xml.h"
@@ -464,14 +465,19 @@ static XFFL_MUST_USE xffl_status perform(store *s, v4_req *r)
     } else if (strcmp(r->method, "GET")) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
     }
-    if (xffl_log_enabled(XFFL_LOG_DEBUG))
-        xffl_log(XFFL_LOG_DEBUG, "s3 %s %s%s%s (%llu bytes)", r->method, sig.path, sig.query[0] ? "?" : "", sig.query,
-                 (unsigned long long)r->body_len);
     r->http = 0;
+    double t0 = xffl_now();
     r->cc = curl_easy_perform(h);
-    long code = 0;
+    long code = 0, conns = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &conns);
     if (code) r->http = code;
+    /* method, path, query and sizes only: never a header (the signature, the token) */
+    if (xffl_log_enabled(XFFL_LOG_DEBUG))
+        xffl_log(XFFL_LOG_DEBUG, "s3 %s %s%s%s: %ld, %llu bytes up, %llu down, %.3f s, %s", r->method, sig.path,
+                 sig.query[0] ? "?" : "", sig.query, r->http, (unsigned long long)r->sent,
+                 (unsigned long long)(r->len ? r->len : r->errlen), xffl_now() - t0,
+                 conns ? "new connection" : "connection reused");
     if (r->cc != CURLE_OK && !r->errbuf[0]) snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_easy_strerror(r->cc));
     st = classify(s, r);
 out:

@@ -25,6 +25,8 @@ XFFL_S3_MULTIPART_THRESHOLD=6M XFFL_S3_PART_SIZE=5M "$T" --verbose --jobs 2 --st
   >"$WORK/mp.out" 2>"$WORK/mp.err"
 rc=$?
 parts=$(grep -c 'PUT /xffl/mp/mp.bin?partNumber=' "$WORK/mp.err")
+# connections are kept: 7 requests (start, 5 parts, complete) on 2 threads, at most 2 connects
+newc=$(grep -c 'new connection' "$WORK/mp.err"); reused=$(grep -c 'connection reused' "$WORK/mp.err")
 "$T" --store s3://xffl/mp get mp.bin "$WORK/mp.back" "$sha" >/dev/null 2>"$WORK/mp.get.err"
 grc=$?
 cat >"$WORK/s3cfg" <<CFG
@@ -41,10 +43,11 @@ if command -v s3cmd >/dev/null; then
   s3cmd -c "$WORK/s3cfg" --no-progress get s3://xffl/mp/mp.bin "$WORK/mp.s3cmd" >/dev/null 2>&1 \
     && cmp -s "$big" "$WORK/mp.s3cmd" && s3ok=yes || s3ok=no
 fi
-if [ $rc = 0 ] && [ "$parts" = 5 ] && [ $grc = 0 ] && cmp -s "$big" "$WORK/mp.back" && [ $s3ok != no ]; then
-  pass "multipart upload of 23 MiB in $parts parts of 5 MiB: byte-identical back; s3cmd (v4) fetches it: $s3ok"
+if [ $rc = 0 ] && [ "$parts" = 5 ] && [ $grc = 0 ] && cmp -s "$big" "$WORK/mp.back" && [ $s3ok != no ] \
+   && [ "$newc" -le 2 ] && [ "$reused" -ge 5 ]; then
+  pass "multipart upload of 23 MiB in $parts parts of 5 MiB on 2 threads ($newc connections for $((newc + reused)) requests): byte-identical back; s3cmd (v4) fetches it: $s3ok"
 else
-  fail "multipart: rc=$rc parts=$parts get=$grc s3cmd=$s3ok"; tail -3 "$WORK/mp.err" "$WORK/mp.get.err"
+  fail "multipart: rc=$rc parts=$parts get=$grc s3cmd=$s3ok connections=$newc reused=$reused"; tail -3 "$WORK/mp.err" "$WORK/mp.get.err"
 fi
 rm -f "$WORK/mp.back" "$WORK/mp.s3cmd"
 
