@@ -1,11 +1,14 @@
-/* s3:// backend on libs3 2.0: path-style URLs, signature V2, one PUT per object (no
- * multipart, so objects are limited to 4 GiB here). Each function is one attempt: it
+/* s3:// backend on libs3 2.0 (XFFL_S3_SIGNATURE=v2; v4 is store_s3v4.c): signature V2,
+ * one PUT per object (no multipart, so objects are limited to 4 GiB here); certificates
+ * are verified only thanks to storage/curl_verify.c (libs3 turns verification off). Each function is one attempt: it
  * classifies the outcome (transient, auth, missing) and store.c decides about retries.
  *
  * libs3 reports a body cut short by the server (curl's CURLE_PARTIAL_FILE) as success,
  * so every GET counts its bytes against Content-Length; every PUT compares the ETag the
  * server computed (MD5 of what it stored) with the MD5 of what was sent. */
 #include "storage/store_impl.h"
+#include "storage/s3_settings.h"
+#include "storage/tls_probe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +28,7 @@ typedef struct {
     char *bucket;
     char *prefix; /* "" or "some/prefix/" */
     char *access, *secret;
+    int https, tls_probed;
     S3BucketContext ctx;
 } s3_store;
 
@@ -88,12 +92,38 @@ static XFFL_MUST_USE xffl_status not_found_key(const store *s, const char *key)
     return xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no such key in %s", key, s->url);
 }
 
+/* libs3 reports a connection reset by a TLS port (plain http spoken to it) and a failed
+ * handshake with a plain port (https spoken to it) alike, as InternalError: ask the port
+ * once per store what it speaks. USAGE naming the setting, or OK (nothing learned). */
+static XFFL_MUST_USE xffl_status protocol_mismatch(const store *s)
+{
+    s3_store *b = s->impl;
+    if (__atomic_exchange_n(&b->tls_probed, 1, __ATOMIC_RELAXED)) return XFFL_OK;
+    char host[300];
+    snprintf(host, sizeof host, "%s", b->host);
+    int port = b->https ? 443 : 80;
+    char *colon = strrchr(host, ':'), *bracket = strrchr(host, ']');
+    if (colon && (!bracket || colon > bracket)) {
+        port = atoi(colon + 1);
+        *colon = 0;
+    }
+    tls_probe_result pr = tls_probe(host, port);
+    if (!b->https && pr == TLS_PROBE_TLS)
+        return xffl_fail(XFFL_ERR_USAGE, "%s speaks https, not http; set XFFL_S3_HTTPS=1 or AWS_ENDPOINT_URL=https://...",
+                         s->endpoint);
+    if (b->https && pr == TLS_PROBE_PLAIN)
+        return xffl_fail(XFFL_ERR_USAGE, "%s does not speak https (a plain answer to the TLS handshake); for a plain "
+                         "http endpoint set XFFL_S3_HTTPS=0 or AWS_ENDPOINT_URL=http://...", s->endpoint);
+    return XFFL_OK;
+}
+
 /* The one place where libs3 outcomes become xffl statuses. */
 static XFFL_MUST_USE xffl_status classify(const store *s, const req *r, const char *op, const char *key)
 {
     const s3_store *b = s->impl;
     S3Status st = r->status;
     const char *name = S3_get_status_name(st);
+    if (st == S3StatusInternalError || st == S3StatusConnectionFailed) XFFL_FORWARD(protocol_mismatch(s));
     switch (st) {
     case S3StatusOK:
         return XFFL_OK;
@@ -107,6 +137,11 @@ static XFFL_MUST_USE xffl_status classify(const store *s, const req *r, const ch
     case S3StatusErrorInvalidToken:
         return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: %s%s); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
                          s->endpoint, op, key, name, r->detail);
+    case S3StatusServerFailedVerification:
+        /* libs3 turns verification off; storage/curl_verify.c turns it back on */
+        return xffl_fail(XFFL_ERR_TLS, "the TLS certificate of %s did not verify (%s %s: %s); trusted: %s (a site CA "
+                         "goes in AWS_CA_BUNDLE)", s->endpoint, op, key, name,
+                         getenv("AWS_CA_BUNDLE") && *getenv("AWS_CA_BUNDLE") ? getenv("AWS_CA_BUNDLE") : "the system's CAs");
     case S3StatusErrorNoSuchBucket:
         return xffl_fail(XFFL_ERR_NOT_FOUND, "bucket '%s' does not exist at %s (%s %s)", b->bucket, s->endpoint, op, key);
     case S3StatusErrorNoSuchKey:
@@ -491,40 +526,28 @@ static const store_ops s3_ops = {
     .close = s3_close,
 };
 
-static XFFL_MUST_USE xffl_status need_env(const store *s, const char *name, const char *what, const char **out)
+xffl_status store_s3v2_open(store *s, const char *rest, s3_settings *cfg)
 {
-    const char *v = getenv(name);
-    XFFL_RETURN_IF(!v || !*v, XFFL_ERR_USAGE, "store %s: %s is not set (%s)", s->url, name, what);
-    *out = v;
-    return XFFL_OK;
-}
-
-xffl_status store_s3_open(store *s, const char *rest)
-{
-    const char *host = NULL, *access = NULL, *secret = NULL, *https = getenv("XFFL_S3_HTTPS");
-    XFFL_FORWARD(need_env(s, "XFFL_S3_ENDPOINT", "host:port of the S3 service", &host));
-    XFFL_FORWARD(need_env(s, "AWS_ACCESS_KEY_ID", "the S3 access key", &access));
-    XFFL_FORWARD(need_env(s, "AWS_SECRET_ACCESS_KEY", "the S3 secret key", &secret));
-    XFFL_RETURN_IF(strchr(host, '/') || strchr(host, ' '), XFFL_ERR_USAGE,
-                   "store %s: XFFL_S3_ENDPOINT must be host:port, not '%s' (XFFL_S3_HTTPS picks http or https)", s->url,
-                   host);
-    int use_https = 1;
-    if (https && *https) {
-        XFFL_RETURN_IF(strcmp(https, "0") && strcmp(https, "1"), XFFL_ERR_USAGE,
-                       "store %s: XFFL_S3_HTTPS must be 0 or 1, not '%s'", s->url, https);
-        use_https = https[0] == '1';
-    }
+    const char *host = cfg->hostport;
     const char *slash = strchr(rest, '/');
     size_t blen = slash ? (size_t)(slash - rest) : strlen(rest);
-    XFFL_RETURN_IF(blen == 0, XFFL_ERR_USAGE, "store %s: no bucket (expected s3://bucket/prefix)", s->url);
+    if (blen == 0) {
+        s3_settings_free(cfg);
+        return xffl_fail(XFFL_ERR_USAGE, "store %s: no bucket (expected s3://bucket/prefix)", s->url);
+    }
     s3_store *b = calloc(1, sizeof *b);
-    XFFL_RETURN_IF(!b, XFFL_ERR_NOMEM, "opening %s", s->url);
+    if (!b) {
+        s3_settings_free(cfg);
+        return xffl_fail(XFFL_ERR_NOMEM, "opening %s", s->url);
+    }
     s->impl = b; /* from here s3_close frees it on failure */
     s->ops = &s3_ops;
+    int use_https = cfg->https;
+    b->https = use_https;
     b->bucket = strndup(rest, blen);
     b->host = strdup(host);
-    b->access = strdup(access);
-    b->secret = strdup(secret);
+    b->access = strdup(cfg->access);
+    b->secret = strdup(cfg->secret);
     /* prefix without leading/trailing slashes, then one trailing '/' if non-empty */
     const char *p = slash ? slash : "";
     while (*p == '/') p++;
@@ -538,21 +561,23 @@ xffl_status store_s3_open(store *s, const char *rest)
         st = xffl_fail(XFFL_ERR_NOMEM, "opening %s", s->url);
     else if (strstr(b->prefix, "//") || strstr(b->prefix, ".."))
         st = xffl_fail(XFFL_ERR_USAGE, "store %s: bad prefix", s->url);
-    else if (S3_validate_bucket_name(b->bucket, S3UriStylePath) != S3StatusOK)
+    else if (S3_validate_bucket_name(b->bucket, cfg->virtual_hosted ? S3UriStyleVirtualHost : S3UriStylePath) != S3StatusOK)
         st = xffl_fail(XFFL_ERR_USAGE, "store %s: bad bucket name '%s'", s->url, b->bucket);
     else if (strlen(host) > S3_MAX_HOSTNAME_SIZE)
-        st = xffl_fail(XFFL_ERR_USAGE, "store %s: XFFL_S3_ENDPOINT too long", s->url);
+        st = xffl_fail(XFFL_ERR_USAGE, "store %s: the endpoint's host name is too long", s->url);
     if (st == XFFL_OK) {
         pthread_once(&init_once, s3_init);
         if (init_status != S3StatusOK)
             st = xffl_fail(XFFL_ERR_INTERNAL, "libs3 initialization failed: %s", S3_get_status_name(init_status));
     }
+    int virtual_hosted = cfg->virtual_hosted;
+    s3_settings_free(cfg);
     if (st != XFFL_OK) {
         s3_close(s);
         s->ops = NULL;
         return st;
     }
-    b->ctx = (S3BucketContext){b->host, b->bucket, use_https ? S3ProtocolHTTPS : S3ProtocolHTTP, S3UriStylePath,
-                               b->access, b->secret};
+    b->ctx = (S3BucketContext){b->host, b->bucket, use_https ? S3ProtocolHTTPS : S3ProtocolHTTP,
+                               virtual_hosted ? S3UriStyleVirtualHost : S3UriStylePath, b->access, b->secret};
     return XFFL_OK;
 }

@@ -24,7 +24,7 @@ else
   fail "store suite on s3"; tail -30 "$WORK/suite.out"
 fi
 
-# 2. interop with another S3 client (s3cmd, signature v2, path-style, no https)
+# 2. interop with another S3 client (s3cmd, signing as the backend under test does, path-style)
 if command -v s3cmd >/dev/null; then
   cat >"$WORK/s3cfg" <<CFG
 [default]
@@ -33,7 +33,7 @@ secret_key = $AWS_SECRET_ACCESS_KEY
 host_base = $XFFL_S3_ENDPOINT
 host_bucket = $XFFL_S3_ENDPOINT
 use_https = False
-signature_v2 = True
+signature_v2 = $([ "$SIG" = v2 ] && echo True || echo False)
 check_ssl_certificate = False
 CFG
   s3c() { s3cmd -c "$WORK/s3cfg" --no-progress "$@"; }

@@ -25,7 +25,9 @@ mkdir -p "$dir/data"
 log=$dir/s3rver.log
 args=(-d "$dir/data" -a "$addr" -p "$port" --no-vhost-buckets)
 [ "$bucket" = "-" ] || args+=(--configure-bucket "$bucket")
-node "$here/node_modules/s3rver/bin/s3rver.js" "${args[@]}" >"$log" 2>&1 &
+# --openssl-legacy-provider: s3rver's ListObjectsV2 continuation tokens are DES, which
+# OpenSSL 3 only has in its legacy provider (without it every truncated v2 listing is a 500)
+node --openssl-legacy-provider "$here/node_modules/s3rver/bin/s3rver.js" "${args[@]}" >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 200); do
   line=$(grep -m1 'S3rver listening on' "$log" 2>/dev/null)
