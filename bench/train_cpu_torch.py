@@ -134,7 +134,7 @@ def main():
         print(json.dumps({"bench": "train_cpu_torch", "mode": mode if mode == "fp32" else "bf16_autocast",
                           "preset_dims": [d, L, h, kv, hidden, V], "batch": B, "seq_len": T, "threads": threads,
                           "tokens_per_s": round(B * T / med), "step_s": round(med, 4), "steps": steps,
-                          "loss": round(float(loss), 4), "torch": torch.__version__}), flush=True)
+                          "loss": round(float(loss), 4), "torch": torch.__version__}, separators=(",", ":")), flush=True)
 
 
 if __name__ == "__main__":

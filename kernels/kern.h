@@ -5,7 +5,7 @@
  * only as a host float slab in table order (ckpt_param_table.total floats), which
  * is exactly what checkpoints and deltas hold.
  *
- * Backends: "cpu" (OpenMP + OpenBLAS, kernels/cpu/) and "cuda" (cuBLAS + NCCL,
+ * Backends: "cpu" (OpenMP + OpenBLAS in fp32, oneDNN in bf16, kernels/cpu/) and "cuda" (cuBLAS + NCCL,
  * kernels/cuda/), behind the vtable in kernels/backend.h. */
 #ifndef XFFL_KERN_H
 #define XFFL_KERN_H

@@ -1,5 +1,6 @@
 /* bf16 GEMMs through oneDNN's matmul primitive (contract in bf16.h). */
 #include "kernels/cpu/bf16.h"
+#include "kernels/cpu/ops.h"
 
 #include <dnnl.h>
 #include <immintrin.h>
@@ -83,7 +84,7 @@ static int cvt_ok(void)
     if (have_cvt < 0) {
         __builtin_cpu_init();
         have_cvt = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
-                   __builtin_cpu_supports("avx512vl");
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
     }
     return have_cvt;
 }
@@ -147,7 +148,7 @@ struct kcpu_bf16_ctx {
     char impl[64];
 };
 
-static xffl_status dnnl_fail(dnnl_status_t s, const char *what)
+static XFFL_MUST_USE xffl_status dnnl_fail(dnnl_status_t s, const char *what)
 {
     return xffl_fail(XFFL_ERR_BACKEND, "onednn: %s failed (dnnl status %d)", what, (int)s);
 }
@@ -292,6 +293,212 @@ xffl_status kcpu_bf16_gemm(kcpu_bf16_ctx *c, int ta, int tb, int M, int N, int K
     return kcpu_bf16_bgemm(c, 1, 1, M, N, K, A, as, B, bs, beta, C, cs);
 }
 
+/* ---- bf16 mode's element-wise ops: AVX-512 with a polynomial exp ---------------------
+ * (the fp32 path keeps libm's expf and its own loops, so its bits do not change) */
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+/* e^x for x in [-87, 88]: x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor (rel. error
+ * < 2e-7, about 2 ulp), times 2^n */
+AVX512 static inline __m512 exp512(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline __mmask16 tailmask(int64_t left) { return (__mmask16)(left >= 16 ? 0xffff : (1u << left) - 1); }
+
+/* one causal row: softmax of scale*row[0..n) in place, zeros to T, bf16 copy into pb */
+AVX512 static void softmax_row512(float *row, kcpu_bf16_t *pb, int n, float scale)
+{
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 vmx = _mm512_set1_ps(-INFINITY);
+    for (int s = 0; s < n; s += 16) {
+        __mmask16 k = tailmask(n - s);
+        vmx = _mm512_mask_max_ps(vmx, k, vmx, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + s), vs));
+    }
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
+    __m512 vsum = _mm512_setzero_ps();
+    for (int s = 0; s < n; s += 16) {
+        __mmask16 k = tailmask(n - s);
+        __m512 e = exp512(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, row + s), vs, mx));
+        e = _mm512_maskz_mov_ps(k, e);
+        _mm512_mask_storeu_ps(row + s, k, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+    for (int s = 0; s < n; s += 16) {
+        __mmask16 k = tailmask(n - s);
+        _mm512_mask_storeu_ps(row + s, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + s), inv));
+    }
+    to_bf16_avx512(pb, row, n); /* above the diagonal: zeros already (the callers' contract) */
+}
+
+/* dS = scale * P * (dP - sum(P dP)) over [0, n), zeros to T; bf16 copy into db */
+AVX512 static void softmax_bwd_row512(const float *pr, float *dr, kcpu_bf16_t *db, int n, float scale)
+{
+    __m512 vd = _mm512_setzero_ps();
+    for (int s = 0; s < n; s += 16) {
+        __mmask16 k = tailmask(n - s);
+        vd = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, pr + s), _mm512_maskz_loadu_ps(k, dr + s), vd);
+    }
+    const __m512 dot = _mm512_set1_ps(_mm512_reduce_add_ps(vd)), vs = _mm512_set1_ps(scale);
+    for (int s = 0; s < n; s += 16) {
+        __mmask16 k = tailmask(n - s);
+        __m512 p = _mm512_maskz_loadu_ps(k, pr + s), d = _mm512_maskz_loadu_ps(k, dr + s);
+        _mm512_mask_storeu_ps(dr + s, k, _mm512_mul_ps(_mm512_mul_ps(vs, p), _mm512_sub_ps(d, dot)));
+    }
+    to_bf16_avx512(db, dr, n);
+}
+
+AVX512 static void swiglu_fwd512(kcpu_bf16_t *g, const float *a, const float *b, int F)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int f = 0; f < F; f += 16) {
+        __mmask16 k = tailmask(F - f);
+        __m512 x = _mm512_maskz_loadu_ps(k, a + f), y = _mm512_maskz_loadu_ps(k, b + f);
+        __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+        __m256bh h = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_mul_ps(x, sig), y));
+        _mm256_mask_storeu_epi16(g + f, k, (__m256i)h);
+    }
+}
+
+AVX512 static void swiglu_bwd512(kcpu_bf16_t *da, kcpu_bf16_t *db, const float *d, const float *a, const float *b,
+                                 int F)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int f = 0; f < F; f += 16) {
+        __mmask16 k = tailmask(F - f);
+        __m512 x = _mm512_maskz_loadu_ps(k, a + f), y = _mm512_maskz_loadu_ps(k, b + f);
+        __m512 dg = _mm512_maskz_loadu_ps(k, d + f);
+        __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+        __m256bh hb = _mm512_cvtneps_pbh(_mm512_mul_ps(dg, _mm512_mul_ps(x, sig)));
+        _mm256_mask_storeu_epi16(db + f, k, (__m256i)hb);
+        __m512 dsil = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
+        __m256bh ha = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_mul_ps(dg, y), dsil));
+        _mm256_mask_storeu_epi16(da + f, k, (__m256i)ha);
+    }
+}
+
+void kcpu_bf16_swiglu13_fwd(kcpu_bf16_t *g, float *scratch, const float *h13, int N, int F)
+{
+    if (!cvt_ok()) {
+        kcpu_swiglu13_fwd(scratch, h13, N, F);
+        kcpu_to_bf16(g, scratch, (int64_t)N * F);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) swiglu_fwd512(g + (int64_t)n * F, h13 + (int64_t)n * 2 * F, h13 + (int64_t)n * 2 * F + F, F);
+}
+
+void kcpu_bf16_swiglu13_bwd(kcpu_bf16_t *dh13, float *scratch, const float *dg, const float *h13, int N, int F)
+{
+    if (!cvt_ok()) {
+        kcpu_swiglu13_bwd(scratch, dg, h13, N, F);
+        kcpu_to_bf16(dh13, scratch, (int64_t)N * 2 * F);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *a = h13 + (int64_t)n * 2 * F;
+        kcpu_bf16_t *da = dh13 + (int64_t)n * 2 * F;
+        swiglu_bwd512(da, da + F, dg + (int64_t)n * F, a, a + F, F);
+    }
+}
+
+AVX512 static void rmsnorm_row512(kcpu_bf16_t *o, float *rstd, const float *x, const float *g, int D, float eps)
+{
+    __m512 ss = _mm512_setzero_ps();
+    for (int d = 0; d < D; d += 16) {
+        __mmask16 k = tailmask(D - d);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + d);
+        ss = _mm512_fmadd_ps(v, v, ss);
+    }
+    float r = 1.0f / sqrtf(_mm512_reduce_add_ps(ss) / (float)D + eps);
+    *rstd = r;
+    const __m512 vr = _mm512_set1_ps(r);
+    for (int d = 0; d < D; d += 16) {
+        __mmask16 k = tailmask(D - d);
+        __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + d), vr), _mm512_maskz_loadu_ps(k, g + d));
+        _mm256_mask_storeu_epi16(o + d, k, (__m256i)_mm512_cvtneps_pbh(v));
+    }
+}
+
+AVX512 static void rmsnorm_bwd_row512(float *dx, const float *dy, const float *x, const float *g, float r, int D)
+{
+    __m512 dot = _mm512_setzero_ps();
+    for (int d = 0; d < D; d += 16) {
+        __mmask16 k = tailmask(D - d);
+        __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, dy + d), _mm512_maskz_loadu_ps(k, g + d));
+        dot = _mm512_fmadd_ps(t, _mm512_maskz_loadu_ps(k, x + d), dot);
+    }
+    const __m512 c = _mm512_set1_ps(_mm512_reduce_add_ps(dot) * r * r * r / (float)D), vr = _mm512_set1_ps(r);
+    for (int d = 0; d < D; d += 16) {
+        __mmask16 k = tailmask(D - d);
+        __m512 t = _mm512_mul_ps(_mm512_mul_ps(vr, _mm512_maskz_loadu_ps(k, g + d)), _mm512_maskz_loadu_ps(k, dy + d));
+        t = _mm512_fnmadd_ps(_mm512_maskz_loadu_ps(k, x + d), c, t);
+        _mm512_mask_storeu_ps(dx + d, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, dx + d), t));
+    }
+}
+
+/* dg[lo, hi) += sum over rows n (in order) of dy[n] x[n] r[n] */
+AVX512 static void rmsnorm_dg512(float *dg, const float *dout, const float *x, const float *rstd, int N, int D, int lo,
+                                 int hi)
+{
+    for (int d = lo; d < hi; d += 16) {
+        __mmask16 k = tailmask(hi - d);
+        __m512 acc = _mm512_maskz_loadu_ps(k, dg + d);
+        for (int n = 0; n < N; n++) {
+            __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, dout + (int64_t)n * D + d),
+                                     _mm512_maskz_loadu_ps(k, x + (int64_t)n * D + d));
+            acc = _mm512_fmadd_ps(t, _mm512_set1_ps(rstd[n]), acc);
+        }
+        _mm512_mask_storeu_ps(dg + d, k, acc);
+    }
+}
+
+void kcpu_bf16_rmsnorm_fwd(kcpu_bf16_t *out, float *scratch, float *rstd, const float *x, const float *g, int N, int D,
+                           float eps)
+{
+    if (!cvt_ok()) {
+        kcpu_rmsnorm_fwd(scratch, rstd, x, g, N, D, eps);
+        kcpu_to_bf16(out, scratch, (int64_t)N * D);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) rmsnorm_row512(out + (int64_t)n * D, rstd + n, x + (int64_t)n * D, g, D, eps);
+}
+
+void kcpu_bf16_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float *x, const float *g, const float *rstd,
+                           int N, int D)
+{
+    if (!cvt_ok()) {
+        kcpu_rmsnorm_bwd(dx, dg, dout, x, g, rstd, N, D);
+        return;
+    }
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++)
+            rmsnorm_bwd_row512(dx + (int64_t)n * D, dout + (int64_t)n * D, x + (int64_t)n * D, g, rstd[n], D);
+        /* columns owned by threads (16-aligned ranges), rows summed in order */
+        int nt = omp_get_num_threads(), id = omp_get_thread_num(), blocks = (D + 15) / 16;
+        int lo = blocks * id / nt * 16, hi = blocks * (id + 1) / nt * 16;
+        if (hi > D) hi = D;
+        if (lo < hi) rmsnorm_dg512(dg, dout, x, rstd, N, D, lo, hi);
+    }
+}
+
 /* ---- causal GQA attention with bf16 GEMMs ------------------------------------------
  * The four products run as batched matmuls over (batch, kv head), one per query head of
  * a kv head's group (r < H/KV), on the full T x T square (the causal half above the
@@ -304,6 +511,10 @@ static void softmax_rows(float *P, kcpu_bf16_t *Pb, int64_t rows, int T, float s
     for (int64_t i = 0; i < rows; i++) {
         int t = (int)(i % T);
         float *row = P + i * T;
+        if (vec) {
+            softmax_row512(row, Pb + i * T, t + 1, scale);
+            continue;
+        }
         float mx = row[0] * scale;
         for (int s = 1; s <= t; s++) mx = row[s] * scale > mx ? row[s] * scale : mx;
         float sum = 0;
@@ -313,8 +524,7 @@ static void softmax_rows(float *P, kcpu_bf16_t *Pb, int64_t rows, int T, float s
         }
         float inv = 1.0f / sum;
         for (int s = 0; s <= t; s++) row[s] *= inv;
-        for (int s = t + 1; s < T; s++) row[s] = 0;
-        to_bf16_run(Pb + i * T, row, T, vec);
+        to_bf16_run(Pb + i * T, row, t + 1, 0);
     }
 }
 
@@ -325,19 +535,21 @@ static void softmax_bwd_rows(const float *P, float *dP, kcpu_bf16_t *dSb, int64_
         int t = (int)(i % T);
         const float *pr = P + i * T;
         float *dr = dP + i * T, dot = 0;
+        if (vec) {
+            softmax_bwd_row512(pr, dr, dSb + i * T, t + 1, scale);
+            continue;
+        }
         for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
         for (int s = 0; s <= t; s++) dr[s] = scale * pr[s] * (dr[s] - dot);
-        for (int s = t + 1; s < T; s++) dr[s] = 0;
-        to_bf16_run(dSb + i * T, dr, T, vec);
+        to_bf16_run(dSb + i * T, dr, t + 1, 0);
     }
 }
 
-xffl_status kcpu_bf16_attention_fwd(kcpu_bf16_ctx *c, float *out, int ldo, float *P, const float *qkv, int ld, int B,
-                                    int T, int H, int KV, int hd, kcpu_bf16_t *qkvb, kcpu_bf16_t *Pb)
+xffl_status kcpu_bf16_attention_fwd(kcpu_bf16_ctx *c, float *out, int ldo, float *P, const kcpu_bf16_t *qkvb, int ld,
+                                    int B, int T, int H, int KV, int hd, kcpu_bf16_t *Pb)
 {
     const int rep = H / KV;
     const int64_t TT = (int64_t)T * T;
-    kcpu_to_bf16_2d(qkvb, ld, qkv, ld, (int64_t)B * T, ld);
     const kcpu_bf16_t *qb = qkvb, *kb = qkvb + (int64_t)H * hd, *vb = qkvb + (int64_t)(H + KV) * hd;
     for (int r = 0; r < rep; r++) {
         int64_t as[4] = {(int64_t)T * ld, (int64_t)rep * hd, ld, 1}, bs[4] = {(int64_t)T * ld, hd, 1, ld};
@@ -354,15 +566,13 @@ xffl_status kcpu_bf16_attention_fwd(kcpu_bf16_ctx *c, float *out, int ldo, float
 }
 
 xffl_status kcpu_bf16_attention_bwd(kcpu_bf16_ctx *c, float *dqkv, const float *dout, int ldo, const float *P,
-                                    const float *qkv, int ld, int B, int T, int H, int KV, int hd, kcpu_bf16_t *qkvb,
-                                    kcpu_bf16_t *dob, kcpu_bf16_t *Pb, float *dP)
+                                    const kcpu_bf16_t *Pb, const kcpu_bf16_t *qkvb, int ld, int B, int T, int H,
+                                    int KV, int hd, kcpu_bf16_t *dob, kcpu_bf16_t *dSb, float *dP)
 {
     const int rep = H / KV;
     const int64_t TT = (int64_t)T * T, rows = (int64_t)B * H * T;
     const int vec = cvt_ok();
-    kcpu_to_bf16_2d(qkvb, ld, qkv, ld, (int64_t)B * T, ld);
     kcpu_to_bf16_2d(dob, ldo, dout, ldo, (int64_t)B * T, H * hd);
-    kcpu_to_bf16(Pb, P, rows * T);
     const kcpu_bf16_t *qb = qkvb, *kb = qkvb + (int64_t)H * hd, *vb = qkvb + (int64_t)(H + KV) * hd;
     float *dq = dqkv, *dk = dqkv + (int64_t)H * hd, *dv = dqkv + (int64_t)(H + KV) * hd;
     const int64_t qs[4] = {(int64_t)T * ld, (int64_t)rep * hd, ld, 1}; /* q, dq of group member r */
@@ -376,12 +586,12 @@ xffl_status kcpu_bf16_attention_bwd(kcpu_bf16_ctx *c, float *dqkv, const float *
         XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, hd, T, Pb + r * TT, pts, dob + (int64_t)r * hd, os, beta, dv, kvs));
         XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, T, hd, dob + (int64_t)r * hd, os, vb, kvts, 0.0f, dP + r * TT, ps));
     }
-    softmax_bwd_rows(P, dP, Pb, rows, T, 1.0f / sqrtf((float)hd), vec); /* Pb now holds dS */
+    softmax_bwd_rows(P, dP, dSb, rows, T, 1.0f / sqrtf((float)hd), vec);
     for (int r = 0; r < rep; r++) {
         float beta = r ? 1.0f : 0.0f;
         /* dQ = dS K;  dK += dS^T Q */
-        XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, hd, T, Pb + r * TT, ps, kb, kvs, 0.0f, dq + (int64_t)r * hd, qs));
-        XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, hd, T, Pb + r * TT, pts, qb + (int64_t)r * hd, qs, beta, dk, kvs));
+        XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, hd, T, dSb + r * TT, ps, kb, kvs, 0.0f, dq + (int64_t)r * hd, qs));
+        XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, hd, T, dSb + r * TT, pts, qb + (int64_t)r * hd, qs, beta, dk, kvs));
     }
     return XFFL_OK;
 }

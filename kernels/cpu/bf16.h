@@ -57,18 +57,34 @@ XFFL_MUST_USE xffl_status kcpu_bf16_bgemm(kcpu_bf16_ctx *c, int b0, int b1, int 
                                           const kcpu_bf16_t *A, const int64_t as[4], const kcpu_bf16_t *B,
                                           const int64_t bs[4], float beta, float *C, const int64_t cs[4]);
 /* Causal GQA attention (kcpu_attention_fwd's meaning, kernels/cpu/ops.h) with bf16
- * products and fp32 softmax. qkv: [B*T, ld] rows holding q (H*hd), k, v (KV*hd each)
- * side by side, after RoPE; out (ldo) gets the heads' outputs, P [B,H,T,T] the fp32
- * probabilities (zero above the diagonal). Scratch: qkvb B*T*ld, Pb B*H*T*T bf16. */
-XFFL_MUST_USE xffl_status kcpu_bf16_attention_fwd(kcpu_bf16_ctx *c, float *out, int ldo, float *P, const float *qkv,
-                                                  int ld, int B, int T, int H, int KV, int hd, kcpu_bf16_t *qkvb,
-                                                  kcpu_bf16_t *Pb);
-/* dqkv (same layout as qkv) OVERWRITTEN with the gradients of q, k, v given dout (ldo)
- * and the forward's P. Scratch: qkvb B*T*ld, dob B*T*ldo, Pb B*H*T*T bf16; dP B*H*T*T fp32. */
+ * products and fp32 softmax. qkvb: bf16 [B*T, ld] rows holding q (H*hd), k, v (KV*hd
+ * each) side by side, after RoPE; out (ldo) gets the heads' outputs, P [B,H,T,T] the fp32
+ * probabilities on and below the diagonal (above it: the raw scores, never read), Pb
+ * their bf16 copy (kept for the backward). Pb must hold zeros above the diagonal of each
+ * T x T block (zero it once per T): only the causal part is written. */
+XFFL_MUST_USE xffl_status kcpu_bf16_attention_fwd(kcpu_bf16_ctx *c, float *out, int ldo, float *P,
+                                                  const kcpu_bf16_t *qkvb, int ld, int B, int T, int H, int KV,
+                                                  int hd, kcpu_bf16_t *Pb);
+/* dqkv (fp32, qkvb's layout) OVERWRITTEN with the gradients of q, k, v given dout (ldo)
+ * and the forward's P, Pb and qkvb. dSb: B*H*T*T bf16, zeros above the diagonals like
+ * Pb. Scratch: dob B*T*ldo bf16; dP B*H*T*T fp32. */
 XFFL_MUST_USE xffl_status kcpu_bf16_attention_bwd(kcpu_bf16_ctx *c, float *dqkv, const float *dout, int ldo,
-                                                  const float *P, const float *qkv, int ld, int B, int T, int H,
-                                                  int KV, int hd, kcpu_bf16_t *qkvb, kcpu_bf16_t *dob,
-                                                  kcpu_bf16_t *Pb, float *dP);
+                                                  const float *P, const kcpu_bf16_t *Pb, const kcpu_bf16_t *qkvb,
+                                                  int ld, int B, int T, int H, int KV, int hd, kcpu_bf16_t *dob,
+                                                  kcpu_bf16_t *dSb, float *dP);
+/* kcpu_swiglu13_fwd/bwd (ops.h) vectorised with AVX-512 and a polynomial exp (about 2
+ * ulp from libm's expf: the bf16 mode's bits, not the fp32 path's), writing their
+ * outputs in bf16 (what the next GEMM reads). scratch: the fp32 output's size, used
+ * only by the scalar fallback. */
+void kcpu_bf16_swiglu13_fwd(kcpu_bf16_t *g, float *scratch, const float *h13, int N, int F);
+void kcpu_bf16_swiglu13_bwd(kcpu_bf16_t *dh13, float *scratch, const float *dg, const float *h13, int N, int F);
+/* kcpu_rmsnorm_fwd/bwd (ops.h) for the bf16 mode, vectorised (sums in another order than
+ * the fp32 path: the bf16 mode's bits). The forward writes its output in bf16 (only a
+ * GEMM reads it); scratch: N*D floats for the scalar fallback. */
+void kcpu_bf16_rmsnorm_fwd(kcpu_bf16_t *out, float *scratch, float *rstd, const float *x, const float *g, int N, int D,
+                           float eps);
+void kcpu_bf16_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float *x, const float *g, const float *rstd,
+                           int N, int D);
 /* The implementation oneDNN picked for the last primitive created ("brg:avx512_core_amx", ...). */
 const char *kcpu_bf16_impl(const kcpu_bf16_ctx *c);
 

@@ -21,6 +21,7 @@
 #include "kernels/cpu/bf16.h"
 #include "kernels/cpu/ref.h"
 #include "kernels/kern.h"
+#include "pipelines/memplan.h"
 
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="
 
@@ -381,6 +382,27 @@ static void test_no_units(void)
     ckpt_param_table_free(t);
 }
 
+/* The memory plan (train --dry-run) counts the bf16 mode's copies exactly as the backend
+ * allocates them: its slabs plus the two token-id arrays. */
+static void test_memplan_bf16(void)
+{
+    if (!have_units()) return;
+    ckpt_model_config cfg;
+    CU_ASSERT_EQUAL_FATAL(ckpt_model_preset("tiny", 0, &cfg), XFFL_OK);
+    for (int rc = 0; rc < 2; rc++) {
+        pipe_memplan_config c = {.model = cfg, .backend = "cpu", .ranks = 1, .recompute = rc, .batch = 3, .seq_len = 40,
+                                 .accumulate = 1, .threads = 2, .cpu_bf16 = 1};
+        pipe_memplan p;
+        CU_ASSERT_EQUAL_FATAL(pipe_memplan_compute(&c, &p), XFFL_OK);
+        kern_options o = {.backend = "cpu", .threads = 2, .batch = 3, .seq_len = 40, .precision = KERN_PREC_BF16,
+                          .recompute = rc};
+        kern_model *m = NULL;
+        CU_ASSERT_EQUAL_FATAL(kern_model_create(&cfg, &o, &m), XFFL_OK);
+        CU_ASSERT_EQUAL(p.total, kern_model_bytes(m) + 2ull * 3 * 40 * 4);
+        kern_model_free(m);
+    }
+}
+
 void suite_kern_bf16(void)
 {
     CU_pSuite s = CU_add_suite("kern_bf16", NULL, NULL);
@@ -389,5 +411,6 @@ void suite_kern_bf16(void)
     CU_add_test(s, "bf16 linear forward, dx, dW vs reference matmul ops", test_linear_ops);
     CU_add_test(s, "bf16 tiny model vs reference: loss, logits, every gradient; same bits", test_model_vs_reference);
     CU_add_test(s, "bf16 weights follow AdamW updates: 20 steps track fp32", test_steps_follow_updates);
+    CU_add_test(s, "memory plan of the bf16 mode = the backend's allocation", test_memplan_bf16);
     CU_add_test(s, "no bf16 units (XFFL_CPU_BF16=0): auto is fp32, bf16 is unsupported", test_no_units);
 }
