@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "common/util.h"
 #include "kernels/cpu/bf16.h"
@@ -107,14 +108,22 @@ enum { WARMUP = 2, MAXSTEPS = 1000 };
 typedef struct {
     int threads, ref;
     gemm_set g;
-    double rss_mb, step[MAXSTEPS], gemm[MAXSTEPS];
+    double rss_mb, step[MAXSTEPS], gemm[MAXSTEPS], cpu[MAXSTEPS], cpu_end;
     int n;
     float loss;
 } bench_state;
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void after_step(void *ctx, int s, float loss, double dt)
 {
     bench_state *b = ctx;
+    double cpu = cpu_now() - b->cpu_end; /* the step's CPU time: since the last reference pass */
     b->loss = loss;
     if (s == 0) { /* peak RSS of training alone, before the reference buffers exist */
         struct rusage ru;
@@ -122,7 +131,8 @@ static void after_step(void *ctx, int s, float loss, double dt)
         b->rss_mb = ru.ru_maxrss / 1024.0;
     }
     double sg = b->ref ? gemm_set_run(&b->g, b->threads) : 0;
-    if (s >= WARMUP && b->n < MAXSTEPS) b->step[b->n] = dt, b->gemm[b->n] = sg, b->n++;
+    if (s >= WARMUP && b->n < MAXSTEPS) b->step[b->n] = dt, b->gemm[b->n] = sg, b->cpu[b->n] = cpu, b->n++;
+    b->cpu_end = cpu_now();
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -200,7 +210,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "train_cpu: %s\n", xffl_errmsg());
         return 1;
     }
-    double step = median(bs.step, bs.n), gset = bs.ref ? median(bs.gemm, bs.n) : 0;
+    double cpu_step = median(bs.cpu, bs.n), step = median(bs.step, bs.n), gset = bs.ref ? median(bs.gemm, bs.n) : 0;
     double Nn = (double)ckpt_param_count_nonembedding(t);
     double flops_tok = 6 * Nn + 12.0 * cfg.n_layers * cfg.dim * T;
     double tps = B * T / step, gf = tps * flops_tok / 1e9;
@@ -210,12 +220,13 @@ int main(int argc, char **argv)
     printf("{\"bench\":\"train_cpu\",\"mode\":\"%s\",\"value\":%.2f,\"unit\":\"GFLOP/s\",\"ref_name\":\"%s\","
            "\"ref\":%.2f,\"ratio\":%.3f,\"tokens_per_s\":%.0f,\"peak_rss_mb\":%.1f,\"analytic_mb\":%.1f,"
            "\"rss_ratio\":%.3f,\"preset\":\"%s\",\"batch\":%d,\"seq_len\":%d,\"threads\":%d,\"accumulate\":%d,"
-           "\"optimizer\":\"%s\",\"host_optimizer_mb\":%.1f,\"step_s\":%.4f,\"steps\":%d,\"loss\":%.4f,"
+           "\"optimizer\":\"%s\",\"host_optimizer_mb\":%.1f,\"step_s\":%.4f,\"cpu_step_s\":%.4f,\"steps\":%d,"
+           "\"loss\":%.4f,"
            "\"isa\":\"%s\",\"onednn\":\"%s\"}\n",
            r.precision, gf, pr == KERN_PREC_BF16 ? "onednn_bf16_model_gemms" : "sgemm_model_gemms", ref,
            ref > 0 ? gf / ref : 0, tps, bs.rss_mb, an, bs.rss_mb / an, preset, B, T, threads, K,
            r.micro_batches > 1 || o.optimizer ? (r.sharded ? "sharded" : "replicated") : "backend",
-           r.host_bytes / 1048576.0, step, bs.n, bs.loss, kcpu_bf16_isa(), kcpu_onednn_version());
+           r.host_bytes / 1048576.0, step, cpu_step, bs.n, bs.loss, kcpu_bf16_isa(), kcpu_onednn_version());
     if (bs.ref) gemm_set_free(&bs.g);
     ckpt_param_table_free(t);
     free(p), free(in), free(tg);

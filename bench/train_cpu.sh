@@ -6,7 +6,9 @@
 # XFFL_BENCH_STEPS (12) steps after warm-up. One JSON line per trainer and mode, each
 # naming the CPU (model, avx512_bf16, amx_bf16); xffl's lines also carry GFLOP/s against
 # the step's GEMMs at the model's shapes in the same precision, measured in the same run
-# (ratio, target >= 0.5). A last line compares the fastest modes (target >= 1.2).
+# (ratio, target >= 0.5). A last line compares the fastest modes (target >= 1.2); its
+# cpu_ratio compares the lowest CPU seconds per step (cpu_step_s, the median of each
+# trainer's), which a machine shared with other jobs disturbs less than the wall clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${XFFL_BUILD:-build}
@@ -37,9 +39,11 @@ x = [r for r in rows if r["bench"] == "train_cpu" and "tokens_per_s" in r]
 t = [r for r in rows if r["bench"] == "train_cpu_torch"]
 bx, bt = max(x, key=lambda r: r["tokens_per_s"]), max(t, key=lambda r: r["tokens_per_s"])
 ratio = bx["tokens_per_s"] / bt["tokens_per_s"]
+# CPU seconds per step (median): on a shared machine less disturbed than the wall clock
+cx, ct = min(r["cpu_step_s"] for r in x), min(r["cpu_step_s"] for r in t)
 print(json.dumps({"bench": "train_cpu_vs_torch", "value": round(ratio, 3), "unit": "x", "target": 1.2,
                   "pass": ratio >= 1.2, "xffl_mode": bx["mode"], "xffl_tokens_per_s": bx["tokens_per_s"],
                   "torch_mode": bt["mode"], "torch_tokens_per_s": bt["tokens_per_s"],
-                  "gemm_ratio": bx.get("ratio"), "threads": bx["threads"], "cpu": bx["cpu"],
+                  "cpu_ratio": round(ct / cx, 3), "gemm_ratio": bx.get("ratio"), "threads": bx["threads"], "cpu": bx["cpu"],
                   "avx512_bf16": bx["avx512_bf16"], "amx_bf16": bx["amx_bf16"]}, separators=(",", ":")))
 EOF

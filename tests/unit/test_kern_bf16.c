@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernels/cpu/bf16.h"
+#include "kernels/cpu/ops.h"
 #include "kernels/cpu/ref.h"
 #include "kernels/kern.h"
 #include "pipelines/memplan.h"
@@ -382,6 +383,52 @@ static void test_no_units(void)
     ckpt_param_table_free(t);
 }
 
+/* The fp32 path's bits: kcpu_rope and kcpu_adamw (AVX-512 where the CPU has it) against
+ * their scalar loops written out here, byte for byte. */
+static void test_fp32_vector_forms(void)
+{
+    enum { B = 3, T = 37, NH = 5, HD = 50, LD = NH * HD + 7, HALF = HD / 2 };
+    static float c[T * HALF], sn[T * HALF], x[B * T * LD], y[B * T * LD];
+    kcpu_rope_table(c, sn, T, HD, 10000.0f);
+    for (int i = 0; i < B * T * LD; i++) x[i] = y[i] = (float)(urand() - 0.5);
+    for (int inv = 0; inv < 2; inv++) {
+        kcpu_rope(x, LD, B, T, NH, HD, c, sn, inv);
+        float sg = inv ? -1.0f : 1.0f;
+        for (int bt = 0; bt < B * T; bt++)
+            for (int h = 0; h < NH; h++) {
+                float *p = y + (int64_t)bt * LD + h * HD;
+                const float *cc = c + (bt % T) * HALF, *ss = sn + (bt % T) * HALF;
+                for (int i = 0; i < HALF; i++) {
+                    float a = p[2 * i], b = p[2 * i + 1], si = sg * ss[i];
+                    p[2 * i] = a * cc[i] - b * si;
+                    p[2 * i + 1] = a * si + b * cc[i];
+                }
+            }
+        CU_ASSERT_EQUAL(memcmp(x, y, sizeof x), 0);
+    }
+    enum { N = 10007 };
+    static float p[N], g[N], m[N], v[N], p2[N], m2[N], v2[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = p2[i] = (float)(urand() - 0.5);
+        g[i] = (float)((urand() - 0.5) * 1e-3);
+        m[i] = m2[i] = g[i] * 0.3f;
+        v[i] = v2[i] = g[i] * g[i] * 2;
+    }
+    double bc1 = 1 - pow(0.9, 3), bc2 = 1 - pow(0.95, 3);
+    kcpu_adamw(p, g, m, v, N, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, bc1, bc2, 0.7f);
+    float ib1 = (float)(1.0 / bc1), ib2 = (float)(1.0 / bc2), b1 = 0.9f, b2 = 0.95f, lr = 3e-4f, eps = 1e-8f,
+          wd = 0.1f, gs = 0.7f;
+    for (int i = 0; i < N; i++) {
+        float gi = g[i] * gs, mi = b1 * m2[i] + (1.0f - b1) * gi, vi = b2 * v2[i] + (1.0f - b2) * gi * gi;
+        m2[i] = mi;
+        v2[i] = vi;
+        p2[i] -= lr * ((mi * ib1) / (sqrtf(vi * ib2) + eps) + wd * p2[i]);
+    }
+    CU_ASSERT_EQUAL(memcmp(p, p2, sizeof p), 0);
+    CU_ASSERT_EQUAL(memcmp(m, m2, sizeof m), 0);
+    CU_ASSERT_EQUAL(memcmp(v, v2, sizeof v), 0);
+}
+
 /* The memory plan (train --dry-run) counts the bf16 mode's copies exactly as the backend
  * allocates them: its slabs plus the two token-id arrays. */
 static void test_memplan_bf16(void)
@@ -411,6 +458,7 @@ void suite_kern_bf16(void)
     CU_add_test(s, "bf16 linear forward, dx, dW vs reference matmul ops", test_linear_ops);
     CU_add_test(s, "bf16 tiny model vs reference: loss, logits, every gradient; same bits", test_model_vs_reference);
     CU_add_test(s, "bf16 weights follow AdamW updates: 20 steps track fp32", test_steps_follow_updates);
+    CU_add_test(s, "fp32 path: AVX-512 RoPE and AdamW = the scalar loops' bits", test_fp32_vector_forms);
     CU_add_test(s, "memory plan of the bf16 mode = the backend's allocation", test_memplan_bf16);
     CU_add_test(s, "no bf16 units (XFFL_CPU_BF16=0): auto is fp32, bf16 is unsupported", test_no_units);
 }
