@@ -12,7 +12,7 @@ static void usage(FILE *f)
             "usage: xffl ls --store URL [--keys] [--json] [store flags]\n"
             "\n"
             "Lists a store: federation.h5, tokenizer.model (init --tokenizer), LATEST, each\n"
-            "version (objects, bytes, INDEX), each round's attempts per facility (parts, bytes,\n"
+            "version (objects, bytes, INDEX, update bytes), each round's attempts per facility (parts, bytes,\n"
             "committed/rejected), other keys and partial writes left by killed writers.\n"
             "Results on stdout.\n"
             "\n"
@@ -45,8 +45,9 @@ static void print_json(const char *url, const pipe_store_listing *l, int keys)
     printf(", \"versions\": [");
     for (size_t i = 0; i < l->n_versions; i++) {
         const pipe_listing_folder *g = &l->versions[i];
-        printf("%s{\"version\": %lld, \"objects\": %zu, \"bytes\": %llu, \"index\": ", i ? ", " : "",
-               (long long)g->number, g->objects, (unsigned long long)g->bytes);
+        printf("%s{\"version\": %lld, \"objects\": %zu, \"bytes\": %llu, \"update_bytes\": %llu, \"index\": ",
+               i ? ", " : "", (long long)g->number, g->objects, (unsigned long long)g->bytes,
+               (unsigned long long)g->update_bytes);
         cli_json_str(g->index);
         printf("}");
     }
@@ -92,8 +93,10 @@ static void print_text(const char *url, const pipe_store_listing *l, int keys)
     for (size_t i = 0; i < l->n_versions; i++) {
         const pipe_listing_folder *g = &l->versions[i];
         human(a, sizeof a, g->bytes);
-        printf("  v%06lld%s %4zu objects %10s  %s\n", (long long)g->number, g->is_latest ? "*" : " ", g->objects, a,
-               g->index[0] ? g->index : "(no INDEX)");
+        char u[32] = "";
+        if (g->update_bytes) human(u, sizeof u, g->update_bytes);
+        printf("  v%06lld%s %4zu objects %10s  %s%s%s%s\n", (long long)g->number, g->is_latest ? "*" : " ", g->objects, a,
+               g->index[0] ? g->index : "(no INDEX)", u[0] ? "  (update " : "", u, u[0] ? ")" : "");
     }
     printf("round attempts: %zu\n", l->n_attempts);
     for (size_t i = 0; i < l->n_attempts; i++) {

@@ -27,7 +27,9 @@ static const char *help =
     "  --round R            the round a scheduled job is for (default LATEST+1): exit 0\n"
     "                       if version R exists, 75 if version R-1 does not yet\n"
     "  --state DIR          this facility's own state: data cursor, inner optimizer\n"
-    "                       state, error-feedback residual (never in the store)\n"
+    "                       state, error-feedback residual, the model of the version it\n"
+    "                       trained from, so the next version comes as an update (never\n"
+    "                       in the store)\n"
     "  --keep-inner-state   keep AdamW state across rounds in --state DIR\n"
     "  --backend B          cpu (default) or cuda\n"
     "  --threads N          cpu threads (default: all cores)\n"
@@ -135,15 +137,18 @@ int cmd_train(int argc, char **argv)
         printf("{\"round\": %lld, \"skipped\": false, \"attempt\": %d, \"commit\": ", (long long)r.round, r.attempt);
         cli_json_str(r.commit_key);
         printf(", \"tokens\": %lld, \"steps\": %lld, \"loss_first\": %.6f, \"loss_last\": %.6f, \"loss_mean\": %.6f, "
-               "\"bytes\": %llu, \"train_seconds\": %.3f, \"seconds\": %.3f, \"cursor_start\": ",
+               "\"bytes\": %llu, \"download\": \"%s\", \"download_bytes\": %llu, \"train_seconds\": %.3f, "
+               "\"seconds\": %.3f, \"cursor_start\": ",
                (long long)r.tokens, (long long)r.steps, r.loss_first, r.loss_last, r.loss_mean,
-               (unsigned long long)r.bytes, r.train_seconds, r.seconds);
+               (unsigned long long)r.bytes, r.download_update ? "update" : "full",
+               (unsigned long long)r.download_bytes, r.train_seconds, r.seconds);
         cli_json_str(r.cursor_start);
         printf(", \"cursor_end\": ");
         cli_json_str(r.cursor_end);
         printf("}\n");
     } else
-        printf("round %lld a%d %s tokens %lld loss %.4f -> %.4f\n", (long long)r.round, r.attempt, r.commit_key,
-               (long long)r.tokens, r.loss_first, r.loss_last);
+        printf("round %lld a%d %s tokens %lld loss %.4f -> %.4f download %s %llu bytes\n", (long long)r.round,
+               r.attempt, r.commit_key, (long long)r.tokens, r.loss_first, r.loss_last,
+               r.download_update ? "update" : "full", (unsigned long long)r.download_bytes);
     return 0;
 }

@@ -62,13 +62,14 @@ static int verify_all(int argc, char **argv)
     st = pipe_verify_all(s, &rep);
     store_close(s);
     if (cli_json)
-        printf("{\"ok\": %s, \"versions\": %d, \"commits\": %d, \"objects\": %d, \"problems\": %d, \"orphans\": %d}\n",
+        printf("{\"ok\": %s, \"versions\": %d, \"commits\": %d, \"objects\": %d, \"updates\": %d, \"problems\": %d, "
+               "\"orphans\": %d}\n",
                st == XFFL_OK ? "true" : "false", rep.versions_checked, rep.commits_checked, rep.objects_checked,
-               rep.n_problems, rep.n_orphans);
+               rep.updates_checked, rep.n_problems, rep.n_orphans);
     if (st != XFFL_OK) return cli_report(cmd, st);
     if (!cli_json)
-        printf("ok: %d versions, %d commits, %d delta objects verified; %d orphans\n", rep.versions_checked,
-               rep.commits_checked, rep.objects_checked, rep.n_orphans);
+        printf("ok: %d versions, %d commits, %d delta objects, %d updates verified; %d orphans\n",
+               rep.versions_checked, rep.commits_checked, rep.objects_checked, rep.updates_checked, rep.n_orphans);
     return 0;
 }
 

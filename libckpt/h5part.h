@@ -4,7 +4,8 @@
  * Layout written (docs/design.md "HDF5 files"):
  *   - root attributes: strings, 64-bit ints, doubles (scalars);
  *   - datasets at paths like "model/<tensor>", "outer/<tensor>", "delta/<tensor>",
- *     "scale/<tensor>" (intermediate groups are created), dtype float32, uint16, int8
+ *     "scale/<tensor>" (intermediate groups are created), dtype float32, uint16, int8,
+ *     uint32
  *     or uint8, any shape of 1..4 dims (no zero extents);
  *   - every dataset chunked along its first dimension only (about 1 MiB per chunk,
  *     whole rows), filters shuffle (2) then zstd (32015, cd_values[0] = level), and a
@@ -28,11 +29,13 @@
 #include "common/status.h"
 #include "common/digest.h"
 
-typedef enum { CKPT_DT_F32, CKPT_DT_U16, CKPT_DT_I8, CKPT_DT_U8 } ckpt_dtype;
+/* uint32: the XOR words of a version update (pipelines/update.h); appended last so the
+ * others keep their values. */
+typedef enum { CKPT_DT_F32, CKPT_DT_U16, CKPT_DT_I8, CKPT_DT_U8, CKPT_DT_U32 } ckpt_dtype;
 
 enum { CKPT_MAX_DIMS = 4 };
 
-/* "float32", "uint16", "int8", "uint8" (the names used in manifests). */
+/* "float32", "uint16", "int8", "uint8", "uint32" (the names used in manifests). */
 const char *ckpt_dtype_name(ckpt_dtype d);
 size_t ckpt_dtype_size(ckpt_dtype d);
 /* Name -> dtype; INVALID naming the text. */

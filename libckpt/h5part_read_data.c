@@ -31,6 +31,7 @@ static XFFL_MUST_USE xffl_status type_dtype(hid_t t, const char *file, const cha
     else if (c == H5T_INTEGER && sz == 2 && H5Tget_sign(t) == H5T_SGN_NONE) *d = CKPT_DT_U16;
     else if (c == H5T_INTEGER && sz == 1 && H5Tget_sign(t) == H5T_SGN_2) *d = CKPT_DT_I8;
     else if (c == H5T_INTEGER && sz == 1 && H5Tget_sign(t) == H5T_SGN_NONE) *d = CKPT_DT_U8;
+    else if (c == H5T_INTEGER && sz == 4 && H5Tget_sign(t) == H5T_SGN_NONE) *d = CKPT_DT_U32;
     else return xffl_fail(XFFL_ERR_INVALID, "%s: dataset %s: unsupported element type (class %d, %zu bytes)", file, path, (int)c, sz);
     return XFFL_OK;
 }

@@ -51,6 +51,7 @@ const char *ckpt_dtype_name(ckpt_dtype d)
     case CKPT_DT_U16: return "uint16";
     case CKPT_DT_I8: return "int8";
     case CKPT_DT_U8: return "uint8";
+    case CKPT_DT_U32: return "uint32";
     }
     return "?";
 }
@@ -58,7 +59,8 @@ const char *ckpt_dtype_name(ckpt_dtype d)
 size_t ckpt_dtype_size(ckpt_dtype d)
 {
     switch (d) {
-    case CKPT_DT_F32: return 4;
+    case CKPT_DT_F32:
+    case CKPT_DT_U32: return 4;
     case CKPT_DT_U16: return 2;
     case CKPT_DT_I8:
     case CKPT_DT_U8: return 1;
@@ -68,12 +70,12 @@ size_t ckpt_dtype_size(ckpt_dtype d)
 
 xffl_status ckpt_dtype_parse(const char *name, ckpt_dtype *out)
 {
-    for (int d = CKPT_DT_F32; d <= CKPT_DT_U8; d++)
+    for (int d = CKPT_DT_F32; d <= CKPT_DT_U32; d++)
         if (strcmp(name, ckpt_dtype_name((ckpt_dtype)d)) == 0) {
             *out = (ckpt_dtype)d;
             return XFFL_OK;
         }
-    return xffl_fail(XFFL_ERR_INVALID, "unknown dtype '%s' (known: float32, uint16, int8, uint8)", name);
+    return xffl_fail(XFFL_ERR_INVALID, "unknown dtype '%s' (known: float32, uint16, int8, uint8, uint32)", name);
 }
 
 hid_t ckpt_h5_file_type(ckpt_dtype d)
@@ -83,6 +85,7 @@ hid_t ckpt_h5_file_type(ckpt_dtype d)
     case CKPT_DT_U16: return H5T_STD_U16LE;
     case CKPT_DT_I8: return H5T_STD_I8LE;
     case CKPT_DT_U8: return H5T_STD_U8LE;
+    case CKPT_DT_U32: return H5T_STD_U32LE;
     }
     return -1;
 }
@@ -94,6 +97,7 @@ hid_t ckpt_h5_mem_type(ckpt_dtype d)
     case CKPT_DT_U16: return H5T_NATIVE_UINT16;
     case CKPT_DT_I8: return H5T_NATIVE_INT8;
     case CKPT_DT_U8: return H5T_NATIVE_UINT8;
+    case CKPT_DT_U32: return H5T_NATIVE_UINT32;
     }
     return -1;
 }

@@ -172,7 +172,7 @@ xffl_status ckpt_manifest_add_tensor(ckpt_manifest *m, const char *name, ckpt_dt
     XFFL_RETURN_IF(ndim < 1 || ndim > CKPT_MAX_DIMS, XFFL_ERR_INVALID, "manifest tensor %s: %d dimensions", name, ndim);
     for (int i = 0; i < ndim; i++)
         XFFL_RETURN_IF(shape[i] <= 0, XFFL_ERR_INVALID, "manifest tensor %s: extent %lld", name, (long long)shape[i]);
-    XFFL_RETURN_IF((int)dtype < CKPT_DT_F32 || dtype > CKPT_DT_U8, XFFL_ERR_INVALID, "manifest tensor %s: dtype", name);
+    XFFL_RETURN_IF((int)dtype < CKPT_DT_F32 || dtype > CKPT_DT_U32, XFFL_ERR_INVALID, "manifest tensor %s: dtype", name);
     char *n = strdup(name);
     ckpt_manifest_tensor *t = n ? grow((void **)&m->tensors, &m->n_tensors, sizeof *t) : NULL;
     if (!t) {

@@ -168,7 +168,7 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
             goto done;
         }
     ckpt_delta_meta ex = {.round = round, .base_version = base->version, .base_index = base->index_key,
-                          .facility = c->facility, .codec = f->encoding};
+                          .facility = c->facility, .codec = f->encoding, .k = f->encoding_k};
     st = ckpt_delta_read((const char *const *)paths, m->n_objects, t, m, &ex, NULL, c->delta);
     if (st != XFFL_OK) {
         *bad = is_data_error(st);
@@ -287,9 +287,10 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
         xffl_log(XFFL_LOG_INFO, "round %lld: %d of %d deltas clipped to %g x the median delta norm",
                  (long long)base->version + 1, stt.deltas_clipped, n, ac->delta_clip);
     if (stats) *stats = stt;
-    free(slabs[0]);
+    /* the base's model stays for the update from it (pipelines/update.h) */
+    float *base_model = slabs[0];
     slabs[0] = out;
-    out = NULL;
+    out = base_model;
     const char *facs[PIPE_MAX_FACILITIES], *keys[PIPE_MAX_FACILITIES];
     for (int i = 0; i < n && i < PIPE_MAX_FACILITIES; i++) {
         facs[i] = contribs[i].facility;
@@ -307,7 +308,7 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
         .tokens_seen = tokens_seen, .n_contributors = n, .contributor_facility = facs,
         .contributor_commit = keys, .n_groups = 1 + ns, .groups = groups, .part_size = f->part_size,
         .level = f->zstd_level, .threads = threads, .n_extra = 3, .extra_keys = ek, .extra_values = ev,
-        .signer = signer};
+        .signer = signer, .update_from = base, .update_base = base_model};
     slab_src src = {.slabs = (const float *const *)slabs, .t = t};
     st = pipe_version_publish(to, t, &spec, from_slabs, &src, res);
 done:

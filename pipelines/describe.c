@@ -1,5 +1,6 @@
 /* show and verify of one file or one version. See describe.h. */
 #include "pipelines/describe.h"
+#include "pipelines/update.h"
 #include "pipelines/trust.h"
 
 #include <inttypes.h>
@@ -13,7 +14,7 @@
 #include "pipelines/version.h"
 
 /* The groups an xffl file can hold datasets in. */
-static const char *const file_groups[] = {"model", "outer", "outer/m", "outer/v", "delta", "scale"};
+static const char *const file_groups[] = {"model", "outer", "outer/m", "outer/v", "delta", "scale", "xor"};
 enum { N_FILE_GROUPS = sizeof file_groups / sizeof file_groups[0] };
 
 /* Calls fn for every dataset in the groups an xffl file can hold, with its path and
@@ -216,8 +217,11 @@ xffl_status pipe_verify_file(const char *path, char *format, size_t cap, int *n_
     if (s == XFFL_ERR_NOT_FOUND) s = xffl_fail(XFFL_ERR_INVALID, "%s: no format attribute (not an xffl file)", path);
     if (s == XFFL_OK) {
         snprintf(format, cap, "%s", fmt);
-        if (strcmp(fmt, CKPT_DELTA_FORMAT) == 0) {
-            s = ckpt_h5_check_format(r, CKPT_DELTA_FORMAT, CKPT_DELTA_FORMAT_VERSION);
+        /* a delta part or an update part (pipelines/update.h): every dataset's digest */
+        const int update = strcmp(fmt, PIPE_UPDATE_PART_FORMAT) == 0;
+        if (update || strcmp(fmt, CKPT_DELTA_FORMAT) == 0) {
+            s = update ? ckpt_h5_check_format(r, PIPE_UPDATE_PART_FORMAT, PIPE_UPDATE_PART_FORMAT_VERSION)
+                       : ckpt_h5_check_format(r, CKPT_DELTA_FORMAT, CKPT_DELTA_FORMAT_VERSION);
             if (s == XFFL_OK) s = verify_any_datasets(r, n_checked);
             ckpt_h5_reader_close(r);
             r = NULL;

@@ -9,6 +9,7 @@
 #include "libckpt/manifest.h"
 #include "pipelines/federation.h"
 #include "pipelines/tokenizer.h"
+#include "pipelines/update.h"
 
 /* Per scan: which chain depth references a key (versions) — kept in a side array
  * parallel to all.items so gc can keep only the `keep` newest. */
@@ -70,6 +71,31 @@ static pipe_obj_kind obj_kind(const char *key)
 static int in_dir(const char *key, const char *dir) { return !strncmp(key, dir, strlen(dir)); }
 static int is_commit(const char *key) { return obj_kind(key) == PIPE_OBJ_COMMIT; }
 static int is_rejected(const char *key) { return obj_kind(key) == PIPE_OBJ_REJECTED; }
+
+/* The updates in version v's folder that update its INDEX key (pipelines/update.h) go
+ * with it: referenced, kept and removed with the version. One that does not load, or
+ * updates another INDEX, stays unreferenced: an orphan. */
+static void mark_updates(store *s, pipe_store_scan *sc, int *vdepth, int64_t v, const char *key, int depth)
+{
+    char prefix[64];
+    pipe_version_prefix(v, prefix, sizeof prefix);
+    for (size_t i = 0; i < sc->all.count; i++) {
+        const char *k = sc->all.items[i].key;
+        if (!in_dir(k, prefix) || obj_kind(k) != PIPE_OBJ_UPDATE) continue;
+        ckpt_manifest *m = NULL;
+        if (pipe_manifest_load(s, k, NULL, &m, NULL) != XFFL_OK) continue;
+        const char *ix = ckpt_manifest_get(m, "index");
+        if (ix && !strcmp(ix, key)) {
+            sc->referenced[i] = 1;
+            if (vdepth[i] < 0) vdepth[i] = depth;
+            for (int o = 0; o < m->n_objects; o++) {
+                long oi = mark(sc, k, m->objects[o].name);
+                if (oi >= 0 && vdepth[oi] < 0) vdepth[oi] = depth;
+            }
+        }
+        ckpt_manifest_free(m);
+    }
+}
 
 static XFFL_MUST_USE xffl_status scan_run(store *s, pipe_store_scan *sc, int **vdepth_out)
 {
@@ -145,6 +171,7 @@ static XFFL_MUST_USE xffl_status scan_run(store *s, pipe_store_scan *sc, int **v
                 long oi = mark(sc, key, m->objects[o].name);
                 if (oi >= 0 && vdepth[oi] < 0) vdepth[oi] = depth;
             }
+            mark_updates(s, sc, vdepth, v, key, depth);
             /* parent: the base every contributor trained on. Once gc removed version
              * v-1 (its folder is empty) the contributors of v may be gone too; while
              * v-1 is stored, every contributor must be there, readable, and agree. */
@@ -224,7 +251,32 @@ static int index_groups(const ckpt_manifest *m, char names[PIPE_MAX_GROUPS][32],
     return n;
 }
 
-static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_kept_version *kv, const pipe_version_ref *latest)
+/* The updates beside version kv (pipelines/update.h): applied to version prev's model
+ * (the version before it, when still kept) and checked against kv's INDEX; without
+ * prev, each part's digest and structure. */
+static XFFL_MUST_USE xffl_status verify_updates(store *s, const pipe_version_ref *ref, const pipe_federation *f,
+                                                const ckpt_param_table *t, const pipe_kept_version *prev, int *n)
+{
+    float *base = NULL;
+    xffl_status st = XFFL_OK;
+    pipe_version_ref pref;
+    memset(&pref, 0, sizeof pref);
+    if (prev && prev->version == ref->version - 1) {
+        pref.version = prev->version;
+        snprintf(pref.index_key, sizeof pref.index_key, "%s", prev->index_key);
+        const char *groups[] = {"model"};
+        if (!(base = malloc((size_t)t->total * sizeof *base))) return xffl_fail(XFFL_ERR_NOMEM, "update check");
+        float *slabs[] = {base};
+        st = pipe_version_fetch(s, &pref, t, 1, groups, slabs, NULL);
+    }
+    if (st == XFFL_OK)
+        st = pipe_update_verify(s, ref, t, f->aggregator_key, base, base ? pref.index_key : NULL, n);
+    free(base);
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_kept_version *kv, const pipe_kept_version *prev,
+                                                const pipe_version_ref *latest, int *n_updates)
 {
     pipe_version_ref ref;
     memset(&ref, 0, sizeof ref);
@@ -250,6 +302,7 @@ static XFFL_MUST_USE xffl_status verify_version(store *s, const pipe_kept_versio
         int n = index_groups(m, names, groups);
         st = pipe_version_fetch(s, &ref, t, n, groups, NULL, NULL);
     }
+    if (st == XFFL_OK) st = verify_updates(s, &ref, &f, t, prev, n_updates);
     ckpt_param_table_free(t);
     ckpt_manifest_free(m);
     return st;
@@ -288,10 +341,13 @@ xffl_status pipe_verify_all(store *s, pipe_verify_report *out)
         PROBLEM("LATEST names %s, which is missing or damaged", sc.latest.index_key);
     if (verify_tokenizer(s) != XFFL_OK) PROBLEM("%s", xffl_errmsg());
     for (int k = 0; k < sc.n_kept; k++) {
-        if (verify_version(s, &sc.kept[k], &sc.latest) != XFFL_OK)
+        int nu = 0;
+        if (verify_version(s, &sc.kept[k], k + 1 < sc.n_kept ? &sc.kept[k + 1] : NULL, &sc.latest, &nu) != XFFL_OK)
             PROBLEM("version %lld (%s): %s", (long long)sc.kept[k].version, sc.kept[k].index_key, xffl_errmsg());
-        else
+        else {
             out->versions_checked++;
+            out->updates_checked += nu;
+        }
     }
     for (size_t i = 0; i < sc.all.count; i++) {
         const char *k = sc.all.items[i].key;

@@ -41,6 +41,7 @@ typedef struct {
     int versions_checked;
     int commits_checked;
     int objects_checked;
+    int updates_checked;  /* version updates applied (or, without the version before, read) and checked */
     int n_problems;
     int n_orphans;
 } pipe_verify_report;

@@ -40,6 +40,15 @@ xffl_status pipe_part_key(const char *dir, int part, const char *sha256, char *o
     return pipe_content_key(dir, stem, sha256, ".h5", out, cap);
 }
 
+xffl_status pipe_update_part_key(const char *dir, int part, const char *sha256, char *out, size_t cap)
+{
+    char stem[32];
+    snprintf(stem, sizeof stem, PIPE_UPDATE_PART_STEM "-%03d", part);
+    return pipe_content_key(dir, stem, sha256, ".h5", out, cap);
+}
+
+void pipe_update_stem(int64_t from, char *out, size_t cap) { snprintf(out, cap, PIPE_UPDATE_STEM "-from-v%06" PRId64, from); }
+
 /* The number p starts with, when it is followed by '/' and reads back in the form
  * fmt prints it ("%06" for versions and rounds, "%d" for attempts). Sets *end to the
  * '/'; -1 when not. */
@@ -66,6 +75,9 @@ static pipe_obj_kind object_kind(pipe_key_kind where, const char *name)
     size_t n = strlen(name);
     if (has_stem(name, "part") && n > 8 && !strcmp(name + n - 3, ".h5")) return PIPE_OBJ_PART;
     if (where == PIPE_KEY_VERSION && has_stem(name, PIPE_INDEX_STEM) && !strchr(name, '.')) return PIPE_OBJ_INDEX;
+    if (where == PIPE_KEY_VERSION && has_stem(name, PIPE_UPDATE_STEM) && !strchr(name, '.')) return PIPE_OBJ_UPDATE;
+    if (where == PIPE_KEY_VERSION && has_stem(name, PIPE_UPDATE_PART_STEM) && n > 10 && !strcmp(name + n - 3, ".h5"))
+        return PIPE_OBJ_UPDATE_PART;
     if (where == PIPE_KEY_ATTEMPT && has_stem(name, PIPE_COMMIT_STEM)) return PIPE_OBJ_COMMIT;
     if (where == PIPE_KEY_ATTEMPT && has_stem(name, PIPE_REJECTED_STEM)) return PIPE_OBJ_REJECTED;
     return PIPE_OBJ_NONE;
@@ -199,6 +211,40 @@ static XFFL_MUST_USE xffl_status index_check(const ckpt_manifest *m, const char 
     return XFFL_OK;
 }
 
+/* An UPDATE agrees with itself and its name: it updates version `version` from version
+ * − 1 (its stem says which), names an INDEX of each (`index`, `base_index`), and parts =
+ * its object lines, each an update part of its own folder. */
+static XFFL_MUST_USE xffl_status update_check(const ckpt_manifest *m, const char *key, int64_t version)
+{
+    int64_t v;
+    XFFL_FORWARD(ckpt_manifest_require_int(m, key, "base_version", &v));
+    XFFL_RETURN_IF(v != version - 1, XFFL_ERR_INVALID, "%s: base_version=%lld, expected %lld", key, (long long)v,
+                   (long long)version - 1);
+    char stem[48];
+    pipe_update_stem(v, stem, sizeof stem);
+    const char *slash = strrchr(key, '/');
+    XFFL_RETURN_IF(!has_stem(slash ? slash + 1 : key, stem), XFFL_ERR_INVALID, "%s: not named %s-<12 hex>", key, stem);
+    XFFL_FORWARD(ckpt_manifest_require_int(m, key, "parts", &v));
+    XFFL_RETURN_IF(v != m->n_objects || v < 1, XFFL_ERR_INVALID, "%s: parts=%lld, but %d object lines", key,
+                   (long long)v, m->n_objects);
+    static const char *const refs[] = {"index", "base_index"};
+    for (int i = 0; i < 2; i++) {
+        const char *r;
+        pipe_key k;
+        XFFL_FORWARD(ckpt_manifest_require(m, key, refs[i], &r));
+        XFFL_RETURN_IF(pipe_key_parse(r, &k) != PIPE_KEY_VERSION || k.obj != PIPE_OBJ_INDEX || k.number != version - i,
+                       XFFL_ERR_INVALID, "%s: %s=%s is not an INDEX of version %lld", key, refs[i], r,
+                       (long long)(version - i));
+    }
+    for (int i = 0; i < m->n_objects; i++) {
+        pipe_key k;
+        XFFL_RETURN_IF(pipe_key_parse(m->objects[i].name, &k) != PIPE_KEY_VERSION || k.obj != PIPE_OBJ_UPDATE_PART ||
+                           k.number != version,
+                       XFFL_ERR_INVALID, "%s: object %s is not an update part of its folder", key, m->objects[i].name);
+    }
+    return XFFL_OK;
+}
+
 /* Which format a manifest key holds: one entry per manifest kind. */
 static const struct {
     pipe_obj_kind obj;
@@ -211,6 +257,7 @@ static const struct {
     {PIPE_OBJ_INDEX, PIPE_INDEX_FORMAT, PIPE_INDEX_FORMAT_VERSION, "version", index_check},
     /* a COMMIT's round and facility are aggregate's to judge: its reasons go into REJECTED */
     {PIPE_OBJ_COMMIT, PIPE_COMMIT_FORMAT, PIPE_COMMIT_FORMAT_VERSION, NULL, NULL},
+    {PIPE_OBJ_UPDATE, PIPE_UPDATE_FORMAT, PIPE_UPDATE_FORMAT_VERSION, "version", update_check},
 };
 
 static XFFL_MUST_USE xffl_status check_format(const ckpt_manifest *m, const char *key)
@@ -236,7 +283,7 @@ static XFFL_MUST_USE xffl_status check_format(const ckpt_manifest *m, const char
         }
         return manifest_kinds[i].check ? manifest_kinds[i].check(m, key, k.number) : XFFL_OK;
     }
-    return xffl_fail(XFFL_ERR_INVALID, "%s is not a manifest key (INDEX-* or COMMIT-* in its folder)", key);
+    return xffl_fail(XFFL_ERR_INVALID, "%s is not a manifest key (INDEX-*, COMMIT-* or UPDATE-* in its folder)", key);
 }
 
 xffl_status pipe_manifest_load(store *s, const char *key, const char *sha256, ckpt_manifest **out,

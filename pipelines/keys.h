@@ -7,6 +7,9 @@
  *   LATEST                                             "v000004 INDEX-<12hex> <sha256>\n"
  *   versions/v000004/INDEX-<12hex>                     a version's manifest
  *   versions/v000004/part-000-<12hex>.h5               its parts
+ *   versions/v000004/UPDATE-from-v000003-<12hex>       an update from version 3 to 4
+ *                                                      (pipelines/update.h)
+ *   versions/v000004/update-000-<12hex>.h5             its parts (XOR words)
  *   rounds/r000005/<facility>/a<N>/COMMIT-<12hex>      an attempt's manifest
  *   rounds/r000005/<facility>/a<N>/REJECTED-<12hex>    why aggregate refused it
  *   rounds/r000005/<facility>/a<N>/part-000-<12hex>.h5 its delta parts
@@ -36,10 +39,15 @@
 #define PIPE_INDEX_STEM "INDEX"
 #define PIPE_COMMIT_STEM "COMMIT"
 #define PIPE_REJECTED_STEM "REJECTED"
+/* An update's manifest is "UPDATE-from-v<NNNNNN>-<12hex>" (its stem names the version
+ * it updates from), its parts "update-PPP-<12hex>.h5". */
+#define PIPE_UPDATE_STEM "UPDATE"
+#define PIPE_UPDATE_PART_STEM "update"
 /* Manifest formats and the newest format_version this code reads and writes. */
 #define PIPE_INDEX_FORMAT "xffl-index"
 #define PIPE_COMMIT_FORMAT "xffl-commit"
-enum { PIPE_INDEX_FORMAT_VERSION = 1, PIPE_COMMIT_FORMAT_VERSION = 1 };
+#define PIPE_UPDATE_FORMAT "xffl-update"
+enum { PIPE_INDEX_FORMAT_VERSION = 1, PIPE_COMMIT_FORMAT_VERSION = 1, PIPE_UPDATE_FORMAT_VERSION = 1 };
 enum { PIPE_KEY_MAX = 256, PIPE_KEY_FACILITY_MAX = 64 };
 
 /* A version as LATEST names it: number, INDEX key (full, from the store root), INDEX sha. */
@@ -63,6 +71,10 @@ XFFL_MUST_USE xffl_status pipe_content_key(const char *dir, const char *stem, co
                                            char *out, size_t cap);
 /* "<dir>part-NNN-<12hex>.h5": part number part of a version or an attempt. */
 XFFL_MUST_USE xffl_status pipe_part_key(const char *dir, int part, const char *sha256, char *out, size_t cap);
+/* "<dir>update-NNN-<12hex>.h5": part number part of an update. */
+XFFL_MUST_USE xffl_status pipe_update_part_key(const char *dir, int part, const char *sha256, char *out, size_t cap);
+/* "UPDATE-from-v<NNNNNN>": the stem of the manifest of an update from version `from`. */
+void pipe_update_stem(int64_t from, char *out, size_t cap);
 
 /* What a key is in the layout. */
 typedef enum {
@@ -81,6 +93,8 @@ typedef enum {
     PIPE_OBJ_COMMIT,      /* COMMIT-* in an attempt folder */
     PIPE_OBJ_REJECTED,    /* REJECTED-* in an attempt folder */
     PIPE_OBJ_PART,        /* part-*.h5 in a version or attempt folder */
+    PIPE_OBJ_UPDATE,      /* UPDATE-* (no '.') in a version folder */
+    PIPE_OBJ_UPDATE_PART, /* update-*.h5 in a version folder */
 } pipe_obj_kind;
 
 typedef struct {
@@ -110,10 +124,11 @@ typedef struct {
     size_t len;
 } pipe_manifest_bytes;
 
-/* The one way to read an INDEX or a COMMIT: fetches key, checks its bytes against
- * sha256 (e.g. from LATEST) or, when sha256 is NULL or "", against the digest its
- * content name carries (CORRUPT naming the key), parses it, and checks its format
- * header against the key's kind (INDEX-*: xffl-index, COMMIT-*: xffl-commit) and its
+/* The one way to read an INDEX, a COMMIT or an UPDATE: fetches key, checks its bytes
+ * against sha256 (e.g. from LATEST) or, when sha256 is NULL or "", against the digest
+ * its content name carries (CORRUPT naming the key), parses it, and checks its format
+ * header against the key's kind (INDEX-*: xffl-index, COMMIT-*: xffl-commit,
+ * UPDATE-*: xffl-update, whose own checks are update_check's) and its
  * format_version against the newest this code reads (INVALID naming the key). raw
  * (may be NULL) receives the digest and the bytes. */
 XFFL_MUST_USE xffl_status pipe_manifest_load(store *s, const char *key, const char *sha256, ckpt_manifest **out,

@@ -54,6 +54,7 @@ xffl_status pipe_store_listing_load(store *s, pipe_store_listing *out)
         case PIPE_KEY_VERSION:
             f = folder_for(out->versions, &out->n_versions, &vdir, &vlen, key, k.dir_len);
             if (k.obj == PIPE_OBJ_INDEX) snprintf(f->index, sizeof f->index, "%s", k.name);
+            if (k.obj == PIPE_OBJ_UPDATE || k.obj == PIPE_OBJ_UPDATE_PART) f->update_bytes += size;
             break;
         case PIPE_KEY_ATTEMPT:
             f = folder_for(out->attempts, &out->n_attempts, &adir, &alen, key, k.dir_len);

@@ -18,6 +18,8 @@ typedef struct {
     size_t objects;
     uint64_t bytes;
     char index[128];                      /* version: its INDEX's name ("" when none) */
+    uint64_t update_bytes;                /* version: bytes of its updates (UPDATE-* and update-*.h5),
+                                           * within objects/bytes */
     int is_latest;                        /* version: LATEST names its number */
     int commit, rejected;                 /* attempt: holds a COMMIT / a REJECTED */
 } pipe_listing_folder;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/util.h"
+#include "pipelines/update.h"
 #include "pipelines/version.h"
 
 static const char *base_name(const char *key)
@@ -62,6 +63,68 @@ static XFFL_MUST_USE xffl_status copy_federation(copier *c, const char *sha)
     return st;
 }
 
+/* The objects m names that dst lacks: a batch down (verified) then up, so local disk
+ * holds at most `jobs` of them. tr and paths have room for `jobs`. */
+static XFFL_MUST_USE xffl_status copy_objects(copier *c, const ckpt_manifest *m, store_transfer *tr,
+                                              char (*paths)[4096], uint64_t *vbytes, size_t *vcopied)
+{
+    const size_t batch = (size_t)c->jobs;
+    for (int i = 0; i < m->n_objects;) {
+        size_t nb = 0;
+        for (; i < m->n_objects && nb < batch; i++) {
+            const ckpt_manifest_object *o = &m->objects[i];
+            if (present(c->dst, o->name, o->bytes)) {
+                c->r->skipped++;
+                continue;
+            }
+            snprintf(paths[nb], sizeof paths[nb], "%s/%zu-%s", c->tmp, nb, base_name(o->name));
+            tr[nb] = (store_transfer){o->name, paths[nb], o->sha256};
+            *vbytes += o->bytes;
+            nb++;
+        }
+        if (!nb) continue;
+        XFFL_FORWARD(store_get_many(c->src, tr, nb));
+        for (size_t k = 0; k < nb; k++) tr[k].sha256_hex = NULL;
+        xffl_status st = store_put_many(c->dst, tr, nb);
+        for (size_t k = 0; k < nb; k++) unlink(paths[k]);
+        XFFL_FORWARD(st);
+        *vcopied += nb;
+    }
+    return XFFL_OK;
+}
+
+/* The updates of ref's INDEX (pipelines/update.h): parts, then the manifest, as they
+ * are; one that does not load is left behind (it would only be a fallback's cause). */
+static XFFL_MUST_USE xffl_status copy_updates(copier *c, const pipe_version_ref *ref, store_transfer *tr,
+                                              char (*paths)[4096], uint64_t *vbytes, size_t *vcopied)
+{
+    if (ref->version == 0) return XFFL_OK;
+    store_listing l = {0};
+    XFFL_FORWARD(pipe_update_list(c->src, ref->version, &l));
+    xffl_status st = XFFL_OK;
+    for (size_t i = 0; st == XFFL_OK && i < l.count; i++) {
+        ckpt_manifest *u = NULL;
+        pipe_manifest_bytes raw = {0};
+        if (pipe_manifest_load(c->src, l.items[i].key, NULL, &u, &raw) != XFFL_OK) {
+            xffl_log(XFFL_LOG_WARN, "warning: not copying %s: %s", l.items[i].key, xffl_errmsg());
+            continue;
+        }
+        const char *ix = ckpt_manifest_get(u, "index");
+        if (ix && !strcmp(ix, ref->index_key)) {
+            st = copy_objects(c, u, tr, paths, vbytes, vcopied);
+            if (st == XFFL_OK && !present(c->dst, l.items[i].key, raw.len)) {
+                st = store_put(c->dst, l.items[i].key, raw.text, raw.len);
+                (*vcopied)++;
+                *vbytes += raw.len;
+            }
+        }
+        free(raw.text);
+        ckpt_manifest_free(u);
+    }
+    store_listing_free(&l);
+    return st;
+}
+
 static XFFL_MUST_USE xffl_status copy_version(copier *c, const pipe_version_ref *ref)
 {
     pipe_manifest_bytes text = {0};
@@ -81,34 +144,15 @@ static XFFL_MUST_USE xffl_status copy_version(copier *c, const pipe_version_ref 
     }
     uint64_t vbytes = 0;
     size_t vcopied = 0;
-    /* A batch of parts down (verified) then up, so local disk holds at most `jobs` parts. */
-    for (int i = 0; i < m->n_objects;) {
-        size_t nb = 0;
-        for (; i < m->n_objects && nb < batch; i++) {
-            const ckpt_manifest_object *o = &m->objects[i];
-            if (present(c->dst, o->name, o->bytes)) {
-                c->r->skipped++;
-                continue;
-            }
-            snprintf(paths[nb], sizeof paths[nb], "%s/%zu-%s", c->tmp, nb, base_name(o->name));
-            tr[nb] = (store_transfer){o->name, paths[nb], o->sha256};
-            vbytes += o->bytes;
-            nb++;
-        }
-        if (!nb) continue;
-        XFFL_CHECK_GOTO(st, store_get_many(c->src, tr, nb), out);
-        for (size_t k = 0; k < nb; k++) tr[k].sha256_hex = NULL;
-        st = store_put_many(c->dst, tr, nb);
-        for (size_t k = 0; k < nb; k++) unlink(paths[k]);
-        if (st != XFFL_OK) goto out;
-        vcopied += nb;
-    }
+    XFFL_CHECK_GOTO(st, copy_objects(c, m, tr, paths, &vbytes, &vcopied), out);
     if (!present(c->dst, ref->index_key, text.len)) {
         XFFL_CHECK_GOTO(st, store_put(c->dst, ref->index_key, text.text, text.len), out);
         vcopied++;
         vbytes += text.len;
     } else
         c->r->skipped++;
+    /* its updates after it (they name it), before LATEST */
+    XFFL_CHECK_GOTO(st, copy_updates(c, ref, tr, paths, &vbytes, &vcopied), out);
     c->r->copied += vcopied;
     c->r->bytes += vbytes;
     xffl_log(XFFL_LOG_INFO, "v%06" PRId64 ": %zu of %d objects copied (%" PRIu64 " bytes)", ref->version, vcopied,

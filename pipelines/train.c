@@ -14,6 +14,7 @@
 #include "pipelines/commit.h"
 #include "pipelines/loop.h"
 #include "pipelines/reproduce.h"
+#include "pipelines/update.h"
 #include "text/loader.h"
 
 void pipe_train_options_default(pipe_train_options *o)
@@ -203,6 +204,7 @@ typedef struct {
     char sd[4096], inner_sha[XFFL_SHA256_HEX];
     int lossy;
     xffl_signer *signer; /* the facility's key (NULL: unsigned federation) */
+    pipe_download download; /* how version v's model came (update or full, bytes) */
 } round_job;
 
 static void job_free(round_job *j)
@@ -290,11 +292,8 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     XFFL_RETURN_IF(!j->theta || !j->base_theta, XFFL_ERR_NOMEM, "model slabs (%lld floats)", (long long)n);
     xffl_log(XFFL_LOG_INFO, "%s: round %lld attempt a%d from v%06lld (%s)", o->facility, (long long)round, attempt,
              (long long)base->version, base->index_key);
-    {
-        const char *groups[] = {"model"};
-        float *slabs[] = {j->base_theta};
-        XFFL_FORWARD(pipe_version_fetch(s, base, j->t, 1, groups, slabs, NULL));
-    }
+    /* as an update from the base cached in --state DIR when it can, else in full */
+    XFFL_FORWARD(pipe_model_download(s, base, o->state_dir, f->aggregator_key, j->t, j->base_theta, &j->download));
     memcpy(j->theta, j->base_theta, (size_t)n * 4);
     XFFL_FORWARD(text_loader_open(o->data_glob, f->model.vocab_size, f->tokenizer_sha256, &j->sh));
     text_cursor start;
@@ -376,23 +375,25 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
     text_cursor start = {.seq = plan->cursor}, end = {.seq = lr->cursor_end};
     text_cursor_format(&start, res->cursor_start, sizeof res->cursor_start);
     text_cursor_format(&end, res->cursor_end, sizeof res->cursor_end);
-    char threads[16], bt[16], tt[16], rk[16], acc[16];
+    char threads[16], bt[16], tt[16], rk[16], acc[16], dl[24];
     snprintf(threads, sizeof threads, "%d", o->threads);
     snprintf(bt, sizeof bt, "%d", j->f.batch);
     snprintf(tt, sizeof tt, "%d", j->f.seq_len);
     snprintf(rk, sizeof rk, "%d", ranks);
     snprintf(acc, sizeof acc, "%d", o->accumulate > 0 ? o->accumulate : 1);
+    snprintf(dl, sizeof dl, "%llu", (unsigned long long)j->download.bytes);
     /* the precision changes the delta's bits: recorded with what decides them (oneDNN, ISA) */
     const char *ek[] = {"cursor", "cursor_end", "backend", "threads", "batch", "seq_len", "inner_state", "shards",
-                        "ranks", "accumulate", "precision", "onednn", "isa"};
+                        "ranks", "accumulate", "download", "download_bytes", "precision", "onednn", "isa"};
     const char *ev[] = {res->cursor_start, res->cursor_end, o->backend ? o->backend : "auto", threads, bt, tt,
-                        j->inner_sha, text_loader_digests(j->sh), rk, acc, lr->precision, kern_onednn_version(),
+                        j->inner_sha, text_loader_digests(j->sh), rk, acc,
+                        j->download.via_update ? "update" : "full", dl, lr->precision, kern_onednn_version(),
                         kern_cpu_isa()};
     pipe_commit_spec cs = {.f = &j->f, .fed_sha = j->fed_sha, .t = j->t, .base = &j->base, .round = plan->round,
                            .facility = o->facility, .attempt = (int)plan->attempt, .delta = j->theta,
                            .residual = j->residual, .tokens = lr->tokens, .steps = lr->steps,
                            .loss_first = lr->loss_first, .loss_last = lr->loss_last, .loss_mean = lr->loss_mean,
-                           .seconds = lr->seconds, .n_extra = 13, .extra_keys = ek, .extra_values = ev,
+                           .seconds = lr->seconds, .n_extra = 15, .extra_keys = ek, .extra_values = ev,
                            .threads = o->zstd_threads, .signer = j->signer};
     xffl_log(XFFL_LOG_INFO, "%s: uploading delta (%s)", o->facility, ckpt_codec_name(j->f.encoding));
     XFFL_FORWARD(pipe_commit_delta(s, &cs, res->commit_key, &res->bytes));
@@ -410,7 +411,11 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
             snprintf(p, sizeof p, "%s/residual.f32", o->state_dir);
             XFFL_FORWARD(xffl_write_file_atomic(p, j->residual, (size_t)n * 4));
         }
+        /* version v's model, for the next round's update (pipelines/update.h) */
+        XFFL_FORWARD(pipe_base_save(o->state_dir, &j->base, j->t, j->base_theta));
     }
+    res->download_update = j->download.via_update;
+    res->download_bytes = j->download.bytes;
     res->tokens = lr->tokens;
     res->steps = lr->steps;
     res->loss_first = lr->loss_first;
@@ -616,7 +621,8 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     XFFL_CHECK_GOTO(st, ckpt_manifest_create(&mine), done);
     ckpt_delta_meta meta = {.round = o->round, .base_version = j.base.version, .base_index = j.base.index_key,
                             .facility = o->facility, .tokens = lr.tokens, .steps = lr.steps,
-                            .codec = f->encoding, .block = CKPT_CODEC_BLOCK_DEFAULT};
+                            .codec = f->encoding, .block = CKPT_CODEC_BLOCK_DEFAULT,
+                            .k = f->encoding_k};
     XFFL_CHECK_GOTO(st, ckpt_delta_write(tmp, j.t, j.theta, &meta, j.residual, 0, NULL, "", mine, &files, &nf), done);
     char first[128] = "";
     for (int i = 0; i < m->n_tensors; i++) {

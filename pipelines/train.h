@@ -59,6 +59,8 @@ typedef struct {
     int64_t tokens, steps;
     double loss_first, loss_last, loss_mean, seconds, train_seconds;
     uint64_t bytes;
+    int download_update;    /* 1: version v came as an update from the cached v−1 (pipelines/update.h) */
+    uint64_t download_bytes;/* bytes downloaded for version v's model (COMMIT download_bytes=) */
     char cursor_start[64], cursor_end[64];
 } pipe_train_result;
 

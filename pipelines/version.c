@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/util.h"
+#include "pipelines/update.h"
 
 xffl_status pipe_version_plan(const ckpt_param_table *t, int n_groups, uint64_t part_size, pipe_part_plan *plan)
 {
@@ -240,6 +242,19 @@ xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe
     xffl_sha256_hex(text, len, ref.index_sha);
     XFFL_CHECK_GOTO(st, pipe_content_key(prefix, PIPE_INDEX_STEM, ref.index_sha, NULL, ref.index_key, sizeof ref.index_key), done);
     XFFL_CHECK_GOTO(st, store_put(s, ref.index_key, text, len), done);
+    pipe_update_result ur = {0};
+    if (sp->update_from && sp->update_base) {
+        pipe_update_spec us = {.target = &ref, .base = sp->update_from, .federation_sha256 = sp->federation_sha256,
+                               .base_model = sp->update_base, .fn = fn, .ctx = ctx, .part_size = sp->part_size,
+                               .level = sp->level, .threads = sp->threads, .signer = sp->signer};
+        if (pipe_update_publish(s, t, &us, &ur) != XFFL_OK) {
+            xffl_log(XFFL_LOG_WARN, "warning: %s (facilities will download version %lld in full)", xffl_errmsg(),
+                     (long long)sp->version);
+            memset(&ur, 0, sizeof ur);
+        } else
+            xffl_log(XFFL_LOG_INFO, "wrote %s: %llu bytes (the version's parts: %llu), %d of %d tensors as XOR words",
+                     ur.key, (unsigned long long)ur.stored_bytes, (unsigned long long)stored, ur.n_xor, ur.n_tensors);
+    }
     int written = 0;
     XFFL_CHECK_GOTO(st, move_latest(s, &ref, &written), done);
     if (res) {
@@ -248,6 +263,8 @@ xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe
         res->raw_bytes = raw;
         res->stored_bytes = stored;
         res->latest_written = written;
+        snprintf(res->update_key, sizeof res->update_key, "%s", ur.key);
+        res->update_bytes = ur.stored_bytes;
     }
 done:
     if (st != XFFL_OK) xffl_wrap(st, "publishing version %lld to %s", (long long)sp->version, store_url(s));

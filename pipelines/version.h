@@ -72,6 +72,11 @@ typedef struct {
     const char *const *extra_keys;
     const char *const *extra_values;
     const struct xffl_signer *signer; /* the aggregator's key: signs the INDEX (NULL: unsigned) */
+    /* When both are set, an update from update_from (version − 1) is written after the
+     * INDEX and before LATEST moves (pipelines/update.h); a failure there is a
+     * warning: facilities then download the version in full. */
+    const pipe_version_ref *update_from;
+    const float *update_base;         /* update_from's model, t->total floats */
 } pipe_version_spec;
 
 typedef struct {
@@ -80,6 +85,8 @@ typedef struct {
     uint64_t raw_bytes;       /* uncompressed tensor bytes */
     uint64_t stored_bytes;    /* bytes of the part objects */
     int latest_written;       /* 0 when LATEST already named this version or a later one */
+    char update_key[PIPE_KEY_MAX]; /* the UPDATE written beside it ("" when none) */
+    uint64_t update_bytes;    /* bytes of its parts */
 } pipe_version_result;
 
 /* Writes each part to a temporary file, uploads parts (store_put_many, a few at a

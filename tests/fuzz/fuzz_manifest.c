@@ -4,7 +4,9 @@
  * first byte even, an INDEX (pipe_manifest_load: parse and format header, then format
  * and parse again: the same text); odd, a COMMIT for round 1 of facility "a" on
  * version 0, through pipe_contrib_load (the aggregator's checks of round, facility,
- * base, federation digest, encoding, object lines; the parts themselves are absent). */
+ * base, federation digest, encoding, object lines; the parts themselves are absent).
+ * An even first byte with bit 2 set makes it an UPDATE of version 1 from version 0
+ * (pipe_manifest_load's update_check, pipelines/update.h), read the same way. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!s) setup();
     if (size < 1) return 0;
-    int commit = data[0] & 1;
+    int commit = data[0] & 1, update = !commit && (data[0] & 4);
     data++, size--;
-    char hex[XFFL_SHA256_HEX], key[PIPE_KEY_MAX];
+    char hex[XFFL_SHA256_HEX], key[PIPE_KEY_MAX], stem[48];
     xffl_sha256_hex(data, size, hex);
-    if (pipe_content_key(commit ? "rounds/r000001/a/a1/" : "versions/v000001/", commit ? "COMMIT" : "INDEX", hex, NULL,
-                         key, sizeof key) != XFFL_OK)
+    pipe_update_stem(0, stem, sizeof stem);
+    if (pipe_content_key(commit ? "rounds/r000001/a/a1/" : "versions/v000001/",
+                         commit ? "COMMIT" : update ? stem : "INDEX", hex, NULL, key, sizeof key) != XFFL_OK)
         abort();
     if (store_put(s, key, data, size) != XFFL_OK) abort();
     if (commit) {
