@@ -20,7 +20,8 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   scripts/install-deps >&2 || { echo "train_cpu: python3-torch is missing and could not be installed" >&2; exit 1; }
 fi
 flag() { grep -qw "$1" /proc/cpuinfo && echo true || echo false; }
-model=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //; s/["\\]//g')
+# the name goes into JSON and a sed replacement: no quotes, backslashes, slashes or ampersands
+model=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //' | tr -d '"\\/&')
 cpu="\"cpu\":\"$model\",\"avx512_bf16\":$(flag avx512_bf16),\"amx_bf16\":$(flag amx_bf16)"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
