@@ -22,7 +22,7 @@ CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -ffp-contract
 LDFLAGS  += -fopenmp $(EXTRA_LDFLAGS)
 # The plugin is loaded by h5dump and h5py, which carry no sanitizer runtime: never instrument it.
 PLUGIN_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fPIC -I. $(HDF5_CFLAGS)
-LDLIBS   := $(HDF5_LIBS) $(MPI_LIBS) -ls3 -lcurl -lzstd -lcrypto -lopenblas -lm -lpthread
+LDLIBS   := $(HDF5_LIBS) $(MPI_LIBS) -ls3 -lcurl -lzstd -lcrypto -lopenblas -ldnnl -lm -lpthread
 
 LIB_SRCS    := $(sort $(wildcard common/*.c libckpt/*.c storage/*.c kernels/*.c kernels/cpu/*.c formats/*.c text/*.c comm/*.c pipelines/*.c))
 CMD_SRCS    := $(sort $(wildcard cmd/*.c))
@@ -44,11 +44,11 @@ deps:
 
 # A machine without the build packages stops here, saying what to run, instead of at a
 # compiler error deep in the build. Checked once per build tree (the stamp).
-DEP_HEADERS := cblas.h hdf5.h libs3.h curl/curl.h zstd.h CUnit/Basic.h openssl/sha.h
+DEP_HEADERS := cblas.h hdf5.h libs3.h curl/curl.h zstd.h CUnit/Basic.h openssl/sha.h dnnl.h
 $(BUILD)/.deps-ok:
 	@test -f $(OPENBLAS_INC)/cblas.h && printf '#include <%s>\n' $(DEP_HEADERS) | \
 	    $(CC) -std=c11 -I$(OPENBLAS_INC) $(HDF5_CFLAGS) -E -x c - -o /dev/null 2>/dev/null || { \
-	    echo "make: the headers of OpenBLAS (OpenMP build), HDF5, libs3, libcurl, zstd, CUnit or OpenSSL are missing." >&2; \
+	    echo "make: the headers of OpenBLAS (OpenMP build), HDF5, libs3, libcurl, zstd, CUnit, OpenSSL or oneDNN are missing." >&2; \
 	    echo "make: run 'make test' or 'make demo' (they install the Debian packages first), or scripts/install-deps (root or sudo)." >&2; \
 	    exit 1; }
 	@mkdir -p $(dir $@) && touch $@

@@ -1,6 +1,50 @@
 #!/usr/bin/env bash
-# train_cpu: `small` at batch 8 x 256 tokens, 2 threads: GFLOP/s of training against
-# OpenBLAS sgemm 2048^3 in the same run, tokens/s, peak RSS against the analytic size.
+# train_cpu: `small` at batch 8 x 256 tokens, 2 threads (XFFL_BENCH_THREADS), in each of
+# xffl's precisions (fp32; bf16 where the CPU has bf16 units) and PyTorch's (eager fp32,
+# eager bf16 autocast: bench/train_cpu_torch.py, Debian's python3-torch) on the same
+# model, batch, threads and machine in the same run. Every trainer: median step time over
+# XFFL_BENCH_STEPS (12) steps after warm-up. One JSON line per trainer and mode, each
+# naming the CPU (model, avx512_bf16, amx_bf16); xffl's lines also carry GFLOP/s against
+# the step's GEMMs at the model's shapes in the same precision, measured in the same run
+# (ratio, target >= 0.5). A last line compares the fastest modes (target >= 1.2); its
+# cpu_ratio compares the lowest CPU seconds per step (cpu_step_s, the median of each
+# trainer's), which a machine shared with other jobs disturbs less than the wall clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-"${XFFL_BUILD:-build}/bench/train_cpu" small 8 256 "${XFFL_BENCH_THREADS:-2}" 8
+B=${XFFL_BUILD:-build}
+TH=${XFFL_BENCH_THREADS:-2}
+STEPS=${XFFL_BENCH_STEPS:-12}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# the PyTorch reference needs Debian's python3-torch: the bench's own setup installs it
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  scripts/install-deps >&2 || { echo "train_cpu: python3-torch is missing and could not be installed" >&2; exit 1; }
+fi
+flag() { grep -qw "$1" /proc/cpuinfo && echo true || echo false; }
+# the name goes into JSON and a sed replacement: no quotes, backslashes, slashes or ampersands
+model=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //' | tr -d '"\\/&')
+cpu="\"cpu\":\"$model\",\"avx512_bf16\":$(flag avx512_bf16),\"amx_bf16\":$(flag amx_bf16)"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+tag() { sed "s/}\$/,$cpu}/" | tee -a "$out"; }
+for mode in fp32 bf16; do
+  "$B/bench/train_cpu" small 8 256 "$TH" "$STEPS" 1 auto "$mode" | tag
+done
+# the small preset's dimensions (libckpt/model.c): dim layers heads kv_heads hidden vocab
+/usr/bin/python3 bench/train_cpu_torch.py 288 6 6 6 768 256 8 256 "$TH" "$STEPS" fp32 bf16 |
+  sed 's/"preset_dims":\[[0-9,]*\]/"preset":"small"/' | tag >/dev/null
+grep train_cpu_torch "$out"
+/usr/bin/python3 - "$out" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+x = [r for r in rows if r["bench"] == "train_cpu" and "tokens_per_s" in r]
+t = [r for r in rows if r["bench"] == "train_cpu_torch"]
+bx, bt = max(x, key=lambda r: r["tokens_per_s"]), max(t, key=lambda r: r["tokens_per_s"])
+ratio = bx["tokens_per_s"] / bt["tokens_per_s"]
+# CPU seconds per step (median): on a shared machine less disturbed than the wall clock
+cx, ct = min(r["cpu_step_s"] for r in x), min(r["cpu_step_s"] for r in t)
+print(json.dumps({"bench": "train_cpu_vs_torch", "value": round(ratio, 3), "unit": "x", "target": 1.2,
+                  "pass": ratio >= 1.2, "xffl_mode": bx["mode"], "xffl_tokens_per_s": bx["tokens_per_s"],
+                  "torch_mode": bt["mode"], "torch_tokens_per_s": bt["tokens_per_s"],
+                  "cpu_ratio": round(ct / cx, 3), "gemm_ratio": bx.get("ratio"), "threads": bx["threads"], "cpu": bx["cpu"],
+                  "avx512_bf16": bx["avx512_bf16"], "amx_bf16": bx["amx_bf16"]}, separators=(",", ":")))
+EOF

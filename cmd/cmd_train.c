@@ -11,6 +11,7 @@ static const char *help =
     "usage: xffl train --store URL --facility NAME --data GLOB [--round R] [--state DIR]\n"
     "                  [--keep-inner-state] [--backend cpu|cuda] [--threads N]\n"
     "                  [--accumulate K] [--optimizer auto|sharded|replicated]\n"
+    "                  [--precision auto|fp32|bf16]\n"
     "                  [--checkpoint-every N] [--recompute] [--ranks N]\n"
     "\n"
     "One facility's batch job: reads LATEST (version v), fetches and verifies it, runs\n"
@@ -32,6 +33,9 @@ static const char *help =
     "  --keep-inner-state   keep AdamW state across rounds in --state DIR\n"
     "  --backend B          cpu (default) or cuda\n"
     "  --threads N          cpu threads (default: all cores)\n"
+    "  --precision P        cpu GEMMs: auto (default: bf16 where the CPU has bf16 units,\n"
+    "                       AVX-512 BF16 or AMX, else fp32), fp32, or bf16 (bf16 operands,\n"
+    "                       fp32 accumulation, weights and optimizer); recorded in the COMMIT\n"
     "  --accumulate K       split each rank's share of the batch into K micro-batches\n"
     "                       (ranks x K micro-batches give the same bits for any split)\n"
     "  --optimizer O        auto (the backend's own AdamW on one rank without\n"
@@ -65,7 +69,7 @@ int cmd_train(int argc, char **argv)
     pipe_train_options_default(&o);
     pipe_trust_options trust = {0};
     o.trust = &trust;
-    const char *url, *optimizer = "auto";
+    const char *url, *optimizer = "auto", *precision = "auto";
     int ranks = 1;
     const cli_opt opts[] = {{"--facility", CLI_STR, &o.facility, 0, 0, NULL},
                             {"--data", CLI_STR, &o.data_glob, 0, 0, NULL},
@@ -76,6 +80,7 @@ int cmd_train(int argc, char **argv)
                             {"--keep-inner-state", CLI_FLAG, &o.keep_inner_state, 0, 0, NULL},
                             {"--accumulate", CLI_INT, &o.accumulate, 1, 4096, NULL},
                             {"--optimizer", CLI_STR, &optimizer, 0, 0, NULL},
+                            {"--precision", CLI_STR, &precision, 0, 0, NULL},
                             {"--checkpoint-every", CLI_INT, &o.checkpoint_every, 0, 1 << 30, NULL},
                             {"--recompute", CLI_FLAG, &o.recompute, 0, 0, NULL},
                             {"--ranks", CLI_INT, &ranks, 1, 4096, NULL},
@@ -89,6 +94,7 @@ int cmd_train(int argc, char **argv)
     if (!o.facility) return cli_usage_error(cmd, "--facility NAME is required");
     if (!o.data_glob) return cli_usage_error(cmd, "--data GLOB is required");
     xffl_status st = pipe_opt_mode_parse(optimizer, &o.optimizer);
+    if (st == XFFL_OK) st = kern_precision_parse(precision, &o.precision);
     if (st != XFFL_OK) return cli_report(cmd, st);
     /* Returns in each rank (or failing): the launching process becomes mpirun, so this
      * comes after the usage checks and before anything opens MPI (comm_open). */

@@ -10,6 +10,7 @@ static const char *help =
     "usage: xffl train --dry-run (--model PRESET | --store URL) [--backend cpu|cuda]\n"
     "                  [--ranks N] [--zero 0|1|2] [--device-memory SIZE] [--batch B]\n"
     "                  [--seq-len T] [--accumulate K] [--recompute] [--threads N]\n"
+    "                  [--precision auto|fp32|bf16]\n"
     "                  [--reserve SIZE]\n"
     "\n"
     "Prints what one rank of a train job holds: parameters, gradients, optimizer state,\n"
@@ -30,6 +31,8 @@ static const char *help =
     "  --accumulate K       micro-batches per rank per step, for the default batch\n"
     "  --recompute          recompute each layer's activations in the backward\n"
     "  --threads N          cpu threads (default: all cores)\n"
+    "  --precision P        cpu: the bf16 mode's copies count with bf16 (auto: where\n"
+    "                       this CPU has bf16 units, as train's default)\n"
     "  --reserve SIZE       memory the runtime takes besides xffl's buffers (default\n"
     "                       1G on cuda: CUDA context, cuBLAS, NCCL; 0 on cpu)\n" CLI_STORE_FLAGS_HELP
     "\n"
@@ -108,7 +111,7 @@ int cli_train_dry_run(int argc, char **argv)
     int dry = 0;
     uint64_t reserve = 0;
     int reserve_seen = 0;
-    const char *url;
+    const char *url, *precision = "auto";
     store_options so;
     const cli_opt opts[] = {{"--dry-run", CLI_FLAG, &dry, 0, 0, NULL},
                             {"--model", CLI_STR, &o.preset, 1, 0, NULL},
@@ -121,11 +124,14 @@ int cli_train_dry_run(int argc, char **argv)
                             {"--accumulate", CLI_INT, &o.accumulate, 1, 1 << 20, NULL},
                             {"--recompute", CLI_FLAG, &o.recompute, 0, 0, NULL},
                             {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
+                            {"--precision", CLI_STR, &precision, 0, 0, NULL},
                             {"--reserve", CLI_SIZE, &reserve, 0, 0, &reserve_seen},
                             {0}};
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
     if (rc) return rc;
     if (reserve_seen) o.reserve = (int64_t)reserve;
+    xffl_status pst = kern_precision_parse(precision, &o.precision);
+    if (pst != XFFL_OK) return cli_report(cmd, pst);
     if (o.backend && strcmp(o.backend, "cpu") && strcmp(o.backend, "cuda") && strcmp(o.backend, "auto"))
         return cli_usage_error(cmd, "--backend must be cpu, cuda or auto, not '%s'", o.backend);
     if (url && o.preset) return cli_usage_error(cmd, "--model and --store are exclusive (the store has its model)");

@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "kernels/backend.h"
+#include "kernels/cpu/bf16.h"
 
 struct kern_model {
     const kern_backend *be;
+    kern_precision precision; /* resolved: fp32 or bf16 */
     void *impl;
     ckpt_param_table *table;
 };
@@ -30,6 +32,24 @@ float kern_lr_at(const kern_adamw_config *c, int step)
     double cosine = 0.5 * (1.0 + cos(M_PI * frac));
     return (float)(c->min_lr + (c->lr - c->min_lr) * cosine);
 }
+
+xffl_status kern_precision_parse(const char *s, kern_precision *out)
+{
+    if (s && !strcmp(s, "fp32")) *out = KERN_PREC_FP32;
+    else if (s && !strcmp(s, "bf16")) *out = KERN_PREC_BF16;
+    else if (s && !strcmp(s, "auto")) *out = KERN_PREC_AUTO;
+    else return xffl_fail(XFFL_ERR_USAGE, "precision '%s': expected auto, fp32 or bf16", s ? s : "");
+    return XFFL_OK;
+}
+
+const char *kern_precision_name(kern_precision p)
+{
+    return p == KERN_PREC_BF16 ? "bf16" : p == KERN_PREC_AUTO ? "auto" : "fp32";
+}
+
+kern_precision kern_precision_auto(void) { return kcpu_bf16_available() ? KERN_PREC_BF16 : KERN_PREC_FP32; }
+const char *kern_cpu_isa(void) { return kcpu_bf16_isa(); }
+const char *kern_onednn_version(void) { return kcpu_onednn_version(); }
 
 static const kern_backend *pick(const char *name)
 {
@@ -62,11 +82,31 @@ xffl_status kern_model_create(const ckpt_model_config *cfg, const kern_options *
     if (opt->batch < 1 || opt->seq_len < 1 || opt->seq_len > cfg->max_seq_len)
         return xffl_fail(XFFL_ERR_USAGE, "micro-batch %d x %d: need batch >= 1 and 1 <= seq_len <= %d", opt->batch,
                          opt->seq_len, cfg->max_seq_len);
+    kern_options o = *opt;
+    const int cpu = be == kern_cpu_backend();
+    if (!cpu) {
+        if (o.precision != KERN_PREC_AUTO && o.precision != KERN_PREC_FP32)
+            return xffl_fail(XFFL_ERR_USAGE, "precision %s: the %s backend's precision is set by XFFL_CUDA_PRECISION",
+                             kern_precision_name(o.precision), be->name);
+    } else if (o.precision == KERN_PREC_AUTO) {
+        o.precision = kern_precision_auto();
+    } else if (o.precision == KERN_PREC_BF16 && !kcpu_bf16_available()) {
+        return xffl_fail(XFFL_ERR_UNSUPPORTED,
+                         "precision bf16: this cpu has no bf16 units (needs avx512_bf16 or amx_bf16; onednn %s runs "
+                         "%s here%s); use --precision fp32 or auto",
+                         kcpu_onednn_version(), kcpu_bf16_isa(),
+                         getenv("XFFL_CPU_BF16") && !strcmp(getenv("XFFL_CPU_BF16"), "0") ? ", XFFL_CPU_BF16=0" : "");
+    }
     kern_model *m = calloc(1, sizeof *m);
     if (!m) return xffl_fail(XFFL_ERR_NOMEM, "kern_model");
     m->be = be;
+    if (cpu) m->precision = o.precision;
+    else {
+        const char *p = getenv("XFFL_CUDA_PRECISION");
+        m->precision = p && !strcmp(p, "fp32") ? KERN_PREC_FP32 : KERN_PREC_BF16;
+    }
     xffl_status st = ckpt_param_table_create(cfg, &m->table);
-    if (st == XFFL_OK) st = be->create(cfg, m->table, opt, &m->impl);
+    if (st == XFFL_OK) st = be->create(cfg, m->table, &o, &m->impl);
     if (st != XFFL_OK) {
         kern_model_free(m);
         return st;
@@ -84,6 +124,7 @@ void kern_model_free(kern_model *m)
 }
 
 const char *kern_model_backend(const kern_model *m) { return m->be->name; }
+const char *kern_model_precision(const kern_model *m) { return kern_precision_name(m->precision); }
 void *kern_model_impl(kern_model *m) { return m ? m->impl : NULL; }
 const ckpt_param_table *kern_model_table(const kern_model *m) { return m->table; }
 uint64_t kern_model_bytes(const kern_model *m) { return m->be->bytes(m->impl); }

@@ -5,7 +5,7 @@
  * only as a host float slab in table order (ckpt_param_table.total floats), which
  * is exactly what checkpoints and deltas hold.
  *
- * Backends: "cpu" (OpenMP + OpenBLAS, kernels/cpu/) and "cuda" (cuBLAS + NCCL,
+ * Backends: "cpu" (OpenMP + OpenBLAS in fp32, oneDNN in bf16, kernels/cpu/) and "cuda" (cuBLAS + NCCL,
  * kernels/cuda/), behind the vtable in kernels/backend.h. */
 #ifndef XFFL_KERN_H
 #define XFFL_KERN_H
@@ -15,6 +15,24 @@
 #include "libckpt/model.h"
 
 typedef struct kern_model kern_model; /* opaque */
+
+/* GEMM precision of the cpu backend (kernels/cpu/bf16.h). fp32: every op in fp32 (the
+ * library default, bit-identical to builds before the setting existed). bf16: the linear
+ * layers' GEMMs with bf16 operands and fp32 accumulation (oneDNN), everything else fp32;
+ * needs a CPU with bf16 units (AVX-512 BF16 or AMX), else UNSUPPORTED. auto: bf16 where
+ * the CPU has the units, else fp32 (xffl train's default). The cuda backend takes its
+ * precision from XFFL_CUDA_PRECISION and accepts only auto here. */
+typedef enum { KERN_PREC_FP32 = 0, KERN_PREC_BF16 = 1, KERN_PREC_AUTO = 2 } kern_precision;
+
+/* "fp32", "bf16", "auto" -> *out; USAGE naming the value otherwise. */
+XFFL_MUST_USE xffl_status kern_precision_parse(const char *s, kern_precision *out);
+const char *kern_precision_name(kern_precision p);
+/* What auto becomes on the cpu backend here: bf16 when kcpu_bf16_available(), else fp32. */
+kern_precision kern_precision_auto(void);
+/* The CPU's matrix ISA (oneDNN's effective ISA: "avx512_core_amx", ...) and oneDNN's
+ * version: what a COMMIT records beside the precision. */
+const char *kern_cpu_isa(void);
+const char *kern_onednn_version(void);
 
 typedef struct {
     const char *backend; /* "cpu", "cuda" or NULL/"auto" (cuda when a GPU is visible) */
@@ -26,6 +44,7 @@ typedef struct {
                           * (same bits, one more forward); UNSUPPORTED on a backend without it */
     int no_optimizer;    /* 1: no AdamW slabs: the optimizer runs outside (a shard, pipelines/loop.h);
                           * the optimizer calls then fail with USAGE (reset: only the counter) */
+    kern_precision precision; /* cpu: fp32 (0, the default), bf16 or auto (above) */
 } kern_options;
 
 typedef struct {
@@ -49,6 +68,8 @@ float kern_lr_at(const kern_adamw_config *c, int step);
 XFFL_MUST_USE xffl_status kern_model_create(const ckpt_model_config *cfg, const kern_options *opt, kern_model **out);
 void kern_model_free(kern_model *m);
 const char *kern_model_backend(const kern_model *m);
+/* The precision the model runs: "fp32" or "bf16" (auto resolved; cuda: XFFL_CUDA_PRECISION's). */
+const char *kern_model_precision(const kern_model *m);
 const ckpt_param_table *kern_model_table(const kern_model *m);
 
 /* Copy parameters in / out (host slab, table order, table->total floats). */

@@ -413,7 +413,7 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
     const int H = o->steps, B = o->batch;
     /* with the host optimizer the backend keeps no AdamW slabs: that is the memory sharding saves */
     kern_options ko = {.backend = o->backend, .threads = o->threads, .batch = x->Bm, .seq_len = x->T,
-                       .recompute = o->recompute, .no_optimizer = x->host};
+                       .recompute = o->recompute, .no_optimizer = x->host, .precision = o->precision};
     XFFL_FORWARD(kern_model_create(o->model, &ko, &x->m));
     x->t = kern_model_table(x->m);
     x->n = x->t->total;
@@ -523,6 +523,7 @@ xffl_status pipe_loop_run(xffl_comm *comm, const pipe_loop_options *o, float *th
     r->micro_batches = x.M;
     r->sharded = x.sharded;
     r->backend_bytes = x.m ? kern_model_bytes(x.m) : 0;
+    snprintf(r->precision, sizeof r->precision, "%s", x.m ? kern_model_precision(x.m) : "");
     r->host_bytes = x.host_bytes;
 done:
     ctx_free(&x);

@@ -57,6 +57,7 @@ typedef struct {
     const char *backend;        /* kern_options: "cpu", "cuda", NULL = auto */
     int threads;                /* cpu threads per rank (0 = all cores) */
     int recompute;              /* kern_options.recompute: activations of one layer at a time */
+    kern_precision precision;   /* kern_options.precision (0: fp32; train passes auto's resolution) */
     int steps;                  /* H */
     int batch, seq_len;         /* global batch B (all ranks together) x T */
     int accumulate;             /* K micro-batches per rank and step (0 = 1); B % (R*K) == 0 */
@@ -99,6 +100,7 @@ typedef struct {
     int micro_batches;      /* M = R*K */
     int sharded;            /* 1: the host optimizer on a shard; 0 otherwise */
     uint64_t backend_bytes; /* kern_model_bytes of this rank's model */
+    char precision[8];      /* kern_model_precision of this rank's model: "fp32", "bf16" */
     uint64_t host_bytes;    /* this rank's host buffers: optimizer shard, gradient exchange */
 } pipe_loop_result;
 

@@ -93,6 +93,32 @@ static void cpu_activations(planner *pl, const dims *d, int recompute, int threa
     pl->cur->each += 2 * (uint64_t)N * 4; /* malloc'd: not rounded */
 }
 
+/* The cpu backend's bf16 mode (kernels/cpu/model.c): the weights' bf16 copy, the
+ * output-gradient staging buffer, P's bf16 copy per layer, dS (bf16) and dP (fp32), the
+ * bf16 copies of each layer's GEMM inputs and of the final norm's output. */
+static void cpu_bf16_copies(planner *pl, const dims *d, int recompute)
+{
+    int64_t N = d->N, D = d->D, F = d->F, V = d->V, Dq = (d->H + 2 * d->KV) * d->hd;
+    int per = recompute ? 1 : (int)d->L;
+    const char *one = recompute ? ", one layer (recomputed)" : "";
+    int64_t wide = Dq > 2 * F ? Dq : 2 * F, g = wide > V ? (wide > D ? wide : D) : (V > D ? V : D);
+    line(pl, PIPE_MEM_PARAMS, 1, "bf16 copy of the weight matrices");
+    buf(pl, 1, (Dq * D + D * D + 3 * F * D) * d->L + V * D, 2);
+    line(pl, PIPE_MEM_ACTIVATIONS, 1, "bf16 staging of output gradients (N*max(Dq, 2F, D, V))");
+    buf(pl, 1, N * g, 2);
+    line(pl, PIPE_MEM_ACTIVATIONS, per, "bf16 P (B*H*T^2)%s", one);
+    buf(pl, 1, d->att, 2);
+    line(pl, PIPE_MEM_ACTIVATIONS, 1, "attention backward: bf16 dS, fp32 dP (B*H*T^2 each)");
+    buf(pl, 1, d->att, 2);
+    buf(pl, 1, d->att, 4);
+    line(pl, PIPE_MEM_ACTIVATIONS, per, "bf16 GEMM inputs xn1, q|k|v, att, xn2, g%s", one);
+    buf(pl, 3, N * D, 2);
+    buf(pl, 1, N * Dq, 2);
+    buf(pl, 1, N * F, 2);
+    line(pl, PIPE_MEM_ACTIVATIONS, 1, "bf16 final norm output (N*D)");
+    buf(pl, 1, N * D, 2);
+}
+
 /* Counts as kernels/cuda/model.c's plan() does. */
 static void cuda_activations(planner *pl, const dims *d, int recompute, int bf16)
 {
@@ -267,6 +293,7 @@ xffl_status pipe_memplan_compute(const pipe_memplan_config *c, pipe_memplan *out
     }
     if (cuda) cuda_activations(&pl, &d, c->recompute, bf16);
     else cpu_activations(&pl, &d, c->recompute, c->threads);
+    if (!cuda && c->cpu_bf16) cpu_bf16_copies(&pl, &d, c->recompute);
     if (cuda && R > 1) {
         /* a rank-ordered sum (comm/comm.h) receives every rank's chunk of its shard of a
          * unit, ranks x unit/ranks elements, and adds them locally; the all-gather of the

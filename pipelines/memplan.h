@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 #include "common/status.h"
+#include "kernels/kern.h"
 #include "libckpt/model.h"
 #include "storage/store.h"
 
@@ -39,6 +40,7 @@ typedef struct {
     ckpt_model_config model;
     const char *backend;    /* "cpu" or "cuda" */
     int fp32;               /* cuda: fp32 GEMMs (XFFL_CUDA_PRECISION=fp32): no bf16 copy, no staging */
+    int cpu_bf16;           /* cpu: the bf16 precision (kern_options.precision): its bf16 copies */
     int ranks;              /* >= 1 */
     int zero;               /* 0, 1, 2 (one rank: 0 whatever is asked) */
     int recompute;          /* 1: per-layer activation recomputation */
@@ -89,6 +91,7 @@ typedef struct {
     int seq_len;            /* 0: the federation's */
     int accumulate;         /* micro-batches per rank per step (1) */
     int threads;            /* cpu: 0 = all cores */
+    kern_precision precision; /* cpu: fp32 (0), bf16, auto (what this CPU's auto is) */
     int64_t reserve;        /* -1: 1 GiB on cuda, 0 on cpu */
     uint64_t device_memory; /* 0: cpu: this machine's memory over the ranks; cuda: required */
 } pipe_train_plan_options;

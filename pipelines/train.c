@@ -22,6 +22,7 @@ void pipe_train_options_default(pipe_train_options *o)
     memset(o, 0, sizeof *o);
     o->round = -1;
     o->backend = "cpu";
+    o->precision = KERN_PREC_AUTO;
 }
 
 /* Inner optimizer state as one file: int64 step, then m and v slabs. */
@@ -122,6 +123,7 @@ static void loop_options(const pipe_federation *f, int64_t round, const pipe_tra
     lo->seq_len = f->seq_len;
     lo->accumulate = o->accumulate;
     lo->recompute = o->recompute;
+    lo->precision = o->precision;
     lo->optimizer = o->optimizer;
     pipe_inner_schedule(f, round, &lo->adamw, &lo->step0);
     lo->cursor = start.seq;
@@ -328,8 +330,8 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
         }
     }
     /* a checkpoint is resumed only by a run from the same inputs */
-    snprintf(plan->tag, sizeof plan->tag, "%s %s %lld %s %s %d", base->index_key, j->fed_sha, (long long)start.seq,
-             j->inner_sha, o->backend ? o->backend : "auto", o->threads);
+    snprintf(plan->tag, sizeof plan->tag, "%s %s %lld %s %s %d %s", base->index_key, j->fed_sha, (long long)start.seq,
+             j->inner_sha, o->backend ? o->backend : "auto", o->threads, kern_precision_name(o->precision));
     return XFFL_OK;
 }
 
@@ -380,16 +382,18 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
     snprintf(rk, sizeof rk, "%d", ranks);
     snprintf(acc, sizeof acc, "%d", o->accumulate > 0 ? o->accumulate : 1);
     snprintf(dl, sizeof dl, "%llu", (unsigned long long)j->download.bytes);
+    /* the precision changes the delta's bits: recorded with what decides them (oneDNN, ISA) */
     const char *ek[] = {"cursor", "cursor_end", "backend", "threads", "batch", "seq_len", "inner_state", "shards",
-                        "ranks", "accumulate", "download", "download_bytes"};
+                        "ranks", "accumulate", "download", "download_bytes", "precision", "onednn", "isa"};
     const char *ev[] = {res->cursor_start, res->cursor_end, o->backend ? o->backend : "auto", threads, bt, tt,
                         j->inner_sha, text_loader_digests(j->sh), rk, acc,
-                        j->download.via_update ? "update" : "full", dl};
+                        j->download.via_update ? "update" : "full", dl, lr->precision, kern_onednn_version(),
+                        kern_cpu_isa()};
     pipe_commit_spec cs = {.f = &j->f, .fed_sha = j->fed_sha, .t = j->t, .base = &j->base, .round = plan->round,
                            .facility = o->facility, .attempt = (int)plan->attempt, .delta = j->theta,
                            .residual = j->residual, .tokens = lr->tokens, .steps = lr->steps,
                            .loss_first = lr->loss_first, .loss_last = lr->loss_last, .loss_mean = lr->loss_mean,
-                           .seconds = lr->seconds, .n_extra = 12, .extra_keys = ek, .extra_values = ev,
+                           .seconds = lr->seconds, .n_extra = 15, .extra_keys = ek, .extra_values = ev,
                            .threads = o->zstd_threads, .signer = j->signer};
     xffl_log(XFFL_LOG_INFO, "%s: uploading delta (%s)", o->facility, ckpt_codec_name(j->f.encoding));
     XFFL_FORWARD(pipe_commit_delta(s, &cs, res->commit_key, &res->bytes));
@@ -527,7 +531,13 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "shards", &shards), done);
     const char *thr = ckpt_manifest_get(m, "threads"), *be = ckpt_manifest_get(m, "backend");
     const char *rk = ckpt_manifest_get(m, "ranks"), *ac = ckpt_manifest_get(m, "accumulate");
+    const char *pr = ckpt_manifest_get(m, "precision"), *isa = ckpt_manifest_get(m, "isa");
     pipe_train_options oo = *o;
+    /* the recorded precision (a COMMIT without one predates the setting: fp32) */
+    XFFL_CHECK_GOTO(st, kern_precision_parse(pr && *pr ? pr : "fp32", &oo.precision), done);
+    if (isa && strcmp(isa, kern_cpu_isa()) != 0)
+        xffl_log(XFFL_LOG_WARN, "note: %s trained on isa %s, re-running on %s: bits may differ", ck, isa,
+                 kern_cpu_isa());
     /* by default, re-run with the thread count the COMMIT records */
     if (oo.threads == 0 && thr) oo.threads = atoi(thr);
     /* R ranks with K micro-batches each give the bits of one rank with R*K (loop.h) */

@@ -38,6 +38,7 @@ typedef struct {
     int zstd_threads;       /* compression threads, 0 = default */
     int accumulate;         /* K micro-batches per rank and step (0 = 1; pipelines/loop.h) */
     int recompute;          /* recompute activations layer by layer (same bits, less memory) */
+    kern_precision precision; /* cpu GEMMs: auto (default: bf16 where the CPU has bf16 units), fp32, bf16 */
     pipe_opt_mode optimizer;/* auto: the backend's AdamW for 1 rank x 1 micro-batch, else sharded */
     int checkpoint_every;   /* save the loop's state to --state DIR/r<round>/ every N steps (0: never) */
     int halt_after;         /* tests: stop (exit 1) right after step N's checkpoint, like a kill */

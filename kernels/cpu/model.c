@@ -1,4 +1,6 @@
-/* The CPU backend (kernels/backend.h): fp32, OpenMP + OpenBLAS.
+/* The CPU backend (kernels/backend.h): fp32, OpenMP + OpenBLAS; or, with
+ * kern_options.precision bf16, the GEMMs in bf16 through oneDNN (kernels/cpu/bf16.h; the
+ * bf16 copies are listed at lin_fwd and layer_ab).
  *
  * One slab holds params, grads, AdamW m, v (table order) and then the activations of
  * a Bmax x Tmax micro-batch, planned once. Per layer l (N = Bmax*Tmax, Dqkv = (H+2KV)*hd):
@@ -23,11 +25,22 @@
 #include <string.h>
 
 #include "kernels/backend.h"
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/ops.h"
 
 typedef struct {
     float *x, *xn1, *rstd1, *qkv, *P, *att, *mid, *xn2, *rstd2, *h13, *g;
 } layer_acts;
+
+/* bf16 mode: one layer's weights in bf16, w1 and w3 side by side (one GEMM for both),
+ * and the bf16 copies of its GEMM inputs, made once in the forward and read again by
+ * the weight gradients (the attention's q, k, v too). */
+typedef struct {
+    kcpu_bf16_t *qkv, *wo, *w13, *w2;
+} layer_wb;
+typedef struct {
+    kcpu_bf16_t *xn1, *qkv, *att, *xn2, *g;
+} layer_ab;
 
 typedef struct {
     ckpt_model_config cfg;
@@ -46,6 +59,19 @@ typedef struct {
     float *rope_cos, *rope_sin;
     int32_t *tok, *tgt;
     int B, T, have_targets, have_logits;
+    /* bf16 mode (kcpu_bf16_*): the weights' bf16 copy, remade on the first forward after
+     * the parameters change; the staging buffer of output gradients (gb) */
+    kcpu_bf16_ctx *bf;
+    kcpu_bf16_t *wb, *outb, *gb;
+    kcpu_bf16_t *Pb;  /* attention: each layer's P in bf16, (B,H,T,T) (one with recompute) */
+    kcpu_bf16_t *dSb; /* attention backward: dS in bf16 (B,H,T,T) */
+    float *dP;        /* attention backward: dP, then dS, (B,H,T,T) */
+    int pbT;          /* the T whose causal zeros Pb and dSb hold (0: none yet) */
+    layer_wb *lw;
+    layer_ab *lab;     /* L (all alike with recompute) */
+    kcpu_bf16_t *abuf; /* their storage; then the final norm's output */
+    kcpu_bf16_t *xnfb;
+    int wdirty;
 } cpu_model;
 
 static int cpu_available(void) { return 1; }
@@ -61,6 +87,15 @@ static void cpu_destroy(void *impl)
     cpu_model *m = impl;
     if (!m) return;
     free(m->slab);
+    kcpu_bf16_free(m->bf);
+    free(m->wb);
+    free(m->gb);
+    free(m->Pb);
+    free(m->dSb);
+    free(m->dP);
+    free(m->lw);
+    free(m->lab);
+    free(m->abuf);
     free(m->la);
     free(m->tok);
     free(m->tgt);
@@ -110,6 +145,7 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
     int64_t P = t->total, D = m->D, F = m->F, V = m->V, Dq = m->Dqkv;
     int64_t TT = (int64_t)m->Tmax * m->Tmax;
 #define R16(n) (((n) + 15) / 16 * 16)
+#define R16x(n) (((n) + 31) / 32 * 32)
     int64_t per_layer = R16(N * D) * 5 + R16(N) * 2 + R16(N * Dq) + R16((int64_t)m->Bmax * m->H * TT) + R16(N * F) * 3;
     int64_t kept = m->recompute ? R16(N * D) : per_layer; /* per layer; the first layer holds the shared set */
     int64_t tail = R16(N * D) * 2 + R16(N) * 3 + R16(N * V) + R16(N * D) * 3 + R16(N * Dq) + R16(N * F) * 3 + R16(2 * F * D) * 2 +
@@ -167,12 +203,52 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
     m->rope_cos = TAKE((int64_t)m->Tmax * m->hd / 2);
     m->rope_sin = TAKE((int64_t)m->Tmax * m->hd / 2);
 #undef TAKE
-#undef R16
     /* first touch by the threads that will use the pages, and a defined starting state */
     set_threads(m);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < total; i++) m->slab[i] = 0;
     kcpu_rope_table(m->rope_cos, m->rope_sin, m->Tmax, m->hd, cfg->rope_theta);
+    if (opt->precision == KERN_PREC_BF16) {
+        XFFL_CHECK_GOTO(st, kcpu_bf16_create(&m->bf), fail);
+        int64_t per = Dq * D + D * D + 3 * F * D, nw = per * m->L + V * D;
+        /* the staging buffer holds any GEMM's output gradient: (N, max(Dq, 2F, D, V)) */
+        int64_t wide = Dq > 2 * F ? Dq : 2 * F;
+        int64_t ng = N * (wide > V ? (wide > D ? wide : D) : (V > D ? V : D));
+        m->wb = aligned_alloc(64, (size_t)R16x(nw) * 2);
+        m->gb = aligned_alloc(64, (size_t)R16x(ng) * 2);
+        m->lw = calloc((size_t)m->L, sizeof *m->lw);
+        int64_t np = (int64_t)m->Bmax * m->H * TT;
+        int nPb = m->recompute ? 1 : m->L;
+        int64_t per_ab = R16x(N * D) * 3 + R16x(N * Dq) + R16x(N * F);
+        m->lab = calloc((size_t)m->L, sizeof *m->lab);
+        m->abuf = aligned_alloc(64, (size_t)(per_ab * nPb + R16x(N * D)) * 2);
+        if (m->lab && m->abuf) {
+            for (int l = 0; l < m->L; l++) {
+                kcpu_bf16_t *q = m->abuf + per_ab * (m->recompute ? 0 : l);
+                m->lab[l] = (layer_ab){q, q + R16x(N * D), q + R16x(N * D) + R16x(N * Dq),
+                                       q + R16x(N * D) * 2 + R16x(N * Dq), q + R16x(N * D) * 3 + R16x(N * Dq)};
+            }
+            m->xnfb = m->abuf + per_ab * nPb;
+        }
+        m->Pb = aligned_alloc(64, (size_t)R16x(np) * 2 * nPb);
+        m->dSb = aligned_alloc(64, (size_t)R16x(np) * 2);
+        m->dP = aligned_alloc(64, (size_t)R16x(np) * 4);
+        if (!m->wb || !m->gb || !m->lw || !m->Pb || !m->dSb || !m->dP || !m->lab || !m->abuf) {
+            st = xffl_fail(XFFL_ERR_NOMEM, "cpu backend bf16 copies");
+            goto fail;
+        }
+        kcpu_bf16_t *w = m->wb;
+        for (int l = 0; l < m->L; l++) {
+            m->lw[l] = (layer_wb){w, w + Dq * D, w + Dq * D + D * D, w + Dq * D + D * D + 2 * F * D};
+            w += per;
+        }
+        m->outb = w;
+        m->bytes += (uint64_t)(R16x(nw) + R16x(ng) + R16x(np) * (nPb + 1) + per_ab * nPb + R16x(N * D)) * 2 +
+                    (uint64_t)R16x(np) * 4;
+        m->wdirty = 1;
+    }
+#undef R16
+#undef R16x
     *impl = m;
     return XFFL_OK;
 fail:
@@ -184,6 +260,7 @@ static XFFL_MUST_USE xffl_status cpu_set_params(void *impl, const float *p)
 {
     cpu_model *m = impl;
     memcpy(m->params, p, (size_t)m->t->total * sizeof *p);
+    m->wdirty = 1;
     return XFFL_OK;
 }
 static XFFL_MUST_USE xffl_status cpu_get_params(void *impl, float *p)
@@ -209,6 +286,7 @@ static XFFL_MUST_USE xffl_status cpu_set_params_range(void *impl, int64_t off, i
     cpu_model *m = impl;
     (void)last;
     memcpy(m->params + off, in, (size_t)n * sizeof *in);
+    m->wdirty = 1;
     return XFFL_OK;
 }
 static XFFL_MUST_USE xffl_status no_optimizer(const char *what)
@@ -281,26 +359,103 @@ static void unfuse_dw13(cpu_model *m, int l)
     }
 }
 
+/* ---- linear layers: y = x W^T and its two gradients, fp32 (OpenBLAS) or bf16 (oneDNN) ----
+ * bf16: x and dy are rounded to bf16 per call into the staging buffers (ab, gb), W comes
+ * from the step's bf16 copy; products accumulate in fp32 into fp32 outputs. */
+
+/* The bf16 copy of the weights, once after each parameter change (a step). */
+static void refresh_wb(cpu_model *m)
+{
+    if (!m->bf || !m->wdirty) return;
+    int64_t D = m->D, F = m->F;
+    for (int l = 0; l < m->L; l++) {
+        layer_wb *w = &m->lw[l];
+        kcpu_to_bf16(w->qkv, W(m, CKPT_SLOT_WQ, l), (int64_t)m->Dqkv * D);
+        kcpu_to_bf16(w->wo, W(m, CKPT_SLOT_WO, l), D * D);
+        kcpu_to_bf16(w->w13, W(m, CKPT_SLOT_W1, l), F * D);
+        kcpu_to_bf16(w->w13 + F * D, W(m, CKPT_SLOT_W3, l), F * D);
+        kcpu_to_bf16(w->w2, W(m, CKPT_SLOT_W2, l), D * F);
+    }
+    kcpu_to_bf16(m->outb, W(m, CKPT_SLOT_OUTPUT, 0), (int64_t)m->V * D);
+    m->wdirty = 0;
+}
+
+/* out[N,O] (ldo) = beta out + x[N,K] W[O,K]^T. bf16 mode: x rounded into xb (x NULL: xb
+ * holds it already), Wb: W's bf16 copy. */
+static XFFL_MUST_USE xffl_status lin_fwd(cpu_model *m, float *out, int ldo, const float *x, kcpu_bf16_t *xb,
+                                         const float *Wf, const kcpu_bf16_t *Wb, int N, int K, int O, float beta)
+{
+    if (!m->bf) {
+        kcpu_matmul_fwd(out, ldo, x, Wf, N, K, O, beta);
+        return XFFL_OK;
+    }
+    if (x) kcpu_to_bf16(xb, x, (int64_t)N * K);
+    return kcpu_bf16_gemm(m->bf, 0, 1, N, O, K, xb, K, Wb, K, beta, out, ldo);
+}
+
+/* dx[N,K] = beta_dx dx + dout W (dx may be NULL); dW[O,K] += dout^T x. dout: [N,O] (row
+ * stride O). bf16 mode: dout rounded into the staging buffer (dout NULL: it holds it
+ * already), x's bf16 copy xb from the forward; with dW2, W is two stacked [O/2,K]
+ * halves whose gradients go to dW and dW2 (w1 and w3 of the fused SwiGLU projection). */
+static XFFL_MUST_USE xffl_status lin_bwd(cpu_model *m, float *dx, float beta_dx, float *dW, float *dW2,
+                                         const float *dout, const float *x, const kcpu_bf16_t *xb, const float *Wf,
+                                         const kcpu_bf16_t *Wb, int N, int K, int O)
+{
+    if (!m->bf) {
+        kcpu_matmul_bwd(dx, beta_dx, dW, dout, x, Wf, N, K, O);
+        return XFFL_OK;
+    }
+    if (dout) kcpu_to_bf16(m->gb, dout, (int64_t)N * O);
+    if (dx) XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 0, 0, N, K, O, m->gb, O, Wb, K, beta_dx, dx, K));
+    if (!dW2) return kcpu_bf16_gemm(m->bf, 1, 0, O, K, N, m->gb, O, xb, K, 1.0f, dW, K);
+    int h = O / 2;
+    XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 1, 0, h, K, N, m->gb, O, xb, K, 1.0f, dW, K));
+    return kcpu_bf16_gemm(m->bf, 1, 0, h, K, N, m->gb + h, O, xb, K, 1.0f, dW2, K);
+}
+
+static void rmsnorm_bwd(cpu_model *m, float *dx, float *dg, const float *dout, const float *x, const float *g,
+                        const float *rstd, int N, int D)
+{
+    if (m->bf) kcpu_bf16_rmsnorm_bwd(dx, dg, dout, x, g, rstd, N, D);
+    else kcpu_rmsnorm_bwd(dx, dg, dout, x, g, rstd, N, D);
+}
+
+/* Layer l's bf16 copy of P (B,H,T,T) */
+static kcpu_bf16_t *layer_Pb(cpu_model *m, int l)
+{
+    return m->recompute ? m->Pb : m->Pb + (((int64_t)m->Bmax * m->H * m->Tmax * m->Tmax + 31) / 32 * 32) * l;
+}
+
 /* Layer l's forward from x[l] into its activations and x[l+1] (the last forward's B x T). */
-static void layer_fwd(cpu_model *m, int l)
+static XFFL_MUST_USE xffl_status layer_fwd(cpu_model *m, int l)
 {
     int B = m->B, T = m->T, N = B * T, D = m->D, H = m->H, KV = m->KV, hd = m->hd, F = m->F, Dq = m->Dqkv;
     float eps = m->cfg.norm_eps;
     layer_acts *a = &m->la[l];
-    kcpu_rmsnorm_fwd(a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps);
-    kcpu_matmul_fwd(a->qkv, Dq, a->xn1, W(m, CKPT_SLOT_WQ, l), N, D, Dq, 0.0f);
+    layer_wb *lw = m->bf ? &m->lw[l] : &(layer_wb){0};
+    layer_ab *lb = m->bf ? &m->lab[l] : &(layer_ab){0};
+    if (m->bf) kcpu_bf16_rmsnorm_fwd(lb->xn1, a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps);
+    else kcpu_rmsnorm_fwd(a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps);
+    XFFL_FORWARD(lin_fwd(m, a->qkv, Dq, m->bf ? NULL : a->xn1, lb->xn1, W(m, CKPT_SLOT_WQ, l), lw->qkv, N, D, Dq, 0.0f));
     kcpu_rope(a->qkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 0);
     kcpu_rope(a->qkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 0);
-    kcpu_attention_fwd(a->att, D, a->P, a->qkv, Dq, a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd);
+    if (m->bf) {
+        kcpu_to_bf16(lb->qkv, a->qkv, (int64_t)N * Dq);
+        XFFL_FORWARD(kcpu_bf16_attention_fwd(m->bf, a->att, D, a->P, lb->qkv, Dq, B, T, H, KV, hd, layer_Pb(m, l)));
+    } else {
+        kcpu_attention_fwd(a->att, D, a->P, a->qkv, Dq, a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd);
+    }
     memcpy(a->mid, a->x, (size_t)N * D * sizeof(float));
-    kcpu_matmul_fwd(a->mid, D, a->att, W(m, CKPT_SLOT_WO, l), N, D, D, 1.0f);
-    kcpu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps);
-    fuse_w13(m, l);
-    kcpu_matmul_fwd(a->h13, 2 * F, a->xn2, m->w13, N, D, 2 * F, 0.0f);
-    kcpu_swiglu13_fwd(a->g, a->h13, N, F);
+    XFFL_FORWARD(lin_fwd(m, a->mid, D, a->att, lb->att, W(m, CKPT_SLOT_WO, l), lw->wo, N, D, D, 1.0f));
+    if (m->bf) kcpu_bf16_rmsnorm_fwd(lb->xn2, a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps);
+    else kcpu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps);
+    if (!m->bf) fuse_w13(m, l);
+    XFFL_FORWARD(lin_fwd(m, a->h13, 2 * F, m->bf ? NULL : a->xn2, lb->xn2, m->w13, lw->w13, N, D, 2 * F, 0.0f));
+    if (m->bf) kcpu_bf16_swiglu13_fwd(lb->g, a->g, a->h13, N, F); /* g straight to bf16 */
+    else kcpu_swiglu13_fwd(a->g, a->h13, N, F);
     float *next = m->la[l + 1].x;
     memcpy(next, a->mid, (size_t)N * D * sizeof(float));
-    kcpu_matmul_fwd(next, D, a->g, W(m, CKPT_SLOT_W2, l), N, F, D, 1.0f);
+    return lin_fwd(m, next, D, m->bf ? NULL : a->g, lb->g, W(m, CKPT_SLOT_W2, l), lw->w2, N, F, D, 1.0f);
 }
 
 static XFFL_MUST_USE xffl_status cpu_forward(void *impl, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
@@ -319,15 +474,24 @@ static XFFL_MUST_USE xffl_status cpu_forward(void *impl, const int32_t *inputs, 
                              targets[n], n / T, n % T, V);
     }
     set_threads(m);
+    refresh_wb(m);
+    if (m->bf && m->pbT != T) { /* the attention writes only the causal part of Pb, dSb */
+        int64_t np = ((int64_t)m->Bmax * m->H * m->Tmax * m->Tmax + 31) / 32 * 32;
+        memset(m->Pb, 0, (size_t)np * 2 * (m->recompute ? 1 : m->L));
+        memset(m->dSb, 0, (size_t)np * 2);
+        m->pbT = T;
+    }
     memcpy(m->tok, inputs, (size_t)N * sizeof *inputs);
     if (targets) memcpy(m->tgt, targets, (size_t)N * sizeof *targets);
     m->B = B;
     m->T = T;
+    m->have_logits = m->have_targets = 0;
     float eps = m->cfg.norm_eps;
     kcpu_embedding_fwd(m->la[0].x, m->tok, W(m, CKPT_SLOT_EMBEDDING, 0), N, D);
-    for (int l = 0; l < m->L; l++) layer_fwd(m, l);
-    kcpu_rmsnorm_fwd(m->xnf, m->rstdf, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps);
-    kcpu_matmul_fwd(m->logits, V, m->xnf, W(m, CKPT_SLOT_OUTPUT, 0), N, D, V, 0.0f);
+    for (int l = 0; l < m->L; l++) XFFL_FORWARD(layer_fwd(m, l));
+    if (m->bf) kcpu_bf16_rmsnorm_fwd(m->xnfb, m->xnf, m->rstdf, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps);
+    else kcpu_rmsnorm_fwd(m->xnf, m->rstdf, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps);
+    XFFL_FORWARD(lin_fwd(m, m->logits, V, m->bf ? NULL : m->xnf, m->xnfb, W(m, CKPT_SLOT_OUTPUT, 0), m->outb, N, D, V, 0.0f));
     m->have_logits = 1;
     m->have_targets = targets != NULL;
     if (targets) {
@@ -349,33 +513,49 @@ static XFFL_MUST_USE xffl_status cpu_backward(void *impl)
     float *dlog = m->logits;
     kcpu_xent_bwd(dlog, m->lse, m->tgt, N, V, 1.0f / (float)N);
     m->have_logits = 0;
-    kcpu_matmul_bwd(m->dxn, 0.0f, G(m, CKPT_SLOT_OUTPUT, 0), dlog, m->xnf, W(m, CKPT_SLOT_OUTPUT, 0), N, D, V);
+    m->have_targets = 0;
+    XFFL_FORWARD(lin_bwd(m, m->dxn, 0.0f, G(m, CKPT_SLOT_OUTPUT, 0), NULL, dlog, m->xnf, m->xnfb,
+                         W(m, CKPT_SLOT_OUTPUT, 0), m->outb, N, D, V));
     memset(m->dx, 0, (size_t)N * D * sizeof(float));
-    kcpu_rmsnorm_bwd(m->dx, G(m, CKPT_SLOT_NORM, 0), m->dxn, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), m->rstdf, N, D);
+    rmsnorm_bwd(m, m->dx, G(m, CKPT_SLOT_NORM, 0), m->dxn, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), m->rstdf, N, D);
     for (int l = m->L - 1; l >= 0; l--) {
         layer_acts *a = &m->la[l];
-        if (m->recompute && l < m->L - 1) layer_fwd(m, l); /* the same ops on the same x[l]: the same bits */
+        layer_wb *lw = m->bf ? &m->lw[l] : &(layer_wb){0};
+        layer_ab *lb = m->bf ? &m->lab[l] : &(layer_ab){0};
+        if (m->recompute && l < m->L - 1) XFFL_FORWARD(layer_fwd(m, l)); /* the same ops on the same x[l]: the same bits */
         /* x[l+1] = mid + g w2^T */
-        kcpu_matmul_bwd(m->dg, 0.0f, G(m, CKPT_SLOT_W2, l), m->dx, a->g, W(m, CKPT_SLOT_W2, l), N, F, D);
-        kcpu_swiglu13_bwd(m->dh13, m->dg, a->h13, N, F);
-        fuse_w13(m, l);
-        memset(m->dw13, 0, (size_t)2 * F * D * sizeof(float));
-        kcpu_matmul_bwd(m->dxn, 0.0f, m->dw13, m->dh13, a->xn2, m->w13, N, D, 2 * F);
-        unfuse_dw13(m, l);
-        kcpu_rmsnorm_bwd(m->dx, G(m, CKPT_SLOT_FFN_NORM, l), m->dxn, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), a->rstd2, N,
+        XFFL_FORWARD(lin_bwd(m, m->dg, 0.0f, G(m, CKPT_SLOT_W2, l), NULL, m->dx, a->g, lb->g, W(m, CKPT_SLOT_W2, l),
+                             lw->w2, N, F, D));
+        if (m->bf) kcpu_bf16_swiglu13_bwd(m->gb, m->dh13, m->dg, a->h13, N, F); /* straight to the staging buffer */
+        else kcpu_swiglu13_bwd(m->dh13, m->dg, a->h13, N, F);
+        if (!m->bf) {
+            fuse_w13(m, l);
+            memset(m->dw13, 0, (size_t)2 * F * D * sizeof(float));
+            kcpu_matmul_bwd(m->dxn, 0.0f, m->dw13, m->dh13, a->xn2, m->w13, N, D, 2 * F);
+            unfuse_dw13(m, l);
+        } else {
+            XFFL_FORWARD(lin_bwd(m, m->dxn, 0.0f, G(m, CKPT_SLOT_W1, l), G(m, CKPT_SLOT_W3, l), NULL, a->xn2, lb->xn2,
+                                 NULL, lw->w13, N, D, 2 * F));
+        }
+        rmsnorm_bwd(m, m->dx, G(m, CKPT_SLOT_FFN_NORM, l), m->dxn, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), a->rstd2, N,
                          D);
         /* mid = x + att wo^T */
-        kcpu_matmul_bwd(m->datt, 0.0f, G(m, CKPT_SLOT_WO, l), m->dx, a->att, W(m, CKPT_SLOT_WO, l), N, D, D);
-        kcpu_attention_bwd(m->dqkv, m->dqkv + H * hd, m->dqkv + (H + KV) * hd, m->datt, D, a->P, a->qkv, Dq,
-                           a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd, m->dS);
+        XFFL_FORWARD(lin_bwd(m, m->datt, 0.0f, G(m, CKPT_SLOT_WO, l), NULL, m->dx, a->att, lb->att,
+                             W(m, CKPT_SLOT_WO, l), lw->wo, N, D, D));
+        if (m->bf)
+            XFFL_FORWARD(kcpu_bf16_attention_bwd(m->bf, m->dqkv, m->datt, D, a->P, layer_Pb(m, l), lb->qkv, Dq, B, T,
+                                                 H, KV, hd, m->gb, m->dSb, m->dP));
+        else
+            kcpu_attention_bwd(m->dqkv, m->dqkv + H * hd, m->dqkv + (H + KV) * hd, m->datt, D, a->P, a->qkv, Dq,
+                               a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd, m->dS);
         kcpu_rope(m->dqkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 1);
         kcpu_rope(m->dqkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 1);
-        kcpu_matmul_bwd(m->dxn, 0.0f, G(m, CKPT_SLOT_WQ, l), m->dqkv, a->xn1, W(m, CKPT_SLOT_WQ, l), N, D, Dq);
-        kcpu_rmsnorm_bwd(m->dx, G(m, CKPT_SLOT_ATTN_NORM, l), m->dxn, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), a->rstd1, N,
+        XFFL_FORWARD(lin_bwd(m, m->dxn, 0.0f, G(m, CKPT_SLOT_WQ, l), NULL, m->dqkv, a->xn1, lb->xn1, W(m, CKPT_SLOT_WQ, l),
+                             lw->qkv, N, D, Dq));
+        rmsnorm_bwd(m, m->dx, G(m, CKPT_SLOT_ATTN_NORM, l), m->dxn, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), a->rstd1, N,
                          D);
     }
     kcpu_embedding_bwd(G(m, CKPT_SLOT_EMBEDDING, 0), m->tok, m->dx, N, D);
-    m->have_targets = 0;
     return XFFL_OK;
 }
 
@@ -390,6 +570,7 @@ static XFFL_MUST_USE xffl_status cpu_adamw(void *impl, const kern_adamw_args *a,
     float gscale = a->grad_clip > 0 && norm > a->grad_clip ? (float)(a->grad_clip / norm) : 1.0f;
     m->step++;
     double bc1 = 1.0 - pow(a->beta1, (double)m->step), bc2 = 1.0 - pow(a->beta2, (double)m->step);
+    m->wdirty = 1;
     for (int i = 0; i < m->t->count; i++) {
         const ckpt_param *p = &m->t->params[i];
         float wd = p->kind == CKPT_KIND_NORM ? 0.0f : a->weight_decay;

@@ -5,6 +5,7 @@
 #include "kernels/shard.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -95,10 +96,36 @@ void kcpu_rope_table(float *cosv, float *sinv, int T, int hd, float theta)
         }
 }
 
+/* RoPE on one head's hd values, 16 at a time: x*[c0,c0,c1,c1..] + swap_pairs(x)*[-s0,s0,..]
+ * is a*c - b*s and b*c + a*s with every product and sum rounded as in the scalar loop
+ * (x - y = x + (-y) exactly, sums commute), so both forms give the same bits. */
+__attribute__((target("avx512f"))) static void rope_head_avx512(float *p, const float *c, const float *s, int half,
+                                                                float sgn)
+{
+    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512 alt = _mm512_set_ps(1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1);
+    const __m512 vsg = _mm512_set1_ps(sgn);
+    for (int i = 0; i < half; i += 8) {
+        int left = half - i < 8 ? half - i : 8;
+        __mmask16 k8 = (__mmask16)((1u << left) - 1), k16 = (__mmask16)((1u << (2 * left)) - 1);
+        __m512 cv = _mm512_permutexvar_ps(dup, _mm512_maskz_loadu_ps(k8, c + i));
+        __m512 sv = _mm512_permutexvar_ps(dup, _mm512_maskz_loadu_ps(k8, s + i));
+        sv = _mm512_mul_ps(_mm512_mul_ps(sv, vsg), alt); /* [-s0, s0, ...] (times sgn: exact) */
+        __m512 xv = _mm512_maskz_loadu_ps(k16, p + 2 * i);
+        __m512 sw = _mm512_permute_ps(xv, 0xB1);
+        _mm512_mask_storeu_ps(p + 2 * i, k16, _mm512_add_ps(_mm512_mul_ps(xv, cv), _mm512_mul_ps(sw, sv)));
+    }
+}
+
 void kcpu_rope(float *x, int ld, int B, int T, int nh, int hd, const float *cosv, const float *sinv, int inverse)
 {
     int half = hd / 2;
     float sgn = inverse ? -1.0f : 1.0f;
+    static int vec = -1;
+    if (vec < 0) {
+        __builtin_cpu_init();
+        vec = __builtin_cpu_supports("avx512f");
+    }
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int t = bt % T;
@@ -106,6 +133,10 @@ void kcpu_rope(float *x, int ld, int B, int T, int nh, int hd, const float *cosv
         float *row = x + (int64_t)bt * ld;
         for (int h = 0; h < nh; h++) {
             float *p = row + h * hd;
+            if (vec) {
+                rope_head_avx512(p, c, s, half, sgn);
+                continue;
+            }
             for (int i = 0; i < half; i++) {
                 float a = p[2 * i], b = p[2 * i + 1], si = sgn * s[i];
                 p[2 * i] = a * c[i] - b * si;
@@ -312,11 +343,12 @@ void kcpu_sumsq_parts(const float *x, int64_t n, double *parts)
     for (int64_t c = 0; c < chunks; c++) parts[c] = sumsq_chunk(x, n, c);
 }
 
-void kcpu_adamw(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,
-                float eps, float wd, double bc1, double bc2, float gscale)
+/* One chunk of AdamW, in the scalar expression's exact order: every operation rounds
+ * on its own (-ffp-contract=off; no FMA in the vector form either), so both forms give
+ * the same bits and the AVX-512 one is picked at run time. */
+static void adamw_scalar(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1,
+                         float beta2, float eps, float wd, float ib1, float ib2, float gscale)
 {
-    float ib1 = (float)(1.0 / bc1), ib2 = (float)(1.0 / bc2);
-#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] * gscale;
         float mi = beta1 * m[i] + (1.0f - beta1) * gi;
@@ -324,5 +356,47 @@ void kcpu_adamw(float *p, const float *g, float *m, float *v, int64_t n, float l
         m[i] = mi;
         v[i] = vi;
         p[i] -= lr * ((mi * ib1) / (sqrtf(vi * ib2) + eps) + wd * p[i]);
+    }
+}
+
+__attribute__((target("avx512f"))) static void adamw_avx512(float *p, const float *g, float *m, float *v,
+                                                             int64_t n, float lr, float beta1, float beta2,
+                                                             float eps, float wd, float ib1, float ib2, float gscale)
+{
+    const __m512 b1 = _mm512_set1_ps(beta1), b2 = _mm512_set1_ps(beta2), c1 = _mm512_set1_ps(1.0f - beta1),
+                 c2 = _mm512_set1_ps(1.0f - beta2), vlr = _mm512_set1_ps(lr), veps = _mm512_set1_ps(eps),
+                 vwd = _mm512_set1_ps(wd), vib1 = _mm512_set1_ps(ib1), vib2 = _mm512_set1_ps(ib2),
+                 vgs = _mm512_set1_ps(gscale);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 gi = _mm512_mul_ps(_mm512_loadu_ps(g + i), vgs);
+        __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(m + i)), _mm512_mul_ps(c1, gi));
+        __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(v + i)), _mm512_mul_ps(_mm512_mul_ps(c2, gi), gi));
+        _mm512_storeu_ps(m + i, mi);
+        _mm512_storeu_ps(v + i, vi);
+        __m512 pi = _mm512_loadu_ps(p + i);
+        __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(vi, vib2)), veps);
+        __m512 upd = _mm512_add_ps(_mm512_div_ps(_mm512_mul_ps(mi, vib1), den), _mm512_mul_ps(vwd, pi));
+        _mm512_storeu_ps(p + i, _mm512_sub_ps(pi, _mm512_mul_ps(vlr, upd)));
+    }
+    adamw_scalar(p + i, g + i, m + i, v + i, n - i, lr, beta1, beta2, eps, wd, ib1, ib2, gscale);
+}
+
+void kcpu_adamw(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,
+                float eps, float wd, double bc1, double bc2, float gscale)
+{
+    float ib1 = (float)(1.0 / bc1), ib2 = (float)(1.0 / bc2);
+    static int vec = -1;
+    if (vec < 0) {
+        __builtin_cpu_init();
+        vec = __builtin_cpu_supports("avx512f");
+    }
+    enum { CHUNK = 4096 };
+    int64_t chunks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t lo = c * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
+        if (vec) adamw_avx512(p + lo, g + lo, m + lo, v + lo, len, lr, beta1, beta2, eps, wd, ib1, ib2, gscale);
+        else adamw_scalar(p + lo, g + lo, m + lo, v + lo, len, lr, beta1, beta2, eps, wd, ib1, ib2, gscale);
     }
 }

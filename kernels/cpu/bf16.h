@@ -1,0 +1,91 @@
+/* bf16 compute on CPUs with bf16 matrix units (AVX-512 BF16, AMX-BF16): GEMMs with bf16
+ * operands and fp32 accumulation through oneDNN's matmul primitive (Debian's libdnnl,
+ * the C API of dnnl.h), primitives cached per shape and transpose layout. The CPU
+ * backend's bf16 mode (kernels/cpu/model.c) runs its linear layers through it and keeps
+ * everything else in fp32: master weights, gradients, AdamW state, norms, softmax, loss
+ * (the precision design of kernels/cuda). Detection is at run time (oneDNN's effective
+ * ISA); nothing is compiled for the build machine's CPU.
+ *
+ * XFFL_CPU_BF16=0 in the environment hides the units (tests of the fp32 fallback and of
+ * the "no bf16 units" paths on a machine that has them). */
+#ifndef XFFL_KCPU_BF16_H
+#define XFFL_KCPU_BF16_H
+
+#include <stdint.h>
+#include "common/status.h"
+
+typedef uint16_t kcpu_bf16_t; /* the upper half of an IEEE fp32 */
+
+/* 1 when oneDNN runs bf16 matmul on native units here (and XFFL_CPU_BF16 is not 0). */
+int kcpu_bf16_available(void);
+/* The instruction set oneDNN dispatches to: "avx512_core_amx", "avx512_core_bf16",
+ * "avx512_core", "avx2", ... (what a COMMIT records). */
+const char *kcpu_bf16_isa(void);
+/* "2.6.3" (oneDNN's run-time version). */
+const char *kcpu_onednn_version(void);
+
+/* dst[i] = src[i] rounded to the nearest bf16 (ties to even; NaN stays NaN). Parallel
+ * (OpenMP), AVX-512 BF16 instructions when the CPU has them, else the same rounding in
+ * scalar code: the same bits either way. Call outside a parallel region. */
+void kcpu_to_bf16(kcpu_bf16_t *dst, const float *src, int64_t n);
+/* Rows of a strided matrix: dst[r*ldd + c] = bf16(src[r*lds + c]), c < cols. */
+void kcpu_to_bf16_2d(kcpu_bf16_t *dst, int ldd, const float *src, int lds, int64_t rows, int cols);
+static inline float kcpu_bf16_to_f32(kcpu_bf16_t h)
+{
+    union {
+        uint32_t u;
+        float f;
+    } v = {.u = (uint32_t)h << 16};
+    return v.f;
+}
+
+typedef struct kcpu_bf16_ctx kcpu_bf16_ctx;
+/* UNSUPPORTED when kcpu_bf16_available() is 0. *out freed with kcpu_bf16_free (NULL ok). */
+XFFL_MUST_USE xffl_status kcpu_bf16_create(kcpu_bf16_ctx **out);
+void kcpu_bf16_free(kcpu_bf16_ctx *c);
+
+/* C[M,N] (row stride ldc) = beta*C + op(A) op(B), beta 0 or 1, fp32 accumulation.
+ * op(A) is M x K: A stored row-major [M,K] (lda) or, with ta, [K,M] (op = transpose);
+ * op(B) is K x N: B stored [K,N] (ldb) or, with tb, [N,K]. Threads: OpenMP's current
+ * setting (oneDNN shares the OpenMP runtime). Call outside a parallel region. */
+XFFL_MUST_USE xffl_status kcpu_bf16_gemm(kcpu_bf16_ctx *c, int ta, int tb, int M, int N, int K, const kcpu_bf16_t *A,
+                                         int lda, const kcpu_bf16_t *B, int ldb, float beta, float *C, int ldc);
+/* Batched: for i < b0, j < b1: C[i,j] = beta*C[i,j] + A[i,j] B[i,j], A[i,j] M x K, B[i,j]
+ * K x N, C[i,j] M x N; as, bs, cs: element strides of (i, j, row, column) of A, B and C
+ * (a transpose is a stride: A^T of a row-major [K,M] has strides {.., .., 1, M}). */
+XFFL_MUST_USE xffl_status kcpu_bf16_bgemm(kcpu_bf16_ctx *c, int b0, int b1, int M, int N, int K,
+                                          const kcpu_bf16_t *A, const int64_t as[4], const kcpu_bf16_t *B,
+                                          const int64_t bs[4], float beta, float *C, const int64_t cs[4]);
+/* Causal GQA attention (kcpu_attention_fwd's meaning, kernels/cpu/ops.h) with bf16
+ * products and fp32 softmax. qkvb: bf16 [B*T, ld] rows holding q (H*hd), k, v (KV*hd
+ * each) side by side, after RoPE; out (ldo) gets the heads' outputs, P [B,H,T,T] the fp32
+ * probabilities on and below the diagonal (above it: the raw scores, never read), Pb
+ * their bf16 copy (kept for the backward). Pb must hold zeros above the diagonal of each
+ * T x T block (zero it once per T): only the causal part is written. */
+XFFL_MUST_USE xffl_status kcpu_bf16_attention_fwd(kcpu_bf16_ctx *c, float *out, int ldo, float *P,
+                                                  const kcpu_bf16_t *qkvb, int ld, int B, int T, int H, int KV,
+                                                  int hd, kcpu_bf16_t *Pb);
+/* dqkv (fp32, qkvb's layout) OVERWRITTEN with the gradients of q, k, v given dout (ldo)
+ * and the forward's P, Pb and qkvb. dSb: B*H*T*T bf16, zeros above the diagonals like
+ * Pb. Scratch: dob B*T*ldo bf16; dP B*H*T*T fp32. */
+XFFL_MUST_USE xffl_status kcpu_bf16_attention_bwd(kcpu_bf16_ctx *c, float *dqkv, const float *dout, int ldo,
+                                                  const float *P, const kcpu_bf16_t *Pb, const kcpu_bf16_t *qkvb,
+                                                  int ld, int B, int T, int H, int KV, int hd, kcpu_bf16_t *dob,
+                                                  kcpu_bf16_t *dSb, float *dP);
+/* kcpu_swiglu13_fwd/bwd (ops.h) vectorised with AVX-512 and a polynomial exp (about 2
+ * ulp from libm's expf: the bf16 mode's bits, not the fp32 path's), writing their
+ * outputs in bf16 (what the next GEMM reads). scratch: the fp32 output's size, used
+ * only by the scalar fallback. */
+void kcpu_bf16_swiglu13_fwd(kcpu_bf16_t *g, float *scratch, const float *h13, int N, int F);
+void kcpu_bf16_swiglu13_bwd(kcpu_bf16_t *dh13, float *scratch, const float *dg, const float *h13, int N, int F);
+/* kcpu_rmsnorm_fwd/bwd (ops.h) for the bf16 mode, vectorised (sums in another order than
+ * the fp32 path: the bf16 mode's bits). The forward writes its output in bf16 (only a
+ * GEMM reads it); scratch: N*D floats for the scalar fallback. */
+void kcpu_bf16_rmsnorm_fwd(kcpu_bf16_t *out, float *scratch, float *rstd, const float *x, const float *g, int N, int D,
+                           float eps);
+void kcpu_bf16_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float *x, const float *g, const float *rstd,
+                           int N, int D);
+/* The implementation oneDNN picked for the last primitive created ("brg:avx512_core_amx", ...). */
+const char *kcpu_bf16_impl(const kcpu_bf16_ctx *c);
+
+#endif
