@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/util.h"
+#include "storage/s3_settings.h"
 
 void store_options_default(store_options *o)
 {
@@ -35,8 +36,11 @@ xffl_status store_open(const char *url, const store_options *opt, store **out)
     s->url = strdup(url);
     if (!s->url) { free(s); return xffl_fail(XFFL_ERR_NOMEM, "opening store %s", url); }
     xffl_status st;
-    if (!strncmp(url, "s3://", 5))
-        st = store_s3_open(s, url + 5);
+    if (!strncmp(url, "s3://", 5)) {
+        s3_settings cfg;
+        st = s3_settings_load(url, &cfg);
+        if (st == XFFL_OK) st = cfg.v2 ? store_s3v2_open(s, url + 5, &cfg) : store_s3v4_open(s, url + 5, &cfg);
+    }
     else if (!strncmp(url, "file://", 7)) {
         /* Only local files: "file:///abs" (empty host) or "file://localhost/abs". */
         const char *p = url + 7;
@@ -96,7 +100,6 @@ static XFFL_MUST_USE xffl_status check_key(const store *s, const char *key, int 
 
 /* ---- the one retry loop ---------------------------------------------------------- */
 
-typedef xffl_status (*attempt_fn)(store *s, void *arg);
 
 static double jitter_unit(void)
 {
@@ -115,7 +118,7 @@ static void sleep_s(double sec)
 /* Runs fn until it succeeds, fails for good, or the retries or the deadline are spent.
  * Backoff: 0.1 s doubling up to 5 s, each delay drawn uniformly from [d/2, d] so that
  * parallel workers hitting the same outage do not come back in lockstep. */
-static XFFL_MUST_USE xffl_status with_retries(store *s, const char *what, const char *key, attempt_fn fn, void *arg)
+xffl_status store_with_retries(store *s, const char *what, const char *key, store_attempt_fn fn, void *arg)
 {
     double start = xffl_now(), d = 0.1;
     for (int attempt = 1;; attempt++) {
@@ -160,7 +163,7 @@ xffl_status store_put(store *s, const char *key, const void *data, size_t len)
 {
     XFFL_FORWARD(check_key(s, key, 1));
     struct op_args a = {.key = key, .cdata = data, .len = len};
-    return with_retries(s, "put", key, a_put, &a);
+    return store_with_retries(s, "put", key, a_put, &a);
 }
 
 struct unless_args {
@@ -180,7 +183,7 @@ xffl_status store_put_unless(store *s, const char *key, const void *data, size_t
     XFFL_FORWARD(check_key(s, key, 1));
     if (s->ops->put_unless) {
         struct unless_args a = {key, unless_prefix, data, len};
-        return with_retries(s, "put", key, a_put_unless, &a);
+        return store_with_retries(s, "put", key, a_put_unless, &a);
     }
     store_listing l = {0};
     XFFL_FORWARD(store_list(s, unless_prefix, &l));
@@ -206,8 +209,10 @@ xffl_status store_put_file(store *s, const char *key, const char *path)
     XFFL_RETURN_IF(stat(path, &st), errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "put %s: %s: %s", key, path,
                    strerror(errno));
     XFFL_RETURN_IF(!S_ISREG(st.st_mode), XFFL_ERR_USAGE, "put %s: %s is not a regular file", key, path);
+    uint64_t part = s->ops->mpu_part_size ? s->ops->mpu_part_size(s, (uint64_t)st.st_size) : 0;
+    if (part) return store_put_file_multipart(s, key, path, (uint64_t)st.st_size, part);
     struct op_args a = {.key = key, .path = path, .size = (uint64_t)st.st_size};
-    return with_retries(s, "put", key, a_put_file, &a);
+    return store_with_retries(s, "put", key, a_put_file, &a);
 }
 
 static XFFL_MUST_USE xffl_status a_get(store *s, void *v)
@@ -220,7 +225,7 @@ xffl_status store_get(store *s, const char *key, void **data, size_t *len)
 {
     XFFL_FORWARD(check_key(s, key, 0));
     struct op_args a = {.key = key};
-    XFFL_FORWARD(with_retries(s, "get", key, a_get, &a));
+    XFFL_FORWARD(store_with_retries(s, "get", key, a_get, &a));
     *data = a.data;
     if (len) *len = a.len;
     return XFFL_OK;
@@ -236,7 +241,7 @@ xffl_status store_head(store *s, const char *key, uint64_t *size, int64_t *mtime
 {
     XFFL_FORWARD(check_key(s, key, 0));
     struct op_args a = {.key = key};
-    XFFL_FORWARD(with_retries(s, "head", key, a_head, &a));
+    XFFL_FORWARD(store_with_retries(s, "head", key, a_head, &a));
     if (size) *size = a.size;
     if (mtime) *mtime = a.mtime;
     return XFFL_OK;
@@ -252,7 +257,7 @@ xffl_status store_delete(store *s, const char *key)
 {
     XFFL_FORWARD(check_key(s, key, 0));
     struct op_args a = {.key = key};
-    return with_retries(s, "delete", key, a_del, &a);
+    return store_with_retries(s, "delete", key, a_del, &a);
 }
 
 /* ---- listings -------------------------------------------------------------------- */
@@ -301,7 +306,7 @@ static XFFL_MUST_USE xffl_status list_common(store *s, const char *prefix, int p
     if (!prefix) prefix = "";
     XFFL_RETURN_IF(prefix[0] == '/' || strstr(prefix, ".."), XFFL_ERR_USAGE, "%s: bad prefix '%s'", s->url, prefix);
     struct op_args a = {.prefix = prefix, .partial = partial, .listing = out};
-    xffl_status st = with_retries(s, "list", prefix[0] ? prefix : "(all keys)", a_list, &a);
+    xffl_status st = store_with_retries(s, "list", prefix[0] ? prefix : "(all keys)", a_list, &a);
     if (st != XFFL_OK) {
         store_listing_free(out);
         return st;
@@ -382,7 +387,7 @@ static XFFL_MUST_USE xffl_status get_file_common(store *s, const char *key, cons
     struct op_args a = {.key = key, .path = tmp, .fd = fd, .ctx = ctx};
     char got[XFFL_SHA256_HEX] = "";
     for (int round = 0; round < (sha256_hex ? 2 : 1); round++) {
-        XFFL_CHECK_GOTO(st, with_retries(s, "get", key, a_get_fd, &a), out);
+        XFFL_CHECK_GOTO(st, store_with_retries(s, "get", key, a_get_fd, &a), out);
         if (!sha256_hex) break;
         uint8_t dg[XFFL_SHA256_LEN];
         xffl_sha256_final(ctx, dg);

@@ -25,6 +25,24 @@ typedef struct store_ops {
     /* put_mem unless a key starts with unless_prefix (EXISTS naming it), atomically with
      * respect to other writers of this store; NULL: store.c lists, then puts. */
     xffl_status (*put_unless)(store *s, const char *key, const void *data, size_t len, const char *unless_prefix);
+    /* Multipart upload (NULL: put_file always). Why the parts are operations here rather
+     * than a loop inside the backend: each part, the start and the completion is one
+     * attempt like any other, so store.c's one retry loop (with_retries: backoff,
+     * deadline, the transient/permanent split) applies to each part on its own, a part
+     * that failed is sent again alone, and the parts go in parallel on store.c's threads
+     * (opt.jobs) like store_many's objects. store_multipart.c drives them: begin, the
+     * parts, complete; on any failure that is final, abort (an upload killed midway is
+     * never visible as an object; `xffl gc` finds its leftovers in the partial listing).
+     * mpu_part_size: 0 for a single PUT of an object this size, else the part size. */
+    uint64_t (*mpu_part_size)(store *s, uint64_t size);
+    xffl_status (*mpu_begin)(store *s, const char *key, char **upload_id);
+    /* part_no from 1; the bytes [off, off+len) of path; the part's ETag into etag */
+    xffl_status (*mpu_part)(store *s, const char *key, const char *upload_id, int part_no, const char *path,
+                            uint64_t off, uint64_t len, char *etag, size_t etag_cap);
+    /* total: the object's size, to recognize a retried Complete whose first answer was lost */
+    xffl_status (*mpu_complete)(store *s, const char *key, const char *upload_id, char *const *etags, int nparts,
+                                uint64_t total);
+    xffl_status (*mpu_abort)(store *s, const char *key, const char *upload_id);
     void (*close)(store *s);
 } store_ops;
 
@@ -37,9 +55,21 @@ struct store {
 };
 
 /* Backend constructors: fill s->ops, s->impl, s->endpoint. rest is the URL after "scheme://"
- * (or the plain path). */
+ * (or the plain path). The s3 ones take over cfg (freed on failure too); store.c picks
+ * one by cfg->v2 (XFFL_S3_SIGNATURE). */
+typedef struct s3_settings s3_settings;
 XFFL_MUST_USE xffl_status store_file_open(store *s, const char *root);
-XFFL_MUST_USE xffl_status store_s3_open(store *s, const char *bucket_and_prefix);
+XFFL_MUST_USE xffl_status store_s3v2_open(store *s, const char *bucket_and_prefix, s3_settings *cfg);
+XFFL_MUST_USE xffl_status store_s3v4_open(store *s, const char *bucket_and_prefix, s3_settings *cfg);
+
+/* store.c's one retry loop around a single attempt fn(s, arg) (what and key name it in
+ * messages): transient failures are retried with backoff within opt.retries and
+ * opt.retry_deadline, then UNREACHABLE. */
+typedef xffl_status (*store_attempt_fn)(store *s, void *arg);
+XFFL_MUST_USE xffl_status store_with_retries(store *s, const char *what, const char *key, store_attempt_fn fn, void *arg);
+/* store_put_file of an object the backend uploads in parts of part_size (store_multipart.c). */
+XFFL_MUST_USE xffl_status store_put_file_multipart(store *s, const char *key, const char *path, uint64_t size,
+                                                   uint64_t part_size);
 
 /* Appends one entry (key copied) to a listing being built. */
 XFFL_MUST_USE xffl_status store_listing_push(store_listing *l, size_t *cap, const char *key, uint64_t size, int64_t mtime);

@@ -1,4 +1,4 @@
-/* s3:// backend on libs3 2.0: path-style URLs, signature V2, one PUT per object (no
+/* s3:// backend on libs3 2.0 (XFFL_S3_SIGNATURE=v2; v4 is store_s3v4.c): signature V2, one PUT per object (no
  * multipart, so objects are limited to 4 GiB here). Each function is one attempt: it
  * classifies the outcome (transient, auth, missing) and store.c decides about retries.
  *
@@ -6,6 +6,7 @@
  * so every GET counts its bytes against Content-Length; every PUT compares the ETag the
  * server computed (MD5 of what it stored) with the MD5 of what was sent. */
 #include "storage/store_impl.h"
+#include "storage/s3_settings.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -491,40 +492,27 @@ static const store_ops s3_ops = {
     .close = s3_close,
 };
 
-static XFFL_MUST_USE xffl_status need_env(const store *s, const char *name, const char *what, const char **out)
+xffl_status store_s3v2_open(store *s, const char *rest, s3_settings *cfg)
 {
-    const char *v = getenv(name);
-    XFFL_RETURN_IF(!v || !*v, XFFL_ERR_USAGE, "store %s: %s is not set (%s)", s->url, name, what);
-    *out = v;
-    return XFFL_OK;
-}
-
-xffl_status store_s3_open(store *s, const char *rest)
-{
-    const char *host = NULL, *access = NULL, *secret = NULL, *https = getenv("XFFL_S3_HTTPS");
-    XFFL_FORWARD(need_env(s, "XFFL_S3_ENDPOINT", "host:port of the S3 service", &host));
-    XFFL_FORWARD(need_env(s, "AWS_ACCESS_KEY_ID", "the S3 access key", &access));
-    XFFL_FORWARD(need_env(s, "AWS_SECRET_ACCESS_KEY", "the S3 secret key", &secret));
-    XFFL_RETURN_IF(strchr(host, '/') || strchr(host, ' '), XFFL_ERR_USAGE,
-                   "store %s: XFFL_S3_ENDPOINT must be host:port, not '%s' (XFFL_S3_HTTPS picks http or https)", s->url,
-                   host);
-    int use_https = 1;
-    if (https && *https) {
-        XFFL_RETURN_IF(strcmp(https, "0") && strcmp(https, "1"), XFFL_ERR_USAGE,
-                       "store %s: XFFL_S3_HTTPS must be 0 or 1, not '%s'", s->url, https);
-        use_https = https[0] == '1';
-    }
+    const char *host = cfg->hostport;
     const char *slash = strchr(rest, '/');
     size_t blen = slash ? (size_t)(slash - rest) : strlen(rest);
-    XFFL_RETURN_IF(blen == 0, XFFL_ERR_USAGE, "store %s: no bucket (expected s3://bucket/prefix)", s->url);
+    if (blen == 0) {
+        s3_settings_free(cfg);
+        return xffl_fail(XFFL_ERR_USAGE, "store %s: no bucket (expected s3://bucket/prefix)", s->url);
+    }
     s3_store *b = calloc(1, sizeof *b);
-    XFFL_RETURN_IF(!b, XFFL_ERR_NOMEM, "opening %s", s->url);
+    if (!b) {
+        s3_settings_free(cfg);
+        return xffl_fail(XFFL_ERR_NOMEM, "opening %s", s->url);
+    }
     s->impl = b; /* from here s3_close frees it on failure */
     s->ops = &s3_ops;
+    int use_https = cfg->https;
     b->bucket = strndup(rest, blen);
     b->host = strdup(host);
-    b->access = strdup(access);
-    b->secret = strdup(secret);
+    b->access = strdup(cfg->access);
+    b->secret = strdup(cfg->secret);
     /* prefix without leading/trailing slashes, then one trailing '/' if non-empty */
     const char *p = slash ? slash : "";
     while (*p == '/') p++;
@@ -538,21 +526,23 @@ xffl_status store_s3_open(store *s, const char *rest)
         st = xffl_fail(XFFL_ERR_NOMEM, "opening %s", s->url);
     else if (strstr(b->prefix, "//") || strstr(b->prefix, ".."))
         st = xffl_fail(XFFL_ERR_USAGE, "store %s: bad prefix", s->url);
-    else if (S3_validate_bucket_name(b->bucket, S3UriStylePath) != S3StatusOK)
+    else if (S3_validate_bucket_name(b->bucket, cfg->virtual_hosted ? S3UriStyleVirtualHost : S3UriStylePath) != S3StatusOK)
         st = xffl_fail(XFFL_ERR_USAGE, "store %s: bad bucket name '%s'", s->url, b->bucket);
     else if (strlen(host) > S3_MAX_HOSTNAME_SIZE)
-        st = xffl_fail(XFFL_ERR_USAGE, "store %s: XFFL_S3_ENDPOINT too long", s->url);
+        st = xffl_fail(XFFL_ERR_USAGE, "store %s: the endpoint's host name is too long", s->url);
     if (st == XFFL_OK) {
         pthread_once(&init_once, s3_init);
         if (init_status != S3StatusOK)
             st = xffl_fail(XFFL_ERR_INTERNAL, "libs3 initialization failed: %s", S3_get_status_name(init_status));
     }
+    int virtual_hosted = cfg->virtual_hosted;
+    s3_settings_free(cfg);
     if (st != XFFL_OK) {
         s3_close(s);
         s->ops = NULL;
         return st;
     }
-    b->ctx = (S3BucketContext){b->host, b->bucket, use_https ? S3ProtocolHTTPS : S3ProtocolHTTP, S3UriStylePath,
-                               b->access, b->secret};
+    b->ctx = (S3BucketContext){b->host, b->bucket, use_https ? S3ProtocolHTTPS : S3ProtocolHTTP,
+                               virtual_hosted ? S3UriStyleVirtualHost : S3UriStylePath, b->access, b->secret};
     return XFFL_OK;
 }

@@ -6,10 +6,10 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 X=$BUILD/xffl
 T=$BUILD/faults/store_torture
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/xffl-storetest-XXXXXX")
+# federation pins (xffl verify) of this run only: other runs reuse the same s3:// URLs
+export XDG_CONFIG_HOME=$WORK/config
 PROXY_PID=
 fails=0
-# keys and federation pins of this run stay in it (tests/run gives each script its own)
-export XDG_CONFIG_HOME=${XDG_CONFIG_HOME:-$WORK/config}
 
 cleanup() {
   stop_proxy
@@ -27,6 +27,8 @@ s3_signature() {
   if ! grep -q XFFL_S3_SIGNATURE "$X" 2>/dev/null; then echo v2; return; fi
   case ${XFFL_S3_SIGNATURE:-} in v2) echo v2 ;; *) echo v4 ;; esac
 }
+# the S3 backend under test: XFFL_S3_SIGNATURE=v2 (libs3) or v4 (the default)
+SIG=$(s3_signature)
 
 # Starts s3rver (bucket xffl) and exports its settings; exits 0 with SKIP if impossible.
 # The test matrix (tests/s3/matrix.sh) picks what stands in front of it:
@@ -40,6 +42,7 @@ start_s3() {
   local env args=()
   if [ "$(s3_signature)" = v4 ] || [ "${XFFL_S3_TEST_PROXY:-0}" = 1 ]; then
     args+=(--sigv4)
+    S3_VERIFYING=1
     for a in ${XFFL_S3_TEST_PROXY_ARGS:-}; do args+=(--proxy-arg "$a"); done
   fi
   if [ "${XFFL_S3_TEST_TLS:-0}" = 1 ]; then
@@ -165,6 +168,10 @@ check_unreachable() {
 # A wrong secret is refused at once (no retries), exit 1, "credentials rejected".
 check_wrong_secret() {
   local t0 t1 rc
+  if [ "$SIG" = v4 ] && [ -z "${S3_VERIFYING:-}" ]; then
+    echo "SKIP: wrong secret with signature v4: s3rver lets any V4 signature of a known key through (S3_VERIFYING=1 when a verifying proxy is in front)"
+    return
+  fi
   t0=$(date +%s.%N)
   AWS_SECRET_ACCESS_KEY=not-the-secret "$X" --verbose ls --store s3://xffl/x >/dev/null 2>"$WORK/auth.err"
   rc=$?
@@ -223,8 +230,12 @@ PY
   fi
 }
 
-# Objects over 4 GiB are refused before any request (libs3 2.0: no multipart upload).
+# Objects over 4 GiB are refused before any request (v2: libs3 2.0 has no multipart upload).
 check_too_big() {
+  if [ "$SIG" = v4 ]; then
+    echo "SKIP: 5 GiB object refused: only libs3 (v2) has the 4 GiB limit; v4 uploads it in parts"
+    return
+  fi
   truncate -s 5G "$WORK/huge.bin"
   "$T" --store s3://xffl/t-huge put huge.bin "$WORK/huge.bin" >/dev/null 2>"$WORK/huge.err"
   local rc=$?

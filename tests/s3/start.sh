@@ -53,7 +53,9 @@ log=$dir/s3rver.log
 # libcurl resolve *.localhost to loopback themselves); 127.0.0.1 stays path-style
 args=(-d "$dir/data" -a 127.0.0.1 -p "$port" --no-vhost-buckets --service-endpoint localhost)
 [ "$bucket" = "-" ] || args+=(--configure-bucket "$bucket")
-node "$here/node_modules/s3rver/bin/s3rver.js" "${args[@]}" >"$log" 2>&1 &
+# --openssl-legacy-provider: s3rver's ListObjectsV2 continuation tokens are DES, which
+# OpenSSL 3 only has in its legacy provider (without it every truncated v2 listing is a 500)
+node --openssl-legacy-provider "$here/node_modules/s3rver/bin/s3rver.js" "${args[@]}" >"$log" 2>&1 &
 pid=$!
 pids=$pid
 started() { # log pattern pid

@@ -1,0 +1,1086 @@
+/* s3:// backend with signature V4 (the default; XFFL_S3_SIGNATURE=v2 is store_s3.c):
+ * libcurl for the transport, storage/sigv4.c for the signature, storage/s3xml.c for
+ * the answers. Each function is one attempt that classifies its outcome (transient,
+ * auth, missing, usage); retries, deadlines and digests stay in store.c, which also
+ * drives multipart uploads through the mpu_* operations (store_impl.h).
+ *
+ * Connections: a store keeps a pool of curl easy handles; a request takes one and gives
+ * it back, so its open connection (and TLS session) serves the next request of any
+ * thread. Every body is hashed for x-amz-content-sha256 before it is sent (a file or a
+ * part in a first pass), and every PUT's ETag is compared with the MD5 of what was sent.
+ * TLS: certificates are always verified (system CAs, or AWS_CA_BUNDLE); a certificate
+ * that does not verify, or a protocol mismatch (https spoken to an http endpoint and the
+ * reverse), is a permanent error, never retried, never a fallback to plain http. */
+#include "storage/store_impl.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include "common/log.h"
+#include "storage/s3_settings.h"
+#include "storage/s3xml.h"
+#include "storage/sigv4.h"
+
+#define MIB (1ull << 20)
+#define GIB (1ull << 30)
+/* S3's limits: a single PUT up to 5 GiB; parts of 5 MiB (but the last) to 5 GiB, 10,000 at most */
+#define S3_MAX_PUT (5 * GIB)
+#define S3_MIN_PART (5 * MIB)
+#define S3_MAX_PART (5 * GIB)
+#define S3_MAX_PARTS 10000
+/* marks an in-progress multipart upload in a partial listing: "<key>.tmp.upload.<hex id>"
+ * (no stored key holds ".tmp.", store.c refuses to write one) */
+#define UPLOAD_MARK ".tmp.upload."
+
+typedef struct {
+    s3_settings cfg;
+    char *bucket;
+    char *prefix; /* "" or "some/prefix/" */
+    char *host;   /* the Host header: host[:port], or bucket.host[:port] when virtual-hosted */
+    char *origin; /* scheme://host[:port] */
+    uint64_t threshold, part_size; /* multipart above threshold; 0: chosen from the size */
+    pthread_mutex_t mu;
+    CURL **pool;
+    size_t npool, cap;
+    CURLSH *share;
+    int uploads_unsupported_noted;
+} v4_store;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* ---- one request ------------------------------------------------------------------- */
+
+typedef struct {
+    const char *method;      /* GET HEAD PUT POST DELETE */
+    const char *op, *key;    /* for messages: "get", the key relative to the store */
+    const char *object;      /* full object name ("" for the bucket) */
+    const sigv4_pair *q;
+    size_t nq;
+    /* body: memory, or a file range read with pread */
+    const char *body;
+    uint64_t body_len;
+    int in_fd;
+    uint64_t in_off;
+    char payload_sha[XFFL_SHA256_HEX];
+    EVP_MD_CTX *md5;         /* of what was sent (PUT) */
+    uint64_t sent;
+    int read_errno;
+    /* response body: into out_fd (hashing into sha) or memory */
+    int out_fd;
+    xffl_sha256_ctx *sha;
+    char *buf;
+    size_t len, cap, max_mem;
+    int io_errno, overflow;
+    /* response */
+    long http;
+    int have_cl;
+    uint64_t content_length;
+    int64_t last_modified;
+    int64_t server_date;
+    char etag[128];
+    char errbuf[CURL_ERROR_SIZE];
+    long slow_s;             /* seconds without progress before a transfer is cut (0: 15) */
+    char *errxml;            /* the body of a non-2xx answer */
+    size_t errlen;
+    CURLcode cc;
+} v4_req;
+
+static int64_t http_date(const char *v)
+{
+    struct tm tm = {0};
+    const char *e = strptime(v, "%a, %d %b %Y %H:%M:%S", &tm);
+    if (!e) return -1;
+    return (int64_t)timegm(&tm);
+}
+
+static size_t on_header(char *b, size_t size, size_t n, void *v)
+{
+    v4_req *r = v;
+    size_t len = size * n;
+    char line[512];
+    size_t l = len < sizeof line - 1 ? len : sizeof line - 1;
+    memcpy(line, b, l);
+    line[l] = 0;
+    while (l && (line[l - 1] == '\r' || line[l - 1] == '\n')) line[--l] = 0;
+    if (!strncmp(line, "HTTP/", 5)) { /* a new response (after a 100 Continue): forget the last */
+        const char *sp = strchr(line, ' ');
+        r->http = sp ? atol(sp + 1) : 0;
+        r->have_cl = 0;
+        r->etag[0] = 0;
+        return len;
+    }
+    char *c = strchr(line, ':');
+    if (!c) return len;
+    *c = 0;
+    char *val = c + 1;
+    while (*val == ' ' || *val == '\t') val++;
+    if (!strcasecmp(line, "content-length")) {
+        r->have_cl = strspn(val, "0123456789") > 0;
+        r->content_length = strtoull(val, NULL, 10);
+    } else if (!strcasecmp(line, "etag")) {
+        snprintf(r->etag, sizeof r->etag, "%s", val);
+    } else if (!strcasecmp(line, "last-modified")) {
+        r->last_modified = http_date(val);
+    } else if (!strcasecmp(line, "date")) {
+        r->server_date = http_date(val);
+    }
+    return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *v)
+{
+    v4_req *r = v;
+    size_t len = size * n;
+    if (r->http < 200 || r->http > 299) {
+        /* an error answer: keep (up to 64 KiB of) its XML */
+        if (r->errlen + len > 65536) return len;
+        char *nb = realloc(r->errxml, r->errlen + len + 1);
+        if (!nb) return 0;
+        r->errxml = nb;
+        memcpy(r->errxml + r->errlen, data, len);
+        r->errlen += len;
+        r->errxml[r->errlen] = 0;
+        return len;
+    }
+    if (r->have_cl && (uint64_t)r->len + len > r->content_length) {
+        r->overflow = 1;
+        return 0;
+    }
+    if (r->out_fd >= 0) {
+        xffl_sha256_update(r->sha, data, len);
+        const char *p = data;
+        size_t left = len;
+        while (left) {
+            ssize_t w = write(r->out_fd, p, left);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                r->io_errno = w < 0 ? errno : ENOSPC;
+                return 0;
+            }
+            p += w;
+            left -= (size_t)w;
+        }
+        r->len += len;
+        return len;
+    }
+    if (r->len + len > r->max_mem) {
+        r->overflow = 1;
+        return 0;
+    }
+    if (r->len + len + 1 > r->cap) {
+        size_t nc = r->cap ? r->cap : 4096;
+        if (r->have_cl && r->content_length + 1 > nc && r->content_length < r->max_mem) nc = (size_t)r->content_length + 1;
+        while (nc < r->len + len + 1) nc *= 2;
+        char *nb = realloc(r->buf, nc);
+        if (!nb) {
+            r->io_errno = ENOMEM;
+            return 0;
+        }
+        r->buf = nb;
+        r->cap = nc;
+    }
+    memcpy(r->buf + r->len, data, len);
+    r->len += len;
+    r->buf[r->len] = 0;
+    return len;
+}
+
+static size_t on_read(char *buf, size_t size, size_t n, void *v)
+{
+    v4_req *r = v;
+    uint64_t left = r->body_len - r->sent;
+    size_t want = size * n < left ? size * n : (size_t)left;
+    if (want == 0) return 0;
+    if (r->body) {
+        memcpy(buf, r->body + r->sent, want);
+    } else {
+        ssize_t got;
+        do got = pread(r->in_fd, buf, want, (off_t)(r->in_off + r->sent));
+        while (got < 0 && errno == EINTR);
+        if (got <= 0) {
+            r->read_errno = got < 0 ? errno : EIO; /* the file shrank under us */
+            return CURL_READFUNC_ABORT;
+        }
+        want = (size_t)got;
+    }
+    if (r->md5) EVP_DigestUpdate(r->md5, buf, want);
+    r->sent += want;
+    return want;
+}
+
+/* curl's rewind (a redirect or an auth retry would need it; we allow neither, but a
+ * reused connection that closed before the request may make curl resend) */
+static int on_seek(void *v, curl_off_t off, int origin)
+{
+    v4_req *r = v;
+    if (origin != SEEK_SET || off < 0 || (uint64_t)off > r->body_len) return CURL_SEEKFUNC_CANTSEEK;
+    r->sent = (uint64_t)off;
+    if (r->md5) {
+        if (off != 0) return CURL_SEEKFUNC_CANTSEEK;
+        EVP_DigestInit_ex(r->md5, EVP_md5(), NULL);
+    }
+    return CURL_SEEKFUNC_OK;
+}
+
+static CURL *take_handle(v4_store *b)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&b->mu);
+    if (b->npool) h = b->pool[--b->npool];
+    pthread_mutex_unlock(&b->mu);
+    if (!h) h = curl_easy_init();
+    else curl_easy_reset(h); /* options back to defaults; its open connection stays */
+    return h;
+}
+
+static void give_handle(v4_store *b, CURL *h)
+{
+    if (!h) return;
+    pthread_mutex_lock(&b->mu);
+    if (b->npool == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 8;
+        CURL **np = realloc(b->pool, nc * sizeof *np);
+        if (np) b->pool = np, b->cap = nc;
+    }
+    if (b->npool < b->cap) b->pool[b->npool++] = h, h = NULL;
+    pthread_mutex_unlock(&b->mu);
+    if (h) curl_easy_cleanup(h);
+}
+
+/* Does host:port answer a TLS handshake? Only asked after a plain-http request got
+ * nothing sensible back, to tell "this is an https endpoint" from a dead server. */
+static int speaks_tls(const store *s)
+{
+    const v4_store *b = s->impl;
+    CURL *h = curl_easy_init();
+    if (!h) return 0;
+    char url[600];
+    snprintf(url, sizeof url, "https://%s:%d/", b->cfg.host, b->cfg.port ? b->cfg.port : 80);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L); /* only asks whether TLS answers; nothing is sent */
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 5L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    CURLcode cc = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    return cc == CURLE_OK;
+}
+
+static XFFL_MUST_USE xffl_status not_found_key(const store *s, const char *key)
+{
+    return xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no such key in %s", key, s->url);
+}
+
+/* The one place where a transfer's outcome becomes an xffl status. */
+static XFFL_MUST_USE xffl_status classify(const store *s, v4_req *r)
+{
+    const v4_store *b = s->impl;
+    const char *op = r->op, *key = r->key && *r->key ? r->key : "(all keys)";
+    if (r->read_errno) return xffl_fail(XFFL_ERR_IO, "%s %s: reading local file: %s", op, key, strerror(r->read_errno));
+    if (r->io_errno == ENOMEM) return xffl_fail(XFFL_ERR_NOMEM, "%s %s", op, key);
+    if (r->io_errno) return xffl_fail(XFFL_ERR_IO, "%s %s: writing local file: %s", op, key, strerror(r->io_errno));
+    if (r->overflow)
+        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s from %s: more bytes than the %llu announced", op, key, s->endpoint,
+                         (unsigned long long)r->content_length);
+    switch (r->cc) {
+    case CURLE_OK:
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+#if LIBCURL_VERSION_NUM < 0x073e00
+    case CURLE_SSL_CACERT:
+#endif
+        return xffl_fail(XFFL_ERR_AUTH,
+                         "the TLS certificate of %s did not verify (%s); trusted: %s (a site CA goes in AWS_CA_BUNDLE)",
+                         s->endpoint, r->errbuf, b->cfg.ca_bundle ? b->cfg.ca_bundle : "the system's CAs");
+    case CURLE_SSL_CACERT_BADFILE:
+        return xffl_fail(XFFL_ERR_USAGE, "CA bundle %s (AWS_CA_BUNDLE) could not be used: %s",
+                         b->cfg.ca_bundle ? b->cfg.ca_bundle : "(system)", r->errbuf);
+    case CURLE_SSL_CONNECT_ERROR:
+        if (strstr(r->errbuf, "wrong version number") || strstr(r->errbuf, "packet length too long") ||
+            strstr(r->errbuf, "record layer failure"))
+            return xffl_fail(XFFL_ERR_USAGE, "%s does not speak https (the TLS handshake got a plain answer: %s); "
+                             "for a plain http endpoint set XFFL_S3_HTTPS=0 or AWS_ENDPOINT_URL=http://...",
+                             s->endpoint, r->errbuf);
+        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s at %s: TLS handshake failed: %s", op, key, s->endpoint, r->errbuf);
+    case CURLE_GOT_NOTHING:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL: /* "Received HTTP/0.9 when not allowed": TLS bytes */
+        if (!b->cfg.https && speaks_tls(s))
+            return xffl_fail(XFFL_ERR_USAGE, "%s speaks https, not http (%s); set XFFL_S3_HTTPS=1 or "
+                             "AWS_ENDPOINT_URL=https://...", s->endpoint, r->errbuf);
+        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s at %s: %s", op, key, s->endpoint, r->errbuf);
+    case CURLE_OUT_OF_MEMORY:
+        return xffl_fail(XFFL_ERR_NOMEM, "%s %s", op, key);
+    case CURLE_URL_MALFORMAT:
+        return xffl_fail(XFFL_ERR_USAGE, "%s %s: bad URL for %s (%s)", op, key, s->endpoint, r->errbuf);
+    default:
+        /* refused, reset, timed out (the low-speed limit), cut short, name lookups */
+        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s at %s: %s", op, key, s->endpoint,
+                         r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->cc));
+    }
+    if (r->http >= 200 && r->http <= 299) return XFFL_OK;
+    char code[80] = "", msg[300] = "";
+    if (r->errxml) {
+        if (!s3xml_error(r->errxml, r->errlen, code, sizeof code, msg, sizeof msg))
+            snprintf(msg, sizeof msg, "%.200s", r->errxml);
+        for (char *c = msg; *c; c++)
+            if (*c == '\n' || *c == '\r') *c = ' ';
+    }
+    const char *codep = code[0] ? code : "";
+    int64_t now = (int64_t)time(NULL);
+    int64_t skew = r->server_date > 0 ? r->server_date - now : 0;
+    if (!strcmp(codep, "RequestTimeTooSkewed") || (r->http == 403 && (skew > 600 || skew < -600)))
+        return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: RequestTimeTooSkewed): this machine's clock "
+                         "is off by %lld seconds from the server's; fix the clock (NTP)", s->endpoint, op, key,
+                         (long long)-skew);
+    if (r->http == 403 || !strcmp(codep, "InvalidToken") || !strcmp(codep, "ExpiredToken") ||
+        !strcmp(codep, "AuthorizationHeaderMalformed") || !strcmp(codep, "InvalidAccessKeyId") ||
+        !strcmp(codep, "SignatureDoesNotMatch") || !strcmp(codep, "TokenRefreshRequired"))
+        return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: %s%s%s); check %s%s, region %s", s->endpoint,
+                         op, key, code[0] ? code : "HTTP 403", msg[0] ? ": " : "", msg, b->cfg.creds_from,
+                         b->cfg.token ? " and AWS_SESSION_TOKEN" : "", b->cfg.region);
+    if (!strcmp(codep, "NoSuchBucket"))
+        return xffl_fail(XFFL_ERR_NOT_FOUND, "bucket '%s' does not exist at %s (%s %s)", b->bucket, s->endpoint, op, key);
+    if (!strcmp(codep, "NoSuchUpload"))
+        return xffl_fail(XFFL_ERR_NOT_FOUND, "%s %s at %s: the multipart upload is gone (NoSuchUpload)", op, key,
+                         s->endpoint);
+    if (r->http == 404) return not_found_key(s, r->key);
+    if (r->http >= 500 || r->http == 408 || r->http == 429 || !strcmp(codep, "RequestTimeout") ||
+        !strcmp(codep, "IncompleteBody") || !strcmp(codep, "BadDigest") || !strcmp(codep, "OperationAborted") ||
+        !strcmp(codep, "SlowDown") || !strcmp(codep, "InternalError")) {
+        if (r->http == 501 || !strcmp(codep, "NotImplemented"))
+            return xffl_fail(XFFL_ERR_UNSUPPORTED, "%s %s: %s does not implement it (%s)", op, key, s->endpoint,
+                             msg[0] ? msg : "NotImplemented");
+        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s at %s: HTTP %ld %s%s%s", op, key, s->endpoint, r->http, codep,
+                         msg[0] ? ": " : "", msg);
+    }
+    if (!strcmp(codep, "InvalidBucketName"))
+        return xffl_fail(XFFL_ERR_USAGE, "bad bucket name '%s' (%s)", b->bucket, msg);
+    if (!strcmp(codep, "KeyTooLongError"))
+        return xffl_fail(XFFL_ERR_USAGE, "%s %s: key too long (%s)", op, key, msg);
+    if (r->http == 301 || r->http == 307 || !strcmp(codep, "PermanentRedirect"))
+        return xffl_fail(XFFL_ERR_USAGE, "%s %s: %s sends this bucket elsewhere (HTTP %ld %s: %s); check AWS_REGION and "
+                         "the endpoint", op, key, s->endpoint, r->http, codep, msg);
+    return xffl_fail(XFFL_ERR_IO, "%s %s at %s failed: HTTP %ld %s%s%s", op, key, s->endpoint, r->http, codep,
+                     msg[0] ? ": " : "", msg);
+}
+
+/* Signs and performs r (one attempt); the outcome is classify()'s. */
+static XFFL_MUST_USE xffl_status perform(store *s, v4_req *r)
+{
+    v4_store *b = s->impl;
+    char *path = NULL;
+    int pn = b->cfg.virtual_hosted ? asprintf(&path, "/%s", r->object)
+                                   : asprintf(&path, "/%s%s%s", b->bucket, r->object[0] ? "/" : "", r->object);
+    if (pn < 0) return xffl_fail(XFFL_ERR_NOMEM, "%s %s", r->op, r->key);
+    sigv4_key k = {b->cfg.access, b->cfg.secret, b->cfg.token, b->cfg.region, "s3"};
+    if (!r->payload_sha[0]) snprintf(r->payload_sha, sizeof r->payload_sha, "%s", SIGV4_EMPTY_SHA256);
+    sigv4_out sig;
+    xffl_status st = sigv4_sign(&k, r->method, b->host, path, r->q, r->nq, NULL, 0, r->payload_sha, time(NULL), &sig);
+    free(path);
+    XFFL_FORWARD(st);
+    char *url = NULL, *h_auth = NULL, *h_date = NULL, *h_sha = NULL, *h_tok = NULL, *h_host = NULL;
+    struct curl_slist *hdr = NULL;
+    CURL *h = NULL;
+    st = XFFL_OK;
+    if (asprintf(&url, "%s%s%s%s", b->origin, sig.path, sig.query[0] ? "?" : "", sig.query) < 0) url = NULL;
+    if (asprintf(&h_auth, "Authorization: %s", sig.authorization) < 0) h_auth = NULL;
+    if (asprintf(&h_date, "x-amz-date: %s", sig.amz_date) < 0) h_date = NULL;
+    if (asprintf(&h_sha, "x-amz-content-sha256: %s", r->payload_sha) < 0) h_sha = NULL;
+    if (asprintf(&h_host, "Host: %s", b->host) < 0) h_host = NULL;
+    if (b->cfg.token && asprintf(&h_tok, "x-amz-security-token: %s", b->cfg.token) < 0) h_tok = NULL;
+    if (!url || !h_auth || !h_date || !h_sha || !h_host || (b->cfg.token && !h_tok)) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "%s %s", r->op, r->key);
+        goto out;
+    }
+    struct curl_slist *t;
+    const char *lines[] = {h_host, h_auth, h_date, h_sha, h_tok, "Expect:", "Accept:"};
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
+        if (!lines[i]) continue;
+        t = curl_slist_append(hdr, lines[i]);
+        if (!t) { st = xffl_fail(XFFL_ERR_NOMEM, "%s %s", r->op, r->key); goto out; }
+        hdr = t;
+    }
+    if (r->body_len && !strcmp(r->method, "PUT")) {
+        t = curl_slist_append(hdr, "Content-Type: application/octet-stream");
+        if (!t) { st = xffl_fail(XFFL_ERR_NOMEM, "%s %s", r->op, r->key); goto out; }
+        hdr = t;
+    }
+    h = take_handle(b);
+    if (!h) { st = xffl_fail(XFFL_ERR_NOMEM, "%s %s: curl handle", r->op, r->key); goto out; }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+    /* a stalled transfer (under 1 KiB/s for 15 s) is cut and retried, as libs3 does */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, r->slow_s ? r->slow_s : 15L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_SHARE, b->share);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+    if (b->cfg.ca_bundle) curl_easy_setopt(h, CURLOPT_CAINFO, b->cfg.ca_bundle);
+    if (!strcmp(r->method, "HEAD")) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (!strcmp(r->method, "PUT") || !strcmp(r->method, "POST")) {
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, r);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(h, CURLOPT_SEEKDATA, r);
+        if (!strcmp(r->method, "POST")) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
+    } else if (strcmp(r->method, "GET")) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+    }
+    if (xffl_log_enabled(XFFL_LOG_DEBUG))
+        xffl_log(XFFL_LOG_DEBUG, "s3 %s %s%s%s (%llu bytes)", r->method, sig.path, sig.query[0] ? "?" : "", sig.query,
+                 (unsigned long long)r->body_len);
+    r->http = 0;
+    r->cc = curl_easy_perform(h);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    if (code) r->http = code;
+    if (r->cc != CURLE_OK && !r->errbuf[0]) snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_easy_strerror(r->cc));
+    st = classify(s, r);
+out:
+    give_handle(b, h);
+    curl_slist_free_all(hdr);
+    free(url);
+    if (h_auth) OPENSSL_cleanse(h_auth, strlen(h_auth));
+    if (h_tok) OPENSSL_cleanse(h_tok, strlen(h_tok));
+    free(h_auth), free(h_date), free(h_sha), free(h_tok), free(h_host);
+    sigv4_out_free(&sig);
+    return st;
+}
+
+static void req_free(v4_req *r)
+{
+    free(r->buf);
+    free(r->errxml);
+    if (r->md5) EVP_MD_CTX_free(r->md5);
+    r->buf = r->errxml = NULL;
+    r->md5 = NULL;
+}
+
+static char *full_key(const store *s, const char *key)
+{
+    const v4_store *b = s->impl;
+    char *k = NULL;
+    if (asprintf(&k, "%s%s", b->prefix, key) < 0) return NULL;
+    return k;
+}
+
+/* ---- PUT (an object, or a part of a multipart upload) -------------------------------- */
+
+/* Hex SHA-256 of len bytes of fd from off (the first pass over a file's body). */
+static XFFL_MUST_USE xffl_status hash_range(int fd, uint64_t off, uint64_t len, const char *key, char hex[XFFL_SHA256_HEX])
+{
+    xffl_sha256_ctx *c = xffl_sha256_create();
+    char *buf = malloc(1 << 20);
+    xffl_status st = XFFL_OK;
+    if (!c || !buf) { st = xffl_fail(XFFL_ERR_NOMEM, "put %s", key); goto out; }
+    for (uint64_t done = 0; done < len;) {
+        size_t want = len - done < (1 << 20) ? (size_t)(len - done) : (1 << 20);
+        ssize_t got = pread(fd, buf, want, (off_t)(off + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+            st = xffl_fail(XFFL_ERR_IO, "put %s: reading local file: %s", key, got < 0 ? strerror(errno) : "it shrank");
+            goto out;
+        }
+        xffl_sha256_update(c, buf, (size_t)got);
+        done += (uint64_t)got;
+    }
+    uint8_t d[XFFL_SHA256_LEN];
+    xffl_sha256_final(c, d);
+    xffl_hex_encode(d, sizeof d, hex);
+out:
+    free(buf);
+    xffl_sha256_free(c);
+    return st;
+}
+
+/* One PUT of mem, or of fd's [off, off+len), to object (with query q: a part). The ETag
+ * the server answers must be the MD5 of what was sent; it goes to etag_out when given. */
+static XFFL_MUST_USE xffl_status put_body(store *s, const char *key, const char *object, const char *mem, int fd,
+                                          uint64_t off, uint64_t len, const sigv4_pair *q, size_t nq, char *etag_out,
+                                          size_t etag_cap)
+{
+    v4_req r = {.method = "PUT", .op = "put", .key = key, .object = object, .q = q, .nq = nq, .body = mem,
+                .body_len = len, .in_fd = fd, .in_off = off, .out_fd = -1, .max_mem = 1 << 20};
+    if (mem) xffl_sha256_hex(mem, len, r.payload_sha);
+    else XFFL_FORWARD(hash_range(fd, off, len, key, r.payload_sha));
+    r.md5 = EVP_MD_CTX_new();
+    if (!r.md5 || !EVP_DigestInit_ex(r.md5, EVP_md5(), NULL)) {
+        req_free(&r);
+        return xffl_fail(XFFL_ERR_NOMEM, "put %s: md5", key);
+    }
+    xffl_status st = perform(s, &r);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_DigestFinal_ex(r.md5, md, &mdlen);
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    xffl_hex_encode(md, mdlen, hex);
+    if (st == XFFL_OK && r.sent != len)
+        st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: only %llu of %llu bytes sent", key, s->endpoint,
+                       (unsigned long long)r.sent, (unsigned long long)len);
+    const char *e = r.etag[0] == '"' ? r.etag + 1 : r.etag;
+    if (st == XFFL_OK && strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
+        st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: the stored ETag %.32s is not the MD5 %s of what was sent", key,
+                       s->endpoint, e, hex);
+    if (st == XFFL_OK && etag_out) {
+        if (!r.etag[0]) st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: no ETag in the answer", key, s->endpoint);
+        else snprintf(etag_out, etag_cap, "%s", r.etag);
+    }
+    req_free(&r);
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status v4_put_mem(store *s, const char *key, const void *data, size_t len)
+{
+    XFFL_RETURN_IF(len > S3_MAX_PUT, XFFL_ERR_UNSUPPORTED, "put %s: %.2f GiB from memory is over S3's 5 GiB single PUT",
+                   key, (double)len / GIB);
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "put %s", key);
+    xffl_status st = put_body(s, key, k, data ? data : "", -1, 0, len, NULL, 0, NULL, 0);
+    free(k);
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status open_in(const char *key, const char *path, int *fd)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    XFFL_RETURN_IF(*fd < 0, errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "put %s: open %s: %s", key, path,
+                   strerror(errno));
+    return XFFL_OK;
+}
+
+static XFFL_MUST_USE xffl_status v4_put_file(store *s, const char *key, const char *path, uint64_t size)
+{
+    XFFL_RETURN_IF(size > S3_MAX_PUT, XFFL_ERR_INTERNAL, "put %s: %llu bytes in one PUT (multipart was not chosen)", key,
+                   (unsigned long long)size);
+    int fd;
+    XFFL_FORWARD(open_in(key, path, &fd));
+    char *k = full_key(s, key);
+    xffl_status st = k ? put_body(s, key, k, NULL, fd, 0, size, NULL, 0, NULL, 0) : xffl_fail(XFFL_ERR_NOMEM, "put %s", key);
+    free(k);
+    close(fd);
+    return st;
+}
+
+/* ---- GET, HEAD, DELETE ---------------------------------------------------------------- */
+
+static XFFL_MUST_USE xffl_status get_common(store *s, const char *key, v4_req *r)
+{
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "get %s", key);
+    r->method = "GET";
+    r->op = "get";
+    r->key = key;
+    r->object = k;
+    xffl_status st = perform(s, r);
+    free(k);
+    XFFL_FORWARD(st);
+    XFFL_RETURN_IF(!r->have_cl || r->len != r->content_length, XFFL_ERR_TRANSIENT,
+                   "get %s from %s: truncated body (%llu of %llu bytes)", key, s->endpoint, (unsigned long long)r->len,
+                   (unsigned long long)r->content_length);
+    return XFFL_OK;
+}
+
+static XFFL_MUST_USE xffl_status v4_get_mem(store *s, const char *key, void **data, size_t *len)
+{
+    v4_req r = {.out_fd = -1, .max_mem = SIZE_MAX / 2};
+    xffl_status st = get_common(s, key, &r);
+    if (st == XFFL_OK && !r.buf) {
+        r.buf = malloc(1); /* an empty object */
+        if (!r.buf) st = xffl_fail(XFFL_ERR_NOMEM, "get %s", key);
+        else r.buf[0] = 0;
+    }
+    if (st != XFFL_OK) {
+        req_free(&r);
+        return st;
+    }
+    *data = r.buf;
+    *len = r.len;
+    r.buf = NULL;
+    req_free(&r);
+    return XFFL_OK;
+}
+
+static XFFL_MUST_USE xffl_status v4_get_fd(store *s, const char *key, int fd, xffl_sha256_ctx *ctx, uint64_t *written)
+{
+    v4_req r = {.out_fd = fd, .sha = ctx};
+    xffl_status st = get_common(s, key, &r);
+    *written = r.len;
+    req_free(&r);
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status head_req(store *s, const char *key, v4_req *r)
+{
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "head %s", key);
+    r->method = "HEAD";
+    r->op = "head";
+    r->key = key;
+    r->object = k;
+    r->out_fd = -1;
+    xffl_status st = perform(s, r);
+    free(k);
+    XFFL_FORWARD(st);
+    XFFL_RETURN_IF(!r->have_cl, XFFL_ERR_TRANSIENT, "head %s at %s: no Content-Length in the answer", key, s->endpoint);
+    return XFFL_OK;
+}
+
+static XFFL_MUST_USE xffl_status v4_head(store *s, const char *key, uint64_t *size, int64_t *mtime)
+{
+    v4_req r = {0};
+    xffl_status st = head_req(s, key, &r);
+    req_free(&r);
+    XFFL_FORWARD(st);
+    *size = r.content_length;
+    *mtime = r.last_modified > 0 ? r.last_modified : 0;
+    return XFFL_OK;
+}
+
+static XFFL_MUST_USE xffl_status abort_upload(store *s, const char *key, const char *object, const char *upload_id)
+{
+    sigv4_pair q[] = {{"uploadId", upload_id}};
+    v4_req r = {.method = "DELETE", .op = "abort upload", .key = key, .object = object, .q = q, .nq = 1, .out_fd = -1};
+    xffl_status st = perform(s, &r);
+    long http = r.http;
+    req_free(&r);
+    if (st == XFFL_ERR_NOT_FOUND && http == 404) return XFFL_OK; /* gone already */
+    return st;
+}
+
+/* "<key>.tmp.upload.<hex of the upload id>" from a partial listing: that upload's abort */
+static XFFL_MUST_USE xffl_status del_upload(store *s, const char *key, const char *mark)
+{
+    const char *hex = mark + strlen(UPLOAD_MARK);
+    size_t hl = strlen(hex);
+    XFFL_RETURN_IF(hl == 0 || hl % 2 || strspn(hex, "0123456789abcdef") != hl, XFFL_ERR_USAGE,
+                   "delete %s: not an upload marker", key);
+    char *id = malloc(hl / 2 + 1), *rel = strndup(key, (size_t)(mark - key));
+    xffl_status st = XFFL_OK;
+    if (!id || !rel) { st = xffl_fail(XFFL_ERR_NOMEM, "delete %s", key); goto out; }
+    for (size_t i = 0; i < hl / 2; i++) {
+        unsigned v;
+        sscanf(hex + 2 * i, "%2x", &v);
+        id[i] = (char)v;
+    }
+    id[hl / 2] = 0;
+    char *k = full_key(s, rel);
+    st = k ? abort_upload(s, rel, k, id) : xffl_fail(XFFL_ERR_NOMEM, "delete %s", key);
+    free(k);
+out:
+    free(id);
+    free(rel);
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status v4_del(store *s, const char *key)
+{
+    const char *mark = strstr(key, UPLOAD_MARK);
+    if (mark) return del_upload(s, key, mark);
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "delete %s", key);
+    v4_req r = {.method = "DELETE", .op = "delete", .key = key, .object = k, .out_fd = -1};
+    xffl_status st = perform(s, &r);
+    long http = r.http;
+    req_free(&r);
+    free(k);
+    if (st == XFFL_ERR_NOT_FOUND && http == 404 && !strstr(xffl_errmsg(), "bucket")) return XFFL_OK;
+    return st;
+}
+
+/* ---- LIST ----------------------------------------------------------------------------- */
+
+struct list_ctx {
+    store_listing *out;
+    size_t cap;
+    const char *strip;
+    size_t page_keys;
+};
+
+static XFFL_MUST_USE xffl_status on_object(void *ud, const char *key, uint64_t size, int64_t mtime)
+{
+    struct list_ctx *c = ud;
+    size_t pl = strlen(c->strip);
+    c->page_keys++;
+    if (strncmp(key, c->strip, pl)) return XFFL_OK; /* not ours (cannot happen with a prefix query) */
+    return store_listing_push(c->out, &c->cap, key + pl, size, mtime);
+}
+
+/* "<rel key>.tmp.upload.<hex id>", mtime = when it was initiated */
+static XFFL_MUST_USE xffl_status on_upload(void *ud, const char *key, const char *id, int64_t initiated)
+{
+    struct list_ctx *c = ud;
+    size_t pl = strlen(c->strip), il = strlen(id);
+    c->page_keys++;
+    if (strncmp(key, c->strip, pl)) return XFFL_OK;
+    char *k = malloc(strlen(key) - pl + sizeof UPLOAD_MARK + 2 * il);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "listing uploads");
+    char *p = k + sprintf(k, "%s%s", key + pl, UPLOAD_MARK);
+    xffl_hex_encode((const uint8_t *)id, il, p);
+    xffl_status st = store_listing_push(c->out, &c->cap, k, 0, initiated);
+    free(k);
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status list_uploads(store *s, const char *full, store_listing *out)
+{
+    v4_store *b = s->impl;
+    struct list_ctx c = {.out = out, .strip = b->prefix};
+    char *key_marker = NULL, *id_marker = NULL;
+    xffl_status st = XFFL_OK;
+    for (int page = 0;; page++) {
+        sigv4_pair q[4] = {{"uploads", ""}, {"prefix", full}};
+        size_t nq = 2;
+        if (key_marker) q[nq++] = (sigv4_pair){"key-marker", key_marker};
+        if (id_marker) q[nq++] = (sigv4_pair){"upload-id-marker", id_marker};
+        v4_req r = {.method = "GET", .op = "list uploads", .key = full, .object = "", .q = q, .nq = nq, .out_fd = -1,
+                    .max_mem = 64u << 20};
+        st = perform(s, &r);
+        if (st == XFFL_ERR_UNSUPPORTED) {
+            if (!__atomic_exchange_n(&b->uploads_unsupported_noted, 1, __ATOMIC_RELAXED))
+                xffl_log(XFFL_LOG_DEBUG, "store %s: listing multipart uploads is not supported by %s (%s): stale uploads "
+                         "cannot be found there", s->url, s->endpoint, xffl_errmsg());
+            st = XFFL_OK;
+            req_free(&r);
+            break;
+        }
+        int truncated = 0;
+        char *nk = NULL, *ni = NULL;
+        if (st == XFFL_OK) {
+            st = s3xml_list_uploads(r.buf ? r.buf : "", r.len, on_upload, &c, &truncated, &nk, &ni);
+            if (st == XFFL_ERR_INVALID)
+                st = xffl_fail(XFFL_ERR_TRANSIENT, "list uploads at %s: %s", s->endpoint, xffl_errmsg());
+        }
+        req_free(&r);
+        free(key_marker);
+        free(id_marker);
+        key_marker = nk;
+        id_marker = ni;
+        if (st != XFFL_OK || !truncated) break;
+        if (page > 100000) { st = xffl_fail(XFFL_ERR_TRANSIENT, "list uploads at %s: endless listing", s->endpoint); break; }
+    }
+    free(key_marker);
+    free(id_marker);
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status v4_list(store *s, const char *prefix, int partial, store_listing *out)
+{
+    v4_store *b = s->impl;
+    char *full = full_key(s, prefix);
+    XFFL_RETURN_IF(!full, XFFL_ERR_NOMEM, "list %s", prefix);
+    if (partial) {
+        xffl_status st = list_uploads(s, full, out);
+        free(full);
+        return st;
+    }
+    struct list_ctx c = {.out = out, .strip = b->prefix};
+    char *token = NULL;
+    xffl_status st = XFFL_OK;
+    /* ListObjectsV2, no delimiter (nested keys are listed too), pages of 1000 keys */
+    for (;;) {
+        sigv4_pair q[4] = {{"list-type", "2"}, {"prefix", full}, {"max-keys", "1000"}};
+        size_t nq = 3;
+        if (token) q[nq++] = (sigv4_pair){"continuation-token", token};
+        v4_req r = {.method = "GET", .op = "list", .key = prefix, .object = "", .q = q, .nq = nq, .out_fd = -1,
+                    .max_mem = 64u << 20};
+        st = perform(s, &r);
+        int truncated = 0;
+        char *next = NULL;
+        c.page_keys = 0;
+        if (st == XFFL_OK) {
+            st = s3xml_list_objects(r.buf ? r.buf : "", r.len, on_object, &c, &truncated, &next);
+            /* a cut or garbled answer: try again */
+            if (st == XFFL_ERR_INVALID) st = xffl_fail(XFFL_ERR_TRANSIENT, "list %s at %s: %s", prefix, s->endpoint, xffl_errmsg());
+        }
+        req_free(&r);
+        free(token);
+        token = next;
+        if (st != XFFL_OK || !truncated) break;
+        if (!c.page_keys) { st = xffl_fail(XFFL_ERR_TRANSIENT, "list %s at %s: truncated page without keys", prefix, s->endpoint); break; }
+    }
+    free(token);
+    free(full);
+    return st;
+}
+
+/* ---- multipart (driven by store.c: store_put_file_multipart) ------------------------- */
+
+static uint64_t v4_mpu_part_size(store *s, uint64_t size)
+{
+    const v4_store *b = s->impl;
+    if (size <= b->threshold) return 0;
+    uint64_t part = b->part_size ? b->part_size : 64 * MIB;
+    uint64_t need = (size + S3_MAX_PARTS - 1) / S3_MAX_PARTS; /* at most 10,000 parts */
+    if (part < need) part = (need + MIB - 1) / MIB * MIB;
+    if (part < S3_MIN_PART) part = S3_MIN_PART;
+    if (part > S3_MAX_PART) part = S3_MAX_PART;
+    return part;
+}
+
+static XFFL_MUST_USE xffl_status v4_mpu_begin(store *s, const char *key, char **upload_id)
+{
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "put %s", key);
+    sigv4_pair q[] = {{"uploads", ""}};
+    v4_req r = {.method = "POST", .op = "start multipart upload", .key = key, .object = k, .q = q, .nq = 1,
+                .body = "", .out_fd = -1, .max_mem = 1 << 20};
+    xffl_status st = perform(s, &r);
+    if (st == XFFL_OK) {
+        st = s3xml_upload_id(r.buf ? r.buf : "", r.len, upload_id);
+        if (st == XFFL_ERR_INVALID)
+            st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s at %s: multipart start: %s", key, s->endpoint, xffl_errmsg());
+    }
+    req_free(&r);
+    free(k);
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status v4_mpu_part(store *s, const char *key, const char *upload_id, int part_no,
+                                             const char *path, uint64_t off, uint64_t len, char *etag, size_t etag_cap)
+{
+    int fd;
+    XFFL_FORWARD(open_in(key, path, &fd));
+    char *k = full_key(s, key), num[16];
+    snprintf(num, sizeof num, "%d", part_no);
+    sigv4_pair q[] = {{"partNumber", num}, {"uploadId", upload_id}};
+    xffl_status st = k ? put_body(s, key, k, NULL, fd, off, len, q, 2, etag, etag_cap)
+                       : xffl_fail(XFFL_ERR_NOMEM, "put %s", key);
+    free(k);
+    close(fd);
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status v4_mpu_complete(store *s, const char *key, const char *upload_id,
+                                                 char *const *etags, int nparts, uint64_t total)
+{
+    char *k = full_key(s, key), *body = NULL;
+    size_t blen = 0;
+    FILE *f = open_memstream(&body, &blen);
+    if (!k || !f) {
+        if (f) fclose(f);
+        free(body);
+        free(k);
+        return xffl_fail(XFFL_ERR_NOMEM, "put %s", key);
+    }
+    fputs("<CompleteMultipartUpload>", f);
+    for (int i = 0; i < nparts; i++) {
+        fprintf(f, "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
+        for (const char *e = etags[i]; *e; e++) /* the quotes S3 puts around an ETag, escaped */
+            if (*e == '"') fputs("&quot;", f);
+            else if (*e == '&') fputs("&amp;", f);
+            else if (*e == '<') fputs("&lt;", f);
+            else fputc(*e, f);
+        fputs("</ETag></Part>", f);
+    }
+    fputs("</CompleteMultipartUpload>", f);
+    fclose(f);
+    sigv4_pair q[] = {{"uploadId", upload_id}};
+    v4_req r = {.method = "POST", .op = "complete multipart upload", .key = key, .object = k, .q = q, .nq = 1,
+                .body = body, .body_len = blen, .out_fd = -1, .max_mem = 1 << 20};
+    /* the server assembles the object before it answers (AWS sends spaces meanwhile,
+     * s3rver nothing): allow 15 s plus 1 s per 20 MiB before calling it stalled */
+    r.slow_s = 15 + (long)(total / (20 * MIB));
+    xffl_sha256_hex(body, blen, r.payload_sha);
+    xffl_status st = perform(s, &r);
+    long http = r.http;
+    if (st == XFFL_OK) {
+        /* S3 may answer 200 and then an <Error> (the body is sent while it assembles) */
+        char root[64], code[80], msg[300];
+        s3xml_root(r.buf ? r.buf : "", r.len, root, sizeof root);
+        if (s3xml_error(r.buf ? r.buf : "", r.len, code, sizeof code, msg, sizeof msg))
+            st = xffl_fail(!strcmp(code, "InternalError") || !strcmp(code, "SlowDown") ? XFFL_ERR_TRANSIENT : XFFL_ERR_IO,
+                           "put %s at %s: completing the multipart upload: %s: %s", key, s->endpoint, code, msg);
+        else if (strcmp(root, "CompleteMultipartUploadResult"))
+            st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s at %s: completing the multipart upload: no result in the answer",
+                           key, s->endpoint);
+    }
+    req_free(&r);
+    if (st == XFFL_ERR_NOT_FOUND && http == 404 && strstr(xffl_errmsg(), "NoSuchUpload")) {
+        /* a Complete whose answer was lost, then retried: the object is there already */
+        v4_req h = {0};
+        xffl_status hs = head_req(s, key, &h);
+        char tail[24];
+        snprintf(tail, sizeof tail, "-%d", nparts);
+        size_t el = strlen(h.etag);
+        const char *e = h.etag;
+        if (el && e[el - 1] == '"') el--;
+        if (hs == XFFL_OK && h.content_length == total && el > strlen(tail) && !strncmp(e + el - strlen(tail), tail, strlen(tail)))
+            st = XFFL_OK;
+        else
+            st = xffl_fail(XFFL_ERR_NOT_FOUND, "put %s at %s: the multipart upload vanished before it completed", key,
+                           s->endpoint);
+        req_free(&h);
+    }
+    free(body);
+    free(k);
+    return st;
+}
+
+static XFFL_MUST_USE xffl_status v4_mpu_abort(store *s, const char *key, const char *upload_id)
+{
+    char *k = full_key(s, key);
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "abort %s", key);
+    xffl_status st = abort_upload(s, key, k, upload_id);
+    free(k);
+    return st;
+}
+
+/* ---- open, close ---------------------------------------------------------------------- */
+
+static void v4_close(store *s)
+{
+    v4_store *b = s->impl;
+    if (!b) return;
+    for (size_t i = 0; i < b->npool; i++) curl_easy_cleanup(b->pool[i]);
+    free(b->pool);
+    if (b->share) curl_share_cleanup(b->share);
+    pthread_mutex_destroy(&b->mu);
+    s3_settings_free(&b->cfg);
+    free(b->bucket);
+    free(b->prefix);
+    free(b->host);
+    free(b->origin);
+    free(b);
+    s->impl = NULL;
+}
+
+static const store_ops s3v4_ops = {
+    .scheme = "s3",
+    .put_mem = v4_put_mem,
+    .put_file = v4_put_file,
+    .get_mem = v4_get_mem,
+    .get_fd = v4_get_fd,
+    .head = v4_head,
+    .del = v4_del,
+    .list = v4_list,
+    .mpu_part_size = v4_mpu_part_size,
+    .mpu_begin = v4_mpu_begin,
+    .mpu_part = v4_mpu_part,
+    .mpu_complete = v4_mpu_complete,
+    .mpu_abort = v4_mpu_abort,
+    .close = v4_close,
+};
+
+/* K/M/G size from an environment variable; 0 when unset */
+static XFFL_MUST_USE xffl_status env_size(const store *s, const char *name, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    const char *v = getenv(name);
+    *out = 0;
+    if (!v || !*v) return XFFL_OK;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    uint64_t mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024, end++;
+    else if (*end == 'M' || *end == 'm') mul = MIB, end++;
+    else if (*end == 'G' || *end == 'g') mul = GIB, end++;
+    XFFL_RETURN_IF(end == v || *end || n == 0 || n > hi / mul || n * mul < lo, XFFL_ERR_USAGE,
+                   "store %s: %s must be a size from %lluM to %lluG (K/M/G), not '%s'", s->url, name,
+                   (unsigned long long)(lo / MIB), (unsigned long long)(hi / GIB), v);
+    *out = n * mul;
+    return XFFL_OK;
+}
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
+{
+    (void)h, (void)d, (void)a;
+    pthread_mutex_lock(u);
+}
+static void share_unlock(CURL *h, curl_lock_data d, void *u)
+{
+    (void)h, (void)d;
+    pthread_mutex_unlock(u);
+}
+static pthread_mutex_t share_mu = PTHREAD_MUTEX_INITIALIZER;
+
+xffl_status store_s3v4_open(store *s, const char *rest, s3_settings *cfg)
+{
+    v4_store *b = calloc(1, sizeof *b);
+    if (!b) {
+        s3_settings_free(cfg);
+        return xffl_fail(XFFL_ERR_NOMEM, "opening %s", s->url);
+    }
+    b->cfg = *cfg; /* owned from here */
+    memset(cfg, 0, sizeof *cfg);
+    pthread_mutex_init(&b->mu, NULL);
+    s->impl = b;
+    s->ops = &s3v4_ops;
+    xffl_status st = XFFL_OK;
+    const char *slash = strchr(rest, '/');
+    size_t blen = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (blen == 0) { st = xffl_fail(XFFL_ERR_USAGE, "store %s: no bucket (expected s3://bucket/prefix)", s->url); goto out; }
+    b->bucket = strndup(rest, blen);
+    const char *p = slash ? slash : "";
+    while (*p == '/') p++;
+    size_t plen = strlen(p);
+    while (plen && p[plen - 1] == '/') plen--;
+    if (plen == 0) b->prefix = strdup("");
+    else if (asprintf(&b->prefix, "%.*s/", (int)plen, p) < 0) b->prefix = NULL;
+    if (b->cfg.virtual_hosted) {
+        if (asprintf(&b->host, "%s.%s", b->bucket ? b->bucket : "", b->cfg.hostport) < 0) b->host = NULL;
+    } else {
+        b->host = strdup(b->cfg.hostport);
+    }
+    if (b->host && asprintf(&b->origin, "%s://%s", b->cfg.https ? "https" : "http", b->host) < 0) b->origin = NULL;
+    if (asprintf(&s->endpoint, "%s://%s%s%d", b->cfg.https ? "https" : "http", b->cfg.host, ":",
+                 b->cfg.port ? b->cfg.port : b->cfg.https ? 443 : 80) < 0)
+        s->endpoint = NULL;
+    if (!b->bucket || !b->prefix || !b->host || !b->origin || !s->endpoint) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "opening %s", s->url);
+        goto out;
+    }
+    if (strstr(b->prefix, "//") || strstr(b->prefix, "..")) { st = xffl_fail(XFFL_ERR_USAGE, "store %s: bad prefix", s->url); goto out; }
+    /* bucket names: 3-63 of a-z 0-9 . - (S3's rules; underscores and capitals for old buckets) */
+    int bad = blen < 3 || blen > 63;
+    for (size_t i = 0; i < blen; i++)
+        bad |= !((b->bucket[i] >= 'a' && b->bucket[i] <= 'z') || (b->bucket[i] >= '0' && b->bucket[i] <= '9') ||
+                 b->bucket[i] == '.' || b->bucket[i] == '-' || b->bucket[i] == '_' ||
+                 (b->bucket[i] >= 'A' && b->bucket[i] <= 'Z'));
+    if (bad) { st = xffl_fail(XFFL_ERR_USAGE, "store %s: bad bucket name '%s'", s->url, b->bucket); goto out; }
+    XFFL_CHECK_GOTO(st, env_size(s, "XFFL_S3_MULTIPART_THRESHOLD", S3_MIN_PART, S3_MAX_PUT, &b->threshold), out);
+    XFFL_CHECK_GOTO(st, env_size(s, "XFFL_S3_PART_SIZE", S3_MIN_PART, S3_MAX_PART, &b->part_size), out);
+    if (!b->threshold) b->threshold = 512 * MIB;
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK) { st = xffl_fail(XFFL_ERR_INTERNAL, "libcurl initialization failed: %s", curl_easy_strerror(curl_init_rc)); goto out; }
+    /* DNS answers and TLS sessions shared by the store's handles */
+    b->share = curl_share_init();
+    if (!b->share) { st = xffl_fail(XFFL_ERR_NOMEM, "opening %s", s->url); goto out; }
+    curl_share_setopt(b->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(b->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(b->share, CURLSHOPT_USERDATA, &share_mu);
+    curl_share_setopt(b->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(b->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    xffl_log(XFFL_LOG_DEBUG, "store %s: s3 signature v4, %s, %s-style, region %s, credentials from %s%s, CA %s", s->url,
+             b->origin, b->cfg.virtual_hosted ? "virtual-hosted" : "path", b->cfg.region, b->cfg.creds_from,
+             b->cfg.token ? " with a session token" : "", b->cfg.ca_bundle ? b->cfg.ca_bundle : "the system's");
+out:
+    if (st != XFFL_OK) {
+        v4_close(s);
+        s->ops = NULL;
+    }
+    return st;
+}
