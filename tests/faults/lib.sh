@@ -13,6 +13,8 @@ fails=0
 
 cleanup() {
   stop_proxy
+  local p
+  for p in $(cat "$WORK/extra.pids" 2>/dev/null); do kill "$p" 2>/dev/null; done
   [ -n "${S3RVER_PID:-}" ] && "$ROOT/tests/s3/stop.sh" --rm
   rm -rf "$WORK"
 }
@@ -36,7 +38,8 @@ SIG=$(s3_signature)
 #     tests/s3/sigv4proxy.py, which verifies every V4 signature (s3rver does not)
 #   XFFL_S3_TEST_TLS=1: stunnel4 with the test CA (AWS_CA_BUNDLE), certificates from
 #     XFFL_S3_TEST_TLS_DIR when set (the matrix makes them first, to bind-mount a system
-#     bundle holding the test CA for libs3: see tests/s3/matrix.sh)
+#     bundle holding the test CA for libs3: see tests/s3/matrix.sh); XFFL_S3_TEST_SYSTEM_CA=1
+#     then leaves AWS_CA_BUNDLE unset, so the system store is what trusts it
 # XFFL_S3_TEST_PROXY_ARGS: extra arguments for the proxy (words).
 start_s3() {
   local env args=()
@@ -54,6 +57,9 @@ start_s3() {
     exit 0
   fi
   eval "$env"
+  # XFFL_S3_TEST_SYSTEM_CA=1: trust the test CA only through the system store (the matrix
+  # bind-mounts a bundle holding it in a private mount namespace), not AWS_CA_BUNDLE
+  [ "${XFFL_S3_TEST_SYSTEM_CA:-0}" = 1 ] && unset AWS_CA_BUNDLE
   # a user's own AWS profile never stands in for the test's credentials
   export AWS_SHARED_CREDENTIALS_FILE=$WORK/no-aws-credentials AWS_CONFIG_FILE=$WORK/no-aws-config
   unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_REGION
@@ -92,10 +98,27 @@ check_proxy_saw_v4() {
   fi
 }
 
+# Another verifying proxy (tests/s3/sigv4proxy.py) on the same s3rver with its own settings
+# (--key AKID:SECRET, --token T, --token-expired, --region R, --clock-offset S); prints its
+# host:port. Stopped at exit (its PID is kept in a file: this runs in $(...)).
+extra_sigv4proxy() {
+  local out=$WORK/sigv4proxy-$RANDOM$RANDOM
+  /usr/bin/python3 "$ROOT/tests/s3/sigv4proxy.py" --upstream "$S3RVER_ENDPOINT" --log "$out.log" "$@" \
+    >"$out.out" 2>"$out.err" &
+  echo $! >>"$WORK/extra.pids"
+  for _ in $(seq 1 100); do
+    grep -q LISTENING "$out.out" 2>/dev/null && { echo "127.0.0.1:$(awk '/LISTENING/{print $2}' "$out.out")"; return 0; }
+    sleep 0.05
+  done
+  echo "sigv4proxy.py $* did not start: $(cat "$out.err")" >&2
+  return 1
+}
+
 # What the test runs on, for its output: "v4, https via stunnel4 + sigv4proxy".
 s3_cell() {
   local what="$(s3_signature)"
   [ "$XFFL_S3_HTTPS" = 1 ] && what="$what, https" || what="$what, http"
+  [ "$XFFL_S3_HTTPS" = 1 ] && what="$what (CA: ${AWS_CA_BUNDLE:-the system store})"
   [ -n "${S3_PROXY_PID:-}" ] && what="$what, V4-verifying proxy"
   echo "$what"
 }

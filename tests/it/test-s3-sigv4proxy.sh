@@ -17,22 +17,6 @@ set -u
 command -v s3cmd >/dev/null || { echo "SKIP: s3cmd not installed (scripts/install-deps)"; exit 0; }
 XFFL_S3_TEST_PROXY=1 XFFL_S3_TEST_TLS=0 start_s3
 echo "s3rver at $S3RVER_ENDPOINT, verifying proxy at $XFFL_S3_ENDPOINT"
-EXTRA_PIDS=
-trap 'for p in $EXTRA_PIDS; do kill $p 2>/dev/null; done; cleanup' EXIT
-
-# another verifying proxy on the same s3rver, with other settings; prints its port
-extra_proxy() {
-  local n=$((${#EXTRA_PIDS} + RANDOM)) out
-  out=$WORK/proxy-$n
-  /usr/bin/python3 "$ROOT/tests/s3/sigv4proxy.py" --upstream "$S3RVER_ENDPOINT" --log "$out.log" "$@" >"$out.out" 2>"$out.err" &
-  EXTRA_PIDS="$EXTRA_PIDS $!"
-  for _ in $(seq 1 100); do
-    grep -q LISTENING "$out.out" 2>/dev/null && { awk '/LISTENING/{print $2}' "$out.out"; return 0; }
-    sleep 0.05
-  done
-  echo "proxy $* did not start: $(cat "$out.err")" >&2
-  return 1
-}
 cfg() { # file endpoint [extra config lines...]
   local f=$1 ep=$2; shift 2
   cat >"$f" <<CFG
@@ -85,12 +69,12 @@ s3c "$WORK/nokey.cfg" ls s3://xffl/ >/dev/null 2>"$WORK/e2b"; rc=$?
   || fail "unknown access key: rc=$rc $(tail -1 "$WORK/e2b")"
 
 # 3 session token required
-tp=$(extra_proxy --token TOKEN-42) || exit 1
-tpe=$(extra_proxy --token TOKEN-42 --token-expired) || exit 1
-cfg "$WORK/tok.cfg" "127.0.0.1:$tp" "access_token = TOKEN-42"
-cfg "$WORK/notok.cfg" "127.0.0.1:$tp"
-cfg "$WORK/badtok.cfg" "127.0.0.1:$tp" "access_token = TOKEN-41"
-cfg "$WORK/exptok.cfg" "127.0.0.1:$tpe" "access_token = TOKEN-42"
+tp=$(extra_sigv4proxy --token TOKEN-42) || exit 1
+tpe=$(extra_sigv4proxy --token TOKEN-42 --token-expired) || exit 1
+cfg "$WORK/tok.cfg" "$tp" "access_token = TOKEN-42"
+cfg "$WORK/notok.cfg" "$tp"
+cfg "$WORK/badtok.cfg" "$tp" "access_token = TOKEN-41"
+cfg "$WORK/exptok.cfg" "$tpe" "access_token = TOKEN-42"
 s3c "$WORK/tok.cfg" ls s3://xffl/p/ >"$WORK/t1" 2>&1; r1=$?
 s3c "$WORK/notok.cfg" ls s3://xffl/p/ >"$WORK/t2" 2>&1; r2=$?
 s3c "$WORK/badtok.cfg" ls s3://xffl/p/ >"$WORK/t3" 2>&1; r3=$?
@@ -115,11 +99,11 @@ else
 fi
 
 # 5 a request 20 minutes old: the server's clock 20 min ahead, or the client's 20 min behind
-sp=$(extra_proxy --clock-offset 1200) || exit 1
-cfg "$WORK/skew.cfg" "127.0.0.1:$sp"
+sp=$(extra_sigv4proxy --clock-offset 1200) || exit 1
+cfg "$WORK/skew.cfg" "$sp"
 s3c "$WORK/skew.cfg" ls s3://xffl/p/ >"$WORK/s1" 2>&1; r1=$?
-sp2=$(extra_proxy --clock-offset 840) || exit 1   # 14 minutes: still inside S3's 15
-cfg "$WORK/skew2.cfg" "127.0.0.1:$sp2"
+sp2=$(extra_sigv4proxy --clock-offset 840) || exit 1   # 14 minutes: still inside S3's 15
+cfg "$WORK/skew2.cfg" "$sp2"
 s3c "$WORK/skew2.cfg" ls s3://xffl/p/ >"$WORK/s2" 2>&1; r2=$?
 if [ $r1 != 0 ] && grep -q RequestTimeTooSkewed "$WORK/s1" && [ $r2 = 0 ]; then
   pass "request 20 min older than the server's clock: 403 RequestTimeTooSkewed (14 min: accepted)"
@@ -202,7 +186,7 @@ rm -f "$WORK/big" "$WORK/big.back"
 if command -v stunnel4 >/dev/null; then
   out=$("$ROOT/tests/s3/stunnel.sh" --connect "$EP" --certs "$WORK/tls" --dir "$WORK") || { fail "stunnel4 did not start"; out=; }
   if [ -n "$out" ]; then
-    EXTRA_PIDS="$EXTRA_PIDS ${out% *}"
+    echo "${out% *}" >>"$WORK/extra.pids"
     hp=127.0.0.1:${out#* }
     cfg "$WORK/tls.cfg" "$hp" "use_https = True" "ca_certs_file = $WORK/tls/ca.pem" "check_ssl_certificate = True"
     cfg "$WORK/tlsother.cfg" "$hp" "use_https = True" "ca_certs_file = $WORK/tls/other-ca.pem" "check_ssl_certificate = True"

@@ -20,8 +20,12 @@ cd "$dir"
 [ -s ca.pem ] && [ -s server.pem ] && [ -s other-ca.pem ] && [ -s system-plus-test.pem ] && exit 0
 command -v openssl >/dev/null || { echo "mkcerts: openssl not found" >&2; exit 3; }
 days=30
+# valid from two days ago where faketime is installed, so a client whose clock is set back
+# (the "request signed 20 minutes ago" test runs one under faketime) still accepts them
+ossl=(openssl)
+command -v faketime >/dev/null && ossl=(faketime -f -2d openssl)
 mkca() { # name subject
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.pem" \
+  "${ossl[@]}" req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.pem" \
     -days $days -subj "/CN=$2" -addext basicConstraints=critical,CA:TRUE \
     -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
 }
@@ -31,7 +35,7 @@ mkserver() { # name ca
   printf '%s\n' "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost,DNS:s3.localhost,DNS:*.s3.localhost" \
     "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
     "extendedKeyUsage=serverAuth" >"$1.ext"
-  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -out "$1.pem" -days $days \
+  "${ossl[@]}" x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -out "$1.pem" -days $days \
     -extfile "$1.ext" 2>/dev/null
   rm -f "$1.csr" "$1.ext"
 }

@@ -256,6 +256,9 @@ class Handler(BaseHTTPRequestHandler):
             if self.upstream is not None:
                 self.upstream.close()
 
+    def date_time_string(self, timestamp=None):  # the Date of our answers: our (offset) clock
+        return email.utils.formatdate(now() if timestamp is None else timestamp, usegmt=True)
+
     def log_request(self, code="-", size="-"):  # the --log line says it
         pass
 
