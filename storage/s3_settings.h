@@ -9,7 +9,8 @@
  *                       the profile AWS_PROFILE (default "default") of ~/.aws/credentials
  *                       (AWS_SHARED_CREDENTIALS_FILE) or ~/.aws/config (AWS_CONFIG_FILE)
  *   region              AWS_REGION, AWS_DEFAULT_REGION, the profile's region, us-east-1
- *   AWS_CA_BUNDLE       a PEM file of CAs to trust instead of the system's (v4 only)
+ *   AWS_CA_BUNDLE       a PEM file of CAs to trust instead of the system's (v2 too:
+ *                       storage/curl_verify.h)
  * Every bad or missing value is a USAGE error naming the variable, before any request. */
 #ifndef XFFL_S3_SETTINGS_H
 #define XFFL_S3_SETTINGS_H

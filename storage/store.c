@@ -1,5 +1,6 @@
 /* Store front end: URL dispatch, key checks, the one retry loop, digest checks and
- * atomic local files. Backends (store_file.c, store_s3.c) only make single attempts. */
+ * atomic local files. Backends (store_file.c, store_s3.c, store_s3v4.c) only make single
+ * attempts; multipart uploads are driven from store_multipart.c. */
 #include "storage/store_impl.h"
 
 #include <errno.h>

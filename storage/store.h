@@ -24,8 +24,9 @@ typedef struct {
 /* Defaults as documented above. */
 void store_options_default(store_options *o);
 
-/* Opens a store. For s3:// reads XFFL_S3_ENDPOINT, XFFL_S3_HTTPS, AWS_ACCESS_KEY_ID,
- * AWS_SECRET_ACCESS_KEY; a missing one is a USAGE error naming it, before any request.
+/* Opens a store. For s3:// reads the variables of storage/s3_settings.h (XFFL_S3_*, the
+ * AWS tools' AWS_* and ~/.aws profiles); a missing or bad one is a USAGE error naming it,
+ * before any request.
  * opt may be NULL (defaults). Caller owns *out; close with store_close (accepts NULL). */
 XFFL_MUST_USE xffl_status store_open(const char *url, const store_options *opt, store **out);
 void store_close(store *s);
@@ -38,7 +39,8 @@ const char *store_scheme(const store *s);
 
 /* Put bytes under key (atomic; overwrites). */
 XFFL_MUST_USE xffl_status store_put(store *s, const char *key, const void *data, size_t len);
-/* Put a local file's contents under key, streamed (≤ 4 GiB on s3). */
+/* Put a local file's contents under key, streamed (s3 v4: in parts above a threshold;
+ * s3 v2: ≤ 4 GiB). */
 XFFL_MUST_USE xffl_status store_put_file(store *s, const char *key, const char *path);
 /* store_put unless some key starts with unless_prefix: then EXISTS naming that key. Two
  * writers of one file:// store cannot both succeed (a lock beside the keys); on s3 it is
@@ -75,7 +77,8 @@ typedef struct {
 XFFL_MUST_USE xffl_status store_list(store *s, const char *prefix, store_listing *out);
 void store_listing_free(store_listing *l);
 /* Leftovers of writers killed mid-write (file://: "<key>.tmp.<pid>.<n>" files, which
- * store_list never shows; s3 uploads are atomic, so always empty there), for gc.
+ * store_list never shows; s3 v4: multipart uploads in progress,
+ * "<key>.tmp.upload.<hex id>", empty where the server cannot list them; s3 v2: empty), for gc.
  * Remove one with store_delete(s, entry.key). Keys containing ".tmp." cannot be put. */
 XFFL_MUST_USE xffl_status store_list_partial(store *s, const char *prefix, store_listing *out);
 

@@ -1,5 +1,6 @@
-/* s3:// backend on libs3 2.0 (XFFL_S3_SIGNATURE=v2; v4 is store_s3v4.c): signature V2, one PUT per object (no
- * multipart, so objects are limited to 4 GiB here). Each function is one attempt: it
+/* s3:// backend on libs3 2.0 (XFFL_S3_SIGNATURE=v2; v4 is store_s3v4.c): signature V2,
+ * one PUT per object (no multipart, so objects are limited to 4 GiB here); certificates
+ * are verified only thanks to storage/curl_verify.c (libs3 turns verification off). Each function is one attempt: it
  * classifies the outcome (transient, auth, missing) and store.c decides about retries.
  *
  * libs3 reports a body cut short by the server (curl's CURLE_PARTIAL_FILE) as success,
@@ -108,6 +109,11 @@ static XFFL_MUST_USE xffl_status classify(const store *s, const req *r, const ch
     case S3StatusErrorInvalidToken:
         return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: %s%s); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
                          s->endpoint, op, key, name, r->detail);
+    case S3StatusServerFailedVerification:
+        /* libs3 turns verification off; storage/curl_verify.c turns it back on */
+        return xffl_fail(XFFL_ERR_AUTH, "the TLS certificate of %s did not verify (%s %s: %s); trusted: %s (a site CA "
+                         "goes in AWS_CA_BUNDLE)", s->endpoint, op, key, name,
+                         getenv("AWS_CA_BUNDLE") && *getenv("AWS_CA_BUNDLE") ? getenv("AWS_CA_BUNDLE") : "the system's CAs");
     case S3StatusErrorNoSuchBucket:
         return xffl_fail(XFFL_ERR_NOT_FOUND, "bucket '%s' does not exist at %s (%s %s)", b->bucket, s->endpoint, op, key);
     case S3StatusErrorNoSuchKey:

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "common/log.h"
+#include "common/util.h"
+#include "storage/curl_verify.h"
 #include "storage/s3_settings.h"
 #include "storage/s3xml.h"
 #include "storage/sigv4.h"
@@ -52,6 +54,7 @@ typedef struct {
     size_t npool, cap;
     CURLSH *share;
     int uploads_unsupported_noted;
+    int tls_probed;
 } v4_store;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -90,6 +93,7 @@ typedef struct {
     char etag[128];
     char errbuf[CURL_ERROR_SIZE];
     long slow_s;             /* seconds without progress before a transfer is cut (0: 15) */
+    char code[80];           /* S3's error Code of a non-2xx answer, "" when none */
     char *errxml;            /* the body of a non-2xx answer */
     size_t errlen;
     CURLcode cc;
@@ -261,14 +265,17 @@ static void give_handle(v4_store *b, CURL *h)
  * nothing sensible back, to tell "this is an https endpoint" from a dead server. */
 static int speaks_tls(const store *s)
 {
-    const v4_store *b = s->impl;
+    v4_store *b = s->impl;
+    /* asked once per store: a plain server that resets now and then is asked no more */
+    if (__atomic_exchange_n(&b->tls_probed, 1, __ATOMIC_RELAXED)) return 0;
     CURL *h = curl_easy_init();
     if (!h) return 0;
     char url[600];
     snprintf(url, sizeof url, "https://%s:%d/", b->cfg.host, b->cfg.port ? b->cfg.port : 80);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L); /* only asks whether TLS answers; nothing is sent */
+    curl_verify_skip_next(); /* only asks whether TLS answers; nothing is sent */
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 5L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -315,6 +322,7 @@ static XFFL_MUST_USE xffl_status classify(const store *s, v4_req *r)
         return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s at %s: TLS handshake failed: %s", op, key, s->endpoint, r->errbuf);
     case CURLE_GOT_NOTHING:
     case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_RECV_ERROR:           /* a TLS terminator resets a plain request */
     case CURLE_UNSUPPORTED_PROTOCOL: /* "Received HTTP/0.9 when not allowed": TLS bytes */
         if (!b->cfg.https && speaks_tls(s))
             return xffl_fail(XFFL_ERR_USAGE, "%s speaks https, not http (%s); set XFFL_S3_HTTPS=1 or "
@@ -338,12 +346,18 @@ static XFFL_MUST_USE xffl_status classify(const store *s, v4_req *r)
             if (*c == '\n' || *c == '\r') *c = ' ';
     }
     const char *codep = code[0] ? code : "";
+    snprintf(r->code, sizeof r->code, "%s", code);
     int64_t now = (int64_t)time(NULL);
     int64_t skew = r->server_date > 0 ? r->server_date - now : 0;
+    if (!strcmp(codep, "RequestTimeTooSkewed") && skew < 60 && skew > -60)
+        return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: RequestTimeTooSkewed%s%s): the request's time "
+                         "is too far from the server's clock, though its Date is within a minute of this machine's",
+                         s->endpoint, op, key, msg[0] ? ": " : "", msg);
     if (!strcmp(codep, "RequestTimeTooSkewed") || (r->http == 403 && (skew > 600 || skew < -600)))
-        return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: RequestTimeTooSkewed): this machine's clock "
-                         "is off by %lld seconds from the server's; fix the clock (NTP)", s->endpoint, op, key,
-                         (long long)-skew);
+        return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: %s): this machine's clock is off by %lld "
+                         "seconds (%s the server's Date); fix the clock (NTP)", s->endpoint, op, key,
+                         code[0] ? code : "HTTP 403", (long long)(skew < 0 ? -skew : skew),
+                         skew > 0 ? "behind" : "ahead of");
     if (r->http == 403 || !strcmp(codep, "InvalidToken") || !strcmp(codep, "ExpiredToken") ||
         !strcmp(codep, "AuthorizationHeaderMalformed") || !strcmp(codep, "InvalidAccessKeyId") ||
         !strcmp(codep, "SignatureDoesNotMatch") || !strcmp(codep, "TokenRefreshRequired"))
@@ -451,14 +465,19 @@ static XFFL_MUST_USE xffl_status perform(store *s, v4_req *r)
     } else if (strcmp(r->method, "GET")) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
     }
-    if (xffl_log_enabled(XFFL_LOG_DEBUG))
-        xffl_log(XFFL_LOG_DEBUG, "s3 %s %s%s%s (%llu bytes)", r->method, sig.path, sig.query[0] ? "?" : "", sig.query,
-                 (unsigned long long)r->body_len);
     r->http = 0;
+    double t0 = xffl_now();
     r->cc = curl_easy_perform(h);
-    long code = 0;
+    long code = 0, conns = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &conns);
     if (code) r->http = code;
+    /* method, path, query and sizes only: never a header (the signature, the token) */
+    if (xffl_log_enabled(XFFL_LOG_DEBUG))
+        xffl_log(XFFL_LOG_DEBUG, "s3 %s %s%s%s: %ld, %llu bytes up, %llu down, %.3f s, %s", r->method, sig.path,
+                 sig.query[0] ? "?" : "", sig.query, r->http, (unsigned long long)r->sent,
+                 (unsigned long long)(r->len ? r->len : r->errlen), xffl_now() - t0,
+                 conns ? "new connection" : "connection reused");
     if (r->cc != CURLE_OK && !r->errbuf[0]) snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_easy_strerror(r->cc));
     st = classify(s, r);
 out:
@@ -666,9 +685,8 @@ static XFFL_MUST_USE xffl_status abort_upload(store *s, const char *key, const c
     sigv4_pair q[] = {{"uploadId", upload_id}};
     v4_req r = {.method = "DELETE", .op = "abort upload", .key = key, .object = object, .q = q, .nq = 1, .out_fd = -1};
     xffl_status st = perform(s, &r);
-    long http = r.http;
+    if (st == XFFL_ERR_NOT_FOUND && r.http == 404 && strcmp(r.code, "NoSuchBucket")) st = XFFL_OK; /* gone already */
     req_free(&r);
-    if (st == XFFL_ERR_NOT_FOUND && http == 404) return XFFL_OK; /* gone already */
     return st;
 }
 
@@ -705,10 +723,10 @@ static XFFL_MUST_USE xffl_status v4_del(store *s, const char *key)
     XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "delete %s", key);
     v4_req r = {.method = "DELETE", .op = "delete", .key = key, .object = k, .out_fd = -1};
     xffl_status st = perform(s, &r);
-    long http = r.http;
+    /* an absent key is not an error (S3 answers 204 anyway); an absent bucket is */
+    if (st == XFFL_ERR_NOT_FOUND && r.http == 404 && strcmp(r.code, "NoSuchBucket")) st = XFFL_OK;
     req_free(&r);
     free(k);
-    if (st == XFFL_ERR_NOT_FOUND && http == 404 && !strstr(xffl_errmsg(), "bucket")) return XFFL_OK;
     return st;
 }
 
@@ -907,7 +925,7 @@ static XFFL_MUST_USE xffl_status v4_mpu_complete(store *s, const char *key, cons
     r.slow_s = 15 + (long)(total / (20 * MIB));
     xffl_sha256_hex(body, blen, r.payload_sha);
     xffl_status st = perform(s, &r);
-    long http = r.http;
+    int no_upload = st == XFFL_ERR_NOT_FOUND && !strcmp(r.code, "NoSuchUpload");
     if (st == XFFL_OK) {
         /* S3 may answer 200 and then an <Error> (the body is sent while it assembles) */
         char root[64], code[80], msg[300];
@@ -920,7 +938,7 @@ static XFFL_MUST_USE xffl_status v4_mpu_complete(store *s, const char *key, cons
                            key, s->endpoint);
     }
     req_free(&r);
-    if (st == XFFL_ERR_NOT_FOUND && http == 404 && strstr(xffl_errmsg(), "NoSuchUpload")) {
+    if (no_upload) {
         /* a Complete whose answer was lost, then retried: the object is there already */
         v4_req h = {0};
         xffl_status hs = head_req(s, key, &h);
