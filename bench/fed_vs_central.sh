@@ -30,71 +30,17 @@ cd "$(dirname "$0")/.."
 B=${XFFL_BUILD:-build}
 X=$PWD/$B/xffl
 export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-MODEL=${XFFL_FVC_MODEL:-small}
-TOKENS=${XFFL_FVC_TOKENS:-1000000}
-H=${XFFL_FVC_H:-50}
-BATCH=${XFFL_FVC_BATCH:-1}
-SEQ=${XFFL_FVC_SEQ:-256}
-LR=${XFFL_FVC_LR:-1e-3}
-PRETRAIN=${XFFL_FVC_PRETRAIN:-512000}
-DILOCO=${XFFL_FVC_DILOCO---outer-lr 0.7 --outer-momentum 0.5}
-pre_rounds=0
-W=${XFFL_FVC_DIR:-$(mktemp -d)}
-[ -n "${XFFL_FVC_DIR:-}" ] || trap 'rm -rf "$W"' EXIT
-per_round=$(( 2 * H * BATCH * SEQ ))
-ROUNDS=$(( (TOKENS + per_round - 1) / per_round ))
-CORES=$(nproc)
 log() { echo "fed_vs_central: $*" >&2; }
-
-mkdir -p "$W/corpus/licenses" "$W/corpus/copyrights"
-for f in /usr/share/common-licenses/*; do [ -f "$f" ] && [ ! -L "$f" ] && cp "$f" "$W/corpus/licenses/$(basename "$f").txt"; done
-total=0
-for f in $(ls /usr/share/doc/*/copyright 2>/dev/null | sort); do
-  cp "$f" "$W/corpus/copyrights/$(basename "$(dirname "$f")").txt"
-  total=$(( total + $(stat -c %s "$f") )); [ "$total" -gt 400000 ] && break
-done
-for fac in licenses copyrights; do
-  [ -d "$W/data/$fac" ] || "$X" data pack "$W/corpus/$fac"/* --out "$W/data/$fac" --val-fraction 0.1 >/dev/null 2>&1
-done
-# Inner hyper-parameters shared by all four runs: one learning-rate schedule over the
-# whole run (warm-up once, cosine over every round) and AdamW state kept across rounds,
-# as DiLoCo's workers do; a schedule restarting every round re-warms a facility's
-# H = 50 steps twice as often as the central run's 100.
-common=(--model "$MODEL" --seq-len "$SEQ" --lr "$LR" --min-lr "$(echo "$LR" | awk '{print $1/10}')" --seed 7
-        --keep-inner-state)
-start=()
-train_rounds() { # name facilities data-pattern H threads rounds init-flags... (a later --batch wins)
-  local name=$1 facs=$2 data=$3 h=$4 thr=$5 rounds=$6; shift 6
-  local t0; t0=$(date +%s)
-  "$X" simulate --store "$W/$name" --facilities "$facs" --rounds "$rounds" --data "$data" --threads "$thr" \
-    --state "$W/state-$name/{facility}" -- "${common[@]}" --batch "$BATCH" --total-rounds "$rounds" --local-steps "$h" "$@" >&2
-  log "$name: $rounds rounds in $(( $(date +%s) - t0 ))s"
-}
-run() { # name facilities data-pattern H threads init-flags...
-  local name=$1 facs=$2 data=$3 h=$4 thr=$5; shift 5
-  train_rounds "$name" "$facs" "$data" "$h" "$thr" "$ROUNDS" ${start[@]+"${start[@]}"} "$@"
-  "$X" eval --store "$W/$name" --data "$W/data/*/*_val_*.bin" --json 2>/dev/null | grep -o '"loss": *[0-9.eE+-]*' | head -1 | sed 's/.*: *//'
-  # A run's store and state directories (every version, delta and inner state: about
-  # 5 GB at 40 rounds) go as soon as it is evaluated, unless XFFL_FVC_DIR keeps them.
-  [ -n "${XFFL_FVC_DIR:-}" ] || rm -rf "$W/$name" "$W/state-$name"
-}
-fedthr=$(( CORES / 2 > 0 ? CORES / 2 : 1 ))
-if [ "$PRETRAIN" -gt 0 ]; then
-  pre_rounds=$(( (PRETRAIN + per_round - 1) / per_round ))
-  log "pretraining centrally: $pre_rounds rounds of $per_round tokens"
-  train_rounds pretrained central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" "$pre_rounds" --algo fedavg
-  pre_loss=$("$X" eval --store "$W/pretrained" --data "$W/data/*/*_val_*.bin" --json 2>/dev/null | grep -o '"loss": *[0-9.eE+-]*' | head -1 | sed 's/.*: *//')
-  log "pretrained: loss $pre_loss after $(( pre_rounds * per_round )) tokens"
-  start=(--from "$W/pretrained")
-fi
+source bench/lib/fed.sh   # the setting: corpora, hyper-parameters, pre-training, fed_run
+fed_loss() { fed_run "$@" | cut -d' ' -f1; }
 log "$MODEL, $ROUNDS rounds of $per_round tokens ($(( ROUNDS * per_round )) in all), H=$H, B=$BATCH, T=$SEQ"
-central=$(run central central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" --algo fedavg)
+central=$(fed_loss central central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" --algo fedavg)
 # The same tokens in the same number of steps as each facility: twice the batch, H steps
 # a round (what synchronous data parallelism over both facilities would do each step).
-same_steps=$(run central-same-steps central "$W/data/*/*_train_*.bin" "$H" "$CORES" --algo fedavg --batch $(( 2 * BATCH )))
-diloco=$(run diloco copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo diloco $DILOCO)
-fedavg=$(run fedavg copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo fedavg)
-plain=$(run plain copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo fedavg --unweighted)
+same_steps=$(fed_loss central-same-steps central "$W/data/*/*_train_*.bin" "$H" "$CORES" --algo fedavg --batch $(( 2 * BATCH )))
+diloco=$(fed_loss diloco copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo diloco $DILOCO)
+fedavg=$(fed_loss fedavg copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo fedavg)
+plain=$(fed_loss plain copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" --algo fedavg --unweighted)
 awk -v d="$diloco" -v f="$fedavg" -v p="$plain" -v c="$central" -v c2="$same_steps" -v tok=$(( ROUNDS * per_round )) -v r="$ROUNDS" \
     -v m="$MODEL" -v h="$H" -v b="$BATCH" -v t="$SEQ" -v pt=$(( PRETRAIN > 0 ? pre_rounds * per_round : 0 )) \
     -v pl="${pre_loss:-null}" -v df="$DILOCO" 'BEGIN {

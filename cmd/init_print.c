@@ -59,8 +59,10 @@ void cli_print_init_plan(const struct pipe_init_result *r)
                t->params[plan->first[p] + plan->count[p] - 1].name);
     printf("facilities: ");
     for (int i = 0; i < f->n_facilities; i++) printf("%s%s", i ? "," : "", f->facilities[i]);
-    printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s\n", pipe_algo_name(f->algo.kind),
-           f->local_steps, f->quorum, f->seed, ckpt_codec_name(f->encoding));
+    char k[16] = "";
+    if (f->encoding_k) snprintf(k, sizeof k, ":%d", f->encoding_k);
+    printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s%s\n", pipe_algo_name(f->algo.kind),
+           f->local_steps, f->quorum, f->seed, ckpt_codec_name(f->encoding), k);
 }
 
 void cli_print_init_result(const char *url, const struct pipe_init_result *r)

@@ -27,6 +27,7 @@ static const struct {
     [XFFL_ERR_BACKEND] = {"compute backend error", 1, 0},
     [XFFL_ERR_UNSUPPORTED] = {"unsupported", 1, 0},
     [XFFL_ERR_INTERNAL] = {"internal error", 1, 0},
+    [XFFL_ERR_TLS] = {"certificate not verified", 1, 0},
 };
 
 static int known(xffl_status s) { return (int)s >= 0 && s < XFFL_STATUS_COUNT; }

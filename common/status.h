@@ -27,6 +27,7 @@ typedef enum {
     XFFL_ERR_BACKEND = 13,    /* compute backend (OpenMP/BLAS/CUDA/NCCL) failure -> exit 1  */
     XFFL_ERR_UNSUPPORTED = 14,/* feature absent in this build or on this machine  -> exit 1  */
     XFFL_ERR_INTERNAL = 15,   /* a bug                                           -> exit 1  */
+    XFFL_ERR_TLS = 16,        /* a server's TLS certificate did not verify       -> exit 1  */
     XFFL_STATUS_COUNT
 } xffl_status;
 

@@ -23,25 +23,25 @@ static float bf2f(uint16_t h)
     return f;
 }
 
-static XFFL_MUST_USE xffl_status fp32_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status fp32_encode(const float *x, int64_t n, const ckpt_codec_params *p, float *residual, void *const out[])
 {
-    (void)block;
+    (void)p;
     float *o = out[0];
     for (int64_t i = 0; i < n; i++) o[i] = residual ? x[i] + residual[i] : x[i];
     if (residual) memset(residual, 0, (size_t)n * sizeof *residual);
     return XFFL_OK;
 }
 
-static XFFL_MUST_USE xffl_status fp32_decode(const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status fp32_decode(const void *const in[], int64_t n, const ckpt_codec_params *p, float *out)
 {
-    (void)block;
+    (void)p;
     memcpy(out, in[0], (size_t)n * 4);
     return XFFL_OK;
 }
 
-static XFFL_MUST_USE xffl_status bf16_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status bf16_encode(const float *x, int64_t n, const ckpt_codec_params *p, float *residual, void *const out[])
 {
-    (void)block;
+    (void)p;
     uint16_t *o = out[0];
     for (int64_t i = 0; i < n; i++) {
         float v = residual ? x[i] + residual[i] : x[i];
@@ -51,9 +51,9 @@ static XFFL_MUST_USE xffl_status bf16_encode(const float *x, int64_t n, int bloc
     return XFFL_OK;
 }
 
-static XFFL_MUST_USE xffl_status bf16_decode(const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status bf16_decode(const void *const in[], int64_t n, const ckpt_codec_params *p, float *out)
 {
-    (void)block;
+    (void)p;
     const uint16_t *h = in[0];
     for (int64_t i = 0; i < n; i++) out[i] = bf2f(h[i]);
     return XFFL_OK;
@@ -125,32 +125,123 @@ static XFFL_MUST_USE xffl_status block_decode(int qmax, const void *const in[], 
     return XFFL_OK;
 }
 
-static XFFL_MUST_USE xffl_status int8_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status int8_encode(const float *x, int64_t n, const ckpt_codec_params *p, float *residual, void *const out[])
 {
-    return block_encode(127, x, n, block, residual, out);
+    return block_encode(127, x, n, p->block, residual, out);
 }
-static XFFL_MUST_USE xffl_status int8_decode(const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status int8_decode(const void *const in[], int64_t n, const ckpt_codec_params *p, float *out)
 {
-    return block_decode(127, in, n, block, out);
+    return block_decode(127, in, n, p->block, out);
 }
-static XFFL_MUST_USE xffl_status int4_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status int4_encode(const float *x, int64_t n, const ckpt_codec_params *p, float *residual, void *const out[])
 {
-    return block_encode(7, x, n, block, residual, out);
+    return block_encode(7, x, n, p->block, residual, out);
 }
-static XFFL_MUST_USE xffl_status int4_decode(const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status int4_decode(const void *const in[], int64_t n, const ckpt_codec_params *p, float *out)
 {
-    return block_decode(7, in, n, block, out);
+    return block_decode(7, in, n, p->block, out);
 }
 
-static int64_t per_block(int64_t n, int block) { return (n + block - 1) / block; }
-static int64_t two_per_byte(int64_t n, int block) { return (void)block, (n + 1) / 2; }
+/* topk: per block, the k entries of largest magnitude (ties: the lower index), stored
+ * as block-local indices in increasing order and int4 codes against one scale per
+ * block (the largest kept magnitude / 7). A block shorter than k (the tensor's last)
+ * keeps all of its entries. */
+static int64_t topk_kept(int64_t n, const ckpt_codec_params *p)
+{
+    int64_t tail = n % p->block;
+    return n / p->block * p->k + (tail < p->k ? tail : p->k);
+}
+
+typedef struct {
+    float mag;
+    int idx;
+} topk_entry;
+
+/* Larger magnitude first, then the lower index: a total order, so the selection is
+ * the same whatever qsort does with equal keys. */
+static int topk_cmp(const void *a, const void *b)
+{
+    const topk_entry *x = a, *y = b;
+    if (x->mag != y->mag) return x->mag > y->mag ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+static int cmp_idx(const void *a, const void *b) { return ((const topk_entry *)a)->idx - ((const topk_entry *)b)->idx; }
+
+static XFFL_MUST_USE xffl_status topk_encode(const float *x, int64_t n, const ckpt_codec_params *p, float *residual,
+                                             void *const out[])
+{
+    XFFL_FORWARD(ckpt_codec_check_params(CKPT_CODEC_TOPK, p));
+    uint8_t *codes = out[0], *idx = out[1];
+    float *scales = out[2];
+    float v[CKPT_CODEC_TOPK_BLOCK_MAX];
+    topk_entry e[CKPT_CODEC_TOPK_BLOCK_MAX];
+    memset(codes, 0, (size_t)(topk_kept(n, p) + 1) / 2);
+    int64_t o = 0; /* kept entries so far */
+    for (int64_t b = 0; b * p->block < n; b++) {
+        int64_t start = b * p->block;
+        int len = (int)(n - start < p->block ? n - start : p->block), k = len < p->k ? len : p->k;
+        for (int j = 0; j < len; j++) {
+            v[j] = residual ? x[start + j] + residual[start + j] : x[start + j];
+            e[j] = (topk_entry){fabsf(v[j]), j};
+        }
+        qsort(e, (size_t)len, sizeof *e, topk_cmp);
+        qsort(e, (size_t)k, sizeof *e, cmp_idx);
+        float amax = e[0].mag;
+        for (int j = 1; j < k; j++) amax = e[j].mag > amax ? e[j].mag : amax;
+        float scale = amax / 7.0f, inv = amax > 0 ? 7.0f / amax : 0;
+        scales[b] = scale;
+        if (residual) memcpy(residual + start, v, (size_t)len * sizeof *v); /* dropped: carried over whole */
+        for (int j = 0; j < k; j++, o++) {
+            int q = quant(v[e[j].idx], inv, 7);
+            idx[o] = (uint8_t)e[j].idx;
+            codes[o / 2] |= (uint8_t)((q + 8) << ((o & 1) * 4));
+            if (residual) residual[start + e[j].idx] = v[e[j].idx] - (float)q * scale;
+        }
+    }
+    return XFFL_OK;
+}
+
+static XFFL_MUST_USE xffl_status topk_decode(const void *const in[], int64_t n, const ckpt_codec_params *p, float *out)
+{
+    XFFL_FORWARD(ckpt_codec_check_params(CKPT_CODEC_TOPK, p));
+    const uint8_t *codes = in[0], *idx = in[1];
+    const float *scales = in[2];
+    memset(out, 0, (size_t)n * sizeof *out);
+    int64_t o = 0;
+    for (int64_t b = 0; b * p->block < n; b++) {
+        int64_t start = b * p->block;
+        int len = (int)(n - start < p->block ? n - start : p->block), k = len < p->k ? len : p->k;
+        XFFL_RETURN_IF(!isfinite(scales[b]) || scales[b] < 0, XFFL_ERR_INVALID, "topk block %lld: scale %g",
+                       (long long)b, scales[b]);
+        for (int j = 0; j < k; j++, o++) {
+            int q = (int)((codes[o / 2] >> ((o & 1) * 4)) & 0xf) - 8;
+            XFFL_RETURN_IF(idx[o] >= len, XFFL_ERR_INVALID, "topk block %lld: index %d out of range (block of %d)",
+                           (long long)b, idx[o], len);
+            /* increasing: a repeated index would add one entry twice */
+            XFFL_RETURN_IF(j > 0 && idx[o] <= idx[o - 1], XFFL_ERR_INVALID,
+                           "topk block %lld: index %d after %d (repeated or out of order)", (long long)b, idx[o],
+                           idx[o - 1]);
+            XFFL_RETURN_IF(q < -7, XFFL_ERR_INVALID, "topk code %d at entry %lld out of range", q, (long long)o);
+            out[start + idx[o]] = (float)q * scales[b];
+        }
+    }
+    return XFFL_OK;
+}
+
+static int64_t per_block(int64_t n, const ckpt_codec_params *p) { return (n + p->block - 1) / p->block; }
+static int64_t two_per_byte(int64_t n, const ckpt_codec_params *p) { return (void)p, (n + 1) / 2; }
+static int64_t topk_codes(int64_t n, const ckpt_codec_params *p) { return (topk_kept(n, p) + 1) / 2; }
 
 #define SCALES {"scale", CKPT_DT_F32, per_block, 0}
 static const ckpt_codec_def builtins[] = {
-    [CKPT_CODEC_FP32] = {"fp32", 0, 1, {{"delta", CKPT_DT_F32, NULL, 1}}, fp32_encode, fp32_decode},
-    [CKPT_CODEC_BF16] = {"bf16", 1, 1, {{"delta", CKPT_DT_U16, NULL, 1}}, bf16_encode, bf16_decode},
-    [CKPT_CODEC_INT8] = {"int8", 1, 2, {{"delta", CKPT_DT_I8, NULL, 1}, SCALES}, int8_encode, int8_decode},
-    [CKPT_CODEC_INT4] = {"int4", 1, 2, {{"delta", CKPT_DT_U8, two_per_byte, 1}, SCALES}, int4_encode, int4_decode},
+    [CKPT_CODEC_FP32] = {"fp32", 0, 0, 1, {{"delta", CKPT_DT_F32, NULL, 1}}, fp32_encode, fp32_decode},
+    [CKPT_CODEC_BF16] = {"bf16", 1, 0, 1, {{"delta", CKPT_DT_U16, NULL, 1}}, bf16_encode, bf16_decode},
+    [CKPT_CODEC_INT8] = {"int8", 1, 0, 2, {{"delta", CKPT_DT_I8, NULL, 1}, SCALES}, int8_encode, int8_decode},
+    [CKPT_CODEC_INT4] = {"int4", 1, 0, 2, {{"delta", CKPT_DT_U8, two_per_byte, 1}, SCALES}, int4_encode, int4_decode},
+    [CKPT_CODEC_TOPK] = {"topk", 1, 1, 3,
+                         {{"delta", CKPT_DT_U8, topk_codes, 1}, {"index", CKPT_DT_U8, topk_kept, 0}, SCALES},
+                         topk_encode, topk_decode},
 };
 #undef SCALES
 
@@ -189,8 +280,8 @@ void ckpt_codec_list(char *buf, size_t cap, const char *first_note)
     size_t o = 0;
     if (cap) buf[0] = 0;
     for (int i = 0; i < ckpt_codec_count() && o < cap; i++) {
-        int w = snprintf(buf + o, cap - o, "%s%s%s", i ? ", " : "", ckpt_codec_name((ckpt_codec)i),
-                         i == 0 && first_note ? first_note : "");
+        int w = snprintf(buf + o, cap - o, "%s%s%s%s", i ? ", " : "", ckpt_codec_name((ckpt_codec)i),
+                         ckpt_codec_takes_k((ckpt_codec)i) ? "[:K]" : "", i == 0 && first_note ? first_note : "");
         if (w < 0) break;
         o += (size_t)w;
     }
@@ -220,40 +311,96 @@ int ckpt_codec_lossy(ckpt_codec c)
     return d ? d->lossy : 0;
 }
 
-int64_t ckpt_codec_dataset_count(ckpt_codec c, int d, int64_t n, int block)
+int ckpt_codec_takes_k(ckpt_codec c)
+{
+    const ckpt_codec_def *d = ckpt_codec_get(c);
+    return d ? d->takes_k : 0;
+}
+
+ckpt_codec_params ckpt_codec_default_params(ckpt_codec c)
+{
+    return (ckpt_codec_params){CKPT_CODEC_BLOCK_DEFAULT, ckpt_codec_takes_k(c) ? CKPT_CODEC_TOPK_K_DEFAULT : 0};
+}
+
+xffl_status ckpt_codec_check_params(ckpt_codec c, const ckpt_codec_params *p)
+{
+    const ckpt_codec_def *d = ckpt_codec_get(c);
+    XFFL_RETURN_IF(!d, XFFL_ERR_INVALID, "delta encoding %d unknown", (int)c);
+    XFFL_RETURN_IF(p->block < 1 || p->block > (1 << 24), XFFL_ERR_INVALID, "%s: block %d out of range", d->name,
+                   p->block);
+    if (!d->takes_k) return XFFL_OK;
+    XFFL_RETURN_IF(c == CKPT_CODEC_TOPK && p->block > CKPT_CODEC_TOPK_BLOCK_MAX, XFFL_ERR_INVALID,
+                   "topk: block %d above %d", p->block, CKPT_CODEC_TOPK_BLOCK_MAX);
+    XFFL_RETURN_IF(p->k < 1 || p->k > p->block, XFFL_ERR_INVALID, "%s: k %d outside 1..%d (the block)", d->name, p->k,
+                   p->block);
+    return XFFL_OK;
+}
+
+xffl_status ckpt_codec_parse_spec(const char *spec, ckpt_codec *c, int *k)
+{
+    char name[64];
+    const char *colon = spec ? strchr(spec, ':') : NULL;
+    size_t len = colon ? (size_t)(colon - spec) : spec ? strlen(spec) : 0;
+    XFFL_RETURN_IF(len >= sizeof name, XFFL_ERR_USAGE, "unknown encoding '%s'", spec);
+    memcpy(name, spec ? spec : "", len);
+    name[len] = 0;
+    XFFL_FORWARD(ckpt_codec_parse(name, c));
+    *k = ckpt_codec_default_params(*c).k;
+    if (!colon) return XFFL_OK;
+    XFFL_RETURN_IF(!ckpt_codec_takes_k(*c), XFFL_ERR_USAGE, "encoding '%s' takes no ':K' (%s)", name, spec);
+    char *end;
+    long v = strtol(colon + 1, &end, 10);
+    XFFL_RETURN_IF(end == colon + 1 || *end || v < 1 || v > CKPT_CODEC_TOPK_BLOCK_MAX, XFFL_ERR_USAGE,
+                   "encoding '%s': K must be 1..%d (entries kept of every %d)", spec, CKPT_CODEC_TOPK_BLOCK_MAX,
+                   CKPT_CODEC_BLOCK_DEFAULT);
+    *k = (int)v;
+    return XFFL_OK;
+}
+
+int64_t ckpt_codec_dataset_count(ckpt_codec c, int d, int64_t n, const ckpt_codec_params *p)
 {
     const ckpt_codec_def *def = ckpt_codec_get(c);
     if (!def || d < 0 || d >= def->n_datasets) return 0;
-    return def->datasets[d].count ? def->datasets[d].count(n, block) : n;
+    return def->datasets[d].count ? def->datasets[d].count(n, p) : n;
 }
 
-size_t ckpt_codec_dataset_bytes(ckpt_codec c, int d, int64_t n, int block)
+size_t ckpt_codec_dataset_bytes(ckpt_codec c, int d, int64_t n, const ckpt_codec_params *p)
 {
     const ckpt_codec_def *def = ckpt_codec_get(c);
     if (!def || d < 0 || d >= def->n_datasets) return 0;
-    return (size_t)ckpt_codec_dataset_count(c, d, n, block) * ckpt_dtype_size(def->datasets[d].dtype);
+    return (size_t)ckpt_codec_dataset_count(c, d, n, p) * ckpt_dtype_size(def->datasets[d].dtype);
 }
 
-/* Every builtin's codes are independent of the block. */
-size_t ckpt_codec_code_bytes(ckpt_codec c, int64_t n) { return ckpt_codec_dataset_bytes(c, 0, n, CKPT_CODEC_BLOCK_DEFAULT); }
+size_t ckpt_codec_code_bytes(ckpt_codec c, int64_t n)
+{
+    ckpt_codec_params p = ckpt_codec_default_params(c);
+    return ckpt_codec_dataset_bytes(c, 0, n, &p);
+}
 
-int64_t ckpt_codec_scale_count(ckpt_codec c, int64_t n, int block) { return ckpt_codec_dataset_count(c, 1, n, block); }
+int64_t ckpt_codec_scale_count(ckpt_codec c, int64_t n, int block)
+{
+    ckpt_codec_params p = {block, 0};
+    return ckpt_codec_dataset_count(c, 1, n, &p);
+}
 
-xffl_status ckpt_codec_encode_sets(ckpt_codec c, const float *x, int64_t n, int block, float *residual,
-                                   void *const out[])
+xffl_status ckpt_codec_encode_sets(ckpt_codec c, const float *x, int64_t n, const ckpt_codec_params *p,
+                                   float *residual, void *const out[])
 {
     const ckpt_codec_def *def = ckpt_codec_get(c);
     for (int64_t i = 0; i < n; i++)
         XFFL_RETURN_IF(!isfinite(x[i]), XFFL_ERR_INVALID, "delta element %lld is not finite", (long long)i);
     XFFL_RETURN_IF(!def, XFFL_ERR_INVALID, "delta encoding %d unknown", (int)c);
-    return def->encode(x, n, block, residual, out);
+    XFFL_FORWARD(ckpt_codec_check_params(c, p));
+    return def->encode(x, n, p, residual, out);
 }
 
-xffl_status ckpt_codec_decode_sets(ckpt_codec c, const void *const in[], int64_t n, int block, float *out)
+xffl_status ckpt_codec_decode_sets(ckpt_codec c, const void *const in[], int64_t n, const ckpt_codec_params *p,
+                                   float *out)
 {
     const ckpt_codec_def *def = ckpt_codec_get(c);
     XFFL_RETURN_IF(!def, XFFL_ERR_INVALID, "delta encoding %d unknown", (int)c);
-    return def->decode(in, n, block, out);
+    XFFL_FORWARD(ckpt_codec_check_params(c, p));
+    return def->decode(in, n, p, out);
 }
 
 xffl_status ckpt_codec_encode(ckpt_codec c, const float *x, int64_t n, int block, float *residual, void *codes,
@@ -263,7 +410,8 @@ xffl_status ckpt_codec_encode(ckpt_codec c, const float *x, int64_t n, int block
     const ckpt_codec_def *def = ckpt_codec_get(c);
     XFFL_RETURN_IF(def && def->n_datasets > 2, XFFL_ERR_INTERNAL, "encoding %s writes %d datasets: use encode_sets",
                    def->name, def->n_datasets);
-    return ckpt_codec_encode_sets(c, x, n, block, residual, out);
+    ckpt_codec_params p = {block, 0};
+    return ckpt_codec_encode_sets(c, x, n, &p, residual, out);
 }
 
 xffl_status ckpt_codec_decode(ckpt_codec c, const void *codes, const float *scales, int64_t n, int block, float *out)
@@ -272,5 +420,6 @@ xffl_status ckpt_codec_decode(ckpt_codec c, const void *codes, const float *scal
     const ckpt_codec_def *def = ckpt_codec_get(c);
     XFFL_RETURN_IF(def && def->n_datasets > 2, XFFL_ERR_INTERNAL, "encoding %s writes %d datasets: use decode_sets",
                    def->name, def->n_datasets);
-    return ckpt_codec_decode_sets(c, in, n, block, out);
+    ckpt_codec_params p = {block, 0};
+    return ckpt_codec_decode_sets(c, in, n, &p, out);
 }

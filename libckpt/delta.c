@@ -7,7 +7,7 @@
 
 /* Dataset d of tensor p as the encoding describes it: its shape and elements. A
  * count of 0 means the encoding writes no such dataset for p. */
-static int64_t dataset_layout(const ckpt_codec_def *def, int d, const ckpt_param *p, int block, int *ndim,
+static int64_t dataset_layout(const ckpt_codec_def *def, int d, const ckpt_param *p, const ckpt_codec_params *cp, int *ndim,
                               int64_t shape[2])
 {
     const ckpt_codec_dataset *ds = &def->datasets[d];
@@ -18,18 +18,19 @@ static int64_t dataset_layout(const ckpt_codec_def *def, int d, const ckpt_param
         return p->numel;
     }
     *ndim = 1;
-    shape[0] = ds->count(p->numel, block);
+    shape[0] = ds->count(p->numel, cp);
     return shape[0];
 }
 
-/* Per-dataset buffers big enough for every tensor of t at block. */
-static XFFL_MUST_USE xffl_status alloc_sets(ckpt_codec c, const ckpt_param_table *t, int block, void *bufs[CKPT_CODEC_MAX_DATASETS])
+/* Per-dataset buffers big enough for every tensor of t with params cp. */
+static XFFL_MUST_USE xffl_status alloc_sets(ckpt_codec c, const ckpt_param_table *t, const ckpt_codec_params *cp,
+                                            void *bufs[CKPT_CODEC_MAX_DATASETS])
 {
     const ckpt_codec_def *def = ckpt_codec_get(c);
     for (int d = 0; def && d < def->n_datasets; d++) {
         size_t most = 1;
         for (int i = 0; i < t->count; i++) {
-            size_t b = ckpt_codec_dataset_bytes(c, d, t->params[i].numel, block);
+            size_t b = ckpt_codec_dataset_bytes(c, d, t->params[i].numel, cp);
             if (b > most) most = b;
         }
         bufs[d] = malloc(most);
@@ -46,7 +47,8 @@ static void free_sets(void *bufs[CKPT_CODEC_MAX_DATASETS])
     }
 }
 
-static XFFL_MUST_USE xffl_status write_attrs(ckpt_h5_writer *w, const ckpt_delta_meta *m, int block, int part, int parts)
+static XFFL_MUST_USE xffl_status write_attrs(ckpt_h5_writer *w, const ckpt_delta_meta *m, const ckpt_codec_params *cp,
+                                             int part, int parts)
 {
     XFFL_FORWARD(ckpt_h5_attr_str(w, "format", CKPT_DELTA_FORMAT));
     XFFL_FORWARD(ckpt_h5_attr_int(w, "format_version", CKPT_DELTA_FORMAT_VERSION));
@@ -60,7 +62,8 @@ static XFFL_MUST_USE xffl_status write_attrs(ckpt_h5_writer *w, const ckpt_delta
     XFFL_FORWARD(ckpt_h5_attr_double(w, "loss_last", m->loss_last));
     XFFL_FORWARD(ckpt_h5_attr_double(w, "loss_mean", m->loss_mean));
     XFFL_FORWARD(ckpt_h5_attr_str(w, "encoding", ckpt_codec_name(m->codec)));
-    XFFL_FORWARD(ckpt_h5_attr_int(w, "block", block));
+    XFFL_FORWARD(ckpt_h5_attr_int(w, "block", cp->block));
+    if (ckpt_codec_takes_k(m->codec)) XFFL_FORWARD(ckpt_h5_attr_int(w, "k", cp->k));
     XFFL_FORWARD(ckpt_h5_attr_int(w, "part", part));
     XFFL_FORWARD(ckpt_h5_attr_int(w, "parts", parts));
     return XFFL_OK;
@@ -71,7 +74,9 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
                              const ckpt_h5_options *opt, const char *key_prefix, ckpt_manifest *commit,
                              ckpt_delta_file **files, int *nfiles)
 {
-    const int block = meta->block > 0 ? meta->block : CKPT_CODEC_BLOCK_DEFAULT;
+    ckpt_codec_params cp = ckpt_codec_default_params(meta->codec);
+    if (meta->block > 0) cp.block = meta->block;
+    if (meta->k > 0) cp.k = meta->k;
     *files = NULL;
     *nfiles = 0;
     /* Part of each tensor first: the file's "parts" attribute needs the count. */
@@ -81,7 +86,7 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
     uint64_t acc = 0;
     int64_t maxn = 1;
     for (int i = 0; i < t->count; i++) {
-        uint64_t b = ckpt_codec_dataset_bytes(meta->codec, 0, t->params[i].numel, block);
+        uint64_t b = ckpt_codec_dataset_bytes(meta->codec, 0, t->params[i].numel, &cp);
         if (part_size && acc > 0 && acc + b > part_size) {
             parts++;
             acc = 0;
@@ -105,23 +110,23 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
         st = xffl_fail(XFFL_ERR_NOMEM, "delta encoding buffers (%lld floats)", (long long)maxn);
         goto done;
     }
-    XFFL_CHECK_GOTO(st, alloc_sets(meta->codec, t, block, bufs), done);
+    XFFL_CHECK_GOTO(st, alloc_sets(meta->codec, t, &cp, bufs), done);
     for (int i = 0; i < t->count; i++) {
         const ckpt_param *p = &t->params[i];
         int part = part_of[i];
         if (!w) {
             snprintf(tmp, sizeof tmp, "%s/part-%03d.partial.h5", dir, part);
             XFFL_CHECK_GOTO(st, ckpt_h5_writer_create(tmp, opt, &w), done);
-            XFFL_CHECK_GOTO(st, write_attrs(w, meta, block, part, parts), done);
+            XFFL_CHECK_GOTO(st, write_attrs(w, meta, &cp, part, parts), done);
         }
         const float *x = delta + p->offset;
         float *res = residual ? residual + p->offset : NULL;
-        st = ckpt_codec_encode_sets(meta->codec, x, p->numel, block, res, bufs);
+        st = ckpt_codec_encode_sets(meta->codec, x, p->numel, &cp, res, bufs);
         if (st != XFFL_OK) {
             st = xffl_wrap(st, "encoding delta of %s", p->name);
             goto done;
         }
-        XFFL_CHECK_GOTO(st, ckpt_codec_decode_sets(meta->codec, (const void *const *)bufs, p->numel, block, dec), done);
+        XFFL_CHECK_GOTO(st, ckpt_codec_decode_sets(meta->codec, (const void *const *)bufs, p->numel, &cp, dec), done);
         char hex[XFFL_SHA256_HEX], path[CKPT_NAME_MAX + 16];
         xffl_sha256_hex(dec, (size_t)p->numel * sizeof(float), hex);
         XFFL_CHECK_GOTO(st, ckpt_manifest_add_tensor(commit, p->name, CKPT_DT_F32, p->ndim, p->shape, hex), done);
@@ -129,7 +134,7 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
             const ckpt_codec_dataset *ds = &def->datasets[d];
             int ndim;
             int64_t shape[2];
-            if (dataset_layout(def, d, p, block, &ndim, shape) == 0) continue;
+            if (dataset_layout(def, d, p, &cp, &ndim, shape) == 0) continue;
             snprintf(path, sizeof path, "%s/%s", ds->group, p->name);
             XFFL_CHECK_GOTO(st, ckpt_h5_write(w, path, ds->dtype, ndim, shape, bufs[d], NULL, NULL), done);
             if (ds->tagged) XFFL_CHECK_GOTO(st, ckpt_h5_dataset_attr_str(w, path, "encoding", def->name), done);
@@ -205,8 +210,15 @@ static XFFL_MUST_USE xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_t
     XFFL_FORWARD(ckpt_h5_get_attr_int(r, "block", &block));
     XFFL_RETURN_IF(block < 1 || block > (1 << 24), XFFL_ERR_INVALID, "%s: block %lld out of range", file,
                    (long long)block);
+    ckpt_codec_params cp = {(int)block, 0};
+    if (def->takes_k) { /* the federation's k, not the file's word for it */
+        cp.k = ex->k > 0 ? ex->k : ckpt_codec_default_params(ex->codec).k;
+        XFFL_FORWARD(check_attr_int(r, "k", cp.k));
+    }
+    xffl_status st = ckpt_codec_check_params(ex->codec, &cp);
+    if (st != XFFL_OK) return xffl_wrap(st, "%s", file);
     void *bufs[CKPT_CODEC_MAX_DATASETS] = {0};
-    xffl_status st = alloc_sets(ex->codec, t, (int)block, bufs);
+    st = alloc_sets(ex->codec, t, &cp, bufs);
     char **names = NULL;
     int count = 0;
     if (st == XFFL_OK) st = ckpt_h5_list(r, def->datasets[0].group, &names, &count);
@@ -226,14 +238,14 @@ static XFFL_MUST_USE xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_t
         for (int d = 0; d < def->n_datasets && st == XFFL_OK; d++) {
             int ndim;
             int64_t shape[2];
-            if (dataset_layout(def, d, p, (int)block, &ndim, shape) == 0) continue;
+            if (dataset_layout(def, d, p, &cp, &ndim, shape) == 0) continue;
             char path[CKPT_NAME_MAX + 16];
             snprintf(path, sizeof path, "%s/%s", def->datasets[d].group, p->name);
             st = ckpt_h5_read(r, path, def->datasets[d].dtype, ndim, shape, bufs[d], 0, NULL);
         }
         if (st != XFFL_OK) break;
         float *out = delta + p->offset;
-        if ((st = ckpt_codec_decode_sets(ex->codec, (const void *const *)bufs, p->numel, (int)block, out)) != XFFL_OK) {
+        if ((st = ckpt_codec_decode_sets(ex->codec, (const void *const *)bufs, p->numel, &cp, out)) != XFFL_OK) {
             st = xffl_wrap(st, "%s: tensor %s", file, p->name);
             break;
         }

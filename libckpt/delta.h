@@ -3,13 +3,16 @@
  *
  * Part file (format "xffl-delta", format_version 1), root attributes:
  *   round, base_version, base_index (the exact INDEX key trained from), facility,
- *   tokens, steps, loss_first, loss_last, loss_mean, encoding, block, part, parts
+ *   tokens, steps, loss_first, loss_last, loss_mean, encoding, block, part, parts,
+ *   and k for an encoding that takes one (topk)
  * datasets, the encoding's (its ckpt_codec_def.datasets) for each tensor of the parameter
  * table, split into parts along tensor boundaries (a part is closed once its encoded
  * bytes reach part_size). For the builtins:
  *   delta/<name>  fp32: float32 [shape]; bf16: uint16 [shape]; int8: int8 [shape];
  *                 int4: uint8 [⌈numel/2⌉] (two codes per byte, see libckpt/codec.h)
- *   scale/<name>  float32 [⌈numel/block⌉] for int8/int4
+ *   scale/<name>  float32 [⌈numel/block⌉] for int8/int4/topk
+ *   index/<name>  uint8 [kept entries] for topk (block-local, increasing per block);
+ *                 topk's delta/<name> is uint8 [⌈kept/2⌉] (int4 codes)
  * Each delta dataset carries an "encoding" attribute. The COMMIT's `tensor` lines
  * give, per tensor, float32, its table shape and the SHA-256 of the DECODED floats:
  * that is what aggregation consumes, and what reproduce --train compares. */
@@ -34,7 +37,8 @@ typedef struct {
     int64_t tokens, steps;
     double loss_first, loss_last, loss_mean;
     ckpt_codec codec;
-    int block; /* elements per scale (int8/int4); 0 = CKPT_CODEC_BLOCK_DEFAULT */
+    int block; /* elements per scale (int8/int4) or chunk (topk); 0 = CKPT_CODEC_BLOCK_DEFAULT */
+    int k;     /* topk's entries per block (attribute k); 0 = CKPT_CODEC_TOPK_K_DEFAULT */
 } ckpt_delta_meta;
 
 typedef struct {

@@ -122,6 +122,12 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     XFFL_RETURN_IF(f->seq_len < 1 || f->seq_len > f->model.max_seq_len, XFFL_ERR_INVALID,
                    "federation: seq len %d outside 1..%d (max_seq_len)", f->seq_len, f->model.max_seq_len);
     XFFL_RETURN_IF(!ckpt_codec_get(f->encoding), XFFL_ERR_INVALID, "federation: encoding %d", (int)f->encoding);
+    ckpt_codec_params cp = ckpt_codec_default_params(f->encoding);
+    cp.k = f->encoding_k;
+    XFFL_RETURN_IF(!ckpt_codec_takes_k(f->encoding) && f->encoding_k, XFFL_ERR_INVALID,
+                   "federation: encoding %s takes no k (%d)", ckpt_codec_name(f->encoding), f->encoding_k);
+    xffl_status st = ckpt_codec_check_params(f->encoding, &cp);
+    if (st != XFFL_OK) return xffl_wrap(st, "federation");
     XFFL_RETURN_IF(f->tokenizer_sha256[0] && (strlen(f->tokenizer_sha256) != XFFL_SHA256_HEX - 1 ||
                                               strspn(f->tokenizer_sha256, "0123456789abcdef") != XFFL_SHA256_HEX - 1),
                    XFFL_ERR_INVALID, "federation: tokenizer_sha256 '%s' is not a SHA-256", f->tokenizer_sha256);
@@ -190,6 +196,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(ckpt_h5_attr_int(w, "batch", f->batch));
     W(ckpt_h5_attr_int(w, "seq_len", f->seq_len));
     W(ckpt_h5_attr_str(w, "encoding", ckpt_codec_name(f->encoding)));
+    if (ckpt_codec_takes_k(f->encoding)) W(ckpt_h5_attr_int(w, "encoding_k", f->encoding_k));
     W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
     if (f->tokenizer_sha256[0]) W(ckpt_h5_attr_str(w, "tokenizer_sha256", f->tokenizer_sha256));
     if (pipe_federation_signed(f)) {
@@ -329,6 +336,11 @@ static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     s = ckpt_codec_parse(str, &f->encoding);
     free(str);
     if (s != XFFL_OK) return xffl_wrap(XFFL_ERR_INVALID, "%s: attribute encoding", path);
+    f->encoding_k = 0;
+    if (ckpt_codec_takes_k(f->encoding)) { /* older binaries know no such encoding: no format bump */
+        XFFL_FORWARD(get_int(r, "encoding_k", 1, CKPT_CODEC_TOPK_BLOCK_MAX, &v));
+        f->encoding_k = (int)v;
+    }
     XFFL_FORWARD(get_int(r, "keep_inner_state", 0, 1, &v));
     f->keep_inner_state = (int)v;
     if (ckpt_h5_has_attr(r, "tokenizer_sha256")) { /* absent: byte-level */

@@ -59,6 +59,8 @@ typedef struct {
     int batch;                        /* B sequences per step (4) */
     int seq_len;                      /* T tokens per sequence (min(256, max_seq_len)) */
     ckpt_codec encoding;              /* delta encoding (fp32; libckpt/codec.h) */
+    int encoding_k;                   /* entries kept per block when the encoding takes
+                                       * a k (topk: CKPT_CODEC_TOPK_K_DEFAULT), else 0 */
     int keep_inner_state;             /* 1: AdamW state persists across rounds in --state DIR */
     char tokenizer_sha256[XFFL_SHA256_HEX]; /* the SentencePiece model's (stored as
                                              * PIPE_TOKENIZER_KEY); "" byte-level */

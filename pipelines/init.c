@@ -39,7 +39,7 @@ static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
         XFFL_FORWARD(pipe_algo_parse(set->algo, &kind));
         pipe_federation_set_algo(f, kind);
     }
-    if (set->encoding) XFFL_FORWARD(ckpt_codec_parse(set->encoding, &f->encoding));
+    if (set->encoding) XFFL_FORWARD(ckpt_codec_parse_spec(set->encoding, &f->encoding, &f->encoding_k));
     f->quorum = set->quorum > 0 ? set->quorum : f->n_facilities;
     if (set->local_steps > 0) f->local_steps = set->local_steps;
     f->seed = (uint64_t)set->seed;

@@ -8,6 +8,7 @@
  * server computed (MD5 of what it stored) with the MD5 of what was sent. */
 #include "storage/store_impl.h"
 #include "storage/s3_settings.h"
+#include "storage/tls_probe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@ typedef struct {
     char *bucket;
     char *prefix; /* "" or "some/prefix/" */
     char *access, *secret;
+    int https, tls_probed;
     S3BucketContext ctx;
 } s3_store;
 
@@ -90,12 +92,38 @@ static XFFL_MUST_USE xffl_status not_found_key(const store *s, const char *key)
     return xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no such key in %s", key, s->url);
 }
 
+/* libs3 reports a connection reset by a TLS port (plain http spoken to it) and a failed
+ * handshake with a plain port (https spoken to it) alike, as InternalError: ask the port
+ * once per store what it speaks. USAGE naming the setting, or OK (nothing learned). */
+static XFFL_MUST_USE xffl_status protocol_mismatch(const store *s)
+{
+    s3_store *b = s->impl;
+    if (__atomic_exchange_n(&b->tls_probed, 1, __ATOMIC_RELAXED)) return XFFL_OK;
+    char host[300];
+    snprintf(host, sizeof host, "%s", b->host);
+    int port = b->https ? 443 : 80;
+    char *colon = strrchr(host, ':'), *bracket = strrchr(host, ']');
+    if (colon && (!bracket || colon > bracket)) {
+        port = atoi(colon + 1);
+        *colon = 0;
+    }
+    tls_probe_result pr = tls_probe(host, port);
+    if (!b->https && pr == TLS_PROBE_TLS)
+        return xffl_fail(XFFL_ERR_USAGE, "%s speaks https, not http; set XFFL_S3_HTTPS=1 or AWS_ENDPOINT_URL=https://...",
+                         s->endpoint);
+    if (b->https && pr == TLS_PROBE_PLAIN)
+        return xffl_fail(XFFL_ERR_USAGE, "%s does not speak https (a plain answer to the TLS handshake); for a plain "
+                         "http endpoint set XFFL_S3_HTTPS=0 or AWS_ENDPOINT_URL=http://...", s->endpoint);
+    return XFFL_OK;
+}
+
 /* The one place where libs3 outcomes become xffl statuses. */
 static XFFL_MUST_USE xffl_status classify(const store *s, const req *r, const char *op, const char *key)
 {
     const s3_store *b = s->impl;
     S3Status st = r->status;
     const char *name = S3_get_status_name(st);
+    if (st == S3StatusInternalError || st == S3StatusConnectionFailed) XFFL_FORWARD(protocol_mismatch(s));
     switch (st) {
     case S3StatusOK:
         return XFFL_OK;
@@ -111,7 +139,7 @@ static XFFL_MUST_USE xffl_status classify(const store *s, const req *r, const ch
                          s->endpoint, op, key, name, r->detail);
     case S3StatusServerFailedVerification:
         /* libs3 turns verification off; storage/curl_verify.c turns it back on */
-        return xffl_fail(XFFL_ERR_AUTH, "the TLS certificate of %s did not verify (%s %s: %s); trusted: %s (a site CA "
+        return xffl_fail(XFFL_ERR_TLS, "the TLS certificate of %s did not verify (%s %s: %s); trusted: %s (a site CA "
                          "goes in AWS_CA_BUNDLE)", s->endpoint, op, key, name,
                          getenv("AWS_CA_BUNDLE") && *getenv("AWS_CA_BUNDLE") ? getenv("AWS_CA_BUNDLE") : "the system's CAs");
     case S3StatusErrorNoSuchBucket:
@@ -515,6 +543,7 @@ xffl_status store_s3v2_open(store *s, const char *rest, s3_settings *cfg)
     s->impl = b; /* from here s3_close frees it on failure */
     s->ops = &s3_ops;
     int use_https = cfg->https;
+    b->https = use_https;
     b->bucket = strndup(rest, blen);
     b->host = strdup(host);
     b->access = strdup(cfg->access);

@@ -26,7 +26,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/util.h"
-#include "storage/curl_verify.h"
+#include "storage/tls_probe.h"
 #include "storage/s3_settings.h"
 #include "storage/s3xml.h"
 #include "storage/sigv4.h"
@@ -262,26 +262,13 @@ static void give_handle(v4_store *b, CURL *h)
 }
 
 /* Does host:port answer a TLS handshake? Only asked after a plain-http request got
- * nothing sensible back, to tell "this is an https endpoint" from a dead server. */
+ * nothing sensible back, to tell "this is an https endpoint" from a dead server; once per
+ * store: a plain server that resets now and then is asked no more. */
 static int speaks_tls(const store *s)
 {
     v4_store *b = s->impl;
-    /* asked once per store: a plain server that resets now and then is asked no more */
     if (__atomic_exchange_n(&b->tls_probed, 1, __ATOMIC_RELAXED)) return 0;
-    CURL *h = curl_easy_init();
-    if (!h) return 0;
-    char url[600];
-    snprintf(url, sizeof url, "https://%s:%d/", b->cfg.host, b->cfg.port ? b->cfg.port : 80);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CONNECT_ONLY, 1L);
-    curl_verify_skip_next(); /* only asks whether TLS answers; nothing is sent */
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 5L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    CURLcode cc = curl_easy_perform(h);
-    curl_easy_cleanup(h);
-    return cc == CURLE_OK;
+    return tls_probe(b->cfg.host, b->cfg.port ? b->cfg.port : 80) == TLS_PROBE_TLS;
 }
 
 static XFFL_MUST_USE xffl_status not_found_key(const store *s, const char *key)
@@ -307,7 +294,7 @@ static XFFL_MUST_USE xffl_status classify(const store *s, v4_req *r)
 #if LIBCURL_VERSION_NUM < 0x073e00
     case CURLE_SSL_CACERT:
 #endif
-        return xffl_fail(XFFL_ERR_AUTH,
+        return xffl_fail(XFFL_ERR_TLS,
                          "the TLS certificate of %s did not verify (%s); trusted: %s (a site CA goes in AWS_CA_BUNDLE)",
                          s->endpoint, r->errbuf, b->cfg.ca_bundle ? b->cfg.ca_bundle : "the system's CAs");
     case CURLE_SSL_CACERT_BADFILE:
@@ -372,6 +359,8 @@ static XFFL_MUST_USE xffl_status classify(const store *s, v4_req *r)
     if (r->http == 404) return not_found_key(s, r->key);
     if (r->http >= 500 || r->http == 408 || r->http == 429 || !strcmp(codep, "RequestTimeout") ||
         !strcmp(codep, "IncompleteBody") || !strcmp(codep, "BadDigest") || !strcmp(codep, "OperationAborted") ||
+        /* the body's SHA-256 is not the signed one: damaged on its way, send it again */
+        !strcmp(codep, "XAmzContentSHA256Mismatch") ||
         !strcmp(codep, "SlowDown") || !strcmp(codep, "InternalError")) {
         if (r->http == 501 || !strcmp(codep, "NotImplemented"))
             return xffl_fail(XFFL_ERR_UNSUPPORTED, "%s %s: %s does not implement it (%s)", op, key, s->endpoint,

@@ -6,6 +6,8 @@
 #   eval "$(tests/s3/start.sh --sigv4 --tls)"    + stunnel4 in front of that: HTTPS with the test
 #                                                CA of tests/s3/mkcerts.sh (AWS_CA_BUNDLE)
 #   eval "$(tests/s3/start.sh --port P --dir D --bucket -)"   restart s3rver alone, same port/data
+#   tests/s3/start.sh --addr 0.0.0.0 ...         s3rver listens beyond loopback (inside a
+#                                                network namespace of one's own)
 # Options:
 #   --sigv4                the verifying proxy; --proxy-arg ARG (repeatable) passes ARG to it
 #                          (--region R, --token T, --token-expired, --clock-offset S, --key A:S)
@@ -23,13 +25,14 @@
 # stunnel4 or python3-botocore is missing (callers print SKIP).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-port=0; dir=""; bucket=${S3RVER_BUCKET:-xffl}; sigv4=0; tls=0; tlsdir=""; tlscert=server
+port=0; dir=""; addr=127.0.0.1; bucket=${S3RVER_BUCKET:-xffl}; sigv4=0; tls=0; tlsdir=""; tlscert=server
 proxy_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --port) port=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --bucket) bucket=$2; shift 2 ;;
+    --addr) addr=$2; shift 2 ;;
     --sigv4) sigv4=1; shift ;;
     --proxy-arg) proxy_args+=("$2"); shift 2 ;;
     --tls) tls=1; shift ;;
@@ -51,7 +54,7 @@ mkdir -p "$dir/data"
 log=$dir/s3rver.log
 # --service-endpoint localhost: <bucket>.s3.localhost is a virtual-hosted bucket (curl and
 # libcurl resolve *.localhost to loopback themselves); 127.0.0.1 stays path-style
-args=(-d "$dir/data" -a 127.0.0.1 -p "$port" --no-vhost-buckets --service-endpoint localhost)
+args=(-d "$dir/data" -a "$addr" -p "$port" --no-vhost-buckets --service-endpoint localhost)
 [ "$bucket" = "-" ] || args+=(--configure-bucket "$bucket")
 # --openssl-legacy-provider: s3rver's ListObjectsV2 continuation tokens are DES, which
 # OpenSSL 3 only has in its legacy provider (without it every truncated v2 listing is a 500)
@@ -75,8 +78,8 @@ give_up() { # what log
 }
 line=$(started "$log" 'S3rver listening on' $pid) || give_up s3rver "$log"
 p=${line##*:}
-front=127.0.0.1:$p
-echo "export S3RVER_PID=$pid S3RVER_PORT=$p S3RVER_DIR=$dir S3RVER_LOG=$log S3RVER_BUCKET=$bucket S3RVER_ENDPOINT=127.0.0.1:$p"
+front=$addr:$p
+echo "export S3RVER_PID=$pid S3RVER_PORT=$p S3RVER_DIR=$dir S3RVER_LOG=$log S3RVER_BUCKET=$bucket S3RVER_ENDPOINT=$addr:$p"
 out="export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER"
 
 if [ $sigv4 = 1 ]; then

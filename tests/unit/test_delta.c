@@ -34,7 +34,7 @@ static void test_roundtrip_all_codecs(void)
     fill(x, t->total, 77);
     char *dir = NULL;
     CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("xffl-delta-test", &dir), XFFL_OK);
-    for (int c = CKPT_CODEC_FP32; c <= CKPT_CODEC_INT4; c++) {
+    for (int c = CKPT_CODEC_FP32; c <= CKPT_CODEC_TOPK; c++) {
         ckpt_delta_meta m;
         meta_for(&m, (ckpt_codec)c);
         ckpt_manifest *commit = NULL;
@@ -42,7 +42,8 @@ static void test_roundtrip_all_codecs(void)
         ckpt_delta_file *files = NULL;
         int nf = 0;
         memset(res, 0, t->total * sizeof(float));
-        xffl_status st = ckpt_delta_write(dir, t, x, &m, c == CKPT_CODEC_FP32 ? NULL : res, 16 << 10, NULL,
+        uint64_t part_size = c == CKPT_CODEC_TOPK ? 1 << 9 : 16 << 10; /* topk's codes: 1/128 byte each */
+        xffl_status st = ckpt_delta_write(dir, t, x, &m, c == CKPT_CODEC_FP32 ? NULL : res, part_size, NULL,
                                           "rounds/r000003/alpha/a1/", commit, &files, &nf);
         CU_ASSERT_EQUAL_FATAL(st, XFFL_OK);
         CU_ASSERT_TRUE(nf >= 2); /* tiny is bigger than 16 KiB even at 4 bits */
@@ -144,6 +145,6 @@ static void test_bad_parts(void)
 void suite_delta(void)
 {
     CU_pSuite s = CU_add_suite("delta", NULL, NULL);
-    CU_add_test(s, "delta parts round-trip for fp32/bf16/int8/int4", test_roundtrip_all_codecs);
+    CU_add_test(s, "delta parts round-trip for fp32/bf16/int8/int4/topk", test_roundtrip_all_codecs);
     CU_add_test(s, "NaN and wrong-shape parts are refused, naming the tensor", test_bad_parts);
 }

@@ -23,10 +23,12 @@ static const pipe_algo_def half = {.name = "half", .combine = pipe_algo_combine_
 
 /* "top1": per block, the element of largest magnitude as (value, index in the block):
  * a sparse encoding described by two datasets of one entry per block. */
-static int64_t per_block(int64_t n, int block) { return (n + block - 1) / block; }
+static int64_t per_block(int64_t n, const ckpt_codec_params *p) { return (n + p->block - 1) / p->block; }
 
-static XFFL_MUST_USE xffl_status top1_encode(const float *x, int64_t n, int block, float *residual, void *const out[])
+static XFFL_MUST_USE xffl_status top1_encode(const float *x, int64_t n, const ckpt_codec_params *p, float *residual,
+                                             void *const out[])
 {
+    int block = p->block;
     XFFL_RETURN_IF(block < 1 || block > 65536, XFFL_ERR_INVALID, "top1 block %d outside 1..65536", block);
     float *val = out[0];
     uint16_t *idx = out[1];
@@ -48,8 +50,9 @@ static XFFL_MUST_USE xffl_status top1_encode(const float *x, int64_t n, int bloc
     return XFFL_OK;
 }
 
-static XFFL_MUST_USE xffl_status top1_decode(const void *const in[], int64_t n, int block, float *out)
+static XFFL_MUST_USE xffl_status top1_decode(const void *const in[], int64_t n, const ckpt_codec_params *p, float *out)
 {
+    int block = p->block;
     const float *val = in[0];
     const uint16_t *idx = in[1];
     memset(out, 0, (size_t)n * sizeof *out);
@@ -156,8 +159,9 @@ static void test_toy_encoding(void)
     float val[3];
     uint16_t idx[3];
     void *sets[] = {val, idx};
-    CU_ASSERT_EQUAL_FATAL(ckpt_codec_encode_sets(top1_codec, x, 10, 4, res, sets), XFFL_OK);
-    CU_ASSERT_EQUAL_FATAL(ckpt_codec_decode_sets(top1_codec, (const void *const *)sets, 10, 4, y), XFFL_OK);
+    ckpt_codec_params p = {4, 0};
+    CU_ASSERT_EQUAL_FATAL(ckpt_codec_encode_sets(top1_codec, x, 10, &p, res, sets), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(ckpt_codec_decode_sets(top1_codec, (const void *const *)sets, 10, &p, y), XFFL_OK);
     CU_ASSERT_EQUAL(y[1], -0.9f);
     CU_ASSERT_EQUAL(y[6], -0.7f);
     CU_ASSERT_EQUAL(y[8], 0.4f);

@@ -1,0 +1,77 @@
+# The fed-vs-central setting, shared by the federated-learning benches (fed_vs_central,
+# encodings; bench/fed_vs_central.sh's header says why each choice): the demo's two
+# non-IID corpora, the hyper-parameters, one central pre-training, and fed_run.
+# Sourced, not a bench (bench/run lists bench/*.sh only). Expects X (the xffl binary)
+# and log(); sets W (the work directory, removed on exit unless XFFL_FVC_DIR names it).
+MODEL=${XFFL_FVC_MODEL:-small}
+TOKENS=${XFFL_FVC_TOKENS:-1000000}
+H=${XFFL_FVC_H:-50}
+BATCH=${XFFL_FVC_BATCH:-1}
+SEQ=${XFFL_FVC_SEQ:-256}
+LR=${XFFL_FVC_LR:-1e-3}
+PRETRAIN=${XFFL_FVC_PRETRAIN:-512000}
+DILOCO=${XFFL_FVC_DILOCO---outer-lr 0.7 --outer-momentum 0.5}
+pre_rounds=0
+W=${XFFL_FVC_DIR:-$(mktemp -d)}
+[ -n "${XFFL_FVC_DIR:-}" ] || trap 'rm -rf "$W"' EXIT
+per_round=$(( 2 * H * BATCH * SEQ ))
+ROUNDS=$(( (TOKENS + per_round - 1) / per_round ))
+CORES=$(nproc)
+fedthr=$(( CORES / 2 > 0 ? CORES / 2 : 1 ))
+
+# $W/data/{licenses,copyrights}: /usr/share/common-licenses and up to ~400 KB of
+# /usr/share/doc/*/copyright, each packed with 10 % held out.
+mkdir -p "$W/corpus/licenses" "$W/corpus/copyrights"
+_total=0
+for _f in /usr/share/common-licenses/*; do [ -f "$_f" ] && [ ! -L "$_f" ] && cp "$_f" "$W/corpus/licenses/$(basename "$_f").txt"; done
+for _f in $(ls /usr/share/doc/*/copyright 2>/dev/null | sort); do
+  cp "$_f" "$W/corpus/copyrights/$(basename "$(dirname "$_f")").txt"
+  _total=$(( _total + $(stat -c %s "$_f") )); [ "$_total" -gt 400000 ] && break
+done
+for _fac in licenses copyrights; do
+  [ -d "$W/data/$_fac" ] || "$X" data pack "$W/corpus/$_fac"/* --out "$W/data/$_fac" --val-fraction 0.1 >/dev/null 2>&1
+done
+
+# The validation loss of store $1's latest version on both facilities' held-out data.
+fed_eval() {
+  "$X" eval --store "$1" --data "$W/data/*/*_val_*.bin" --json 2>/dev/null | grep -o '"loss": *[0-9.eE+-]*' | head -1 | sed 's/.*: *//'
+}
+
+# Mean bytes= of store $1's COMMITs (one per facility and round): what a facility
+# uploads per round, as stored (encoded, shuffled, zstd'd).
+fed_commit_bytes() {
+  find "$1/rounds" -name 'COMMIT-*' -exec grep -h '^bytes=' {} + | awk -F= '{s += $2; n++} END {if (n) printf "%.0f\n", s / n; else print 0}'
+}
+
+# Inner hyper-parameters shared by all runs: one learning-rate schedule over the
+# whole run (warm-up once, cosine over every round) and AdamW state kept across rounds,
+# as DiLoCo's workers do; a schedule restarting every round re-warms a facility's
+# H = 50 steps twice as often as the central run's 100.
+common=(--model "$MODEL" --seq-len "$SEQ" --lr "$LR" --min-lr "$(echo "$LR" | awk '{print $1/10}')" --seed 7
+        --keep-inner-state)
+start=()
+fed_rounds() { # name facilities data-pattern H threads rounds init-flags... (a later --batch wins)
+  local name=$1 facs=$2 data=$3 h=$4 thr=$5 rounds=$6; shift 6
+  local t0; t0=$(date +%s)
+  "$X" simulate --store "$W/$name" --facilities "$facs" --rounds "$rounds" --data "$data" --threads "$thr" \
+    --state "$W/state-$name/{facility}" -- "${common[@]}" --batch "$BATCH" --total-rounds "$rounds" --local-steps "$h" "$@" >&2
+  log "$name: $rounds rounds in $(( $(date +%s) - t0 ))s"
+}
+# Prints "LOSS BYTES": the final validation loss and the mean bytes a facility uploaded
+# per round.
+fed_run() { # name facilities data-pattern H threads init-flags...
+  local name=$1 facs=$2 data=$3 h=$4 thr=$5; shift 5
+  fed_rounds "$name" "$facs" "$data" "$h" "$thr" "$ROUNDS" ${start[@]+"${start[@]}"} "$@"
+  echo "$(fed_eval "$W/$name") $(fed_commit_bytes "$W/$name")"
+  # A run's store and state directories (every version, delta and inner state: about
+  # 5 GB at 40 rounds) go as soon as it is evaluated, unless XFFL_FVC_DIR keeps them.
+  [ -n "${XFFL_FVC_DIR:-}" ] || rm -rf "$W/$name" "$W/state-$name"
+}
+if [ "$PRETRAIN" -gt 0 ]; then
+  pre_rounds=$(( (PRETRAIN + per_round - 1) / per_round ))
+  log "pretraining centrally: $pre_rounds rounds of $per_round tokens"
+  fed_rounds pretrained central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" "$pre_rounds" --algo fedavg
+  pre_loss=$(fed_eval "$W/pretrained")
+  log "pretrained: loss $pre_loss after $(( pre_rounds * per_round )) tokens"
+  start=(--from "$W/pretrained")
+fi

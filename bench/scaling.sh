@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# scaling (issue 20, point 3): does a second facility pay for itself over a real link?
+# Two facilities, each in its own network namespace pinned to one core (taskset), reach
+# an s3rver in a third namespace through veth links shaped with tc tbf (both
+# directions, XFFL_SCALE_RATE); the aggregation job runs beside the store on both cores
+# (its cost counts). The fed-vs-central setting (bench/lib/fed.sh: `small`, the two
+# non-IID corpora, diloco, one central pre-training, untimed) with:
+#   baseline  one facility, one core, the union of both corpora, no rounds and no link:
+#             one train job of every step (file:// store); its final validation loss
+#             is the target L and its wall-clock time the reference
+#   2 facilities, for each encoding (XFFL_SCALE_ENCODINGS) and H (XFFL_SCALE_H, two
+#             values, the smaller first), rounds of train ‖ train then aggregate, for up
+#             to XFFL_SCALE_EXTRA times the baseline's tokens: the wall-clock time
+#             until the first version whose validation loss is <= L
+# One JSON line per configuration ({"bench":"scaling","encoding","local_steps","ratio":
+# its time / the baseline's, ...}; the fp32 line at the smaller H first, null when L was
+# not reached), with comm_fraction: the share of a round that is neither training nor
+# aggregation (fetching, encoding, uploading: what the link costs). XFFL_SCALE_PLOT
+# (default build/bench/scaling.svg) draws validation loss against
+# wall-clock time with gnuplot. Namespaces, links and s3rver are removed when the bench
+# ends, also after a failure. Needs root (ip netns); prints SKIP otherwise.
+# Link arithmetic (docs/federation.md "Planning a federation"): XFFL_SCALE_RATE is
+# chosen so that fp32 at the smaller H spends >= 30 % of a round on the link, as 7b
+# between two real sites would.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${XFFL_BUILD:-build}
+X=$PWD/$B/xffl
+export HDF5_PLUGIN_PATH=$PWD/$B/plugins
+log() { echo "scaling: $*" >&2; }
+[ "$(id -u)" = 0 ] || { log "SKIP: needs root for ip netns and tc"; exit 0; }
+for t in ip tc taskset gnuplot; do command -v $t >/dev/null || { log "SKIP: $t not found"; exit 0; }; done
+[ "$(nproc)" -ge 2 ] || { log "SKIP: needs 2 cores (one per facility)"; exit 0; }
+
+RATE=${XFFL_SCALE_RATE:-100mbit}
+HS=${XFFL_SCALE_H:-25 100}
+ENCODINGS=${XFFL_SCALE_ENCODINGS:-fp32 int4 topk:16}
+EXTRA=${XFFL_SCALE_EXTRA:-1.5}
+export XFFL_FVC_TOKENS=${XFFL_SCALE_TOKENS:-400000}
+source bench/lib/fed.sh
+export XDG_CONFIG_HOME=$W/config   # the federations' key pairs: the bench's own
+FACS=(copyrights licenses)
+
+# --- network: namespaces st (store, aggregator), f0, f1; veth st<->fI, 10.231.I.0/24
+tag=x$$
+NS_ST=$tag-st
+S3PID=''
+net_down() {
+  [ -z "$S3PID" ] || S3RVER_PID=$S3PID tests/s3/stop.sh --rm
+  for ns in "$NS_ST" "$tag-f0" "$tag-f1"; do ip netns del "$ns" 2>/dev/null || true; done
+}
+trap 'net_down; [ -n "${XFFL_FVC_DIR:-}" ] || rm -rf "$W"' EXIT
+ip netns add "$NS_ST"
+ip -n "$NS_ST" link set lo up
+for i in 0 1; do
+  ip netns add "$tag-f$i"
+  ip -n "$tag-f$i" link set lo up
+  ip link add "${tag}s$i" netns "$NS_ST" type veth peer name "${tag}f$i" netns "$tag-f$i"
+  ip -n "$NS_ST" addr add "10.231.$i.1/24" dev "${tag}s$i"
+  ip -n "$tag-f$i" addr add "10.231.$i.2/24" dev "${tag}f$i"
+  ip -n "$NS_ST" link set "${tag}s$i" up
+  ip -n "$tag-f$i" link set "${tag}f$i" up
+  # the link's rate both ways: the facility's uploads and its downloads
+  ip netns exec "$NS_ST" tc qdisc add dev "${tag}s$i" root tbf rate "$RATE" burst 256kb latency 200ms
+  ip netns exec "$tag-f$i" tc qdisc add dev "${tag}f$i" root tbf rate "$RATE" burst 256kb latency 200ms
+done
+eval "$(ip netns exec "$NS_ST" taskset -c 0,1 tests/s3/start.sh --addr 0.0.0.0)"
+S3PID=$S3RVER_PID
+PORT=$S3RVER_PORT
+export XFFL_S3_HTTPS=0
+in_st() { ip netns exec "$NS_ST" env XFFL_S3_ENDPOINT=127.0.0.1:$PORT "$@"; }
+in_fac() { local i=$1; shift; ip netns exec "$tag-f$i" env XFFL_S3_ENDPOINT=10.231.$i.1:$PORT taskset -c "$i" "$@"; }
+now() { date +%s.%N; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
+loss_of() { # store version
+  in_st "$X" eval --store "$1" --version "$2" --data "$W/data/*/*_val_*.bin" --threads 2 --json 2>/dev/null |
+    grep -o '"loss": *[0-9.eE+-]*' | head -1 | sed 's/.*: *//'
+}
+
+# --- baseline: one facility, one core, every step in one job, no link
+steps=$(( (XFFL_FVC_TOKENS + BATCH * SEQ - 1) / (BATCH * SEQ) ))
+"$X" init --store "$W/base" --facilities central "${common[@]}" --batch "$BATCH" --total-rounds 1 --local-steps "$steps" \
+  --algo fedavg ${start[@]+"${start[@]}"} >/dev/null 2>&1
+t0=$(now)
+taskset -c 0 "$X" train --store "$W/base" --facility central --data "$W/data/*/*_train_*.bin" --state "$W/state-base" \
+  --threads 1 >/dev/null 2>"$W/base.log" || { cat "$W/base.log" >&2; exit 1; }
+base_s=$(minus "$(now)" "$t0")
+"$X" aggregate --store "$W/base" --round 1 >/dev/null 2>&1
+target=$(fed_eval "$W/base")
+log "baseline: $steps steps ($(( steps * BATCH * SEQ )) tokens) on one core in ${base_s}s, loss $target"
+printf '0 %s\n%s %s\n' "${pre_loss:-null}" "$base_s" "$target" >"$W/base.dat"
+
+# --- two facilities over the shaped link
+plots=("'$W/base.dat' with linespoints title 'one facility, one core'")
+configs=()
+first_h=${HS%% *}
+configs+=("fp32 $first_h")
+for h in $HS; do for enc in $ENCODINGS; do [ "$enc $h" = "fp32 $first_h" ] || configs+=("$enc $h"); done; done
+for cfg in "${configs[@]}"; do
+  read -r enc h <<<"$cfg"
+  name=run-${enc/:/-}-h$h
+  url=s3://xffl/$name
+  rounds=$(awk -v e="$EXTRA" -v t="$XFFL_FVC_TOKENS" -v p=$(( 2 * h * BATCH * SEQ )) 'BEGIN {r = e * t / p; print (r == int(r)) ? r : int(r) + 1}')
+  in_st "$X" init --store "$url" --facilities "$(IFS=,; echo "${FACS[*]}")" "${common[@]}" --batch "$BATCH" \
+    --total-rounds "$rounds" --local-steps "$h" --algo diloco $DILOCO --encoding "$enc" ${start[@]+"${start[@]}"} \
+    >/dev/null 2>"$W/$name.init.log" || { cat "$W/$name.init.log" >&2; exit 1; }
+  : >"$W/$name.rounds"
+  t0=$(now)
+  for r in $(seq 1 "$rounds"); do
+    for i in 0 1; do
+      in_fac "$i" "$X" --json train --store "$url" --facility "${FACS[$i]}" --data "$W/data/${FACS[$i]}/*_train_*.bin" \
+        --state "$W/state-$name/${FACS[$i]}" --threads 1 --round "$r" >"$W/$name.t$i" 2>>"$W/$name.log" &
+      eval "p$i=\$!"
+    done
+    wait "$p0" && wait "$p1" || { tail -20 "$W/$name.log" >&2; exit 1; }
+    ta=$(now)
+    in_st taskset -c 0,1 "$X" aggregate --store "$url" --round "$r" --threads 2 >/dev/null 2>>"$W/$name.log" ||
+      { tail -20 "$W/$name.log" >&2; exit 1; }
+    te=$(now)
+    train_s=$(cat "$W/$name.t0" "$W/$name.t1" | grep -o '"train_seconds": *[0-9.]*' | sed 's/.*: *//' | sort -g | tail -1)
+    # round: end time, seconds of aggregation, of the slower facility's training
+    echo "$r $(minus "$te" "$t0") $(minus "$te" "$ta") $train_s" >>"$W/$name.rounds"
+  done
+  # The first version at or below the baseline's loss: every stride-th version, then
+  # the versions before the first hit (loss falls with rounds, but not strictly).
+  stride=$(( rounds / 8 > 0 ? rounds / 8 : 1 ))
+  echo "0 ${pre_loss:-null}" >"$W/$name.dat"
+  hit=''
+  for v in $(seq "$stride" "$stride" "$rounds") ; do
+    l=$(loss_of "$url" "$v")
+    echo "$(awk -v v="$v" '$1 == v {print $2}' "$W/$name.rounds") $l" >>"$W/$name.dat"
+    if awk -v l="$l" -v t="$target" 'BEGIN {exit !(l <= t)}'; then hit=$v; break; fi
+  done
+  if [ -n "$hit" ]; then
+    for v in $(seq $(( hit - stride + 1 )) $(( hit - 1 ))); do
+      [ "$v" -ge 1 ] || continue
+      l=$(loss_of "$url" "$v")
+      if awk -v l="$l" -v t="$target" 'BEGIN {exit !(l <= t)}'; then hit=$v; break; fi
+    done
+  fi
+  awk -v hit="${hit:-0}" -v base="$base_s" -v enc="$enc" -v h="$h" -v rounds="$rounds" -v rate="$RATE" -v tgt="$target" '
+    { t[$1] = $2; agg += $3; train += $4; round += ($1 == 1 ? $2 : $2 - prev); prev = $2; n++ }
+    END {
+      comm = (round - agg - train) / round
+      printf "{\"bench\": \"scaling\", \"encoding\": \"%s\", \"local_steps\": %d, ", enc, h
+      if (hit > 0) printf "\"ratio\": %.3f, \"seconds\": %.1f, \"rounds_to_target\": %d, ", t[hit] / base, t[hit], hit
+      else printf "\"ratio\": null, \"seconds\": null, \"rounds_to_target\": null, "
+      printf "\"baseline_seconds\": %.1f, \"target_loss\": %.4f, \"rounds_run\": %d, ", base, tgt, rounds
+      printf "\"round_seconds\": %.2f, \"aggregate_seconds\": %.2f, \"train_seconds\": %.2f, \"comm_fraction\": %.3f, ", round / n, agg / n, train / n, comm
+      printf "\"link\": \"%s\", \"target_ratio\": 0.6, \"meets_target\": %s}\n", rate, (hit > 0 && t[hit] / base <= 0.6) ? "true" : "false"
+    }' "$W/$name.rounds"
+  plots+=("'$W/$name.dat' with linespoints title '2 facilities, $enc, H=$h'")
+  [ -n "${XFFL_FVC_DIR:-}" ] || rm -rf "$W/state-$name" "$S3RVER_DIR/data/xffl/$name"
+done
+out=${XFFL_SCALE_PLOT:-$PWD/$B/bench/scaling.svg}
+mkdir -p "$(dirname "$out")"
+gnuplot <<EOF
+set terminal svg size 900,560
+set output '$out'
+set xlabel 'wall-clock seconds (after pre-training)'
+set ylabel 'validation loss (nats/byte)'
+set key top right
+plot $(IFS=,; echo "${plots[*]}")
+EOF
+log "plot: $out"

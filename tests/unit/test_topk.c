@@ -1,0 +1,161 @@
+/* The sparse encoding (libckpt/codec.h "topk"): what it keeps, what error feedback
+ * owes, and every malformed index or code refused by the decoder. */
+#include <CUnit/CUnit.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "libckpt/codec.h"
+
+enum { N = 1000, BLOCK = 64, K = 3, NB = (N + BLOCK - 1) / BLOCK };
+
+static void fill(float *x, int n, uint64_t seed)
+{
+    for (int i = 0; i < n; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        x[i] = (float)(((double)(seed >> 11) / 9007199254740992.0 - 0.5) * 1e-3 * (1 + i / BLOCK));
+    }
+}
+
+static const ckpt_codec_params P = {BLOCK, K};
+
+/* Buffers for the three datasets of N values. */
+typedef struct {
+    uint8_t codes[N], idx[N];
+    float scales[NB];
+} sets;
+
+static xffl_status enc(const float *x, float *res, sets *s)
+{
+    void *out[] = {s->codes, s->idx, s->scales};
+    return ckpt_codec_encode_sets(CKPT_CODEC_TOPK, x, N, &P, res, out);
+}
+
+static xffl_status dec(const sets *s, float *y)
+{
+    const void *in[] = {s->codes, s->idx, s->scales};
+    return ckpt_codec_decode_sets(CKPT_CODEC_TOPK, in, N, &P, y);
+}
+
+/* Kept: exactly the K largest magnitudes of each block (the last, 1000 - 960 = 40
+ * long, too), each within half a step of amax/7; everything else 0. */
+static void test_keeps_the_largest(void)
+{
+    float x[N], y[N];
+    sets s;
+    fill(x, N, 7);
+    CU_ASSERT_EQUAL_FATAL(enc(x, NULL, &s), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(dec(&s, y), XFFL_OK);
+    for (int b = 0; b < NB; b++) {
+        int lo = b * BLOCK, hi = lo + BLOCK < N ? lo + BLOCK : N, kept = 0;
+        float amax = 0, smallest_kept = INFINITY, largest_dropped = 0;
+        for (int i = lo; i < hi; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+        for (int i = lo; i < hi; i++) {
+            if (y[i] != 0) {
+                kept++;
+                smallest_kept = fabsf(x[i]) < smallest_kept ? fabsf(x[i]) : smallest_kept;
+                CU_ASSERT_TRUE(fabsf(y[i] - x[i]) <= 0.5f * amax / 7 * 1.001f);
+            } else
+                largest_dropped = fabsf(x[i]) > largest_dropped ? fabsf(x[i]) : largest_dropped;
+        }
+        CU_ASSERT_EQUAL(kept, K);
+        CU_ASSERT_TRUE(smallest_kept >= largest_dropped);
+    }
+    CU_ASSERT_EQUAL(ckpt_codec_dataset_count(CKPT_CODEC_TOPK, 1, N, &P), NB * K);
+    CU_ASSERT_EQUAL(ckpt_codec_dataset_bytes(CKPT_CODEC_TOPK, 0, N, &P), (NB * K + 1) / 2);
+    CU_ASSERT_EQUAL(ckpt_codec_dataset_count(CKPT_CODEC_TOPK, 2, N, &P), NB);
+    /* a block shorter than k keeps all it has */
+    ckpt_codec_params p = {4, 3};
+    CU_ASSERT_EQUAL(ckpt_codec_dataset_count(CKPT_CODEC_TOPK, 1, 6, &p), 3 + 2);
+}
+
+/* Error feedback: after R rounds of the same x, what was sent plus what is still owed
+ * is R·x, and what is owed stays bounded (every entry is sent once it grows large). */
+static void test_error_feedback(void)
+{
+    enum { R = 200 };
+    float x[N], y[N], res[N] = {0};
+    double sent[N] = {0};
+    sets s;
+    fill(x, N, 99);
+    for (int r = 0; r < R; r++) {
+        CU_ASSERT_EQUAL_FATAL(enc(x, res, &s), XFFL_OK);
+        CU_ASSERT_EQUAL_FATAL(dec(&s, y), XFFL_OK);
+        for (int i = 0; i < N; i++) sent[i] += y[i];
+    }
+    double owed_worst = 0, rel_worst = 0;
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT_DOUBLE_EQUAL(sent[i] + res[i], (double)R * x[i], 1e-5 * R);
+        owed_worst = fabs(res[i]) > owed_worst ? fabs(res[i]) : owed_worst;
+        double rel = fabs(sent[i] - (double)R * x[i]) / (R * 1e-3 * (1 + i / BLOCK));
+        rel_worst = rel > rel_worst ? rel : rel_worst;
+    }
+    /* sending 3 of 64 per round, an entry waits at most ~64/3 rounds: owed ≲ 25·|x| */
+    CU_ASSERT_TRUE(owed_worst < 25 * 1e-3 * (1 + N / BLOCK));
+    CU_ASSERT_TRUE(rel_worst < 0.2);
+}
+
+/* Every malformed input is INVALID naming the block, never a silent value. */
+static void test_decoder_refuses(void)
+{
+    float x[N], y[N];
+    sets s, bad;
+    fill(x, N, 5);
+    CU_ASSERT_EQUAL_FATAL(enc(x, NULL, &s), XFFL_OK);
+    bad = s;
+    bad.idx[1] = bad.idx[0]; /* repeated */
+    CU_ASSERT_EQUAL(dec(&bad, y), XFFL_ERR_INVALID);
+    bad = s;
+    uint8_t t = bad.idx[0];
+    bad.idx[0] = bad.idx[1], bad.idx[1] = t; /* out of order */
+    CU_ASSERT_EQUAL(dec(&bad, y), XFFL_ERR_INVALID);
+    bad = s;
+    bad.idx[(NB - 1) * K + K - 1] = 40; /* past the short last block's end */
+    CU_ASSERT_EQUAL(dec(&bad, y), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "out of range"));
+    bad = s;
+    bad.codes[0] = (uint8_t)(bad.codes[0] & 0xf0); /* code −8 */
+    CU_ASSERT_EQUAL(dec(&bad, y), XFFL_ERR_INVALID);
+    bad = s;
+    bad.scales[2] = -1;
+    CU_ASSERT_EQUAL(dec(&bad, y), XFFL_ERR_INVALID);
+    bad = s;
+    bad.scales[2] = NAN;
+    CU_ASSERT_EQUAL(dec(&bad, y), XFFL_ERR_INVALID);
+    /* parameters the encoding cannot take */
+    ckpt_codec_params p = {512, 4};
+    const void *in[] = {s.codes, s.idx, s.scales};
+    CU_ASSERT_EQUAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, in, N, &p, y), XFFL_ERR_INVALID);
+    p = (ckpt_codec_params){64, 65};
+    CU_ASSERT_EQUAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, in, N, &p, y), XFFL_ERR_INVALID);
+    p = (ckpt_codec_params){64, 0};
+    CU_ASSERT_EQUAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, in, N, &p, y), XFFL_ERR_INVALID);
+    CU_ASSERT_EQUAL(dec(&s, y), XFFL_OK);
+}
+
+static void test_spec(void)
+{
+    ckpt_codec c;
+    int k;
+    CU_ASSERT_EQUAL(ckpt_codec_parse_spec("topk", &c, &k), XFFL_OK);
+    CU_ASSERT_EQUAL(c, CKPT_CODEC_TOPK);
+    CU_ASSERT_EQUAL(k, CKPT_CODEC_TOPK_K_DEFAULT);
+    CU_ASSERT_EQUAL(ckpt_codec_parse_spec("topk:8", &c, &k), XFFL_OK);
+    CU_ASSERT_EQUAL(k, 8);
+    CU_ASSERT_EQUAL(ckpt_codec_parse_spec("int8", &c, &k), XFFL_OK);
+    CU_ASSERT_EQUAL(k, 0);
+    const char *bad[] = {"topk:0", "topk:257", "topk:", "topk:4x", "int8:4", "top:4"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CU_ASSERT_EQUAL(ckpt_codec_parse_spec(bad[i], &c, &k), XFFL_ERR_USAGE);
+    char list[128];
+    ckpt_codec_list(list, sizeof list, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(list, "topk[:K]"));
+}
+
+void suite_topk(void)
+{
+    CU_pSuite s = CU_add_suite("topk", NULL, NULL);
+    CU_add_test(s, "keeps the k largest of each block", test_keeps_the_largest);
+    CU_add_test(s, "error feedback owes what was not sent", test_error_feedback);
+    CU_add_test(s, "malformed indices, codes and scales refused", test_decoder_refuses);
+    CU_add_test(s, "topk:K parsing", test_spec);
+}
