@@ -4,6 +4,8 @@
 #   s3rver-libs3-path-style.patch: libs3 2.0 signs path-style bucket requests as
 #     "/bucket/", s3rver canonicalizes "/bucket", so bucket list/create would fail with
 #     SignatureDoesNotMatch.
+#   s3rver-libs3-vhost.patch: the same for virtual-hosted bucket requests (GET / on
+#     <bucket>.s3.localhost), which S3's V2 rules sign as "/bucket/" too.
 #   s3rver-atomic-put.patch: s3rver wrote an object's (and a multipart part's) body in
 #     place, so an upload cut midway (client killed, connection dropped, or the verifying
 #     proxy refusing a body whose SHA-256 does not match) left a partial object visible;
@@ -29,6 +31,9 @@ if ! grep -q '"version": "3.7.1"' "$mod/package.json" 2>/dev/null; then
 fi
 if ! grep -q 'xffl: libs3 signs' "$auth"; then
   patch -s -p1 -d "$mod" < "$here/s3rver-libs3-path-style.patch" || { echo "patching $auth failed" >&2; exit 1; }
+fi
+if ! grep -q 'virtual-hosted bucket requests (GET / on' "$auth"; then
+  patch -s -p1 -d "$mod" < "$here/s3rver-libs3-vhost.patch" || { echo "patching $auth (vhost) failed" >&2; exit 1; }
 fi
 fsstore=$mod/lib/stores/filesystem.js
 if ! grep -q 'xffl: writes a Buffer or a stream' "$fsstore"; then
