@@ -119,7 +119,8 @@ static void sleep_s(double sec)
 /* Runs fn until it succeeds, fails for good, or the retries or the deadline are spent.
  * Backoff: 0.1 s doubling up to 5 s, each delay drawn uniformly from [d/2, d] so that
  * parallel workers hitting the same outage do not come back in lockstep. */
-xffl_status store_with_retries(store *s, const char *what, const char *key, store_attempt_fn fn, void *arg)
+xffl_status store_with_retries_bounded(store *s, const char *what, const char *key, store_attempt_fn fn, void *arg,
+                                       int retries, double deadline)
 {
     double start = xffl_now(), d = 0.1;
     for (int attempt = 1;; attempt++) {
@@ -128,13 +129,18 @@ xffl_status store_with_retries(store *s, const char *what, const char *key, stor
         double elapsed = xffl_now() - start;
         double delay = d * (0.5 + 0.5 * jitter_unit());
         d = d * 2 > 5.0 ? 5.0 : d * 2;
-        if (attempt > s->opt.retries || elapsed + delay > s->opt.retry_deadline)
+        if (attempt > retries || elapsed + delay > deadline)
             return xffl_wrap(XFFL_ERR_UNREACHABLE, "%s %s: store %s unreachable after %d attempt%s in %.1f s", what,
                              key, s->endpoint, attempt, attempt == 1 ? "" : "s", elapsed);
         xffl_log(XFFL_LOG_DEBUG, "store %s: %s %s failed (%s), retry %d/%d in %.2f s", s->endpoint, what, key,
-                 xffl_errmsg(), attempt, s->opt.retries, delay);
+                 xffl_errmsg(), attempt, retries, delay);
         sleep_s(delay);
     }
+}
+
+xffl_status store_with_retries(store *s, const char *what, const char *key, store_attempt_fn fn, void *arg)
+{
+    return store_with_retries_bounded(s, what, key, fn, arg, s->opt.retries, s->opt.retry_deadline);
 }
 
 /* ---- simple operations ----------------------------------------------------------- */

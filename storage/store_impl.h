@@ -67,6 +67,9 @@ XFFL_MUST_USE xffl_status store_s3v4_open(store *s, const char *bucket_and_prefi
  * opt.retry_deadline, then UNREACHABLE. */
 typedef xffl_status (*store_attempt_fn)(store *s, void *arg);
 XFFL_MUST_USE xffl_status store_with_retries(store *s, const char *what, const char *key, store_attempt_fn fn, void *arg);
+/* The same loop with tighter bounds (cleanup that must not hold the caller long). */
+XFFL_MUST_USE xffl_status store_with_retries_bounded(store *s, const char *what, const char *key, store_attempt_fn fn,
+                                                     void *arg, int retries, double deadline);
 /* store_put_file of an object the backend uploads in parts of part_size (store_multipart.c). */
 XFFL_MUST_USE xffl_status store_put_file_multipart(store *s, const char *key, const char *path, uint64_t size,
                                                    uint64_t part_size);

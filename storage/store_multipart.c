@@ -118,11 +118,10 @@ xffl_status store_put_file_multipart(store *s, const char *key, const char *path
         /* keep the first failure's message; the abort is best effort (gc finds what stays) */
         char msg[XFFL_ERRMSG_MAX];
         snprintf(msg, sizeof msg, "%s", xffl_errmsg());
-        store_options saved = s->opt;
-        s->opt.retries = s->opt.retries < 3 ? s->opt.retries : 3;
-        s->opt.retry_deadline = s->opt.retry_deadline < 10 ? s->opt.retry_deadline : 10;
-        xffl_status as = store_with_retries(s, "abort multipart upload of", key, a_abort, &m);
-        s->opt = saved;
+        /* s->opt is shared with the other transfers' threads: bounds of its own */
+        xffl_status as = store_with_retries_bounded(s, "abort multipart upload of", key, a_abort, &m,
+                                                    s->opt.retries < 3 ? s->opt.retries : 3,
+                                                    s->opt.retry_deadline < 10 ? s->opt.retry_deadline : 10);
         if (as != XFFL_OK)
             xffl_log(XFFL_LOG_DEBUG, "store %s: put %s: aborting the multipart upload failed (%s); xffl gc removes it",
                      s->endpoint, key, xffl_errmsg());
