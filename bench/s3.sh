@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # make bench BENCH=s3: PUT and GET MB/s of a 1 GiB version (4 parts of 256 MiB, --jobs 4)
-# through the store interface, against s3rver on loopback and against file://, each
-# next to a reference measured in the same run on the same bytes:
-#   s3_put / s3_get            ref: curl, one stream, the same 4 objects one after another
-#                              (unsigned requests, which s3rver accepts; GET then sync)
-#   store_file_put / _get      ref: dd bs=4M conv=fsync of the same 4 files, one after another
+# through the store interface, for each S3 backend over HTTP and HTTPS, each next to curl
+# moving the same 4 objects in one stream, one after another, on the same path in the same run:
+#   s3_put / s3_get  (fields signature v2|v4, protocol http|https)
+#     v2: xffl's libs3 backend -> s3rver; ref: curl, unsigned requests (s3rver takes them)
+#     v4: xffl's V4 backend -> tests/s3/sigv4proxy.py (verifies every signature) -> s3rver;
+#         ref: curl --aws-sigv4 (UNSIGNED-PAYLOAD: curl hashes nothing) on the same proxy
+#     https: stunnel4 with the test CA in front of either (curl --cacert, AWS_CA_BUNDLE;
+#         libs3 does not verify certificates: see docs/design.md "Storage")
+#   s3_proxy_overhead_put / _get   curl through the verifying proxy vs curl straight to
+#         s3rver, same objects: what the V4 cells' proxy costs (ratio 1 = nothing)
+#   store_file_put / _get          file:// next to dd bs=4M conv=fsync of the same files
 # Ours include what the store does on every transfer: SHA-256 of each GET, a HEAD after
-# each PUT (size + ETag check), fsync + rename of each file. jobs1_MBps: ours, --jobs 1.
-# BENCH_S3_MB (default 1024) sets the version size. About 1-2 minutes.
+# each PUT (size + ETag check), fsync + rename of each file; the GET references write the
+# files and sync them too. jobs1_MBps: ours with --jobs 1.
+# BENCH_S3_MB (default 1024) sets the version size; BENCH_S3_CELLS (default
+# "v2-http v2-https v4-http v4-https") the cells. About 1-2 minutes per cell here.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${XFFL_BUILD:-build}
@@ -15,10 +23,15 @@ SB=$BUILD/bench/store_bench
 [ -x "$SB" ] || { echo "bench s3: build first ($SB)" >&2; exit 1; }
 total_mb=${BENCH_S3_MB:-1024}
 part_mb=$((total_mb / 4))
+cells=${BENCH_S3_CELLS:-v2-http v2-https v4-http v4-https}
 work=$(mktemp -d "${TMPDIR:-/tmp}/xffl-bench-s3-XXXXXX")
-S3RVER_PID=
-cleanup() { [ -n "$S3RVER_PID" ] && tests/s3/stop.sh --rm; rm -rf "$work"; }
+S3RVER_PID= S3_PROXY_PID= S3_TLS_PID=
+stop_servers() { [ -n "$S3RVER_PID" ] && tests/s3/stop.sh --rm; S3RVER_PID= S3_PROXY_PID= S3_TLS_PID=; }
+cleanup() { stop_servers; rm -rf "$work"; }
 trap cleanup EXIT
+export XDG_CONFIG_HOME=$work/config
+export AWS_SHARED_CREDENTIALS_FILE=$work/none AWS_CONFIG_FILE=$work/none
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_REGION
 for k in 0 1 2 3; do head -c $((part_mb << 20)) /dev/urandom >"$work/part-$k"; done
 bytes=$((4 * (part_mb << 20)))
 now() { date +%s.%N; }
@@ -32,35 +45,77 @@ d={'bench':sys.argv[1],'value':v,'unit':'MB/s','ref_name':sys.argv[3],'ref':r,'r
 d.update(json.loads(sys.argv[5]))
 print(json.dumps(d))" "$@"
 }
-common="\"bytes\": $bytes, \"parts\": 4"
+common="\"bytes\": $bytes, \"parts\": 4, \"machine\": \"$(nproc) cores, shared\""
+# a build without the V4 backend does not know XFFL_S3_SIGNATURE: its v4 cells are skipped
+has_v4=0; grep -q XFFL_S3_SIGNATURE "$BUILD/xffl" 2>/dev/null && has_v4=1
 
-# ---- s3 (s3rver on loopback)
-if env=$(tests/s3/start.sh 2>"$work/s3rver.err"); then
-  eval "$env"
-  url=s3://xffl/bench
-  put=$("$SB" --store "$url" --jobs 4 put "$work" 4) || exit 1
+# curl, one stream: PUT or GET the 4 parts one after another; prints MB/s
+# $1 put|get  $2 base URL (scheme://host:port/bucket/prefix)  $3 signing (none|v4)
+curl_stream() {
+  local op=$1 base=$2 sign=$3 t0 t1 args=(-sSf --http1.1)
+  # curl 7.88 signs a removed header ("Expect:") as present and empty: V4 keeps Expect
+  if [ "$sign" = v4 ]; then
+    args+=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
+           -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD')
+  else
+    args+=(-H 'Expect:')
+  fi
+  [ -n "${AWS_CA_BUNDLE:-}" ] && args+=(--cacert "$AWS_CA_BUNDLE")
   t0=$(now)
-  for k in 0 1 2 3; do curl -sf -H 'Expect:' -T "$work/part-$k" "http://$XFFL_S3_ENDPOINT/xffl/bench-curl/part-$k" >/dev/null || exit 1; done
-  t1=$(now); curl_put=$(mbps "$t0" "$t1")
+  for k in 0 1 2 3; do
+    if [ "$op" = put ]; then
+      curl "${args[@]}" -T "$work/part-$k" "$base/part-$k" >/dev/null || return 1
+    else
+      curl "${args[@]}" -o "$work/curl-$k" "$base/part-$k" || return 1
+    fi
+  done
+  [ "$op" = get ] && { sync -f "$work/curl-0" 2>/dev/null || sync; }
+  t1=$(now)
+  if [ "$op" = get ]; then
+    cmp -s "$work/part-3" "$work/curl-3" || { echo "bench s3: curl GET returned other bytes" >&2; return 1; }
+    rm -f "$work"/curl-*
+  fi
+  mbps "$t0" "$t1"
+}
+
+for cell in $cells; do
+  sig=${cell%-*} proto=${cell#*-}
+  if [ "$sig" = v4 ] && [ $has_v4 = 0 ]; then
+    echo "bench s3: SKIP $cell: this build has no signature-V4 backend" >&2; continue
+  fi
+  args=(); [ "$sig" = v4 ] && args+=(--sigv4); [ "$proto" = https ] && args+=(--tls)
+  if ! env=$(tests/s3/start.sh "${args[@]}" 2>"$work/start.err"); then
+    echo "bench s3: SKIP $cell: test server unavailable ($(tail -1 "$work/start.err"))" >&2; continue
+  fi
+  eval "$env"
+  scheme=http; [ "$XFFL_S3_HTTPS" = 1 ] && scheme=https
+  sign=none; [ "$sig" = v4 ] && sign=v4
+  server="s3rver 3.7.1$([ "$sig" = v4 ] && echo ' behind sigv4proxy.py')$([ "$proto" = https ] && echo ' behind stunnel4'), 127.0.0.1"
+  export XFFL_S3_SIGNATURE=$sig
+  url=s3://xffl/bench
+  put=$("$SB" --store "$url" --jobs 4 put "$work" 4) || { echo "bench s3: $cell put failed" >&2; exit 1; }
+  curl_put=$(curl_stream put "$scheme://$XFFL_S3_ENDPOINT/xffl/bench-curl" $sign) || { echo "bench s3: $cell curl put failed" >&2; exit 1; }
   put1=$("$SB" --store "$url-j1" --jobs 1 put "$work" 4) || exit 1
   line s3_put "$(field "$put" MBps)" curl_single_stream_put "$curl_put" \
-    "{$common, \"jobs\": 4, \"seconds\": $(field "$put" seconds), \"jobs1_MBps\": $(field "$put1" MBps), \"server\": \"s3rver 3.7.1, 127.0.0.1\"}"
-  get=$("$SB" --store "$url" --jobs 4 get "$work" 4) || exit 1
+    "{$common, \"signature\": \"$sig\", \"protocol\": \"$proto\", \"jobs\": 4, \"seconds\": $(field "$put" seconds), \"jobs1_MBps\": $(field "$put1" MBps), \"server\": \"$server\"}"
+  get=$("$SB" --store "$url" --jobs 4 get "$work" 4) || { echo "bench s3: $cell get failed" >&2; exit 1; }
   rm -f "$work"/got-*
-  t0=$(now)
-  for k in 0 1 2 3; do curl -sf -o "$work/curl-$k" "http://$XFFL_S3_ENDPOINT/xffl/bench-curl/part-$k" || exit 1; done
-  sync -f "$work/curl-0" 2>/dev/null || sync
-  t1=$(now); curl_get=$(mbps "$t0" "$t1")
-  cmp -s "$work/part-3" "$work/curl-3" || { echo "bench s3: curl GET returned other bytes" >&2; exit 1; }
-  rm -f "$work"/curl-*
+  curl_get=$(curl_stream get "$scheme://$XFFL_S3_ENDPOINT/xffl/bench-curl" $sign) || { echo "bench s3: $cell curl get failed" >&2; exit 1; }
   get1=$("$SB" --store "$url" --jobs 1 get "$work" 4) || exit 1
   rm -f "$work"/got-*
   line s3_get "$(field "$get" MBps)" curl_single_stream_get "$curl_get" \
-    "{$common, \"jobs\": 4, \"seconds\": $(field "$get" seconds), \"jobs1_MBps\": $(field "$get1" MBps), \"verified\": \"sha256 + byte count\", \"server\": \"s3rver 3.7.1, 127.0.0.1\"}"
-  tests/s3/stop.sh --rm; S3RVER_PID=
-else
-  echo "bench s3: SKIP s3_put/s3_get: s3rver unavailable ($(tail -1 "$work/s3rver.err"))" >&2
-fi
+    "{$common, \"signature\": \"$sig\", \"protocol\": \"$proto\", \"jobs\": 4, \"seconds\": $(field "$get" seconds), \"jobs1_MBps\": $(field "$get1" MBps), \"verified\": \"sha256 + byte count\", \"server\": \"$server\"}"
+  if [ "$cell" = v4-http ]; then  # the verifying proxy's own cost, curl on both paths
+    raw_put=$(AWS_CA_BUNDLE= curl_stream put "http://$S3RVER_ENDPOINT/xffl/bench-raw" v4) || exit 1
+    via_put=$(curl_stream put "http://$XFFL_S3_ENDPOINT/xffl/bench-via" v4) || exit 1
+    line s3_proxy_overhead_put "$via_put" curl_straight_to_s3rver_put "$raw_put" "{$common, \"through\": \"tests/s3/sigv4proxy.py\"}"
+    raw_get=$(AWS_CA_BUNDLE= curl_stream get "http://$S3RVER_ENDPOINT/xffl/bench-raw" v4) || exit 1
+    via_get=$(curl_stream get "http://$XFFL_S3_ENDPOINT/xffl/bench-raw" v4) || exit 1
+    line s3_proxy_overhead_get "$via_get" curl_straight_to_s3rver_get "$raw_get" "{$common, \"through\": \"tests/s3/sigv4proxy.py\"}"
+  fi
+  unset XFFL_S3_SIGNATURE AWS_CA_BUNDLE
+  stop_servers
+done
 
 # ---- file:// next to dd with fsync
 t0=$(now)

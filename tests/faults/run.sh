@@ -14,7 +14,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 [ -x "$X" ] && [ -x "$T" ] || { echo "FAIL: build first (make all): $X, $T"; exit 1; }
 start_s3
-echo "s3rver at $XFFL_S3_ENDPOINT (pid $S3RVER_PID)"
+echo "s3rver at $XFFL_S3_ENDPOINT (pid $S3RVER_PID; $(s3_cell))"
 
 check_unreachable 6
 
@@ -23,11 +23,11 @@ big=$WORK/big.bin
 head -c $((256 << 20)) /dev/urandom >"$big"
 sha=$(sha256sum "$big" | cut -c1-64)
 size_of() { stat -c %s "$@" 2>/dev/null | sort -n | tail -1; }
-kill_restart_during() { # $1 = pid of the transfer, $2 = label, $3 = glob of the file that grows
-  local pid=$1 label=$2 glob=$3 n
+kill_restart_during() { # $1 = pid of the transfer, $2 = label, $3 = a command printing the bytes moved so far
+  local pid=$1 label=$2 moved=$3 n
   # kill once the transfer is under way (16 MiB moved), however fast this machine is
   for _ in $(seq 1 400); do
-    n=$(size_of $glob); [ "${n:-0}" -gt $((16 << 20)) ] && break
+    n=$($moved); [ "${n:-0}" -gt $((16 << 20)) ] && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.02
   done
@@ -36,9 +36,13 @@ kill_restart_during() { # $1 = pid of the transfer, $2 = label, $3 = glob of the
   sleep 2
   restart_s3 || { fail "$label: s3rver did not restart"; return 1; }
 }
+# bytes s3rver holds of the upload (its partial file, or multipart parts), and of the download
+bytes0=$(s3_bytes)
+put_moved() { echo $(( $(s3_bytes) - bytes0 )); }
+get_moved() { size_of "$WORK"/big.out*; }
 "$T" --verbose --store s3://xffl/t-big put big.bin "$big" >"$WORK/put.out" 2>"$WORK/put.err" &
 tp=$!
-kill_restart_during $tp "256 MiB PUT" "$S3RVER_DIR/data/xffl/t-big/big.bin._S3rver_object"
+kill_restart_during $tp "256 MiB PUT" put_moved
 wait $tp; rc=$?
 if [ $rc = 0 ] && grep -q retry "$WORK/put.err"; then
   pass "s3rver killed and restarted during a 256 MiB PUT: completed after $(grep -c retry "$WORK/put.err") retries $(cat "$WORK/put.out")"
@@ -47,7 +51,7 @@ else
 fi
 "$T" --verbose --store s3://xffl/t-big get big.bin "$WORK/big.out" "$sha" >"$WORK/get.out" 2>"$WORK/get.err" &
 tp=$!
-kill_restart_during $tp "256 MiB GET" "$WORK/big.out.tmp.*"
+kill_restart_during $tp "256 MiB GET" get_moved
 wait $tp; rc=$?
 if [ $rc = 0 ] && cmp -s "$big" "$WORK/big.out" && grep -q retry "$WORK/get.err"; then
   pass "s3rver killed and restarted during a 256 MiB GET: completed bit-exact after $(grep -c retry "$WORK/get.err") retries $(cat "$WORK/get.out")"
@@ -61,10 +65,10 @@ ops=${FAULT_OPS:-150}
 rate=${FAULT_RATE:-0.3}
 if start_proxy --rate "$rate" --stall-share 0.03 --max-stalls 2 --flip-share 0.05 --stall-seconds 20 --seed 7; then
   real=$XFFL_S3_ENDPOINT
-  XFFL_S3_ENDPOINT=127.0.0.1:$PROXY_PORT "$T" --verbose --retries 12 --retry-deadline 120 --store s3://xffl/t-proxy \
+  XFFL_S3_ENDPOINT=$PROXY_ENDPOINT "$T" --verbose --retries 12 --retry-deadline 120 --store s3://xffl/t-proxy \
     random --ops "$ops" --seed 3 --max-size 400000 --manifest "$WORK/expected.txt" >"$WORK/torture.out" 2>"$WORK/torture.err"
   rc=$?
-  kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null; PROXY_PID=
+  stop_proxy
   stats=$(cat "$WORK/proxy.json" 2>/dev/null)
   share=$(python3 -c "import json,sys; s=json.loads(sys.argv[1]); print(round(s['faults']/max(1,s['requests']),3))" "$stats")
   "$T" --store s3://xffl/t-proxy check --manifest "$WORK/expected.txt" >"$WORK/check.out" 2>"$WORK/check.err"

@@ -8,6 +8,7 @@ if ! "$X" train --help >/dev/null 2>&1 || ! "$X" data pack --help >/dev/null 2>&
   echo "FAIL: xffl train / data pack --help failed"; exit 1
 fi
 start_s3
+echo "s3rver at $XFFL_S3_ENDPOINT ($(s3_cell))"
 S=s3://xffl/fed
 export HDF5_PLUGIN_PATH=$BUILD/plugins
 die() { fail "$*"; exit 1; }
@@ -41,4 +42,5 @@ done
   || { cat "$WORK/rt.out"; fail "reproduce --train on s3"; }
 "$X" gc --store "$S" --keep 1 --grace 0 >"$WORK/gc.out" 2>&1 && "$X" verify --all --store "$S" >/dev/null 2>&1 \
   && pass "gc --keep 1 on s3: $(tail -1 "$WORK/gc.out")" || { cat "$WORK/gc.out"; fail "gc on s3"; }
+check_proxy_saw_v4
 [ $fails -eq 0 ]

@@ -91,6 +91,10 @@ fi
 secret="sEcReT-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 token="ToKeN-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 echo hello >"$WORK/small"
+# a verifying proxy that knows this secret and requires this token: the runs must succeed
+# with them (so both were used), and print neither
+sec_ep=$(extra_sigv4proxy --key "S3RVER:$secret" --token "$token") || fail "verifying proxy for the secret test"
+XFFL_S3_ENDPOINT=${sec_ep:-$XFFL_S3_ENDPOINT}
 AWS_SECRET_ACCESS_KEY=$secret AWS_SESSION_TOKEN=$token "$X" --verbose ls --store s3://xffl/mp >"$WORK/sec.out" 2>&1
 AWS_SECRET_ACCESS_KEY=$secret AWS_SESSION_TOKEN=$token "$T" --verbose --store s3://xffl/sec put s "$WORK/small" >>"$WORK/sec.out" 2>&1
 AWS_SECRET_ACCESS_KEY=$secret AWS_SESSION_TOKEN=$token "$T" --verbose --store s3://xffl/sec get s "$WORK/small.back" >>"$WORK/sec.out" 2>&1
@@ -102,6 +106,7 @@ if [ "$n" -ge 5 ] && cmp -s "$WORK/small" "$WORK/small.back" && ! grep -q -e "$s
 else
   fail "secrets in output or runs failed: $(grep -c -e "$secret" -e "$token" "$WORK/sec.out") lines with a secret"; tail -3 "$WORK/sec.out"
 fi
+XFFL_S3_ENDPOINT=$S3_FRONT
 
 # 5. https spoken to a plain http server: one line, exit 2, at once
 t0=$(date +%s.%N)

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Installs the S3 test server (npm s3rver 3.7.1) into tests/s3/node_modules (git-ignored)
-# and applies s3rver-libs3-path-style.patch: libs3 2.0 signs path-style bucket requests
-# as "/bucket/", s3rver canonicalizes "/bucket", so bucket list/create would fail with
-# SignatureDoesNotMatch. Idempotent. Exit 0 ready, 3 when it cannot be installed here
+# and applies two patches:
+#   s3rver-libs3-path-style.patch: libs3 2.0 signs path-style bucket requests as
+#     "/bucket/", s3rver canonicalizes "/bucket", so bucket list/create would fail with
+#     SignatureDoesNotMatch.
+#   s3rver-libs3-vhost.patch: the same for virtual-hosted bucket requests (GET / on
+#     <bucket>.s3.localhost), which S3's V2 rules sign as "/bucket/" too.
+#   s3rver-atomic-put.patch: s3rver wrote an object's (and a multipart part's) body in
+#     place, so an upload cut midway (client killed, connection dropped, or the verifying
+#     proxy refusing a body whose SHA-256 does not match) left a partial object visible;
+#     S3 never does. It now writes a temporary file and renames it once the body is whole.
+# Idempotent. Exit 0 ready, 3 when it cannot be installed here
 # (no node/npm, no registry): callers print SKIP.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,5 +31,12 @@ if ! grep -q '"version": "3.7.1"' "$mod/package.json" 2>/dev/null; then
 fi
 if ! grep -q 'xffl: libs3 signs' "$auth"; then
   patch -s -p1 -d "$mod" < "$here/s3rver-libs3-path-style.patch" || { echo "patching $auth failed" >&2; exit 1; }
+fi
+if ! grep -q 'virtual-hosted bucket requests (GET / on' "$auth"; then
+  patch -s -p1 -d "$mod" < "$here/s3rver-libs3-vhost.patch" || { echo "patching $auth (vhost) failed" >&2; exit 1; }
+fi
+fsstore=$mod/lib/stores/filesystem.js
+if ! grep -q 'xffl: writes a Buffer or a stream' "$fsstore"; then
+  patch -s -p1 -d "$mod" < "$here/s3rver-atomic-put.patch" || { echo "patching $fsstore failed" >&2; exit 1; }
 fi
 exit 0
