@@ -11,9 +11,8 @@
  * TLS: certificates are always verified (system CAs, or AWS_CA_BUNDLE); a certificate
  * that does not verify, or a protocol mismatch (https spoken to an http endpoint and the
  * reverse), is a permanent error, never retried, never a fallback to plain http. */
-#include "storage/store_impl.h"
+#include "storage/s3v4_impl.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -26,7 +25,6 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/util.h"
-#include "storage/tls_probe.h"
 #include "storage/s3_settings.h"
 #include "storage/s3xml.h"
 #include "storage/sigv4.h"
@@ -41,461 +39,6 @@
 /* marks an in-progress multipart upload in a partial listing: "<key>.tmp.upload.<hex id>"
  * (no stored key holds ".tmp.", store.c refuses to write one) */
 #define UPLOAD_MARK ".tmp.upload."
-
-typedef struct {
-    s3_settings cfg;
-    char *bucket;
-    char *prefix; /* "" or "some/prefix/" */
-    char *host;   /* the Host header: host[:port], or bucket.host[:port] when virtual-hosted */
-    char *origin; /* scheme://host[:port] */
-    uint64_t threshold, part_size; /* multipart above threshold; 0: chosen from the size */
-    pthread_mutex_t mu;
-    CURL **pool;
-    size_t npool, cap;
-    CURLSH *share;
-    int uploads_unsupported_noted;
-    int tls_probed;
-} v4_store;
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
-
-/* ---- one request ------------------------------------------------------------------- */
-
-typedef struct {
-    const char *method;      /* GET HEAD PUT POST DELETE */
-    const char *op, *key;    /* for messages: "get", the key relative to the store */
-    const char *object;      /* full object name ("" for the bucket) */
-    const sigv4_pair *q;
-    size_t nq;
-    /* body: memory, or a file range read with pread */
-    const char *body;
-    uint64_t body_len;
-    int in_fd;
-    uint64_t in_off;
-    char payload_sha[XFFL_SHA256_HEX];
-    EVP_MD_CTX *md5;         /* of what was sent (PUT) */
-    uint64_t sent;
-    int read_errno;
-    /* response body: into out_fd (hashing into sha) or memory */
-    int out_fd;
-    xffl_sha256_ctx *sha;
-    char *buf;
-    size_t len, cap, max_mem;
-    int io_errno, overflow;
-    /* response */
-    long http;
-    int have_cl;
-    uint64_t content_length;
-    int64_t last_modified;
-    int64_t server_date;
-    char etag[128];
-    char errbuf[CURL_ERROR_SIZE];
-    long slow_s;             /* seconds without progress before a transfer is cut (0: 15) */
-    char code[80];           /* S3's error Code of a non-2xx answer, "" when none */
-    char *errxml;            /* the body of a non-2xx answer */
-    size_t errlen;
-    CURLcode cc;
-} v4_req;
-
-static int64_t http_date(const char *v)
-{
-    struct tm tm = {0};
-    const char *e = strptime(v, "%a, %d %b %Y %H:%M:%S", &tm);
-    if (!e) return -1;
-    return (int64_t)timegm(&tm);
-}
-
-static size_t on_header(char *b, size_t size, size_t n, void *v)
-{
-    v4_req *r = v;
-    size_t len = size * n;
-    char line[512];
-    size_t l = len < sizeof line - 1 ? len : sizeof line - 1;
-    memcpy(line, b, l);
-    line[l] = 0;
-    while (l && (line[l - 1] == '\r' || line[l - 1] == '\n')) line[--l] = 0;
-    if (!strncmp(line, "HTTP/", 5)) { /* a new response (after a 100 Continue): forget the last */
-        const char *sp = strchr(line, ' ');
-        r->http = sp ? atol(sp + 1) : 0;
-        r->have_cl = 0;
-        r->etag[0] = 0;
-        return len;
-    }
-    char *c = strchr(line, ':');
-    if (!c) return len;
-    *c = 0;
-    char *val = c + 1;
-    while (*val == ' ' || *val == '\t') val++;
-    if (!strcasecmp(line, "content-length")) {
-        r->have_cl = strspn(val, "0123456789") > 0;
-        r->content_length = strtoull(val, NULL, 10);
-    } else if (!strcasecmp(line, "etag")) {
-        snprintf(r->etag, sizeof r->etag, "%s", val);
-    } else if (!strcasecmp(line, "last-modified")) {
-        r->last_modified = http_date(val);
-    } else if (!strcasecmp(line, "date")) {
-        r->server_date = http_date(val);
-    }
-    return len;
-}
-
-static size_t on_body(char *data, size_t size, size_t n, void *v)
-{
-    v4_req *r = v;
-    size_t len = size * n;
-    if (r->http < 200 || r->http > 299) {
-        /* an error answer: keep (up to 64 KiB of) its XML */
-        if (r->errlen + len > 65536) return len;
-        char *nb = realloc(r->errxml, r->errlen + len + 1);
-        if (!nb) return 0;
-        r->errxml = nb;
-        memcpy(r->errxml + r->errlen, data, len);
-        r->errlen += len;
-        r->errxml[r->errlen] = 0;
-        return len;
-    }
-    if (r->have_cl && (uint64_t)r->len + len > r->content_length) {
-        r->overflow = 1;
-        return 0;
-    }
-    if (r->out_fd >= 0) {
-        xffl_sha256_update(r->sha, data, len);
-        const char *p = data;
-        size_t left = len;
-        while (left) {
-            ssize_t w = write(r->out_fd, p, left);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                r->io_errno = w < 0 ? errno : ENOSPC;
-                return 0;
-            }
-            p += w;
-            left -= (size_t)w;
-        }
-        r->len += len;
-        return len;
-    }
-    if (r->len + len > r->max_mem) {
-        r->overflow = 1;
-        return 0;
-    }
-    if (r->len + len + 1 > r->cap) {
-        size_t nc = r->cap ? r->cap : 4096;
-        if (r->have_cl && r->content_length + 1 > nc && r->content_length < r->max_mem) nc = (size_t)r->content_length + 1;
-        while (nc < r->len + len + 1) nc *= 2;
-        char *nb = realloc(r->buf, nc);
-        if (!nb) {
-            r->io_errno = ENOMEM;
-            return 0;
-        }
-        r->buf = nb;
-        r->cap = nc;
-    }
-    memcpy(r->buf + r->len, data, len);
-    r->len += len;
-    r->buf[r->len] = 0;
-    return len;
-}
-
-static size_t on_read(char *buf, size_t size, size_t n, void *v)
-{
-    v4_req *r = v;
-    uint64_t left = r->body_len - r->sent;
-    size_t want = size * n < left ? size * n : (size_t)left;
-    if (want == 0) return 0;
-    if (r->body) {
-        memcpy(buf, r->body + r->sent, want);
-    } else {
-        ssize_t got;
-        do got = pread(r->in_fd, buf, want, (off_t)(r->in_off + r->sent));
-        while (got < 0 && errno == EINTR);
-        if (got <= 0) {
-            r->read_errno = got < 0 ? errno : EIO; /* the file shrank under us */
-            return CURL_READFUNC_ABORT;
-        }
-        want = (size_t)got;
-    }
-    if (r->md5) EVP_DigestUpdate(r->md5, buf, want);
-    r->sent += want;
-    return want;
-}
-
-/* curl's rewind (a redirect or an auth retry would need it; we allow neither, but a
- * reused connection that closed before the request may make curl resend) */
-static int on_seek(void *v, curl_off_t off, int origin)
-{
-    v4_req *r = v;
-    if (origin != SEEK_SET || off < 0 || (uint64_t)off > r->body_len) return CURL_SEEKFUNC_CANTSEEK;
-    r->sent = (uint64_t)off;
-    if (r->md5) {
-        if (off != 0) return CURL_SEEKFUNC_CANTSEEK;
-        EVP_DigestInit_ex(r->md5, EVP_md5(), NULL);
-    }
-    return CURL_SEEKFUNC_OK;
-}
-
-static CURL *take_handle(v4_store *b)
-{
-    CURL *h = NULL;
-    pthread_mutex_lock(&b->mu);
-    if (b->npool) h = b->pool[--b->npool];
-    pthread_mutex_unlock(&b->mu);
-    if (!h) h = curl_easy_init();
-    else curl_easy_reset(h); /* options back to defaults; its open connection stays */
-    return h;
-}
-
-static void give_handle(v4_store *b, CURL *h)
-{
-    if (!h) return;
-    pthread_mutex_lock(&b->mu);
-    if (b->npool == b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 8;
-        CURL **np = realloc(b->pool, nc * sizeof *np);
-        if (np) b->pool = np, b->cap = nc;
-    }
-    if (b->npool < b->cap) b->pool[b->npool++] = h, h = NULL;
-    pthread_mutex_unlock(&b->mu);
-    if (h) curl_easy_cleanup(h);
-}
-
-/* Does host:port answer a TLS handshake? Only asked after a plain-http request got
- * nothing sensible back, to tell "this is an https endpoint" from a dead server; once per
- * store: a plain server that resets now and then is asked no more. */
-static int speaks_tls(const store *s)
-{
-    v4_store *b = s->impl;
-    if (__atomic_exchange_n(&b->tls_probed, 1, __ATOMIC_RELAXED)) return 0;
-    return tls_probe(b->cfg.host, b->cfg.port ? b->cfg.port : 80) == TLS_PROBE_TLS;
-}
-
-static XFFL_MUST_USE xffl_status not_found_key(const store *s, const char *key)
-{
-    return xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no such key in %s", key, s->url);
-}
-
-/* The one place where a transfer's outcome becomes an xffl status. */
-static XFFL_MUST_USE xffl_status classify(const store *s, v4_req *r)
-{
-    const v4_store *b = s->impl;
-    const char *op = r->op, *key = r->key && *r->key ? r->key : "(all keys)";
-    if (r->read_errno) return xffl_fail(XFFL_ERR_IO, "%s %s: reading local file: %s", op, key, strerror(r->read_errno));
-    if (r->io_errno == ENOMEM) return xffl_fail(XFFL_ERR_NOMEM, "%s %s", op, key);
-    if (r->io_errno) return xffl_fail(XFFL_ERR_IO, "%s %s: writing local file: %s", op, key, strerror(r->io_errno));
-    if (r->overflow)
-        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s from %s: more bytes than the %llu announced", op, key, s->endpoint,
-                         (unsigned long long)r->content_length);
-    switch (r->cc) {
-    case CURLE_OK:
-        break;
-    case CURLE_PEER_FAILED_VERIFICATION:
-#if LIBCURL_VERSION_NUM < 0x073e00
-    case CURLE_SSL_CACERT:
-#endif
-        return xffl_fail(XFFL_ERR_TLS,
-                         "the TLS certificate of %s did not verify (%s); trusted: %s (a site CA goes in AWS_CA_BUNDLE)",
-                         s->endpoint, r->errbuf, b->cfg.ca_bundle ? b->cfg.ca_bundle : "the system's CAs");
-    case CURLE_SSL_CACERT_BADFILE:
-        return xffl_fail(XFFL_ERR_USAGE, "CA bundle %s (AWS_CA_BUNDLE) could not be used: %s",
-                         b->cfg.ca_bundle ? b->cfg.ca_bundle : "(system)", r->errbuf);
-    case CURLE_SSL_CONNECT_ERROR:
-        if (strstr(r->errbuf, "wrong version number") || strstr(r->errbuf, "packet length too long") ||
-            strstr(r->errbuf, "record layer failure"))
-            return xffl_fail(XFFL_ERR_USAGE, "%s does not speak https (the TLS handshake got a plain answer: %s); "
-                             "for a plain http endpoint set XFFL_S3_HTTPS=0 or AWS_ENDPOINT_URL=http://...",
-                             s->endpoint, r->errbuf);
-        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s at %s: TLS handshake failed: %s", op, key, s->endpoint, r->errbuf);
-    case CURLE_GOT_NOTHING:
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_RECV_ERROR:           /* a TLS terminator resets a plain request */
-    case CURLE_UNSUPPORTED_PROTOCOL: /* "Received HTTP/0.9 when not allowed": TLS bytes */
-        if (!b->cfg.https && speaks_tls(s))
-            return xffl_fail(XFFL_ERR_USAGE, "%s speaks https, not http (%s); set XFFL_S3_HTTPS=1 or "
-                             "AWS_ENDPOINT_URL=https://...", s->endpoint, r->errbuf);
-        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s at %s: %s", op, key, s->endpoint, r->errbuf);
-    case CURLE_OUT_OF_MEMORY:
-        return xffl_fail(XFFL_ERR_NOMEM, "%s %s", op, key);
-    case CURLE_URL_MALFORMAT:
-        return xffl_fail(XFFL_ERR_USAGE, "%s %s: bad URL for %s (%s)", op, key, s->endpoint, r->errbuf);
-    default:
-        /* refused, reset, timed out (the low-speed limit), cut short, name lookups */
-        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s at %s: %s", op, key, s->endpoint,
-                         r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->cc));
-    }
-    if (r->http >= 200 && r->http <= 299) return XFFL_OK;
-    char code[80] = "", msg[300] = "";
-    if (r->errxml) {
-        if (!s3xml_error(r->errxml, r->errlen, code, sizeof code, msg, sizeof msg))
-            snprintf(msg, sizeof msg, "%.200s", r->errxml);
-        for (char *c = msg; *c; c++)
-            if (*c == '\n' || *c == '\r') *c = ' ';
-    }
-    const char *codep = code[0] ? code : "";
-    snprintf(r->code, sizeof r->code, "%s", code);
-    int64_t now = (int64_t)time(NULL);
-    int64_t skew = r->server_date > 0 ? r->server_date - now : 0;
-    if (!strcmp(codep, "RequestTimeTooSkewed") && skew < 60 && skew > -60)
-        return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: RequestTimeTooSkewed%s%s): the request's time "
-                         "is too far from the server's clock, though its Date is within a minute of this machine's",
-                         s->endpoint, op, key, msg[0] ? ": " : "", msg);
-    if (!strcmp(codep, "RequestTimeTooSkewed") || (r->http == 403 && (skew > 600 || skew < -600)))
-        return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: %s): this machine's clock is off by %lld "
-                         "seconds (%s the server's Date); fix the clock (NTP)", s->endpoint, op, key,
-                         code[0] ? code : "HTTP 403", (long long)(skew < 0 ? -skew : skew),
-                         skew > 0 ? "behind" : "ahead of");
-    if (r->http == 403 || !strcmp(codep, "InvalidToken") || !strcmp(codep, "ExpiredToken") ||
-        !strcmp(codep, "AuthorizationHeaderMalformed") || !strcmp(codep, "InvalidAccessKeyId") ||
-        !strcmp(codep, "SignatureDoesNotMatch") || !strcmp(codep, "TokenRefreshRequired"))
-        return xffl_fail(XFFL_ERR_AUTH, "credentials rejected by %s (%s %s: %s%s%s); check %s%s, region %s", s->endpoint,
-                         op, key, code[0] ? code : "HTTP 403", msg[0] ? ": " : "", msg, b->cfg.creds_from,
-                         b->cfg.token ? " and AWS_SESSION_TOKEN" : "", b->cfg.region);
-    if (!strcmp(codep, "NoSuchBucket"))
-        return xffl_fail(XFFL_ERR_NOT_FOUND, "bucket '%s' does not exist at %s (%s %s)", b->bucket, s->endpoint, op, key);
-    if (!strcmp(codep, "NoSuchUpload"))
-        return xffl_fail(XFFL_ERR_NOT_FOUND, "%s %s at %s: the multipart upload is gone (NoSuchUpload)", op, key,
-                         s->endpoint);
-    if (r->http == 404) return not_found_key(s, r->key);
-    if (r->http >= 500 || r->http == 408 || r->http == 429 || !strcmp(codep, "RequestTimeout") ||
-        !strcmp(codep, "IncompleteBody") || !strcmp(codep, "BadDigest") || !strcmp(codep, "OperationAborted") ||
-        /* the body's SHA-256 is not the signed one: damaged on its way, send it again */
-        !strcmp(codep, "XAmzContentSHA256Mismatch") ||
-        !strcmp(codep, "SlowDown") || !strcmp(codep, "InternalError")) {
-        if (r->http == 501 || !strcmp(codep, "NotImplemented"))
-            return xffl_fail(XFFL_ERR_UNSUPPORTED, "%s %s: %s does not implement it (%s)", op, key, s->endpoint,
-                             msg[0] ? msg : "NotImplemented");
-        return xffl_fail(XFFL_ERR_TRANSIENT, "%s %s at %s: HTTP %ld %s%s%s", op, key, s->endpoint, r->http, codep,
-                         msg[0] ? ": " : "", msg);
-    }
-    if (!strcmp(codep, "InvalidBucketName"))
-        return xffl_fail(XFFL_ERR_USAGE, "bad bucket name '%s' (%s)", b->bucket, msg);
-    if (!strcmp(codep, "KeyTooLongError"))
-        return xffl_fail(XFFL_ERR_USAGE, "%s %s: key too long (%s)", op, key, msg);
-    if (r->http == 301 || r->http == 307 || !strcmp(codep, "PermanentRedirect"))
-        return xffl_fail(XFFL_ERR_USAGE, "%s %s: %s sends this bucket elsewhere (HTTP %ld %s: %s); check AWS_REGION and "
-                         "the endpoint", op, key, s->endpoint, r->http, codep, msg);
-    return xffl_fail(XFFL_ERR_IO, "%s %s at %s failed: HTTP %ld %s%s%s", op, key, s->endpoint, r->http, codep,
-                     msg[0] ? ": " : "", msg);
-}
-
-/* Signs and performs r (one attempt); the outcome is classify()'s. */
-static XFFL_MUST_USE xffl_status perform(store *s, v4_req *r)
-{
-    v4_store *b = s->impl;
-    char *path = NULL;
-    int pn = b->cfg.virtual_hosted ? asprintf(&path, "/%s", r->object)
-                                   : asprintf(&path, "/%s%s%s", b->bucket, r->object[0] ? "/" : "", r->object);
-    if (pn < 0) return xffl_fail(XFFL_ERR_NOMEM, "%s %s", r->op, r->key);
-    sigv4_key k = {b->cfg.access, b->cfg.secret, b->cfg.token, b->cfg.region, "s3"};
-    if (!r->payload_sha[0]) snprintf(r->payload_sha, sizeof r->payload_sha, "%s", SIGV4_EMPTY_SHA256);
-    sigv4_out sig;
-    xffl_status st = sigv4_sign(&k, r->method, b->host, path, r->q, r->nq, NULL, 0, r->payload_sha, time(NULL), &sig);
-    free(path);
-    XFFL_FORWARD(st);
-    char *url = NULL, *h_auth = NULL, *h_date = NULL, *h_sha = NULL, *h_tok = NULL, *h_host = NULL;
-    struct curl_slist *hdr = NULL;
-    CURL *h = NULL;
-    st = XFFL_OK;
-    if (asprintf(&url, "%s%s%s%s", b->origin, sig.path, sig.query[0] ? "?" : "", sig.query) < 0) url = NULL;
-    if (asprintf(&h_auth, "Authorization: %s", sig.authorization) < 0) h_auth = NULL;
-    if (asprintf(&h_date, "x-amz-date: %s", sig.amz_date) < 0) h_date = NULL;
-    if (asprintf(&h_sha, "x-amz-content-sha256: %s", r->payload_sha) < 0) h_sha = NULL;
-    if (asprintf(&h_host, "Host: %s", b->host) < 0) h_host = NULL;
-    if (b->cfg.token && asprintf(&h_tok, "x-amz-security-token: %s", b->cfg.token) < 0) h_tok = NULL;
-    if (!url || !h_auth || !h_date || !h_sha || !h_host || (b->cfg.token && !h_tok)) {
-        st = xffl_fail(XFFL_ERR_NOMEM, "%s %s", r->op, r->key);
-        goto out;
-    }
-    struct curl_slist *t;
-    const char *lines[] = {h_host, h_auth, h_date, h_sha, h_tok, "Expect:", "Accept:"};
-    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
-        if (!lines[i]) continue;
-        t = curl_slist_append(hdr, lines[i]);
-        if (!t) { st = xffl_fail(XFFL_ERR_NOMEM, "%s %s", r->op, r->key); goto out; }
-        hdr = t;
-    }
-    if (r->body_len && !strcmp(r->method, "PUT")) {
-        t = curl_slist_append(hdr, "Content-Type: application/octet-stream");
-        if (!t) { st = xffl_fail(XFFL_ERR_NOMEM, "%s %s", r->op, r->key); goto out; }
-        hdr = t;
-    }
-    h = take_handle(b);
-    if (!h) { st = xffl_fail(XFFL_ERR_NOMEM, "%s %s: curl handle", r->op, r->key); goto out; }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-    /* a stalled transfer (under 1 KiB/s for 15 s) is cut and retried, as libs3 does */
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, r->slow_s ? r->slow_s : 15L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(h, CURLOPT_SHARE, b->share);
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
-    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
-    if (b->cfg.ca_bundle) curl_easy_setopt(h, CURLOPT_CAINFO, b->cfg.ca_bundle);
-    if (!strcmp(r->method, "HEAD")) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (!strcmp(r->method, "PUT") || !strcmp(r->method, "POST")) {
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(h, CURLOPT_READDATA, r);
-        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(h, CURLOPT_SEEKDATA, r);
-        if (!strcmp(r->method, "POST")) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
-    } else if (strcmp(r->method, "GET")) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
-    }
-    r->http = 0;
-    double t0 = xffl_now();
-    r->cc = curl_easy_perform(h);
-    long code = 0, conns = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &conns);
-    if (code) r->http = code;
-    /* method, path, query and sizes only: never a header (the signature, the token) */
-    if (xffl_log_enabled(XFFL_LOG_DEBUG))
-        xffl_log(XFFL_LOG_DEBUG, "s3 %s %s%s%s: %ld, %llu bytes up, %llu down, %.3f s, %s", r->method, sig.path,
-                 sig.query[0] ? "?" : "", sig.query, r->http, (unsigned long long)r->sent,
-                 (unsigned long long)(r->len ? r->len : r->errlen), xffl_now() - t0,
-                 conns ? "new connection" : "connection reused");
-    if (r->cc != CURLE_OK && !r->errbuf[0]) snprintf(r->errbuf, sizeof r->errbuf, "%s", curl_easy_strerror(r->cc));
-    st = classify(s, r);
-out:
-    give_handle(b, h);
-    curl_slist_free_all(hdr);
-    free(url);
-    if (h_auth) OPENSSL_cleanse(h_auth, strlen(h_auth));
-    if (h_tok) OPENSSL_cleanse(h_tok, strlen(h_tok));
-    free(h_auth), free(h_date), free(h_sha), free(h_tok), free(h_host);
-    sigv4_out_free(&sig);
-    return st;
-}
-
-static void req_free(v4_req *r)
-{
-    free(r->buf);
-    free(r->errxml);
-    if (r->md5) EVP_MD_CTX_free(r->md5);
-    r->buf = r->errxml = NULL;
-    r->md5 = NULL;
-}
-
-static char *full_key(const store *s, const char *key)
-{
-    const v4_store *b = s->impl;
-    char *k = NULL;
-    if (asprintf(&k, "%s%s", b->prefix, key) < 0) return NULL;
-    return k;
-}
 
 /* ---- PUT (an object, or a part of a multipart upload) -------------------------------- */
 
@@ -538,10 +81,10 @@ static XFFL_MUST_USE xffl_status put_body(store *s, const char *key, const char 
     else XFFL_FORWARD(hash_range(fd, off, len, key, r.payload_sha));
     r.md5 = EVP_MD_CTX_new();
     if (!r.md5 || !EVP_DigestInit_ex(r.md5, EVP_md5(), NULL)) {
-        req_free(&r);
+        s3v4_req_free(&r);
         return xffl_fail(XFFL_ERR_NOMEM, "put %s: md5", key);
     }
-    xffl_status st = perform(s, &r);
+    xffl_status st = s3v4_perform(s, &r);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     EVP_DigestFinal_ex(r.md5, md, &mdlen);
@@ -558,7 +101,7 @@ static XFFL_MUST_USE xffl_status put_body(store *s, const char *key, const char 
         if (!r.etag[0]) st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: no ETag in the answer", key, s->endpoint);
         else snprintf(etag_out, etag_cap, "%s", r.etag);
     }
-    req_free(&r);
+    s3v4_req_free(&r);
     return st;
 }
 
@@ -566,7 +109,7 @@ static XFFL_MUST_USE xffl_status v4_put_mem(store *s, const char *key, const voi
 {
     XFFL_RETURN_IF(len > S3_MAX_PUT, XFFL_ERR_UNSUPPORTED, "put %s: %.2f GiB from memory is over S3's 5 GiB single PUT",
                    key, (double)len / GIB);
-    char *k = full_key(s, key);
+    char *k = s3v4_full_key(s, key);
     XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "put %s", key);
     xffl_status st = put_body(s, key, k, data ? data : "", -1, 0, len, NULL, 0, NULL, 0);
     free(k);
@@ -587,7 +130,7 @@ static XFFL_MUST_USE xffl_status v4_put_file(store *s, const char *key, const ch
                    (unsigned long long)size);
     int fd;
     XFFL_FORWARD(open_in(key, path, &fd));
-    char *k = full_key(s, key);
+    char *k = s3v4_full_key(s, key);
     xffl_status st = k ? put_body(s, key, k, NULL, fd, 0, size, NULL, 0, NULL, 0) : xffl_fail(XFFL_ERR_NOMEM, "put %s", key);
     free(k);
     close(fd);
@@ -598,13 +141,13 @@ static XFFL_MUST_USE xffl_status v4_put_file(store *s, const char *key, const ch
 
 static XFFL_MUST_USE xffl_status get_common(store *s, const char *key, v4_req *r)
 {
-    char *k = full_key(s, key);
+    char *k = s3v4_full_key(s, key);
     XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "get %s", key);
     r->method = "GET";
     r->op = "get";
     r->key = key;
     r->object = k;
-    xffl_status st = perform(s, r);
+    xffl_status st = s3v4_perform(s, r);
     free(k);
     XFFL_FORWARD(st);
     XFFL_RETURN_IF(!r->have_cl || r->len != r->content_length, XFFL_ERR_TRANSIENT,
@@ -623,13 +166,13 @@ static XFFL_MUST_USE xffl_status v4_get_mem(store *s, const char *key, void **da
         else r.buf[0] = 0;
     }
     if (st != XFFL_OK) {
-        req_free(&r);
+        s3v4_req_free(&r);
         return st;
     }
     *data = r.buf;
     *len = r.len;
     r.buf = NULL;
-    req_free(&r);
+    s3v4_req_free(&r);
     return XFFL_OK;
 }
 
@@ -638,20 +181,20 @@ static XFFL_MUST_USE xffl_status v4_get_fd(store *s, const char *key, int fd, xf
     v4_req r = {.out_fd = fd, .sha = ctx};
     xffl_status st = get_common(s, key, &r);
     *written = r.len;
-    req_free(&r);
+    s3v4_req_free(&r);
     return st;
 }
 
 static XFFL_MUST_USE xffl_status head_req(store *s, const char *key, v4_req *r)
 {
-    char *k = full_key(s, key);
+    char *k = s3v4_full_key(s, key);
     XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "head %s", key);
     r->method = "HEAD";
     r->op = "head";
     r->key = key;
     r->object = k;
     r->out_fd = -1;
-    xffl_status st = perform(s, r);
+    xffl_status st = s3v4_perform(s, r);
     free(k);
     XFFL_FORWARD(st);
     XFFL_RETURN_IF(!r->have_cl, XFFL_ERR_TRANSIENT, "head %s at %s: no Content-Length in the answer", key, s->endpoint);
@@ -662,7 +205,7 @@ static XFFL_MUST_USE xffl_status v4_head(store *s, const char *key, uint64_t *si
 {
     v4_req r = {0};
     xffl_status st = head_req(s, key, &r);
-    req_free(&r);
+    s3v4_req_free(&r);
     XFFL_FORWARD(st);
     *size = r.content_length;
     *mtime = r.last_modified > 0 ? r.last_modified : 0;
@@ -673,9 +216,9 @@ static XFFL_MUST_USE xffl_status abort_upload(store *s, const char *key, const c
 {
     sigv4_pair q[] = {{"uploadId", upload_id}};
     v4_req r = {.method = "DELETE", .op = "abort upload", .key = key, .object = object, .q = q, .nq = 1, .out_fd = -1};
-    xffl_status st = perform(s, &r);
+    xffl_status st = s3v4_perform(s, &r);
     if (st == XFFL_ERR_NOT_FOUND && r.http == 404 && strcmp(r.code, "NoSuchBucket")) st = XFFL_OK; /* gone already */
-    req_free(&r);
+    s3v4_req_free(&r);
     return st;
 }
 
@@ -695,7 +238,7 @@ static XFFL_MUST_USE xffl_status del_upload(store *s, const char *key, const cha
         id[i] = (char)v;
     }
     id[hl / 2] = 0;
-    char *k = full_key(s, rel);
+    char *k = s3v4_full_key(s, rel);
     st = k ? abort_upload(s, rel, k, id) : xffl_fail(XFFL_ERR_NOMEM, "delete %s", key);
     free(k);
 out:
@@ -708,13 +251,13 @@ static XFFL_MUST_USE xffl_status v4_del(store *s, const char *key)
 {
     const char *mark = strstr(key, UPLOAD_MARK);
     if (mark) return del_upload(s, key, mark);
-    char *k = full_key(s, key);
+    char *k = s3v4_full_key(s, key);
     XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "delete %s", key);
     v4_req r = {.method = "DELETE", .op = "delete", .key = key, .object = k, .out_fd = -1};
-    xffl_status st = perform(s, &r);
+    xffl_status st = s3v4_perform(s, &r);
     /* an absent key is not an error (S3 answers 204 anyway); an absent bucket is */
     if (st == XFFL_ERR_NOT_FOUND && r.http == 404 && strcmp(r.code, "NoSuchBucket")) st = XFFL_OK;
-    req_free(&r);
+    s3v4_req_free(&r);
     free(k);
     return st;
 }
@@ -766,13 +309,13 @@ static XFFL_MUST_USE xffl_status list_uploads(store *s, const char *full, store_
         if (id_marker) q[nq++] = (sigv4_pair){"upload-id-marker", id_marker};
         v4_req r = {.method = "GET", .op = "list uploads", .key = full, .object = "", .q = q, .nq = nq, .out_fd = -1,
                     .max_mem = 64u << 20};
-        st = perform(s, &r);
+        st = s3v4_perform(s, &r);
         if (st == XFFL_ERR_UNSUPPORTED) {
             if (!__atomic_exchange_n(&b->uploads_unsupported_noted, 1, __ATOMIC_RELAXED))
                 xffl_log(XFFL_LOG_DEBUG, "store %s: listing multipart uploads is not supported by %s (%s): stale uploads "
                          "cannot be found there", s->url, s->endpoint, xffl_errmsg());
             st = XFFL_OK;
-            req_free(&r);
+            s3v4_req_free(&r);
             break;
         }
         int truncated = 0;
@@ -782,7 +325,7 @@ static XFFL_MUST_USE xffl_status list_uploads(store *s, const char *full, store_
             if (st == XFFL_ERR_INVALID)
                 st = xffl_fail(XFFL_ERR_TRANSIENT, "list uploads at %s: %s", s->endpoint, xffl_errmsg());
         }
-        req_free(&r);
+        s3v4_req_free(&r);
         free(key_marker);
         free(id_marker);
         key_marker = nk;
@@ -798,7 +341,7 @@ static XFFL_MUST_USE xffl_status list_uploads(store *s, const char *full, store_
 static XFFL_MUST_USE xffl_status v4_list(store *s, const char *prefix, int partial, store_listing *out)
 {
     v4_store *b = s->impl;
-    char *full = full_key(s, prefix);
+    char *full = s3v4_full_key(s, prefix);
     XFFL_RETURN_IF(!full, XFFL_ERR_NOMEM, "list %s", prefix);
     if (partial) {
         xffl_status st = list_uploads(s, full, out);
@@ -815,7 +358,7 @@ static XFFL_MUST_USE xffl_status v4_list(store *s, const char *prefix, int parti
         if (token) q[nq++] = (sigv4_pair){"continuation-token", token};
         v4_req r = {.method = "GET", .op = "list", .key = prefix, .object = "", .q = q, .nq = nq, .out_fd = -1,
                     .max_mem = 64u << 20};
-        st = perform(s, &r);
+        st = s3v4_perform(s, &r);
         int truncated = 0;
         char *next = NULL;
         c.page_keys = 0;
@@ -824,7 +367,7 @@ static XFFL_MUST_USE xffl_status v4_list(store *s, const char *prefix, int parti
             /* a cut or garbled answer: try again */
             if (st == XFFL_ERR_INVALID) st = xffl_fail(XFFL_ERR_TRANSIENT, "list %s at %s: %s", prefix, s->endpoint, xffl_errmsg());
         }
-        req_free(&r);
+        s3v4_req_free(&r);
         free(token);
         token = next;
         if (st != XFFL_OK || !truncated) break;
@@ -851,18 +394,18 @@ static uint64_t v4_mpu_part_size(store *s, uint64_t size)
 
 static XFFL_MUST_USE xffl_status v4_mpu_begin(store *s, const char *key, char **upload_id)
 {
-    char *k = full_key(s, key);
+    char *k = s3v4_full_key(s, key);
     XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "put %s", key);
     sigv4_pair q[] = {{"uploads", ""}};
     v4_req r = {.method = "POST", .op = "start multipart upload", .key = key, .object = k, .q = q, .nq = 1,
                 .body = "", .out_fd = -1, .max_mem = 1 << 20};
-    xffl_status st = perform(s, &r);
+    xffl_status st = s3v4_perform(s, &r);
     if (st == XFFL_OK) {
         st = s3xml_upload_id(r.buf ? r.buf : "", r.len, upload_id);
         if (st == XFFL_ERR_INVALID)
             st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s at %s: multipart start: %s", key, s->endpoint, xffl_errmsg());
     }
-    req_free(&r);
+    s3v4_req_free(&r);
     free(k);
     return st;
 }
@@ -872,7 +415,7 @@ static XFFL_MUST_USE xffl_status v4_mpu_part(store *s, const char *key, const ch
 {
     int fd;
     XFFL_FORWARD(open_in(key, path, &fd));
-    char *k = full_key(s, key), num[16];
+    char *k = s3v4_full_key(s, key), num[16];
     snprintf(num, sizeof num, "%d", part_no);
     sigv4_pair q[] = {{"partNumber", num}, {"uploadId", upload_id}};
     xffl_status st = k ? put_body(s, key, k, NULL, fd, off, len, q, 2, etag, etag_cap)
@@ -885,7 +428,7 @@ static XFFL_MUST_USE xffl_status v4_mpu_part(store *s, const char *key, const ch
 static XFFL_MUST_USE xffl_status v4_mpu_complete(store *s, const char *key, const char *upload_id,
                                                  char *const *etags, int nparts, uint64_t total)
 {
-    char *k = full_key(s, key), *body = NULL;
+    char *k = s3v4_full_key(s, key), *body = NULL;
     size_t blen = 0;
     FILE *f = open_memstream(&body, &blen);
     if (!k || !f) {
@@ -913,7 +456,7 @@ static XFFL_MUST_USE xffl_status v4_mpu_complete(store *s, const char *key, cons
      * s3rver nothing): allow 15 s plus 1 s per 20 MiB before calling it stalled */
     r.slow_s = 15 + (long)(total / (20 * MIB));
     xffl_sha256_hex(body, blen, r.payload_sha);
-    xffl_status st = perform(s, &r);
+    xffl_status st = s3v4_perform(s, &r);
     int no_upload = st == XFFL_ERR_NOT_FOUND && !strcmp(r.code, "NoSuchUpload");
     if (st == XFFL_OK) {
         /* S3 may answer 200 and then an <Error> (the body is sent while it assembles) */
@@ -926,7 +469,7 @@ static XFFL_MUST_USE xffl_status v4_mpu_complete(store *s, const char *key, cons
             st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s at %s: completing the multipart upload: no result in the answer",
                            key, s->endpoint);
     }
-    req_free(&r);
+    s3v4_req_free(&r);
     if (no_upload) {
         /* a Complete whose answer was lost, then retried: the object is there already */
         v4_req h = {0};
@@ -941,7 +484,7 @@ static XFFL_MUST_USE xffl_status v4_mpu_complete(store *s, const char *key, cons
         else
             st = xffl_fail(XFFL_ERR_NOT_FOUND, "put %s at %s: the multipart upload vanished before it completed", key,
                            s->endpoint);
-        req_free(&h);
+        s3v4_req_free(&h);
     }
     free(body);
     free(k);
@@ -950,7 +493,7 @@ static XFFL_MUST_USE xffl_status v4_mpu_complete(store *s, const char *key, cons
 
 static XFFL_MUST_USE xffl_status v4_mpu_abort(store *s, const char *key, const char *upload_id)
 {
-    char *k = full_key(s, key);
+    char *k = s3v4_full_key(s, key);
     XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "abort %s", key);
     xffl_status st = abort_upload(s, key, k, upload_id);
     free(k);
@@ -1071,8 +614,7 @@ xffl_status store_s3v4_open(store *s, const char *rest, s3_settings *cfg)
     XFFL_CHECK_GOTO(st, env_size(s, "XFFL_S3_MULTIPART_THRESHOLD", S3_MIN_PART, S3_MAX_PUT, &b->threshold), out);
     XFFL_CHECK_GOTO(st, env_size(s, "XFFL_S3_PART_SIZE", S3_MIN_PART, S3_MAX_PART, &b->part_size), out);
     if (!b->threshold) b->threshold = 512 * MIB;
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK) { st = xffl_fail(XFFL_ERR_INTERNAL, "libcurl initialization failed: %s", curl_easy_strerror(curl_init_rc)); goto out; }
+    if ((st = s3v4_global_init()) != XFFL_OK) goto out;
     /* DNS answers and TLS sessions shared by the store's handles */
     b->share = curl_share_init();
     if (!b->share) { st = xffl_fail(XFFL_ERR_NOMEM, "opening %s", s->url); goto out; }
