@@ -6,8 +6,9 @@
  *
  * Connections: a store keeps a pool of curl easy handles; a request takes one and gives
  * it back, so its open connection (and TLS session) serves the next request of any
- * thread. Every body is hashed for x-amz-content-sha256 before it is sent (a file or a
- * part in a first pass), and every PUT's ETag is compared with the MD5 of what was sent.
+ * thread. Over http every body is hashed for x-amz-content-sha256 before it is sent (a
+ * file or a part in a first pass); over https it goes as UNSIGNED-PAYLOAD; every PUT's
+ * ETag is compared with the MD5 of what was sent.
  * TLS: certificates are always verified (system CAs, or AWS_CA_BUNDLE); a certificate
  * that does not verify, or a protocol mismatch (https spoken to an http endpoint and the
  * reverse), is a permanent error, never retried, never a fallback to plain http. */
@@ -77,7 +78,12 @@ static XFFL_MUST_USE xffl_status put_body(store *s, const char *key, const char 
 {
     v4_req r = {.method = "PUT", .op = "put", .key = key, .object = object, .q = q, .nq = nq, .body = mem,
                 .body_len = len, .in_fd = fd, .in_off = off, .out_fd = -1, .max_mem = 1 << 20};
-    if (mem) xffl_sha256_hex(mem, len, r.payload_sha);
+    const v4_store *b = s->impl;
+    /* Over https the body is not hashed into the signature (as botocore does): TLS
+     * protects it on the way and the ETag check below compares what the server stored
+     * with what was sent, so a first pass over every byte would buy nothing. */
+    if (b->cfg.https) snprintf(r.payload_sha, sizeof r.payload_sha, "UNSIGNED-PAYLOAD");
+    else if (mem) xffl_sha256_hex(mem, len, r.payload_sha);
     else XFFL_FORWARD(hash_range(fd, off, len, key, r.payload_sha));
     r.md5 = EVP_MD_CTX_new();
     if (!r.md5 || !EVP_DigestInit_ex(r.md5, EVP_md5(), NULL)) {
