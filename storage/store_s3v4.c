@@ -145,17 +145,30 @@ static XFFL_MUST_USE xffl_status v4_put_file(store *s, const char *key, const ch
 
 /* ---- GET, HEAD, DELETE ---------------------------------------------------------------- */
 
-static XFFL_MUST_USE xffl_status get_common(store *s, const char *key, v4_req *r)
+/* r (its body fields set) as a method on the store's object for key: one attempt. */
+static XFFL_MUST_USE xffl_status key_request(store *s, const char *key, const char *method, const char *op, v4_req *r)
 {
     char *k = s3v4_full_key(s, key);
-    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "get %s", key);
-    r->method = "GET";
-    r->op = "get";
+    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "%s %s", op, key);
+    r->method = method;
+    r->op = op;
     r->key = key;
     r->object = k;
     xffl_status st = s3v4_perform(s, r);
     free(k);
-    XFFL_FORWARD(st);
+    r->object = NULL;
+    return st;
+}
+
+/* A DELETE's NOT_FOUND for a missing key (or upload) is done already; a missing bucket is not. */
+static XFFL_MUST_USE xffl_status gone_is_done(xffl_status st, const v4_req *r)
+{
+    return st == XFFL_ERR_NOT_FOUND && r->http == 404 && strcmp(r->code, "NoSuchBucket") ? XFFL_OK : st;
+}
+
+static XFFL_MUST_USE xffl_status get_common(store *s, const char *key, v4_req *r)
+{
+    XFFL_FORWARD(key_request(s, key, "GET", "get", r));
     XFFL_RETURN_IF(!r->have_cl || r->len != r->content_length, XFFL_ERR_TRANSIENT,
                    "get %s from %s: truncated body (%llu of %llu bytes)", key, s->endpoint, (unsigned long long)r->len,
                    (unsigned long long)r->content_length);
@@ -193,16 +206,8 @@ static XFFL_MUST_USE xffl_status v4_get_fd(store *s, const char *key, int fd, xf
 
 static XFFL_MUST_USE xffl_status head_req(store *s, const char *key, v4_req *r)
 {
-    char *k = s3v4_full_key(s, key);
-    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "head %s", key);
-    r->method = "HEAD";
-    r->op = "head";
-    r->key = key;
-    r->object = k;
     r->out_fd = -1;
-    xffl_status st = s3v4_perform(s, r);
-    free(k);
-    XFFL_FORWARD(st);
+    XFFL_FORWARD(key_request(s, key, "HEAD", "head", r));
     XFFL_RETURN_IF(!r->have_cl, XFFL_ERR_TRANSIENT, "head %s at %s: no Content-Length in the answer", key, s->endpoint);
     return XFFL_OK;
 }
@@ -222,8 +227,7 @@ static XFFL_MUST_USE xffl_status abort_upload(store *s, const char *key, const c
 {
     sigv4_pair q[] = {{"uploadId", upload_id}};
     v4_req r = {.method = "DELETE", .op = "abort upload", .key = key, .object = object, .q = q, .nq = 1, .out_fd = -1};
-    xffl_status st = s3v4_perform(s, &r);
-    if (st == XFFL_ERR_NOT_FOUND && r.http == 404 && strcmp(r.code, "NoSuchBucket")) st = XFFL_OK; /* gone already */
+    xffl_status st = gone_is_done(s3v4_perform(s, &r), &r);
     s3v4_req_free(&r);
     return st;
 }
@@ -257,14 +261,10 @@ static XFFL_MUST_USE xffl_status v4_del(store *s, const char *key)
 {
     const char *mark = strstr(key, UPLOAD_MARK);
     if (mark) return del_upload(s, key, mark);
-    char *k = s3v4_full_key(s, key);
-    XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "delete %s", key);
-    v4_req r = {.method = "DELETE", .op = "delete", .key = key, .object = k, .out_fd = -1};
-    xffl_status st = s3v4_perform(s, &r);
+    v4_req r = {.out_fd = -1};
     /* an absent key is not an error (S3 answers 204 anyway); an absent bucket is */
-    if (st == XFFL_ERR_NOT_FOUND && r.http == 404 && strcmp(r.code, "NoSuchBucket")) st = XFFL_OK;
+    xffl_status st = gone_is_done(key_request(s, key, "DELETE", "delete", &r), &r);
     s3v4_req_free(&r);
-    free(k);
     return st;
 }
 
