@@ -65,8 +65,8 @@ typedef struct {
 /* The robust algorithms' default delta_filter. A robust combine alone cannot stop an
  * authorised facility that sends its delta x -100: with 4 facilities the coordinate-wise
  * median (or a trimmed mean cutting one at each end) still takes a middle value that
- * the attacker has pulled, and the bench's loss ends 6.6-7.6 % above the honest run;
- * leaving out deltas far from, or pointing away from, the median first gives 1.0-1.6 %
+ * the attacker has pulled, and the bench's loss ends 5.7-7.8 % above the honest run;
+ * leaving out deltas far from, or pointing away from, the median first gives 1.3-1.8 %
  * (docs/federation.md "Robustness"). 3 x the median distance drops no honest delta in
  * the bench's IID and non-IID settings. */
 #define PIPE_ALGO_ROBUST_FILTER 3.0
