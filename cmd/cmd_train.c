@@ -138,10 +138,10 @@ int cmd_train(int argc, char **argv)
         cli_json_str(r.commit_key);
         printf(", \"tokens\": %lld, \"steps\": %lld, \"loss_first\": %.6f, \"loss_last\": %.6f, \"loss_mean\": %.6f, "
                "\"bytes\": %llu, \"download\": \"%s\", \"download_bytes\": %llu, \"train_seconds\": %.3f, "
-               "\"seconds\": %.3f, \"cursor_start\": ",
+               "\"step_seconds_median\": %.4f, \"seconds\": %.3f, \"cursor_start\": ",
                (long long)r.tokens, (long long)r.steps, r.loss_first, r.loss_last, r.loss_mean,
                (unsigned long long)r.bytes, r.download_update ? "update" : "full",
-               (unsigned long long)r.download_bytes, r.train_seconds, r.seconds);
+               (unsigned long long)r.download_bytes, r.train_seconds, r.step_seconds_median, r.seconds);
         cli_json_str(r.cursor_start);
         printf(", \"cursor_end\": ");
         cli_json_str(r.cursor_end);

@@ -47,6 +47,7 @@ typedef struct {
     double *parts, *parts_all;
     float *mloss, *mloss_all;
     int32_t *in, *tg;
+    double *step_s; /* each step's seconds in this call, for the steady-state median */
     int64_t opt_step;
     char tag[TAG_HEX];
     uint64_t host_bytes;
@@ -62,6 +63,7 @@ static void ctx_free(loop_ctx *x)
 {
     free(x->piece), free(x->acc), free(x->slots), free(x->pm), free(x->mm), free(x->vm);
     free(x->parts), free(x->parts_all), free(x->mloss), free(x->mloss_all), free(x->in), free(x->tg);
+    free(x->step_s);
     kern_model_free(x->m);
 }
 
@@ -406,6 +408,22 @@ static XFFL_MUST_USE xffl_status micro_batches(loop_ctx *x, int s)
     return XFFL_OK;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of the steps after the first (which pays oneDNN's primitive creation and
+ * the first touch of every buffer); the one step when there is only one. */
+static double steady_median(double *v, int n)
+{
+    if (n <= 0) return 0;
+    if (n > 1) v++, n--;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n & 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_inner *inner, float *losses,
                                            pipe_loop_result *r)
 {
@@ -443,6 +461,8 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
     r->resumed_after = start;
     const char *label = o->label ? o->label : "train";
     int every = o->progress_every > 0 ? o->progress_every : H >= 10 ? H / 5 : 1;
+    x->step_s = malloc((size_t)(H > start ? H - start : 1) * sizeof *x->step_s);
+    XFFL_RETURN_IF(!x->step_s, XFFL_ERR_NOMEM, "%s: %d step times", label, H - start);
     double t_run = xffl_now();
     for (int s = start; s < H; s++) {
         double ts = xffl_now();
@@ -464,6 +484,7 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
         if (x->rank == 0 && ((s + 1) % every == 0 || s + 1 == H))
             xffl_log(o->progress, "%s: step %d/%d loss %.4f (%.0f tokens/s)", label, s + 1, H, loss,
                      (double)(s + 1 - start) * B * x->T / (now - t_run));
+        x->step_s[s - start] = now - ts;
         if (o->on_step) o->on_step(o->on_step_ctx, s, loss, now - ts);
         if (ckpt && (s + 1) % o->checkpoint_every == 0 && s + 1 < H) {
             XFFL_FORWARD(ckpt_write(x, s + 1, &prev, &ls));
@@ -493,6 +514,7 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
     r->loss_last = ls.last;
     r->loss_mean = H ? ls.sum / H : 0;
     r->grad_norm_last = ls.gn;
+    r->step_seconds_median = steady_median(x->step_s, H - start);
     return XFFL_OK;
 }
 

@@ -95,6 +95,7 @@ typedef struct {
     int resumed_after;      /* steps taken from a checkpoint (0: none) */
     int64_t cursor_end;     /* cursor + steps * B */
     double seconds;         /* this call, model creation included */
+    double step_seconds_median; /* steady state: the median step of this call after its first */
     double loss_first, loss_last, loss_mean;
     float grad_norm_last;
     int micro_batches;      /* M = R*K */

@@ -422,6 +422,7 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
     res->loss_last = lr->loss_last;
     res->loss_mean = lr->loss_mean;
     res->train_seconds = lr->seconds;
+    res->step_seconds_median = lr->step_seconds_median;
     return XFFL_OK;
 }
 

@@ -58,6 +58,7 @@ typedef struct {
     char commit_key[PIPE_KEY_MAX];
     int64_t tokens, steps;
     double loss_first, loss_last, loss_mean, seconds, train_seconds;
+    double step_seconds_median; /* steady state: the median step after the first */
     uint64_t bytes;
     int download_update;    /* 1: version v came as an update from the cached v−1 (pipelines/update.h) */
     uint64_t download_bytes;/* bytes downloaded for version v's model (COMMIT download_bytes=) */
