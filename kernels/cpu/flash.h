@@ -42,11 +42,19 @@ static inline int kflash_head_supported(int hd)
     return hd == 16 || hd == 32 || hd == 48 || hd == 64 || hd == 128;
 }
 
+#ifdef __cplusplus
+extern "C" { /* tests/emu/flash_emu.cc is C++ */
+#endif
+
 /* out, lse from q, k, v (shapes above). */
 void kflash_fwd(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T, int H, int KV,
                 int hd, int bf16);
 /* dq[B,T,H,hd], dk, dv[B,T,KV,hd] (overwritten) from dout and the forward's out and lse. */
 void kflash_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse, const float *q,
                 const float *k, const float *v, int B, int T, int H, int KV, int hd, int bf16);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

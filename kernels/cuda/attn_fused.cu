@@ -9,11 +9,19 @@
  * So two C tiles of a score row block (cols 16kk..16kk+7 and +8..+15) are, packed to bf16,
  * exactly the A fragment of the k-chunk kk of the next product: scores never leave registers.
  * Shared-memory tiles are row-major with rows of HD + 8 bf16 (16 bytes of padding: 16-byte
- * aligned rows, and the 8 rows x 4 words an A or B fragment load touches fall in 32 banks). */
+ * aligned rows, and the 8 rows x 4 words an A or B fragment load touches fall in 32 banks).
+ *
+ * KFA_EMU: tests/emu/flash_emu.cc includes this file into a host program that runs the
+ * kernels below unchanged, one CPU thread per CUDA thread, with the MMA, the shuffles and the
+ * barriers emulated (tests/emu/cuda_emu.h): a check of the indexing without a GPU. */
+#ifndef KFA_EMU
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#define KFA_DYN_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/cpu/flash.h"
 #include "kernels/cuda/attn_fused.h"
@@ -33,16 +41,22 @@ namespace {
 
 __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], const uint32_t b[2])
 {
+#ifdef KFA_EMU
+    kfa_emu_mma16816(c, a, b);
+#else
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
 }
 
 __device__ __forceinline__ uint32_t pack2(float lo, float hi)
 {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); /* .x = lo: the low half */
-    return *reinterpret_cast<uint32_t *>(&v);
+    uint32_t r;
+    memcpy(&r, &v, 4);
+    return r;
 }
 
 __device__ __forceinline__ uint32_t pack2h(bf16 lo, bf16 hi)
@@ -50,7 +64,9 @@ __device__ __forceinline__ uint32_t pack2h(bf16 lo, bf16 hi)
     __nv_bfloat162 v;
     v.x = lo;
     v.y = hi;
-    return *reinterpret_cast<uint32_t *>(&v);
+    uint32_t r;
+    memcpy(&r, &v, 4);
+    return r;
 }
 
 __device__ __forceinline__ uint32_t ld32(const bf16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
@@ -113,7 +129,7 @@ __global__ void __launch_bounds__(NTHREADS) flash_fwd_k(float *out, float *lse, 
                                                         const bf16 *v, int T, int H, int KV, float sl2)
 {
     constexpr int LD = HD + 8, BR = FA_FWD_BR, BC = FA_FWD_BC;
-    extern __shared__ __align__(16) unsigned char smem[];
+    KFA_DYN_SMEM(smem);
     bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sK = sQ + BR * LD, *sV = sK + BC * LD;
     const int i0 = (gridDim.x - 1 - blockIdx.x) * BR; /* the longest (last) tiles first */
     const int b = blockIdx.y / H, h = blockIdx.y % H, kvh = h / (H / KV);
@@ -260,7 +276,7 @@ __global__ void __launch_bounds__(NTHREADS) flash_bwd_dkdv_k(float *dk, float *d
                                                              const float *Dr, int T, int H, int KV, float sl2, float c)
 {
     constexpr int LD = HD + 8, BKV = FA_BWD_BKV, BQ = FA_BWD_BQ;
-    extern __shared__ __align__(16) unsigned char smem[];
+    KFA_DYN_SMEM(smem);
     bf16 *sK = reinterpret_cast<bf16 *>(smem), *sV = sK + BKV * LD, *sQ = sV + BKV * LD, *sdO = sQ + BQ * LD;
     float *sL = reinterpret_cast<float *>(sdO + BQ * LD), *sD = sL + BQ;
     const int j0 = blockIdx.x * BKV; /* the first kv tiles see the most query tiles: they start first */
@@ -362,7 +378,7 @@ __global__ void __launch_bounds__(NTHREADS) flash_bwd_dq_k(float *dq, const bf16
                                                            int H, int KV, float sl2, float c)
 {
     constexpr int LD = HD + 8, BR = FA_DQ_BR, BC = FA_DQ_BC;
-    extern __shared__ __align__(16) unsigned char smem[];
+    KFA_DYN_SMEM(smem);
     bf16 *sQ = reinterpret_cast<bf16 *>(smem), *sdO = sQ + BR * LD, *sK = sdO + BR * LD, *sV = sK + BC * LD;
     const int i0 = (gridDim.x - 1 - blockIdx.x) * BR;
     const int b = blockIdx.y / H, h = blockIdx.y % H, kvh = h / (H / KV);
@@ -453,6 +469,8 @@ constexpr size_t dq_smem(int hd) { return (size_t)(2 * FA_DQ_BR + 2 * FA_DQ_BC) 
 
 int cdiv(int a, int b) { return (a + b - 1) / b; }
 
+#ifndef KFA_EMU
+
 template <int HD>
 int fwd(float *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int T, int H, int KV,
         cudaStream_t s)
@@ -482,7 +500,10 @@ int bwd(float *dq, float *dk, float *dv, const bf16 *q, const bf16 *k, const bf1
     return (int)cudaGetLastError();
 }
 
+#endif /* KFA_EMU */
 } // namespace
+
+#ifndef KFA_EMU
 
 extern "C" int kcu_flash_fwd(float *out, float *lse, const uint16_t *q16, const uint16_t *k16, const uint16_t *v16,
                              int B, int T, int H, int KV, int hd, void *stream)
@@ -521,3 +542,4 @@ extern "C" int kcu_flash_bwd(float *dq, float *dk, float *dv, const float *dout,
     default: return bwd<128>(dq, dk, dv, q, k, v, dO, lse, Dr, B, T, H, KV, s);
     }
 }
+#endif /* KFA_EMU */
