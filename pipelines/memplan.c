@@ -181,7 +181,7 @@ static void cuda_activations(planner *pl, const dims *d, int recompute, int bf16
  * and the final norm with the classifier. Sets the largest unit and this rank's shard
  * (each unit split in ranks equal chunks, the last padded). */
 static XFFL_MUST_USE xffl_status units(const ckpt_model_config *m, int ranks, int64_t *total, int64_t *unit,
-                                       int64_t *shard)
+                                       int64_t *shard, int *tensors)
 {
     ckpt_param_table *t = NULL;
     XFFL_FORWARD(ckpt_param_table_create(m, &t));
@@ -193,6 +193,7 @@ static XFFL_MUST_USE xffl_status units(const ckpt_model_config *m, int ranks, in
         else if (p->layer < 0) tail += p->numel;
     }
     *total = t->total;
+    *tensors = t->count;
     ckpt_param_table_free(t);
     *unit = emb > layer ? emb : layer;
     if (tail > *unit) *unit = tail;
@@ -260,7 +261,8 @@ xffl_status pipe_memplan_compute(const pipe_memplan_config *c, pipe_memplan *out
     if (c->ranks == 1) out->cfg.zero = 0; /* nothing to shard */
     int zero = out->cfg.zero, R = c->ranks, bf16 = cuda && !c->fp32;
     int64_t P, unit, shard;
-    XFFL_FORWARD(units(m, R, &P, &unit, &shard));
+    int tensors = 0;
+    XFFL_FORWARD(units(m, R, &P, &unit, &shard, &tensors));
     out->params = P;
     out->unit = unit;
     out->shard = zero ? shard : P;
@@ -317,6 +319,11 @@ xffl_status pipe_memplan_compute(const pipe_memplan_config *c, pipe_memplan *out
                          bf16 && !c->attn_reference && kflash_head_supported((int)d.hd));
     else cpu_activations(&pl, &d, c->recompute, c->threads);
     if (!cuda && c->cpu_bf16) cpu_bf16_copies(&pl, &d, c->recompute);
+    if (cuda) { /* kernels/cuda/model.c: AdamW over the whole slab in one launch */
+        line(&pl, PIPE_MEM_OPTIMIZER, 1, "AdamW tensor table (%d end offsets, %d decay flags)", tensors, tensors);
+        buf(&pl, 1, tensors, 8);
+        buf(&pl, 1, tensors, 4);
+    }
     if (cuda && R > 1) {
         /* a rank-ordered sum (comm/comm.h) receives every rank's chunk of its shard of a
          * unit, ranks x unit/ranks elements, and adds them locally; the all-gather of the

@@ -68,6 +68,8 @@ struct kcu_model {
     float *Dr;               /* fused attention backward: rowsum(dout o out), (B,H,T) */
     int64_t cast_elems;
     double *acc; /* grad-norm accumulator */
+    int64_t *seg_end; /* AdamW in one launch: each tensor's end offset in the slab, table order */
+    float *seg_wd;    /* 1, or 0 for norm gains (no weight decay) */
     int curB, curT, have_targets, have_forward;
     int debug_sync; /* XFFL_CUDA_DEBUG_SYNC=1 */
     float *host_losses;
@@ -192,6 +194,8 @@ static void plan(kcu_model *m, bump *b)
     m->castA = m->prec == KCU_BF16 ? take(b, ce * 2) : NULL;
     m->castB = m->prec == KCU_BF16 ? take(b, ce * 2) : NULL;
     m->acc = take(b, sizeof(double));
+    m->seg_end = take(b, (uint64_t)m->table->count * 8);
+    m->seg_wd = take(b, (uint64_t)m->table->count * 4);
 }
 
 xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev, kcu_precision prec,
@@ -274,6 +278,28 @@ xffl_status kcu_model_create_ex(const ckpt_model_config *cfg, int B, int T, int 
         (e = cudaStreamSynchronize(m->stream)) != cudaSuccess) {
         s = xffl_fail(XFFL_ERR_BACKEND, "cuda: clearing the slab: %s", cudaGetErrorString(e));
         goto fail;
+    }
+    {
+        int nt = m->table->count;
+        int64_t *ends = malloc((size_t)nt * 8);
+        float *wd = malloc((size_t)nt * 4);
+        if (!ends || !wd) {
+            free(ends), free(wd);
+            s = xffl_fail(XFFL_ERR_NOMEM, "cuda backend: AdamW tensor table");
+            goto fail;
+        }
+        for (int i = 0; i < nt; i++) { /* the table is in slab order (ckpt_param_table) */
+            const ckpt_param *p = &m->table->params[i];
+            ends[i] = p->offset + p->numel;
+            wd[i] = p->kind == CKPT_KIND_NORM ? 0.0f : 1.0f;
+        }
+        e = cudaMemcpy(m->seg_end, ends, (size_t)nt * 8, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess) e = cudaMemcpy(m->seg_wd, wd, (size_t)nt * 4, cudaMemcpyHostToDevice);
+        free(ends), free(wd);
+        if (e != cudaSuccess) {
+            s = xffl_fail(XFFL_ERR_BACKEND, "cuda: copying the AdamW tensor table: %s", cudaGetErrorString(e));
+            goto fail;
+        }
     }
     *out = m;
     return XFFL_OK;
@@ -445,10 +471,11 @@ static XFFL_MUST_USE xffl_status layer_fwd(kcu_model *m, int l, int B, int T, in
     int N = B * T, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = D / H, Hd = c->hidden_dim;
     cudaStream_t s = m->stream;
     layer_acts *a = &m->L[l];
-    OP(kcu_rmsnorm_fwd(a->xn1, a->rstd1, a->res, P_(m, CKPT_SLOT_ATTN_NORM, l), N, D, c->norm_eps, s),
+    /* bf16 mode: RMSNorm writes the bf16 copy its GEMMs read (castB; kcu_mm never writes
+     * castB while the weight has its bf16 copy), SwiGLU w2's (castA) */
+    const uint16_t *x16 = m->prec == KCU_BF16 ? m->castB : NULL;
+    OP(kcu_rmsnorm_fwd16(a->xn1, m->castB, a->rstd1, a->res, P_(m, CKPT_SLOT_ATTN_NORM, l), N, D, c->norm_eps, s),
        "rmsnorm_fwd");
-    const uint16_t *x16 = NULL;
-    XFFL_FORWARD(shared_x16(m, a->xn1, (int64_t)N * D, &x16));
     XFFL_FORWARD(linear(m, "wq", m->sB, a->xn1, x16, CKPT_SLOT_WQ, l, N, 0.0f));
     XFFL_FORWARD(linear(m, "wk", m->dk, a->xn1, x16, CKPT_SLOT_WK, l, N, 0.0f));
     XFFL_FORWARD(linear(m, "wv", m->dv, a->xn1, x16, CKPT_SLOT_WV, l, N, 0.0f));
@@ -465,16 +492,15 @@ static XFFL_MUST_USE xffl_status layer_fwd(kcu_model *m, int l, int B, int T, in
     }
     CU(cudaMemcpyAsync(a->mid, a->res, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
     XFFL_FORWARD(linear(m, "wo", a->mid, a->att, NULL, CKPT_SLOT_WO, l, N, 1.0f));
-    OP(kcu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, P_(m, CKPT_SLOT_FFN_NORM, l), N, D, c->norm_eps, s),
+    OP(kcu_rmsnorm_fwd16(a->xn2, m->castB, a->rstd2, a->mid, P_(m, CKPT_SLOT_FFN_NORM, l), N, D, c->norm_eps, s),
        "rmsnorm_fwd");
-    XFFL_FORWARD(shared_x16(m, a->xn2, (int64_t)N * D, &x16));
     XFFL_FORWARD(linear(m, "w1", a->h1, a->xn2, x16, CKPT_SLOT_W1, l, N, 0.0f));
     XFFL_FORWARD(linear(m, "w3", a->h3, a->xn2, x16, CKPT_SLOT_W3, l, N, 0.0f));
-    OP(kcu_swiglu_fwd(a->g, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_fwd");
+    OP(kcu_swiglu_fwd16(a->g, next ? m->castA : NULL, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_fwd");
     if (!next) return XFFL_OK; /* a recomputation: res[l+1] exists and the backward needs no more */
     layer_acts *nx = &m->L[l + 1];
     CU(cudaMemcpyAsync(nx->res, a->mid, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
-    XFFL_FORWARD(linear(m, "w2", nx->res, a->g, NULL, CKPT_SLOT_W2, l, N, 1.0f));
+    XFFL_FORWARD(linear(m, "w2", nx->res, a->g, m->prec == KCU_BF16 ? m->castA : NULL, CKPT_SLOT_W2, l, N, 1.0f));
     return XFFL_OK;
 }
 
@@ -596,13 +622,9 @@ xffl_status kcu_adamw_step(kcu_model *m, const kcu_adamw_args *a, float *grad_no
     float gscale = (a->grad_clip > 0 && norm > a->grad_clip) ? a->grad_clip / norm : 1.0f;
     m->opt_step++;
     float bc1 = 1.0f - powf(a->beta1, (float)m->opt_step), bc2 = 1.0f - powf(a->beta2, (float)m->opt_step);
-    for (int i = 0; i < m->table->count; i++) {
-        const ckpt_param *p = &m->table->params[i];
-        float wd = p->kind == CKPT_KIND_NORM ? 0.0f : a->weight_decay;
-        OP(kcu_adamw(m->params + p->offset, m->p16 ? m->p16 + p->offset : NULL, m->grads + p->offset,
-                     m->mom + p->offset, m->var + p->offset, p->numel, a->lr, a->beta1, a->beta2, a->eps, wd, bc1, bc2,
-                     gscale, s),
-           p->name);
-    }
+    /* one launch over the slab; each tensor's decay from the table (none on norm gains) */
+    OP(kcu_adamw_slab(m->params, m->p16, m->grads, m->mom, m->var, m->table->total, m->seg_end, m->seg_wd,
+                      m->table->count, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, bc1, bc2, gscale, s),
+       "adamw (whole slab)");
     return kcu_sync(m, "adamw");
 }

@@ -20,6 +20,8 @@
     X(op_xent)                            \
     X(op_adamw)                           \
     X(op_bf16_cast)                       \
+    X(op_fused_casts)                     \
+    X(op_adamw_slab)                      \
     X(model_forward_backward_fp32)        \
     X(model_forward_backward_bf16)        \
     X(model_fused_vs_reference_attention) \
