@@ -335,10 +335,12 @@ static const pipe_algo_def fedadam = {.name = "fedadam", .defaults = fedadam_def
                                       .state_groups = {"outer/m", "outer/v"}, .per_delta = pipe_algo_clip_deltas,
                                       .combine = pipe_algo_combine_mean, .clip = pipe_algo_clip_to_norm,
                                       .prepare = fedadam_prepare, .outer = outer_fedadam};
-static const pipe_algo_def median = {.name = "median", .excludes = median_excludes,
+static void robust_defaults(pipe_algo_config *c) { c->delta_filter = PIPE_ALGO_ROBUST_FILTER; }
+
+static const pipe_algo_def median = {.name = "median", .defaults = robust_defaults, .excludes = median_excludes,
                                      .per_delta = pipe_algo_clip_deltas, .combine = combine_median,
                                      .clip = pipe_algo_clip_to_norm, .outer = outer_plain};
-static const pipe_algo_def trimmed = {.name = "trimmed", .excludes = trimmed_excludes,
+static const pipe_algo_def trimmed = {.name = "trimmed", .defaults = robust_defaults, .excludes = trimmed_excludes,
                                       .per_delta = pipe_algo_clip_deltas, .combine = combine_trimmed,
                                       .clip = pipe_algo_clip_to_norm, .outer = outer_plain};
 /* The builtins, in pipe_algo_kind order; registered entries follow them. */

@@ -224,14 +224,22 @@ static XFFL_MUST_USE xffl_status get_int(ckpt_h5_reader *r, const char *name, in
     return XFFL_OK;
 }
 
-/* The table's parameters; an optional one a file lacks keeps its default. */
+/* The table's parameters. An optional one a file lacks is 0 (off), not the algorithm's
+ * default: it was written that way with the setting off, or before the setting existed
+ * (a median federation from before delta_filter's default must not start filtering). */
 static XFFL_MUST_USE xffl_status read_algo_params(ckpt_h5_reader *r, pipe_algo_config *a)
 {
     int np;
     const pipe_algo_param *ap = pipe_algo_params(&np);
     for (int i = 0; i < np; i++) {
         char *field = (char *)a + ap[i].offset;
-        if (ap[i].optional && !ckpt_h5_has_attr(r, ap[i].attr)) continue;
+        if (ap[i].optional && !ckpt_h5_has_attr(r, ap[i].attr)) {
+            if (ap[i].type == PIPE_ALGO_PARAM_FLAG)
+                *(int *)field = 0;
+            else
+                *(double *)field = 0;
+            continue;
+        }
         if (ap[i].type == PIPE_ALGO_PARAM_FLAG) {
             int64_t v;
             XFFL_FORWARD(get_int(r, ap[i].attr, 0, 1, &v));

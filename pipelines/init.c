@@ -54,6 +54,10 @@ static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
     f->keep_inner_state = set->keep_inner_state;
     for (int k = 0; k < PIPE_INIT_NDBL; k++)
         if (set->dbl_set[k]) *(double *)((char *)f + pipe_init_numbers[k].field) = set->dbl[k];
+    /* asking for robustness with --delta-clip gets the filter the robust algorithms have
+     * (pipelines/algo.h: PIPE_ALGO_ROBUST_FILTER says why) */
+    if (set->dbl_set[PIPE_INIT_DELTA_CLIP] && f->algo.delta_clip > 0 && !set->dbl_set[PIPE_INIT_DELTA_FILTER])
+        f->algo.delta_filter = PIPE_ALGO_ROBUST_FILTER;
     /* a peak below the default floor takes the floor down with it */
     if (set->dbl_set[PIPE_INIT_LR] && !set->dbl_set[PIPE_INIT_MIN_LR] && f->inner.min_lr > f->inner.lr)
         f->inner.min_lr = f->inner.lr / 10;
@@ -75,7 +79,7 @@ const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
         "clip each delta to X times the median delta norm before combining, 0 = none (0)"),
     NUM(PIPE_INIT_DELTA_FILTER, "--delta-filter", "algorithm", algo.delta_filter,
         "leave out each delta farther than X times the median distance from the coordinate-wise median delta, "
-        "or pointing away from it (X >= 1), 0 = none (0)"),
+        "or pointing away from it (X >= 1), 0 = none (3 for median, trimmed and with --delta-clip; else 0)"),
     NUM(PIPE_INIT_LR, "--lr", "facility training", inner.lr, "AdamW peak learning rate (3e-4)"),
     NUM(PIPE_INIT_MIN_LR, "--min-lr", "facility training", inner.min_lr, "cosine floor of the learning rate (3e-5)"),
     NUM(PIPE_INIT_WEIGHT_DECAY, "--weight-decay", "facility training", inner.weight_decay, "AdamW decoupled decay (0.1)"),

@@ -33,13 +33,14 @@ stats = {"requests": 0, "faults": 0, "reset": 0, "503": 0, "truncate": 0, "stall
 def save_stats(path):
     if not path:
         return
-    with lock:
-        data = json.dumps(stats)
-    tmp = path + ".part"
-    with open(tmp, "w") as f:
-        f.write(data)
+    # the whole write under the lock: connection threads share one temporary name, and
+    # two of them truncating and renaming it at once left an empty or torn stats file
     import os
-    os.replace(tmp, path)
+    with lock:
+        tmp = path + ".part"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(stats))
+        os.replace(tmp, path)
 
 
 def recv_until(sock, buf, marker):

@@ -164,12 +164,19 @@ if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
     "$T/r6/federation.h5" "$T/r4/federation.h5" || fail "delta_clip not recorded in federation.h5 (or recorded when unset)"
 fi
 expect_rc 2 $X init --store "$T/r7" --model tiny --delta-clip -1
-#    the delta filter too; below 1 it would leave out honest deltas: refused
-expect_rc 0 $X init --store "$T/r8" --model tiny --facilities a,b,c --algo median --delta-filter 3
+#    the delta filter too: on by default (3) for median and trimmed and with --delta-clip,
+#    off (and absent from the file) for the others and with --delta-filter 0
+expect_rc 0 $X init --store "$T/r8" --model tiny --facilities a,b,c --algo median --delta-filter 0
+expect_rc 0 $X init --store "$T/r10" --model tiny --facilities a,b,c
+expect_rc 0 $X init --store "$T/r11" --model tiny --facilities a,b,c --delta-clip 2
 if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
-  /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r"); assert f.attrs["delta_filter"]==3.0; assert "delta_filter" not in h5py.File(sys.argv[2],"r").attrs' \
-    "$T/r8/federation.h5" "$T/r4/federation.h5" || fail "delta_filter not recorded in federation.h5 (or recorded when unset)"
+  /usr/bin/python3 -c 'import h5py,sys
+a = [h5py.File(p, "r").attrs for p in sys.argv[1:]]
+assert [x.get("delta_filter") for x in a] == [3.0, 3.0, 3.0, None, None, 3.0], [x.get("delta_filter") for x in a]' \
+    "$T/r4/federation.h5" "$T/r5/federation.h5" "$T/r6/federation.h5" "$T/r8/federation.h5" "$T/r10/federation.h5" \
+    "$T/r11/federation.h5" || fail "delta_filter default (median, trimmed, --delta-clip: 3; else and --delta-filter 0: absent) not as recorded"
 fi
+#    below 1 it would leave out honest deltas: refused
 expect_rc 2 $X init --store "$T/r9" --model tiny --delta-filter 0.5
 grep -q "delta_filter" "$T/err" || { cat "$T/err"; fail "--delta-filter 0.5: no refusal naming delta_filter"; }
 #    and a round with it: an authorised facility sending its delta x -100 is left out,

@@ -78,11 +78,13 @@ static void test_robust(void)
     double tok[5] = {1, 1, 1, 1, 1};
     pipe_algo_config c;
     pipe_algo_default(PIPE_ALGO_MEDIAN, &c);
+    c.delta_filter = 0; /* the combines alone (the filter would leave out 100 and −50) */
     run(&c, 5, d5, tok, base, 1, NULL, 1, out, XFFL_OK);
     CU_ASSERT_EQUAL(out[0], 12.0f); /* median of {−50,1,2,3,100} = 2 */
     run(&c, 4, d5, tok, base, 1, NULL, 1, out, XFFL_OK);
     CU_ASSERT_EQUAL(out[0], 12.5f); /* median of {1,2,3,100} = 2.5 */
     pipe_algo_default(PIPE_ALGO_TRIMMED, &c);
+    c.delta_filter = 0;
     c.trim = 0.2; /* cut one from each end of 5 */
     run(&c, 5, d5, tok, base, 1, NULL, 1, out, XFFL_OK);
     CU_ASSERT_EQUAL(out[0], 12.0f); /* mean of {1,2,3} */

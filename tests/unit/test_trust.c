@@ -134,6 +134,7 @@ static void test_delta_clip(void)
     for (int a = 0; a < 5; a++) {
         pipe_algo_config c;
         pipe_algo_default((pipe_algo_kind)a, &c);
+        c.delta_filter = 0; /* step 0 alone (median's and trimmed's default filter drops the huge one) */
         pipe_algo_stats st;
         /* off: the same bits as before step 0 existed, whatever the thread count */
         T_OK(run(&c, d, K, 1, o1, &st));
@@ -301,6 +302,19 @@ static void test_delta_clip_attribute(void)
     CU_ASSERT_FALSE(ckpt_h5_has_attr(r, "delta_clip")); /* unset: the bytes older xffl wrote */
     CU_ASSERT_FALSE(ckpt_h5_has_attr(r, "delta_filter"));
     ckpt_h5_reader_close(r);
+    /* the robust algorithms filter by default; off stays off through the file, which
+     * then lacks the attribute exactly as one written before the default existed */
+    for (int kind = PIPE_ALGO_MEDIAN; kind <= PIPE_ALGO_TRIMMED; kind++) {
+        pipe_federation_set_algo(&f, (pipe_algo_kind)kind);
+        CU_ASSERT_EQUAL(f.algo.delta_filter, PIPE_ALGO_ROBUST_FILTER);
+        f.algo.delta_filter = 0;
+        T_OK(pipe_federation_write_file(&f, p0));
+        T_OK(pipe_federation_read_file(p0, &g));
+        CU_ASSERT_EQUAL(g.algo.kind, kind);
+        CU_ASSERT_EQUAL(g.algo.delta_filter, 0);
+    }
+    pipe_federation_set_algo(&f, PIPE_ALGO_FEDAVG);
+    CU_ASSERT_EQUAL(f.algo.delta_filter, 0);
     int64_t tok;
     T_OK(pipe_federation_round_tokens(&f, &tok));
     CU_ASSERT_EQUAL(tok, (int64_t)f.local_steps * f.batch * f.seq_len);
@@ -359,6 +373,6 @@ void suite_trust(void)
     CU_add_test(s, "per-delta clipping: bounded, exact, bit-deterministic", test_delta_clip);
     CU_add_test(s, "delta filter: far or opposed deltas left out, exact, bit-deterministic", test_delta_filter);
     CU_add_test(s, "robust algorithms say what they exclude", test_excludes);
-    CU_add_test(s, "delta_clip, delta_filter in federation.h5 only when set; round tokens", test_delta_clip_attribute);
+    CU_add_test(s, "delta_clip, delta_filter in federation.h5 only when set, filter default of median/trimmed; round tokens", test_delta_clip_attribute);
     CU_add_test(s, "a REJECTED counts only when it is aggregate's verdict", test_rejected_check);
 }
