@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/cpu/flash.h"
 #include "kernels/shard.h"
 #include "pipelines/loop.h"
 
@@ -120,18 +121,31 @@ static void cpu_bf16_copies(planner *pl, const dims *d, int recompute)
 }
 
 /* Counts as kernels/cuda/model.c's plan() does. */
-static void cuda_activations(planner *pl, const dims *d, int recompute, int bf16)
+static void cuda_activations(planner *pl, const dims *d, int recompute, int bf16, int fused)
 {
-    int64_t N = d->N, D = d->D, F = d->F, V = d->V, KVD = d->KV * d->hd;
+    int64_t N = d->N, D = d->D, F = d->F, V = d->V, KVD = d->KV * d->hd, NH = N * d->H;
+    int64_t att = fused ? 0 : d->att;
     int per = recompute ? 1 : (int)d->L;
     const char *one = recompute ? ", one layer (recomputed)" : "";
     line(pl, PIPE_MEM_ACTIVATIONS, (int)d->L + 1, "layer inputs res (N*D)");
     buf(pl, 1, N * D, 4);
-    line(pl, PIPE_MEM_ACTIVATIONS, per, "xn1, q, k, v (H heads), att, mid, xn2 (7 x N*D), rstd1, rstd2 (2 x N)%s", one);
-    buf(pl, 7, N * D, 4);
-    buf(pl, 2, N, 4);
-    line(pl, PIPE_MEM_ACTIVATIONS, per, "attention probabilities P (B*H*T^2)%s", one);
-    buf(pl, 1, d->att, 4);
+    if (fused) {
+        /* kernels/cuda/attn_fused.h: bf16 q, k, v and the log-sum-exp, no T^2 buffer */
+        line(pl, PIPE_MEM_ACTIVATIONS, per, "xn1, att, mid, xn2 (4 x N*D), rstd1, rstd2 (2 x N)%s", one);
+        buf(pl, 4, N * D, 4);
+        buf(pl, 2, N, 4);
+        line(pl, PIPE_MEM_ACTIVATIONS, per, "fused attention: bf16 q, k, v (N*D + 2 x N*KV*hd), lse (N*H)%s", one);
+        buf(pl, 1, N * D, 2);
+        buf(pl, 2, N * KVD, 2);
+        buf(pl, 1, NH, 4);
+    } else {
+        line(pl, PIPE_MEM_ACTIVATIONS, per, "xn1, q, k, v (H heads), att, mid, xn2 (7 x N*D), rstd1, rstd2 (2 x N)%s",
+             one);
+        buf(pl, 7, N * D, 4);
+        buf(pl, 2, N, 4);
+        line(pl, PIPE_MEM_ACTIVATIONS, per, "attention probabilities P (B*H*T^2)%s", one);
+        buf(pl, 1, att, 4);
+    }
     line(pl, PIPE_MEM_ACTIVATIONS, per, "SwiGLU h1, h3, g (3 x N*F)%s", one);
     buf(pl, 3, N * F, 4);
     line(pl, PIPE_MEM_ACTIVATIONS, 1, "final norm (N*D + N), logits and their gradient (2 x N*V), 4 x N");
@@ -144,14 +158,21 @@ static void cuda_activations(planner *pl, const dims *d, int recompute, int bf16
     buf(pl, 2, N * KVD, 4);
     buf(pl, 3, N * F, 4);
     buf(pl, 1, 1, 8); /* the grad-norm accumulator */
-    line(pl, PIPE_MEM_ACTIVATIONS, 1, "gradient of the attention probabilities dP (B*H*T^2)");
-    buf(pl, 1, d->att, 4);
+    if (fused) {
+        line(pl, PIPE_MEM_ACTIVATIONS, 1, "fused attention backward: bf16 dout (N*D), rowsum(dout o out) (N*H)");
+        buf(pl, 1, N * D, 2);
+        buf(pl, 1, NH, 4);
+    } else {
+        line(pl, PIPE_MEM_ACTIVATIONS, 1, "gradient of the attention probabilities dP (B*H*T^2)");
+        buf(pl, 1, att, 4);
+    }
     if (bf16) {
         int64_t ce = N * D;
         if (N * F > ce) ce = N * F;
         if (N * V > ce) ce = N * V;
-        if (d->att > ce) ce = d->att;
-        line(pl, PIPE_MEM_ACTIVATIONS, 1, "bf16 staging of GEMM operands (2 x max(N*D, N*F, N*V, B*H*T^2))");
+        if (att > ce) ce = att;
+        line(pl, PIPE_MEM_ACTIVATIONS, 1, "bf16 staging of GEMM operands (2 x max(N*D, N*F, N*V%s))",
+             fused ? "" : ", B*H*T^2");
         buf(pl, 2, ce, 2);
     }
 }
@@ -160,7 +181,7 @@ static void cuda_activations(planner *pl, const dims *d, int recompute, int bf16
  * and the final norm with the classifier. Sets the largest unit and this rank's shard
  * (each unit split in ranks equal chunks, the last padded). */
 static XFFL_MUST_USE xffl_status units(const ckpt_model_config *m, int ranks, int64_t *total, int64_t *unit,
-                                       int64_t *shard)
+                                       int64_t *shard, int *tensors)
 {
     ckpt_param_table *t = NULL;
     XFFL_FORWARD(ckpt_param_table_create(m, &t));
@@ -172,6 +193,7 @@ static XFFL_MUST_USE xffl_status units(const ckpt_model_config *m, int ranks, in
         else if (p->layer < 0) tail += p->numel;
     }
     *total = t->total;
+    *tensors = t->count;
     ckpt_param_table_free(t);
     *unit = emb > layer ? emb : layer;
     if (tail > *unit) *unit = tail;
@@ -239,7 +261,8 @@ xffl_status pipe_memplan_compute(const pipe_memplan_config *c, pipe_memplan *out
     if (c->ranks == 1) out->cfg.zero = 0; /* nothing to shard */
     int zero = out->cfg.zero, R = c->ranks, bf16 = cuda && !c->fp32;
     int64_t P, unit, shard;
-    XFFL_FORWARD(units(m, R, &P, &unit, &shard));
+    int tensors = 0;
+    XFFL_FORWARD(units(m, R, &P, &unit, &shard, &tensors));
     out->params = P;
     out->unit = unit;
     out->shard = zero ? shard : P;
@@ -291,9 +314,16 @@ xffl_status pipe_memplan_compute(const pipe_memplan_config *c, pipe_memplan *out
         line(&pl, PIPE_MEM_OPTIMIZER, 1, "AdamW m, v (fp32), 1/%d shard", R);
         buf(&pl, 2, shard, 4);
     }
-    if (cuda) cuda_activations(&pl, &d, c->recompute, bf16);
+    if (cuda)
+        cuda_activations(&pl, &d, c->recompute, bf16,
+                         bf16 && !c->attn_reference && kflash_head_supported((int)d.hd));
     else cpu_activations(&pl, &d, c->recompute, c->threads);
     if (!cuda && c->cpu_bf16) cpu_bf16_copies(&pl, &d, c->recompute);
+    if (cuda) { /* kernels/cuda/model.c: AdamW over the whole slab in one launch */
+        line(&pl, PIPE_MEM_OPTIMIZER, 1, "AdamW tensor table (%d end offsets, %d decay flags)", tensors, tensors);
+        buf(&pl, 1, tensors, 8);
+        buf(&pl, 1, tensors, 4);
+    }
     if (cuda && R > 1) {
         /* a rank-ordered sum (comm/comm.h) receives every rank's chunk of its shard of a
          * unit, ranks x unit/ranks elements, and adds them locally; the all-gather of the

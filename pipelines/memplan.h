@@ -40,6 +40,7 @@ typedef struct {
     ckpt_model_config model;
     const char *backend;    /* "cpu" or "cuda" */
     int fp32;               /* cuda: fp32 GEMMs (XFFL_CUDA_PRECISION=fp32): no bf16 copy, no staging */
+    int attn_reference;     /* cuda bf16: the three-GEMM attention (XFFL_CUDA_ATTENTION=reference) */
     int cpu_bf16;           /* cpu: the bf16 precision (kern_options.precision): its bf16 copies */
     int ranks;              /* >= 1 */
     int zero;               /* 0, 1, 2 (one rank: 0 whatever is asked) */

@@ -40,6 +40,8 @@ xffl_status pipe_train_plan(store *s, const pipe_train_plan_options *o, pipe_mem
     /* the backend reads the same variable (kernels/cuda/backend.c) */
     const char *prec = getenv("XFFL_CUDA_PRECISION");
     c.fp32 = cuda && prec && !strcmp(prec, "fp32");
+    const char *att = getenv("XFFL_CUDA_ATTENTION"); /* kernels/cuda/model.c reads it too */
+    c.attn_reference = cuda && att && !strcmp(att, "reference");
     c.cpu_bf16 = !cuda && (o->precision == KERN_PREC_AUTO ? kern_precision_auto() : o->precision) == KERN_PREC_BF16;
     c.reserve = o->reserve >= 0 ? (uint64_t)o->reserve : cuda ? 1ull << 30 : 0;
     c.device_memory = o->device_memory;

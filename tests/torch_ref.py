@@ -9,7 +9,9 @@ same way (whole steps, synchronised). Prints one JSON line per mode:
    "unit": "tokens/s", "mfu": ..., ...}
 
 FLOPs per token and the peak match tests/gpu/bench_gpu.c: 6 N + 12 L D T over the bf16
-dense peak (989 TFLOP/s for H100/H200 SXM; XFFL_PEAK_TFLOPS overrides).
+dense peak (989 TFLOP/s for H100/H200 SXM; XFFL_PEAK_TFLOPS overrides). --recompute wraps
+each layer in torch.utils.checkpoint (xffl's --recompute: only layer inputs kept).
+peak_mem_gb: torch.cuda.max_memory_allocated over the run, in 1e9 bytes.
 Exit codes: 0 measured (or SKIP printed: no torch / no GPU), 1 failed, 2 usage.
 """
 import argparse
@@ -28,7 +30,7 @@ PRESETS = {  # dim, n_layers, n_heads, n_kv_heads, hidden_dim, vocab, max_seq_le
 }
 
 
-def build(torch, cfg, seq):
+def build(torch, cfg, seq, recompute=False):
     nn, F = torch.nn, torch.nn.functional
     dim, n_layers, n_heads, n_kv, hidden, vocab, _ = cfg
     hd = dim // n_heads
@@ -96,7 +98,10 @@ def build(torch, cfg, seq):
             x = self.tok_embeddings(idx).float()
             T = idx.shape[1]
             for layer in self.layers:
-                x = layer(x, self.cos[:T], self.sin[:T])
+                if recompute and self.training:
+                    x = torch.utils.checkpoint.checkpoint(layer, x, self.cos[:T], self.sin[:T], use_reentrant=False)
+                else:
+                    x = layer(x, self.cos[:T], self.sin[:T])
             return self.output(self.norm(x))
 
     return Model()
@@ -110,6 +115,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--mode", choices=["eager", "compile"], default="eager")
+    ap.add_argument("--recompute", action="store_true")
     a = ap.parse_args()
     try:
         import torch
@@ -123,7 +129,9 @@ def main():
     dim, n_layers, _, _, _, vocab, _ = cfg
     dev = torch.device("cuda")
     torch.manual_seed(0)
-    model = build(torch, cfg, a.seq).to(dev)
+    import torch.utils.checkpoint  # noqa: F401 (build's --recompute)
+    torch.cuda.reset_peak_memory_stats()
+    model = build(torch, cfg, a.seq, a.recompute).to(dev)
     decay = [p for n, p in model.named_parameters() if not n.endswith("norm.weight")]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("norm.weight")]
     opt = torch.optim.AdamW(
@@ -163,6 +171,7 @@ def main():
         "mfu": round(tok_s * flops_tok / (peak * 1e12), 4) if peak else None,
         "tflops": round(tok_s * flops_tok / 1e12, 1), "batch": a.batch, "seq": a.seq, "steps": a.steps,
         "step_ms": round(1000 * secs / a.steps, 2), "loss_last": round(float(loss), 4),
+        "peak_mem_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2), "recompute": int(a.recompute),
         "torch": torch.__version__, "device": name}))
     return 0
 

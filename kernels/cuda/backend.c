@@ -27,7 +27,7 @@ static XFFL_MUST_USE xffl_status cuda_create(const ckpt_model_config *cfg, const
         else XFFL_RETURN_IF(strcmp(p, "bf16") != 0, XFFL_ERR_USAGE, "XFFL_CUDA_PRECISION '%s' is not bf16 or fp32", p);
     }
     kcu_model *m = NULL;
-    XFFL_FORWARD(kcu_model_create(cfg, opt->batch, opt->seq_len, opt->device, prec, &m));
+    XFFL_FORWARD(kcu_model_create_ex(cfg, opt->batch, opt->seq_len, opt->device, prec, opt->recompute, &m));
     *impl = m;
     return XFFL_OK;
 }
@@ -86,6 +86,7 @@ static const kern_backend cuda_backend = {
     .adamw = cuda_adamw,
     .logits = cuda_logits,
     .bytes = cuda_bytes,
+    .recompute = 1,
 };
 
 const kern_backend *kern_cuda_backend(void) { return &cuda_backend; }

@@ -7,8 +7,17 @@
  *   repeated to H heads; P (B,H,T,T) causal softmax; att (N,D) attention output before wo;
  *   mid (N,D) = res + att wo^T; xn2 (N,D), rstd2 (N); h1, h3, g (N,Hd) SwiGLU.
  * res[L] is the final stream; then xnf (N,D), rstdf (N), logits and dlogits (N,V), lse (N).
- * Attention is three cuBLAS strided-batched GEMMs around a fused causal softmax: simple and
- * exact, at the price of O(T^2) memory per layer (a flash-style kernel is future work).
+ * Attention, two paths:
+ *  - fused (bf16 mode, the default there): kernels/cuda/attn_fused.h, FlashAttention-2 style;
+ *    a layer keeps q16 (N,D), k16, v16 (N,KV*hd) bf16 post-RoPE and flse (B,H,T) instead of
+ *    qh, kh, vh and P: no O(T^2) buffer; the backward's scratch is do16 (N,D) and Dr (B,H,T).
+ *  - reference (fp32 mode; bf16 with XFFL_CUDA_ATTENTION=reference; head sizes the fused
+ *    kernels are not built for): three cuBLAS strided-batched GEMMs around a fused causal
+ *    softmax, exact, at the price of the (B,H,T,T) P and dP per layer.
+ *
+ * With recompute (kcu_model_create_ex), only res[l] is kept per layer: every layer's other
+ * activations share layer 0's buffers, and the backward of layer l first runs layer l's
+ * forward again from res[l] (the same kernels on the same input: the same bits).
  *
  * Matmuls and attention GEMMs: gemm.c. */
 #include "kernels/cuda/model.h"
@@ -21,17 +30,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu/flash.h"
+#include "kernels/cuda/attn_fused.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/ops.h"
 
 typedef struct {
     float *res, *xn1, *rstd1, *qh, *kh, *vh, *P, *att, *mid, *xn2, *rstd2, *h1, *h3, *g;
+    uint16_t *q16, *k16, *v16; /* fused attention: bf16 post-RoPE q, k, v */
+    float *flse;               /* fused attention: (B,H,T) log-sum-exp */
 } layer_acts;
 
 struct kcu_model {
     ckpt_param_table *table;
     ckpt_model_config cfg;
     kcu_precision prec;
+    int fused;     /* attention through kernels/cuda/attn_fused.h (else the three GEMMs) */
+    int recompute; /* one layer's activations, rebuilt in the backward (only res kept per layer) */
     int dev, Bmax, Tmax;
     cudaStream_t stream;
     cublasHandle_t blas;
@@ -49,8 +64,12 @@ struct kcu_model {
     /* backward scratch */
     float *dres, *dxn, *sA, *sB, *sC, *sD, *dk, *dv, *dgb, *dh1, *dh3, *dP;
     uint16_t *castA, *castB; /* bf16 staging of activation operands */
+    uint16_t *do16;          /* fused attention backward: bf16 dout */
+    float *Dr;               /* fused attention backward: rowsum(dout o out), (B,H,T) */
     int64_t cast_elems;
     double *acc; /* grad-norm accumulator */
+    int64_t *seg_end; /* AdamW in one launch: each tensor's end offset in the slab, table order */
+    float *seg_wd;    /* 1, or 0 for norm gains (no weight decay) */
     int curB, curT, have_targets, have_forward;
     int debug_sync; /* XFFL_CUDA_DEBUG_SYNC=1 */
     float *host_losses;
@@ -106,7 +125,7 @@ static void plan(kcu_model *m, bump *b)
     int64_t P = m->table->total, N = (int64_t)m->Bmax * m->Tmax;
     int64_t D = c->dim, Hd = c->hidden_dim, V = c->vocab_size, H = c->n_heads;
     int64_t KVD = (int64_t)c->n_kv_heads * (c->dim / c->n_heads);
-    int64_t att = (int64_t)m->Bmax * H * m->Tmax * m->Tmax;
+    int64_t att = m->fused ? 0 : (int64_t)m->Bmax * H * m->Tmax * m->Tmax;
     m->params = take(b, P * 4);
     m->grads = take(b, P * 4);
     m->mom = take(b, P * 4);
@@ -114,14 +133,26 @@ static void plan(kcu_model *m, bump *b)
     m->p16 = m->prec == KCU_BF16 ? take(b, P * 2) : NULL;
     for (int l = 0; l <= c->n_layers; l++) {
         layer_acts *a = &m->L[l];
+        if (m->recompute && l > 0 && l < c->n_layers) { /* layer 0's set, with a res of its own */
+            *a = m->L[0];
+            a->res = take(b, N * D * 4);
+            continue;
+        }
         a->res = take(b, N * D * 4);
         if (l == c->n_layers) break;
         a->xn1 = take(b, N * D * 4);
         a->rstd1 = take(b, N * 4);
-        a->qh = take(b, N * D * 4);
-        a->kh = take(b, N * D * 4);
-        a->vh = take(b, N * D * 4);
-        a->P = take(b, att * 4);
+        if (m->fused) {
+            a->q16 = take(b, N * D * 2);
+            a->k16 = take(b, N * KVD * 2);
+            a->v16 = take(b, N * KVD * 2);
+            a->flse = take(b, N * H * 4);
+        } else {
+            a->qh = take(b, N * D * 4);
+            a->kh = take(b, N * D * 4);
+            a->vh = take(b, N * D * 4);
+            a->P = take(b, att * 4);
+        }
         a->att = take(b, N * D * 4);
         a->mid = take(b, N * D * 4);
         a->xn2 = take(b, N * D * 4);
@@ -149,7 +180,12 @@ static void plan(kcu_model *m, bump *b)
     m->dgb = take(b, N * Hd * 4);
     m->dh1 = take(b, N * Hd * 4);
     m->dh3 = take(b, N * Hd * 4);
-    m->dP = take(b, att * 4);
+    if (m->fused) {
+        m->do16 = take(b, N * D * 2);
+        m->Dr = take(b, N * H * 4);
+    } else {
+        m->dP = take(b, att * 4);
+    }
     int64_t ce = N * D;
     if (N * Hd > ce) ce = N * Hd;
     if (N * V > ce) ce = N * V;
@@ -158,10 +194,18 @@ static void plan(kcu_model *m, bump *b)
     m->castA = m->prec == KCU_BF16 ? take(b, ce * 2) : NULL;
     m->castB = m->prec == KCU_BF16 ? take(b, ce * 2) : NULL;
     m->acc = take(b, sizeof(double));
+    m->seg_end = take(b, (uint64_t)m->table->count * 8);
+    m->seg_wd = take(b, (uint64_t)m->table->count * 4);
 }
 
 xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev, kcu_precision prec,
                              kcu_model **out)
+{
+    return kcu_model_create_ex(cfg, B, T, dev, prec, 0, out);
+}
+
+xffl_status kcu_model_create_ex(const ckpt_model_config *cfg, int B, int T, int dev, kcu_precision prec,
+                                int recompute, kcu_model **out)
 {
     *out = NULL;
     XFFL_FORWARD(ckpt_model_validate(cfg));
@@ -178,6 +222,15 @@ xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev
     const char *dbg = getenv("XFFL_CUDA_DEBUG_SYNC");
     m->debug_sync = dbg && *dbg && strcmp(dbg, "0") != 0;
     m->dev = dev;
+    /* XFFL_CUDA_ATTENTION=reference keeps bf16 mode on the three-GEMM attention (tests, comparisons) */
+    const char *att = getenv("XFFL_CUDA_ATTENTION");
+    int want_ref = att && !strcmp(att, "reference");
+    if (att && *att && !want_ref && strcmp(att, "fused") != 0) {
+        free(m);
+        return xffl_fail(XFFL_ERR_USAGE, "XFFL_CUDA_ATTENTION '%s' is not fused or reference", att);
+    }
+    m->fused = prec == KCU_BF16 && !want_ref && kflash_head_supported(cfg->dim / cfg->n_heads);
+    m->recompute = recompute != 0;
     m->Bmax = B;
     m->Tmax = T;
     xffl_status s = ckpt_param_table_create(cfg, &m->table);
@@ -226,6 +279,28 @@ xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev
         s = xffl_fail(XFFL_ERR_BACKEND, "cuda: clearing the slab: %s", cudaGetErrorString(e));
         goto fail;
     }
+    {
+        int nt = m->table->count;
+        int64_t *ends = malloc((size_t)nt * 8);
+        float *wd = malloc((size_t)nt * 4);
+        if (!ends || !wd) {
+            free(ends), free(wd);
+            s = xffl_fail(XFFL_ERR_NOMEM, "cuda backend: AdamW tensor table");
+            goto fail;
+        }
+        for (int i = 0; i < nt; i++) { /* the table is in slab order (ckpt_param_table) */
+            const ckpt_param *p = &m->table->params[i];
+            ends[i] = p->offset + p->numel;
+            wd[i] = p->kind == CKPT_KIND_NORM ? 0.0f : 1.0f;
+        }
+        e = cudaMemcpy(m->seg_end, ends, (size_t)nt * 8, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess) e = cudaMemcpy(m->seg_wd, wd, (size_t)nt * 4, cudaMemcpyHostToDevice);
+        free(ends), free(wd);
+        if (e != cudaSuccess) {
+            s = xffl_fail(XFFL_ERR_BACKEND, "cuda: copying the AdamW tensor table: %s", cudaGetErrorString(e));
+            goto fail;
+        }
+    }
     *out = m;
     return XFFL_OK;
 fail:
@@ -248,6 +323,7 @@ void kcu_model_free(kcu_model *m)
 const ckpt_param_table *kcu_model_table(const kcu_model *m) { return m->table; }
 uint64_t kcu_model_bytes(const kcu_model *m) { return m->slab_bytes; }
 kcu_precision kcu_model_precision(const kcu_model *m) { return m->prec; }
+int kcu_model_fused(const kcu_model *m) { return m->fused; }
 float *kcu_grad_slab(kcu_model *m) { return m->grads; }
 float *kcu_param_slab(kcu_model *m) { return m->params; }
 float *kcu_mom_slab(kcu_model *m) { return m->mom; }
@@ -387,12 +463,53 @@ static XFFL_MUST_USE xffl_status linear_bwd(kcu_model *m, const char *what, floa
     return kcu_mm(&m->gemm, what, 1, 0, out, in, Nt, dy, dy16, x, x16, G_(m, s, l), 1.0f, 1, 0, 0, 0);
 }
 
+/* Layer l's forward from res[l]: every activation the backward reads, and with next, the
+ * next layer's input res[l+1]. */
+static XFFL_MUST_USE xffl_status layer_fwd(kcu_model *m, int l, int B, int T, int next)
+{
+    const ckpt_model_config *c = &m->cfg;
+    int N = B * T, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = D / H, Hd = c->hidden_dim;
+    cudaStream_t s = m->stream;
+    layer_acts *a = &m->L[l];
+    /* bf16 mode: RMSNorm writes the bf16 copy its GEMMs read (castB; kcu_mm never writes
+     * castB while the weight has its bf16 copy), SwiGLU w2's (castA) */
+    const uint16_t *x16 = m->prec == KCU_BF16 ? m->castB : NULL;
+    OP(kcu_rmsnorm_fwd16(a->xn1, m->castB, a->rstd1, a->res, P_(m, CKPT_SLOT_ATTN_NORM, l), N, D, c->norm_eps, s),
+       "rmsnorm_fwd");
+    XFFL_FORWARD(linear(m, "wq", m->sB, a->xn1, x16, CKPT_SLOT_WQ, l, N, 0.0f));
+    XFFL_FORWARD(linear(m, "wk", m->dk, a->xn1, x16, CKPT_SLOT_WK, l, N, 0.0f));
+    XFFL_FORWARD(linear(m, "wv", m->dv, a->xn1, x16, CKPT_SLOT_WV, l, N, 0.0f));
+    OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 0, s), "rope (q)");
+    OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 0, s), "rope (k)");
+    if (m->fused) {
+        OP(kcu_to_bf16(a->q16, m->sB, (int64_t)N * D, s), "to_bf16 (q)");
+        OP(kcu_to_bf16(a->k16, m->dk, (int64_t)N * KV * hd, s), "to_bf16 (k)");
+        OP(kcu_to_bf16(a->v16, m->dv, (int64_t)N * KV * hd, s), "to_bf16 (v)");
+        OP(kcu_flash_fwd(a->att, a->flse, a->q16, a->k16, a->v16, B, T, H, KV, hd, s), "flash attention forward");
+    } else {
+        XFFL_FORWARD(kcu_attention_fwd(&m->gemm, a->att, a->qh, a->kh, a->vh, a->P, m->sA, m->sB, m->dk, m->dv, B,
+                                       T, H, KV, hd));
+    }
+    CU(cudaMemcpyAsync(a->mid, a->res, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
+    XFFL_FORWARD(linear(m, "wo", a->mid, a->att, NULL, CKPT_SLOT_WO, l, N, 1.0f));
+    OP(kcu_rmsnorm_fwd16(a->xn2, m->castB, a->rstd2, a->mid, P_(m, CKPT_SLOT_FFN_NORM, l), N, D, c->norm_eps, s),
+       "rmsnorm_fwd");
+    XFFL_FORWARD(linear(m, "w1", a->h1, a->xn2, x16, CKPT_SLOT_W1, l, N, 0.0f));
+    XFFL_FORWARD(linear(m, "w3", a->h3, a->xn2, x16, CKPT_SLOT_W3, l, N, 0.0f));
+    OP(kcu_swiglu_fwd16(a->g, next ? m->castA : NULL, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_fwd");
+    if (!next) return XFFL_OK; /* a recomputation: res[l+1] exists and the backward needs no more */
+    layer_acts *nx = &m->L[l + 1];
+    CU(cudaMemcpyAsync(nx->res, a->mid, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
+    XFFL_FORWARD(linear(m, "w2", nx->res, a->g, m->prec == KCU_BF16 ? m->castA : NULL, CKPT_SLOT_W2, l, N, 1.0f));
+    return XFFL_OK;
+}
+
 xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss)
 {
     const ckpt_model_config *c = &m->cfg;
     XFFL_RETURN_IF(B <= 0 || T <= 0 || B > m->Bmax || T > m->Tmax, XFFL_ERR_USAGE,
                    "cuda backend: forward of %d x %d tokens exceeds the planned %d x %d", B, T, m->Bmax, m->Tmax);
-    int N = B * T, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = D / H, Hd = c->hidden_dim, V = c->vocab_size;
+    int N = B * T, D = c->dim, V = c->vocab_size;
     for (int i = 0; i < N; i++) {
         XFFL_RETURN_IF(inputs[i] < 0 || inputs[i] >= V, XFFL_ERR_INVALID, "cuda backend: input token %d at %d outside vocab %d",
                        inputs[i], i, V);
@@ -408,31 +525,7 @@ xffl_status kcu_forward(kcu_model *m, const int32_t *inputs, const int32_t *targ
     if (targets) CU(cudaMemcpyAsync(m->tgt, targets, (size_t)N * 4, cudaMemcpyHostToDevice, s), "copying target tokens");
 
     OP(kcu_embedding_fwd(m->L[0].res, m->tok, P_(m, CKPT_SLOT_EMBEDDING, 0), N, D, V, s), "embedding_fwd");
-    for (int l = 0; l < c->n_layers; l++) {
-        layer_acts *a = &m->L[l];
-        OP(kcu_rmsnorm_fwd(a->xn1, a->rstd1, a->res, P_(m, CKPT_SLOT_ATTN_NORM, l), N, D, c->norm_eps, s),
-           "rmsnorm_fwd");
-        const uint16_t *x16 = NULL;
-        XFFL_FORWARD(shared_x16(m, a->xn1, (int64_t)N * D, &x16));
-        XFFL_FORWARD(linear(m, "wq", m->sB, a->xn1, x16, CKPT_SLOT_WQ, l, N, 0.0f));
-        XFFL_FORWARD(linear(m, "wk", m->dk, a->xn1, x16, CKPT_SLOT_WK, l, N, 0.0f));
-        XFFL_FORWARD(linear(m, "wv", m->dv, a->xn1, x16, CKPT_SLOT_WV, l, N, 0.0f));
-        OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 0, s), "rope (q)");
-        OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 0, s), "rope (k)");
-        XFFL_FORWARD(kcu_attention_fwd(&m->gemm, a->att, a->qh, a->kh, a->vh, a->P, m->sA, m->sB, m->dk, m->dv, B,
-                                       T, H, KV, hd));
-        CU(cudaMemcpyAsync(a->mid, a->res, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
-        XFFL_FORWARD(linear(m, "wo", a->mid, a->att, NULL, CKPT_SLOT_WO, l, N, 1.0f));
-        OP(kcu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, P_(m, CKPT_SLOT_FFN_NORM, l), N, D, c->norm_eps, s),
-           "rmsnorm_fwd");
-        XFFL_FORWARD(shared_x16(m, a->xn2, (int64_t)N * D, &x16));
-        XFFL_FORWARD(linear(m, "w1", a->h1, a->xn2, x16, CKPT_SLOT_W1, l, N, 0.0f));
-        XFFL_FORWARD(linear(m, "w3", a->h3, a->xn2, x16, CKPT_SLOT_W3, l, N, 0.0f));
-        OP(kcu_swiglu_fwd(a->g, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_fwd");
-        layer_acts *nx = &m->L[l + 1];
-        CU(cudaMemcpyAsync(nx->res, a->mid, (size_t)N * D * 4, cudaMemcpyDeviceToDevice, s), "residual copy");
-        XFFL_FORWARD(linear(m, "w2", nx->res, a->g, NULL, CKPT_SLOT_W2, l, N, 1.0f));
-    }
+    for (int l = 0; l < c->n_layers; l++) XFFL_FORWARD(layer_fwd(m, l, B, T, 1));
     OP(kcu_rmsnorm_fwd(m->xnf, m->rstdf, m->L[c->n_layers].res, P_(m, CKPT_SLOT_NORM, 0), N, D, c->norm_eps, s),
        "rmsnorm_fwd (final)");
     XFFL_FORWARD(linear(m, "output", m->logits, m->xnf, NULL, CKPT_SLOT_OUTPUT, 0, N, 0.0f));
@@ -468,6 +561,8 @@ xffl_status kcu_backward(kcu_model *m)
        "rmsnorm_bwd (final)");
     for (int l = c->n_layers - 1; l >= 0; l--) {
         layer_acts *a = &m->L[l];
+        /* the shared buffers hold the last layer's forward; any other layer's is rebuilt */
+        if (m->recompute && l < c->n_layers - 1) XFFL_FORWARD(layer_fwd(m, l, B, T, 0));
         /* FFN: res[l+1] = mid + (silu(xn2 w1^T) * xn2 w3^T) w2^T; dres holds dL/dres[l+1] */
         XFFL_FORWARD(linear_bwd(m, "w2 (backward)", m->dgb, 0.0f, m->dres, a->g, NULL, CKPT_SLOT_W2, l, N));
         OP(kcu_swiglu_bwd(m->dh1, m->dh3, m->dgb, a->h1, a->h3, (int64_t)N * Hd, s), "swiglu_bwd");
@@ -480,8 +575,13 @@ xffl_status kcu_backward(kcu_model *m)
            "rmsnorm_bwd (ffn)");
         /* attention: mid = res + att wo^T; dres now holds dL/dmid */
         XFFL_FORWARD(linear_bwd(m, "wo (backward)", m->sA, 0.0f, m->dres, a->att, NULL, CKPT_SLOT_WO, l, N));
-        XFFL_FORWARD(kcu_attention_bwd(&m->gemm, m->sB, m->dk, m->dv, m->sA, a->qh, a->kh, a->vh, a->P, m->dP, m->sD,
-                                       m->sC, m->dxn, B, T, H, KV, hd));
+        if (m->fused)
+            OP(kcu_flash_bwd(m->sB, m->dk, m->dv, m->sA, a->att, a->flse, a->q16, a->k16, a->v16, m->do16, m->Dr, B, T, H,
+                             KV, hd, s),
+               "flash attention backward");
+        else
+            XFFL_FORWARD(kcu_attention_bwd(&m->gemm, m->sB, m->dk, m->dv, m->sA, a->qh, a->kh, a->vh, a->P, m->dP,
+                                           m->sD, m->sC, m->dxn, B, T, H, KV, hd));
         OP(kcu_rope(m->sB, B, T, H, hd, c->rope_theta, 1, s), "rope backward (q)");
         OP(kcu_rope(m->dk, B, T, KV, hd, c->rope_theta, 1, s), "rope backward (k)");
         XFFL_FORWARD(shared_x16(m, a->xn1, (int64_t)N * D, &x16));
@@ -522,13 +622,9 @@ xffl_status kcu_adamw_step(kcu_model *m, const kcu_adamw_args *a, float *grad_no
     float gscale = (a->grad_clip > 0 && norm > a->grad_clip) ? a->grad_clip / norm : 1.0f;
     m->opt_step++;
     float bc1 = 1.0f - powf(a->beta1, (float)m->opt_step), bc2 = 1.0f - powf(a->beta2, (float)m->opt_step);
-    for (int i = 0; i < m->table->count; i++) {
-        const ckpt_param *p = &m->table->params[i];
-        float wd = p->kind == CKPT_KIND_NORM ? 0.0f : a->weight_decay;
-        OP(kcu_adamw(m->params + p->offset, m->p16 ? m->p16 + p->offset : NULL, m->grads + p->offset,
-                     m->mom + p->offset, m->var + p->offset, p->numel, a->lr, a->beta1, a->beta2, a->eps, wd, bc1, bc2,
-                     gscale, s),
-           p->name);
-    }
+    /* one launch over the slab; each tensor's decay from the table (none on norm gains) */
+    OP(kcu_adamw_slab(m->params, m->p16, m->grads, m->mom, m->var, m->table->total, m->seg_end, m->seg_wd,
+                      m->table->count, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, bc1, bc2, gscale, s),
+       "adamw (whole slab)");
     return kcu_sync(m, "adamw");
 }

@@ -29,11 +29,18 @@ XFFL_MUST_USE xffl_status kcu_device_name(int dev, char *buf, int len);
  * *out; kcu_model_free accepts NULL. Bytes of device memory used are in *bytes if not NULL. */
 XFFL_MUST_USE xffl_status kcu_model_create(const ckpt_model_config *cfg, int B, int T, int dev, kcu_precision prec,
                              kcu_model **out);
+/* The same; recompute = 1 keeps only each layer's input and runs the layer's forward again
+ * in the backward (same bits, one more forward per step; kern_options.recompute). */
+XFFL_MUST_USE xffl_status kcu_model_create_ex(const ckpt_model_config *cfg, int B, int T, int dev, kcu_precision prec,
+                                int recompute, kcu_model **out);
 void kcu_model_free(kcu_model *m);
 const ckpt_param_table *kcu_model_table(const kcu_model *m);
 /* Device bytes held by the model's slab. */
 uint64_t kcu_model_bytes(const kcu_model *m);
 kcu_precision kcu_model_precision(const kcu_model *m);
+/* 1 when attention runs the fused kernels (kernels/cuda/attn_fused.h): bf16 mode, a head
+ * size they are built for, and XFFL_CUDA_ATTENTION not "reference" at create time. */
+int kcu_model_fused(const kcu_model *m);
 
 /* Host slabs in table order, table->total floats. */
 XFFL_MUST_USE xffl_status kcu_set_params(kcu_model *m, const float *params);

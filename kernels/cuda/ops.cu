@@ -93,7 +93,8 @@ __global__ void embedding_bwd_k(float *dE, const int32_t *tok, const float *dout
 // ---- RMSNorm --------------------------------------------------------------------------
 
 // grid (N), one block per row. x,out [N,D]; g[D]; rstd[N]
-__global__ void rmsnorm_fwd_k(float *out, float *rstd, const float *x, const float *g, int D, float eps)
+__global__ void rmsnorm_fwd_k(float *out, __nv_bfloat16 *out16, float *rstd, const float *x, const float *g, int D,
+                              float eps)
 {
     int64_t n = blockIdx.x;
     const float *xr = x + n * D;
@@ -103,7 +104,11 @@ __global__ void rmsnorm_fwd_k(float *out, float *rstd, const float *x, const flo
     float r = 1.0f / sqrtf(ss / (float)D + eps);
     if (threadIdx.x == 0) rstd[n] = r;
     float *o = out + n * D;
-    for (int i = threadIdx.x; i < D; i += blockDim.x) o[i] = xr[i] * r * g[i];
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        float y = xr[i] * r * g[i];
+        o[i] = y;
+        if (out16) out16[n * D + i] = __float2bfloat16_rn(y); /* the next GEMM's operand */
+    }
 }
 
 // y = x r g with r = (mean x^2 + eps)^-1/2:
@@ -241,11 +246,13 @@ __global__ void softmax_causal_bwd_k(float *datt, __nv_bfloat16 *datt16, const f
 
 __device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-__global__ void swiglu_fwd_k(float *g, const float *h1, const float *h3, int64_t n)
+__global__ void swiglu_fwd_k(float *g, __nv_bfloat16 *g16, const float *h1, const float *h3, int64_t n)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         float a = h1[i];
-        g[i] = a * sigmoidf(a) * h3[i];
+        float y = a * sigmoidf(a) * h3[i];
+        g[i] = y;
+        if (g16) g16[i] = __float2bfloat16_rn(y); /* w2's operand */
     }
 }
 
@@ -330,20 +337,45 @@ __global__ void from_bf16_k(float *dst, const __nv_bfloat16 *src, int64_t n)
         dst[i] = __bfloat162float(src[i]);
 }
 
+__device__ __forceinline__ void adamw_one(float *p, __nv_bfloat16 *p16, const float *g, float *m, float *v, int64_t i,
+                                          float lr, float b1, float b2, float eps, float wd, float bc1, float bc2,
+                                          float gscale)
+{
+    float gi = g[i] * gscale;
+    float mi = b1 * m[i] + (1.0f - b1) * gi;
+    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    float mhat = mi / bc1, vhat = vi / bc2;
+    float pi = p[i];
+    pi -= lr * (mhat / (sqrtf(vhat) + eps) + wd * pi);
+    p[i] = pi;
+    if (p16) p16[i] = __float2bfloat16_rn(pi);
+}
+
+// The whole slab in one launch: element i's tensor is the first segment whose end exceeds i
+// (binary search over nseg sorted ends), whose decay is seg_wd[]; the same arithmetic as
+// adamw_k, so the same bits as one launch per tensor.
+__global__ void adamw_slab_k(float *p, __nv_bfloat16 *p16, const float *g, float *m, float *v, int64_t n,
+                             const int64_t *seg_end, const float *seg_wd, int nseg, float lr, float b1, float b2,
+                             float eps, float wd, float bc1, float bc2, float gscale)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int lo = 0, hi = nseg - 1;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (seg_end[mid] > i) hi = mid;
+            else lo = mid + 1;
+        }
+        adamw_one(p, p16, g, m, v, i, lr, b1, b2, eps, wd * seg_wd[lo], bc1, bc2, gscale);
+    }
+}
+
 __global__ void adamw_k(float *p, __nv_bfloat16 *p16, const float *g, float *m, float *v, int64_t n, float lr,
                         float b1, float b2, float eps, float wd, float bc1, float bc2, float gscale)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float gi = g[i] * gscale;
-        float mi = b1 * m[i] + (1.0f - b1) * gi;
-        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        float mhat = mi / bc1, vhat = vi / bc2;
-        float pi = p[i];
-        pi -= lr * (mhat / (sqrtf(vhat) + eps) + wd * pi);
-        p[i] = pi;
-        if (p16) p16[i] = __float2bfloat16_rn(pi);
+        adamw_one(p, p16, g, m, v, i, lr, b1, b2, eps, wd, bc1, bc2, gscale);
     }
 }
 
@@ -375,7 +407,14 @@ int kcu_embedding_bwd(float *dE, const int32_t *tok, const float *dout, int N, i
 
 int kcu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *g, int N, int D, float eps, kcu_stream s)
 {
-    rmsnorm_fwd_k<<<N, row_block(D), 0, S(s)>>>(out, rstd, x, g, D, eps);
+    rmsnorm_fwd_k<<<N, row_block(D), 0, S(s)>>>(out, nullptr, rstd, x, g, D, eps);
+    return launched();
+}
+
+int kcu_rmsnorm_fwd16(float *out, uint16_t *out16, float *rstd, const float *x, const float *g, int N, int D, float eps,
+                      kcu_stream s)
+{
+    rmsnorm_fwd_k<<<N, row_block(D), 0, S(s)>>>(out, (__nv_bfloat16 *)out16, rstd, x, g, D, eps);
     return launched();
 }
 
@@ -424,7 +463,13 @@ int kcu_softmax_causal_bwd(float *datt, uint16_t *datt16, const float *P, int BH
 
 int kcu_swiglu_fwd(float *g, const float *h1, const float *h3, int64_t n, kcu_stream s)
 {
-    swiglu_fwd_k<<<grid_for(n), kBlock, 0, S(s)>>>(g, h1, h3, n);
+    swiglu_fwd_k<<<grid_for(n), kBlock, 0, S(s)>>>(g, nullptr, h1, h3, n);
+    return launched();
+}
+
+int kcu_swiglu_fwd16(float *g, uint16_t *g16, const float *h1, const float *h3, int64_t n, kcu_stream s)
+{
+    swiglu_fwd_k<<<grid_for(n), kBlock, 0, S(s)>>>(g, (__nv_bfloat16 *)g16, h1, h3, n);
     return launched();
 }
 
@@ -482,6 +527,16 @@ int kcu_adamw(float *p, uint16_t *p16, const float *g, float *m, float *v, int64
 {
     adamw_k<<<grid_for(n), kBlock, 0, S(s)>>>(p, (__nv_bfloat16 *)p16, g, m, v, n, lr, beta1, beta2, eps, wd, bc1,
                                                bc2, gscale);
+    return launched();
+}
+
+int kcu_adamw_slab(float *p, uint16_t *p16, const float *g, float *m, float *v, int64_t n, const int64_t *seg_end,
+                   const float *seg_wd, int nseg, float lr, float beta1, float beta2, float eps, float wd, float bc1,
+                   float bc2, float gscale, kcu_stream s)
+{
+    if (nseg <= 0) return (int)cudaErrorInvalidValue;
+    adamw_slab_k<<<grid_for(n), kBlock, 0, S(s)>>>(p, (__nv_bfloat16 *)p16, g, m, v, n, seg_end, seg_wd, nseg, lr,
+                                                    beta1, beta2, eps, wd, bc1, bc2, gscale);
     return launched();
 }
 

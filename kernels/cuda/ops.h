@@ -25,6 +25,10 @@ int kcu_embedding_bwd(float *dE, const int32_t *tok, const float *dout, int N, i
 
 /* out[N,D] = x * rstd * g, rstd[N] = 1/sqrt(mean(x^2) + eps). */
 int kcu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *g, int N, int D, float eps, kcu_stream s);
+/* The same, and out16[N,D] = bf16(out) (the next GEMM's operand, what kcu_to_bf16 of out
+ * gives, without its pass); out16 NULL: kcu_rmsnorm_fwd. */
+int kcu_rmsnorm_fwd16(float *out, uint16_t *out16, float *rstd, const float *x, const float *g, int N, int D, float eps,
+                      kcu_stream s);
 /* dx[N,D] += d/dx, dg[D] += d/dg, given dout[N,D] and the forward's x, g, rstd. */
 int kcu_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float *x, const float *g, const float *rstd,
                     int N, int D, kcu_stream s);
@@ -49,6 +53,8 @@ int kcu_softmax_causal_bwd(float *datt, uint16_t *datt16, const float *P, int BH
 
 /* g[N,Hd] = silu(h1) * h3. */
 int kcu_swiglu_fwd(float *g, const float *h1, const float *h3, int64_t n, kcu_stream s);
+/* The same, and g16 = bf16(g) (w2's operand); g16 NULL: kcu_swiglu_fwd. */
+int kcu_swiglu_fwd16(float *g, uint16_t *g16, const float *h1, const float *h3, int64_t n, kcu_stream s);
 /* dh1 = dg * h3 * silu'(h1), dh3 = dg * silu(h1) (overwritten, not accumulated). */
 int kcu_swiglu_bwd(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3, int64_t n, kcu_stream s);
 
@@ -71,6 +77,12 @@ int kcu_from_bf16(float *dst, const uint16_t *src, int64_t n, kcu_stream s);
  * NULL the bf16 copy of the updated p is written there too. */
 int kcu_adamw(float *p, uint16_t *p16, const float *g, float *m, float *v, int64_t n, float lr, float beta1,
               float beta2, float eps, float wd, float bc1, float bc2, float gscale, kcu_stream s);
+/* kcu_adamw over the whole slab of n floats in one launch: the tensors are nseg segments,
+ * segment j ending (exclusive) at seg_end[j] (ascending, the last = n) with decay wd *
+ * seg_wd[j] (1 or 0: norm gains); device arrays. The same bits as one kcu_adamw per tensor. */
+int kcu_adamw_slab(float *p, uint16_t *p16, const float *g, float *m, float *v, int64_t n, const int64_t *seg_end,
+                   const float *seg_wd, int nseg, float lr, float beta1, float beta2, float eps, float wd, float bc1,
+                   float bc2, float gscale, kcu_stream s);
 
 #ifdef __cplusplus
 }

@@ -14,13 +14,18 @@
     X(op_rmsnorm)                         \
     X(op_rope)                            \
     X(op_attention)                       \
+    X(flash_attention_vs_reference)       \
     X(op_matmul)                          \
     X(op_swiglu)                          \
     X(op_xent)                            \
     X(op_adamw)                           \
     X(op_bf16_cast)                       \
+    X(op_fused_casts)                     \
+    X(op_adamw_slab)                      \
     X(model_forward_backward_fp32)        \
     X(model_forward_backward_bf16)        \
+    X(model_fused_vs_reference_attention) \
+    X(model_recompute_same_bits)          \
     X(train_small_50_steps_vs_cpu)        \
     X(grad_accumulation_equivalence)      \
     X(nccl_one_rank)                      \

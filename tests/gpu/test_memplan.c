@@ -5,15 +5,19 @@
  * within 10 % of the plan (the CUDA context exists before; cuBLAS's workspace counts). */
 #include <cuda_runtime_api.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cuda/model.h"
 #include "pipelines/memplan.h"
 #include "tests/gpu/gpu_test.h"
 
-static void plan_of(const ckpt_model_config *cfg, int B, int T, kcu_precision prec, pipe_memplan *p, xffl_status *st)
+static void plan_of(const ckpt_model_config *cfg, int B, int T, kcu_precision prec, int recompute, pipe_memplan *p,
+                    xffl_status *st)
 {
+    const char *att = getenv("XFFL_CUDA_ATTENTION"); /* what kcu_model_create reads */
     pipe_memplan_config c = {.model = *cfg, .backend = "cuda", .fp32 = prec == KCU_FP32, .ranks = 1, .batch = B,
-                             .seq_len = T, .threads = 1};
+                             .seq_len = T, .threads = 1, .attn_reference = att && !strcmp(att, "reference"),
+                             .recompute = recompute};
     *st = pipe_memplan_compute(&c, p);
 }
 
@@ -23,21 +27,23 @@ void test_memplan_matches_cuda(void)
         const char *preset;
         int B, T;
         kcu_precision prec;
-    } cases[] = {{"tiny", 2, 16, KCU_BF16}, {"tiny", 3, 7, KCU_FP32}, {"small", 4, 64, KCU_BF16},
-                 {"small", 1, 256, KCU_FP32}};
+        int recompute;
+    } cases[] = {{"tiny", 2, 16, KCU_BF16, 0},  {"tiny", 3, 7, KCU_FP32, 0},   {"small", 4, 64, KCU_BF16, 0},
+                 {"small", 1, 256, KCU_FP32, 0}, {"small", 2, 100, KCU_BF16, 1}, {"tiny", 2, 50, KCU_FP32, 1}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ckpt_model_config cfg;
         GT_OK(ckpt_model_preset(cases[i].preset, 0, &cfg));
         kcu_model *m = NULL;
-        GT_OK(kcu_model_create(&cfg, cases[i].B, cases[i].T, 0, cases[i].prec, &m));
+        GT_OK(kcu_model_create_ex(&cfg, cases[i].B, cases[i].T, 0, cases[i].prec, cases[i].recompute, &m));
         uint64_t real = kcu_model_bytes(m);
         kcu_model_free(m);
         pipe_memplan p;
         xffl_status st;
-        plan_of(&cfg, cases[i].B, cases[i].T, cases[i].prec, &p, &st);
+        plan_of(&cfg, cases[i].B, cases[i].T, cases[i].prec, cases[i].recompute, &p, &st);
         GT_OK(st);
-        GT_CHECK(p.total >= real && p.total - real < 256, "%s %d x %d %s: plan %llu bytes, slab %llu",
+        GT_CHECK(p.total >= real && p.total - real < 256, "%s %d x %d %s%s: plan %llu bytes, slab %llu",
                  cases[i].preset, cases[i].B, cases[i].T, cases[i].prec == KCU_FP32 ? "fp32" : "bf16",
+                 cases[i].recompute ? " recompute" : "",
                  (unsigned long long)p.total, (unsigned long long)real);
     }
 }
@@ -49,7 +55,7 @@ void test_memplan_7b_peak(void)
     const int B = 1, T = 1024;
     pipe_memplan p;
     xffl_status st;
-    plan_of(&cfg, B, T, KCU_BF16, &p, &st);
+    plan_of(&cfg, B, T, KCU_BF16, 0, &p, &st);
     GT_OK(st);
     size_t free0 = 0, total = 0;
     if (cudaSetDevice(0) != cudaSuccess || cudaMemGetInfo(&free0, &total) != cudaSuccess) {

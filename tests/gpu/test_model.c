@@ -153,3 +153,60 @@ void test_train_small_50_steps_vs_cpu(void)
     free(p0);
     ckpt_param_table_free(t);
 }
+
+/* Activation recomputation (kcu_model_create_ex, recompute = 1) against keeping every layer:
+ * the same kernels on the same inputs, so the loss and every logit are bit-identical and the
+ * gradients too, but for the token embedding's, which kcu_embedding_bwd sums with atomics in
+ * any order (rel 1e-6 there). Both attention paths: bf16 (fused) and fp32 (three GEMMs). */
+static void recompute_case(kcu_precision prec)
+{
+    ckpt_model_config cfg;
+    GT_OK(ckpt_model_preset("small", 0, &cfg));
+    cfg.n_layers = 3;
+    const int B = 2, T = 100, N = B * T;
+    kcu_model *m[2] = {NULL, NULL};
+    GT_OK(kcu_model_create_ex(&cfg, B, T, 0, prec, 0, &m[0]));
+    xffl_status s = kcu_model_create_ex(&cfg, B, T, 0, prec, 1, &m[1]);
+    if (s != XFFL_OK) kcu_model_free(m[0]);
+    GT_OK(s);
+    GT_CHECK(kcu_model_bytes(m[1]) < kcu_model_bytes(m[0]), "recompute slab %llu not below %llu",
+             (unsigned long long)kcu_model_bytes(m[1]), (unsigned long long)kcu_model_bytes(m[0]));
+    const ckpt_param_table *t = kcu_model_table(m[0]);
+    float *p = gt_init_params(t, 13), *g[2] = {malloc((size_t)t->total * 4), malloc((size_t)t->total * 4)};
+    float *lg[2] = {malloc((size_t)cfg.vocab_size * 4), malloc((size_t)cfg.vocab_size * 4)}, loss[2] = {0, 0};
+    int32_t *in = malloc((size_t)N * 4), *tg = malloc((size_t)N * 4);
+    gt_text_batch(3, B, T, in, tg);
+    for (int j = 0; j < 2 && s == XFFL_OK; j++) {
+        s = kcu_set_params(m[j], p);
+        if (s == XFFL_OK) s = kcu_zero_grad(m[j]);
+        if (s == XFFL_OK) s = kcu_forward(m[j], in, tg, B, T, &loss[j]);
+        if (s == XFFL_OK) s = kcu_logits(m[j], 1, T - 1, lg[j]);
+        if (s == XFFL_OK) s = kcu_backward(m[j]);
+        if (s == XFFL_OK) s = kcu_get_grads(m[j], g[j]);
+    }
+    const char *pn = prec == KCU_FP32 ? "fp32" : "bf16";
+    GT_CHECK(s == XFFL_OK, "recompute %s: %s", pn, xffl_errmsg());
+    if (s == XFFL_OK) {
+        GT_CHECK(loss[0] == loss[1], "recompute %s: loss %.9g vs %.9g", pn, loss[0], loss[1]);
+        GT_CHECK(!memcmp(lg[0], lg[1], (size_t)cfg.vocab_size * 4), "recompute %s: logits differ", pn);
+        for (int i = 0; i < t->count; i++) {
+            const ckpt_param *pp = &t->params[i];
+            if (pp->slot == CKPT_SLOT_EMBEDDING) {
+                double e = gt_rel_err(g[1] + pp->offset, g[0] + pp->offset, pp->numel);
+                GT_CHECK(e < 1e-6, "recompute %s: %s rel err %.3g", pn, pp->name, e);
+            } else {
+                GT_CHECK(!memcmp(g[1] + pp->offset, g[0] + pp->offset, (size_t)pp->numel * 4),
+                         "recompute %s: gradient of %s differs", pn, pp->name);
+            }
+        }
+    }
+    free(p), free(g[0]), free(g[1]), free(lg[0]), free(lg[1]), free(in), free(tg);
+    kcu_model_free(m[0]);
+    kcu_model_free(m[1]);
+}
+
+void test_model_recompute_same_bits(void)
+{
+    recompute_case(KCU_BF16);
+    recompute_case(KCU_FP32);
+}

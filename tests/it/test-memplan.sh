@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # train --dry-run (issue 15's memory plan) through the CLI: LLaMA-2 7b at T = 4096 with
 # recomputation fits 4 x 64 GiB and 8 x 40 GiB GPUs (ZeRO-2), and does not without
-# recomputation, naming the B*H*T^2 attention term; the JSON adds up; --store takes the
+# recomputation; the fused attention has no T^2 term, the reference one names it; the JSON adds up; --store takes the
 # model and batch from federation.h5; usage errors.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -19,10 +19,17 @@ grep -q 'AdamW m, v (fp32), 1/4 shard  *12.55 GiB' "$T/out" || fail "moments lin
 grep -q '^  (the target layout, docs/design.md "Memory plan"' "$T/out" || fail "cuda ZeRO-2 plan not labelled as the target"
 expect_rc 0 $X train --dry-run $P7 --recompute --ranks 8 --device-memory 40G
 tail -1 "$T/out" | grep -q '^fits (' || fail "7b on 8 x 40G: $(tail -1 "$T/out")"
-# without recomputation every layer keeps its 2 GiB of attention probabilities
+# without recomputation 7b does not fit 8 x 40G; the fused attention (bf16 default) keeps no
+# T^2 term, the three-GEMM one (XFFL_CUDA_ATTENTION=reference) 2 GiB of probabilities a layer
 expect_rc 0 $X train --dry-run $P7 --ranks 8 --device-memory 40G
 tail -1 "$T/out" | grep -q '^does not fit: .* short$' || fail "7b without recompute: $(tail -1 "$T/out")"
+grep -q 'fused attention: bf16 q, k, v (N\*D + 2 x N\*KV\*hd), lse (N\*H) x 32 ' "$T/out" || fail "no fused attention line"
+! grep -q 'T^2' "$T/out" || fail "a T^2 term in the fused plan: $(grep 'T^2' "$T/out")"
+XFFL_CUDA_ATTENTION=reference expect_rc 0 $X train --dry-run $P7 --ranks 8 --device-memory 40G
 grep -q 'attention probabilities P (B\*H\*T^2) x 32  *64.00 GiB' "$T/out" || fail "the T^2 term is not shown"
+# one 141 GB H200 holds 7b at 1 x 4096 with recomputation (make bench-gpu's 7b configuration)
+expect_rc 0 $X train --dry-run $P7 --recompute --device-memory 141G
+tail -1 "$T/out" | grep -q '^fits (' || fail "7b on one 141G GPU with recompute: $(tail -1 "$T/out")"
 # today's single-GPU layout (18 bytes per parameter) does not fit one 64 GiB GPU
 expect_rc 0 $X train --dry-run $P7 --recompute --device-memory 64G
 tail -1 "$T/out" | grep -q '^does not fit' || fail "7b on one GPU fits?"

@@ -95,6 +95,8 @@ static void test_cpu_zero(void)
  * grads 1280, m+v 2560. Activations: res 2 x 256; 7 x 256 + 2 x 256; P 256; swiglu
  * 3 x 256; final 256 + 256 + 2 x 256 + 4 x 256; scratch 6 x 256 + 2 x 256 + 3 x 256
  * + 256 (the norm accumulator); dP 256; bf16 staging 2 x r(64 x 2) = 512: 9728.
+ * (hd 2: the three-GEMM attention, the fused kernels are not built for it.) Optimizer:
+ * the AdamW tensor table, 12 tensors, r(12 x 8) + r(12 x 4) = 512.
  * ZeRO-2 over 2 ranks: bf16 768, master r(568)=768, gradient shard 768 + unit
  * r(608)=768, m+v 1536, staging 768. */
 static void test_cuda_hand(void)
@@ -104,12 +106,12 @@ static void test_cuda_hand(void)
     T_OK(pipe_memplan_compute(&c, &p));
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_PARAMS], 1280 + 768);
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 1280);
-    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 2560);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 2560 + 512);
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_ACTIVATIONS], 9728);
-    CU_ASSERT_EQUAL(p.total, 15616);
+    CU_ASSERT_EQUAL(p.total, 16128);
     c.fp32 = 1; /* no bf16 copy, no staging */
     T_OK(pipe_memplan_compute(&c, &p));
-    CU_ASSERT_EQUAL(p.total, 15616 - 768 - 512);
+    CU_ASSERT_EQUAL(p.total, 16128 - 768 - 512);
     CU_ASSERT_EQUAL(p.target, 0); /* one rank: what the backend allocates */
     c = hand("cuda", 2, 2);
     c.reserve = 1000;
@@ -117,10 +119,43 @@ static void test_cuda_hand(void)
     CU_ASSERT_EQUAL(p.target, 1); /* several ranks: the target layout, not the loop's */
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_PARAMS], 768 + 768);
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_GRADS], 768 + 768);
-    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 1536);
+    CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_OPTIMIZER], 1536 + 512);
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_COMM], 768);
     CU_ASSERT_EQUAL(p.kind_bytes[PIPE_MEM_RUNTIME], 1000);
-    CU_ASSERT_EQUAL(p.total, 768 * 5 + 1536 + 9728 + 1000);
+    CU_ASSERT_EQUAL(p.total, 768 * 5 + 1536 + 512 + 9728 + 1000);
+}
+
+/* cuda bf16 with a head size the fused attention is built for (hd 16: dim 32, 2 heads, 1 kv
+ * head, T 100): no T^2 term, bf16 q (N*D), k, v (N*KV*hd) and lse (N*H) per layer, bf16 dO
+ * and Dr in the backward; XFFL_CUDA_ATTENTION=reference (attn_reference) and fp32 mode plan
+ * P and dP (B*H*T^2 floats each) instead. N = 100: q16 r(6400)=6400, k16/v16 r(3200)=3328,
+ * lse r(800)=1024; the reference's 3 x N*D floats of qh, kh, vh are r(12800) = 12800 each. */
+static void test_cuda_fused_attention(void)
+{
+    pipe_memplan_config c = hand("cuda", 1, 0);
+    c.model = (ckpt_model_config){32, 1, 2, 1, 64, 16, 128, 1e-5f, 10000.0f};
+    c.seq_len = 100;
+    pipe_memplan f, r, f32;
+    T_OK(pipe_memplan_compute(&c, &f));
+    c.attn_reference = 1;
+    T_OK(pipe_memplan_compute(&c, &r));
+    c.attn_reference = 0;
+    c.fp32 = 1;
+    T_OK(pipe_memplan_compute(&c, &f32));
+    int fused_line = 0, t2_f = 0, t2_r = 0, t2_32 = 0;
+    for (int i = 0; i < f.n_items; i++) {
+        fused_line += strstr(f.items[i].what, "fused attention: bf16 q, k, v") != NULL;
+        if (strstr(f.items[i].what, "fused attention: bf16 q, k, v"))
+            CU_ASSERT_EQUAL(f.items[i].each, 6400 + 2 * 3328 + 1024);
+        t2_f += strstr(f.items[i].what, "T^2") != NULL;
+    }
+    for (int i = 0; i < r.n_items; i++) t2_r += strstr(r.items[i].what, "T^2") != NULL;
+    for (int i = 0; i < f32.n_items; i++) t2_32 += strstr(f32.items[i].what, "T^2") != NULL;
+    CU_ASSERT_EQUAL(fused_line, 1);
+    CU_ASSERT_EQUAL(t2_f, 0);
+    CU_ASSERT(t2_r >= 2 && t2_32 >= 2); /* P and dP (and the staging sized to them) */
+    /* P + dP = 2 x B*H*T^2 floats = 2 x 80000 bytes, far above what the fused layout adds */
+    CU_ASSERT(r.kind_bytes[PIPE_MEM_ACTIVATIONS] > f.kind_bytes[PIPE_MEM_ACTIVATIONS] + 160000);
 }
 
 /* Recompute keeps the L+1 layer inputs and one layer of the rest: with 2 layers the
@@ -213,6 +248,7 @@ void suite_memplan(void)
     CU_add_test(s, "cpu, one rank, counted by hand", test_cpu_hand);
     CU_add_test(s, "cpu, several ranks or micro-batches: the loop's host optimizer", test_cpu_zero);
     CU_add_test(s, "cuda bf16 and fp32, one rank and ZeRO-2", test_cuda_hand);
+    CU_add_test(s, "cuda bf16: the fused attention's layout, no T^2 term", test_cuda_fused_attention);
     CU_add_test(s, "recompute keeps one layer; attention grows with T^2", test_recompute_and_attention);
     CU_add_test(s, "out-of-range settings are refused", test_refusals);
     CU_add_test(s, "the cpu plan is what the cpu backend allocates", test_cpu_matches_backend);
