@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/flash.h"
 #include "kernels/shard.h"
 #include "pipelines/loop.h"
@@ -100,21 +101,26 @@ static void cpu_activations(planner *pl, const dims *d, int recompute, int threa
 static void cpu_bf16_copies(planner *pl, const dims *d, int recompute)
 {
     int64_t N = d->N, D = d->D, F = d->F, V = d->V, Dq = (d->H + 2 * d->KV) * d->hd;
+    int64_t hp = kcpu_bf16_head_pad((int)d->hd), Dqh = (d->H + 2 * d->KV) * hp;
     int per = recompute ? 1 : (int)d->L;
     const char *one = recompute ? ", one layer (recomputed)" : "";
-    int64_t wide = Dq > 2 * F ? Dq : 2 * F, g = wide > V ? (wide > D ? wide : D) : (V > D ? V : D);
+    int64_t wide = Dq > 2 * F ? Dq : 2 * F;
+    wide = wide > d->H * hp ? wide : d->H * hp;
+    int64_t g = wide > V ? (wide > D ? wide : D) : (V > D ? V : D);
     line(pl, PIPE_MEM_PARAMS, 1, "bf16 copy of the weight matrices");
     buf(pl, 1, (Dq * D + D * D + 3 * F * D) * d->L + V * D, 2);
-    line(pl, PIPE_MEM_ACTIVATIONS, 1, "bf16 staging of output gradients (N*max(Dq, 2F, D, V))");
+    line(pl, PIPE_MEM_ACTIVATIONS, 1, "bf16 staging of output gradients (N*max(Dq, 2F, D, V, H*hp))");
     buf(pl, 1, N * g, 2);
     line(pl, PIPE_MEM_ACTIVATIONS, per, "bf16 P (B*H*T^2)%s", one);
     buf(pl, 1, d->att, 2);
     line(pl, PIPE_MEM_ACTIVATIONS, 1, "attention backward: bf16 dS, fp32 dP (B*H*T^2 each)");
     buf(pl, 1, d->att, 2);
     buf(pl, 1, d->att, 4);
-    line(pl, PIPE_MEM_ACTIVATIONS, per, "bf16 GEMM inputs xn1, q|k|v, att, xn2, g%s", one);
+    line(pl, PIPE_MEM_ACTIVATIONS, 1, "attention: O, then dq|dk|dv, head-major (N*(H+2KV)*hp, hp = hd rounded up to 32)");
+    buf(pl, 1, N * Dqh, 4);
+    line(pl, PIPE_MEM_ACTIVATIONS, per, "bf16 GEMM inputs xn1, q|k|v (head-major, N*(H+2KV)*hp), att, xn2, g%s", one);
     buf(pl, 3, N * D, 2);
-    buf(pl, 1, N * Dq, 2);
+    buf(pl, 1, N * Dqh, 2);
     buf(pl, 1, N * F, 2);
     line(pl, PIPE_MEM_ACTIVATIONS, 1, "bf16 final norm output (N*D)");
     buf(pl, 1, N * D, 2);

@@ -1,6 +1,7 @@
 /* bf16 GEMMs through oneDNN's matmul primitive (contract in bf16.h). */
 #include "kernels/cpu/bf16.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/prof.h"
 
 #include <dnnl.h>
 #include <immintrin.h>
@@ -500,11 +501,124 @@ void kcpu_bf16_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float 
 }
 
 /* ---- causal GQA attention with bf16 GEMMs ------------------------------------------
- * The four products run as batched matmuls over (batch, kv head), one per query head of
- * a kv head's group (r < H/KV), on the full T x T square (the causal half above the
- * diagonal is computed and then ignored: cheaper on AMX than the small blocked GEMMs).
+ * q, k, v (and their gradients) are moved into a head-major layout, each head's T x hd
+ * block contiguous and padded to hp columns (a multiple of 32, AMX's bf16 tile depth):
+ * oneDNN's brgemm (AMX) takes batched matmuls only on such dense blocks, and falls back
+ * to its far slower gemm:jit for the token-major [B*T, heads*hd] rows (4-6x on the small
+ * model); hd = 48 padded to 64 runs faster than the ragged 48. The moves are fused with
+ * the RoPE and the rounding to bf16 they replace. For kv head j, its rep query heads are
+ * consecutive: Q of the group is one [rep*T, hp] matrix, so each product is one batched
+ * matmul over (batch, kv head), and dK, dV sum over the group inside the GEMM. The
+ * products run on the full T x T square (the causal half above the diagonal is computed
+ * and ignored): causal blocks of 64 rows (one matmul per block, 5/8 of the FLOPs at T =
+ * 256) measured 1.7x slower on the small model, oneDNN's per-call cost outweighing them.
  * Softmax and its backward in fp32, row by row; P is kept in fp32 for the backward and
  * rounded to bf16 (like PyTorch's autocast and the CUDA backend) for the products. */
+int kcpu_bf16_head_pad(int hd) { return (hd + 31) / 32 * 32; }
+
+/* 16 values of one head from column i on (zeros past hd), RoPE'd with the pair angles
+ * c, s (c NULL: no rotation) as kcpu_rope computes it: a c - b s, a s + b c, s times sgn. */
+AVX512 static inline __m512 head_chunk512(const float *src, int i, int hd, const float *c, const float *s, float sgn)
+{
+    int left = hd - i;
+    __m512 x = _mm512_maskz_loadu_ps(left <= 0 ? 0 : tailmask(left), src + i);
+    if (!c) return x;
+    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512 alt = _mm512_set_ps(1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1);
+    int pairs = left / 2;
+    __mmask16 k8 = (__mmask16)(pairs <= 0 ? 0 : pairs >= 8 ? 0xff : (1u << pairs) - 1);
+    __m512 cv = _mm512_permutexvar_ps(dup, _mm512_maskz_loadu_ps(k8, c + i / 2));
+    __m512 sv = _mm512_permutexvar_ps(dup, _mm512_maskz_loadu_ps(k8, s + i / 2));
+    sv = _mm512_mul_ps(_mm512_mul_ps(sv, _mm512_set1_ps(sgn)), alt);
+    return _mm512_add_ps(_mm512_mul_ps(x, cv), _mm512_mul_ps(_mm512_permute_ps(x, 0xB1), sv));
+}
+
+/* the same rotation in scalar code, each value rounded to bf16 into o[0, hd) */
+static void head_scalar(kcpu_bf16_t *o, const float *src, int hd, const float *c, const float *s, float sgn)
+{
+    for (int i = 0; i + 1 < hd; i += 2) {
+        float a = src[i], b = src[i + 1];
+        if (c) {
+            float si = sgn * s[i / 2];
+            o[i] = to_bf16_scalar(a * c[i / 2] - b * si);
+            o[i + 1] = to_bf16_scalar(a * si + b * c[i / 2]);
+        } else {
+            o[i] = to_bf16_scalar(a), o[i + 1] = to_bf16_scalar(b);
+        }
+    }
+    if (hd % 2) o[hd - 1] = to_bf16_scalar(src[hd - 1]);
+}
+
+AVX512 static void rows_to_heads512(kcpu_bf16_t *dst, const float *src, int hd, int hp, const float *c,
+                                    const float *s, float sgn)
+{
+    for (int i = 0; i < hp; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)_mm512_cvtneps_pbh(head_chunk512(src, i, hd, c, s, sgn)));
+}
+
+AVX512 static void heads_to_rows512(kcpu_bf16_t *dst, const float *src, int hd, const float *c, const float *s,
+                                    float sgn)
+{
+    for (int i = 0; i < hd; i += 16)
+        _mm256_mask_storeu_epi16(dst + i, tailmask(hd - i),
+                                 (__m256i)_mm512_cvtneps_pbh(head_chunk512(src, i, hd, c, s, sgn)));
+}
+
+/* dst [B, nh, T, hp] bf16 (zeros past hd) = rows src [B*T, ld] (nh heads of hd side by
+ * side), RoPE'd first when cosv is given (sgn -1: the inverse) */
+static void rows_to_heads(kcpu_bf16_t *dst, const float *src, int ld, int B, int T, int nh, int hd, int hp,
+                          const float *cosv, const float *sinv, float sgn)
+{
+    const int vec = cvt_ok(), half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T;
+        const float *c = cosv ? cosv + (int64_t)t * half : NULL, *sn = sinv ? sinv + (int64_t)t * half : NULL;
+        for (int h = 0; h < nh; h++) {
+            const float *x = src + (int64_t)bt * ld + (int64_t)h * hd;
+            kcpu_bf16_t *o = dst + (((int64_t)b * nh + h) * T + t) * hp;
+            if (vec) {
+                rows_to_heads512(o, x, hd, hp, c, sn, sgn);
+                continue;
+            }
+            head_scalar(o, x, hd, c, sn, sgn);
+            for (int i = hd; i < hp; i++) o[i] = 0;
+        }
+    }
+}
+
+/* rows dst [B*T, ldd] bf16 = heads src [B, nh, T, hp] fp32 (columns past hd ignored),
+ * RoPE'd first when cosv is given */
+static void heads_to_rows(kcpu_bf16_t *dst, int ldd, const float *src, int B, int T, int nh, int hd, int hp,
+                          const float *cosv, const float *sinv, float sgn)
+{
+    const int vec = cvt_ok(), half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T;
+        const float *c = cosv ? cosv + (int64_t)t * half : NULL, *sn = sinv ? sinv + (int64_t)t * half : NULL;
+        for (int h = 0; h < nh; h++) {
+            const float *x = src + (((int64_t)b * nh + h) * T + t) * hp;
+            kcpu_bf16_t *o = dst + (int64_t)bt * ldd + (int64_t)h * hd;
+            if (vec) {
+                heads_to_rows512(o, x, hd, c, sn, sgn);
+                continue;
+            }
+            head_scalar(o, x, hd, c, sn, sgn);
+        }
+    }
+}
+
+void kcpu_bf16_qkv_heads(kcpu_bf16_t *qkvh, const float *qkv, int ld, int B, int T, int H, int KV, int hd,
+                         const float *cosv, const float *sinv)
+{
+    const int hp = kcpu_bf16_head_pad(hd);
+    const int64_t qn = (int64_t)B * H * T * hp, kn = (int64_t)B * KV * T * hp;
+    rows_to_heads(qkvh, qkv, ld, B, T, H, hd, hp, cosv, sinv, 1.0f);
+    rows_to_heads(qkvh + qn, qkv + (int64_t)H * hd, ld, B, T, KV, hd, hp, cosv, sinv, 1.0f);
+    rows_to_heads(qkvh + qn + kn, qkv + (int64_t)(H + KV) * hd, ld, B, T, KV, hd, hp, NULL, NULL, 1.0f);
+}
+
 static void softmax_rows(float *P, kcpu_bf16_t *Pb, int64_t rows, int T, float scale, int vec)
 {
 #pragma omp parallel for schedule(static)
@@ -545,53 +659,47 @@ static void softmax_bwd_rows(const float *P, float *dP, kcpu_bf16_t *dSb, int64_
     }
 }
 
-xffl_status kcpu_bf16_attention_fwd(kcpu_bf16_ctx *c, float *out, int ldo, float *P, const kcpu_bf16_t *qkvb, int ld,
-                                    int B, int T, int H, int KV, int hd, kcpu_bf16_t *Pb)
+xffl_status kcpu_bf16_attention_fwd(kcpu_bf16_ctx *c, kcpu_bf16_t *outb, int ldo, float *O, float *P,
+                                    const kcpu_bf16_t *qkvh, int B, int T, int H, int KV, int hd, kcpu_bf16_t *Pb)
 {
-    const int rep = H / KV;
-    const int64_t TT = (int64_t)T * T;
-    const kcpu_bf16_t *qb = qkvb, *kb = qkvb + (int64_t)H * hd, *vb = qkvb + (int64_t)(H + KV) * hd;
-    for (int r = 0; r < rep; r++) {
-        int64_t as[4] = {(int64_t)T * ld, (int64_t)rep * hd, ld, 1}, bs[4] = {(int64_t)T * ld, hd, 1, ld};
-        int64_t cs[4] = {H * TT, rep * TT, T, 1};
-        XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, T, hd, qb + (int64_t)r * hd, as, kb, bs, 0.0f, P + r * TT, cs));
-    }
-    softmax_rows(P, Pb, (int64_t)B * H * T, T, 1.0f / sqrtf((float)hd), cvt_ok());
-    for (int r = 0; r < rep; r++) {
-        int64_t as[4] = {H * TT, rep * TT, T, 1}, bs[4] = {(int64_t)T * ld, hd, ld, 1};
-        int64_t cs[4] = {(int64_t)T * ldo, (int64_t)rep * hd, ldo, 1};
-        XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, hd, T, Pb + r * TT, as, vb, bs, 0.0f, out + (int64_t)r * hd, cs));
-    }
+    const int64_t rep = H / KV, hp = kcpu_bf16_head_pad(hd), TT = (int64_t)T * T;
+    const kcpu_bf16_t *qh = qkvh, *kh = qh + (int64_t)B * H * T * hp, *vh = kh + (int64_t)B * KV * T * hp;
+    const int64_t qs[4] = {H * T * hp, rep * T * hp, hp, 1}; /* Q of a group: [rep*T, hp]; O, dO alike */
+    const int64_t ks[4] = {KV * T * hp, T * hp, hp, 1};      /* K, V: [T, hp] */
+    const int64_t kts[4] = {KV * T * hp, T * hp, 1, hp};     /* K^T, V^T */
+    const int64_t ps[4] = {H * TT, rep * TT, T, 1};          /* S, P of a group: [rep*T, T] */
+    const int RT = (int)(rep * T), HP = (int)hp;
+    KPROF("att_gemm", XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, RT, T, HP, qh, qs, kh, kts, 0.0f, P, ps)));
+    KPROF("softmax", softmax_rows(P, Pb, (int64_t)B * H * T, T, 1.0f / sqrtf((float)hd), cvt_ok()));
+    KPROF("att_gemm", XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, RT, HP, T, Pb, ps, vh, ks, 0.0f, O, qs)));
+    KPROF("att_move", heads_to_rows(outb, ldo, O, B, T, H, hd, HP, NULL, NULL, 1.0f));
     return XFFL_OK;
 }
 
-xffl_status kcpu_bf16_attention_bwd(kcpu_bf16_ctx *c, float *dqkv, const float *dout, int ldo, const float *P,
-                                    const kcpu_bf16_t *Pb, const kcpu_bf16_t *qkvb, int ld, int B, int T, int H,
-                                    int KV, int hd, kcpu_bf16_t *dob, kcpu_bf16_t *dSb, float *dP)
+xffl_status kcpu_bf16_attention_bwd(kcpu_bf16_ctx *c, kcpu_bf16_t *dqkvb, int ld, float *dh, const float *dout,
+                                    int ldo, const float *P, const kcpu_bf16_t *Pb, const kcpu_bf16_t *qkvh, int B,
+                                    int T, int H, int KV, int hd, const float *cosv, const float *sinv,
+                                    kcpu_bf16_t *dob, kcpu_bf16_t *dSb, float *dP)
 {
-    const int rep = H / KV;
-    const int64_t TT = (int64_t)T * T, rows = (int64_t)B * H * T;
-    const int vec = cvt_ok();
-    kcpu_to_bf16_2d(dob, ldo, dout, ldo, (int64_t)B * T, H * hd);
-    const kcpu_bf16_t *qb = qkvb, *kb = qkvb + (int64_t)H * hd, *vb = qkvb + (int64_t)(H + KV) * hd;
-    float *dq = dqkv, *dk = dqkv + (int64_t)H * hd, *dv = dqkv + (int64_t)(H + KV) * hd;
-    const int64_t qs[4] = {(int64_t)T * ld, (int64_t)rep * hd, ld, 1}; /* q, dq of group member r */
-    const int64_t kvs[4] = {(int64_t)T * ld, hd, ld, 1};                /* k, v, dk, dv */
-    const int64_t kvts[4] = {(int64_t)T * ld, hd, 1, ld};               /* k^T, v^T */
-    const int64_t os[4] = {(int64_t)T * ldo, (int64_t)rep * hd, ldo, 1}; /* dout */
-    const int64_t ps[4] = {H * TT, rep * TT, T, 1}, pts[4] = {H * TT, rep * TT, 1, T}; /* P, dS and transposes */
-    for (int r = 0; r < rep; r++) {
-        float beta = r ? 1.0f : 0.0f;
-        /* dV += P^T dO;  dP = dO V^T */
-        XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, hd, T, Pb + r * TT, pts, dob + (int64_t)r * hd, os, beta, dv, kvs));
-        XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, T, hd, dob + (int64_t)r * hd, os, vb, kvts, 0.0f, dP + r * TT, ps));
-    }
-    softmax_bwd_rows(P, dP, dSb, rows, T, 1.0f / sqrtf((float)hd), vec);
-    for (int r = 0; r < rep; r++) {
-        float beta = r ? 1.0f : 0.0f;
-        /* dQ = dS K;  dK += dS^T Q */
-        XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, hd, T, dSb + r * TT, ps, kb, kvs, 0.0f, dq + (int64_t)r * hd, qs));
-        XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, hd, T, dSb + r * TT, pts, qb + (int64_t)r * hd, qs, beta, dk, kvs));
-    }
+    const int64_t rep = H / KV, hp = kcpu_bf16_head_pad(hd), TT = (int64_t)T * T, rows = (int64_t)B * H * T;
+    const int64_t qn = (int64_t)B * H * T * hp, kn = (int64_t)B * KV * T * hp;
+    const kcpu_bf16_t *qh = qkvh, *kh = qh + qn, *vh = kh + kn;
+    float *dq = dh, *dk = dh + qn, *dv = dk + kn;
+    const int64_t qs[4] = {H * T * hp, rep * T * hp, hp, 1}, ks[4] = {KV * T * hp, T * hp, hp, 1};
+    const int64_t kts[4] = {KV * T * hp, T * hp, 1, hp};
+    const int64_t ps[4] = {H * TT, rep * TT, T, 1}, pts[4] = {H * TT, rep * TT, 1, T}; /* P, dS; transposed */
+    const int RT = (int)(rep * T), HP = (int)hp;
+    KPROF("att_move", rows_to_heads(dob, dout, ldo, B, T, H, hd, HP, NULL, NULL, 1.0f));
+    /* dV = P^T dO (summed over the group inside the product);  dP = dO V^T */
+    KPROF("att_gemm", XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, HP, RT, Pb, pts, dob, qs, 0.0f, dv, ks)));
+    KPROF("att_gemm", XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, RT, T, HP, dob, qs, vh, kts, 0.0f, dP, ps)));
+    KPROF("softmax", softmax_bwd_rows(P, dP, dSb, rows, T, 1.0f / sqrtf((float)hd), cvt_ok()));
+    /* dQ = dS K;  dK = dS^T Q */
+    KPROF("att_gemm", XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, RT, HP, T, dSb, ps, kh, ks, 0.0f, dq, qs)));
+    KPROF("att_gemm", XFFL_FORWARD(kcpu_bf16_bgemm(c, B, KV, T, HP, RT, dSb, pts, qh, qs, 0.0f, dk, ks)));
+    /* back to rows, through RoPE's inverse for q and k (dob is not read from here on) */
+    KPROF("att_move", heads_to_rows(dqkvb, ld, dq, B, T, H, hd, HP, cosv, sinv, -1.0f));
+    KPROF("att_move", heads_to_rows(dqkvb + (int64_t)H * hd, ld, dk, B, T, KV, hd, HP, cosv, sinv, -1.0f));
+    KPROF("att_move", heads_to_rows(dqkvb + (int64_t)(H + KV) * hd, ld, dv, B, T, KV, hd, HP, NULL, NULL, 1.0f));
     return XFFL_OK;
 }

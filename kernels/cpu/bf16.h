@@ -56,21 +56,35 @@ XFFL_MUST_USE xffl_status kcpu_bf16_gemm(kcpu_bf16_ctx *c, int ta, int tb, int M
 XFFL_MUST_USE xffl_status kcpu_bf16_bgemm(kcpu_bf16_ctx *c, int b0, int b1, int M, int N, int K,
                                           const kcpu_bf16_t *A, const int64_t as[4], const kcpu_bf16_t *B,
                                           const int64_t bs[4], float beta, float *C, const int64_t cs[4]);
+/* The attention's head-major layout: each head's T x hd block contiguous, its rows
+ * padded to hp = kcpu_bf16_head_pad(hd) columns (zeros): what oneDNN's AMX brgemm takes.
+ * qkvh = q [B,H,T,hp], then k and v [B,KV,T,hp] each: N * (H + 2 KV) * hp values. */
+int kcpu_bf16_head_pad(int hd);
+/* qkvh (bf16, head-major) = the rows of qkv (fp32 [B*T, ld]: q H*hd, k KV*hd, v KV*hd side
+ * by side, before RoPE) with kcpu_rope's rotation on q and k (cos/sin tables of
+ * kcpu_rope_table), rounded to bf16. */
+void kcpu_bf16_qkv_heads(kcpu_bf16_t *qkvh, const float *qkv, int ld, int B, int T, int H, int KV, int hd,
+                         const float *cosv, const float *sinv);
 /* Causal GQA attention (kcpu_attention_fwd's meaning, kernels/cpu/ops.h) with bf16
- * products and fp32 softmax. qkvb: bf16 [B*T, ld] rows holding q (H*hd), k, v (KV*hd
- * each) side by side, after RoPE; out (ldo) gets the heads' outputs, P [B,H,T,T] the fp32
- * probabilities on and below the diagonal (above it: the raw scores, never read), Pb
+ * products and fp32 softmax, from qkvh (kcpu_bf16_qkv_heads). outb (bf16, rows [B*T,
+ * ldo]) gets the heads' outputs (the input of the output projection), P [B,H,T,T] the
+ * fp32 probabilities on and below the diagonal (above it: the raw scores, never read), Pb
  * their bf16 copy (kept for the backward). Pb must hold zeros above the diagonal of each
- * T x T block (zero it once per T): only the causal part is written. */
-XFFL_MUST_USE xffl_status kcpu_bf16_attention_fwd(kcpu_bf16_ctx *c, float *out, int ldo, float *P,
-                                                  const kcpu_bf16_t *qkvb, int ld, int B, int T, int H, int KV,
-                                                  int hd, kcpu_bf16_t *Pb);
-/* dqkv (fp32, qkvb's layout) OVERWRITTEN with the gradients of q, k, v given dout (ldo)
- * and the forward's P, Pb and qkvb. dSb: B*H*T*T bf16, zeros above the diagonals like
- * Pb. Scratch: dob B*T*ldo bf16; dP B*H*T*T fp32. */
-XFFL_MUST_USE xffl_status kcpu_bf16_attention_bwd(kcpu_bf16_ctx *c, float *dqkv, const float *dout, int ldo,
-                                                  const float *P, const kcpu_bf16_t *Pb, const kcpu_bf16_t *qkvb,
-                                                  int ld, int B, int T, int H, int KV, int hd, kcpu_bf16_t *dob,
+ * T x T block (zero it once per T): only the causal part is written. O: scratch of
+ * B*H*T*hp floats. */
+XFFL_MUST_USE xffl_status kcpu_bf16_attention_fwd(kcpu_bf16_ctx *c, kcpu_bf16_t *outb, int ldo, float *O, float *P,
+                                                  const kcpu_bf16_t *qkvh, int B, int T, int H, int KV, int hd,
+                                                  kcpu_bf16_t *Pb);
+/* dqkvb (bf16, rows [B*T, ld] like qkv) = the gradients of q, k, v before RoPE (the
+ * rotation's inverse applied in fp32, then rounded: the input of the qkv projection's
+ * backward) given dout (fp32 rows, ldo) and the forward's P, Pb and qkvh. dSb: B*H*T*T
+ * bf16, zeros above the diagonals like Pb. Scratch: dh N*(H+2KV)*hp floats, dob B*H*T*hp
+ * bf16 (may share dqkvb's memory: it is read only before dqkvb is written), dP B*H*T*T
+ * floats. */
+XFFL_MUST_USE xffl_status kcpu_bf16_attention_bwd(kcpu_bf16_ctx *c, kcpu_bf16_t *dqkvb, int ld, float *dh,
+                                                  const float *dout, int ldo, const float *P, const kcpu_bf16_t *Pb,
+                                                  const kcpu_bf16_t *qkvh, int B, int T, int H, int KV, int hd,
+                                                  const float *cosv, const float *sinv, kcpu_bf16_t *dob,
                                                   kcpu_bf16_t *dSb, float *dP);
 /* kcpu_swiglu13_fwd/bwd (ops.h) vectorised with AVX-512 and a polynomial exp (about 2
  * ulp from libm's expf: the bf16 mode's bits, not the fp32 path's), writing their

@@ -4,7 +4,8 @@
  *
  * One slab holds params, grads, AdamW m, v (table order) and then the activations of
  * a Bmax x Tmax micro-batch, planned once. Per layer l (N = Bmax*Tmax, Dqkv = (H+2KV)*hd):
- *   x[l] (N,D) layer input; xn1 (N,D), rstd1 (N); qkv (N,Dqkv) with q and k after RoPE;
+ *   x[l] (N,D) layer input; xn1 (N,D), rstd1 (N); qkv (N,Dqkv) with q and k after RoPE (bf16 mode: before;
+ *   the bf16 copy in the attention's head-major layout is after);
  *   P (B,H,T,T) causal softmax; att (N,D) before wo; mid (N,D) = x + att wo^T;
  *   xn2 (N,D), rstd2 (N); h13 (N,2F) = [w1 out | w3 out]; g (N,F).
  * then x[L] (N,D), xnf (N,D), rstdf (N), logits (N,V) (turned into dlogits by backward),
@@ -27,6 +28,29 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/bf16.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/prof.h"
+
+#ifdef XFFL_OPPROF
+static struct {
+    const char *name;
+    double s;
+    long n;
+} prof[64];
+void kcpu_prof_add(const char *name, double s)
+{
+    int i = 0;
+    while (i < 63 && prof[i].name && strcmp(prof[i].name, name)) i++;
+    prof[i].name = name, prof[i].s += s, prof[i].n++;
+}
+void kcpu_prof_print(void)
+{
+    double tot = 0;
+    for (int i = 0; i < 64 && prof[i].name; i++) tot += prof[i].s;
+    for (int i = 0; i < 64 && prof[i].name; i++)
+        fprintf(stderr, "prof %-16s %8.3f s %5.1f%% %ld\n", prof[i].name, prof[i].s, 100 * prof[i].s / tot, prof[i].n);
+    fprintf(stderr, "prof %-16s %8.3f s\n", "total", tot);
+}
+#endif
 
 typedef struct {
     float *x, *xn1, *rstd1, *qkv, *P, *att, *mid, *xn2, *rstd2, *h13, *g;
@@ -66,6 +90,8 @@ typedef struct {
     kcpu_bf16_t *Pb;  /* attention: each layer's P in bf16, (B,H,T,T) (one with recompute) */
     kcpu_bf16_t *dSb; /* attention backward: dS in bf16 (B,H,T,T) */
     float *dP;        /* attention backward: dP, then dS, (B,H,T,T) */
+    float *hs;        /* attention: O (forward), dq|dk|dv (backward) head-major, N*Dqh */
+    int Dqh;          /* (H+2KV)*hp: q|k|v in the attention's padded head-major layout */
     int pbT;          /* the T whose causal zeros Pb and dSb hold (0: none yet) */
     layer_wb *lw;
     layer_ab *lab;     /* L (all alike with recompute) */
@@ -86,6 +112,9 @@ static void cpu_destroy(void *impl)
 {
     cpu_model *m = impl;
     if (!m) return;
+#ifdef XFFL_OPPROF
+    kcpu_prof_print();
+#endif
     free(m->slab);
     kcpu_bf16_free(m->bf);
     free(m->wb);
@@ -93,6 +122,7 @@ static void cpu_destroy(void *impl)
     free(m->Pb);
     free(m->dSb);
     free(m->dP);
+    free(m->hs);
     free(m->lw);
     free(m->lab);
     free(m->abuf);
@@ -211,29 +241,34 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
     if (opt->precision == KERN_PREC_BF16) {
         XFFL_CHECK_GOTO(st, kcpu_bf16_create(&m->bf), fail);
         int64_t per = Dq * D + D * D + 3 * F * D, nw = per * m->L + V * D;
-        /* the staging buffer holds any GEMM's output gradient: (N, max(Dq, 2F, D, V)) */
+        int64_t hp = kcpu_bf16_head_pad(m->hd), Dqh = (m->H + 2 * m->KV) * hp;
+        m->Dqh = (int)Dqh;
+        /* the staging buffer holds any GEMM's output gradient, (N, max(Dq, 2F, D, V)), and
+         * the attention's head-major dO (N, H*hp) */
         int64_t wide = Dq > 2 * F ? Dq : 2 * F;
+        wide = wide > m->H * hp ? wide : m->H * hp;
         int64_t ng = N * (wide > V ? (wide > D ? wide : D) : (V > D ? V : D));
         m->wb = aligned_alloc(64, (size_t)R16x(nw) * 2);
         m->gb = aligned_alloc(64, (size_t)R16x(ng) * 2);
         m->lw = calloc((size_t)m->L, sizeof *m->lw);
         int64_t np = (int64_t)m->Bmax * m->H * TT;
         int nPb = m->recompute ? 1 : m->L;
-        int64_t per_ab = R16x(N * D) * 3 + R16x(N * Dq) + R16x(N * F);
+        int64_t per_ab = R16x(N * D) * 3 + R16x(N * Dqh) + R16x(N * F);
         m->lab = calloc((size_t)m->L, sizeof *m->lab);
         m->abuf = aligned_alloc(64, (size_t)(per_ab * nPb + R16x(N * D)) * 2);
         if (m->lab && m->abuf) {
             for (int l = 0; l < m->L; l++) {
                 kcpu_bf16_t *q = m->abuf + per_ab * (m->recompute ? 0 : l);
-                m->lab[l] = (layer_ab){q, q + R16x(N * D), q + R16x(N * D) + R16x(N * Dq),
-                                       q + R16x(N * D) * 2 + R16x(N * Dq), q + R16x(N * D) * 3 + R16x(N * Dq)};
+                m->lab[l] = (layer_ab){q, q + R16x(N * D), q + R16x(N * D) + R16x(N * Dqh),
+                                       q + R16x(N * D) * 2 + R16x(N * Dqh), q + R16x(N * D) * 3 + R16x(N * Dqh)};
             }
             m->xnfb = m->abuf + per_ab * nPb;
         }
         m->Pb = aligned_alloc(64, (size_t)R16x(np) * 2 * nPb);
         m->dSb = aligned_alloc(64, (size_t)R16x(np) * 2);
         m->dP = aligned_alloc(64, (size_t)R16x(np) * 4);
-        if (!m->wb || !m->gb || !m->lw || !m->Pb || !m->dSb || !m->dP || !m->lab || !m->abuf) {
+        m->hs = aligned_alloc(64, (size_t)R16(N * Dqh) * 4);
+        if (!m->wb || !m->gb || !m->lw || !m->Pb || !m->dSb || !m->dP || !m->lab || !m->abuf || !m->hs) {
             st = xffl_fail(XFFL_ERR_NOMEM, "cpu backend bf16 copies");
             goto fail;
         }
@@ -244,7 +279,7 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
         }
         m->outb = w;
         m->bytes += (uint64_t)(R16x(nw) + R16x(ng) + R16x(np) * (nPb + 1) + per_ab * nPb + R16x(N * D)) * 2 +
-                    (uint64_t)R16x(np) * 4;
+                    (uint64_t)(R16x(np) + R16(N * Dqh)) * 4;
         m->wdirty = 1;
     }
 #undef R16
@@ -326,8 +361,10 @@ static XFFL_MUST_USE xffl_status cpu_zero_grad(void *impl)
     set_threads(m);
     int64_t n = m->t->total;
     float *g = m->grads;
+    KPROF_BEGIN(t0);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) g[i] = 0;
+    KPROF_END("zero_grad", t0);
     return XFFL_OK;
 }
 
@@ -389,8 +426,9 @@ static XFFL_MUST_USE xffl_status lin_fwd(cpu_model *m, float *out, int ldo, cons
         kcpu_matmul_fwd(out, ldo, x, Wf, N, K, O, beta);
         return XFFL_OK;
     }
-    if (x) kcpu_to_bf16(xb, x, (int64_t)N * K);
-    return kcpu_bf16_gemm(m->bf, 0, 1, N, O, K, xb, K, Wb, K, beta, out, ldo);
+    if (x) KPROF("cast_act", kcpu_to_bf16(xb, x, (int64_t)N * K));
+    KPROF("gemm_fwd", XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 0, 1, N, O, K, xb, K, Wb, K, beta, out, ldo)));
+    return XFFL_OK;
 }
 
 /* dx[N,K] = beta_dx dx + dout W (dx may be NULL); dW[O,K] += dout^T x. dout: [N,O] (row
@@ -405,18 +443,31 @@ static XFFL_MUST_USE xffl_status lin_bwd(cpu_model *m, float *dx, float beta_dx,
         kcpu_matmul_bwd(dx, beta_dx, dW, dout, x, Wf, N, K, O);
         return XFFL_OK;
     }
-    if (dout) kcpu_to_bf16(m->gb, dout, (int64_t)N * O);
-    if (dx) XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 0, 0, N, K, O, m->gb, O, Wb, K, beta_dx, dx, K));
-    if (!dW2) return kcpu_bf16_gemm(m->bf, 1, 0, O, K, N, m->gb, O, xb, K, 1.0f, dW, K);
-    int h = O / 2;
-    XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 1, 0, h, K, N, m->gb, O, xb, K, 1.0f, dW, K));
-    return kcpu_bf16_gemm(m->bf, 1, 0, h, K, N, m->gb + h, O, xb, K, 1.0f, dW2, K);
+    if (dout) KPROF("cast_grad", kcpu_to_bf16(m->gb, dout, (int64_t)N * O));
+    if (dx) KPROF("gemm_dx", XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 0, 0, N, K, O, m->gb, O, Wb, K, beta_dx, dx, K)));
+    if (!dW2) {
+        KPROF("gemm_dw", XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 1, 0, O, K, N, m->gb, O, xb, K, 1.0f, dW, K)));
+        return XFFL_OK;
+    }
+    /* one GEMM into dw13, then added to the two halves' slots: a GEMM per half would read
+     * dout's columns with a row stride of O, a layout oneDNN's AMX brgemm does not take */
+    int64_t h = (int64_t)(O / 2) * K;
+    float *d = m->dw13;
+    KPROF("gemm_dw", XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 1, 0, O, K, N, m->gb, O, xb, K, 0.0f, d, K)));
+    KPROF_BEGIN(t0);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < h; i++) {
+        dW[i] += d[i];
+        dW2[i] += d[h + i];
+    }
+    KPROF_END("dw13_add", t0);
+    return XFFL_OK;
 }
 
 static void rmsnorm_bwd(cpu_model *m, float *dx, float *dg, const float *dout, const float *x, const float *g,
                         const float *rstd, int N, int D)
 {
-    if (m->bf) kcpu_bf16_rmsnorm_bwd(dx, dg, dout, x, g, rstd, N, D);
+    if (m->bf) KPROF("rmsnorm_bwd", kcpu_bf16_rmsnorm_bwd(dx, dg, dout, x, g, rstd, N, D));
     else kcpu_rmsnorm_bwd(dx, dg, dout, x, g, rstd, N, D);
 }
 
@@ -434,27 +485,27 @@ static XFFL_MUST_USE xffl_status layer_fwd(cpu_model *m, int l)
     layer_acts *a = &m->la[l];
     layer_wb *lw = m->bf ? &m->lw[l] : &(layer_wb){0};
     layer_ab *lb = m->bf ? &m->lab[l] : &(layer_ab){0};
-    if (m->bf) kcpu_bf16_rmsnorm_fwd(lb->xn1, a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps);
+    if (m->bf) KPROF("rmsnorm_fwd", kcpu_bf16_rmsnorm_fwd(lb->xn1, a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps));
     else kcpu_rmsnorm_fwd(a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps);
     XFFL_FORWARD(lin_fwd(m, a->qkv, Dq, m->bf ? NULL : a->xn1, lb->xn1, W(m, CKPT_SLOT_WQ, l), lw->qkv, N, D, Dq, 0.0f));
-    kcpu_rope(a->qkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 0);
-    kcpu_rope(a->qkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 0);
-    if (m->bf) {
-        kcpu_to_bf16(lb->qkv, a->qkv, (int64_t)N * Dq);
-        XFFL_FORWARD(kcpu_bf16_attention_fwd(m->bf, a->att, D, a->P, lb->qkv, Dq, B, T, H, KV, hd, layer_Pb(m, l)));
+    if (m->bf) { /* RoPE, rounding and the head-major move in one pass; att comes out in bf16 */
+        KPROF("att_move", kcpu_bf16_qkv_heads(lb->qkv, a->qkv, Dq, B, T, H, KV, hd, m->rope_cos, m->rope_sin));
+        XFFL_FORWARD(kcpu_bf16_attention_fwd(m->bf, lb->att, D, m->hs, a->P, lb->qkv, B, T, H, KV, hd, layer_Pb(m, l)));
     } else {
+        kcpu_rope(a->qkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 0);
+        kcpu_rope(a->qkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 0);
         kcpu_attention_fwd(a->att, D, a->P, a->qkv, Dq, a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd);
     }
-    memcpy(a->mid, a->x, (size_t)N * D * sizeof(float));
-    XFFL_FORWARD(lin_fwd(m, a->mid, D, a->att, lb->att, W(m, CKPT_SLOT_WO, l), lw->wo, N, D, D, 1.0f));
-    if (m->bf) kcpu_bf16_rmsnorm_fwd(lb->xn2, a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps);
+    KPROF("copy", memcpy(a->mid, a->x, (size_t)N * D * sizeof(float)));
+    XFFL_FORWARD(lin_fwd(m, a->mid, D, m->bf ? NULL : a->att, lb->att, W(m, CKPT_SLOT_WO, l), lw->wo, N, D, D, 1.0f));
+    if (m->bf) KPROF("rmsnorm_fwd", kcpu_bf16_rmsnorm_fwd(lb->xn2, a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps));
     else kcpu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps);
     if (!m->bf) fuse_w13(m, l);
     XFFL_FORWARD(lin_fwd(m, a->h13, 2 * F, m->bf ? NULL : a->xn2, lb->xn2, m->w13, lw->w13, N, D, 2 * F, 0.0f));
-    if (m->bf) kcpu_bf16_swiglu13_fwd(lb->g, a->g, a->h13, N, F); /* g straight to bf16 */
+    if (m->bf) KPROF("swiglu_fwd", kcpu_bf16_swiglu13_fwd(lb->g, a->g, a->h13, N, F)); /* g straight to bf16 */
     else kcpu_swiglu13_fwd(a->g, a->h13, N, F);
     float *next = m->la[l + 1].x;
-    memcpy(next, a->mid, (size_t)N * D * sizeof(float));
+    KPROF("copy", memcpy(next, a->mid, (size_t)N * D * sizeof(float)));
     return lin_fwd(m, next, D, m->bf ? NULL : a->g, lb->g, W(m, CKPT_SLOT_W2, l), lw->w2, N, F, D, 1.0f);
 }
 
@@ -474,7 +525,7 @@ static XFFL_MUST_USE xffl_status cpu_forward(void *impl, const int32_t *inputs, 
                              targets[n], n / T, n % T, V);
     }
     set_threads(m);
-    refresh_wb(m);
+    KPROF("cast_weights", refresh_wb(m));
     if (m->bf && m->pbT != T) { /* the attention writes only the causal part of Pb, dSb */
         int64_t np = ((int64_t)m->Bmax * m->H * m->Tmax * m->Tmax + 31) / 32 * 32;
         memset(m->Pb, 0, (size_t)np * 2 * (m->recompute ? 1 : m->L));
@@ -487,15 +538,16 @@ static XFFL_MUST_USE xffl_status cpu_forward(void *impl, const int32_t *inputs, 
     m->T = T;
     m->have_logits = m->have_targets = 0;
     float eps = m->cfg.norm_eps;
-    kcpu_embedding_fwd(m->la[0].x, m->tok, W(m, CKPT_SLOT_EMBEDDING, 0), N, D);
+    KPROF("embedding", kcpu_embedding_fwd(m->la[0].x, m->tok, W(m, CKPT_SLOT_EMBEDDING, 0), N, D));
     for (int l = 0; l < m->L; l++) XFFL_FORWARD(layer_fwd(m, l));
-    if (m->bf) kcpu_bf16_rmsnorm_fwd(m->xnfb, m->xnf, m->rstdf, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps);
+    if (m->bf) KPROF("rmsnorm_fwd", kcpu_bf16_rmsnorm_fwd(m->xnfb, m->xnf, m->rstdf, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps));
     else kcpu_rmsnorm_fwd(m->xnf, m->rstdf, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps);
     XFFL_FORWARD(lin_fwd(m, m->logits, V, m->bf ? NULL : m->xnf, m->xnfb, W(m, CKPT_SLOT_OUTPUT, 0), m->outb, N, D, V, 0.0f));
     m->have_logits = 1;
     m->have_targets = targets != NULL;
     if (targets) {
-        double mean = kcpu_xent_fwd(m->losses, m->lse, m->logits, m->tgt, N, V);
+        double mean;
+        KPROF("xent", mean = kcpu_xent_fwd(m->losses, m->lse, m->logits, m->tgt, N, V));
         if (loss) *loss = (float)mean;
     } else if (loss) {
         *loss = 0;
@@ -511,12 +563,12 @@ static XFFL_MUST_USE xffl_status cpu_backward(void *impl)
     set_threads(m);
     int B = m->B, T = m->T, N = B * T, D = m->D, H = m->H, KV = m->KV, hd = m->hd, F = m->F, V = m->V, Dq = m->Dqkv;
     float *dlog = m->logits;
-    kcpu_xent_bwd(dlog, m->lse, m->tgt, N, V, 1.0f / (float)N);
+    KPROF("xent", kcpu_xent_bwd(dlog, m->lse, m->tgt, N, V, 1.0f / (float)N));
     m->have_logits = 0;
     m->have_targets = 0;
     XFFL_FORWARD(lin_bwd(m, m->dxn, 0.0f, G(m, CKPT_SLOT_OUTPUT, 0), NULL, dlog, m->xnf, m->xnfb,
                          W(m, CKPT_SLOT_OUTPUT, 0), m->outb, N, D, V));
-    memset(m->dx, 0, (size_t)N * D * sizeof(float));
+    KPROF("copy", memset(m->dx, 0, (size_t)N * D * sizeof(float)));
     rmsnorm_bwd(m, m->dx, G(m, CKPT_SLOT_NORM, 0), m->dxn, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), m->rstdf, N, D);
     for (int l = m->L - 1; l >= 0; l--) {
         layer_acts *a = &m->la[l];
@@ -526,7 +578,7 @@ static XFFL_MUST_USE xffl_status cpu_backward(void *impl)
         /* x[l+1] = mid + g w2^T */
         XFFL_FORWARD(lin_bwd(m, m->dg, 0.0f, G(m, CKPT_SLOT_W2, l), NULL, m->dx, a->g, lb->g, W(m, CKPT_SLOT_W2, l),
                              lw->w2, N, F, D));
-        if (m->bf) kcpu_bf16_swiglu13_bwd(m->gb, m->dh13, m->dg, a->h13, N, F); /* straight to the staging buffer */
+        if (m->bf) KPROF("swiglu_bwd", kcpu_bf16_swiglu13_bwd(m->gb, m->dh13, m->dg, a->h13, N, F)); /* straight to the staging buffer */
         else kcpu_swiglu13_bwd(m->dh13, m->dg, a->h13, N, F);
         if (!m->bf) {
             fuse_w13(m, l);
@@ -542,20 +594,21 @@ static XFFL_MUST_USE xffl_status cpu_backward(void *impl)
         /* mid = x + att wo^T */
         XFFL_FORWARD(lin_bwd(m, m->datt, 0.0f, G(m, CKPT_SLOT_WO, l), NULL, m->dx, a->att, lb->att,
                              W(m, CKPT_SLOT_WO, l), lw->wo, N, D, D));
-        if (m->bf)
-            XFFL_FORWARD(kcpu_bf16_attention_bwd(m->bf, m->dqkv, m->datt, D, a->P, layer_Pb(m, l), lb->qkv, Dq, B, T,
-                                                 H, KV, hd, m->gb, m->dSb, m->dP));
-        else
+        if (m->bf) { /* d(q|k|v) come back in bf16 rows, RoPE undone, in the staging buffer */
+            XFFL_FORWARD(kcpu_bf16_attention_bwd(m->bf, m->gb, Dq, m->hs, m->datt, D, a->P, layer_Pb(m, l), lb->qkv,
+                                                 B, T, H, KV, hd, m->rope_cos, m->rope_sin, m->gb, m->dSb, m->dP));
+        } else {
             kcpu_attention_bwd(m->dqkv, m->dqkv + H * hd, m->dqkv + (H + KV) * hd, m->datt, D, a->P, a->qkv, Dq,
                                a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd, m->dS);
-        kcpu_rope(m->dqkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 1);
-        kcpu_rope(m->dqkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 1);
-        XFFL_FORWARD(lin_bwd(m, m->dxn, 0.0f, G(m, CKPT_SLOT_WQ, l), NULL, m->dqkv, a->xn1, lb->xn1, W(m, CKPT_SLOT_WQ, l),
-                             lw->qkv, N, D, Dq));
+            kcpu_rope(m->dqkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 1);
+            kcpu_rope(m->dqkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 1);
+        }
+        XFFL_FORWARD(lin_bwd(m, m->dxn, 0.0f, G(m, CKPT_SLOT_WQ, l), NULL, m->bf ? NULL : m->dqkv, a->xn1, lb->xn1,
+                             W(m, CKPT_SLOT_WQ, l), lw->qkv, N, D, Dq));
         rmsnorm_bwd(m, m->dx, G(m, CKPT_SLOT_ATTN_NORM, l), m->dxn, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), a->rstd1, N,
                          D);
     }
-    kcpu_embedding_bwd(G(m, CKPT_SLOT_EMBEDDING, 0), m->tok, m->dx, N, D);
+    KPROF("embedding", kcpu_embedding_bwd(G(m, CKPT_SLOT_EMBEDDING, 0), m->tok, m->dx, N, D));
     return XFFL_OK;
 }
 
@@ -564,19 +617,22 @@ static XFFL_MUST_USE xffl_status cpu_adamw(void *impl, const kern_adamw_args *a,
     cpu_model *m = impl;
     if (m->no_optimizer) return no_optimizer("adamw");
     set_threads(m);
-    double norm = sqrt(kcpu_sumsq(m->grads, m->t->total));
+    double norm;
+    KPROF("grad_norm", norm = sqrt(kcpu_sumsq(m->grads, m->t->total)));
     if (grad_norm) *grad_norm = (float)norm;
     if (!isfinite(norm)) return xffl_fail(XFFL_ERR_INVALID, "adamw: gradient norm is %g", norm);
     float gscale = a->grad_clip > 0 && norm > a->grad_clip ? (float)(a->grad_clip / norm) : 1.0f;
     m->step++;
     double bc1 = 1.0 - pow(a->beta1, (double)m->step), bc2 = 1.0 - pow(a->beta2, (double)m->step);
     m->wdirty = 1;
+    KPROF_BEGIN(t0);
     for (int i = 0; i < m->t->count; i++) {
         const ckpt_param *p = &m->t->params[i];
         float wd = p->kind == CKPT_KIND_NORM ? 0.0f : a->weight_decay;
         kcpu_adamw(m->params + p->offset, m->grads + p->offset, m->mom + p->offset, m->var + p->offset, p->numel,
                    a->lr, a->beta1, a->beta2, a->eps, wd, bc1, bc2, gscale);
     }
+    KPROF_END("adamw", t0);
     return XFFL_OK;
 }
 
