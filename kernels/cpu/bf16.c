@@ -514,8 +514,6 @@ void kcpu_bf16_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float 
  * 256) measured 1.7x slower on the small model, oneDNN's per-call cost outweighing them.
  * Softmax and its backward in fp32, row by row; P is kept in fp32 for the backward and
  * rounded to bf16 (like PyTorch's autocast and the CUDA backend) for the products. */
-int kcpu_bf16_head_pad(int hd) { return (hd + 31) / 32 * 32; }
-
 /* 16 values of one head from column i on (zeros past hd), RoPE'd with the pair angles
  * c, s (c NULL: no rotation) as kcpu_rope computes it: a c - b s, a s + b c, s times sgn. */
 AVX512 static inline __m512 head_chunk512(const float *src, int i, int hd, const float *c, const float *s, float sgn)

@@ -59,7 +59,8 @@ XFFL_MUST_USE xffl_status kcpu_bf16_bgemm(kcpu_bf16_ctx *c, int b0, int b1, int 
 /* The attention's head-major layout: each head's T x hd block contiguous, its rows
  * padded to hp = kcpu_bf16_head_pad(hd) columns (zeros): what oneDNN's AMX brgemm takes.
  * qkvh = q [B,H,T,hp], then k and v [B,KV,T,hp] each: N * (H + 2 KV) * hp values. */
-int kcpu_bf16_head_pad(int hd);
+/* inline: the memory plan (pipelines/memplan.c) uses it in builds without oneDNN */
+static inline int kcpu_bf16_head_pad(int hd) { return (hd + 31) / 32 * 32; }
 /* qkvh (bf16, head-major) = the rows of qkv (fp32 [B*T, ld]: q H*hd, k KV*hd, v KV*hd side
  * by side, before RoPE) with kcpu_rope's rotation on q and k (cos/sin tables of
  * kcpu_rope_table), rounded to bf16. */
