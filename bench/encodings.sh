@@ -16,17 +16,36 @@ cd "$(dirname "$0")/.."
 B=${XFFL_BUILD:-build}
 X=$PWD/$B/xffl
 export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-LIST=${XFFL_ENC_LIST:-fp32 bf16 int8 int4 topk topk:16}
+LIST=${XFFL_ENC_LIST:-fp32 bf16 int8 int4 topk topk:16 topk:28 topk:28/flush2}
 log() { echo "encodings: $*" >&2; }
 source bench/lib/fed.sh
 params=$("$X" init --model "$MODEL" --dry-run 2>/dev/null | sed -n 's/^parameters: \([0-9,]*\).*/\1/p' | tr -d , || true)
 log "$MODEL, $ROUNDS rounds of $per_round tokens, H=$H; encodings: $LIST"
-ref_loss='' ref_bytes=''
-for enc in $LIST; do
-  read -r loss bytes < <(fed_run "enc-${enc/:/-}" copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" \
-                           --algo diloco $DILOCO --encoding "$enc")
+# An item ENC/flushN adds --encoding-flush N: the last N rounds send every entry.
+# XFFL_ENC_JOBS runs that many encodings at once (each with the same threads as
+# alone, so the same bits): on a machine shared with other jobs it takes a larger
+# share; loss and bytes do not depend on it.
+JOBS=${XFFL_ENC_JOBS:-1}
+run_one() { # item -> $W/result-<name>: "LOSS BYTES"
+  local item=$1 enc=${1%%/*} extra=() name=enc-${1//[:\/]/-}
+  case $item in */flush*) extra=(--encoding-flush "${item##*/flush}") ;; esac
+  fed_run "$name" copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" \
+    --algo diloco $DILOCO --encoding "$enc" ${extra[@]+"${extra[@]}"} >"$W/result-$name"
+}
+running=0
+for item in $LIST; do
+  if [ "$JOBS" -le 1 ]; then run_one "$item"; continue; fi
+  run_one "$item" &
+  running=$((running + 1))
+  if [ "$running" -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
+done
+wait
+ref_loss='' ref_bytes='' rc=0
+for item in $LIST; do
+  # a run that failed (or was stopped) left no result: said, and the rest still printed
+  read -r loss bytes <"$W/result-enc-${item//[:\/]/-}" || { log "$item: no result"; rc=1; continue; }
   [ -n "$ref_loss" ] || { ref_loss=$loss; ref_bytes=$bytes; }
-  awk -v e="$enc" -v l="$loss" -v b="$bytes" -v rl="$ref_loss" -v rb="$ref_bytes" -v p="${params:-0}" \
+  awk -v e="$item" -v l="$loss" -v b="$bytes" -v rl="$ref_loss" -v rb="$ref_bytes" -v p="${params:-0}" \
       -v m="$MODEL" -v r="$ROUNDS" -v h="$H" 'BEGIN {
     lr = l / rl; br = b / rb
     target = e == "int4" ? 0.15 : e ~ /^topk/ ? 1 / 16 : 0
@@ -37,3 +56,4 @@ for enc in $LIST; do
     printf "\"target_bytes_ratio\": %s, \"meets_target\": %s, ", (target ? target : "null"), meets
     printf "\"model\": \"%s\", \"rounds\": %d, \"local_steps\": %d, \"ref\": \"fp32\"}\n", m, r, h }'
 done
+exit $rc

@@ -59,6 +59,8 @@ static void help(void)
            "%s"
            "  --batch B --seq-len T   sequences per step, tokens per sequence (4, min(256, max_seq_len))\n"
            "  --encoding E            delta encoding: %s\n"
+           "  --encoding-flush N      topk: the last N of --total-rounds keep every entry, sending\n"
+           "                          what error feedback held back (0)\n"
            "  --keep-inner-state      keep AdamW state across rounds in the facility's --state DIR\n"
            "keys (docs/design.md \"Trust\"):\n"
            "  --keys DIR              key pairs generated (or reused) for the aggregator and each\n"
@@ -95,7 +97,7 @@ int cmd_init(int argc, char **argv)
     const char *fkeys[PIPE_MAX_FACILITIES];
     pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt, .trust = &trust,
                               .facility_keys = fkeys};
-    cli_opt opts[29 + PIPE_INIT_NDBL] = {
+    cli_opt opts[30 + PIPE_INIT_NDBL] = {
         {"--keys", CLI_STR, &trust.keys_dir, 1, 0, NULL},
         {"--key", CLI_STR, &trust.key_file, 1, 0, NULL},
         {"--facility-key", CLI_LIST, fkeys, 0, PIPE_MAX_FACILITIES, &set.n_facility_keys},
@@ -115,6 +117,7 @@ int cmd_init(int argc, char **argv)
         {"--seed", CLI_I64, &set.seed, 0, INT64_MAX, NULL},
         {"--warmup", CLI_INT, &set.warmup, 0, 100000000, NULL},
         {"--total-rounds", CLI_INT, &set.total_rounds, 0, 100000000, NULL},
+        {"--encoding-flush", CLI_INT, &set.encoding_flush, 0, 100000000, NULL},
         {"--batch", CLI_INT, &set.batch, 1, 1000000, NULL},
         {"--seq-len", CLI_INT, &set.seq_len, 1, 1000000, NULL},
         {"--threads", CLI_INT, &set.threads, 1, 1024, NULL},

@@ -59,8 +59,9 @@ void cli_print_init_plan(const struct pipe_init_result *r)
                t->params[plan->first[p] + plan->count[p] - 1].name);
     printf("facilities: ");
     for (int i = 0; i < f->n_facilities; i++) printf("%s%s", i ? "," : "", f->facilities[i]);
-    char k[16] = "";
+    char k[48] = "";
     if (f->encoding_k) snprintf(k, sizeof k, ":%d", f->encoding_k);
+    if (f->encoding_flush) snprintf(k + strlen(k), sizeof k - strlen(k), " (flush %d)", f->encoding_flush);
     printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s%s\n", pipe_algo_name(f->algo.kind),
            f->local_steps, f->quorum, f->seed, ckpt_codec_name(f->encoding), k);
 }

@@ -57,9 +57,19 @@ xffl_status ckpt_h5_writer_create(const char *path, const ckpt_h5_options *opt, 
     w->threads = ckpt_h5_threads(opt ? opt->threads : 0);
     w->chunk_bytes = opt && opt->chunk_bytes ? opt->chunk_bytes : CKPT_DEFAULT_CHUNK_BYTES;
     ckpt_pipeline_take(&w->pl);
-    hid_t fcpl = make_ocpl(H5P_FILE_CREATE);
-    w->file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    hid_t fcpl = make_ocpl(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* The HDF5 1.10 file format, pinned (not "latest": the bytes must not change with
+     * the library): a one-chunk dataset keeps its chunk's address in its layout
+     * message and a many-chunk one gets a fixed array, where the 1.8 format gave
+     * every chunked dataset a 2 KB B-tree node, half of a topk delta part's bytes
+     * (docs/design.md, "Part files in the HDF5 1.10 format"). */
+    if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0) {
+        H5Pclose(fapl);
+        fapl = -1;
+    }
+    w->file = fapl >= 0 ? H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl) : -1;
     H5Pclose(fcpl);
+    if (fapl >= 0) H5Pclose(fapl);
     if (w->file < 0) {
         free(w->path);
         free(w);

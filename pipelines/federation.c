@@ -126,6 +126,11 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     cp.k = f->encoding_k;
     XFFL_RETURN_IF(!ckpt_codec_takes_k(f->encoding) && f->encoding_k, XFFL_ERR_INVALID,
                    "federation: encoding %s takes no k (%d)", ckpt_codec_name(f->encoding), f->encoding_k);
+    XFFL_RETURN_IF(f->encoding_flush && !ckpt_codec_takes_k(f->encoding), XFFL_ERR_INVALID,
+                   "federation: encoding_flush %d needs an encoding with a k, not %s", f->encoding_flush,
+                   ckpt_codec_name(f->encoding));
+    XFFL_RETURN_IF(f->encoding_flush < 0 || f->encoding_flush > o->total_rounds, XFFL_ERR_INVALID,
+                   "federation: encoding_flush %d outside 0..%d (total_rounds)", f->encoding_flush, o->total_rounds);
     xffl_status st = ckpt_codec_check_params(f->encoding, &cp);
     if (st != XFFL_OK) return xffl_wrap(st, "federation");
     XFFL_RETURN_IF(f->tokenizer_sha256[0] && (strlen(f->tokenizer_sha256) != XFFL_SHA256_HEX - 1 ||
@@ -197,6 +202,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(ckpt_h5_attr_int(w, "seq_len", f->seq_len));
     W(ckpt_h5_attr_str(w, "encoding", ckpt_codec_name(f->encoding)));
     if (ckpt_codec_takes_k(f->encoding)) W(ckpt_h5_attr_int(w, "encoding_k", f->encoding_k));
+    if (f->encoding_flush) W(ckpt_h5_attr_int(w, "encoding_flush", f->encoding_flush));
     W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
     if (f->tokenizer_sha256[0]) W(ckpt_h5_attr_str(w, "tokenizer_sha256", f->tokenizer_sha256));
     if (pipe_federation_signed(f)) {
@@ -349,6 +355,12 @@ static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
         XFFL_FORWARD(get_int(r, "encoding_k", 1, CKPT_CODEC_TOPK_BLOCK_MAX, &v));
         f->encoding_k = (int)v;
     }
+    /* only when set: unset, the file has the bytes older xffl wrote */
+    f->encoding_flush = 0;
+    if (ckpt_h5_has_attr(r, "encoding_flush")) {
+        XFFL_FORWARD(get_int(r, "encoding_flush", 0, INT32_MAX, &v));
+        f->encoding_flush = (int)v;
+    }
     XFFL_FORWARD(get_int(r, "keep_inner_state", 0, 1, &v));
     f->keep_inner_state = (int)v;
     if (ckpt_h5_has_attr(r, "tokenizer_sha256")) { /* absent: byte-level */
@@ -458,4 +470,12 @@ xffl_status pipe_federation_load_latest(store *s, pipe_version_ref *latest, pipe
     XFFL_FORWARD(pipe_federation_load_for(s, &ref, f, sha_hex));
     if (latest) *latest = ref;
     return XFFL_OK;
+}
+
+int pipe_federation_round_k(const pipe_federation *f, int64_t round)
+{
+    if (!ckpt_codec_takes_k(f->encoding)) return 0;
+    if (f->encoding_flush > 0 && round > (int64_t)f->inner.total_rounds - f->encoding_flush)
+        return ckpt_codec_default_params(f->encoding).block;
+    return f->encoding_k;
 }

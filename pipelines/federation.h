@@ -61,6 +61,9 @@ typedef struct {
     ckpt_codec encoding;              /* delta encoding (fp32; libckpt/codec.h) */
     int encoding_k;                   /* entries kept per block when the encoding takes
                                        * a k (topk: CKPT_CODEC_TOPK_K_DEFAULT), else 0 */
+    int encoding_flush;               /* an encoding with a k: the last N of total_rounds
+                                       * keep every entry (k = block), which sends what
+                                       * the error-feedback residual holds (0) */
     int keep_inner_state;             /* 1: AdamW state persists across rounds in --state DIR */
     char tokenizer_sha256[XFFL_SHA256_HEX]; /* the SentencePiece model's (stored as
                                              * PIPE_TOKENIZER_KEY); "" byte-level */
@@ -73,6 +76,9 @@ typedef struct {
 
 /* 1 when the federation's manifests are signed (it records an aggregator key). */
 int pipe_federation_signed(const pipe_federation *f);
+/* The k round `round` encodes with: encoding_k, or the whole block in the last
+ * encoding_flush rounds of inner.total_rounds; 0 for an encoding without a k. */
+int pipe_federation_round_k(const pipe_federation *f, int64_t round);
 
 /* Defaults for everything (one facility "local", fedavg, H=100, quorum 1, seed 0) and
  * the model of preset with vocab (0 = preset default). USAGE naming an unknown preset. */

@@ -53,6 +53,7 @@ typedef struct {
     const char *encoding;   /* ckpt_codec_parse name (fp32) */
     int local_steps, quorum, batch, seq_len, level; /* quorum 0: all facilities */
     int warmup, total_rounds;                       /* -1: default */
+    int encoding_flush;                             /* last rounds at k = block (0) */
     int64_t seed;
     uint64_t part_size;
     int unweighted, no_nesterov, keep_inner_state;

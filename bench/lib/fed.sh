@@ -12,6 +12,9 @@ LR=${XFFL_FVC_LR:-1e-3}
 PRETRAIN=${XFFL_FVC_PRETRAIN:-512000}
 DILOCO=${XFFL_FVC_DILOCO---outer-lr 0.7 --outer-momentum 0.5}
 pre_rounds=0
+# Threads that yield while they wait: on a machine shared with other jobs a spinning
+# OpenMP barrier made a 2-thread pre-training round 8x slower. Results do not change.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 W=${XFFL_FVC_DIR:-$(mktemp -d)}
 [ -n "${XFFL_FVC_DIR:-}" ] || trap 'rm -rf "$W"' EXIT
 per_round=$(( 2 * H * BATCH * SEQ ))
@@ -61,6 +64,7 @@ fed_rounds() { # name facilities data-pattern H threads rounds init-flags... (a 
 # per round.
 fed_run() { # name facilities data-pattern H threads init-flags...
   local name=$1 facs=$2 data=$3 h=$4 thr=$5; shift 5
+  rm -rf "${W:?}/$name" "$W/state-$name" # a kept work directory's earlier run of it
   fed_rounds "$name" "$facs" "$data" "$h" "$thr" "$ROUNDS" ${start[@]+"${start[@]}"} "$@"
   echo "$(fed_eval "$W/$name") $(fed_commit_bytes "$W/$name")"
   # A run's store and state directories (every version, delta and inner state: about
@@ -69,8 +73,17 @@ fed_run() { # name facilities data-pattern H threads init-flags...
 }
 if [ "$PRETRAIN" -gt 0 ]; then
   pre_rounds=$(( (PRETRAIN + per_round - 1) / per_round ))
-  log "pretraining centrally: $pre_rounds rounds of $per_round tokens"
-  fed_rounds pretrained central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" "$pre_rounds" --algo fedavg
+  # A kept work directory (XFFL_FVC_DIR) keeps the pre-training for the next run with
+  # the same setting (written last, so an interrupted one is redone).
+  _pre_key="$MODEL $pre_rounds $per_round $H $BATCH $SEQ $LR $CORES"
+  if [ "$(cat "$W/pretrained.done" 2>/dev/null)" = "$_pre_key" ]; then
+    log "reusing the pre-training in $W/pretrained"
+  else
+    rm -rf "$W/pretrained" "$W/state-pretrained" "$W/pretrained.done"
+    log "pretraining centrally: $pre_rounds rounds of $per_round tokens"
+    fed_rounds pretrained central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" "$pre_rounds" --algo fedavg
+    echo "$_pre_key" > "$W/pretrained.done"
+  fi
   pre_loss=$(fed_eval "$W/pretrained")
   log "pretrained: loss $pre_loss after $(( pre_rounds * per_round )) tokens"
   start=(--from "$W/pretrained")

@@ -36,4 +36,30 @@ done
 expect_rc 0 $X reproduce --store "$S" --round 2 --train --facility alpha --data "$T/data/alpha/*_train_*.bin" \
   --state "$T/state/alpha" --threads 1
 grep -q "delta reproduced" "$T/out" || fail "reproduce --train with topk"
+
+# --encoding-flush N: the last N of --total-rounds keep every entry of a block (k = 256),
+# recorded in federation.h5; the rounds before keep K; both reproduce bit for bit.
+expect_rc 2 $X init --store "$T/bad" --model tiny --encoding fp32 --total-rounds 3 --encoding-flush 1
+grep -q "encoding_flush" "$T/err" || fail "a flush without a k is not named"
+expect_rc 2 $X init --store "$T/bad" --model tiny --encoding topk:8 --total-rounds 3 --encoding-flush 4
+grep -q "encoding_flush 4" "$T/err" || fail "a flush beyond total_rounds is not named"
+F=$T/flush
+expect_rc 0 $X init --store "$F" --model tiny --facilities alpha,beta --algo diloco --local-steps 3 --batch 2 \
+  --seq-len 32 --lr 1e-3 --seed 5 --encoding topk:8 --total-rounds 3 --encoding-flush 1
+h5dump -A "$F/federation.h5" >"$T/fedf.txt"
+grep -A4 'encoding_flush' "$T/fedf.txt" | grep -q '(0): 1' || fail "federation.h5 lacks encoding_flush 1"
+trainf() { $X train --store "$F" --facility "$1" --data "$T/data/$1/*_train_*.bin" --state "$T/statef/$1" --threads 1 "${@:2}"; }
+for r in 1 2 3; do
+  for f in alpha beta; do expect_rc 0 trainf $f --round $r; done
+  expect_rc 0 $X aggregate --store "$F" --round $r
+done
+for r in 2:8 3:256; do
+  h5dump -A "$(ls "$F"/rounds/r00000${r%:*}/beta/a1/part-*.h5 | head -1)" >"$T/partf.txt"
+  grep -A4 'ATTRIBUTE "k"' "$T/partf.txt" | grep -q "(0): ${r#*:}\$" || fail "round ${r%:*}'s part does not record k = ${r#*:}"
+done
+expect_rc 0 $X verify --all --store "$F"
+expect_rc 0 $X reproduce --store "$F" --round 3
+expect_rc 0 $X reproduce --store "$F" --round 3 --train --facility beta --data "$T/data/beta/*_train_*.bin" \
+  --state "$T/statef/beta" --threads 1
+grep -q "delta reproduced" "$T/out" || fail "reproduce --train of a flush round"
 echo "test-topk: ok"

@@ -4,7 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/util.h"
 #include "libckpt/codec.h"
+#include "pipelines/federation.h"
 
 enum { N = 1000, BLOCK = 64, K = 3, NB = (N + BLOCK - 1) / BLOCK };
 
@@ -151,6 +153,43 @@ static void test_spec(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(list, "topk[:K]"));
 }
 
+/* --encoding-flush: the last N of total_rounds keep the whole block; federation.h5
+ * records it only when set; a flush without a k or past total_rounds is refused. */
+static void test_flush_schedule(void)
+{
+    pipe_federation f, g;
+    CU_ASSERT_EQUAL_FATAL(pipe_federation_default("tiny", 0, &f), XFFL_OK);
+    f.encoding = CKPT_CODEC_TOPK;
+    f.encoding_k = 16;
+    f.inner.total_rounds = 10;
+    f.encoding_flush = 2;
+    CU_ASSERT_EQUAL(pipe_federation_validate(&f), XFFL_OK);
+    for (int r = 1; r <= 12; r++) CU_ASSERT_EQUAL(pipe_federation_round_k(&f, r), r <= 8 ? 16 : CKPT_CODEC_BLOCK_DEFAULT);
+    char *dir = NULL;
+    CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("xffl-topk", &dir), XFFL_OK);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/federation.h5", dir);
+    CU_ASSERT_EQUAL(pipe_federation_write_file(&f, path), XFFL_OK);
+    CU_ASSERT_EQUAL(pipe_federation_read_file(path, &g), XFFL_OK);
+    CU_ASSERT_EQUAL(g.encoding_flush, 2);
+    CU_ASSERT_EQUAL(pipe_federation_round_k(&g, 9), CKPT_CODEC_BLOCK_DEFAULT);
+    f.encoding_flush = 0;
+    CU_ASSERT_EQUAL(pipe_federation_write_file(&f, path), XFFL_OK);
+    CU_ASSERT_EQUAL(pipe_federation_read_file(path, &g), XFFL_OK);
+    CU_ASSERT_EQUAL(g.encoding_flush, 0);
+    CU_ASSERT_EQUAL(pipe_federation_round_k(&g, 10), 16);
+    xffl_rmtree_cleanup(dir);
+    free(dir);
+
+    f.encoding_flush = 11; /* more than total_rounds */
+    CU_ASSERT_EQUAL(pipe_federation_validate(&f), XFFL_ERR_INVALID);
+    f.encoding_flush = 1;
+    f.encoding = CKPT_CODEC_INT4;
+    f.encoding_k = 0;
+    CU_ASSERT_EQUAL(pipe_federation_validate(&f), XFFL_ERR_INVALID);
+    CU_ASSERT_EQUAL(pipe_federation_round_k(&f, 10), 0);
+}
+
 void suite_topk(void)
 {
     CU_pSuite s = CU_add_suite("topk", NULL, NULL);
@@ -158,4 +197,5 @@ void suite_topk(void)
     CU_add_test(s, "error feedback owes what was not sent", test_error_feedback);
     CU_add_test(s, "malformed indices, codes and scales refused", test_decoder_refuses);
     CU_add_test(s, "topk:K parsing", test_spec);
+    CU_add_test(s, "the flush rounds' k", test_flush_schedule);
 }
