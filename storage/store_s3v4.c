@@ -6,10 +6,10 @@
  *
  * Connections: a store keeps a pool of curl easy handles; a request takes one and gives
  * it back, so its open connection (and TLS session) serves the next request of any
- * thread. Every body is hashed for x-amz-content-sha256 before it is sent (a file or a
- * part in a first pass), over http and https alike: the server checks it and refuses a
- * body that does not match (400 XAmzContentSHA256Mismatch, retried), so this one pass
- * is the PUT's integrity check (put_body says why not an ETag/MD5 comparison).
+ * thread. Over http every body is hashed for x-amz-content-sha256 before it is sent (a
+ * file or a part in a first pass): the server checks it and refuses a body that does
+ * not match (400 XAmzContentSHA256Mismatch, retried). Over https bodies go as
+ * UNSIGNED-PAYLOAD and TLS checks them in transit (put_body says why).
  * TLS: certificates are always verified (system CAs, or AWS_CA_BUNDLE); a certificate
  * that does not verify, or a protocol mismatch (https spoken to an http endpoint and the
  * reverse), is a permanent error, never retried, never a fallback to plain http. */
@@ -72,18 +72,21 @@ out:
 
 /* One PUT of mem, or of fd's [off, off+len), to object (with query q: a part); the
  * answer's ETag goes to etag_out when given (a part's, for the completion).
- * The body's SHA-256 is signed, so the server verifies every byte it stores against it.
- * That one pass costs less than what it replaced, UNSIGNED-PAYLOAD over https with the
- * ETag compared to an MD5 computed while sending: SHA-256 runs at 1.9 GB/s here
- * (SHA extensions), MD5 at 0.8 GB/s, and on 2 cores shared with the server the client's
- * CPU is the PUT's speed (docs/storage.md "Benchmark"). */
+ * Over http the body's SHA-256 is signed, so the server verifies every byte it stores
+ * against it (nothing else protects the body on its way). Over https TLS's record MACs
+ * do that, and the body goes as UNSIGNED-PAYLOAD, as botocore sends it: a first pass
+ * over every byte, and the server's second one, would check the same thing again on
+ * the cores the transfer needs (docs/storage.md "Benchmark"). No MD5/ETag comparison
+ * either way: it checked again what the signed hash or TLS already had. */
 static XFFL_MUST_USE xffl_status put_body(store *s, const char *key, const char *object, const char *mem, int fd,
                                           uint64_t off, uint64_t len, const sigv4_pair *q, size_t nq, char *etag_out,
                                           size_t etag_cap)
 {
     v4_req r = {.method = "PUT", .op = "put", .key = key, .object = object, .q = q, .nq = nq, .body = mem,
                 .body_len = len, .in_fd = fd, .in_off = off, .out_fd = -1, .max_mem = 1 << 20};
-    if (mem) xffl_sha256_hex(mem, len, r.payload_sha);
+    const v4_store *b = s->impl;
+    if (b->cfg.https) snprintf(r.payload_sha, sizeof r.payload_sha, "UNSIGNED-PAYLOAD");
+    else if (mem) xffl_sha256_hex(mem, len, r.payload_sha);
     else XFFL_FORWARD(hash_range(fd, off, len, key, r.payload_sha));
     xffl_status st = s3v4_perform(s, &r);
     if (st == XFFL_OK && r.sent != len)
