@@ -49,12 +49,24 @@ run() {
   tps=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.1f %.1f" % (r["tokens"] / r["steps"] / r["step_seconds_median"], r["tokens"] / r["train_seconds"]))' "$T/$name.json")
   echo "${tps% *} $(cat "$T/$name.rss") $(grep -h '^tensor' "$T/$name"/rounds/r000001/a/a1/COMMIT-* | sha256sum | cut -c1-12) ${tps#* }"
 }
+prec() { grep -h '^precision' "$T/$1"/rounds/r000001/a/a1/COMMIT-* | sed 's/^precision[ =]*//'; }
 read -r t1 m1 d1 w1 < <(run one)
 read -r t2 m2 d2 w2 < <(run two --ranks 2)
 read -r _ m2r d2r _ < <(run two_replicated --ranks 2 --optimizer replicated)
 # (/usr/bin/time around --ranks measures mpirun and its ranks: the largest is a rank)
 [ "$d2" = "$d2r" ] || echo "ranks: sharded and replicated 2-rank deltas differ ($d2 vs $d2r)" >&2
-awk -v w1="$w1" -v w2="$w2" -v t1="$t1" -v t2="$t2" -v m1="$m1" -v m2="$m2" -v m2r="$m2r" -v s="$STEPS" -v b="$BATCH" -v q="$SEQ" 'BEGIN{
+p1=$(prec one)
+awk -v p="$p1" -v w1="$w1" -v w2="$w2" -v t1="$t1" -v t2="$t2" -v m1="$m1" -v m2="$m2" -v m2r="$m2r" -v s="$STEPS" -v b="$BATCH" -v q="$SEQ" 'BEGIN{
   r = t2 / t1
-  printf "{\"bench\": \"ranks\", \"value\": %.3f, \"unit\": \"x\", \"ref_name\": \"1 rank tokens/s\", \"ref\": %.1f, \"ratio\": %.3f, \"target\": 1.8, \"pass\": %s, \"tokens_per_s_1\": %.1f, \"tokens_per_s_2\": %.1f, \"whole_run_ratio\": %.3f, \"timing\": \"median step after the first\", \"model\": \"small\", \"steps\": %d, \"batch\": %d, \"seq_len\": %d, \"threads_per_rank\": 1, \"peak_rss_kib_1_rank\": %d, \"peak_rss_kib_per_rank_2_sharded\": %d, \"peak_rss_kib_per_rank_2_replicated\": %d}\n",
-    r, t1, r, (r >= 1.8 ? "true" : "false"), t1, t2, w2 / w1, s, b, q, m1, m2, m2r }'
+  printf "{\"bench\": \"ranks\", \"value\": %.3f, \"unit\": \"x\", \"ref_name\": \"1 rank tokens/s\", \"ref\": %.1f, \"ratio\": %.3f, \"target\": 1.8, \"pass\": %s, \"tokens_per_s_1\": %.1f, \"tokens_per_s_2\": %.1f, \"whole_run_ratio\": %.3f, \"timing\": \"median step after the first\", \"precision\": \"%s\", \"model\": \"small\", \"steps\": %d, \"batch\": %d, \"seq_len\": %d, \"threads_per_rank\": 1, \"peak_rss_kib_1_rank\": %d, \"peak_rss_kib_per_rank_2_sharded\": %d, \"peak_rss_kib_per_rank_2_replicated\": %d}\n",
+    r, t1, r, (r >= 1.8 ? "true" : "false"), t1, t2, w2 / w1, p, s, b, q, m1, m2, m2r }'
+# Where the default is bf16 (a CPU with bf16 units), fp32 beside it: the same two runs
+# with --precision fp32 (the default on CPUs without them)
+if [ "$p1" = bf16 ]; then
+  read -r f1 _ _ fw1 < <(run one_fp32 --precision fp32)
+  read -r f2 _ _ fw2 < <(run two_fp32 --ranks 2 --precision fp32)
+  awk -v t1="$f1" -v t2="$f2" -v w1="$fw1" -v w2="$fw2" -v s="$STEPS" -v b="$BATCH" -v q="$SEQ" 'BEGIN{
+    r = t2 / t1
+    printf "{\"bench\": \"ranks\", \"value\": %.3f, \"unit\": \"x\", \"ref_name\": \"1 rank tokens/s\", \"ref\": %.1f, \"ratio\": %.3f, \"target\": 1.8, \"pass\": %s, \"tokens_per_s_1\": %.1f, \"tokens_per_s_2\": %.1f, \"whole_run_ratio\": %.3f, \"timing\": \"median step after the first\", \"precision\": \"fp32\", \"model\": \"small\", \"steps\": %d, \"batch\": %d, \"seq_len\": %d, \"threads_per_rank\": 1}\n",
+      r, t1, r, (r >= 1.8 ? "true" : "false"), t1, t2, w2 / w1, s, b, q }'
+fi

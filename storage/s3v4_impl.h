@@ -4,6 +4,7 @@
 #define XFFL_S3V4_IMPL_H
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include "storage/s3_settings.h"
 #include "storage/sigv4.h"
@@ -38,6 +39,7 @@ typedef struct {
     int in_fd;
     uint64_t in_off;
     char payload_sha[XFFL_SHA256_HEX];
+    EVP_MD_CTX *md5;         /* of what was sent (PUT) */
     uint64_t sent;
     int read_errno;
     /* response body: into out_fd (hashing into sha) or memory */

@@ -2,7 +2,6 @@
 #include "storage/s3v4_impl.h"
 
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +143,7 @@ static size_t on_read(char *buf, size_t size, size_t n, void *v)
         }
         want = (size_t)got;
     }
+    if (r->md5) EVP_DigestUpdate(r->md5, buf, want);
     r->sent += want;
     return want;
 }
@@ -155,6 +155,10 @@ static int on_seek(void *v, curl_off_t off, int origin)
     v4_req *r = v;
     if (origin != SEEK_SET || off < 0 || (uint64_t)off > r->body_len) return CURL_SEEKFUNC_CANTSEEK;
     r->sent = (uint64_t)off;
+    if (r->md5) {
+        if (off != 0) return CURL_SEEKFUNC_CANTSEEK;
+        EVP_DigestInit_ex(r->md5, EVP_md5(), NULL);
+    }
     return CURL_SEEKFUNC_OK;
 }
 
@@ -405,7 +409,9 @@ void s3v4_req_free(v4_req *r)
 {
     free(r->buf);
     free(r->errxml);
+    if (r->md5) EVP_MD_CTX_free(r->md5);
     r->buf = r->errxml = NULL;
+    r->md5 = NULL;
 }
 
 char *s3v4_full_key(const store *s, const char *key)

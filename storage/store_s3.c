@@ -4,9 +4,8 @@
  * classifies the outcome (transient, auth, missing) and store.c decides about retries.
  *
  * libs3 reports a body cut short by the server (curl's CURLE_PARTIAL_FILE) as success,
- * so every GET counts its bytes against Content-Length; every PUT over http compares the
- * ETag the server computed (MD5 of what it stored) with the MD5 of what was sent (over
- * https TLS checks the bytes in transit: put_common). */
+ * so every GET counts its bytes against Content-Length; every PUT compares the ETag the
+ * server computed (MD5 of what it stored) with the MD5 of what was sent. */
 #include "storage/store_impl.h"
 #include "storage/s3_settings.h"
 #include "storage/tls_probe.h"
@@ -326,7 +325,7 @@ static int on_put(int n, char *buf, void *v)
         memcpy(buf, r->rbuf + r->rbuf_pos, want);
         r->rbuf_pos += want;
     }
-    if (r->md5) EVP_DigestUpdate(r->md5, buf, want);
+    EVP_DigestUpdate(r->md5, buf, want);
     r->sent += want;
     return (int)want;
 }
@@ -339,17 +338,11 @@ static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r)
                    "use a smaller --part-size", key, (double)r->total / (1 << 30));
     char *k = full_key(s, key);
     XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "put %s", key);
-    /* Over http nothing but this MD5 (against the stored ETag, below) protects the body on
-     * its way: V2 signs no body hash. Over https TLS's record MACs check every byte in
-     * transit, and the MD5 (0.8 GB/s here, on the cores the transfer itself needs) would
-     * check the same thing again. */
-    if (!b->https) {
-        r->md5 = EVP_MD_CTX_new();
-        if (!r->md5 || !EVP_DigestInit_ex(r->md5, EVP_md5(), NULL)) {
-            EVP_MD_CTX_free(r->md5);
-            free(k);
-            return xffl_fail(XFFL_ERR_NOMEM, "put %s: md5", key);
-        }
+    r->md5 = EVP_MD_CTX_new();
+    if (!r->md5 || !EVP_DigestInit_ex(r->md5, EVP_md5(), NULL)) {
+        EVP_MD_CTX_free(r->md5);
+        free(k);
+        return xffl_fail(XFFL_ERR_NOMEM, "put %s: md5", key);
     }
     S3PutProperties props = {0};
     props.contentType = "application/octet-stream";
@@ -361,7 +354,7 @@ static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r)
     free(k);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
-    if (r->md5) EVP_DigestFinal_ex(r->md5, md, &mdlen);
+    EVP_DigestFinal_ex(r->md5, md, &mdlen);
     EVP_MD_CTX_free(r->md5);
     r->md5 = NULL;
     if (r->read_errno) return xffl_fail(XFFL_ERR_IO, "put %s: reading local file: %s", key, strerror(r->read_errno));
@@ -383,7 +376,7 @@ static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r)
                    "put %s to %s: stored object has %llu bytes, sent %llu", key, s->endpoint,
                    (unsigned long long)h2.content_length, (unsigned long long)r->total);
     const char *e = h2.etag[0] == '"' ? h2.etag + 1 : h2.etag;
-    if (mdlen && strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
+    if (strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
         return xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: stored object's ETag %.32s is not the MD5 %s of what was sent",
                          key, s->endpoint, e, hex);
     return XFFL_OK;

@@ -7,9 +7,8 @@
  * Connections: a store keeps a pool of curl easy handles; a request takes one and gives
  * it back, so its open connection (and TLS session) serves the next request of any
  * thread. Over http every body is hashed for x-amz-content-sha256 before it is sent (a
- * file or a part in a first pass): the server checks it and refuses a body that does
- * not match (400 XAmzContentSHA256Mismatch, retried). Over https bodies go as
- * UNSIGNED-PAYLOAD and TLS checks them in transit (put_body says why).
+ * file or a part in a first pass); over https it goes as UNSIGNED-PAYLOAD; every PUT's
+ * ETag is compared with the MD5 of what was sent.
  * TLS: certificates are always verified (system CAs, or AWS_CA_BUNDLE); a certificate
  * that does not verify, or a protocol mismatch (https spoken to an http endpoint and the
  * reverse), is a permanent error, never retried, never a fallback to plain http. */
@@ -17,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,14 +70,8 @@ out:
     return st;
 }
 
-/* One PUT of mem, or of fd's [off, off+len), to object (with query q: a part); the
- * answer's ETag goes to etag_out when given (a part's, for the completion).
- * Over http the body's SHA-256 is signed, so the server verifies every byte it stores
- * against it (nothing else protects the body on its way). Over https TLS's record MACs
- * do that, and the body goes as UNSIGNED-PAYLOAD, as botocore sends it: a first pass
- * over every byte, and the server's second one, would check the same thing again on
- * the cores the transfer needs (docs/storage.md "Benchmark"). No MD5/ETag comparison
- * either way: it checked again what the signed hash or TLS already had. */
+/* One PUT of mem, or of fd's [off, off+len), to object (with query q: a part). The ETag
+ * the server answers must be the MD5 of what was sent; it goes to etag_out when given. */
 static XFFL_MUST_USE xffl_status put_body(store *s, const char *key, const char *object, const char *mem, int fd,
                                           uint64_t off, uint64_t len, const sigv4_pair *q, size_t nq, char *etag_out,
                                           size_t etag_cap)
@@ -85,13 +79,30 @@ static XFFL_MUST_USE xffl_status put_body(store *s, const char *key, const char 
     v4_req r = {.method = "PUT", .op = "put", .key = key, .object = object, .q = q, .nq = nq, .body = mem,
                 .body_len = len, .in_fd = fd, .in_off = off, .out_fd = -1, .max_mem = 1 << 20};
     const v4_store *b = s->impl;
+    /* Over https the body is not hashed into the signature (as botocore does): TLS
+     * protects it on the way and the ETag check below compares what the server stored
+     * with what was sent, so a first pass over every byte would buy nothing. */
     if (b->cfg.https) snprintf(r.payload_sha, sizeof r.payload_sha, "UNSIGNED-PAYLOAD");
     else if (mem) xffl_sha256_hex(mem, len, r.payload_sha);
     else XFFL_FORWARD(hash_range(fd, off, len, key, r.payload_sha));
+    r.md5 = EVP_MD_CTX_new();
+    if (!r.md5 || !EVP_DigestInit_ex(r.md5, EVP_md5(), NULL)) {
+        s3v4_req_free(&r);
+        return xffl_fail(XFFL_ERR_NOMEM, "put %s: md5", key);
+    }
     xffl_status st = s3v4_perform(s, &r);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_DigestFinal_ex(r.md5, md, &mdlen);
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    xffl_hex_encode(md, mdlen, hex);
     if (st == XFFL_OK && r.sent != len)
         st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: only %llu of %llu bytes sent", key, s->endpoint,
                        (unsigned long long)r.sent, (unsigned long long)len);
+    const char *e = r.etag[0] == '"' ? r.etag + 1 : r.etag;
+    if (st == XFFL_OK && strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
+        st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: the stored ETag %.32s is not the MD5 %s of what was sent", key,
+                       s->endpoint, e, hex);
     if (st == XFFL_OK && etag_out) {
         if (!r.etag[0]) st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: no ETag in the answer", key, s->endpoint);
         else snprintf(etag_out, etag_cap, "%s", r.etag);
