@@ -115,6 +115,26 @@ static XFFL_MUST_USE xffl_status done(nccl_impl *m, const char *what)
     return XFFL_OK;
 }
 
+/* One grouped all-to-all of p elements per peer: rank r gets send + r*sstride (bytes) and
+ * this rank's piece from rank r lands at recv + r*rstride; its own is a device copy. */
+static XFFL_MUST_USE xffl_status exchange(nccl_impl *m, const char *send, size_t sstride, char *recv, size_t rstride,
+                                          size_t p, comm_dtype t, const char *what)
+{
+    NC(ncclGroupStart(), "ncclGroupStart");
+    for (int r = 0; r < m->size; r++) {
+        const char *from = send + (size_t)r * sstride;
+        char *to = recv + (size_t)r * rstride;
+        if (r == m->rank) {
+            CU(cudaMemcpyAsync(to, from, p * comm_dtype_size(t), cudaMemcpyDeviceToDevice, m->stream), "own chunk copy");
+            continue;
+        }
+        NC(ncclSend(from, p, nccl_type(t), r, m->comm, m->stream), what);
+        NC(ncclRecv(to, p, nccl_type(t), r, m->comm, m->stream), what);
+    }
+    NC(ncclGroupEnd(), what);
+    return XFFL_OK;
+}
+
 /* recv[0..n) ← rank-ordered sum of chunk `rank` (send[rank*stride ..)) of every rank's send, by
  * pieces: an all-to-all of grouped sends and receives, then the sum kernel. recv may be
  * this rank's chunk of send: the piece is received before its sum is written. */
@@ -125,18 +145,8 @@ static XFFL_MUST_USE xffl_status reduce_scatter(nccl_impl *m, const void *send, 
     XFFL_FORWARD(scratch(m, (size_t)m->size * (n < P ? n : P) * es));
     for (size_t off = 0; off < n; off += P) {
         size_t p = n - off < P ? n - off : P;
-        NC(ncclGroupStart(), "ncclGroupStart");
-        for (int r = 0; r < m->size; r++) {
-            const char *from = (const char *)send + ((size_t)r * stride + off) * es;
-            char *to = (char *)m->tmp + (size_t)r * p * es;
-            if (r == m->rank) {
-                CU(cudaMemcpyAsync(to, from, p * es, cudaMemcpyDeviceToDevice, m->stream), "own chunk copy");
-                continue;
-            }
-            NC(ncclSend(from, p, nccl_type(t), r, m->comm, m->stream), "ncclSend (reduce-scatter)");
-            NC(ncclRecv(to, p, nccl_type(t), r, m->comm, m->stream), "ncclRecv (reduce-scatter)");
-        }
-        NC(ncclGroupEnd(), "ncclGroupEnd (reduce-scatter)");
+        XFFL_FORWARD(exchange(m, (const char *)send + off * es, stride * es, m->tmp, p * es, p, t,
+                              "ncclSend/ncclRecv (reduce-scatter)"));
         XFFL_FORWARD(sum_rows(m, m->tmp, (char *)recv + off * es, p, t));
     }
     return XFFL_OK;
@@ -193,18 +203,7 @@ static XFFL_MUST_USE xffl_status nccl_allgather(void *impl, const void *send, vo
         NC(ncclAllGather(send, recv, n, nccl_type(t), m->comm, m->stream), "ncclAllGather");
         return done(m, "all-gather");
     }
-    size_t es = comm_dtype_size(t);
-    NC(ncclGroupStart(), "ncclGroupStart");
-    for (int r = 0; r < m->size; r++) {
-        char *to = (char *)recv + (size_t)r * stride * es;
-        if (r == m->rank) {
-            CU(cudaMemcpyAsync(to, send, n * es, cudaMemcpyDeviceToDevice, m->stream), "own chunk copy");
-            continue;
-        }
-        NC(ncclSend(send, n, nccl_type(t), r, m->comm, m->stream), "ncclSend (all-gather)");
-        NC(ncclRecv(to, n, nccl_type(t), r, m->comm, m->stream), "ncclRecv (all-gather)");
-    }
-    NC(ncclGroupEnd(), "ncclGroupEnd (all-gather)");
+    XFFL_FORWARD(exchange(m, send, 0, recv, stride * comm_dtype_size(t), n, t, "ncclSend/ncclRecv (all-gather)"));
     return done(m, "all-gather");
 }
 
