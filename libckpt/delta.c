@@ -123,6 +123,8 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
         }
         const float *x = delta + p->offset;
         float *res = residual ? residual + p->offset : NULL;
+        if (res && meta->decay > 0 && meta->decay != 1)
+            for (int64_t j = 0; j < p->numel; j++) res[j] *= (float)meta->decay;
         st = ckpt_codec_encode_sets(meta->codec, x, p->numel, &cp, res, bufs);
         if (st != XFFL_OK) {
             st = xffl_wrap(st, "encoding delta of %s", p->name);

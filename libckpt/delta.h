@@ -40,6 +40,7 @@ typedef struct {
     int block; /* elements per scale (int8/int4) or chunk (topk); 0 = CKPT_CODEC_BLOCK_DEFAULT */
     int k;     /* topk's entries per block (attribute k); 0 = CKPT_CODEC_TOPK_K_DEFAULT */
     int gaps;  /* topk: indices stored as gaps (attribute index_gaps, written only when 1) */
+    double decay; /* the residual is multiplied by this before it is added (0 or 1: kept whole) */
 } ckpt_delta_meta;
 
 typedef struct {

@@ -44,6 +44,7 @@ xffl_status pipe_federation_default_model(const char *name, const ckpt_model_con
     f->batch = 4;
     f->seq_len = f->model.max_seq_len < 256 ? f->model.max_seq_len : 256;
     f->encoding = CKPT_CODEC_FP32;
+    f->encoding_decay = 1;
     f->keep_inner_state = 0;
     return XFFL_OK;
 }
@@ -130,6 +131,11 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     XFFL_RETURN_IF(f->encoding_flush && !ckpt_codec_takes_k(f->encoding), XFFL_ERR_INVALID,
                    "federation: encoding_flush %d needs an encoding with a k, not %s", f->encoding_flush,
                    ckpt_codec_name(f->encoding));
+    XFFL_RETURN_IF(!(f->encoding_decay > 0 && f->encoding_decay <= 1), XFFL_ERR_INVALID,
+                   "federation: encoding_decay %g outside (0, 1]", f->encoding_decay);
+    XFFL_RETURN_IF(f->encoding_decay != 1 && !ckpt_codec_lossy(f->encoding), XFFL_ERR_INVALID,
+                   "federation: encoding_decay %g needs a lossy encoding (one with a residual), not %s",
+                   f->encoding_decay, ckpt_codec_name(f->encoding));
     XFFL_RETURN_IF(f->encoding_flush < 0 || f->encoding_flush > o->total_rounds, XFFL_ERR_INVALID,
                    "federation: encoding_flush %d outside 0..%d (total_rounds)", f->encoding_flush, o->total_rounds);
     xffl_status st = ckpt_codec_check_params(f->encoding, &cp);
@@ -205,6 +211,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     if (ckpt_codec_takes_k(f->encoding)) W(ckpt_h5_attr_int(w, "encoding_k", f->encoding_k));
     if (f->encoding_gaps) W(ckpt_h5_attr_int(w, "encoding_gaps", f->encoding_gaps));
     if (f->encoding_flush) W(ckpt_h5_attr_int(w, "encoding_flush", f->encoding_flush));
+    if (f->encoding_decay != 1) W(ckpt_h5_attr_double(w, "encoding_decay", f->encoding_decay));
     W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
     if (f->tokenizer_sha256[0]) W(ckpt_h5_attr_str(w, "tokenizer_sha256", f->tokenizer_sha256));
     if (pipe_federation_signed(f)) {
@@ -363,6 +370,8 @@ static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
         XFFL_FORWARD(get_int(r, "encoding_gaps", 0, 1, &v));
         f->encoding_gaps = (int)v;
     }
+    f->encoding_decay = 1;
+    if (ckpt_h5_has_attr(r, "encoding_decay")) XFFL_FORWARD(ckpt_h5_get_attr_double(r, "encoding_decay", &f->encoding_decay));
     f->encoding_flush = 0;
     if (ckpt_h5_has_attr(r, "encoding_flush")) {
         XFFL_FORWARD(get_int(r, "encoding_flush", 0, INT32_MAX, &v));

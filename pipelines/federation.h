@@ -64,6 +64,9 @@ typedef struct {
     int encoding_gaps;                /* an encoding with a k: indices stored as gaps
                                        * (libckpt/codec.h; 1 in every federation init
                                        * makes, 0 when federation.h5 predates it) */
+    double encoding_decay;            /* a lossy encoding: the error-feedback residual a
+                                       * round carries over is multiplied by this first
+                                       * (SparseLoCo's beta; 1: kept whole, the default) */
     int encoding_flush;               /* an encoding with a k: the last N of total_rounds
                                        * keep every entry (k = block), which sends what
                                        * the error-feedback residual holds (0) */

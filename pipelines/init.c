@@ -82,6 +82,9 @@ const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
     NUM(PIPE_INIT_DELTA_FILTER, "--delta-filter", "algorithm", algo.delta_filter,
         "leave out each delta farther than X times the median distance from the coordinate-wise median delta, "
         "or pointing away from it (X >= 1), 0 = none (3 for median, trimmed and with --delta-clip; else 0)"),
+    NUM(PIPE_INIT_ENCODING_DECAY, "--encoding-decay", "algorithm", encoding_decay,
+        "a lossy encoding's error feedback: multiply the residual carried to the next round by X in (0, 1] "
+        "(SparseLoCo's beta), 1 = keep it whole (1)"),
     NUM(PIPE_INIT_LR, "--lr", "facility training", inner.lr, "AdamW peak learning rate (3e-4)"),
     NUM(PIPE_INIT_MIN_LR, "--min-lr", "facility training", inner.min_lr, "cosine floor of the learning rate (3e-5)"),
     NUM(PIPE_INIT_WEIGHT_DECAY, "--weight-decay", "facility training", inner.weight_decay, "AdamW decoupled decay (0.1)"),

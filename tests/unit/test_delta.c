@@ -77,6 +77,27 @@ static void test_roundtrip_all_codecs(void)
         CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "lacks tensor"));
         free(files);
         ckpt_manifest_free(commit);
+        if (c == CKPT_CODEC_FP32) continue;
+        /* a decayed residual (meta.decay): a zero delta then sends and keeps what is left
+         * of decay x the old residual, nothing more */
+        float *old = malloc(t->total * sizeof(float)), *zero = calloc(t->total, sizeof(float));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(old && zero);
+        memcpy(old, res, t->total * sizeof(float));
+        ckpt_delta_meta md = m;
+        md.decay = 0.5;
+        CU_ASSERT_EQUAL_FATAL(ckpt_manifest_create(&commit), XFFL_OK);
+        T_OK(ckpt_delta_write(dir, t, zero, &md, res, 0, NULL, "rounds/r000003/alpha/a1/", commit, &files, &nf));
+        for (int i = 0; i < nf && i < 64; i++) paths[i] = files[i].path;
+        T_OK(ckpt_delta_read(paths, nf, t, commit, &md, NULL, y));
+        worst = 0;
+        for (int64_t i = 0; i < t->total; i++) {
+            double e = fabs((double)y[i] + res[i] - 0.5 * old[i]);
+            worst = e > worst ? e : worst;
+        }
+        CU_ASSERT_TRUE(worst < 1e-9);
+        free(files);
+        ckpt_manifest_free(commit);
+        free(old), free(zero);
     }
     xffl_rmtree_cleanup(dir);
     free(dir);

@@ -220,6 +220,14 @@ static void test_flush_schedule(void)
     CU_ASSERT_EQUAL(pipe_federation_write_file(&f, path), XFFL_OK);
     CU_ASSERT_EQUAL(pipe_federation_read_file(path, &g), XFFL_OK);
     CU_ASSERT_EQUAL(g.encoding_gaps, 1);
+    CU_ASSERT_EQUAL(g.encoding_decay, 1); /* absent: the residual kept whole */
+    f.encoding_decay = 0.75;
+    CU_ASSERT_EQUAL(pipe_federation_write_file(&f, path), XFFL_OK);
+    CU_ASSERT_EQUAL(pipe_federation_read_file(path, &g), XFFL_OK);
+    CU_ASSERT_EQUAL(g.encoding_decay, 0.75);
+    f.encoding_decay = 0;
+    CU_ASSERT_EQUAL(pipe_federation_validate(&f), XFFL_ERR_INVALID);
+    f.encoding_decay = 1;
     CU_ASSERT_EQUAL(pipe_federation_round_k(&g, 9), CKPT_CODEC_BLOCK_DEFAULT);
     f.encoding_flush = 0;
     CU_ASSERT_EQUAL(pipe_federation_write_file(&f, path), XFFL_OK);
