@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 B=${XFFL_BUILD:-build}
 X=$PWD/$B/xffl
 export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-LIST=${XFFL_ENC_LIST:-fp32 bf16 int8 int4 topk topk:16 topk:28 topk:28/flush2}
+LIST=${XFFL_ENC_LIST:-fp32 bf16 int8 int4 topk topk:16 topk:28 topk:48 topk:28/flush2}
 log() { echo "encodings: $*" >&2; }
 source bench/lib/fed.sh
 params=$("$X" init --model "$MODEL" --dry-run 2>/dev/null | sed -n 's/^parameters: \([0-9,]*\).*/\1/p' | tr -d , || true)
