@@ -765,6 +765,14 @@ static void fl_rows(kcpu_bf16_t *dst, const kcpu_bf16_t *src, int T, int64_t tp,
     memset(dst + (int64_t)T * hp, 0, (size_t)(tp - T) * hp * 2);
 }
 
+/* the head's rows as a [tp, hp] block: src itself when T fills it, else the padded copy */
+static const kcpu_bf16_t *fl_src(kcpu_bf16_t *buf, const kcpu_bf16_t *src, int T, int64_t tp, int64_t hp)
+{
+    if (T == tp) return src;
+    fl_rows(buf, src, T, tp, hp);
+    return buf;
+}
+
 /* kt: dst[(d/2) tp + t][2] = src[t][d] (32-bit pairs transposed) */
 AMX static void fl_kt(kcpu_bf16_t *dst, const kcpu_bf16_t *src, int64_t tp, int64_t hp)
 {
@@ -817,14 +825,12 @@ AMX static void flash_fwd_item(kcpu_bf16_t *outb, int ldo, float *lse, const kcp
     const kcpu_bf16_t *qh = qkvh, *kh = qh + (int64_t)B * H * T * hp, *vh = kh + (int64_t)B * KV * T * hp;
     char *p = scr;
     kcpu_bf16_t *rows = fl_take(&p, tp * hp * 2), *Kt = fl_take(&p, tp * hp * 2), *Vv = fl_take(&p, tp * hp * 2);
-    kcpu_bf16_t *Qp = fl_take(&p, tp * hp * 2), *Pt = fl_take(&p, FL_Q * FL_K * 2);
+    kcpu_bf16_t *Qb = fl_take(&p, tp * hp * 2), *Pt = fl_take(&p, FL_Q * FL_K * 2);
     float *S = fl_take(&p, FL_Q * FL_K * 4), *O = fl_take(&p, FL_Q * hp * 4);
-    fl_rows(rows, kh + ((int64_t)b * KV + g) * T * hp, T, tp, hp);
-    fl_kt(Kt, rows, tp, hp);
-    fl_rows(rows, vh + ((int64_t)b * KV + g) * T * hp, T, tp, hp);
-    fl_vnni(Vv, rows, tp, hp);
+    fl_kt(Kt, fl_src(rows, kh + ((int64_t)b * KV + g) * T * hp, T, tp, hp), tp, hp);
+    fl_vnni(Vv, fl_src(rows, vh + ((int64_t)b * KV + g) * T * hp, T, tp, hp), tp, hp);
     for (int64_t h = g * rep; h < (g + 1) * rep; h++) {
-        fl_rows(Qp, qh + ((int64_t)b * H + h) * T * hp, T, tp, hp);
+        const kcpu_bf16_t *Qp = fl_src(Qb, qh + ((int64_t)b * H + h) * T * hp, T, tp, hp);
         for (int i0 = 0; i0 < T; i0 += FL_Q) {
             float m[FL_Q], l[FL_Q];
             for (int r = 0; r < FL_Q; r++) m[r] = -INFINITY, l[r] = 0;
@@ -850,9 +856,11 @@ AMX static void flash_fwd_item(kcpu_bf16_t *outb, int ldo, float *lse, const kcp
                                               _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), k1, x1));
                     float mx = _mm512_reduce_max_ps(vm);
                     mx = mx > m[r] ? mx : m[r];
-                    float a = _mm512_cvtss_f32(exp512(_mm512_set1_ps(m[r] - mx)));
+                    /* exp512(0) is 1 exactly: the same bits without the call */
+                    float a = mx > m[r] ? _mm512_cvtss_f32(exp512(_mm512_set1_ps(m[r] - mx))) : 1.0f;
                     __m512 p0 = _mm512_maskz_mov_ps(k0, exp512(_mm512_sub_ps(x0, _mm512_set1_ps(mx))));
-                    __m512 p1 = _mm512_maskz_mov_ps(k1, exp512(_mm512_sub_ps(x1, _mm512_set1_ps(mx))));
+                    __m512 p1 = k1 ? _mm512_maskz_mov_ps(k1, exp512(_mm512_sub_ps(x1, _mm512_set1_ps(mx))))
+                                   : _mm512_setzero_ps(); /* past the diagonal */
                     l[r] = a * l[r] + _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
                     m[r] = mx;
                     _mm512_storeu_si512(Pt + r * FL_K, (__m512i)_mm512_cvtne2ps_pbh(p1, p0));
@@ -917,16 +925,15 @@ AMX static void flash_bwd_item(kcpu_bf16_t *dqkvb, int ld, const float *dout, co
     const kcpu_bf16_t *qh = qkvh, *kh = qh + qn, *vh = kh + kn;
     char *p = scr;
     const size_t mb = (size_t)(tp * hp * 2);
-    kcpu_bf16_t *Kp = fl_take(&p, mb), *Vp = fl_take(&p, mb), *Kt = fl_take(&p, mb), *Kv = fl_take(&p, mb);
-    kcpu_bf16_t *Vt = fl_take(&p, mb), *Qp = fl_take(&p, mb), *Op = fl_take(&p, mb), *Qt = fl_take(&p, mb);
+    kcpu_bf16_t *Kb = fl_take(&p, mb), *Vb = fl_take(&p, mb), *Kt = fl_take(&p, mb), *Kv = fl_take(&p, mb);
+    kcpu_bf16_t *Vt = fl_take(&p, mb), *Qb = fl_take(&p, mb), *Op = fl_take(&p, mb), *Qt = fl_take(&p, mb);
     kcpu_bf16_t *Qv = fl_take(&p, mb), *Ot = fl_take(&p, mb), *Ov = fl_take(&p, mb);
     float *dK = fl_take(&p, mb * 2), *dV = fl_take(&p, mb * 2), *dQ = fl_take(&p, mb * 2);
     float *L = fl_take(&p, tp * 4), *Dr = fl_take(&p, tp * 4);
     float *S = fl_take(&p, FL_Q * FL_K * 4), *dP = fl_take(&p, FL_Q * FL_K * 4);
     kcpu_bf16_t *Pt = fl_take(&p, FL_Q * FL_K * 2), *dSt = fl_take(&p, FL_Q * FL_K * 2);
     const int64_t kvo = ((int64_t)b * KV + g) * T * hp;
-    fl_rows(Kp, kh + kvo, T, tp, hp);
-    fl_rows(Vp, vh + kvo, T, tp, hp);
+    const kcpu_bf16_t *Kp = fl_src(Kb, kh + kvo, T, tp, hp), *Vp = fl_src(Vb, vh + kvo, T, tp, hp);
     fl_kt(Kt, Kp, tp, hp);
     fl_vnni(Kv, Kp, tp, hp);
     fl_kt(Vt, Vp, tp, hp);
@@ -935,7 +942,7 @@ AMX static void flash_bwd_item(kcpu_bf16_t *dqkvb, int ld, const float *dout, co
     const __m512 vs = _mm512_set1_ps(scale);
     for (int64_t h = g * rep; h < (g + 1) * rep; h++) {
         const int64_t qo = ((int64_t)b * H + h) * T * hp;
-        fl_rows(Qp, qh + qo, T, tp, hp);
+        const kcpu_bf16_t *Qp = fl_src(Qb, qh + qo, T, tp, hp);
         for (int64_t t = 0; t < tp; t++) /* dO, rounded */
             if (t < T) rows_to_heads512(Op + t * hp, dout + ((int64_t)b * T + t) * ldo + h * hd, hd, (int)hp, NULL, NULL, 1.0f);
             else memset(Op + t * hp, 0, (size_t)hp * 2);
@@ -985,10 +992,12 @@ AMX static void flash_bwd_item(kcpu_bf16_t *dqkvb, int ld, const float *dout, co
                 for (int r = 0; r < 16; r++) {
                     int key = j0 + r; /* valid queries: key <= q < T */
                     __mmask16 k0 = fl_mask(key - i0, T - i0), k1 = fl_mask(key - i0 - 16, T - i0 - 16);
-                    __m512 p0 = _mm512_maskz_mov_ps(
-                        k0, exp512(_mm512_fmsub_ps(_mm512_loadu_ps(S + r * FL_K), vs, _mm512_loadu_ps(L + i0))));
-                    __m512 p1 = _mm512_maskz_mov_ps(
-                        k1, exp512(_mm512_fmsub_ps(_mm512_loadu_ps(S + r * FL_K + 16), vs, _mm512_loadu_ps(L + i0 + 16))));
+                    __m512 p0 = k0 ? _mm512_maskz_mov_ps(k0, exp512(_mm512_fmsub_ps(_mm512_loadu_ps(S + r * FL_K), vs,
+                                                                                     _mm512_loadu_ps(L + i0))))
+                                   : _mm512_setzero_ps();
+                    __m512 p1 = k1 ? _mm512_maskz_mov_ps(k1, exp512(_mm512_fmsub_ps(_mm512_loadu_ps(S + r * FL_K + 16), vs,
+                                                                                     _mm512_loadu_ps(L + i0 + 16))))
+                                   : _mm512_setzero_ps();
                     __m512 d0 = _mm512_mul_ps(_mm512_mul_ps(vs, p0),
                                               _mm512_sub_ps(_mm512_loadu_ps(dP + r * FL_K), _mm512_loadu_ps(Dr + i0)));
                     __m512 d1 = _mm512_mul_ps(_mm512_mul_ps(vs, p1), _mm512_sub_ps(_mm512_loadu_ps(dP + r * FL_K + 16),
@@ -1038,8 +1047,10 @@ AMX static void flash_bwd_item(kcpu_bf16_t *dqkvb, int ld, const float *dout, co
                     int q = i0 + r, nv = q < T ? q - j0 + 1 : 0;
                     __mmask16 k0 = fl_mask(0, nv), k1 = fl_mask(0, nv - 16);
                     const __m512 lq = _mm512_set1_ps(L[q]), dq0 = _mm512_set1_ps(Dr[q]);
-                    __m512 p0 = _mm512_maskz_mov_ps(k0, exp512(_mm512_fmsub_ps(_mm512_loadu_ps(S + r * FL_K), vs, lq)));
-                    __m512 p1 = _mm512_maskz_mov_ps(k1, exp512(_mm512_fmsub_ps(_mm512_loadu_ps(S + r * FL_K + 16), vs, lq)));
+                    __m512 p0 = k0 ? _mm512_maskz_mov_ps(k0, exp512(_mm512_fmsub_ps(_mm512_loadu_ps(S + r * FL_K), vs, lq)))
+                                   : _mm512_setzero_ps();
+                    __m512 p1 = k1 ? _mm512_maskz_mov_ps(k1, exp512(_mm512_fmsub_ps(_mm512_loadu_ps(S + r * FL_K + 16), vs, lq)))
+                                   : _mm512_setzero_ps();
                     __m512 d0 = _mm512_mul_ps(_mm512_mul_ps(vs, p0), _mm512_sub_ps(_mm512_loadu_ps(dP + r * FL_K), dq0));
                     __m512 d1 = _mm512_mul_ps(_mm512_mul_ps(vs, p1), _mm512_sub_ps(_mm512_loadu_ps(dP + r * FL_K + 16), dq0));
                     _mm512_storeu_si512(dSt + r * FL_K, (__m512i)_mm512_cvtne2ps_pbh(d1, d0));
