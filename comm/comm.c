@@ -33,11 +33,18 @@ static XFFL_MUST_USE xffl_status self_identity(void *impl, void *buf, size_t n, 
     (void)impl, (void)buf, (void)n, (void)t;
     return XFFL_OK;
 }
-static XFFL_MUST_USE xffl_status self_copy(void *impl, const void *send, void *recv, size_t n, comm_dtype t)
+/* One rank: chunk 0 is the whole story, wherever the stride puts chunk 1. */
+static XFFL_MUST_USE xffl_status self_reduce_scatter(void *impl, const void *send, size_t stride, void *recv, size_t n,
+                                                     comm_dtype t)
 {
-    (void)impl;
+    (void)impl, (void)stride;
     if (send != recv) memmove(recv, send, n * comm_dtype_size(t));
     return XFFL_OK;
+}
+static XFFL_MUST_USE xffl_status self_allgather(void *impl, const void *send, void *recv, size_t stride, size_t n,
+                                                comm_dtype t)
+{
+    return self_reduce_scatter(impl, send, stride, recv, n, t);
 }
 static XFFL_MUST_USE xffl_status self_broadcast(void *impl, void *buf, size_t n, comm_dtype t, int root)
 {
@@ -56,8 +63,8 @@ static const comm_transport_def comm_self = {
     .open = self_open,
     .close = self_close,
     .allreduce_sum = self_identity,
-    .reduce_scatter_sum = self_copy,
-    .allgather = self_copy,
+    .reduce_scatter_sum = self_reduce_scatter,
+    .allgather = self_allgather,
     .broadcast = self_broadcast,
     .barrier = self_barrier,
     .launched = self_launched,
@@ -114,11 +121,24 @@ xffl_status comm_allreduce_sum(xffl_comm *c, void *buf, size_t n, comm_dtype t)
 }
 xffl_status comm_reduce_scatter_sum(xffl_comm *c, const void *send, void *recv, size_t n, comm_dtype t)
 {
-    return c->def->reduce_scatter_sum(c->impl, send, recv, n, t);
+    return c->def->reduce_scatter_sum(c->impl, send, n, recv, n, t);
+}
+xffl_status comm_reduce_scatter_sum_strided(xffl_comm *c, const void *send, size_t stride, void *recv, size_t n,
+                                            comm_dtype t)
+{
+    XFFL_RETURN_IF(stride < n, XFFL_ERR_USAGE, "%s transport: reduce-scatter chunks of %zu elements %zu apart",
+                   c->def->name, n, stride);
+    return c->def->reduce_scatter_sum(c->impl, send, stride, recv, n, t);
 }
 xffl_status comm_allgather(xffl_comm *c, const void *send, void *recv, size_t n, comm_dtype t)
 {
-    return c->def->allgather(c->impl, send, recv, n, t);
+    return c->def->allgather(c->impl, send, recv, n, n, t);
+}
+xffl_status comm_allgather_strided(xffl_comm *c, const void *send, void *recv, size_t stride, size_t n, comm_dtype t)
+{
+    XFFL_RETURN_IF(stride < n, XFFL_ERR_USAGE, "%s transport: all-gather chunks of %zu elements %zu apart",
+                   c->def->name, n, stride);
+    return c->def->allgather(c->impl, send, recv, stride, n, t);
 }
 xffl_status comm_broadcast(xffl_comm *c, void *buf, size_t n, comm_dtype t, int root)
 {

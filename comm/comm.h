@@ -57,6 +57,14 @@ XFFL_MUST_USE xffl_status comm_allreduce_sum(xffl_comm *c, void *buf, size_t n, 
 XFFL_MUST_USE xffl_status comm_reduce_scatter_sum(xffl_comm *c, const void *send, void *recv, size_t n, comm_dtype t);
 /* recv[r*n .. (r+1)*n) ← rank r's send[0..n), on every rank. */
 XFFL_MUST_USE xffl_status comm_allgather(xffl_comm *c, const void *send, void *recv, size_t n, comm_dtype t);
+/* The same two with the chunks `stride` elements apart (stride >= n): chunk r of send is
+ * send[r*stride .. r*stride + n), rank r's part lands in recv[r*stride .. r*stride + n)
+ * (elements between chunks untouched). A rank's shard of a slab then moves in place,
+ * straight from a backend's gradient and into its parameters, with no packing copy. */
+XFFL_MUST_USE xffl_status comm_reduce_scatter_sum_strided(xffl_comm *c, const void *send, size_t stride, void *recv,
+                                                          size_t n, comm_dtype t);
+XFFL_MUST_USE xffl_status comm_allgather_strided(xffl_comm *c, const void *send, void *recv, size_t stride, size_t n,
+                                                 comm_dtype t);
 /* buf[0..n) ← root's buf[0..n). */
 XFFL_MUST_USE xffl_status comm_broadcast(xffl_comm *c, void *buf, size_t n, comm_dtype t, int root);
 XFFL_MUST_USE xffl_status comm_barrier(xffl_comm *c);
@@ -75,8 +83,11 @@ typedef struct comm_transport_def_s {
     XFFL_MUST_USE xffl_status (*open)(const char *state_dir, void **impl, int *rank, int *size);
     void (*close)(void *impl);
     XFFL_MUST_USE xffl_status (*allreduce_sum)(void *impl, void *buf, size_t n, comm_dtype t);
-    XFFL_MUST_USE xffl_status (*reduce_scatter_sum)(void *impl, const void *send, void *recv, size_t n, comm_dtype t);
-    XFFL_MUST_USE xffl_status (*allgather)(void *impl, const void *send, void *recv, size_t n, comm_dtype t);
+    /* the strided forms (comm_*_strided); the dense ones pass stride = n */
+    XFFL_MUST_USE xffl_status (*reduce_scatter_sum)(void *impl, const void *send, size_t stride, void *recv, size_t n,
+                                                    comm_dtype t);
+    XFFL_MUST_USE xffl_status (*allgather)(void *impl, const void *send, void *recv, size_t stride, size_t n,
+                                           comm_dtype t);
     XFFL_MUST_USE xffl_status (*broadcast)(void *impl, void *buf, size_t n, comm_dtype t, int root);
     XFFL_MUST_USE xffl_status (*barrier)(void *impl);
     int (*launched)(void); /* 1: this process was started as one of several ranks for it (auto) */

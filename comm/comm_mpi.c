@@ -223,10 +223,12 @@ static XFFL_MUST_USE xffl_status scratch(mpi_impl *m)
     return XFFL_OK;
 }
 
-/* recv[0..n) ← rank-ordered sum of chunk `rank` of every rank's send[0..size*n).
+/* recv[0..n) ← rank-ordered sum of chunk `rank` of every rank's send (chunk r at
+ * send[r*stride .. r*stride + n)).
  * recv may be send's own chunk (the all-reduce does that): each piece is fully sent
  * before its sum is written, and pieces do not overlap. */
-static XFFL_MUST_USE xffl_status mpi_reduce_scatter(void *impl, const void *send, void *recv, size_t n, comm_dtype t)
+static XFFL_MUST_USE xffl_status mpi_reduce_scatter(void *impl, const void *send, size_t stride, void *recv, size_t n,
+                                                    comm_dtype t)
 {
     mpi_impl *m = impl;
     if (n == 0) return XFFL_OK;
@@ -236,8 +238,8 @@ static XFFL_MUST_USE xffl_status mpi_reduce_scatter(void *impl, const void *send
         size_t p = n - off < P ? n - off : P;
         MPI_Datatype chunk;
         int count;
-        XFFL_FORWARD(strided_type(p, n, t, &chunk, &count));
-        /* rank r gets [r*n + off, +p) of this rank's send: chunk r, piece `off`. */
+        XFFL_FORWARD(strided_type(p, stride, t, &chunk, &count));
+        /* rank r gets [r*stride + off, +p) of this rank's send: chunk r, piece `off`. */
         int err = MPI_Alltoall((const char *)send + off * es, count, chunk, m->scratch, (int)p, mpi_type(t), m->comm);
         free_type(chunk, t);
         if (err != MPI_SUCCESS) return mpi_fail(err, "MPI_Alltoall (reduce-scatter)");
@@ -246,15 +248,15 @@ static XFFL_MUST_USE xffl_status mpi_reduce_scatter(void *impl, const void *send
     return XFFL_OK;
 }
 
-/* recv[r*n ..) ← rank r's send; send == NULL: this rank's part is already in place. */
-static XFFL_MUST_USE xffl_status gather(mpi_impl *m, const void *send, void *recv, size_t n, comm_dtype t)
+/* recv[r*stride ..) ← rank r's send[0..n); send == NULL: this rank's part is already in place. */
+static XFFL_MUST_USE xffl_status gather(mpi_impl *m, const void *send, void *recv, size_t stride, size_t n, comm_dtype t)
 {
     size_t es = comm_dtype_size(t), P = piece_elems(m, t);
     for (size_t off = 0; off < n; off += P) {
         size_t p = n - off < P ? n - off : P;
         MPI_Datatype part;
         int count;
-        XFFL_FORWARD(strided_type(p, n, t, &part, &count));
+        XFFL_FORWARD(strided_type(p, stride, t, &part, &count));
         int err = send ? MPI_Allgather((const char *)send + off * es, (int)p, mpi_type(t), (char *)recv + off * es,
                                        count, part, m->comm)
                        : MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, (char *)recv + off * es, count, part, m->comm);
@@ -264,9 +266,10 @@ static XFFL_MUST_USE xffl_status gather(mpi_impl *m, const void *send, void *rec
     return XFFL_OK;
 }
 
-static XFFL_MUST_USE xffl_status mpi_allgather(void *impl, const void *send, void *recv, size_t n, comm_dtype t)
+static XFFL_MUST_USE xffl_status mpi_allgather(void *impl, const void *send, void *recv, size_t stride, size_t n,
+                                               comm_dtype t)
 {
-    return gather(impl, send, recv, n, t);
+    return gather(impl, send, recv, stride, n, t);
 }
 
 /* buf[0..n) ← rank-ordered sum by all-gather of pieces and a local sum (n per rank of
@@ -292,8 +295,8 @@ static XFFL_MUST_USE xffl_status mpi_allreduce(void *impl, void *buf, size_t n, 
     if (n * es <= m->gather_sum_max || q == 0) return gather_sum(m, buf, n, t);
     /* Every element is still summed in rank order: reduce-scatter hands each rank the sum
      * of its chunk (in place, in buf), the all-gather copies the chunks back out. */
-    XFFL_FORWARD(mpi_reduce_scatter(m, buf, (char *)buf + (size_t)m->rank * q * es, q, t));
-    XFFL_FORWARD(gather(m, NULL, buf, q, t));
+    XFFL_FORWARD(mpi_reduce_scatter(m, buf, q, (char *)buf + (size_t)m->rank * q * es, q, t));
+    XFFL_FORWARD(gather(m, NULL, buf, q, q, t));
     return main < n ? gather_sum(m, (char *)buf + main * es, n - main, t) : XFFL_OK;
 }
 

@@ -115,27 +115,38 @@ static XFFL_MUST_USE xffl_status done(nccl_impl *m, const char *what)
     return XFFL_OK;
 }
 
-/* recv[0..n) ← rank-ordered sum of chunk `rank` of every rank's send[0..size*n), by
+/* One grouped all-to-all of p elements per peer: rank r gets send + r*sstride (bytes) and
+ * this rank's piece from rank r lands at recv + r*rstride; its own is a device copy. */
+static XFFL_MUST_USE xffl_status exchange(nccl_impl *m, const char *send, size_t sstride, char *recv, size_t rstride,
+                                          size_t p, comm_dtype t, const char *what)
+{
+    NC(ncclGroupStart(), "ncclGroupStart");
+    for (int r = 0; r < m->size; r++) {
+        const char *from = send + (size_t)r * sstride;
+        char *to = recv + (size_t)r * rstride;
+        if (r == m->rank) {
+            CU(cudaMemcpyAsync(to, from, p * comm_dtype_size(t), cudaMemcpyDeviceToDevice, m->stream), "own chunk copy");
+            continue;
+        }
+        NC(ncclSend(from, p, nccl_type(t), r, m->comm, m->stream), what);
+        NC(ncclRecv(to, p, nccl_type(t), r, m->comm, m->stream), what);
+    }
+    NC(ncclGroupEnd(), what);
+    return XFFL_OK;
+}
+
+/* recv[0..n) ← rank-ordered sum of chunk `rank` (send[rank*stride ..)) of every rank's send, by
  * pieces: an all-to-all of grouped sends and receives, then the sum kernel. recv may be
  * this rank's chunk of send: the piece is received before its sum is written. */
-static XFFL_MUST_USE xffl_status reduce_scatter(nccl_impl *m, const void *send, void *recv, size_t n, comm_dtype t)
+static XFFL_MUST_USE xffl_status reduce_scatter(nccl_impl *m, const void *send, size_t stride, void *recv, size_t n,
+                                                comm_dtype t)
 {
     size_t es = comm_dtype_size(t), P = PIECE_BYTES / es;
     XFFL_FORWARD(scratch(m, (size_t)m->size * (n < P ? n : P) * es));
     for (size_t off = 0; off < n; off += P) {
         size_t p = n - off < P ? n - off : P;
-        NC(ncclGroupStart(), "ncclGroupStart");
-        for (int r = 0; r < m->size; r++) {
-            const char *from = (const char *)send + ((size_t)r * n + off) * es;
-            char *to = (char *)m->tmp + (size_t)r * p * es;
-            if (r == m->rank) {
-                CU(cudaMemcpyAsync(to, from, p * es, cudaMemcpyDeviceToDevice, m->stream), "own chunk copy");
-                continue;
-            }
-            NC(ncclSend(from, p, nccl_type(t), r, m->comm, m->stream), "ncclSend (reduce-scatter)");
-            NC(ncclRecv(to, p, nccl_type(t), r, m->comm, m->stream), "ncclRecv (reduce-scatter)");
-        }
-        NC(ncclGroupEnd(), "ncclGroupEnd (reduce-scatter)");
+        XFFL_FORWARD(exchange(m, (const char *)send + off * es, stride * es, m->tmp, p * es, p, t,
+                              "ncclSend/ncclRecv (reduce-scatter)"));
         XFFL_FORWARD(sum_rows(m, m->tmp, (char *)recv + off * es, p, t));
     }
     return XFFL_OK;
@@ -155,11 +166,12 @@ static XFFL_MUST_USE xffl_status gather_sum(nccl_impl *m, void *buf, size_t n, c
     return XFFL_OK;
 }
 
-static XFFL_MUST_USE xffl_status nccl_reduce_scatter(void *impl, const void *send, void *recv, size_t n, comm_dtype t)
+static XFFL_MUST_USE xffl_status nccl_reduce_scatter(void *impl, const void *send, size_t stride, void *recv, size_t n,
+                                                     comm_dtype t)
 {
     nccl_impl *m = impl;
     if (n == 0) return XFFL_OK;
-    XFFL_FORWARD(reduce_scatter(m, send, recv, n, t));
+    XFFL_FORWARD(reduce_scatter(m, send, stride, recv, n, t));
     return done(m, "reduce-scatter");
 }
 
@@ -175,17 +187,23 @@ static XFFL_MUST_USE xffl_status nccl_allreduce(void *impl, void *buf, size_t n,
     /* As in comm_mpi.c: each rank sums its chunk in place, the all-gather (in place too)
      * hands the chunks out, a tail of fewer than size elements is gathered and summed. */
     char *mine = (char *)buf + (size_t)m->rank * q * es;
-    XFFL_FORWARD(reduce_scatter(m, buf, mine, q, t));
+    XFFL_FORWARD(reduce_scatter(m, buf, q, mine, q, t));
     NC(ncclAllGather(mine, buf, q, nccl_type(t), m->comm, m->stream), "ncclAllGather (all-reduce)");
     if (main < n) XFFL_FORWARD(gather_sum(m, (char *)buf + main * es, n - main, t));
     return done(m, "all-reduce");
 }
 
-static XFFL_MUST_USE xffl_status nccl_allgather(void *impl, const void *send, void *recv, size_t n, comm_dtype t)
+/* Chunks stride apart: grouped sends and receives (ncclAllGather writes them back to back). */
+static XFFL_MUST_USE xffl_status nccl_allgather(void *impl, const void *send, void *recv, size_t stride, size_t n,
+                                                comm_dtype t)
 {
     nccl_impl *m = impl;
     if (n == 0) return XFFL_OK;
-    NC(ncclAllGather(send, recv, n, nccl_type(t), m->comm, m->stream), "ncclAllGather");
+    if (stride == n) {
+        NC(ncclAllGather(send, recv, n, nccl_type(t), m->comm, m->stream), "ncclAllGather");
+        return done(m, "all-gather");
+    }
+    XFFL_FORWARD(exchange(m, send, 0, recv, stride * comm_dtype_size(t), n, t, "ncclSend/ncclRecv (all-gather)"));
     return done(m, "all-gather");
 }
 

@@ -62,6 +62,10 @@ typedef struct kern_backend {
     /* [off, off+n) of the slabs (checked by the caller); last: the update is complete */
     xffl_status (*get_grads_range)(void *impl, int64_t off, int64_t n, float *out);
     xffl_status (*set_params_range)(void *impl, int64_t off, int64_t n, const float *in, int last);
+    /* Optional (NULL where the slabs are not host memory, as on cuda): the parameter and
+     * gradient slabs themselves, and the call that follows writes through the former. */
+    void (*host_slabs)(void *impl, float **params, float **grads);
+    void (*params_written)(void *impl);
     xffl_status (*reset_optimizer)(void *impl);
     xffl_status (*get_optimizer)(void *impl, float *mom, float *var, int64_t *step);
     xffl_status (*set_optimizer)(void *impl, const float *mom, const float *var, int64_t step);

@@ -149,6 +149,15 @@ xffl_status kern_set_params_range(kern_model *m, int64_t off, int64_t n, const f
     XFFL_FORWARD(check_range(m, off, n, "set_params_range"));
     return m->be->set_params_range(m->impl, off, n, in, last);
 }
+void kern_host_slabs(kern_model *m, float **params, float **grads)
+{
+    *params = *grads = NULL;
+    if (m->be->host_slabs) m->be->host_slabs(m->impl, params, grads);
+}
+void kern_params_written(kern_model *m)
+{
+    if (m->be->params_written) m->be->params_written(m->impl);
+}
 xffl_status kern_reset_optimizer(kern_model *m) { return m->be->reset_optimizer(m->impl); }
 xffl_status kern_get_optimizer(kern_model *m, float *mom, float *var, int64_t *step)
 {

@@ -82,6 +82,13 @@ XFFL_MUST_USE xffl_status kern_get_grads(kern_model *m, float *grads);
  * the last piece of an update (cuda makes its bf16 copy then). USAGE outside the slab. */
 XFFL_MUST_USE xffl_status kern_get_grads_range(kern_model *m, int64_t off, int64_t n, float *out);
 XFFL_MUST_USE xffl_status kern_set_params_range(kern_model *m, int64_t off, int64_t n, const float *in, int last);
+/* The backend's fp32 parameter and gradient slabs (table order, table->total floats)
+ * when they live in host memory, so that collectives move a rank's shard in and out in
+ * place; both NULL where they do not (cuda). Whoever writes parameters through *params
+ * then calls kern_params_written (the backend refreshes what it derives from them: the
+ * bf16 copy). */
+void kern_host_slabs(kern_model *m, float **params, float **grads);
+void kern_params_written(kern_model *m);
 /* Bytes of the backend's slabs: params, grads, AdamW state, activations. */
 uint64_t kern_model_bytes(const kern_model *m);
 /* Reset AdamW moments and step counter (the inner state, reset each round). */

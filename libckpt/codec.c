@@ -143,9 +143,10 @@ static XFFL_MUST_USE xffl_status int4_decode(const void *const in[], int64_t n, 
 }
 
 /* topk: per block, the k entries of largest magnitude (ties: the lower index), stored
- * as block-local indices in increasing order and int4 codes against one scale per
- * block (the largest kept magnitude / 7). A block shorter than k (the tensor's last)
- * keeps all of its entries. */
+ * as block-local indices in increasing order (or, with p->gaps, their gaps: index −
+ * previous index, the first as is) and int4 codes against one scale per block (the
+ * largest kept magnitude / 7). A block shorter than k (the tensor's last) keeps all of
+ * its entries. */
 static int64_t topk_kept(int64_t n, const ckpt_codec_params *p)
 {
     int64_t tail = n % p->block;
@@ -194,7 +195,7 @@ static XFFL_MUST_USE xffl_status topk_encode(const float *x, int64_t n, const ck
         if (residual) memcpy(residual + start, v, (size_t)len * sizeof *v); /* dropped: carried over whole */
         for (int j = 0; j < k; j++, o++) {
             int q = quant(v[e[j].idx], inv, 7);
-            idx[o] = (uint8_t)e[j].idx;
+            idx[o] = (uint8_t)(p->gaps && j > 0 ? e[j].idx - e[j - 1].idx : e[j].idx);
             codes[o / 2] |= (uint8_t)((q + 8) << ((o & 1) * 4));
             if (residual) residual[start + e[j].idx] = v[e[j].idx] - (float)q * scale;
         }
@@ -214,16 +215,17 @@ static XFFL_MUST_USE xffl_status topk_decode(const void *const in[], int64_t n, 
         int len = (int)(n - start < p->block ? n - start : p->block), k = len < p->k ? len : p->k;
         XFFL_RETURN_IF(!isfinite(scales[b]) || scales[b] < 0, XFFL_ERR_INVALID, "topk block %lld: scale %g",
                        (long long)b, scales[b]);
-        for (int j = 0; j < k; j++, o++) {
+        for (int j = 0, prev = -1; j < k; j++, o++) {
             int q = (int)((codes[o / 2] >> ((o & 1) * 4)) & 0xf) - 8;
-            XFFL_RETURN_IF(idx[o] >= len, XFFL_ERR_INVALID, "topk block %lld: index %d out of range (block of %d)",
-                           (long long)b, idx[o], len);
-            /* increasing: a repeated index would add one entry twice */
-            XFFL_RETURN_IF(j > 0 && idx[o] <= idx[o - 1], XFFL_ERR_INVALID,
-                           "topk block %lld: index %d after %d (repeated or out of order)", (long long)b, idx[o],
-                           idx[o - 1]);
+            int ix = p->gaps && j > 0 ? prev + idx[o] : idx[o];
+            XFFL_RETURN_IF(ix >= len, XFFL_ERR_INVALID, "topk block %lld: index %d out of range (block of %d)",
+                           (long long)b, ix, len);
+            /* increasing (a gap of at least 1): a repeated index would add one entry twice */
+            XFFL_RETURN_IF(j > 0 && ix <= prev, XFFL_ERR_INVALID,
+                           "topk block %lld: index %d after %d (repeated or out of order)", (long long)b, ix, prev);
             XFFL_RETURN_IF(q < -7, XFFL_ERR_INVALID, "topk code %d at entry %lld out of range", q, (long long)o);
-            out[start + idx[o]] = (float)q * scales[b];
+            out[start + ix] = (float)q * scales[b];
+            prev = ix;
         }
     }
     return XFFL_OK;
@@ -319,7 +321,7 @@ int ckpt_codec_takes_k(ckpt_codec c)
 
 ckpt_codec_params ckpt_codec_default_params(ckpt_codec c)
 {
-    return (ckpt_codec_params){CKPT_CODEC_BLOCK_DEFAULT, ckpt_codec_takes_k(c) ? CKPT_CODEC_TOPK_K_DEFAULT : 0};
+    return (ckpt_codec_params){CKPT_CODEC_BLOCK_DEFAULT, ckpt_codec_takes_k(c) ? CKPT_CODEC_TOPK_K_DEFAULT : 0, 0};
 }
 
 xffl_status ckpt_codec_check_params(ckpt_codec c, const ckpt_codec_params *p)
@@ -328,6 +330,8 @@ xffl_status ckpt_codec_check_params(ckpt_codec c, const ckpt_codec_params *p)
     XFFL_RETURN_IF(!d, XFFL_ERR_INVALID, "delta encoding %d unknown", (int)c);
     XFFL_RETURN_IF(p->block < 1 || p->block > (1 << 24), XFFL_ERR_INVALID, "%s: block %d out of range", d->name,
                    p->block);
+    XFFL_RETURN_IF(p->gaps != 0 && (p->gaps != 1 || !d->takes_k), XFFL_ERR_INVALID,
+                   "%s: index gaps %d (1 only for an encoding with a k)", d->name, p->gaps);
     if (!d->takes_k) return XFFL_OK;
     XFFL_RETURN_IF(c == CKPT_CODEC_TOPK && p->block > CKPT_CODEC_TOPK_BLOCK_MAX, XFFL_ERR_INVALID,
                    "topk: block %d above %d", p->block, CKPT_CODEC_TOPK_BLOCK_MAX);
@@ -379,7 +383,7 @@ size_t ckpt_codec_code_bytes(ckpt_codec c, int64_t n)
 
 int64_t ckpt_codec_scale_count(ckpt_codec c, int64_t n, int block)
 {
-    ckpt_codec_params p = {block, 0};
+    ckpt_codec_params p = {.block = block};
     return ckpt_codec_dataset_count(c, 1, n, &p);
 }
 
@@ -410,7 +414,7 @@ xffl_status ckpt_codec_encode(ckpt_codec c, const float *x, int64_t n, int block
     const ckpt_codec_def *def = ckpt_codec_get(c);
     XFFL_RETURN_IF(def && def->n_datasets > 2, XFFL_ERR_INTERNAL, "encoding %s writes %d datasets: use encode_sets",
                    def->name, def->n_datasets);
-    ckpt_codec_params p = {block, 0};
+    ckpt_codec_params p = {.block = block};
     return ckpt_codec_encode_sets(c, x, n, &p, residual, out);
 }
 
@@ -420,6 +424,6 @@ xffl_status ckpt_codec_decode(ckpt_codec c, const void *codes, const float *scal
     const ckpt_codec_def *def = ckpt_codec_get(c);
     XFFL_RETURN_IF(def && def->n_datasets > 2, XFFL_ERR_INTERNAL, "encoding %s writes %d datasets: use decode_sets",
                    def->name, def->n_datasets);
-    ckpt_codec_params p = {block, 0};
+    ckpt_codec_params p = {.block = block};
     return ckpt_codec_decode_sets(c, in, n, &p, out);
 }

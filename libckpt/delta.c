@@ -64,6 +64,7 @@ static XFFL_MUST_USE xffl_status write_attrs(ckpt_h5_writer *w, const ckpt_delta
     XFFL_FORWARD(ckpt_h5_attr_str(w, "encoding", ckpt_codec_name(m->codec)));
     XFFL_FORWARD(ckpt_h5_attr_int(w, "block", cp->block));
     if (ckpt_codec_takes_k(m->codec)) XFFL_FORWARD(ckpt_h5_attr_int(w, "k", cp->k));
+    if (cp->gaps) XFFL_FORWARD(ckpt_h5_attr_int(w, "index_gaps", 1));
     XFFL_FORWARD(ckpt_h5_attr_int(w, "part", part));
     XFFL_FORWARD(ckpt_h5_attr_int(w, "parts", parts));
     return XFFL_OK;
@@ -77,6 +78,7 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
     ckpt_codec_params cp = ckpt_codec_default_params(meta->codec);
     if (meta->block > 0) cp.block = meta->block;
     if (meta->k > 0) cp.k = meta->k;
+    cp.gaps = meta->gaps;
     *files = NULL;
     *nfiles = 0;
     /* Part of each tensor first: the file's "parts" attribute needs the count. */
@@ -210,10 +212,15 @@ static XFFL_MUST_USE xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_t
     XFFL_FORWARD(ckpt_h5_get_attr_int(r, "block", &block));
     XFFL_RETURN_IF(block < 1 || block > (1 << 24), XFFL_ERR_INVALID, "%s: block %lld out of range", file,
                    (long long)block);
-    ckpt_codec_params cp = {(int)block, 0};
+    ckpt_codec_params cp = {(int)block, 0, 0};
     if (def->takes_k) { /* the federation's k, not the file's word for it */
         cp.k = ex->k > 0 ? ex->k : ckpt_codec_default_params(ex->codec).k;
         XFFL_FORWARD(check_attr_int(r, "k", cp.k));
+        cp.gaps = ex->gaps; /* likewise: the file's attribute must agree (absent: 0) */
+        int64_t g = 0;
+        if (ckpt_h5_has_attr(r, "index_gaps")) XFFL_FORWARD(ckpt_h5_get_attr_int(r, "index_gaps", &g));
+        XFFL_RETURN_IF(g != cp.gaps, XFFL_ERR_INVALID, "%s: attribute index_gaps is %lld, the federation says %d", file,
+                       (long long)g, cp.gaps);
     }
     xffl_status st = ckpt_codec_check_params(ex->codec, &cp);
     if (st != XFFL_OK) return xffl_wrap(st, "%s", file);

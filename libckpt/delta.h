@@ -39,6 +39,7 @@ typedef struct {
     ckpt_codec codec;
     int block; /* elements per scale (int8/int4) or chunk (topk); 0 = CKPT_CODEC_BLOCK_DEFAULT */
     int k;     /* topk's entries per block (attribute k); 0 = CKPT_CODEC_TOPK_K_DEFAULT */
+    int gaps;  /* topk: indices stored as gaps (attribute index_gaps, written only when 1) */
 } ckpt_delta_meta;
 
 typedef struct {

@@ -126,6 +126,7 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     cp.k = f->encoding_k;
     XFFL_RETURN_IF(!ckpt_codec_takes_k(f->encoding) && f->encoding_k, XFFL_ERR_INVALID,
                    "federation: encoding %s takes no k (%d)", ckpt_codec_name(f->encoding), f->encoding_k);
+    cp.gaps = f->encoding_gaps;
     XFFL_RETURN_IF(f->encoding_flush && !ckpt_codec_takes_k(f->encoding), XFFL_ERR_INVALID,
                    "federation: encoding_flush %d needs an encoding with a k, not %s", f->encoding_flush,
                    ckpt_codec_name(f->encoding));
@@ -202,6 +203,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     W(ckpt_h5_attr_int(w, "seq_len", f->seq_len));
     W(ckpt_h5_attr_str(w, "encoding", ckpt_codec_name(f->encoding)));
     if (ckpt_codec_takes_k(f->encoding)) W(ckpt_h5_attr_int(w, "encoding_k", f->encoding_k));
+    if (f->encoding_gaps) W(ckpt_h5_attr_int(w, "encoding_gaps", f->encoding_gaps));
     if (f->encoding_flush) W(ckpt_h5_attr_int(w, "encoding_flush", f->encoding_flush));
     W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
     if (f->tokenizer_sha256[0]) W(ckpt_h5_attr_str(w, "tokenizer_sha256", f->tokenizer_sha256));
@@ -356,6 +358,11 @@ static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
         f->encoding_k = (int)v;
     }
     /* only when set: unset, the file has the bytes older xffl wrote */
+    f->encoding_gaps = 0;
+    if (ckpt_h5_has_attr(r, "encoding_gaps")) {
+        XFFL_FORWARD(get_int(r, "encoding_gaps", 0, 1, &v));
+        f->encoding_gaps = (int)v;
+    }
     f->encoding_flush = 0;
     if (ckpt_h5_has_attr(r, "encoding_flush")) {
         XFFL_FORWARD(get_int(r, "encoding_flush", 0, INT32_MAX, &v));

@@ -61,6 +61,9 @@ typedef struct {
     ckpt_codec encoding;              /* delta encoding (fp32; libckpt/codec.h) */
     int encoding_k;                   /* entries kept per block when the encoding takes
                                        * a k (topk: CKPT_CODEC_TOPK_K_DEFAULT), else 0 */
+    int encoding_gaps;                /* an encoding with a k: indices stored as gaps
+                                       * (libckpt/codec.h; 1 in every federation init
+                                       * makes, 0 when federation.h5 predates it) */
     int encoding_flush;               /* an encoding with a k: the last N of total_rounds
                                        * keep every entry (k = block), which sends what
                                        * the error-feedback residual holds (0) */

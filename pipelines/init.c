@@ -48,6 +48,7 @@ static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
     if (set->warmup >= 0) f->inner.warmup = set->warmup;
     if (set->total_rounds >= 0) f->inner.total_rounds = set->total_rounds;
     f->encoding_flush = set->encoding_flush;
+    f->encoding_gaps = ckpt_codec_takes_k(f->encoding); /* a new federation's topk indices go as gaps */
     if (set->batch > 0) f->batch = set->batch;
     if (set->seq_len > 0) f->seq_len = set->seq_len;
     f->algo.unweighted = set->unweighted;

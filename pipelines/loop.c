@@ -44,6 +44,7 @@ typedef struct {
     int64_t n, S, lo, hi, L, nparts;
     int64_t C;  /* floats per rank in one piece of an exchange */
     float *piece, *acc, *slots, *pm, *mm, *vm;
+    float *pslab, *gslab; /* the backend's own slabs when they are host memory (kern_host_slabs) */
     double *parts, *parts_all;
     float *mloss, *mloss_all;
     int32_t *in, *tg;
@@ -119,12 +120,29 @@ static int64_t in_slab(const loop_ctx *x, int d, int64_t c0, int64_t cc)
     return left < 0 ? 0 : left < cc ? left : cc;
 }
 
+/* 1 when piece [c0, c0+cc) of every rank's shard lies inside the slab: then it can move
+ * in place (strided collectives) instead of through x->piece. */
+static int whole_piece(const loop_ctx *x, int64_t c0, int64_t cc)
+{
+    for (int d = 0; d < x->R; d++)
+        if (in_slab(x, d, c0, cc) != cc) return 0;
+    return 1;
+}
+
 /* Every rank's shard of `shard` (S floats each), all-gathered piece by piece into full
- * (n floats), or into the backend's parameters when full is NULL. */
+ * (n floats), or into the backend's parameters when full is NULL: in place where the
+ * target is host memory, else through x->piece. */
 static XFFL_MUST_USE xffl_status gather_shards(loop_ctx *x, const float *shard, float *full)
 {
+    float *target = full ? full : x->pslab;
+    int in_place = 0;
     for (int64_t c0 = 0; c0 < x->S; c0 += x->C) {
         int64_t cc = x->S - c0 < x->C ? x->S - c0 : x->C;
+        if (target && whole_piece(x, c0, cc)) {
+            XFFL_FORWARD(comm_allgather_strided(x->c, shard + c0, target + c0, (size_t)x->S, (size_t)cc, COMM_F32));
+            in_place = 1;
+            continue;
+        }
         XFFL_FORWARD(comm_allgather(x->c, shard + c0, x->piece, (size_t)cc, COMM_F32));
         for (int d = 0; d < x->R; d++) {
             int64_t off = (int64_t)d * x->S + c0, cnt = in_slab(x, d, c0, cc);
@@ -135,6 +153,7 @@ static XFFL_MUST_USE xffl_status gather_shards(loop_ctx *x, const float *shard, 
                 XFFL_FORWARD(kern_set_params_range(x->m, cnt ? off : 0, cnt, x->piece + d * cc, last));
         }
     }
+    if (!full && in_place) kern_params_written(x->m);
     return XFFL_OK;
 }
 
@@ -168,6 +187,11 @@ static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
         if (x->sharded) {
             for (int64_t c0 = 0; c0 < S; c0 += C) {
                 int64_t cc = S - c0 < C ? S - c0 : C;
+                if (x->K == 1 && x->gslab && whole_piece(x, c0, cc)) { /* straight from the backend's slab */
+                    XFFL_FORWARD(comm_reduce_scatter_sum_strided(x->c, x->gslab + c0, (size_t)S, dst + c0, (size_t)cc,
+                                                                 COMM_F32));
+                    continue;
+                }
                 for (int d = 0; d < x->R; d++) {
                     float *seg = x->piece + d * cc;
                     int64_t cnt = sending ? in_slab(x, d, c0, cc) : 0;
@@ -435,6 +459,7 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
     XFFL_FORWARD(kern_model_create(o->model, &ko, &x->m));
     x->t = kern_model_table(x->m);
     x->n = x->t->total;
+    kern_host_slabs(x->m, &x->pslab, &x->gslab);
     x->in = take(x, (size_t)x->Bm * x->T, 4);
     x->tg = take(x, (size_t)x->Bm * x->T, 4);
     x->mloss = take(x, (size_t)x->K, 4);

@@ -623,7 +623,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     ckpt_delta_meta meta = {.round = o->round, .base_version = j.base.version, .base_index = j.base.index_key,
                             .facility = o->facility, .tokens = lr.tokens, .steps = lr.steps,
                             .codec = f->encoding, .block = CKPT_CODEC_BLOCK_DEFAULT,
-                            .k = pipe_federation_round_k(f, o->round)};
+                            .k = pipe_federation_round_k(f, o->round), .gaps = f->encoding_gaps};
     XFFL_CHECK_GOTO(st, ckpt_delta_write(tmp, j.t, j.theta, &meta, j.residual, 0, NULL, "", mine, &files, &nf), done);
     char first[128] = "";
     for (int i = 0; i < m->n_tensors; i++) {

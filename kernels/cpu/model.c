@@ -336,6 +336,13 @@ static XFFL_MUST_USE xffl_status cpu_set_params_range(void *impl, int64_t off, i
     m->wdirty = 1;
     return XFFL_OK;
 }
+static void cpu_host_slabs(void *impl, float **params, float **grads)
+{
+    cpu_model *m = impl;
+    *params = m->params;
+    *grads = m->grads;
+}
+static void cpu_params_written(void *impl) { ((cpu_model *)impl)->wdirty = 1; }
 static XFFL_MUST_USE xffl_status no_optimizer(const char *what)
 {
     return xffl_fail(XFFL_ERR_USAGE, "%s: this model was created without optimizer state (no_optimizer)", what);
@@ -678,6 +685,8 @@ static const kern_backend cpu_backend = {
     .get_grads = cpu_get_grads,
     .get_grads_range = cpu_get_grads_range,
     .set_params_range = cpu_set_params_range,
+    .host_slabs = cpu_host_slabs,
+    .params_written = cpu_params_written,
     .reset_optimizer = cpu_reset_optimizer,
     .get_optimizer = cpu_get_optimizer,
     .set_optimizer = cpu_set_optimizer,

@@ -1,7 +1,7 @@
 /* libFuzzer target: delta decoding (libckpt/codec.h), the step after the part reader:
  * the codes and side values (int8/int4/topk scales, bf16 halves, topk indices) of one
  * tensor, as a facility's part holds them, decoded by each builtin encoding. Input: one
- * byte picking the encoding, two bytes of block size, one of k, then the datasets' bytes
+ * byte picking the encoding (and for topk whether indices are gaps), two bytes of block size, one of k, then the datasets' bytes
  * in order. Checked beyond "no crash": a decode that succeeds leaves no NaN it was not
  * given (a scale or code out of range is INVALID, not a silent value), and topk sets at
  * most k entries per block (a repeated or out-of-range index is INVALID). */
@@ -17,7 +17,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 4) return 0;
     ckpt_codec c = (ckpt_codec)(data[0] % 5);
     ckpt_codec_params p = {1 + (int)((data[1] | data[2] << 8) % 1024), data[3]};
-    if (ckpt_codec_takes_k(c)) p.block = 1 + p.block % CKPT_CODEC_TOPK_BLOCK_MAX; /* mostly valid */
+    if (ckpt_codec_takes_k(c)) { /* mostly valid; the first byte's next bit: indices as gaps */
+        p.block = 1 + p.block % CKPT_CODEC_TOPK_BLOCK_MAX;
+        p.gaps = (data[0] / 5) & 1;
+    }
     data += 4, size -= 4;
     const ckpt_codec_def *def = ckpt_codec_get(c);
     if (!def) abort();

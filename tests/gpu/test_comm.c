@@ -74,6 +74,11 @@ void test_comm_nccl_one_rank(void)
         GT_OK(comm_broadcast(c, d, n, COMM_F32, 0));
         cudaMemcpy(got, d, n * 4, cudaMemcpyDeviceToHost);
         GT_CHECK(!memcmp(got, ref, n * 4), "all-gather and broadcast: nccl and self differ");
+        /* the strided forms (one rank: chunk 0 alone, through the grouped path) */
+        GT_OK(comm_reduce_scatter_sum_strided(c, d, n + 5, d2, n, COMM_F32));
+        GT_OK(comm_allgather_strided(c, d2, d, n + 5, n, COMM_F32));
+        cudaMemcpy(got, d, n * 4, cudaMemcpyDeviceToHost);
+        GT_CHECK(!memcmp(got, ref, n * 4), "strided reduce-scatter and all-gather: nccl and self differ");
         GT_OK(comm_barrier(c));
     }
     cudaFree(d);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The sparse encoding through the CLI (issue 20): init --encoding topk:K, two
 # facilities, aggregate, verify, reproduce (aggregation and --train: bit-identical),
-# h5dump shows the datasets, and a bad K is refused naming it.
+# h5dump shows the datasets (indices as gaps: federation.h5 encoding_gaps, the parts'
+# index_gaps), and a bad K is refused naming it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 S=$T/store
@@ -19,6 +20,7 @@ expect_rc 0 $X init --store "$S" --model tiny --facilities alpha,beta --algo dil
   --seq-len 32 --lr 1e-3 --seed 5 --encoding topk:8
 h5dump -A "$S/federation.h5" >"$T/fed.txt"
 grep -A4 'encoding_k' "$T/fed.txt" | grep -q '(0): 8' || fail "federation.h5 lacks encoding_k 8"
+grep -A4 'encoding_gaps' "$T/fed.txt" | grep -q '(0): 1' || fail "a new federation does not store topk indices as gaps"
 train() { $X train --store "$S" --facility "$1" --data "$T/data/$1/*_train_*.bin" --state "$T/state/$1" --threads 1 "${@:2}"; }
 for r in 1 2; do
   for f in alpha beta; do expect_rc 0 train $f --round $r; done
@@ -28,6 +30,7 @@ part=$(ls "$S"/rounds/r000002/alpha/a1/part-*.h5 | head -1)
 h5dump -A "$part" >"$T/part.txt"   # whole, then grep: grep -q on a pipe would end h5dump early (pipefail)
 grep -q 'GROUP "index"' "$T/part.txt" || fail "a topk part has no index group"
 grep -A4 'ATTRIBUTE "k"' "$T/part.txt" | grep -q '(0): 8' || fail "a topk part does not record k = 8"
+grep -A4 'ATTRIBUTE "index_gaps"' "$T/part.txt" | grep -q '(0): 1' || fail "a topk part does not record index_gaps = 1"
 expect_rc 0 $X verify --all --store "$S"
 for r in 1 2; do
   expect_rc 0 $X reproduce --store "$S" --round $r

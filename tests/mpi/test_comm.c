@@ -128,6 +128,32 @@ static void check_all(xffl_comm *c, size_t n, comm_dtype t, int cs)
     OK(comm_allgather(c, buf, out, n, t));
     EXPECT(!memcmp(out, ref, N * es), "allgather %s n=%zu", tname(t), n);
     EXPECT((unsigned char)out[N * es] == 0xa5, "allgather %s n=%zu wrote past recv[size*n]", tname(t), n);
+    /* the strided forms: chunks 3 elements apart, the gaps untouched */
+    size_t st = n + 3, NS = (size_t)size * st * es;
+    char *sb = malloc(NS + 1), *so = malloc(NS + 1);
+    if (sb && so) {
+        fill(rank, 0, N, cs + 1, t, buf);
+        memset(sb, 0x5a, NS);
+        for (int r = 0; r < size; r++) memcpy(sb + (size_t)r * st * es, buf + (size_t)r * n * es, n * es);
+        reference(size, (size_t)rank * n, n, cs + 1, t, ref, 0);
+        OK(comm_reduce_scatter_sum_strided(c, sb, st, out, n, t));
+        EXPECT(!memcmp(out, ref, n * es), "strided reduce-scatter %s n=%zu differs", tname(t), n);
+        fill(rank, 0, n, cs + 2, t, buf);
+        memset(so, 0xa5, NS + 1);
+        OK(comm_allgather_strided(c, buf, so, st, n, t));
+        for (int r = 0; r < size; r++) {
+            fill(r, 0, n, cs + 2, t, ref);
+            EXPECT(!memcmp(so + (size_t)r * st * es, ref, n * es), "strided allgather %s n=%zu: rank %d's chunk",
+                   tname(t), n, r);
+            for (size_t g = n * es; g < st * es; g++)
+                EXPECT((unsigned char)so[(size_t)r * st * es + g] == 0xa5, "strided allgather %s wrote a gap", tname(t));
+        }
+    } else
+        EXPECT(0, "out of memory for the strided checks, n=%zu", n);
+    free(sb);
+    free(so);
+    EXPECT(comm_allgather_strided(c, buf, out, n - 1, n, t) == XFFL_ERR_USAGE || n == 0,
+           "a stride below the chunk accepted");
     /* broadcast from the last rank and from rank 0 */
     for (int root = size - 1;; root = 0) {
         fill(rank, 0, n, cs + 3, t, buf);

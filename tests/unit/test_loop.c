@@ -73,22 +73,24 @@ static XFFL_MUST_USE xffl_status th_allreduce(void *impl, void *buf, size_t n, c
     free(tmp);
     return XFFL_OK;
 }
-static XFFL_MUST_USE xffl_status th_reduce_scatter(void *impl, const void *send, void *recv, size_t n, comm_dtype t)
+static XFFL_MUST_USE xffl_status th_reduce_scatter(void *impl, const void *send, size_t stride, void *recv, size_t n,
+                                                   comm_dtype t)
 {
     th_impl *me = impl;
     team.ptr[me->rank] = send;
     sync_all();
-    rank_sum(recv, (size_t)me->rank * n, n, t);
+    rank_sum(recv, (size_t)me->rank * stride, n, t);
     sync_all();
     return XFFL_OK;
 }
-static XFFL_MUST_USE xffl_status th_allgather(void *impl, const void *send, void *recv, size_t n, comm_dtype t)
+static XFFL_MUST_USE xffl_status th_allgather(void *impl, const void *send, void *recv, size_t stride, size_t n,
+                                              comm_dtype t)
 {
     th_impl *me = impl;
     size_t b = n * comm_dtype_size(t);
     team.ptr[me->rank] = send;
     sync_all();
-    for (int r = 0; r < team.size; r++) memcpy((char *)recv + (size_t)r * b, team.ptr[r], b);
+    for (int r = 0; r < team.size; r++) memcpy((char *)recv + (size_t)r * stride * comm_dtype_size(t), team.ptr[r], b);
     sync_all();
     return XFFL_OK;
 }

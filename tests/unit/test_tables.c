@@ -159,7 +159,7 @@ static void test_toy_encoding(void)
     float val[3];
     uint16_t idx[3];
     void *sets[] = {val, idx};
-    ckpt_codec_params p = {4, 0};
+    ckpt_codec_params p = {.block = 4};
     CU_ASSERT_EQUAL_FATAL(ckpt_codec_encode_sets(top1_codec, x, 10, &p, res, sets), XFFL_OK);
     CU_ASSERT_EQUAL_FATAL(ckpt_codec_decode_sets(top1_codec, (const void *const *)sets, 10, &p, y), XFFL_OK);
     CU_ASSERT_EQUAL(y[1], -0.9f);

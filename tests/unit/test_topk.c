@@ -18,7 +18,7 @@ static void fill(float *x, int n, uint64_t seed)
     }
 }
 
-static const ckpt_codec_params P = {BLOCK, K};
+static const ckpt_codec_params P = {BLOCK, K, 0}, PG = {BLOCK, K, 1};
 
 /* Buffers for the three datasets of N values. */
 typedef struct {
@@ -66,7 +66,7 @@ static void test_keeps_the_largest(void)
     CU_ASSERT_EQUAL(ckpt_codec_dataset_bytes(CKPT_CODEC_TOPK, 0, N, &P), (NB * K + 1) / 2);
     CU_ASSERT_EQUAL(ckpt_codec_dataset_count(CKPT_CODEC_TOPK, 2, N, &P), NB);
     /* a block shorter than k keeps all it has */
-    ckpt_codec_params p = {4, 3};
+    ckpt_codec_params p = {.block = 4, .k = 3};
     CU_ASSERT_EQUAL(ckpt_codec_dataset_count(CKPT_CODEC_TOPK, 1, 6, &p), 3 + 2);
 }
 
@@ -124,14 +124,57 @@ static void test_decoder_refuses(void)
     bad.scales[2] = NAN;
     CU_ASSERT_EQUAL(dec(&bad, y), XFFL_ERR_INVALID);
     /* parameters the encoding cannot take */
-    ckpt_codec_params p = {512, 4};
+    ckpt_codec_params p = {.block = 512, .k = 4};
     const void *in[] = {s.codes, s.idx, s.scales};
     CU_ASSERT_EQUAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, in, N, &p, y), XFFL_ERR_INVALID);
-    p = (ckpt_codec_params){64, 65};
+    p = (ckpt_codec_params){.block = 64, .k = 65};
     CU_ASSERT_EQUAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, in, N, &p, y), XFFL_ERR_INVALID);
-    p = (ckpt_codec_params){64, 0};
+    p = (ckpt_codec_params){.block = 64, .k = 0};
     CU_ASSERT_EQUAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, in, N, &p, y), XFFL_ERR_INVALID);
     CU_ASSERT_EQUAL(dec(&s, y), XFFL_OK);
+}
+
+/* Indices as gaps (params.gaps): the same decoded floats and residual as absolute
+ * indices; the index dataset holds index − previous index (the first as is); a gap of
+ * 0 (a repeated index) or one that runs past the block is refused; gaps only for an
+ * encoding with a k. */
+static void test_gaps(void)
+{
+    float x[N], ra[N] = {0}, rg[N] = {0}, ya[N], yg[N];
+    sets a, g;
+    fill(x, N, 11);
+    void *oa[] = {a.codes, a.idx, a.scales}, *og[] = {g.codes, g.idx, g.scales};
+    const void *ia[] = {a.codes, a.idx, a.scales}, *ig[] = {g.codes, g.idx, g.scales};
+    for (int r = 0; r < 3; r++) { /* with error feedback, three rounds */
+        CU_ASSERT_EQUAL_FATAL(ckpt_codec_encode_sets(CKPT_CODEC_TOPK, x, N, &P, ra, oa), XFFL_OK);
+        CU_ASSERT_EQUAL_FATAL(ckpt_codec_encode_sets(CKPT_CODEC_TOPK, x, N, &PG, rg, og), XFFL_OK);
+        CU_ASSERT_EQUAL_FATAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, ia, N, &P, ya), XFFL_OK);
+        CU_ASSERT_EQUAL_FATAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, ig, N, &PG, yg), XFFL_OK);
+        CU_ASSERT_EQUAL(memcmp(ya, yg, sizeof ya), 0);
+        CU_ASSERT_EQUAL(memcmp(ra, rg, sizeof ra), 0);
+        CU_ASSERT_EQUAL(memcmp(a.codes, g.codes, (NB * K + 1) / 2), 0);
+    }
+    for (int b = 0; b < NB; b++)
+        for (int j = 0; j < K; j++) {
+            int o = b * K + j;
+            CU_ASSERT_EQUAL(g.idx[o], j ? a.idx[o] - a.idx[o - 1] : a.idx[o]);
+        }
+    /* the absolute indices read as gaps run past the block: refused, never a silent value */
+    CU_ASSERT_EQUAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, ia, N, &PG, yg), XFFL_ERR_INVALID);
+    sets bad = g;
+    bad.idx[1] = 0; /* repeated */
+    const void *ib[] = {bad.codes, bad.idx, bad.scales};
+    CU_ASSERT_EQUAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, ib, N, &PG, yg), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "repeated"));
+    bad = g;
+    bad.idx[(NB - 1) * K + K - 1] = 40; /* past the short last block's end */
+    CU_ASSERT_EQUAL(ckpt_codec_decode_sets(CKPT_CODEC_TOPK, ib, N, &PG, yg), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "out of range"));
+    ckpt_codec_params p4 = {.block = BLOCK, .gaps = 1};
+    CU_ASSERT_EQUAL(ckpt_codec_check_params(CKPT_CODEC_INT4, &p4), XFFL_ERR_INVALID);
+    p4 = PG;
+    p4.gaps = 2;
+    CU_ASSERT_EQUAL(ckpt_codec_check_params(CKPT_CODEC_TOPK, &p4), XFFL_ERR_INVALID);
 }
 
 static void test_spec(void)
@@ -172,6 +215,11 @@ static void test_flush_schedule(void)
     CU_ASSERT_EQUAL(pipe_federation_write_file(&f, path), XFFL_OK);
     CU_ASSERT_EQUAL(pipe_federation_read_file(path, &g), XFFL_OK);
     CU_ASSERT_EQUAL(g.encoding_flush, 2);
+    CU_ASSERT_EQUAL(g.encoding_gaps, 0); /* absent: what federations made before it meant */
+    f.encoding_gaps = 1;
+    CU_ASSERT_EQUAL(pipe_federation_write_file(&f, path), XFFL_OK);
+    CU_ASSERT_EQUAL(pipe_federation_read_file(path, &g), XFFL_OK);
+    CU_ASSERT_EQUAL(g.encoding_gaps, 1);
     CU_ASSERT_EQUAL(pipe_federation_round_k(&g, 9), CKPT_CODEC_BLOCK_DEFAULT);
     f.encoding_flush = 0;
     CU_ASSERT_EQUAL(pipe_federation_write_file(&f, path), XFFL_OK);
@@ -196,6 +244,7 @@ void suite_topk(void)
     CU_add_test(s, "keeps the k largest of each block", test_keeps_the_largest);
     CU_add_test(s, "error feedback owes what was not sent", test_error_feedback);
     CU_add_test(s, "malformed indices, codes and scales refused", test_decoder_refuses);
+    CU_add_test(s, "indices as gaps", test_gaps);
     CU_add_test(s, "topk:K parsing", test_spec);
     CU_add_test(s, "the flush rounds' k", test_flush_schedule);
 }
