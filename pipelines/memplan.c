@@ -96,9 +96,10 @@ static void cpu_activations(planner *pl, const dims *d, int recompute, int threa
 }
 
 /* The cpu backend's bf16 mode (kernels/cpu/model.c): the weights' bf16 copy, the
- * output-gradient staging buffer, P's bf16 copy per layer, dS (bf16) and dP (fp32), the
+ * output-gradient staging buffer, P's bf16 copy per layer, dS (bf16) and dP (fp32) (with
+ * the fused AMX attention: its per-thread scratch in their place), the
  * bf16 copies of each layer's GEMM inputs and of the final norm's output. */
-static void cpu_bf16_copies(planner *pl, const dims *d, int recompute)
+static void cpu_bf16_copies(planner *pl, const dims *d, int recompute, int flash, int threads)
 {
     int64_t N = d->N, D = d->D, F = d->F, V = d->V, Dq = (d->H + 2 * d->KV) * d->hd;
     int64_t hp = kcpu_bf16_head_pad((int)d->hd), Dqh = (d->H + 2 * d->KV) * hp;
@@ -111,13 +112,20 @@ static void cpu_bf16_copies(planner *pl, const dims *d, int recompute)
     buf(pl, 1, (Dq * D + D * D + 3 * F * D) * d->L + V * D, 2);
     line(pl, PIPE_MEM_ACTIVATIONS, 1, "bf16 staging of output gradients (N*max(Dq, 2F, D, V, H*hp))");
     buf(pl, 1, N * g, 2);
-    line(pl, PIPE_MEM_ACTIVATIONS, per, "bf16 P (B*H*T^2)%s", one);
-    buf(pl, 1, d->att, 2);
-    line(pl, PIPE_MEM_ACTIVATIONS, 1, "attention backward: bf16 dS, fp32 dP (B*H*T^2 each)");
-    buf(pl, 1, d->att, 2);
-    buf(pl, 1, d->att, 4);
-    line(pl, PIPE_MEM_ACTIVATIONS, 1, "attention: O, then dq|dk|dv, head-major (N*(H+2KV)*hp, hp = hd rounded up to 32)");
-    buf(pl, 1, N * Dqh, 4);
+    if (flash) {
+        line(pl, PIPE_MEM_ACTIVATIONS, 1, "fused attention scratch (per thread: 11 bf16 + 3 fp32 T*hp blocks)");
+        pl->cur->each += (uint64_t)kcpu_bf16_flash_scratch((int)d->T, (int)d->hd) * (uint64_t)threads;
+    } else {
+        line(pl, PIPE_MEM_ACTIVATIONS, per, "bf16 P (B*H*T^2)%s", one);
+        buf(pl, 1, d->att, 2);
+        line(pl, PIPE_MEM_ACTIVATIONS, 1, "attention backward: bf16 dS, fp32 dP (B*H*T^2 each)");
+        buf(pl, 1, d->att, 2);
+        buf(pl, 1, d->att, 4);
+    }
+    if (!flash) {
+        line(pl, PIPE_MEM_ACTIVATIONS, 1, "attention: O, then dq|dk|dv, head-major (N*(H+2KV)*hp, hp = hd rounded up to 32)");
+        buf(pl, 1, N * Dqh, 4);
+    }
     line(pl, PIPE_MEM_ACTIVATIONS, per, "bf16 GEMM inputs xn1, q|k|v (head-major, N*(H+2KV)*hp), att, xn2, g%s", one);
     buf(pl, 3, N * D, 2);
     buf(pl, 1, N * Dqh, 2);
@@ -324,7 +332,7 @@ xffl_status pipe_memplan_compute(const pipe_memplan_config *c, pipe_memplan *out
         cuda_activations(&pl, &d, c->recompute, bf16,
                          bf16 && !c->attn_reference && kflash_head_supported((int)d.hd));
     else cpu_activations(&pl, &d, c->recompute, c->threads);
-    if (!cuda && c->cpu_bf16) cpu_bf16_copies(&pl, &d, c->recompute);
+    if (!cuda && c->cpu_bf16) cpu_bf16_copies(&pl, &d, c->recompute, c->cpu_flash, c->threads);
     if (cuda) { /* kernels/cuda/model.c: AdamW over the whole slab in one launch */
         line(&pl, PIPE_MEM_OPTIMIZER, 1, "AdamW tensor table (%d end offsets, %d decay flags)", tensors, tensors);
         buf(&pl, 1, tensors, 8);

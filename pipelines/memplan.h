@@ -42,6 +42,7 @@ typedef struct {
     int fp32;               /* cuda: fp32 GEMMs (XFFL_CUDA_PRECISION=fp32): no bf16 copy, no staging */
     int attn_reference;     /* cuda bf16: the three-GEMM attention (XFFL_CUDA_ATTENTION=reference) */
     int cpu_bf16;           /* cpu: the bf16 precision (kern_options.precision): its bf16 copies */
+    int cpu_flash;          /* cpu bf16: the fused AMX attention (kcpu_bf16_flash_available): no T^2 buffers */
     int ranks;              /* >= 1 */
     int zero;               /* 0, 1, 2 (one rank: 0 whatever is asked) */
     int recompute;          /* 1: per-layer activation recomputation */

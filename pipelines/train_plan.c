@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "pipelines/federation.h"
+#include "kernels/cpu/bf16.h"
 #include "pipelines/memplan.h"
 
 void pipe_train_plan_options_default(pipe_train_plan_options *o)
@@ -43,6 +44,7 @@ xffl_status pipe_train_plan(store *s, const pipe_train_plan_options *o, pipe_mem
     const char *att = getenv("XFFL_CUDA_ATTENTION"); /* kernels/cuda/model.c reads it too */
     c.attn_reference = cuda && att && !strcmp(att, "reference");
     c.cpu_bf16 = !cuda && (o->precision == KERN_PREC_AUTO ? kern_precision_auto() : o->precision) == KERN_PREC_BF16;
+    c.cpu_flash = c.cpu_bf16 && kcpu_bf16_flash_available();
     c.reserve = o->reserve >= 0 ? (uint64_t)o->reserve : cuda ? 1ull << 30 : 0;
     c.device_memory = o->device_memory;
     if (!c.device_memory) {

@@ -11,6 +11,7 @@
 #ifndef XFFL_KCPU_BF16_H
 #define XFFL_KCPU_BF16_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "common/status.h"
 
@@ -87,6 +88,34 @@ XFFL_MUST_USE xffl_status kcpu_bf16_attention_bwd(kcpu_bf16_ctx *c, kcpu_bf16_t 
                                                   const kcpu_bf16_t *qkvh, int B, int T, int H, int KV, int hd,
                                                   const float *cosv, const float *sinv, kcpu_bf16_t *dob,
                                                   kcpu_bf16_t *dSb, float *dP);
+/* Fused (flash) causal GQA attention on AMX (kernels/cpu/bf16.c): the T x T scores,
+ * P, dP and dS stay in 16 x 32 tiles, never in memory; tiles above the diagonal are
+ * skipped. 1 where the CPU has AMX-BF16 (oneDNN's ISA avx512_core_amx, the tile state
+ * granted by Linux) and XFFL_CPU_FLASH is not 0 (tests, comparisons); elsewhere the bf16
+ * mode keeps kcpu_bf16_attention_fwd/bwd. Its bits do not depend on the thread count. */
+int kcpu_bf16_flash_available(void);
+/* bytes of scratch per thread for sequence length T and head size hd (64-byte multiple):
+ * 11 bf16 and 3 fp32 [tp, hp] blocks (tp = T rounded up to 32), 2 tp-vectors, the 16 x 32
+ * tiles and alignment (inline: the memory plan uses it) */
+static inline size_t kcpu_bf16_flash_scratch(int T, int hd)
+{
+    int64_t tp = ((int64_t)T + 31) / 32 * 32, hp = kcpu_bf16_head_pad(hd);
+    int64_t n = 11 * tp * hp * 2 + 3 * tp * hp * 4 + 2 * tp * 4 + 16 * hp * 4 + 4 * 16 * 32 * 4 + 4096;
+    return (size_t)(n + 63) / 64 * 64;
+}
+/* outb (bf16 rows [B*T, ldo]) = the heads' outputs, lse [B,H,T] = each query row's
+ * log-sum-exp of its scaled scores, from qkvh (kcpu_bf16_qkv_heads). scratch: threads *
+ * kcpu_bf16_flash_scratch(T, hd) bytes, 64-byte aligned. Call outside a parallel region. */
+void kcpu_bf16_flash_fwd(kcpu_bf16_t *outb, int ldo, float *lse, const kcpu_bf16_t *qkvh, int B, int T, int H, int KV,
+                         int hd, void *scratch, int threads);
+/* dqkvb (bf16 rows [B*T, ld], kcpu_bf16_attention_bwd's output: q, k, v's gradients with
+ * RoPE's inverse applied) from dout (fp32 rows, ldo), the forward's outb and lse, and
+ * qkvh: P recomputed from lse tile by tile (FlashAttention-2's backward: Dr =
+ * rowsum(bf16(dO) o outb), dS = P o (dP - Dr) / sqrt(hd)). */
+XFFL_MUST_USE xffl_status kcpu_bf16_flash_bwd(kcpu_bf16_t *dqkvb, int ld, const float *dout, int ldo,
+                                              const kcpu_bf16_t *outb, const float *lse, const kcpu_bf16_t *qkvh, int B,
+                                              int T, int H, int KV, int hd, const float *cosv, const float *sinv,
+                                              void *scratch, int threads);
 /* kcpu_swiglu13_fwd/bwd (ops.h) vectorised with AVX-512 and a polynomial exp (about 2
  * ulp from libm's expf: the bf16 mode's bits, not the fp32 path's), writing their
  * outputs in bf16 (what the next GEMM reads). scratch: the fp32 output's size, used

@@ -90,9 +90,12 @@ typedef struct {
     kcpu_bf16_t *Pb;  /* attention: each layer's P in bf16, (B,H,T,T) (one with recompute) */
     kcpu_bf16_t *dSb; /* attention backward: dS in bf16 (B,H,T,T) */
     float *dP;        /* attention backward: dP, then dS, (B,H,T,T) */
-    float *hs;        /* attention: O (forward), dq|dk|dv (backward) head-major, N*Dqh */
+    float *hs;        /* attention: O (forward), dq|dk|dv (backward) head-major, N*Dqh (not with flash) */
     int Dqh;          /* (H+2KV)*hp: q|k|v in the attention's padded head-major layout */
     int pbT;          /* the T whose causal zeros Pb and dSb hold (0: none yet) */
+    int flash;        /* 1: the fused AMX attention (kcpu_bf16_flash_*): no Pb, dSb, dP; the
+                       * layer's P region holds the log-sum-exp per query row, (B,H,T) */
+    void *fscr;       /* its per-thread scratch */
     layer_wb *lw;
     layer_ab *lab;     /* L (all alike with recompute) */
     kcpu_bf16_t *abuf; /* their storage; then the final norm's output */
@@ -122,6 +125,7 @@ static void cpu_destroy(void *impl)
     free(m->Pb);
     free(m->dSb);
     free(m->dP);
+    free(m->fscr);
     free(m->hs);
     free(m->lw);
     free(m->lab);
@@ -264,11 +268,19 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
             }
             m->xnfb = m->abuf + per_ab * nPb;
         }
-        m->Pb = aligned_alloc(64, (size_t)R16x(np) * 2 * nPb);
-        m->dSb = aligned_alloc(64, (size_t)R16x(np) * 2);
-        m->dP = aligned_alloc(64, (size_t)R16x(np) * 4);
-        m->hs = aligned_alloc(64, (size_t)R16(N * Dqh) * 4);
-        if (!m->wb || !m->gb || !m->lw || !m->Pb || !m->dSb || !m->dP || !m->lab || !m->abuf || !m->hs) {
+        m->flash = kcpu_bf16_flash_available();
+        size_t fs = m->flash ? kcpu_bf16_flash_scratch(m->Tmax, m->hd) * (size_t)m->threads : 0;
+        if (m->flash) { /* the T x T buffers are not needed */
+            np = 0;
+            m->fscr = aligned_alloc(64, fs);
+        } else {
+            m->Pb = aligned_alloc(64, (size_t)R16x(np) * 2 * nPb);
+            m->dSb = aligned_alloc(64, (size_t)R16x(np) * 2);
+            m->dP = aligned_alloc(64, (size_t)R16x(np) * 4);
+        }
+        if (!m->flash) m->hs = aligned_alloc(64, (size_t)R16(N * Dqh) * 4);
+        if (!m->wb || !m->gb || !m->lw || (m->flash ? !m->fscr : !m->Pb || !m->dSb || !m->dP || !m->hs) || !m->lab ||
+            !m->abuf) {
             st = xffl_fail(XFFL_ERR_NOMEM, "cpu backend bf16 copies");
             goto fail;
         }
@@ -278,8 +290,8 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
             w += per;
         }
         m->outb = w;
-        m->bytes += (uint64_t)(R16x(nw) + R16x(ng) + R16x(np) * (nPb + 1) + per_ab * nPb + R16x(N * D)) * 2 +
-                    (uint64_t)(R16x(np) + R16(N * Dqh)) * 4;
+        m->bytes += (uint64_t)(R16x(nw) + R16x(ng) + (np ? R16x(np) * (nPb + 1) : 0) + per_ab * nPb + R16x(N * D)) * 2 +
+                    (uint64_t)(R16x(np) + (m->flash ? 0 : R16(N * Dqh))) * 4 + fs;
         m->wdirty = 1;
     }
 #undef R16
@@ -497,7 +509,10 @@ static XFFL_MUST_USE xffl_status layer_fwd(cpu_model *m, int l)
     XFFL_FORWARD(lin_fwd(m, a->qkv, Dq, m->bf ? NULL : a->xn1, lb->xn1, W(m, CKPT_SLOT_WQ, l), lw->qkv, N, D, Dq, 0.0f));
     if (m->bf) { /* RoPE, rounding and the head-major move in one pass; att comes out in bf16 */
         KPROF("att_move", kcpu_bf16_qkv_heads(lb->qkv, a->qkv, Dq, B, T, H, KV, hd, m->rope_cos, m->rope_sin));
-        XFFL_FORWARD(kcpu_bf16_attention_fwd(m->bf, lb->att, D, m->hs, a->P, lb->qkv, B, T, H, KV, hd, layer_Pb(m, l)));
+        if (m->flash) /* a->P: the log-sum-exp per query row */
+            KPROF("flash_fwd", kcpu_bf16_flash_fwd(lb->att, D, a->P, lb->qkv, B, T, H, KV, hd, m->fscr, m->threads));
+        else
+            XFFL_FORWARD(kcpu_bf16_attention_fwd(m->bf, lb->att, D, m->hs, a->P, lb->qkv, B, T, H, KV, hd, layer_Pb(m, l)));
     } else {
         kcpu_rope(a->qkv, Dq, B, T, H, hd, m->rope_cos, m->rope_sin, 0);
         kcpu_rope(a->qkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 0);
@@ -533,7 +548,7 @@ static XFFL_MUST_USE xffl_status cpu_forward(void *impl, const int32_t *inputs, 
     }
     set_threads(m);
     KPROF("cast_weights", refresh_wb(m));
-    if (m->bf && m->pbT != T) { /* the attention writes only the causal part of Pb, dSb */
+    if (m->bf && !m->flash && m->pbT != T) { /* the attention writes only the causal part of Pb, dSb */
         int64_t np = ((int64_t)m->Bmax * m->H * m->Tmax * m->Tmax + 31) / 32 * 32;
         memset(m->Pb, 0, (size_t)np * 2 * (m->recompute ? 1 : m->L));
         memset(m->dSb, 0, (size_t)np * 2);
@@ -601,7 +616,10 @@ static XFFL_MUST_USE xffl_status cpu_backward(void *impl)
         /* mid = x + att wo^T */
         XFFL_FORWARD(lin_bwd(m, m->datt, 0.0f, G(m, CKPT_SLOT_WO, l), NULL, m->dx, a->att, lb->att,
                              W(m, CKPT_SLOT_WO, l), lw->wo, N, D, D));
-        if (m->bf) { /* d(q|k|v) come back in bf16 rows, RoPE undone, in the staging buffer */
+        if (m->flash) {
+            KPROF("flash_bwd", XFFL_FORWARD(kcpu_bf16_flash_bwd(m->gb, Dq, m->datt, D, lb->att, a->P, lb->qkv, B, T, H,
+                                                                KV, hd, m->rope_cos, m->rope_sin, m->fscr, m->threads)));
+        } else if (m->bf) { /* d(q|k|v) come back in bf16 rows, RoPE undone, in the staging buffer */
             XFFL_FORWARD(kcpu_bf16_attention_bwd(m->bf, m->gb, Dq, m->hs, m->datt, D, a->P, layer_Pb(m, l), lb->qkv,
                                                  B, T, H, KV, hd, m->rope_cos, m->rope_sin, m->gb, m->dSb, m->dP));
         } else {

@@ -319,6 +319,95 @@ static void test_model_vs_reference(void)
     if (!have_units()) return;
     model_vs_reference(17);
     model_vs_reference(150);
+    if (!kcpu_bf16_flash_available()) return;
+    /* and the oneDNN attention the fused one replaces on AMX (kept for CPUs without it) */
+    setenv("XFFL_CPU_FLASH", "0", 1);
+    printf("\n  XFFL_CPU_FLASH=0:");
+    model_vs_reference(17);
+    model_vs_reference(150);
+    unsetenv("XFFL_CPU_FLASH");
+}
+
+
+/* The fused AMX attention (kcpu_bf16_flash_fwd/bwd, where the CPU has AMX-BF16) against
+ * the double reference on the same bf16-rounded q, k, v: the output within 1e-2 and dq,
+ * dk, dv within 2e-2 of each tensor's largest reference value (p, P, dS and dO rounded to
+ * bf16 inside; measured below 3e-3 and 5e-3); the same bits with 1 and 2 threads. RoPE is
+ * the identity here (cos 1, sin 0): the model test covers it. */
+static void flash_vs_reference(int B, int T, int H, int KV, int hd)
+{
+    const int hp = kcpu_bf16_head_pad(hd), Dq = (H + 2 * KV) * hd, N = B * T, Dqh = (H + 2 * KV) * hp, ldo = H * hd;
+    float *qkv = malloc((size_t)N * Dq * 4), *cs = malloc((size_t)T * hd * 2), *sn = calloc((size_t)T * hd / 2 + 1, 4);
+    float *dout = malloc((size_t)N * ldo * 4), *lse = malloc((size_t)B * H * T * 4);
+    kcpu_bf16_t *qkvh = malloc((size_t)N * Dqh * 2), *outb = malloc((size_t)N * ldo * 2), *outb1 = malloc((size_t)N * ldo * 2);
+    kcpu_bf16_t *dq = malloc((size_t)N * Dq * 2), *dq1 = malloc((size_t)N * Dq * 2);
+    size_t per = kcpu_bf16_flash_scratch(T, hd);
+    void *scr = aligned_alloc(64, per * 2);
+    for (int64_t i = 0; i < (int64_t)N * Dq; i++) qkv[i] = (float)(4 * urand() - 2);
+    for (int64_t i = 0; i < (int64_t)N * ldo; i++) dout[i] = (float)(2 * urand() - 1);
+    for (int64_t i = 0; i < (int64_t)T * hd / 2; i++) cs[i] = 1.0f;
+    kcpu_bf16_qkv_heads(qkvh, qkv, Dq, B, T, H, KV, hd, cs, sn);
+    kcpu_bf16_flash_fwd(outb, ldo, lse, qkvh, B, T, H, KV, hd, scr, 2);
+    CU_ASSERT_EQUAL(kcpu_bf16_flash_bwd(dq, Dq, dout, ldo, outb, lse, qkvh, B, T, H, KV, hd, cs, sn, scr, 2), XFFL_OK);
+    kcpu_bf16_flash_fwd(outb1, ldo, lse, qkvh, B, T, H, KV, hd, scr, 1);
+    CU_ASSERT_EQUAL(kcpu_bf16_flash_bwd(dq1, Dq, dout, ldo, outb1, lse, qkvh, B, T, H, KV, hd, cs, sn, scr, 1), XFFL_OK);
+    CU_ASSERT(memcmp(outb, outb1, (size_t)N * ldo * 2) == 0);
+    CU_ASSERT(memcmp(dq, dq1, (size_t)N * Dq * 2) == 0);
+    /* the reference on the rounded operands, [B,T,heads,hd] */
+    double *q = malloc((size_t)N * H * hd * 8), *k = malloc((size_t)N * KV * hd * 8), *v = malloc((size_t)N * KV * hd * 8);
+    double *o = malloc((size_t)N * H * hd * 8), *dd = malloc((size_t)N * H * hd * 8);
+    double *rq = calloc((size_t)N * H * hd, 8), *rk = calloc((size_t)N * KV * hd, 8), *rv = calloc((size_t)N * KV * hd, 8);
+    const int64_t qn = (int64_t)B * H * T * hp, kn = (int64_t)B * KV * T * hp;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int d = 0; d < hd; d++) {
+                for (int h = 0; h < H; h++)
+                    q[(((int64_t)b * T + t) * H + h) * hd + d] = kcpu_bf16_to_f32(qkvh[(((int64_t)b * H + h) * T + t) * hp + d]);
+                for (int h = 0; h < KV; h++) {
+                    int64_t at = (((int64_t)b * KV + h) * T + t) * hp + d, to = (((int64_t)b * T + t) * KV + h) * hd + d;
+                    k[to] = kcpu_bf16_to_f32(qkvh[qn + at]);
+                    v[to] = kcpu_bf16_to_f32(qkvh[qn + kn + at]);
+                }
+            }
+    for (int64_t i = 0; i < (int64_t)N * ldo; i++) dd[i] = dout[i];
+    kref_attention_fwd(o, NULL, q, k, v, B, T, H, KV, hd);
+    kref_attention_bwd(rq, rk, rv, dd, q, k, v, B, T, H, KV, hd);
+    double e[4] = {0}, mx[4] = {0};
+    for (int64_t n = 0; n < N; n++) {
+        for (int i = 0; i < ldo; i++) {
+            e[0] = fmax(e[0], fabs(kcpu_bf16_to_f32(outb[n * ldo + i]) - o[n * ldo + i])), mx[0] = fmax(mx[0], fabs(o[n * ldo + i]));
+            e[1] = fmax(e[1], fabs(kcpu_bf16_to_f32(dq[n * Dq + i]) - rq[n * ldo + i])), mx[1] = fmax(mx[1], fabs(rq[n * ldo + i]));
+        }
+        for (int i = 0; i < KV * hd; i++) {
+            double gk = kcpu_bf16_to_f32(dq[n * Dq + ldo + i]), gv = kcpu_bf16_to_f32(dq[n * Dq + ldo + KV * hd + i]);
+            e[2] = fmax(e[2], fabs(gk - rk[n * KV * hd + i])), mx[2] = fmax(mx[2], fabs(rk[n * KV * hd + i]));
+            e[3] = fmax(e[3], fabs(gv - rv[n * KV * hd + i])), mx[3] = fmax(mx[3], fabs(rv[n * KV * hd + i]));
+        }
+    }
+    /* T = 1: dq and dk are 0 (one key), and what comes out is dO (v - bf16(out)) / sqrt(hd) */
+    for (int j = 0; j < 4; j++) mx[j] = T > 1 ? mx[j] : fmax(mx[j], 1.0);
+    printf("\n  flash B %d T %d H %d KV %d hd %d: out %.2e dq %.2e dk %.2e dv %.2e", B, T, H, KV, hd, e[0] / mx[0],
+           e[1] / mx[1], e[2] / mx[2], e[3] / mx[3]);
+    CU_ASSERT(e[0] <= 1e-2 * mx[0]);
+    for (int j = 1; j < 4; j++) CU_ASSERT(mx[j] > 0 && e[j] <= 2e-2 * mx[j]);
+    free(qkv), free(cs), free(sn), free(dout), free(lse), free(qkvh), free(outb), free(outb1), free(dq);
+    free(dq1), free(scr), free(q), free(k), free(v), free(o), free(dd), free(rq), free(rk), free(rv);
+}
+
+static void test_flash(void)
+{
+    if (!have_units()) return;
+    if (!kcpu_bf16_flash_available()) {
+        printf("SKIP: no AMX-BF16 (the bf16 mode keeps the oneDNN attention) ");
+        return;
+    }
+    flash_vs_reference(2, 256, 6, 6, 48); /* the small model's heads */
+    flash_vs_reference(3, 37, 4, 2, 16);  /* GQA, T not a multiple of 16 */
+    flash_vs_reference(2, 70, 2, 1, 64);  /* MQA */
+    flash_vs_reference(1, 1, 2, 2, 32);
+    flash_vs_reference(1, 300, 2, 1, 128); /* 8 column tiles, 4 steps of 32 in the head dimension */
+    flash_vs_reference(2, 45, 3, 3, 24);   /* hd padded from 24 to 32, a half column tile */
+    printf("\n");
 }
 
 /* A few AdamW steps on one batch: the bf16 copy of the weights follows each update
@@ -450,7 +539,8 @@ static void test_memplan_bf16(void)
     CU_ASSERT_EQUAL_FATAL(ckpt_model_preset("tiny", 0, &cfg), XFFL_OK);
     for (int rc = 0; rc < 2; rc++) {
         pipe_memplan_config c = {.model = cfg, .backend = "cpu", .ranks = 1, .recompute = rc, .batch = 3, .seq_len = 40,
-                                 .accumulate = 1, .threads = 2, .cpu_bf16 = 1};
+                                 .accumulate = 1, .threads = 2, .cpu_bf16 = 1,
+                                 .cpu_flash = kcpu_bf16_flash_available()};
         pipe_memplan p;
         CU_ASSERT_EQUAL_FATAL(pipe_memplan_compute(&c, &p), XFFL_OK);
         kern_options o = {.backend = "cpu", .threads = 2, .batch = 3, .seq_len = 40, .precision = KERN_PREC_BF16,
@@ -469,6 +559,7 @@ void suite_kern_bf16(void)
     CU_add_test(s, "bf16 gemm: 4 transpose layouts x accumulate vs double reference", test_gemm_layouts);
     CU_add_test(s, "bf16 linear forward, dx, dW vs reference matmul ops", test_linear_ops);
     CU_add_test(s, "bf16 tiny model vs reference: loss, logits, every gradient; same bits", test_model_vs_reference);
+    CU_add_test(s, "fused AMX attention vs double reference; same bits for 1 and 2 threads", test_flash);
     CU_add_test(s, "bf16 weights follow AdamW updates: 20 steps track fp32", test_steps_follow_updates);
     CU_add_test(s, "fp32 path: AVX-512 RoPE and AdamW = the scalar loops' bits", test_fp32_vector_forms);
     CU_add_test(s, "memory plan of the bf16 mode = the backend's allocation", test_memplan_bf16);
