@@ -231,7 +231,7 @@ int main(int argc, char **argv)
            r.precision, gf, pr == KERN_PREC_BF16 ? "onednn_bf16_model_gemms" : "sgemm_model_gemms", ref,
            ref > 0 ? gf / ref : 0, tps, bs.rss_mb, an, bs.rss_mb / an, preset, B, T, threads, K,
            r.micro_batches > 1 || o.optimizer ? (r.sharded ? "sharded" : "replicated") : "backend",
-           r.host_bytes / 1048576.0, step, step_min, cpu_step, bs.n, bs.loss, kcpu_bf16_isa(), kcpu_onednn_version());
+           r.host_bytes / 1048576.0, step, step_min, cpu_step, bs.n, bs.loss, kern_cpu_isa(), kcpu_onednn_version());
     if (bs.ref) gemm_set_free(&bs.g);
     ckpt_param_table_free(t);
     free(p), free(in), free(tg);

@@ -3,6 +3,7 @@
 #include "kernels/kern.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +49,14 @@ const char *kern_precision_name(kern_precision p)
 }
 
 kern_precision kern_precision_auto(void) { return kcpu_bf16_available() ? KERN_PREC_BF16 : KERN_PREC_FP32; }
-const char *kern_cpu_isa(void) { return kcpu_bf16_isa(); }
+const char *kern_cpu_isa(void)
+{
+    /* the fused attention changes bf16's bits on the same ISA (XFFL_CPU_FLASH=0 turns it
+     * off), so the COMMIT's isa line names it too */
+    static _Thread_local char buf[64];
+    snprintf(buf, sizeof buf, "%s%s", kcpu_bf16_isa(), kcpu_bf16_flash_available() ? "+flash" : "");
+    return buf;
+}
 const char *kern_onednn_version(void) { return kcpu_onednn_version(); }
 
 static const kern_backend *pick(const char *name)

@@ -29,8 +29,9 @@ XFFL_MUST_USE xffl_status kern_precision_parse(const char *s, kern_precision *ou
 const char *kern_precision_name(kern_precision p);
 /* What auto becomes on the cpu backend here: bf16 when kcpu_bf16_available(), else fp32. */
 kern_precision kern_precision_auto(void);
-/* The CPU's matrix ISA (oneDNN's effective ISA: "avx512_core_amx", ...) and oneDNN's
- * version: what a COMMIT records beside the precision. */
+/* The CPU's matrix ISA (oneDNN's effective ISA: "avx512_core_amx", ...; "+flash" after
+ * it where bf16's attention is the fused AMX one) and oneDNN's version: what a COMMIT
+ * records beside the precision. */
 const char *kern_cpu_isa(void);
 const char *kern_onednn_version(void);
 
