@@ -16,19 +16,23 @@ cd "$(dirname "$0")/.."
 B=${XFFL_BUILD:-build}
 X=$PWD/$B/xffl
 export HDF5_PLUGIN_PATH=$PWD/$B/plugins
-LIST=${XFFL_ENC_LIST:-fp32 bf16 int8 int4 topk topk:16 topk:28 topk:48 topk:28/flush2}
+LIST=${XFFL_ENC_LIST:-fp32 bf16 int8 int4 topk topk:16 topk:28 topk:48 topk:28/decay0.9 topk:28/flush2}
 log() { echo "encodings: $*" >&2; }
 source bench/lib/fed.sh
 params=$("$X" init --model "$MODEL" --dry-run 2>/dev/null | sed -n 's/^parameters: \([0-9,]*\).*/\1/p' | tr -d , || true)
 log "$MODEL, $ROUNDS rounds of $per_round tokens, H=$H; encodings: $LIST"
-# An item ENC/flushN adds --encoding-flush N: the last N rounds send every entry.
+# An item ENC/flushN adds --encoding-flush N: the last N rounds send every entry;
+# ENC/decayB adds --encoding-decay B: the error-feedback residual decays by B a round.
 # XFFL_ENC_JOBS runs that many encodings at once (each with the same threads as
 # alone, so the same bits): on a machine shared with other jobs it takes a larger
 # share; loss and bytes do not depend on it.
 JOBS=${XFFL_ENC_JOBS:-1}
 run_one() { # item -> $W/result-<name>: "LOSS BYTES"
   local item=$1 enc=${1%%/*} extra=() name=enc-${1//[:\/]/-}
-  case $item in */flush*) extra=(--encoding-flush "${item##*/flush}") ;; esac
+  case $item in
+    */flush*) extra=(--encoding-flush "${item##*/flush}") ;;
+    */decay*) extra=(--encoding-decay "${item##*/decay}") ;;
+  esac
   fed_run "$name" copyrights,licenses "$W/data/{facility}/*_train_*.bin" "$H" "$fedthr" \
     --algo diloco $DILOCO --encoding "$enc" ${extra[@]+"${extra[@]}"} >"$W/result-$name"
 }
