@@ -12,7 +12,7 @@
 #     taking half as many optimizer steps
 # and evaluated on the union of both facilities' held-out data (nats per byte: the
 # tokenizer is byte-level). Seeds 1..XFFL_FVC_SEEDS (3): each seed is its own model
-# initialisation, pre-training and (with XFFL_FVC_ORDER=strided) data order. One JSON
+# initialisation, pre-training and data order (init --data-order strided --seed S). One JSON
 # line per seed and run (ratio = its loss / that seed's central loss), then a summary:
 # mean_ratio and worst_ratio of diloco over the seeds, the CPU model, and meets_target:
 # worst <= 1.05 and mean <= 1.04 from the pre-trained start, worst <= 1.08 from
@@ -44,12 +44,16 @@ export HDF5_PLUGIN_PATH=$B/plugins
 log() { echo "fed_vs_central: $*" >&2; }
 # Per seed: 512 K tokens after a 256 K-token pre-training (before seeds: 1 M after 512 K).
 export XFFL_FVC_TOKENS=${XFFL_FVC_TOKENS:-512000} XFFL_FVC_PRETRAIN=${XFFL_FVC_PRETRAIN:-256000}
+# Each seed its own data order (init --data-order strided); XFFL_FVC_ORDER=files: file order.
+export XFFL_FVC_ORDER=${XFFL_FVC_ORDER:-strided}
 SEEDS=${XFFL_FVC_SEEDS:-3}
 EXTRAS=${XFFL_FVC_EXTRAS:-1}   # 0: central and diloco only, on every seed
 FVC_PRETRAIN_LATER=1
 source bench/lib/fed.sh   # the setting: corpora, hyper-parameters, pre-training, fed_run
 fed_loss() { fed_run "$@" | cut -d' ' -f1; }
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+# the matrix extensions that change float rounding in training (bf16 GEMMs on AMX)
+isa=$(grep -o -w 'amx_bf16\|avx512_bf16\|avx512f\|avx2' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ' | sed 's/ $//')
 [ "$PRETRAIN" -gt 0 ] && target=1.05 || target=1.08
 log "$MODEL, $ROUNDS rounds of $per_round tokens ($(( ROUNDS * per_round )) in all), H=$H, B=$BATCH, T=$SEQ, seeds 1..$SEEDS, data order $ORDER"
 # One JSON line: seed run loss central [extra "key": value pairs]
@@ -80,7 +84,7 @@ for SEED in $(seq 1 "$SEEDS"); do
   fi
   log "seed $SEED: central $central, diloco $diloco, $(( $(date +%s) - t0 ))s"
 done
-printf '%s\n' "${ratios[@]}" | awk -v n="$SEEDS" -v cpu="$cpu" -v tgt="$target" -v ok="${below:-true}" -v m="$MODEL" \
+printf '%s\n' "${ratios[@]}" | awk -v n="$SEEDS" -v cpu="$cpu" -v isa="$isa" -v tgt="$target" -v ok="${below:-true}" -v m="$MODEL" \
     -v tok=$(( ROUNDS * per_round )) -v r="$ROUNDS" -v h="$H" -v b="$BATCH" -v t="$SEQ" -v o="$ORDER" \
     -v pt=$(( PRETRAIN > 0 ? pre_rounds * per_round : 0 )) -v df="$DILOCO" '
   { s += $1; if (NR == 1 || $1 > w) w = $1 }
@@ -90,6 +94,6 @@ printf '%s\n' "${ratios[@]}" | awk -v n="$SEEDS" -v cpu="$cpu" -v tgt="$target" 
   printf "{\"bench\": \"fed_vs_central\", \"value\": %.4f, \"unit\": \"ratio\", \"ref_name\": \"central\", ", mean
   printf "\"mean_ratio\": %.4f, \"worst_ratio\": %.4f, \"seeds\": %d, \"target_worst\": %.2f, ", mean, w, n, tgt
   if (tgt == 1.05) printf "\"target_mean\": 1.04, "
-  printf "\"meets_target\": %s, \"central_below_2_5\": %s, \"cpu\": \"%s\", ", meets, ok, cpu
+  printf "\"meets_target\": %s, \"central_below_2_5\": %s, \"cpu\": \"%s\", \"cpu_isa\": \"%s\", ", meets, ok, cpu, isa
   printf "\"model\": \"%s\", \"tokens\": %d, \"rounds\": %d, \"local_steps\": %d, \"batch\": %d, \"seq_len\": %d, ", m, tok, r, h, b, t
   printf "\"pretrain_tokens\": %d, \"data_order\": \"%s\", \"diloco_flags\": \"%s\"}\n", pt, o, df }'
