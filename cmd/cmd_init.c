@@ -62,6 +62,9 @@ static void help(void)
            "  --encoding-flush N      topk: the last N of --total-rounds keep every entry, sending\n"
            "                          what error feedback held back (0)\n"
            "  --keep-inner-state      keep AdamW state across rounds in the facility's --state DIR\n"
+           "  --data-order O          files: each shard's sequences in file order (default);\n"
+           "                          strided: a permutation from --seed, new every pass, so a\n"
+           "                          round's steps read all over the corpus, not one file\n"
            "keys (docs/design.md \"Trust\"):\n"
            "  --keys DIR              key pairs generated (or reused) for the aggregator and each\n"
            "                          facility not given below ($XDG_CONFIG_HOME/xffl/keys)\n"
@@ -97,7 +100,7 @@ int cmd_init(int argc, char **argv)
     const char *fkeys[PIPE_MAX_FACILITIES];
     pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt, .trust = &trust,
                               .facility_keys = fkeys};
-    cli_opt opts[30 + PIPE_INIT_NDBL] = {
+    cli_opt opts[31 + PIPE_INIT_NDBL] = {
         {"--keys", CLI_STR, &trust.keys_dir, 1, 0, NULL},
         {"--key", CLI_STR, &trust.key_file, 1, 0, NULL},
         {"--facility-key", CLI_LIST, fkeys, 0, PIPE_MAX_FACILITIES, &set.n_facility_keys},
@@ -127,6 +130,7 @@ int cmd_init(int argc, char **argv)
         {"--unweighted", CLI_FLAG, &set.unweighted, 0, 0, NULL},
         {"--no-nesterov", CLI_FLAG, &set.no_nesterov, 0, 0, NULL},
         {"--keep-inner-state", CLI_FLAG, &set.keep_inner_state, 0, 0, NULL},
+        {"--data-order", CLI_STR, &set.data_order, 0, 0, NULL},
         {0}};
     int fixed = 0;
     while (opts[fixed].name) fixed++;

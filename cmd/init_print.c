@@ -62,8 +62,9 @@ void cli_print_init_plan(const struct pipe_init_result *r)
     char k[48] = "";
     if (f->encoding_k) snprintf(k, sizeof k, ":%d", f->encoding_k);
     if (f->encoding_flush) snprintf(k + strlen(k), sizeof k - strlen(k), " (flush %d)", f->encoding_flush);
-    printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s%s\n", pipe_algo_name(f->algo.kind),
-           f->local_steps, f->quorum, f->seed, ckpt_codec_name(f->encoding), k);
+    printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s%s%s\n", pipe_algo_name(f->algo.kind),
+           f->local_steps, f->quorum, f->seed, ckpt_codec_name(f->encoding), k,
+           f->data_strided ? "  data order strided" : "");
 }
 
 void cli_print_init_result(const char *url, const struct pipe_init_result *r)

@@ -18,7 +18,7 @@ static const pipe_algo_param params[] = {
     P("adam_beta1", DOUBLE, beta1, 0),        P("adam_beta2", DOUBLE, beta2, 0),
     P("adam_eps", DOUBLE, eps, 0),            P("trim_fraction", DOUBLE, trim, 0),
     P("clip_norm", DOUBLE, clip_norm, 0),     P("delta_clip", DOUBLE, delta_clip, 1),
-    P("delta_filter", DOUBLE, delta_filter, 1),
+    P("delta_filter", DOUBLE, delta_filter, 1), P("outer_warmup", DOUBLE, outer_warmup, 1),
 };
 #undef P
 
@@ -81,6 +81,10 @@ xffl_status pipe_algo_validate(const pipe_algo_config *c)
                    "delta_filter %g must be 0 or >= 1 (a multiple of the median distance from the median delta)",
                    c->delta_filter);
     XFFL_RETURN_IF(c->nesterov != 0 && c->nesterov != 1, XFFL_ERR_INVALID, "nesterov %d must be 0 or 1", c->nesterov);
+    XFFL_RETURN_IF(!(c->outer_warmup >= 0 && c->outer_warmup <= 1e8), XFFL_ERR_INVALID,
+                   "outer_warmup %g outside [0, 1e8] rounds", c->outer_warmup);
+    XFFL_RETURN_IF(c->outer_warmup > 0 && c->kind != PIPE_ALGO_DILOCO, XFFL_ERR_INVALID,
+                   "outer_warmup is diloco's (algorithm %s)", d->name);
     return d->validate ? d->validate(c) : XFFL_OK;
 }
 
@@ -278,9 +282,17 @@ static void outer_plain(const pipe_algo_round *r, const float *base, int64_t lo,
     }
 }
 
+/* The round's outer learning rate: outer_lr, ramped linearly over outer_warmup rounds. */
+static void diloco_prepare(const pipe_algo_config *c, const pipe_algo_input *in, pipe_algo_round *r)
+{
+    r->aux[0] = c->outer_lr;
+    if (c->outer_warmup > 0 && (double)in->round < c->outer_warmup)
+        r->aux[0] = c->outer_lr * (double)in->round / c->outer_warmup;
+}
+
 static void outer_diloco(const pipe_algo_round *r, const float *base, int64_t lo, int64_t hi, float *out)
 {
-    const double lr = r->c->outer_lr, mu = r->c->momentum;
+    const double lr = r->aux[0], mu = r->c->momentum;
     float *m = r->state[0];
     for (int64_t i = lo; i < hi; i++) {
         double g = -(double)out[i] * r->scale;
@@ -330,7 +342,7 @@ static const pipe_algo_def fedavg = {.name = "fedavg", .per_delta = pipe_algo_cl
 static const pipe_algo_def diloco = {.name = "diloco", .defaults = diloco_defaults, .n_state = 1,
                                      .state_groups = {"outer"}, .per_delta = pipe_algo_clip_deltas,
                                      .combine = pipe_algo_combine_mean, .clip = pipe_algo_clip_to_norm,
-                                     .outer = outer_diloco};
+                                     .prepare = diloco_prepare, .outer = outer_diloco};
 static const pipe_algo_def fedadam = {.name = "fedadam", .defaults = fedadam_defaults, .n_state = 2,
                                       .state_groups = {"outer/m", "outer/v"}, .per_delta = pipe_algo_clip_deltas,
                                       .combine = pipe_algo_combine_mean, .clip = pipe_algo_clip_to_norm,

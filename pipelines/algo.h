@@ -60,6 +60,9 @@ typedef struct {
                             from it; 0 = keep all, else >= 1. Default
                             PIPE_ALGO_ROBUST_FILTER for median and trimmed (and with
                             delta_clip, pipelines/init.c), 0 for the others */
+    double outer_warmup; /* diloco: round t < outer_warmup steps with outer_lr x t /
+                            outer_warmup (a linear warm-up of the outer learning rate,
+                            in rounds); 0 = none (0; absent from older files) */
 } pipe_algo_config;
 
 /* The robust algorithms' default delta_filter. A robust combine alone cannot stop an

@@ -213,6 +213,7 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     if (f->encoding_flush) W(ckpt_h5_attr_int(w, "encoding_flush", f->encoding_flush));
     if (f->encoding_decay != 1) W(ckpt_h5_attr_double(w, "encoding_decay", f->encoding_decay));
     W(ckpt_h5_attr_int(w, "keep_inner_state", f->keep_inner_state));
+    if (f->data_strided) W(ckpt_h5_attr_int(w, "data_strided", 1)); /* unset: older bytes */
     if (f->tokenizer_sha256[0]) W(ckpt_h5_attr_str(w, "tokenizer_sha256", f->tokenizer_sha256));
     if (pipe_federation_signed(f)) {
         char keys[PIPE_MAX_FACILITIES * XFFL_SIGN_PUB_HEX] = "";
@@ -379,6 +380,11 @@ static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     }
     XFFL_FORWARD(get_int(r, "keep_inner_state", 0, 1, &v));
     f->keep_inner_state = (int)v;
+    f->data_strided = 0; /* absent (every federation before it): file order */
+    if (ckpt_h5_has_attr(r, "data_strided")) {
+        XFFL_FORWARD(get_int(r, "data_strided", 0, 1, &v));
+        f->data_strided = (int)v;
+    }
     if (ckpt_h5_has_attr(r, "tokenizer_sha256")) { /* absent: byte-level */
         XFFL_FORWARD(ckpt_h5_get_attr_str(r, "tokenizer_sha256", &str));
         ok = strlen(str) < sizeof f->tokenizer_sha256;

@@ -71,6 +71,9 @@ typedef struct {
                                        * keep every entry (k = block), which sends what
                                        * the error-feedback residual holds (0) */
     int keep_inner_state;             /* 1: AdamW state persists across rounds in --state DIR */
+    int data_strided;                 /* 1: each shard read in the seed's strided order
+                                       * (text_loader_stride; init --data-order strided);
+                                       * 0: in file order (0; absent from older files) */
     char tokenizer_sha256[XFFL_SHA256_HEX]; /* the SentencePiece model's (stored as
                                              * PIPE_TOKENIZER_KEY); "" byte-level */
     /* Ed25519 public keys, hex (common/sign.h): the aggregator's, which signs every

@@ -54,6 +54,11 @@ static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
     f->algo.unweighted = set->unweighted;
     f->algo.nesterov = !set->no_nesterov;
     f->keep_inner_state = set->keep_inner_state;
+    if (set->data_order) {
+        XFFL_RETURN_IF(strcmp(set->data_order, "files") && strcmp(set->data_order, "strided"), XFFL_ERR_USAGE,
+                       "--data-order '%s': choose files or strided", set->data_order);
+        f->data_strided = !strcmp(set->data_order, "strided");
+    }
     for (int k = 0; k < PIPE_INIT_NDBL; k++)
         if (set->dbl_set[k]) *(double *)((char *)f + pipe_init_numbers[k].field) = set->dbl[k];
     /* asking for robustness with --delta-clip gets the filter the robust algorithms have
@@ -72,6 +77,8 @@ static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
 const pipe_init_number pipe_init_numbers[PIPE_INIT_NDBL] = {
     NUM(PIPE_INIT_OUTER_LR, "--outer-lr", "algorithm", algo.outer_lr, "outer learning rate (diloco 0.7, fedadam 0.01, others 1)"),
     NUM(PIPE_INIT_MOMENTUM, "--outer-momentum", "algorithm", algo.momentum, "diloco momentum (0.9)"),
+    NUM(PIPE_INIT_OUTER_WARMUP, "--outer-warmup", "algorithm", algo.outer_warmup,
+        "diloco: ramp the outer learning rate linearly over the first R rounds, 0 = none (0)"),
     NUM(PIPE_INIT_ADAM_BETA1, "--adam-beta1", "algorithm", algo.beta1, "fedadam beta1 (0.9)"),
     NUM(PIPE_INIT_ADAM_BETA2, "--adam-beta2", "algorithm", algo.beta2, "fedadam beta2 (0.99)"),
     NUM(PIPE_INIT_ADAM_EPS, "--adam-eps", "algorithm", algo.eps, "fedadam epsilon (1e-8)"),

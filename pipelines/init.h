@@ -18,6 +18,7 @@
 enum {
     PIPE_INIT_OUTER_LR,
     PIPE_INIT_MOMENTUM,
+    PIPE_INIT_OUTER_WARMUP,
     PIPE_INIT_ADAM_BETA1,
     PIPE_INIT_ADAM_BETA2,
     PIPE_INIT_ADAM_EPS,
@@ -58,6 +59,7 @@ typedef struct {
     int64_t seed;
     uint64_t part_size;
     int unweighted, no_nesterov, keep_inner_state;
+    const char *data_order; /* "files" (NULL: the default) or "strided" */
     double dbl[PIPE_INIT_NDBL];
     int dbl_set[PIPE_INIT_NDBL];
     int threads;  /* compression threads (0: all cores) */

@@ -296,6 +296,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     XFFL_FORWARD(pipe_model_download(s, base, o->state_dir, f->aggregator_key, j->t, j->base_theta, &j->download));
     memcpy(j->theta, j->base_theta, (size_t)n * 4);
     XFFL_FORWARD(text_loader_open(o->data_glob, f->model.vocab_size, f->tokenizer_sha256, &j->sh));
+    if (f->data_strided) text_loader_stride(j->sh, f->seed);
     text_cursor start;
     XFFL_FORWARD(find_cursor(s, o, round, &start));
     plan->cursor = start.seq;
@@ -345,6 +346,7 @@ static XFFL_MUST_USE xffl_status share(xffl_comm *c, const pipe_train_options *o
         j->theta = malloc((size_t)j->t->total * 4);
         XFFL_RETURN_IF(!j->theta, XFFL_ERR_NOMEM, "model slab (%lld floats)", (long long)j->t->total);
         XFFL_FORWARD(text_loader_open(o->data_glob, j->f.model.vocab_size, j->f.tokenizer_sha256, &j->sh));
+        if (j->f.data_strided) text_loader_stride(j->sh, j->f.seed);
         if (o->state_dir) snprintf(j->sd, sizeof j->sd, "%s/r%06lld", o->state_dir, (long long)plan->round);
     }
     const size_t n = (size_t)j->t->total;
@@ -574,6 +576,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     }
     memcpy(j.theta, j.base_theta, (size_t)n * 4);
     XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f->model.vocab_size, f->tokenizer_sha256, &j.sh), done);
+    if (f->data_strided) text_loader_stride(j.sh, f->seed);
     if (strcmp(text_loader_digests(j.sh), shards) != 0) {
         st = xffl_fail(XFFL_ERR_INVALID, "--data %s is not the data %s trained on (shards %s, COMMIT says %s)",
                        o->data_glob, ck, text_loader_digests(j.sh), shards);

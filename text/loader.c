@@ -20,6 +20,8 @@ struct text_loader {
     int count;
     int64_t total;
     char *digests;
+    int strided;   /* text_loader_stride: 1 = the seeded order below */
+    uint64_t seed;
 };
 
 /* The shard was packed with the tokenizer want names ("" byte-level). */
@@ -108,6 +110,42 @@ void text_loader_close(text_loader *l)
 }
 
 int text_loader_shards(const text_loader *l) { return l->count; }
+
+void text_loader_stride(text_loader *l, uint64_t seed)
+{
+    l->strided = 1;
+    l->seed = seed;
+}
+
+/* splitmix64's finaliser: a fixed mix of 64 bits (integer only: the same everywhere). */
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+uint64_t text_loader_stride_index(uint64_t seed, int shard, int64_t pass, int64_t n, int64_t k)
+{
+    if (n < 2) return 0;
+    const uint64_t un = (uint64_t)n;
+    uint64_t h = mix64(seed ^ mix64((uint64_t)shard * 0x100000001b3ULL ^ mix64((uint64_t)pass)));
+    uint64_t a = 1 + h % (un - 1); /* a stride in 1..n-1, made coprime to n */
+    while (gcd64(a, un) != 1) a = a + 1 < un ? a + 1 : 1;
+    const uint64_t b = mix64(h) % un;
+    return (uint64_t)(((unsigned __int128)a * (uint64_t)k + b) % un);
+}
 int64_t text_loader_tokens(const text_loader *l) { return l->total; }
 const char *text_loader_digests(const text_loader *l) { return l->digests; }
 
@@ -126,7 +164,10 @@ xffl_status text_loader_next(text_loader *l, text_cursor *c, int B, int T, int32
         int64_t nseq = sh->n > 0 ? (sh->n - 1) / T : 0;
         XFFL_RETURN_IF(nseq < 1, XFFL_ERR_INVALID, "shard %s holds %lld tokens, fewer than sequence length + 1 (%d)",
                        sh->path, (long long)sh->n, T + 1);
-        const uint16_t *t = sh->tok + ((i / l->count) % nseq) * T;
+        const int64_t j = i / l->count;
+        const int64_t at = l->strided ? (int64_t)text_loader_stride_index(l->seed, (int)(i % l->count), j / nseq, nseq, j % nseq)
+                                      : j % nseq;
+        const uint16_t *t = sh->tok + at * T;
         for (int k = 0; k < T; k++) {
             inputs[b * T + k] = t[k];
             targets[b * T + k] = t[k + 1];

@@ -31,6 +31,17 @@ XFFL_MUST_USE xffl_status text_loader_open(const char *glob, int vocab, const ch
                                            text_loader **out);
 void text_loader_close(text_loader *l);
 int text_loader_shards(const text_loader *l);
+/* The seeded order (init --data-order strided): the j-th sequence a shard gives is its
+ * text_loader_stride_index(seed, shard, j / n_j, n_j, j mod n_j)-th instead of its
+ * (j mod n_j)-th. A facility's consecutive steps then read sequences far apart in its
+ * corpus (many files in a round, not one file's text for H steps), and each pass over
+ * it is another permutation. Shards still interleave sequence by sequence and the
+ * cursor means the same; an opened loader reads in file order until this is called. */
+void text_loader_stride(text_loader *l, uint64_t seed);
+/* The permutation: k -> (a k + b) mod n for k in 0..n-1, with a stride a in 1..n-1
+ * coprime to n and an offset b, both from a 64-bit hash of (seed, shard, pass): integer
+ * only, so every machine reads the same sequences. n < 2 gives 0. */
+uint64_t text_loader_stride_index(uint64_t seed, int shard, int64_t pass, int64_t n, int64_t k);
 int64_t text_loader_tokens(const text_loader *l);
 /* "name:<first 12 hex of its sha256>" per shard, comma separated (owned by l). */
 const char *text_loader_digests(const text_loader *l);

@@ -11,6 +11,11 @@ SEQ=${XFFL_FVC_SEQ:-256}
 LR=${XFFL_FVC_LR:-1e-3}
 PRETRAIN=${XFFL_FVC_PRETRAIN:-512000}
 DILOCO=${XFFL_FVC_DILOCO---outer-lr 0.7 --outer-momentum 0.5}
+# The seed of every run (model initialisation, the pre-training, and with
+# --data-order strided the data order); fed_vs_central sets it per seed.
+SEED=${XFFL_FVC_SEED:-7}
+# How each facility reads its shards (init --data-order): files or strided.
+ORDER=${XFFL_FVC_ORDER:-files}
 pre_rounds=0
 # Threads that yield while they wait: on a machine shared with other jobs a spinning
 # OpenMP barrier made a 2-thread pre-training round 8x slower. Results do not change.
@@ -50,14 +55,14 @@ fed_commit_bytes() {
 # whole run (warm-up once, cosine over every round) and AdamW state kept across rounds,
 # as DiLoCo's workers do; a schedule restarting every round re-warms a facility's
 # H = 50 steps twice as often as the central run's 100.
-common=(--model "$MODEL" --seq-len "$SEQ" --lr "$LR" --min-lr "$(echo "$LR" | awk '{print $1/10}')" --seed 7
+common=(--model "$MODEL" --seq-len "$SEQ" --lr "$LR" --min-lr "$(echo "$LR" | awk '{print $1/10}')"
         --keep-inner-state)
 start=()
 fed_rounds() { # name facilities data-pattern H threads rounds init-flags... (a later --batch wins)
   local name=$1 facs=$2 data=$3 h=$4 thr=$5 rounds=$6; shift 6
   local t0; t0=$(date +%s)
   "$X" simulate --store "$W/$name" --facilities "$facs" --rounds "$rounds" --data "$data" --threads "$thr" \
-    --state "$W/state-$name/{facility}" -- "${common[@]}" --batch "$BATCH" --total-rounds "$rounds" --local-steps "$h" "$@" >&2
+    --state "$W/state-$name/{facility}" -- "${common[@]}" --seed "$SEED" --data-order "$ORDER" --batch "$BATCH" --total-rounds "$rounds" --local-steps "$h" "$@" >&2
   log "$name: $rounds rounds in $(( $(date +%s) - t0 ))s"
 }
 # Prints "LOSS BYTES": the final validation loss and the mean bytes a facility uploaded
@@ -71,20 +76,27 @@ fed_run() { # name facilities data-pattern H threads init-flags...
   # 5 GB at 40 rounds) go as soon as it is evaluated, unless XFFL_FVC_DIR keeps them.
   [ -n "${XFFL_FVC_DIR:-}" ] || rm -rf "$W/$name" "$W/state-$name"
 }
-if [ "$PRETRAIN" -gt 0 ]; then
+# The central pre-training on the union for seed $SEED, which every run starts from:
+# sets start (the init flags) and pre_loss. Called once on sourcing (seed 7) unless
+# FVC_PRETRAIN_LATER is set (fed_vs_central calls it per seed).
+fed_pretrain() {
+  start=(); pre_loss=
+  [ "$PRETRAIN" -gt 0 ] || return 0
   pre_rounds=$(( (PRETRAIN + per_round - 1) / per_round ))
+  local pre=pretrained-$SEED
   # A kept work directory (XFFL_FVC_DIR) keeps the pre-training for the next run with
   # the same setting (written last, so an interrupted one is redone).
-  _pre_key="$MODEL $pre_rounds $per_round $H $BATCH $SEQ $LR $CORES"
-  if [ "$(cat "$W/pretrained.done" 2>/dev/null)" = "$_pre_key" ]; then
-    log "reusing the pre-training in $W/pretrained"
+  local key="$MODEL $pre_rounds $per_round $H $BATCH $SEQ $LR $CORES $SEED $ORDER"
+  if [ "$(cat "$W/$pre.done" 2>/dev/null)" = "$key" ]; then
+    log "reusing the pre-training in $W/$pre"
   else
-    rm -rf "$W/pretrained" "$W/state-pretrained" "$W/pretrained.done"
-    log "pretraining centrally: $pre_rounds rounds of $per_round tokens"
-    fed_rounds pretrained central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" "$pre_rounds" --algo fedavg
-    echo "$_pre_key" > "$W/pretrained.done"
+    rm -rf "${W:?}/$pre" "$W/state-$pre" "$W/$pre.done"
+    log "pretraining centrally (seed $SEED): $pre_rounds rounds of $per_round tokens"
+    fed_rounds "$pre" central "$W/data/*/*_train_*.bin" $(( 2 * H )) "$CORES" "$pre_rounds" --algo fedavg
+    echo "$key" > "$W/$pre.done"
   fi
-  pre_loss=$(fed_eval "$W/pretrained")
-  log "pretrained: loss $pre_loss after $(( pre_rounds * per_round )) tokens"
-  start=(--from "$W/pretrained")
-fi
+  pre_loss=$(fed_eval "$W/$pre")
+  log "pretrained (seed $SEED): loss $pre_loss after $(( pre_rounds * per_round )) tokens"
+  start=(--from "$W/$pre")
+}
+[ -n "${FVC_PRETRAIN_LATER:-}" ] || fed_pretrain

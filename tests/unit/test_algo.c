@@ -1,8 +1,11 @@
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/util.h"
 #include "pipelines/algo.h"
+#include "pipelines/federation.h"
 
 static void run(pipe_algo_config *c, int k, const float *const *d, const double *tok, const float *base, int64_t n,
                 float **state, int64_t round, float *out, xffl_status want)
@@ -49,6 +52,57 @@ static void test_diloco(void)
     run(&c, 2, d, tok, out, 2, st, 2, out2, XFFL_OK);
     CU_ASSERT_DOUBLE_EQUAL(mom[0], -0.95, 1e-6);
     CU_ASSERT_DOUBLE_EQUAL(out2[0], 1.665 + 0.7 * 0.5 * (1 + 0.9 * 1.9), 1e-5);
+}
+
+/* --outer-warmup R: round t < R steps with outer_lr x t / R, then outer_lr; recorded in
+ * federation.h5 only when set (absent: none, as every federation before it); diloco's
+ * alone. */
+static void test_outer_warmup(void)
+{
+    float base[2] = {1, 2}, d1[2] = {1, 0}, d2[2] = {0, 2}, out[2], mom[2] = {0, 0};
+    const float *d[2] = {d1, d2};
+    double tok[2] = {5, 5};
+    float *st[1] = {mom};
+    pipe_algo_config c;
+    pipe_algo_default(PIPE_ALGO_DILOCO, &c);
+    c.outer_warmup = 4;
+    CU_ASSERT_EQUAL(pipe_algo_validate(&c), XFFL_OK);
+    run(&c, 2, d, tok, base, 2, st, 1, out, XFFL_OK);
+    /* round 1 of 4: lr 0.7 / 4; m = g = −[0.5, 1]; θ + 0.175·1.9·d̄ */
+    CU_ASSERT_DOUBLE_EQUAL(out[0], 1 + 0.175 * 1.9 * 0.5, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(out[1], 2 + 0.175 * 1.9 * 1.0, 1e-6);
+    for (int64_t round = 4; round <= 5; round++) { /* from round R on: outer_lr itself */
+        float m1[2] = {0, 0}, m2[2] = {0, 0}, o1[2], o2[2];
+        float *s1[1] = {m1}, *s2[1] = {m2};
+        pipe_algo_config plain = c;
+        plain.outer_warmup = 0;
+        run(&c, 2, d, tok, base, 2, s1, round, o1, XFFL_OK);
+        run(&plain, 2, d, tok, base, 2, s2, round, o2, XFFL_OK);
+        CU_ASSERT_EQUAL(memcmp(o1, o2, sizeof o1), 0);
+    }
+    c.outer_warmup = -1;
+    CU_ASSERT_EQUAL(pipe_algo_validate(&c), XFFL_ERR_INVALID);
+    pipe_algo_default(PIPE_ALGO_FEDAVG, &c);
+    c.outer_warmup = 2;
+    CU_ASSERT_EQUAL(pipe_algo_validate(&c), XFFL_ERR_INVALID);
+
+    pipe_federation f, g;
+    CU_ASSERT_EQUAL_FATAL(pipe_federation_default("tiny", 0, &f), XFFL_OK);
+    pipe_federation_set_algo(&f, PIPE_ALGO_DILOCO);
+    char *dir = NULL;
+    CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("xffl-warmup", &dir), XFFL_OK);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/federation.h5", dir);
+    CU_ASSERT_EQUAL(pipe_federation_write_file(&f, path), XFFL_OK);
+    g.algo.outer_warmup = 9;
+    CU_ASSERT_EQUAL(pipe_federation_read_file(path, &g), XFFL_OK);
+    CU_ASSERT_EQUAL(g.algo.outer_warmup, 0); /* absent: no warm-up */
+    f.algo.outer_warmup = 6;
+    CU_ASSERT_EQUAL(pipe_federation_write_file(&f, path), XFFL_OK);
+    CU_ASSERT_EQUAL(pipe_federation_read_file(path, &g), XFFL_OK);
+    CU_ASSERT_EQUAL(g.algo.outer_warmup, 6);
+    xffl_rmtree_cleanup(dir);
+    free(dir);
 }
 
 static void test_fedadam(void)
@@ -177,6 +231,7 @@ void suite_algo(void)
     CU_pSuite s = CU_add_suite("algo", NULL, NULL);
     CU_add_test(s, "fedavg weighted and plain mean", test_fedavg);
     CU_add_test(s, "diloco Nesterov outer step", test_diloco);
+    CU_add_test(s, "diloco outer learning-rate warm-up, federation.h5 round trip", test_outer_warmup);
     CU_add_test(s, "fedadam first step", test_fedadam);
     CU_add_test(s, "median and trimmed mean", test_robust);
     CU_add_test(s, "norm clipping, NaN, zero weights", test_clip_and_nan);
