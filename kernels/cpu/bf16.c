@@ -913,6 +913,36 @@ AMX static void fl_out_rows(kcpu_bf16_t *dst, int64_t ld, const float *src, int 
         heads_to_rows512(dst + t * ld, src + t * hp, hd, c ? c + t * half : NULL, c ? s + t * half : NULL, -1.0f);
 }
 
+/* The backward's two products for a 16-row block against 32 columns, over the padded
+ * head dimension: S = A B^T (tiles 0, 1) and dP = C D^T (tiles 2, 3), stored to S and
+ * dP (rows of FL_K floats). a, c: 16 rows of hp bf16; bt, dt: B and D transposed with
+ * pairs interleaved (fl_kt: rows of tp pairs), from column col. */
+AMX static inline void fl_two_products(const kcpu_bf16_t *a, const kcpu_bf16_t *c, const kcpu_bf16_t *bt,
+                                       const kcpu_bf16_t *dt, int64_t col, int64_t hp, int64_t tp, float *S,
+                                       float *dP)
+{
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int64_t kk = 0; kk < hp / 32; kk++) {
+        _tile_loadd(4, a + kk * 32, hp * 2);
+        _tile_loadd(5, c + kk * 32, hp * 2);
+        _tile_loadd(6, bt + (kk * 16 * tp + col) * 2, tp * 4);
+        _tile_loadd(7, bt + (kk * 16 * tp + col + 16) * 2, tp * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_loadd(6, dt + (kk * 16 * tp + col) * 2, tp * 4);
+        _tile_loadd(7, dt + (kk * 16 * tp + col + 16) * 2, tp * 4);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, S, FL_K * 4);
+    _tile_stored(1, S + 16, FL_K * 4);
+    _tile_stored(2, dP, FL_K * 4);
+    _tile_stored(3, dP + 16, FL_K * 4);
+}
+
 /* Backward of one (b, kv head g): dK, dV of the kv head (summed over its query heads in
  * order), dQ of each query head, straight into dqkvb's rows (bf16, RoPE undone). */
 AMX static void flash_bwd_item(kcpu_bf16_t *dqkvb, int ld, const float *dout, const kcpu_bf16_t *outb, int ldo,
@@ -969,26 +999,7 @@ AMX static void flash_bwd_item(kcpu_bf16_t *dqkvb, int ld, const float *dout, co
         /* dK, dV: per 16 keys, query tiles of 32 from the diagonal; S^T = K Q^T, dP^T = V dO^T */
         for (int j0 = 0; j0 < T; j0 += 16) {
             for (int i0 = j0 / 32 * 32; i0 < T; i0 += 32) {
-                _tile_zero(0);
-                _tile_zero(1);
-                _tile_zero(2);
-                _tile_zero(3);
-                for (int64_t kk = 0; kk < hp / 32; kk++) {
-                    _tile_loadd(4, Kp + j0 * hp + kk * 32, hp * 2);
-                    _tile_loadd(5, Vp + j0 * hp + kk * 32, hp * 2);
-                    _tile_loadd(6, Qt + (kk * 16 * tp + i0) * 2, tp * 4);
-                    _tile_loadd(7, Qt + (kk * 16 * tp + i0 + 16) * 2, tp * 4);
-                    _tile_dpbf16ps(0, 4, 6);
-                    _tile_dpbf16ps(1, 4, 7);
-                    _tile_loadd(6, Ot + (kk * 16 * tp + i0) * 2, tp * 4);
-                    _tile_loadd(7, Ot + (kk * 16 * tp + i0 + 16) * 2, tp * 4);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-                _tile_stored(0, S, FL_K * 4);
-                _tile_stored(1, S + 16, FL_K * 4);
-                _tile_stored(2, dP, FL_K * 4);
-                _tile_stored(3, dP + 16, FL_K * 4);
+                fl_two_products(Kp + j0 * hp, Vp + j0 * hp, Qt, Ot, i0, hp, tp, S, dP);
                 for (int r = 0; r < 16; r++) {
                     int key = j0 + r; /* valid queries: key <= q < T */
                     __mmask16 k0 = fl_mask(key - i0, T - i0), k1 = fl_mask(key - i0 - 16, T - i0 - 16);
@@ -1023,26 +1034,7 @@ AMX static void flash_bwd_item(kcpu_bf16_t *dqkvb, int ld, const float *dout, co
         memset(dQ, 0, mb * 2);
         for (int i0 = 0; i0 < T; i0 += FL_Q) {
             for (int j0 = 0; j0 <= i0; j0 += FL_K) {
-                _tile_zero(0);
-                _tile_zero(1);
-                _tile_zero(2);
-                _tile_zero(3);
-                for (int64_t kk = 0; kk < hp / 32; kk++) {
-                    _tile_loadd(4, Qp + i0 * hp + kk * 32, hp * 2);
-                    _tile_loadd(5, Op + i0 * hp + kk * 32, hp * 2);
-                    _tile_loadd(6, Kt + (kk * 16 * tp + j0) * 2, tp * 4);
-                    _tile_loadd(7, Kt + (kk * 16 * tp + j0 + 16) * 2, tp * 4);
-                    _tile_dpbf16ps(0, 4, 6);
-                    _tile_dpbf16ps(1, 4, 7);
-                    _tile_loadd(6, Vt + (kk * 16 * tp + j0) * 2, tp * 4);
-                    _tile_loadd(7, Vt + (kk * 16 * tp + j0 + 16) * 2, tp * 4);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-                _tile_stored(0, S, FL_K * 4);
-                _tile_stored(1, S + 16, FL_K * 4);
-                _tile_stored(2, dP, FL_K * 4);
-                _tile_stored(3, dP + 16, FL_K * 4);
+                fl_two_products(Qp + i0 * hp, Op + i0 * hp, Kt, Vt, j0, hp, tp, S, dP);
                 for (int r = 0; r < FL_Q; r++) {
                     int q = i0 + r, nv = q < T ? q - j0 + 1 : 0;
                     __mmask16 k0 = fl_mask(0, nv), k1 = fl_mask(0, nv - 16);
