@@ -197,3 +197,11 @@ void xffl_rmtree_cleanup(const char *path)
 {
     if (xffl_rmtree(path) != XFFL_OK) xffl_log(XFFL_LOG_WARN, "cannot remove temporary %s: %s", path, xffl_errmsg());
 }
+
+uint64_t xffl_splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}

@@ -7,6 +7,9 @@
 #include "common/status.h"
 
 /* "512M", "1G", "4096", "64K" -> bytes (powers of 1024). USAGE error naming the text. */
+/* splitmix64's finaliser: a fixed mix of 64 bits, integer only (the same on every
+ * machine): counter-based draws (parameter init, the strided data order). */
+uint64_t xffl_splitmix64(uint64_t x);
 XFFL_MUST_USE xffl_status xffl_parse_size(const char *text, uint64_t *out);
 /* Strict integer parse of a whole string; USAGE error naming what (e.g. "--rounds"). */
 XFFL_MUST_USE xffl_status xffl_parse_long(const char *what, const char *text, long min, long max, long *out);

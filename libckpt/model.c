@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
+
 typedef struct {
     const char *name;
     ckpt_model_config cfg;
@@ -156,16 +158,8 @@ int64_t ckpt_param_count_nonembedding(const ckpt_param_table *t)
     return n - t->params[ckpt_param_index(t, CKPT_SLOT_EMBEDDING, 0)].numel;
 }
 
-/* splitmix64: a counter-based generator, so any element of any tensor can be drawn
+/* Draws are xffl_splitmix64 of a counter, so any element of any tensor can be drawn
  * independently of the others (streaming init, no thread-count dependence). */
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static double unit_open(uint64_t bits) { return ((double)(bits >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
 
 void ckpt_param_init(const ckpt_param_table *t, int index, uint64_t seed, float *out)
@@ -177,12 +171,12 @@ void ckpt_param_init(const ckpt_param_table *t, int index, uint64_t seed, float 
     }
     double std = 0.02;
     if (ckpt_slots[p->slot].residual_out) std /= sqrt(2.0 * t->cfg.n_layers);
-    const uint64_t stream = splitmix64(seed ^ splitmix64((uint64_t)index + 1));
+    const uint64_t stream = xffl_splitmix64(seed ^ xffl_splitmix64((uint64_t)index + 1));
     /* Box-Muller on pairs; each pair depends only on (stream, pair index), so threads
      * change nothing but the time (a 7b init is ~3.4e9 log+sincos pairs). */
 #pragma omp parallel for schedule(static) if (p->numel >= (1 << 16))
     for (int64_t i = 0; i < p->numel; i += 2) {
-        uint64_t a = splitmix64(stream + 2 * (uint64_t)i), b = splitmix64(stream + 2 * (uint64_t)i + 1);
+        uint64_t a = xffl_splitmix64(stream + 2 * (uint64_t)i), b = xffl_splitmix64(stream + 2 * (uint64_t)i + 1);
         double r = sqrt(-2.0 * log(unit_open(a))), th = 6.283185307179586 * unit_open(b);
         out[i] = (float)(std * r * cos(th));
         if (i + 1 < p->numel) out[i + 1] = (float)(std * r * sin(th));

@@ -168,7 +168,8 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
             goto done;
         }
     ckpt_delta_meta ex = {.round = round, .base_version = base->version, .base_index = base->index_key,
-                          .facility = c->facility, .codec = f->encoding, .k = pipe_federation_round_k(f, round), .gaps = f->encoding_gaps};
+                          .facility = c->facility};
+    pipe_federation_delta_codec(f, round, &ex);
     st = ckpt_delta_read((const char *const *)paths, m->n_objects, t, m, &ex, NULL, c->delta);
     if (st != XFFL_OK) {
         *bad = is_data_error(st);

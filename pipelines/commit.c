@@ -63,9 +63,8 @@ xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_
     H(xffl_mkdtemp("xffl-train", &tmp));
     ckpt_delta_meta meta = {.round = c->round, .base_version = c->base->version, .base_index = c->base->index_key,
                             .facility = c->facility, .tokens = c->tokens, .steps = c->steps,
-                            .loss_first = c->loss_first, .loss_last = c->loss_last, .loss_mean = c->loss_mean,
-                            .codec = c->f->encoding, .block = CKPT_CODEC_BLOCK_DEFAULT,
-                            .k = pipe_federation_round_k(c->f, c->round), .gaps = c->f->encoding_gaps, .decay = c->f->encoding_decay};
+                            .loss_first = c->loss_first, .loss_last = c->loss_last, .loss_mean = c->loss_mean};
+    pipe_federation_delta_codec(c->f, c->round, &meta);
     ckpt_h5_options opt = {.level = c->f->zstd_level, .threads = c->threads};
     /* the object lines come after the headers: write parts into a side manifest */
     ckpt_manifest *lines = NULL;

@@ -501,3 +501,12 @@ int pipe_federation_round_k(const pipe_federation *f, int64_t round)
         return ckpt_codec_default_params(f->encoding).block;
     return f->encoding_k;
 }
+
+void pipe_federation_delta_codec(const pipe_federation *f, int64_t round, ckpt_delta_meta *m)
+{
+    m->codec = f->encoding;
+    m->block = CKPT_CODEC_BLOCK_DEFAULT;
+    m->k = pipe_federation_round_k(f, round);
+    m->gaps = f->encoding_gaps;
+    m->decay = f->encoding_decay;
+}

@@ -13,6 +13,7 @@
 #include "common/digest.h"
 #include "common/sign.h"
 #include "libckpt/codec.h"
+#include "libckpt/delta.h"
 #include "libckpt/model.h"
 #include "pipelines/algo.h"
 #include "pipelines/keys.h"
@@ -88,6 +89,10 @@ int pipe_federation_signed(const pipe_federation *f);
 /* The k round `round` encodes with: encoding_k, or the whole block in the last
  * encoding_flush rounds of inner.total_rounds; 0 for an encoding without a k. */
 int pipe_federation_round_k(const pipe_federation *f, int64_t round);
+/* How round `round`'s deltas are encoded, into m: codec, block, k (round_k), index gaps
+ * and residual decay; the writer, the re-run of reproduce and the aggregator's reader
+ * all take them from here. The rest of m is the caller's. */
+void pipe_federation_delta_codec(const pipe_federation *f, int64_t round, ckpt_delta_meta *m);
 
 /* Defaults for everything (one facility "local", fedavg, H=100, quorum 1, seed 0) and
  * the model of preset with vocab (0 = preset default). USAGE naming an unknown preset. */

@@ -235,6 +235,14 @@ static XFFL_MUST_USE xffl_status trust_round(store *s, const pipe_train_options 
     return pipe_trust_signer(&t, &j->f, o->facility, &j->signer);
 }
 
+/* The facility's shards, read in the federation's order (data_strided: text/loader.h). */
+static XFFL_MUST_USE xffl_status open_shards(const char *glob, const pipe_federation *f, text_loader **out)
+{
+    XFFL_FORWARD(text_loader_open(glob, f->model.vocab_size, f->tokenizer_sha256, out));
+    if (f->data_strided) text_loader_stride(*out, f->seed);
+    return XFFL_OK;
+}
+
 /* Rank 0: the round, the attempt, version v's weights, the cursor, the inner state and
  * the residual; plan->skipped (with res filled) when there is nothing to do. */
 static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, round_job *j, round_plan *plan,
@@ -295,8 +303,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     /* as an update from the base cached in --state DIR when it can, else in full */
     XFFL_FORWARD(pipe_model_download(s, base, o->state_dir, f->aggregator_key, j->t, j->base_theta, &j->download));
     memcpy(j->theta, j->base_theta, (size_t)n * 4);
-    XFFL_FORWARD(text_loader_open(o->data_glob, f->model.vocab_size, f->tokenizer_sha256, &j->sh));
-    if (f->data_strided) text_loader_stride(j->sh, f->seed);
+    XFFL_FORWARD(open_shards(o->data_glob, f, &j->sh));
     text_cursor start;
     XFFL_FORWARD(find_cursor(s, o, round, &start));
     plan->cursor = start.seq;
@@ -345,8 +352,7 @@ static XFFL_MUST_USE xffl_status share(xffl_comm *c, const pipe_train_options *o
         XFFL_FORWARD(ckpt_param_table_create(&j->f.model, &j->t));
         j->theta = malloc((size_t)j->t->total * 4);
         XFFL_RETURN_IF(!j->theta, XFFL_ERR_NOMEM, "model slab (%lld floats)", (long long)j->t->total);
-        XFFL_FORWARD(text_loader_open(o->data_glob, j->f.model.vocab_size, j->f.tokenizer_sha256, &j->sh));
-        if (j->f.data_strided) text_loader_stride(j->sh, j->f.seed);
+        XFFL_FORWARD(open_shards(o->data_glob, &j->f, &j->sh));
         if (o->state_dir) snprintf(j->sd, sizeof j->sd, "%s/r%06lld", o->state_dir, (long long)plan->round);
     }
     const size_t n = (size_t)j->t->total;
@@ -575,8 +581,7 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
         XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &j.base, j.t, 1, groups, slabs, NULL), done);
     }
     memcpy(j.theta, j.base_theta, (size_t)n * 4);
-    XFFL_CHECK_GOTO(st, text_loader_open(o->data_glob, f->model.vocab_size, f->tokenizer_sha256, &j.sh), done);
-    if (f->data_strided) text_loader_stride(j.sh, f->seed);
+    XFFL_CHECK_GOTO(st, open_shards(o->data_glob, f, &j.sh), done);
     if (strcmp(text_loader_digests(j.sh), shards) != 0) {
         st = xffl_fail(XFFL_ERR_INVALID, "--data %s is not the data %s trained on (shards %s, COMMIT says %s)",
                        o->data_glob, ck, text_loader_digests(j.sh), shards);
@@ -624,9 +629,8 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-retrain", &tmp), done);
     XFFL_CHECK_GOTO(st, ckpt_manifest_create(&mine), done);
     ckpt_delta_meta meta = {.round = o->round, .base_version = j.base.version, .base_index = j.base.index_key,
-                            .facility = o->facility, .tokens = lr.tokens, .steps = lr.steps,
-                            .codec = f->encoding, .block = CKPT_CODEC_BLOCK_DEFAULT,
-                            .k = pipe_federation_round_k(f, o->round), .gaps = f->encoding_gaps, .decay = f->encoding_decay};
+                            .facility = o->facility, .tokens = lr.tokens, .steps = lr.steps};
+    pipe_federation_delta_codec(f, o->round, &meta);
     XFFL_CHECK_GOTO(st, ckpt_delta_write(tmp, j.t, j.theta, &meta, j.residual, 0, NULL, "", mine, &files, &nf), done);
     char first[128] = "";
     for (int i = 0; i < m->n_tensors; i++) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/digest.h"
+#include "common/util.h"
 #include "text/shards.h"
 
 typedef struct {
@@ -117,14 +118,6 @@ void text_loader_stride(text_loader *l, uint64_t seed)
     l->seed = seed;
 }
 
-/* splitmix64's finaliser: a fixed mix of 64 bits (integer only: the same everywhere). */
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 
 static uint64_t gcd64(uint64_t a, uint64_t b)
 {
@@ -140,10 +133,10 @@ uint64_t text_loader_stride_index(uint64_t seed, int shard, int64_t pass, int64_
 {
     if (n < 2) return 0;
     const uint64_t un = (uint64_t)n;
-    uint64_t h = mix64(seed ^ mix64((uint64_t)shard * 0x100000001b3ULL ^ mix64((uint64_t)pass)));
+    uint64_t h = xffl_splitmix64(seed ^ xffl_splitmix64((uint64_t)shard * 0x100000001b3ULL ^ xffl_splitmix64((uint64_t)pass)));
     uint64_t a = 1 + h % (un - 1); /* a stride in 1..n-1, made coprime to n */
     while (gcd64(a, un) != 1) a = a + 1 < un ? a + 1 : 1;
-    const uint64_t b = mix64(h) % un;
+    const uint64_t b = xffl_splitmix64(h) % un;
     return (uint64_t)(((unsigned __int128)a * (uint64_t)k + b) % un);
 }
 int64_t text_loader_tokens(const text_loader *l) { return l->total; }
