@@ -31,7 +31,7 @@ void kern_adamw_range(const ckpt_param_table *t, int64_t lo, int64_t hi, float *
         int64_t a = q->offset > lo ? q->offset : lo, b = q->offset + q->numel < hi ? q->offset + q->numel : hi;
         if (a >= b) continue;
         float wd = q->kind == CKPT_KIND_NORM ? 0.0f : c->weight_decay;
-        kcpu_adamw(p + (a - lo), g + (a - lo), m + (a - lo), v + (a - lo), b - a, lr, c->beta1, c->beta2, c->eps, wd,
+        kcpu_adamw(p + (a - lo), NULL, g + (a - lo), m + (a - lo), v + (a - lo), b - a, lr, c->beta1, c->beta2, c->eps, wd,
                    bc1, bc2, gscale);
     }
 }

@@ -101,6 +101,8 @@ static void to_bf16_run(kcpu_bf16_t *dst, const float *src, int64_t n, int vec)
     for (int64_t i = 0; i < n; i++) dst[i] = to_bf16_scalar(src[i]);
 }
 
+void kcpu_to_bf16_serial(kcpu_bf16_t *dst, const float *src, int64_t n) { to_bf16_run(dst, src, n, cvt_ok()); }
+
 void kcpu_to_bf16(kcpu_bf16_t *dst, const float *src, int64_t n)
 {
     int vec = cvt_ok();
@@ -419,13 +421,15 @@ void kcpu_bf16_swiglu13_bwd(kcpu_bf16_t *dh13, float *scratch, const float *dg, 
     }
 }
 
-AVX512 static void rmsnorm_row512(kcpu_bf16_t *o, float *rstd, const float *x, const float *g, int D, float eps)
+AVX512 static void rmsnorm_row512(kcpu_bf16_t *o, float *rstd, float *xcopy, const float *x, const float *g, int D,
+                                  float eps)
 {
     __m512 ss = _mm512_setzero_ps();
     for (int d = 0; d < D; d += 16) {
         __mmask16 k = tailmask(D - d);
         __m512 v = _mm512_maskz_loadu_ps(k, x + d);
         ss = _mm512_fmadd_ps(v, v, ss);
+        if (xcopy) _mm512_mask_storeu_ps(xcopy + d, k, v);
     }
     float r = 1.0f / sqrtf(_mm512_reduce_add_ps(ss) / (float)D + eps);
     *rstd = r;
@@ -470,16 +474,19 @@ AVX512 static void rmsnorm_dg512(float *dg, const float *dout, const float *x, c
     }
 }
 
-void kcpu_bf16_rmsnorm_fwd(kcpu_bf16_t *out, float *scratch, float *rstd, const float *x, const float *g, int N, int D,
-                           float eps)
+void kcpu_bf16_rmsnorm_fwd(kcpu_bf16_t *out, float *scratch, float *rstd, float *xcopy, const float *x, const float *g,
+                           int N, int D, float eps)
 {
     if (!cvt_ok()) {
         kcpu_rmsnorm_fwd(scratch, rstd, x, g, N, D, eps);
         kcpu_to_bf16(out, scratch, (int64_t)N * D);
+        if (xcopy) memcpy(xcopy, x, (size_t)N * D * sizeof *x);
         return;
     }
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) rmsnorm_row512(out + (int64_t)n * D, rstd + n, x + (int64_t)n * D, g, D, eps);
+    for (int n = 0; n < N; n++)
+        rmsnorm_row512(out + (int64_t)n * D, rstd + n, xcopy ? xcopy + (int64_t)n * D : NULL, x + (int64_t)n * D, g, D,
+                       eps);
 }
 
 void kcpu_bf16_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float *x, const float *g, const float *rstd,

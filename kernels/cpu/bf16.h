@@ -29,6 +29,8 @@ const char *kcpu_onednn_version(void);
  * (OpenMP), AVX-512 BF16 instructions when the CPU has them, else the same rounding in
  * scalar code: the same bits either way. Call outside a parallel region. */
 void kcpu_to_bf16(kcpu_bf16_t *dst, const float *src, int64_t n);
+/* The same on the calling thread alone (inside a parallel region). */
+void kcpu_to_bf16_serial(kcpu_bf16_t *dst, const float *src, int64_t n);
 /* Rows of a strided matrix: dst[r*ldd + c] = bf16(src[r*lds + c]), c < cols. */
 void kcpu_to_bf16_2d(kcpu_bf16_t *dst, int ldd, const float *src, int lds, int64_t rows, int cols);
 static inline float kcpu_bf16_to_f32(kcpu_bf16_t h)
@@ -124,9 +126,10 @@ void kcpu_bf16_swiglu13_fwd(kcpu_bf16_t *g, float *scratch, const float *h13, in
 void kcpu_bf16_swiglu13_bwd(kcpu_bf16_t *dh13, float *scratch, const float *dg, const float *h13, int N, int F);
 /* kcpu_rmsnorm_fwd/bwd (ops.h) for the bf16 mode, vectorised (sums in another order than
  * the fp32 path: the bf16 mode's bits). The forward writes its output in bf16 (only a
- * GEMM reads it); scratch: N*D floats for the scalar fallback. */
-void kcpu_bf16_rmsnorm_fwd(kcpu_bf16_t *out, float *scratch, float *rstd, const float *x, const float *g, int N, int D,
-                           float eps);
+ * GEMM reads it); scratch: N*D floats for the scalar fallback. xcopy (NULL: none): a copy
+ * of x made in the same pass (the residual add that follows starts from x). */
+void kcpu_bf16_rmsnorm_fwd(kcpu_bf16_t *out, float *scratch, float *rstd, float *xcopy, const float *x, const float *g,
+                           int N, int D, float eps);
 void kcpu_bf16_rmsnorm_bwd(float *dx, float *dg, const float *dout, const float *x, const float *g, const float *rstd,
                            int N, int D);
 /* The implementation oneDNN picked for the last primitive created ("brg:avx512_core_amx", ...). */

@@ -419,20 +419,35 @@ static void unfuse_dw13(cpu_model *m, int l)
  * bf16: x and dy are rounded to bf16 per call into the staging buffers (ab, gb), W comes
  * from the step's bf16 copy; products accumulate in fp32 into fp32 outputs. */
 
-/* The bf16 copy of the weights, once after each parameter change (a step). */
+/* Where parameter p's bf16 copy lives (NULL: it has none; norms and the embedding are
+ * used in fp32): wq|wk|wv and w1|w3 are each one fused matrix. */
+static kcpu_bf16_t *wb_of(cpu_model *m, const ckpt_param *p)
+{
+    const layer_wb *w = p->layer >= 0 ? &m->lw[p->layer] : NULL;
+    int64_t D = m->D, F = m->F, Dkv = (int64_t)m->KV * m->hd;
+    switch (p->slot) {
+    case CKPT_SLOT_WQ: return w->qkv;
+    case CKPT_SLOT_WK: return w->qkv + D * D;
+    case CKPT_SLOT_WV: return w->qkv + (D + Dkv) * D;
+    case CKPT_SLOT_WO: return w->wo;
+    case CKPT_SLOT_W1: return w->w13;
+    case CKPT_SLOT_W3: return w->w13 + F * D;
+    case CKPT_SLOT_W2: return w->w2;
+    case CKPT_SLOT_OUTPUT: return m->outb;
+    default: return NULL;
+    }
+}
+
+/* The bf16 copy of the weights after a parameter change that AdamW did not make (AdamW
+ * writes it in its own pass). */
 static void refresh_wb(cpu_model *m)
 {
     if (!m->bf || !m->wdirty) return;
-    int64_t D = m->D, F = m->F;
-    for (int l = 0; l < m->L; l++) {
-        layer_wb *w = &m->lw[l];
-        kcpu_to_bf16(w->qkv, W(m, CKPT_SLOT_WQ, l), (int64_t)m->Dqkv * D);
-        kcpu_to_bf16(w->wo, W(m, CKPT_SLOT_WO, l), D * D);
-        kcpu_to_bf16(w->w13, W(m, CKPT_SLOT_W1, l), F * D);
-        kcpu_to_bf16(w->w13 + F * D, W(m, CKPT_SLOT_W3, l), F * D);
-        kcpu_to_bf16(w->w2, W(m, CKPT_SLOT_W2, l), D * F);
+    for (int i = 0; i < m->t->count; i++) {
+        const ckpt_param *p = &m->t->params[i];
+        kcpu_bf16_t *b = wb_of(m, p);
+        if (b) kcpu_to_bf16(b, m->params + p->offset, p->numel);
     }
-    kcpu_to_bf16(m->outb, W(m, CKPT_SLOT_OUTPUT, 0), (int64_t)m->V * D);
     m->wdirty = 0;
 }
 
@@ -504,7 +519,9 @@ static XFFL_MUST_USE xffl_status layer_fwd(cpu_model *m, int l)
     layer_acts *a = &m->la[l];
     layer_wb *lw = m->bf ? &m->lw[l] : &(layer_wb){0};
     layer_ab *lb = m->bf ? &m->lab[l] : &(layer_ab){0};
-    if (m->bf) KPROF("rmsnorm_fwd", kcpu_bf16_rmsnorm_fwd(lb->xn1, a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps));
+    /* mid = x + att wo^T and x[l+1] = mid + g w2^T accumulate into copies of x and mid,
+     * which the bf16 mode makes in its norms' passes over them */
+    if (m->bf) KPROF("rmsnorm_fwd", kcpu_bf16_rmsnorm_fwd(lb->xn1, a->xn1, a->rstd1, a->mid, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps));
     else kcpu_rmsnorm_fwd(a->xn1, a->rstd1, a->x, W(m, CKPT_SLOT_ATTN_NORM, l), N, D, eps);
     XFFL_FORWARD(lin_fwd(m, a->qkv, Dq, m->bf ? NULL : a->xn1, lb->xn1, W(m, CKPT_SLOT_WQ, l), lw->qkv, N, D, Dq, 0.0f));
     if (m->bf) { /* RoPE, rounding and the head-major move in one pass; att comes out in bf16 */
@@ -518,16 +535,16 @@ static XFFL_MUST_USE xffl_status layer_fwd(cpu_model *m, int l)
         kcpu_rope(a->qkv + H * hd, Dq, B, T, KV, hd, m->rope_cos, m->rope_sin, 0);
         kcpu_attention_fwd(a->att, D, a->P, a->qkv, Dq, a->qkv + H * hd, a->qkv + (H + KV) * hd, Dq, B, T, H, KV, hd);
     }
-    KPROF("copy", memcpy(a->mid, a->x, (size_t)N * D * sizeof(float)));
+    if (!m->bf) memcpy(a->mid, a->x, (size_t)N * D * sizeof(float));
     XFFL_FORWARD(lin_fwd(m, a->mid, D, m->bf ? NULL : a->att, lb->att, W(m, CKPT_SLOT_WO, l), lw->wo, N, D, D, 1.0f));
-    if (m->bf) KPROF("rmsnorm_fwd", kcpu_bf16_rmsnorm_fwd(lb->xn2, a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps));
+    float *next = m->la[l + 1].x;
+    if (m->bf) KPROF("rmsnorm_fwd", kcpu_bf16_rmsnorm_fwd(lb->xn2, a->xn2, a->rstd2, next, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps));
     else kcpu_rmsnorm_fwd(a->xn2, a->rstd2, a->mid, W(m, CKPT_SLOT_FFN_NORM, l), N, D, eps);
     if (!m->bf) fuse_w13(m, l);
     XFFL_FORWARD(lin_fwd(m, a->h13, 2 * F, m->bf ? NULL : a->xn2, lb->xn2, m->w13, lw->w13, N, D, 2 * F, 0.0f));
     if (m->bf) KPROF("swiglu_fwd", kcpu_bf16_swiglu13_fwd(lb->g, a->g, a->h13, N, F)); /* g straight to bf16 */
     else kcpu_swiglu13_fwd(a->g, a->h13, N, F);
-    float *next = m->la[l + 1].x;
-    KPROF("copy", memcpy(next, a->mid, (size_t)N * D * sizeof(float)));
+    if (!m->bf) memcpy(next, a->mid, (size_t)N * D * sizeof(float));
     return lin_fwd(m, next, D, m->bf ? NULL : a->g, lb->g, W(m, CKPT_SLOT_W2, l), lw->w2, N, F, D, 1.0f);
 }
 
@@ -562,7 +579,7 @@ static XFFL_MUST_USE xffl_status cpu_forward(void *impl, const int32_t *inputs, 
     float eps = m->cfg.norm_eps;
     KPROF("embedding", kcpu_embedding_fwd(m->la[0].x, m->tok, W(m, CKPT_SLOT_EMBEDDING, 0), N, D));
     for (int l = 0; l < m->L; l++) XFFL_FORWARD(layer_fwd(m, l));
-    if (m->bf) KPROF("rmsnorm_fwd", kcpu_bf16_rmsnorm_fwd(m->xnfb, m->xnf, m->rstdf, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps));
+    if (m->bf) KPROF("rmsnorm_fwd", kcpu_bf16_rmsnorm_fwd(m->xnfb, m->xnf, m->rstdf, NULL, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps));
     else kcpu_rmsnorm_fwd(m->xnf, m->rstdf, m->la[m->L].x, W(m, CKPT_SLOT_NORM, 0), N, D, eps);
     XFFL_FORWARD(lin_fwd(m, m->logits, V, m->bf ? NULL : m->xnf, m->xnfb, W(m, CKPT_SLOT_OUTPUT, 0), m->outb, N, D, V, 0.0f));
     m->have_logits = 1;
@@ -649,13 +666,12 @@ static XFFL_MUST_USE xffl_status cpu_adamw(void *impl, const kern_adamw_args *a,
     float gscale = a->grad_clip > 0 && norm > a->grad_clip ? (float)(a->grad_clip / norm) : 1.0f;
     m->step++;
     double bc1 = 1.0 - pow(a->beta1, (double)m->step), bc2 = 1.0 - pow(a->beta2, (double)m->step);
-    m->wdirty = 1;
     KPROF_BEGIN(t0);
     for (int i = 0; i < m->t->count; i++) {
         const ckpt_param *p = &m->t->params[i];
         float wd = p->kind == CKPT_KIND_NORM ? 0.0f : a->weight_decay;
-        kcpu_adamw(m->params + p->offset, m->grads + p->offset, m->mom + p->offset, m->var + p->offset, p->numel,
-                   a->lr, a->beta1, a->beta2, a->eps, wd, bc1, bc2, gscale);
+        kcpu_adamw(m->params + p->offset, m->bf ? wb_of(m, p) : NULL, m->grads + p->offset, m->mom + p->offset,
+                   m->var + p->offset, p->numel, a->lr, a->beta1, a->beta2, a->eps, wd, bc1, bc2, gscale);
     }
     KPROF_END("adamw", t0);
     return XFFL_OK;

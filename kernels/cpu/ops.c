@@ -320,27 +320,49 @@ static double sumsq_chunk(const float *x, int64_t n, int64_t c)
     return s;
 }
 
+/* Chunks [c, c + SUMSQ_GROUP) when all are full, each still summed in its own element
+ * order (the same bits as sumsq_chunk), but side by side: one chunk alone is a chain of
+ * dependent double adds, bound by the add's latency; eight chains in flight are bound by
+ * memory. (A square of a float is exact in double, so a fused multiply-add rounds the
+ * same as the separate ones.) */
+enum { SUMSQ_GROUP = 8 };
+static void sumsq_group(const float *x, int64_t n, int64_t c, double *out)
+{
+    if ((c + SUMSQ_GROUP) * KERN_NORM_CHUNK > n) {
+        for (int k = 0; k < SUMSQ_GROUP && (c + k) * KERN_NORM_CHUNK < n; k++) out[k] = sumsq_chunk(x, n, c + k);
+        return;
+    }
+    const float *p = x + c * KERN_NORM_CHUNK;
+    double s[SUMSQ_GROUP] = {0};
+    for (int64_t i = 0; i < KERN_NORM_CHUNK; i++)
+        for (int k = 0; k < SUMSQ_GROUP; k++) {
+            double v = p[(int64_t)k * KERN_NORM_CHUNK + i];
+            s[k] += v * v;
+        }
+    memcpy(out, s, sizeof s);
+}
+
+void kcpu_sumsq_parts(const float *x, int64_t n, double *parts)
+{
+    int64_t groups = (kern_norm_chunks(n) + SUMSQ_GROUP - 1) / SUMSQ_GROUP;
+#pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < groups; g++) sumsq_group(x, n, g * SUMSQ_GROUP, parts + g * SUMSQ_GROUP);
+}
+
 double kcpu_sumsq(const float *x, int64_t n)
 {
     int64_t chunks = kern_norm_chunks(n);
     double total = 0;
     /* partial sums in chunk order, independent of the thread count */
-    enum { BATCH = 256 };
+    enum { BATCH = 32 * SUMSQ_GROUP };
     double part[BATCH];
     for (int64_t c0 = 0; c0 < chunks; c0 += BATCH) {
         int64_t cn = chunks - c0 < BATCH ? chunks - c0 : BATCH;
-#pragma omp parallel for schedule(static)
-        for (int64_t c = 0; c < cn; c++) part[c] = sumsq_chunk(x, n, c0 + c);
+        int64_t left = n - c0 * KERN_NORM_CHUNK;
+        kcpu_sumsq_parts(x + c0 * KERN_NORM_CHUNK, left < BATCH * KERN_NORM_CHUNK ? left : BATCH * KERN_NORM_CHUNK, part);
         for (int64_t c = 0; c < cn; c++) total += part[c];
     }
     return total;
-}
-
-void kcpu_sumsq_parts(const float *x, int64_t n, double *parts)
-{
-    int64_t chunks = kern_norm_chunks(n);
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < chunks; c++) parts[c] = sumsq_chunk(x, n, c);
 }
 
 /* One chunk of AdamW, in the scalar expression's exact order: every operation rounds
@@ -382,8 +404,8 @@ __attribute__((target("avx512f"))) static void adamw_avx512(float *p, const floa
     adamw_scalar(p + i, g + i, m + i, v + i, n - i, lr, beta1, beta2, eps, wd, ib1, ib2, gscale);
 }
 
-void kcpu_adamw(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,
-                float eps, float wd, double bc1, double bc2, float gscale)
+void kcpu_adamw(float *p, kcpu_bf16_t *pb, const float *g, float *m, float *v, int64_t n, float lr, float beta1,
+                float beta2, float eps, float wd, double bc1, double bc2, float gscale)
 {
     float ib1 = (float)(1.0 / bc1), ib2 = (float)(1.0 / bc2);
     static int vec = -1;
@@ -398,5 +420,6 @@ void kcpu_adamw(float *p, const float *g, float *m, float *v, int64_t n, float l
         int64_t lo = c * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
         if (vec) adamw_avx512(p + lo, g + lo, m + lo, v + lo, len, lr, beta1, beta2, eps, wd, ib1, ib2, gscale);
         else adamw_scalar(p + lo, g + lo, m + lo, v + lo, len, lr, beta1, beta2, eps, wd, ib1, ib2, gscale);
+        if (pb) kcpu_to_bf16_serial(pb + lo, p + lo, len); /* while the chunk is in cache */
     }
 }

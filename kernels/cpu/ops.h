@@ -8,6 +8,7 @@
 #define XFFL_KCPU_OPS_H
 
 #include <stdint.h>
+#include "kernels/cpu/bf16.h"
 
 /* out[N,D] = E[tok[n], :] */
 void kcpu_embedding_fwd(float *out, const int32_t *tok, const float *E, int N, int D);
@@ -65,8 +66,10 @@ void kcpu_xent_bwd(float *logits, const float *lse, const int32_t *tgt, int N, i
 double kcpu_sumsq(const float *x, int64_t n);
 /* parts[c] = chunk c's sum of squares (the same chunks; kernels/shard.h). */
 void kcpu_sumsq_parts(const float *x, int64_t n, double *parts);
-/* AdamW on n values: g scaled by gscale first; bc1 = 1-beta1^step, bc2 = 1-beta2^step. */
-void kcpu_adamw(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1, float beta2,
-                float eps, float wd, double bc1, double bc2, float gscale);
+/* AdamW on n values: g scaled by gscale first; bc1 = 1-beta1^step, bc2 = 1-beta2^step.
+ * pb (NULL: none): the new p rounded to bf16 as kcpu_to_bf16 rounds it, in the same pass
+ * over memory (the bf16 mode's weight copy, which would otherwise be a pass of its own). */
+void kcpu_adamw(float *p, kcpu_bf16_t *pb, const float *g, float *m, float *v, int64_t n, float lr, float beta1,
+                float beta2, float eps, float wd, double bc1, double bc2, float gscale);
 
 #endif

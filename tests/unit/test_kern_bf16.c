@@ -509,6 +509,7 @@ static void test_fp32_vector_forms(void)
     }
     enum { N = 10007 };
     static float p[N], g[N], m[N], v[N], p2[N], m2[N], v2[N];
+    static kcpu_bf16_t pb[N], pb2[N];
     for (int i = 0; i < N; i++) {
         p[i] = p2[i] = (float)(urand() - 0.5);
         g[i] = (float)((urand() - 0.5) * 1e-3);
@@ -516,7 +517,7 @@ static void test_fp32_vector_forms(void)
         v[i] = v2[i] = g[i] * g[i] * 2;
     }
     double bc1 = 1 - pow(0.9, 3), bc2 = 1 - pow(0.95, 3);
-    kcpu_adamw(p, g, m, v, N, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, bc1, bc2, 0.7f);
+    kcpu_adamw(p, pb, g, m, v, N, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, bc1, bc2, 0.7f);
     float ib1 = (float)(1.0 / bc1), ib2 = (float)(1.0 / bc2), b1 = 0.9f, b2 = 0.95f, lr = 3e-4f, eps = 1e-8f,
           wd = 0.1f, gs = 0.7f;
     for (int i = 0; i < N; i++) {
@@ -528,6 +529,8 @@ static void test_fp32_vector_forms(void)
     CU_ASSERT_EQUAL(memcmp(p, p2, sizeof p), 0);
     CU_ASSERT_EQUAL(memcmp(m, m2, sizeof m), 0);
     CU_ASSERT_EQUAL(memcmp(v, v2, sizeof v), 0);
+    kcpu_to_bf16(pb2, p2, N); /* the copy made in the same pass rounds as the separate one */
+    CU_ASSERT_EQUAL(memcmp(pb, pb2, sizeof pb), 0);
 }
 
 /* The memory plan (train --dry-run) counts the bf16 mode's copies exactly as the backend

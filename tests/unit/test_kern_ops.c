@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/ref.h"
+#include "kernels/shard.h"
 
 static uint64_t rng = 88172645463325252ull;
 static double urand(void)
@@ -347,7 +348,7 @@ static void test_adamw_op(void)
     double hand0 = 0.5 - 0.01 * (0.1 / (0.1 + 1e-8) + 0.1 * 0.5);
     CU_ASSERT_DOUBLE_EQUAL(p[0], hand0, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(p[3], 0, 0);
-    kcpu_adamw(fp, fg, fm, fv, N, 0.01f, 0.9f, 0.95f, 1e-8f, 0.1f, 1 - 0.9, 1 - 0.95, 1.0f);
+    kcpu_adamw(fp, NULL, fg, fm, fv, N, 0.01f, 0.9f, 0.95f, 1e-8f, 0.1f, 1 - 0.9, 1 - 0.95, 1.0f);
     for (int i = 0; i < N; i++) CU_ASSERT(fabs(fp[i] - p[i]) < 1e-6);
     double big[5000];
     float fbig[5000];
@@ -355,6 +356,33 @@ static void test_adamw_op(void)
     double s = 0;
     for (int i = 0; i < 5000; i++) s += big[i] * big[i];
     CU_ASSERT_DOUBLE_EQUAL(kcpu_sumsq(fbig, 5000), s, 1e-9);
+}
+
+/* Chunk sums side by side must round exactly as one chunk at a time in element order
+ * (the gradient norm's bits, and so every clipped step's, depend on it): 9.5 chunks,
+ * so one group of eight full chunks and a ragged one. */
+static void test_sumsq_chunk_order(void)
+{
+    int64_t n = KERN_NORM_CHUNK * 19 / 2, chunks = kern_norm_chunks(n);
+    float *x = malloc((size_t)n * sizeof *x);
+    double *parts = malloc((size_t)chunks * sizeof *parts);
+    CU_ASSERT_FATAL(x && parts && chunks == 10);
+    uint64_t r = 12345;
+    for (int64_t i = 0; i < n; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((int64_t)(r >> 33) - (1ll << 30)) * 0x1p-27f; /* wide range: rounding matters */
+    }
+    kcpu_sumsq_parts(x, n, parts);
+    double total = 0;
+    for (int64_t c = 0; c < chunks; c++) {
+        double s = 0;
+        for (int64_t i = c * KERN_NORM_CHUNK; i < n && i < (c + 1) * KERN_NORM_CHUNK; i++) s += (double)x[i] * x[i];
+        CU_ASSERT(memcmp(&s, &parts[c], sizeof s) == 0);
+        total += s;
+    }
+    double got = kcpu_sumsq(x, n);
+    CU_ASSERT(memcmp(&got, &total, sizeof got) == 0);
+    free(x), free(parts);
 }
 
 void suite_kern_ops(void)
@@ -368,4 +396,5 @@ void suite_kern_ops(void)
     CU_add_test(s, "swiglu: finite differences, fast vs reference", test_swiglu);
     CU_add_test(s, "cross-entropy and embedding", test_xent_embedding);
     CU_add_test(s, "adamw element step and sumsq", test_adamw_op);
+    CU_add_test(s, "sumsq: chunks side by side round as one at a time", test_sumsq_chunk_order);
 }
