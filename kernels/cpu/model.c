@@ -101,6 +101,11 @@ typedef struct {
     kcpu_bf16_t *abuf; /* their storage; then the final norm's output */
     kcpu_bf16_t *xnfb;
     int wdirty;
+    /* bf16 mode: zero_grad only marks the gradients zero; the next backward writes the
+     * GEMMs' weight gradients instead of adding to them and zeroes the rest first (the
+     * embedding's, the norms'), which saves a pass over every gradient per step. A -0 that
+     * adding to +0 would have made +0 leaves AdamW's results unchanged. */
+    int gzero;
 } cpu_model;
 
 static int cpu_available(void) { return 1; }
@@ -316,15 +321,28 @@ static XFFL_MUST_USE xffl_status cpu_get_params(void *impl, float *p)
     memcpy(p, m->params, (size_t)m->t->total * sizeof *p);
     return XFFL_OK;
 }
+/* The gradients as zero_grad left them, before anything reads them as a whole. */
+static void grads_materialize(cpu_model *m)
+{
+    if (!m->gzero) return;
+    int64_t n = m->t->total;
+    float *g = m->grads;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) g[i] = 0;
+    m->gzero = 0;
+}
+
 static XFFL_MUST_USE xffl_status cpu_get_grads(void *impl, float *g)
 {
     cpu_model *m = impl;
+    grads_materialize(m);
     memcpy(g, m->grads, (size_t)m->t->total * sizeof *g);
     return XFFL_OK;
 }
 static XFFL_MUST_USE xffl_status cpu_get_grads_range(void *impl, int64_t off, int64_t n, float *out)
 {
     cpu_model *m = impl;
+    grads_materialize(m);
     memcpy(out, m->grads + off, (size_t)n * sizeof *out);
     return XFFL_OK;
 }
@@ -339,6 +357,7 @@ static XFFL_MUST_USE xffl_status cpu_set_params_range(void *impl, int64_t off, i
 static void cpu_host_slabs(void *impl, float **params, float **grads)
 {
     cpu_model *m = impl;
+    grads_materialize(m); /* the caller reads the slab itself; only a backward clears gzero again */
     *params = m->params;
     *grads = m->grads;
 }
@@ -378,12 +397,8 @@ static XFFL_MUST_USE xffl_status cpu_zero_grad(void *impl)
 {
     cpu_model *m = impl;
     set_threads(m);
-    int64_t n = m->t->total;
-    float *g = m->grads;
-    KPROF_BEGIN(t0);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) g[i] = 0;
-    KPROF_END("zero_grad", t0);
+    m->gzero = 1;
+    if (!m->bf) KPROF("zero_grad", grads_materialize(m)); /* the fp32 path's bits, -0 included */
     return XFFL_OK;
 }
 
@@ -480,7 +495,8 @@ static XFFL_MUST_USE xffl_status lin_bwd(cpu_model *m, float *dx, float beta_dx,
     if (dout) KPROF("cast_grad", kcpu_to_bf16(m->gb, dout, (int64_t)N * O));
     if (dx) KPROF("gemm_dx", XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 0, 0, N, K, O, m->gb, O, Wb, K, beta_dx, dx, K)));
     if (!dW2) {
-        KPROF("gemm_dw", XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 1, 0, O, K, N, m->gb, O, xb, K, 1.0f, dW, K)));
+        KPROF("gemm_dw", XFFL_FORWARD(kcpu_bf16_gemm(m->bf, 1, 0, O, K, N, m->gb, O, xb, K, m->gzero ? 0.0f : 1.0f,
+                                                     dW, K)));
         return XFFL_OK;
     }
     /* one GEMM into dw13, then added to the two halves' slots: a GEMM per half would read
@@ -491,8 +507,8 @@ static XFFL_MUST_USE xffl_status lin_bwd(cpu_model *m, float *dx, float beta_dx,
     KPROF_BEGIN(t0);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < h; i++) {
-        dW[i] += d[i];
-        dW2[i] += d[h + i];
+        dW[i] = m->gzero ? d[i] : dW[i] + d[i];
+        dW2[i] = m->gzero ? d[h + i] : dW2[i] + d[h + i];
     }
     KPROF_END("dw13_add", t0);
     return XFFL_OK;
@@ -602,6 +618,15 @@ static XFFL_MUST_USE xffl_status cpu_backward(void *impl)
     set_threads(m);
     int B = m->B, T = m->T, N = B * T, D = m->D, H = m->H, KV = m->KV, hd = m->hd, F = m->F, V = m->V, Dq = m->Dqkv;
     float *dlog = m->logits;
+    if (m->gzero) { /* what the backward adds to rather than writes: the embedding's and the norms' gradients */
+        KPROF_BEGIN(t0);
+        for (int i = 0; i < m->t->count; i++) {
+            const ckpt_param *p = &m->t->params[i];
+            if (p->slot == CKPT_SLOT_EMBEDDING || p->kind == CKPT_KIND_NORM)
+                memset(m->grads + p->offset, 0, (size_t)p->numel * sizeof(float));
+        }
+        KPROF_END("zero_grad", t0);
+    }
     KPROF("xent", kcpu_xent_bwd(dlog, m->lse, m->tgt, N, V, 1.0f / (float)N));
     m->have_logits = 0;
     m->have_targets = 0;
@@ -651,6 +676,7 @@ static XFFL_MUST_USE xffl_status cpu_backward(void *impl)
                          D);
     }
     KPROF("embedding", kcpu_embedding_bwd(G(m, CKPT_SLOT_EMBEDDING, 0), m->tok, m->dx, N, D));
+    m->gzero = 0;
     return XFFL_OK;
 }
 
@@ -659,6 +685,7 @@ static XFFL_MUST_USE xffl_status cpu_adamw(void *impl, const kern_adamw_args *a,
     cpu_model *m = impl;
     if (m->no_optimizer) return no_optimizer("adamw");
     set_threads(m);
+    grads_materialize(m);
     double norm;
     KPROF("grad_norm", norm = sqrt(kcpu_sumsq(m->grads, m->t->total)));
     if (grad_norm) *grad_norm = (float)norm;
