@@ -451,6 +451,58 @@ static void test_steps_follow_updates(void)
     ckpt_param_table_free(t);
 }
 
+/* zero_grad in bf16 mode only marks the gradients zero (the next backward writes instead
+ * of adding): read straight after it they are zeros, and two backwards still add up to
+ * the sum of each alone (to fp32 rounding: the second one's products are added). */
+static void test_lazy_zero_grad(void)
+{
+    if (!have_units()) return;
+    ckpt_model_config cfg;
+    ckpt_param_table *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(ckpt_model_preset("tiny", 0, &cfg), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(ckpt_param_table_create(&cfg, &t), XFFL_OK);
+    enum { B = 2, T = 32 };
+    int V = t->cfg.vocab_size;
+    float *p = params(t), *ga = malloc((size_t)t->total * 4), *gb = malloc((size_t)t->total * 4),
+          *gab = malloc((size_t)t->total * 4);
+    int32_t in[2][B * T], tg[2][B * T];
+    toks(in[0], tg[0], B * T, V);
+    toks(in[1], tg[1], B * T, V / 2); /* another batch, touching fewer embedding rows */
+    kern_options o = {.backend = "cpu", .threads = 2, .batch = B, .seq_len = T, .precision = KERN_PREC_BF16};
+    kern_model *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(kern_model_create(&t->cfg, &o, &m), XFFL_OK);
+    CU_ASSERT_EQUAL(kern_set_params(m, p), XFFL_OK);
+    float l;
+    CU_ASSERT_EQUAL(kern_zero_grad(m), XFFL_OK); /* a backward's gradients, then zero_grad: zeros */
+    CU_ASSERT_EQUAL(kern_forward(m, in[0], tg[0], B, T, &l), XFFL_OK);
+    CU_ASSERT_EQUAL(kern_backward(m), XFFL_OK);
+    CU_ASSERT_EQUAL(kern_zero_grad(m), XFFL_OK);
+    CU_ASSERT_EQUAL(kern_get_grads(m, ga), XFFL_OK);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < t->total; i++) nonzero += ga[i] != 0;
+    CU_ASSERT_EQUAL(nonzero, 0);
+    float *g[3] = {ga, gb, gab};
+    for (int run = 0; run < 3; run++) { /* a alone, b alone, a then b */
+        CU_ASSERT_EQUAL(kern_zero_grad(m), XFFL_OK);
+        for (int k = 0; k < 2; k++) {
+            if ((run == 0 && k == 1) || (run == 1 && k == 0)) continue;
+            CU_ASSERT_EQUAL(kern_forward(m, in[k], tg[k], B, T, &l), XFFL_OK);
+            CU_ASSERT_EQUAL(kern_backward(m), XFFL_OK);
+        }
+        CU_ASSERT_EQUAL(kern_get_grads(m, g[run]), XFFL_OK);
+    }
+    double err = 0, scale = 0;
+    for (int64_t i = 0; i < t->total; i++) {
+        err = fmax(err, fabs((double)gab[i] - ((double)ga[i] + gb[i])));
+        scale = fmax(scale, fabs(gab[i]));
+    }
+    CU_ASSERT(scale > 0);
+    CU_ASSERT(err <= 1e-5 * scale);
+    kern_model_free(m);
+    free(p), free(ga), free(gb), free(gab);
+    ckpt_param_table_free(t);
+}
+
 /* XFFL_CPU_BF16=0 hides the units: auto is fp32, bf16 is UNSUPPORTED naming the cause. */
 static void test_no_units(void)
 {
@@ -565,6 +617,7 @@ void suite_kern_bf16(void)
     CU_add_test(s, "fused AMX attention vs double reference; same bits for 1 and 2 threads", test_flash);
     CU_add_test(s, "bf16 weights follow AdamW updates: 20 steps track fp32", test_steps_follow_updates);
     CU_add_test(s, "fp32 path: AVX-512 RoPE and AdamW = the scalar loops' bits", test_fp32_vector_forms);
+    CU_add_test(s, "zero_grad marks, the next backward writes: zeros when read, sums still add", test_lazy_zero_grad);
     CU_add_test(s, "memory plan of the bf16 mode = the backend's allocation", test_memplan_bf16);
     CU_add_test(s, "no bf16 units (XFFL_CPU_BF16=0): auto is fp32, bf16 is unsupported", test_no_units);
 }
