@@ -172,9 +172,13 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
     xffl_status s = XFFL_OK;
 #define W(expr) if (s == XFFL_OK) s = (expr)
     W(ckpt_h5_attr_str(w, "format", PIPE_FEDERATION_FORMAT));
-    W(ckpt_h5_attr_int(w, "format_version", pipe_federation_signed(f) ? PIPE_FEDERATION_FORMAT_VERSION
-                                            : f->tokenizer_sha256[0]  ? PIPE_FEDERATION_FORMAT_VERSION_TOKENIZER
-                                                                      : PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL));
+    int signd = pipe_federation_signed(f), version = pipe_federation_newer_settings(f)
+                                                         ? (signd ? PIPE_FEDERATION_FORMAT_VERSION
+                                                                  : PIPE_FEDERATION_FORMAT_VERSION_SETTINGS)
+                                                     : signd               ? PIPE_FEDERATION_FORMAT_VERSION_SIGNED
+                                                     : f->tokenizer_sha256[0] ? PIPE_FEDERATION_FORMAT_VERSION_TOKENIZER
+                                                                           : PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL;
+    W(ckpt_h5_attr_int(w, "format_version", version));
     W(ckpt_h5_attr_str(w, "preset", f->preset));
     W(pipe_model_attrs_write(w, &f->model));
     W(ckpt_h5_attr_str(w, "facilities", facs));
@@ -268,14 +272,22 @@ static XFFL_MUST_USE xffl_status read_algo_params(ckpt_h5_reader *r, pipe_algo_c
 
 int pipe_federation_signed(const pipe_federation *f) { return f->aggregator_key[0] != 0; }
 
-/* Version 3 must carry both key attributes; 1 and 2 are unsigned federations, still
- * read: what pins them is their digest (docs/design.md "Trust"). */
+/* The settings added after version 3 that change a round's bits, each written only when
+ * set: a new one goes here too, or older binaries train and aggregate without it. */
+int pipe_federation_newer_settings(const pipe_federation *f)
+{
+    return f->encoding_gaps || f->encoding_flush || f->encoding_decay != 1 || f->data_strided ||
+           f->algo.outer_warmup > 0;
+}
+
+/* Versions 3 and 5 must carry both key attributes; 1, 2 and 4 are unsigned federations,
+ * still read: what pins them is their digest (docs/design.md "Trust"). */
 static XFFL_MUST_USE xffl_status read_keys(ckpt_h5_reader *r, pipe_federation *f)
 {
     const char *path = ckpt_h5_reader_path(r);
     int64_t version = 0;
     XFFL_FORWARD(ckpt_h5_get_attr_int(r, "format_version", &version));
-    if (version < PIPE_FEDERATION_FORMAT_VERSION) return XFFL_OK;
+    if (version != PIPE_FEDERATION_FORMAT_VERSION_SIGNED && version != PIPE_FEDERATION_FORMAT_VERSION) return XFFL_OK;
     char *str = NULL;
     XFFL_FORWARD(ckpt_h5_get_attr_str(r, "aggregator_key", &str));
     int ok = xffl_public_valid(str);

@@ -25,10 +25,17 @@
  * so it is a bump (docs/design.md "Format versions"). A byte-level federation, which
  * has no such attribute, is still written as version 1: the same bytes as before, and
  * older binaries keep reading it. */
-/* 3: signed (aggregator_key, facility_keys); 2: unsigned with a tokenizer; 1: unsigned
- * byte-level. Each is written only when it needs to be, so an unsigned federation is
- * byte for byte what older binaries wrote (docs/design.md "Format versions"). */
-#define PIPE_FEDERATION_FORMAT_VERSION 3
+/* 5: signed, with settings that change what a round computes which a 1-3 reader does not
+ * know (pipe_federation_newer_settings: it would train or aggregate without them, silently
+ * wrong; seeing 4 or 5 it refuses, naming the version); 4: the same, unsigned; 3: signed
+ * (aggregator_key, facility_keys); 2: unsigned with a tokenizer; 1: unsigned byte-level.
+ * Each is written only when it needs to be, so a federation without the newer settings is
+ * byte for byte what older binaries wrote (docs/design.md "Format versions"). The version
+ * says whether the keys must be there (3, 5), so stripping them cannot make a signed
+ * federation look unsigned. */
+#define PIPE_FEDERATION_FORMAT_VERSION 5
+#define PIPE_FEDERATION_FORMAT_VERSION_SETTINGS 4
+#define PIPE_FEDERATION_FORMAT_VERSION_SIGNED 3
 #define PIPE_FEDERATION_FORMAT_VERSION_TOKENIZER 2
 #define PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL 1
 enum { PIPE_MAX_FACILITIES = 64, PIPE_FACILITY_MAX = 32, PIPE_PRESET_MAX = 32 };
@@ -86,6 +93,8 @@ typedef struct {
 
 /* 1 when the federation's manifests are signed (it records an aggregator key). */
 int pipe_federation_signed(const pipe_federation *f);
+/* 1 when f has a setting a reader of versions 1-3 would ignore (PIPE_FEDERATION_FORMAT_VERSION). */
+int pipe_federation_newer_settings(const pipe_federation *f);
 /* The k round `round` encodes with: encoding_k, or the whole block in the last
  * encoding_flush rounds of inner.total_rounds; 0 for an encoding without a k. */
 int pipe_federation_round_k(const pipe_federation *f, int64_t round);

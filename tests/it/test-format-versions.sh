@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 if [ ! -x /usr/bin/python3 ] || ! /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
   echo "SKIP: needs Debian's python3-h5py (scripts/install-deps installs it)"; exit 0
 fi
-# one past the newest version each reader knows: parts read up to 1, federation.h5 up to 3
+# one past the newest version each reader knows: parts read up to 1, federation.h5 up to 5
 V=2
 bump() { /usr/bin/python3 -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r+"); f.attrs["format_version"]=int(sys.argv[2]); f.close()' "$1" "$V"; }
 expect65() { # what, then the command
@@ -34,7 +34,13 @@ cp "$delta" "$T/delta.h5"; bump "$T/delta.h5"
 expect65 "delta part" $X verify "$T/delta.h5"
 grep -q "delta.h5" "$T/err" || fail "the delta part's message does not name the file"
 $X status --store "$T/s" >/dev/null || fail "status does not read the unbumped federation.h5"
-V=4; cp -r "$T/s" "$T/s2"; bump "$T/s2/federation.h5"
+# init signs (3); a setting a reader of 1-3 lacks (here the strided data order) makes it 5
+fv() { /usr/bin/python3 -c 'import h5py,sys; print(int(h5py.File(sys.argv[1],"r").attrs["format_version"]))' "$1"; }
+[ "$(fv "$T/s/federation.h5")" = 3 ] || fail "a signed federation.h5 is format_version $(fv "$T/s/federation.h5"), wanted 3"
+$X init --store "$T/s5" --model tiny --facilities a --local-steps 2 --batch 2 --seq-len 16 --data-order strided >/dev/null 2>&1
+[ "$(fv "$T/s5/federation.h5")" = 5 ] || fail "a signed strided federation.h5 is format_version $(fv "$T/s5/federation.h5"), wanted 5"
+$X status --store "$T/s5" >/dev/null || fail "status does not read a version 5 federation.h5"
+V=6; cp -r "$T/s" "$T/s2"; bump "$T/s2/federation.h5"
 # a changed federation.h5 is refused by its digest before its format is read: record the
 # bumped file's digest in version 0's INDEX (renamed, LATEST moved) to reach the check
 /usr/bin/python3 - "$T/s2" <<'PY'

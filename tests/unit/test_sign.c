@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
 #include "common/sign.h"
 #include "common/util.h"
 #include "libckpt/h5part.h"
@@ -186,8 +188,62 @@ static void test_federation_keys(void)
     T_OK(ckpt_h5_reader_open(p, NULL, &r));
     int64_t v = 0;
     T_OK(ckpt_h5_get_attr_int(r, "format_version", &v));
-    CU_ASSERT_EQUAL(v, PIPE_FEDERATION_FORMAT_VERSION);
+    CU_ASSERT_EQUAL(v, PIPE_FEDERATION_FORMAT_VERSION_SIGNED);
     ckpt_h5_reader_close(r);
+    free_keys(&k);
+}
+
+static int64_t file_version(const char *p)
+{
+    ckpt_h5_reader *r = NULL;
+    int64_t v = 0;
+    T_OK(ckpt_h5_reader_open(p, NULL, &r));
+    T_OK(ckpt_h5_get_attr_int(r, "format_version", &v));
+    CU_ASSERT_EQUAL(ckpt_h5_check_format(r, PIPE_FEDERATION_FORMAT, PIPE_FEDERATION_FORMAT_VERSION_SIGNED),
+                    v > PIPE_FEDERATION_FORMAT_VERSION_SIGNED ? XFFL_ERR_INVALID : XFFL_OK); /* what a 1-3 reader says */
+    ckpt_h5_reader_close(r);
+    return v;
+}
+
+/* A setting a 1-3 reader lacks makes the file 4 (unsigned) or 5 (signed), which such a
+ * reader refuses; 5 needs its keys: a 5 without them (stripped) is refused. */
+static void test_federation_newer_settings(void)
+{
+    two_keys k;
+    make_keys(&k);
+    char p[XFFL_KEYS_PATH_MAX];
+    snprintf(p, sizeof p, "%s/federation.h5", k.dir);
+    pipe_federation f, g;
+    T_OK(pipe_federation_default("tiny", 0, &f));
+    T_OK(pipe_federation_set_facilities(&f, "alpha,beta"));
+    f.encoding_gaps = 0; /* the old settings: the old version */
+    CU_ASSERT_FALSE(pipe_federation_newer_settings(&f));
+    T_OK(pipe_federation_write_file(&f, p));
+    CU_ASSERT_EQUAL(file_version(p), PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL);
+    f.data_strided = 1;
+    CU_ASSERT_TRUE(pipe_federation_newer_settings(&f));
+    T_OK(pipe_federation_write_file(&f, p));
+    CU_ASSERT_EQUAL(file_version(p), PIPE_FEDERATION_FORMAT_VERSION_SETTINGS);
+    T_OK(pipe_federation_read_file(p, &g));
+    CU_ASSERT_FALSE(pipe_federation_signed(&g));
+    CU_ASSERT_EQUAL(g.data_strided, 1);
+    /* the unsigned file claiming 5: a signed one with its keys stripped */
+    hid_t fid = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    CU_ASSERT_FATAL(fid >= 0);
+    hid_t a = H5Aopen(fid, "format_version", H5P_DEFAULT);
+    int64_t five = PIPE_FEDERATION_FORMAT_VERSION;
+    CU_ASSERT(a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &five) >= 0);
+    H5Aclose(a);
+    H5Fclose(fid);
+    CU_ASSERT_NOT_EQUAL(pipe_federation_read_file(p, &g), XFFL_OK);
+    memcpy(f.aggregator_key, k.hex, XFFL_SIGN_PUB_HEX);
+    memcpy(f.facility_keys[0], k.hex, XFFL_SIGN_PUB_HEX);
+    memcpy(f.facility_keys[1], k.hex2, XFFL_SIGN_PUB_HEX);
+    T_OK(pipe_federation_write_file(&f, p));
+    CU_ASSERT_EQUAL(file_version(p), PIPE_FEDERATION_FORMAT_VERSION);
+    T_OK(pipe_federation_read_file(p, &g));
+    CU_ASSERT_TRUE(pipe_federation_signed(&g));
+    CU_ASSERT_STRING_EQUAL(g.facility_keys[1], k.hex2);
     free_keys(&k);
 }
 
@@ -197,5 +253,6 @@ void suite_sign(void)
     CU_add_test(s, "ed25519 lines: deterministic, verify, refuse other key, changed byte, none", test_sign_verify);
     CU_add_test(s, "key files: never overwritten, group-readable private key refused", test_key_files);
     CU_add_test(s, "federation.h5 records the keys: version 3, round trip", test_federation_keys);
+    CU_add_test(s, "settings a 1-3 reader lacks: version 4, or 5 signed (keys required)", test_federation_newer_settings);
     CU_add_test(s, "key directory 0700 under XDG_CONFIG_HOME; pins: first use, then refuse a change", test_keys_dir_and_pins);
 }
