@@ -30,7 +30,8 @@
 #     averages over ~10 rounds and overshoots in a run of 40.
 #   - from scratch (XFFL_FVC_PRETRAIN=0) only, the federated runs take 8 local steps a
 #     round instead of 50 (init --local-steps-schedule 8x125: 125 rounds, the same
-#     tokens; XFFL_FVC_STEPS sets another schedule, "" none); central is unchanged. From
+#     tokens; XFFL_FVC_STEPS sets another schedule, "" none) and diloco runs without
+#     outer momentum (--outer-lr 1.0 --outer-momentum 0); central is unchanged. From
 #     random weights the gap follows the local steps per round (issue 21).
 # Until issue 21 the bench ran one seed (7) for 1 M tokens after a 512 K-token
 # pre-training; three seeds at that length took ~55 minutes on 2 idle cores, so each
@@ -64,6 +65,10 @@ fed_loss() { fed_run "$@" | cut -d' ' -f1; }
 # short rounds alone did not close it (docs/federation.md, issue 21, has every run).
 scratch_steps=; [ $(( ROUNDS * H )) -lt 8 ] || scratch_steps=8x$(( ROUNDS * H / 8 ))
 [ "$PRETRAIN" -gt 0 ] && STEPS=${XFFL_FVC_STEPS-} || STEPS=${XFFL_FVC_STEPS-$scratch_steps}
+# From scratch at 8 local steps, diloco without outer momentum (outer lr 1: the plain
+# token-weighted mean, fedavg's step): 0.7 / 0.5 overshoots over 125 short rounds.
+# XFFL_FVC_DILOCO still sets it.
+[ "$PRETRAIN" -gt 0 ] || DILOCO=${XFFL_FVC_DILOCO---outer-lr 1.0 --outer-momentum 0}
 sched=()
 [ -z "$STEPS" ] || sched=(--local-steps-schedule "$STEPS")
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
