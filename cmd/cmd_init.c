@@ -34,6 +34,9 @@ static void help(void)
            "  --facilities a,b        facility names (default: local)\n"
            "  --algo A                %s\n"
            "  --local-steps H         optimizer steps per facility per round (100)\n"
+           "  --local-steps-schedule S  rounds with other local steps first: SxR[,SxR...] is R\n"
+           "                          rounds of S steps each from round 1, then H (e.g. 10x10:\n"
+           "                          10 rounds of 10 steps; none by default)\n"
            "  --quorum K              deltas needed per round (default: all facilities)\n"
            "  --seed S                initialisation seed (0)\n"
            "  --from URL|FILE.bin|DIR version 0's weights: a version of another store (verified),\n"
@@ -55,7 +58,8 @@ static void help(void)
            "  --warmup N              warm-up steps (10)\n"
            "  --total-rounds R        rounds the run is planned for: the learning-rate schedule\n"
            "                          (warm-up, then cosine to --min-lr) spans all R*H steps of a\n"
-           "                          facility instead of restarting every round (0: restart, default)\n"
+           "                          facility (the steps of rounds 1..R with a schedule)\n"
+           "                          instead of restarting every round (0: restart, default)\n"
            "%s"
            "  --batch B --seq-len T   sequences per step, tokens per sequence (4, min(256, max_seq_len))\n"
            "  --encoding E            delta encoding: %s\n"
@@ -100,7 +104,7 @@ int cmd_init(int argc, char **argv)
     const char *fkeys[PIPE_MAX_FACILITIES];
     pipe_init_settings set = {.warmup = -1, .total_rounds = -1, .from_options = &sopt, .trust = &trust,
                               .facility_keys = fkeys};
-    cli_opt opts[31 + PIPE_INIT_NDBL] = {
+    cli_opt opts[32 + PIPE_INIT_NDBL] = {
         {"--keys", CLI_STR, &trust.keys_dir, 1, 0, NULL},
         {"--key", CLI_STR, &trust.key_file, 1, 0, NULL},
         {"--facility-key", CLI_LIST, fkeys, 0, PIPE_MAX_FACILITIES, &set.n_facility_keys},
@@ -131,6 +135,7 @@ int cmd_init(int argc, char **argv)
         {"--no-nesterov", CLI_FLAG, &set.no_nesterov, 0, 0, NULL},
         {"--keep-inner-state", CLI_FLAG, &set.keep_inner_state, 0, 0, NULL},
         {"--data-order", CLI_STR, &set.data_order, 0, 0, NULL},
+        {"--local-steps-schedule", CLI_STR, &set.local_steps_schedule, 0, 0, NULL},
         {0}};
     int fixed = 0;
     while (opts[fixed].name) fixed++;

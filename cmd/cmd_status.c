@@ -57,9 +57,14 @@ int cmd_status(int argc, char **argv)
     if (cli_json) {
         printf("{\"latest\": {\"version\": %lld, \"index\": ", (long long)h.latest.version);
         cli_json_str(h.latest.index_key);
-        printf(", \"tokens_seen\": %lld}, \"algorithm\": \"%s\", \"quorum\": %d, \"local_steps\": %d, "
-               "\"facilities\": [",
+        printf(", \"tokens_seen\": %lld}, \"algorithm\": \"%s\", \"quorum\": %d, \"local_steps\": %d, ",
                (long long)(last ? last->tokens_seen : 0), pipe_algo_name(h.f.algo.kind), h.f.quorum, h.f.local_steps);
+        if (h.f.n_step_phases) {
+            char sched[PIPE_STEP_SCHEDULE_MAX];
+            pipe_federation_format_steps(&h.f, sched);
+            printf("\"local_steps_schedule\": \"%s\", ", sched);
+        }
+        printf("\"facilities\": [");
         for (int i = 0; i < h.f.n_facilities; i++) {
             printf(i ? ", " : "");
             cli_json_str(h.f.facilities[i]);
@@ -82,8 +87,10 @@ int cmd_status(int argc, char **argv)
     }
     printf("LATEST        v%06lld  %s\n", (long long)h.latest.version, h.latest.index_key);
     printf("tokens seen   %lld\n", (long long)(last ? last->tokens_seen : 0));
-    printf("algorithm     %s, H=%d, quorum %d of %d (", pipe_algo_name(h.f.algo.kind), h.f.local_steps, h.f.quorum,
-           h.f.n_facilities);
+    char sched[PIPE_STEP_SCHEDULE_MAX] = "";
+    pipe_federation_format_steps(&h.f, sched);
+    printf("algorithm     %s, H=%d%s%s, quorum %d of %d (", pipe_algo_name(h.f.algo.kind), h.f.local_steps,
+           sched[0] ? " after " : "", sched, h.f.quorum, h.f.n_facilities);
     for (int i = 0; i < h.f.n_facilities; i++) printf("%s%s", i ? "," : "", h.f.facilities[i]);
     printf(")\n");
     if (!pipe_federation_signed(&h.f))

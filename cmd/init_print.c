@@ -62,8 +62,13 @@ void cli_print_init_plan(const struct pipe_init_result *r)
     char k[48] = "";
     if (f->encoding_k) snprintf(k, sizeof k, ":%d", f->encoding_k);
     if (f->encoding_flush) snprintf(k + strlen(k), sizeof k - strlen(k), " (flush %d)", f->encoding_flush);
-    printf("  algorithm %s  H %d  quorum %d  seed %" PRIu64 "  encoding %s%s%s\n", pipe_algo_name(f->algo.kind),
-           f->local_steps, f->quorum, f->seed, ckpt_codec_name(f->encoding), k,
+    char sched[PIPE_STEP_SCHEDULE_MAX + 8] = "";
+    if (f->n_step_phases) {
+        strcpy(sched, " after ");
+        pipe_federation_format_steps(f, sched + strlen(sched));
+    }
+    printf("  algorithm %s  H %d%s  quorum %d  seed %" PRIu64 "  encoding %s%s%s\n", pipe_algo_name(f->algo.kind),
+           f->local_steps, sched, f->quorum, f->seed, ckpt_codec_name(f->encoding), k,
            f->data_strided ? "  data order strided" : "");
 }
 

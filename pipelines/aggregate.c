@@ -81,7 +81,7 @@ static XFFL_MUST_USE xffl_status check_commit(const ckpt_manifest *m, const pipe
     XFFL_FORWARD(ckpt_manifest_require_int(m, key, "steps", &c->steps));
     XFFL_RETURN_IF(claimed <= 0, XFFL_ERR_INVALID, "%s: tokens %lld must be > 0", key, (long long)claimed);
     /* tokens= is a claim: the weight is what federation.h5 has every facility train */
-    XFFL_FORWARD(pipe_federation_round_tokens(f, &c->tokens));
+    XFFL_FORWARD(pipe_federation_round_tokens(f, round, &c->tokens));
     if (claimed != c->tokens)
         xffl_log(XFFL_LOG_WARN, "note: %s claims tokens=%lld; weighted as federation.h5's %lld", key,
                  (long long)claimed, (long long)c->tokens);

@@ -103,6 +103,13 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     XFFL_RETURN_IF(f->quorum < 1 || f->quorum > f->n_facilities, XFFL_ERR_INVALID,
                    "federation: quorum %d outside 1..%d facilities", f->quorum, f->n_facilities);
     XFFL_RETURN_IF(f->local_steps < 1, XFFL_ERR_INVALID, "federation: local steps %d must be >= 1", f->local_steps);
+    XFFL_RETURN_IF(f->n_step_phases < 0 || f->n_step_phases > PIPE_STEP_PHASES, XFFL_ERR_INVALID,
+                   "federation: %d local-step schedule phases outside 0..%d", f->n_step_phases, PIPE_STEP_PHASES);
+    for (int i = 0; i < f->n_step_phases; i++)
+        XFFL_RETURN_IF(f->step_phases[i].steps < 1 || f->step_phases[i].steps > 100000000 ||
+                           f->step_phases[i].rounds < 1 || f->step_phases[i].rounds > 100000000,
+                       XFFL_ERR_INVALID, "federation: local-step schedule phase %d (%d steps x %d rounds) "
+                       "outside 1..100000000", i + 1, f->step_phases[i].steps, f->step_phases[i].rounds);
     XFFL_RETURN_IF(f->part_size < ((uint64_t)1 << 20) || f->part_size > ((uint64_t)4 << 30), XFFL_ERR_INVALID,
                    "federation: part size %llu outside 1M..4G", (unsigned long long)f->part_size);
     XFFL_RETURN_IF(f->zstd_level < CKPT_ZSTD_MIN_LEVEL || f->zstd_level > CKPT_ZSTD_MAX_LEVEL || f->zstd_level == 0,
@@ -146,13 +153,69 @@ xffl_status pipe_federation_validate(const pipe_federation *f)
     return XFFL_OK;
 }
 
-xffl_status pipe_federation_round_tokens(const pipe_federation *f, int64_t *tokens)
+int pipe_federation_round_steps(const pipe_federation *f, int64_t round)
+{
+    int64_t first = 1; /* the phase's first round */
+    for (int i = 0; i < f->n_step_phases; i++) {
+        if (round < first + f->step_phases[i].rounds) return f->step_phases[i].steps;
+        first += f->step_phases[i].rounds;
+    }
+    return f->local_steps;
+}
+
+int64_t pipe_federation_steps_before(const pipe_federation *f, int64_t round)
+{
+    int64_t steps = 0, left = round > 1 ? round - 1 : 0; /* rounds before `round` */
+    for (int i = 0; i < f->n_step_phases && left > 0; i++) {
+        int64_t r = left < f->step_phases[i].rounds ? left : f->step_phases[i].rounds;
+        steps += r * f->step_phases[i].steps;
+        left -= r;
+    }
+    return steps + left * f->local_steps;
+}
+
+xffl_status pipe_federation_parse_steps(const char *spec, pipe_federation *f)
+{
+    f->n_step_phases = 0;
+    if (!spec[0] || !strcmp(spec, "none")) return XFFL_OK;
+    const char *p = spec;
+    for (;;) {
+        char *end;
+        long long st, r;
+        int ok = *p >= '1' && *p <= '9';
+        st = ok ? strtoll(p, &end, 10) : 0;
+        ok = ok && *end == 'x' && end[1] >= '1' && end[1] <= '9';
+        r = ok ? strtoll(end + 1, &end, 10) : 0;
+        ok = ok && st <= 100000000 && r <= 100000000 && (*end == 0 || *end == ',');
+        XFFL_RETURN_IF(!ok, XFFL_ERR_USAGE,
+                       "local-step schedule '%s': expected STEPSxROUNDS[,STEPSxROUNDS...] (e.g. 10x10,25x4), "
+                       "each 1..100000000", spec);
+        XFFL_RETURN_IF(f->n_step_phases == PIPE_STEP_PHASES, XFFL_ERR_USAGE,
+                       "local-step schedule '%s': more than %d phases", spec, PIPE_STEP_PHASES);
+        f->step_phases[f->n_step_phases++] = (pipe_step_phase){(int)st, (int)r};
+        if (!*end) return XFFL_OK;
+        p = end + 1;
+    }
+}
+
+void pipe_federation_format_steps(const pipe_federation *f, char out[PIPE_STEP_SCHEDULE_MAX])
+{
+    out[0] = 0;
+    for (int i = 0; i < f->n_step_phases && i < PIPE_STEP_PHASES; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, PIPE_STEP_SCHEDULE_MAX - l, "%s%dx%d", i ? "," : "", f->step_phases[i].steps,
+                 f->step_phases[i].rounds);
+    }
+}
+
+xffl_status pipe_federation_round_tokens(const pipe_federation *f, int64_t round, int64_t *tokens)
 {
     int64_t bt;
-    int over = __builtin_mul_overflow((int64_t)f->local_steps, (int64_t)f->batch, &bt) ||
+    int H = pipe_federation_round_steps(f, round);
+    int over = __builtin_mul_overflow((int64_t)H, (int64_t)f->batch, &bt) ||
                __builtin_mul_overflow(bt, (int64_t)f->seq_len, tokens);
     XFFL_RETURN_IF(over || *tokens < 1, XFFL_ERR_INVALID, "federation: %d local steps x batch %d x seq len %d tokens "
-                   "per round is out of range", f->local_steps, f->batch, f->seq_len);
+                   "in round %lld is out of range", H, f->batch, f->seq_len, (long long)round);
     return XFFL_OK;
 }
 
@@ -196,6 +259,11 @@ xffl_status pipe_federation_write_file(const pipe_federation *f, const char *pat
         }
     }
     W(ckpt_h5_attr_int(w, "local_steps", f->local_steps));
+    if (f->n_step_phases) { /* unset: older bytes */
+        char sched[PIPE_STEP_SCHEDULE_MAX];
+        pipe_federation_format_steps(f, sched);
+        W(ckpt_h5_attr_str(w, "local_steps_schedule", sched));
+    }
     W(ckpt_h5_attr_int(w, "quorum", f->quorum));
     W(ckpt_h5_attr_int(w, "seed", (int64_t)f->seed));
     W(ckpt_h5_attr_int(w, "part_size", (int64_t)f->part_size));
@@ -343,6 +411,15 @@ static XFFL_MUST_USE xffl_status read_all(ckpt_h5_reader *r, pipe_federation *f)
     XFFL_FORWARD(read_algo_params(r, &f->algo));
     XFFL_FORWARD(get_int(r, "local_steps", 1, INT32_MAX, &v));
     f->local_steps = (int)v;
+    if (ckpt_h5_has_attr(r, "local_steps_schedule")) { /* absent (every federation before it): H every round */
+        XFFL_FORWARD(ckpt_h5_get_attr_str(r, "local_steps_schedule", &str));
+        char back[PIPE_STEP_SCHEDULE_MAX];
+        s = str[0] ? pipe_federation_parse_steps(str, f) : XFFL_ERR_USAGE;
+        if (s == XFFL_OK) pipe_federation_format_steps(f, back);
+        ok = s == XFFL_OK && !strcmp(back, str); /* one spelling per schedule */
+        free(str);
+        XFFL_RETURN_IF(!ok, XFFL_ERR_INVALID, "%s: attribute local_steps_schedule is not STEPSxROUNDS[,...]", path);
+    }
     XFFL_FORWARD(get_int(r, "quorum", 1, PIPE_MAX_FACILITIES, &v));
     f->quorum = (int)v;
     XFFL_FORWARD(get_int(r, "seed", 0, INT64_MAX, &v));

@@ -39,13 +39,22 @@
 #define PIPE_FEDERATION_FORMAT_VERSION_TOKENIZER 2
 #define PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL 1
 enum { PIPE_MAX_FACILITIES = 64, PIPE_FACILITY_MAX = 32, PIPE_PRESET_MAX = 32 };
+/* Phases of a local-step schedule (init --local-steps-schedule), and the longest
+ * federation.h5 attribute that spells one ("SxR,SxR,...": pipe_federation_format_steps). */
+enum { PIPE_STEP_PHASES = 8, PIPE_STEP_SCHEDULE_MAX = 200 };
+
+/* One phase of a local-step schedule: `rounds` rounds of `steps` local steps each. */
+typedef struct {
+    int steps, rounds;
+} pipe_step_phase;
 
 typedef struct {
     double lr;           /* peak learning rate (3e-4) */
     double min_lr;       /* cosine floor (3e-5) */
     int warmup;          /* linear warm-up steps (10) */
-    int total_rounds;    /* rounds the schedule spans: warm-up once, one cosine over
-                          * total_rounds * H steps; 0 = restart it every round (0) */
+    int total_rounds;    /* rounds the schedule spans: warm-up once, one cosine over the
+                          * local steps of rounds 1..total_rounds (total_rounds * H
+                          * without a local-step schedule); 0 = restart it every round (0) */
     double weight_decay; /* AdamW decoupled decay (0.1) */
     double grad_clip;    /* global grad-norm clip, 0 = none (1.0) */
     double beta1, beta2; /* (0.9, 0.95) */
@@ -58,7 +67,15 @@ typedef struct {
     int n_facilities;                 /* ≥ 1 */
     char facilities[PIPE_MAX_FACILITIES][PIPE_FACILITY_MAX]; /* sorted bytewise, unique, [a-z0-9_-] */
     pipe_algo_config algo;            /* algorithm and its parameters (pipelines/algo.h) */
-    int local_steps;                  /* H (100) */
+    int local_steps;                  /* H (100): every round's, or the rounds after
+                                       * the step schedule's phases */
+    int n_step_phases;                /* a local-step schedule (init --local-steps-schedule,
+                                       * federation.h5's local_steps_schedule): from
+                                       * round 1, step_phases[i].rounds rounds of
+                                       * step_phases[i].steps local steps each, in order,
+                                       * then local_steps; 0 (absent from older files):
+                                       * local_steps every round */
+    pipe_step_phase step_phases[PIPE_STEP_PHASES];
     int quorum;                       /* deltas needed per round (default: n_facilities) */
     uint64_t seed;                    /* init and data order */
     uint64_t part_size;               /* uncompressed bytes per version part (1 GiB) */
@@ -123,10 +140,21 @@ int pipe_federation_facility_index(const pipe_federation *f, const char *name);
  * INVALID naming the setting. */
 XFFL_MUST_USE xffl_status pipe_federation_validate(const pipe_federation *f);
 
-/* Tokens one facility trains in a round: local_steps x batch x seq_len. The fedavg
- * weight of every delta and what tokens_seen grows by: a COMMIT's tokens= is a claim
- * and is never used for either. INVALID when it overflows int64. */
-XFFL_MUST_USE xffl_status pipe_federation_round_tokens(const pipe_federation *f, int64_t *tokens);
+/* The local steps of round `round` (>= 1): its step-schedule phase's, else local_steps. */
+int pipe_federation_round_steps(const pipe_federation *f, int64_t round);
+/* The local steps of rounds 1..round-1 together: where round `round`'s first step sits
+ * on a schedule that spans rounds (pipe_inner_schedule). */
+int64_t pipe_federation_steps_before(const pipe_federation *f, int64_t round);
+/* Parses a local-step schedule "SxR[,SxR...]" (R rounds of S steps each, from round 1)
+ * into f's phases; "" or "none" clears it. USAGE naming the spec. */
+XFFL_MUST_USE xffl_status pipe_federation_parse_steps(const char *spec, pipe_federation *f);
+/* f's local-step schedule as parse_steps reads it ("" when it has none). */
+void pipe_federation_format_steps(const pipe_federation *f, char out[PIPE_STEP_SCHEDULE_MAX]);
+
+/* Tokens one facility trains in round `round`: its local steps x batch x seq_len. The
+ * fedavg weight of every delta and what tokens_seen grows by: a COMMIT's tokens= is a
+ * claim and is never used for either. INVALID when it overflows int64. */
+XFFL_MUST_USE xffl_status pipe_federation_round_tokens(const pipe_federation *f, int64_t round, int64_t *tokens);
 
 /* Writes federation.h5 at a local path (deterministic bytes). */
 XFFL_MUST_USE xffl_status pipe_federation_write_file(const pipe_federation *f, const char *path);

@@ -42,6 +42,7 @@ static XFFL_MUST_USE xffl_status build_federation(const pipe_init_settings *set,
     if (set->encoding) XFFL_FORWARD(ckpt_codec_parse_spec(set->encoding, &f->encoding, &f->encoding_k));
     f->quorum = set->quorum > 0 ? set->quorum : f->n_facilities;
     if (set->local_steps > 0) f->local_steps = set->local_steps;
+    if (set->local_steps_schedule) XFFL_FORWARD(pipe_federation_parse_steps(set->local_steps_schedule, f));
     f->seed = (uint64_t)set->seed;
     if (set->part_size) f->part_size = set->part_size;
     if (set->level) f->zstd_level = set->level;

@@ -60,6 +60,7 @@ typedef struct {
     uint64_t part_size;
     int unweighted, no_nesterov, keep_inner_state;
     const char *data_order; /* "files" (NULL: the default) or "strided" */
+    const char *local_steps_schedule; /* "SxR,..." (pipe_federation_parse_steps); NULL: none */
     double dbl[PIPE_INIT_NDBL];
     int dbl_set[PIPE_INIT_NDBL];
     int threads;  /* compression threads (0: all cores) */

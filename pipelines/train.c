@@ -89,18 +89,22 @@ static int file_exists(const char *p)
 
 void pipe_inner_schedule(const pipe_federation *f, int64_t round, kern_adamw_config *ac, int64_t *step0)
 {
-    const int H = f->local_steps;
     kern_adamw_default(ac);
     ac->lr = (float)f->inner.lr;
     ac->min_lr = (float)f->inner.min_lr;
     ac->warmup_steps = f->inner.warmup;
-    ac->total_steps = f->inner.total_rounds > 0 ? f->inner.total_rounds * H : H;
+    /* one schedule over rounds 1..total_rounds counts their steps (total_rounds x H
+     * unless a local-step schedule varies H), so a round's steps sit where they would in
+     * one run of that many steps; else it restarts every round, over the round's steps */
+    int64_t total = f->inner.total_rounds > 0 ? pipe_federation_steps_before(f, (int64_t)f->inner.total_rounds + 1)
+                                              : pipe_federation_round_steps(f, round);
+    ac->total_steps = total < INT32_MAX ? (int)total : INT32_MAX;
     ac->beta1 = (float)f->inner.beta1;
     ac->beta2 = (float)f->inner.beta2;
     ac->eps = (float)f->inner.eps;
     ac->weight_decay = (float)f->inner.weight_decay;
     ac->grad_clip = (float)f->inner.grad_clip;
-    *step0 = f->inner.total_rounds > 0 ? (round - 1) * (int64_t)H : 0;
+    *step0 = f->inner.total_rounds > 0 ? pipe_federation_steps_before(f, round) : 0;
 }
 
 static XFFL_MUST_USE xffl_status loader_batch(void *ctx, int64_t seq, int B, int T, int32_t *in, int32_t *tg)
@@ -118,7 +122,7 @@ static void loop_options(const pipe_federation *f, int64_t round, const pipe_tra
     lo->model = &f->model;
     lo->backend = o->backend;
     lo->threads = o->threads;
-    lo->steps = f->local_steps;
+    lo->steps = pipe_federation_round_steps(f, round);
     lo->batch = f->batch;
     lo->seq_len = f->seq_len;
     lo->accumulate = o->accumulate;

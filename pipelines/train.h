@@ -72,10 +72,12 @@ typedef struct {
 XFFL_MUST_USE xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result *res);
 
 /* The inner AdamW configuration of round `round` (1-based) and the schedule position
- * of its first step: with f->inner.total_rounds = R > 0 one schedule spans R*H steps
- * (warm-up only at the start of round 1, the cosine reaching min_lr at the end of round
- * R, min_lr after), so step0 = (round-1)*H; with 0 it restarts every round (step0 0,
- * horizon H). Step s of the round uses kern_lr_at(ac, step0 + s). */
+ * of its first step: with f->inner.total_rounds = R > 0 one schedule spans the local
+ * steps of rounds 1..R (R*H; with a local-step schedule, the sum of each round's:
+ * warm-up only at the start of round 1, the cosine reaching min_lr at the end of round
+ * R, min_lr after), so step0 = the steps of rounds 1..round-1 ((round-1)*H); with 0 it
+ * restarts every round (step0 0, horizon the round's steps). Step s of the round uses
+ * kern_lr_at(ac, step0 + s). */
 void pipe_inner_schedule(const pipe_federation *f, int64_t round, kern_adamw_config *ac, int64_t *step0);
 
 typedef struct {

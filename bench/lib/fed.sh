@@ -65,12 +65,25 @@ fed_rounds() { # name facilities data-pattern H threads rounds init-flags... (a 
     --state "$W/state-$name/{facility}" -- "${common[@]}" --seed "$SEED" --data-order "$ORDER" --batch "$BATCH" --total-rounds "$rounds" --local-steps "$h" "$@" >&2
   log "$name: $rounds rounds in $(( $(date +%s) - t0 ))s"
 }
+# Rounds for the same local steps as ROUNDS rounds of H=$2 when the first rounds follow
+# local-step schedule $1 (init --local-steps-schedule SxR,...; "" = none): the
+# schedule's rounds, then the rest at H (rounded up).
+fed_sched_rounds() { # schedule H
+  awk -v s="$1" -v h="$2" -v R="$ROUNDS" 'BEGIN {
+    n = split(s, p, ","); r = 0; st = 0
+    for (i = 1; i <= n; i++) { split(p[i], q, "x"); st += q[1] * q[2]; r += q[2] }
+    left = R * h - st; if (left < 0) left = 0
+    print r + int((left + h - 1) / h) }'
+}
 # Prints "LOSS BYTES": the final validation loss and the mean bytes a facility uploaded
-# per round.
+# per round. An init flag --local-steps-schedule S (after the others) trains the same
+# local steps in more rounds (fed_sched_rounds).
 fed_run() { # name facilities data-pattern H threads init-flags...
   local name=$1 facs=$2 data=$3 h=$4 thr=$5; shift 5
+  local rounds=$ROUNDS prev=
+  for a in "$@"; do [ "$prev" = --local-steps-schedule ] && rounds=$(fed_sched_rounds "$a" "$h"); prev=$a; done
   rm -rf "${W:?}/$name" "$W/state-$name" # a kept work directory's earlier run of it
-  fed_rounds "$name" "$facs" "$data" "$h" "$thr" "$ROUNDS" ${start[@]+"${start[@]}"} "$@"
+  fed_rounds "$name" "$facs" "$data" "$h" "$thr" "$rounds" ${start[@]+"${start[@]}"} "$@"
   echo "$(fed_eval "$W/$name") $(fed_commit_bytes "$W/$name")"
   # A run's store and state directories (every version, delta and inner state: about
   # 5 GB at 40 rounds) go as soon as it is evaluated, unless XFFL_FVC_DIR keeps them.

@@ -108,7 +108,7 @@ static void test_fedavg_round(void)
     CU_ASSERT_EQUAL(r.n_used, 2);
     /* the COMMITs claim 1000 and 3000 tokens; the weights are federation.h5's H·B·T each */
     int64_t w;
-    T_OK(pipe_federation_round_tokens(&fx.f, &w));
+    T_OK(pipe_federation_round_tokens(&fx.f, 1, &w));
     CU_ASSERT_EQUAL(r.tokens, 2 * w);
     CU_ASSERT_STRING_EQUAL(r.used[0], "alpha");
     pipe_version_ref v1;

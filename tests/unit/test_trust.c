@@ -316,10 +316,10 @@ static void test_delta_clip_attribute(void)
     pipe_federation_set_algo(&f, PIPE_ALGO_FEDAVG);
     CU_ASSERT_EQUAL(f.algo.delta_filter, 0);
     int64_t tok;
-    T_OK(pipe_federation_round_tokens(&f, &tok));
+    T_OK(pipe_federation_round_tokens(&f, 1, &tok));
     CU_ASSERT_EQUAL(tok, (int64_t)f.local_steps * f.batch * f.seq_len);
     f.local_steps = INT32_MAX, f.batch = INT32_MAX, f.seq_len = INT32_MAX;
-    CU_ASSERT_EQUAL(pipe_federation_round_tokens(&f, &tok), XFFL_ERR_INVALID);
+    CU_ASSERT_EQUAL(pipe_federation_round_tokens(&f, 1, &tok), XFFL_ERR_INVALID);
     xffl_ignore(xffl_rmtree(dir));
     free(dir);
 }
