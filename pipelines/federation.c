@@ -345,7 +345,7 @@ int pipe_federation_signed(const pipe_federation *f) { return f->aggregator_key[
 int pipe_federation_newer_settings(const pipe_federation *f)
 {
     return f->encoding_gaps || f->encoding_flush || f->encoding_decay != 1 || f->data_strided ||
-           f->algo.outer_warmup > 0;
+           f->algo.outer_warmup > 0 || f->n_step_phases > 0;
 }
 
 /* Versions 3 and 5 must carry both key attributes; 1, 2 and 4 are unsigned federations,

@@ -220,6 +220,16 @@ static void test_federation_newer_settings(void)
     CU_ASSERT_FALSE(pipe_federation_newer_settings(&f));
     T_OK(pipe_federation_write_file(&f, p));
     CU_ASSERT_EQUAL(file_version(p), PIPE_FEDERATION_FORMAT_VERSION_BYTE_LEVEL);
+    pipe_federation h = f; /* each newer setting alone counts */
+    h.n_step_phases = 1;
+    h.step_phases[0] = (pipe_step_phase){10, 2};
+    CU_ASSERT_TRUE(pipe_federation_newer_settings(&h));
+    h = f;
+    h.algo.outer_warmup = 3;
+    CU_ASSERT_TRUE(pipe_federation_newer_settings(&h));
+    h = f;
+    h.encoding_decay = 0.9;
+    CU_ASSERT_TRUE(pipe_federation_newer_settings(&h));
     f.data_strided = 1;
     CU_ASSERT_TRUE(pipe_federation_newer_settings(&f));
     T_OK(pipe_federation_write_file(&f, p));
