@@ -14,3 +14,18 @@ expect_rc() { # want cmd...
   set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
   [ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err"; fail "'$*' exited $rc, expected $want"; }
 }
+# A result-changing setting: versions 1..N of store A (with it) and store B (without)
+# must differ, and store A's aggregation must reproduce round by round.
+expect_setting_changes_and_reproduces() { # store-with store-without rounds what
+  local a=$1 b=$2 n=$3 what=$4 v x y
+  for v in $(seq 1 "$n"); do
+    x=$(basename "$(ls "$a"/versions/v00000$v/INDEX-*)")
+    y=$(basename "$(ls "$b"/versions/v00000$v/INDEX-*)")
+    [ "$x" != "$y" ] || fail "version $v is the same with and without $what ($x)"
+  done
+  expect_rc 0 $X verify --all --store "$a"
+  for v in $(seq 1 "$n"); do
+    expect_rc 0 $X reproduce --store "$a" --round "$v"
+    grep -q "^ok round $v" "$T/out" || fail "reproduce round $v with $what"
+  done
+}

@@ -28,16 +28,7 @@ h5dump -A "$T/s/federation.h5" >"$T/fed-s.txt"
 grep -A4 'data_strided' "$T/fed-s.txt" | grep -q '(0): 1' || fail "federation.h5 lacks data_strided 1"
 h5dump -A "$T/f/federation.h5" >"$T/fed-f.txt"
 ! grep -q 'data_strided' "$T/fed-f.txt" || fail "the default order writes an attribute older xffl would not"
-for v in 1 2; do
-  a=$(basename "$(ls "$T"/s/versions/v00000$v/INDEX-*)")
-  b=$(basename "$(ls "$T"/f/versions/v00000$v/INDEX-*)")
-  [ "$a" != "$b" ] || fail "version $v is the same in both data orders ($a)"
-done
-expect_rc 0 $X verify --all --store "$T/s"
-for r in 1 2; do
-  expect_rc 0 $X reproduce --store "$T/s" --round $r
-  grep -q "^ok round $r" "$T/out" || fail "reproduce round $r of the strided federation"
-done
+expect_setting_changes_and_reproduces "$T/s" "$T/f" 2 "the strided order"
 expect_rc 0 $X reproduce --store "$T/s" --round 2 --train --facility beta --data "$T/data/beta/*_train_*.bin" \
   --state "$T/s-state/beta" --threads 1
 grep -q "delta reproduced" "$T/out" || fail "reproduce --train of a strided round"

@@ -164,21 +164,32 @@ static void test_keys_dir_and_pins(void)
     free(dir);
 }
 
+/* A two-facility tiny federation (unsigned) and the path of its file in k's directory. */
+static void fed_in(const two_keys *k, pipe_federation *f, char p[XFFL_KEYS_PATH_MAX])
+{
+    snprintf(p, XFFL_KEYS_PATH_MAX, "%s/federation.h5", k->dir);
+    T_OK(pipe_federation_default("tiny", 0, f));
+    T_OK(pipe_federation_set_facilities(f, "alpha,beta"));
+}
+
+static void sign_with(const two_keys *k, pipe_federation *f)
+{
+    memcpy(f->aggregator_key, k->hex, XFFL_SIGN_PUB_HEX);
+    memcpy(f->facility_keys[0], k->hex, XFFL_SIGN_PUB_HEX);
+    memcpy(f->facility_keys[1], k->hex2, XFFL_SIGN_PUB_HEX);
+}
+
 /* A signed federation is format_version 3 with both keys; they round-trip. */
 static void test_federation_keys(void)
 {
     two_keys k;
     make_keys(&k);
     char p[XFFL_KEYS_PATH_MAX];
-    snprintf(p, sizeof p, "%s/federation.h5", k.dir);
     pipe_federation f, g;
-    T_OK(pipe_federation_default("tiny", 0, &f));
-    T_OK(pipe_federation_set_facilities(&f, "alpha,beta"));
+    fed_in(&k, &f, p);
     f.quorum = 2;
     CU_ASSERT_FALSE(pipe_federation_signed(&f));
-    memcpy(f.aggregator_key, k.hex, XFFL_SIGN_PUB_HEX);
-    memcpy(f.facility_keys[0], k.hex, XFFL_SIGN_PUB_HEX);
-    memcpy(f.facility_keys[1], k.hex2, XFFL_SIGN_PUB_HEX);
+    sign_with(&k, &f);
     T_OK(pipe_federation_write_file(&f, p));
     T_OK(pipe_federation_read_file(p, &g));
     CU_ASSERT_TRUE(pipe_federation_signed(&g));
@@ -212,10 +223,8 @@ static void test_federation_newer_settings(void)
     two_keys k;
     make_keys(&k);
     char p[XFFL_KEYS_PATH_MAX];
-    snprintf(p, sizeof p, "%s/federation.h5", k.dir);
     pipe_federation f, g;
-    T_OK(pipe_federation_default("tiny", 0, &f));
-    T_OK(pipe_federation_set_facilities(&f, "alpha,beta"));
+    fed_in(&k, &f, p);
     f.encoding_gaps = 0; /* the old settings: the old version */
     CU_ASSERT_FALSE(pipe_federation_newer_settings(&f));
     T_OK(pipe_federation_write_file(&f, p));
@@ -246,9 +255,7 @@ static void test_federation_newer_settings(void)
     H5Aclose(a);
     H5Fclose(fid);
     CU_ASSERT_NOT_EQUAL(pipe_federation_read_file(p, &g), XFFL_OK);
-    memcpy(f.aggregator_key, k.hex, XFFL_SIGN_PUB_HEX);
-    memcpy(f.facility_keys[0], k.hex, XFFL_SIGN_PUB_HEX);
-    memcpy(f.facility_keys[1], k.hex2, XFFL_SIGN_PUB_HEX);
+    sign_with(&k, &f);
     T_OK(pipe_federation_write_file(&f, p));
     CU_ASSERT_EQUAL(file_version(p), PIPE_FEDERATION_FORMAT_VERSION);
     T_OK(pipe_federation_read_file(p, &g));
