@@ -29,3 +29,12 @@ expect_setting_changes_and_reproduces() { # store-with store-without rounds what
     grep -q "^ok round $v" "$T/out" || fail "reproduce round $v with $what"
   done
 }
+# Two facilities' corpora, alpha (GPL-3) and beta (Apache-2.0), packed into
+# $T/data/{alpha,beta} with 10 % held out.
+pack_alpha_beta() {
+  local f
+  mkdir -p "$T/txt/alpha" "$T/txt/beta"
+  cp /usr/share/common-licenses/GPL-3 "$T/txt/alpha/gpl.txt"
+  cp /usr/share/common-licenses/Apache-2.0 "$T/txt/beta/apache.txt"
+  for f in alpha beta; do $X data pack "$T/txt/$f"/* --out "$T/data/$f" --val-fraction 0.1 >/dev/null 2>&1; done
+}

@@ -4,10 +4,7 @@
 # on, and a strided federation still reproduces bit for bit (aggregation and --train).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-mkdir -p "$T/txt/alpha" "$T/txt/beta"
-cp /usr/share/common-licenses/GPL-3 "$T/txt/alpha/gpl.txt"
-cp /usr/share/common-licenses/Apache-2.0 "$T/txt/beta/apache.txt"
-for f in alpha beta; do $X data pack "$T/txt/$f"/* --out "$T/data/$f" --val-fraction 0.1 >/dev/null 2>&1; done
+pack_alpha_beta
 
 expect_rc 2 $X init --store "$T/bad" --model tiny --data-order shuffled
 grep -q "shuffled" "$T/err" || fail "an unknown data order is not named"

@@ -11,10 +11,7 @@ latest() { cut -d' ' -f1 "$S/LATEST"; }
 if ! $X data pack --help >/dev/null 2>&1 || ! $X train --help >/dev/null 2>&1; then
   echo "FAIL: xffl data pack / train --help failed"; exit 1
 fi
-mkdir -p "$T/txt/alpha" "$T/txt/beta"
-cp /usr/share/common-licenses/GPL-3 "$T/txt/alpha/gpl.txt"
-cp /usr/share/common-licenses/Apache-2.0 "$T/txt/beta/apache.txt"
-for f in alpha beta; do $X data pack "$T/txt/$f"/* --out "$T/data/$f" --val-fraction 0.1 >/dev/null 2>&1; done
+pack_alpha_beta
 ls "$T"/data/alpha/*_train_*.bin >/dev/null || fail "data pack made no train shard"
 
 $X init --store "$S" --model tiny --facilities alpha,beta --algo diloco --local-steps 3 --batch 2 --seq-len 32 \

@@ -6,10 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 S=$T/store
-mkdir -p "$T/txt/alpha" "$T/txt/beta"
-cp /usr/share/common-licenses/GPL-3 "$T/txt/alpha/gpl.txt"
-cp /usr/share/common-licenses/Apache-2.0 "$T/txt/beta/apache.txt"
-for f in alpha beta; do $X data pack "$T/txt/$f"/* --out "$T/data/$f" --val-fraction 0.1 >/dev/null 2>&1; done
+pack_alpha_beta
 
 expect_rc 2 $X init --store "$T/bad" --model tiny --encoding topk:0
 grep -q "topk:0" "$T/err" || fail "a bad K is not named"

@@ -10,10 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export XDG_CONFIG_HOME=${XDG_CONFIG_HOME:-$T/config}
 
-mkdir -p "$T/txt/alpha" "$T/txt/beta"
-cp /usr/share/common-licenses/GPL-3 "$T/txt/alpha/gpl.txt"
-cp /usr/share/common-licenses/Apache-2.0 "$T/txt/beta/apache.txt"
-for f in alpha beta; do $X data pack "$T/txt/$f"/* --out "$T/data/$f" --val-fraction 0.1 >/dev/null 2>&1; done
+pack_alpha_beta
 
 for run in keep lose; do
   $X init --store "$T/$run" --model tiny --facilities alpha,beta --algo diloco --local-steps 3 --batch 2 \
