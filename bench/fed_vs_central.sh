@@ -42,9 +42,9 @@
 # seed now trains half of both (20 rounds after 10; the old length is
 # XFFL_FVC_TOKENS=1000000 XFFL_FVC_PRETRAIN=512000). The ratio means what it meant: the
 # same tokens and hyper-parameters federated and central, from the same start.
-# About 35 minutes on 2 cores (XFFL_FVC_EXTRAS=0, diloco and central only: 25); from
-# scratch longer (125 federated rounds a run: about an hour with XFFL_FVC_EXTRAS=0);
-# XFFL_FVC_TOKENS, XFFL_FVC_MODEL, XFFL_FVC_SEQ shrink it for a smoke run.
+# On 2 idle cores (2026-12-02, every run): 21 minutes from the pre-trained start, 30 from
+# scratch (125 federated rounds a run); XFFL_FVC_EXTRAS=0 (diloco and central only) saves
+# a quarter to a third. XFFL_FVC_TOKENS, XFFL_FVC_MODEL, XFFL_FVC_SEQ shrink it for a smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${XFFL_BUILD:-build}
