@@ -24,8 +24,9 @@
 #     DiLoCo and XFFL start from a pretrained model;
 #   - 1 x 256 tokens a step (XFFL_FVC_BATCH): two facilities' parallel steps add up
 #     to the central run's sequential ones only while a step's batch is below the
-#     critical batch size; at 1 x 256 the same-steps central run is within 0.1 % of
-#     the central one, at 2 x 256 2.8 % behind, at 8 x 256 far behind;
+#     critical batch size; at 1 x 256 the same-steps central run was within 0.1 % of
+#     the central one, at 2 x 256 2.8 % behind, at 8 x 256 far behind (2026-12-01; the
+#     2026-12-02 binary, seed 1: 1.9 % behind pre-trained, 1.4 % ahead from scratch);
 #   - the federated runs take fewer local steps a round than H = 50, the same local
 #     steps and tokens in more rounds (init --local-steps-schedule; XFFL_FVC_STEPS sets
 #     another schedule, "" none); central is unchanged. The gap follows the local steps
