@@ -55,7 +55,9 @@ XFFL_MUST_USE xffl_status comm_allreduce_sum(xffl_comm *c, void *buf, size_t n, 
 /* Rank r receives, in recv[0..n), elements [r*n, (r+1)*n) of the rank-ordered sum of
  * every rank's send[0..size*n). (ZeRO: each rank gets the summed gradient of its shard.) */
 XFFL_MUST_USE xffl_status comm_reduce_scatter_sum(xffl_comm *c, const void *send, void *recv, size_t n, comm_dtype t);
-/* recv[r*n .. (r+1)*n) ← rank r's send[0..n), on every rank. */
+/* recv[r*n .. (r+1)*n) ← rank r's send[0..n), on every rank. send may be this rank's own
+ * place in recv (recv + rank*n, or recv + rank*stride below): the part is already there
+ * and is not copied. */
 XFFL_MUST_USE xffl_status comm_allgather(xffl_comm *c, const void *send, void *recv, size_t n, comm_dtype t);
 /* The same two with the chunks `stride` elements apart (stride >= n): chunk r of send is
  * send[r*stride .. r*stride + n), rank r's part lands in recv[r*stride .. r*stride + n)

@@ -52,7 +52,9 @@ enum { GATHER_SUM_MAX_BYTES = 64 << 10 };
 typedef struct {
     MPI_Comm comm;
     int rank, size;
-    void *scratch; /* size × piece_bytes, allocated on first use */
+    void *scratch;    /* size × piece_bytes, allocated on first use */
+    const void **row; /* size row pointers for sum_rows */
+    MPI_Request *req; /* 2 × size: the reduce-scatter's sends and receives */
     size_t piece_bytes, gather_sum_max;
 } mpi_impl;
 
@@ -80,21 +82,20 @@ static XFFL_MUST_USE xffl_status mpi_fail(int err, const char *what)
         if (mpi_e_ != MPI_SUCCESS) return mpi_fail(mpi_e_, (what)); \
     } while (0)
 
-/* out[i] = ((rows[0][i] + rows[1][i]) + rows[2][i]) + ..., rows `stride` elements apart:
- * the one summation order of comm.h. Elements are independent, so threads cannot change
- * a bit. out may alias rows[0] but no other row. */
+/* out[i] = ((row[0][i] + row[1][i]) + row[2][i]) + ...: the one summation order of
+ * comm.h. Elements are independent, so threads cannot change a bit. out may alias any
+ * one row (element i is read before it is written). */
 #define SUM_ROWS(T)                                                                   \
     do {                                                                              \
-        const T *r_ = rows;                                                           \
         T *o_ = out;                                                                  \
         _Pragma("omp parallel for schedule(static) if (n >= 65536)")                  \
         for (size_t i = 0; i < n; i++) {                                              \
-            T acc = r_[i];                                                            \
-            for (int k = 1; k < nrows; k++) acc = (T)(acc + r_[(size_t)k * stride + i]); \
+            T acc = ((const T *)row[0])[i];                                           \
+            for (int k = 1; k < nrows; k++) acc = (T)(acc + ((const T *)row[k])[i]);  \
             o_[i] = acc;                                                              \
         }                                                                             \
     } while (0)
-static void sum_rows(const void *rows, void *out, int nrows, size_t stride, size_t n, comm_dtype t)
+static void sum_rows(const void *const *row, void *out, int nrows, size_t n, comm_dtype t)
 {
     switch (t) {
     case COMM_F32: SUM_ROWS(float); break;
@@ -173,7 +174,7 @@ static void mpi_close(void *impl)
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Comm_free(&m->comm);
-    free(m->scratch);
+    free(m->scratch), free(m->row), free(m->req);
     free(m);
 }
 
@@ -219,12 +220,19 @@ static XFFL_MUST_USE xffl_status scratch(mpi_impl *m)
 {
     /* A piece is at least one element of the widest type. */
     if (!m->scratch) m->scratch = malloc((size_t)m->size * (m->piece_bytes < 8 ? 8 : m->piece_bytes));
-    XFFL_RETURN_IF(!m->scratch, XFFL_ERR_NOMEM, "mpi transport: %d x %zu bytes of scratch", m->size, m->piece_bytes);
+    if (!m->row) m->row = malloc((size_t)m->size * sizeof *m->row);
+    if (!m->req) m->req = malloc((size_t)m->size * 2 * sizeof *m->req);
+    XFFL_RETURN_IF(!m->scratch || !m->row || !m->req, XFFL_ERR_NOMEM, "mpi transport: %d x %zu bytes of scratch",
+                   m->size, m->piece_bytes);
     return XFFL_OK;
 }
 
 /* recv[0..n) ← rank-ordered sum of chunk `rank` of every rank's send (chunk r at
  * send[r*stride .. r*stride + n)).
+ * Point to point rather than MPI_Alltoall: every piece that moves is contiguous (Open
+ * MPI's shared-memory transport then copies it once, process to process, where a
+ * strided datatype is packed and unpacked), and this rank's own chunk is summed where it
+ * lies instead of being copied into the scratch first.
  * recv may be send's own chunk (the all-reduce does that): each piece is fully sent
  * before its sum is written, and pieces do not overlap. */
 static XFFL_MUST_USE xffl_status mpi_reduce_scatter(void *impl, const void *send, size_t stride, void *recv, size_t n,
@@ -234,16 +242,24 @@ static XFFL_MUST_USE xffl_status mpi_reduce_scatter(void *impl, const void *send
     if (n == 0) return XFFL_OK;
     XFFL_FORWARD(scratch(m));
     size_t es = comm_dtype_size(t), P = piece_elems(m, t);
+    const char *s = send;
     for (size_t off = 0; off < n; off += P) {
         size_t p = n - off < P ? n - off : P;
-        MPI_Datatype chunk;
-        int count;
-        XFFL_FORWARD(strided_type(p, stride, t, &chunk, &count));
-        /* rank r gets [r*stride + off, +p) of this rank's send: chunk r, piece `off`. */
-        int err = MPI_Alltoall((const char *)send + off * es, count, chunk, m->scratch, (int)p, mpi_type(t), m->comm);
-        free_type(chunk, t);
-        if (err != MPI_SUCCESS) return mpi_fail(err, "MPI_Alltoall (reduce-scatter)");
-        sum_rows(m->scratch, (char *)recv + off * es, m->size, p, p, t);
+        int nr = 0, err = MPI_SUCCESS;
+        for (int q = 0; q < m->size; q++) {
+            char *buf = (char *)m->scratch + (size_t)q * p * es;
+            m->row[q] = q == m->rank ? s + ((size_t)q * stride + off) * es : buf;
+            if (q == m->rank) continue;
+            if (err == MPI_SUCCESS) err = MPI_Irecv(buf, (int)p, mpi_type(t), q, 0, m->comm, &m->req[nr++]);
+            if (err == MPI_SUCCESS)
+                err = MPI_Isend(s + ((size_t)q * stride + off) * es, (int)p, mpi_type(t), q, 0, m->comm,
+                                &m->req[nr++]);
+        }
+        /* after a failed post the job is aborted at exit (comm.h); nothing may dangle before */
+        int werr = MPI_Waitall(nr, m->req, MPI_STATUSES_IGNORE);
+        if (err == MPI_SUCCESS) err = werr;
+        if (err != MPI_SUCCESS) return mpi_fail(err, "point-to-point exchange (reduce-scatter)");
+        sum_rows(m->row, (char *)recv + off * es, m->size, p, t);
     }
     return XFFL_OK;
 }
@@ -269,7 +285,9 @@ static XFFL_MUST_USE xffl_status gather(mpi_impl *m, const void *send, void *rec
 static XFFL_MUST_USE xffl_status mpi_allgather(void *impl, const void *send, void *recv, size_t stride, size_t n,
                                                comm_dtype t)
 {
-    return gather(impl, send, recv, stride, n, t);
+    mpi_impl *m = impl;
+    int in_place = send == (const char *)recv + (size_t)m->rank * stride * comm_dtype_size(t);
+    return gather(m, in_place ? NULL : send, recv, stride, n, t);
 }
 
 /* buf[0..n) ← rank-ordered sum by all-gather of pieces and a local sum (n per rank of
@@ -282,7 +300,8 @@ static XFFL_MUST_USE xffl_status gather_sum(mpi_impl *m, void *buf, size_t n, co
         size_t p = n - off < P ? n - off : P;
         char *b = (char *)buf + off * es;
         MPI_TRY(MPI_Allgather(b, (int)p, mpi_type(t), m->scratch, (int)p, mpi_type(t), m->comm), "MPI_Allgather (all-reduce)");
-        sum_rows(m->scratch, b, m->size, p, p, t);
+        for (int q = 0; q < m->size; q++) m->row[q] = (char *)m->scratch + (size_t)q * p * es;
+        sum_rows(m->row, b, m->size, p, t);
     }
     return XFFL_OK;
 }

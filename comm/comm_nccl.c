@@ -125,7 +125,9 @@ static XFFL_MUST_USE xffl_status exchange(nccl_impl *m, const char *send, size_t
         const char *from = send + (size_t)r * sstride;
         char *to = recv + (size_t)r * rstride;
         if (r == m->rank) {
-            CU(cudaMemcpyAsync(to, from, p * comm_dtype_size(t), cudaMemcpyDeviceToDevice, m->stream), "own chunk copy");
+            if (to != from) /* an in-place all-gather's own part is already there */
+                CU(cudaMemcpyAsync(to, from, p * comm_dtype_size(t), cudaMemcpyDeviceToDevice, m->stream),
+                   "own chunk copy");
             continue;
         }
         NC(ncclSend(from, p, nccl_type(t), r, m->comm, m->stream), what);

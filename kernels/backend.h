@@ -66,6 +66,10 @@ typedef struct kern_backend {
      * gradient slabs themselves, and the call that follows writes through the former. */
     void (*host_slabs)(void *impl, float **params, float **grads);
     void (*params_written)(void *impl);
+    /* Optional (kern.h kern_param_bf16): NULL where the backend keeps no bf16 weights;
+     * param_bf16 may still answer 0 for all (cpu at fp32). */
+    int (*param_bf16)(void *impl, int i);
+    xffl_status (*set_params_bf16_range)(void *impl, int64_t off, int64_t n, const uint16_t *in, int last);
     xffl_status (*reset_optimizer)(void *impl);
     xffl_status (*get_optimizer)(void *impl, float *mom, float *var, int64_t *step);
     xffl_status (*set_optimizer)(void *impl, const float *mom, const float *var, int64_t step);

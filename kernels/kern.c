@@ -166,6 +166,18 @@ void kern_params_written(kern_model *m)
 {
     if (m->be->params_written) m->be->params_written(m->impl);
 }
+int kern_param_bf16(const kern_model *m, int i)
+{
+    return m->be->param_bf16 && i >= 0 && i < m->table->count && m->be->param_bf16(m->impl, i);
+}
+void kern_round_bf16(uint16_t *dst, const float *src, int64_t n) { kcpu_to_bf16(dst, src, n); }
+xffl_status kern_set_params_bf16_range(kern_model *m, int64_t off, int64_t n, const uint16_t *in, int last)
+{
+    XFFL_FORWARD(check_range(m, off, n, "set_params_bf16_range"));
+    XFFL_RETURN_IF(!m->be->set_params_bf16_range, XFFL_ERR_USAGE, "set_params_bf16_range: the %s backend keeps no "
+                   "bf16 weights", m->be->name);
+    return m->be->set_params_bf16_range(m->impl, off, n, in, last);
+}
 xffl_status kern_reset_optimizer(kern_model *m) { return m->be->reset_optimizer(m->impl); }
 xffl_status kern_get_optimizer(kern_model *m, float *mom, float *var, int64_t *step)
 {

@@ -90,6 +90,22 @@ XFFL_MUST_USE xffl_status kern_set_params_range(kern_model *m, int64_t off, int6
  * bf16 copy). */
 void kern_host_slabs(kern_model *m, float **params, float **grads);
 void kern_params_written(kern_model *m);
+/* Weights that forward and backward read only through a bf16 copy (the cpu backend at
+ * bf16: every matrix). A sharded optimizer all-gathers those as bf16, half the bytes of
+ * fp32, and rounds only its own shard (pipelines/loop.c).
+ *   kern_param_bf16: 1 when parameter i (table index) is such a weight; 0 for every i
+ *     where the backend keeps no bf16 copies.
+ *   kern_round_bf16: the backend's rounding (nearest, ties to even; kernels/cpu/bf16.h).
+ *   kern_set_params_bf16_range: the copies of the weights in [off, off+n) from bf16 values
+ *     in slab order (entries of other parameters ignored); last = 1 on the last piece of an
+ *     update that wrote every such weight, the other parameters having been written in
+ *     fp32 through kern_host_slabs. The backend's fp32 values of these weights go stale:
+ *     the caller holds the fp32 masters, and kern_get_params returns the stale values
+ *     until the next kern_set_params. USAGE outside the slab or without copies. */
+int kern_param_bf16(const kern_model *m, int i);
+void kern_round_bf16(uint16_t *dst, const float *src, int64_t n);
+XFFL_MUST_USE xffl_status kern_set_params_bf16_range(kern_model *m, int64_t off, int64_t n, const uint16_t *in,
+                                                     int last);
 /* Bytes of the backend's slabs: params, grads, AdamW state, activations. */
 uint64_t kern_model_bytes(const kern_model *m);
 /* Reset AdamW moments and step counter (the inner state, reset each round). */

@@ -26,10 +26,11 @@ double kern_norm_from_parts(const double *parts, int64_t count);
 float kern_clip_scale(const kern_adamw_config *c, double norm);
 
 /* One AdamW step on elements [lo, hi) of the table's slab: p, g, m, v hold those
- * elements (index 0 = element lo). lr = kern_lr_at(c, step); opt_step is the
- * bias-correction counter after this step (1 on the first); g is scaled by gscale
+ * elements (index 0 = element lo), and pb, unless NULL, receives the new p rounded to
+ * bf16 (kern_round_bf16's bits) in the same pass. lr = kern_lr_at(c, step); opt_step is
+ * the bias-correction counter after this step (1 on the first); g is scaled by gscale
  * first; no weight decay on norm gains. */
-void kern_adamw_range(const ckpt_param_table *t, int64_t lo, int64_t hi, float *p, const float *g, float *m, float *v,
-                      const kern_adamw_config *c, int step, int64_t opt_step, float gscale);
+void kern_adamw_range(const ckpt_param_table *t, int64_t lo, int64_t hi, float *p, uint16_t *pb, const float *g,
+                      float *m, float *v, const kern_adamw_config *c, int step, int64_t opt_step, float gscale);
 
 #endif

@@ -49,6 +49,14 @@ typedef struct {
     float *mloss, *mloss_all;
     int32_t *in, *tg;
     double *step_s; /* each step's seconds in this call, for the steady-state median */
+    /* bf16 publication (publish_bf16): the weights the backend reads in bf16 travel as
+     * bf16; the rest, per rank d, are the fp32 segments fseg[fstart[d] .. fstart[d+1]) of
+     * d's shard (absolute slab offsets), F floats at most in one shard */
+    int bf16_pub;
+    int acc_ready; /* the exchange ran grads_ready on every piece */
+    int64_t (*fseg)[2];
+    int *fstart;
+    int64_t F;
     int64_t opt_step;
     char tag[TAG_HEX];
     uint64_t host_bytes;
@@ -64,7 +72,7 @@ static void ctx_free(loop_ctx *x)
 {
     free(x->piece), free(x->acc), free(x->slots), free(x->pm), free(x->mm), free(x->vm);
     free(x->parts), free(x->parts_all), free(x->mloss), free(x->mloss_all), free(x->in), free(x->tg);
-    free(x->step_s);
+    free(x->step_s), free(x->fseg), free(x->fstart);
     kern_model_free(x->m);
 }
 
@@ -157,11 +165,114 @@ static XFFL_MUST_USE xffl_status gather_shards(loop_ctx *x, const float *shard, 
     return XFFL_OK;
 }
 
+/* An AdamW step for publish_bf16 to run piece by piece. */
+typedef struct {
+    int step;
+    float gscale;
+} adamw_step;
+
+/* publish_bf16's plan: the fp32-only parameters' segments in each rank's shard. */
+static XFFL_MUST_USE xffl_status bf16_plan(loop_ctx *x)
+{
+    const ckpt_param_table *t = x->t;
+    int any = 0;
+    for (int i = 0; i < t->count; i++) any |= kern_param_bf16(x->m, i);
+    if (!any || !x->sharded || x->R == 1 || !x->pslab) return XFFL_OK;
+    x->fseg = take(x, (size_t)(t->count + 1) * x->R, sizeof *x->fseg);
+    x->fstart = take(x, (size_t)x->R + 1, sizeof *x->fstart);
+    XFFL_RETURN_IF(!x->fseg || !x->fstart, XFFL_ERR_NOMEM, "bf16 publication plan (%d ranks)", x->R);
+    int k = 0;
+    for (int d = 0; d < x->R; d++) {
+        int64_t lo = (int64_t)d * x->S, hi = lo + x->S < x->n ? lo + x->S : x->n, tot = 0;
+        x->fstart[d] = k;
+        for (int i = 0; i < t->count; i++) {
+            const ckpt_param *p = &t->params[i];
+            int64_t a = p->offset > lo ? p->offset : lo, b = p->offset + p->numel < hi ? p->offset + p->numel : hi;
+            if (b <= a || kern_param_bf16(x->m, i)) continue;
+            x->fseg[k][0] = a, x->fseg[k][1] = b - a, tot += b - a, k++;
+        }
+        x->F = tot > x->F ? tot : x->F;
+    }
+    x->fstart[x->R] = k;
+    x->bf16_pub = 1;
+    return XFFL_OK;
+}
+
+/* Elements [k0, k0+kc) of rank d's fp32-only segments, concatenated: copied from the
+ * slab-indexed src into packed (pack) or from packed into the slab-indexed dst. */
+static void fp32_pieces(const loop_ctx *x, int d, int64_t k0, int64_t kc, float *slab, float *packed, int pack)
+{
+    int64_t k = 0;
+    for (int j = x->fstart[d]; j < x->fstart[d + 1] && k < k0 + kc; j++) {
+        int64_t off = x->fseg[j][0], cnt = x->fseg[j][1];
+        int64_t a = k0 > k ? k0 - k : 0, b = k0 + kc - k < cnt ? k0 + kc - k : cnt;
+        if (b > a) {
+            if (pack) memcpy(packed + (k + a - k0), slab + off + a, (size_t)(b - a) * 4);
+            else memcpy(slab + off + a, packed + (k + a - k0), (size_t)(b - a) * 4);
+        }
+        k += cnt;
+    }
+}
+
+/* Sharded publication at bf16: each rank rounds its own master shard once and the
+ * all-gather moves 2 bytes per weight into the backend's bf16 copies, instead of 4
+ * bytes of fp32 that every rank then rounds in full; the norms and the embedding,
+ * which the backend reads in fp32, follow in fp32. The same bits as the fp32 path: the
+ * same rounding of the same values. Both go through x->piece (R*C floats), pieces of
+ * at most C values per rank, each rank's own part written in place. */
+static XFFL_MUST_USE xffl_status publish_bf16(loop_ctx *x, const adamw_step *a)
+{
+    uint16_t *recv = (uint16_t *)x->piece;
+    for (int64_t c0 = 0; c0 < x->S; c0 += x->C) {
+        int64_t cc = x->S - c0 < x->C ? x->S - c0 : x->C, own = in_slab(x, x->rank, c0, cc);
+        uint16_t *send = recv + (size_t)x->rank * cc; /* in place */
+        if (a) /* the step and its rounding in one pass, piece by piece while it is in cache */
+            kern_adamw_range(x->t, x->lo + c0, x->lo + c0 + own, x->pm + c0, send, x->acc + c0, x->mm + c0,
+                             x->vm + c0, &x->o->adamw, a->step, x->opt_step, a->gscale);
+        else
+            kern_round_bf16(send, x->pm + c0, own);
+        memset(send + own, 0, (size_t)(cc - own) * 2);
+        XFFL_FORWARD(comm_allgather(x->c, send, recv, (size_t)cc * 2, COMM_BYTE));
+        for (int d = 0; d < x->R; d++) {
+            int64_t cnt = in_slab(x, d, c0, cc);
+            int last = c0 + cc >= x->S && d == x->R - 1;
+            if (cnt || last)
+                XFFL_FORWARD(kern_set_params_bf16_range(x->m, cnt ? (int64_t)d * x->S + c0 : 0, cnt,
+                                                        recv + (size_t)d * cc, last));
+        }
+    }
+    for (int64_t k0 = 0; k0 < x->F; k0 += x->C) {
+        int64_t kc = x->F - k0 < x->C ? x->F - k0 : x->C;
+        float *frecv = x->piece, *fsend = frecv + (size_t)x->rank * kc;
+        memset(fsend, 0, (size_t)kc * 4);
+        fp32_pieces(x, x->rank, k0, kc, x->pm - x->lo, fsend, 1);
+        XFFL_FORWARD(comm_allgather(x->c, fsend, frecv, (size_t)kc, COMM_F32));
+        for (int d = 0; d < x->R; d++) fp32_pieces(x, d, k0, kc, x->pslab, frecv + (size_t)d * kc, 0);
+    }
+    return XFFL_OK;
+}
+
 /* The backend's parameters from the master shards (all-gathered when sharded). */
 static XFFL_MUST_USE xffl_status publish_params(loop_ctx *x)
 {
     if (!x->sharded || x->R == 1) return kern_set_params(x->m, x->pm);
+    if (x->bf16_pub) return publish_bf16(x, NULL);
     return gather_shards(x, x->pm, NULL);
+}
+
+/* Shard elements [c0, c0+cc) of the step's gradient sum are complete: the chunk sums of
+ * their squares, for the norm (c0 on a chunk boundary), taken per piece by the exchange
+ * while the piece is in cache. The sum stays a sum: host_step divides by the M
+ * micro-batches in the norm and in AdamW's gradient scale instead of in a pass over the
+ * shard. For M a power of two those are the bits of dividing every element first (an
+ * exact scaling, subnormal gradients aside); for any M, a given M always gives the
+ * same bits, whichever split of ranks and micro-batches makes it. */
+static void grads_ready(loop_ctx *x, int64_t c0, int64_t cc)
+{
+    int64_t own = x->L - c0 < cc ? x->L - c0 : cc;
+    if (own < 0) own = 0;
+    if (c0 == 0) memset(x->parts, 0, (size_t)x->nparts * 8);
+    kern_sumsq_parts(x->acc + c0, own, x->parts + c0 / KERN_NORM_CHUNK);
 }
 
 /* Micro-batch k's gradient (in the backend) into the step's sum over this rank's range. */
@@ -190,6 +301,7 @@ static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
                 if (x->K == 1 && x->gslab && whole_piece(x, c0, cc)) { /* straight from the backend's slab */
                     XFFL_FORWARD(comm_reduce_scatter_sum_strided(x->c, x->gslab + c0, (size_t)S, dst + c0, (size_t)cc,
                                                                  COMM_F32));
+                    grads_ready(x, c0, cc);
                     continue;
                 }
                 for (int d = 0; d < x->R; d++) {
@@ -199,7 +311,9 @@ static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
                     memset(seg + cnt, 0, (size_t)(cc - cnt) * 4);
                 }
                 XFFL_FORWARD(comm_reduce_scatter_sum(x->c, x->piece, dst + c0, (size_t)cc, COMM_F32));
+                if (x->K == 1) grads_ready(x, c0, cc);
             }
+            x->acc_ready = x->K == 1;
         } else {
             for (int64_t off = 0; off < n; off += C) {
                 int64_t cnt = n - off < C ? n - off : C;
@@ -226,21 +340,21 @@ static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
 static XFFL_MUST_USE xffl_status host_step(loop_ctx *x, int s, float *gn)
 {
     const pipe_loop_options *o = x->o;
-    if (x->M > 1)
-        for (int64_t i = 0; i < x->L; i++) x->acc[i] /= (float)x->M;
-    memset(x->parts, 0, (size_t)x->nparts * 8);
-    kern_sumsq_parts(x->acc, x->L, x->parts);
+    if (!x->acc_ready) grads_ready(x, 0, x->S);
+    x->acc_ready = 0;
     double norm;
     if (x->sharded && x->R > 1) {
         XFFL_FORWARD(comm_allgather(x->c, x->parts, x->parts_all, (size_t)x->nparts, COMM_F64));
         norm = kern_norm_from_parts(x->parts_all, x->R * x->nparts);
     } else
         norm = kern_norm_from_parts(x->parts, x->nparts);
+    norm /= x->M; /* of the mean gradient (grads_ready) */
     *gn = (float)norm;
     XFFL_RETURN_IF(!isfinite(norm), XFFL_ERR_INVALID, "adamw: gradient norm is %g", norm);
     x->opt_step++;
-    kern_adamw_range(x->t, x->lo, x->hi, x->pm, x->acc, x->mm, x->vm, &o->adamw, (int)(o->step0 + s), x->opt_step,
-                     kern_clip_scale(&o->adamw, norm));
+    adamw_step a = {(int)(o->step0 + s), kern_clip_scale(&o->adamw, norm) / (float)x->M};
+    if (x->bf16_pub) return publish_bf16(x, &a);
+    kern_adamw_range(x->t, x->lo, x->hi, x->pm, NULL, x->acc, x->mm, x->vm, &o->adamw, a.step, x->opt_step, a.gscale);
     return publish_params(x);
 }
 
@@ -467,8 +581,10 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
     XFFL_RETURN_IF(!x->in || !x->tg || !x->mloss || !x->mloss_all, XFFL_ERR_NOMEM, "batch buffers (%d x %d)", x->Bm,
                    x->T);
     XFFL_FORWARD(kern_set_params(x->m, theta));
-    if (x->host)
+    if (x->host) {
         XFFL_FORWARD(host_setup(x, theta, inner));
+        XFFL_FORWARD(bf16_plan(x));
+    }
     else if (inner && inner->present)
         XFFL_FORWARD(kern_set_optimizer(x->m, inner->m, inner->v, inner->step));
     else
@@ -517,7 +633,10 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
                            s + 1);
         }
     }
-    XFFL_FORWARD(kern_get_params(x->m, theta));
+    if (x->bf16_pub) /* the backend's fp32 weights are stale: the masters are the result */
+        XFFL_FORWARD(gather_shards(x, x->pm, theta));
+    else
+        XFFL_FORWARD(kern_get_params(x->m, theta));
     if (inner && inner->m) {
         if (!x->host)
             XFFL_FORWARD(kern_get_optimizer(x->m, inner->m, inner->v, &inner->step));

@@ -466,6 +466,31 @@ static void refresh_wb(cpu_model *m)
     m->wdirty = 0;
 }
 
+static int cpu_param_bf16(void *impl, int i)
+{
+    cpu_model *m = impl;
+    return m->bf && wb_of(m, &m->t->params[i]) != NULL;
+}
+
+/* The bf16 copies of the weights in [off, off+n) from slab-order bf16 values; the
+ * caller wrote the other parameters' fp32 values (kern.h), so after the last piece the
+ * copies are current and the fp32 values of these weights are not consulted. */
+static XFFL_MUST_USE xffl_status cpu_set_params_bf16_range(void *impl, int64_t off, int64_t n, const uint16_t *in,
+                                                           int last)
+{
+    cpu_model *m = impl;
+    XFFL_RETURN_IF(!m->bf, XFFL_ERR_USAGE, "set_params_bf16_range: the cpu backend runs fp32 here");
+    for (int i = 0; i < m->t->count && n > 0; i++) {
+        const ckpt_param *p = &m->t->params[i];
+        int64_t lo = off > p->offset ? off : p->offset, hi = p->offset + p->numel < off + n ? p->offset + p->numel
+                                                                                            : off + n;
+        kcpu_bf16_t *b = hi > lo ? wb_of(m, p) : NULL;
+        if (b) memcpy(b + (lo - p->offset), in + (lo - off), (size_t)(hi - lo) * sizeof *b);
+    }
+    if (last) m->wdirty = 0;
+    return XFFL_OK;
+}
+
 /* out[N,O] (ldo) = beta out + x[N,K] W[O,K]^T. bf16 mode: x rounded into xb (x NULL: xb
  * holds it already), Wb: W's bf16 copy. */
 static XFFL_MUST_USE xffl_status lin_fwd(cpu_model *m, float *out, int ldo, const float *x, kcpu_bf16_t *xb,
@@ -730,6 +755,8 @@ static const kern_backend cpu_backend = {
     .set_params_range = cpu_set_params_range,
     .host_slabs = cpu_host_slabs,
     .params_written = cpu_params_written,
+    .param_bf16 = cpu_param_bf16,
+    .set_params_bf16_range = cpu_set_params_bf16_range,
     .reset_optimizer = cpu_reset_optimizer,
     .get_optimizer = cpu_get_optimizer,
     .set_optimizer = cpu_set_optimizer,

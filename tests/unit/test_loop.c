@@ -90,7 +90,10 @@ static XFFL_MUST_USE xffl_status th_allgather(void *impl, const void *send, void
     size_t b = n * comm_dtype_size(t);
     team.ptr[me->rank] = send;
     sync_all();
-    for (int r = 0; r < team.size; r++) memcpy((char *)recv + (size_t)r * stride * comm_dtype_size(t), team.ptr[r], b);
+    for (int r = 0; r < team.size; r++) {
+        char *to = (char *)recv + (size_t)r * stride * comm_dtype_size(t);
+        if (to != team.ptr[r]) memcpy(to, team.ptr[r], b); /* in place: the own part is there */
+    }
     sync_all();
     return XFFL_OK;
 }
