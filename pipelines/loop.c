@@ -44,6 +44,7 @@ typedef struct {
     int64_t n, S, lo, hi, L, nparts;
     int64_t C;  /* floats per rank in one piece of an exchange */
     float *piece, *acc, *slots, *pm, *mm, *vm;
+    float *g; /* the step's gradient sum over this rank's range: acc, or the backend's own slab (exchange) */
     float *pslab, *gslab; /* the backend's own slabs when they are host memory (kern_host_slabs) */
     double *parts, *parts_all;
     float *mloss, *mloss_all;
@@ -227,7 +228,7 @@ static XFFL_MUST_USE xffl_status publish_bf16(loop_ctx *x, const adamw_step *a)
         int64_t cc = x->S - c0 < x->C ? x->S - c0 : x->C, own = in_slab(x, x->rank, c0, cc);
         uint16_t *send = recv + (size_t)x->rank * cc; /* in place */
         if (a) /* the step and its rounding in one pass, piece by piece while it is in cache */
-            kern_adamw_range(x->t, x->lo + c0, x->lo + c0 + own, x->pm + c0, send, x->acc + c0, x->mm + c0,
+            kern_adamw_range(x->t, x->lo + c0, x->lo + c0 + own, x->pm + c0, send, x->g + c0, x->mm + c0,
                              x->vm + c0, &x->o->adamw, a->step, x->opt_step, a->gscale);
         else
             kern_round_bf16(send, x->pm + c0, own);
@@ -272,13 +273,14 @@ static void grads_ready(loop_ctx *x, int64_t c0, int64_t cc)
     int64_t own = x->L - c0 < cc ? x->L - c0 : cc;
     if (own < 0) own = 0;
     if (c0 == 0) memset(x->parts, 0, (size_t)x->nparts * 8);
-    kern_sumsq_parts(x->acc + c0, own, x->parts + c0 / KERN_NORM_CHUNK);
+    kern_sumsq_parts(x->g + c0, own, x->parts + c0 / KERN_NORM_CHUNK);
 }
 
 /* Micro-batch k's gradient (in the backend) into the step's sum over this rank's range. */
 static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
 {
     const int64_t n = x->n, S = x->S, C = x->C;
+    x->g = x->acc;
     if (x->R == 1) {
         for (int64_t off = 0; off < n; off += C) {
             int64_t cnt = n - off < C ? n - off : C;
@@ -296,11 +298,21 @@ static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
         const int sending = x->K == 1 || q == x->rank;
         float *dst = x->K == 1 ? x->acc : x->slots + (size_t)(q * x->K + k) * S;
         if (x->sharded) {
-            for (int64_t c0 = 0; c0 < S; c0 += C) {
-                int64_t cc = S - c0 < C ? S - c0 : C;
-                if (x->K == 1 && x->gslab && whole_piece(x, c0, cc)) { /* straight from the backend's slab */
-                    XFFL_FORWARD(comm_reduce_scatter_sum_strided(x->c, x->gslab + c0, (size_t)S, dst + c0, (size_t)cc,
-                                                                 COMM_F32));
+            /* K = 1 with host slabs: straight from the backend's gradient slab, and the sum
+             * written over this rank's own chunk of it, which no other rank reads: a piece
+             * is summed where it lies, with no second buffer to stream through */
+            const int in_place = x->K == 1 && x->gslab;
+            if (in_place) x->g = x->gslab + x->lo;
+            int64_t cc;
+            for (int64_t c0 = 0; c0 < S; c0 += cc) {
+                cc = S - c0 < C ? S - c0 : C;
+                if (in_place && !whole_piece(x, c0, cc)) { /* the whole chunks every rank has inside the slab */
+                    int64_t w = in_slab(x, x->R - 1, c0, cc) / KERN_NORM_CHUNK * KERN_NORM_CHUNK;
+                    if (w > 0) cc = w;
+                }
+                if (in_place && whole_piece(x, c0, cc)) {
+                    XFFL_FORWARD(comm_reduce_scatter_sum_strided(x->c, x->gslab + c0, (size_t)S, x->g + c0,
+                                                                 (size_t)cc, COMM_F32));
                     grads_ready(x, c0, cc);
                     continue;
                 }
@@ -310,7 +322,10 @@ static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
                     if (cnt) XFFL_FORWARD(kern_get_grads_range(x->m, (int64_t)d * S + c0, cnt, seg));
                     memset(seg + cnt, 0, (size_t)(cc - cnt) * 4);
                 }
-                XFFL_FORWARD(comm_reduce_scatter_sum(x->c, x->piece, dst + c0, (size_t)cc, COMM_F32));
+                /* in place: into this rank's own segment of the piece, then its part inside the slab */
+                float *to = in_place ? x->piece + (size_t)x->rank * cc : dst + c0;
+                XFFL_FORWARD(comm_reduce_scatter_sum(x->c, x->piece, to, (size_t)cc, COMM_F32));
+                if (in_place) memcpy(x->g + c0, to, (size_t)in_slab(x, x->rank, c0, cc) * 4);
                 if (x->K == 1) grads_ready(x, c0, cc);
             }
             x->acc_ready = x->K == 1;
@@ -354,7 +369,7 @@ static XFFL_MUST_USE xffl_status host_step(loop_ctx *x, int s, float *gn)
     x->opt_step++;
     adamw_step a = {(int)(o->step0 + s), kern_clip_scale(&o->adamw, norm) / (float)x->M};
     if (x->bf16_pub) return publish_bf16(x, &a);
-    kern_adamw_range(x->t, x->lo, x->hi, x->pm, NULL, x->acc, x->mm, x->vm, &o->adamw, a.step, x->opt_step, a.gscale);
+    kern_adamw_range(x->t, x->lo, x->hi, x->pm, NULL, x->g, x->mm, x->vm, &o->adamw, a.step, x->opt_step, a.gscale);
     return publish_params(x);
 }
 

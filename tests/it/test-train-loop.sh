@@ -76,6 +76,12 @@ if [ -f comm/comm_mpi.c ] && command -v mpirun >/dev/null 2>&1; then
   acc4=$(train acc4 --accumulate 4)
   [ "$(mpi r4 4)" = "$acc4" ] || fail "4 ranks differ from 1 rank with --accumulate 4"
   [ "$(mpi r2k2 2 --accumulate 2)" = "$acc4" ] || fail "2 ranks x 2 differ from 1 rank with --accumulate 4"
+  # the default precision above is bf16 where the CPU has the units: its weights travel as
+  # bf16 (pipelines/loop.c publish_bf16); fp32's all-gather is checked here as well
+  if [ "$(header r2 precision)" = bf16 ]; then
+    accf=$(train acc2f --accumulate 2 --precision fp32)
+    [ "$(mpi r2f 2 --precision fp32)" = "$accf" ] || fail "2 ranks at fp32 differ from 1 rank with --accumulate 2"
+  fi
   # rank 1 stops right after step 2's checkpoint: the job fails without a COMMIT, its re-run resumes
   cp -r "$T/s0" "$T/mk"
   A=(train --store "$T/mk" --facility a --data "$T/data/*_train_*.bin" --state "$T/st-mk" --threads 1
