@@ -128,6 +128,11 @@ static void check_all(xffl_comm *c, size_t n, comm_dtype t, int cs)
     OK(comm_allgather(c, buf, out, n, t));
     EXPECT(!memcmp(out, ref, N * es), "allgather %s n=%zu", tname(t), n);
     EXPECT((unsigned char)out[N * es] == 0xa5, "allgather %s n=%zu wrote past recv[size*n]", tname(t), n);
+    /* in place: this rank's part already at recv[rank*n] (the others' places hold junk) */
+    memset(out, 0x3c, N * es);
+    fill(rank, 0, n, cs + 2, t, out + (size_t)rank * n * es);
+    OK(comm_allgather(c, out + (size_t)rank * n * es, out, n, t));
+    EXPECT(!memcmp(out, ref, N * es), "in-place allgather %s n=%zu", tname(t), n);
     /* the strided forms: chunks 3 elements apart, the gaps untouched */
     size_t st = n + 3, NS = (size_t)size * st * es;
     char *sb = malloc(NS + 1), *so = malloc(NS + 1);
@@ -138,9 +143,17 @@ static void check_all(xffl_comm *c, size_t n, comm_dtype t, int cs)
         reference(size, (size_t)rank * n, n, cs + 1, t, ref, 0);
         OK(comm_reduce_scatter_sum_strided(c, sb, st, out, n, t));
         EXPECT(!memcmp(out, ref, n * es), "strided reduce-scatter %s n=%zu differs", tname(t), n);
+        /* the sum written over this rank's own chunk of send (the train loop's in-place exchange) */
+        OK(comm_reduce_scatter_sum_strided(c, sb, st, sb + (size_t)rank * st * es, n, t));
+        EXPECT(!memcmp(sb + (size_t)rank * st * es, ref, n * es), "strided reduce-scatter %s n=%zu into send's own chunk",
+               tname(t), n);
         fill(rank, 0, n, cs + 2, t, buf);
         memset(so, 0xa5, NS + 1);
-        OK(comm_allgather_strided(c, buf, so, st, n, t));
+        if (rank == size - 1) { /* the last rank gathers in place, the others from their own buffers */
+            memcpy(so + (size_t)rank * st * es, buf, n * es);
+            OK(comm_allgather_strided(c, so + (size_t)rank * st * es, so, st, n, t));
+        } else
+            OK(comm_allgather_strided(c, buf, so, st, n, t));
         for (int r = 0; r < size; r++) {
             fill(r, 0, n, cs + 2, t, ref);
             EXPECT(!memcmp(so + (size_t)r * st * es, ref, n * es), "strided allgather %s n=%zu: rank %d's chunk",
