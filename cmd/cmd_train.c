@@ -101,6 +101,8 @@ int cmd_train(int argc, char **argv)
     if ((st = pipe_ranks_launch(ranks)) != XFFL_OK) return cli_report(cmd, st);
     const char *halt = getenv("XFFL_TEST_HALT_AFTER"); /* tests: a job killed right after a checkpoint */
     o.halt_after = halt ? atoi(halt) : 0;
+    const char *stop = getenv("XFFL_TEST_STOP_AT"); /* tests: a rank to kill -9 in the middle of a step */
+    o.stop_at = stop ? atoi(stop) : 0;
     if ((st = comm_open("auto", o.state_dir, &o.comm)) != XFFL_OK) return cli_report(cmd, st);
     /* several tasks without a transport between them would each train and commit */
     const char *ntasks = getenv("SLURM_NTASKS");

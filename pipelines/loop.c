@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -556,6 +557,7 @@ static XFFL_MUST_USE xffl_status micro_batches(loop_ctx *x, int s)
         XFFL_FORWARD(kern_zero_grad(x->m));
         XFFL_FORWARD(kern_forward(x->m, x->in, x->tg, x->Bm, x->T, &x->mloss[k]));
         XFFL_FORWARD(kern_backward(x->m));
+        if (o->stop_at == s + 1 && k == 0 && x->rank == x->R - 1) raise(SIGSTOP);
         if (x->host) XFFL_FORWARD(exchange(x, k));
     }
     return XFFL_OK;

@@ -75,6 +75,8 @@ typedef struct {
     int checkpoint_every;       /* N steps (0: none) */
     const char *checkpoint_tag; /* what the run starts from (base, cursor, settings): resume only the same */
     int halt_after;             /* tests: fail (INTERNAL) right after step N's checkpoint, like a kill */
+    int stop_at;                /* tests: the last rank stops itself (SIGSTOP) after step N's backward,
+                                 * mid-step, for a test to kill it there whatever the speed */
     const char *label;          /* progress line prefix ("train" when NULL) */
     xffl_log_level progress;    /* level of the step lines (rank 0 only) */
     int progress_every;         /* a step line every N steps (0: H/5 when H >= 10, else every step);

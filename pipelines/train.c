@@ -451,6 +451,7 @@ static XFFL_MUST_USE xffl_status run_loop(xffl_comm *c, const pipe_train_options
         lo.checkpoint_tag = tag;
         lo.halt_after = o->halt_after;
     }
+    lo.stop_at = o->stop_at;
     pipe_loop_inner li = {.m = j->inner.m, .v = j->inner.v, .step = j->inner.step, .present = j->inner.present};
     XFFL_FORWARD(pipe_loop_run(c, &lo, j->theta, plan->keep ? &li : NULL, NULL, lr));
     j->inner.step = li.step;

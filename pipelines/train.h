@@ -42,6 +42,7 @@ typedef struct {
     pipe_opt_mode optimizer;/* auto: the backend's AdamW for 1 rank x 1 micro-batch, else sharded */
     int checkpoint_every;   /* save the loop's state to --state DIR/r<round>/ every N steps (0: never) */
     int halt_after;         /* tests: stop (exit 1) right after step N's checkpoint, like a kill */
+    int stop_at;            /* tests: the last rank SIGSTOPs itself mid-step N (pipe_loop_options) */
     xffl_comm *comm;        /* the job's ranks (NULL: one rank); rank 0 alone reads the
                              * version and writes the delta and COMMIT */
     const pipe_trust_options *trust; /* signing key and federation.h5 pin (NULL: defaults;

@@ -11,25 +11,32 @@ W=$(mktemp -d /tmp/xffl-slurm-fedranks.XXXXXX)
 [ -n "${XFFL_TEST_KEEP:-}" ] || trap 'rm -rf "$W"' EXIT
 # Open MPI refuses root unless told; sbatch --export=ALL carries these into the job.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# 250 local steps: seconds of training, long enough to be caught in the middle.
+# 250 local steps; the first leonardo chain's last rank stops itself (SIGSTOP) in the
+# middle of step 100 (XFFL_TEST_STOP_AT, carried by sbatch --export=ALL), and the test
+# kills it there: mid-step whatever the machine's speed (250 steps of `tiny` on 2 ranks
+# take well under a second here, too short to catch by watching the log).
 fed_setup "$W" 250 || { fail "federation set-up (data pack, init)"; exit 1; }
 
 agg=$(submit_aggregate "$W" 2); set -- $agg; a1=$1 a2=$2
 kar=$(submit_train "$W" karolina 2); set -- $kar; k1=$1 k2=$2
-leo=$(submit_train "$W" leonardo 2 --tasks-per-node 2); set -- $leo; l1=$1 l2=$2
+leo=$(XFFL_TEST_STOP_AT=100 submit_train "$W" leonardo 2 --tasks-per-node 2); set -- $leo; l1=$1 l2=$2
 check "submit: leonardo's jobs have 2 tasks" [ "$(job_field "$l1" NumTasks)" = 2 ]
-log="$W/logs/xffl-train-leonardo-r1-$l1.out"
-end=$((SECONDS + 180))
-until grep -q 'step [0-9]*/250' "$log" 2>/dev/null || [ $SECONDS -ge $end ]; do sleep 0.2; done
-# the job's xffl processes (its ranks), by PID from Slurm
-ranks=""
-for p in $(scontrol listpids "$l1" 2>/dev/null | awk 'NR > 1 {print $1}'); do
-  [ "$(cat /proc/"$p"/comm 2>/dev/null)" = xffl ] && ranks="$ranks $p"
+# the job's xffl processes (its ranks), by PID from Slurm, until one of them has stopped
+end=$((SECONDS + 180)) ranks="" stopped=""
+while [ -z "$stopped" ] && [ $SECONDS -lt $end ]; do
+  sleep 0.2
+  ranks=""
+  for p in $(scontrol listpids "$l1" 2>/dev/null | awk 'NR > 1 {print $1}'); do
+    [ "$(cat /proc/"$p"/comm 2>/dev/null)" = xffl ] || continue
+    ranks="$ranks $p"
+    [ "$(awk '{print $3}' /proc/"$p"/stat 2>/dev/null)" = T ] && stopped=$p
+  done
 done
-killed_at=$(grep -o 'step [0-9]*/250' "$log" | tail -1)
 set -- $ranks
 check "leonardo r1 runs 2 xffl ranks (pids$ranks)" [ $# = 2 ]
-[ $# -ge 1 ] && kill -9 "$2" 2>/dev/null
+check "one rank stopped itself mid-step (pid ${stopped:-none})" [ -n "$stopped" ]
+[ -n "$stopped" ] && kill -9 "$stopped" 2>/dev/null
+killed_at="step 100/250, between its backward and the exchange"
 s=$(wait_job "$l1" 90)
 check "kill -9 of one rank at $killed_at: the job fails ($s, exit $(job_field "$l1" ExitCode))" [ "$s" = FAILED ]
 check "no COMMIT from the killed attempt" sh -c "! ls '$W'/store/rounds/r000001/leonardo/a*/COMMIT-* >/dev/null 2>&1"
