@@ -55,7 +55,6 @@ typedef struct {
      * bf16; the rest, per rank d, are the fp32 segments fseg[fstart[d] .. fstart[d+1]) of
      * d's shard (absolute slab offsets), F floats at most in one shard */
     int bf16_pub;
-    int acc_ready; /* the exchange ran grads_ready on every piece */
     int64_t (*fseg)[2];
     int *fstart;
     int64_t F;
@@ -200,17 +199,18 @@ static XFFL_MUST_USE xffl_status bf16_plan(loop_ctx *x)
     return XFFL_OK;
 }
 
-/* Elements [k0, k0+kc) of rank d's fp32-only segments, concatenated: copied from the
- * slab-indexed src into packed (pack) or from packed into the slab-indexed dst. */
-static void fp32_pieces(const loop_ctx *x, int d, int64_t k0, int64_t kc, float *slab, float *packed, int pack)
+/* Elements [k0, k0+kc) of rank d's fp32-only segments, concatenated: copied from buf
+ * (slab offset o at buf[o - base]) into packed (pack), or from packed into buf. */
+static void fp32_pieces(const loop_ctx *x, int d, int64_t k0, int64_t kc, float *buf, int64_t base, float *packed,
+                        int pack)
 {
     int64_t k = 0;
     for (int j = x->fstart[d]; j < x->fstart[d + 1] && k < k0 + kc; j++) {
-        int64_t off = x->fseg[j][0], cnt = x->fseg[j][1];
+        int64_t off = x->fseg[j][0] - base, cnt = x->fseg[j][1];
         int64_t a = k0 > k ? k0 - k : 0, b = k0 + kc - k < cnt ? k0 + kc - k : cnt;
         if (b > a) {
-            if (pack) memcpy(packed + (k + a - k0), slab + off + a, (size_t)(b - a) * 4);
-            else memcpy(slab + off + a, packed + (k + a - k0), (size_t)(b - a) * 4);
+            if (pack) memcpy(packed + (k + a - k0), buf + off + a, (size_t)(b - a) * 4);
+            else memcpy(buf + off + a, packed + (k + a - k0), (size_t)(b - a) * 4);
         }
         k += cnt;
     }
@@ -247,9 +247,9 @@ static XFFL_MUST_USE xffl_status publish_bf16(loop_ctx *x, const adamw_step *a)
         int64_t kc = x->F - k0 < x->C ? x->F - k0 : x->C;
         float *frecv = x->piece, *fsend = frecv + (size_t)x->rank * kc;
         memset(fsend, 0, (size_t)kc * 4);
-        fp32_pieces(x, x->rank, k0, kc, x->pm - x->lo, fsend, 1);
+        fp32_pieces(x, x->rank, k0, kc, x->pm, x->lo, fsend, 1);
         XFFL_FORWARD(comm_allgather(x->c, fsend, frecv, (size_t)kc, COMM_F32));
-        for (int d = 0; d < x->R; d++) fp32_pieces(x, d, k0, kc, x->pslab, frecv + (size_t)d * kc, 0);
+        for (int d = 0; d < x->R; d++) fp32_pieces(x, d, k0, kc, x->pslab, 0, frecv + (size_t)d * kc, 0);
     }
     return XFFL_OK;
 }
@@ -329,7 +329,6 @@ static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
                 if (in_place) memcpy(x->g + c0, to, (size_t)in_slab(x, x->rank, c0, cc) * 4);
                 if (x->K == 1) grads_ready(x, c0, cc);
             }
-            x->acc_ready = x->K == 1;
         } else {
             for (int64_t off = 0; off < n; off += C) {
                 int64_t cnt = n - off < C ? n - off : C;
@@ -356,8 +355,7 @@ static XFFL_MUST_USE xffl_status exchange(loop_ctx *x, int k)
 static XFFL_MUST_USE xffl_status host_step(loop_ctx *x, int s, float *gn)
 {
     const pipe_loop_options *o = x->o;
-    if (!x->acc_ready) grads_ready(x, 0, x->S);
-    x->acc_ready = 0;
+    if (!(x->sharded && x->R > 1 && x->K == 1)) grads_ready(x, 0, x->S); /* else the exchange did, per piece */
     double norm;
     if (x->sharded && x->R > 1) {
         XFFL_FORWARD(comm_allgather(x->c, x->parts, x->parts_all, (size_t)x->nparts, COMM_F64));
