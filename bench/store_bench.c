@@ -1,7 +1,9 @@
 /* store_bench: times one parallel transfer of a set of local files through the store
  * interface (store_put_many / store_get_many, verified), for bench/s3.sh.
  *
- *   store_bench --store URL --jobs J put DIR N      uploads DIR/part-0..N-1 as v/part-i
+ *   store_bench --store URL --jobs J put DIR N      uploads DIR/part-0..N-1 as v/part-i, each
+ *                                                   with its SHA-256, as the pipelines upload
+ *                                                   the parts they have just hashed for a manifest
  *   store_bench --store URL --jobs J get DIR N      downloads them into DIR/got-i,
  *                                                   each checked against DIR/part-i's SHA-256
  * Prints {"op": ..., "bytes": ..., "seconds": ..., "MBps": ...} on stdout. */
@@ -46,7 +48,8 @@ int main(int argc, char **argv)
         snprintf(keys[k], sizeof keys[k], "v/part-%d", k);
         snprintf(src, sizeof src, "%s/part-%d", dir, k);
         if (get) {
-            /* the expected digests are computed before the clock starts */
+            /* the digests are computed before the clock starts (the pipelines have them
+             * from the manifests: for a get the expected one, for a put the file's) */
             if ((st = xffl_sha256_file(src, shas[k], &size))) break;
             snprintf(paths[k], sizeof paths[k], "%s/got-%d", dir, k);
         } else {
@@ -54,7 +57,7 @@ int main(int argc, char **argv)
             if ((st = xffl_sha256_file(src, shas[k], &size))) break;
         }
         bytes += size;
-        tr[k] = (store_transfer){keys[k], paths[k], get ? shas[k] : NULL};
+        tr[k] = (store_transfer){keys[k], paths[k], shas[k]};
     }
     double t0 = xffl_now();
     if (!st) st = get ? store_get_many(s, tr, (size_t)n) : store_put_many(s, tr, (size_t)n);

@@ -103,7 +103,7 @@ xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_
         }
         memcpy(keys[i], prefix, pl);
         memcpy(keys[i] + pl, files[i].name, nl + 1);
-        tr[i] = (store_transfer){.key = keys[i], .path = files[i].path};
+        tr[i] = (store_transfer){.key = keys[i], .path = files[i].path, .sha256_hex = files[i].sha256};
     }
     st = store_put_many(s, tr, (size_t)nf);
     free(keys);

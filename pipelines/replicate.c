@@ -84,7 +84,6 @@ static XFFL_MUST_USE xffl_status copy_objects(copier *c, const ckpt_manifest *m,
         }
         if (!nb) continue;
         XFFL_FORWARD(store_get_many(c->src, tr, nb));
-        for (size_t k = 0; k < nb; k++) tr[k].sha256_hex = NULL;
         xffl_status st = store_put_many(c->dst, tr, nb);
         for (size_t k = 0; k < nb; k++) unlink(paths[k]);
         XFFL_FORWARD(st);

@@ -152,16 +152,17 @@ xffl_status pipe_update_publish(store *s, const ckpt_param_table *t, const pipe_
     for (int b0 = 0; b0 < plan.n_parts; b0 += BATCH) {
         int nb = plan.n_parts - b0 < BATCH ? plan.n_parts - b0 : BATCH;
         store_transfer tr[BATCH];
+        char shas[BATCH][XFFL_SHA256_HEX];
         for (int k = 0; k < nb; k++) {
             int p = b0 + k;
-            char sha[XFFL_SHA256_HEX];
+            char *sha = shas[k];
             uint64_t size;
             snprintf(paths[k], sizeof paths[k], "%s/update-%03d.h5", dir, p);
             XFFL_CHECK_GOTO(st, write_part(t, sp, &plan, p, paths[k], buf, x, shuf, z, zcap, &n_xor), done);
             XFFL_CHECK_GOTO(st, xffl_sha256_file(paths[k], sha, &size), done);
             XFFL_CHECK_GOTO(st, pipe_update_part_key(prefix, p, sha, keys[k], sizeof keys[k]), done);
             XFFL_CHECK_GOTO(st, ckpt_manifest_add_object(m, keys[k], size, sha), done);
-            tr[k] = (store_transfer){.key = keys[k], .path = paths[k], .sha256_hex = NULL};
+            tr[k] = (store_transfer){.key = keys[k], .path = paths[k], .sha256_hex = sha};
             stored += size;
         }
         XFFL_CHECK_GOTO(st, store_put_many(s, tr, (size_t)nb), done);

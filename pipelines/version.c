@@ -187,16 +187,17 @@ xffl_status pipe_version_publish(store *s, const ckpt_param_table *t, const pipe
     for (int b0 = 0; b0 < plan.n_parts; b0 += UPLOAD_BATCH) {
         int nb = plan.n_parts - b0 < UPLOAD_BATCH ? plan.n_parts - b0 : UPLOAD_BATCH;
         store_transfer tr[UPLOAD_BATCH];
+        char shas[UPLOAD_BATCH][XFFL_SHA256_HEX];
         for (int k = 0; k < nb; k++) {
             int p = b0 + k;
             snprintf(paths[k], sizeof paths[k], "%s/part-%03d.h5", dir, p);
             XFFL_CHECK_GOTO(st, write_part(t, sp, &plan, p, paths[k], fn, ctx, buf, index), done);
-            char sha[XFFL_SHA256_HEX];
+            char *sha = shas[k];
             uint64_t size;
             XFFL_CHECK_GOTO(st, xffl_sha256_file(paths[k], sha, &size), done);
             XFFL_CHECK_GOTO(st, pipe_part_key(prefix, p, sha, keys[k], sizeof keys[k]), done);
             XFFL_CHECK_GOTO(st, ckpt_manifest_add_object(index, keys[k], size, sha), done);
-            tr[k] = (store_transfer){.key = keys[k], .path = paths[k], .sha256_hex = NULL};
+            tr[k] = (store_transfer){.key = keys[k], .path = paths[k], .sha256_hex = sha};
             stored += size;
             raw += plan.raw_bytes[p];
         }

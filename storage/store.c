@@ -157,6 +157,7 @@ struct op_args {
     xffl_sha256_ctx *ctx;
     const char *prefix;
     int partial;
+    const store_known *known;
     store_listing *listing;
 };
 
@@ -206,10 +207,12 @@ xffl_status store_put_unless(store *s, const char *key, const void *data, size_t
 static XFFL_MUST_USE xffl_status a_put_file(store *s, void *v)
 {
     struct op_args *a = v;
-    return s->ops->put_file(s, a->key, a->path, a->size);
+    return s->ops->put_file(s, a->key, a->path, a->size, a->known);
 }
 
-xffl_status store_put_file(store *s, const char *key, const char *path)
+xffl_status store_put_file(store *s, const char *key, const char *path) { return store_put_file_known(s, key, path, NULL); }
+
+xffl_status store_put_file_known(store *s, const char *key, const char *path, const store_known *kn)
 {
     XFFL_FORWARD(check_key(s, key, 1));
     struct stat st;
@@ -218,7 +221,7 @@ xffl_status store_put_file(store *s, const char *key, const char *path)
     XFFL_RETURN_IF(!S_ISREG(st.st_mode), XFFL_ERR_USAGE, "put %s: %s is not a regular file", key, path);
     uint64_t part = s->ops->mpu_part_size ? s->ops->mpu_part_size(s, (uint64_t)st.st_size) : 0;
     if (part) return store_put_file_multipart(s, key, path, (uint64_t)st.st_size, part);
-    struct op_args a = {.key = key, .path = path, .size = (uint64_t)st.st_size};
+    struct op_args a = {.key = key, .path = path, .size = (uint64_t)st.st_size, .known = kn};
     return store_with_retries(s, "put", key, a_put_file, &a);
 }
 

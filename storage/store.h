@@ -86,7 +86,9 @@ XFFL_MUST_USE xffl_status store_list_partial(store *s, const char *prefix, store
 typedef struct {
     const char *key;
     const char *path;        /* local file to read (put) or write (get) */
-    const char *sha256_hex;  /* get: expected digest, or NULL */
+    /* get: the expected digest; put: the file's digest when the caller has it (the V4
+     * backend signs it over http, and the server checks the body: no pass to hash it) */
+    const char *sha256_hex;  /* or NULL */
 } store_transfer;
 XFFL_MUST_USE xffl_status store_put_many(store *s, const store_transfer *items, size_t n);
 XFFL_MUST_USE xffl_status store_get_many(store *s, const store_transfer *items, size_t n);

@@ -7,13 +7,28 @@
 #ifndef XFFL_STORE_IMPL_H
 #define XFFL_STORE_IMPL_H
 
+#include "storage/file_md5s.h"
 #include "storage/store.h"
+
+/* What the caller of a file's put knows of it already, so that a backend need not read
+ * the file once more for its checks. Every field may be unset. */
+typedef struct {
+    const char *sha256_hex; /* the file's SHA-256 (the V4 backend signs it: the server checks the body) */
+    file_md5s *md5s;        /* its MD5, being computed there as item md5_index */
+    size_t md5_index;
+} store_known;
 
 typedef struct store_ops {
     const char *scheme; /* "file", "s3" */
     xffl_status (*put_mem)(store *s, const char *key, const void *data, size_t len);
-    /* size: the file's size, measured once by the caller; the backend reopens path per attempt. */
-    xffl_status (*put_file)(store *s, const char *key, const char *path, uint64_t size);
+    /* size: the file's size, measured once by the caller; the backend reopens path per
+     * attempt. kn: what the caller knows of the file, or NULL. */
+    xffl_status (*put_file)(store *s, const char *key, const char *path, uint64_t size, const store_known *kn);
+    /* 1 when the put of a file of size bytes whose SHA-256 is sha256_hex (NULL: unknown)
+     * compares the stored ETag with the file's MD5 (a single PUT; the parts of a
+     * multipart upload hash what they send): store_many then hashes a batch on one
+     * thread (file_md5s.c) and hands the MD5 over in kn. NULL: never. */
+    int (*put_wants_md5)(store *s, uint64_t size, const char *sha256_hex);
     /* *data malloc'd and NUL-terminated; the backend checks the byte count it was promised. */
     xffl_status (*get_mem)(store *s, const char *key, void **data, size_t *len);
     /* Writes the whole object to fd from offset 0 (fd is empty), hashing into ctx. */
@@ -70,6 +85,8 @@ XFFL_MUST_USE xffl_status store_with_retries(store *s, const char *what, const c
 /* The same loop with tighter bounds (cleanup that must not hold the caller long). */
 XFFL_MUST_USE xffl_status store_with_retries_bounded(store *s, const char *what, const char *key, store_attempt_fn fn,
                                                      void *arg, int retries, double deadline);
+/* store_put_file with what the caller knows of the file (kn may be NULL). */
+XFFL_MUST_USE xffl_status store_put_file_known(store *s, const char *key, const char *path, const store_known *kn);
 /* store_put_file of an object the backend uploads in parts of part_size (store_multipart.c). */
 XFFL_MUST_USE xffl_status store_put_file_multipart(store *s, const char *key, const char *path, uint64_t size,
                                                    uint64_t part_size);

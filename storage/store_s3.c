@@ -301,6 +301,22 @@ static XFFL_MUST_USE xffl_status head_req(store *s, const char *key, req *r)
 
 /* ---- PUT ------------------------------------------------------------------------- */
 
+/* A read callback asking for this much or more is filled by read() directly (curl asks
+ * for its upload buffer, 64 KiB); a smaller ask goes through rbuf (1 MiB reads). */
+#define READ_DIRECT (16u << 10)
+
+/* read() of up to cap bytes of the file being put; 0 and r->read_errno set when it
+ * fails or the file ends early (it shrank under us) */
+static size_t read_body(req *r, char *dst, size_t cap)
+{
+    ssize_t got;
+    do got = read(r->in_fd, dst, cap);
+    while (got < 0 && errno == EINTR);
+    if (got > 0) return (size_t)got;
+    r->read_errno = got < 0 ? errno : EIO;
+    return 0;
+}
+
 static int on_put(int n, char *buf, void *v)
 {
     req *r = v;
@@ -309,28 +325,26 @@ static int on_put(int n, char *buf, void *v)
     if (want == 0) return 0;
     if (r->src) {
         memcpy(buf, r->src + r->sent, want);
+    } else if (r->rbuf_pos == r->rbuf_len && want >= READ_DIRECT) {
+        /* nothing buffered and curl asks for a lot: read straight into its buffer */
+        if (!(want = read_body(r, buf, want))) return -1;
     } else {
         if (r->rbuf_pos == r->rbuf_len) {
-            ssize_t got;
-            do got = read(r->in_fd, r->rbuf, 1 << 20);
-            while (got < 0 && errno == EINTR);
-            if (got <= 0) {
-                r->read_errno = got < 0 ? errno : EIO; /* file shrank under us */
-                return -1;
-            }
-            r->rbuf_len = (size_t)got;
+            if (!(r->rbuf_len = read_body(r, r->rbuf, 1 << 20))) return -1;
             r->rbuf_pos = 0;
         }
         if (want > r->rbuf_len - r->rbuf_pos) want = r->rbuf_len - r->rbuf_pos;
         memcpy(buf, r->rbuf + r->rbuf_pos, want);
         r->rbuf_pos += want;
     }
-    EVP_DigestUpdate(r->md5, buf, want);
+    if (r->md5) EVP_DigestUpdate(r->md5, buf, want);
     r->sent += want;
     return (int)want;
 }
 
-static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r)
+/* One PUT of r's body (memory or a file); the stored object's ETag must be the MD5 of
+ * the body: computed here as it is sent, or of the file by kn's hashing thread. */
+static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r, const store_known *kn)
 {
     s3_store *b = s->impl;
     XFFL_RETURN_IF(r->total > S3_MAX_OBJECT, XFFL_ERR_UNSUPPORTED,
@@ -338,11 +352,14 @@ static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r)
                    "use a smaller --part-size", key, (double)r->total / (1 << 30));
     char *k = full_key(s, key);
     XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "put %s", key);
-    r->md5 = EVP_MD_CTX_new();
-    if (!r->md5 || !EVP_DigestInit_ex(r->md5, EVP_md5(), NULL)) {
-        EVP_MD_CTX_free(r->md5);
-        free(k);
-        return xffl_fail(XFFL_ERR_NOMEM, "put %s: md5", key);
+    const int md5_here = !(kn && kn->md5s);
+    if (md5_here) {
+        r->md5 = EVP_MD_CTX_new();
+        if (!r->md5 || !EVP_DigestInit_ex(r->md5, EVP_md5(), NULL)) {
+            EVP_MD_CTX_free(r->md5);
+            free(k);
+            return xffl_fail(XFFL_ERR_NOMEM, "put %s: md5", key);
+        }
     }
     S3PutProperties props = {0};
     props.contentType = "application/octet-stream";
@@ -352,11 +369,15 @@ static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r)
     r->status = S3StatusInternalError;
     S3_put_object(&b->ctx, k, r->total, &props, NULL, &h, r);
     free(k);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    EVP_DigestFinal_ex(r->md5, md, &mdlen);
-    EVP_MD_CTX_free(r->md5);
-    r->md5 = NULL;
+    char hex[STORE_MD5_HEX] = "";
+    if (md5_here) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        EVP_DigestFinal_ex(r->md5, md, &mdlen);
+        EVP_MD_CTX_free(r->md5);
+        r->md5 = NULL;
+        xffl_hex_encode(md, mdlen < 16 ? mdlen : 16, hex);
+    }
     if (r->read_errno) return xffl_fail(XFFL_ERR_IO, "put %s: reading local file: %s", key, strerror(r->read_errno));
     XFFL_FORWARD(classify(s, r, "put", key));
     XFFL_RETURN_IF(r->sent != r->total, XFFL_ERR_TRANSIENT, "put %s to %s: only %llu of %llu bytes sent", key,
@@ -364,8 +385,6 @@ static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r)
     /* libs3 2.0 makes the properties callback of a PUT before the response arrives, so
      * the PUT's own ETag is never seen: HEAD the object instead. A single-part ETag is
      * the MD5 of the stored bytes, which catches a body altered on its way up. */
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    xffl_hex_encode(md, mdlen, hex);
     req h2 = {0};
     xffl_status hs = head_req(s, key, &h2);
     /* stores with eventual consistency may not show it yet: put it again */
@@ -375,10 +394,11 @@ static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r)
     XFFL_RETURN_IF(h2.content_length != r->total, XFFL_ERR_TRANSIENT,
                    "put %s to %s: stored object has %llu bytes, sent %llu", key, s->endpoint,
                    (unsigned long long)h2.content_length, (unsigned long long)r->total);
+    if (!md5_here) XFFL_FORWARD(file_md5s_get(kn->md5s, kn->md5_index, hex));
     const char *e = h2.etag[0] == '"' ? h2.etag + 1 : h2.etag;
     if (strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
-        return xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: stored object's ETag %.32s is not the MD5 %s of what was sent",
-                         key, s->endpoint, e, hex);
+        return xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: stored object's ETag %.32s is not the MD5 %s of %s", key,
+                         s->endpoint, e, hex, md5_here ? "what was sent" : "the file");
     return XFFL_OK;
 }
 
@@ -387,10 +407,11 @@ static XFFL_MUST_USE xffl_status s3_put_mem(store *s, const char *key, const voi
     req r = {0};
     r.src = data ? data : "";
     r.total = len;
-    return put_common(s, key, &r);
+    return put_common(s, key, &r, NULL);
 }
 
-static XFFL_MUST_USE xffl_status s3_put_file(store *s, const char *key, const char *path, uint64_t size)
+static XFFL_MUST_USE xffl_status s3_put_file(store *s, const char *key, const char *path, uint64_t size,
+                                             const store_known *kn)
 {
     req r = {0};
     r.total = size;
@@ -398,10 +419,17 @@ static XFFL_MUST_USE xffl_status s3_put_file(store *s, const char *key, const ch
     XFFL_RETURN_IF(r.in_fd < 0, errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "put %s: open %s: %s", key, path,
                    strerror(errno));
     r.rbuf = malloc(1 << 20);
-    xffl_status st = r.rbuf ? put_common(s, key, &r) : xffl_fail(XFFL_ERR_NOMEM, "put %s", key);
+    xffl_status st = r.rbuf ? put_common(s, key, &r, kn) : xffl_fail(XFFL_ERR_NOMEM, "put %s", key);
     free(r.rbuf);
     close(r.in_fd);
     return st;
+}
+
+/* Every PUT's ETag is compared with an MD5 (V2 has no other check of the body). */
+static int s3_put_wants_md5(store *s, uint64_t size, const char *sha256_hex)
+{
+    (void)s, (void)size, (void)sha256_hex;
+    return 1;
 }
 
 /* ---- HEAD, DELETE ---------------------------------------------------------------- */
@@ -518,6 +546,7 @@ static const store_ops s3_ops = {
     .scheme = "s3",
     .put_mem = s3_put_mem,
     .put_file = s3_put_file,
+    .put_wants_md5 = s3_put_wants_md5,
     .get_mem = s3_get_mem,
     .get_fd = s3_get_fd,
     .head = s3_head,

@@ -6,14 +6,14 @@
  *
  * Connections: a store keeps a pool of curl easy handles; a request takes one and gives
  * it back, so its open connection (and TLS session) serves the next request of any
- * thread. Over http every body is hashed for x-amz-content-sha256 before it is sent (a
- * file or a part in a first pass); over https it goes as UNSIGNED-PAYLOAD; every PUT's
- * ETag is compared with the MD5 of what was sent.
+ * thread. A PUT's body is checked over http by the server against its signed SHA-256,
+ * over https by its ETag (put_body says why).
  * TLS: certificates are always verified (system CAs, or AWS_CA_BUNDLE); a certificate
  * that does not verify, or a protocol mismatch (https spoken to an http endpoint and the
  * reverse), is a permanent error, never retried, never a fallback to plain http. */
 #include "storage/s3v4_impl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -70,39 +70,60 @@ out:
     return st;
 }
 
-/* One PUT of mem, or of fd's [off, off+len), to object (with query q: a part). The ETag
- * the server answers must be the MD5 of what was sent; it goes to etag_out when given. */
+
+/* One PUT of mem, or of fd's [off, off+len), to object (with query q: a part); the
+ * server's ETag goes to etag_out when given. How the body is checked:
+ *  - over http its SHA-256 is signed (x-amz-content-sha256): the file's digest when the
+ *    caller has it (kn), else hashed in a first pass. A V4 server refuses a body that
+ *    does not match (XAmzContentSHA256Mismatch: transient, sent again);
+ *  - over https it goes as UNSIGNED-PAYLOAD, as botocore sends it: TLS protects it on
+ *    the way, and the ETag must be the MD5 of the body, which catches a body altered
+ *    behind the TLS end. The MD5 is the file's from kn's hashing thread, or taken here as
+ *    the body is sent. (Signing a known digest over https too would spare that MD5 but
+ *    make the server hash every byte; on a 2-core host with its own server that is
+ *    slower, docs/storage.md "PUT speed".) */
 static XFFL_MUST_USE xffl_status put_body(store *s, const char *key, const char *object, const char *mem, int fd,
-                                          uint64_t off, uint64_t len, const sigv4_pair *q, size_t nq, char *etag_out,
-                                          size_t etag_cap)
+                                          uint64_t off, uint64_t len, const sigv4_pair *q, size_t nq,
+                                          const store_known *kn, char *etag_out, size_t etag_cap)
 {
     v4_req r = {.method = "PUT", .op = "put", .key = key, .object = object, .q = q, .nq = nq, .body = mem,
                 .body_len = len, .in_fd = fd, .in_off = off, .out_fd = -1, .max_mem = 1 << 20};
     const v4_store *b = s->impl;
-    /* Over https the body is not hashed into the signature (as botocore does): TLS
-     * protects it on the way and the ETag check below compares what the server stored
-     * with what was sent, so a first pass over every byte would buy nothing. */
-    if (b->cfg.https) snprintf(r.payload_sha, sizeof r.payload_sha, "UNSIGNED-PAYLOAD");
-    else if (mem) xffl_sha256_hex(mem, len, r.payload_sha);
-    else XFFL_FORWARD(hash_range(fd, off, len, key, r.payload_sha));
-    r.md5 = EVP_MD_CTX_new();
-    if (!r.md5 || !EVP_DigestInit_ex(r.md5, EVP_md5(), NULL)) {
+    const int md5 = b->cfg.https; /* 1: the ETag is checked against an MD5 */
+    if (md5) {
+        snprintf(r.payload_sha, sizeof r.payload_sha, "UNSIGNED-PAYLOAD");
+    } else if (mem) {
+        xffl_sha256_hex(mem, len, r.payload_sha);
+    } else if (kn && kn->sha256_hex) {
+        XFFL_RETURN_IF(strlen(kn->sha256_hex) != 64 || strspn(kn->sha256_hex, "0123456789abcdefABCDEF") != 64,
+                       XFFL_ERR_INTERNAL, "put %s: the file's digest '%s' is not 64 hex digits", key, kn->sha256_hex);
+        for (int i = 0; i < 64; i++) /* V4 wants it in lower case */
+            r.payload_sha[i] = (char)tolower((unsigned char)kn->sha256_hex[i]);
+        r.payload_sha[64] = 0;
+    } else {
+        XFFL_FORWARD(hash_range(fd, off, len, key, r.payload_sha));
+    }
+    const int md5_here = md5 && !(kn && kn->md5s);
+    if (md5_here && (!(r.md5 = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(r.md5, EVP_md5(), NULL))) {
         s3v4_req_free(&r);
         return xffl_fail(XFFL_ERR_NOMEM, "put %s: md5", key);
     }
     xffl_status st = s3v4_perform(s, &r);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    EVP_DigestFinal_ex(r.md5, md, &mdlen);
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    xffl_hex_encode(md, mdlen, hex);
+    char hex[2 * EVP_MAX_MD_SIZE + 1] = "";
+    if (md5_here) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        EVP_DigestFinal_ex(r.md5, md, &mdlen);
+        xffl_hex_encode(md, mdlen, hex);
+    }
     if (st == XFFL_OK && r.sent != len)
         st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: only %llu of %llu bytes sent", key, s->endpoint,
                        (unsigned long long)r.sent, (unsigned long long)len);
+    if (st == XFFL_OK && md5 && !md5_here) st = file_md5s_get(kn->md5s, kn->md5_index, hex);
     const char *e = r.etag[0] == '"' ? r.etag + 1 : r.etag;
-    if (st == XFFL_OK && strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
-        st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: the stored ETag %.32s is not the MD5 %s of what was sent", key,
-                       s->endpoint, e, hex);
+    if (st == XFFL_OK && md5 && strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
+        st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: the stored ETag %.32s is not the MD5 %s of %s", key,
+                       s->endpoint, e, hex, md5_here ? "what was sent" : "the file");
     if (st == XFFL_OK && etag_out) {
         if (!r.etag[0]) st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: no ETag in the answer", key, s->endpoint);
         else snprintf(etag_out, etag_cap, "%s", r.etag);
@@ -117,7 +138,7 @@ static XFFL_MUST_USE xffl_status v4_put_mem(store *s, const char *key, const voi
                    key, (double)len / GIB);
     char *k = s3v4_full_key(s, key);
     XFFL_RETURN_IF(!k, XFFL_ERR_NOMEM, "put %s", key);
-    xffl_status st = put_body(s, key, k, data ? data : "", -1, 0, len, NULL, 0, NULL, 0);
+    xffl_status st = put_body(s, key, k, data ? data : "", -1, 0, len, NULL, 0, NULL, NULL, 0);
     free(k);
     return st;
 }
@@ -130,14 +151,16 @@ static XFFL_MUST_USE xffl_status open_in(const char *key, const char *path, int 
     return XFFL_OK;
 }
 
-static XFFL_MUST_USE xffl_status v4_put_file(store *s, const char *key, const char *path, uint64_t size)
+static XFFL_MUST_USE xffl_status v4_put_file(store *s, const char *key, const char *path, uint64_t size,
+                                             const store_known *kn)
 {
     XFFL_RETURN_IF(size > S3_MAX_PUT, XFFL_ERR_INTERNAL, "put %s: %llu bytes in one PUT (multipart was not chosen)", key,
                    (unsigned long long)size);
     int fd;
     XFFL_FORWARD(open_in(key, path, &fd));
     char *k = s3v4_full_key(s, key);
-    xffl_status st = k ? put_body(s, key, k, NULL, fd, 0, size, NULL, 0, NULL, 0) : xffl_fail(XFFL_ERR_NOMEM, "put %s", key);
+    xffl_status st =
+        k ? put_body(s, key, k, NULL, fd, 0, size, NULL, 0, kn, NULL, 0) : xffl_fail(XFFL_ERR_NOMEM, "put %s", key);
     free(k);
     close(fd);
     return st;
@@ -398,6 +421,15 @@ static uint64_t v4_mpu_part_size(store *s, uint64_t size)
     return part;
 }
 
+/* Whether the put of a file checks its ETag with the file's MD5 (see put_body): over
+ * https, when it goes in a single PUT. */
+static int v4_put_wants_md5(store *s, uint64_t size, const char *sha256_hex)
+{
+    const v4_store *b = s->impl;
+    (void)sha256_hex;
+    return b->cfg.https && !v4_mpu_part_size(s, size);
+}
+
 static XFFL_MUST_USE xffl_status v4_mpu_begin(store *s, const char *key, char **upload_id)
 {
     char *k = s3v4_full_key(s, key);
@@ -424,7 +456,7 @@ static XFFL_MUST_USE xffl_status v4_mpu_part(store *s, const char *key, const ch
     char *k = s3v4_full_key(s, key), num[16];
     snprintf(num, sizeof num, "%d", part_no);
     sigv4_pair q[] = {{"partNumber", num}, {"uploadId", upload_id}};
-    xffl_status st = k ? put_body(s, key, k, NULL, fd, off, len, q, 2, etag, etag_cap)
+    xffl_status st = k ? put_body(s, key, k, NULL, fd, off, len, q, 2, NULL, etag, etag_cap)
                        : xffl_fail(XFFL_ERR_NOMEM, "put %s", key);
     free(k);
     close(fd);
@@ -529,6 +561,7 @@ static const store_ops s3v4_ops = {
     .scheme = "s3",
     .put_mem = v4_put_mem,
     .put_file = v4_put_file,
+    .put_wants_md5 = v4_put_wants_md5,
     .get_mem = v4_get_mem,
     .get_fd = v4_get_fd,
     .head = v4_head,
