@@ -5,15 +5,22 @@
 #   s3_put / s3_get  (fields signature v2|v4, protocol http|https)
 #     v2: xffl's libs3 backend -> s3rver; ref: curl, unsigned requests (s3rver takes them)
 #     v4: xffl's V4 backend -> tests/s3/sigv4proxy.py (verifies every signature) -> s3rver;
-#         ref: curl --aws-sigv4 (UNSIGNED-PAYLOAD: curl hashes nothing) on the same proxy
+#         ref: curl --aws-sigv4 on the same proxy. Over http with the body's SHA-256 in
+#         x-amz-content-sha256 (from sha256sum, before the clock, as ours comes from the
+#         pipelines' manifests): S3 refuses UNSIGNED-PAYLOAD over plain http, and the
+#         proxy checks the body against it for both. Over https UNSIGNED-PAYLOAD, as
+#         ours. curl_unsigned_MBps (v4 http): curl with UNSIGNED-PAYLOAD anyway, which
+#         the proxy lets through unhashed, the reference before 2026-12-02
 #     https: stunnel4 with the test CA in front of either (curl --cacert, AWS_CA_BUNDLE;
 #         libs3 does not verify certificates: see docs/design.md "Storage")
 #   s3_proxy_overhead_put / _get   curl through the verifying proxy vs curl straight to
 #         s3rver, same objects: what the V4 cells' proxy costs (ratio 1 = nothing)
 #   store_file_put / _get          file:// next to dd bs=4M conv=fsync of the same files
-# Ours include what the store does on every transfer: SHA-256 of each GET, a HEAD after
-# each PUT (size + ETag check), fsync + rename of each file; the GET references write the
-# files and sync them too. jobs1_MBps: ours with --jobs 1.
+# Ours include what the store does on every transfer: SHA-256 of each GET, fsync + rename
+# of each file; for each PUT, v2: a HEAD (size) and the ETag against the file's MD5; v4
+# over http: the file's SHA-256 signed (the proxy checks the body), over https: the ETag
+# against the file's MD5 (storage/file_md5s.c). The GET references write the files and
+# sync them too. jobs1_MBps: ours with --jobs 1.
 # BENCH_S3_MB (default 1024) sets the version size; BENCH_S3_CELLS (default
 # "v2-http v2-https v4-http v4-https") the cells; BENCH_S3_TRIES (default 3) how many
 # alternating tries each side gets (its best counts). About 3-4 minutes per cell here.
@@ -34,7 +41,11 @@ trap cleanup EXIT
 export XDG_CONFIG_HOME=$work/config
 export AWS_SHARED_CREDENTIALS_FILE=$work/none AWS_CONFIG_FILE=$work/none
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_REGION
-for k in 0 1 2 3; do head -c $((part_mb << 20)) /dev/urandom >"$work/part-$k"; done
+part_sha=()
+for k in 0 1 2 3; do
+  head -c $((part_mb << 20)) /dev/urandom >"$work/part-$k"
+  part_sha[$k]=$(sha256sum "$work/part-$k" | cut -c1-64)
+done
 bytes=$((4 * (part_mb << 20)))
 now() { date +%s.%N; }
 mbps() { python3 -c "import sys; print(round($bytes/1e6/($2-$1),1))"; }
@@ -53,23 +64,29 @@ common="\"bytes\": $bytes, \"parts\": 4, \"machine\": \"$(nproc) cores, shared\"
 has_v4=0; grep -q XFFL_S3_SIGNATURE "$BUILD/xffl" 2>/dev/null && has_v4=1
 
 # curl, one stream: PUT or GET the 4 parts one after another; prints MB/s
-# $1 put|get  $2 base URL (scheme://host:port/bucket/prefix)  $3 signing (none|v4)
+# $1 put|get  $2 base URL (scheme://host:port/bucket/prefix)  $3 signing: none, v4 (as S3
+# takes it: a PUT's SHA-256 signed over http) or v4-unsigned (UNSIGNED-PAYLOAD everywhere)
 curl_stream() {
   local op=$1 base=$2 sign=$3 t0 t1 args=(-sSf --http1.1)
   # curl 7.88 signs a removed header ("Expect:") as present and empty: V4 keeps Expect
-  if [ "$sign" = v4 ]; then
-    args+=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
-           -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD')
+  if [ "$sign" = v4 ] || [ "$sign" = v4-unsigned ]; then
+    args+=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
   else
     args+=(-H 'Expect:')
   fi
   [ -n "${AWS_CA_BUNDLE:-}" ] && args+=(--cacert "$AWS_CA_BUNDLE")
   t0=$(now)
   for k in 0 1 2 3; do
+    local pay=()  # what V4 signs as the payload: the part's SHA-256 over http (S3 wants it)
+    if [ "$sign" = v4 ] && [ "$op" = put ] && [ "${base%%://*}" = http ]; then
+      pay=(-H "x-amz-content-sha256: ${part_sha[$k]}")
+    elif [ "$sign" != none ]; then
+      pay=(-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD')
+    fi
     if [ "$op" = put ]; then
-      curl "${args[@]}" -T "$work/part-$k" "$base/part-$k" >/dev/null || return 1
+      curl "${args[@]}" "${pay[@]}" -T "$work/part-$k" "$base/part-$k" >/dev/null || return 1
     else
-      curl "${args[@]}" -o "$work/curl-$k" "$base/part-$k" || return 1
+      curl "${args[@]}" "${pay[@]}" -o "$work/curl-$k" "$base/part-$k" || return 1
     fi
   done
   [ "$op" = get ] && { sync -f "$work/curl-0" 2>/dev/null || sync; }
@@ -98,7 +115,7 @@ for cell in $cells; do
   url=s3://xffl/bench
   # ours (--jobs 4), curl and ours (--jobs 1) in turn, TRIES times, each side its best:
   # this host's throughput drifts by 10-30 % between single runs of a few seconds
-  put=0 curl_put=0 put1=0 secs=0
+  put=0 curl_put=0 put1=0 secs=0 unsigned_put=0
   for i in $(seq "$TRIES"); do
     o=$("$SB" --store "$url" --jobs 4 put "$work" 4) || { echo "bench s3: $cell put failed" >&2; exit 1; }
     [ "$(best "$put" "$(field "$o" MBps)")" = "$put" ] || { put=$(field "$o" MBps); secs=$(field "$o" seconds); }
@@ -106,9 +123,14 @@ for cell in $cells; do
     curl_put=$(best "$curl_put" "$c")
     o=$("$SB" --store "$url-j1" --jobs 1 put "$work" 4) || exit 1
     put1=$(best "$put1" "$(field "$o" MBps)")
+    if [ "$cell" = v4-http ]; then
+      c=$(curl_stream put "$scheme://$XFFL_S3_ENDPOINT/xffl/bench-curl-u" v4-unsigned) || exit 1
+      unsigned_put=$(best "$unsigned_put" "$c")
+    fi
   done
+  extra=; [ "$cell" = v4-http ] && extra=", \"curl_unsigned_MBps\": $unsigned_put"
   line s3_put "$put" curl_single_stream_put "$curl_put" \
-    "{$common, \"signature\": \"$sig\", \"protocol\": \"$proto\", \"jobs\": 4, \"seconds\": $secs, \"jobs1_MBps\": $put1, \"tries\": $TRIES, \"server\": \"$server\"}"
+    "{$common, \"signature\": \"$sig\", \"protocol\": \"$proto\", \"jobs\": 4, \"seconds\": $secs, \"jobs1_MBps\": $put1$extra, \"tries\": $TRIES, \"server\": \"$server\"}"
   get=0 curl_get=0 get1=0 secs=0
   for i in $(seq "$TRIES"); do
     o=$("$SB" --store "$url" --jobs 4 get "$work" 4) || { echo "bench s3: $cell get failed" >&2; exit 1; }
@@ -123,11 +145,11 @@ for cell in $cells; do
   line s3_get "$get" curl_single_stream_get "$curl_get" \
     "{$common, \"signature\": \"$sig\", \"protocol\": \"$proto\", \"jobs\": 4, \"seconds\": $secs, \"jobs1_MBps\": $get1, \"tries\": $TRIES, \"verified\": \"sha256 + byte count\", \"server\": \"$server\"}"
   if [ "$cell" = v4-http ]; then  # the verifying proxy's own cost, curl on both paths
-    raw_put=$(AWS_CA_BUNDLE= curl_stream put "http://$S3RVER_ENDPOINT/xffl/bench-raw" v4) || exit 1
-    via_put=$(curl_stream put "http://$XFFL_S3_ENDPOINT/xffl/bench-via" v4) || exit 1
+    raw_put=$(AWS_CA_BUNDLE= curl_stream put "http://$S3RVER_ENDPOINT/xffl/bench-raw" v4-unsigned) || exit 1
+    via_put=$(curl_stream put "http://$XFFL_S3_ENDPOINT/xffl/bench-via" v4-unsigned) || exit 1
     line s3_proxy_overhead_put "$via_put" curl_straight_to_s3rver_put "$raw_put" "{$common, \"through\": \"tests/s3/sigv4proxy.py\"}"
-    raw_get=$(AWS_CA_BUNDLE= curl_stream get "http://$S3RVER_ENDPOINT/xffl/bench-raw" v4) || exit 1
-    via_get=$(curl_stream get "http://$XFFL_S3_ENDPOINT/xffl/bench-raw" v4) || exit 1
+    raw_get=$(AWS_CA_BUNDLE= curl_stream get "http://$S3RVER_ENDPOINT/xffl/bench-raw" v4-unsigned) || exit 1
+    via_get=$(curl_stream get "http://$XFFL_S3_ENDPOINT/xffl/bench-raw" v4-unsigned) || exit 1
     line s3_proxy_overhead_get "$via_get" curl_straight_to_s3rver_get "$raw_get" "{$common, \"through\": \"tests/s3/sigv4proxy.py\"}"
   fi
   unset XFFL_S3_SIGNATURE AWS_CA_BUNDLE
