@@ -6,6 +6,9 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 X=$BUILD/xffl
 T=$BUILD/faults/store_torture
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/xffl-storetest-XXXXXX")
+# temporary files of the processes the tests start and kill (which cannot remove their
+# own) go with WORK
+mkdir -p "$WORK/tmp" && export TMPDIR=$WORK/tmp
 # federation pins (xffl verify) of this run only: other runs reuse the same s3:// URLs
 export XDG_CONFIG_HOME=$WORK/config
 PROXY_PID=

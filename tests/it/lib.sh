@@ -1,6 +1,7 @@
 # Sourced by the integration scripts: the repository root as working directory, X the
 # xffl binary of the build under test ($XFFL_BUILD, default build/), the HDF5 plugin
-# for outside tools (h5dump, h5py), T a temporary directory removed on exit, fail() and
+# for outside tools (h5dump, h5py), T a temporary directory removed on exit (TMPDIR is
+# inside it), fail() and
 # expect_rc (a command's exit code, its output left in $T/out and $T/err).
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 B=${XFFL_BUILD:-build}
@@ -8,6 +9,9 @@ X=$PWD/$B/xffl
 export HDF5_PLUGIN_PATH=$PWD/$B/plugins
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+# temporary files of the xffl processes a test starts (xffl_mkdtemp honours TMPDIR) go
+# with T, also those of a process the test kills, which cannot remove its own
+mkdir -p "$T/tmp" && export TMPDIR=$T/tmp
 fail() { echo "FAIL: $*"; exit 1; }
 expect_rc() { # want cmd...
   local want=$1; shift

@@ -9,6 +9,7 @@ set -u
 . "$(dirname "$0")/fedlib.sh"
 W=$(mktemp -d /tmp/xffl-slurm-fedranks.XXXXXX)
 [ -n "${XFFL_TEST_KEEP:-}" ] || trap 'rm -rf "$W"' EXIT
+mkdir -p "$W/tmp" && export TMPDIR=$W/tmp # the killed rank's temporary files go with W
 # Open MPI refuses root unless told; sbatch --export=ALL carries these into the job.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # 250 local steps; the first leonardo chain's last rank stops itself (SIGSTOP) in the
