@@ -19,15 +19,11 @@ static const uint32_t K[64] = {
     0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
 static const int R[4][4] = {{7, 12, 17, 22}, {5, 9, 14, 20}, {4, 11, 16, 23}, {6, 10, 15, 21}};
 
-static int word_of(int i)
-{
-    switch (i >> 4) {
-    case 0: return i;
-    case 1: return (5 * i + 1) & 15;
-    case 2: return (3 * i + 5) & 15;
-    default: return (7 * i) & 15;
-    }
-}
+/* which message word step i reads: i, then 5i+1, 3i+5 and 7i (mod 16) by round */
+static const uint8_t W[64] = {0, 1, 2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                              1, 6, 11, 0,  5,  10, 15, 4,  9,  14, 3,  8,  13, 2,  7,  12,
+                              5, 8, 11, 14, 1,  4,  7,  10, 13, 0,  3,  6,  9,  12, 15, 2,
+                              0, 7, 14, 5,  12, 3,  10, 1,  8,  15, 6,  13, 4,  11, 2,  9};
 
 void md5_init(md5_state *s)
 {
@@ -53,7 +49,7 @@ void md5_blocks(md5_state *s, const uint8_t *p, size_t n)
             default: f = c ^ (b | ~d); break;     /* I */
             }
             int r = R[i >> 4][i & 3];
-            uint32_t x = a + f + K[i] + m[word_of(i)];
+            uint32_t x = a + f + K[i] + m[W[i]];
             a = d;
             d = c;
             c = b;
@@ -128,7 +124,7 @@ void md5_blocks(md5_state *s, const uint8_t *p, size_t n)
             __m128i m[16], mk[64];                                                                  \
             for (int w = 0; w < 16; w += 4) LOAD4(m + w, q, 4 * w);                                \
             /* K + message word: off the chain of dependent steps */                                \
-            for (int i = 0; i < 64; i++) mk[i] = _mm_add_epi32(m[word_of(i)], _mm_set1_epi32((int)K[i])); \
+            for (int i = 0; i < 64; i++) mk[i] = _mm_add_epi32(m[W[i]], _mm_set1_epi32((int)K[i])); \
             __m128i a = h[0], b = h[1], c = h[2], d = h[3];                                         \
             for (int i = 0; i < 16; i += 4) STEP4(STEP, 0, i, 7, 12, 17, 22);                       \
             for (int i = 16; i < 32; i += 4) STEP4(STEP, 1, i, 5, 9, 14, 20);                       \

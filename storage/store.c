@@ -204,6 +204,15 @@ xffl_status store_put_unless(store *s, const char *key, const void *data, size_t
     return st;
 }
 
+/* 64 hex digits: a SHA-256 as manifests write it */
+static int hex_ok(const char *h)
+{
+    if (!h || strlen(h) != 64) return 0;
+    for (int i = 0; i < 64; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f') || (h[i] >= 'A' && h[i] <= 'F'))) return 0;
+    return 1;
+}
+
 static XFFL_MUST_USE xffl_status a_put_file(store *s, void *v)
 {
     struct op_args *a = v;
@@ -219,6 +228,8 @@ xffl_status store_put_file_known(store *s, const char *key, const char *path, co
     XFFL_RETURN_IF(stat(path, &st), errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "put %s: %s: %s", key, path,
                    strerror(errno));
     XFFL_RETURN_IF(!S_ISREG(st.st_mode), XFFL_ERR_USAGE, "put %s: %s is not a regular file", key, path);
+    XFFL_RETURN_IF(kn && kn->sha256_hex && !hex_ok(kn->sha256_hex), XFFL_ERR_USAGE,
+                   "put %s: the file's digest '%s' is not 64 hex digits", key, kn->sha256_hex);
     uint64_t part = s->ops->mpu_part_size ? s->ops->mpu_part_size(s, (uint64_t)st.st_size) : 0;
     if (part) return store_put_file_multipart(s, key, path, (uint64_t)st.st_size, part);
     struct op_args a = {.key = key, .path = path, .size = (uint64_t)st.st_size, .known = kn};
@@ -333,13 +344,6 @@ xffl_status store_list_partial(store *s, const char *prefix, store_listing *out)
 
 /* ---- verified reads -------------------------------------------------------------- */
 
-static int hex_ok(const char *h)
-{
-    if (!h || strlen(h) != 64) return 0;
-    for (int i = 0; i < 64; i++)
-        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f') || (h[i] >= 'A' && h[i] <= 'F'))) return 0;
-    return 1;
-}
 
 /* DEBUG like a retry: a refetch that then matches changes nothing for the caller. */
 static void refetch_note(const store *s, const char *key)
