@@ -171,6 +171,28 @@ xffl_status xffl_write_file_atomic(const char *path, const void *data, size_t le
     return xffl_fsync_parent_dir(path);
 }
 
+xffl_status xffl_link_or_copy(const char *src, const char *dst)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", dst, (int)getpid(), (unsigned long)(uintptr_t)&tmp);
+    if (link(src, tmp) == 0) {
+        if (rename(tmp, dst)) {
+            int e = errno;
+            unlink(tmp);
+            return xffl_fail(XFFL_ERR_IO, "rename to %s: %s", dst, strerror(e));
+        }
+        return xffl_fsync_parent_dir(dst);
+    }
+    XFFL_RETURN_IF(errno != EPERM && errno != EXDEV && errno != ENOTSUP && errno != EMLINK, XFFL_ERR_IO,
+                   "link %s to %s: %s", src, dst, strerror(errno));
+    void *data = NULL;
+    size_t len = 0;
+    XFFL_FORWARD(xffl_read_file(src, &data, &len));
+    xffl_status st = xffl_write_file_atomic(dst, data, len);
+    free(data);
+    return st;
+}
+
 xffl_status xffl_mkdtemp(const char *tag, char **path)
 {
     const char *base = getenv("TMPDIR");

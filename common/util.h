@@ -26,6 +26,11 @@ void xffl_rmtree_cleanup(const char *path);
 XFFL_MUST_USE xffl_status xffl_read_file(const char *path, void **data, size_t *len);
 /* Atomic write: temporary name in the same directory, fsync, rename, fsync dir. */
 XFFL_MUST_USE xffl_status xffl_write_file_atomic(const char *path, const void *data, size_t len);
+/* dst becomes a second name of src's file (a hard link, taken atomically: a temporary
+ * name, then rename), or where the file system has no hard links a copy written with
+ * xffl_write_file_atomic. Only for a src that is replaced by rename, never rewritten in
+ * place, so that dst keeps what src held now. */
+XFFL_MUST_USE xffl_status xffl_link_or_copy(const char *src, const char *dst);
 /* fsync the directory holding path, so a rename or create in it is durable. */
 XFFL_MUST_USE xffl_status xffl_fsync_parent_dir(const char *path);
 /* Creates a fresh temporary directory under $TMPDIR (or /tmp); caller owns path (free). */

@@ -1,5 +1,6 @@
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "common/digest.h"
 #include "common/status.h"
@@ -88,9 +89,36 @@ static void test_init_deterministic(void)
     ckpt_param_table_free(t);
 }
 
+/* xffl_link_or_copy: the second name keeps what the first held when the first is
+ * replaced by rename; it replaces an older second name; a missing source is an IO
+ * error naming it. */
+static void test_link_or_copy(void)
+{
+    char *dir = NULL;
+    CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("linktest", &dir), XFFL_OK);
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    CU_ASSERT_EQUAL_FATAL(xffl_write_file_atomic(b, "older", 5), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(xffl_write_file_atomic(a, "first", 5), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(xffl_link_or_copy(a, b), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(xffl_write_file_atomic(a, "second!", 7), XFFL_OK);
+    void *data = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(xffl_read_file(b, &data, &len), XFFL_OK);
+    CU_ASSERT_TRUE(len == 5 && memcmp(data, "first", 5) == 0);
+    free(data);
+    snprintf(a, sizeof a, "%s/missing", dir);
+    CU_ASSERT_EQUAL(xffl_link_or_copy(a, b), XFFL_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "missing"));
+    CU_ASSERT_EQUAL(xffl_rmtree(dir), XFFL_OK);
+    free(dir);
+}
+
 void suite_common(void)
 {
     CU_pSuite s = CU_add_suite("common", NULL, NULL);
+    CU_add_test(s, "a second name keeps the file a rename replaced", test_link_or_copy);
     CU_add_test(s, "size parsing", test_sizes);
     CU_add_test(s, "status table and messages", test_status_table);
     CU_add_test(s, "sha256 known answer", test_sha256);

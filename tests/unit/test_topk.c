@@ -177,6 +177,50 @@ static void test_gaps(void)
     CU_ASSERT_EQUAL(ckpt_codec_check_params(CKPT_CODEC_TOPK, &p4), XFFL_ERR_INVALID);
 }
 
+/* Ties: the kept set is the k first in (magnitude descending, index ascending) order,
+ * whatever the selection inside the encoder does. The reference here sorts each block;
+ * the values come from a few levels, signs mixed and zeros among them, so most
+ * magnitudes tie, and k runs from 1 to the whole block (the short last one included). */
+typedef struct {
+    float mag;
+    int idx;
+} ref_entry;
+static int ref_cmp(const void *a, const void *b)
+{
+    const ref_entry *x = a, *y = b;
+    if (x->mag != y->mag) return x->mag > y->mag ? -1 : 1;
+    return x->idx - y->idx;
+}
+static int int_cmp(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+static void test_ties(void)
+{
+    enum { M = 700, B = 64 }; /* 10 full blocks and one of 60 */
+    float x[M];
+    uint64_t seed = 99;
+    for (int i = 0; i < M; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        x[i] = (float)((int)(seed % 5) - 2) * 0.25f; /* -0.5 .. 0.5 in 5 levels */
+    }
+    static uint8_t codes[M], idx[M];
+    float scales[(M + B - 1) / B];
+    void *out[] = {codes, idx, scales};
+    for (int k = 1; k <= B; k += (k < 8 ? 1 : 9)) {
+        ckpt_codec_params p = {B, k, 0};
+        CU_ASSERT_EQUAL_FATAL(ckpt_codec_encode_sets(CKPT_CODEC_TOPK, x, M, &p, NULL, out), XFFL_OK);
+        int o = 0;
+        for (int lo = 0; lo < M; lo += B) {
+            int len = M - lo < B ? M - lo : B, kk = len < k ? len : k, want[B];
+            ref_entry e[B];
+            for (int j = 0; j < len; j++) e[j] = (ref_entry){fabsf(x[lo + j]), j};
+            qsort(e, (size_t)len, sizeof *e, ref_cmp);
+            for (int j = 0; j < kk; j++) want[j] = e[j].idx;
+            qsort(want, (size_t)kk, sizeof *want, int_cmp);
+            for (int j = 0; j < kk; j++, o++) CU_ASSERT_EQUAL(idx[o], want[j]);
+        }
+    }
+}
+
 static void test_spec(void)
 {
     ckpt_codec c;
@@ -253,6 +297,7 @@ void suite_topk(void)
     CU_add_test(s, "error feedback owes what was not sent", test_error_feedback);
     CU_add_test(s, "malformed indices, codes and scales refused", test_decoder_refuses);
     CU_add_test(s, "indices as gaps", test_gaps);
+    CU_add_test(s, "ties kept by the lower index", test_ties);
     CU_add_test(s, "topk:K parsing", test_spec);
     CU_add_test(s, "the flush rounds' k", test_flush_schedule);
 }
