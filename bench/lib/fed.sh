@@ -113,3 +113,21 @@ fed_pretrain() {
   start=(--from "$W/$pre")
 }
 [ -n "${FVC_PRETRAIN_LATER:-}" ] || fed_pretrain
+
+# The scaling benches' baseline: one facility with one core (taskset -c 0) training on
+# the union of both corpora, every step of XFFL_FVC_TOKENS in one job, no rounds and no
+# link. Sets base_steps, base_s (its wall-clock seconds) and target (its final
+# validation loss).
+fed_baseline() {
+  base_steps=$(( (TOKENS + BATCH * SEQ - 1) / (BATCH * SEQ) ))
+  "$X" init --store "$W/base" --facilities central "${common[@]}" --batch "$BATCH" --total-rounds 1 \
+    --local-steps "$base_steps" --algo fedavg ${start[@]+"${start[@]}"} >/dev/null 2>&1
+  local t0; t0=$(date +%s.%N)
+  taskset -c 0 "$X" train --store "$W/base" --facility central --data "$W/data/*/*_train_*.bin" \
+    --state "$W/state-base" --threads 1 >/dev/null 2>"$W/base.log" || { cat "$W/base.log" >&2; return 1; }
+  base_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.3f", b - a}')
+  "$X" aggregate --store "$W/base" --round 1 >/dev/null 2>&1
+  target=$(fed_eval "$W/base")
+  log "baseline: $base_steps steps ($(( base_steps * BATCH * SEQ )) tokens) on one core in ${base_s}s, loss $target"
+}
+
