@@ -139,9 +139,8 @@ for cfg in "${configs[@]}"; do
       if awk -v l="$l" -v t="$target" 'BEGIN {exit !(l <= t)}'; then hit=$v; break; fi
     done
     final=null
-  else # not reached: the run's last loss, and its whole time as a lower bound of the ratio
-    final=$(loss_of "$url" "$rounds")
-    echo "$(awk -v v="$rounds" '$1 == v {print $2}' "$W/$name.rounds") $final" >>"$W/$name.dat"
+  else # not reached: the last version's loss (the scan's last), the whole run a lower bound
+    final=$l
   fi
   awk -v hit="${hit:-0}" -v base="$base_s" -v enc="$enc" -v h="$h" -v rounds="$rounds" -v rate="$RATE" -v tgt="$target" \
       -v final="$final" '
