@@ -67,7 +67,7 @@ done:
     return st;
 }
 
-static XFFL_MUST_USE xffl_status inner_save(const char *path, int64_t n, const inner_state *s, char sha[XFFL_SHA256_HEX])
+static XFFL_MUST_USE xffl_status inner_save(const char *path, int64_t n, const inner_state *s)
 {
     size_t len = 8 + (size_t)n * 8;
     char *buf = malloc(len);
@@ -75,7 +75,6 @@ static XFFL_MUST_USE xffl_status inner_save(const char *path, int64_t n, const i
     memcpy(buf, &s->step, 8);
     memcpy(buf + 8, s->m, (size_t)n * 4);
     memcpy(buf + 8 + (size_t)n * 4, s->v, (size_t)n * 4);
-    if (sha) xffl_sha256_hex(buf, len, sha);
     xffl_status st = xffl_write_file_atomic(path, buf, len);
     free(buf);
     return st;
@@ -424,7 +423,7 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
         XFFL_FORWARD(xffl_write_file_atomic(p, line, strlen(line)));
         if (plan->keep) {
             snprintf(p, sizeof p, "%s/inner.bin", o->state_dir);
-            XFFL_FORWARD(inner_save(p, n, &j->inner, NULL));
+            XFFL_FORWARD(inner_save(p, n, &j->inner));
         }
         if (j->lossy) {
             snprintf(p, sizeof p, "%s/residual.f32", o->state_dir);

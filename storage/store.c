@@ -342,8 +342,17 @@ xffl_status store_list_partial(store *s, const char *prefix, store_listing *out)
     return list_common(s, prefix, 1, out);
 }
 
-/* ---- verified reads -------------------------------------------------------------- */
+xffl_status store_check_put_etag(const store *s, const char *key, const char *etag, const char *md5_hex,
+                                 const char *what_hashed)
+{
+    const char *e = etag[0] == '"' ? etag + 1 : etag;
+    XFFL_RETURN_IF(strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, md5_hex, 32),
+                   XFFL_ERR_TRANSIENT, "put %s to %s: the stored object's ETag %.32s is not the MD5 %s of %s", key,
+                   s->endpoint, e, md5_hex, what_hashed);
+    return XFFL_OK;
+}
 
+/* ---- verified reads -------------------------------------------------------------- */
 
 /* DEBUG like a retry: a refetch that then matches changes nothing for the caller. */
 static void refetch_note(const store *s, const char *key)

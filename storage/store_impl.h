@@ -85,6 +85,12 @@ XFFL_MUST_USE xffl_status store_with_retries(store *s, const char *what, const c
 /* The same loop with tighter bounds (cleanup that must not hold the caller long). */
 XFFL_MUST_USE xffl_status store_with_retries_bounded(store *s, const char *what, const char *key, store_attempt_fn fn,
                                                      void *arg, int retries, double deadline);
+/* The check a single PUT's ETag gets in every backend: when it is an MD5 (32 hex
+ * digits, quotes aside; a multipart or encrypted object's is not), it must be md5_hex,
+ * the MD5 of what_hashed ("what was sent", "the file"). TRANSIENT otherwise, so that the
+ * put is sent again. */
+XFFL_MUST_USE xffl_status store_check_put_etag(const store *s, const char *key, const char *etag, const char *md5_hex,
+                                               const char *what_hashed);
 /* store_put_file with what the caller knows of the file (kn may be NULL). */
 XFFL_MUST_USE xffl_status store_put_file_known(store *s, const char *key, const char *path, const store_known *kn);
 /* store_put_file of an object the backend uploads in parts of part_size (store_multipart.c). */

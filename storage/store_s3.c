@@ -395,11 +395,7 @@ static XFFL_MUST_USE xffl_status put_common(store *s, const char *key, req *r, c
                    "put %s to %s: stored object has %llu bytes, sent %llu", key, s->endpoint,
                    (unsigned long long)h2.content_length, (unsigned long long)r->total);
     if (!md5_here) XFFL_FORWARD(file_md5s_get(kn->md5s, kn->md5_index, hex));
-    const char *e = h2.etag[0] == '"' ? h2.etag + 1 : h2.etag;
-    if (strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
-        return xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: stored object's ETag %.32s is not the MD5 %s of %s", key,
-                         s->endpoint, e, hex, md5_here ? "what was sent" : "the file");
-    return XFFL_OK;
+    return store_check_put_etag(s, key, h2.etag, hex, md5_here ? "what was sent" : "the file");
 }
 
 static XFFL_MUST_USE xffl_status s3_put_mem(store *s, const char *key, const void *data, size_t len)

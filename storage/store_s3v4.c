@@ -118,10 +118,7 @@ static XFFL_MUST_USE xffl_status put_body(store *s, const char *key, const char 
         st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: only %llu of %llu bytes sent", key, s->endpoint,
                        (unsigned long long)r.sent, (unsigned long long)len);
     if (st == XFFL_OK && md5 && !md5_here) st = file_md5s_get(kn->md5s, kn->md5_index, hex);
-    const char *e = r.etag[0] == '"' ? r.etag + 1 : r.etag;
-    if (st == XFFL_OK && md5 && strlen(e) >= 32 && strspn(e, "0123456789abcdefABCDEF") == 32 && strncasecmp(e, hex, 32))
-        st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: the stored ETag %.32s is not the MD5 %s of %s", key,
-                       s->endpoint, e, hex, md5_here ? "what was sent" : "the file");
+    if (st == XFFL_OK && md5) st = store_check_put_etag(s, key, r.etag, hex, md5_here ? "what was sent" : "the file");
     if (st == XFFL_OK && etag_out) {
         if (!r.etag[0]) st = xffl_fail(XFFL_ERR_TRANSIENT, "put %s to %s: no ETag in the answer", key, s->endpoint);
         else snprintf(etag_out, etag_cap, "%s", r.etag);
