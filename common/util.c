@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -99,12 +100,24 @@ xffl_status xffl_rmtree(const char *path)
     return s;
 }
 
+void *xffl_alloc_big(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge) return aligned_alloc(64, bytes ? (bytes + 63) / 64 * 64 : 64);
+    size_t n = (bytes + huge - 1) / huge * huge; /* C11: a multiple of the alignment */
+    void *p = aligned_alloc(huge, n);
+    if (p) (void)madvise(p, n, MADV_HUGEPAGE); /* advice only: without THP nothing changes */
+    return p;
+}
+
 xffl_status xffl_read_file(const char *path, void **data, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     XFFL_RETURN_IF(!f, errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
+    /* a regular file's size first: one buffer of the right size, read in one pass */
+    struct stat sb;
+    size_t cap = fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) ? (size_t)sb.st_size + 1 : 1 << 16, n = 0;
+    char *buf = xffl_alloc_big(cap + 1);
     for (;;) {
         if (!buf) { fclose(f); return xffl_fail(XFFL_ERR_NOMEM, "reading %s", path); }
         n += fread(buf + n, 1, cap - n, f);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
+
 /* Dataset d of tensor p as the encoding describes it: its shape and elements. A
  * count of 0 means the encoding writes no such dataset for p. */
 static int64_t dataset_layout(const ckpt_codec_def *def, int d, const ckpt_param *p, const ckpt_codec_params *cp, int *ndim,
@@ -101,7 +103,7 @@ xffl_status ckpt_delta_write(const char *dir, const ckpt_param_table *t, const f
     const ckpt_codec_def *def = ckpt_codec_get(meta->codec);
     void *bufs[CKPT_CODEC_MAX_DATASETS] = {0};
     ckpt_delta_file *out = calloc((size_t)parts, sizeof *out);
-    float *dec = malloc((size_t)maxn * sizeof(float));
+    float *dec = xffl_alloc_big((size_t)maxn * sizeof(float));
     ckpt_h5_writer *w = NULL;
     char tmp[4096];
     if (!def) {

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "libckpt/h5part_read.h"
 #include "libckpt/shuffle.h"
 #include "libckpt/zstd_filter.h"
@@ -481,7 +482,7 @@ xffl_status ckpt_h5_probe_dataset(ckpt_h5_reader *r, const char *path, uint64_t 
         free(sl.z);
         if (r->pl.err != XFFL_OK) s = xffl_fail(r->pl.err, "%s", r->pl.msg);
     } else if (s == XFFL_OK && info.raw_bytes) {
-        void *buf = malloc((size_t)info.raw_bytes);
+        void *buf = xffl_alloc_big((size_t)info.raw_bytes);
         if (!buf) s = xffl_fail(XFFL_ERR_NOMEM, "%s: dataset %s: %llu bytes", r->path, path,
                                 (unsigned long long)info.raw_bytes);
         else if (H5Dread(ds, ckpt_h5_mem_type(info.dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)

@@ -139,7 +139,7 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
     XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-agg", &tmp), done);
     paths = calloc((size_t)m->n_objects, sizeof *paths);
     tr = calloc((size_t)m->n_objects, sizeof *tr);
-    c->delta = malloc((size_t)t->total * sizeof(float));
+    c->delta = xffl_alloc_big((size_t)t->total * sizeof(float));
     if (!paths || !tr || !c->delta) {
         st = xffl_fail(XFFL_ERR_NOMEM, "loading %s", commit_key);
         goto done;
@@ -251,11 +251,12 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
     if (st != XFFL_OK) goto done;
     for (int g = 0; g < PIPE_MAX_GROUPS; g++) {
         if (g <= ns) {
-            slabs[g] = calloc((size_t)t->total, sizeof(float));
+            slabs[g] = xffl_alloc_big((size_t)t->total * sizeof(float));
             if (!slabs[g]) {
                 st = xffl_fail(XFFL_ERR_NOMEM, "aggregation slabs (%lld floats)", (long long)t->total);
                 goto done;
             }
+            memset(slabs[g], 0, (size_t)t->total * sizeof(float));
         }
         if (g >= 1 && g <= ns) {
             groups[g] = pipe_algo_state_group(ac->kind, g - 1);
@@ -265,7 +266,7 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
     /* the base's outer state, if it has the algorithm's (version 0 has none: zeros) */
     if (ns > 0 && pipe_index_has_group(index, groups[1])) fetch_groups = 1 + ns;
     XFFL_CHECK_GOTO(st, pipe_version_fetch(from, base, t, fetch_groups, groups, slabs, NULL), done);
-    out = malloc((size_t)t->total * sizeof(float));
+    out = xffl_alloc_big((size_t)t->total * sizeof(float));
     deltas = calloc((size_t)n, sizeof *deltas);
     tok = calloc((size_t)n, sizeof *tok);
     if (!out || !deltas || !tok) {

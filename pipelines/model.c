@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "formats/llama2c.h"
 #include "kernels/kern.h"
 #include "kernels/train.h"
@@ -32,7 +33,7 @@ xffl_status pipe_model_load(store *s, int64_t version, ckpt_param_table **t, flo
         XFFL_CHECK_GOTO(st, pipe_trust_check_index(s, &f, &ref, NULL), out);
     }
     XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f.model, t), out);
-    *params = malloc((size_t)(*t)->total * sizeof(float));
+    *params = xffl_alloc_big((size_t)(*t)->total * sizeof(float));
     if (!*params) {
         st = xffl_fail(XFFL_ERR_NOMEM, "model slab (%lld floats)", (long long)(*t)->total);
         goto out;

@@ -51,8 +51,8 @@ static XFFL_MUST_USE xffl_status inner_load(const char *path, int64_t n, inner_s
                        (long long)(8 + n * 8));
         goto done;
     }
-    s->m = malloc((size_t)n * 4);
-    s->v = malloc((size_t)n * 4);
+    s->m = xffl_alloc_big((size_t)n * 4);
+    s->v = xffl_alloc_big((size_t)n * 4);
     if (!s->m || !s->v) {
         st = xffl_fail(XFFL_ERR_NOMEM, "inner state %s", path);
         goto done;
@@ -70,7 +70,7 @@ done:
 static XFFL_MUST_USE xffl_status inner_save(const char *path, int64_t n, const inner_state *s)
 {
     size_t len = 8 + (size_t)n * 8;
-    char *buf = malloc(len);
+    char *buf = xffl_alloc_big(len);
     XFFL_RETURN_IF(!buf, XFFL_ERR_NOMEM, "inner state %s", path);
     memcpy(buf, &s->step, 8);
     memcpy(buf + 8, s->m, (size_t)n * 4);
@@ -298,8 +298,8 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
 
     XFFL_FORWARD(ckpt_param_table_create(&f->model, &j->t));
     const int64_t n = j->t->total;
-    j->theta = malloc((size_t)n * 4);
-    j->base_theta = malloc((size_t)n * 4);
+    j->theta = xffl_alloc_big((size_t)n * 4);
+    j->base_theta = xffl_alloc_big((size_t)n * 4);
     XFFL_RETURN_IF(!j->theta || !j->base_theta, XFFL_ERR_NOMEM, "model slabs (%lld floats)", (long long)n);
     xffl_log(XFFL_LOG_INFO, "%s: round %lld attempt a%d from v%06lld (%s)", o->facility, (long long)round, attempt,
              (long long)base->version, base->index_key);
@@ -360,7 +360,7 @@ static XFFL_MUST_USE xffl_status share(xffl_comm *c, const pipe_train_options *o
     XFFL_FORWARD(comm_broadcast(c, &j->f, sizeof j->f, COMM_BYTE, 0));
     if (!root) {
         XFFL_FORWARD(ckpt_param_table_create(&j->f.model, &j->t));
-        j->theta = malloc((size_t)j->t->total * 4);
+        j->theta = xffl_alloc_big((size_t)j->t->total * 4);
         XFFL_RETURN_IF(!j->theta, XFFL_ERR_NOMEM, "model slab (%lld floats)", (long long)j->t->total);
         XFFL_FORWARD(open_shards(o->data_glob, &j->f, &j->sh));
         if (o->state_dir) snprintf(j->sd, sizeof j->sd, "%s/r%06lld", o->state_dir, (long long)plan->round);
@@ -368,8 +368,8 @@ static XFFL_MUST_USE xffl_status share(xffl_comm *c, const pipe_train_options *o
     const size_t n = (size_t)j->t->total;
     XFFL_FORWARD(comm_broadcast(c, j->theta, n, COMM_F32, 0));
     if (plan->keep) {
-        if (!j->inner.m) j->inner.m = malloc(n * 4);
-        if (!j->inner.v) j->inner.v = malloc(n * 4);
+        if (!j->inner.m) j->inner.m = xffl_alloc_big(n * 4);
+        if (!j->inner.v) j->inner.v = xffl_alloc_big(n * 4);
         XFFL_RETURN_IF(!j->inner.m || !j->inner.v, XFFL_ERR_NOMEM, "inner state");
         if (plan->inner_present) {
             XFFL_FORWARD(comm_broadcast(c, j->inner.m, n, COMM_F32, 0));
@@ -580,8 +580,8 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     }
     XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f->model, &j.t), done);
     const int64_t n = j.t->total;
-    j.theta = malloc((size_t)n * 4);
-    j.base_theta = malloc((size_t)n * 4);
+    j.theta = xffl_alloc_big((size_t)n * 4);
+    j.base_theta = xffl_alloc_big((size_t)n * 4);
     if (!j.theta || !j.base_theta) {
         st = xffl_fail(XFFL_ERR_NOMEM, "model slabs");
         goto done;
@@ -627,8 +627,8 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
         }
     }
     if (plan.keep && !j.inner.m) {
-        j.inner.m = malloc((size_t)n * 4);
-        j.inner.v = malloc((size_t)n * 4);
+        j.inner.m = xffl_alloc_big((size_t)n * 4);
+        j.inner.v = xffl_alloc_big((size_t)n * 4);
         if (!j.inner.m || !j.inner.v) {
             st = xffl_fail(XFFL_ERR_NOMEM, "inner state");
             goto done;

@@ -294,7 +294,7 @@ static XFFL_MUST_USE xffl_status apply_update(store *s, const char *upd_key, con
                                               const ckpt_param_table *t, float *model, uint64_t *bytes)
 {
     const int64_t maxn = max_numel(t);
-    uint32_t *tmp = malloc((size_t)maxn * 4);
+    uint32_t *tmp = xffl_alloc_big((size_t)maxn * 4);
     char *seen = calloc((size_t)t->count, 1), *dir = NULL;
     xffl_status st = XFFL_OK;
     if (!tmp || !seen) {
@@ -546,7 +546,7 @@ xffl_status pipe_update_verify(store *s, const pipe_version_ref *target, const c
         }
         uint64_t bytes = 0;
         const int apply = base_model && base_index && bx && !strcmp(bx, base_index);
-        if (apply && !model && !(model = malloc((size_t)t->total * 4))) st = xffl_fail(XFFL_ERR_NOMEM, "update check");
+        if (apply && !model && !(model = xffl_alloc_big((size_t)t->total * 4))) st = xffl_fail(XFFL_ERR_NOMEM, "update check");
         if (st == XFFL_OK && apply) memcpy(model, base_model, (size_t)t->total * 4);
         if (st == XFFL_OK) st = apply_update(s, l.items[i].key, upd, idx, target->index_key, t, apply ? model : NULL, &bytes);
         if (st == XFFL_OK) (*n_checked)++;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/bf16.h"
 #include "kernels/cpu/ops.h"
@@ -191,7 +192,7 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
                    R16((int64_t)m->threads * TT) + R16((int64_t)m->Tmax * m->hd / 2) * 2;
     int64_t total = R16(P) * (m->no_optimizer ? 2 : 4) + per_layer + kept * (m->L - 1) + tail;
     m->bytes = (uint64_t)total * sizeof(float);
-    m->slab = aligned_alloc(64, (size_t)m->bytes);
+    m->slab = xffl_alloc_big((size_t)m->bytes);
     if (!m->slab) {
         st = xffl_fail(XFFL_ERR_NOMEM, "cpu backend slab (%.1f MiB)", m->bytes / 1048576.0);
         goto fail;
@@ -257,14 +258,14 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
         int64_t wide = Dq > 2 * F ? Dq : 2 * F;
         wide = wide > m->H * hp ? wide : m->H * hp;
         int64_t ng = N * (wide > V ? (wide > D ? wide : D) : (V > D ? V : D));
-        m->wb = aligned_alloc(64, (size_t)R16x(nw) * 2);
-        m->gb = aligned_alloc(64, (size_t)R16x(ng) * 2);
+        m->wb = xffl_alloc_big((size_t)R16x(nw) * 2);
+        m->gb = xffl_alloc_big((size_t)R16x(ng) * 2);
         m->lw = calloc((size_t)m->L, sizeof *m->lw);
         int64_t np = (int64_t)m->Bmax * m->H * TT;
         int nPb = m->recompute ? 1 : m->L;
         int64_t per_ab = R16x(N * D) * 3 + R16x(N * Dqh) + R16x(N * F);
         m->lab = calloc((size_t)m->L, sizeof *m->lab);
-        m->abuf = aligned_alloc(64, (size_t)(per_ab * nPb + R16x(N * D)) * 2);
+        m->abuf = xffl_alloc_big((size_t)(per_ab * nPb + R16x(N * D)) * 2);
         if (m->lab && m->abuf) {
             for (int l = 0; l < m->L; l++) {
                 kcpu_bf16_t *q = m->abuf + per_ab * (m->recompute ? 0 : l);
@@ -277,13 +278,13 @@ static XFFL_MUST_USE xffl_status cpu_create(const ckpt_model_config *cfg, const 
         size_t fs = m->flash ? kcpu_bf16_flash_scratch(m->Tmax, m->hd) * (size_t)m->threads : 0;
         if (m->flash) { /* the T x T buffers are not needed */
             np = 0;
-            m->fscr = aligned_alloc(64, fs);
+            m->fscr = xffl_alloc_big(fs);
         } else {
-            m->Pb = aligned_alloc(64, (size_t)R16x(np) * 2 * nPb);
-            m->dSb = aligned_alloc(64, (size_t)R16x(np) * 2);
-            m->dP = aligned_alloc(64, (size_t)R16x(np) * 4);
+            m->Pb = xffl_alloc_big((size_t)R16x(np) * 2 * nPb);
+            m->dSb = xffl_alloc_big((size_t)R16x(np) * 2);
+            m->dP = xffl_alloc_big((size_t)R16x(np) * 4);
         }
-        if (!m->flash) m->hs = aligned_alloc(64, (size_t)R16(N * Dqh) * 4);
+        if (!m->flash) m->hs = xffl_alloc_big((size_t)R16(N * Dqh) * 4);
         if (!m->wb || !m->gb || !m->lw || (m->flash ? !m->fscr : !m->Pb || !m->dSb || !m->dP || !m->hs) || !m->lab ||
             !m->abuf) {
             st = xffl_fail(XFFL_ERR_NOMEM, "cpu backend bf16 copies");

@@ -1,5 +1,7 @@
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "common/digest.h"
@@ -115,9 +117,58 @@ static void test_link_or_copy(void)
     free(dir);
 }
 
+/* xffl_alloc_big: 64-byte aligned below 2 MiB, 2 MiB-aligned from there (where the
+ * kernel can back it with huge pages), every byte usable; size 0 is not NULL. */
+static void test_alloc_big(void)
+{
+    const size_t sizes[] = {0, 1, 100, ((size_t)2 << 20) - 1, (size_t)2 << 20, ((size_t)5 << 20) + 3};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        unsigned char *p = xffl_alloc_big(sizes[i]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        size_t align = sizes[i] >= ((size_t)2 << 20) ? (size_t)2 << 20 : 64;
+        CU_ASSERT_EQUAL((uintptr_t)p % align, 0);
+        memset(p, 0xab, sizes[i]);
+        if (sizes[i]) CU_ASSERT_EQUAL(p[sizes[i] - 1], 0xab);
+        free(p);
+    }
+}
+
+/* xffl_read_file: a regular file in one buffer of its size (3 MiB, empty), and a file
+ * whose size stat does not know (/proc reports 0) by growing the buffer. */
+static void test_read_file_sizes(void)
+{
+    char *dir = NULL;
+    CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("readtest", &dir), XFFL_OK);
+    char path[512];
+    snprintf(path, sizeof path, "%s/big", dir);
+    size_t n = (size_t)3 << 20;
+    unsigned char *src = malloc(n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    for (size_t i = 0; i < n; i++) src[i] = (unsigned char)(i * 31 + (i >> 12));
+    CU_ASSERT_EQUAL_FATAL(xffl_write_file_atomic(path, src, n), XFFL_OK);
+    void *data = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(xffl_read_file(path, &data, &len), XFFL_OK);
+    CU_ASSERT_TRUE(len == n && memcmp(data, src, n) == 0 && ((char *)data)[n] == 0);
+    free(data);
+    free(src);
+    snprintf(path, sizeof path, "%s/empty", dir);
+    CU_ASSERT_EQUAL_FATAL(xffl_write_file_atomic(path, "", 0), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(xffl_read_file(path, &data, &len), XFFL_OK);
+    CU_ASSERT_TRUE(len == 0 && ((char *)data)[0] == 0);
+    free(data);
+    CU_ASSERT_EQUAL_FATAL(xffl_read_file("/proc/self/status", &data, &len), XFFL_OK);
+    CU_ASSERT_TRUE(len > 100 && strlen(data) == len && strstr(data, "VmRSS:") != NULL);
+    free(data);
+    CU_ASSERT_EQUAL(xffl_rmtree(dir), XFFL_OK);
+    free(dir);
+}
+
 void suite_common(void)
 {
     CU_pSuite s = CU_add_suite("common", NULL, NULL);
+    CU_add_test(s, "big allocations: aligned for huge pages", test_alloc_big);
+    CU_add_test(s, "whole files: sized by stat, or grown", test_read_file_sizes);
     CU_add_test(s, "a second name keeps the file a rename replaced", test_link_or_copy);
     CU_add_test(s, "size parsing", test_sizes);
     CU_add_test(s, "status table and messages", test_status_table);
