@@ -1,4 +1,5 @@
 #include "common/util.h"
+#include "common/digest.h"
 #include "common/log.h"
 
 #include <dirent.h>
@@ -136,6 +137,54 @@ xffl_status xffl_read_file(const char *path, void **data, size_t *len)
     return XFFL_OK;
 }
 
+xffl_status xffl_read_file_parts(const char *path, void *const *parts, const size_t *lens, int n, char *hex)
+{
+    int fd = open(path, O_RDONLY);
+    XFFL_RETURN_IF(fd < 0, errno == ENOENT ? XFFL_ERR_NOT_FOUND : XFFL_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    size_t want = 0;
+    for (int i = 0; i < n; i++) want += lens[i];
+    xffl_status st = XFFL_OK;
+    xffl_sha256_ctx *sha = NULL;
+    if (fstat(fd, &sb)) {
+        st = xffl_fail(XFFL_ERR_IO, "%s: %s", path, strerror(errno));
+        goto done;
+    }
+    if ((size_t)sb.st_size != want) {
+        st = xffl_fail(XFFL_ERR_INVALID, "%s: %lld bytes, expected %zu", path, (long long)sb.st_size, want);
+        goto done;
+    }
+    if (hex && !(sha = xffl_sha256_create())) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "hashing %s", path);
+        goto done;
+    }
+    for (int i = 0; i < n && !st; i++) {
+        char *p = parts[i];
+        size_t left = lens[i];
+        while (left) {
+            ssize_t r = read(fd, p, left);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                st = r ? xffl_fail(XFFL_ERR_IO, "read %s: %s", path, strerror(errno))
+                       : xffl_fail(XFFL_ERR_INVALID, "%s: shorter than %zu bytes", path, want);
+                break;
+            }
+            if (sha) xffl_sha256_update(sha, p, (size_t)r);
+            p += r;
+            left -= (size_t)r;
+        }
+    }
+    if (!st && sha) {
+        uint8_t d[XFFL_SHA256_LEN];
+        xffl_sha256_final(sha, d);
+        xffl_hex_encode(d, XFFL_SHA256_LEN, hex);
+    }
+done:
+    xffl_sha256_free(sha);
+    close(fd);
+    return st;
+}
+
 xffl_status xffl_fsync_parent_dir(const char *path)
 {
     char dir[PATH_MAX];
@@ -153,23 +202,30 @@ xffl_status xffl_fsync_parent_dir(const char *path)
 
 xffl_status xffl_write_file_atomic(const char *path, const void *data, size_t len)
 {
+    return xffl_write_file_atomic_parts(path, &data, &len, 1);
+}
+
+xffl_status xffl_write_file_atomic_parts(const char *path, const void *const *parts, const size_t *lens, int n)
+{
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", path, (int)getpid(), (unsigned long)(uintptr_t)&tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     XFFL_RETURN_IF(fd < 0, XFFL_ERR_IO, "create %s: %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return xffl_fail(XFFL_ERR_IO, "write %s: %s", path, strerror(e));
+    for (int i = 0; i < n; i++) {
+        const char *p = parts[i];
+        size_t left = lens[i];
+        while (left) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                int e = errno;
+                close(fd);
+                unlink(tmp);
+                return xffl_fail(XFFL_ERR_IO, "write %s: %s", path, strerror(e));
+            }
+            p += w;
+            left -= (size_t)w;
         }
-        p += w;
-        left -= (size_t)w;
     }
     if (fsync(fd) || close(fd)) {
         int e = errno;

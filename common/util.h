@@ -35,6 +35,16 @@ void xffl_rmtree_cleanup(const char *path);
 XFFL_MUST_USE xffl_status xffl_read_file(const char *path, void **data, size_t *len);
 /* Atomic write: temporary name in the same directory, fsync, rename, fsync dir. */
 XFFL_MUST_USE xffl_status xffl_write_file_atomic(const char *path, const void *data, size_t len);
+/* The same for a file that is parts[0..n) one after another (lens[i] bytes each), which
+ * need not be copied into one buffer first. */
+XFFL_MUST_USE xffl_status xffl_write_file_atomic_parts(const char *path, const void *const *parts, const size_t *lens,
+                                                       int n);
+/* Reads exactly the bytes parts[0..n) hold (lens[i] each) from path, in that order,
+ * hashing them into hex (SHA-256 of the whole file) when hex is not NULL: INVALID naming
+ * the file when its size is not their sum, IO or NOT_FOUND when it cannot be read. For
+ * large files whose layout the caller knows: no intermediate buffer. */
+XFFL_MUST_USE xffl_status xffl_read_file_parts(const char *path, void *const *parts, const size_t *lens, int n,
+                                               char *hex /* XFFL_SHA256_HEX or NULL */);
 /* dst becomes a second name of src's file (a hard link, taken atomically: a temporary
  * name, then rename), or where the file system has no hard links a copy written with
  * xffl_write_file_atomic. Only for a src that is replaced by rename, never rewritten in

@@ -40,44 +40,25 @@ static void inner_free(inner_state *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The file straight into step, m and v (no copy of 8n bytes through a buffer), its
+ * digest taken as it is read. */
 static XFFL_MUST_USE xffl_status inner_load(const char *path, int64_t n, inner_state *s)
 {
-    void *data = NULL;
-    size_t len = 0;
-    XFFL_FORWARD(xffl_read_file(path, &data, &len));
-    xffl_status st = XFFL_OK;
-    if (len != 8 + (size_t)n * 8) {
-        st = xffl_fail(XFFL_ERR_INVALID, "inner state %s: %zu bytes, expected %lld for this model", path, len,
-                       (long long)(8 + n * 8));
-        goto done;
-    }
     s->m = xffl_alloc_big((size_t)n * 4);
     s->v = xffl_alloc_big((size_t)n * 4);
-    if (!s->m || !s->v) {
-        st = xffl_fail(XFFL_ERR_NOMEM, "inner state %s", path);
-        goto done;
-    }
-    memcpy(&s->step, data, 8);
-    memcpy(s->m, (char *)data + 8, (size_t)n * 4);
-    memcpy(s->v, (char *)data + 8 + (size_t)n * 4, (size_t)n * 4);
-    xffl_sha256_hex(data, len, s->sha);
+    XFFL_RETURN_IF(!s->m || !s->v, XFFL_ERR_NOMEM, "inner state %s", path);
+    void *parts[3] = {&s->step, s->m, s->v};
+    const size_t lens[3] = {8, (size_t)n * 4, (size_t)n * 4};
+    XFFL_FORWARD(xffl_read_file_parts(path, parts, lens, 3, s->sha)); /* a wrong size names the file */
     s->present = 1;
-done:
-    free(data);
-    return st;
+    return XFFL_OK;
 }
 
 static XFFL_MUST_USE xffl_status inner_save(const char *path, int64_t n, const inner_state *s)
 {
-    size_t len = 8 + (size_t)n * 8;
-    char *buf = xffl_alloc_big(len);
-    XFFL_RETURN_IF(!buf, XFFL_ERR_NOMEM, "inner state %s", path);
-    memcpy(buf, &s->step, 8);
-    memcpy(buf + 8, s->m, (size_t)n * 4);
-    memcpy(buf + 8 + (size_t)n * 4, s->v, (size_t)n * 4);
-    xffl_status st = xffl_write_file_atomic(path, buf, len);
-    free(buf);
-    return st;
+    const void *parts[3] = {&s->step, s->m, s->v};
+    const size_t lens[3] = {8, (size_t)n * 4, (size_t)n * 4};
+    return xffl_write_file_atomic_parts(path, parts, lens, 3);
 }
 
 static int file_exists(const char *p)
@@ -176,15 +157,9 @@ static XFFL_MUST_USE xffl_status find_cursor(store *s, const pipe_train_options 
 
 static XFFL_MUST_USE xffl_status load_floats(const char *path, int64_t n, float *out)
 {
-    void *d = NULL;
-    size_t l = 0;
-    XFFL_FORWARD(xffl_read_file(path, &d, &l));
-    xffl_status st = l == (size_t)n * 4 ? XFFL_OK
-                                       : xffl_fail(XFFL_ERR_INVALID, "%s: %zu bytes, expected %lld", path, l,
-                                                   (long long)n * 4);
-    if (st == XFFL_OK) memcpy(out, d, l);
-    free(d);
-    return st;
+    void *parts[1] = {out};
+    const size_t lens[1] = {(size_t)n * 4};
+    return xffl_read_file_parts(path, parts, lens, 1, NULL);
 }
 
 /* What every rank of the job needs from rank 0's look at the store (sent as bytes). */

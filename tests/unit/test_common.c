@@ -164,11 +164,48 @@ static void test_read_file_sizes(void)
     free(dir);
 }
 
+/* A file written from parts reads back into parts of the same sizes with the whole
+ * file's SHA-256; a size that is not their sum is INVALID naming the file. */
+static void test_file_parts(void)
+{
+    char *dir = NULL;
+    CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("partstest", &dir), XFFL_OK);
+    char path[512];
+    snprintf(path, sizeof path, "%s/inner.bin", dir);
+    int64_t step = 1234567;
+    float m[1000], v[3000], m2[1000], v2[3000];
+    for (int i = 0; i < 1000; i++) m[i] = (float)i * 0.5f;
+    for (int i = 0; i < 3000; i++) v[i] = (float)i * -0.25f;
+    const void *out[3] = {&step, m, v};
+    const size_t lens[3] = {8, sizeof m, sizeof v};
+    CU_ASSERT_EQUAL_FATAL(xffl_write_file_atomic_parts(path, out, lens, 3), XFFL_OK);
+    int64_t step2 = 0;
+    void *in[3] = {&step2, m2, v2};
+    char hex[XFFL_SHA256_HEX], whole[XFFL_SHA256_HEX];
+    CU_ASSERT_EQUAL_FATAL(xffl_read_file_parts(path, in, lens, 3, hex), XFFL_OK);
+    CU_ASSERT_TRUE(step2 == step && !memcmp(m, m2, sizeof m) && !memcmp(v, v2, sizeof v));
+    void *data = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(xffl_read_file(path, &data, &len), XFFL_OK);
+    CU_ASSERT_EQUAL(len, 8 + sizeof m + sizeof v);
+    xffl_sha256_hex(data, len, whole);
+    CU_ASSERT_STRING_EQUAL(hex, whole);
+    free(data);
+    const size_t short_lens[3] = {8, sizeof m, sizeof v - 4};
+    CU_ASSERT_EQUAL(xffl_read_file_parts(path, in, short_lens, 3, NULL), XFFL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "inner.bin"));
+    snprintf(path, sizeof path, "%s/missing", dir);
+    CU_ASSERT_EQUAL(xffl_read_file_parts(path, in, lens, 3, NULL), XFFL_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(xffl_rmtree(dir), XFFL_OK);
+    free(dir);
+}
+
 void suite_common(void)
 {
     CU_pSuite s = CU_add_suite("common", NULL, NULL);
     CU_add_test(s, "big allocations: aligned for huge pages", test_alloc_big);
     CU_add_test(s, "whole files: sized by stat, or grown", test_read_file_sizes);
+    CU_add_test(s, "files as parts: round trip, digest, wrong size", test_file_parts);
     CU_add_test(s, "a second name keeps the file a rename replaced", test_link_or_copy);
     CU_add_test(s, "size parsing", test_sizes);
     CU_add_test(s, "status table and messages", test_status_table);
