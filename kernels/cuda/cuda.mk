@@ -85,7 +85,7 @@ $(BUILD)/obj/kernels/cuda/%.o: kernels/cuda/%.cu
 GPU_DIR      := $(BUILD)/gpu
 GPU_CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra $(if $(filter 1,$(XFFL_WERROR)),-Werror,) -ffp-contract=off -fno-fast-math -fopenmp \
                 -I. -DXFFL_WITH_CUDA $(CUDA_INC) -MMD -MP
-GPU_LIB_SRCS := common/status.c common/util.c common/log.c libckpt/model.c $(wildcard kernels/cpu/ref.c kernels/cpu/flash.c) \
+GPU_LIB_SRCS := common/status.c common/util.c common/digest.c common/log.c libckpt/model.c $(wildcard kernels/cpu/ref.c kernels/cpu/flash.c) \
                 $(CUDA_ALWAYS_SRCS) kernels/cuda/model.c kernels/cuda/gemm.c comm/comm.c comm/comm_mpi.c comm/comm_nccl.c pipelines/memplan.c
 GPU_LIB_OBJS := $(patsubst %.c,$(GPU_DIR)/obj/%.o,$(GPU_LIB_SRCS)) $(patsubst %.cu,$(GPU_DIR)/obj/%.o,$(CUDA_CU_SRCS))
 GPU_TEST_SRCS := $(filter-out tests/gpu/bench_gpu.c,$(sort $(wildcard tests/gpu/*.c)))
@@ -98,10 +98,11 @@ $(GPU_DIR)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MF $(@:.o=.d) -c $< -o $@
 
+# -lcrypto: common/digest.c (OpenSSL's SHA-256), which common/util.c's file reads use
 $(GPU_DIR)/xffl_gpu_tests: $(GPU_TEST_OBJS) $(GPU_LIB_OBJS)
-	$(CC) -fopenmp -o $@ $^ $(CUDA_LINK)
+	$(CC) -fopenmp -o $@ $^ $(CUDA_LINK) -lcrypto
 $(GPU_DIR)/xffl_gpu_bench: $(GPU_DIR)/obj/tests/gpu/bench_gpu.o $(GPU_DIR)/obj/tests/gpu/gpu_util.o $(GPU_LIB_OBJS)
-	$(CC) -fopenmp -o $@ $^ $(CUDA_LINK)
+	$(CC) -fopenmp -o $@ $^ $(CUDA_LINK) -lcrypto
 
 .PHONY: cuda cuda-check test-gpu bench-gpu gpu-bins
 cuda:
