@@ -142,7 +142,7 @@ int cmd_train(int argc, char **argv)
                "\"bytes\": %llu, \"download\": \"%s\", \"download_bytes\": %llu, \"train_seconds\": %.3f, "
                "\"step_seconds_median\": %.4f, \"seconds\": %.3f, \"cursor_start\": ",
                (long long)r.tokens, (long long)r.steps, r.loss_first, r.loss_last, r.loss_mean,
-               (unsigned long long)r.bytes, r.download_update ? "update" : "full",
+               (unsigned long long)r.bytes, pipe_download_route_name(r.download_route),
                (unsigned long long)r.download_bytes, r.train_seconds, r.step_seconds_median, r.seconds);
         cli_json_str(r.cursor_start);
         printf(", \"cursor_end\": ");
@@ -151,6 +151,6 @@ int cmd_train(int argc, char **argv)
     } else
         printf("round %lld a%d %s tokens %lld loss %.4f -> %.4f download %s %llu bytes\n", (long long)r.round,
                r.attempt, r.commit_key, (long long)r.tokens, r.loss_first, r.loss_last,
-               r.download_update ? "update" : "full", (unsigned long long)r.download_bytes);
+               pipe_download_route_name(r.download_route), (unsigned long long)r.download_bytes);
     return 0;
 }

@@ -106,7 +106,7 @@ static XFFL_MUST_USE xffl_status check_commit(const ckpt_manifest *m, const pipe
 /* A COMMIT, signed by the key federation.h5 records for the facility whose folder it
  * is in (a facility outside the federation has none: check_commit refuses it). */
 static XFFL_MUST_USE xffl_status load_commit(store *s, const pipe_federation *f, const char *commit_key,
-                                             ckpt_manifest **m)
+                                             ckpt_manifest **m, uint64_t *len)
 {
     pipe_key k;
     const char *pub = NULL;
@@ -114,7 +114,11 @@ static XFFL_MUST_USE xffl_status load_commit(store *s, const pipe_federation *f,
         int i = pipe_federation_facility_index(f, k.facility);
         if (i >= 0) pub = f->facility_keys[i];
     }
-    return pipe_manifest_load_signed(s, commit_key, NULL, pub, m, NULL);
+    pipe_manifest_bytes raw;
+    XFFL_FORWARD(pipe_manifest_load_signed(s, commit_key, NULL, pub, m, &raw));
+    free(raw.text);
+    if (len) *len = raw.len;
+    return XFFL_OK;
 }
 
 xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fed_sha, const ckpt_param_table *t,
@@ -124,7 +128,8 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
     memset(c, 0, sizeof *c);
     *bad = 0;
     ckpt_manifest *m = NULL;
-    xffl_status st = load_commit(s, f, commit_key, &m);
+    uint64_t mlen = 0;
+    xffl_status st = load_commit(s, f, commit_key, &m, &mlen);
     if (st != XFFL_OK) {
         *bad = st == XFFL_ERR_INVALID || st == XFFL_ERR_CORRUPT;
         return st;
@@ -136,6 +141,7 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
         *bad = 1;
         goto done;
     }
+    c->manifest_bytes = mlen;
     XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-agg", &tmp), done);
     paths = calloc((size_t)m->n_objects, sizeof *paths);
     tr = calloc((size_t)m->n_objects, sizeof *tr);
@@ -200,7 +206,7 @@ xffl_status pipe_contrib_usable(store *s, const pipe_federation *f, const char *
     ckpt_manifest *m = NULL;
     pipe_contrib c;
     memset(&c, 0, sizeof c);
-    xffl_status st = load_commit(s, f, commit_key, &m);
+    xffl_status st = load_commit(s, f, commit_key, &m, NULL);
     if (st == XFFL_OK) st = check_commit(m, f, fed_sha, round, base, commit_key, &c);
     for (int i = 0; st == XFFL_OK && i < m->n_objects; i++) {
         uint64_t size = 0;
@@ -215,6 +221,35 @@ xffl_status pipe_contrib_usable(store *s, const pipe_federation *f, const char *
         xffl_log(XFFL_LOG_WARN, "warning: %s is not an attempt aggregate could accept: %s", commit_key, xffl_errmsg());
         st = XFFL_OK;
     }
+    return st;
+}
+
+xffl_status pipe_contrib_bytes(store *s, const pipe_federation *f, const char *commit_key, uint64_t *parts,
+                               uint64_t *manifest)
+{
+    ckpt_manifest *m = NULL;
+    *parts = *manifest = 0;
+    XFFL_FORWARD(load_commit(s, f, commit_key, &m, manifest));
+    for (int i = 0; i < m->n_objects; i++) *parts += m->objects[i].bytes;
+    ckpt_manifest_free(m);
+    return XFFL_OK;
+}
+
+xffl_status pipe_combine(const pipe_federation *f, int64_t round, int n, const pipe_contrib *contribs, const float *base,
+                         float *const *state, int64_t n_floats, int threads, float *out, pipe_algo_stats *stats)
+{
+    const float **deltas = calloc((size_t)n, sizeof *deltas);
+    double *tok = calloc((size_t)n, sizeof *tok);
+    xffl_status st = deltas && tok ? XFFL_OK : xffl_fail(XFFL_ERR_NOMEM, "aggregation inputs");
+    for (int i = 0; st == XFFL_OK && i < n; i++) {
+        deltas[i] = contribs[i].delta;
+        tok[i] = (double)contribs[i].tokens;
+    }
+    pipe_algo_input in = {.k = n, .deltas = deltas, .tokens = tok, .base = base, .n = n_floats,
+                          .state = (float **)state, .round = round, .threads = threads};
+    if (st == XFFL_OK) st = pipe_algo_apply(&f->algo, &in, out, stats);
+    free(deltas);
+    free(tok);
     return st;
 }
 
@@ -244,9 +279,7 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
     /* checked >= 0 by pipe_manifest_load; each delta's tokens come from federation.h5 */
     xffl_status st = ckpt_manifest_require_int(index, base->index_key, "tokens_seen", &tokens_seen);
     const char *groups[PIPE_MAX_GROUPS] = {"model"};
-    float *slabs[PIPE_MAX_GROUPS] = {0}, *out = NULL, *state[2] = {0};
-    const float **deltas = NULL;
-    double *tok = NULL;
+    float *slabs[PIPE_MAX_GROUPS] = {0}, *out = NULL, *state[PIPE_MAX_GROUPS] = {0};
     int fetch_groups = 1;
     if (st != XFFL_OK) goto done;
     for (int g = 0; g < PIPE_MAX_GROUPS; g++) {
@@ -267,24 +300,18 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
     if (ns > 0 && pipe_index_has_group(index, groups[1])) fetch_groups = 1 + ns;
     XFFL_CHECK_GOTO(st, pipe_version_fetch(from, base, t, fetch_groups, groups, slabs, NULL), done);
     out = xffl_alloc_big((size_t)t->total * sizeof(float));
-    deltas = calloc((size_t)n, sizeof *deltas);
-    tok = calloc((size_t)n, sizeof *tok);
-    if (!out || !deltas || !tok) {
+    if (!out) {
         st = xffl_fail(XFFL_ERR_NOMEM, "aggregation output");
         goto done;
     }
-    for (int i = 0; i < n; i++) {
-        deltas[i] = contribs[i].delta;
-        tok[i] = (double)contribs[i].tokens;
+    for (int i = 0; i < n; i++)
         if (__builtin_add_overflow(tokens_seen, contribs[i].tokens, &tokens_seen)) {
             st = xffl_fail(XFFL_ERR_INVALID, "round %lld: tokens_seen overflows", (long long)base->version + 1);
             goto done;
         }
-    }
-    pipe_algo_input in = {.k = n, .deltas = deltas, .tokens = tok, .base = slabs[0], .n = t->total,
-                          .state = state, .round = base->version + 1, .threads = threads};
     pipe_algo_stats stt;
-    XFFL_CHECK_GOTO(st, pipe_algo_apply(ac, &in, out, &stt), done);
+    XFFL_CHECK_GOTO(st, pipe_combine(f, base->version + 1, n, contribs, slabs[0], state, t->total, threads, out, &stt),
+                    done);
     if (ac->delta_filter > 0) {
         char line[1024];
         size_t o = 0;
@@ -330,8 +357,6 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
 done:
     for (int g = 0; g < PIPE_MAX_GROUPS; g++) free(slabs[g]);
     free(out);
-    free(deltas);
-    free(tok);
     ckpt_manifest_free(index);
     return st;
 }

@@ -24,6 +24,7 @@ typedef struct {
     int64_t tokens, steps;
     double loss_first, loss_last, loss_mean, seconds;
     uint64_t bytes;   /* stored bytes of its parts */
+    uint64_t manifest_bytes; /* and of its COMMIT */
     float *delta;     /* owned: t->total floats */
 } pipe_contrib;
 void pipe_contrib_clear(pipe_contrib *c); /* frees delta; accepts a zeroed struct */
@@ -45,6 +46,19 @@ XFFL_MUST_USE xffl_status pipe_contrib_load(store *s, const pipe_federation *f, 
  * make the facility's job a no-op; a well-formed forgery needs signatures to stop. */
 XFFL_MUST_USE xffl_status pipe_contrib_usable(store *s, const pipe_federation *f, const char *fed_sha, int64_t round,
                                               const pipe_version_ref *base, const char *commit_key, int *usable);
+
+/* The COMMIT at commit_key's parts' stored bytes and its own (*manifest), from the
+ * COMMIT alone (signature checked as in pipe_contrib_load; nothing else). */
+XFFL_MUST_USE xffl_status pipe_contrib_bytes(store *s, const pipe_federation *f, const char *commit_key, uint64_t *parts,
+                                             uint64_t *manifest);
+
+/* The algorithm's step (pipelines/algo.h) over contribs (sorted by facility, each
+ * weighted by its tokens) on base: version round's model into out and its outer state
+ * into state (updated in place; zeros at version 0). The one combine the aggregation
+ * job, reproduce and a facility's replay (pipelines/download.h) all run. */
+XFFL_MUST_USE xffl_status pipe_combine(const pipe_federation *f, int64_t round, int n, const pipe_contrib *contribs,
+                                       const float *base, float *const *state, int64_t n_floats, int threads,
+                                       float *out, pipe_algo_stats *stats);
 
 /* Fetches base (model and the algorithm's outer state: zeros when the base holds
  * none), applies the algorithm to contribs (sorted by facility) and publishes version

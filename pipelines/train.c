@@ -14,7 +14,7 @@
 #include "pipelines/commit.h"
 #include "pipelines/loop.h"
 #include "pipelines/reproduce.h"
-#include "pipelines/update.h"
+#include "pipelines/download.h"
 #include "text/loader.h"
 
 void pipe_train_options_default(pipe_train_options *o)
@@ -177,12 +177,13 @@ typedef struct {
     pipe_version_ref base;
     ckpt_param_table *t;
     float *theta, *base_theta, *residual;
+    float *outer;       /* version v's outer optimizer state (rank 0, with --state DIR), for the next replay */
     text_loader *sh;
     inner_state inner;
     char sd[4096], inner_sha[XFFL_SHA256_HEX];
     int lossy;
     xffl_signer *signer; /* the facility's key (NULL: unsigned federation) */
-    pipe_download download; /* how version v's model came (update or full, bytes) */
+    pipe_download download; /* how version v's model came (route, bytes) */
 } round_job;
 
 static void job_free(round_job *j)
@@ -192,6 +193,7 @@ static void job_free(round_job *j)
     free(j->theta);
     free(j->base_theta);
     free(j->residual);
+    free(j->outer);
     ckpt_param_table_free(j->t);
     xffl_signer_free(j->signer);
 }
@@ -278,8 +280,14 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     XFFL_RETURN_IF(!j->theta || !j->base_theta, XFFL_ERR_NOMEM, "model slabs (%lld floats)", (long long)n);
     xffl_log(XFFL_LOG_INFO, "%s: round %lld attempt a%d from v%06lld (%s)", o->facility, (long long)round, attempt,
              (long long)base->version, base->index_key);
-    /* as an update from the base cached in --state DIR when it can, else in full */
-    XFFL_FORWARD(pipe_model_download(s, base, o->state_dir, f->aggregator_key, j->t, j->base_theta, &j->download));
+    /* replayed or as an update from the base cached in --state DIR when it can, else in full */
+    const int ns = pipe_download_state_count(f);
+    if (o->state_dir && ns > 0) {
+        j->outer = xffl_alloc_big((size_t)ns * (size_t)n * 4);
+        XFFL_RETURN_IF(!j->outer, XFFL_ERR_NOMEM, "outer optimizer state (%d x %lld floats)", ns, (long long)n);
+    }
+    pipe_download_options dopt = {.f = f, .fed_sha = j->fed_sha, .state_dir = o->state_dir, .threads = o->threads};
+    XFFL_FORWARD(pipe_model_download(s, base, &dopt, j->t, j->base_theta, j->outer, &j->download));
     memcpy(j->theta, j->base_theta, (size_t)n * 4);
     XFFL_FORWARD(open_shards(o->data_glob, f, &j->sh));
     text_cursor start;
@@ -380,7 +388,7 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
                         "ranks", "accumulate", "download", "download_bytes", "precision", "onednn", "isa"};
     const char *ev[] = {res->cursor_start, res->cursor_end, o->backend ? o->backend : "auto", threads, bt, tt,
                         j->inner_sha, text_loader_digests(j->sh), rk, acc,
-                        j->download.via_update ? "update" : "full", dl, lr->precision, kern_onednn_version(),
+                        pipe_download_route_name(j->download.route), dl, lr->precision, kern_onednn_version(),
                         kern_cpu_isa()};
     pipe_commit_spec cs = {.f = &j->f, .fed_sha = j->fed_sha, .t = j->t, .base = &j->base, .round = plan->round,
                            .facility = o->facility, .attempt = (int)plan->attempt, .delta = j->theta,
@@ -404,10 +412,11 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
             snprintf(p, sizeof p, "%s/residual.f32", o->state_dir);
             XFFL_FORWARD(xffl_write_file_atomic(p, j->residual, (size_t)n * 4));
         }
-        /* version v's model, for the next round's update (pipelines/update.h) */
-        XFFL_FORWARD(pipe_base_save(o->state_dir, &j->base, j->t, j->base_theta));
+        /* version v's model and outer state, for the next round's download (pipelines/download.h) */
+        XFFL_FORWARD(pipe_base_save(o->state_dir, &j->base, j->t, j->base_theta,
+                                    j->download.state_known ? j->outer : NULL, pipe_download_state_count(&j->f)));
     }
-    res->download_update = j->download.via_update;
+    res->download_route = j->download.route;
     res->download_bytes = j->download.bytes;
     res->tokens = lr->tokens;
     res->steps = lr->steps;

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include "common/status.h"
 #include "kernels/kern.h"
+#include "pipelines/download.h"
 #include "pipelines/federation.h"
 #include "pipelines/trust.h"
 #include "pipelines/inspect.h"
@@ -61,7 +62,7 @@ typedef struct {
     double loss_first, loss_last, loss_mean, seconds, train_seconds;
     double step_seconds_median; /* steady state: the median step after the first */
     uint64_t bytes;
-    int download_update;    /* 1: version v came as an update from the cached v−1 (pipelines/update.h) */
+    pipe_download_route download_route; /* how version v came: full, update or replay (pipelines/download.h) */
     uint64_t download_bytes;/* bytes downloaded for version v's model (COMMIT download_bytes=) */
     char cursor_start[64], cursor_end[64];
 } pipe_train_result;

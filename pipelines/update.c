@@ -390,6 +390,21 @@ static XFFL_MUST_USE xffl_status apply_from(store *s, const pipe_version_ref *ta
     return st;
 }
 
+xffl_status pipe_update_size(store *s, const pipe_version_ref *target, const char *base_index,
+                             const char *aggregator_key, uint64_t *parts, uint64_t *fetched)
+{
+    ckpt_manifest *upd = NULL;
+    char key[PIPE_KEY_MAX];
+    uint64_t got = 0;
+    xffl_status st = find_update(s, target, base_index, aggregator_key, key, &upd, &got);
+    *fetched += got;
+    XFFL_FORWARD(st);
+    *parts = got;
+    for (int i = 0; i < upd->n_objects; i++) *parts += upd->objects[i].bytes;
+    ckpt_manifest_free(upd);
+    return XFFL_OK;
+}
+
 xffl_status pipe_update_apply(store *s, const pipe_version_ref *target, const char *base_index,
                               const char *aggregator_key, const ckpt_param_table *t, float *model, uint64_t *bytes,
                               char *used)
@@ -398,130 +413,6 @@ xffl_status pipe_update_apply(store *s, const pipe_version_ref *target, const ch
     xffl_status st = apply_from(s, target, base_index, aggregator_key, t, model, &b, &full, used);
     if (bytes) *bytes = b;
     return st;
-}
-
-/* base.ref: "v000004 <INDEX key> <sha256 of base.f32>\n" */
-typedef struct {
-    int64_t version;
-    char index_key[PIPE_KEY_MAX];
-    char sha[XFFL_SHA256_HEX];
-} base_ref;
-
-static XFFL_MUST_USE xffl_status base_ref_read(const char *path, base_ref *b)
-{
-    void *d = NULL;
-    size_t len = 0;
-    XFFL_FORWARD(xffl_read_file(path, &d, &len));
-    char line[PIPE_KEY_MAX + 100] = "";
-    xffl_status st = XFFL_OK;
-    if (len == 0 || len >= sizeof line || ((char *)d)[len - 1] != '\n')
-        st = xffl_fail(XFFL_ERR_INVALID, "%s: not one line", path);
-    else {
-        memcpy(line, d, len - 1);
-        char vbuf[32], kbuf[PIPE_KEY_MAX], sbuf[XFFL_SHA256_HEX + 1];
-        pipe_key k;
-        if (sscanf(line, "v%31s %255s %65s", vbuf, kbuf, sbuf) != 3 || strlen(sbuf) != 64 ||
-            pipe_key_parse(kbuf, &k) != PIPE_KEY_VERSION || k.obj != PIPE_OBJ_INDEX)
-            st = xffl_fail(XFFL_ERR_INVALID, "%s: malformed (want 'v000004 <INDEX key> <sha256>')", path);
-        else {
-            b->version = k.number;
-            snprintf(b->index_key, sizeof b->index_key, "%s", kbuf);
-            memcpy(b->sha, sbuf, XFFL_SHA256_HEX);
-        }
-    }
-    free(d);
-    return st;
-}
-
-/* The cached base into model: base.f32 of the right size whose digest is base.ref's,
- * read straight into model (no second copy of the model in memory). */
-static XFFL_MUST_USE xffl_status base_load(const char *dir, const base_ref *b, const ckpt_param_table *t, float *model)
-{
-    char p[4200], sha[XFFL_SHA256_HEX];
-    snprintf(p, sizeof p, "%s/base.f32", dir);
-    FILE *f = fopen(p, "rb");
-    XFFL_RETURN_IF(!f, XFFL_ERR_NOT_FOUND, "%s: %s", p, strerror(errno));
-    const size_t want = (size_t)t->total * 4;
-    xffl_sha256_ctx *c = xffl_sha256_create();
-    size_t got = 0;
-    xffl_status st = c ? XFFL_OK : xffl_fail(XFFL_ERR_NOMEM, "%s", p);
-    while (st == XFFL_OK && got < want) {
-        size_t n = fread((char *)model + got, 1, want - got < (64u << 20) ? want - got : (64u << 20), f);
-        if (n == 0) break;
-        xffl_sha256_update(c, (char *)model + got, n);
-        got += n;
-    }
-    if (st == XFFL_OK && ferror(f)) st = xffl_fail(XFFL_ERR_IO, "read %s: %s", p, strerror(errno));
-    if (st == XFFL_OK && (got != want || fgetc(f) != EOF))
-        st = xffl_fail(XFFL_ERR_CORRUPT, "%s: not %zu bytes, the size of this model", p, want);
-    if (st == XFFL_OK) {
-        uint8_t d[XFFL_SHA256_LEN];
-        xffl_sha256_final(c, d);
-        xffl_hex_encode(d, sizeof d, sha);
-        if (strcmp(sha, b->sha) != 0)
-            st = xffl_fail(XFFL_ERR_CORRUPT, "%s: digest %.12s, but base.ref says %.12s (a damaged cache)", p, sha, b->sha);
-    }
-    xffl_sha256_free(c);
-    fclose(f);
-    return st;
-}
-
-xffl_status pipe_model_download(store *s, const pipe_version_ref *ref, const char *state_dir, const char *aggregator_key,
-                                const ckpt_param_table *t, float *model, pipe_download *d)
-{
-    memset(d, 0, sizeof *d);
-    char p[4200];
-    if (!state_dir) snprintf(d->why_full, sizeof d->why_full, "no --state directory");
-    else if (ref->version == 0) snprintf(d->why_full, sizeof d->why_full, "version 0 has no update");
-    else {
-        base_ref b;
-        snprintf(p, sizeof p, "%s/base.ref", state_dir);
-        xffl_status st = access(p, F_OK) == 0 ? base_ref_read(p, &b) : xffl_fail(XFFL_ERR_NOT_FOUND, "no %s", p);
-        if (st == XFFL_OK && b.version != ref->version - 1)
-            st = xffl_fail(XFFL_ERR_NOT_FOUND, "%s holds v%06" PRId64 ", not v%06" PRId64, p, b.version, ref->version - 1);
-        if (st == XFFL_OK) st = base_load(state_dir, &b, t, model);
-        if (st == XFFL_OK) {
-            st = apply_from(s, ref, b.index_key, aggregator_key, t, model, &d->bytes, &d->full_bytes, d->update_key);
-            if (st == XFFL_OK) {
-                d->via_update = 1;
-                xffl_log(XFFL_LOG_INFO, "fetched v%06" PRId64 " as an update from v%06" PRId64 " (%s): %" PRIu64
-                         " bytes instead of %" PRIu64 " (%.3fx)", ref->version, b.version, d->update_key, d->bytes,
-                         d->full_bytes, d->full_bytes ? (double)d->bytes / (double)d->full_bytes : 0.0);
-                return XFFL_OK;
-            }
-        }
-        snprintf(d->why_full, sizeof d->why_full, "%s", xffl_errmsg());
-        /* no cache or no update is the ordinary first round; damage is worth a warning */
-        if (st == XFFL_ERR_NOT_FOUND)
-            xffl_log(XFFL_LOG_INFO, "v%06" PRId64 " in full: %s", ref->version, d->why_full);
-        else
-            xffl_log(XFFL_LOG_WARN, "warning: %s; downloading the full version", d->why_full);
-    }
-    const char *groups[] = {"model"};
-    float *slabs[] = {model};
-    pipe_version_info info;
-    XFFL_FORWARD(pipe_version_fetch(s, ref, t, 1, groups, slabs, &info));
-    d->bytes += info.stored_bytes;
-    d->full_bytes = info.stored_bytes;
-    pipe_version_info_clear(&info);
-    xffl_log(XFFL_LOG_INFO, "fetched v%06" PRId64 " in full: %" PRIu64 " bytes", ref->version, d->full_bytes);
-    return XFFL_OK;
-}
-
-xffl_status pipe_base_save(const char *state_dir, const pipe_version_ref *ref, const ckpt_param_table *t,
-                           const float *model)
-{
-    char p[4200], line[PIPE_KEY_MAX + 100], sha[XFFL_SHA256_HEX];
-    snprintf(p, sizeof p, "%s/base.ref", state_dir);
-    /* no base.ref while base.f32 changes: a job killed in between leaves no cache */
-    XFFL_RETURN_IF(unlink(p) != 0 && errno != ENOENT, XFFL_ERR_IO, "remove %s: %s", p, strerror(errno));
-    const size_t len = (size_t)t->total * 4;
-    xffl_sha256_hex(model, len, sha);
-    char f[4200];
-    snprintf(f, sizeof f, "%s/base.f32", state_dir);
-    XFFL_FORWARD(xffl_write_file_atomic(f, model, len));
-    int n = snprintf(line, sizeof line, "v%06" PRId64 " %s %s\n", ref->version, ref->index_key, sha);
-    return xffl_write_file_atomic(p, line, (size_t)n);
 }
 
 xffl_status pipe_update_verify(store *s, const pipe_version_ref *target, const ckpt_param_table *t,

@@ -22,13 +22,8 @@
  *
  * What a facility applies is checked against v's own INDEX (each model tensor's
  * SHA-256, the INDEX the aggregator signed): a wrong update, a wrong cached base or a
- * damaged part can never pass as v. Any failure on the way falls back to the full
- * version, with a warning naming the file.
- *
- * Facility state (--state DIR): base.f32 (the model floats of the version the last
- * committed round trained from, table order, host byte order) and base.ref (one line
- * "v000004 <INDEX key> <sha256 of base.f32>\n", written after base.f32, both atomically):
- * a base.f32 whose digest is not base.ref's is ignored (full download). */
+ * damaged part can never pass as v. Which route a facility takes, and its cached base,
+ * are pipelines/download.h's. */
 #ifndef XFFL_PIPE_UPDATE_H
 #define XFFL_PIPE_UPDATE_H
 
@@ -70,6 +65,12 @@ XFFL_MUST_USE xffl_status pipe_update_publish(store *s, const ckpt_param_table *
  * with store_listing_free). */
 XFFL_MUST_USE xffl_status pipe_update_list(store *s, int64_t version, store_listing *l);
 
+/* The stored bytes of the update of target from base_index (*parts, its manifest
+ * included), found as pipe_update_apply finds it; *fetched grows by the manifests read
+ * to find it. NOT_FOUND when there is none. */
+XFFL_MUST_USE xffl_status pipe_update_size(store *s, const pipe_version_ref *target, const char *base_index,
+                                           const char *aggregator_key, uint64_t *parts, uint64_t *fetched);
+
 /* Applies the update of version target from the version whose INDEX is base_index:
  * finds it (an UPDATE-from-v<target−1>-* of target's folder naming both INDEXes;
  * NOT_FOUND when there is none), checks its signature against aggregator_key (NULL or
@@ -81,28 +82,6 @@ XFFL_MUST_USE xffl_status pipe_update_list(store *s, int64_t version, store_list
 XFFL_MUST_USE xffl_status pipe_update_apply(store *s, const pipe_version_ref *target, const char *base_index,
                                             const char *aggregator_key, const ckpt_param_table *t, float *model,
                                             uint64_t *bytes, char *used);
-
-/* A facility's download of a version's model. */
-typedef struct {
-    int via_update;           /* 1: as an update from the cached base */
-    uint64_t bytes;           /* downloaded: parts and update manifest (both, after a fallback) */
-    uint64_t full_bytes;      /* the version's parts, for comparison */
-    char update_key[PIPE_KEY_MAX];
-    char why_full[256];       /* why not as an update ("" when it was) */
-} pipe_download;
-
-/* Fetches version ref's model into model (t->total floats): as an update from the base
- * cached in state_dir when it holds version ref−1 (pipe_update_apply), else, or when
- * that fails (a warning naming the file), in full (pipe_version_fetch). state_dir NULL:
- * always in full. Logs which way and how many bytes at INFO. */
-XFFL_MUST_USE xffl_status pipe_model_download(store *s, const pipe_version_ref *ref, const char *state_dir,
-                                              const char *aggregator_key, const ckpt_param_table *t, float *model,
-                                              pipe_download *d);
-
-/* Keeps model (version ref's, t->total floats) as state_dir's base for the next
- * round's update: base.ref removed, base.f32 written, then base.ref, each atomically. */
-XFFL_MUST_USE xffl_status pipe_base_save(const char *state_dir, const pipe_version_ref *ref, const ckpt_param_table *t,
-                                         const float *model);
 
 /* Checks the update(s) of a stored version against its INDEX: with v−1's model
  * (base_model, NULL when v−1 is gone) applied and compared; without it, every part's

@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "libckpt/h5part.h"
 #include "libckpt/model.h"
+#include "pipelines/download.h"
 #include "pipelines/keys.h"
 #include "pipelines/update.h"
 #include "pipelines/version.h"
@@ -22,6 +23,10 @@ static char *root;
 static int seq;
 
 static char url[1024];
+
+/* the facility's side: a diloco federation (one outer-state group, "outer", as the
+ * versions below hold), unsigned */
+static pipe_federation fed = {.algo = {.kind = PIPE_ALGO_DILOCO}};
 
 static store *fresh(char *dir_out)
 {
@@ -140,28 +145,44 @@ static void test_roundtrip(void)
 
     /* the facility: no state, then state without a base: in full */
     pipe_download d;
-    T_OK(pipe_model_download(s, &r1.ref, NULL, NULL, t, got, &d));
-    CU_ASSERT_EQUAL(d.via_update, 0);
+    const pipe_download_options nostate = {.f = &fed}, withstate = {.f = &fed, .state_dir = sd};
+    (void)nostate;
+    T_OK(pipe_model_download(s, &r1.ref, &nostate, t, got, NULL, &d));
+    CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_FULL);
     CU_ASSERT_EQUAL(d.bytes, r1.stored_bytes);
+    CU_ASSERT_EQUAL(d.state_known, 0);
+    /* in full, the outer state comes with the model (no extra bytes): v1's, zeros here;
+     * v0 holds none, which is zeros too */
+    float *outer = malloc(nb);
+    memset(outer, 0x7f, nb);
+    T_OK(pipe_model_download(s, &r1.ref, &nostate, t, got, outer, &d));
+    CU_ASSERT_EQUAL(d.state_known, 1);
+    CU_ASSERT_EQUAL(d.bytes, r1.stored_bytes);
+    CU_ASSERT(outer[0] == 0.0f && outer[t->total - 1] == 0.0f);
+    memset(outer, 0x7f, nb);
+    T_OK(pipe_model_download(s, &r0.ref, &nostate, t, got, outer, &d));
+    CU_ASSERT(d.state_known == 1 && outer[0] == 0.0f && outer[t->total - 1] == 0.0f);
+    CU_ASSERT_EQUAL(memcmp(got, m0, nb), 0);
+    free(outer);
     T_OK(xffl_mkdirs(sd));
     memset(got, 0, nb);
-    T_OK(pipe_model_download(s, &r1.ref, sd, NULL, t, got, &d));
-    CU_ASSERT_EQUAL(d.via_update, 0);
+    T_OK(pipe_model_download(s, &r1.ref, &withstate, t, got, NULL, &d));
+    CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_FULL);
     CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
     /* with v0 kept: as an update, the same bits, fewer bytes */
-    T_OK(pipe_base_save(sd, &r0.ref, t, m0));
+    T_OK(pipe_base_save(sd, &r0.ref, t, m0, NULL, 0));
     memset(got, 0, nb);
-    T_OK(pipe_model_download(s, &r1.ref, sd, NULL, t, got, &d));
-    CU_ASSERT_EQUAL(d.via_update, 1);
+    T_OK(pipe_model_download(s, &r1.ref, &withstate, t, got, NULL, &d));
+    CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_UPDATE);
     CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
     CU_ASSERT(d.bytes < d.full_bytes && d.full_bytes == r1.stored_bytes);
     /* a base of another version: in full */
-    T_OK(pipe_base_save(sd, &r1.ref, t, m1));
-    T_OK(pipe_model_download(s, &r1.ref, sd, NULL, t, got, &d));
-    CU_ASSERT_EQUAL(d.via_update, 0);
+    T_OK(pipe_base_save(sd, &r1.ref, t, m1, NULL, 0));
+    T_OK(pipe_model_download(s, &r1.ref, &withstate, t, got, NULL, &d));
+    CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_FULL);
     CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
     /* a damaged cache (one bit of base.f32): named, in full, never wrong bits */
-    T_OK(pipe_base_save(sd, &r0.ref, t, m0));
+    T_OK(pipe_base_save(sd, &r0.ref, t, m0, NULL, 0));
     char p[1200];
     snprintf(p, sizeof p, "%s/base.f32", sd);
     float *bad = malloc(nb);
@@ -170,18 +191,18 @@ static void test_roundtrip(void)
     T_OK(xffl_write_file_atomic(p, bad, nb));
     xffl_log_config quiet = {.level = XFFL_LOG_ERROR}; /* the fallback's warning */
     xffl_log_config old = xffl_log_setup(&quiet);
-    xffl_status st = pipe_model_download(s, &r1.ref, sd, NULL, t, got, &d);
+    xffl_status st = pipe_model_download(s, &r1.ref, &withstate, t, got, NULL, &d);
     xffl_log_setup(&old);
     T_OK(st);
-    CU_ASSERT_EQUAL(d.via_update, 0);
+    CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_FULL);
     CU_ASSERT(strstr(d.why_full, "base.f32") != NULL);
     CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
     /* a half-written cache: base.f32 without base.ref (pipe_base_save removes it first) */
-    T_OK(pipe_base_save(sd, &r0.ref, t, m0));
+    T_OK(pipe_base_save(sd, &r0.ref, t, m0, NULL, 0));
     snprintf(p, sizeof p, "%s/base.ref", sd);
     CU_ASSERT_EQUAL(unlink(p), 0);
-    T_OK(pipe_model_download(s, &r1.ref, sd, NULL, t, got, &d));
-    CU_ASSERT_EQUAL(d.via_update, 0);
+    T_OK(pipe_model_download(s, &r1.ref, &withstate, t, got, NULL, &d));
+    CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_FULL);
     CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
 
     /* verify --all's check: applied to v0 */
@@ -222,14 +243,16 @@ static void test_wrong_update(void)
     CU_ASSERT(strstr(xffl_errmsg(), "after the update") != NULL);
     CU_ASSERT(strstr(xffl_errmsg(), t->params[3].name) != NULL);
     T_OK(xffl_mkdirs(sd));
-    T_OK(pipe_base_save(sd, &r0.ref, t, m0));
+    T_OK(pipe_base_save(sd, &r0.ref, t, m0, NULL, 0));
     pipe_download d;
+    const pipe_download_options nostate = {.f = &fed}, withstate = {.f = &fed, .state_dir = sd};
+    (void)nostate;
     xffl_log_config quiet = {.level = XFFL_LOG_ERROR}; /* the fallback's warning */
     xffl_log_config old = xffl_log_setup(&quiet);
-    xffl_status st = pipe_model_download(s, &r1.ref, sd, NULL, t, got, &d);
+    xffl_status st = pipe_model_download(s, &r1.ref, &withstate, t, got, NULL, &d);
     xffl_log_setup(&old);
     T_OK(st);
-    CU_ASSERT_EQUAL(d.via_update, 0);
+    CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_FULL);
     CU_ASSERT(d.bytes > d.full_bytes); /* the update's bytes, then the version's */
     CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
     int n = 0;

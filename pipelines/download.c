@@ -1,0 +1,287 @@
+/* A facility's download of a version: replay, update or full, and the cached base and
+ * outer state it needs. See download.h. */
+#include "pipelines/download.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "pipelines/aggregate.h"
+#include "pipelines/algo.h"
+#include "pipelines/update.h"
+
+const char *pipe_download_route_name(pipe_download_route r)
+{
+    static const char *const names[] = {"full", "update", "replay"};
+    return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "?";
+}
+
+int pipe_download_state_count(const pipe_federation *f)
+{
+    return pipe_algo_state_count(f->algo.kind);
+}
+
+/* --- the cache: <name>.f32 and <name>.ref ("v000004 <INDEX key> <sha256>\n") --- */
+
+typedef struct {
+    int64_t version;
+    char index_key[PIPE_KEY_MAX];
+    char sha[XFFL_SHA256_HEX];
+} cache_ref;
+
+/* NOT_FOUND when there is no .ref (the ordinary first round) */
+static XFFL_MUST_USE xffl_status cache_ref_read(const char *dir, const char *name, cache_ref *b)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.ref", dir, name);
+    XFFL_RETURN_IF(access(path, F_OK) != 0, XFFL_ERR_NOT_FOUND, "no %s", path);
+    void *d = NULL;
+    size_t len = 0;
+    XFFL_FORWARD(xffl_read_file(path, &d, &len));
+    char line[PIPE_KEY_MAX + 100] = "";
+    xffl_status st = XFFL_OK;
+    if (len == 0 || len >= sizeof line || ((char *)d)[len - 1] != '\n')
+        st = xffl_fail(XFFL_ERR_INVALID, "%s: not one line", path);
+    else {
+        memcpy(line, d, len - 1);
+        char vbuf[32], kbuf[PIPE_KEY_MAX], sbuf[XFFL_SHA256_HEX + 1];
+        pipe_key k;
+        if (sscanf(line, "v%31s %255s %65s", vbuf, kbuf, sbuf) != 3 || strlen(sbuf) != 64 ||
+            pipe_key_parse(kbuf, &k) != PIPE_KEY_VERSION || k.obj != PIPE_OBJ_INDEX)
+            st = xffl_fail(XFFL_ERR_INVALID, "%s: malformed (want 'v000004 <INDEX key> <sha256>')", path);
+        else {
+            b->version = k.number;
+            snprintf(b->index_key, sizeof b->index_key, "%s", kbuf);
+            memcpy(b->sha, sbuf, XFFL_SHA256_HEX);
+        }
+    }
+    free(d);
+    return st;
+}
+
+/* <name>.f32 of n floats whose digest is b's, read straight into out */
+static XFFL_MUST_USE xffl_status cache_load(const char *dir, const char *name, const cache_ref *b, int64_t n, float *out)
+{
+    char p[4200], sha[XFFL_SHA256_HEX];
+    snprintf(p, sizeof p, "%s/%s.f32", dir, name);
+    void *parts[1] = {out};
+    const size_t lens[1] = {(size_t)n * 4};
+    xffl_status st = xffl_read_file_parts(p, parts, lens, 1, sha);
+    if (st == XFFL_ERR_INVALID) return xffl_fail(XFFL_ERR_CORRUPT, "%s: not %zu bytes (a damaged cache)", p, lens[0]);
+    XFFL_FORWARD(st);
+    XFFL_RETURN_IF(strcmp(sha, b->sha) != 0, XFFL_ERR_CORRUPT, "%s: digest %.12s, but %s.ref says %.12s (a damaged cache)",
+                   p, sha, name, b->sha);
+    return XFFL_OK;
+}
+
+static XFFL_MUST_USE xffl_status cache_drop(const char *dir, const char *name)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s.ref", dir, name);
+    XFFL_RETURN_IF(unlink(p) != 0 && errno != ENOENT, XFFL_ERR_IO, "remove %s: %s", p, strerror(errno));
+    return XFFL_OK;
+}
+
+static XFFL_MUST_USE xffl_status cache_save(const char *dir, const char *name, const pipe_version_ref *ref,
+                                            const float *x, int64_t n)
+{
+    /* no .ref while the floats change: a job killed in between leaves no cache */
+    XFFL_FORWARD(cache_drop(dir, name));
+    char p[4200], line[PIPE_KEY_MAX + 100], sha[XFFL_SHA256_HEX];
+    const size_t len = (size_t)n * 4;
+    xffl_sha256_hex(x, len, sha);
+    snprintf(p, sizeof p, "%s/%s.f32", dir, name);
+    XFFL_FORWARD(xffl_write_file_atomic(p, x, len));
+    int k = snprintf(line, sizeof line, "v%06" PRId64 " %s %s\n", ref->version, ref->index_key, sha);
+    snprintf(p, sizeof p, "%s/%s.ref", dir, name);
+    return xffl_write_file_atomic(p, line, (size_t)k);
+}
+
+xffl_status pipe_base_save(const char *state_dir, const pipe_version_ref *ref, const ckpt_param_table *t,
+                           const float *model, const float *state, int n_state)
+{
+    XFFL_FORWARD(cache_drop(state_dir, "outer"));
+    XFFL_FORWARD(cache_save(state_dir, "base", ref, model, t->total));
+    if (!state || n_state == 0) return XFFL_OK;
+    return cache_save(state_dir, "outer", ref, state, (int64_t)n_state * t->total);
+}
+
+/* --- replay --- */
+
+/* One tensor slab's digests against the INDEX's "<group>/<tensor>" lines. */
+static XFFL_MUST_USE xffl_status check_group(const ckpt_manifest *idx, const char *index_key, const char *group,
+                                             const ckpt_param_table *t, const float *x)
+{
+    for (int i = 0; i < t->count; i++) {
+        const ckpt_param *p = &t->params[i];
+        char name[CKPT_NAME_MAX + 32], got[XFFL_SHA256_HEX];
+        snprintf(name, sizeof name, "%s/%s", group, p->name);
+        int ti = ckpt_manifest_find_tensor(idx, name);
+        XFFL_RETURN_IF(ti < 0, XFFL_ERR_INVALID, "tensor %s is not listed in %s", name, index_key);
+        xffl_sha256_hex(x + p->offset, (size_t)p->numel * 4, got);
+        XFFL_RETURN_IF(strcmp(idx->tensors[ti].sha256, got) != 0, XFFL_ERR_CORRUPT,
+                       "tensor %s replayed: digest %.12s differs from %s (%.12s)", name, got, index_key,
+                       idx->tensors[ti].sha256);
+    }
+    return XFFL_OK;
+}
+
+/* What a replay would download: every contributor's COMMIT and parts (*cost); the
+ * COMMITs read to learn it are counted in *fetched. */
+static XFFL_MUST_USE xffl_status replay_cost(store *s, const pipe_download_options *o, const ckpt_manifest *idx,
+                                             uint64_t *cost, uint64_t *fetched)
+{
+    *cost = 0;
+    XFFL_RETURN_IF(idx->n_contributors < 1, XFFL_ERR_NOT_FOUND, "the INDEX names no contributor");
+    for (int i = 0; i < idx->n_contributors; i++) {
+        uint64_t parts = 0, manifest = 0;
+        XFFL_FORWARD(pipe_contrib_bytes(s, o->f, idx->contributors[i].key, &parts, &manifest));
+        *cost += parts + manifest;
+        *fetched += manifest;
+    }
+    return XFFL_OK;
+}
+
+/* model (v−1's on entry) and state (v−1's) become v's: the round's deltas combined as
+ * the aggregation job did, each tensor checked against v's INDEX. On failure model and
+ * state hold no usable value. */
+static XFFL_MUST_USE xffl_status replay(store *s, const pipe_version_ref *ref, const cache_ref *base,
+                                        const pipe_download_options *o, const ckpt_manifest *idx,
+                                        const ckpt_param_table *t, float *model, float *state, uint64_t *bytes)
+{
+    const pipe_federation *f = o->f;
+    const int k = idx->n_contributors, ns = pipe_download_state_count(f);
+    pipe_version_ref b = {.version = base->version};
+    snprintf(b.index_key, sizeof b.index_key, "%s", base->index_key);
+    pipe_contrib *c = calloc((size_t)k, sizeof *c);
+    float *out = xffl_alloc_big((size_t)t->total * 4);
+    xffl_status st = c && out ? XFFL_OK : xffl_fail(XFFL_ERR_NOMEM, "replay buffers");
+    for (int i = 0; st == XFFL_OK && i < k; i++) {
+        int bad = 0;
+        st = pipe_contrib_load(s, f, o->fed_sha, t, ref->version, &b, idx->contributors[i].key, &c[i], &bad);
+        *bytes += c[i].bytes + c[i].manifest_bytes;
+    }
+    float *sl[PIPE_ALGO_MAX_STATE] = {0};
+    for (int g = 0; g < ns; g++) sl[g] = state + (size_t)g * (size_t)t->total;
+    if (st == XFFL_OK) st = pipe_combine(f, ref->version, k, c, model, sl, t->total, o->threads, out, NULL);
+    if (st == XFFL_OK) st = check_group(idx, ref->index_key, "model", t, out);
+    for (int g = 0; st == XFFL_OK && g < ns; g++)
+        st = check_group(idx, ref->index_key, pipe_algo_state_group(f->algo.kind, g), t, sl[g]);
+    if (st == XFFL_OK) memcpy(model, out, (size_t)t->total * 4);
+    for (int i = 0; c && i < k; i++) pipe_contrib_clear(&c[i]);
+    free(c);
+    free(out);
+    return st;
+}
+
+/* --- the routes --- */
+
+/* The full version: the model, and the outer state its parts hold beside it (zeros
+ * when the version holds none: version 0). */
+static XFFL_MUST_USE xffl_status full(store *s, const pipe_version_ref *ref, const pipe_download_options *o,
+                                      const ckpt_manifest *idx, const ckpt_param_table *t, float *model, float *state,
+                                      pipe_download *d)
+{
+    const char *groups[PIPE_MAX_GROUPS] = {"model"};
+    float *slabs[PIPE_MAX_GROUPS] = {model};
+    int ng = 1, ns = state ? pipe_download_state_count(o->f) : 0;
+    int has_state = ns > 0 && pipe_index_has_group(idx, pipe_algo_state_group(o->f->algo.kind, 0));
+    for (int g = 0; has_state && g < ns; g++) {
+        groups[ng] = pipe_algo_state_group(o->f->algo.kind, g);
+        slabs[ng++] = state + (size_t)g * (size_t)t->total;
+    }
+    pipe_version_info info;
+    XFFL_FORWARD(pipe_version_fetch(s, ref, t, ng, groups, slabs, &info));
+    d->bytes += info.stored_bytes;
+    pipe_version_info_clear(&info);
+    if (ns > 0 && !has_state) memset(state, 0, (size_t)ns * (size_t)t->total * 4);
+    d->state_known = state != NULL;
+    d->route = PIPE_DOWNLOAD_FULL;
+    xffl_log(XFFL_LOG_INFO, "fetched v%06" PRId64 " in full: %" PRIu64 " bytes", ref->version, d->full_bytes);
+    return XFFL_OK;
+}
+
+/* Replay or update from the cache in o->state_dir, whichever downloads less; NOT_FOUND
+ * (nothing tried) when neither can. */
+static XFFL_MUST_USE xffl_status from_cache(store *s, const pipe_version_ref *ref, const pipe_download_options *o,
+                                            const ckpt_manifest *idx, const ckpt_param_table *t, float *model,
+                                            float *state, pipe_download *d)
+{
+    const char *dir = o->state_dir;
+    const char *akey = o->f->aggregator_key;
+    cache_ref b, ob;
+    XFFL_FORWARD(cache_ref_read(dir, "base", &b));
+    XFFL_RETURN_IF(b.version != ref->version - 1, XFFL_ERR_NOT_FOUND, "%s/base.ref holds v%06" PRId64 ", not v%06" PRId64,
+                   dir, b.version, ref->version - 1);
+    const int ns = pipe_download_state_count(o->f);
+    /* replay needs v−1's outer state: cached beside the base, for the same INDEX */
+    int can_replay = state != NULL || ns == 0;
+    if (can_replay && ns > 0) {
+        xffl_status st = cache_ref_read(dir, "outer", &ob);
+        if (st == XFFL_OK && strcmp(ob.index_key, b.index_key) != 0) st = XFFL_ERR_NOT_FOUND;
+        if (st != XFFL_OK && st != XFFL_ERR_NOT_FOUND) return st;
+        can_replay = st == XFFL_OK;
+    }
+    /* the cheaper route: the manifests read to compare are downloads too */
+    uint64_t rb = 0, ub = 0;
+    if (can_replay && replay_cost(s, o, idx, &rb, &d->bytes) != XFFL_OK) can_replay = 0;
+    xffl_status ust = pipe_update_size(s, ref, b.index_key, akey, &ub, &d->bytes);
+    if (!can_replay && ust != XFFL_OK) return ust;
+    XFFL_FORWARD(cache_load(dir, "base", &b, t->total, model));
+    if (can_replay && (ust != XFFL_OK || rb < ub)) {
+        if (ns > 0) XFFL_FORWARD(cache_load(dir, "outer", &ob, (int64_t)ns * t->total, state));
+        XFFL_FORWARD(replay(s, ref, &b, o, idx, t, model, state, &d->bytes));
+        d->route = PIPE_DOWNLOAD_REPLAY;
+        d->state_known = 1;
+        xffl_log(XFFL_LOG_INFO,
+                 "fetched v%06" PRId64 " by replaying its aggregation from v%06" PRId64 " and %d deltas: %" PRIu64
+                 " bytes instead of %" PRIu64 " (%.3fx)",
+                 ref->version, b.version, idx->n_contributors, d->bytes, d->full_bytes,
+                 d->full_bytes ? (double)d->bytes / (double)d->full_bytes : 0.0);
+        return XFFL_OK;
+    }
+    uint64_t got = 0;
+    xffl_status st = pipe_update_apply(s, ref, b.index_key, akey, t, model, &got, d->via_key);
+    d->bytes += got;
+    XFFL_FORWARD(st);
+    d->route = PIPE_DOWNLOAD_UPDATE;
+    xffl_log(XFFL_LOG_INFO, "fetched v%06" PRId64 " as an update from v%06" PRId64 " (%s): %" PRIu64 " bytes instead of %" PRIu64
+             " (%.3fx)", ref->version, b.version, d->via_key, d->bytes, d->full_bytes,
+             d->full_bytes ? (double)d->bytes / (double)d->full_bytes : 0.0);
+    return XFFL_OK;
+}
+
+xffl_status pipe_model_download(store *s, const pipe_version_ref *ref, const pipe_download_options *o,
+                                const ckpt_param_table *t, float *model, float *state, pipe_download *d)
+{
+    memset(d, 0, sizeof *d);
+    ckpt_manifest *idx = NULL;
+    pipe_manifest_bytes raw;
+    XFFL_FORWARD(pipe_manifest_load(s, ref->index_key, ref->index_sha, &idx, &raw));
+    free(raw.text);
+    for (int i = 0; i < idx->n_objects; i++) d->full_bytes += idx->objects[i].bytes;
+    xffl_status st = XFFL_ERR_NOT_FOUND;
+    if (!o->state_dir) snprintf(d->why_full, sizeof d->why_full, "no --state directory");
+    else if (ref->version == 0) snprintf(d->why_full, sizeof d->why_full, "version 0 is not made from another");
+    else {
+        st = from_cache(s, ref, o, idx, t, model, state, d);
+        if (st != XFFL_OK) {
+            snprintf(d->why_full, sizeof d->why_full, "%s", xffl_errmsg());
+            /* no cache or no update is the ordinary first round; damage is worth a warning */
+            if (st == XFFL_ERR_NOT_FOUND)
+                xffl_log(XFFL_LOG_INFO, "v%06" PRId64 " in full: %s", ref->version, d->why_full);
+            else
+                xffl_log(XFFL_LOG_WARN, "warning: %s; downloading the full version", d->why_full);
+            d->route = PIPE_DOWNLOAD_FULL;
+            d->via_key[0] = 0;
+        }
+    }
+    if (st != XFFL_OK) st = full(s, ref, o, idx, t, model, state, d);
+    ckpt_manifest_free(idx);
+    return st;
+}
