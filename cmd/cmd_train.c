@@ -27,10 +27,19 @@ static const char *help =
     "  --round R            the round a scheduled job is for (default LATEST+1): exit 0\n"
     "                       if version R exists, 75 if version R-1 does not yet\n"
     "  --state DIR          this facility's own state: data cursor, inner optimizer\n"
-    "                       state, error-feedback residual, the model of the version it\n"
-    "                       trained from, so the next version comes as an update (never\n"
-    "                       in the store)\n"
+    "                       state, error-feedback residual, the version it trained from\n"
+    "                       and the delta it sent, so the next version comes as a replay\n"
+    "                       of its aggregation or an update, not in full (never in the\n"
+    "                       store)\n"
     "  --keep-inner-state   keep AdamW state across rounds in --state DIR\n"
+    "  --ahead              when this facility's delta for round R is in and version R is\n"
+    "                       not yet: wait for every facility's delta, replay version R\n"
+    "                       from them (needs --state DIR) and train round R+1 while the\n"
+    "                       aggregation job publishes R; the COMMIT waits for version R\n"
+    "                       and names it, or the round is trained again from it when it\n"
+    "                       differs\n"
+    "  --ahead-wait S       how long --ahead waits for those deltas, then for version R\n"
+    "                       (default 600; then exit 75)\n"
     "  --backend B          cpu (default) or cuda\n"
     "  --threads N          cpu threads (default: all cores)\n"
     "  --precision P        cpu GEMMs: auto (default: bf16 where the CPU has bf16 units,\n"
@@ -84,6 +93,8 @@ int cmd_train(int argc, char **argv)
                             {"--checkpoint-every", CLI_INT, &o.checkpoint_every, 0, 1 << 30, NULL},
                             {"--recompute", CLI_FLAG, &o.recompute, 0, 0, NULL},
                             {"--ranks", CLI_INT, &ranks, 1, 4096, NULL},
+                            {"--ahead", CLI_FLAG, &o.ahead, 0, 0, NULL},
+                            {"--ahead-wait", CLI_DOUBLE, &o.ahead_wait, 1, 86400, NULL},
                             CLI_TRUST_OPTS(&trust),
                             {0}};
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
@@ -93,6 +104,7 @@ int cmd_train(int argc, char **argv)
     if (!url) return cli_usage_error(cmd, "--store URL is required");
     if (!o.facility) return cli_usage_error(cmd, "--facility NAME is required");
     if (!o.data_glob) return cli_usage_error(cmd, "--data GLOB is required");
+    if (o.ahead && !o.state_dir) return cli_usage_error(cmd, "--ahead needs --state DIR (the version it trained from)");
     xffl_status st = pipe_opt_mode_parse(optimizer, &o.optimizer);
     if (st == XFFL_OK) st = kern_precision_parse(precision, &o.precision);
     if (st != XFFL_OK) return cli_report(cmd, st);

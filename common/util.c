@@ -277,6 +277,13 @@ xffl_status xffl_mkdtemp(const char *tag, char **path)
     return XFFL_OK;
 }
 
+void xffl_sleep(double seconds)
+{
+    if (seconds <= 0) return;
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
 double xffl_now(void)
 {
     struct timespec ts;

@@ -57,5 +57,7 @@ XFFL_MUST_USE xffl_status xffl_mkdtemp(const char *tag, char **path);
 
 /* Monotonic seconds. */
 double xffl_now(void);
+/* Sleeps for seconds (fractions too); a signal may end it early. */
+void xffl_sleep(double seconds);
 
 #endif

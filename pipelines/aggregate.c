@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 #include "common/log.h"
 #include "common/util.h"
@@ -125,6 +127,20 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
                               int64_t round, const pipe_version_ref *base, const char *commit_key, pipe_contrib *c,
                               int *bad)
 {
+    return pipe_contrib_load_from(s, f, fed_sha, t, round, base, commit_key, NULL, c, bad);
+}
+
+/* dir/<the key's last component> */
+static void local_path(const char *dir, const char *key, char *out, size_t cap)
+{
+    const char *b = strrchr(key, '/');
+    snprintf(out, cap, "%s/%s", dir, b ? b + 1 : key);
+}
+
+xffl_status pipe_contrib_load_from(store *s, const pipe_federation *f, const char *fed_sha, const ckpt_param_table *t,
+                                   int64_t round, const pipe_version_ref *base, const char *commit_key,
+                                   const char *local_dir, pipe_contrib *c, int *bad)
+{
     memset(c, 0, sizeof *c);
     *bad = 0;
     ckpt_manifest *m = NULL;
@@ -150,16 +166,30 @@ xffl_status pipe_contrib_load(store *s, const pipe_federation *f, const char *fe
         st = xffl_fail(XFFL_ERR_NOMEM, "loading %s", commit_key);
         goto done;
     }
+    size_t n_get = 0;
+    c->fetched_bytes = c->manifest_bytes;
     for (int i = 0; i < m->n_objects; i++) {
-        paths[i] = malloc(strlen(tmp) + 32);
+        /* a part already here (the facility's own, pipelines/download.h) when its bytes
+         * are the COMMIT's; else fetched */
+        char lp[4200], hex[XFFL_SHA256_HEX];
+        uint64_t size = 0;
+        if (local_dir) local_path(local_dir, m->objects[i].name, lp, sizeof lp);
+        const int here = local_dir && access(lp, F_OK) == 0 && xffl_sha256_file(lp, hex, &size) == XFFL_OK &&
+                         size == m->objects[i].bytes && !strcmp(hex, m->objects[i].sha256);
+        paths[i] = malloc((here ? strlen(lp) : strlen(tmp)) + 32);
         if (!paths[i]) {
             st = xffl_fail(XFFL_ERR_NOMEM, "loading %s", commit_key);
             goto done;
         }
+        if (here) {
+            strcpy(paths[i], lp);
+            continue;
+        }
         sprintf(paths[i], "%s/part-%03d.h5", tmp, i);
-        tr[i] = (store_transfer){.key = m->objects[i].name, .path = paths[i], .sha256_hex = m->objects[i].sha256};
+        tr[n_get++] = (store_transfer){.key = m->objects[i].name, .path = paths[i], .sha256_hex = m->objects[i].sha256};
+        c->fetched_bytes += m->objects[i].bytes;
     }
-    st = store_get_many(s, tr, (size_t)m->n_objects);
+    st = n_get ? store_get_many(s, tr, n_get) : XFFL_OK;
     if (st != XFFL_OK) {
         *bad = st == XFFL_ERR_CORRUPT || st == XFFL_ERR_NOT_FOUND;
         st = xffl_wrap(st, "%s", commit_key);
@@ -224,13 +254,18 @@ xffl_status pipe_contrib_usable(store *s, const pipe_federation *f, const char *
     return st;
 }
 
-xffl_status pipe_contrib_bytes(store *s, const pipe_federation *f, const char *commit_key, uint64_t *parts,
-                               uint64_t *manifest)
+xffl_status pipe_contrib_bytes(store *s, const pipe_federation *f, const char *commit_key, const char *local_dir,
+                               uint64_t *parts, uint64_t *manifest)
 {
     ckpt_manifest *m = NULL;
     *parts = *manifest = 0;
     XFFL_FORWARD(load_commit(s, f, commit_key, &m, manifest));
-    for (int i = 0; i < m->n_objects; i++) *parts += m->objects[i].bytes;
+    for (int i = 0; i < m->n_objects; i++) {
+        char lp[4200];
+        struct stat sb;
+        if (local_dir) local_path(local_dir, m->objects[i].name, lp, sizeof lp);
+        if (!local_dir || stat(lp, &sb) != 0 || (uint64_t)sb.st_size != m->objects[i].bytes) *parts += m->objects[i].bytes;
+    }
     ckpt_manifest_free(m);
     return XFFL_OK;
 }
@@ -361,12 +396,6 @@ done:
     return st;
 }
 
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
-}
-
 static XFFL_MUST_USE xffl_status pipe_aggregate_signed(store *s, const pipe_aggregate_options *o,
                                                        const pipe_federation *fp, const char *fed_sha,
                                                        const pipe_version_ref *basep, const xffl_signer *signer,
@@ -469,7 +498,7 @@ static XFFL_MUST_USE xffl_status pipe_aggregate_signed(store *s, const pipe_aggr
                            (long long)round, have, quorum);
             goto done;
         }
-        sleep_s(poll);
+        xffl_sleep(poll);
     }
     {
         pipe_contrib use[PIPE_MAX_FACILITIES];

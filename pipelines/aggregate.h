@@ -25,6 +25,7 @@ typedef struct {
     double loss_first, loss_last, loss_mean, seconds;
     uint64_t bytes;   /* stored bytes of its parts */
     uint64_t manifest_bytes; /* and of its COMMIT */
+    uint64_t fetched_bytes;  /* downloaded to load it: the COMMIT, and the parts not found locally */
     float *delta;     /* owned: t->total floats */
 } pipe_contrib;
 void pipe_contrib_clear(pipe_contrib *c); /* frees delta; accepts a zeroed struct */
@@ -38,6 +39,12 @@ XFFL_MUST_USE xffl_status pipe_contrib_load(store *s, const pipe_federation *f, 
                               int64_t round, const pipe_version_ref *base, const char *commit_key, pipe_contrib *c,
                               int *bad);
 
+/* pipe_contrib_load, taking each part from local_dir (NULL: none) instead of the store
+ * where a file of the part's name there has the COMMIT's size and digest. */
+XFFL_MUST_USE xffl_status pipe_contrib_load_from(store *s, const pipe_federation *f, const char *fed_sha,
+                                                 const ckpt_param_table *t, int64_t round, const pipe_version_ref *base,
+                                                 const char *commit_key, const char *local_dir, pipe_contrib *c, int *bad);
+
 /* Whether a pending attempt is one aggregate could accept, short of decoding it: its
  * COMMIT loads, its headers pass the same checks as in pipe_contrib_load (round,
  * facility and folder, base INDEX, federation digest, encoding) and every part it names
@@ -47,10 +54,12 @@ XFFL_MUST_USE xffl_status pipe_contrib_load(store *s, const pipe_federation *f, 
 XFFL_MUST_USE xffl_status pipe_contrib_usable(store *s, const pipe_federation *f, const char *fed_sha, int64_t round,
                                               const pipe_version_ref *base, const char *commit_key, int *usable);
 
-/* The COMMIT at commit_key's parts' stored bytes and its own (*manifest), from the
- * COMMIT alone (signature checked as in pipe_contrib_load; nothing else). */
-XFFL_MUST_USE xffl_status pipe_contrib_bytes(store *s, const pipe_federation *f, const char *commit_key, uint64_t *parts,
-                                             uint64_t *manifest);
+/* The stored bytes of the COMMIT at commit_key's parts that pipe_contrib_load_from
+ * would fetch (a file of the part's name and size in local_dir is not counted; NULL:
+ * none) and the COMMIT's own (*manifest), from the COMMIT alone (signature checked as in
+ * pipe_contrib_load; nothing else). */
+XFFL_MUST_USE xffl_status pipe_contrib_bytes(store *s, const pipe_federation *f, const char *commit_key,
+                                             const char *local_dir, uint64_t *parts, uint64_t *manifest);
 
 /* The algorithm's step (pipelines/algo.h) over contribs (sorted by facility, each
  * weighted by its tokens) on base: version round's model into out and its outer state

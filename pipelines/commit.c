@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "common/digest.h"
+#include "common/log.h"
 #include "common/sign.h"
 #include "common/util.h"
 #include "libckpt/delta.h"
@@ -28,6 +29,23 @@ static XFFL_MUST_USE xffl_status put_commit(store *s, const ckpt_manifest *m, co
         st = xffl_wrap(st, "another train job committed this attempt first; its delta stands");
     free(text);
     return st;
+}
+
+/* The committed part files into dir, replacing what it held (see keep_dir). */
+static void keep_parts(const char *dir, const ckpt_delta_file *files, int nf)
+{
+    xffl_status st = xffl_rmtree(dir);
+    if (st == XFFL_OK) st = xffl_mkdirs(dir);
+    for (int i = 0; i < nf && st == XFFL_OK; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", dir, files[i].name);
+        if (rename(files[i].path, p) != 0) st = xffl_link_or_copy(files[i].path, p);
+    }
+    if (st != XFFL_OK) {
+        xffl_log(XFFL_LOG_WARN, "warning: keeping the sent delta in %s: %s (the next replay downloads it)", dir,
+                 xffl_errmsg());
+        xffl_rmtree_cleanup(dir);
+    }
 }
 
 xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_key, uint64_t *bytes)
@@ -111,6 +129,7 @@ xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_
     /* COMMIT last: the attempt exists for readers only from here on */
     H(put_commit(s, m, prefix, c->signer, commit_key));
     if (bytes) *bytes = total;
+    if (c->keep_dir) keep_parts(c->keep_dir, files, nf);
 #undef H
 done:
     free(tr);

@@ -35,6 +35,11 @@ typedef struct {
     const char *const *extra_values;
     int threads;         /* compression threads; 0 = default */
     const struct xffl_signer *signer; /* the facility's key: signs the COMMIT (NULL: unsigned federation) */
+    const char *keep_dir; /* NULL: none. Else, once the COMMIT is written, the part files
+                           * replace what this directory held: the facility's copy of what
+                           * it sent, which its replay of the round reads instead of
+                           * downloading it (pipelines/download.h). A failure to keep them
+                           * is a warning: the round is committed. */
 } pipe_commit_spec;
 
 /* Encodes and uploads; commit_key (PIPE_KEY_MAX) receives the COMMIT's key, bytes

@@ -113,6 +113,12 @@ xffl_status pipe_base_save(const char *state_dir, const pipe_version_ref *ref, c
 
 /* --- replay --- */
 
+/* where train keeps the parts of the delta it sent last (pipe_commit_spec.keep_dir) */
+static void sent_dir(const char *state_dir, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", state_dir, PIPE_DOWNLOAD_SENT_DIR);
+}
+
 /* One tensor slab's digests against the INDEX's "<group>/<tensor>" lines. */
 static XFFL_MUST_USE xffl_status check_group(const ckpt_manifest *idx, const char *index_key, const char *group,
                                              const ckpt_param_table *t, const float *x)
@@ -138,44 +144,86 @@ static XFFL_MUST_USE xffl_status replay_cost(store *s, const pipe_download_optio
 {
     *cost = 0;
     XFFL_RETURN_IF(idx->n_contributors < 1, XFFL_ERR_NOT_FOUND, "the INDEX names no contributor");
+    char sent[4200];
+    sent_dir(o->state_dir, sent, sizeof sent);
     for (int i = 0; i < idx->n_contributors; i++) {
         uint64_t parts = 0, manifest = 0;
-        XFFL_FORWARD(pipe_contrib_bytes(s, o->f, idx->contributors[i].key, &parts, &manifest));
+        XFFL_FORWARD(pipe_contrib_bytes(s, o->f, idx->contributors[i].key, sent, &parts, &manifest));
         *cost += parts + manifest;
         *fetched += manifest;
     }
     return XFFL_OK;
 }
 
-/* model (v−1's on entry) and state (v−1's) become v's: the round's deltas combined as
- * the aggregation job did, each tensor checked against v's INDEX. On failure model and
- * state hold no usable value. */
-static XFFL_MUST_USE xffl_status replay(store *s, const pipe_version_ref *ref, const cache_ref *base,
-                                        const pipe_download_options *o, const ckpt_manifest *idx,
-                                        const ckpt_param_table *t, float *model, float *state, uint64_t *bytes)
+/* model and state (version−1's on entry) become version's: the COMMITs keys[0..k)
+ * (sorted by facility) combined as the aggregation job combines them. Nothing is
+ * checked against an INDEX here. On failure model and state hold no usable value. */
+static XFFL_MUST_USE xffl_status replay_core(store *s, int64_t version, const cache_ref *base,
+                                             const pipe_download_options *o, int k, const char *const *keys,
+                                             const ckpt_param_table *t, float *model, float *state, uint64_t *bytes)
 {
     const pipe_federation *f = o->f;
-    const int k = idx->n_contributors, ns = pipe_download_state_count(f);
+    const int ns = pipe_download_state_count(f);
     pipe_version_ref b = {.version = base->version};
     snprintf(b.index_key, sizeof b.index_key, "%s", base->index_key);
     pipe_contrib *c = calloc((size_t)k, sizeof *c);
     float *out = xffl_alloc_big((size_t)t->total * 4);
     xffl_status st = c && out ? XFFL_OK : xffl_fail(XFFL_ERR_NOMEM, "replay buffers");
+    char sent[4200];
+    sent_dir(o->state_dir, sent, sizeof sent);
     for (int i = 0; st == XFFL_OK && i < k; i++) {
         int bad = 0;
-        st = pipe_contrib_load(s, f, o->fed_sha, t, ref->version, &b, idx->contributors[i].key, &c[i], &bad);
-        *bytes += c[i].bytes + c[i].manifest_bytes;
+        st = pipe_contrib_load_from(s, f, o->fed_sha, t, version, &b, keys[i], sent, &c[i], &bad);
+        *bytes += c[i].fetched_bytes;
     }
     float *sl[PIPE_ALGO_MAX_STATE] = {0};
     for (int g = 0; g < ns; g++) sl[g] = state + (size_t)g * (size_t)t->total;
-    if (st == XFFL_OK) st = pipe_combine(f, ref->version, k, c, model, sl, t->total, o->threads, out, NULL);
-    if (st == XFFL_OK) st = check_group(idx, ref->index_key, "model", t, out);
-    for (int g = 0; st == XFFL_OK && g < ns; g++)
-        st = check_group(idx, ref->index_key, pipe_algo_state_group(f->algo.kind, g), t, sl[g]);
+    if (st == XFFL_OK) st = pipe_combine(f, version, k, c, model, sl, t->total, o->threads, out, NULL);
     if (st == XFFL_OK) memcpy(model, out, (size_t)t->total * 4);
     for (int i = 0; c && i < k; i++) pipe_contrib_clear(&c[i]);
     free(c);
     free(out);
+    return st;
+}
+
+/* model and state against version ref's INDEX: its contributors are keys[0..k) and
+ * every model and outer-state tensor has its digest. */
+static XFFL_MUST_USE xffl_status check_replay(const pipe_version_ref *ref, const ckpt_manifest *idx,
+                                              const pipe_download_options *o, int k, const char *const *keys,
+                                              const ckpt_param_table *t, const float *model, const float *state)
+{
+    XFFL_RETURN_IF(idx->n_contributors != k, XFFL_ERR_INVALID, "%s names %d contributors, the replay combined %d",
+                   ref->index_key, idx->n_contributors, k);
+    for (int i = 0; i < k; i++)
+        XFFL_RETURN_IF(strcmp(idx->contributors[i].key, keys[i]) != 0, XFFL_ERR_INVALID,
+                       "%s combined %s, the replay %s", ref->index_key, idx->contributors[i].key, keys[i]);
+    XFFL_FORWARD(check_group(idx, ref->index_key, "model", t, model));
+    for (int g = 0; g < pipe_download_state_count(o->f); g++)
+        XFFL_FORWARD(check_group(idx, ref->index_key, pipe_algo_state_group(o->f->algo.kind, g), t,
+                                 state + (size_t)g * (size_t)t->total));
+    return XFFL_OK;
+}
+
+/* v's INDEX's contributor keys, in its order */
+static const char **index_keys(const ckpt_manifest *idx)
+{
+    const char **keys = calloc((size_t)idx->n_contributors + 1, sizeof *keys);
+    for (int i = 0; keys && i < idx->n_contributors; i++) keys[i] = idx->contributors[i].key;
+    return keys;
+}
+
+/* model (v−1's on entry) and state (v−1's) become v's, replayed from the deltas v's
+ * INDEX names and checked against it. */
+static XFFL_MUST_USE xffl_status replay(store *s, const pipe_version_ref *ref, const cache_ref *base,
+                                        const pipe_download_options *o, const ckpt_manifest *idx,
+                                        const ckpt_param_table *t, float *model, float *state, uint64_t *bytes)
+{
+    const char **keys = index_keys(idx);
+    XFFL_RETURN_IF(!keys, XFFL_ERR_NOMEM, "replay");
+    const int k = idx->n_contributors;
+    xffl_status st = replay_core(s, ref->version, base, o, k, keys, t, model, state, bytes);
+    if (st == XFFL_OK) st = check_replay(ref, idx, o, k, keys, t, model, state);
+    free(keys);
     return st;
 }
 
@@ -282,6 +330,44 @@ xffl_status pipe_model_download(store *s, const pipe_version_ref *ref, const pip
         }
     }
     if (st != XFFL_OK) st = full(s, ref, o, idx, t, model, state, d);
+    ckpt_manifest_free(idx);
+    return st;
+}
+
+xffl_status pipe_download_ahead(store *s, int64_t version, const pipe_download_options *o, int k,
+                                const char *const *commit_keys, const ckpt_param_table *t, float *model, float *state,
+                                pipe_download *d)
+{
+    memset(d, 0, sizeof *d);
+    XFFL_RETURN_IF(!o->state_dir, XFFL_ERR_USAGE, "training ahead needs --state DIR (the version it trained from)");
+    const int ns = pipe_download_state_count(o->f);
+    XFFL_RETURN_IF(ns > 0 && !state, XFFL_ERR_INTERNAL, "no buffer for the outer state");
+    cache_ref b, ob;
+    XFFL_FORWARD(cache_ref_read(o->state_dir, "base", &b));
+    XFFL_RETURN_IF(b.version != version - 1, XFFL_ERR_NOT_FOUND, "%s/base.ref holds v%06" PRId64 ", not v%06" PRId64,
+                   o->state_dir, b.version, version - 1);
+    XFFL_FORWARD(cache_load(o->state_dir, "base", &b, t->total, model));
+    if (ns > 0) {
+        XFFL_FORWARD(cache_ref_read(o->state_dir, "outer", &ob));
+        XFFL_RETURN_IF(strcmp(ob.index_key, b.index_key) != 0, XFFL_ERR_NOT_FOUND,
+                       "%s/outer.ref is not of %s", o->state_dir, b.index_key);
+        XFFL_FORWARD(cache_load(o->state_dir, "outer", &ob, (int64_t)ns * t->total, state));
+    }
+    XFFL_FORWARD(replay_core(s, version, &b, o, k, commit_keys, t, model, state, &d->bytes));
+    d->route = PIPE_DOWNLOAD_REPLAY;
+    d->state_known = 1;
+    xffl_log(XFFL_LOG_INFO, "replayed v%06" PRId64 " ahead of its INDEX from v%06" PRId64 " and %d deltas: %" PRIu64 " bytes",
+             version, b.version, k, d->bytes);
+    return XFFL_OK;
+}
+
+xffl_status pipe_download_matches(store *s, const pipe_version_ref *ref, const pipe_download_options *o, int k,
+                                  const char *const *commit_keys, const ckpt_param_table *t, const float *model,
+                                  const float *state)
+{
+    ckpt_manifest *idx = NULL;
+    XFFL_FORWARD(pipe_manifest_load(s, ref->index_key, ref->index_sha, &idx, NULL));
+    xffl_status st = check_replay(ref, idx, o, k, commit_keys, t, model, state);
     ckpt_manifest_free(idx);
     return st;
 }

@@ -15,6 +15,10 @@
  * A route that fails falls back to the full version with a warning naming the file;
  * nothing is trained from bits that do not match v's INDEX.
  *
+ * The facility's own delta is not downloaded back: train keeps the parts it sent in
+ * --state DIR/sent/ (the last committed round's only), and a replay takes a part from
+ * there when its size and digest are the COMMIT's.
+ *
  * Facility state (--state DIR), each pair written file first, then its .ref, both
  * atomically, the .ref removed before the file changes:
  *   base.f32, base.ref    v's model floats (table order, host byte order);
@@ -35,6 +39,8 @@
 #include "pipelines/keys.h"
 #include "pipelines/version.h"
 #include "storage/store.h"
+
+#define PIPE_DOWNLOAD_SENT_DIR "sent" /* in --state DIR: the parts of the delta sent last */
 
 typedef enum { PIPE_DOWNLOAD_FULL, PIPE_DOWNLOAD_UPDATE, PIPE_DOWNLOAD_REPLAY } pipe_download_route;
 /* "full", "update", "replay": the COMMIT's download= and the train result line */
@@ -67,6 +73,22 @@ int pipe_download_state_count(const pipe_federation *f);
 XFFL_MUST_USE xffl_status pipe_model_download(store *s, const pipe_version_ref *ref, const pipe_download_options *o,
                                               const ckpt_param_table *t, float *model, float *state,
                                               pipe_download *d);
+
+/* Training ahead (train --ahead): version `version`'s model and outer state replayed
+ * from the cache (which must hold version − 1: NOT_FOUND otherwise) and the COMMITs
+ * commit_keys[0..k) (sorted by facility), before the aggregation job has published
+ * it. Nothing is checked against its INDEX, which does not exist yet:
+ * pipe_download_matches does that before anything trained from it is committed. */
+XFFL_MUST_USE xffl_status pipe_download_ahead(store *s, int64_t version, const pipe_download_options *o, int k,
+                                              const char *const *commit_keys, const ckpt_param_table *t, float *model,
+                                              float *state, pipe_download *d);
+
+/* Whether the published version ref is what pipe_download_ahead replayed: its INDEX
+ * names exactly commit_keys as contributors and every model and outer-state tensor
+ * has model's and state's digest. INVALID or CORRUPT naming the first difference. */
+XFFL_MUST_USE xffl_status pipe_download_matches(store *s, const pipe_version_ref *ref, const pipe_download_options *o,
+                                                int k, const char *const *commit_keys, const ckpt_param_table *t,
+                                                const float *model, const float *state);
 
 /* Keeps model (version ref's) as state_dir's base for the next round, and state (its
  * outer state, n_state x t->total floats) beside it; state NULL or n_state 0: no

@@ -184,6 +184,10 @@ typedef struct {
     int lossy;
     xffl_signer *signer; /* the facility's key (NULL: unsigned federation) */
     pipe_download download; /* how version v's model came (route, bytes) */
+    int ahead;          /* base is version base.version replayed ahead of its INDEX, from: */
+    int n_ahead;
+    char ahead_keys[PIPE_MAX_FACILITIES][PIPE_KEY_MAX]; /* the COMMITs, sorted by facility */
+    int ahead_missed;   /* the published version is not the replay: train again */
 } round_job;
 
 static void job_free(round_job *j)
@@ -223,6 +227,89 @@ static XFFL_MUST_USE xffl_status open_shards(const char *glob, const pipe_federa
     return XFFL_OK;
 }
 
+static double ahead_wait(const pipe_train_options *o)
+{
+    return o->ahead_wait > 0 ? o->ahead_wait : 600;
+}
+
+/* Training ahead (train.h): whether round `round` (v+1) has every facility's pending
+ * attempt, waiting for them; *go = 1 with their COMMIT keys in j when it does, 0 when
+ * LATEST moved on meanwhile (the ordinary job then finds round v+1 accepted). */
+static XFFL_MUST_USE xffl_status ahead_ready(store *s, const pipe_train_options *o, round_job *j, int64_t round,
+                                             int *go)
+{
+    const pipe_federation *f = &j->f;
+    const double until = xffl_now() + ahead_wait(o);
+    *go = 0;
+    for (int waited = 0;; waited = 1) {
+        pipe_round_listing l;
+        XFFL_FORWARD(pipe_round_list_signed(s, round, NULL, f->aggregator_key, &l));
+        int k = 0;
+        xffl_status st = XFFL_OK;
+        for (int i = 0; st == XFFL_OK && i < f->n_facilities; i++) {
+            const pipe_attempt *a = pipe_round_latest_attempt(&l, f->facilities[i]);
+            int usable = 0;
+            if (a && a->state == PIPE_ATTEMPT_PENDING)
+                st = pipe_contrib_usable(s, f, j->fed_sha, round, &j->base, a->commit_key, &usable);
+            if (st == XFFL_OK && usable) snprintf(j->ahead_keys[k++], PIPE_KEY_MAX, "%s", a->commit_key);
+        }
+        pipe_round_listing_free(&l);
+        XFFL_FORWARD(st);
+        if (k == f->n_facilities) {
+            j->n_ahead = k;
+            *go = 1;
+            return XFFL_OK;
+        }
+        pipe_version_ref now;
+        st = pipe_version_resolve(s, -1, &now);
+        if (st != XFFL_OK && st != XFFL_ERR_NOT_FOUND) return st;
+        if (st == XFFL_OK && now.version >= round) return XFFL_OK;
+        XFFL_RETURN_IF(xffl_now() > until, XFFL_ERR_NOT_YET,
+                       "round %lld: %d of %d facilities have a delta after %.0f s; nothing to train ahead from",
+                       (long long)round, k, f->n_facilities, ahead_wait(o));
+        if (!waited)
+            xffl_log(XFFL_LOG_INFO, "%s: round %lld: %d of %d deltas; waiting for the rest to train ahead", o->facility,
+                     (long long)round, k, f->n_facilities);
+        xffl_sleep(1.0);
+    }
+}
+
+/* Before the COMMIT of a round trained ahead: wait for version base.version, check it
+ * is the replay, and make it the base (its INDEX key is what the COMMIT names).
+ * j->ahead_missed when it is not. */
+static XFFL_MUST_USE xffl_status ahead_confirm(store *s, const pipe_train_options *o, round_job *j)
+{
+    const double until = xffl_now() + ahead_wait(o);
+    pipe_version_ref ref;
+    xffl_status st;
+    /* published: LATEST names it (the aggregation job writes the INDEX before) */
+    while ((st = pipe_version_resolve(s, -1, &ref)) == XFFL_OK && ref.version < j->base.version) {
+        XFFL_RETURN_IF(xffl_now() > until, XFFL_ERR_NOT_YET, "version %lld, trained ahead from, not published after %.0f s",
+                       (long long)j->base.version, ahead_wait(o));
+        xffl_sleep(0.25);
+    }
+    XFFL_FORWARD(st);
+    if (ref.version != j->base.version) XFFL_FORWARD(pipe_version_resolve(s, j->base.version, &ref));
+    const char *keys[PIPE_MAX_FACILITIES];
+    for (int i = 0; i < j->n_ahead; i++) keys[i] = j->ahead_keys[i];
+    pipe_download_options dopt = {.f = &j->f, .fed_sha = j->fed_sha, .state_dir = o->state_dir, .threads = o->threads};
+    st = pipe_download_matches(s, &ref, &dopt, j->n_ahead, keys, j->t, j->base_theta, j->outer);
+    if (st == XFFL_ERR_INVALID || st == XFFL_ERR_CORRUPT) {
+        j->ahead_missed = 1;
+        xffl_log(XFFL_LOG_WARN, "warning: %s: version %lld is not the replay round %lld was trained from (%s); "
+                 "training it again from the published version", o->facility, (long long)ref.version,
+                 (long long)ref.version + 1, xffl_errmsg());
+        return st;
+    }
+    XFFL_FORWARD(st);
+    XFFL_FORWARD(pipe_trust_check_index(s, &j->f, &ref, NULL));
+    j->base = ref;
+    j->ahead = 0;
+    xffl_log(XFFL_LOG_INFO, "%s: v%06lld (%s) is the replay round %lld was trained from", o->facility,
+             (long long)ref.version, ref.index_key, (long long)ref.version + 1);
+    return XFFL_OK;
+}
+
 /* Rank 0: the round, the attempt, version v's weights, the cursor, the inner state and
  * the residual; plan->skipped (with res filled) when there is nothing to do. */
 static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, round_job *j, round_plan *plan,
@@ -246,9 +333,12 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
             snprintf(res->why, sizeof res->why, "version %lld exists already", (long long)o->round);
             return XFFL_OK;
         }
-        XFFL_RETURN_IF(o->round > round, XFFL_ERR_NOT_YET, "round %lld needs version %lld; LATEST is v%06lld",
-                       (long long)o->round, (long long)o->round - 1, (long long)base->version);
+        /* ahead, round v+2 may start from a replay of v+1 */
+        XFFL_RETURN_IF(o->round > round + (o->ahead ? 1 : 0), XFFL_ERR_NOT_YET,
+                       "round %lld needs version %lld; LATEST is v%06lld", (long long)o->round,
+                       (long long)o->round - 1, (long long)base->version);
     }
+    const int want_ahead = o->ahead && (o->round < 0 || o->round == round + 1);
     res->round = plan->round = round;
     pipe_round_listing l;
     XFFL_FORWARD(pipe_round_list_signed(s, round, NULL, f->aggregator_key, &l));
@@ -256,8 +346,34 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     int attempt = 1, usable = 1; /* a pending attempt that aggregate would reject is no reason to stop */
     xffl_status ust = a && a->state == PIPE_ATTEMPT_PENDING
                           ? pipe_contrib_usable(s, f, j->fed_sha, round, base, a->commit_key, &usable) : XFFL_OK;
-    if (ust != XFFL_OK) pipe_round_listing_free(&l);
-    XFFL_FORWARD(ust);
+    if (ust == XFFL_OK && want_ahead && a && a->state == PIPE_ATTEMPT_PENDING && usable) {
+        ust = ahead_ready(s, o, j, round, &j->ahead);
+        if (ust == XFFL_OK && !j->ahead) { /* LATEST moved on: an ordinary job from the new version */
+            pipe_round_listing_free(&l);
+            job_free(j);
+            memset(j, 0, sizeof *j);
+            memset(plan, 0, sizeof *plan);
+            return prepare(s, o, j, plan, res);
+        }
+        if (ust == XFFL_OK) {
+            /* round v+2 has no COMMIT of ours: none can name v+1's INDEX before it exists */
+            pipe_round_listing_free(&l);
+            ust = pipe_round_list_signed(s, ++round, NULL, f->aggregator_key, &l);
+            if (ust == XFFL_OK) {
+                a = pipe_round_latest_attempt(&l, o->facility);
+                attempt = !a ? 1 : a->state == PIPE_ATTEMPT_PARTIAL ? a->attempt : a->attempt + 1;
+                a = NULL;
+            }
+        }
+    }
+    if (ust == XFFL_OK && o->round >= 0 && o->round != round)
+        ust = xffl_fail(XFFL_ERR_NOT_YET, "round %lld needs version %lld, or %s's delta for round %lld to train ahead",
+                        (long long)o->round, (long long)o->round - 1, o->facility, (long long)o->round - 1);
+    if (ust != XFFL_OK) {
+        pipe_round_listing_free(&l);
+        return ust;
+    }
+    res->round = plan->round = round;
     if (a) {
         if ((a->state == PIPE_ATTEMPT_PENDING && usable) || a->state == PIPE_ATTEMPT_ACCEPTED) {
             res->skipped = plan->skipped = 1;
@@ -278,6 +394,11 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     j->theta = xffl_alloc_big((size_t)n * 4);
     j->base_theta = xffl_alloc_big((size_t)n * 4);
     XFFL_RETURN_IF(!j->theta || !j->base_theta, XFFL_ERR_NOMEM, "model slabs (%lld floats)", (long long)n);
+    if (j->ahead) {
+        base->version = round - 1;
+        snprintf(base->index_key, sizeof base->index_key, "(v%06lld replayed ahead)", (long long)round - 1);
+        base->index_sha[0] = 0;
+    }
     xffl_log(XFFL_LOG_INFO, "%s: round %lld attempt a%d from v%06lld (%s)", o->facility, (long long)round, attempt,
              (long long)base->version, base->index_key);
     /* replayed or as an update from the base cached in --state DIR when it can, else in full */
@@ -287,7 +408,14 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
         XFFL_RETURN_IF(!j->outer, XFFL_ERR_NOMEM, "outer optimizer state (%d x %lld floats)", ns, (long long)n);
     }
     pipe_download_options dopt = {.f = f, .fed_sha = j->fed_sha, .state_dir = o->state_dir, .threads = o->threads};
-    XFFL_FORWARD(pipe_model_download(s, base, &dopt, j->t, j->base_theta, j->outer, &j->download));
+    if (j->ahead) {
+        XFFL_RETURN_IF(!o->state_dir, XFFL_ERR_USAGE, "--ahead needs --state DIR");
+        const char *keys[PIPE_MAX_FACILITIES];
+        for (int i = 0; i < j->n_ahead; i++) keys[i] = j->ahead_keys[i];
+        XFFL_FORWARD(pipe_download_ahead(s, base->version, &dopt, j->n_ahead, keys, j->t, j->base_theta, j->outer,
+                                         &j->download));
+    } else
+        XFFL_FORWARD(pipe_model_download(s, base, &dopt, j->t, j->base_theta, j->outer, &j->download));
     memcpy(j->theta, j->base_theta, (size_t)n * 4);
     XFFL_FORWARD(open_shards(o->data_glob, f, &j->sh));
     text_cursor start;
@@ -330,8 +458,20 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
                 XFFL_FORWARD(xffl_write_file_atomic(in, j->residual, (size_t)n * 4));
         }
     }
-    /* a checkpoint is resumed only by a run from the same inputs */
-    snprintf(plan->tag, sizeof plan->tag, "%s %s %lld %s %s %d %s", base->index_key, j->fed_sha, (long long)start.seq,
+    /* a checkpoint is resumed only by a run from the same inputs (ahead: the same deltas) */
+    char from[PIPE_KEY_MAX + 8];
+    snprintf(from, sizeof from, "%s", base->index_key);
+    if (j->ahead) {
+        xffl_sha256_ctx *h = xffl_sha256_create();
+        XFFL_RETURN_IF(!h, XFFL_ERR_NOMEM, "checkpoint tag");
+        for (int i = 0; i < j->n_ahead; i++) xffl_sha256_update(h, j->ahead_keys[i], strlen(j->ahead_keys[i]) + 1);
+        uint8_t d[XFFL_SHA256_LEN];
+        xffl_sha256_final(h, d);
+        xffl_sha256_free(h);
+        memcpy(from, "ahead:", 6);
+        xffl_hex_encode(d, 16, from + 6);
+    }
+    snprintf(plan->tag, sizeof plan->tag, "%s %s %lld %s %s %d %s", from, j->fed_sha, (long long)start.seq,
              j->inner_sha, o->backend ? o->backend : "auto", o->threads, kern_precision_name(o->precision));
     return XFFL_OK;
 }
@@ -371,6 +511,7 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
                                               pipe_train_result *res)
 {
     const int64_t n = j->t->total;
+    if (j->ahead) XFFL_FORWARD(ahead_confirm(s, o, j));
     for (int64_t i = 0; i < n; i++) j->theta[i] -= j->base_theta[i];
     XFFL_FORWARD(pipe_bench_attack(o->facility, plan->round, j->theta, n)); /* benchmark only: off unless set */
     text_cursor start = {.seq = plan->cursor}, end = {.seq = lr->cursor_end};
@@ -396,6 +537,11 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
                            .loss_first = lr->loss_first, .loss_last = lr->loss_last, .loss_mean = lr->loss_mean,
                            .seconds = lr->seconds, .n_extra = 15, .extra_keys = ek, .extra_values = ev,
                            .threads = o->zstd_threads, .signer = j->signer};
+    char sent[4200];
+    if (o->state_dir) {
+        snprintf(sent, sizeof sent, "%s/%s", o->state_dir, PIPE_DOWNLOAD_SENT_DIR);
+        cs.keep_dir = sent;
+    }
     xffl_log(XFFL_LOG_INFO, "%s: uploading delta (%s)", o->facility, ckpt_codec_name(j->f.encoding));
     XFFL_FORWARD(pipe_commit_delta(s, &cs, res->commit_key, &res->bytes));
     /* committed: only now does the facility's state move on */
@@ -484,7 +630,17 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
     XFFL_CHECK_GOTO(st, run_loop(c, o, &j, &plan, plan.round, plan.tag, XFFL_LOG_INFO, &lr), done);
     /* every rank finished the loop (it ends with collectives): only now may rank 0 commit */
     int64_t cst = root ? commit_round(s, o, &j, &plan, comm_size(c), &lr, res) : XFFL_OK;
+    if (root && j.ahead_missed) cst = -1;
     XFFL_CHECK_GOTO(st2, comm_broadcast(c, &cst, 1, COMM_I64, 0), fail);
+    if (cst == -1) { /* trained ahead from a replay the published version is not: again, from it */
+        pipe_loop_checkpoint_clear(c, j.sd[0] ? j.sd : NULL);
+        job_free(&j);
+        comm_close(own);
+        pipe_train_options again = *o;
+        again.ahead = 0;
+        again.round = plan.round;
+        return pipe_train(s, &again, res);
+    }
     if (cst != XFFL_OK) {
         st = root ? (xffl_status)cst : xffl_fail((xffl_status)cst, "rank 0 could not commit (its log says why)");
         goto done;

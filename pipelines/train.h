@@ -48,6 +48,9 @@ typedef struct {
                              * version and writes the delta and COMMIT */
     const pipe_trust_options *trust; /* signing key and federation.h5 pin (NULL: defaults;
                              * the pin lives in state_dir when there is one) */
+    int ahead;              /* train ahead (below); needs state_dir */
+    double ahead_wait;      /* seconds an ahead job waits for the other facilities'
+                             * deltas, then for the version (0: 600) */
 } pipe_train_options;
 
 void pipe_train_options_default(pipe_train_options *o);
@@ -72,6 +75,16 @@ typedef struct {
  * exists already or this facility has a pending or accepted attempt for the round.
  * Progress (the attempt, step lines, the upload) is logged at INFO. */
 XFFL_MUST_USE xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result *res);
+/* Training ahead (o->ahead, docs/design.md "Training ahead"): when this facility has a
+ * pending attempt for round v+1 and LATEST is still v, the job does not stop there. It
+ * waits (o->ahead_wait) until every facility of the federation has a pending attempt
+ * for round v+1, replays version v+1 from them and the version v it kept in --state DIR
+ * (pipelines/download.h), and trains round v+2 from that while the aggregation job
+ * publishes v+1. Before its COMMIT it waits for version v+1 and checks that its INDEX
+ * combined the same deltas into the same bits; when it did not (the aggregator left
+ * one out, say), the round is trained again from the published v+1, and the COMMIT
+ * names v+1's INDEX either way. NOT_YET when the deltas or the version do not come in
+ * time. Without a pending attempt for round v+1 the job is an ordinary one. */
 
 /* The inner AdamW configuration of round `round` (1-based) and the schedule position
  * of its first step: with f->inner.total_rounds = R > 0 one schedule spans the local

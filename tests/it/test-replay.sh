@@ -5,7 +5,8 @@
 # the same delta and version digests as facilities that lose their state before every
 # round (full downloads); the outer state cached for it (outer.f32) follows the
 # versions; a damaged outer.f32 or a missing delta part falls back to the full version;
-# a federation without outer state (fedavg) replays too.
+# a federation without outer state (fedavg) replays too. A facility's own delta comes
+# from the parts it kept in --state DIR/sent/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export XDG_CONFIG_HOME=${XDG_CONFIG_HOME:-$T/config}
@@ -50,6 +51,11 @@ for r in 1 2 3; do
         "$T/keep.$f.$r.err" || fail "no replay log line: $(cat "$T/keep.$f.$r.err")"
       kb=$(header "$k" download_bytes); ub=$(update_bytes keep $((r - 1))); lb=$(header "$l" download_bytes)
       [ "$kb" -lt "$ub" ] || fail "r$r $f: replay $kb bytes, not fewer than the update's $ub"
+      # its own delta comes from --state DIR/sent/, not the store: one delta's parts
+      other=$([ $f = alpha ] && echo beta || echo alpha)
+      ob=$(header "$(commit_of keep $((r - 1)) $other)" bytes)
+      [ "$kb" -lt $(( 2 * ob )) ] || fail "r$r $f: replay $kb bytes, the other's delta is $ob: its own downloaded too?"
+      ls "$T/state-keep/$f/sent/"part-*.h5 >/dev/null || fail "no sent/ parts in $f's state"
       echo "round $r $f: replay $kb bytes, update $ub bytes, full $lb bytes"
     fi
   done
@@ -74,10 +80,11 @@ diff <(grep '^tensor ' "$(commit_of bad 4 alpha)") <(grep '^tensor ' "$(commit_o
   || fail "round 4 after a damaged outer.f32: delta digests differ from the full download's"
 # ... and the full download brought the outer state back: the next round replays again
 grep -q "^v000003 " "$T/state-bad/alpha/outer.ref" || fail "outer.ref after a full download: $(cat "$T/state-bad/alpha/outer.ref")"
-part=$(ls "$T"/bad/rounds/r000003/beta/a1/part-*.h5 | head -1)
+# the other facility's delta part missing from the store (beta's own is in its sent/)
+part=$(ls "$T"/bad/rounds/r000003/alpha/a1/part-*.h5 | head -1)
 rm "$part"
 expect_rc 0 train bad beta
-[ "$(header "$(commit_of bad 4 beta)" download)" != replay ] || fail "missing delta part: still a replay"
+[ "$(header "$(commit_of bad 4 beta)" download)" = full ] || fail "missing delta part: not a full download"
 grep -q "$(basename "$part")" "$T/err" || { cat "$T/err"; fail "missing delta part not named"; }
 
 # fedavg keeps no outer state: replay from the model alone
