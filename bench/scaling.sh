@@ -9,15 +9,18 @@
 #             one train job of every step (file:// store); its final validation loss
 #             is the target L and its wall-clock time the reference
 #   2 facilities, for each encoding (XFFL_SCALE_ENCODINGS) and H (XFFL_SCALE_H, two
-#             values, the smaller first), rounds of train ‖ train then aggregate, for up
-#             to XFFL_SCALE_EXTRA times the baseline's tokens: the wall-clock time
-#             until the first version whose validation loss is <= L
+#             values, the smaller first), for up to XFFL_SCALE_EXTRA times the
+#             baseline's tokens: the wall-clock time until the first version whose
+#             validation loss is <= L. XFFL_SCALE_MODE: ahead (default; each facility
+#             runs its jobs back to back with train --ahead, the aggregation jobs run
+#             beside them) or sequential (rounds of train ‖ train, then aggregate)
 # One JSON line per configuration ({"bench":"scaling","encoding","local_steps","ratio":
 # its time / the baseline's, ...}; the fp32 line at the smaller H first; ratio null when
 # L was not reached, with final_loss and ratio_above, the whole run's time over the
 # baseline's, which the ratio would exceed), with comm_fraction: the share of a round
 # that is neither training nor aggregation (fetching, encoding, uploading: what the
-# link costs). XFFL_SCALE_PLOT
+# link costs; ahead, where aggregation runs beside training, the share that is not
+# training). XFFL_SCALE_PLOT
 # (default build/bench/scaling.svg) draws validation loss against
 # wall-clock time with gnuplot. Namespaces, links and s3rver are removed when the bench
 # ends, also after a failure. Needs root (ip netns); prints SKIP otherwise.
@@ -35,6 +38,9 @@ for t in ip tc taskset gnuplot; do command -v $t >/dev/null || { log "SKIP: $t n
 [ "$(nproc)" -ge 2 ] || { log "SKIP: needs 2 cores (one per facility)"; exit 0; }
 
 RATE=${XFFL_SCALE_RATE:-100mbit}
+# how the facilities' jobs follow each other: ahead (train --ahead, aggregation beside
+# training) or sequential (train || train, then aggregate, round after round)
+MODE=${XFFL_SCALE_MODE:-ahead}
 HS=${XFFL_SCALE_H:-25 50}
 ENCODINGS=${XFFL_SCALE_ENCODINGS:-fp32 int4 topk:16}
 # The token budget and the outer optimizer, from learning-only runs of this setting
@@ -90,6 +96,50 @@ loss_of() { # store version
 fed_baseline
 printf '0 %s\n%s %s\n' "${pre_loss:-null}" "$base_s" "$target" >"$W/base.dat"
 
+# One configuration's rounds; each appends "round end_seconds aggregate_seconds
+# train_seconds" to $W/$name.rounds (end: version r published, from t0; train: the
+# slower facility's). Uses name, url, rounds, t0.
+train_job() { # facility-index round [extra...]: one facility's job, its --json line in $W/$name.t<i>.r<r>
+  local i=$1 r=$2; shift 2
+  in_fac "$i" "$X" --json train --store "$url" --facility "${FACS[$i]}" --data "$W/data/${FACS[$i]}/*_train_*.bin" \
+    --state "$W/state-$name/${FACS[$i]}" --threads 1 --round "$r" "$@" >"$W/$name.t$i.r$r" 2>>"$W/$name.log"
+}
+json_num() { grep -o "\"$1\": *[0-9.eE+-]*" "$2" | head -1 | sed 's/.*: *//'; }
+slower_train() { # round
+  cat "$W/$name.t0.r$1" "$W/$name.t1.r$1" | grep -o '"train_seconds": *[0-9.]*' | sed 's/.*: *//' | sort -g | tail -1
+}
+# sequential: rounds of train || train, then aggregate (what chained per-round jobs do)
+run_sequential() {
+  for r in $(seq 1 "$rounds"); do
+    for i in 0 1; do train_job "$i" "$r" & eval "p$i=\$!"; done
+    wait "$p0" && wait "$p1" || { tail -20 "$W/$name.log" >&2; exit 1; }
+    ta=$(now)
+    in_st taskset -c 0,1 "$X" aggregate --store "$url" --round "$r" --threads 2 >/dev/null 2>>"$W/$name.log" ||
+      { tail -20 "$W/$name.log" >&2; exit 1; }
+    te=$(now)
+    echo "$r $(minus "$te" "$t0") $(minus "$te" "$ta") $(slower_train "$r")" >>"$W/$name.rounds"
+  done
+}
+# ahead: each facility runs its rounds' jobs back to back with train --ahead (round r+1
+# trains from its own replay of version r while the aggregation job publishes it), and
+# the aggregation jobs run beside them, one per round, each waiting for its quorum
+run_ahead() {
+  for i in 0 1; do
+    ( for r in $(seq 1 "$rounds"); do train_job "$i" "$r" --ahead --ahead-wait 600 || exit 1; done ) &
+    eval "p$i=\$!"
+  done
+  : >"$W/$name.agg"
+  for r in $(seq 1 "$rounds"); do
+    in_st taskset -c 0,1 "$X" --json aggregate --store "$url" --round "$r" --threads 2 --deadline 900 --poll 0.1 \
+      >"$W/$name.a$r" 2>>"$W/$name.log" || { kill "$p0" "$p1" 2>/dev/null; tail -20 "$W/$name.log" >&2; exit 1; }
+    te=$(now)
+    echo "$r $(minus "$te" "$t0") $(awk -v a="$(json_num seconds "$W/$name.a$r")" -v w="$(json_num wait_seconds "$W/$name.a$r")" \
+      'BEGIN {printf "%.3f", a - w}')" >>"$W/$name.agg"
+  done
+  wait "$p0" && wait "$p1" || { tail -20 "$W/$name.log" >&2; exit 1; }
+  while read -r r end agg; do echo "$r $end $agg $(slower_train "$r")"; done <"$W/$name.agg" >>"$W/$name.rounds"
+}
+
 # --- two facilities over the shaped link
 plots=("'$W/base.dat' with linespoints title 'one facility, one core'")
 configs=()
@@ -106,21 +156,7 @@ for cfg in "${configs[@]}"; do
     >/dev/null 2>"$W/$name.init.log" || { cat "$W/$name.init.log" >&2; exit 1; }
   : >"$W/$name.rounds"
   t0=$(now)
-  for r in $(seq 1 "$rounds"); do
-    for i in 0 1; do
-      in_fac "$i" "$X" --json train --store "$url" --facility "${FACS[$i]}" --data "$W/data/${FACS[$i]}/*_train_*.bin" \
-        --state "$W/state-$name/${FACS[$i]}" --threads 1 --round "$r" >"$W/$name.t$i" 2>>"$W/$name.log" &
-      eval "p$i=\$!"
-    done
-    wait "$p0" && wait "$p1" || { tail -20 "$W/$name.log" >&2; exit 1; }
-    ta=$(now)
-    in_st taskset -c 0,1 "$X" aggregate --store "$url" --round "$r" --threads 2 >/dev/null 2>>"$W/$name.log" ||
-      { tail -20 "$W/$name.log" >&2; exit 1; }
-    te=$(now)
-    train_s=$(cat "$W/$name.t0" "$W/$name.t1" | grep -o '"train_seconds": *[0-9.]*' | sed 's/.*: *//' | sort -g | tail -1)
-    # round: end time, seconds of aggregation, of the slower facility's training
-    echo "$r $(minus "$te" "$t0") $(minus "$te" "$ta") $train_s" >>"$W/$name.rounds"
-  done
+  if [ "$MODE" = ahead ]; then run_ahead; else run_sequential; fi
   # The first version at or below the baseline's loss: every stride-th version, then
   # the versions before the first hit (loss falls with rounds, but not strictly).
   stride=$(( rounds / 8 > 0 ? rounds / 8 : 1 ))
@@ -143,11 +179,11 @@ for cfg in "${configs[@]}"; do
     final=$l
   fi
   awk -v hit="${hit:-0}" -v base="$base_s" -v enc="$enc" -v h="$h" -v rounds="$rounds" -v rate="$RATE" -v tgt="$target" \
-      -v final="$final" '
+      -v final="$final" -v mode="$MODE" '
     { t[$1] = $2; agg += $3; train += $4; round += ($1 == 1 ? $2 : $2 - prev); prev = $2; n++ }
     END {
-      comm = (round - agg - train) / round
-      printf "{\"bench\": \"scaling\", \"encoding\": \"%s\", \"local_steps\": %d, ", enc, h
+      comm = (round - (mode == "ahead" ? 0 : agg) - train) / round
+      printf "{\"bench\": \"scaling\", \"encoding\": \"%s\", \"local_steps\": %d, \"mode\": \"%s\", ", enc, h, mode
       if (hit > 0) printf "\"ratio\": %.3f, \"seconds\": %.1f, \"rounds_to_target\": %d, ", t[hit] / base, t[hit], hit
       else printf "\"ratio\": null, \"seconds\": null, \"rounds_to_target\": null, \"final_loss\": %s, \"ratio_above\": %.3f, ", final, t[rounds] / base
       printf "\"baseline_seconds\": %.1f, \"target_loss\": %.4f, \"rounds_run\": %d, ", base, tgt, rounds

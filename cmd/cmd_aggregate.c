@@ -68,8 +68,8 @@ int cmd_aggregate(int argc, char **argv)
         printf("{\"version\": %lld, \"already\": false, \"contributors\": [", (long long)res.version);
         for (int i = 0; i < res.n_used; i++) printf("%s\"%s\"", i ? ", " : "", res.used[i]);
         printf("], \"rejected\": %d, \"tokens\": %lld, \"stored_bytes\": %llu, \"seconds\": %.3f, "
-               "\"pseudo_gradient_norm\": %.9g, \"update_norm\": %.9g, \"latest_written\": %s}\n",
-               res.n_rejected, (long long)res.tokens, (unsigned long long)res.stored_bytes, res.seconds,
+               "\"wait_seconds\": %.3f, \"pseudo_gradient_norm\": %.9g, \"update_norm\": %.9g, \"latest_written\": %s}\n",
+               res.n_rejected, (long long)res.tokens, (unsigned long long)res.stored_bytes, res.seconds, res.wait_seconds,
                res.stats.pg_norm, res.stats.update_norm, res.latest_written ? "true" : "false");
     } else {
         printf("v%06lld", (long long)res.version);

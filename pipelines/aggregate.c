@@ -484,7 +484,10 @@ static XFFL_MUST_USE xffl_status pipe_aggregate_signed(store *s, const pipe_aggr
         }
         pipe_round_listing_free(&l);
         if (st != XFFL_OK) goto done;
-        if (have >= quorum) break;
+        if (have >= quorum) {
+            res->wait_seconds = xffl_now() - t0;
+            break;
+        }
         /* someone else may have published this round meanwhile */
         pipe_version_ref now;
         XFFL_CHECK_GOTO(st, pipe_latest_read(s, &now), done);

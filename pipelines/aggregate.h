@@ -97,6 +97,7 @@ typedef struct {
     uint64_t stored_bytes;
     int64_t tokens;      /* this round's */
     double seconds;
+    double wait_seconds; /* of seconds, waiting for the quorum (deltas arriving are loaded meanwhile) */
     pipe_algo_stats stats;
 } pipe_aggregate_result;
 
