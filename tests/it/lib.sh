@@ -35,6 +35,10 @@ expect_setting_changes_and_reproduces() { # store-with store-without rounds what
 }
 # Two facilities' corpora, alpha (GPL-3) and beta (Apache-2.0), packed into
 # $T/data/{alpha,beta} with 10 % held out.
+# A manifest's header value: header FILE KEY.
+header() { grep "^$2=" "$1" | cut -d= -f2; }
+# The COMMIT of the latest attempt: commit_of STORE-DIR-UNDER-T ROUND FACILITY.
+commit_of() { ls "$T/$1/rounds/r$(printf %06d "$2")/$3/a"*/COMMIT-* | tail -1; }
 pack_alpha_beta() {
   local f
   mkdir -p "$T/txt/alpha" "$T/txt/beta"

@@ -17,8 +17,6 @@ train() { # store state facility [extra...]
   local st=$1 sd=$2 f=$3; shift 3
   $X train --store "$T/$st" --facility "$f" --data "$T/data/$f/*_train_*.bin" --state "$T/$sd/$f" --threads 1 "$@"
 }
-commit_of() { ls "$T/$1/rounds/r$(printf %06d "$2")/$3/a"*/COMMIT-* | tail -1; }
-header() { grep "^$2=" "$1" | cut -d= -f2; }
 tensors() { grep '^tensor ' "$1"; }
 
 for f in alpha beta; do train s state $f >/dev/null 2>&1 || fail "train r1 $f"; done

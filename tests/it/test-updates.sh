@@ -21,8 +21,6 @@ train() { # run facility [extra...]
   $X train --store "$T/$run" --facility "$f" --data "$T/data/$f/*_train_*.bin" --state "$T/state-$run/$f" \
     --threads 1 "$@"
 }
-commit_of() { ls "$T/$1/rounds/r$(printf %06d "$2")/$3/a1/"COMMIT-*; }
-header() { grep "^$2=" "$1" | cut -d= -f2; }
 
 for r in 1 2 3; do
   for run in keep lose; do
