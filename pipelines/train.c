@@ -13,8 +13,8 @@
 #include "pipelines/bench_attack.h"
 #include "pipelines/commit.h"
 #include "pipelines/loop.h"
-#include "pipelines/reproduce.h"
 #include "pipelines/download.h"
+#include "pipelines/train_job.h"
 #include "text/loader.h"
 
 void pipe_train_options_default(pipe_train_options *o)
@@ -25,15 +25,8 @@ void pipe_train_options_default(pipe_train_options *o)
     o->precision = KERN_PREC_AUTO;
 }
 
-/* Inner optimizer state as one file: int64 step, then m and v slabs. */
-typedef struct {
-    int64_t step;
-    float *m, *v;
-    int present;
-    char sha[XFFL_SHA256_HEX];
-} inner_state;
 
-static void inner_free(inner_state *s)
+void train_inner_free(inner_state *s)
 {
     free(s->m);
     free(s->v);
@@ -42,7 +35,7 @@ static void inner_free(inner_state *s)
 
 /* The file straight into step, m and v (no copy of 8n bytes through a buffer), its
  * digest taken as it is read. */
-static XFFL_MUST_USE xffl_status inner_load(const char *path, int64_t n, inner_state *s)
+XFFL_MUST_USE xffl_status train_inner_load(const char *path, int64_t n, inner_state *s)
 {
     s->m = xffl_alloc_big((size_t)n * 4);
     s->v = xffl_alloc_big((size_t)n * 4);
@@ -61,7 +54,7 @@ static XFFL_MUST_USE xffl_status inner_save(const char *path, int64_t n, const i
     return xffl_write_file_atomic_parts(path, parts, lens, 3);
 }
 
-static int file_exists(const char *p)
+int train_file_exists(const char *p)
 {
     struct stat sb;
     return stat(p, &sb) == 0;
@@ -124,7 +117,7 @@ static XFFL_MUST_USE xffl_status find_cursor(store *s, const pipe_train_options 
     if (o->state_dir) {
         char p[4096];
         snprintf(p, sizeof p, "%s/cursor", o->state_dir);
-        if (file_exists(p)) {
+        if (train_file_exists(p)) {
             void *d = NULL;
             size_t l = 0;
             XFFL_FORWARD(xffl_read_file(p, &d, &l));
@@ -155,45 +148,19 @@ static XFFL_MUST_USE xffl_status find_cursor(store *s, const pipe_train_options 
     return XFFL_OK;
 }
 
-static XFFL_MUST_USE xffl_status load_floats(const char *path, int64_t n, float *out)
+XFFL_MUST_USE xffl_status train_load_floats(const char *path, int64_t n, float *out)
 {
     void *parts[1] = {out};
     const size_t lens[1] = {(size_t)n * 4};
     return xffl_read_file_parts(path, parts, lens, 1, NULL);
 }
 
-/* What every rank of the job needs from rank 0's look at the store (sent as bytes). */
-typedef struct {
-    int64_t status, skipped, round, attempt, cursor, keep, inner_present, inner_step;
-    char why[160];
-    char tag[PIPE_KEY_MAX + 3 * XFFL_SHA256_HEX + 64];
-} round_plan;
 
-/* One round's inputs: rank 0 reads them from the store and --state DIR (prepare), the
- * others receive them (share). */
-typedef struct {
-    pipe_federation f;
-    char fed_sha[XFFL_SHA256_HEX];
-    pipe_version_ref base;
-    ckpt_param_table *t;
-    float *theta, *base_theta, *residual;
-    float *outer;       /* version v's outer optimizer state (rank 0, with --state DIR), for the next replay */
-    text_loader *sh;
-    inner_state inner;
-    char sd[4096], inner_sha[XFFL_SHA256_HEX];
-    int lossy;
-    xffl_signer *signer; /* the facility's key (NULL: unsigned federation) */
-    pipe_download download; /* how version v's model came (route, bytes) */
-    int ahead;          /* base is version base.version replayed ahead of its INDEX, from: */
-    int n_ahead;
-    char ahead_keys[PIPE_MAX_FACILITIES][PIPE_KEY_MAX]; /* the COMMITs, sorted by facility */
-    int ahead_missed;   /* the published version is not the replay: train again */
-} round_job;
 
-static void job_free(round_job *j)
+void train_job_free(round_job *j)
 {
     text_loader_close(j->sh);
-    inner_free(&j->inner);
+    train_inner_free(&j->inner);
     free(j->theta);
     free(j->base_theta);
     free(j->residual);
@@ -220,7 +187,7 @@ static XFFL_MUST_USE xffl_status trust_round(store *s, const pipe_train_options 
 }
 
 /* The facility's shards, read in the federation's order (data_strided: text/loader.h). */
-static XFFL_MUST_USE xffl_status open_shards(const char *glob, const pipe_federation *f, text_loader **out)
+XFFL_MUST_USE xffl_status train_open_shards(const char *glob, const pipe_federation *f, text_loader **out)
 {
     XFFL_FORWARD(text_loader_open(glob, f->model.vocab_size, f->tokenizer_sha256, out));
     if (f->data_strided) text_loader_stride(*out, f->seed);
@@ -350,7 +317,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
         ust = ahead_ready(s, o, j, round, &j->ahead);
         if (ust == XFFL_OK && !j->ahead) { /* LATEST moved on: an ordinary job from the new version */
             pipe_round_listing_free(&l);
-            job_free(j);
+            train_job_free(j);
             memset(j, 0, sizeof *j);
             memset(plan, 0, sizeof *plan);
             return prepare(s, o, j, plan, res);
@@ -417,7 +384,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     } else
         XFFL_FORWARD(pipe_model_download(s, base, &dopt, j->t, j->base_theta, j->outer, &j->download));
     memcpy(j->theta, j->base_theta, (size_t)n * 4);
-    XFFL_FORWARD(open_shards(o->data_glob, f, &j->sh));
+    XFFL_FORWARD(train_open_shards(o->data_glob, f, &j->sh));
     text_cursor start;
     XFFL_FORWARD(find_cursor(s, o, round, &start));
     plan->cursor = start.seq;
@@ -431,8 +398,8 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     snprintf(j->inner_sha, sizeof j->inner_sha, "none");
     if (keep && o->state_dir) {
         snprintf(p, sizeof p, "%s/inner.bin", o->state_dir);
-        if (file_exists(p)) {
-            XFFL_FORWARD(inner_load(p, n, &j->inner));
+        if (train_file_exists(p)) {
+            XFFL_FORWARD(train_inner_load(p, n, &j->inner));
             snprintf(j->inner_sha, sizeof j->inner_sha, "%s", j->inner.sha);
             /* the round's input, for reproduce --train: a second name of the file, which
              * the commit replaces by rename (a copy was 47 MB of fsync'd writes a round
@@ -451,8 +418,8 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
             char in[4200];
             snprintf(p, sizeof p, "%s/residual.f32", o->state_dir);
             snprintf(in, sizeof in, "%s/residual.f32", j->sd);
-            if (file_exists(p)) {
-                XFFL_FORWARD(load_floats(p, n, j->residual));
+            if (train_file_exists(p)) {
+                XFFL_FORWARD(train_load_floats(p, n, j->residual));
                 XFFL_FORWARD(xffl_link_or_copy(p, in));
             } else
                 XFFL_FORWARD(xffl_write_file_atomic(in, j->residual, (size_t)n * 4));
@@ -485,7 +452,7 @@ static XFFL_MUST_USE xffl_status share(xffl_comm *c, const pipe_train_options *o
         XFFL_FORWARD(ckpt_param_table_create(&j->f.model, &j->t));
         j->theta = xffl_alloc_big((size_t)j->t->total * 4);
         XFFL_RETURN_IF(!j->theta, XFFL_ERR_NOMEM, "model slab (%lld floats)", (long long)j->t->total);
-        XFFL_FORWARD(open_shards(o->data_glob, &j->f, &j->sh));
+        XFFL_FORWARD(train_open_shards(o->data_glob, &j->f, &j->sh));
         if (o->state_dir) snprintf(j->sd, sizeof j->sd, "%s/r%06lld", o->state_dir, (long long)plan->round);
     }
     const size_t n = (size_t)j->t->total;
@@ -575,7 +542,7 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
 }
 
 /* The loop on every rank, with the job's inner state. */
-static XFFL_MUST_USE xffl_status run_loop(xffl_comm *c, const pipe_train_options *o, round_job *j,
+XFFL_MUST_USE xffl_status train_run_loop(xffl_comm *c, const pipe_train_options *o, round_job *j,
                                           const round_plan *plan, int64_t round, const char *tag,
                                           xffl_log_level progress, pipe_loop_result *lr)
 {
@@ -627,14 +594,14 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
     res->attempt = (int)plan.attempt;
     XFFL_CHECK_GOTO(st, share(c, o, &j, &plan), done);
     pipe_loop_result lr;
-    XFFL_CHECK_GOTO(st, run_loop(c, o, &j, &plan, plan.round, plan.tag, XFFL_LOG_INFO, &lr), done);
+    XFFL_CHECK_GOTO(st, train_run_loop(c, o, &j, &plan, plan.round, plan.tag, XFFL_LOG_INFO, &lr), done);
     /* every rank finished the loop (it ends with collectives): only now may rank 0 commit */
     int64_t cst = root ? commit_round(s, o, &j, &plan, comm_size(c), &lr, res) : XFFL_OK;
     if (root && j.ahead_missed) cst = -1;
     XFFL_CHECK_GOTO(st2, comm_broadcast(c, &cst, 1, COMM_I64, 0), fail);
     if (cst == -1) { /* trained ahead from a replay the published version is not: again, from it */
         pipe_loop_checkpoint_clear(c, j.sd[0] ? j.sd : NULL);
-        job_free(&j);
+        train_job_free(&j);
         comm_close(own);
         pipe_train_options again = *o;
         again.ahead = 0;
@@ -650,163 +617,8 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
 fail:
     st = st2;
 done:
-    job_free(&j);
+    train_job_free(&j);
     comm_close(own);
     res->seconds = xffl_now() - t0;
-    return st;
-}
-
-xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_train_reproduce_report *out)
-{
-    memset(out, 0, sizeof *out);
-    round_job j;
-    round_plan plan;
-    memset(&j, 0, sizeof j);
-    memset(&plan, 0, sizeof plan);
-    pipe_federation *f = &j.f;
-    pipe_version_ref vref;
-    ckpt_manifest *idx = NULL, *m = NULL, *mine = NULL;
-    XFFL_FORWARD(pipe_reproduce_find_version(s, o->round, &vref, &idx));
-    xffl_status fst = pipe_federation_load_for(s, &vref, f, j.fed_sha);
-    if (fst == XFFL_OK) fst = pipe_trust_check_index(s, f, &vref, NULL);
-    if (fst != XFFL_OK) ckpt_manifest_free(idx);
-    XFFL_FORWARD(fst);
-    const char *ck = NULL;
-    for (int i = 0; i < idx->n_contributors; i++)
-        if (!strcmp(idx->contributors[i].facility, o->facility)) ck = idx->contributors[i].key;
-    char *tmp = NULL;
-    ckpt_delta_file *files = NULL;
-    int nf = 0;
-    xffl_status st = XFFL_OK;
-    if (!ck) {
-        st = xffl_fail(XFFL_ERR_NOT_FOUND, "%s did not contribute to version %lld (%s)", o->facility,
-                       (long long)o->round, vref.index_key);
-        goto done;
-    }
-    XFFL_CHECK_GOTO(st, pipe_manifest_load(s, ck, NULL, &m, NULL), done);
-    const char *bk, *cur, *isha, *shards;
-    XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "base_index", &bk), done);
-    XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "cursor", &cur), done);
-    XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "inner_state", &isha), done);
-    XFFL_CHECK_GOTO(st, ckpt_manifest_require(m, ck, "shards", &shards), done);
-    const char *thr = ckpt_manifest_get(m, "threads"), *be = ckpt_manifest_get(m, "backend");
-    const char *rk = ckpt_manifest_get(m, "ranks"), *ac = ckpt_manifest_get(m, "accumulate");
-    const char *pr = ckpt_manifest_get(m, "precision"), *isa = ckpt_manifest_get(m, "isa");
-    pipe_train_options oo = *o;
-    /* the recorded precision (a COMMIT without one predates the setting: fp32) */
-    XFFL_CHECK_GOTO(st, kern_precision_parse(pr && *pr ? pr : "fp32", &oo.precision), done);
-    if (isa && strcmp(isa, kern_cpu_isa()) != 0)
-        xffl_log(XFFL_LOG_WARN, "note: %s trained on isa %s, re-running on %s: bits may differ", ck, isa,
-                 kern_cpu_isa());
-    /* by default, re-run with the thread count the COMMIT records */
-    if (oo.threads == 0 && thr) oo.threads = atoi(thr);
-    /* R ranks with K micro-batches each give the bits of one rank with R*K (loop.h) */
-    int micro = (rk ? atoi(rk) : 1) * (ac ? atoi(ac) : 1);
-    oo.accumulate = micro > 0 ? micro : 1;
-    oo.comm = NULL;
-    oo.checkpoint_every = 0;
-    char othr[16];
-    snprintf(othr, sizeof othr, "%d", oo.threads);
-    if (thr && strcmp(thr, othr) != 0)
-        xffl_log(XFFL_LOG_WARN, "note: %s trained with --threads %s, re-running with %s: bits may differ", ck, thr, othr);
-    if (be && o->backend && strcmp(be, o->backend) != 0)
-        xffl_log(XFFL_LOG_WARN, "note: %s trained on backend %s, re-running on %s: bits may differ", ck, be,
-                 o->backend);
-    XFFL_CHECK_GOTO(st, pipe_reproduce_find_version(s, o->round - 1, &j.base, NULL), done);
-    if (strcmp(j.base.index_key, bk) != 0) {
-        st = xffl_fail(XFFL_ERR_INVALID, "%s was built on %s, but version %lld is %s", ck, bk, (long long)o->round - 1,
-                       j.base.index_key);
-        goto done;
-    }
-    XFFL_CHECK_GOTO(st, ckpt_param_table_create(&f->model, &j.t), done);
-    const int64_t n = j.t->total;
-    j.theta = xffl_alloc_big((size_t)n * 4);
-    j.base_theta = xffl_alloc_big((size_t)n * 4);
-    if (!j.theta || !j.base_theta) {
-        st = xffl_fail(XFFL_ERR_NOMEM, "model slabs");
-        goto done;
-    }
-    {
-        const char *groups[] = {"model"};
-        float *slabs[] = {j.base_theta};
-        XFFL_CHECK_GOTO(st, pipe_version_fetch(s, &j.base, j.t, 1, groups, slabs, NULL), done);
-    }
-    memcpy(j.theta, j.base_theta, (size_t)n * 4);
-    XFFL_CHECK_GOTO(st, open_shards(o->data_glob, f, &j.sh), done);
-    if (strcmp(text_loader_digests(j.sh), shards) != 0) {
-        st = xffl_fail(XFFL_ERR_INVALID, "--data %s is not the data %s trained on (shards %s, COMMIT says %s)",
-                       o->data_glob, ck, text_loader_digests(j.sh), shards);
-        goto done;
-    }
-    text_cursor start;
-    XFFL_CHECK_GOTO(st, text_cursor_parse(cur, &start), done);
-    plan.cursor = start.seq;
-    plan.keep = strcmp(isha, "none") != 0;
-    char p[4200];
-    if (plan.keep) {
-        if (!o->state_dir) {
-            st = xffl_fail(XFFL_ERR_USAGE, "%s used kept inner state: --state DIR is needed", ck);
-            goto done;
-        }
-        snprintf(p, sizeof p, "%s/r%06lld/inner.bin", o->state_dir, (long long)o->round);
-        XFFL_CHECK_GOTO(st, inner_load(p, n, &j.inner), done);
-        if (strcmp(j.inner.sha, isha) != 0) {
-            st = xffl_fail(XFFL_ERR_INVALID, "%s: digest %.12s, but %s used inner state %.12s", p, j.inner.sha, ck, isha);
-            goto done;
-        }
-    }
-    if (ckpt_codec_lossy(f->encoding)) {
-        j.residual = calloc((size_t)n, 4);
-        if (!j.residual) {
-            st = xffl_fail(XFFL_ERR_NOMEM, "residual");
-            goto done;
-        }
-        if (o->state_dir) {
-            snprintf(p, sizeof p, "%s/r%06lld/residual.f32", o->state_dir, (long long)o->round);
-            if (file_exists(p)) XFFL_CHECK_GOTO(st, load_floats(p, n, j.residual), done);
-        }
-    }
-    if (plan.keep && !j.inner.m) {
-        j.inner.m = xffl_alloc_big((size_t)n * 4);
-        j.inner.v = xffl_alloc_big((size_t)n * 4);
-        if (!j.inner.m || !j.inner.v) {
-            st = xffl_fail(XFFL_ERR_NOMEM, "inner state");
-            goto done;
-        }
-    }
-    pipe_loop_result lr;
-    XFFL_CHECK_GOTO(st, run_loop(NULL, &oo, &j, &plan, o->round, NULL, XFFL_LOG_DEBUG, &lr), done);
-    for (int64_t i = 0; i < n; i++) j.theta[i] -= j.base_theta[i];
-    XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-retrain", &tmp), done);
-    XFFL_CHECK_GOTO(st, ckpt_manifest_create(&mine), done);
-    ckpt_delta_meta meta = {.round = o->round, .base_version = j.base.version, .base_index = j.base.index_key,
-                            .facility = o->facility, .tokens = lr.tokens, .steps = lr.steps};
-    pipe_federation_delta_codec(f, o->round, &meta);
-    XFFL_CHECK_GOTO(st, ckpt_delta_write(tmp, j.t, j.theta, &meta, j.residual, 0, NULL, "", mine, &files, &nf), done);
-    char first[128] = "";
-    for (int i = 0; i < m->n_tensors; i++) {
-        int k = ckpt_manifest_find_tensor(mine, m->tensors[i].name);
-        out->tensors_compared++;
-        if (k < 0 || strcmp(mine->tensors[k].sha256, m->tensors[i].sha256) != 0) {
-            out->tensors_differ++;
-            xffl_log(XFFL_LOG_ERROR, "differs: delta tensor %s of %s: stored %.12s, re-trained %.12s",
-                     m->tensors[i].name, o->facility, m->tensors[i].sha256, k < 0 ? "(missing)" : mine->tensors[k].sha256);
-            if (!first[0]) snprintf(first, sizeof first, "%s", m->tensors[i].name);
-        }
-    }
-    if (out->tensors_differ)
-        st = xffl_fail(XFFL_ERR_INVALID, "%s's training for round %lld does not reproduce: %d of %d delta tensors "
-                       "differ (first: %s)", o->facility, (long long)o->round, out->tensors_differ,
-                       out->tensors_compared, first);
-done:
-    free(files);
-    if (tmp) {
-        xffl_rmtree_cleanup(tmp);
-        free(tmp);
-    }
-    job_free(&j);
-    ckpt_manifest_free(idx);
-    ckpt_manifest_free(m);
-    ckpt_manifest_free(mine);
     return st;
 }

@@ -1,0 +1,66 @@
+/* The train job's internals, shared by train.c (the job) and train_reproduce.c
+ * (reproduce --train runs the same loop from a COMMIT's inputs). Not an interface:
+ * pipelines/train.h is. */
+#ifndef XFFL_PIPE_TRAIN_JOB_H
+#define XFFL_PIPE_TRAIN_JOB_H
+
+#include <stdint.h>
+#include "common/digest.h"
+#include "common/sign.h"
+#include "common/status.h"
+#include "pipelines/train.h"
+#include "text/loader.h"
+
+/* Inner optimizer state as one file: int64 step, then m and v slabs. */
+typedef struct {
+    int64_t step;
+    float *m, *v;
+    int present;
+    char sha[XFFL_SHA256_HEX];
+} inner_state;
+void train_inner_free(inner_state *s);
+/* The file straight into step, m and v (no copy of 8n bytes through a buffer), its
+ * digest taken as it is read. */
+XFFL_MUST_USE xffl_status train_inner_load(const char *path, int64_t n, inner_state *s);
+
+/* What every rank of the job needs from rank 0's look at the store (sent as bytes). */
+typedef struct {
+    int64_t status, skipped, round, attempt, cursor, keep, inner_present, inner_step;
+    char why[160];
+    char tag[PIPE_KEY_MAX + 3 * XFFL_SHA256_HEX + 64];
+} round_plan;
+
+/* One round's inputs: rank 0 reads them from the store and --state DIR (prepare), the
+ * others receive them (share). */
+typedef struct {
+    pipe_federation f;
+    char fed_sha[XFFL_SHA256_HEX];
+    pipe_version_ref base;
+    ckpt_param_table *t;
+    float *theta, *base_theta, *residual;
+    float *outer;       /* version v's outer optimizer state (rank 0, with --state DIR), for the next replay */
+    text_loader *sh;
+    inner_state inner;
+    char sd[4096], inner_sha[XFFL_SHA256_HEX];
+    int lossy;
+    xffl_signer *signer; /* the facility's key (NULL: unsigned federation) */
+    pipe_download download; /* how version v's model came (route, bytes) */
+    int ahead;          /* base is version base.version replayed ahead of its INDEX, from: */
+    int n_ahead;
+    char ahead_keys[PIPE_MAX_FACILITIES][PIPE_KEY_MAX]; /* the COMMITs, sorted by facility */
+    int ahead_missed;   /* the published version is not the replay: train again */
+} round_job;
+void train_job_free(round_job *j);
+
+int train_file_exists(const char *p);
+/* n floats of the file at path into out (a wrong size names the file) */
+XFFL_MUST_USE xffl_status train_load_floats(const char *path, int64_t n, float *out);
+/* The facility's shards, read in the federation's order (data_strided: text/loader.h). */
+XFFL_MUST_USE xffl_status train_open_shards(const char *glob, const pipe_federation *f, text_loader **out);
+/* The loop on every rank of c (NULL: one), with the job's inner state; tag (NULL: no
+ * checkpoints) names the inputs a loop checkpoint may be resumed from. */
+XFFL_MUST_USE xffl_status train_run_loop(xffl_comm *c, const pipe_train_options *o, round_job *j,
+                                         const round_plan *plan, int64_t round, const char *tag,
+                                         xffl_log_level progress, pipe_loop_result *lr);
+
+#endif
