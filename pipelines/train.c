@@ -379,8 +379,20 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
         XFFL_RETURN_IF(!o->state_dir, XFFL_ERR_USAGE, "--ahead needs --state DIR");
         const char *keys[PIPE_MAX_FACILITIES];
         for (int i = 0; i < j->n_ahead; i++) keys[i] = j->ahead_keys[i];
-        XFFL_FORWARD(pipe_download_ahead(s, base->version, &dopt, j->n_ahead, keys, j->t, j->base_theta, j->outer,
-                                         &j->download));
+        xffl_status ast = pipe_download_ahead(s, base->version, &dopt, j->n_ahead, keys, j->t, j->base_theta,
+                                              j->outer, &j->download);
+        if (ast != XFFL_OK) { /* no cache of v, a delta that does not load: the job an ordinary one would be */
+            xffl_log(ast == XFFL_ERR_NOT_FOUND ? XFFL_LOG_INFO : XFFL_LOG_WARN,
+                     "%s%s: cannot train round %lld ahead (%s); as without --ahead",
+                     ast == XFFL_ERR_NOT_FOUND ? "" : "warning: ", o->facility, (long long)round, xffl_errmsg());
+            train_job_free(j);
+            memset(j, 0, sizeof *j);
+            memset(plan, 0, sizeof *plan);
+            memset(res, 0, sizeof *res);
+            pipe_train_options plain = *o;
+            plain.ahead = 0;
+            return prepare(s, &plain, j, plan, res);
+        }
     } else
         XFFL_FORWARD(pipe_model_download(s, base, &dopt, j->t, j->base_theta, j->outer, &j->download));
     memcpy(j->theta, j->base_theta, (size_t)n * 4);

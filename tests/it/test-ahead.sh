@@ -5,7 +5,8 @@
 # delta as the ordinary job run after version 2. When the published version 2 is not
 # the replay (the aggregator left a damaged delta out), the round is trained again
 # from it, with the same result as the ordinary job. Without every facility's delta it
-# exits 75 after --ahead-wait; without --state it is a usage error.
+# exits 75 after --ahead-wait; without a cached version to replay from it is the
+# ordinary job; without --state it is a usage error.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export XDG_CONFIG_HOME=${XDG_CONFIG_HOME:-$T/config}
@@ -66,6 +67,15 @@ rm -rf "$T"/m-ctl/rounds/r000003
 train m-ctl state-m-ctl alpha >/dev/null 2>&1 || fail "train m-ctl r3"
 diff <(tensors "$(commit_of m 3 alpha)") <(tensors "$(commit_of m-ctl 3 alpha)") >/dev/null \
   || fail "retrained round differs from the ordinary job's"
+
+# --- no cached version 1 (the state directory was lost after round 2's delta): the job
+# is what it would be without --ahead (nothing to do until version 2)
+cp -a "$T/s0" "$T/l"; cp -a "$T/state0" "$T/state-l"
+rm -f "$T"/state-l/alpha/base.* "$T"/state-l/alpha/outer.*
+expect_rc 0 train l state-l alpha --ahead
+grep -q "cannot train round 3 ahead" "$T/err" || { cat "$T/err"; fail "no 'cannot train ahead' line"; }
+grep -q "nothing to do" "$T/err" || { cat "$T/err"; fail "not an ordinary no-op"; }
+[ ! -e "$T/l/rounds/r000003" ] || fail "round 3 written without a replay"
 
 # --- not every delta in: 75 after --ahead-wait; --ahead without --state: usage
 cp -a "$T/s0" "$T/n"; cp -a "$T/state0" "$T/state-n"
