@@ -157,27 +157,32 @@ for cfg in "${configs[@]}"; do
   : >"$W/$name.rounds"
   t0=$(now)
   if [ "$MODE" = ahead ]; then run_ahead; else run_sequential; fi
-  # The first version at or below the baseline's loss: every stride-th version, then
-  # the versions before the first hit (loss falls with rounds, but not strictly).
+  # The first version at or below the baseline's loss. Loss falls with rounds, but not
+  # strictly (non-IID facilities: a version can dip below L and the next come back
+  # above), so from the round where a facility has trained 0.4 x the baseline's steps
+  # every version is evaluated, as learning_bound does; before it every stride-th one
+  # (points for the plot; one at or below L there sends the scan back over its gap).
   stride=$(( rounds / 8 > 0 ? rounds / 8 : 1 ))
+  win=$(( (base_steps * 4 + h * 10 - 1) / (h * 10) ))
   echo "0 ${pre_loss:-null}" >"$W/$name.dat"
-  hit=''
-  # (the last round too: a run that reaches L only at its end must not read as missing it)
-  for v in $(seq "$stride" "$stride" "$rounds"; [ $(( rounds % stride )) -eq 0 ] || echo "$rounds"); do
+  hit='' prev=0
+  for v in $(seq 1 "$rounds"); do
+    [ "$v" -ge "$win" ] || [ $(( v % stride )) -eq 0 ] || continue
     l=$(loss_of "$url" "$v")
     echo "$(awk -v v="$v" '$1 == v {print $2}' "$W/$name.rounds") $l" >>"$W/$name.dat"
-    if awk -v l="$l" -v t="$target" 'BEGIN {exit !(l <= t)}'; then hit=$v; break; fi
+    if awk -v l="$l" -v t="$target" 'BEGIN {exit !(l <= t)}'; then
+      hit=$v
+      for u in $(seq $(( prev + 1 )) $(( v - 1 ))); do
+        l=$(loss_of "$url" "$u")
+        if awk -v l="$l" -v t="$target" 'BEGIN {exit !(l <= t)}'; then hit=$u; break; fi
+      done
+      break
+    fi
+    prev=$v
   done
-  if [ -n "$hit" ]; then
-    for v in $(seq $(( hit - stride + 1 )) $(( hit - 1 ))); do
-      [ "$v" -ge 1 ] || continue
-      l=$(loss_of "$url" "$v")
-      if awk -v l="$l" -v t="$target" 'BEGIN {exit !(l <= t)}'; then hit=$v; break; fi
-    done
-    final=null
-  else # not reached: the last version's loss (the scan's last), the whole run a lower bound
-    final=$l
-  fi
+  # not reached: the last version's loss (every version from win is evaluated), the
+  # whole run a lower bound
+  if [ -n "$hit" ]; then final=null; else final=$l; fi
   awk -v hit="${hit:-0}" -v base="$base_s" -v enc="$enc" -v h="$h" -v rounds="$rounds" -v rate="$RATE" -v tgt="$target" \
       -v final="$final" -v mode="$MODE" '
     { t[$1] = $2; agg += $3; train += $4; round += ($1 == 1 ? $2 : $2 - prev); prev = $2; n++ }
