@@ -194,6 +194,12 @@ XFFL_MUST_USE xffl_status train_open_shards(const char *glob, const pipe_federat
     return XFFL_OK;
 }
 
+/* the COMMIT keys a round trained ahead was replayed from, as the list download.h takes */
+static void ahead_key_list(const round_job *j, const char **keys)
+{
+    for (int i = 0; i < j->n_ahead; i++) keys[i] = j->ahead_keys[i];
+}
+
 static double ahead_wait(const pipe_train_options *o)
 {
     return o->ahead_wait > 0 ? o->ahead_wait : 600;
@@ -258,7 +264,7 @@ static XFFL_MUST_USE xffl_status ahead_confirm(store *s, const pipe_train_option
     XFFL_FORWARD(st);
     if (ref.version != j->base.version) XFFL_FORWARD(pipe_version_resolve(s, j->base.version, &ref));
     const char *keys[PIPE_MAX_FACILITIES];
-    for (int i = 0; i < j->n_ahead; i++) keys[i] = j->ahead_keys[i];
+    ahead_key_list(j, keys);
     pipe_download_options dopt = {.f = &j->f, .fed_sha = j->fed_sha, .state_dir = o->state_dir, .threads = o->threads};
     st = pipe_download_matches(s, &ref, &dopt, j->n_ahead, keys, j->t, j->base_theta, j->outer);
     if (st == XFFL_ERR_INVALID || st == XFFL_ERR_CORRUPT) {
@@ -378,7 +384,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     if (j->ahead) {
         XFFL_RETURN_IF(!o->state_dir, XFFL_ERR_USAGE, "--ahead needs --state DIR");
         const char *keys[PIPE_MAX_FACILITIES];
-        for (int i = 0; i < j->n_ahead; i++) keys[i] = j->ahead_keys[i];
+        ahead_key_list(j, keys);
         xffl_status ast = pipe_download_ahead(s, base->version, &dopt, j->n_ahead, keys, j->t, j->base_theta,
                                               j->outer, &j->download);
         if (ast != XFFL_OK) { /* no cache of v, a delta that does not load: the job an ordinary one would be */
