@@ -125,7 +125,7 @@ run_sequential() {
 # the aggregation jobs run beside them, one per round, each waiting for its quorum
 run_ahead() {
   for i in 0 1; do
-    ( for r in $(seq 1 "$rounds"); do train_job "$i" "$r" --ahead --ahead-wait 600 || exit 1; done ) &
+    ( for r in $(seq 1 "$rounds"); do train_job "$i" "$r" --ahead --wait 600 || exit 1; done ) &
     eval "p$i=\$!"
   done
   : >"$W/$name.agg"

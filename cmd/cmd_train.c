@@ -1,4 +1,4 @@
-/* xffl train: one facility's job for one round. */
+/* xffl train: one facility's job for one round, or --rounds N of them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,8 @@
 
 static const char *help =
     "usage: xffl train --store URL --facility NAME --data GLOB [--round R] [--state DIR]\n"
-    "                  [--keep-inner-state] [--backend cpu|cuda] [--threads N]\n"
+    "                  [--rounds N] [--ahead] [--wait S] [--poll S] [--keep-inner-state]\n"
+    "                  [--backend cpu|cuda] [--threads N]\n"
     "                  [--accumulate K] [--optimizer auto|sharded|replicated]\n"
     "                  [--precision auto|fp32|bf16]\n"
     "                  [--checkpoint-every N] [--recompute] [--ranks N]\n"
@@ -31,6 +32,10 @@ static const char *help =
     "                       and the delta it sent, so the next version comes as a replay\n"
     "                       of its aggregation or an update, not in full (never in the\n"
     "                       store)\n"
+    "  --rounds N           rounds R..R+N-1 in this one process, each as its own job\n"
+    "                       would run it (the same bits), waiting for version R before\n"
+    "                       round R+1; a round's memory, and a GPU's model, are not set\n"
+    "                       up again (default 1)\n"
     "  --keep-inner-state   keep AdamW state across rounds in --state DIR\n"
     "  --ahead              when this facility's delta for round R is in and version R is\n"
     "                       not yet: wait for every facility's delta, replay version R\n"
@@ -38,8 +43,10 @@ static const char *help =
     "                       aggregation job publishes R; the COMMIT waits for version R\n"
     "                       and names it, or the round is trained again from it when it\n"
     "                       differs\n"
-    "  --ahead-wait S       how long --ahead waits for those deltas, then for version R\n"
-    "                       (default 600; then exit 75)\n"
+    "  --wait S             how long --ahead waits for those deltas, then for version R,\n"
+    "                       and --rounds for each next version (default 600; then exit 75)\n"
+    "  --poll S             longest pause between looks at the store while waiting\n"
+    "                       (default 1; the first pauses are shorter)\n"
     "  --backend B          cpu (default) or cuda\n"
     "  --threads N          cpu threads (default: all cores)\n"
     "  --precision P        cpu GEMMs: auto (default: bf16 where the CPU has bf16 units,\n"
@@ -59,10 +66,49 @@ static const char *help =
     "  --dry-run            one rank's memory plan, and whether it fits; trains nothing\n"
     "                       (its flags: xffl train --dry-run --help)\n" CLI_TRUST_FLAGS_HELP CLI_STORE_FLAGS_HELP
     "\n"
-    "stdout: 'round R a<N> <COMMIT key> tokens T loss FIRST -> LAST' (--json: object).\n"
+    "stdout: 'round R a<N> <COMMIT key> tokens T loss FIRST -> LAST' (--json: an object),\n"
+    "one line a round.\n"
     "exit codes: 0 committed or nothing to do, 1 failed, 2 usage (unknown facility\n"
     "too), 65 bad data or checkpoint, 74 store unreachable, 75 base version not there.\n";
 
+
+/* rank 0, after each round */
+static void print_round(void *ctx, const pipe_train_result *r)
+{
+    (void)ctx;
+    if (r->skipped) {
+        xffl_log(XFFL_LOG_INFO, "nothing to do: %s", r->why);
+        if (!cli_json) printf("round %lld skipped: %s\n", (long long)r->round, r->why);
+        else {
+            printf("{\"round\": %lld, \"skipped\": true, \"why\": ", (long long)r->round);
+            cli_json_str(r->why);
+            printf("}\n");
+        }
+    } else {
+        xffl_log(XFFL_LOG_INFO, "committed %s (%llu bytes) in %.1fs", r->commit_key, (unsigned long long)r->bytes,
+                 r->seconds);
+        if (!cli_json)
+            printf("round %lld a%d %s tokens %lld loss %.4f -> %.4f download %s %llu bytes\n", (long long)r->round,
+                   r->attempt, r->commit_key, (long long)r->tokens, r->loss_first, r->loss_last,
+                   pipe_download_route_name(r->download_route), (unsigned long long)r->download_bytes);
+        else {
+            printf("{\"round\": %lld, \"skipped\": false, \"attempt\": %d, \"commit\": ", (long long)r->round,
+                   r->attempt);
+            cli_json_str(r->commit_key);
+            printf(", \"tokens\": %lld, \"steps\": %lld, \"loss_first\": %.6f, \"loss_last\": %.6f, "
+                   "\"loss_mean\": %.6f, \"bytes\": %llu, \"download\": \"%s\", \"download_bytes\": %llu, "
+                   "\"train_seconds\": %.3f, \"step_seconds_median\": %.4f, \"seconds\": %.3f, \"cursor_start\": ",
+                   (long long)r->tokens, (long long)r->steps, r->loss_first, r->loss_last, r->loss_mean,
+                   (unsigned long long)r->bytes, pipe_download_route_name(r->download_route),
+                   (unsigned long long)r->download_bytes, r->train_seconds, r->step_seconds_median, r->seconds);
+            cli_json_str(r->cursor_start);
+            printf(", \"cursor_end\": ");
+            cli_json_str(r->cursor_end);
+            printf("}\n");
+        }
+    }
+    fflush(stdout); /* each round's line as it ends, for whoever follows a --rounds job */
+}
 
 int cmd_train(int argc, char **argv)
 {
@@ -79,7 +125,7 @@ int cmd_train(int argc, char **argv)
     pipe_trust_options trust = {0};
     o.trust = &trust;
     const char *url, *optimizer = "auto", *precision = "auto";
-    int ranks = 1;
+    int ranks = 1, rounds = 1;
     const cli_opt opts[] = {{"--facility", CLI_STR, &o.facility, 0, 0, NULL},
                             {"--data", CLI_STR, &o.data_glob, 0, 0, NULL},
                             {"--state", CLI_STR, &o.state_dir, 0, 0, NULL},
@@ -94,7 +140,9 @@ int cmd_train(int argc, char **argv)
                             {"--recompute", CLI_FLAG, &o.recompute, 0, 0, NULL},
                             {"--ranks", CLI_INT, &ranks, 1, 4096, NULL},
                             {"--ahead", CLI_FLAG, &o.ahead, 0, 0, NULL},
-                            {"--ahead-wait", CLI_DOUBLE, &o.ahead_wait, 1, 86400, NULL},
+                            {"--wait", CLI_DOUBLE, &o.wait, 1, 86400, NULL},
+                            {"--poll", CLI_SECONDS, &o.poll, 0, 0, NULL},
+                            {"--rounds", CLI_INT, &rounds, 1, 1000000, NULL},
                             CLI_TRUST_OPTS(&trust),
                             {0}};
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
@@ -123,46 +171,13 @@ int cmd_train(int argc, char **argv)
         return cli_usage_error(cmd, "SLURM_NTASKS=%s but this process is not one of several MPI ranks: start the "
                                     "tasks through MPI (srun --mpi, mpirun) or submit one task", ntasks);
     }
-    const int root = comm_rank(o.comm) == 0;
     store *s;
     if ((rc = cli_open_store(cmd, url, &so, &s))) {
         comm_close(o.comm);
         return rc;
     }
-    pipe_train_result r;
-    st = pipe_train(s, &o, &r);
+    st = pipe_train_rounds(s, &o, rounds, print_round, NULL);
     store_close(s);
     comm_close(o.comm);
-    if (st != XFFL_OK) return cli_report(cmd, st);
-    if (!root) return 0;
-    if (r.skipped) {
-        xffl_log(XFFL_LOG_INFO, "nothing to do: %s", r.why);
-        if (cli_json) {
-            printf("{\"round\": %lld, \"skipped\": true, \"why\": ", (long long)r.round);
-            cli_json_str(r.why);
-            printf("}\n");
-        } else
-            printf("round %lld skipped: %s\n", (long long)r.round, r.why);
-        return 0;
-    }
-    xffl_log(XFFL_LOG_INFO, "committed %s (%llu bytes) in %.1fs", r.commit_key, (unsigned long long)r.bytes,
-             r.seconds);
-    if (cli_json) {
-        printf("{\"round\": %lld, \"skipped\": false, \"attempt\": %d, \"commit\": ", (long long)r.round, r.attempt);
-        cli_json_str(r.commit_key);
-        printf(", \"tokens\": %lld, \"steps\": %lld, \"loss_first\": %.6f, \"loss_last\": %.6f, \"loss_mean\": %.6f, "
-               "\"bytes\": %llu, \"download\": \"%s\", \"download_bytes\": %llu, \"train_seconds\": %.3f, "
-               "\"step_seconds_median\": %.4f, \"seconds\": %.3f, \"cursor_start\": ",
-               (long long)r.tokens, (long long)r.steps, r.loss_first, r.loss_last, r.loss_mean,
-               (unsigned long long)r.bytes, pipe_download_route_name(r.download_route),
-               (unsigned long long)r.download_bytes, r.train_seconds, r.step_seconds_median, r.seconds);
-        cli_json_str(r.cursor_start);
-        printf(", \"cursor_end\": ");
-        cli_json_str(r.cursor_end);
-        printf("}\n");
-    } else
-        printf("round %lld a%d %s tokens %lld loss %.4f -> %.4f download %s %llu bytes\n", (long long)r.round,
-               r.attempt, r.commit_key, (long long)r.tokens, r.loss_first, r.loss_last,
-               pipe_download_route_name(r.download_route), (unsigned long long)r.download_bytes);
-    return 0;
+    return st != XFFL_OK ? cli_report(cmd, st) : 0;
 }

@@ -284,6 +284,18 @@ void xffl_sleep(double seconds)
     nanosleep(&ts, NULL);
 }
 
+void xffl_backoff_init(xffl_backoff *b, double max)
+{
+    b->max = max > 0 ? max : 1.0;
+    b->next = b->max < 0.05 ? b->max : 0.05;
+}
+
+void xffl_backoff_sleep(xffl_backoff *b)
+{
+    xffl_sleep(b->next);
+    b->next = b->next * 2 < b->max ? b->next * 2 : b->max;
+}
+
 double xffl_now(void)
 {
     struct timespec ts;

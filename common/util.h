@@ -59,5 +59,14 @@ XFFL_MUST_USE xffl_status xffl_mkdtemp(const char *tag, char **path);
 double xffl_now(void);
 /* Sleeps for seconds (fractions too); a signal may end it early. */
 void xffl_sleep(double seconds);
+/* The pauses of a job waiting for what another job writes to the store: the first
+ * 0.05 s, each twice the last, none longer than max seconds. A wait that ends soon (the
+ * other facility's delta a moment behind ours) ends within about twice its length,
+ * while a long one checks the store at most every max seconds. */
+typedef struct {
+    double next, max;
+} xffl_backoff;
+void xffl_backoff_init(xffl_backoff *b, double max);
+void xffl_backoff_sleep(xffl_backoff *b);
 
 #endif

@@ -200,9 +200,9 @@ static void ahead_key_list(const round_job *j, const char **keys)
     for (int i = 0; i < j->n_ahead; i++) keys[i] = j->ahead_keys[i];
 }
 
-static double ahead_wait(const pipe_train_options *o)
+double pipe_train_wait(const pipe_train_options *o)
 {
-    return o->ahead_wait > 0 ? o->ahead_wait : 600;
+    return o->wait > 0 ? o->wait : 600;
 }
 
 /* Training ahead (train.h): whether round `round` (v+1) has every facility's pending
@@ -212,7 +212,9 @@ static XFFL_MUST_USE xffl_status ahead_ready(store *s, const pipe_train_options 
                                              int *go)
 {
     const pipe_federation *f = &j->f;
-    const double until = xffl_now() + ahead_wait(o);
+    const double until = xffl_now() + pipe_train_wait(o);
+    xffl_backoff pause;
+    xffl_backoff_init(&pause, o->poll);
     *go = 0;
     for (int waited = 0;; waited = 1) {
         pipe_round_listing l;
@@ -239,11 +241,11 @@ static XFFL_MUST_USE xffl_status ahead_ready(store *s, const pipe_train_options 
         if (st == XFFL_OK && now.version >= round) return XFFL_OK;
         XFFL_RETURN_IF(xffl_now() > until, XFFL_ERR_NOT_YET,
                        "round %lld: %d of %d facilities have a delta after %.0f s; nothing to train ahead from",
-                       (long long)round, k, f->n_facilities, ahead_wait(o));
+                       (long long)round, k, f->n_facilities, pipe_train_wait(o));
         if (!waited)
             xffl_log(XFFL_LOG_INFO, "%s: round %lld: %d of %d deltas; waiting for the rest to train ahead", o->facility,
                      (long long)round, k, f->n_facilities);
-        xffl_sleep(1.0);
+        xffl_backoff_sleep(&pause);
     }
 }
 
@@ -252,14 +254,16 @@ static XFFL_MUST_USE xffl_status ahead_ready(store *s, const pipe_train_options 
  * j->ahead_missed when it is not. */
 static XFFL_MUST_USE xffl_status ahead_confirm(store *s, const pipe_train_options *o, round_job *j)
 {
-    const double until = xffl_now() + ahead_wait(o);
+    const double until = xffl_now() + pipe_train_wait(o);
+    xffl_backoff pause;
+    xffl_backoff_init(&pause, o->poll);
     pipe_version_ref ref;
     xffl_status st;
     /* published: LATEST names it (the aggregation job writes the INDEX before) */
     while ((st = pipe_version_resolve(s, -1, &ref)) == XFFL_OK && ref.version < j->base.version) {
         XFFL_RETURN_IF(xffl_now() > until, XFFL_ERR_NOT_YET, "version %lld, trained ahead from, not published after %.0f s",
-                       (long long)j->base.version, ahead_wait(o));
-        xffl_sleep(0.25);
+                       (long long)j->base.version, pipe_train_wait(o));
+        xffl_backoff_sleep(&pause);
     }
     XFFL_FORWARD(st);
     if (ref.version != j->base.version) XFFL_FORWARD(pipe_version_resolve(s, j->base.version, &ref));

@@ -49,11 +49,16 @@ typedef struct {
     const pipe_trust_options *trust; /* signing key and federation.h5 pin (NULL: defaults;
                              * the pin lives in state_dir when there is one) */
     int ahead;              /* train ahead (below); needs state_dir */
-    double ahead_wait;      /* seconds an ahead job waits for the other facilities'
-                             * deltas, then for the version (0: 600) */
+    double wait;            /* seconds a job waits for what other jobs write: ahead, the
+                             * other facilities' deltas, then the version; between the
+                             * rounds of pipe_train_rounds, the next version (0: 600) */
+    double poll;            /* the longest pause between two looks at the store while
+                             * waiting (0: 1 s; common/util.h xffl_backoff) */
 } pipe_train_options;
 
 void pipe_train_options_default(pipe_train_options *o);
+/* o->wait, or its default */
+double pipe_train_wait(const pipe_train_options *o);
 
 typedef struct {
     int skipped;            /* 1: nothing to do (see why) */
@@ -77,7 +82,7 @@ typedef struct {
 XFFL_MUST_USE xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result *res);
 /* Training ahead (o->ahead, docs/design.md "Training ahead"): when this facility has a
  * pending attempt for round v+1 and LATEST is still v, the job does not stop there. It
- * waits (o->ahead_wait) until every facility of the federation has a pending attempt
+ * waits (o->wait) until every facility of the federation has a pending attempt
  * for round v+1, replays version v+1 from them and the version v it kept in --state DIR
  * (pipelines/download.h), and trains round v+2 from that while the aggregation job
  * publishes v+1. Before its COMMIT it waits for version v+1 and checks that its INDEX
@@ -85,6 +90,19 @@ XFFL_MUST_USE xffl_status pipe_train(store *s, const pipe_train_options *o, pipe
  * one out, say), the round is trained again from the published v+1, and the COMMIT
  * names v+1's INDEX either way. NOT_YET when the deltas or the version do not come in
  * time. Without a pending attempt for round v+1 the job is an ordinary one. */
+
+/* Rounds R..R+n-1 in this one process (R: o->round, else LATEST+1), one pipe_train
+ * each, with the results of n separate jobs, bit for bit: every round reads its inputs
+ * from the store and --state DIR and leaves them there as a job does. Before round r+1
+ * it waits (o->wait) for version r to be published, or with o->ahead trains round r+1
+ * ahead as soon as every facility's delta for round r is in. What a round frees stays
+ * in the process for the next: a job pays for a fresh process's pages every round (the
+ * kernel clears each on first touch: 0.4 s a round for `small` on a VM) and, with a
+ * GPU, for its context and the model's upload. on_round (rank 0; may be NULL) sees
+ * each round's result, skipped ones too. Stops at the first error: NOT_YET when version
+ * r does not come in time. */
+XFFL_MUST_USE xffl_status pipe_train_rounds(store *s, const pipe_train_options *o, int n,
+                                            void (*on_round)(void *ctx, const pipe_train_result *r), void *ctx);
 
 /* The inner AdamW configuration of round `round` (1-based) and the schedule position
  * of its first step: with f->inner.total_rounds = R > 0 one schedule spans the local

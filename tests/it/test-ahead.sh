@@ -5,7 +5,7 @@
 # delta as the ordinary job run after version 2. When the published version 2 is not
 # the replay (the aggregator left a damaged delta out), the round is trained again
 # from it, with the same result as the ordinary job. Without every facility's delta it
-# exits 75 after --ahead-wait; without a cached version to replay from it is the
+# exits 75 after --wait; without a cached version to replay from it is the
 # ordinary job; without --state it is a usage error.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -77,10 +77,10 @@ grep -q "cannot train round 3 ahead" "$T/err" || { cat "$T/err"; fail "no 'canno
 grep -q "nothing to do" "$T/err" || { cat "$T/err"; fail "not an ordinary no-op"; }
 [ ! -e "$T/l/rounds/r000003" ] || fail "round 3 written without a replay"
 
-# --- not every delta in: 75 after --ahead-wait; --ahead without --state: usage
+# --- not every delta in: 75 after --wait; --ahead without --state: usage
 cp -a "$T/s0" "$T/n"; cp -a "$T/state0" "$T/state-n"
 rm -rf "$T"/n/rounds/r000002/beta
-expect_rc 75 train n state-n alpha --ahead --ahead-wait 2
+expect_rc 75 train n state-n alpha --ahead --wait 2
 grep -q "1 of 2 facilities have a delta" "$T/err" || { cat "$T/err"; fail "NOT_YET message"; }
 expect_rc 2 $X train --store "$T/n" --facility alpha --data "$T/data/alpha/*_train_*.bin" --ahead
 grep -q -- "--ahead needs --state" "$T/err" || fail "usage message: $(cat "$T/err")"

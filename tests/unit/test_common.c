@@ -200,6 +200,25 @@ static void test_file_parts(void)
     free(dir);
 }
 
+/* the pauses double from 0.05 s to the cap; no cap is 1 s; a cap below 0.05 s is the pause */
+static void test_backoff(void)
+{
+    xffl_backoff b;
+    xffl_backoff_init(&b, 0.2);
+    const double want[] = {0.05, 0.1, 0.2, 0.2};
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_DOUBLE_EQUAL(b.next, want[i], 1e-12);
+        double t0 = xffl_now();
+        xffl_backoff_sleep(&b);
+        CU_ASSERT(xffl_now() - t0 >= want[i] * 0.99);
+    }
+    xffl_backoff_init(&b, 0);
+    CU_ASSERT_DOUBLE_EQUAL(b.max, 1.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(b.next, 0.05, 1e-12);
+    xffl_backoff_init(&b, 0.01);
+    CU_ASSERT_DOUBLE_EQUAL(b.next, 0.01, 1e-12);
+}
+
 void suite_common(void)
 {
     CU_pSuite s = CU_add_suite("common", NULL, NULL);
@@ -208,6 +227,7 @@ void suite_common(void)
     CU_add_test(s, "files as parts: round trip, digest, wrong size", test_file_parts);
     CU_add_test(s, "a second name keeps the file a rename replaced", test_link_or_copy);
     CU_add_test(s, "size parsing", test_sizes);
+    CU_add_test(s, "waits: pauses double up to the cap", test_backoff);
     CU_add_test(s, "status table and messages", test_status_table);
     CU_add_test(s, "sha256 known answer", test_sha256);
     CU_add_test(s, "7b has 6,738,415,616 parameters", test_7b_parameter_count);

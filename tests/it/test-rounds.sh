@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# train --rounds N (pipelines/train.h, pipe_train_rounds): N rounds in one process give
+# the deltas and versions of N separate jobs, bit for bit, waiting for each version
+# (and with --ahead, training ahead of it); one result line a round; 75 when a version
+# does not come within --wait, after the rounds before it are committed.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+export XDG_CONFIG_HOME=${XDG_CONFIG_HOME:-$T/config}
+
+pack_alpha_beta
+$X init --store "$T/c" --model tiny --facilities alpha,beta --algo diloco --local-steps 3 --batch 2 \
+  --seq-len 32 --lr 1e-3 --seed 5 --encoding int4 --keep-inner-state >/dev/null 2>&1 || fail "init"
+for s in m a w; do cp -a "$T/c" "$T/$s"; done
+train() { # store facility [extra...]
+  local st=$1 f=$2; shift 2
+  $X train --store "$T/$st" --facility "$f" --data "$T/data/$f/*_train_*.bin" --state "$T/state-$st/$f" --threads 1 "$@"
+}
+tensors() { grep '^tensor ' "$1"; }
+
+# --- the control: one job a round
+for r in 1 2 3; do
+  for f in alpha beta; do train c $f >/dev/null 2>&1 || fail "train c r$r $f"; done
+  $X aggregate --store "$T/c" >/dev/null 2>&1 || fail "aggregate c r$r"
+done
+
+# --- each facility one process for 3 rounds, the aggregation beside them; again ahead
+run_rounds() { # store [extra...]
+  local st=$1; shift
+  for f in alpha beta; do train "$st" $f --rounds 3 --poll 0.1 "$@" >"$T/$st.$f.out" 2>"$T/$st.$f.err" & eval "p_$f=\$!"; done
+  for r in 1 2 3; do
+    $X aggregate --store "$T/$st" --round $r --deadline 120 --poll 0.1 >/dev/null 2>>"$T/$st.agg" ||
+      { cat "$T/$st.agg" "$T/$st".*.err; fail "aggregate $st r$r"; }
+  done
+  wait "$p_alpha" || { cat "$T/$st.alpha.err"; fail "train --rounds 3 $* (alpha)"; }
+  wait "$p_beta" || { cat "$T/$st.beta.err"; fail "train --rounds 3 $* (beta)"; }
+  for f in alpha beta; do
+    [ "$(grep -c "^round [123] a1 rounds/" "$T/$st.$f.out")" = 3 ] || { cat "$T/$st.$f.out"; fail "$st $f: not 3 result lines"; }
+    for r in 1 2 3; do
+      diff <(tensors "$(commit_of "$st" $r $f)") <(tensors "$(commit_of c $r $f)") >/dev/null ||
+        fail "$st: $f's delta for round $r differs from the separate job's"
+    done
+  done
+  for v in 1 2 3; do
+    diff <(tensors "$(ls "$T/$st"/versions/v00000$v/INDEX-*)") <(tensors "$(ls "$T"/c/versions/v00000$v/INDEX-*)") >/dev/null ||
+      fail "$st: version $v differs from the separate jobs'"
+  done
+  cmp "$T/state-$st/alpha/inner.bin" "$T/state-c/alpha/inner.bin" || fail "$st: inner state differs"
+}
+run_rounds m
+grep -q "waiting for version 1" "$T/m.alpha.err" "$T/m.beta.err" || fail "no wait for version 1 logged"
+run_rounds a --ahead
+grep -q "replayed v000001 ahead" "$T/a.alpha.err" "$T/a.beta.err" || fail "--rounds --ahead did not train ahead"
+expect_rc 0 $X verify --all --store "$T/a"
+
+# --- no aggregation: round 1 is committed, then 75 naming the version not published
+train w beta >/dev/null 2>&1 || fail "train w beta"
+expect_rc 75 train w alpha --rounds 2 --wait 1
+grep -q "^round 1 a1 rounds/" "$T/out" || fail "round 1 not reported before the wait: $(cat "$T/out")"
+grep -q "version 1 not published after 1 s" "$T/err" || { cat "$T/err"; fail "NOT_YET message"; }
+expect_rc 2 train w alpha --rounds 0
+echo "ok"
