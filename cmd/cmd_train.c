@@ -163,6 +163,7 @@ int cmd_train(int argc, char **argv)
     o.halt_after = halt ? atoi(halt) : 0;
     const char *stop = getenv("XFFL_TEST_STOP_AT"); /* tests: a rank to kill -9 in the middle of a step */
     o.stop_at = stop ? atoi(stop) : 0;
+    o.kill_after_commit = getenv("XFFL_TEST_KILL_AFTER_COMMIT") != NULL; /* tests: killed before the state moves on */
     if ((st = comm_open("auto", o.state_dir, &o.comm)) != XFFL_OK) return cli_report(cmd, st);
     /* several tasks without a transport between them would each train and commit */
     const char *ntasks = getenv("SLURM_NTASKS");

@@ -1,5 +1,6 @@
 #include "pipelines/commit.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,37 @@ static void keep_parts(const char *dir, const ckpt_delta_file *files, int nf)
                  xffl_errmsg());
         xffl_rmtree_cleanup(dir);
     }
+}
+
+/* before_commit on a thread of its own (its message travels back with it) */
+typedef struct {
+    const pipe_commit_spec *c;
+    pthread_t th;
+    int started;
+    xffl_status st;
+    char msg[XFFL_ERRMSG_MAX];
+} beside;
+
+static void *beside_main(void *v)
+{
+    beside *b = v;
+    b->st = b->c->before_commit(b->c->before_commit_ctx);
+    if (b->st != XFFL_OK) snprintf(b->msg, sizeof b->msg, "%s", xffl_errmsg());
+    return NULL;
+}
+
+static void beside_start(beside *b)
+{
+    if (!b->c->before_commit) return;
+    b->started = !pthread_create(&b->th, NULL, beside_main, b);
+    if (!b->started) beside_main(b); /* no thread: here, before the upload */
+}
+
+static XFFL_MUST_USE xffl_status beside_join(beside *b)
+{
+    if (b->started) pthread_join(b->th, NULL);
+    b->started = 0;
+    return b->st == XFFL_OK ? XFFL_OK : xffl_fail(b->st, "%s", b->msg);
 }
 
 xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_key, uint64_t *bytes)
@@ -123,7 +155,11 @@ xffl_status pipe_commit_delta(store *s, const pipe_commit_spec *c, char *commit_
         memcpy(keys[i] + pl, files[i].name, nl + 1);
         tr[i] = (store_transfer){.key = keys[i], .path = files[i].path, .sha256_hex = files[i].sha256};
     }
+    beside b = {.c = c};
+    beside_start(&b);
     st = store_put_many(s, tr, (size_t)nf);
+    xffl_status bst = beside_join(&b);
+    if (st == XFFL_OK) st = bst;
     free(keys);
     if (st != XFFL_OK) goto done;
     /* COMMIT last: the attempt exists for readers only from here on */

@@ -40,6 +40,13 @@ typedef struct {
                            * it sent, which its replay of the round reads instead of
                            * downloading it (pipelines/download.h). A failure to keep them
                            * is a warning: the round is committed. */
+    /* NULL: none. Else called once the delta is encoded (the residual final), on a
+     * thread of its own while the parts go up; the COMMIT is written only after it
+     * returned XFFL_OK. For what the caller's own state becomes with this COMMIT
+     * (train: --state DIR/next/), so that a job stopped right after the COMMIT leaves
+     * it behind for the next job to find. */
+    xffl_status (*before_commit)(void *ctx);
+    void *before_commit_ctx;
 } pipe_commit_spec;
 
 /* Encodes and uploads; commit_key (PIPE_KEY_MAX) receives the COMMIT's key, bytes

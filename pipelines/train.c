@@ -1,6 +1,7 @@
 #include "pipelines/train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,13 +46,6 @@ XFFL_MUST_USE xffl_status train_inner_load(const char *path, int64_t n, inner_st
     XFFL_FORWARD(xffl_read_file_parts(path, parts, lens, 3, s->sha)); /* a wrong size names the file */
     s->present = 1;
     return XFFL_OK;
-}
-
-static XFFL_MUST_USE xffl_status inner_save(const char *path, int64_t n, const inner_state *s)
-{
-    const void *parts[3] = {&s->step, s->m, s->v};
-    const size_t lens[3] = {8, (size_t)n * 4, (size_t)n * 4};
-    return xffl_write_file_atomic_parts(path, parts, lens, 3);
 }
 
 int train_file_exists(const char *p)
@@ -296,6 +290,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     pipe_version_ref *base = &j->base;
     XFFL_FORWARD(pipe_federation_load_latest(s, base, f, j->fed_sha));
     XFFL_FORWARD(trust_round(s, o, j));
+    if (o->state_dir) XFFL_FORWARD(train_state_recover(s, o->state_dir, o->facility));
     if (pipe_federation_facility_index(f, o->facility) < 0) {
         char list[PIPE_MAX_FACILITIES * (PIPE_FACILITY_MAX + 1)] = "";
         for (int i = 0; i < f->n_facilities; i++)
@@ -527,26 +522,21 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
                            .seconds = lr->seconds, .n_extra = 15, .extra_keys = ek, .extra_values = ev,
                            .threads = o->zstd_threads, .signer = j->signer};
     char sent[4200];
+    train_next_state next = {.state_dir = o->state_dir, .round = plan->round, .attempt = (int)plan->attempt,
+                             .cursor_end = res->cursor_end, .inner = plan->keep ? &j->inner : NULL,
+                             .residual = j->lossy ? j->residual : NULL, .n = n};
     if (o->state_dir) {
         snprintf(sent, sizeof sent, "%s/%s", o->state_dir, PIPE_DOWNLOAD_SENT_DIR);
         cs.keep_dir = sent;
+        cs.before_commit = train_state_stage;
+        cs.before_commit_ctx = &next;
     }
     xffl_log(XFFL_LOG_INFO, "%s: uploading delta (%s)", o->facility, ckpt_codec_name(j->f.encoding));
     XFFL_FORWARD(pipe_commit_delta(s, &cs, res->commit_key, &res->bytes));
     /* committed: only now does the facility's state move on */
     if (o->state_dir) {
-        char p[4200], line[80];
-        snprintf(p, sizeof p, "%s/cursor", o->state_dir);
-        snprintf(line, sizeof line, "%s\n", res->cursor_end);
-        XFFL_FORWARD(xffl_write_file_atomic(p, line, strlen(line)));
-        if (plan->keep) {
-            snprintf(p, sizeof p, "%s/inner.bin", o->state_dir);
-            XFFL_FORWARD(inner_save(p, n, &j->inner));
-        }
-        if (j->lossy) {
-            snprintf(p, sizeof p, "%s/residual.f32", o->state_dir);
-            XFFL_FORWARD(xffl_write_file_atomic(p, j->residual, (size_t)n * 4));
-        }
+        if (o->kill_after_commit) raise(SIGKILL); /* tests: a job killed right here */
+        XFFL_FORWARD(train_state_promote(o->state_dir));
         /* version v's model and outer state, for the next round's download (pipelines/download.h) */
         XFFL_FORWARD(pipe_base_save(o->state_dir, &j->base, j->t, j->base_theta,
                                     j->download.state_known ? j->outer : NULL, pipe_download_state_count(&j->f)));

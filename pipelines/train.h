@@ -12,6 +12,8 @@
  *   r<round>/inner.bin, r<round>/residual.f32
  *                        the inputs of each round, for reproduce --train
  *   r<round>/loop-*      the loop's checkpoint (checkpoint_every), removed after the COMMIT
+ *   next/                the state after the round being committed (train_job.h: written
+ *                        before the COMMIT, moved into place after it)
  * Without a state file the cursor comes from this facility's latest COMMIT in the
  * store (cursor_end), so a stateless job resumes too. */
 #ifndef XFFL_PIPE_TRAIN_H
@@ -44,6 +46,7 @@ typedef struct {
     int checkpoint_every;   /* save the loop's state to --state DIR/r<round>/ every N steps (0: never) */
     int halt_after;         /* tests: stop (exit 1) right after step N's checkpoint, like a kill */
     int stop_at;            /* tests: the last rank SIGSTOPs itself mid-step N (pipe_loop_options) */
+    int kill_after_commit;  /* tests: SIGKILL itself right after the COMMIT, before --state DIR moves on */
     xffl_comm *comm;        /* the job's ranks (NULL: one rank); rank 0 alone reads the
                              * version and writes the delta and COMMIT */
     const pipe_trust_options *trust; /* signing key and federation.h5 pin (NULL: defaults;

@@ -19,6 +19,7 @@ typedef struct {
     char sha[XFFL_SHA256_HEX];
 } inner_state;
 void train_inner_free(inner_state *s);
+XFFL_MUST_USE xffl_status train_inner_save(const char *path, int64_t n, const inner_state *s);
 /* The file straight into step, m and v (no copy of 8n bytes through a buffer), its
  * digest taken as it is read. */
 XFFL_MUST_USE xffl_status train_inner_load(const char *path, int64_t n, inner_state *s);
@@ -62,5 +63,28 @@ XFFL_MUST_USE xffl_status train_open_shards(const char *glob, const pipe_federat
 XFFL_MUST_USE xffl_status train_run_loop(xffl_comm *c, const pipe_train_options *o, round_job *j,
                                          const round_plan *plan, int64_t round, const char *tag,
                                          xffl_log_level progress, pipe_loop_result *lr);
+
+/* How --state DIR moves on with a round's COMMIT (train_state.c). The state after the
+ * round (cursor, inner.bin, residual.f32) is written to DIR/next/ while the delta goes
+ * up, next/round ("round R attempt A") last; after the COMMIT the files are renamed
+ * into DIR. A job stopped between the COMMIT and those renames (before: the state was
+ * written after the COMMIT, and such a job left the old cursor and AdamW state, so the
+ * next round trained this round's data again) leaves next/ complete, and the next job
+ * of the facility finishes the move when the store has that COMMIT, else drops it. */
+#define TRAIN_STATE_NEXT "next"
+typedef struct {
+    const char *state_dir;
+    int64_t round;
+    int attempt;
+    const char *cursor_end;
+    const inner_state *inner; /* NULL: not kept */
+    const float *residual;    /* NULL: lossless encoding */
+    int64_t n;
+} train_next_state;
+/* pipe_commit_spec.before_commit: DIR/next/ from a train_next_state */
+XFFL_MUST_USE xffl_status train_state_stage(void *ctx);
+XFFL_MUST_USE xffl_status train_state_promote(const char *state_dir);
+/* at a job's start, before the state is read: a move a stopped job left behind */
+XFFL_MUST_USE xffl_status train_state_recover(store *s, const char *state_dir, const char *facility);
 
 #endif
