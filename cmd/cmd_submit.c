@@ -8,6 +8,7 @@
 static const char *help =
     "usage: xffl submit --scheduler slurm --role train|aggregate --rounds N --store URL\n"
     "                   [--first-round R] [--facility NAME --data GLOB --state DIR]\n"
+    "                   [--rounds-per-job K]\n"
     "                   [--partition P] [--account A] [--gpus-per-node N] [--nodes N]\n"
     "                   [--tasks-per-node N] [--time T]\n"
     "                   [--requeue-delay S] [--deadline S] [--log-dir DIR] [--after JOBID]\n"
@@ -15,7 +16,8 @@ static const char *help =
     "                   [--sbatch-arg ARG]...\n"
     "                   [--templates DIR] [--dry-run] [-- STEP ARGS...]\n"
     "\n"
-    "Submits a chain of N sbatch jobs, one per round R, R+1, ...: `xffl train ... --round R`\n"
+    "Submits a chain of N sbatch jobs, one per round R, R+1, ... (train: one per K rounds\n"
+    "with --rounds-per-job K): `xffl train ... --round R`\n"
     "(role train: nodes x tasks per node, one rank per task through srun) or `xffl aggregate\n"
     "... --round R` (role aggregate, one CPU task). Each job depends on the one before it\n"
     "(afterok, with --kill-on-invalid-dep=yes). A job whose step exits 75 (base version or\n"
@@ -32,6 +34,8 @@ static const char *help =
     "  --facility NAME        train: this facility's name in the federation\n"
     "  --data GLOB            train: this facility's token shards\n"
     "  --state DIR            train: the facility's local state directory\n"
+    "  --rounds-per-job K     train: each job trains K rounds in one process (train\n"
+    "                         --rounds K): N/K jobs, one queue wait for K rounds\n"
     "  --partition P          Slurm partition (default: the cluster's default)\n"
     "  --account A            Slurm account to charge\n"
     "  --gpus-per-node N      train: GPUs (and tasks) per node (default 0: one CPU task)\n"
@@ -80,6 +84,7 @@ static int parse_args(int argc, char **argv, pipe_submit_options *o, store_optio
                             {"--keys", CLI_STR, &o->keys_dir, 1, 0, NULL},
                             {"--templates", CLI_STR, &o->templates, 1, 0, NULL},
                             {"--rounds", CLI_LONG, &o->rounds, 1, 10000, NULL},
+                            {"--rounds-per-job", CLI_LONG, &o->rounds_per_job, 1, 10000, NULL},
                             {"--first-round", CLI_LONG, &o->first_round, 1, 999999, NULL},
                             {"--gpus-per-node", CLI_LONG, &o->gpus, 0, 64, NULL},
                             {"--nodes", CLI_LONG, &o->nodes, 1, 100000, NULL},
@@ -106,9 +111,10 @@ static int parse_args(int argc, char **argv, pipe_submit_options *o, store_optio
     int train = !strcmp(o->role, "train");
     if (train && (!o->facility || !o->data || !o->state))
         return cli_usage_error(cmd, "--role train needs --facility NAME, --data GLOB and --state DIR");
-    if (!train && (o->facility || o->data || o->state || o->gpus || o->nodes || o->tasks_per_node))
-        return cli_usage_error(cmd, "--facility, --data, --state, --gpus-per-node, --nodes and --tasks-per-node "
-                                    "are for --role train");
+    if (!train && (o->facility || o->data || o->state || o->gpus || o->nodes || o->tasks_per_node ||
+                   o->rounds_per_job))
+        return cli_usage_error(cmd, "--facility, --data, --state, --gpus-per-node, --nodes, --tasks-per-node and "
+                                    "--rounds-per-job are for --role train");
     if (train && strspn(o->facility, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
                      strlen(o->facility))
         return cli_usage_error(cmd, "--facility '%s': letters, digits, '_', '.', '-' only", o->facility);
@@ -124,8 +130,10 @@ static void print_job(void *ctx, const pipe_submit_job *j)
         return;
     }
     if (cli_json)
-        printf("{\"job\": %s, \"name\": \"%s\", \"round\": %ld, \"after\": %s}\n", j->job_id, j->name, j->round,
-               j->after ? j->after : "null");
+        printf("{\"job\": %s, \"name\": \"%s\", \"round\": %ld, \"rounds\": %ld, \"after\": %s}\n", j->job_id, j->name,
+               j->round, j->rounds, j->after ? j->after : "null");
+    else if (j->rounds > 1)
+        printf("%s %s rounds %ld-%ld\n", j->job_id, j->name, j->round, j->round + j->rounds - 1);
     else
         printf("%s %s round %ld\n", j->job_id, j->name, j->round);
     fflush(stdout);
@@ -154,6 +162,7 @@ int cmd_submit(int argc, char **argv)
     fprintf(stderr, "xffl submit: %s\n", xffl_errmsg());
     if (r.failed_round)
         fprintf(stderr, "xffl submit: round %ld not submitted; %ld of %ld jobs are queued%s%s\n", r.failed_round,
-                r.submitted, o.rounds, r.submitted ? ", the last is job " : "", r.last_job);
+                r.submitted, o.rounds_per_job > 1 ? (o.rounds + o.rounds_per_job - 1) / o.rounds_per_job : o.rounds,
+                r.submitted ? ", the last is job " : "", r.last_job);
     return xffl_exit_code(st);
 }

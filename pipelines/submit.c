@@ -152,9 +152,11 @@ static XFFL_MUST_USE xffl_status export_env(const pipe_submit_options *o, const 
     return XFFL_OK;
 }
 
-/* One round's sbatch command line into argv (strings in pool); returns argc or -1. */
+/* The sbatch command line of the job for rounds round..round+count-1 into argv (strings
+ * in pool); returns argc or -1. */
 static int build_argv(const pipe_submit_options *o, const char *tdir, const char *log_dir, const char *key,
-                      const char *keys_dir, long round, const char *prev, char **argv, char (*pool)[ARG_MAX_LEN])
+                      const char *keys_dir, long round, long count, const char *prev, char **argv,
+                      char (*pool)[ARG_MAX_LEN])
 {
     int n = 0, p = 0;
 #define ADD(s) do { if (n >= MAX_ARGS - 1) return -1; argv[n++] = (char *)(s); } while (0)
@@ -195,6 +197,10 @@ static int build_argv(const pipe_submit_options *o, const char *tdir, const char
     }
     ADD("--round");
     ADDF("%ld", round);
+    if (count > 1) {
+        ADD("--rounds");
+        ADDF("%ld", count);
+    }
     /* the key the user gave signs every COMMIT (train) or INDEX (aggregate) */
     if (key[0]) {
         ADD("--key");
@@ -238,14 +244,15 @@ static XFFL_MUST_USE xffl_status submit_chain(const pipe_submit_options *o, cons
         return refuse(res, st);
     }
     if (o->after) snprintf(prev, sizeof prev, "%s", o->after);
-    for (long k = 0; k < o->rounds; k++) {
-        long round = res->first_round + k;
-        int n = build_argv(o, tdir, log_dir, key, keys_dir, round, prev[0] ? prev : NULL, args, pool);
+    const long per = !strcmp(o->role, "train") && o->rounds_per_job > 1 ? o->rounds_per_job : 1;
+    for (long k = 0; k < o->rounds; k += per) {
+        long round = res->first_round + k, count = o->rounds - k < per ? o->rounds - k : per;
+        int n = build_argv(o, tdir, log_dir, key, keys_dir, round, count, prev[0] ? prev : NULL, args, pool);
         if (n < 0) {
             st = refuse(res, xffl_fail(XFFL_ERR_UNSUPPORTED, "sbatch command line too long"));
             break;
         }
-        pipe_submit_job job = {.round = round, .name = args[3] + strlen("--job-name="), .after = prev[0] ? prev : NULL,
+        pipe_submit_job job = {.round = round, .rounds = count, .name = args[3] + strlen("--job-name="), .after = prev[0] ? prev : NULL,
                                .argv = args, .argc = n};
         if (o->dry_run) {
             if (on_job) on_job(ctx, &job);

@@ -23,6 +23,9 @@ typedef struct {
     const char *key_file, *keys_dir; /* --key FILE (mode 600, the user's), --keys DIR: each
                                       * step gets them as absolute paths; NULL: not given */
     long rounds, first_round;        /* first_round 0: LATEST + 1, read from the store */
+    long rounds_per_job;             /* train: rounds each job trains in one process (train
+                                      * --rounds; 0 or 1: one), so rounds/K jobs, the last
+                                      * with what is left */
     long gpus, delay, deadline;      /* --gpus-per-node, --requeue-delay, --deadline */
     long nodes;                      /* train: --nodes (0 or 1: one node) */
     long tasks_per_node;             /* train: ranks per node, one per GPU (0: the GPUs per
@@ -36,7 +39,8 @@ typedef struct {
 
 /* One job of the chain, as submitted (or, in a dry run, as it would be). */
 typedef struct {
-    long round;
+    long round;         /* its first round */
+    long rounds;        /* rounds it trains (1 but with rounds_per_job) */
     const char *name;   /* its Slurm job name: xffl-train-<facility>-r<R>, xffl-aggregate-r<R> */
     const char *job_id; /* NULL in a dry run */
     const char *after;  /* the job it waits for: an id, "<job of round R>" in a dry run, NULL */

@@ -15,6 +15,7 @@ typedef struct {
     char after[8][32];
     char last_arg[8][64];
     int has_round_arg[8];
+    long rounds[8]; /* the --rounds argument, 0 without */
 } seen_jobs;
 
 static void on_job(void *ctx, const pipe_submit_job *j)
@@ -25,7 +26,10 @@ static void on_job(void *ctx, const pipe_submit_job *j)
     snprintf(s->after[s->n], sizeof s->after[s->n], "%s", j->after ? j->after : "");
     snprintf(s->last_arg[s->n], sizeof s->last_arg[s->n], "%s", j->argv[j->argc - 1]);
     for (int i = 0; i + 1 < j->argc; i++)
+    {
         if (!strcmp(j->argv[i], "--round") && atol(j->argv[i + 1]) == j->round) s->has_round_arg[s->n] = 1;
+        if (!strcmp(j->argv[i], "--rounds")) s->rounds[s->n] = atol(j->argv[i + 1]);
+    }
     CU_ASSERT_PTR_NULL(j->job_id);
     CU_ASSERT_PTR_NULL(j->argv[j->argc]);
     s->n++;
@@ -126,6 +130,28 @@ static void on_job_all(void *ctx, const pipe_submit_job *j)
     }
 }
 
+/* train --rounds-per-job 3 over 7 rounds from 4: jobs for 4-6, 7-9 and 10, each
+ * `--round R --rounds K` (none for a one-round job), each after the one before */
+static void test_rounds_per_job(void)
+{
+    pipe_submit_options o = {.role = "train", .store_url = "file:///nowhere", .facility = "leo", .data = "d/*.bin",
+                             .state = "st", .rounds = 7, .rounds_per_job = 3, .first_round = 4,
+                             .log_dir = "xffl-logs", .templates = "pipelines/slurm", .dry_run = 1};
+    seen_jobs s = {0};
+    pipe_submit_result r;
+    T_OK(pipe_submit(NULL, &o, on_job, &s, &r));
+    CU_ASSERT_EQUAL_FATAL(s.n, 3);
+    CU_ASSERT_EQUAL(s.round[0], 4);
+    CU_ASSERT_EQUAL(s.round[1], 7);
+    CU_ASSERT_EQUAL(s.round[2], 10);
+    CU_ASSERT_EQUAL(s.rounds[0], 3);
+    CU_ASSERT_EQUAL(s.rounds[1], 3);
+    CU_ASSERT_EQUAL(s.rounds[2], 0); /* no --rounds */
+    CU_ASSERT(s.has_round_arg[0] && s.has_round_arg[1] && s.has_round_arg[2]);
+    CU_ASSERT_STRING_EQUAL(s.after[1], "<job of round 4>");
+    CU_ASSERT_STRING_EQUAL(s.after[2], "<job of round 7>");
+}
+
 /* --key and --keys reach every step as absolute paths; a key others can read is refused. */
 static void test_key(void)
 {
@@ -169,5 +195,6 @@ void suite_submit(void)
     CU_add_test(s, "dry run: one command line per round, chained afterok", test_dry_run_chain);
     CU_add_test(s, "no templates, no LATEST: refused with the message that says so", test_refusals);
     CU_add_test(s, "dry run: nodes x tasks per node, one task by default", test_nodes_and_tasks);
+    CU_add_test(s, "train --rounds-per-job: one job per K rounds, the last with the rest", test_rounds_per_job);
     CU_add_test(s, "--key and --keys reach every step; a readable key refused", test_key);
 }
