@@ -114,6 +114,28 @@ xffl_status pipe_base_save(const char *state_dir, const pipe_version_ref *ref, c
 /* --- replay --- */
 
 /* where train keeps the parts of the delta it sent last (pipe_commit_spec.keep_dir) */
+/* The cache of version `want` in dir: base.ref (NOT_FOUND naming what it holds when
+ * it is of another version) and, when the algorithm keeps ns > 0 groups of outer state,
+ * outer.ref of the same INDEX. outer_ok NULL: the outer state is required (NOT_FOUND
+ * naming the file when it is absent or of another INDEX); else *outer_ok says whether
+ * it is there. */
+static XFFL_MUST_USE xffl_status cache_refs(const char *dir, int64_t want, int ns, cache_ref *b, cache_ref *ob,
+                                            int *outer_ok)
+{
+    XFFL_FORWARD(cache_ref_read(dir, "base", b));
+    XFFL_RETURN_IF(b->version != want, XFFL_ERR_NOT_FOUND, "%s/base.ref holds v%06" PRId64 ", not v%06" PRId64, dir,
+                   b->version, want);
+    if (outer_ok) *outer_ok = ns == 0;
+    if (ns == 0) return XFFL_OK;
+    xffl_status st = cache_ref_read(dir, "outer", ob);
+    if (st == XFFL_OK && strcmp(ob->index_key, b->index_key) != 0)
+        st = xffl_fail(XFFL_ERR_NOT_FOUND, "%s/outer.ref is not of %s", dir, b->index_key);
+    if (outer_ok && st == XFFL_ERR_NOT_FOUND) return XFFL_OK;
+    XFFL_FORWARD(st);
+    if (outer_ok) *outer_ok = 1;
+    return XFFL_OK;
+}
+
 static void sent_dir(const char *state_dir, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%s", state_dir, PIPE_DOWNLOAD_SENT_DIR);
@@ -262,19 +284,11 @@ static XFFL_MUST_USE xffl_status from_cache(store *s, const pipe_version_ref *re
 {
     const char *dir = o->state_dir;
     const char *akey = o->f->aggregator_key;
-    cache_ref b, ob;
-    XFFL_FORWARD(cache_ref_read(dir, "base", &b));
-    XFFL_RETURN_IF(b.version != ref->version - 1, XFFL_ERR_NOT_FOUND, "%s/base.ref holds v%06" PRId64 ", not v%06" PRId64,
-                   dir, b.version, ref->version - 1);
     const int ns = pipe_download_state_count(o->f);
-    /* replay needs v−1's outer state: cached beside the base, for the same INDEX */
-    int can_replay = state != NULL || ns == 0;
-    if (can_replay && ns > 0) {
-        xffl_status st = cache_ref_read(dir, "outer", &ob);
-        if (st == XFFL_OK && strcmp(ob.index_key, b.index_key) != 0) st = XFFL_ERR_NOT_FOUND;
-        if (st != XFFL_OK && st != XFFL_ERR_NOT_FOUND) return st;
-        can_replay = st == XFFL_OK;
-    }
+    cache_ref b, ob;
+    int can_replay; /* replay needs v−1's outer state: cached beside the base, for the same INDEX */
+    XFFL_FORWARD(cache_refs(dir, ref->version - 1, state ? ns : 0, &b, &ob, &can_replay));
+    if (!state && ns > 0) can_replay = 0; /* no buffer for the outer state: not read */
     /* the cheaper route: the manifests read to compare are downloads too */
     uint64_t rb = 0, ub = 0;
     if (can_replay && replay_cost(s, o, idx, &rb, &d->bytes) != XFFL_OK) can_replay = 0;
@@ -343,16 +357,9 @@ xffl_status pipe_download_ahead(store *s, int64_t version, const pipe_download_o
     const int ns = pipe_download_state_count(o->f);
     XFFL_RETURN_IF(ns > 0 && !state, XFFL_ERR_INTERNAL, "no buffer for the outer state");
     cache_ref b, ob;
-    XFFL_FORWARD(cache_ref_read(o->state_dir, "base", &b));
-    XFFL_RETURN_IF(b.version != version - 1, XFFL_ERR_NOT_FOUND, "%s/base.ref holds v%06" PRId64 ", not v%06" PRId64,
-                   o->state_dir, b.version, version - 1);
+    XFFL_FORWARD(cache_refs(o->state_dir, version - 1, ns, &b, &ob, NULL));
     XFFL_FORWARD(cache_load(o->state_dir, "base", &b, t->total, model));
-    if (ns > 0) {
-        XFFL_FORWARD(cache_ref_read(o->state_dir, "outer", &ob));
-        XFFL_RETURN_IF(strcmp(ob.index_key, b.index_key) != 0, XFFL_ERR_NOT_FOUND,
-                       "%s/outer.ref is not of %s", o->state_dir, b.index_key);
-        XFFL_FORWARD(cache_load(o->state_dir, "outer", &ob, (int64_t)ns * t->total, state));
-    }
+    if (ns > 0) XFFL_FORWARD(cache_load(o->state_dir, "outer", &ob, (int64_t)ns * t->total, state));
     XFFL_FORWARD(replay_core(s, version, &b, o, k, commit_keys, t, model, state, &d->bytes));
     d->route = PIPE_DOWNLOAD_REPLAY;
     d->state_known = 1;
