@@ -98,12 +98,10 @@ XFFL_MUST_USE xffl_status pipe_train(store *s, const pipe_train_options *o, pipe
  * each, with the results of n separate jobs, bit for bit: every round reads its inputs
  * from the store and --state DIR and leaves them there as a job does. Before round r+1
  * it waits (o->wait) for version r to be published, or with o->ahead trains round r+1
- * ahead as soon as every facility's delta for round r is in. What a round frees stays
- * in the process for the next: a job pays for a fresh process's pages every round (the
- * kernel clears each on first touch: 0.4 s a round for `small` on a VM) and, with a
- * GPU, for its context and the model's upload. on_round (rank 0; may be NULL) sees
- * each round's result, skipped ones too. Stops at the first error: NOT_YET when version
- * r does not come in time. */
+ * ahead as soon as every facility's delta for round r is in. For the batch system: one
+ * allocation (one queue wait, one GPU context) for n rounds. on_round (rank 0; may be
+ * NULL) sees each round's result, skipped ones too. Stops at the first error: NOT_YET
+ * when version r does not come in time. */
 XFFL_MUST_USE xffl_status pipe_train_rounds(store *s, const pipe_train_options *o, int n,
                                             void (*on_round)(void *ctx, const pipe_train_result *r), void *ctx);
 
