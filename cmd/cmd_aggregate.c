@@ -7,6 +7,7 @@
 
 static const char *help =
     "usage: xffl aggregate --store URL [--round R] [--deadline SECONDS] [--quorum K] [--threads N]\n"
+    "                      [--poll SECS] [--no-update]\n"
     "\n"
     "The aggregation job: waits (polling, at most --deadline seconds) until --quorum\n"
     "facilities have a valid COMMIT for round v+1 built on version v (LATEST), rejects\n"
@@ -22,7 +23,11 @@ static const char *help =
     "  --deadline SECS    how long to wait for the quorum (default 0: check once)\n"
     "  --quorum K         deltas needed (default: the federation's quorum)\n"
     "  --threads N        aggregation threads (default: all cores; never changes bytes)\n"
-    "  --poll SECS        seconds between checks while waiting (default 2)\n" CLI_TRUST_FLAGS_HELP CLI_STORE_FLAGS_HELP
+    "  --poll SECS        seconds between checks while waiting (default 2)\n"
+    "  --no-update        write no XOR update beside the version: where every facility\n"
+    "                     keeps --state and replays the aggregation (the cheaper route\n"
+    "                     with lossy encodings), the update is never read; a facility\n"
+    "                     without the cache downloads the version in full either way\n" CLI_TRUST_FLAGS_HELP CLI_STORE_FLAGS_HELP
     "\n"
     "stdout: 'v<version> <facilities used>' (with --json one object).\n"
     "exit codes: 0 version written (or already there), 1 failed, 2 usage, 65 bad\n"
@@ -46,6 +51,7 @@ int cmd_aggregate(int argc, char **argv)
                             {"--threads", CLI_INT, &o.threads, 0, 1024, NULL},
                             {"--deadline", CLI_SECONDS, &o.deadline, 0, 0, NULL},
                             {"--poll", CLI_SECONDS, &o.poll, 0, 0, NULL},
+                            {"--no-update", CLI_FLAG, &o.no_update, 0, 0, NULL},
                             CLI_TRUST_OPTS(&trust),
                             {0}};
     store *s;

@@ -304,7 +304,7 @@ static XFFL_MUST_USE xffl_status from_slabs(void *ctx, int group, int index, flo
 xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
                                  const ckpt_param_table *t, const pipe_version_ref *base, int n,
                                  const pipe_contrib *contribs, int threads, pipe_version_result *res,
-                                 pipe_algo_stats *stats, const xffl_signer *signer)
+                                 pipe_algo_stats *stats, const xffl_signer *signer, int with_update)
 {
     const pipe_algo_config *ac = &f->algo;
     int ns = pipe_algo_state_count(ac->kind);
@@ -386,7 +386,8 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
         .tokens_seen = tokens_seen, .n_contributors = n, .contributor_facility = facs,
         .contributor_commit = keys, .n_groups = 1 + ns, .groups = groups, .part_size = f->part_size,
         .level = f->zstd_level, .threads = threads, .n_extra = 3, .extra_keys = ek, .extra_values = ev,
-        .signer = signer, .update_from = base, .update_base = base_model};
+        .signer = signer, .update_from = with_update ? base : NULL,
+        .update_base = with_update ? base_model : NULL};
     slab_src src = {.slabs = (const float *const *)slabs, .t = t};
     st = pipe_version_publish(to, t, &spec, from_slabs, &src, res);
 done:
@@ -517,7 +518,8 @@ static XFFL_MUST_USE xffl_status pipe_aggregate_signed(store *s, const pipe_aggr
         xffl_log(XFFL_LOG_INFO, "round %lld: combining the deltas with %s", (long long)round,
                  pipe_algo_name(f.algo.kind));
         pipe_version_result vr;
-        XFFL_CHECK_GOTO(st, pipe_combine_publish(s, s, &f, fed_sha, t, &base, n, use, o->threads, &vr, &res->stats, signer),
+        XFFL_CHECK_GOTO(st, pipe_combine_publish(s, s, &f, fed_sha, t, &base, n, use, o->threads, &vr, &res->stats, signer,
+                                             !o->no_update),
                         done);
         res->version = vr.ref.version;
         res->latest_written = vr.latest_written;

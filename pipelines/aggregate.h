@@ -72,11 +72,12 @@ XFFL_MUST_USE xffl_status pipe_combine(const pipe_federation *f, int64_t round, 
 /* Fetches base (model and the algorithm's outer state: zeros when the base holds
  * none), applies the algorithm to contribs (sorted by facility) and publishes version
  * base+1 to `to` (the same store normally, a scratch store for reproduce), its INDEX
- * signed by signer (NULL: unsigned). */
+ * signed by signer (NULL: unsigned), and with with_update the XOR update from base
+ * beside it (pipelines/update.h), before LATEST moves. */
 XFFL_MUST_USE xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
                                  const ckpt_param_table *t, const pipe_version_ref *base, int n,
                                  const pipe_contrib *contribs, int threads, pipe_version_result *res,
-                                 pipe_algo_stats *stats, const xffl_signer *signer);
+                                 pipe_algo_stats *stats, const xffl_signer *signer, int with_update);
 
 typedef struct {
     int64_t round;   /* -1: LATEST+1 */
@@ -84,6 +85,7 @@ typedef struct {
     int quorum;      /* 0: the federation's */
     int threads;     /* 0: OpenMP default (never changes the bytes) */
     double poll;     /* seconds between checks; 0 = 2 */
+    int no_update;   /* write no XOR update beside the version (facilities that replay) */
     const pipe_trust_options *trust; /* key and pin (NULL: defaults; pipelines/trust.h) */
 } pipe_aggregate_options;
 

@@ -94,4 +94,24 @@ done
 [ "$(header "$(commit_of fa 2 alpha)" download)" = replay ] || { cat "$T/fa.alpha.2.err"; fail "fedavg r2: not a replay"; }
 [ ! -e "$T/state-fa/alpha/outer.ref" ] || fail "fedavg: an outer.ref"
 expect_rc 0 $X verify --all --store "$T/keep"
+
+# aggregate --no-update: no UPDATE beside the version; a facility with its cache still
+# replays, one without it downloads in full, and the version is the same bits
+init nu diloco
+for r in 1 2; do
+  for f in alpha beta; do train nu "$f" >/dev/null 2>&1 || fail "train nu $f r$r"; done
+  $X aggregate --store "$T/nu" --no-update >/dev/null 2>&1 || fail "aggregate nu r$r"
+done
+ls "$T"/nu/versions/v00000[12]/UPDATE-* >/dev/null 2>&1 && fail "--no-update wrote an UPDATE"
+[ "$(header "$(commit_of nu 2 alpha)" download)" = replay ] || fail "--no-update r2: not a replay"
+rm -f "$T"/state-nu/beta/base.* "$T"/state-nu/beta/outer.*
+train nu beta --round 3 >/dev/null 2>&1 || fail "train nu beta r3"
+[ "$(header "$(commit_of nu 3 beta)" download)" = full ] || fail "--no-update without the cache: not full"
+init nu2 diloco
+for r in 1 2; do
+  for f in alpha beta; do train nu2 "$f" >/dev/null 2>&1 || fail "train nu2 $f r$r"; done
+  $X aggregate --store "$T/nu2" >/dev/null 2>&1 || fail "aggregate nu2 r$r"
+done
+diff <(grep '^tensor ' "$T"/nu/versions/v000002/INDEX-*) <(grep '^tensor ' "$T"/nu2/versions/v000002/INDEX-*) >/dev/null ||
+  fail "--no-update changed version 2"
 echo "ok"

@@ -296,7 +296,7 @@ static void test_rejections_and_determinism(void)
         }
         CU_ASSERT_EQUAL_FATAL(nc, 2);
         pipe_version_result vr;
-        CU_ASSERT_EQUAL(pipe_combine_publish(fx.s, s2, &fx.f, fx.fed_sha, fx.t, &v0, nc, c, 2, &vr, NULL, NULL), XFFL_OK);
+        CU_ASSERT_EQUAL(pipe_combine_publish(fx.s, s2, &fx.f, fx.fed_sha, fx.t, &v0, nc, c, 2, &vr, NULL, NULL, 1), XFFL_OK);
         CU_ASSERT_STRING_EQUAL(vr.ref.index_key, v1.index_key);
         CU_ASSERT_STRING_EQUAL(vr.ref.index_sha, v1.index_sha);
         for (int i = 0; i < nc; i++) pipe_contrib_clear(&c[i]);
