@@ -50,8 +50,8 @@ held=$(sbatch --parsable --hold --output=/dev/null --wrap true)
 "$XFFL" --json submit --scheduler slurm --role aggregate --rounds 2 --store "file://$W/store" --partition aggregation \
   --after "$held" --log-dir "$W/logs" >"$W/out" 2>"$W/err"; rc=$?
 j1=$(sed -n '1s/.*"job": \([0-9]*\).*/\1/p' "$W/out"); j2=$(sed -n '2s/.*"job": \([0-9]*\).*/\1/p' "$W/out")
-check "--json: one object per job with job, name, round, after" \
-  eval '[ $rc = 0 ] && grep -q "\"name\": \"xffl-aggregate-r1\", \"round\": 1, \"after\": $held}" "$W/out" && [ -n "$j2" ]'
+check "--json: one object per job with job, name, round, rounds, after" \
+  eval '[ $rc = 0 ] && grep -q "\"name\": \"xffl-aggregate-r1\", \"round\": 1, \"rounds\": 1, \"after\": $held}" "$W/out" && [ -n "$j2" ]'
 check "--after: the first job waits for the given job" eval '[ "$(job_field "$j1" Dependency | sed "s/(.*//")" = "afterok:$held" ]'
 check "--after: the second waits for the first" eval '[ "$(job_field "$j2" Dependency | sed "s/(.*//")" = "afterok:$j1" ]'
 check "jobs name the store, round and xffl binary (XFFL_BIN exported)" \
