@@ -24,6 +24,8 @@
 # (default build/bench/scaling.svg) draws validation loss against
 # wall-clock time with gnuplot. Namespaces, links and s3rver are removed when the bench
 # ends, also after a failure. Needs root (ip netns); prints SKIP otherwise.
+# Every facility keeps --state and replays each version, so the aggregation jobs run
+# with --no-update (XFFL_SCALE_AGG_FLAGS): the XOR update would be written and never read.
 # Link arithmetic (docs/federation.md "Planning a federation"): XFFL_SCALE_RATE is
 # chosen so that fp32 at the smaller H spends >= 30 % of a round on the link, as 7b
 # between two real sites would.
@@ -43,6 +45,7 @@ RATE=${XFFL_SCALE_RATE:-100mbit}
 MODE=${XFFL_SCALE_MODE:-ahead}
 HS=${XFFL_SCALE_H:-25 50}
 ENCODINGS=${XFFL_SCALE_ENCODINGS:-fp32 int4 topk:16}
+read -r -a AGG_FLAGS <<<"${XFFL_SCALE_AGG_FLAGS---no-update}"
 # The token budget and the outer optimizer, from learning-only runs of this setting
 # (docs/federation.md "Scaling"): ratio <= 0.6 needs the two facilities to reach L
 # within 1.2x the baseline's tokens, and a schedule that ends there reached it sooner
@@ -114,7 +117,7 @@ run_sequential() {
     for i in 0 1; do train_job "$i" "$r" & eval "p$i=\$!"; done
     wait "$p0" && wait "$p1" || { tail -20 "$W/$name.log" >&2; exit 1; }
     ta=$(now)
-    in_st taskset -c 0,1 "$X" aggregate --store "$url" --round "$r" --threads 2 >/dev/null 2>>"$W/$name.log" ||
+    in_st taskset -c 0,1 "$X" aggregate --store "$url" --round "$r" --threads 2 ${AGG_FLAGS[@]+"${AGG_FLAGS[@]}"} >/dev/null 2>>"$W/$name.log" ||
       { tail -20 "$W/$name.log" >&2; exit 1; }
     te=$(now)
     echo "$r $(minus "$te" "$t0") $(minus "$te" "$ta") $(slower_train "$r")" >>"$W/$name.rounds"
@@ -131,6 +134,7 @@ run_ahead() {
   : >"$W/$name.agg"
   for r in $(seq 1 "$rounds"); do
     in_st taskset -c 0,1 "$X" --json aggregate --store "$url" --round "$r" --threads 2 --deadline 900 --poll 0.1 \
+      ${AGG_FLAGS[@]+"${AGG_FLAGS[@]}"} \
       >"$W/$name.a$r" 2>>"$W/$name.log" || { kill "$p0" "$p1" 2>/dev/null; tail -20 "$W/$name.log" >&2; exit 1; }
     te=$(now)
     echo "$r $(minus "$te" "$t0") $(awk -v a="$(json_num seconds "$W/$name.a$r")" -v w="$(json_num wait_seconds "$W/$name.a$r")" \
