@@ -39,10 +39,24 @@ expect_setting_changes_and_reproduces() { # store-with store-without rounds what
 header() { grep "^$2=" "$1" | cut -d= -f2; }
 # The COMMIT of the latest attempt: commit_of STORE-DIR-UNDER-T ROUND FACILITY.
 commit_of() { ls "$T/$1/rounds/r$(printf %06d "$2")/$3/a"*/COMMIT-* | tail -1; }
+# A manifest's tensor lines (name, shape, digest): what two deltas or versions with the
+# same bits share whatever their timing headers say.
+tensors() { grep '^tensor ' "$1"; }
 pack_alpha_beta() {
   local f
   mkdir -p "$T/txt/alpha" "$T/txt/beta"
   cp /usr/share/common-licenses/GPL-3 "$T/txt/alpha/gpl.txt"
   cp /usr/share/common-licenses/Apache-2.0 "$T/txt/beta/apache.txt"
   for f in alpha beta; do $X data pack "$T/txt/$f"/* --out "$T/data/$f" --val-fraction 0.1 >/dev/null 2>&1; done
+}
+# A tiny federation of alpha and beta in store $T/$1 (diloco, int4 deltas with their
+# residual, AdamW state kept: every piece of facility state in play), and one
+# facility's job on it with its state in $T/state-$1/<facility>.
+init_ab() { # store
+  $X init --store "$T/$1" --model tiny --facilities alpha,beta --algo diloco --local-steps 3 --batch 2 \
+    --seq-len 32 --lr 1e-3 --seed 5 --encoding int4 --keep-inner-state >/dev/null 2>&1 || fail "init $1"
+}
+train_ab() { # store facility [extra...]
+  local st=$1 f=$2; shift 2
+  $X train --store "$T/$st" --facility "$f" --data "$T/data/$f/*_train_*.bin" --state "$T/state-$st/$f" --threads 1 "$@"
 }

@@ -18,7 +18,6 @@ train() { # store state facility [extra...]
   local st=$1 sd=$2 f=$3; shift 3
   $X train --store "$T/$st" --facility "$f" --data "$T/data/$f/*_train_*.bin" --state "$T/$sd/$f" --threads 1 "$@"
 }
-tensors() { grep '^tensor ' "$1"; }
 
 for f in alpha beta; do train s state $f >/dev/null 2>&1 || fail "train r1 $f"; done
 $X aggregate --store "$T/s" >/dev/null 2>&1 || fail "aggregate r1"

@@ -8,14 +8,9 @@ source "$(dirname "$0")/lib.sh"
 export XDG_CONFIG_HOME=${XDG_CONFIG_HOME:-$T/config}
 
 pack_alpha_beta
-$X init --store "$T/c" --model tiny --facilities alpha,beta --algo diloco --local-steps 3 --batch 2 \
-  --seq-len 32 --lr 1e-3 --seed 5 --encoding int4 --keep-inner-state >/dev/null 2>&1 || fail "init"
+init_ab c
 for s in m a w; do cp -a "$T/c" "$T/$s"; done
-train() { # store facility [extra...]
-  local st=$1 f=$2; shift 2
-  $X train --store "$T/$st" --facility "$f" --data "$T/data/$f/*_train_*.bin" --state "$T/state-$st/$f" --threads 1 "$@"
-}
-tensors() { grep '^tensor ' "$1"; }
+train() { train_ab "$@"; }
 
 # --- the control: one job a round
 for r in 1 2 3; do

@@ -10,13 +10,8 @@ source "$(dirname "$0")/lib.sh"
 export XDG_CONFIG_HOME=${XDG_CONFIG_HOME:-$T/config}
 
 pack_alpha_beta
-$X init --store "$T/c" --model tiny --facilities alpha,beta --algo diloco --local-steps 3 --batch 2 \
-  --seq-len 32 --lr 1e-3 --seed 5 --encoding int4 --keep-inner-state >/dev/null 2>&1 || fail "init"
-train() { # store facility [extra...]
-  local st=$1 f=$2; shift 2
-  $X train --store "$T/$st" --facility "$f" --data "$T/data/$f/*_train_*.bin" --state "$T/state-$st/$f" --threads 1 "$@"
-}
-tensors() { grep '^tensor ' "$1"; }
+init_ab c
+train() { train_ab "$@"; }
 same_state() { # store-a store-b: alpha's cursor, AdamW state and residual
   for f in cursor inner.bin residual.f32; do
     cmp -s "$T/state-$1/alpha/$f" "$T/state-$2/alpha/$f" || fail "alpha's $f in state-$1 differs from state-$2's"
