@@ -59,7 +59,8 @@ static const char *help =
     "  --dry-run              print the sbatch command lines, submit nothing\n"
     "  -- STEP ARGS           passed to every `xffl train` / `xffl aggregate` as they are\n"
     "\n"
-    "stdout: one line per job, '<job id> <job name> round <R>' (with --json one object per job).\n"
+    "stdout: one line per job, '<job id> <job name> round <R>' ('rounds <R>-<S>' for a job of\n"
+    "several; with --json one object per job, with round and rounds).\n"
     "exit codes: 0 every job submitted, 1 sbatch failed (the jobs submitted before are\n"
     "listed and stay queued), 2 usage, 65 bad LATEST, 74 store unreachable.\n";
 
@@ -162,7 +163,6 @@ int cmd_submit(int argc, char **argv)
     fprintf(stderr, "xffl submit: %s\n", xffl_errmsg());
     if (r.failed_round)
         fprintf(stderr, "xffl submit: round %ld not submitted; %ld of %ld jobs are queued%s%s\n", r.failed_round,
-                r.submitted, o.rounds_per_job > 1 ? (o.rounds + o.rounds_per_job - 1) / o.rounds_per_job : o.rounds,
-                r.submitted ? ", the last is job " : "", r.last_job);
+                r.submitted, r.jobs, r.submitted ? ", the last is job " : "", r.last_job);
     return xffl_exit_code(st);
 }

@@ -9,7 +9,7 @@ typedef int (*cmd_fn)(int argc, char **argv);
 #define XFFL_COMMANDS(X)                                                                          \
     X(init, "create a federation: federation.h5 and version 0")                                   \
     X(keygen, "write one Ed25519 key pair (a facility's or the aggregator's)")                   \
-    X(train, "one facility's job: train round LATEST+1 locally and upload a delta")             \
+    X(train, "one facility's job: train round LATEST+1 (or --rounds N) locally, upload its delta")             \
     X(aggregate, "the aggregation job: merge a round's deltas into the next version")            \
     X(status, "where the federation stands: LATEST, the round in progress, facilities")         \
     X(ls, "list versions, rounds, facilities and sizes in a store")                              \

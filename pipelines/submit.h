@@ -51,6 +51,7 @@ typedef void (*pipe_submit_job_fn)(void *ctx, const pipe_submit_job *job);
 
 typedef struct {
     long first_round;  /* the chain's first round */
+    long jobs;         /* jobs in the chain (rounds, or rounds / rounds_per_job rounded up) */
     long submitted;    /* jobs queued (they stay queued when a later one fails) */
     char last_job[32]; /* the id of the last one queued, "" when none */
     long failed_round; /* on failure: the round whose sbatch failed, 0 otherwise */

@@ -141,6 +141,7 @@ static void test_rounds_per_job(void)
     pipe_submit_result r;
     T_OK(pipe_submit(NULL, &o, on_job, &s, &r));
     CU_ASSERT_EQUAL_FATAL(s.n, 3);
+    CU_ASSERT_EQUAL(r.jobs, 3);
     CU_ASSERT_EQUAL(s.round[0], 4);
     CU_ASSERT_EQUAL(s.round[1], 7);
     CU_ASSERT_EQUAL(s.round[2], 10);
