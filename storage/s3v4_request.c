@@ -365,7 +365,10 @@ xffl_status s3v4_perform(store *s, v4_req *r)
     curl_easy_setopt(h, CURLOPT_SHARE, b->share);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
-    if (b->cfg.ca_bundle) curl_easy_setopt(h, CURLOPT_CAINFO, b->cfg.ca_bundle);
+    if (b->cfg.ca_bundle) { /* instead of the system's CAs, as the AWS tools take it: not beside them */
+        curl_easy_setopt(h, CURLOPT_CAINFO, b->cfg.ca_bundle);
+        curl_easy_setopt(h, CURLOPT_CAPATH, (char *)NULL);
+    }
     if (!strcmp(r->method, "HEAD")) {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (!strcmp(r->method, "PUT") || !strcmp(r->method, "POST")) {

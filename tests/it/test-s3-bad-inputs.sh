@@ -11,6 +11,8 @@
 #     another CA; the system store, which lacks the test CA), immediate        exit 1
 #     ("certificate not verified")
 #   the system store holding the test CA (unshare -m + bind mount): works     exit 0
+#   the test CA in the system's CA directory: works without AWS_CA_BUNDLE,
+#     refused with AWS_CA_BUNDLE of another CA (the bundle replaces the system's) exit 1
 #   HTTPS endpoint spoken to as HTTP, and HTTP endpoint spoken to as HTTPS     exit 2
 #   bucket missing                                                             exit 1
 #   endpoint unreachable, after the retry budget                               exit 74
@@ -91,6 +93,21 @@ if unshare -m --propagation private true 2>/dev/null; then
     else
       fail "$sig: system store with the test CA: $(cat "$WORK/sys.err")"
     fi
+  done
+  # the test CA only in the system's CA directory (a hashed file, as openssl rehash leaves
+  # it): trusted without AWS_CA_BUNDLE, and not with one, which replaces the system's CAs
+  mkdir -p "$WORK/certdir"
+  cp /etc/ssl/certs/ca-certificates.crt "$S3_TLS_DIR/ca.pem" "$WORK/certdir/"
+  ln -sf ca.pem "$WORK/certdir/$(openssl x509 -hash -noout -in "$S3_TLS_DIR/ca.pem").0"
+  in_certdir=(unshare -m --propagation private -- sh -c 'mount --bind "$0" /etc/ssl/certs && exec "$@"' "$WORK/certdir")
+  for sig in v4 v2; do
+    if "${in_certdir[@]}" env -u AWS_CA_BUNDLE XFFL_S3_SIGNATURE=$sig "$X" ls --store s3://xffl/bad >/dev/null 2>"$WORK/sys.err"; then
+      pass "$sig: the test CA in the system's CA directory (bind-mounted) is trusted without AWS_CA_BUNDLE"
+    else
+      fail "$sig: system CA directory with the test CA: $(cat "$WORK/sys.err")"
+    fi
+    case_ "$sig: AWS_CA_BUNDLE of another CA, the test CA in the system's CA directory" 1 'certificate.*did not verify' \
+      "${in_certdir[@]}" env XFFL_S3_SIGNATURE=$sig AWS_CA_BUNDLE="$OTHER" "$X" ls --store s3://xffl/bad
   done
 else
   echo "SKIP: no private mount namespace (unshare -m) here: the system-store cases"
