@@ -289,10 +289,12 @@ static XFFL_MUST_USE xffl_status from_cache(store *s, const pipe_version_ref *re
     int can_replay; /* replay needs v−1's outer state: cached beside the base, for the same INDEX */
     XFFL_FORWARD(cache_refs(dir, ref->version - 1, state ? ns : 0, &b, &ob, &can_replay));
     if (!state && ns > 0) can_replay = 0; /* no buffer for the outer state: not read */
-    /* the cheaper route: the manifests read to compare are downloads too */
+    /* the cheaper route: the manifests read to compare are downloads too. With no
+     * update stored (aggregate --no-update) the replay is the only route: it is not
+     * priced, which would read every contributor's COMMIT twice */
     uint64_t rb = 0, ub = 0;
-    if (can_replay && replay_cost(s, o, idx, &rb, &d->bytes) != XFFL_OK) can_replay = 0;
     xffl_status ust = pipe_update_size(s, ref, b.index_key, akey, &ub, &d->bytes);
+    if (can_replay && ust == XFFL_OK && replay_cost(s, o, idx, &rb, &d->bytes) != XFFL_OK) can_replay = 0;
     if (!can_replay && ust != XFFL_OK) return ust;
     XFFL_FORWARD(cache_load(dir, "base", &b, t->total, model));
     if (can_replay && (ust != XFFL_OK || rb < ub)) {

@@ -104,6 +104,12 @@ for r in 1 2; do
 done
 ls "$T"/nu/versions/v00000[12]/UPDATE-* >/dev/null 2>&1 && fail "--no-update wrote an UPDATE"
 [ "$(header "$(commit_of nu 2 alpha)" download)" = replay ] || fail "--no-update r2: not a replay"
+# with no update to weigh it against, the replay reads each round-1 COMMIT once: both
+# COMMITs and beta's parts (alpha's own are in its sent/)
+want=$(( $(stat -c %s "$(commit_of nu 1 alpha)") + $(stat -c %s "$(commit_of nu 1 beta)") +
+         $(awk '$1 == "object" {s += $3} END {print s}' "$(commit_of nu 1 beta)") ))
+[ "$(header "$(commit_of nu 2 alpha)" download_bytes)" = "$want" ] ||
+  fail "--no-update r2: downloaded $(header "$(commit_of nu 2 alpha)" download_bytes) bytes, want $want"
 rm -f "$T"/state-nu/beta/base.* "$T"/state-nu/beta/outer.*
 train nu beta --round 3 >/dev/null 2>&1 || fail "train nu beta r3"
 [ "$(header "$(commit_of nu 3 beta)" download)" = full ] || fail "--no-update without the cache: not full"
