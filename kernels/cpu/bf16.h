@@ -90,7 +90,7 @@ XFFL_MUST_USE xffl_status kcpu_bf16_attention_bwd(kcpu_bf16_ctx *c, kcpu_bf16_t 
                                                   const kcpu_bf16_t *qkvh, int B, int T, int H, int KV, int hd,
                                                   const float *cosv, const float *sinv, kcpu_bf16_t *dob,
                                                   kcpu_bf16_t *dSb, float *dP);
-/* Fused (flash) causal GQA attention on AMX (kernels/cpu/bf16.c): the T x T scores,
+/* Fused (flash) causal GQA attention on AMX (kernels/cpu/bf16_attn.c): the T x T scores,
  * P, dP and dS stay in 16 x 32 tiles, never in memory; tiles above the diagonal are
  * skipped. 1 where the CPU has AMX-BF16 (oneDNN's ISA avx512_core_amx, the tile state
  * granted by Linux) and XFFL_CPU_FLASH is not 0 (tests, comparisons); elsewhere the bf16

@@ -3,7 +3,7 @@
  * loop. The C one exists to prove the algorithm and its backward formulas on any machine
  * (tests/unit/test_flash.c checks it against kernels/cpu/ref.h's double attention) and to be
  * the bit-level model the GPU tests compare the device kernels to; it is not a fast path
- * (the CPU's fast one is kcpu_bf16_flash_fwd/bwd in kernels/cpu/bf16.c: the same
+ * (the CPU's fast one is kcpu_bf16_flash_fwd/bwd in kernels/cpu/bf16_attn.c: the same
  * algorithm on AMX tiles, used by the cpu backend's bf16 mode).
  *
  * Shapes (row-major, as everywhere in kernels/): q[B,T,H,hd] (post-RoPE), k, v[B,T,KV,hd],

@@ -266,7 +266,7 @@ static void run_model(const ckpt_param_table *t, const float *p, int recompute, 
 
 /* T = 17, shorter than the planned 32, and T = 150 (max_seq_len raised from tiny's 64;
  * the parameters do not depend on it): tiny's GQA (2 query heads per kv head) and head
- * size 16, padded to 32 in the bf16 attention's head-major layout (kernels/cpu/bf16.c) */
+ * size 16, padded to 32 in the bf16 attention's head-major layout (kernels/cpu/bf16_attn.c) */
 static void model_vs_reference(int T)
 {
     ckpt_model_config cfg;
