@@ -295,7 +295,7 @@ xffl_status pipe_manifest_load(store *s, const char *key, const char *sha256, ck
     char sha[XFFL_SHA256_HEX];
     xffl_status st;
     if (sha256 && sha256[0]) {
-        XFFL_FORWARD(store_get_verified(s, key, sha256, &data, &len));
+        XFFL_FORWARD(store_get_immutable(s, key, sha256, &data, &len));
         memcpy(sha, sha256, XFFL_SHA256_HEX);
     } else {
         /* not named with a digest (found by listing, or a COMMIT): its content name is the check */

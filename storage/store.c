@@ -36,6 +36,7 @@ xffl_status store_open(const char *url, const store_options *opt, store **out)
     if (s->opt.retries < 0) s->opt.retries = 0;
     s->url = strdup(url);
     if (!s->url) { free(s); return xffl_fail(XFFL_ERR_NOMEM, "opening store %s", url); }
+    pthread_mutex_init(&s->memo_mu, NULL);
     xffl_status st;
     if (!strncmp(url, "s3://", 5)) {
         s3_settings cfg;
@@ -53,6 +54,7 @@ xffl_status store_open(const char *url, const store_options *opt, store **out)
     else
         st = store_file_open(s, url);
     if (st != XFFL_OK) {
+        pthread_mutex_destroy(&s->memo_mu);
         free(s->endpoint);
         free(s->url);
         free(s);
@@ -66,6 +68,11 @@ void store_close(store *s)
 {
     if (!s) return;
     if (s->ops && s->ops->close) s->ops->close(s);
+    for (int i = 0; i < STORE_MEMO_SLOTS; i++) {
+        free(s->memo[i].key);
+        free(s->memo[i].data);
+    }
+    pthread_mutex_destroy(&s->memo_mu);
     free(s->endpoint);
     free(s->url);
     free(s);
@@ -380,6 +387,67 @@ xffl_status store_get_verified(store *s, const char *key, const char *sha256_hex
         if (round == 0) refetch_note(s, key);
     }
     return xffl_fail(XFFL_ERR_CORRUPT, "%s: sha256 mismatch in %s (expected %s, got %s)", key, s->url, sha256_hex, got);
+}
+
+/* A copy of the memo's verified bytes for key and digest into *data: 1, or 0 when it has none. */
+static int memo_find(store *s, const char *key, const char *sha256_hex, void **data, size_t *len)
+{
+    int found = 0;
+    pthread_mutex_lock(&s->memo_mu);
+    for (int i = 0; i < STORE_MEMO_SLOTS && !found; i++) {
+        store_memo *m = &s->memo[i];
+        if (!m->key || strcmp(m->key, key) || strcasecmp(m->sha256, sha256_hex)) continue;
+        char *d = malloc(m->len + 1);
+        if (!d) break; /* then a request, as without the memo */
+        memcpy(d, m->data, m->len);
+        d[m->len] = 0;
+        *data = d;
+        if (len) *len = m->len;
+        m->used = ++s->memo_clock;
+        found = 1;
+    }
+    pthread_mutex_unlock(&s->memo_mu);
+    return found;
+}
+
+/* Keeps a copy of data (verified against sha256_hex) in the least recently used slot. */
+static void memo_keep(store *s, const char *key, const char *sha256_hex, const void *data, size_t len)
+{
+    if (len > STORE_MEMO_MAX) return;
+    char *k = strdup(key), *d = malloc(len ? len : 1);
+    if (!k || !d) { /* the memo only saves requests: without it nothing is lost */
+        free(k);
+        free(d);
+        return;
+    }
+    memcpy(d, data, len);
+    pthread_mutex_lock(&s->memo_mu);
+    store_memo *m = &s->memo[0];
+    for (int i = 1; i < STORE_MEMO_SLOTS; i++)
+        if (s->memo[i].used < m->used) m = &s->memo[i];
+    free(m->key);
+    free(m->data);
+    m->key = k;
+    m->data = d;
+    m->len = len;
+    snprintf(m->sha256, sizeof m->sha256, "%s", sha256_hex);
+    m->used = ++s->memo_clock;
+    pthread_mutex_unlock(&s->memo_mu);
+}
+
+xffl_status store_get_immutable(store *s, const char *key, const char *sha256_hex, void **data, size_t *len)
+{
+    XFFL_RETURN_IF(!hex_ok(sha256_hex), XFFL_ERR_USAGE, "get %s: expected digest '%s' is not 64 hex digits", key,
+                   sha256_hex ? sha256_hex : "(null)");
+    if (memo_find(s, key, sha256_hex, data, len)) {
+        xffl_log(XFFL_LOG_DEBUG, "store %s: %s: the copy verified earlier in this process", s->endpoint, key);
+        return XFFL_OK;
+    }
+    size_t n = 0;
+    XFFL_FORWARD(store_get_verified(s, key, sha256_hex, data, &n));
+    memo_keep(s, key, sha256_hex, *data, n);
+    if (len) *len = n;
+    return XFFL_OK;
 }
 
 static XFFL_MUST_USE xffl_status a_get_fd(store *s, void *v)

@@ -56,6 +56,15 @@ XFFL_MUST_USE xffl_status store_get_file(store *s, const char *key, const char *
  * (hex): a mismatch is retried once, then CORRUPT naming the key. */
 XFFL_MUST_USE xffl_status store_get_verified(store *s, const char *key, const char *sha256_hex, void **data, size_t *len);
 XFFL_MUST_USE xffl_status store_get_file_verified(store *s, const char *key, const char *sha256_hex, const char *path);
+/* store_get_verified for a small object that its digest names for good (a manifest:
+ * LATEST or an INDEX gives its SHA-256): the handle keeps the last 8 verified copies
+ * of at most 1 MiB each and serves them again without a request. Any
+ * answer the store could give for that key and digest is those bytes or a failure, so
+ * the copy is what a new request would return; a job that checks a version's INDEX in
+ * three places asks the store once. Not for checks of the store itself (verify's reads
+ * of parts, the fault tests): they want every request made. */
+XFFL_MUST_USE xffl_status store_get_immutable(store *s, const char *key, const char *sha256_hex, void **data,
+                                              size_t *len);
 /* Size of an object; NOT_FOUND when absent. mtime may be NULL (seconds since epoch). */
 XFFL_MUST_USE xffl_status store_head(store *s, const char *key, uint64_t *size, int64_t *mtime);
 /* Delete; absent keys are not an error. */

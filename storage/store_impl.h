@@ -8,6 +8,8 @@
 #define XFFL_STORE_IMPL_H
 
 #include "storage/file_md5s.h"
+#include <pthread.h>
+
 #include "storage/store.h"
 
 /* What the caller of a file's put knows of it already, so that a backend need not read
@@ -61,12 +63,26 @@ typedef struct store_ops {
     void (*close)(store *s);
 } store_ops;
 
+/* A verified copy store_get_immutable keeps (store.c says which and why). */
+#define STORE_MEMO_SLOTS 8
+#define STORE_MEMO_MAX (1u << 20) /* bytes of one object, at most */
+typedef struct {
+    char *key;
+    char sha256[65];
+    void *data;
+    size_t len;
+    uint64_t used; /* the handle's clock at the last hit: the least recent goes first */
+} store_memo;
+
 struct store {
     const store_ops *ops;
     char *url;       /* as opened, for messages */
     char *endpoint;  /* what "unreachable" names: host:port for s3, the root for file */
     store_options opt;
     void *impl;      /* backend state */
+    pthread_mutex_t memo_mu;
+    store_memo memo[STORE_MEMO_SLOTS];
+    uint64_t memo_clock;
 };
 
 /* Backend constructors: fill s->ops, s->impl, s->endpoint. rest is the URL after "scheme://"

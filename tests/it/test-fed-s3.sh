@@ -21,9 +21,17 @@ for f in alpha beta; do "$X" data pack "$WORK/txt/$f"/* --out "$WORK/data/$f" >/
 train() { "$X" train --store "$S" --facility "$1" --data "$WORK/data/$1/*_train_*.bin" --state "$WORK/state/$1" \
   --threads 1 "${@:2}"; }
 for r in 1 2; do
+  log0=$(wc -l <"$S3RVER_LOG")
   train alpha --round $r >"$WORK/a.out" 2>&1 & pa=$!
   train beta --round $r >"$WORK/b.out" 2>&1 & pb=$!
   wait $pa && wait $pb || { cat "$WORK/a.out" "$WORK/b.out"; die "train round $r on s3"; }
+  # LATEST names the base version's INDEX with its digest: trust checks, the federation's
+  # settings and the download each look at it, and the store is asked once a job
+  # (store_get_immutable). s3rver logs a request as "KEY 200 TIME SIZE" (a PUT's: 0b).
+  n=$(tail -n +$((log0 + 1)) "$S3RVER_LOG" | grep "fed/versions/v00000$((r - 1))/INDEX-[0-9a-f]* 200 " |
+      grep -vc " 0b$" || true)
+  [ "$n" = 2 ] && pass "round $r: two train jobs fetched the base version's INDEX once each" \
+    || fail "round $r: two train jobs fetched the base version's INDEX $n times, not 2"
   "$X" aggregate --store "$S" --round $r --threads 1 >"$WORK/g1" 2>&1 & p1=$!
   "$X" aggregate --store "$S" --round $r --threads 2 >"$WORK/g2" 2>&1 & p2=$!
   wait $p1 && wait $p2 || { cat "$WORK/g1" "$WORK/g2"; die "aggregate round $r on s3"; }

@@ -447,6 +447,70 @@ static void s3_offline(void)
     for (int i = 0; i < 4; i++) restore_env(names[i], old[i]);
 }
 
+/* store_get_immutable keeps verified copies of small objects and serves them again. To
+ * see whether a request was made, the test does what cannot happen to a content-named
+ * key: it overwrites the object; a request then finds the new bytes (CORRUPT). */
+static void memo(int s3)
+{
+    store *s = fresh_store(s3, "memo", 2);
+    if (!s) return;
+    char a[1000], b[1000], hex[XFFL_SHA256_HEX];
+    fill_random(a, sizeof a, 1);
+    fill_random(b, sizeof b, 2);
+    xffl_sha256_hex(a, sizeof a, hex);
+    void *d = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(store_put(s, "m/a", a, sizeof a), XFFL_OK);
+    CU_ASSERT_EQUAL(store_get_immutable(s, "m/a", hex, &d, &n), XFFL_OK);
+    CU_ASSERT(n == sizeof a && d && !memcmp(d, a, n));
+    free(d);
+    CU_ASSERT_EQUAL_FATAL(store_put(s, "m/a", b, sizeof b), XFFL_OK);
+    d = NULL;
+    CU_ASSERT_EQUAL(store_get_immutable(s, "m/a", hex, &d, &n), XFFL_OK); /* the kept copy */
+    CU_ASSERT(n == sizeof a && d && !memcmp(d, a, n) && ((char *)d)[n] == 0);
+    free(d);
+    d = NULL;
+    CU_ASSERT_EQUAL(store_get_verified(s, "m/a", hex, &d, &n), XFFL_ERR_CORRUPT); /* always asks */
+    CU_ASSERT(strstr(xffl_errmsg(), "m/a") != NULL);
+    /* another handle has no copy */
+    store *s2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(store_open(store_url(s), NULL, &s2), XFFL_OK);
+    CU_ASSERT_EQUAL(store_get_immutable(s2, "m/a", hex, &d, &n), XFFL_ERR_CORRUPT);
+    store_close(s2);
+    /* over 1 MiB: not kept */
+    size_t bign = (1u << 20) + 1;
+    char *big = malloc(bign), bighex[XFFL_SHA256_HEX];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    fill_random(big, bign, 3);
+    xffl_sha256_hex(big, bign, bighex);
+    CU_ASSERT_EQUAL_FATAL(store_put(s, "m/big", big, bign), XFFL_OK);
+    CU_ASSERT_EQUAL(store_get_immutable(s, "m/big", bighex, &d, &n), XFFL_OK);
+    free(d);
+    big[0] ^= 1;
+    CU_ASSERT_EQUAL_FATAL(store_put(s, "m/big", big, bign), XFFL_OK);
+    CU_ASSERT_EQUAL(store_get_immutable(s, "m/big", bighex, &d, &n), XFFL_ERR_CORRUPT);
+    free(big);
+    /* nine more objects in eight slots: the least recently used (m/a, then o0) go */
+    char ohex[9][XFFL_SHA256_HEX], key[16];
+    for (int i = 0; i < 9; i++) {
+        fill_random(a, sizeof a, 10 + (unsigned)i);
+        xffl_sha256_hex(a, sizeof a, ohex[i]);
+        snprintf(key, sizeof key, "m/o%d", i);
+        CU_ASSERT_EQUAL_FATAL(store_put(s, key, a, sizeof a), XFFL_OK);
+        CU_ASSERT_EQUAL(store_get_immutable(s, key, ohex[i], &d, &n), XFFL_OK);
+        free(d);
+    }
+    CU_ASSERT_EQUAL_FATAL(store_put(s, "m/o0", b, sizeof b), XFFL_OK);
+    CU_ASSERT_EQUAL_FATAL(store_put(s, "m/o8", b, sizeof b), XFFL_OK);
+    CU_ASSERT_EQUAL(store_get_immutable(s, "m/o8", ohex[8], &d, &n), XFFL_OK);
+    free(d);
+    CU_ASSERT_EQUAL(store_get_immutable(s, "m/o0", ohex[0], &d, &n), XFFL_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(store_get_immutable(s, "m/a", hex, &d, &n), XFFL_ERR_CORRUPT);
+    store_close(s);
+}
+static void file_memo(void) { memo(0); }
+static void s3_memo(void) { memo(1); }
+
 static int cleanup(void)
 {
     if (file_root) xffl_rmtree_cleanup(file_root);
@@ -466,10 +530,12 @@ void suite_store(void)
     CU_add_test(f, "URLs", file_urls);
     CU_add_test(f, "MD5 in four lanes = the reference = OpenSSL", md5_lanes);
     CU_add_test(f, "MD5s of a batch on their own thread", file_md5_batch);
+    CU_add_test(f, "verified copies of small named objects kept per handle", file_memo);
     CU_pSuite s = CU_add_suite("store_s3", NULL, NULL);
     CU_add_test(s, "put/get/head/delete", s3_basic);
     CU_add_test(s, "list by prefix, sorted", s3_listing);
     CU_add_test(s, "list past 1000 keys", s3_many_keys);
     CU_add_test(s, "version of 4 parts via put_many/get_many", s3_version);
+    CU_add_test(s, "verified copies of small named objects kept per handle", s3_memo);
     CU_add_test(s, "no server: unreachable within the deadline; missing variable", s3_offline);
 }
