@@ -7,7 +7,7 @@
 
 static const char *help =
     "usage: xffl aggregate --store URL [--round R] [--deadline SECONDS] [--quorum K] [--threads N]\n"
-    "                      [--poll SECS] [--no-update]\n"
+    "                      [--poll SECS] [--no-update] [--state DIR]\n"
     "\n"
     "The aggregation job: waits (polling, at most --deadline seconds) until --quorum\n"
     "facilities have a valid COMMIT for round v+1 built on version v (LATEST), rejects\n"
@@ -27,7 +27,12 @@ static const char *help =
     "  --no-update        write no XOR update beside the version: where every facility\n"
     "                     keeps --state and replays the aggregation (the cheaper route\n"
     "                     with lossy encodings), the update is never read; a facility\n"
-    "                     without the cache downloads the version in full either way\n" CLI_TRUST_FLAGS_HELP CLI_STORE_FLAGS_HELP
+    "                     without the cache downloads the version in full either way\n"
+    "  --state DIR        this aggregator's own cache: the version it writes (model and\n"
+    "                     outer state) is kept there, and the next job, whose base it\n"
+    "                     is, reads it from there instead of the store (checked against\n"
+    "                     its INDEX); otherwise the base comes in full, or replayed from\n"
+    "                     an older cached version. Never in the store.\n" CLI_TRUST_FLAGS_HELP CLI_STORE_FLAGS_HELP
     "\n"
     "stdout: 'v<version> <facilities used>' (with --json one object).\n"
     "exit codes: 0 version written (or already there), 1 failed, 2 usage, 65 bad\n"
@@ -52,6 +57,7 @@ int cmd_aggregate(int argc, char **argv)
                             {"--deadline", CLI_SECONDS, &o.deadline, 0, 0, NULL},
                             {"--poll", CLI_SECONDS, &o.poll, 0, 0, NULL},
                             {"--no-update", CLI_FLAG, &o.no_update, 0, 0, NULL},
+                            {"--state", CLI_STR, &o.state_dir, 0, 0, NULL},
                             CLI_TRUST_OPTS(&trust),
                             {0}};
     store *s;
@@ -74,9 +80,11 @@ int cmd_aggregate(int argc, char **argv)
         printf("{\"version\": %lld, \"already\": false, \"contributors\": [", (long long)res.version);
         for (int i = 0; i < res.n_used; i++) printf("%s\"%s\"", i ? ", " : "", res.used[i]);
         printf("], \"rejected\": %d, \"tokens\": %lld, \"stored_bytes\": %llu, \"seconds\": %.3f, "
-               "\"wait_seconds\": %.3f, \"pseudo_gradient_norm\": %.9g, \"update_norm\": %.9g, \"latest_written\": %s}\n",
+               "\"wait_seconds\": %.3f, \"pseudo_gradient_norm\": %.9g, \"update_norm\": %.9g, \"latest_written\": %s, "
+               "\"base\": \"%s\", \"base_bytes\": %llu}\n",
                res.n_rejected, (long long)res.tokens, (unsigned long long)res.stored_bytes, res.seconds, res.wait_seconds,
-               res.stats.pg_norm, res.stats.update_norm, res.latest_written ? "true" : "false");
+               res.stats.pg_norm, res.stats.update_norm, res.latest_written ? "true" : "false",
+               pipe_download_route_name(res.base_route), (unsigned long long)res.base_bytes);
     } else {
         printf("v%06lld", (long long)res.version);
         for (int i = 0; i < res.n_used; i++) printf(" %s", res.used[i]);

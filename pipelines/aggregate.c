@@ -301,11 +301,13 @@ static XFFL_MUST_USE xffl_status from_slabs(void *ctx, int group, int index, flo
     return XFFL_OK;
 }
 
-xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
-                                 const ckpt_param_table *t, const pipe_version_ref *base, int n,
-                                 const pipe_contrib *contribs, int threads, pipe_version_result *res,
-                                 pipe_algo_stats *stats, const xffl_signer *signer, int with_update)
+xffl_status pipe_combine_publish(store *from, store *to, const pipe_publish_setting *ps,
+                                 const pipe_version_ref *base, int n, const pipe_contrib *contribs,
+                                 pipe_publish_result *res)
 {
+    memset(res, 0, sizeof *res);
+    const pipe_federation *f = ps->f;
+    const ckpt_param_table *t = ps->t;
     const pipe_algo_config *ac = &f->algo;
     int ns = pipe_algo_state_count(ac->kind);
     ckpt_manifest *index = NULL;
@@ -314,30 +316,29 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
     /* checked >= 0 by pipe_manifest_load; each delta's tokens come from federation.h5 */
     xffl_status st = ckpt_manifest_require_int(index, base->index_key, "tokens_seen", &tokens_seen);
     const char *groups[PIPE_MAX_GROUPS] = {"model"};
-    float *slabs[PIPE_MAX_GROUPS] = {0}, *out = NULL, *state[PIPE_MAX_GROUPS] = {0};
-    int fetch_groups = 1;
+    /* slabs[0] the model, slabs[1..ns] the outer state's groups, one block (*state) */
+    float *slabs[PIPE_MAX_GROUPS] = {0}, *out = NULL, *state[PIPE_MAX_GROUPS] = {0}, *outer = NULL;
     if (st != XFFL_OK) goto done;
-    for (int g = 0; g < PIPE_MAX_GROUPS; g++) {
-        if (g <= ns) {
-            slabs[g] = xffl_alloc_big((size_t)t->total * sizeof(float));
-            if (!slabs[g]) {
-                st = xffl_fail(XFFL_ERR_NOMEM, "aggregation slabs (%lld floats)", (long long)t->total);
-                goto done;
-            }
-            memset(slabs[g], 0, (size_t)t->total * sizeof(float));
-        }
-        if (g >= 1 && g <= ns) {
-            groups[g] = pipe_algo_state_group(ac->kind, g - 1);
-            state[g - 1] = slabs[g];
-        }
+    slabs[0] = xffl_alloc_big((size_t)t->total * sizeof(float));
+    if (ns > 0) outer = xffl_alloc_big((size_t)ns * (size_t)t->total * sizeof(float));
+    out = xffl_alloc_big((size_t)t->total * sizeof(float));
+    if (!slabs[0] || (ns > 0 && !outer) || !out) {
+        st = xffl_fail(XFFL_ERR_NOMEM, "aggregation slabs (%lld floats)", (long long)t->total);
+        goto done;
+    }
+    for (int g = 1; g <= ns; g++) {
+        groups[g] = pipe_algo_state_group(ac->kind, g - 1);
+        state[g - 1] = slabs[g] = outer + (size_t)(g - 1) * (size_t)t->total;
     }
     /* the base's outer state, if it has the algorithm's (version 0 has none: zeros) */
-    if (ns > 0 && pipe_index_has_group(index, groups[1])) fetch_groups = 1 + ns;
-    XFFL_CHECK_GOTO(st, pipe_version_fetch(from, base, t, fetch_groups, groups, slabs, NULL), done);
-    out = xffl_alloc_big((size_t)t->total * sizeof(float));
-    if (!out) {
-        st = xffl_fail(XFFL_ERR_NOMEM, "aggregation output");
-        goto done;
+    const pipe_download_options dopt = {.f = f, .fed_sha = ps->fed_sha, .state_dir = ps->state_dir,
+                                        .threads = ps->threads};
+    XFFL_CHECK_GOTO(st, pipe_model_download(from, base, &dopt, t, slabs[0], outer, &res->base), done);
+    if (ns > 0 && !res->base.state_known) { /* an update carries the model only */
+        const pipe_download_options full = {.f = f, .fed_sha = ps->fed_sha, .threads = ps->threads};
+        uint64_t before = res->base.bytes;
+        XFFL_CHECK_GOTO(st, pipe_model_download(from, base, &full, t, slabs[0], outer, &res->base), done);
+        res->base.bytes += before;
     }
     for (int i = 0; i < n; i++)
         if (__builtin_add_overflow(tokens_seen, contribs[i].tokens, &tokens_seen)) {
@@ -345,7 +346,8 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
             goto done;
         }
     pipe_algo_stats stt;
-    XFFL_CHECK_GOTO(st, pipe_combine(f, base->version + 1, n, contribs, slabs[0], state, t->total, threads, out, &stt),
+    XFFL_CHECK_GOTO(st, pipe_combine(f, base->version + 1, n, contribs, slabs[0], state, t->total, ps->threads, out,
+                                     &stt),
                     done);
     if (ac->delta_filter > 0) {
         char line[1024];
@@ -364,7 +366,7 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
     if (stt.deltas_clipped)
         xffl_log(XFFL_LOG_INFO, "round %lld: %d of %d deltas clipped to %g x the median delta norm",
                  (long long)base->version + 1, stt.deltas_clipped, n, ac->delta_clip);
-    if (stats) *stats = stt;
+    res->stats = stt;
     /* the base's model stays for the update from it (pipelines/update.h) */
     float *base_model = slabs[0];
     slabs[0] = out;
@@ -382,16 +384,21 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *
     const char *ev[] = {v_pg, v_up, v_clip};
     pipe_version_spec spec = {
         .version = base->version + 1, .parent = base->version, .round = base->version + 1,
-        .algorithm = pipe_algo_name(ac->kind), .federation_sha256 = fed_sha,
+        .algorithm = pipe_algo_name(ac->kind), .federation_sha256 = ps->fed_sha,
         .tokens_seen = tokens_seen, .n_contributors = n, .contributor_facility = facs,
         .contributor_commit = keys, .n_groups = 1 + ns, .groups = groups, .part_size = f->part_size,
-        .level = f->zstd_level, .threads = threads, .n_extra = 3, .extra_keys = ek, .extra_values = ev,
-        .signer = signer, .update_from = with_update ? base : NULL,
-        .update_base = with_update ? base_model : NULL};
+        .level = f->zstd_level, .threads = ps->threads, .n_extra = 3, .extra_keys = ek, .extra_values = ev,
+        .signer = ps->signer, .update_from = ps->with_update ? base : NULL,
+        .update_base = ps->with_update ? base_model : NULL};
     slab_src src = {.slabs = (const float *const *)slabs, .t = t};
-    st = pipe_version_publish(to, t, &spec, from_slabs, &src, res);
+    XFFL_CHECK_GOTO(st, pipe_version_publish(to, t, &spec, from_slabs, &src, &res->version), done);
+    /* after LATEST: a job killed before this leaves the cache of base, and the next job
+     * replays or downloads the version in full */
+    if (ps->state_dir)
+        st = pipe_base_save(ps->state_dir, &res->version.ref, t, slabs[0], outer, ns);
 done:
-    for (int g = 0; g < PIPE_MAX_GROUPS; g++) free(slabs[g]);
+    free(slabs[0]);
+    free(outer);
     free(out);
     ckpt_manifest_free(index);
     return st;
@@ -406,6 +413,7 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
 {
     memset(res, 0, sizeof *res);
     double t0 = xffl_now();
+    if (o->state_dir) XFFL_FORWARD(xffl_mkdirs(o->state_dir));
     pipe_federation f;
     char fed_sha[XFFL_SHA256_HEX];
     pipe_version_ref base;
@@ -517,13 +525,17 @@ static XFFL_MUST_USE xffl_status pipe_aggregate_signed(store *s, const pipe_aggr
         res->n_used = n;
         xffl_log(XFFL_LOG_INFO, "round %lld: combining the deltas with %s", (long long)round,
                  pipe_algo_name(f.algo.kind));
-        pipe_version_result vr;
-        XFFL_CHECK_GOTO(st, pipe_combine_publish(s, s, &f, fed_sha, t, &base, n, use, o->threads, &vr, &res->stats, signer,
-                                             !o->no_update),
-                        done);
-        res->version = vr.ref.version;
-        res->latest_written = vr.latest_written;
-        res->stored_bytes = vr.stored_bytes;
+        const pipe_publish_setting ps = {.f = &f, .fed_sha = fed_sha, .t = t, .threads = o->threads,
+                                         .signer = signer, .with_update = !o->no_update,
+                                         .state_dir = o->state_dir};
+        pipe_publish_result pr;
+        XFFL_CHECK_GOTO(st, pipe_combine_publish(s, s, &ps, &base, n, use, &pr), done);
+        res->version = pr.version.ref.version;
+        res->latest_written = pr.version.latest_written;
+        res->stored_bytes = pr.version.stored_bytes;
+        res->stats = pr.stats;
+        res->base_route = pr.base.route;
+        res->base_bytes = pr.base.bytes;
     }
 done:
     for (int i = 0; i < PIPE_MAX_FACILITIES; i++) pipe_contrib_clear(&got[i]);

@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "libckpt/model.h"
 #include "pipelines/algo.h"
+#include "pipelines/download.h"
 #include "pipelines/federation.h"
 #include "pipelines/round.h"
 #include "pipelines/trust.h"
@@ -72,12 +73,31 @@ XFFL_MUST_USE xffl_status pipe_combine(const pipe_federation *f, int64_t round, 
 /* Fetches base (model and the algorithm's outer state: zeros when the base holds
  * none), applies the algorithm to contribs (sorted by facility) and publishes version
  * base+1 to `to` (the same store normally, a scratch store for reproduce), its INDEX
- * signed by signer (NULL: unsigned), and with with_update the XOR update from base
- * beside it (pipelines/update.h), before LATEST moves. */
-XFFL_MUST_USE xffl_status pipe_combine_publish(store *from, store *to, const pipe_federation *f, const char *fed_sha,
-                                 const ckpt_param_table *t, const pipe_version_ref *base, int n,
-                                 const pipe_contrib *contribs, int threads, pipe_version_result *res,
-                                 pipe_algo_stats *stats, const xffl_signer *signer, int with_update);
+ * signed by ps->signer, and with ps->with_update the XOR update from base beside it
+ * (pipelines/update.h), before LATEST moves. */
+typedef struct {
+    const pipe_federation *f;
+    const char *fed_sha;        /* federation.h5's digest */
+    const ckpt_param_table *t;
+    int threads;                /* 0: OpenMP default (never the bytes) */
+    const xffl_signer *signer;  /* the INDEX's (NULL: unsigned) */
+    int with_update;            /* the XOR update from base beside the version */
+    /* The aggregation job's own cache (aggregate --state DIR; NULL: none), in the
+     * facilities' format (pipelines/download.h): base comes from it when it holds base,
+     * the version it wrote last ("cached": nothing downloaded), else by the cheapest
+     * route; the new version's model and outer state are kept there after LATEST. */
+    const char *state_dir;
+} pipe_publish_setting;
+
+typedef struct {
+    pipe_version_result version;
+    pipe_algo_stats stats;
+    pipe_download base; /* how base was read (route, bytes) */
+} pipe_publish_result;
+
+XFFL_MUST_USE xffl_status pipe_combine_publish(store *from, store *to, const pipe_publish_setting *ps,
+                                               const pipe_version_ref *base, int n, const pipe_contrib *contribs,
+                                               pipe_publish_result *res);
 
 typedef struct {
     int64_t round;   /* -1: LATEST+1 */
@@ -86,6 +106,7 @@ typedef struct {
     int threads;     /* 0: OpenMP default (never changes the bytes) */
     double poll;     /* seconds between checks; 0 = 2 */
     int no_update;   /* write no XOR update beside the version (facilities that replay) */
+    const char *state_dir; /* the job's cache of the version it wrote (pipe_publish_setting) */
     const pipe_trust_options *trust; /* key and pin (NULL: defaults; pipelines/trust.h) */
 } pipe_aggregate_options;
 
@@ -100,6 +121,8 @@ typedef struct {
     int64_t tokens;      /* this round's */
     double seconds;
     double wait_seconds; /* of seconds, waiting for the quorum (deltas arriving are loaded meanwhile) */
+    pipe_download_route base_route; /* how the base version was read */
+    uint64_t base_bytes;            /* and what that downloaded */
     pipe_algo_stats stats;
 } pipe_aggregate_result;
 

@@ -17,7 +17,7 @@
 
 const char *pipe_download_route_name(pipe_download_route r)
 {
-    static const char *const names[] = {"full", "update", "replay"};
+    static const char *const names[] = {"full", "update", "replay", "cached"};
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "?";
 }
 
@@ -143,7 +143,7 @@ static void sent_dir(const char *state_dir, char *out, size_t cap)
 
 /* One tensor slab's digests against the INDEX's "<group>/<tensor>" lines. */
 static XFFL_MUST_USE xffl_status check_group(const ckpt_manifest *idx, const char *index_key, const char *group,
-                                             const ckpt_param_table *t, const float *x)
+                                             const ckpt_param_table *t, const float *x, const char *how)
 {
     for (int i = 0; i < t->count; i++) {
         const ckpt_param *p = &t->params[i];
@@ -153,7 +153,7 @@ static XFFL_MUST_USE xffl_status check_group(const ckpt_manifest *idx, const cha
         XFFL_RETURN_IF(ti < 0, XFFL_ERR_INVALID, "tensor %s is not listed in %s", name, index_key);
         xffl_sha256_hex(x + p->offset, (size_t)p->numel * 4, got);
         XFFL_RETURN_IF(strcmp(idx->tensors[ti].sha256, got) != 0, XFFL_ERR_CORRUPT,
-                       "tensor %s replayed: digest %.12s differs from %s (%.12s)", name, got, index_key,
+                       "tensor %s %s: digest %.12s differs from %s (%.12s)", name, how, got, index_key,
                        idx->tensors[ti].sha256);
     }
     return XFFL_OK;
@@ -219,10 +219,10 @@ static XFFL_MUST_USE xffl_status check_replay(const pipe_version_ref *ref, const
     for (int i = 0; i < k; i++)
         XFFL_RETURN_IF(strcmp(idx->contributors[i].key, keys[i]) != 0, XFFL_ERR_INVALID,
                        "%s combined %s, the replay %s", ref->index_key, idx->contributors[i].key, keys[i]);
-    XFFL_FORWARD(check_group(idx, ref->index_key, "model", t, model));
+    XFFL_FORWARD(check_group(idx, ref->index_key, "model", t, model, "replayed"));
     for (int g = 0; g < pipe_download_state_count(o->f); g++)
         XFFL_FORWARD(check_group(idx, ref->index_key, pipe_algo_state_group(o->f->algo.kind, g), t,
-                                 state + (size_t)g * (size_t)t->total));
+                                 state + (size_t)g * (size_t)t->total, "replayed"));
     return XFFL_OK;
 }
 
@@ -273,6 +273,36 @@ static XFFL_MUST_USE xffl_status full(store *s, const pipe_version_ref *ref, con
     d->state_known = state != NULL;
     d->route = PIPE_DOWNLOAD_FULL;
     xffl_log(XFFL_LOG_INFO, "fetched v%06" PRId64 " in full: %" PRIu64 " bytes", ref->version, d->full_bytes);
+    return XFFL_OK;
+}
+
+/* The cache in o->state_dir holds version ref itself (a facility's retry of a round;
+ * the aggregation job's base, the version it wrote last): nothing to download. Checked
+ * against ref's INDEX like a replay. NOT_FOUND (nothing loaded) when it holds another
+ * version, or lacks the outer state ref's INDEX has and the caller wants. */
+static XFFL_MUST_USE xffl_status cached(const pipe_version_ref *ref, const pipe_download_options *o,
+                                        const ckpt_manifest *idx, const ckpt_param_table *t, float *model,
+                                        float *state, pipe_download *d)
+{
+    const char *dir = o->state_dir;
+    const pipe_algo_kind kind = o->f->algo.kind;
+    const int ns = state ? pipe_download_state_count(o->f) : 0;
+    /* version 0 holds no outer state: zeros, as in full() */
+    const int has_state = ns > 0 && pipe_index_has_group(idx, pipe_algo_state_group(kind, 0));
+    cache_ref b, ob;
+    XFFL_FORWARD(cache_refs(dir, ref->version, has_state ? ns : 0, &b, &ob, NULL));
+    XFFL_RETURN_IF(strcmp(b.index_key, ref->index_key) != 0, XFFL_ERR_NOT_FOUND, "%s/base.ref is of %s, not %s", dir,
+                   b.index_key, ref->index_key);
+    XFFL_FORWARD(cache_load(dir, "base", &b, t->total, model));
+    XFFL_FORWARD(check_group(idx, ref->index_key, "model", t, model, "cached"));
+    if (has_state) XFFL_FORWARD(cache_load(dir, "outer", &ob, (int64_t)ns * t->total, state));
+    for (int g = 0; has_state && g < ns; g++)
+        XFFL_FORWARD(check_group(idx, ref->index_key, pipe_algo_state_group(kind, g), t,
+                                 state + (size_t)g * (size_t)t->total, "cached"));
+    if (ns > 0 && !has_state) memset(state, 0, (size_t)ns * (size_t)t->total * 4);
+    d->state_known = state != NULL;
+    d->route = PIPE_DOWNLOAD_CACHED;
+    xffl_log(XFFL_LOG_INFO, "v%06" PRId64 " from %s/base.f32: nothing downloaded", ref->version, dir);
     return XFFL_OK;
 }
 
@@ -331,9 +361,12 @@ xffl_status pipe_model_download(store *s, const pipe_version_ref *ref, const pip
     for (int i = 0; i < idx->n_objects; i++) d->full_bytes += idx->objects[i].bytes;
     xffl_status st = XFFL_ERR_NOT_FOUND;
     if (!o->state_dir) snprintf(d->why_full, sizeof d->why_full, "no --state directory");
-    else if (ref->version == 0) snprintf(d->why_full, sizeof d->why_full, "version 0 is not made from another");
     else {
-        st = from_cache(s, ref, o, idx, t, model, state, d);
+        st = cached(ref, o, idx, t, model, state, d);
+        if (st == XFFL_ERR_NOT_FOUND && ref->version == 0)
+            st = xffl_fail(XFFL_ERR_NOT_FOUND, "version 0 is not made from another");
+        else if (st == XFFL_ERR_NOT_FOUND)
+            st = from_cache(s, ref, o, idx, t, model, state, d);
         if (st != XFFL_OK) {
             snprintf(d->why_full, sizeof d->why_full, "%s", xffl_errmsg());
             /* no cache or no update is the ordinary first round; damage is worth a warning */

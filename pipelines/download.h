@@ -12,6 +12,9 @@
  *   update  v's model as the XOR of its float bits with the cached v−1's
  *           (pipelines/update.h): model only, so the outer state is then unknown.
  *   full    v's parts, which hold the outer state beside the model: both are kept.
+ * Before all three: when the cache holds v itself (a facility's retry of a round, an
+ * aggregation job's base: the version it wrote), nothing is downloaded ("cached"; its
+ * tensors checked against v's INDEX).
  * A route that fails falls back to the full version with a warning naming the file;
  * nothing is trained from bits that do not match v's INDEX.
  *
@@ -42,8 +45,8 @@
 
 #define PIPE_DOWNLOAD_SENT_DIR "sent" /* in --state DIR: the parts of the delta sent last */
 
-typedef enum { PIPE_DOWNLOAD_FULL, PIPE_DOWNLOAD_UPDATE, PIPE_DOWNLOAD_REPLAY } pipe_download_route;
-/* "full", "update", "replay": the COMMIT's download= and the train result line */
+typedef enum { PIPE_DOWNLOAD_FULL, PIPE_DOWNLOAD_UPDATE, PIPE_DOWNLOAD_REPLAY, PIPE_DOWNLOAD_CACHED } pipe_download_route;
+/* "full", "update", "replay", "cached": the COMMIT's download= and the train result line */
 const char *pipe_download_route_name(pipe_download_route r);
 
 typedef struct {

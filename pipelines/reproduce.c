@@ -100,8 +100,10 @@ xffl_status pipe_reproduce_round(store *s, int64_t round, int threads, const pip
     }
     XFFL_CHECK_GOTO(st, xffl_mkdtemp("xffl-reproduce", &tmp), done);
     XFFL_CHECK_GOTO(st, store_open(tmp, NULL, &scratch), done);
-    pipe_version_result vr;
-    XFFL_CHECK_GOTO(st, pipe_combine_publish(s, scratch, &f, fed_sha, t, &base, n, c, threads, &vr, NULL, NULL, 0), done);
+    const pipe_publish_setting ps = {.f = &f, .fed_sha = fed_sha, .t = t, .threads = threads};
+    pipe_publish_result pr;
+    XFFL_CHECK_GOTO(st, pipe_combine_publish(s, scratch, &ps, &base, n, c, &pr), done);
+    pipe_version_result vr = pr.version;
     snprintf(out->recomputed_index, sizeof out->recomputed_index, "%s", vr.ref.index_key);
     out->index_identical = !strcmp(vr.ref.index_sha, stored_body);
     XFFL_CHECK_GOTO(st, ref_from_key(scratch, round, vr.ref.index_key, &vr.ref, &re_idx), done);

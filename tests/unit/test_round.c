@@ -295,8 +295,11 @@ static void test_rejections_and_determinism(void)
             nc++;
         }
         CU_ASSERT_EQUAL_FATAL(nc, 2);
-        pipe_version_result vr;
-        CU_ASSERT_EQUAL(pipe_combine_publish(fx.s, s2, &fx.f, fx.fed_sha, fx.t, &v0, nc, c, 2, &vr, NULL, NULL, 1), XFFL_OK);
+        const pipe_publish_setting ps = {.f = &fx.f, .fed_sha = fx.fed_sha, .t = fx.t, .threads = 2,
+                                         .with_update = 1};
+        pipe_publish_result pr;
+        CU_ASSERT_EQUAL(pipe_combine_publish(fx.s, s2, &ps, &v0, nc, c, &pr), XFFL_OK);
+        const pipe_version_result vr = pr.version;
         CU_ASSERT_STRING_EQUAL(vr.ref.index_key, v1.index_key);
         CU_ASSERT_STRING_EQUAL(vr.ref.index_sha, v1.index_sha);
         for (int i = 0; i < nc; i++) pipe_contrib_clear(&c[i]);

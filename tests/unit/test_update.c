@@ -176,10 +176,32 @@ static void test_roundtrip(void)
     CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_UPDATE);
     CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
     CU_ASSERT(d.bytes < d.full_bytes && d.full_bytes == r1.stored_bytes);
-    /* a base of another version: in full */
+    /* the version itself kept (a retried round, the aggregation job's base): nothing
+     * downloaded but the INDEX */
     T_OK(pipe_base_save(sd, &r1.ref, t, m1, NULL, 0));
+    memset(got, 0, nb);
     T_OK(pipe_model_download(s, &r1.ref, &withstate, t, got, NULL, &d));
+    CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_CACHED);
+    CU_ASSERT_EQUAL(d.bytes, 0);
+    CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
+    /* a base of another version (a later one): in full */
+    T_OK(pipe_model_download(s, &r0.ref, &withstate, t, got, NULL, &d));
     CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_FULL);
+    CU_ASSERT_EQUAL(memcmp(got, m0, nb), 0);
+    /* kept floats whose file matches its .ref but not the INDEX (written from other
+     * floats): refused by the INDEX's digests, named, in full */
+    float *other = malloc(nb);
+    memcpy(other, m1, nb);
+    other[t->params[2].offset] += 1.0f;
+    T_OK(pipe_base_save(sd, &r1.ref, t, other, NULL, 0));
+    free(other);
+    xffl_log_config quiet0 = {.level = XFFL_LOG_ERROR}; /* the fallback's warning */
+    xffl_log_config old0 = xffl_log_setup(&quiet0);
+    xffl_status st0 = pipe_model_download(s, &r1.ref, &withstate, t, got, NULL, &d);
+    xffl_log_setup(&old0);
+    T_OK(st0);
+    CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_FULL);
+    CU_ASSERT(strstr(d.why_full, t->params[2].name) != NULL && strstr(d.why_full, "cached") != NULL);
     CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
     /* a damaged cache (one bit of base.f32): named, in full, never wrong bits */
     T_OK(pipe_base_save(sd, &r0.ref, t, m0, NULL, 0));
@@ -276,7 +298,7 @@ static int suite_clean(void)
 void suite_update(void)
 {
     CU_pSuite s = CU_add_suite("update", NULL, suite_clean);
-    CU_add_test(s, "XOR update: v's exact bits from v-1, fewer bytes; cache used only when whole and of v-1",
+    CU_add_test(s, "XOR update: v's exact bits from v-1, fewer bytes; cache used only when whole and of v-1 or v",
                 test_roundtrip);
     CU_add_test(s, "a wrong update is refused by v's digests, naming part and tensor; the facility falls back",
                 test_wrong_update);
