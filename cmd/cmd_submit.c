@@ -33,7 +33,9 @@ static const char *help =
     "  --store URL            s3://bucket/prefix, file:///path or a plain path\n"
     "  --facility NAME        train: this facility's name in the federation\n"
     "  --data GLOB            train: this facility's token shards\n"
-    "  --state DIR            train: the facility's local state directory\n"
+    "  --state DIR            train: the facility's local state directory; aggregate\n"
+    "                         (optional): the aggregator's cache of the version it wrote\n"
+    "                         (aggregate --state), on a file system every job's node sees\n"
     "  --rounds-per-job K     train: each job trains K rounds in one process (train\n"
     "                         --rounds K): N/K jobs, one queue wait for K rounds\n"
     "  --partition P          Slurm partition (default: the cluster's default)\n"
@@ -112,9 +114,8 @@ static int parse_args(int argc, char **argv, pipe_submit_options *o, store_optio
     int train = !strcmp(o->role, "train");
     if (train && (!o->facility || !o->data || !o->state))
         return cli_usage_error(cmd, "--role train needs --facility NAME, --data GLOB and --state DIR");
-    if (!train && (o->facility || o->data || o->state || o->gpus || o->nodes || o->tasks_per_node ||
-                   o->rounds_per_job))
-        return cli_usage_error(cmd, "--facility, --data, --state, --gpus-per-node, --nodes, --tasks-per-node and "
+    if (!train && (o->facility || o->data || o->gpus || o->nodes || o->tasks_per_node || o->rounds_per_job))
+        return cli_usage_error(cmd, "--facility, --data, --gpus-per-node, --nodes, --tasks-per-node and "
                                     "--rounds-per-job are for --role train");
     if (train && strspn(o->facility, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
                      strlen(o->facility))

@@ -192,6 +192,8 @@ static int build_argv(const pipe_submit_options *o, const char *tdir, const char
         ADD(o->facility);
         ADD("--data");
         ADD(o->data);
+    }
+    if (o->state) { /* train: required; aggregate: its cache, when given */
         ADD("--state");
         ADD(o->state);
     }

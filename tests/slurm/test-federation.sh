@@ -3,7 +3,8 @@
 # store, driven only through `xffl submit` and sbatch: the aggregator's chain and
 # leonardo's chain first, karolina's chain late, so aggregate r1 (quorum missing) and
 # leonardo r2 (version 1 missing) meet exit 75 and requeue; then every job completes,
-# versions 1 and 2 exist with both facilities in them, `xffl verify --all` passes.
+# versions 1 and 2 exist with both facilities in them, `xffl verify --all` passes. The
+# aggregator's chain keeps its cache (--state), so its round-2 job reads version 1 there.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fedlib.sh"
@@ -11,7 +12,7 @@ W=$(mktemp -d /tmp/xffl-slurm-fed.XXXXXX)
 [ -n "${XFFL_TEST_KEEP:-}" ] || trap 'rm -rf "$W"' EXIT
 fed_setup "$W" 3 || { fail "federation set-up (data pack, init)"; exit 1; }
 
-agg=$(submit_aggregate "$W" 2)
+agg=$(submit_aggregate "$W" 2 --state "$W/agg-state")
 leo=$(submit_train "$W" leonardo 2)
 check "submit: aggregator chain of 2 jobs" [ "$(echo "$agg" | wc -w)" = 2 ]
 check "submit: leonardo chain of 2 jobs" [ "$(echo "$leo" | wc -w)" = 2 ]
@@ -44,6 +45,7 @@ check "version 2 exists with leonardo and karolina" [ "$(contributors "$W" 2)" =
 check "LATEST names version 2" grep -q '^v000002 ' "$W/store/LATEST"
 check "one attempt per facility per round" [ "$(attempts "$W" 1 leonardo)|$(attempts "$W" 1 karolina)|$(attempts "$W" 2 leonardo)|$(attempts "$W" 2 karolina)" = "a1|a1|a1|a1" ]
 check "xffl verify --all passes" verify_all "$W"
+check "the aggregator's --state holds version 2, the one it wrote last" grep -q '^v000002 versions/v000002/INDEX-' "$W/agg-state/base.ref"
 check "each job logged where the template says (<log-dir>/<job name>-<job id>.out)" eval '[ -s "$W/logs/xffl-train-leonardo-r1-$l1.out" ] && [ -s "$W/logs/xffl-aggregate-r2-$a2.out" ] && [ -s "$W/logs/xffl-train-karolina-r2-$k2.out" ]'
 check "a requeue is in the logs ('not yet (exit 75); requeued')" grep -q 'not yet (exit 75); requeued' "$W/logs/xffl-train-leonardo-r2-$l2.out"
 check "status shows version 2" sh -c "'$XFFL' status --store 'file://$W/store' 2>/dev/null | grep -q 'v000002\|version 2'"

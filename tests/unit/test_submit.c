@@ -177,6 +177,11 @@ static void test_key(void)
     snprintf(want, sizeof want, " --round 3 --key %s ", key);
     CU_ASSERT_PTR_NOT_NULL(strstr(line, want));
     CU_ASSERT_PTR_NULL(strstr(line, "--keys"));
+    CU_ASSERT_PTR_NULL(strstr(line, "--state"));
+    o.state = "agg-cache"; /* the aggregator's cache, when given */
+    T_OK(pipe_submit(NULL, &o, on_job_all, line, &r));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "aggregate.sbatch --store file:///nowhere --state agg-cache --round 3 "));
+    o.state = NULL;
     o.key_file = NULL; /* not given: nothing added, the step finds its own */
     T_OK(pipe_submit(NULL, &o, on_job_all, line, &r));
     CU_ASSERT_PTR_NULL(strstr(line, "--key"));
