@@ -72,6 +72,9 @@ xffl_status xffl_mkdirs(const char *path)
         *p = '/';
     }
     if (mkdir(buf, 0777) && errno != EEXIST) return xffl_fail(XFFL_ERR_IO, "mkdir %s: %s", buf, strerror(errno));
+    struct stat st; /* EEXIST is also a file of that name */
+    XFFL_RETURN_IF(stat(buf, &st) != 0, XFFL_ERR_IO, "%s: %s", buf, strerror(errno));
+    XFFL_RETURN_IF(!S_ISDIR(st.st_mode), XFFL_ERR_USAGE, "%s exists and is not a directory", buf);
     return XFFL_OK;
 }
 

@@ -393,9 +393,11 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_publish_sett
     slab_src src = {.slabs = (const float *const *)slabs, .t = t};
     XFFL_CHECK_GOTO(st, pipe_version_publish(to, t, &spec, from_slabs, &src, &res->version), done);
     /* after LATEST: a job killed before this leaves the cache of base, and the next job
-     * replays or downloads the version in full */
-    if (ps->state_dir)
-        st = pipe_base_save(ps->state_dir, &res->version.ref, t, slabs[0], outer, ns);
+     * replays or downloads the version in full. The version is out, so a cache that
+     * cannot be written costs the next job a download, not this job its success. */
+    if (ps->state_dir && pipe_base_save(ps->state_dir, &res->version.ref, t, slabs[0], outer, ns) != XFFL_OK)
+        xffl_log(XFFL_LOG_WARN, "warning: %s; the next aggregation downloads v%06lld", xffl_errmsg(),
+                 (long long)res->version.ref.version);
 done:
     free(slabs[0]);
     free(outer);

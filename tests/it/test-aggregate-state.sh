@@ -3,8 +3,9 @@
 # version a job writes (model and diloco's momentum) is kept there, and the next job,
 # whose base it is, reads it from there: no version part downloaded ("base": "cached"),
 # the same version bits as aggregations without it; a damaged cache, or one of another
-# version, falls back to the store (full, or replayed), named, never wrong bits. A
-# facility retrying a round whose base its --state holds downloads nothing either.
+# version, falls back to the store (full, or replayed), named, never wrong bits; one
+# that cannot be written is a warning after the version is out. A facility retrying a
+# round whose base its --state holds downloads nothing either.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export XDG_CONFIG_HOME=${XDG_CONFIG_HOME:-$T/config}
@@ -75,6 +76,15 @@ step 7; agg cache --state "$T/agg-old"      # the base is v6
 agg plain
 diff <(grep '^tensor ' "$T"/cache/versions/v000007/INDEX-*) <(grep '^tensor ' "$T"/plain/versions/v000007/INDEX-*) \
   >/dev/null || fail "v7 from a replayed base: tensor digests differ"
+
+# a cache that cannot be written (base.ref a directory): the version is out, the job
+# succeeds with a warning, and the next job downloads its base
+step 8; rm -rf "$T/agg-bad"; mkdir -p "$T/agg-bad/base.ref/x"
+agg cache --state "$T/agg-bad"
+grep -q "warning: .*base.ref.*the next aggregation downloads v000008" "$T/agg.err" || { cat "$T/agg.err"; fail "no warning for an unwritable cache"; }
+ls "$T"/cache/versions/v000008/INDEX-* >/dev/null || fail "no v8 after an unwritable cache"
+expect_rc 2 $X aggregate --store "$T/cache" --state "$T/agg.json"
+grep -q "agg.json exists and is not a directory" "$T/err" || fail "--state FILE: $(cat "$T/err")"
 
 # a facility retrying a round whose base its --state holds (its attempt was rejected;
 # --insecure, so the test can write the REJECTED aggregate would)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "common/digest.h"
 #include "common/status.h"
 #include "common/util.h"
@@ -117,6 +118,29 @@ static void test_link_or_copy(void)
     free(dir);
 }
 
+/* xffl_mkdirs: every missing level made, an existing directory fine, a file of that
+ * name refused naming it (a --state DIR given a file) */
+static void test_mkdirs(void)
+{
+    char *dir = NULL;
+    CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("mkdirs", &dir), XFFL_OK);
+    char p[512];
+    snprintf(p, sizeof p, "%s/a/b/c", dir);
+    CU_ASSERT_EQUAL(xffl_mkdirs(p), XFFL_OK);
+    CU_ASSERT_EQUAL(xffl_mkdirs(p), XFFL_OK);
+    struct stat st;
+    CU_ASSERT(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+    snprintf(p, sizeof p, "%s/f", dir);
+    CU_ASSERT_EQUAL_FATAL(xffl_write_file_atomic(p, "x", 1), XFFL_OK);
+    CU_ASSERT_EQUAL(xffl_mkdirs(p), XFFL_ERR_USAGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "not a directory"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), p));
+    snprintf(p, sizeof p, "%s/f/g", dir);
+    CU_ASSERT_EQUAL(xffl_mkdirs(p), XFFL_ERR_IO);
+    CU_ASSERT_EQUAL(xffl_rmtree(dir), XFFL_OK);
+    free(dir);
+}
+
 /* xffl_alloc_big: 64-byte aligned below 2 MiB, 2 MiB-aligned from there (where the
  * kernel can back it with huge pages), every byte usable; size 0 is not NULL. */
 static void test_alloc_big(void)
@@ -226,6 +250,7 @@ void suite_common(void)
     CU_add_test(s, "whole files: sized by stat, or grown", test_read_file_sizes);
     CU_add_test(s, "files as parts: round trip, digest, wrong size", test_file_parts);
     CU_add_test(s, "a second name keeps the file a rename replaced", test_link_or_copy);
+    CU_add_test(s, "directories made level by level; a file of that name refused", test_mkdirs);
     CU_add_test(s, "size parsing", test_sizes);
     CU_add_test(s, "waits: pauses double up to the cap", test_backoff);
     CU_add_test(s, "status table and messages", test_status_table);
