@@ -1,6 +1,7 @@
-/* A facility's download of version v, the model it trains from, by the cheapest of
- * three routes; every one yields v's exact bits, checked against v's INDEX
- * (docs/design.md "Updates" and "Replayed aggregation"):
+/* A facility's download of version v, the model it trains from (and the aggregation
+ * job's of its base), by the cheapest of three routes; every one yields v's exact
+ * bits, checked against v's INDEX (docs/design.md "Updates", "Replayed aggregation"
+ * and "The version a job already holds"):
  *
  *   replay  v rebuilt here from the cached v−1 (model and the algorithm's outer state)
  *           and the round's deltas that v's INDEX names: the aggregation job's own
