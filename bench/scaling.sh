@@ -26,6 +26,8 @@
 # ends, also after a failure. Needs root (ip netns); prints SKIP otherwise.
 # Every facility keeps --state and replays each version, so the aggregation jobs run
 # with --no-update (XFFL_SCALE_AGG_FLAGS): the XOR update would be written and never read.
+# The aggregation jobs keep their own cache (aggregate --state): each reads its base from
+# the version the one before wrote, not from the store.
 # Link arithmetic (docs/federation.md "Planning a federation"): XFFL_SCALE_RATE is
 # chosen so that fp32 at the smaller H spends >= 30 % of a round on the link, as 7b
 # between two real sites would.
@@ -117,7 +119,8 @@ run_sequential() {
     for i in 0 1; do train_job "$i" "$r" & eval "p$i=\$!"; done
     wait "$p0" && wait "$p1" || { tail -20 "$W/$name.log" >&2; exit 1; }
     ta=$(now)
-    in_st taskset -c 0,1 "$X" aggregate --store "$url" --round "$r" --threads 2 ${AGG_FLAGS[@]+"${AGG_FLAGS[@]}"} >/dev/null 2>>"$W/$name.log" ||
+    in_st taskset -c 0,1 "$X" aggregate --store "$url" --round "$r" --threads 2 --state "$W/agg-$name" \
+      ${AGG_FLAGS[@]+"${AGG_FLAGS[@]}"} >/dev/null 2>>"$W/$name.log" ||
       { tail -20 "$W/$name.log" >&2; exit 1; }
     te=$(now)
     echo "$r $(minus "$te" "$t0") $(minus "$te" "$ta") $(slower_train "$r")" >>"$W/$name.rounds"
@@ -134,7 +137,7 @@ run_ahead() {
   : >"$W/$name.agg"
   for r in $(seq 1 "$rounds"); do
     in_st taskset -c 0,1 "$X" --json aggregate --store "$url" --round "$r" --threads 2 --deadline 900 --poll 0.1 \
-      ${AGG_FLAGS[@]+"${AGG_FLAGS[@]}"} \
+      --state "$W/agg-$name" ${AGG_FLAGS[@]+"${AGG_FLAGS[@]}"} \
       >"$W/$name.a$r" 2>>"$W/$name.log" || { kill "$p0" "$p1" 2>/dev/null; tail -20 "$W/$name.log" >&2; exit 1; }
     te=$(now)
     echo "$r $(minus "$te" "$t0") $(awk -v a="$(json_num seconds "$W/$name.a$r")" -v w="$(json_num wait_seconds "$W/$name.a$r")" \
@@ -200,7 +203,7 @@ for cfg in "${configs[@]}"; do
       printf "\"link\": \"%s\", \"target_ratio\": 0.6, \"meets_target\": %s}\n", rate, (hit > 0 && t[hit] / base <= 0.6) ? "true" : "false"
     }' "$W/$name.rounds"
   plots+=("'$W/$name.dat' with linespoints title '2 facilities, $enc, H=$h'")
-  [ -n "${XFFL_FVC_DIR:-}" ] || rm -rf "$W/state-$name" "$S3RVER_DIR/data/xffl/$name"
+  [ -n "${XFFL_FVC_DIR:-}" ] || rm -rf "$W/state-$name" "$W/agg-$name" "$S3RVER_DIR/data/xffl/$name"
 done
 out=${XFFL_SCALE_PLOT:-$PWD/$B/bench/scaling.svg}
 mkdir -p "$(dirname "$out")"
