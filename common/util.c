@@ -208,7 +208,8 @@ xffl_status xffl_write_file_atomic(const char *path, const void *data, size_t le
     return xffl_write_file_atomic_parts(path, &data, &len, 1);
 }
 
-xffl_status xffl_write_file_atomic_parts(const char *path, const void *const *parts, const size_t *lens, int n)
+static XFFL_MUST_USE xffl_status write_replace(const char *path, const void *const *parts, const size_t *lens, int n,
+                                               int sync)
 {
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", path, (int)getpid(), (unsigned long)(uintptr_t)&tmp);
@@ -230,17 +231,27 @@ xffl_status xffl_write_file_atomic_parts(const char *path, const void *const *pa
             left -= (size_t)w;
         }
     }
-    if (fsync(fd) || close(fd)) {
+    if ((sync && fsync(fd)) || close(fd)) {
         int e = errno;
         unlink(tmp);
-        return xffl_fail(XFFL_ERR_IO, "fsync %s: %s", path, strerror(e));
+        return xffl_fail(XFFL_ERR_IO, "%s %s: %s", sync ? "fsync" : "close", path, strerror(e));
     }
     if (rename(tmp, path)) {
         int e = errno;
         unlink(tmp);
         return xffl_fail(XFFL_ERR_IO, "rename to %s: %s", path, strerror(e));
     }
-    return xffl_fsync_parent_dir(path);
+    return sync ? xffl_fsync_parent_dir(path) : XFFL_OK;
+}
+
+xffl_status xffl_write_file_atomic_parts(const char *path, const void *const *parts, const size_t *lens, int n)
+{
+    return write_replace(path, parts, lens, n, 1);
+}
+
+xffl_status xffl_write_cache_file(const char *path, const void *data, size_t len)
+{
+    return write_replace(path, &data, &len, 1, 0);
 }
 
 xffl_status xffl_link_or_copy(const char *src, const char *dst)

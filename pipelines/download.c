@@ -96,10 +96,12 @@ static XFFL_MUST_USE xffl_status cache_save(const char *dir, const char *name, c
     const size_t len = (size_t)n * 4;
     xffl_sha256_hex(x, len, sha);
     snprintf(p, sizeof p, "%s/%s.f32", dir, name);
-    XFFL_FORWARD(xffl_write_file_atomic(p, x, len));
+    /* not fsync'd: the .ref's digest is checked on every load, and the store has the
+     * version again (xffl_write_cache_file) */
+    XFFL_FORWARD(xffl_write_cache_file(p, x, len));
     int k = snprintf(line, sizeof line, "v%06" PRId64 " %s %s\n", ref->version, ref->index_key, sha);
     snprintf(p, sizeof p, "%s/%s.ref", dir, name);
-    return xffl_write_file_atomic(p, line, (size_t)k);
+    return xffl_write_cache_file(p, line, (size_t)k);
 }
 
 xffl_status pipe_base_save(const char *state_dir, const pipe_version_ref *ref, const ckpt_param_table *t,

@@ -137,6 +137,18 @@ static void test_mkdirs(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), p));
     snprintf(p, sizeof p, "%s/f/g", dir);
     CU_ASSERT_EQUAL(xffl_mkdirs(p), XFFL_ERR_IO);
+    /* a cache file replaces the old one whole (not fsync'd; nothing else differs) */
+    snprintf(p, sizeof p, "%s/a/cache", dir);
+    CU_ASSERT_EQUAL(xffl_write_cache_file(p, "first", 5), XFFL_OK);
+    CU_ASSERT_EQUAL(xffl_write_cache_file(p, "second", 6), XFFL_OK);
+    void *d = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(xffl_read_file(p, &d, &n), XFFL_OK);
+    CU_ASSERT(n == 6 && d && !memcmp(d, "second", 6));
+    free(d);
+    snprintf(p, sizeof p, "%s/missing/cache", dir);
+    CU_ASSERT_EQUAL(xffl_write_cache_file(p, "x", 1), XFFL_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "missing"));
     CU_ASSERT_EQUAL(xffl_rmtree(dir), XFFL_OK);
     free(dir);
 }
@@ -250,7 +262,7 @@ void suite_common(void)
     CU_add_test(s, "whole files: sized by stat, or grown", test_read_file_sizes);
     CU_add_test(s, "files as parts: round trip, digest, wrong size", test_file_parts);
     CU_add_test(s, "a second name keeps the file a rename replaced", test_link_or_copy);
-    CU_add_test(s, "directories made level by level; a file of that name refused", test_mkdirs);
+    CU_add_test(s, "directories made level by level; a file of that name refused; cache files", test_mkdirs);
     CU_add_test(s, "size parsing", test_sizes);
     CU_add_test(s, "waits: pauses double up to the cap", test_backoff);
     CU_add_test(s, "status table and messages", test_status_table);
