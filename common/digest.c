@@ -1,6 +1,7 @@
 #include "common/digest.h"
 
 #include <errno.h>
+#include <omp.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,5 +92,23 @@ xffl_status xffl_sha256_file(const char *path, char hex[XFFL_SHA256_HEX], uint64
     xffl_sha256_free(c);
     xffl_hex_encode(d, sizeof d, hex);
     if (size) *size = total;
+    return XFFL_OK;
+}
+
+xffl_status xffl_sha256_pieces_hex(const void *data, size_t len, size_t piece, int threads, char hex[XFFL_SHA256_HEX])
+{
+    XFFL_RETURN_IF(piece == 0, XFFL_ERR_USAGE, "piece size 0");
+    const size_t n = len ? (len + piece - 1) / piece : 1, w = XFFL_SHA256_HEX - 1;
+    char *each = malloc(n * w + 1);
+    XFFL_RETURN_IF(!each, XFFL_ERR_NOMEM, "digest of %zu pieces", n);
+#pragma omp parallel for schedule(dynamic) num_threads(threads > 0 ? threads : omp_get_max_threads())
+    for (size_t i = 0; i < n; i++) {
+        char h[XFFL_SHA256_HEX];
+        const size_t off = i * piece, k = len - off < piece ? len - off : piece;
+        xffl_sha256_hex((const char *)data + off, len ? k : 0, h);
+        memcpy(each + i * w, h, w);
+    }
+    xffl_sha256_hex(each, n * w, hex);
+    free(each);
     return XFFL_OK;
 }

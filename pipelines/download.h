@@ -26,7 +26,9 @@
  * Facility state (--state DIR), each pair written file first, then its .ref, both
  * atomically, the .ref removed before the file changes:
  *   base.f32, base.ref    v's model floats (table order, host byte order);
- *                         "v000004 <INDEX key> <sha256 of base.f32>\n"
+ *                         "v000004 <INDEX key> sha256-64m:<digest of base.f32>\n"
+ *                         (xffl_sha256_pieces_hex, 64 MiB pieces: hashed in parallel;
+ *                         a plain SHA-256 of the file, as written before, still read)
  *   outer.f32, outer.ref  v's outer optimizer state (the algorithm's groups one after
  *                         another, each in table order), same line format; absent
  *                         when the state is unknown (after an update) or the

@@ -47,6 +47,35 @@ static void test_sha256(void)
     CU_ASSERT_STRING_EQUAL(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+/* the digest of pieces: SHA-256 of the pieces' SHA-256s in hex, the last piece shorter,
+ * the same for any thread count; one empty piece for no data */
+static void test_sha256_pieces(void)
+{
+    char data[2500], want[XFFL_SHA256_HEX], got[XFFL_SHA256_HEX], cat[3 * 64 + 1];
+    for (size_t i = 0; i < sizeof data; i++) data[i] = (char)(i * 7 + 3);
+    const size_t off[3] = {0, 1000, 2000}, len[3] = {1000, 1000, 500};
+    for (int i = 0; i < 3; i++) {
+        char h[XFFL_SHA256_HEX];
+        xffl_sha256_hex(data + off[i], len[i], h);
+        memcpy(cat + 64 * i, h, 64);
+    }
+    xffl_sha256_hex(cat, 3 * 64, want);
+    for (int threads = 1; threads <= 3; threads++) {
+        CU_ASSERT_EQUAL(xffl_sha256_pieces_hex(data, sizeof data, 1000, threads, got), XFFL_OK);
+        CU_ASSERT_STRING_EQUAL(got, want);
+    }
+    char whole[XFFL_SHA256_HEX];
+    xffl_sha256_hex(data, sizeof data, whole);
+    CU_ASSERT_EQUAL(xffl_sha256_pieces_hex(data, sizeof data, 1u << 20, 0, got), XFFL_OK);
+    xffl_sha256_hex(whole, 64, want); /* one piece: the digest of its digest */
+    CU_ASSERT_STRING_EQUAL(got, want);
+    xffl_sha256_hex("", 0, whole);
+    xffl_sha256_hex(whole, 64, want);
+    CU_ASSERT_EQUAL(xffl_sha256_pieces_hex(data, 0, 1000, 2, got), XFFL_OK);
+    CU_ASSERT_STRING_EQUAL(got, want);
+    CU_ASSERT_EQUAL(xffl_sha256_pieces_hex(data, 10, 0, 1, got), XFFL_ERR_USAGE);
+}
+
 static void test_7b_parameter_count(void)
 {
     ckpt_model_config cfg;
@@ -267,6 +296,7 @@ void suite_common(void)
     CU_add_test(s, "waits: pauses double up to the cap", test_backoff);
     CU_add_test(s, "status table and messages", test_status_table);
     CU_add_test(s, "sha256 known answer", test_sha256);
+    CU_add_test(s, "sha256 of pieces: any thread count, the last piece shorter", test_sha256_pieces);
     CU_add_test(s, "7b has 6,738,415,616 parameters", test_7b_parameter_count);
     CU_add_test(s, "GQA key/value shapes", test_gqa_shapes);
     CU_add_test(s, "init is deterministic, std 0.02", test_init_deterministic);

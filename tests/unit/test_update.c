@@ -184,6 +184,23 @@ static void test_roundtrip(void)
     CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_CACHED);
     CU_ASSERT_EQUAL(d.bytes, 0);
     CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
+    /* the .ref names the floats by the digest of their 64 MiB pieces; one written before
+     * 2026-12-03 holds the SHA-256 of the whole file, which is still read */
+    char refp[1200], line[512];
+    snprintf(refp, sizeof refp, "%s/base.ref", sd);
+    void *rd = NULL;
+    size_t rn = 0;
+    T_OK(xffl_read_file(refp, &rd, &rn));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rd, " sha256-64m:"));
+    free(rd);
+    char whole[XFFL_SHA256_HEX];
+    xffl_sha256_hex(m1, nb, whole);
+    int ln = snprintf(line, sizeof line, "v000001 %s %s\n", r1.ref.index_key, whole);
+    T_OK(xffl_write_file_atomic(refp, line, (size_t)ln));
+    memset(got, 0, nb);
+    T_OK(pipe_model_download(s, &r1.ref, &withstate, t, got, NULL, &d));
+    CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_CACHED);
+    CU_ASSERT_EQUAL(memcmp(got, m1, nb), 0);
     /* a base of another version (a later one): in full */
     T_OK(pipe_model_download(s, &r0.ref, &withstate, t, got, NULL, &d));
     CU_ASSERT_EQUAL(d.route, PIPE_DOWNLOAD_FULL);
