@@ -30,9 +30,8 @@ int pipe_download_state_count(const pipe_federation *f)
 /* --- the cache: <name>.f32 and <name>.ref ("v000004 <INDEX key> <digest>\n") ---
  * The digest is "sha256-64m:<hex>", xffl_sha256_pieces_hex of the file in 64 MiB
  * pieces, hashed in parallel (7b's base and momentum are 54 GB: 34 s on one core at
- * 1.6 GB/s). A plain 64-hex digest,
- * the SHA-256 of the whole file, is what .ref files written before 2026-12-03 hold; it
- * is still read. */
+ * 1.6 GB/s). A plain 64-hex digest, the SHA-256 of the whole file, is what .ref files
+ * written before 2026-12-03 hold; it is still read. */
 #define CACHE_PIECE ((size_t)64 << 20)
 #define CACHE_DIGEST_TAG "sha256-64m:"
 
