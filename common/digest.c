@@ -1,11 +1,12 @@
 #include "common/digest.h"
 
 #include <errno.h>
-#include <omp.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/util.h"
 
 struct xffl_sha256_ctx {
     EVP_MD_CTX *md;
@@ -101,7 +102,7 @@ xffl_status xffl_sha256_pieces_hex(const void *data, size_t len, size_t piece, i
     const size_t n = len ? (len + piece - 1) / piece : 1, w = XFFL_SHA256_HEX - 1;
     char *each = malloc(n * w + 1);
     XFFL_RETURN_IF(!each, XFFL_ERR_NOMEM, "digest of %zu pieces", n);
-#pragma omp parallel for schedule(dynamic) num_threads(threads > 0 ? threads : omp_get_max_threads())
+#pragma omp parallel for schedule(dynamic) num_threads(xffl_threads(threads))
     for (size_t i = 0; i < n; i++) {
         char h[XFFL_SHA256_HEX];
         const size_t off = i * piece, k = len - off < piece ? len - off : piece;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,8 @@ xffl_status xffl_parse_double(const char *what, const char *text, double *out)
     *out = v;
     return XFFL_OK;
 }
+
+int xffl_threads(int threads) { return threads > 0 ? threads : omp_get_max_threads(); }
 
 xffl_status xffl_mkdirs(const char *path)
 {

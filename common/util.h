@@ -26,6 +26,9 @@ void *xffl_alloc_big(size_t bytes);
 
 /* mkdir -p. */
 XFFL_MUST_USE xffl_status xffl_mkdirs(const char *path);
+/* A thread count as the options give it: threads > 0, else OpenMP's default (every
+ * "--threads 0" and unset count in the project means this). */
+int xffl_threads(int threads);
 /* rm -rf of a directory tree (used for temporary directories only). */
 XFFL_MUST_USE xffl_status xffl_rmtree(const char *path);
 /* xffl_rmtree on a cleanup path, where the work already succeeded or failed for its own

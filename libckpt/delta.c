@@ -199,6 +199,43 @@ static XFFL_MUST_USE xffl_status check_attr_str(ckpt_h5_reader *r, const char *n
     return st;
 }
 
+/* The decoded tensors order[0..n) of delta: finite, and each the digest of its COMMIT
+ * tensor line; hashed in parallel, the first failure in that order named. */
+static XFFL_MUST_USE xffl_status check_decoded(const char *file, const ckpt_param_table *t, const ckpt_manifest *commit,
+                                               const float *delta, const int *order, int n)
+{
+    int64_t *bad = malloc((size_t)(n ? n : 1) * sizeof *bad); /* first non-finite element, or -1 */
+    char(*hex)[XFFL_SHA256_HEX] = malloc((size_t)(n ? n : 1) * sizeof *hex);
+    xffl_status st = bad && hex ? XFFL_OK : xffl_fail(XFFL_ERR_NOMEM, "%s: checks of %d tensors", file, n);
+#pragma omp parallel for schedule(dynamic) if (st == XFFL_OK)
+    for (int k = 0; k < n; k++) {
+        const ckpt_param *p = &t->params[order[k]];
+        const float *out = delta + p->offset;
+        bad[k] = -1;
+        for (int64_t j = 0; j < p->numel; j++)
+            if (!isfinite(out[j])) {
+                bad[k] = j;
+                break;
+            }
+        xffl_sha256_hex(out, (size_t)p->numel * sizeof(float), hex[k]);
+    }
+    for (int k = 0; k < n && st == XFFL_OK; k++) {
+        const ckpt_param *p = &t->params[order[k]];
+        int ti = ckpt_manifest_find_tensor(commit, p->name);
+        if (bad[k] >= 0)
+            st = xffl_fail(XFFL_ERR_INVALID, "%s: tensor %s has a non-finite value (%g) at element %lld", file, p->name,
+                           delta[p->offset + bad[k]], (long long)bad[k]);
+        else if (ti < 0)
+            st = xffl_fail(XFFL_ERR_INVALID, "%s: tensor %s has no tensor line in its COMMIT", file, p->name);
+        else if (strcmp(hex[k], commit->tensors[ti].sha256) != 0)
+            st = xffl_fail(XFFL_ERR_CORRUPT, "%s: decoded tensor %s has sha256 %.12s…, its COMMIT says %.12s…", file,
+                           p->name, hex[k], commit->tensors[ti].sha256);
+    }
+    free(bad);
+    free(hex);
+    return st;
+}
+
 /* One part: decode every <group>/<name> set it holds into delta; seen[] marks tensors. */
 static XFFL_MUST_USE xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_table *t, const ckpt_manifest *commit,
                              const ckpt_delta_meta *ex, float *delta, char *seen)
@@ -268,40 +305,10 @@ static XFFL_MUST_USE xffl_status read_part(ckpt_h5_reader *r, const ckpt_param_t
     }
     /* the tensors decoded before any failure, checked; the first failing one in file
      * order is reported before a later tensor's failure, as one pass would */
-    int64_t *bad = order ? malloc((size_t)(done ? done : 1) * sizeof *bad) : NULL; /* first non-finite, or -1 */
-    char(*hex)[XFFL_SHA256_HEX] = order ? malloc((size_t)(done ? done : 1) * sizeof *hex) : NULL;
-    if (order && (!bad || !hex)) st = xffl_fail(XFFL_ERR_NOMEM, "%s: checks of %d tensors", file, done);
-    else if (order) {
-#pragma omp parallel for schedule(dynamic)
-        for (int k = 0; k < done; k++) {
-            const ckpt_param *p = &t->params[order[k]];
-            const float *out = delta + p->offset;
-            bad[k] = -1;
-            for (int64_t j = 0; j < p->numel; j++)
-                if (!isfinite(out[j])) {
-                    bad[k] = j;
-                    break;
-                }
-            xffl_sha256_hex(out, (size_t)p->numel * sizeof(float), hex[k]);
-        }
-        xffl_status first = XFFL_OK;
-        for (int k = 0; k < done && first == XFFL_OK; k++) {
-            const ckpt_param *p = &t->params[order[k]];
-            const float *out = delta + p->offset;
-            int ti = ckpt_manifest_find_tensor(commit, p->name);
-            if (bad[k] >= 0)
-                first = xffl_fail(XFFL_ERR_INVALID, "%s: tensor %s has a non-finite value (%g) at element %lld", file,
-                                  p->name, out[bad[k]], (long long)bad[k]);
-            else if (ti < 0)
-                first = xffl_fail(XFFL_ERR_INVALID, "%s: tensor %s has no tensor line in its COMMIT", file, p->name);
-            else if (strcmp(hex[k], commit->tensors[ti].sha256) != 0)
-                first = xffl_fail(XFFL_ERR_CORRUPT, "%s: decoded tensor %s has sha256 %.12s…, its COMMIT says %.12s…",
-                                  file, p->name, hex[k], commit->tensors[ti].sha256);
-        }
-        if (first != XFFL_OK) st = first; /* its message is the one left */
+    if (order) {
+        xffl_status c = check_decoded(file, t, commit, delta, order, done);
+        if (c != XFFL_OK) st = c; /* its message is the one left */
     }
-    free(bad);
-    free(hex);
     free(order);
     ckpt_h5_names_free(names, count);
     free_sets(bufs);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "libckpt/h5part_read.h"
 #include "libckpt/shuffle.h"
 #include "libckpt/zstd_filter.h"
@@ -36,7 +37,7 @@ xffl_status ckpt_h5_reader_open(const char *path, const ckpt_h5_options *opt, ck
         return xffl_fail(XFFL_ERR_NOMEM, "reader for %s", path);
     }
     r->file = f;
-    r->threads = ckpt_h5_threads(opt ? opt->threads : 0);
+    r->threads = xffl_threads(opt ? opt->threads : 0);
     ckpt_pipeline_take(&r->pl);
     /* The decoding threads read the chunks themselves with O_DIRECT: no copy out of
      * the page cache, whose cost swings 3-4x on virtual machines (docs/checkpoints.md),

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "libckpt/h5pipe.h"
 #include "libckpt/shuffle.h"
 #include "libckpt/zstd_filter.h"
@@ -54,7 +55,7 @@ xffl_status ckpt_h5_writer_create(const char *path, const ckpt_h5_options *opt, 
         return xffl_fail(XFFL_ERR_NOMEM, "writer for %s", path);
     }
     w->level = opt && opt->level ? opt->level : CKPT_ZSTD_DEFAULT_LEVEL;
-    w->threads = ckpt_h5_threads(opt ? opt->threads : 0);
+    w->threads = xffl_threads(opt ? opt->threads : 0);
     w->chunk_bytes = opt && opt->chunk_bytes ? opt->chunk_bytes : CKPT_DEFAULT_CHUNK_BYTES;
     ckpt_pipeline_take(&w->pl);
     hid_t fcpl = make_ocpl(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
-#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +101,6 @@ hid_t ckpt_h5_mem_type(ckpt_dtype d)
     return -1;
 }
 
-int ckpt_h5_threads(int t) { return t > 0 ? t : omp_get_max_threads(); }
 
 
 

@@ -24,8 +24,6 @@
  * zstd filter; every open and create calls it. HDF5 naming the filter's id when it
  * cannot be registered. */
 XFFL_MUST_USE xffl_status ckpt_h5_setup(void);
-/* threads > 0, else the OpenMP default. */
-int ckpt_h5_threads(int threads);
 hid_t ckpt_h5_file_type(ckpt_dtype d); /* little-endian file type */
 hid_t ckpt_h5_mem_type(ckpt_dtype d);  /* native memory type */
 

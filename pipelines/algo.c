@@ -1,11 +1,12 @@
 #include "pipelines/algo.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/util.h"
 
 /* Fixed chunk size for norms: per-chunk sums are independent of how chunks are
  * spread over threads, and the chunk sums are then added in chunk order. */
@@ -107,7 +108,6 @@ int64_t pipe_algo_first_nonfinite(const float *x, int64_t n)
     return -1;
 }
 
-static int nthreads(int threads) { return threads > 0 ? threads : omp_get_max_threads(); }
 
 double pipe_algo_sqnorm(const float *x, int64_t n, int threads)
 {
@@ -123,7 +123,7 @@ double pipe_algo_sqnorm(const float *x, int64_t n, int threads)
         }
         return total;
     }
-#pragma omp parallel for schedule(static) num_threads(nthreads(threads))
+#pragma omp parallel for schedule(static) num_threads(xffl_threads(threads))
     for (int64_t c = 0; c < nchunks; c++) {
         double s = 0;
         int64_t end = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
@@ -428,7 +428,7 @@ xffl_status pipe_algo_apply(const pipe_algo_config *c, const pipe_algo_input *in
     }
 
     const int64_t n = in->n;
-    const int nt = nthreads(in->threads);
+    const int nt = xffl_threads(in->threads);
     const int64_t nchunks = (n + CHUNK - 1) / CHUNK;
     /* Step 0a: the deltas kept, with their weights (in input order). */
     pipe_algo_input kept_in = *in;

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +41,6 @@ typedef struct {
     int pieces; /* 1: sha is CACHE_DIGEST_TAG's; 0: the whole file's */
 } cache_ref;
 
-static int nthreads(int threads) { return threads > 0 ? threads : omp_get_max_threads(); }
-
 /* NOT_FOUND when there is no .ref (the ordinary first round) */
 static XFFL_MUST_USE xffl_status cache_ref_read(const char *dir, const char *name, cache_ref *b)
 {
@@ -79,7 +76,8 @@ static XFFL_MUST_USE xffl_status cache_ref_read(const char *dir, const char *nam
     return st;
 }
 
-/* <name>.f32 of n floats whose digest is b's, read straight into out */
+/* <name>.f32 of n floats read straight into out, and checked against b's digest
+ * unless the caller checks them against an INDEX itself (b NULL) */
 static XFFL_MUST_USE xffl_status cache_load(const char *dir, const char *name, const cache_ref *b, int64_t n,
                                             int threads, float *out)
 {
@@ -87,9 +85,10 @@ static XFFL_MUST_USE xffl_status cache_load(const char *dir, const char *name, c
     snprintf(p, sizeof p, "%s/%s.f32", dir, name);
     void *parts[1] = {out};
     const size_t lens[1] = {(size_t)n * 4};
-    xffl_status st = xffl_read_file_parts(p, parts, lens, 1, b->pieces ? NULL : sha);
+    xffl_status st = xffl_read_file_parts(p, parts, lens, 1, !b || b->pieces ? NULL : sha);
     if (st == XFFL_ERR_INVALID) return xffl_fail(XFFL_ERR_CORRUPT, "%s: not %zu bytes (a damaged cache)", p, lens[0]);
     XFFL_FORWARD(st);
+    if (!b) return XFFL_OK;
     if (b->pieces) XFFL_FORWARD(xffl_sha256_pieces_hex(out, lens[0], CACHE_PIECE, threads, sha));
     XFFL_RETURN_IF(strcmp(sha, b->sha) != 0, XFFL_ERR_CORRUPT, "%s: digest %.12s, but %s.ref says %.12s (a damaged cache)",
                    p, sha, name, b->sha);
@@ -162,15 +161,16 @@ static void sent_dir(const char *state_dir, char *out, size_t cap)
 
 /* Slabs x[g] (ng groups of t->total floats, one after another) against the INDEX's
  * "<groups[g]>/<tensor>" lines, the tensors hashed in parallel; the first mismatch in
- * table order is named, with `how` the floats came ("replayed", "cached"). */
+ * table order is named, with `how` the floats came ("replayed", "cached") and, for a
+ * cache, its file. */
 static XFFL_MUST_USE xffl_status check_groups(const ckpt_manifest *idx, const char *index_key, int ng,
                                               const char *const *groups, const ckpt_param_table *t, const float *x,
-                                              int threads, const char *how)
+                                              int threads, const char *how, const char *file)
 {
     const int n = ng * t->count;
     char(*got)[XFFL_SHA256_HEX] = malloc((size_t)(n ? n : 1) * sizeof *got);
     XFFL_RETURN_IF(!got, XFFL_ERR_NOMEM, "checking %s", index_key);
-#pragma omp parallel for schedule(dynamic) num_threads(nthreads(threads))
+#pragma omp parallel for schedule(dynamic) num_threads(xffl_threads(threads))
     for (int i = 0; i < n; i++) {
         const ckpt_param *p = &t->params[i % t->count];
         xffl_sha256_hex(x + (size_t)(i / t->count) * (size_t)t->total + p->offset, (size_t)p->numel * 4, got[i]);
@@ -181,6 +181,9 @@ static XFFL_MUST_USE xffl_status check_groups(const ckpt_manifest *idx, const ch
         snprintf(name, sizeof name, "%s/%s", groups[i / t->count], t->params[i % t->count].name);
         int ti = ckpt_manifest_find_tensor(idx, name);
         if (ti < 0) st = xffl_fail(XFFL_ERR_INVALID, "tensor %s is not listed in %s", name, index_key);
+        else if (strcmp(idx->tensors[ti].sha256, got[i]) != 0 && file)
+            st = xffl_fail(XFFL_ERR_CORRUPT, "%s: digest %.12s of tensor %s (%s) differs from %s (%.12s): a damaged cache",
+                           file, got[i], name, how, index_key, idx->tensors[ti].sha256);
         else if (strcmp(idx->tensors[ti].sha256, got[i]) != 0)
             st = xffl_fail(XFFL_ERR_CORRUPT, "tensor %s %s: digest %.12s differs from %s (%.12s)", name, how, got[i],
                            index_key, idx->tensors[ti].sha256);
@@ -189,16 +192,20 @@ static XFFL_MUST_USE xffl_status check_groups(const ckpt_manifest *idx, const ch
     return st;
 }
 
-/* model and (when ns > 0) the ns outer-state slabs against the INDEX */
+/* model and (when ns > 0) the ns outer-state slabs against the INDEX; dir: the cache
+ * they were read from (base.f32, outer.f32), named in a mismatch, or NULL */
 static XFFL_MUST_USE xffl_status check_version(const ckpt_manifest *idx, const char *index_key, const pipe_federation *f,
                                                int ns, const ckpt_param_table *t, const float *model,
-                                               const float *state, int threads, const char *how)
+                                               const float *state, int threads, const char *how, const char *dir)
 {
+    char file[4200];
     const char *model_group[1] = {"model"};
-    XFFL_FORWARD(check_groups(idx, index_key, 1, model_group, t, model, threads, how));
+    snprintf(file, sizeof file, "%s/base.f32", dir ? dir : "");
+    XFFL_FORWARD(check_groups(idx, index_key, 1, model_group, t, model, threads, how, dir ? file : NULL));
     const char *groups[PIPE_MAX_GROUPS];
     for (int g = 0; g < ns; g++) groups[g] = pipe_algo_state_group(f->algo.kind, g);
-    return ns > 0 ? check_groups(idx, index_key, ns, groups, t, state, threads, how) : XFFL_OK;
+    snprintf(file, sizeof file, "%s/outer.f32", dir ? dir : "");
+    return ns > 0 ? check_groups(idx, index_key, ns, groups, t, state, threads, how, dir ? file : NULL) : XFFL_OK;
 }
 
 /* What a replay would download: every contributor's COMMIT and parts (*cost); the
@@ -262,7 +269,7 @@ static XFFL_MUST_USE xffl_status check_replay(const pipe_version_ref *ref, const
         XFFL_RETURN_IF(strcmp(idx->contributors[i].key, keys[i]) != 0, XFFL_ERR_INVALID,
                        "%s combined %s, the replay %s", ref->index_key, idx->contributors[i].key, keys[i]);
     return check_version(idx, ref->index_key, o->f, pipe_download_state_count(o->f), t, model, state, o->threads,
-                         "replayed");
+                         "replayed", NULL);
 }
 
 /* v's INDEX's contributor keys, in its order */
@@ -332,9 +339,11 @@ static XFFL_MUST_USE xffl_status cached(const pipe_version_ref *ref, const pipe_
     XFFL_FORWARD(cache_refs(dir, ref->version, has_state ? ns : 0, &b, &ob, NULL));
     XFFL_RETURN_IF(strcmp(b.index_key, ref->index_key) != 0, XFFL_ERR_NOT_FOUND, "%s/base.ref is of %s, not %s", dir,
                    b.index_key, ref->index_key);
-    XFFL_FORWARD(cache_load(dir, "base", &b, t->total, o->threads, model));
-    if (has_state) XFFL_FORWARD(cache_load(dir, "outer", &ob, (int64_t)ns * t->total, o->threads, state));
-    XFFL_FORWARD(check_version(idx, ref->index_key, o->f, has_state ? ns : 0, t, model, state, o->threads, "cached"));
+    /* v's INDEX checks every tensor: the files' own digests would be read twice */
+    XFFL_FORWARD(cache_load(dir, "base", NULL, t->total, o->threads, model));
+    if (has_state) XFFL_FORWARD(cache_load(dir, "outer", NULL, (int64_t)ns * t->total, o->threads, state));
+    XFFL_FORWARD(
+        check_version(idx, ref->index_key, o->f, has_state ? ns : 0, t, model, state, o->threads, "cached", dir));
     if (ns > 0 && !has_state) memset(state, 0, (size_t)ns * (size_t)t->total * 4);
     d->state_known = state != NULL;
     d->route = PIPE_DOWNLOAD_CACHED;
