@@ -10,6 +10,7 @@
 static const char *help =
     "usage: xffl train --store URL --facility NAME --data GLOB [--round R] [--state DIR]\n"
     "                  [--rounds N] [--ahead] [--wait S] [--poll S] [--keep-inner-state]\n"
+    "                  [--keep-rounds N|all]\n"
     "                  [--backend cpu|cuda] [--threads N]\n"
     "                  [--accumulate K] [--optimizer auto|sharded|replicated]\n"
     "                  [--precision auto|fp32|bf16]\n"
@@ -37,6 +38,10 @@ static const char *help =
     "                       round R+1; a round's memory, and a GPU's model, are not set\n"
     "                       up again (default 1)\n"
     "  --keep-inner-state   keep AdamW state across rounds in --state DIR\n"
+    "  --keep-rounds N|all  keep in --state DIR the inputs of the N latest rounds\n"
+    "                       (DIR/r<R>/: AdamW state and residual, the model's size two\n"
+    "                       or three times, for reproduce --train); older rounds' are\n"
+    "                       removed after each COMMIT (default all)\n"
     "  --ahead              when this facility's delta for round R is in and version R is\n"
     "                       not yet: wait for every facility's delta, replay version R\n"
     "                       from them (needs --state DIR) and train round R+1 while the\n"
@@ -124,7 +129,7 @@ int cmd_train(int argc, char **argv)
     pipe_train_options_default(&o);
     pipe_trust_options trust = {0};
     o.trust = &trust;
-    const char *url, *optimizer = "auto", *precision = "auto";
+    const char *url, *optimizer = "auto", *precision = "auto", *keep_rounds = "all";
     int ranks = 1, rounds = 1;
     const cli_opt opts[] = {{"--facility", CLI_STR, &o.facility, 0, 0, NULL},
                             {"--data", CLI_STR, &o.data_glob, 0, 0, NULL},
@@ -143,6 +148,7 @@ int cmd_train(int argc, char **argv)
                             {"--wait", CLI_DOUBLE, &o.wait, 1, 86400, NULL},
                             {"--poll", CLI_SECONDS, &o.poll, 0, 0, NULL},
                             {"--rounds", CLI_INT, &rounds, 1, 1000000, NULL},
+                            {"--keep-rounds", CLI_STR, &keep_rounds, 1, 0, NULL},
                             CLI_TRUST_OPTS(&trust),
                             {0}};
     int rc = cli_parse_store(cmd, argc, argv, opts, &url, &so, NULL);
@@ -153,6 +159,14 @@ int cmd_train(int argc, char **argv)
     if (!o.facility) return cli_usage_error(cmd, "--facility NAME is required");
     if (!o.data_glob) return cli_usage_error(cmd, "--data GLOB is required");
     if (o.ahead && !o.state_dir) return cli_usage_error(cmd, "--ahead needs --state DIR (the version it trained from)");
+    if (strcmp(keep_rounds, "all")) {
+        long k;
+        if (xffl_parse_long("--keep-rounds", keep_rounds, 0, 1000000, &k) != XFFL_OK)
+            return cli_usage_error(cmd, "--keep-rounds must be a number of rounds (0 or more) or all, not '%s'",
+                                   keep_rounds);
+        if (!o.state_dir) return cli_usage_error(cmd, "--keep-rounds needs --state DIR (where the rounds' inputs are)");
+        o.keep_rounds = (int)k;
+    }
     xffl_status st = pipe_opt_mode_parse(optimizer, &o.optimizer);
     if (st == XFFL_OK) st = kern_precision_parse(precision, &o.precision);
     if (st != XFFL_OK) return cli_report(cmd, st);

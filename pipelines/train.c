@@ -22,6 +22,7 @@ void pipe_train_options_default(pipe_train_options *o)
 {
     memset(o, 0, sizeof *o);
     o->round = -1;
+    o->keep_rounds = -1;
     o->backend = "cpu";
     o->precision = KERN_PREC_AUTO;
 }
@@ -625,6 +626,9 @@ xffl_status pipe_train(store *s, const pipe_train_options *o, pipe_train_result 
         goto done;
     }
     pipe_loop_checkpoint_clear(c, j.sd[0] ? j.sd : NULL);
+    /* the round is committed: a round's inputs that cannot be removed cost disk, not it */
+    if (root && o->state_dir && o->keep_rounds >= 0 && train_state_prune(o->state_dir, plan.round, o->keep_rounds))
+        xffl_log(XFFL_LOG_WARN, "warning: %s: %s", o->facility, xffl_errmsg());
     goto done;
 fail:
     st = st2;

@@ -51,6 +51,9 @@ typedef struct {
                              * version and writes the delta and COMMIT */
     const pipe_trust_options *trust; /* signing key and federation.h5 pin (NULL: defaults;
                              * the pin lives in state_dir when there is one) */
+    int keep_rounds;        /* the inputs (state_dir/r<R>/) of this many latest rounds stay
+                             * for reproduce --train; older ones are removed after each
+                             * COMMIT (-1: all, the default) */
     int ahead;              /* train ahead (below); needs state_dir */
     double wait;            /* seconds a job waits for what other jobs write: ahead, the
                              * other facilities' deltas, then the version; between the

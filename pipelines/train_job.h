@@ -86,5 +86,10 @@ XFFL_MUST_USE xffl_status train_state_stage(void *ctx);
 XFFL_MUST_USE xffl_status train_state_promote(const char *state_dir);
 /* at a job's start, before the state is read: a move a stopped job left behind */
 XFFL_MUST_USE xffl_status train_state_recover(store *s, const char *state_dir, const char *facility);
+/* After round `round`'s COMMIT: removes DIR/r<R>/ (a round's inputs, for reproduce
+ * --train) for every R <= round - keep, so DIR keeps the inputs of the `keep` latest
+ * rounds. Each is the model's size two or three times over (AdamW m and v, the
+ * residual): 1 GB a round for `base`, 81 GB for `7b`. */
+XFFL_MUST_USE xffl_status train_state_prune(const char *state_dir, int64_t round, int keep);
 
 #endif

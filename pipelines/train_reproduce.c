@@ -100,6 +100,14 @@ xffl_status pipe_train_reproduce(store *s, const pipe_train_options *o, pipe_tra
     plan.cursor = start.seq;
     plan.keep = strcmp(isha, "none") != 0;
     char p[4200];
+    if (o->state_dir && (plan.keep || ckpt_codec_lossy(f->encoding))) {
+        snprintf(p, sizeof p, "%s/r%06lld", o->state_dir, (long long)o->round);
+        if (!train_file_exists(p)) {
+            st = xffl_fail(XFFL_ERR_NOT_FOUND, "%s: no inputs of round %lld kept there (removed by train "
+                           "--keep-rounds, or another facility's state)", p, (long long)o->round);
+            goto done;
+        }
+    }
     if (plan.keep) {
         if (!o->state_dir) {
             st = xffl_fail(XFFL_ERR_USAGE, "%s used kept inner state: --state DIR is needed", ck);

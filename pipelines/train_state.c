@@ -1,6 +1,8 @@
 /* The facility's --state DIR moving on with a COMMIT (train_job.h): what it becomes is
  * written to DIR/next/ beside the upload, before the COMMIT, and renamed into place
  * after it; the next job finishes or discards a move a stopped job left half done. */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +99,23 @@ xffl_status train_state_recover(store *s, const char *state_dir, const char *fac
     xffl_log(XFFL_LOG_INFO, "%s: round %lld a%d was committed by a job stopped before its state moved on: "
              "moving it now (%s)", facility, round, attempt, p);
     return train_state_promote(state_dir);
+}
+
+xffl_status train_state_prune(const char *state_dir, int64_t round, int keep)
+{
+    DIR *d = opendir(state_dir);
+    XFFL_RETURN_IF(!d, XFFL_ERR_IO, "opendir %s: %s", state_dir, strerror(errno));
+    xffl_status st = XFFL_OK;
+    const struct dirent *e;
+    while (st == XFFL_OK && (e = readdir(d))) {
+        long long r = 0;
+        int end = 0;
+        /* exactly r<digits>, as prepare names them: nothing else in DIR is touched */
+        if (!isdigit((unsigned char)e->d_name[1]) || sscanf(e->d_name, "r%lld%n", &r, &end) != 1 || e->d_name[end] || end < 7 || r > round - keep) continue;
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", state_dir, e->d_name);
+        st = xffl_rmtree(p);
+    }
+    closedir(d);
+    return st;
 }

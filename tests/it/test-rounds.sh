@@ -2,7 +2,9 @@
 # train --rounds N (pipelines/train.h, pipe_train_rounds): N rounds in one process give
 # the deltas and versions of N separate jobs, bit for bit, waiting for each version
 # (and with --ahead, training ahead of it); one result line a round; 75 when a version
-# does not come within --wait, after the rounds before it are committed.
+# does not come within --wait, after the rounds before it are committed. --keep-rounds 1
+# leaves only the latest round's inputs in --state DIR, and reproduce --train names a
+# round whose inputs are gone.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export XDG_CONFIG_HOME=${XDG_CONFIG_HOME:-$T/config}
@@ -41,8 +43,17 @@ run_rounds() { # store [extra...]
   done
   cmp "$T/state-$st/alpha/inner.bin" "$T/state-c/alpha/inner.bin" || fail "$st: inner state differs"
 }
-run_rounds m
+run_rounds m --keep-rounds 1
 grep -q "waiting for version 1" "$T/m.alpha.err" "$T/m.beta.err" || fail "no wait for version 1 logged"
+[ "$(cd "$T/state-c/alpha" && echo r0*)" = "r000001 r000002 r000003" ] || fail "the default keeps every round's inputs"
+[ "$(cd "$T/state-m/alpha" && echo r0*)" = r000003 ] || fail "--keep-rounds 1 kept $(ls "$T/state-m/alpha")"
+reproduce_train() { $X reproduce --store "$T/m" --round "$1" --train --facility alpha --data "$T/data/alpha/*_train_*.bin" \
+  --state "$T/state-m/alpha" --threads 1; }
+expect_rc 0 reproduce_train 3
+expect_rc 1 reproduce_train 2
+grep -q "state-m/alpha/r000002: no inputs of round 2 kept there (removed by train --keep-rounds" "$T/err" ||
+  { cat "$T/err"; fail "reproduce --train of a pruned round: message"; }
+expect_rc 2 train m alpha --keep-rounds some
 run_rounds a --ahead
 grep -q "replayed v000001 ahead" "$T/a.alpha.err" "$T/a.beta.err" || fail "--rounds --ahead did not train ahead"
 expect_rc 0 $X verify --all --store "$T/a"

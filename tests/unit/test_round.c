@@ -12,6 +12,7 @@
 #include "pipelines/inspect.h"
 #include "pipelines/reproduce.h"
 #include "pipelines/train.h"
+#include "pipelines/train_job.h"
 #include "tests/unit/unit.h"
 
 typedef struct {
@@ -370,10 +371,47 @@ static void test_inner_schedule_spans_rounds(void)
     teardown(&fx);
 }
 
+/* train --keep-rounds: only DIR/r<digits> of rounds <= round - keep go, whatever else
+ * is in DIR stays */
+static void test_state_prune(void)
+{
+    char *dir = NULL;
+    CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("xffl-prune-test", &dir), XFFL_OK);
+    const char *made[] = {"r000001", "r000002", "r000003", "r000004", "r1000000", "r000002.tmp", "rx", "r+00001",
+                          "results", "next"};
+    char p[4200];
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s/inner.bin", dir, made[i]);
+        CU_ASSERT_EQUAL(xffl_mkdirs(p), XFFL_OK); /* a directory in the file's place: rmtree removes both */
+    }
+    CU_ASSERT_EQUAL(train_state_prune(dir, 4, 2), XFFL_OK);
+    const char *gone[] = {"r000001", "r000002"};
+    const char *kept[] = {"r000003", "r000004", "r1000000", "r000002.tmp", "rx", "r+00001", "results", "next"};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, gone[i]);
+        CU_ASSERT_FALSE(train_file_exists(p));
+    }
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, kept[i]);
+        CU_ASSERT_TRUE(train_file_exists(p));
+    }
+    CU_ASSERT_EQUAL(train_state_prune(dir, 4, 0), XFFL_OK); /* keep 0: round 4's go too */
+    snprintf(p, sizeof p, "%s/r000004", dir);
+    CU_ASSERT_FALSE(train_file_exists(p));
+    snprintf(p, sizeof p, "%s/r1000000", dir);
+    CU_ASSERT_TRUE(train_file_exists(p));
+    snprintf(p, sizeof p, "%s/none", dir);
+    CU_ASSERT_EQUAL(train_state_prune(p, 4, 0), XFFL_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(xffl_errmsg(), "none"));
+    CU_ASSERT_EQUAL(xffl_rmtree(dir), XFFL_OK);
+    free(dir);
+}
+
 void suite_round(void)
 {
     CU_pSuite s = CU_add_suite("round", NULL, NULL);
     CU_add_test(s, "fedavg round: quorum, exact result, already-there, states", test_fedavg_round);
     CU_add_test(s, "stale/unknown/shape/NaN rejected; round completes; same bytes", test_rejections_and_determinism);
     CU_add_test(s, "--total-rounds: one inner schedule across rounds, kept in federation.h5", test_inner_schedule_spans_rounds);
+    CU_add_test(s, "train --keep-rounds: only old rounds' DIR/r<R>/ removed", test_state_prune);
 }
