@@ -417,7 +417,7 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
     if (keep && o->state_dir) {
         snprintf(p, sizeof p, "%s/inner.bin", o->state_dir);
         if (train_file_exists(p)) {
-            XFFL_FORWARD(train_inner_load(p, n, &j->inner));
+            if (!train_carry_take_inner(o->carry, p, n, &j->inner)) XFFL_FORWARD(train_inner_load(p, n, &j->inner));
             snprintf(j->inner_sha, sizeof j->inner_sha, "%s", j->inner.sha);
             /* the round's input, for reproduce --train: a second name of the file, which
              * the commit replaces by rename (a copy was 47 MB of fsync'd writes a round
@@ -437,7 +437,8 @@ static XFFL_MUST_USE xffl_status prepare(store *s, const pipe_train_options *o, 
             snprintf(p, sizeof p, "%s/residual.f32", o->state_dir);
             snprintf(in, sizeof in, "%s/residual.f32", j->sd);
             if (train_file_exists(p)) {
-                XFFL_FORWARD(train_load_floats(p, n, j->residual));
+                if (!train_carry_take_floats(o->carry, p, n, &j->residual))
+                    XFFL_FORWARD(train_load_floats(p, n, j->residual));
                 XFFL_FORWARD(xffl_link_or_copy(p, in));
             } else
                 XFFL_FORWARD(xffl_write_file_atomic(in, j->residual, (size_t)n * 4));
@@ -541,6 +542,7 @@ static XFFL_MUST_USE xffl_status commit_round(store *s, const pipe_train_options
         /* version v's model and outer state, for the next round's download (pipelines/download.h) */
         XFFL_FORWARD(pipe_base_save(o->state_dir, &j->base, j->t, j->base_theta,
                                     j->download.state_known ? j->outer : NULL, pipe_download_state_count(&j->f)));
+        train_carry_keep(o->carry, o->state_dir, n, plan->keep ? &j->inner : NULL, j->lossy ? &j->residual : NULL);
     }
     res->download_route = j->download.route;
     res->download_bytes = j->download.bytes;

@@ -30,6 +30,8 @@
 #include "pipelines/round.h"
 #include "storage/store.h"
 
+typedef struct train_carry train_carry; /* pipelines/train_job.h */
+
 typedef struct {
     const char *facility;
     const char *data_glob;
@@ -58,6 +60,8 @@ typedef struct {
     double wait;            /* seconds a job waits for what other jobs write: ahead, the
                              * other facilities' deltas, then the version; between the
                              * rounds of pipe_train_rounds, the next version (0: 600) */
+    train_carry *carry;     /* pipe_train_rounds: what a round hands the next in this
+                             * process (NULL: a job of its own) */
     double poll;            /* the longest pause between two looks at the store while
                              * waiting (0: 1 s; common/util.h xffl_backoff) */
 } pipe_train_options;

@@ -24,6 +24,19 @@ XFFL_MUST_USE xffl_status train_inner_save(const char *path, int64_t n, const in
  * digest taken as it is read. */
 XFFL_MUST_USE xffl_status train_inner_load(const char *path, int64_t n, inner_state *s);
 
+/* What a round of pipe_train_rounds hands the next in the same process (train_carry.c):
+ * the AdamW state and residual it wrote to --state DIR, still in memory. All NULL-safe. */
+train_carry *train_carry_create(void);
+void train_carry_free(train_carry *c);
+/* After the COMMIT and the state's move: takes inner's m and v and *residual (each may
+ * be NULL: not kept) with the identity of DIR/inner.bin and DIR/residual.f32. */
+void train_carry_keep(train_carry *c, const char *state_dir, int64_t n, inner_state *inner, float **residual);
+/* 1 with the kept AdamW state in *s (its digest as train_inner_load takes it) when path
+ * is still the file kept for n floats; else 0, and the caller reads path. */
+int train_carry_take_inner(train_carry *c, const char *path, int64_t n, inner_state *s);
+/* The same for the residual: the kept buffer replaces *buf (freed). */
+int train_carry_take_floats(train_carry *c, const char *path, int64_t n, float **buf);
+
 /* What every rank of the job needs from rank 0's look at the store (sent as bytes). */
 typedef struct {
     int64_t status, skipped, round, attempt, cursor, keep, inner_present, inner_step;

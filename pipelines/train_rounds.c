@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pipelines/train.h"
+#include "pipelines/train_job.h"
 #include "pipelines/version.h"
 
 /* Rank 0: until LATEST is version v or later (o->wait at most). */
@@ -35,6 +36,8 @@ xffl_status pipe_train_rounds(store *s, const pipe_train_options *o, int n,
     }
     const int root = comm_rank(c) == 0;
     pipe_train_options one = *o;
+    /* rank 0 reads and writes --state DIR */
+    one.carry = root && o->state_dir && n > 1 ? train_carry_create() : NULL;
     xffl_status st = XFFL_OK;
     for (int k = 0; k < n && st == XFFL_OK; k++) {
         pipe_train_result r;
@@ -49,6 +52,7 @@ xffl_status pipe_train_rounds(store *s, const pipe_train_options *o, int n,
             st = root ? (xffl_status)wst : xffl_fail((xffl_status)wst, "rank 0 stopped waiting for version %lld",
                                                       (long long)r.round);
     }
+    train_carry_free(one.carry);
     comm_close(own);
     return st;
 }

@@ -2,7 +2,8 @@
 # train --rounds N (pipelines/train.h, pipe_train_rounds): N rounds in one process give
 # the deltas and versions of N separate jobs, bit for bit, waiting for each version
 # (and with --ahead, training ahead of it); one result line a round; 75 when a version
-# does not come within --wait, after the rounds before it are committed. --keep-rounds 1
+# does not come within --wait, after the rounds before it are committed; a round hands
+# the next the state it wrote, in memory, with the same bits. --keep-rounds 1
 # leaves only the latest round's inputs in --state DIR, and reproduce --train names a
 # round whose inputs are gone.
 set -euo pipefail
@@ -54,8 +55,12 @@ expect_rc 1 reproduce_train 2
 grep -q "state-m/alpha/r000002: no inputs of round 2 kept there (removed by train --keep-rounds" "$T/err" ||
   { cat "$T/err"; fail "reproduce --train of a pruned round: message"; }
 expect_rc 2 train m alpha --keep-rounds some
-run_rounds a --ahead
+run_rounds a --ahead --verbose
 grep -q "replayed v000001 ahead" "$T/a.alpha.err" "$T/a.beta.err" || fail "--rounds --ahead did not train ahead"
+# rounds 2 and 3 took the AdamW state and residual the round before wrote, in memory
+for what in "AdamW state" residual; do
+  [ "$(grep -c "the round before's $what, in memory" "$T/a.alpha.err")" = 2 ] || fail "--rounds: $what not handed over"
+done
 expect_rc 0 $X verify --all --store "$T/a"
 
 # --- no aggregation: round 1 is committed, then 75 naming the version not published

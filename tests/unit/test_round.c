@@ -407,6 +407,66 @@ static void test_state_prune(void)
     free(dir);
 }
 
+/* train --rounds: the next round takes the state a round wrote only while DIR holds
+ * that very file, and the AdamW state's digest is the file's */
+static void test_carry(void)
+{
+    char *dir = NULL;
+    CU_ASSERT_EQUAL_FATAL(xffl_mkdtemp("xffl-carry-test", &dir), XFFL_OK);
+    enum { N = 1000 };
+    char pin[4200], pres[4200];
+    snprintf(pin, sizeof pin, "%s/inner.bin", dir);
+    snprintf(pres, sizeof pres, "%s/residual.f32", dir);
+    inner_state a = {.step = 7, .m = malloc(N * 4), .v = malloc(N * 4), .present = 1};
+    float *res = malloc(N * 4);
+    CU_ASSERT_FATAL(a.m && a.v && res);
+    for (int i = 0; i < N; i++) a.m[i] = (float)i, a.v[i] = (float)(2 * i), res[i] = -(float)i;
+    CU_ASSERT_EQUAL(train_inner_save(pin, N, &a), XFFL_OK);
+    CU_ASSERT_EQUAL(xffl_write_file_atomic(pres, res, N * 4), XFFL_OK);
+    inner_state fromfile = {0};
+    CU_ASSERT_EQUAL(train_inner_load(pin, N, &fromfile), XFFL_OK);
+
+    train_carry *c = train_carry_create();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    train_carry_keep(c, dir, N, &a, &res);
+    CU_ASSERT_PTR_NULL(a.m); /* taken */
+    CU_ASSERT_PTR_NULL(res);
+    inner_state b = {0};
+    float *rb = calloc(N, 4);
+    CU_ASSERT_EQUAL(train_carry_take_inner(c, pin, N + 1, &b), 0); /* another model: dropped */
+    CU_ASSERT_EQUAL(train_carry_take_inner(c, pin, N, &b), 0);
+    CU_ASSERT_EQUAL(train_carry_take_floats(c, pres, N, &rb), 1);
+    CU_ASSERT_EQUAL(rb[5], -5.0f);
+    CU_ASSERT_EQUAL(train_carry_take_floats(c, pres, N, &rb), 0); /* once */
+
+    /* again, and the inner file replaced by an equal one: read back, not taken */
+    train_carry_keep(c, dir, N, &fromfile, &rb);
+    inner_state again = {.step = 7, .m = calloc(N, 4), .v = calloc(N, 4)};
+    CU_ASSERT_EQUAL(train_inner_save(pin, N, &again), XFFL_OK);
+    CU_ASSERT_EQUAL(train_carry_take_inner(c, pin, N, &b), 0);
+    train_inner_free(&again);
+    /* and once more, unchanged: taken, with the file's digest */
+    CU_ASSERT_EQUAL(train_inner_load(pin, N, &again), XFFL_OK);
+    train_carry_keep(c, dir, N, &again, NULL);
+    inner_state fresh = {0};
+    CU_ASSERT_EQUAL(train_inner_load(pin, N, &fresh), XFFL_OK);
+    CU_ASSERT_EQUAL(train_carry_take_inner(c, pin, N, &b), 1);
+    CU_ASSERT_STRING_EQUAL(b.sha, fresh.sha);
+    CU_ASSERT_EQUAL(b.step, 7);
+    CU_ASSERT_TRUE(b.present);
+    CU_ASSERT_EQUAL(train_carry_take_inner(NULL, pin, N, &b), 0);
+    train_carry_free(c);
+    train_carry_free(NULL);
+    train_inner_free(&b);
+    train_inner_free(&fresh);
+    train_inner_free(&again);
+    train_inner_free(&a);
+    free(rb);
+    free(res);
+    CU_ASSERT_EQUAL(xffl_rmtree(dir), XFFL_OK);
+    free(dir);
+}
+
 void suite_round(void)
 {
     CU_pSuite s = CU_add_suite("round", NULL, NULL);
@@ -414,4 +474,5 @@ void suite_round(void)
     CU_add_test(s, "stale/unknown/shape/NaN rejected; round completes; same bytes", test_rejections_and_determinism);
     CU_add_test(s, "--total-rounds: one inner schedule across rounds, kept in federation.h5", test_inner_schedule_spans_rounds);
     CU_add_test(s, "train --keep-rounds: only old rounds' DIR/r<R>/ removed", test_state_prune);
+    CU_add_test(s, "train --rounds: a round's state handed to the next only while DIR holds it", test_carry);
 }
