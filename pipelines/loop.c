@@ -61,6 +61,7 @@ typedef struct {
     int64_t opt_step;
     char tag[TAG_HEX];
     uint64_t host_bytes;
+    kern_options ko;    /* what x->m was made with (o->keep) */
 } loop_ctx;
 
 static void *take(loop_ctx *x, size_t count, size_t size)
@@ -577,6 +578,27 @@ static double steady_median(double *v, int n)
     return n & 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+void pipe_loop_keep_free(pipe_loop_keep *k)
+{
+    if (!k) return;
+    kern_model_free(k->m);
+    k->m = NULL;
+}
+
+static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b && !strcmp(a, b)); }
+
+static int keep_fits(const pipe_loop_keep *k, const ckpt_model_config *c, const kern_options *o)
+{
+    const ckpt_model_config *h = &k->cfg;
+    const kern_options *p = &k->ko;
+    return k->m && h->dim == c->dim && h->n_layers == c->n_layers && h->n_heads == c->n_heads &&
+           h->n_kv_heads == c->n_kv_heads && h->hidden_dim == c->hidden_dim && h->vocab_size == c->vocab_size &&
+           h->max_seq_len == c->max_seq_len && h->norm_eps == c->norm_eps && h->rope_theta == c->rope_theta &&
+           same_str(p->backend, o->backend) && p->threads == o->threads && p->batch == o->batch &&
+           p->seq_len == o->seq_len && p->device == o->device && p->recompute == o->recompute &&
+           p->no_optimizer == o->no_optimizer && p->precision == o->precision;
+}
+
 static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_inner *inner, float *losses,
                                            pipe_loop_result *r)
 {
@@ -585,7 +607,15 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
     /* with the host optimizer the backend keeps no AdamW slabs: that is the memory sharding saves */
     kern_options ko = {.backend = o->backend, .threads = o->threads, .batch = x->Bm, .seq_len = x->T,
                        .recompute = o->recompute, .no_optimizer = x->host, .precision = o->precision};
-    XFFL_FORWARD(kern_model_create(o->model, &ko, &x->m));
+    x->ko = ko;
+    if (o->keep && keep_fits(o->keep, o->model, &ko)) { /* its weights and AdamW state are set below */
+        x->m = o->keep->m;
+        o->keep->m = NULL;
+        if (x->rank == 0) xffl_log(XFFL_LOG_DEBUG, "%s: the model of the run before, set again", o->label ? o->label : "train");
+    } else {
+        pipe_loop_keep_free(o->keep);
+        XFFL_FORWARD(kern_model_create(o->model, &ko, &x->m));
+    }
     x->t = kern_model_table(x->m);
     x->n = x->t->total;
     kern_host_slabs(x->m, &x->pslab, &x->gslab);
@@ -706,6 +736,11 @@ xffl_status pipe_loop_run(xffl_comm *comm, const pipe_loop_options *o, float *th
     r->backend_bytes = x.m ? kern_model_bytes(x.m) : 0;
     snprintf(r->precision, sizeof r->precision, "%s", x.m ? kern_model_precision(x.m) : "");
     r->host_bytes = x.host_bytes;
+    if (st == XFFL_OK && o->keep && x.m) { /* a run that failed may leave its model in any state */
+        pipe_loop_keep_free(o->keep);
+        *o->keep = (pipe_loop_keep){.m = x.m, .cfg = *o->model, .ko = x.ko};
+        x.m = NULL;
+    }
 done:
     ctx_free(&x);
     comm_close(own);

@@ -54,8 +54,21 @@ typedef enum { PIPE_OPT_AUTO, PIPE_OPT_SHARDED, PIPE_OPT_REPLICATED } pipe_opt_m
 /* "auto", "sharded", "replicated" (train --optimizer); USAGE naming the others. */
 XFFL_MUST_USE xffl_status pipe_opt_mode_parse(const char *name, pipe_opt_mode *out);
 
+/* A backend model kept between runs of one process (train --rounds, on every rank): a
+ * run with the kept one's model and backend options takes it instead of creating one,
+ * and sets its weights and AdamW state as it does a new one's (gradients are zeroed and
+ * activations written before use), so the bits are a new model's; a run that ends well
+ * leaves its model there. Anything else and the kept one is freed. */
+typedef struct {
+    kern_model *m;
+    ckpt_model_config cfg;
+    kern_options ko;    /* ko.backend as given: compared as a string */
+} pipe_loop_keep;
+void pipe_loop_keep_free(pipe_loop_keep *k); /* NULL-safe; k itself is the caller's */
+
 typedef struct {
     const ckpt_model_config *model;
+    pipe_loop_keep *keep;       /* NULL: a model of this run's own */
     const char *backend;        /* kern_options: "cpu", "cuda", NULL = auto */
     int threads;                /* cpu threads per rank (0 = all cores) */
     int recompute;              /* kern_options.recompute: activations of one layer at a time */

@@ -570,6 +570,7 @@ XFFL_MUST_USE xffl_status train_run_loop(xffl_comm *c, const pipe_train_options 
         lo.halt_after = o->halt_after;
     }
     lo.stop_at = o->stop_at;
+    lo.keep = train_carry_loop(o->carry);
     pipe_loop_inner li = {.m = j->inner.m, .v = j->inner.v, .step = j->inner.step, .present = j->inner.present};
     XFFL_FORWARD(pipe_loop_run(c, &lo, j->theta, plan->keep ? &li : NULL, NULL, lr));
     j->inner.step = li.step;

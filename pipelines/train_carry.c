@@ -1,4 +1,6 @@
-/* What one round of pipe_train_rounds hands the next in the same process (train_job.h).
+/* What one round of pipe_train_rounds hands the next in the same process (train_job.h):
+ * on every rank the backend's model (pipelines/loop.h, pipe_loop_keep), and on rank 0
+ * the state below.
  *
  * A job of its own reads the facility's AdamW state and residual back from --state DIR
  * into fresh memory and hashes the AdamW state (its digest goes into the COMMIT): for
@@ -25,6 +27,7 @@ typedef struct {
 } file_id;
 
 struct train_carry {
+    pipe_loop_keep loop;     /* every rank: the backend's model */
     int64_t n;               /* floats of each slab */
     file_id inner_id, residual_id;
     int64_t step;            /* the AdamW state as inner.bin holds it: step, m, v */
@@ -62,9 +65,12 @@ static void drop_residual(train_carry *c)
 
 train_carry *train_carry_create(void) { return calloc(1, sizeof(train_carry)); }
 
+pipe_loop_keep *train_carry_loop(train_carry *c) { return c ? &c->loop : NULL; }
+
 void train_carry_free(train_carry *c)
 {
     if (!c) return;
+    pipe_loop_keep_free(&c->loop);
     drop_inner(c);
     drop_residual(c);
     free(c);

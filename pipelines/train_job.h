@@ -25,9 +25,11 @@ XFFL_MUST_USE xffl_status train_inner_save(const char *path, int64_t n, const in
 XFFL_MUST_USE xffl_status train_inner_load(const char *path, int64_t n, inner_state *s);
 
 /* What a round of pipe_train_rounds hands the next in the same process (train_carry.c):
- * the AdamW state and residual it wrote to --state DIR, still in memory. All NULL-safe. */
+ * the backend's model (every rank), and the AdamW state and residual rank 0 wrote to
+ * --state DIR, still in memory. All NULL-safe. */
 train_carry *train_carry_create(void);
 void train_carry_free(train_carry *c);
+pipe_loop_keep *train_carry_loop(train_carry *c); /* NULL for NULL */
 /* After the COMMIT and the state's move: takes inner's m and v and *residual (each may
  * be NULL: not kept) with the identity of DIR/inner.bin and DIR/residual.f32. */
 void train_carry_keep(train_carry *c, const char *state_dir, int64_t n, inner_state *inner, float **residual);

@@ -36,8 +36,7 @@ xffl_status pipe_train_rounds(store *s, const pipe_train_options *o, int n,
     }
     const int root = comm_rank(c) == 0;
     pipe_train_options one = *o;
-    /* rank 0 reads and writes --state DIR */
-    one.carry = root && o->state_dir && n > 1 ? train_carry_create() : NULL;
+    one.carry = n > 1 ? train_carry_create() : NULL; /* NULL: each round as a job of its own */
     xffl_status st = XFFL_OK;
     for (int k = 0; k < n && st == XFFL_OK; k++) {
         pipe_train_result r;

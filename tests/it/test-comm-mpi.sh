@@ -4,7 +4,8 @@
 # on 1, 2 and 4 ranks (4 oversubscribed on a 2-core machine), both all-reduce paths; with
 # one rank "self" and "mpi" agree; a plain process does not initialise MPI; a killed rank
 # ends the job. xffl train --ranks N: the mpirun command line, failures, and the delta of
-# mpirun -np 2 and of one rank with --accumulate 2, bit for bit.
+# mpirun -np 2 and of one rank with --accumulate 2, bit for bit, also over two rounds in
+# one process (--rounds 2: each rank's model kept for the second).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${XFFL_BUILD:-build}
@@ -75,4 +76,23 @@ mp2=$(train mp2 mpirun -q -np 2 -- )
 [ "$r2" = "$acc2" ] && [ "$mp2" = "$acc2" ] ||
   { echo "FAIL: --ranks 2 $r2, mpirun -np 2 $mp2, --accumulate 2 $acc2: not the same delta"; exit 1; }
 grep -q '^ranks=2$' "$tmp"/r2/rounds/r000001/a/a1/COMMIT-* || { echo "FAIL: --ranks 2: COMMIT lacks ranks=2"; exit 1; }
+# --ranks 2 --rounds 2: each rank keeps its model for round 2, with the bits of separate
+# one-rank jobs (--accumulate 2), the aggregation beside it
+digests() { grep -h '^tensor' "$tmp/$1"/rounds/r00000$2/a/a1/COMMIT-* | sha256sum | cut -c1-16; }
+cp -r "$tmp/s0" "$tmp/c2"
+for r in 1 2; do
+  "$xffl" train --store "$tmp/c2" --facility a --data "$tmp/data/*_train_*.bin" --threads 1 --accumulate 2 \
+    >/dev/null 2>"$tmp/c2.err" || { cat "$tmp/c2.err"; echo "FAIL: train c2 round $r"; exit 1; }
+  "$xffl" aggregate --store "$tmp/c2" >/dev/null 2>&1 || { echo "FAIL: aggregate c2 round $r"; exit 1; }
+done
+cp -r "$tmp/s0" "$tmp/k2"
+( for r in 1 2; do "$xffl" aggregate --store "$tmp/k2" --round $r --deadline 120 --poll 0.1 >/dev/null 2>&1 || exit 1; done ) &
+agg=$!
+"$xffl" train --store "$tmp/k2" --facility a --data "$tmp/data/*_train_*.bin" --threads 1 --ranks 2 --rounds 2 \
+  --poll 0.1 --verbose >/dev/null 2>"$tmp/k2.err" || { cat "$tmp/k2.err"; echo "FAIL: train --ranks 2 --rounds 2"; exit 1; }
+wait "$agg" || { echo "FAIL: aggregate k2"; exit 1; }
+for r in 1 2; do
+  [ "$(digests k2 $r)" = "$(digests c2 $r)" ] || { echo "FAIL: --ranks 2 --rounds 2: round $r's delta differs"; exit 1; }
+done
+grep -q "the model of the run before, set again" "$tmp/k2.err" || { echo "FAIL: --ranks 2 --rounds 2: no model kept"; exit 1; }
 echo "test-comm-mpi: --ranks ok"

@@ -3,7 +3,7 @@
 # the deltas and versions of N separate jobs, bit for bit, waiting for each version
 # (and with --ahead, training ahead of it); one result line a round; 75 when a version
 # does not come within --wait, after the rounds before it are committed; a round hands
-# the next the state it wrote, in memory, with the same bits. --keep-rounds 1
+# the next its model and the state it wrote, in memory, with the same bits. --keep-rounds 1
 # leaves only the latest round's inputs in --state DIR, and reproduce --train names a
 # round whose inputs are gone.
 set -euo pipefail
@@ -61,6 +61,7 @@ grep -q "replayed v000001 ahead" "$T/a.alpha.err" "$T/a.beta.err" || fail "--rou
 for what in "AdamW state" residual; do
   [ "$(grep -c "the round before's $what, in memory" "$T/a.alpha.err")" = 2 ] || fail "--rounds: $what not handed over"
 done
+[ "$(grep -c "the model of the run before, set again" "$T/a.alpha.err")" = 2 ] || fail "--rounds: the model made again"
 expect_rc 0 $X verify --all --store "$T/a"
 
 # --- no aggregation: round 1 is committed, then 75 naming the version not published
