@@ -11,9 +11,11 @@
 #   2 facilities, for each encoding (XFFL_SCALE_ENCODINGS) and H (XFFL_SCALE_H, two
 #             values, the smaller first), for up to XFFL_SCALE_EXTRA times the
 #             baseline's tokens: the wall-clock time until the first version whose
-#             validation loss is <= L. XFFL_SCALE_MODE: ahead (default; each facility
-#             runs its jobs back to back with train --ahead, the aggregation jobs run
-#             beside them) or sequential (rounds of train ‖ train, then aggregate)
+#             validation loss is <= L. XFFL_SCALE_MODE: rounds (default; each facility
+#             one process for all its rounds, train --rounds N --ahead, as one batch
+#             allocation would run them; the aggregation jobs run beside them), ahead
+#             (each facility's jobs back to back with train --ahead, one a round) or
+#             sequential (rounds of train ‖ train, then aggregate)
 # One JSON line per configuration ({"bench":"scaling","encoding","local_steps","ratio":
 # its time / the baseline's, ...}; the fp32 line at the smaller H first; ratio null when
 # L was not reached, with final_loss and ratio_above, the whole run's time over the
@@ -42,9 +44,10 @@ for t in ip tc taskset gnuplot; do command -v $t >/dev/null || { log "SKIP: $t n
 [ "$(nproc)" -ge 2 ] || { log "SKIP: needs 2 cores (one per facility)"; exit 0; }
 
 RATE=${XFFL_SCALE_RATE:-100mbit}
-# how the facilities' jobs follow each other: ahead (train --ahead, aggregation beside
-# training) or sequential (train || train, then aggregate, round after round)
-MODE=${XFFL_SCALE_MODE:-ahead}
+# how the facilities' jobs follow each other: rounds (train --rounds N --ahead, one
+# process a facility), ahead (train --ahead, a job a round; aggregation beside training
+# in both) or sequential (train || train, then aggregate, round after round)
+MODE=${XFFL_SCALE_MODE:-rounds}
 HS=${XFFL_SCALE_H:-25 50}
 ENCODINGS=${XFFL_SCALE_ENCODINGS:-fp32 int4 topk:16}
 read -r -a AGG_FLAGS <<<"${XFFL_SCALE_AGG_FLAGS---no-update}"
@@ -129,9 +132,15 @@ run_sequential() {
 # ahead: each facility runs its rounds' jobs back to back with train --ahead (round r+1
 # trains from its own replay of version r while the aggregation job publishes it), and
 # the aggregation jobs run beside them, one per round, each waiting for its quorum
-run_ahead() {
+run_ahead() { # [rounds]: one process a facility (its lines split into the per-round files)
   for i in 0 1; do
-    ( for r in $(seq 1 "$rounds"); do train_job "$i" "$r" --ahead --wait 600 || exit 1; done ) &
+    if [ "${1:-}" = rounds ]; then
+      ( train_job "$i" 1 --rounds "$rounds" --ahead --wait 600 || exit 1
+        for r in $(seq 1 "$rounds"); do grep "\"round\": $r," "$W/$name.t$i.r1" >"$W/$name.t$i.round$r" || true; done
+        for r in $(seq 1 "$rounds"); do mv "$W/$name.t$i.round$r" "$W/$name.t$i.r$r"; done ) &
+    else
+      ( for r in $(seq 1 "$rounds"); do train_job "$i" "$r" --ahead --wait 600 || exit 1; done ) &
+    fi
     eval "p$i=\$!"
   done
   : >"$W/$name.agg"
@@ -163,7 +172,7 @@ for cfg in "${configs[@]}"; do
     >/dev/null 2>"$W/$name.init.log" || { cat "$W/$name.init.log" >&2; exit 1; }
   : >"$W/$name.rounds"
   t0=$(now)
-  if [ "$MODE" = ahead ]; then run_ahead; else run_sequential; fi
+  case $MODE in rounds) run_ahead rounds ;; ahead) run_ahead ;; *) run_sequential ;; esac
   # The first version at or below the baseline's loss. Loss falls with rounds, but not
   # strictly (non-IID facilities: a version can dip below L and the next come back
   # above), so from the round where a facility has trained 0.4 x the baseline's steps
