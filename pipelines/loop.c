@@ -611,7 +611,8 @@ static XFFL_MUST_USE xffl_status loop_body(loop_ctx *x, float *theta, pipe_loop_
     if (o->keep && keep_fits(o->keep, o->model, &ko)) { /* its weights and AdamW state are set below */
         x->m = o->keep->m;
         o->keep->m = NULL;
-        if (x->rank == 0) xffl_log(XFFL_LOG_DEBUG, "%s: the model of the run before, set again", o->label ? o->label : "train");
+        if (x->rank == 0)
+            xffl_log(XFFL_LOG_DEBUG, "%s: the model of the run before, set again", o->label ? o->label : "train");
     } else {
         pipe_loop_keep_free(o->keep);
         XFFL_FORWARD(kern_model_create(o->model, &ko, &x->m));

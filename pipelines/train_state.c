@@ -111,7 +111,9 @@ xffl_status train_state_prune(const char *state_dir, int64_t round, int keep)
         long long r = 0;
         int end = 0;
         /* exactly r<digits>, as prepare names them: nothing else in DIR is touched */
-        if (!isdigit((unsigned char)e->d_name[1]) || sscanf(e->d_name, "r%lld%n", &r, &end) != 1 || e->d_name[end] || end < 7 || r > round - keep) continue;
+        const int ours = isdigit((unsigned char)e->d_name[1]) && sscanf(e->d_name, "r%lld%n", &r, &end) == 1 &&
+                         !e->d_name[end] && end >= 7;
+        if (!ours || r > round - keep) continue;
         char p[4200];
         snprintf(p, sizeof p, "%s/%s", state_dir, e->d_name);
         st = xffl_rmtree(p);
