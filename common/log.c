@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static xffl_log_config cfg = {.level = XFFL_LOG_INFO, .json = 0, .cmd = NULL, .stream = NULL};
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -47,7 +48,13 @@ void xffl_log(xffl_log_level level, const char *fmt, ...)
         put_json_str(f, cfg.cmd ? cfg.cmd : "");
         fputs("\", \"msg\": \"", f);
         put_json_str(f, msg);
-        fputs("\"}\n", f);
+        /* UTC to the millisecond: a job's lines beside its scheduler's and the store's */
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        fprintf(f, "\", \"time\": \"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"}\n", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     } else if (cfg.cmd) {
         fprintf(f, "xffl %s: %s\n", cfg.cmd, msg);
     } else {

@@ -19,7 +19,8 @@ typedef enum {
 
 typedef struct {
     xffl_log_level level; /* lines above this level are dropped (INFO) */
-    int json;             /* 1: one JSON object per line {"level","cmd","msg"} */
+    int json;             /* 1: one JSON object per line {"level","cmd","msg","time"}, time
+                           * as 2026-12-03T16:33:01.123Z (UTC) */
     const char *cmd;      /* "train": the prefix "xffl train: "; NULL: "xffl: " */
     FILE *stream;         /* NULL: stderr (a test captures lines in a file) */
 } xffl_log_config;

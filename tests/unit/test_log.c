@@ -58,9 +58,21 @@ static void test_json_lines(void)
         xffl_log_setup(&(xffl_log_config){.level = XFFL_LOG_INFO, .json = 1, .cmd = "verify", .stream = f});
     xffl_log(XFFL_LOG_ERROR, "key \"a\\b\"\ttab\nline");
     xffl_log(XFFL_LOG_WARN, "warning: orphan k");
-    CU_ASSERT_STRING_EQUAL(contents(f),
-                           "{\"level\": \"error\", \"cmd\": \"verify\", \"msg\": \"key \\\"a\\\\b\\\"\\u0009tab\\nline\"}\n"
-                           "{\"level\": \"warn\", \"cmd\": \"verify\", \"msg\": \"warning: orphan k\"}\n");
+    /* each line: the fields, then the time (UTC, milliseconds), which this run's clock sets */
+    const char *want[] = {"{\"level\": \"error\", \"cmd\": \"verify\", \"msg\": \"key \\\"a\\\\b\\\"\\u0009tab\\nline\", \"time\": \"",
+                          "{\"level\": \"warn\", \"cmd\": \"verify\", \"msg\": \"warning: orphan k\", \"time\": \""};
+    const char *p = contents(f);
+    for (int i = 0; i < 2; i++) {
+        const size_t n = strlen(want[i]);
+        CU_ASSERT_EQUAL_FATAL(strncmp(p, want[i], n), 0);
+        p += n;
+        int y, mo, d, h, mi, sec, ms, used = 0;
+        CU_ASSERT_EQUAL(sscanf(p, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ\"}\n%n", &y, &mo, &d, &h, &mi, &sec, &ms, &used), 7);
+        CU_ASSERT_EQUAL(used, 27);
+        CU_ASSERT_TRUE(y >= 2024 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h < 24 && mi < 60 && sec < 61);
+        p += used;
+    }
+    CU_ASSERT_EQUAL(*p, 0);
     fclose(f);
     xffl_log_setup(&was);
 }
