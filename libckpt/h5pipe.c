@@ -101,9 +101,6 @@ hid_t ckpt_h5_mem_type(ckpt_dtype d)
     return -1;
 }
 
-
-
-
 void ckpt_pipeline_err(ckpt_pipeline *p, xffl_status s)
 {
 #pragma omp critical(ckpt_h5_err)

@@ -181,12 +181,12 @@ static XFFL_MUST_USE xffl_status check_groups(const ckpt_manifest *idx, const ch
         snprintf(name, sizeof name, "%s/%s", groups[i / t->count], t->params[i % t->count].name);
         int ti = ckpt_manifest_find_tensor(idx, name);
         if (ti < 0) st = xffl_fail(XFFL_ERR_INVALID, "tensor %s is not listed in %s", name, index_key);
-        else if (strcmp(idx->tensors[ti].sha256, got[i]) != 0 && file)
-            st = xffl_fail(XFFL_ERR_CORRUPT, "%s: digest %.12s of tensor %s (%s) differs from %s (%.12s): a damaged cache",
-                           file, got[i], name, how, index_key, idx->tensors[ti].sha256);
         else if (strcmp(idx->tensors[ti].sha256, got[i]) != 0)
-            st = xffl_fail(XFFL_ERR_CORRUPT, "tensor %s %s: digest %.12s differs from %s (%.12s)", name, how, got[i],
-                           index_key, idx->tensors[ti].sha256);
+            st = file ? xffl_fail(XFFL_ERR_CORRUPT,
+                                  "%s: digest %.12s of tensor %s (%s) differs from %s (%.12s): a damaged cache", file,
+                                  got[i], name, how, index_key, idx->tensors[ti].sha256)
+                      : xffl_fail(XFFL_ERR_CORRUPT, "tensor %s %s: digest %.12s differs from %s (%.12s)", name, how,
+                                  got[i], index_key, idx->tensors[ti].sha256);
     }
     free(got);
     return st;

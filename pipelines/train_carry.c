@@ -19,7 +19,6 @@
 #include "pipelines/train_job.h"
 
 typedef struct {
-    int kept;
     dev_t dev;
     ino_t ino;
     off_t size;
@@ -29,7 +28,7 @@ typedef struct {
 struct train_carry {
     pipe_loop_keep loop;     /* every rank: the backend's model */
     int64_t n;               /* floats of each slab */
-    file_id inner_id, residual_id;
+    file_id inner_id, residual_id; /* of the files m, v and residual were written to (when not NULL) */
     int64_t step;            /* the AdamW state as inner.bin holds it: step, m, v */
     float *m, *v, *residual;
 };
@@ -38,13 +37,13 @@ static int file_id_of(const char *path, file_id *id)
 {
     struct stat sb;
     if (stat(path, &sb) != 0) return 0;
-    *id = (file_id){1, sb.st_dev, sb.st_ino, sb.st_size, sb.st_mtim};
+    *id = (file_id){sb.st_dev, sb.st_ino, sb.st_size, sb.st_mtim};
     return 1;
 }
 
 static int file_id_same(const file_id *a, const file_id *b)
 {
-    return a->kept && b->kept && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
@@ -53,14 +52,12 @@ static void drop_inner(train_carry *c)
     free(c->m);
     free(c->v);
     c->m = c->v = NULL;
-    c->inner_id.kept = 0;
 }
 
 static void drop_residual(train_carry *c)
 {
     free(c->residual);
     c->residual = NULL;
-    c->residual_id.kept = 0;
 }
 
 train_carry *train_carry_create(void) { return calloc(1, sizeof(train_carry)); }
@@ -124,7 +121,6 @@ int train_carry_take_inner(train_carry *c, const char *path, int64_t n, inner_st
     s->v = c->v;
     s->present = 1;
     c->m = c->v = NULL;
-    c->inner_id.kept = 0;
     xffl_log(XFFL_LOG_DEBUG, "%s: the round before's AdamW state, in memory (the file is the one it wrote)", path);
     return 1;
 }
@@ -140,7 +136,6 @@ int train_carry_take_floats(train_carry *c, const char *path, int64_t n, float *
     free(*buf);
     *buf = c->residual;
     c->residual = NULL;
-    c->residual_id.kept = 0;
     xffl_log(XFFL_LOG_DEBUG, "%s: the round before's residual, in memory (the file is the one it wrote)", path);
     return 1;
 }
