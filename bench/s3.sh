@@ -23,7 +23,9 @@
 # sync them too. jobs1_MBps: ours with --jobs 1.
 # BENCH_S3_MB (default 1024) sets the version size; BENCH_S3_CELLS (default
 # "v2-http v2-https v4-http v4-https") the cells; BENCH_S3_TRIES (default 3) how many
-# alternating tries each side gets (its best counts). About 3-4 minutes per cell here.
+# alternating tries each side gets (its best counts); BENCH_S3_SETTLE (default 2) the
+# seconds of rest after the sync before each timed transfer (a PUT also starts from an
+# empty bucket). About 4-5 minutes per cell here.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${XFFL_BUILD:-build}
@@ -50,7 +52,16 @@ done
 sync
 bytes=$((4 * (part_mb << 20)))
 now() { date +%s.%N; }
+# Every timed transfer starts from the same state: no dirty pages being written back,
+# and for a PUT an empty bucket. Without it each try inherited the write-back and page
+# cache of the GiBs the tries before it stored, and the later tries of either side ran
+# 10-30 % slower than the first (docs/storage.md "Benchmark").
+SETTLE=${BENCH_S3_SETTLE:-2}
+settle() { sync; sleep "$SETTLE"; }
+empty_bucket() { rm -rf "$S3RVER_DIR/data/xffl/"*; settle; }
 mbps() { python3 -c "import sys; print(round($bytes/1e6/($2-$1),1))"; }
+# every try of both sides, in the order they ran, beside the best that counts
+tries_json() { local IFS=,; printf '"tries_MBps": [%s], "ref_tries_MBps": [%s]' "${all[*]}" "${all_ref[*]}"; }
 best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 >= b + 0 ? a : b) }'; }
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
 line() { # bench value ref_name ref extra-json
@@ -117,40 +128,57 @@ for cell in $cells; do
   url=s3://xffl/bench
   # ours (--jobs 4), curl and ours (--jobs 1) in turn, TRIES times, each side its best:
   # this host's throughput drifts by 10-30 % between single runs of a few seconds
-  put=0 curl_put=0 put1=0 secs=0 unsigned_put=0
+  put=0 curl_put=0 put1=0 secs=0 unsigned_put=0 all=() all_ref=()
   for i in $(seq "$TRIES"); do
+    empty_bucket
     o=$("$SB" --store "$url" --jobs 4 put "$work" 4) || { echo "bench s3: $cell put failed" >&2; exit 1; }
     [ "$(best "$put" "$(field "$o" MBps)")" = "$put" ] || { put=$(field "$o" MBps); secs=$(field "$o" seconds); }
+    all+=("$(field "$o" MBps)")
+    empty_bucket
     c=$(curl_stream put "$scheme://$XFFL_S3_ENDPOINT/xffl/bench-curl" $sign) || { echo "bench s3: $cell curl put failed" >&2; exit 1; }
-    curl_put=$(best "$curl_put" "$c")
+    curl_put=$(best "$curl_put" "$c"); all_ref+=("$c")
+    empty_bucket
     o=$("$SB" --store "$url-j1" --jobs 1 put "$work" 4) || exit 1
     put1=$(best "$put1" "$(field "$o" MBps)")
     if [ "$cell" = v4-http ]; then
+      empty_bucket
       c=$(curl_stream put "$scheme://$XFFL_S3_ENDPOINT/xffl/bench-curl-u" v4-unsigned) || exit 1
       unsigned_put=$(best "$unsigned_put" "$c")
     fi
   done
   extra=; [ "$cell" = v4-http ] && extra=", \"curl_unsigned_MBps\": $unsigned_put"
   line s3_put "$put" curl_single_stream_put "$curl_put" \
-    "{$common, \"signature\": \"$sig\", \"protocol\": \"$proto\", \"jobs\": 4, \"seconds\": $secs, \"jobs1_MBps\": $put1$extra, \"tries\": $TRIES, \"server\": \"$server\"}"
-  get=0 curl_get=0 get1=0 secs=0
+    "{$common, $(tries_json), \"signature\": \"$sig\", \"protocol\": \"$proto\", \"jobs\": 4, \"seconds\": $secs, \"jobs1_MBps\": $put1$extra, \"tries\": $TRIES, \"server\": \"$server\"}"
+  # what the GETs read, stored again untimed (each PUT above started from an empty bucket)
+  empty_bucket
+  "$SB" --store "$url" --jobs 4 put "$work" 4 >/dev/null || exit 1
+  curl_stream put "$scheme://$XFFL_S3_ENDPOINT/xffl/bench-curl" $sign >/dev/null || exit 1
+  get=0 curl_get=0 get1=0 secs=0 all=() all_ref=()
   for i in $(seq "$TRIES"); do
+    settle
     o=$("$SB" --store "$url" --jobs 4 get "$work" 4) || { echo "bench s3: $cell get failed" >&2; exit 1; }
     [ "$(best "$get" "$(field "$o" MBps)")" = "$get" ] || { get=$(field "$o" MBps); secs=$(field "$o" seconds); }
+    all+=("$(field "$o" MBps)")
     rm -f "$work"/got-*
+    settle
     c=$(curl_stream get "$scheme://$XFFL_S3_ENDPOINT/xffl/bench-curl" $sign) || { echo "bench s3: $cell curl get failed" >&2; exit 1; }
-    curl_get=$(best "$curl_get" "$c")
+    curl_get=$(best "$curl_get" "$c"); all_ref+=("$c")
+    settle
     o=$("$SB" --store "$url" --jobs 1 get "$work" 4) || exit 1
     get1=$(best "$get1" "$(field "$o" MBps)")
     rm -f "$work"/got-*
   done
   line s3_get "$get" curl_single_stream_get "$curl_get" \
-    "{$common, \"signature\": \"$sig\", \"protocol\": \"$proto\", \"jobs\": 4, \"seconds\": $secs, \"jobs1_MBps\": $get1, \"tries\": $TRIES, \"verified\": \"sha256 + byte count\", \"server\": \"$server\"}"
+    "{$common, $(tries_json), \"signature\": \"$sig\", \"protocol\": \"$proto\", \"jobs\": 4, \"seconds\": $secs, \"jobs1_MBps\": $get1, \"tries\": $TRIES, \"verified\": \"sha256 + byte count\", \"server\": \"$server\"}"
   if [ "$cell" = v4-http ]; then  # the verifying proxy's own cost, curl on both paths
+    empty_bucket
     raw_put=$(AWS_CA_BUNDLE= curl_stream put "http://$S3RVER_ENDPOINT/xffl/bench-raw" v4-unsigned) || exit 1
+    settle
     via_put=$(curl_stream put "http://$XFFL_S3_ENDPOINT/xffl/bench-via" v4-unsigned) || exit 1
+    settle
     line s3_proxy_overhead_put "$via_put" curl_straight_to_s3rver_put "$raw_put" "{$common, \"through\": \"tests/s3/sigv4proxy.py\"}"
     raw_get=$(AWS_CA_BUNDLE= curl_stream get "http://$S3RVER_ENDPOINT/xffl/bench-raw" v4-unsigned) || exit 1
+    settle
     via_get=$(curl_stream get "http://$XFFL_S3_ENDPOINT/xffl/bench-raw" v4-unsigned) || exit 1
     line s3_proxy_overhead_get "$via_get" curl_straight_to_s3rver_get "$raw_get" "{$common, \"through\": \"tests/s3/sigv4proxy.py\"}"
   fi
@@ -159,11 +187,14 @@ for cell in $cells; do
 done
 
 # ---- file:// next to dd with fsync
+settle
 t0=$(now)
 for k in 0 1 2 3; do dd if="$work/part-$k" of="$work/dd-$k" bs=4M conv=fsync status=none || exit 1; done
 t1=$(now); dd_mbps=$(mbps "$t0" "$t1")
 rm -f "$work"/dd-*
+settle
 put=$("$SB" --store "file://$work/store" --jobs 4 put "$work" 4) || exit 1
 line store_file_put "$(field "$put" MBps)" dd_fsync "$dd_mbps" "{$common, \"jobs\": 4, \"seconds\": $(field "$put" seconds)}"
+settle
 get=$("$SB" --store "file://$work/store" --jobs 4 get "$work" 4) || exit 1
 line store_file_get "$(field "$get" MBps)" dd_fsync "$dd_mbps" "{$common, \"jobs\": 4, \"seconds\": $(field "$get" seconds), \"verified\": \"sha256\"}"
