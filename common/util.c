@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,14 +109,72 @@ xffl_status xffl_rmtree(const char *path)
     return s;
 }
 
+#define HUGE_BYTES ((size_t)2 << 20)
+/* Blocks xffl_free_big kept: a replay holds about four model-sized arrays at once. */
+#define BIG_KEPT 8
+static struct {
+    pthread_mutex_t mu;
+    int on;
+    void *p[BIG_KEPT];
+    size_t n[BIG_KEPT]; /* bytes usable in it, rounded down to HUGE_BYTES */
+} big = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* A kept block of n bytes (up to one HUGE_BYTES more: malloc may hand out a little
+ * more than asked), taken out of the list; NULL if none. */
+static void *big_take(size_t n)
+{
+    void *p = NULL;
+    pthread_mutex_lock(&big.mu);
+    for (int i = 0; i < BIG_KEPT && !p; i++)
+        if (big.p[i] && big.n[i] >= n && big.n[i] <= n + HUGE_BYTES) {
+            p = big.p[i];
+            big.p[i] = NULL;
+        }
+    pthread_mutex_unlock(&big.mu);
+    return p;
+}
+
 void *xffl_alloc_big(size_t bytes)
 {
-    const size_t huge = (size_t)2 << 20;
-    if (bytes < huge) return aligned_alloc(64, bytes ? (bytes + 63) / 64 * 64 : 64);
-    size_t n = (bytes + huge - 1) / huge * huge; /* C11: a multiple of the alignment */
-    void *p = aligned_alloc(huge, n);
+    if (bytes < HUGE_BYTES) return aligned_alloc(64, bytes ? (bytes + 63) / 64 * 64 : 64);
+    size_t n = (bytes + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES; /* C11: a multiple of the alignment */
+    void *p = big_take(n);
+    if (p) return p;
+    p = aligned_alloc(HUGE_BYTES, n);
     if (p) (void)madvise(p, n, MADV_HUGEPAGE); /* advice only: without THP nothing changes */
     return p;
+}
+
+void xffl_free_big(void *p)
+{
+    if (!p) return;
+    /* what the block holds, from malloc: at least what was asked (a block under
+     * HUGE_BYTES is never kept) */
+    size_t n = malloc_usable_size(p) / HUGE_BYTES * HUGE_BYTES;
+    if ((uintptr_t)p % HUGE_BYTES) n = 0; /* not from xffl_alloc_big: never handed out again */
+    pthread_mutex_lock(&big.mu);
+    for (int i = 0; big.on && n >= HUGE_BYTES && i < BIG_KEPT; i++)
+        if (!big.p[i]) {
+            big.p[i] = p;
+            big.n[i] = n;
+            p = NULL;
+            break;
+        }
+    pthread_mutex_unlock(&big.mu);
+    free(p);
+}
+
+void xffl_big_keep(int on)
+{
+    void *drop[BIG_KEPT] = {0};
+    pthread_mutex_lock(&big.mu);
+    big.on = on;
+    for (int i = 0; !on && i < BIG_KEPT; i++) {
+        drop[i] = big.p[i];
+        big.p[i] = NULL;
+    }
+    pthread_mutex_unlock(&big.mu);
+    for (int i = 0; i < BIG_KEPT; i++) free(drop[i]);
 }
 
 xffl_status xffl_read_file(const char *path, void **data, size_t *len)

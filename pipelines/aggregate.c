@@ -13,7 +13,7 @@
 void pipe_contrib_clear(pipe_contrib *c)
 {
     if (!c) return;
-    free(c->delta);
+    xffl_free_big(c->delta);
     memset(c, 0, sizeof *c);
 }
 
@@ -399,9 +399,9 @@ xffl_status pipe_combine_publish(store *from, store *to, const pipe_publish_sett
         xffl_log(XFFL_LOG_WARN, "warning: %s; the next aggregation downloads v%06lld", xffl_errmsg(),
                  (long long)res->version.ref.version);
 done:
-    free(slabs[0]);
-    free(outer);
-    free(out);
+    xffl_free_big(slabs[0]);
+    xffl_free_big(outer);
+    xffl_free_big(out);
     ckpt_manifest_free(index);
     return st;
 }

@@ -253,7 +253,7 @@ static XFFL_MUST_USE xffl_status replay_core(store *s, int64_t version, const ca
     if (st == XFFL_OK) memcpy(model, out, (size_t)t->total * 4);
     for (int i = 0; c && i < k; i++) pipe_contrib_clear(&c[i]);
     free(c);
-    free(out);
+    xffl_free_big(out);
     return st;
 }
 

@@ -30,8 +30,8 @@ void pipe_train_options_default(pipe_train_options *o)
 
 void train_inner_free(inner_state *s)
 {
-    free(s->m);
-    free(s->v);
+    xffl_free_big(s->m);
+    xffl_free_big(s->v);
     memset(s, 0, sizeof *s);
 }
 
@@ -156,10 +156,10 @@ void train_job_free(round_job *j)
 {
     text_loader_close(j->sh);
     train_inner_free(&j->inner);
-    free(j->theta);
-    free(j->base_theta);
-    free(j->residual);
-    free(j->outer);
+    xffl_free_big(j->theta);
+    xffl_free_big(j->base_theta);
+    xffl_free_big(j->residual);
+    xffl_free_big(j->outer);
     ckpt_param_table_free(j->t);
     xffl_signer_free(j->signer);
 }

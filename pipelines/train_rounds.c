@@ -37,6 +37,8 @@ xffl_status pipe_train_rounds(store *s, const pipe_train_options *o, int n,
     const int root = comm_rank(c) == 0;
     pipe_train_options one = *o;
     one.carry = n > 1 ? train_carry_create() : NULL; /* NULL: each round as a job of its own */
+    /* the model-sized arrays a round frees (its replay's) serve the next round's */
+    xffl_big_keep(n > 1);
     xffl_status st = XFFL_OK;
     for (int k = 0; k < n && st == XFFL_OK; k++) {
         pipe_train_result r;
@@ -52,6 +54,7 @@ xffl_status pipe_train_rounds(store *s, const pipe_train_options *o, int n,
                                                       (long long)r.round);
     }
     train_carry_free(one.carry);
+    xffl_big_keep(0);
     comm_close(own);
     return st;
 }

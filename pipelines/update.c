@@ -350,7 +350,7 @@ static XFFL_MUST_USE xffl_status apply_update(store *s, const char *upd_key, con
 done:
     if (dir) xffl_rmtree_cleanup(dir);
     free(dir);
-    free(tmp);
+    xffl_free_big(tmp);
     free(seen);
     return st;
 }
@@ -462,7 +462,7 @@ xffl_status pipe_update_verify(store *s, const pipe_version_ref *target, const c
         ckpt_manifest_free(upd);
     }
 done:
-    free(model);
+    xffl_free_big(model);
     ckpt_manifest_free(idx);
     store_listing_free(&l);
     return st;

@@ -198,6 +198,45 @@ static void test_alloc_big(void)
     }
 }
 
+/* xffl_free_big while xffl_big_keep is on: the block comes back to the next allocation
+ * of its size (and of no other size), at most once; a block under 2 MiB or one malloc
+ * gave is never kept; xffl_big_keep(0) frees what is kept (ASan would report a leak). */
+static void test_free_big_keeps(void)
+{
+    const size_t mb = (size_t)1 << 20;
+    xffl_big_keep(1);
+    unsigned char *a = xffl_alloc_big(5 * mb + 3), *small = xffl_alloc_big(mb);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(small);
+    memset(a, 0x5a, 5 * mb + 3);
+    xffl_free_big(a);
+    xffl_free_big(small);
+    xffl_free_big(NULL);
+    unsigned char *other = xffl_alloc_big(9 * mb); /* another size: a block of its own */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+    CU_ASSERT_PTR_NOT_EQUAL(other, a);
+    unsigned char *b = xffl_alloc_big(5 * mb + 3), *c = xffl_alloc_big(5 * mb + 3);
+    CU_ASSERT_PTR_EQUAL(b, a);
+    CU_ASSERT_PTR_NOT_EQUAL(c, a);
+    CU_ASSERT_EQUAL((uintptr_t)c % (2 * mb), 0);
+    /* not from xffl_alloc_big: freed, not handed out as 2 MiB-aligned memory */
+    unsigned char *m = malloc(6 * mb);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    xffl_free_big(m);
+    unsigned char *d = xffl_alloc_big(6 * mb);
+    CU_ASSERT_EQUAL((uintptr_t)d % (2 * mb), 0);
+    xffl_free_big(b);
+    xffl_free_big(c);
+    xffl_free_big(d);
+    xffl_free_big(other);
+    xffl_big_keep(0); /* frees all four */
+    xffl_big_keep(0);
+    /* off: nothing is kept */
+    unsigned char *e = xffl_alloc_big(7 * mb);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    xffl_free_big(e);
+}
+
 /* xffl_read_file: a regular file in one buffer of its size (3 MiB, empty), and a file
  * whose size stat does not know (/proc reports 0) by growing the buffer. */
 static void test_read_file_sizes(void)
@@ -288,6 +327,7 @@ void suite_common(void)
 {
     CU_pSuite s = CU_add_suite("common", NULL, NULL);
     CU_add_test(s, "big allocations: aligned for huge pages", test_alloc_big);
+    CU_add_test(s, "big allocations: freed blocks kept for their size", test_free_big_keeps);
     CU_add_test(s, "whole files: sized by stat, or grown", test_read_file_sizes);
     CU_add_test(s, "files as parts: round trip, digest, wrong size", test_file_parts);
     CU_add_test(s, "a second name keeps the file a rename replaced", test_link_or_copy);
