@@ -429,6 +429,22 @@ xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggre
     return st;
 }
 
+xffl_status pipe_aggregate_rounds(store *s, const pipe_aggregate_options *o, int n,
+                                  void (*on_round)(void *ctx, const pipe_aggregate_result *r), void *ctx)
+{
+    pipe_aggregate_options one = *o;
+    xffl_big_keep(n > 1);
+    xffl_status st = XFFL_OK;
+    for (int k = 0; k < n && st == XFFL_OK; k++) {
+        pipe_aggregate_result r;
+        if ((st = pipe_aggregate(s, &one, &r)) != XFFL_OK) break;
+        if (on_round) on_round(ctx, &r);
+        if (one.round > 0) one.round = r.version + 1;
+    }
+    xffl_big_keep(0);
+    return st;
+}
+
 /* pipe_aggregate once federation.h5, its pin, LATEST's INDEX and the key are checked. */
 static XFFL_MUST_USE xffl_status pipe_aggregate_signed(store *s, const pipe_aggregate_options *o, const pipe_federation *fp,
                                          const char *fed_sha, const pipe_version_ref *basep,

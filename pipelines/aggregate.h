@@ -132,6 +132,14 @@ typedef struct {
  * (INFO). */
 XFFL_MUST_USE xffl_status pipe_aggregate(store *s, const pipe_aggregate_options *o, pipe_aggregate_result *res);
 
+/* n rounds in one process, each exactly as a job of its own (pipe_aggregate, its own
+ * --deadline for its quorum): from o->round on, or each time LATEST+1. on_round (may be
+ * NULL) gets each round's result; the first failure ends the run, after the rounds
+ * before it are written. What a round frees, the next round reuses (xffl_big_keep). */
+XFFL_MUST_USE xffl_status pipe_aggregate_rounds(store *s, const pipe_aggregate_options *o, int n,
+                                                void (*on_round)(void *ctx, const pipe_aggregate_result *r),
+                                                void *ctx);
+
 /* The outer-state groups of an INDEX's "groups" header that are present (helper for
  * reproduce and status): 1 if the version holds group g. */
 int pipe_index_has_group(const ckpt_manifest *index, const char *group);
