@@ -25,7 +25,7 @@
 # "v2-http v2-https v4-http v4-https") the cells; BENCH_S3_TRIES (default 3) how many
 # alternating tries each side gets (its best counts); BENCH_S3_SETTLE (default 2) the
 # seconds of rest after the sync before each timed transfer (a PUT also starts from an
-# empty bucket). About 4-5 minutes per cell here.
+# empty bucket). About 3 minutes per cell here.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${XFFL_BUILD:-build}
