@@ -16,8 +16,8 @@ static const char *help =
     "                   [--sbatch-arg ARG]...\n"
     "                   [--templates DIR] [--dry-run] [-- STEP ARGS...]\n"
     "\n"
-    "Submits a chain of N sbatch jobs, one per round R, R+1, ... (train: one per K rounds\n"
-    "with --rounds-per-job K): `xffl train ... --round R`\n"
+    "Submits a chain of N sbatch jobs, one per round R, R+1, ... (one per K rounds with\n"
+    "--rounds-per-job K): `xffl train ... --round R`\n"
     "(role train: nodes x tasks per node, one rank per task through srun) or `xffl aggregate\n"
     "... --round R` (role aggregate, one CPU task). Each job depends on the one before it\n"
     "(afterok, with --kill-on-invalid-dep=yes). A job whose step exits 75 (base version or\n"
@@ -36,8 +36,8 @@ static const char *help =
     "  --state DIR            train: the facility's local state directory; aggregate\n"
     "                         (optional): the aggregator's cache of the version it wrote\n"
     "                         (aggregate --state), on a file system every job's node sees\n"
-    "  --rounds-per-job K     train: each job trains K rounds in one process (train\n"
-    "                         --rounds K): N/K jobs, one queue wait for K rounds\n"
+    "  --rounds-per-job K     each job runs K rounds in one process (train --rounds K,\n"
+    "                         aggregate --rounds K): N/K jobs, one queue wait for K rounds\n"
     "  --partition P          Slurm partition (default: the cluster's default)\n"
     "  --account A            Slurm account to charge\n"
     "  --gpus-per-node N      train: GPUs (and tasks) per node (default 0: one CPU task)\n"
@@ -114,9 +114,9 @@ static int parse_args(int argc, char **argv, pipe_submit_options *o, store_optio
     int train = !strcmp(o->role, "train");
     if (train && (!o->facility || !o->data || !o->state))
         return cli_usage_error(cmd, "--role train needs --facility NAME, --data GLOB and --state DIR");
-    if (!train && (o->facility || o->data || o->gpus || o->nodes || o->tasks_per_node || o->rounds_per_job))
-        return cli_usage_error(cmd, "--facility, --data, --gpus-per-node, --nodes, --tasks-per-node and "
-                                    "--rounds-per-job are for --role train");
+    if (!train && (o->facility || o->data || o->gpus || o->nodes || o->tasks_per_node))
+        return cli_usage_error(cmd, "--facility, --data, --gpus-per-node, --nodes and --tasks-per-node are for "
+                                    "--role train");
     if (train && strspn(o->facility, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
                      strlen(o->facility))
         return cli_usage_error(cmd, "--facility '%s': letters, digits, '_', '.', '-' only", o->facility);

@@ -246,7 +246,7 @@ static XFFL_MUST_USE xffl_status submit_chain(const pipe_submit_options *o, cons
         return refuse(res, st);
     }
     if (o->after) snprintf(prev, sizeof prev, "%s", o->after);
-    const long per = !strcmp(o->role, "train") && o->rounds_per_job > 1 ? o->rounds_per_job : 1;
+    const long per = o->rounds_per_job > 1 ? o->rounds_per_job : 1;
     res->jobs = (o->rounds + per - 1) / per;
     for (long k = 0; k < o->rounds; k += per) {
         long round = res->first_round + k, count = o->rounds - k < per ? o->rounds - k : per;

@@ -17,9 +17,10 @@ grep -q -- '--ntasks=1' "$T/out" && fail "2 x 2 still asks for one task"
 expect_rc 0 $X submit "${TR[@]}" --nodes 4 --gpus-per-node 4
 grep -q -- ' --nodes=4 --gpus-per-node=4 --ntasks-per-node=4 ' "$T/out" || fail "4 nodes x 4 GPUs: $(cat "$T/out")"
 expect_rc 2 $X submit --scheduler slurm --role aggregate --store x --rounds 1 --nodes 2
-grep -q -- '--nodes, --tasks-per-node and --rounds-per-job are for --role train' "$T/err" || fail "aggregate --nodes: $(cat "$T/err")"
-expect_rc 2 $X submit --scheduler slurm --role aggregate --store x --rounds 2 --rounds-per-job 2
-grep -q -- '--rounds-per-job are for --role train' "$T/err" || fail "aggregate --rounds-per-job: $(cat "$T/err")"
+grep -q -- '--nodes and --tasks-per-node are for --role train' "$T/err" || fail "aggregate --nodes: $(cat "$T/err")"
+# the aggregation's chain takes --rounds-per-job too: one job, aggregate --round 1 --rounds 2
+expect_rc 0 $X submit --scheduler slurm --role aggregate --store x --rounds 2 --rounds-per-job 2 --first-round 1 --dry-run
+[ "$(grep -c -- 'aggregate.sbatch --store x --round 1 --rounds 2' "$T/out")" = 1 ] || fail "aggregate --rounds-per-job: $(cat "$T/out")"
 expect_rc 2 $X submit "${TR[@]}" --tasks-per-node 0
 expect_rc 0 $X submit --help
 grep -q -- '--tasks-per-node N' "$T/out" || fail "help"

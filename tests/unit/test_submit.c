@@ -153,6 +153,24 @@ static void test_rounds_per_job(void)
     CU_ASSERT_STRING_EQUAL(s.after[2], "<job of round 7>");
 }
 
+/* aggregate --rounds-per-job 2 over 3 rounds from 1: jobs for 1-2 and 3, the first
+ * `--round 1 --rounds 2` */
+static void test_aggregate_rounds_per_job(void)
+{
+    pipe_submit_options o = {.role = "aggregate", .store_url = "file:///nowhere", .rounds = 3, .rounds_per_job = 2,
+                             .first_round = 1, .log_dir = "xffl-logs", .templates = "pipelines/slurm", .dry_run = 1};
+    seen_jobs s = {0};
+    pipe_submit_result r;
+    T_OK(pipe_submit(NULL, &o, on_job, &s, &r));
+    CU_ASSERT_EQUAL_FATAL(s.n, 2);
+    CU_ASSERT_EQUAL(r.jobs, 2);
+    CU_ASSERT_EQUAL(s.round[0], 1);
+    CU_ASSERT_EQUAL(s.round[1], 3);
+    CU_ASSERT_EQUAL(s.rounds[0], 2);
+    CU_ASSERT_EQUAL(s.rounds[1], 0);
+    CU_ASSERT_STRING_EQUAL(s.after[1], "<job of round 1>");
+}
+
 /* --key and --keys reach every step as absolute paths; a key others can read is refused. */
 static void test_key(void)
 {
@@ -202,5 +220,6 @@ void suite_submit(void)
     CU_add_test(s, "no templates, no LATEST: refused with the message that says so", test_refusals);
     CU_add_test(s, "dry run: nodes x tasks per node, one task by default", test_nodes_and_tasks);
     CU_add_test(s, "train --rounds-per-job: one job per K rounds, the last with the rest", test_rounds_per_job);
+    CU_add_test(s, "aggregate --rounds-per-job: aggregate --rounds K a job", test_aggregate_rounds_per_job);
     CU_add_test(s, "--key and --keys reach every step; a readable key refused", test_key);
 }
