@@ -130,45 +130,38 @@ static void on_job_all(void *ctx, const pipe_submit_job *j)
     }
 }
 
-/* train --rounds-per-job 3 over 7 rounds from 4: jobs for 4-6, 7-9 and 10, each
- * `--round R --rounds K` (none for a one-round job), each after the one before */
+/* --rounds-per-job K, either role: train, 7 rounds from 4 in threes, jobs for 4-6, 7-9
+ * and 10; aggregate, 3 rounds from 1 in twos, jobs for 1-2 and 3. Each job
+ * `--round R --rounds K` (no --rounds for a one-round job), each after the one before. */
 static void test_rounds_per_job(void)
 {
-    pipe_submit_options o = {.role = "train", .store_url = "file:///nowhere", .facility = "leo", .data = "d/*.bin",
-                             .state = "st", .rounds = 7, .rounds_per_job = 3, .first_round = 4,
-                             .log_dir = "xffl-logs", .templates = "pipelines/slurm", .dry_run = 1};
-    seen_jobs s = {0};
-    pipe_submit_result r;
-    T_OK(pipe_submit(NULL, &o, on_job, &s, &r));
-    CU_ASSERT_EQUAL_FATAL(s.n, 3);
-    CU_ASSERT_EQUAL(r.jobs, 3);
-    CU_ASSERT_EQUAL(s.round[0], 4);
-    CU_ASSERT_EQUAL(s.round[1], 7);
-    CU_ASSERT_EQUAL(s.round[2], 10);
-    CU_ASSERT_EQUAL(s.rounds[0], 3);
-    CU_ASSERT_EQUAL(s.rounds[1], 3);
-    CU_ASSERT_EQUAL(s.rounds[2], 0); /* no --rounds */
-    CU_ASSERT(s.has_round_arg[0] && s.has_round_arg[1] && s.has_round_arg[2]);
-    CU_ASSERT_STRING_EQUAL(s.after[1], "<job of round 4>");
-    CU_ASSERT_STRING_EQUAL(s.after[2], "<job of round 7>");
-}
-
-/* aggregate --rounds-per-job 2 over 3 rounds from 1: jobs for 1-2 and 3, the first
- * `--round 1 --rounds 2` */
-static void test_aggregate_rounds_per_job(void)
-{
-    pipe_submit_options o = {.role = "aggregate", .store_url = "file:///nowhere", .rounds = 3, .rounds_per_job = 2,
-                             .first_round = 1, .log_dir = "xffl-logs", .templates = "pipelines/slurm", .dry_run = 1};
-    seen_jobs s = {0};
-    pipe_submit_result r;
-    T_OK(pipe_submit(NULL, &o, on_job, &s, &r));
-    CU_ASSERT_EQUAL_FATAL(s.n, 2);
-    CU_ASSERT_EQUAL(r.jobs, 2);
-    CU_ASSERT_EQUAL(s.round[0], 1);
-    CU_ASSERT_EQUAL(s.round[1], 3);
-    CU_ASSERT_EQUAL(s.rounds[0], 2);
-    CU_ASSERT_EQUAL(s.rounds[1], 0);
-    CU_ASSERT_STRING_EQUAL(s.after[1], "<job of round 1>");
+    const struct {
+        const char *role;
+        long rounds, per, first;
+        int jobs;
+        long round[3], count[3]; /* count 0: no --rounds */
+    } cases[] = {{"train", 7, 3, 4, 3, {4, 7, 10}, {3, 3, 0}}, {"aggregate", 3, 2, 1, 2, {1, 3}, {2, 0}}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const int train = !strcmp(cases[c].role, "train");
+        pipe_submit_options o = {.role = cases[c].role, .store_url = "file:///nowhere",
+                                 .facility = train ? "leo" : NULL, .data = train ? "d/*.bin" : NULL,
+                                 .state = train ? "st" : NULL, .rounds = cases[c].rounds,
+                                 .rounds_per_job = cases[c].per, .first_round = cases[c].first,
+                                 .log_dir = "xffl-logs", .templates = "pipelines/slurm", .dry_run = 1};
+        seen_jobs s = {0};
+        pipe_submit_result r;
+        T_OK(pipe_submit(NULL, &o, on_job, &s, &r));
+        CU_ASSERT_EQUAL_FATAL(s.n, cases[c].jobs);
+        CU_ASSERT_EQUAL(r.jobs, cases[c].jobs);
+        for (int k = 0; k < s.n; k++) {
+            CU_ASSERT_EQUAL(s.round[k], cases[c].round[k]);
+            CU_ASSERT_EQUAL(s.rounds[k], cases[c].count[k]);
+            CU_ASSERT(s.has_round_arg[k]);
+            char after[64];
+            snprintf(after, sizeof after, "<job of round %ld>", k ? cases[c].round[k - 1] : 0);
+            if (k) CU_ASSERT_STRING_EQUAL(s.after[k], after);
+        }
+    }
 }
 
 /* --key and --keys reach every step as absolute paths; a key others can read is refused. */
@@ -219,7 +212,7 @@ void suite_submit(void)
     CU_add_test(s, "dry run: one command line per round, chained afterok", test_dry_run_chain);
     CU_add_test(s, "no templates, no LATEST: refused with the message that says so", test_refusals);
     CU_add_test(s, "dry run: nodes x tasks per node, one task by default", test_nodes_and_tasks);
-    CU_add_test(s, "train --rounds-per-job: one job per K rounds, the last with the rest", test_rounds_per_job);
-    CU_add_test(s, "aggregate --rounds-per-job: aggregate --rounds K a job", test_aggregate_rounds_per_job);
+    CU_add_test(s, "--rounds-per-job (train, aggregate): one job per K rounds, the last with the rest",
+                test_rounds_per_job);
     CU_add_test(s, "--key and --keys reach every step; a readable key refused", test_key);
 }
