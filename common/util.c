@@ -153,7 +153,7 @@ void xffl_free_big(void *p)
     size_t n = malloc_usable_size(p) / HUGE_BYTES * HUGE_BYTES;
     if ((uintptr_t)p % HUGE_BYTES) n = 0; /* not from xffl_alloc_big: never handed out again */
     pthread_mutex_lock(&big.mu);
-    for (int i = 0; big.on && n >= HUGE_BYTES && i < BIG_KEPT; i++)
+    for (int i = 0; big.on && n && i < BIG_KEPT; i++)
         if (!big.p[i]) {
             big.p[i] = p;
             big.n[i] = n;

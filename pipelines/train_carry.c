@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "common/log.h"
+#include "common/util.h"
 #include "pipelines/train_job.h"
 
 typedef struct {
@@ -49,14 +50,14 @@ static int file_id_same(const file_id *a, const file_id *b)
 
 static void drop_inner(train_carry *c)
 {
-    free(c->m);
-    free(c->v);
+    xffl_free_big(c->m);
+    xffl_free_big(c->v);
     c->m = c->v = NULL;
 }
 
 static void drop_residual(train_carry *c)
 {
-    free(c->residual);
+    xffl_free_big(c->residual);
     c->residual = NULL;
 }
 

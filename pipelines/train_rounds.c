@@ -37,7 +37,7 @@ xffl_status pipe_train_rounds(store *s, const pipe_train_options *o, int n,
     const int root = comm_rank(c) == 0;
     pipe_train_options one = *o;
     one.carry = n > 1 ? train_carry_create() : NULL; /* NULL: each round as a job of its own */
-    /* the model-sized arrays a round frees (its replay's) serve the next round's */
+    /* the model-sized arrays a round frees (its job's and its replay's) serve the next round's */
     xffl_big_keep(n > 1);
     xffl_status st = XFFL_OK;
     for (int k = 0; k < n && st == XFFL_OK; k++) {
